@@ -1,0 +1,24 @@
+# Two entry points for people: `make app` and `make test`. Everything else is a step of those.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DB := data/demo.db
+
+.PHONY: app test demo venv
+
+$(BIN)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(BIN)/.installed
+
+demo: venv
+	LOOKALIKE_DB=$(DEMO_DB) $(BIN)/python -m core demo
+
+app: demo
+	LOOKALIKE_DB=$(DEMO_DB) $(BIN)/streamlit run streamlit_app/Home.py
+
+test: venv
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q

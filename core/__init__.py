@@ -1,0 +1,1 @@
+"""Lookalike core library: catalog, importers, extractors, search, labels, export."""

@@ -1,0 +1,102 @@
+"""Read product photos safely: any common format, any mode, with size caps and clear reasons."""
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Pillow >= 11.3 reads AVIF itself; the plugin covers older builds when installed.
+try:  # pragma: no cover - depends on the Pillow build
+    import pillow_avif  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+
+MAX_PIXELS = 40_000_000          # decompression-bomb guard (about 6300 x 6300)
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+class ImageError(ValueError):
+    """An image that cannot be used, with the reason in one line."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the importer records about one image file."""
+
+    status: str  # ok / missing / unreadable
+    reason: str | None = None
+    width: int | None = None
+    height: int | None = None
+    sha256: str | None = None
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def decode(data: bytes) -> Image.Image:
+    """Decode image bytes to an RGB image (alpha composited on white); raise ImageError."""
+    if not data:
+        raise ImageError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"image too large (over {MAX_PIXELS:,} pixels)") from None
+    except UnidentifiedImageError:
+        raise ImageError("not a readable image (unknown or corrupt format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"corrupt or truncated image ({exc})") from None
+    return to_rgb(img)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Normalise mode: palette, CMYK, 16-bit, greyscale and alpha all become 8-bit RGB."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        img = img.point(lambda v: v / 256).convert("L") if img.mode != "I" else img.convert("L")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        img = img.convert("RGBA")
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img, mask=img.getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+def load_rgb(source: str | Path | bytes) -> Image.Image:
+    """Open a path or bytes as an RGB image; raise ImageError with a one-line reason."""
+    if isinstance(source, (bytes, bytearray)):
+        return decode(bytes(source))
+    path = Path(source)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImageError(f"file not found: {path.name}") from None
+    except OSError as exc:
+        raise ImageError(f"cannot read {path.name}: {exc.strerror}") from None
+    return decode(data)
+
+
+def inspect(path: str | Path) -> ImageInfo:
+    """Check one image file fully (decode it) and return its size and content hash."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return ImageInfo("missing", f"file not found: {path.name}")
+    except OSError as exc:
+        return ImageInfo("unreadable", f"cannot read {path.name}: {exc.strerror}")
+    try:
+        img = decode(data)
+    except ImageError as exc:
+        return ImageInfo("unreadable", str(exc), sha256=sha256_bytes(data) if data else None)
+    return ImageInfo("ok", None, img.width, img.height, sha256_bytes(data))

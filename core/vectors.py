@@ -1,0 +1,140 @@
+"""Embedding vectors in the catalog: which items need one, storing them, reading them back."""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import sqlite_utils
+
+# Which image represents an item for image methods: a packshot first.
+ROLE_PRIORITY = ("primary", "cutout", "model")
+_ROLE_ORDER_SQL = "CASE role WHEN 'primary' THEN 0 WHEN 'cutout' THEN 1 WHEN 'model' THEN 2 ELSE 3 END"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An item whose vector for a method is missing or outdated."""
+
+    item_id: str
+    path: str | None     # image path for image methods
+    text: str | None     # title + description for text methods
+    source_hash: str
+
+
+def pack(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def unpack(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4")
+
+
+def item_text(title: str | None, description: str | None) -> str:
+    """The text a text method embeds for an item."""
+    parts = [title or "", description or ""]
+    return " ".join(p.strip() for p in parts if p and p.strip()) if parts[0] != parts[1] else parts[0].strip()
+
+
+def primary_images_sql() -> str:
+    """SQL selecting (item_id, path, sha256) of each item's best readable image."""
+    return (
+        "SELECT item_id, path, sha256 FROM ("
+        f" SELECT item_id, path, sha256, row_number() OVER (PARTITION BY item_id ORDER BY {_ROLE_ORDER_SQL}) AS n"
+        " FROM images WHERE status = 'ok') WHERE n = 1"
+    )
+
+
+def pending(db: sqlite_utils.Database, method: str, version: str, kind: str = "image",
+            limit: int | None = None) -> list[Pending]:
+    """Items lacking an up-to-date vector for `method` (skipping known failures of this version)."""
+    if kind == "image":
+        source = primary_images_sql()
+        rows = db.execute(
+            f"SELECT s.item_id, s.path, s.sha256 FROM ({source}) s "
+            "LEFT JOIN embeddings e ON e.method = ? AND e.item_id = s.item_id "
+            "LEFT JOIN embedding_failures f ON f.method = ? AND f.item_id = s.item_id "
+            "  AND f.version = ? AND f.source_hash IS s.sha256 "
+            "WHERE (e.item_id IS NULL OR e.version != ? OR e.source_hash != s.sha256) "
+            "  AND f.item_id IS NULL ORDER BY s.item_id",
+            (method, method, version, version),
+        ).fetchall()
+        found = [Pending(r[0], r[1], None, r[2]) for r in rows]
+    else:
+        found = []
+        for row in db.execute(
+            "SELECT i.id, i.title, i.description, e.version, e.source_hash FROM items i "
+            "LEFT JOIN embeddings e ON e.method = ? AND e.item_id = i.id ORDER BY i.id",
+            (method,),
+        ):
+            text = item_text(row[1], row[2])
+            digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            if row[3] != version or row[4] != digest:
+                found.append(Pending(row[0], None, text, digest))
+    return found[:limit] if limit else found
+
+
+def store(db: sqlite_utils.Database, method: str, version: str,
+          rows: Iterable[tuple[str, np.ndarray, str]]) -> int:
+    """Upsert vectors `(item_id, vector, source_hash)` in one transaction; return the count."""
+    payload = [(method, item_id, version, int(np.asarray(vec).size), pack(vec), digest)
+               for item_id, vec, digest in rows]
+    with db.conn:
+        db.conn.executemany(
+            "INSERT INTO embeddings (method, item_id, version, dim, vector, source_hash) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (method, item_id) DO UPDATE SET "
+            "version = excluded.version, dim = excluded.dim, vector = excluded.vector, "
+            "source_hash = excluded.source_hash, created_at = datetime('now')",
+            payload,
+        )
+        db.conn.executemany(
+            "DELETE FROM embedding_failures WHERE method = ? AND item_id = ?",
+            [(p[0], p[1]) for p in payload],
+        )
+    return len(payload)
+
+
+def record_failure(db: sqlite_utils.Database, method: str, version: str, item_id: str,
+                   source_hash: str | None, reason: str) -> None:
+    """Remember that an item could not be embedded with this version, and why."""
+    with db.conn:
+        db.conn.execute(
+            "INSERT INTO embedding_failures (method, item_id, version, source_hash, reason) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (method, item_id) DO UPDATE SET "
+            "version = excluded.version, source_hash = excluded.source_hash, reason = excluded.reason",
+            (method, item_id, version, source_hash, reason),
+        )
+
+
+def load_matrix(db: sqlite_utils.Database, method: str) -> tuple[list[str], np.ndarray]:
+    """All stored vectors of a method as (item ids, float32 matrix), ordered by item id."""
+    ids, vectors = [], []
+    for item_id, blob in db.execute(
+        "SELECT item_id, vector FROM embeddings WHERE method = ? ORDER BY item_id", (method,)
+    ):
+        ids.append(item_id)
+        vectors.append(unpack(blob))
+    if not vectors:
+        return [], np.zeros((0, 0), dtype=np.float32)
+    return ids, np.vstack(vectors).astype(np.float32, copy=False)
+
+
+def get_vector(db: sqlite_utils.Database, method: str, item_id: str) -> np.ndarray | None:
+    row = db.execute(
+        "SELECT vector FROM embeddings WHERE method = ? AND item_id = ?", (method, item_id)
+    ).fetchone()
+    return unpack(row[0]).copy() if row else None
+
+
+def checksum(ids: list[str], matrix: np.ndarray) -> str:
+    """A fingerprint of a method's vectors, for spotting stale indices."""
+    digest = hashlib.sha256()
+    digest.update("\n".join(ids).encode("utf-8"))
+    digest.update(np.ascontiguousarray(matrix, dtype="<f4").tobytes())
+    return digest.hexdigest()
+
+
+def methods_with_vectors(db: sqlite_utils.Database) -> dict[str, int]:
+    """Method name -> number of stored vectors."""
+    return dict(db.execute("SELECT method, count(*) FROM embeddings GROUP BY method").fetchall())

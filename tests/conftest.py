@@ -1,0 +1,40 @@
+"""Shared fixtures. Nothing in the test session may wait on the network."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+FIXTURES = ROOT / "tests" / "fixtures"
+DEMO = ROOT / "demo"
+
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent")
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "catalog.db"
+
+
+@pytest.fixture
+def catalog(db_path: Path):
+    from core.db import open_catalog
+    db = open_catalog(db_path)
+    yield db
+    db.conn.close()
+
+
+@pytest.fixture
+def demo_catalog(catalog):
+    """A catalog holding the committed demo slice (a few hundred real product photos)."""
+    from core.importers import import_csv
+    report = import_csv(catalog, DEMO / "styles.csv", DEMO / "images", progress=False)
+    assert report.items > 0
+    return catalog
