@@ -58,6 +58,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from core.demo import DEFAULT_METHOD, setup_demo
+    report = setup_demo(open_catalog(args.db))
+    print(f"demo catalog ready at {args.db}: {report.items} items, embedded and indexed "
+          f"with {DEFAULT_METHOD}")
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Lookalike catalog tools")
     common = argparse.ArgumentParser(add_help=False)
@@ -83,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stats", parents=[common], help="catalog counts")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("demo", parents=[common], help="import, embed and index the demo catalog")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -1,0 +1,23 @@
+"""Set up the demo catalog: the committed 300-photo slice, embedded and indexed with the default."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlite_utils
+
+from core.importers import import_csv
+from core.report import ImportReport
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
+DEFAULT_METHOD = "efficientnet_lite0"
+
+
+def setup_demo(db: sqlite_utils.Database, progress: bool = True) -> ImportReport:
+    """Import the demo slice (idempotent), embed what is missing, and (re)build a stale index."""
+    from core.embed import embed_catalog
+    from core.index import build_index
+
+    report = import_csv(db, DEMO_DIR / "styles.csv", DEMO_DIR / "images", progress=progress)
+    embed_catalog(db, DEFAULT_METHOD, progress=progress)
+    build_index(db, DEFAULT_METHOD, progress=progress)
+    return report
