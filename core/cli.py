@@ -66,6 +66,54 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_labels(args: argparse.Namespace) -> int:
+    from core.labels import export_labels, import_labels
+    db = open_catalog(args.db)
+    if args.action == "export":
+        count = export_labels(db, args.file)
+        print(json.dumps({"labels": count, "file": str(args.file)}) if args.json
+              else f"{count} labels written to {args.file}")
+        return 0
+    report = import_labels(db, args.file)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        for problem in report.problems:
+            print(f"  ! {problem}", file=sys.stderr)
+        print(f"{report.items} new labels from {report.rows} rows ({report.duplicates} already present, "
+              f"{len(report.problems)} rejected)")
+    return 0 if report.items or not report.problems else 1
+
+
+def cmd_precision(args: argparse.Namespace) -> int:
+    from core.metrics import precision_from_labels
+    figures = precision_from_labels(open_catalog(args.db), args.method, args.k)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    if not figures:
+        print("no labels yet: label some search results first (Label page)")
+        return 0
+    print(f"{'method':24} {'P@k':>6} {'95% CI':>13} {'queries':>8} {'labels':>7} {'unknown':>8} {'meta cat':>9}")
+    for f in figures:
+        p = "-" if f["precision_at_k"] is None else f"{f['precision_at_k']:.3f}"
+        meta = f["metadata_precision"]["category"]
+        print(f"{f['method']:24} {p:>6} {f['ci_low']:.2f}-{f['ci_high']:.2f}".ljust(45)
+              + f"{f['queries']:>8} {f['labels']:>7} {f['unknown']:>8} "
+              + ("-" if meta is None else f"{meta:.3f}").rjust(9))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.export import export_similar
+    from core.filters import parse_filters
+    rows = export_similar(open_catalog(args.db), args.method, args.k, args.out,
+                          filters=parse_filters(args.filter), only_relevant=args.only_relevant)
+    print(json.dumps({"rows": rows, "file": str(args.out)}) if args.json
+          else f"{rows} rows written to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Lookalike catalog tools")
     common = argparse.ArgumentParser(add_help=False)
@@ -94,6 +142,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", parents=[common], help="import, embed and index the demo catalog")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("labels", parents=[common], help="export or import relevance labels as CSV")
+    p.add_argument("action", choices=("export", "import"))
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_labels)
+
+    p = sub.add_parser("precision", parents=[common], help="precision@k per method from labels")
+    p.add_argument("--method")
+    p.add_argument("-k", type=int, default=10)
+    p.set_defaults(func=cmd_precision)
+
+    p = sub.add_parser("export", parents=[common], help="similar-item CSV: every item and its top-k")
+    p.add_argument("--method", required=True)
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--only-relevant", action="store_true", help="keep only pairs marked relevant")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

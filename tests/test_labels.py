@@ -1,0 +1,94 @@
+"""Labels: immediate writes, history, concurrent labellers, CSV exchange with validation."""
+from __future__ import annotations
+
+import csv
+import multiprocessing
+import time
+
+import pytest
+
+from core.db import open_catalog
+from core.labels import (LabelError, Query, add_label, current_labels, export_labels, history,
+                         import_labels, label_counts, next_query)
+
+
+def ids(db, n: int) -> list[str]:
+    return [r[0] for r in db.execute("SELECT id FROM items ORDER BY id LIMIT ?", (n,))]
+
+
+def test_relabelling_keeps_latest_and_history(demo_catalog):
+    q, a, b = ids(demo_catalog, 3)
+    add_label(demo_catalog, Query.item(q), a, "efficientnet_lite0", 1, True, "ana")
+    add_label(demo_catalog, Query.item(q), b, "efficientnet_lite0", 2, False, "ana")
+    time.sleep(0.002)
+    add_label(demo_catalog, Query.item(q), a, "color_hist", 4, False, "ben", note="wrong sleeve")
+    assert current_labels(demo_catalog, Query.item(q)) == {a: False, b: False}
+    past = history(demo_catalog, Query.item(q), a)
+    assert [(h["labeler"], h["relevant"]) for h in past] == [("ana", 1), ("ben", 0)]
+    assert past[-1]["note"] == "wrong sleeve"
+    assert label_counts(demo_catalog) == {"queries": 1, "labels": 2, "relevant": 0}
+
+
+def test_labels_are_validated(demo_catalog):
+    q, a = ids(demo_catalog, 2)
+    with pytest.raises(LabelError, match="labeler"):
+        add_label(demo_catalog, Query.item(q), a, "m", 1, True, "  ")
+    with pytest.raises(LabelError, match="no catalog item"):
+        add_label(demo_catalog, Query.item(q), "ghost", "m", 1, True, "ana")
+    with pytest.raises(LabelError, match="no catalog item"):
+        add_label(demo_catalog, Query.item("ghost"), a, "m", 1, True, "ana")
+    add_label(demo_catalog, Query.upload("ab" * 32), a, "m", 1, True, "ana")   # uploads need no item
+    assert label_counts(demo_catalog)["labels"] == 1
+
+
+def _label_many(db_path: str, labeler: str, pairs: list[tuple[str, str]]) -> None:
+    db = open_catalog(db_path)
+    for n, (q, c) in enumerate(pairs):
+        add_label(db, Query.item(q), c, "efficientnet_lite0", n % 10 + 1, n % 2 == 0, labeler)
+
+
+def test_two_processes_labelling_at_once_lose_nothing(demo_catalog, db_path):
+    items = ids(demo_catalog, 41)
+    pairs = [(items[0], c) for c in items[1:]]
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_label_many, args=(str(db_path), name, pairs)) for name in ("ana", "ben")]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert [w.exitcode for w in workers] == [0, 0]
+    assert demo_catalog.execute("SELECT count(*) FROM labels").fetchone()[0] == 80
+    assert len(current_labels(demo_catalog, Query.item(items[0]))) == 40
+
+
+def test_csv_round_trip_merges_idempotently_and_reports_bad_rows(demo_catalog, tmp_path):
+    q, a, b = ids(demo_catalog, 3)
+    add_label(demo_catalog, Query.item(q), a, "efficientnet_lite0", 1, True, "ana", note='said "yes", twice')
+    add_label(demo_catalog, Query.item(q), b, "efficientnet_lite0", 2, False, "ana")
+    out = tmp_path / "labels.csv"
+    assert export_labels(demo_catalog, out) == 2
+    assert import_labels(demo_catalog, out).items == 0          # already there: nothing duplicated
+    rows = list(csv.DictReader(open(out, newline="", encoding="utf-8")))
+    rows.append({**rows[0], "labeler": "cy", "created_at": ""})           # a new judgement
+    rows.append({**rows[0], "candidate_id": "ghost"})
+    rows.append({**rows[0], "relevant": "maybe"})
+    rows.append({**rows[0], "rank": "first"})
+    with open(out, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    report = import_labels(demo_catalog, out)
+    assert report.rows == 6 and report.items == 1 and report.duplicates == 2
+    assert [p.where for p in report.problems] == ["row 5", "row 6", "row 7"]
+    assert "ghost" in report.problems[0].reason and "yes/no" in report.problems[1].reason
+    assert history(demo_catalog, Query.item(q), a)[0]["note"] == 'said "yes", twice'
+
+
+def test_next_query_prefers_unlabelled_and_honours_category(demo_catalog):
+    q = next_query(demo_catalog, "unlabelled", seed=1)
+    candidate = [i for i in ids(demo_catalog, 5) if i != q][0]
+    add_label(demo_catalog, Query.item(q), candidate, "m", 1, True, "ana")
+    seen = {next_query(demo_catalog, "unlabelled", seed=s) for s in range(30)}
+    assert q not in seen
+    picked = next_query(demo_catalog, "category", category="watches", seed=3)
+    assert demo_catalog["items"].get(picked)["category"] == "Watches"
