@@ -1,0 +1,34 @@
+"""Precision from labels: intervals, unknowns, per-category figures, metadata figures."""
+from __future__ import annotations
+
+import pytest
+from scipy.stats import binomtest
+
+from core.labels import Query, add_label
+from core.metrics import precision_from_labels, wilson_interval
+
+
+@pytest.mark.parametrize("successes,trials", [(0, 5), (3, 10), (7, 7), (45, 60)])
+def test_wilson_interval_contains_estimate_and_matches_scipy(successes, trials):
+    low, high = wilson_interval(successes, trials)
+    assert low <= successes / trials <= high
+    ref = binomtest(successes, trials).proportion_ci(0.95, method="wilson")
+    assert (low, high) == pytest.approx((ref.low, ref.high), abs=1e-9)
+
+
+def test_no_labels_gives_empty_list(demo_catalog):
+    assert precision_from_labels(demo_catalog) == []
+
+
+def test_uploaded_queries_use_results_as_shown(demo_catalog):
+    items = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 6")]
+    upload = Query.upload("f" * 64)
+    for rank, (candidate, relevant) in enumerate(zip(items, [1, 1, 0, 1, 0, 0]), start=1):
+        add_label(demo_catalog, upload, candidate, "clip", rank, bool(relevant), "ana")
+    [figure] = precision_from_labels(demo_catalog, "clip", k=5)
+    assert figure["queries"] == 1 and figure["labels"] == 5 and figure["unknown"] == 0
+    assert figure["precision_at_k"] == pytest.approx(3 / 5)
+    assert figure["ci_low"] < 0.6 < figure["ci_high"]
+    [wide] = precision_from_labels(demo_catalog, "clip", k=10)
+    assert wide["labels"] == 6 and wide["unknown"] == 4
+    assert wide["by_category"]["(none)"]["queries"] == 1
