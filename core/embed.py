@@ -1,0 +1,157 @@
+"""Batch embedding of the catalog (resumable) and single-photo embedding for uploads.
+
+Only items whose vector is missing or outdated (method version or photo changed) are computed.
+Each batch is committed as soon as it is done, so an interrupted run loses at most one batch
+and the next run carries on. Photos are decoded and preprocessed in worker threads while the
+model runs on the previous batch. Unreadable photos are recorded in `embedding_failures`.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import sqlite_utils
+from tqdm import tqdm
+
+from core import vectors
+from core.extractors import create_extractor, get_spec
+from core.images import ImageError, load_rgb
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 32
+DECODE_WORKERS = 2
+
+
+@dataclass
+class EmbedReport:
+    method: str
+    version: str
+    pending: int = 0
+    embedded: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.embedded / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "images_per_second": round(self.rate, 1)}
+
+
+def db_file(db: sqlite_utils.Database) -> Path | None:
+    """The file behind a catalog connection (None for in-memory)."""
+    row = db.execute("PRAGMA database_list").fetchone()
+    return Path(row[2]) if row and row[2] else None
+
+
+def embed_catalog(db: sqlite_utils.Database, method: str, batch_size: int = DEFAULT_BATCH,
+                  limit: int | None = None, progress: bool = True, extractor=None,
+                  on_progress: Callable[[int, int], None] | None = None) -> EmbedReport:
+    """Compute and store every missing or outdated vector of `method`."""
+    spec = get_spec(method)
+    if method == "hybrid":
+        return _embed_hybrid(db, batch_size, limit, progress, on_progress)
+    extractor = extractor or create_extractor(method, db_file(db))
+    version = extractor.spec.version
+    todo = vectors.pending(db, method, version, spec.kind, limit)
+    report = EmbedReport(method, version, pending=len(todo))
+    start = time.perf_counter()
+    bar = tqdm(total=len(todo), desc=f"embed {method}", unit=" img" if spec.kind == "image" else " items",
+               disable=not progress)
+    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
+    stream = _text_batches(batches) if spec.kind == "text" else _image_batches(extractor, batches)
+    try:
+        for batch, inputs, failures in stream:
+            for item, reason in failures:
+                vectors.record_failure(db, method, version, item.item_id, item.source_hash, reason)
+                log.warning("%s: item %s skipped: %s", method, item.item_id, reason)
+            report.failed += len(failures)
+            if batch:
+                if spec.kind == "text":
+                    matrix = extractor.embed_texts(inputs)
+                elif hasattr(extractor, "forward"):
+                    matrix = extractor.forward(inputs)
+                else:
+                    matrix = extractor.embed_images(inputs)
+                vectors.store(db, method, version, ((p.item_id, v, p.source_hash) for p, v in zip(batch, matrix)))
+                report.embedded += len(batch)
+            bar.update(len(batch) + len(failures))
+            if on_progress:
+                on_progress(report.embedded + report.failed, report.pending)
+    finally:
+        bar.close()
+        report.seconds = time.perf_counter() - start
+    return report
+
+
+def _text_batches(batches) -> Iterator[tuple[list, list[str], list]]:
+    for batch in batches:
+        yield batch, [p.text or "" for p in batch], []
+
+
+def _decode(extractor, batch: list[vectors.Pending]):
+    """Decode and preprocess one batch (runs in a worker thread)."""
+    good, images, failures = [], [], []
+    for item in batch:
+        try:
+            images.append(load_rgb(item.path))
+            good.append(item)
+        except ImageError as exc:
+            failures.append((item, str(exc)))
+    if not images:
+        return good, None, failures
+    inputs = extractor.preprocess(images) if hasattr(extractor, "preprocess") else images
+    return good, inputs, failures
+
+
+def _image_batches(extractor, batches) -> Iterator[tuple[list, object, list]]:
+    """Yield decoded batches, keeping the decode workers a couple of batches ahead."""
+    with ThreadPoolExecutor(DECODE_WORKERS) as pool:
+        ahead = DECODE_WORKERS + 1
+        futures = [pool.submit(_decode, extractor, b) for b in batches[:ahead]]
+        for n in range(len(batches)):
+            result = futures[n].result()
+            if n + ahead < len(batches):
+                futures.append(pool.submit(_decode, extractor, batches[n + ahead]))
+            futures[n] = None
+            yield result
+
+
+def _embed_hybrid(db, batch_size, limit, progress, on_progress) -> EmbedReport:
+    """Hybrid vectors are combined from the stored vectors of its parts (embedded first)."""
+    from core.extractors.hybrid import WEIGHTS, combine
+    spec = get_spec("hybrid")
+    for part in WEIGHTS:
+        embed_catalog(db, part, batch_size, limit, progress)
+    todo = vectors.pending(db, "hybrid", spec.version, "image", limit)
+    report = EmbedReport("hybrid", spec.version, pending=len(todo))
+    start = time.perf_counter()
+    rows = []
+    for item in tqdm(todo, desc="embed hybrid", disable=not progress):
+        parts = {name: vectors.get_vector(db, name, item.item_id) for name in WEIGHTS}
+        if any(v is None for v in parts.values()):
+            report.failed += 1
+            continue
+        rows.append((item.item_id, combine(parts, WEIGHTS)[0], item.source_hash))
+        if len(rows) >= 512:
+            report.embedded += vectors.store(db, "hybrid", spec.version, rows)
+            rows = []
+            if on_progress:
+                on_progress(report.embedded, report.pending)
+    report.embedded += vectors.store(db, "hybrid", spec.version, rows)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def embed_image(data: bytes, method: str, db_path: str | Path | None = None, extractor=None) -> np.ndarray:
+    """One uploaded photo's vector, with the same preprocessing as catalog vectors."""
+    image = load_rgb(data)
+    extractor = extractor or create_extractor(method, db_path)
+    return extractor.embed_images([image])[0]

@@ -1,0 +1,93 @@
+"""Metadata precision: how often a method's nearest neighbours share the query's attribute.
+
+Every item with a vector (or a seeded sample of N) is a query; its neighbours exclude itself;
+a neighbour is relevant when its attribute (articleType, baseColour, category, ...) equals the
+query's. Exact search: cosine on the stored (unit-length) vectors, or chi-square re-ranking of
+the top candidates for colour histograms (`distance="chi2"`).
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import sqlite_utils
+
+from core.vectors import load_matrix
+
+ITEM_COLUMNS = {"category", "colour", "gender", "brand", "source"}
+BLOCK = 1024
+CHI2_CANDIDATES = 100
+
+
+def attribute_values(db: sqlite_utils.Database, ids: list[str], attribute: str) -> list[str | None]:
+    """The attribute per item: an items column (category, colour, ...) or a key of its attributes JSON.
+
+    The styles.csv names map onto columns: articleType -> category, baseColour -> colour.
+    """
+    column = {"articleType": "category", "baseColour": "colour"}.get(attribute, attribute)
+    if column in ITEM_COLUMNS:
+        found = dict(db.execute(f"SELECT id, {column} FROM items"))  # column from a fixed set
+    else:
+        found = {i: json.loads(a).get(attribute) for i, a in db.execute("SELECT id, attributes FROM items")}
+    return [found.get(i) for i in ids]
+
+
+def neighbours(matrix: np.ndarray, queries: np.ndarray, k: int, distance: str = "cosine") -> np.ndarray:
+    """Indices of each query row's k nearest rows of `matrix`, itself excluded, nearest first."""
+    unit = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    wanted = CHI2_CANDIDATES if distance == "chi2" else k
+    wanted = min(wanted, len(matrix) - 1)
+    result = np.empty((len(queries), min(k, wanted)), dtype=np.int64)
+    for start in range(0, len(queries), BLOCK):
+        rows = queries[start:start + BLOCK]
+        sims = unit[rows] @ unit.T
+        sims[np.arange(len(rows)), rows] = -np.inf
+        top = np.argpartition(-sims, wanted - 1, axis=1)[:, :wanted]
+        if distance == "chi2":
+            from core.extractors.colour import chi2_distances
+            order = [top[i][np.argsort(chi2_distances(matrix[q], matrix[top[i]]), kind="stable")]
+                     for i, q in enumerate(rows)]
+            result[start:start + len(rows)] = np.array(order)[:, :k]
+        else:
+            part = np.take_along_axis(sims, top, axis=1)
+            result[start:start + len(rows)] = np.take_along_axis(top, np.argsort(-part, axis=1, kind="stable"), axis=1)[:, :k]
+    return result
+
+
+def precision_scores(labels: list, found: np.ndarray, queries: np.ndarray, k: int) -> tuple[float, float]:
+    """(mean precision@k, mean average precision@k) with relevance = equal label."""
+    values = np.asarray(labels, dtype=object)
+    counts: dict = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    precisions, average_precisions = [], []
+    for q, row in zip(queries, found):
+        relevant = values[row] == values[q]
+        precisions.append(relevant[:k].mean())
+        hits = np.cumsum(relevant[:k])
+        total_relevant = min(k, counts[values[q]] - 1)
+        ap = float((hits / np.arange(1, k + 1) * relevant[:k]).sum() / total_relevant) if total_relevant else 0.0
+        average_precisions.append(ap)
+    return float(np.mean(precisions)), float(np.mean(average_precisions))
+
+
+def evaluate(db: sqlite_utils.Database, method: str, attribute: str = "articleType", k: int = 10,
+             queries: int | None = None, seed: int = 0, distance: str = "cosine",
+             matrix: tuple[list[str], np.ndarray] | None = None) -> dict:
+    """Precision@k and mAP@k of a method's stored vectors against an attribute."""
+    ids, vectors = matrix or load_matrix(db, method)
+    labels = attribute_values(db, ids, attribute)
+    keep = np.array([v not in (None, "") for v in labels])
+    if keep.sum() <= k:
+        raise ValueError(f"too few items with vectors for {method} and a value for {attribute} "
+                         f"({int(keep.sum())}); embed the catalog first")
+    ids = [i for i, kept in zip(ids, keep) if kept]
+    vectors = vectors[keep]
+    labels = [v for v, kept in zip(labels, keep) if kept]
+    query_rows = np.arange(len(ids))
+    if queries and queries < len(ids):
+        query_rows = np.sort(np.random.default_rng(seed).choice(len(ids), queries, replace=False))
+    found = neighbours(vectors, query_rows, k, distance)
+    precision, mean_ap = precision_scores(labels, found, query_rows, k)
+    return {"method": method, "attribute": attribute, "k": k, "queries": int(len(query_rows)),
+            "precision_at_k": round(precision, 4), "map_at_k": round(mean_ap, 4), "distance": distance}

@@ -1,0 +1,48 @@
+"""Where hub-backed weights are found: a local folder first, then the Hugging Face cache."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from core.config import models_dir
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                "pytorch_model.bin.index.json")
+
+
+def local_dir(method: str, db_path: Path | None) -> Path:
+    """`<models folder>/<method>/`: where a user puts (or `download-weights` saves) a method's files."""
+    return models_dir(db_path) / method
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def has_weights(folder: Path) -> bool:
+    return folder.is_dir() and any((folder / name).exists() for name in WEIGHT_FILES)
+
+
+def in_hf_cache(repo_id: str) -> bool:
+    """True when the hub repo's config and weights are already in the local Hugging Face cache."""
+    from huggingface_hub import try_to_load_from_cache
+    if not isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return False
+    return any(isinstance(try_to_load_from_cache(repo_id, name), str) for name in WEIGHT_FILES)
+
+
+def source(method: str, repo_id: str, db_path: Path | None) -> str | None:
+    """The folder or hub id to load from, or None when the weights are not on this machine."""
+    folder = local_dir(method, db_path)
+    if has_weights(folder):
+        return str(folder)
+    if in_hf_cache(repo_id):
+        return repo_id
+    return None
+
+
+def remedy(method: str, repo_id: str, db_path: Path | None) -> str:
+    folder = local_dir(method, db_path)
+    return (f"{method}: weights not on this machine. On a machine online run "
+            f"`python -m core download-weights {method}` (fetches {repo_id}), or copy that model's "
+            f"files (config.json + model.safetensors) into {folder}")
