@@ -1,0 +1,78 @@
+"""Search and export filters: parse `key=value` pairs and select the matching catalog items."""
+from __future__ import annotations
+
+import sqlite_utils
+
+TEXT_KEYS = {"category": "category", "gender": "gender", "brand": "brand", "colour": "colour",
+             "color": "colour", "source": "source", "currency": "currency"}
+NUMBER_KEYS = {"price_min": "price >= ?", "price_max": "price <= ?"}
+FLAG_KEYS = {"in_stock", "on_sale", "exclude_same_brand"}
+TRUE = {"1", "true", "yes", "y", "on"}
+FALSE = {"0", "false", "no", "n", "off"}
+
+
+def parse_filters(pairs: list[str] | None) -> dict:
+    """['gender=Women', 'price_max=500'] -> {'gender': ['Women'], 'price_max': 500.0}.
+
+    Text keys take several values separated by '|' or by repeating the key; flags take yes/no.
+    """
+    filters: dict = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if not sep or not key:
+            raise ValueError(f"filter {pair!r} is not key=value")
+        if key in TEXT_KEYS:
+            filters.setdefault(TEXT_KEYS[key], []).extend(v.strip() for v in value.split("|") if v.strip())
+        elif key in NUMBER_KEYS:
+            try:
+                filters[key] = float(value.replace(",", "").lstrip("$"))
+            except ValueError:
+                raise ValueError(f"filter {key} needs a number, got {value!r}") from None
+        elif key in FLAG_KEYS:
+            if value.lower() not in TRUE | FALSE:
+                raise ValueError(f"filter {key} takes yes/no, got {value!r}")
+            filters[key] = value.lower() in TRUE
+        else:
+            known = sorted(set(TEXT_KEYS) | set(NUMBER_KEYS) | FLAG_KEYS)
+            raise ValueError(f"unknown filter {key!r}; known: {', '.join(known)}")
+    return filters
+
+
+def where_clause(filters: dict, query_brand: str | None = None) -> tuple[str, list]:
+    """SQL condition on `items` (alias-free) with its parameters; '1' when nothing filters."""
+    clauses, params = [], []
+    for key, values in filters.items():
+        if key in TEXT_KEYS.values() and values:
+            values = [values] if isinstance(values, str) else list(values)
+            clauses.append(f"lower({key}) IN ({', '.join('lower(?)' for _ in values)})")
+            params.extend(values)
+        elif key in NUMBER_KEYS and values is not None:
+            clauses.append(NUMBER_KEYS[key])
+            params.append(float(values))
+    if filters.get("in_stock"):
+        clauses.append("coalesce(stock, 1) > 0")
+    if filters.get("on_sale"):
+        clauses.append("on_sale = 1")
+    if filters.get("exclude_same_brand") and query_brand:
+        clauses.append("lower(coalesce(brand, '')) != lower(?)")
+        params.append(query_brand)
+    return (" AND ".join(clauses) or "1"), params
+
+
+def is_active(filters: dict | None, query_brand: str | None = None) -> bool:
+    return where_clause(filters or {}, query_brand)[0] != "1"
+
+
+def matching_item_ids(db: sqlite_utils.Database, filters: dict | None, query_brand: str | None = None) -> list[str]:
+    """Ids of the items that pass the filters, in id order."""
+    where, params = where_clause(filters or {}, query_brand)
+    return [row[0] for row in db.execute(f"SELECT id FROM items WHERE {where} ORDER BY id", params)]
+
+
+def distinct_values(db: sqlite_utils.Database, column: str) -> list[str]:
+    """The stored values of one filterable text column, for pickers."""
+    if column not in TEXT_KEYS.values():
+        raise ValueError(f"not a filterable column: {column}")
+    return [r[0] for r in db.execute(
+        f"SELECT DISTINCT {column} FROM items WHERE {column} IS NOT NULL ORDER BY lower({column})")]
