@@ -114,6 +114,107 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_methods(args: argparse.Namespace) -> int:
+    from core.extractors import list_methods
+    methods = list_methods(args.db)
+    if args.json:
+        print(json.dumps([{k: m[k] for k in ("name", "kind", "available", "reason")} for m in methods], indent=2))
+        return 0
+    for m in methods:
+        state = "ready" if m["available"] else "missing"
+        print(f"{m['name']:18} {m['kind']:5} {state:7} {m['description']}")
+        if m["reason"]:
+            print(f"{'':32}-> {m['reason']}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from core.embed import embed_catalog
+    report = embed_catalog(open_catalog(args.db), args.method, batch_size=args.batch_size, limit=args.limit)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(f"{args.method}: {report.embedded} embedded, {report.failed} skipped (unreadable), "
+              f"{report.rate:.1f} items/s")
+    return 0
+
+
+def cmd_train_autoencoder(args: argparse.Namespace) -> int:
+    from core.extractors.autoencoder import train
+    losses = train(open_catalog(args.db), args.db, epochs=args.epochs, batch_size=args.batch_size)
+    print(json.dumps({"epochs": len(losses), "losses": losses}) if args.json
+          else f"autoencoder trained for {len(losses)} epochs; last loss {losses[-1]:.5f}")
+    return 0
+
+
+def cmd_download_weights(args: argparse.Namespace) -> int:
+    from core.extractors import cnn, transformers_models
+    module = cnn if args.method in cnn.ARCHS else transformers_models
+    if args.method not in cnn.ARCHS and args.method not in transformers_models.CHECKPOINTS:
+        raise ValueError(f"{args.method} has no hub weights to download")
+    print(f"{args.method}: weights saved in {module.download(args.method, args.db)}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.evaluate import evaluate
+    result = evaluate(open_catalog(args.db), args.method, args.attribute, args.k, args.queries,
+                      distance=args.distance)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{args.method}: P@{args.k} {result['precision_at_k']:.4f}, mAP@{args.k} {result['map_at_k']:.4f} "
+              f"by {args.attribute} over {result['queries']} queries")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from core.index import build_index
+    info = build_index(open_catalog(args.db), args.method, trees=args.trees)
+    print(json.dumps(vars(info), indent=2) if args.json
+          else f"{args.method}: {info.items} items, {info.trees} trees, built in {info.build_seconds:.1f}s")
+    return 0
+
+
+def _method_arg(text: str) -> str | dict[str, float]:
+    """'dino' or 'dino=0.7,color_hist=0.3' (fusion weights)."""
+    if "=" not in text:
+        return text
+    from core.extractors.hybrid import parse_weights
+    return parse_weights(text)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from core.filters import parse_filters
+    from core.search import search
+    image = None
+    if args.image:
+        from core.images import MAX_UPLOAD_BYTES
+        if args.image.stat().st_size > MAX_UPLOAD_BYTES:
+            raise ValueError(f"{args.image} is over the {MAX_UPLOAD_BYTES // 2**20} MB photo limit")
+        image = args.image.read_bytes()
+    result = search(open_catalog(args.db), _method_arg(args.method), item_id=args.item, image=image,
+                    text=args.text, k=args.k, filters=parse_filters(args.filter), distance=args.distance)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return 0
+    for hit in result.results:
+        print(f"{hit.rank:3} {hit.score:8.4f}  {hit.item_id:12} {hit.category or '':16} {hit.title or ''}")
+    return 0
+
+
+def cmd_duplicates(args: argparse.Namespace) -> int:
+    from core.near_duplicates import find_duplicates
+    pairs = find_duplicates(open_catalog(args.db), args.method, args.threshold)
+    if args.json:
+        print(json.dumps([p.as_dict() for p in pairs], indent=2))
+        return 0
+    for p in pairs:
+        print(f"{p.similarity:.4f}  {p.a:12} {p.b:12} {p.a_title or ''} | {p.b_title or ''}")
+    print(f"{len(pairs)} pairs at similarity >= {args.threshold}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Lookalike catalog tools")
     common = argparse.ArgumentParser(add_help=False)
@@ -143,6 +244,53 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", parents=[common], help="import, embed and index the demo catalog")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("methods", parents=[common], help="every feature-extraction method and its state")
+    p.set_defaults(func=cmd_methods)
+
+    p = sub.add_parser("embed", parents=[common], help="compute missing or outdated vectors of a method")
+    p.add_argument("--method", default="efficientnet_lite0")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--limit", type=int, help="at most this many items (for a quick look)")
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("train-autoencoder", parents=[common], help="train (or resume) the catalog autoencoder")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(func=cmd_train_autoencoder)
+
+    p = sub.add_parser("download-weights", parents=[common], help="fetch a hub model's weights (online)")
+    p.add_argument("method")
+    p.set_defaults(func=cmd_download_weights)
+
+    p = sub.add_parser("evaluate", parents=[common], help="precision@k of a method against an attribute")
+    p.add_argument("--method", required=True)
+    p.add_argument("--attribute", default="articleType")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--queries", type=int, help="a seeded sample of N queries (default: every item)")
+    p.add_argument("--distance", choices=("cosine", "chi2"), default="cosine")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("index", parents=[common], help="build a method's Annoy index")
+    p.add_argument("--method", required=True)
+    p.add_argument("--trees", type=int)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", parents=[common], help="items most like an item, a photo or a text")
+    p.add_argument("--method", default="efficientnet_lite0", help="a method, or weights: dino=0.7,color_hist=0.3")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--item", help="catalog item id")
+    group.add_argument("--image", type=Path, help="a photo file")
+    group.add_argument("--text", help="words (minilm, clip, fashion_clip)")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--distance", choices=("chi2",), help="chi-square re-ranking (colour histograms)")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("duplicates", parents=[common], help="near-duplicate listings")
+    p.add_argument("--method", default="efficientnet_lite0")
+    p.add_argument("--threshold", type=float, default=0.95, help="cosine similarity, e.g. 0.95")
+    p.set_defaults(func=cmd_duplicates)
+
     p = sub.add_parser("labels", parents=[common], help="export or import relevance labels as CSV")
     p.add_argument("action", choices=("export", "import"))
     p.add_argument("file", type=Path)
@@ -169,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (CatalogError, OSError, ValueError) as exc:
+    except (CatalogError, OSError, ValueError, RuntimeError) as exc:
         log.debug("command failed", exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
         return 2
