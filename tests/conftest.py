@@ -38,3 +38,31 @@ def demo_catalog(catalog):
     report = import_csv(catalog, DEMO / "styles.csv", DEMO / "images", progress=False)
     assert report.items > 0
     return catalog
+
+
+@pytest.fixture(scope="session")
+def embedded_demo_path(tmp_path_factory) -> Path:
+    """The demo slice embedded once per session with the default, colour and text methods."""
+    from core.db import open_catalog
+    from core.embed import embed_catalog
+    from core.importers import import_csv
+    path = tmp_path_factory.mktemp("embedded") / "demo.db"
+    db = open_catalog(path)
+    import_csv(db, DEMO / "styles.csv", DEMO / "images", progress=False)
+    for method in ("efficientnet_lite0", "color_hist", "minilm"):
+        embed_catalog(db, method, progress=False)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.conn.close()
+    return path
+
+
+@pytest.fixture
+def embedded_demo(embedded_demo_path, tmp_path):
+    """A private copy of the embedded demo catalog (tests may change it)."""
+    import shutil
+    from core.db import open_catalog
+    path = tmp_path / "demo.db"
+    shutil.copy(embedded_demo_path, path)
+    db = open_catalog(path)
+    yield db
+    db.conn.close()
