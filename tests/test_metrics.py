@@ -32,3 +32,24 @@ def test_uploaded_queries_use_results_as_shown(demo_catalog):
     [wide] = precision_from_labels(demo_catalog, "clip", k=10)
     assert wide["labels"] == 6 and wide["unknown"] == 4
     assert wide["by_category"]["(none)"]["queries"] == 1
+
+
+def test_item_queries_are_searched_again_and_unknowns_reported(embedded_demo):
+    from core.search import search
+    query = embedded_demo.execute("SELECT min(item_id) FROM embeddings WHERE method = 'efficientnet_lite0'").fetchone()[0]
+    shown = search(embedded_demo, "efficientnet_lite0", item_id=query, k=10).results
+    for hit in shown[:4]:                        # judged under one method: 3 relevant, 1 not
+        add_label(embedded_demo, Query.item(query), hit.item_id, "efficientnet_lite0", hit.rank,
+                  hit.rank != 2, "ana")
+    figures = {f["method"]: f for f in precision_from_labels(embedded_demo, k=10)}
+    deep = figures["efficientnet_lite0"]
+    assert deep["queries"] == 1 and deep["labels"] == 4 and deep["unknown"] == 6
+    assert deep["precision_at_k"] == pytest.approx(0.75)
+    category = embedded_demo["items"].get(query)["category"]
+    assert deep["by_category"][category]["labels"] == 4
+    same = sum(h.category == category for h in shown) / 10
+    assert deep["metadata_precision"]["category"] == pytest.approx(same)
+    # The same judgements count for another method wherever it returns those pairs.
+    colour = figures.get("color_hist")
+    if colour:
+        assert colour["labels"] + colour["unknown"] == 10 and colour["labels"] <= 4

@@ -1,0 +1,78 @@
+"""Batch embedding: resumable, idempotent, failures recorded, outdated vectors recomputed."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import DEMO
+from core import vectors
+from core.embed import embed_catalog, embed_image
+from core.extractors import create_extractor
+
+
+def count(db, method: str) -> int:
+    return db.execute("SELECT count(*) FROM embeddings WHERE method = ?", (method,)).fetchone()[0]
+
+
+def test_embedding_resumes_where_it_stopped(demo_catalog):
+    extractor = create_extractor("color_hist")
+    calls = {"n": 0}
+    original = extractor.embed_images
+
+    def flaky(images):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(images)
+
+    extractor.embed_images = flaky
+    with pytest.raises(KeyboardInterrupt):
+        embed_catalog(demo_catalog, "color_hist", batch_size=50, progress=False, extractor=extractor)
+    assert count(demo_catalog, "color_hist") == 100            # two whole batches were kept
+    report = embed_catalog(demo_catalog, "color_hist", batch_size=50, progress=False)
+    assert report.pending == 200 and report.embedded == 200
+    assert count(demo_catalog, "color_hist") == 300
+    assert embed_catalog(demo_catalog, "color_hist", progress=False).pending == 0
+
+
+def test_limit_and_text_method(demo_catalog):
+    assert embed_catalog(demo_catalog, "minilm", limit=10, progress=False).embedded == 10
+    assert embed_catalog(demo_catalog, "minilm", progress=False).embedded == 290
+    demo_catalog.execute("UPDATE items SET title = 'Changed title' WHERE id = (SELECT min(id) FROM items)")
+    demo_catalog.conn.commit()
+    assert embed_catalog(demo_catalog, "minilm", progress=False).embedded == 1   # changed text only
+
+
+def test_unreadable_photo_is_recorded_skipped_and_retried_when_fixed(demo_catalog, tmp_path):
+    item_id, path = demo_catalog.execute("SELECT item_id, path FROM images ORDER BY item_id LIMIT 1").fetchone()
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff not really a jpeg")
+    demo_catalog.execute("UPDATE images SET path = ?, sha256 = 'broken' WHERE item_id = ?", (str(broken), item_id))
+    demo_catalog.conn.commit()
+    report = embed_catalog(demo_catalog, "color_hist", progress=False)
+    assert report.failed == 1 and report.embedded == 299
+    reason = demo_catalog.execute("SELECT reason FROM embedding_failures WHERE item_id = ?", (item_id,)).fetchone()[0]
+    assert "corrupt" in reason or "not a readable image" in reason
+    assert embed_catalog(demo_catalog, "color_hist", progress=False).pending == 0   # not retried as is
+    shutil.copy(path, broken)
+    demo_catalog.execute("UPDATE images SET sha256 = 'fixed' WHERE item_id = ?", (item_id,))
+    demo_catalog.conn.commit()
+    assert embed_catalog(demo_catalog, "color_hist", progress=False).embedded == 1
+    assert demo_catalog.execute("SELECT count(*) FROM embedding_failures").fetchone()[0] == 0
+
+
+def test_new_version_recomputes_everything(demo_catalog):
+    embed_catalog(demo_catalog, "color_hist", limit=5, progress=False)
+    demo_catalog.execute("UPDATE embeddings SET version = 'old' WHERE method = 'color_hist'")
+    demo_catalog.conn.commit()
+    assert len(vectors.pending(demo_catalog, "color_hist", "1")) == 300
+
+
+def test_uploaded_photo_matches_catalog_vector(embedded_demo):
+    item_id, path = embedded_demo.execute("SELECT item_id, path FROM images ORDER BY item_id LIMIT 1").fetchone()
+    data = open(path, "rb").read()
+    stored = vectors.get_vector(embedded_demo, "efficientnet_lite0", item_id)
+    uploaded = embed_image(data, "efficientnet_lite0")
+    assert np.allclose(stored, uploaded, atol=1e-5)

@@ -1,0 +1,74 @@
+"""Similar-item CSV export: rows, filters, only-relevant, atomic writes, spreadsheet-friendly."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from core.export import COLUMNS, export_similar
+from core.labels import Query, add_label
+
+
+def read(path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_every_item_gets_its_top_k(embedded_demo, tmp_path):
+    out = tmp_path / "similar.csv"
+    assert export_similar(embedded_demo, "efficientnet_lite0", 5, out, progress=False) == 1500
+    rows = read(out)
+    assert list(rows[0]) == list(COLUMNS) and len(rows) == 1500
+    assert out.read_bytes().startswith(b"\xef\xbb\xbf")          # BOM: spreadsheets read it as UTF-8
+    first = [r for r in rows if r["item_id"] == rows[0]["item_id"]]
+    assert [int(r["rank"]) for r in first] == [1, 2, 3, 4, 5]
+    assert all(r["neighbour_id"] != r["item_id"] for r in rows)
+    assert first[0]["item_title"] and first[0]["neighbour_image_url"].endswith(".jpg")
+    assert [p.name for p in tmp_path.iterdir() if "similar" in p.name] == ["similar.csv"]   # no temp file
+
+
+def test_filters_and_only_relevant(embedded_demo, tmp_path):
+    out = tmp_path / "f.csv"
+    export_similar(embedded_demo, "efficientnet_lite0", 3, out, filters={"category": ["watches"]}, progress=False)
+    rows = read(out)
+    categories = dict(embedded_demo.execute("SELECT id, category FROM items"))
+    assert len(rows) == 12 * 3
+    assert all(categories[r["item_id"]] == categories[r["neighbour_id"]] == "Watches" for r in rows)
+    query, good, bad = rows[0]["item_id"], rows[0]["neighbour_id"], rows[1]["neighbour_id"]
+    add_label(embedded_demo, Query.item(query), good, "efficientnet_lite0", 1, True, "ana")
+    add_label(embedded_demo, Query.item(query), bad, "efficientnet_lite0", 2, False, "ana")
+    export_similar(embedded_demo, "efficientnet_lite0", 3, out, only_relevant=True, progress=False)
+    assert [(r["item_id"], r["neighbour_id"]) for r in read(out)] == [(query, good)]
+
+
+def test_interrupted_export_leaves_the_old_file(embedded_demo, tmp_path, monkeypatch):
+    out = tmp_path / "exports" / "similar.csv"
+    out.parent.mkdir()
+    out.write_text("previous export\n")
+
+    def interrupted(*args, **kwargs):
+        yield "x", []
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("core.search.search_many", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_similar(embedded_demo, "efficientnet_lite0", 5, out, progress=False)
+    assert out.read_text() == "previous export\n"
+    assert [p.name for p in tmp_path.iterdir() if "similar" in p.name] == ["similar.csv"]   # no temp file
+
+
+def test_cli_export_and_precision_json(embedded_demo, tmp_path):
+    db = embedded_demo.execute("PRAGMA database_list").fetchone()[2]
+    out = tmp_path / "cli.csv"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "core", *a, "--db", db], cwd=ROOT,
+                                    capture_output=True, text=True, timeout=120)
+    done = run("export", "--method", "efficientnet_lite0", "-k", "2", "--out", str(out),
+               "--filter", "gender=Women", "--json")
+    assert done.returncode == 0, done.stderr
+    women = embedded_demo.execute("SELECT count(*) FROM items WHERE gender = 'Women'").fetchone()[0]
+    assert json.loads(done.stdout)["rows"] == 2 * women == len(read(out))
+    assert json.loads(run("precision", "--json").stdout) == []
