@@ -10,14 +10,16 @@ from core.report import ImportReport
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 DEFAULT_METHOD = "efficientnet_lite0"
+DEMO_METHODS = (DEFAULT_METHOD, "color_hist", "minilm")   # all three need no download
 
 
 def setup_demo(db: sqlite_utils.Database, progress: bool = True) -> ImportReport:
-    """Import the demo slice (idempotent), embed what is missing, and (re)build a stale index."""
+    """Import the demo slice (idempotent), embed what is missing, and build the indices."""
     from core.embed import embed_catalog
     from core.index import build_index
 
     report = import_csv(db, DEMO_DIR / "styles.csv", DEMO_DIR / "images", progress=progress)
-    embed_catalog(db, DEFAULT_METHOD, progress=progress)
-    build_index(db, DEFAULT_METHOD, progress=progress)
+    for method in DEMO_METHODS:
+        embed_catalog(db, method, progress=progress)
+        build_index(db, method, progress=progress)
     return report

@@ -1,0 +1,36 @@
+"""Small JPEG thumbnails of catalog photos, cached on disk beside the catalog."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from PIL import Image
+
+from core.atomic import atomic_path
+from core.images import ImageError, load_rgb
+
+SIZE = 256
+
+
+def thumbnail(path: str | Path | None, cache_dir: Path, size: int = SIZE) -> Path | None:
+    """The cached thumbnail of a photo (made on first use); None when the photo is unreadable."""
+    if not path:
+        return None
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key = hashlib.sha1(f"{path.resolve()}|{stat.st_mtime_ns}|{stat.st_size}|{size}".encode()).hexdigest()
+    target = cache_dir / key[:2] / f"{key}.jpg"
+    if target.exists():
+        return target
+    try:
+        image = load_rgb(path)
+    except ImageError:
+        return None
+    image.thumbnail((size, size), Image.LANCZOS)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target, suffix=".jpg") as tmp:
+        image.save(tmp, "JPEG", quality=85)
+    return target

@@ -1,0 +1,86 @@
+"""Search: look-alikes of a catalog item, an uploaded photo or a text; compare two methods."""
+import streamlit as st
+
+import ui
+from core.catalog import item_ids_with_vectors
+from core.extractors import WeightsMissing
+from core.images import MAX_UPLOAD_BYTES
+from core.search import SearchError, search
+from core.vectors import methods_with_vectors
+
+ui.setup("Search")
+database = ui.db()
+st.title("Search")
+
+embedded = methods_with_vectors(database)
+methods = ui.methods(str(ui.db_path()))
+ready = sorted((m for m in methods if m["available"] and m["name"] in embedded),
+               key=lambda m: ui.default_first([x["name"] for x in methods]).index(m["name"]))
+missing = [m for m in methods if not m["available"]]
+if not ready:
+    st.info("No method has vectors yet: embed the catalog on the **Methods** page first.")
+    st.stop()
+
+mode = st.radio("Query", ["Catalog item", "Photo", "Text"], horizontal=True)
+query: dict = {}
+if mode == "Catalog item":
+    names = [m["name"] for m in ready if m["kind"] == "image"] or [m["name"] for m in ready]
+    ids = item_ids_with_vectors(database, names[0])
+    titles = dict(database.execute("SELECT id, title FROM items"))
+    query["item_id"] = st.selectbox("Item", ids, format_func=lambda i: f"{i} · {titles.get(i) or ''}")
+elif mode == "Photo":
+    upload = st.file_uploader("A photo (JPEG, PNG, WebP or AVIF)", type=["jpg", "jpeg", "png", "webp", "avif"])
+    if upload is not None:
+        if upload.size > MAX_UPLOAD_BYTES:
+            st.error(f"That photo is over {MAX_UPLOAD_BYTES // 2**20} MB.")
+            st.stop()
+        query["image"] = upload.getvalue()
+    names = [m["name"] for m in ready if m["kind"] == "image"]
+else:
+    query["text"] = st.text_input("Describe what you look for", "black leather handbag")
+    names = [m["name"] for m in ready if m["kind"] == "text" or m["text_query"]]
+
+if not names:
+    st.warning("No embedded method can take this kind of query yet.")
+    st.stop()
+c = st.columns([2, 2, 1])
+method = c[0].selectbox("Method", names)
+compare = c[1].selectbox("Compare with", ["(none)"] + [n for n in names if n != method])
+k = c[2].number_input("k", 1, 50, 10)
+with st.expander("Filters"):
+    filters = ui.filter_widgets(database, "search")
+    exclude_brand = st.checkbox("Exclude the query's brand")
+    if exclude_brand:
+        filters["exclude_same_brand"] = True
+if missing:
+    with st.expander(f"{len(missing)} methods need weights"):
+        for m in missing:
+            st.caption(f"**{m['name']}** — {m['reason']}")
+
+if mode == "Catalog item" and query.get("item_id"):
+    detail = database.execute("SELECT path FROM images WHERE item_id = ? AND status = 'ok' LIMIT 1",
+                              [query["item_id"]]).fetchone()
+    if detail:
+        st.image(ui.thumb(detail[0]), caption="Query", width=180)
+elif mode == "Photo" and "image" in query:
+    st.image(query["image"], caption="Query", width=180)
+
+if not any(v is not None for v in query.values()):
+    st.stop()
+
+columns = [method] + ([compare] if compare != "(none)" else [])
+panes = st.columns(len(columns))
+for pane, name in zip(panes, columns):
+    with pane:
+        st.subheader(name)
+        try:
+            with st.spinner(f"Searching with {name}…"):
+                result = search(database, name, k=int(k), filters=filters, **query)
+        except (SearchError, WeightsMissing, ValueError) as exc:
+            st.error(str(exc))
+            continue
+        hits = [h.as_dict() for h in result.results]
+        st.session_state[ui.Keys.SEARCH_RESULTS] = {"method": name, "query": query.get("item_id"), "hits": hits}
+        if not hits:
+            st.info("Nothing matches these filters.")
+        ui.grid(hits, columns=5 if len(columns) == 1 else 3, caption=ui.caption_with_score, key_prefix=name)

@@ -1,0 +1,76 @@
+"""Methods: weights status, embed and index each method, train the autoencoder."""
+import pandas as pd
+import streamlit as st
+
+import ui
+from core.db import open_catalog
+from core.embed import embed_catalog
+from core.extractors.autoencoder import train
+from core.index import build_index, index_status
+from core.vectors import methods_with_vectors
+
+ui.setup("Methods")
+database = ui.db()
+st.title("Methods")
+path = ui.db_path()
+methods = ui.methods(str(path))
+counts = methods_with_vectors(database)
+status = index_status(database)
+items = database.execute("SELECT count(*) FROM items").fetchone()[0]
+
+st.dataframe(pd.DataFrame([{
+    "method": m["name"], "kind": m["kind"], "ready": m["available"], "vectors": f"{counts.get(m['name'], 0)}/{items}",
+    "index": ("ready" if not status[m["name"]]["problem"] else status[m["name"]]["problem"]) if m["name"] in status else "—",
+    "what it is": m["description"], "to enable": m["reason"] or "",
+} for m in methods]), hide_index=True, width="stretch")
+
+
+def embed_and_index(method: str):
+    def work(job):
+        own = open_catalog(path)             # a job thread gets its own connection
+        job.message = "embedding"
+        report = embed_catalog(own, method, progress=False, on_progress=job.progress)
+        job.message = "building index"
+        build_index(own, method, progress=False)
+        job.message = f"{report.embedded} embedded, {report.failed} skipped"
+        return report
+    return work
+
+
+st.subheader("Embed and index")
+ready = [m["name"] for m in methods if m["available"]]
+c = st.columns([3, 1])
+chosen = c[0].selectbox("Method", ready)
+if c[1].button("Embed + index", type="primary"):
+    ui.jobs().start(f"embed {chosen}", embed_and_index(chosen))
+    ui.methods.clear()
+
+st.subheader("Autoencoder")
+epochs = int(st.number_input("Epochs", 1, 100, 10))
+
+
+def train_job(job):
+    own = open_catalog(path)
+
+    def on_epoch(epoch, total, loss):
+        job.history.append(loss)
+        job.progress(epoch, total, f"loss {loss:.5f}")
+    train(own, path, epochs=epochs, progress=False, on_epoch=on_epoch)
+    job.message = "trained; embed it above"
+
+
+if st.button("Train autoencoder"):
+    ui.jobs().start("train autoencoder", train_job)
+
+
+@st.fragment(run_every=1.0)
+def live() -> None:
+    for job in ui.jobs().all():
+        ui.job_progress(job.name)
+        if job.name == "train autoencoder" and job.history:
+            st.line_chart(pd.DataFrame({"loss": job.history}, index=range(1, len(job.history) + 1)))
+    if ui.jobs().running():
+        ui.methods.clear()
+
+
+live()

@@ -1,0 +1,123 @@
+"""Shared UI pieces: the catalog connection, cached resources, state keys, the thumbnail grid."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from core.config import data_dir, default_db_path  # noqa: E402
+from core.db import CatalogError, open_catalog  # noqa: E402
+from core.jobs import JobRunner  # noqa: E402
+from core.thumbnails import thumbnail  # noqa: E402
+
+
+class Keys:
+    """Session-state keys, named in one place."""
+
+    LABELER = "labeler"
+    LABEL_QUERY = "label_query"
+    LABEL_METHOD = "label_method"
+    SEARCH_RESULTS = "search_results"
+    BROWSE_PAGE = "browse_page"
+    EXPORT_FILE = "export_file"
+
+
+def setup(title: str) -> None:
+    st.set_page_config(page_title=f"Lookalike · {title}", page_icon="👗", layout="wide")
+
+
+def db_path() -> Path:
+    return default_db_path()
+
+
+def db():
+    """This session's catalog connection (one per session: SQLite connections are not shared)."""
+    key = f"db::{db_path()}"
+    if key not in st.session_state:
+        try:
+            st.session_state[key] = open_catalog(db_path())
+        except CatalogError as exc:
+            st.error(str(exc))
+            st.stop()
+    return st.session_state[key]
+
+
+@st.cache_resource
+def jobs() -> JobRunner:
+    """Background jobs of this app process, shared by every session."""
+    return JobRunner()
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def methods(path: str) -> list[dict]:
+    from core.extractors import list_methods
+    return list_methods(path)
+
+
+def default_first(names: list[str]) -> list[str]:
+    """Method names with the embedded default first, the rest alphabetical."""
+    from core.demo import DEFAULT_METHOD
+    return sorted(names, key=lambda n: (n != DEFAULT_METHOD, n))
+
+
+def thumb(path: str | None) -> str | None:
+    found = thumbnail(path, data_dir(db_path()) / "thumbnails")
+    return str(found) if found else None
+
+
+def grid(items: list[dict], columns: int = 5, caption=None, key_prefix: str = "", actions=None) -> None:
+    """Thumbnails in rows; `caption(item)` gives the text under each; `actions(item, key)` adds widgets."""
+    for start in range(0, len(items), columns):
+        cols = st.columns(columns)
+        for col, item in zip(cols, items[start:start + columns]):
+            with col:
+                image = thumb(item.get("image_path"))
+                if image:
+                    st.image(image, width="stretch")
+                else:
+                    st.caption("no photo")
+                st.caption(caption(item) if caption else (item.get("title") or item.get("id")))
+                if actions:
+                    actions(item, f"{key_prefix}{item.get('id') or item.get('item_id')}")
+
+
+def job_progress(name: str) -> None:
+    """Show a background job's progress; refreshes itself while the job runs."""
+    job = jobs().get(name)
+    if job is None:
+        return
+    if job.status == "running":
+        st.progress(job.fraction, text=f"{job.name}: {job.done}/{job.total} {job.message}")
+    elif job.status == "done":
+        st.success(f"{job.name}: done. {job.message}")
+    else:
+        st.error(f"{job.name} stopped: {job.error}")
+
+
+def filter_widgets(database, key: str) -> dict:
+    """Category / brand / gender / colour pickers and a price range; returns core filters."""
+    from core.catalog import price_range
+    from core.filters import distinct_values
+    filters: dict = {}
+    cols = st.columns(5)
+    for col, column in zip(cols, ("category", "brand", "gender", "colour")):
+        values = distinct_values(database, column)
+        if values:
+            chosen = col.multiselect(column.capitalize(), values, key=f"{key}_{column}")
+            if chosen:
+                filters[column] = chosen
+    prices = price_range(database)
+    if prices and prices[1] > prices[0]:
+        low, high = cols[4].slider("Price", prices[0], prices[1], prices, key=f"{key}_price")
+        if (low, high) != prices:
+            filters["price_min"], filters["price_max"] = low, high
+    return filters
+
+
+def caption_with_score(hit: dict) -> str:
+    return f"{hit['rank']}. {hit.get('title') or hit['item_id']} · score {hit['score']:.3f}"
