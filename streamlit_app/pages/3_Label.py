@@ -71,10 +71,10 @@ if st.session_state.pop("label_error", None) or not (labeler or "").strip():
 
 def actions(hit: dict, key: str) -> None:
     verdict = judged.get(hit["item_id"])
-    a, b = st.columns(2)
-    a.button("✅ Relevant", key=f"yes_{key}", on_click=judge, args=(hit, True), disabled=not labeler,
+    a, b = st.columns(2)          # one click each: relevant / not relevant
+    a.button("✓ Yes", key=f"yes_{key}", on_click=judge, args=(hit, True), disabled=not labeler,
              type="primary" if verdict is True else "secondary", width="stretch")
-    b.button("❌ Not", key=f"no_{key}", on_click=judge, args=(hit, False), disabled=not labeler,
+    b.button("✗ No", key=f"no_{key}", on_click=judge, args=(hit, False), disabled=not labeler,
              type="primary" if verdict is False else "secondary", width="stretch")
 
 

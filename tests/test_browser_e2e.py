@@ -1,0 +1,134 @@
+"""End to end in a real browser: `streamlit run` on 127.0.0.1 driven by headless Debian Chromium.
+
+search -> label -> precision -> export, with a screenshot of each page in test-artifacts/.
+Skips when chromium or chromedriver is absent (`.ci/run` installs them).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="Debian chromium / chromium-driver not installed")
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(embedded_demo, tmp_path):
+    from core.index import build_index
+    build_index(embedded_demo, "efficientnet_lite0", progress=False)
+    db = embedded_demo.execute("PRAGMA database_list").fetchone()[2]
+    port = free_port()
+    log = open(tmp_path / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app" / "Home.py"),
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true"],
+        cwd=ROOT, env={**os.environ, "LOOKALIKE_DB": db}, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + (tmp_path / "streamlit.log").read_text()[-2000:])
+    yield url, embedded_demo
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1400,1800", f"--user-data-dir={tmp_path / 'chrome'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def wait_for(driver, xpath: str, timeout: float = 60):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+    return WebDriverWait(driver, timeout).until(ec.presence_of_element_located((By.XPATH, xpath)))
+
+
+def settle(driver, timeout: float = 60) -> None:
+    """Wait until Streamlit has finished running the page script."""
+    from selenium.webdriver.support.ui import WebDriverWait
+    time.sleep(0.5)
+    WebDriverWait(driver, timeout).until(lambda d: not d.find_elements(
+        "xpath", "//*[@data-testid='stStatusWidget']//*[contains(., 'Running')]"))
+    time.sleep(0.5)
+
+
+def shot(driver, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def test_search_label_precision_export_in_chromium(server, browser):
+    url, db = server
+    browser.get(f"{url}/Search")
+    wait_for(browser, "//h3[contains(., 'efficientnet_lite0')]")
+    settle(browser)
+    assert len(browser.find_elements("xpath", "//*[contains(text(), 'score ')]")) >= 10
+    shot(browser, "2_search")
+
+    browser.get(f"{url}/Label")
+    name = wait_for(browser, "//input[@aria-label='Your name']")
+    name.send_keys("e2e tester\n")
+    settle(browser)
+    for xpath in ("(//button[contains(., 'Yes')])[1]", "(//button[contains(., 'No')])[2]"):
+        wait_for(browser, f"{xpath}[not(@disabled)]").click()   # result 1 relevant, result 2 not
+        settle(browser)
+    deadline = time.time() + 30
+    while db.execute("SELECT count(*) FROM labels").fetchone()[0] < 2 and time.time() < deadline:
+        time.sleep(0.5)
+    assert db.execute("SELECT labeler, relevant FROM labels ORDER BY id").fetchall() == [("e2e tester", 1), ("e2e tester", 0)]
+    shot(browser, "3_label")
+    wait_for(browser, "//*[contains(., '2 of 10 judged')]")
+
+    browser.get(f"{url}/Precision")
+    wait_for(browser, "//*[@data-testid='stDataFrame']")
+    settle(browser)
+    shot(browser, "4_precision")
+
+    browser.get(f"{url}/Export")
+    wait_for(browser, "//button[contains(., 'Export CSV')]").click()
+    wait_for(browser, "//button[contains(., 'Download similar-items CSV')]")
+    settle(browser)
+    shot(browser, "5_export")
+    exports = list((Path(db.execute("PRAGMA database_list").fetchone()[2]).parent / "exports").glob("*.csv"))
+    assert len(exports) == 1 and exports[0].read_text(encoding="utf-8-sig").count("\n") == 1 + 300 * 10
+
+    browser.get(url)
+    wait_for(browser, "//h1[contains(., 'Lookalike')]")
+    settle(browser)
+    shot(browser, "1_home")
