@@ -22,9 +22,27 @@ class Keys:
     LABELER = "labeler"
     LABEL_QUERY = "label_query"
     LABEL_METHOD = "label_method"
+    LABEL_ORDER = "label_order"
+    LABEL_CATEGORY = "label_category"
     SEARCH_RESULTS = "search_results"
     BROWSE_PAGE = "browse_page"
     EXPORT_FILE = "export_file"
+
+
+def remembered(key: str, options: list | None = None) -> dict:
+    """Widget arguments that keep a widget's value for the whole session, across page switches.
+
+    Streamlit forgets a widget's state on a page that does not show it; a plain copy survives.
+    Use as `st.text_input(..., **remembered(Keys.LABELER))`.
+    """
+    saved = f"saved::{key}"
+    if key not in st.session_state and saved in st.session_state:
+        if options is None or st.session_state[saved] in options:
+            st.session_state[key] = st.session_state[saved]
+
+    def save() -> None:
+        st.session_state[saved] = st.session_state[key]
+    return {"key": key, "on_change": save}
 
 
 def setup(title: str) -> None:

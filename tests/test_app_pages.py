@@ -78,8 +78,8 @@ def test_label_two_results_then_precision_and_export(app_db):
     at = page("pages/3_Label.py")
     at.text_input(key="labeler").set_value("ana").run()
     buttons = lambda prefix: [b for b in at.button if b.key and b.key.startswith(prefix)]   # noqa: E731
-    buttons("yes_")[0].click().run()
-    buttons("no_")[1].click().run()                  # fetched again: the page re-rendered
+    buttons("yes_label")[0].click().run()
+    buttons("no_label")[1].click().run()             # fetched again: the page re-rendered
     assert not at.exception
     labels = app_db.execute("SELECT relevant, labeler, method FROM labels ORDER BY id").fetchall()
     assert labels == [(1, "ana", "efficientnet_lite0"), (0, "ana", "efficientnet_lite0")]
@@ -100,9 +100,103 @@ def test_label_two_results_then_precision_and_export(app_db):
     assert len(rows) == 1 and rows[0]["item_id"] == at.session_state["label_query"]
 
 
-def test_methods_page_lists_remedies_and_embeds_in_background(app_db):
+def test_methods_page_lists_every_method_with_its_remedy(app_db):
     at = page("pages/6_Methods.py")
     table = at.dataframe[0].value
     vit = table[table["method"] == "vit"].iloc[0]
     assert not vit["ready"] and "download-weights vit" in vit["to enable"]
     assert table[table["method"] == "efficientnet_lite0"].iloc[0]["vectors"] == "300/300"
+
+
+def test_catalog_imports_an_uploaded_csv_and_reports_bad_rows(catalog, monkeypatch):
+    monkeypatch.setenv("LOOKALIKE_DB", catalog.execute("PRAGMA database_list").fetchone()[2])
+    lines = (ROOT / "demo" / "styles.csv").read_text(encoding="utf-8").splitlines()
+    upload = "\n".join(lines[:6] + [",Men,,,,,,,,no id on this row"]) + "\n"
+    at = page("pages/1_Catalog.py")
+    at.radio[0].set_value("Product CSV")
+    at.file_uploader[0].set_value(("mine.csv", upload.encode(), "text/csv"))
+    at.text_input[0].set_value(str(ROOT / "demo" / "images"))
+    at.button[0].click().run()
+    assert not at.exception
+    assert catalog.execute("SELECT count(*) FROM items").fetchone()[0] == 5
+    assert "5 items imported from 6 rows" in texts(at)
+    assert len(at.dataframe[0].value) >= 1          # the importer's problem report, row by row
+    assert "5 items" in texts(at)                   # and the browse grid sees them
+
+
+def test_photo_search_takes_webp_upload_and_rejects_oversize(app_db):
+    import io
+
+    from PIL import Image
+    item, path = app_db.execute("SELECT item_id, path FROM images WHERE status = 'ok' ORDER BY item_id LIMIT 1").fetchone()
+    webp = io.BytesIO()
+    Image.open(path).convert("RGB").save(webp, "WEBP", quality=80)
+    at = page("pages/2_Search.py")
+    at.radio[0].set_value("Photo").run()
+    at.file_uploader[0].set_value(("shopper.webp", webp.getvalue(), "image/webp")).run()
+    assert not at.exception
+    hits = at.session_state["search_results"]["hits"]
+    assert len(hits) == 10 and hits[0]["item_id"] == item     # the same photo, re-encoded, comes first
+
+    from core.images import MAX_UPLOAD_BYTES
+    at.file_uploader[0].set_value(("huge.png", b"\0" * (MAX_UPLOAD_BYTES + 1), "image/png")).run()
+    assert any("over 20 MB" in e.value for e in at.error)
+
+
+def test_label_name_survives_page_switch_and_keyboard_buttons_judge_in_order(app_db):
+    at = AppTest.from_file(str(APP / "Home.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/3_Label.py").run()
+    at.text_input(key="labeler").set_value("bo").run()
+    at.switch_page("pages/4_Precision.py").run()
+    at.switch_page("pages/3_Label.py").run()
+    assert at.text_input(key="labeler").value == "bo"
+    at.button(key="yes_next").click().run()           # Y: the first result not judged yet
+    at.button(key="no_next").click().run()            # N: then the second
+    assert not at.exception
+    assert app_db.execute("SELECT rank, relevant, labeler FROM labels ORDER BY id").fetchall() == [
+        (1, 1, "bo"), (2, 0, "bo")]
+
+
+def test_label_next_query_by_category(app_db):
+    at = page("pages/3_Label.py")
+    at.selectbox(key="label_order").set_value("by category").run()
+    at.selectbox(key="label_category").set_value("Watches").run()
+    query = at.session_state["label_query"]
+    assert app_db.execute("SELECT category FROM items WHERE id = ?", [query]).fetchone()[0] == "Watches"
+    assert "Watches" in texts(at)
+
+
+def test_export_page_merges_a_labels_csv_and_reports_bad_rows(app_db, tmp_path):
+    ids = [r[0] for r in app_db.execute("SELECT id FROM items ORDER BY id LIMIT 3")]
+    upload = ("query_key,candidate_id,method,rank,relevant,labeler\n"
+              f"{ids[0]},{ids[1]},efficientnet_lite0,1,yes,cy\n"
+              f"{ids[0]},{ids[2]},efficientnet_lite0,2,no,cy\n"
+              f"{ids[0]},no-such-item,efficientnet_lite0,3,no,cy\n")
+    at = page("pages/5_Export.py")
+    at.file_uploader[0].set_value(("team.csv", upload.encode(), "text/csv")).run()
+    [button] = [b for b in at.button if b.label == "Import labels"]
+    button.click().run()
+    assert not at.exception
+    assert "2 new labels (0 already present, 1 rejected)" in texts(at)
+    assert app_db.execute("SELECT count(*) FROM labels WHERE labeler = 'cy'").fetchone()[0] == 2
+
+
+def test_methods_page_embeds_and_indexes_in_background(app_db):
+    import time
+
+    import ui
+    at = page("pages/6_Methods.py")
+    at.selectbox[0].set_value("hybrid")
+    [button] = [b for b in at.button if b.label == "Embed + index"]
+    button.click().run()
+    job = ui.jobs().get("embed hybrid")
+    deadline = time.time() + 60
+    while job.status == "running" and time.time() < deadline:
+        time.sleep(0.2)
+    assert job.status == "done", job.error
+    at.run()
+    table = at.dataframe[0].value
+    hybrid = table[table["method"] == "hybrid"].iloc[0]
+    assert hybrid["vectors"] == "300/300" and hybrid["index"] == "ready"
+    assert any("embed hybrid: done" in s.value for s in at.success)

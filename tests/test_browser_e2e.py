@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SHARED
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="Debian chromium / chromium-driver not installed")
@@ -93,7 +93,19 @@ def shot(driver, name: str) -> None:
     driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
 
 
-def test_search_label_precision_export_in_chromium(server, browser):
+def query_photo(tmp_path: Path) -> Path:
+    """A shopper photo to upload: the shared AVIF one when present, else a demo photo as WebP."""
+    avif = SHARED / "query-photos" / "photo-18.avif"
+    if avif.is_file():
+        return avif
+    from PIL import Image
+    out = tmp_path / "query.webp"
+    Image.open(next((ROOT / "demo" / "images").glob("*.jpg"))).save(out, "WEBP")
+    return out
+
+
+def test_search_label_precision_export_in_chromium(server, browser, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
     url, db = server
     browser.get(f"{url}/Search")
     wait_for(browser, "//h3[contains(., 'efficientnet_lite0')]")
@@ -101,13 +113,26 @@ def test_search_label_precision_export_in_chromium(server, browser):
     assert len(browser.find_elements("xpath", "//*[contains(text(), 'score ')]")) >= 10
     shot(browser, "2_search")
 
+    wait_for(browser, "//label[contains(., 'Photo')]").click()          # upload through the browser
+    wait_for(browser, "//input[@type='file']").send_keys(str(query_photo(tmp_path)))
+    wait_for(browser, "(//*[contains(text(), 'score ')])[10]")     # results only exist once the photo is in
+    settle(browser)
+    shot(browser, "2_search_photo")
+
+    browser.get(f"{url}/Catalog")
+    wait_for(browser, "//*[contains(., '300 items')]")
+    settle(browser)
+    shot(browser, "1_catalog")
+
     browser.get(f"{url}/Label")
     name = wait_for(browser, "//input[@aria-label='Your name']")
     name.send_keys("e2e tester\n")
     settle(browser)
-    for xpath in ("(//button[contains(., 'Yes')])[1]", "(//button[contains(., 'No')])[2]"):
-        wait_for(browser, f"{xpath}[not(@disabled)]").click()   # result 1 relevant, result 2 not
-        settle(browser)
+    wait_for(browser, "(//button[normalize-space(.)='✓ Yes'])[1][not(@disabled)]").click()   # result 1: a click
+    settle(browser)
+    wait_for(browser, "//button[contains(., 'No to #2')][not(@disabled)]")
+    ActionChains(browser).send_keys("n").perform()                                            # result 2: key N
+    settle(browser)
     deadline = time.time() + 30
     while db.execute("SELECT count(*) FROM labels").fetchone()[0] < 2 and time.time() < deadline:
         time.sleep(0.5)
@@ -127,6 +152,11 @@ def test_search_label_precision_export_in_chromium(server, browser):
     shot(browser, "5_export")
     exports = list((Path(db.execute("PRAGMA database_list").fetchone()[2]).parent / "exports").glob("*.csv"))
     assert len(exports) == 1 and exports[0].read_text(encoding="utf-8-sig").count("\n") == 1 + 300 * 10
+
+    browser.get(f"{url}/Methods")
+    wait_for(browser, "//*[@data-testid='stDataFrame']")
+    settle(browser)
+    shot(browser, "6_methods")
 
     browser.get(url)
     wait_for(browser, "//h1[contains(., 'Lookalike')]")

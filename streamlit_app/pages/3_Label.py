@@ -18,24 +18,29 @@ if not embedded:
     st.stop()
 
 c = st.columns([2, 2, 2, 1])
-labeler = c[0].text_input("Your name", key=ui.Keys.LABELER)
-method = c[1].selectbox("Method", embedded, key=ui.Keys.LABEL_METHOD)
-order = c[2].selectbox("Next query", ["unlabelled first", "random", "by category"])
-k = int(c[3].number_input("k", 1, 20, 10))
-category = None
-if order == "by category":
-    from core.filters import distinct_values
-    category = st.selectbox("Category", distinct_values(database, "category"))
+labeler = c[0].text_input("Your name", **ui.remembered(ui.Keys.LABELER))
+method = c[1].selectbox("Method", embedded, **ui.remembered(ui.Keys.LABEL_METHOD, embedded))
+ORDERS = {"unlabelled first": "unlabelled", "random": "random", "by category": "category"}
 
 
 def pick_next() -> None:
-    mode = {"unlabelled first": "unlabelled", "random": "random", "by category": "category"}[order]
-    st.session_state[ui.Keys.LABEL_QUERY] = next_query(database, mode, category)
+    """Choose the next query item (read from the state: callbacks run before the page does)."""
+    order = ORDERS[st.session_state.get(ui.Keys.LABEL_ORDER, "unlabelled first")]
+    category = st.session_state.get(ui.Keys.LABEL_CATEGORY) if order == "category" else None
+    st.session_state[ui.Keys.LABEL_QUERY] = next_query(database, order, category)
+
+
+order = c[2].selectbox("Next query", list(ORDERS), **ui.remembered(ui.Keys.LABEL_ORDER, list(ORDERS)))
+k = int(c[3].number_input("k", 1, 20, 10))
+if order == "by category":
+    from core.filters import distinct_values
+    st.selectbox("Category", distinct_values(database, "category"), key=ui.Keys.LABEL_CATEGORY, on_change=pick_next)
 
 
 if st.session_state.get(ui.Keys.LABEL_QUERY) is None:
     pick_next()
-st.button("Next query ▶", on_click=pick_next)
+st.button("Next query ▶", on_click=pick_next, shortcut="Right", help="Keyboard: → next query; "
+          "Y / N judge the first result not judged yet")
 query_id = st.session_state[ui.Keys.LABEL_QUERY]
 if query_id is None:
     st.info("No items with photos to label.")
@@ -65,7 +70,10 @@ def judge(hit: dict, relevant: bool) -> None:
         st.session_state["label_error"] = str(exc)
 
 
-if st.session_state.pop("label_error", None) or not (labeler or "").strip():
+error = st.session_state.pop("label_error", None)
+if error:
+    right.error(error)
+elif not (labeler or "").strip():
     right.warning("Type your name above: every label records who made it.")
 
 
@@ -78,5 +86,12 @@ def actions(hit: dict, key: str) -> None:
              type="primary" if verdict is False else "secondary", width="stretch")
 
 
+pending = [h for h in hits if h["item_id"] not in judged]
+if pending:                       # keyboard: Y / N judge the first result not judged yet
+    a, b, _ = right.columns([1, 1, 3])
+    a.button(f"✓ Yes to #{pending[0]['rank']}", shortcut="Y", on_click=judge, args=(pending[0], True),
+             disabled=not labeler, key="yes_next")
+    b.button(f"✗ No to #{pending[0]['rank']}", shortcut="N", on_click=judge, args=(pending[0], False),
+             disabled=not labeler, key="no_next")
 with right:
     ui.grid(hits, columns=5, caption=ui.caption_with_score, key_prefix="label", actions=actions)

@@ -1,4 +1,5 @@
 """Precision: which method finds what your team calls relevant, from the labels, with intervals."""
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -27,8 +28,20 @@ st.caption("Precision counts only judged results; unjudged ones are 'unknown', n
            "clearly when their 95% intervals do not overlap. The metadata columns are the research's automatic "
            "figure over the same queries: the share of results with the query's category or colour.")
 
-chart = table.set_index("method")[[f"P@{k} (labels)", "same category (metadata)"]]
-st.bar_chart(chart, stack=False)
+bars = pd.DataFrame(
+    [{"method": f["method"], "figure": f"P@{k} from labels", "precision": f["precision_at_k"],
+      "low": f["ci_low"], "high": f["ci_high"]} for f in figures]
+    + [{"method": f["method"], "figure": "same category (metadata)", "precision": f["metadata_precision"]["category"],
+        "low": None, "high": None} for f in figures])
+base = alt.Chart(bars).encode(x=alt.X("method:N", title=None, axis=alt.Axis(labelAngle=0)), xOffset="figure:N")
+chart = base.mark_bar().encode(
+    y=alt.Y("precision:Q", scale=alt.Scale(domain=[0, 1]), title=f"precision@{k}"),
+    color=alt.Color("figure:N", title=None, legend=alt.Legend(orient="bottom")),
+    tooltip=["method", "figure", alt.Tooltip("precision:Q", format=".3f")])
+intervals = base.transform_filter("isValid(datum.low)").mark_rule(strokeWidth=2, color="#2b2b2b").encode(
+    y="low:Q", y2="high:Q")
+st.altair_chart(chart + intervals, width="stretch")
+st.caption("Bars: precision from your labels, with its 95% interval (black line), beside the metadata figure.")
 
 st.subheader("By category")
 rows = [{"method": f["method"], "category": c, "queries": v["queries"], "labels": v["labels"],

@@ -39,11 +39,20 @@ def embed_and_index(method: str):
 
 st.subheader("Embed and index")
 ready = [m["name"] for m in methods if m["available"]]
+running = {j.name for j in ui.jobs().running()}
+with_photo = database.execute("SELECT count(DISTINCT item_id) FROM images WHERE status = 'ok'").fetchone()[0]
+target = {m["name"]: with_photo if m["kind"] == "image" else items for m in methods}
+partial = [f"{n} ({counts[n]}/{target[n]})" for n in ready
+           if 0 < counts.get(n, 0) < target[n] and f"embed {n}" not in running]
+if partial:
+    st.warning("Partly embedded (a job stopped, or items were added): " + ", ".join(partial)
+               + ". Embed + index carries on where it stopped.")
 c = st.columns([3, 1])
 chosen = c[0].selectbox("Method", ready)
 if c[1].button("Embed + index", type="primary"):
     ui.jobs().start(f"embed {chosen}", embed_and_index(chosen))
     ui.methods.clear()
+    st.rerun()                   # show the progress bar at once
 
 st.subheader("Autoencoder")
 epochs = int(st.number_input("Epochs", 1, 100, 10))
@@ -61,16 +70,23 @@ def train_job(job):
 
 if st.button("Train autoencoder"):
     ui.jobs().start("train autoencoder", train_job)
+    st.rerun()
 
 
-@st.fragment(run_every=1.0)
+polling = bool(ui.jobs().running())
+
+
+@st.fragment(run_every=1.0 if polling else None)
 def live() -> None:
+    """Progress of every job of this process; polls once a second while one runs."""
     for job in ui.jobs().all():
         ui.job_progress(job.name)
         if job.name == "train autoencoder" and job.history:
-            st.line_chart(pd.DataFrame({"loss": job.history}, index=range(1, len(job.history) + 1)))
-    if ui.jobs().running():
+            st.line_chart(pd.DataFrame({"loss": job.history}, index=range(1, len(job.history) + 1)),
+                          x_label="epoch", y_label="loss")
+    if polling and not ui.jobs().running():
         ui.methods.clear()
+        st.rerun()               # a job ended: refresh the table above and stop polling
 
 
 live()
