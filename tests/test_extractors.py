@@ -70,6 +70,28 @@ def test_default_gives_unit_1280_d_features_that_group_products():
     assert int(np.argmax(sims)) == 0 and sims[0] > 0.9      # a mirrored photo is still itself
 
 
+def test_onnx_runtime_gives_the_pytorch_features(tmp_path, monkeypatch):
+    from core.extractors.efficientnet import onnx_path
+    monkeypatch.setenv("LOOKALIKE_MODELS", str(tmp_path / "models"))
+    photos = demo_photos(6)
+    fast = create_extractor("efficientnet_lite0")
+    assert fast.session is not None and onnx_path(None).exists()      # exported once, to the models folder
+    monkeypatch.setenv("LOOKALIKE_BACKEND", "torch")
+    slow = create_extractor("efficientnet_lite0")
+    assert slow.session is None
+    assert np.allclose(fast.embed_images(photos), slow.embed_images(photos), atol=1e-5)
+
+
+def test_damaged_onnx_export_falls_back_to_pytorch(tmp_path, monkeypatch, caplog):
+    from core.extractors.efficientnet import onnx_path
+    monkeypatch.setenv("LOOKALIKE_MODELS", str(tmp_path / "models"))
+    onnx_path(None).parent.mkdir(parents=True)
+    onnx_path(None).write_bytes(b"not a model")
+    extractor = create_extractor("efficientnet_lite0")
+    assert extractor.session is None and "using PyTorch" in caplog.text
+    assert extractor.embed_images(demo_photos(2)).shape == (2, 1280)
+
+
 def test_colour_histogram_is_hellinger_form_and_sees_colour():
     extractor = create_extractor("color_hist")
     photo = max(demo_photos(30), key=lambda p: np.asarray(p, dtype=float).std(axis=2).mean())  # most colourful

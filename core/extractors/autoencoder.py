@@ -23,7 +23,7 @@ from tqdm import tqdm
 from core.atomic import atomic_path
 from core.extractors import hub
 from core.extractors.registry import MethodSpec, register
-from core.extractors.torch_utils import l2_normalise, set_threads
+from core.extractors.torch_utils import l2_normalise, set_threads, to_array
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,9 @@ def checkpoint_path(db_path: Path | None) -> Path:
     return hub.local_dir("autoencoder", db_path) / "checkpoint.pt"
 
 
-def to_batch(images: list[Image.Image]) -> torch.Tensor:
-    arrays = np.stack([np.asarray(img.convert("RGB").resize((SIZE, SIZE), Image.BILINEAR)) for img in images])
-    return torch.from_numpy(arrays).permute(0, 3, 1, 2).float().div(255.0)
+def to_batch(images: list[Image.Image]) -> np.ndarray:
+    """128x128 RGB in [0, 1], NCHW float32 (NumPy: runs in decode threads)."""
+    return to_array(images, SIZE, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 
 
 def _load_catalog_photos(db: sqlite_utils.Database, progress: bool) -> torch.Tensor:
@@ -130,12 +130,12 @@ class AutoencoderExtractor:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         self.spec = dataclasses.replace(spec, version=f"1-{digest}")
 
-    def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
+    def preprocess(self, images: list[Image.Image]) -> np.ndarray:
         return to_batch(images)
 
-    def forward(self, batch: torch.Tensor) -> np.ndarray:
+    def forward(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return l2_normalise(self.model.encoder(batch).flatten(1).numpy())
+            return l2_normalise(self.model.encoder(torch.from_numpy(batch)).flatten(1).numpy())
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         return self.forward(self.preprocess(images))

@@ -10,7 +10,7 @@ from PIL import Image
 
 from core.extractors import hub
 from core.extractors.registry import MethodSpec, register
-from core.extractors.torch_utils import l2_normalise, set_threads, to_tensor
+from core.extractors.torch_utils import channels_last, l2_normalise, set_threads, to_array
 
 ARCHS = {  # method -> (timm model name with pretrained tag, feature dim, description)
     "vgg16": ("vgg16.tv_in1k", 4096, "VGG16 (torchvision ImageNet weights), penultimate layer"),
@@ -46,12 +46,12 @@ class TimmCNN:
         self.size = int(cfg.get("input_size", (3, 224, 224))[-1])
         self.mean, self.std = tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
 
-    def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
-        return to_tensor(images, self.size, self.mean, self.std)
+    def preprocess(self, images: list[Image.Image]) -> np.ndarray:
+        return to_array(images, self.size, self.mean, self.std)
 
-    def forward(self, batch: torch.Tensor) -> np.ndarray:
+    def forward(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return l2_normalise(self.model(batch).float().numpy())
+            return l2_normalise(self.model(channels_last(batch)).float().numpy())
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         return self.forward(self.preprocess(images))

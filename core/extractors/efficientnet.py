@@ -19,7 +19,7 @@ from PIL import Image
 from core.atomic import atomic_path
 from core.extractors import hub
 from core.extractors.registry import MethodSpec, register
-from core.extractors.torch_utils import l2_normalise, set_threads, to_array
+from core.extractors.torch_utils import channels_last, l2_normalise, set_threads, threads, to_array
 
 log = logging.getLogger(__name__)
 
@@ -49,21 +49,25 @@ def load_model() -> torch.nn.Module:
     return model.eval().to(memory_format=torch.channels_last)
 
 
-def onnx_session(model: torch.nn.Module, folder: Path):
-    """An ONNX Runtime session for the model, exported on first use; None when ORT is unavailable."""
+def onnx_path(db_path: Path | None) -> Path:
+    """Where the exported model lives: named by the weights' digest, so new weights mean a new export."""
+    digest = hashlib.sha256(weights_file().read_bytes()).hexdigest()[:12]
+    return hub.local_dir("efficientnet_lite0", db_path) / f"efficientnet_lite0-{digest}.onnx"
+
+
+def onnx_session(path: Path):
+    """An ONNX Runtime session for the model, exported from PyTorch on first use; None without ORT."""
     try:
         import onnxruntime as ort
     except ImportError:
         return None
-    digest = hashlib.sha256(weights_file().read_bytes()).hexdigest()[:12]
-    path = folder / f"efficientnet_lite0-{digest}.onnx"
     if not path.exists():
         with atomic_path(path, suffix=".onnx") as tmp:
-            sample = torch.zeros(1, 3, SIZE, SIZE)
-            torch.onnx.export(model, sample, str(tmp), input_names=["pixels"], output_names=["features"],
-                              dynamic_axes={"pixels": {0: "batch"}}, opset_version=17, dynamo=False)
+            torch.onnx.export(load_model(), torch.zeros(1, 3, SIZE, SIZE), str(tmp), input_names=["pixels"],
+                              output_names=["features"], dynamic_axes={"pixels": {0: "batch"}},
+                              opset_version=17, dynamo=False)
     options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
+    options.intra_op_num_threads = threads()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
@@ -71,25 +75,25 @@ def onnx_session(model: torch.nn.Module, folder: Path):
 class EfficientNetLite0:
     def __init__(self, spec: MethodSpec, db_path: Path | None = None):
         self.spec = spec
-        set_threads()
-        self.model = load_model()
-        self.session = None
+        self.session = self.model = None
         if os.environ.get("LOOKALIKE_BACKEND", "onnx") == "onnx":
             try:
-                self.session = onnx_session(self.model, hub.local_dir(spec.name, db_path))
+                self.session = onnx_session(onnx_path(db_path))
             except Exception as exc:  # export or runtime trouble: PyTorch still works
                 log.warning("ONNX Runtime unavailable for %s, using PyTorch: %s", spec.name, exc)
+        if self.session is None:
+            set_threads()
+            self.model = load_model()
 
     def preprocess(self, images: list[Image.Image]) -> np.ndarray:
-        # NumPy only: touching torch here would wake its thread pool, which then spins against ORT's.
+        # NumPy only: this runs in decode threads, where a torch op would start another OpenMP pool.
         return to_array(images, SIZE, MEAN, STD)
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         if self.session is not None:
             return l2_normalise(self.session.run(None, {"pixels": batch})[0])
         with torch.inference_mode():
-            pixels = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
-            return l2_normalise(self.model(pixels).float().numpy())
+            return l2_normalise(self.model(channels_last(batch)).float().numpy())
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         return self.forward(self.preprocess(images))

@@ -8,9 +8,13 @@ import torch
 from PIL import Image
 
 
+def threads() -> int:
+    """Intra-op threads for a model: `$LOOKALIKE_THREADS`, else every core (2 on the reference machine)."""
+    return max(1, int(os.environ.get("LOOKALIKE_THREADS", os.cpu_count() or 1)))
+
+
 def set_threads() -> None:
-    """Use every core for intra-op work (2 on the reference machine)."""
-    torch.set_num_threads(max(1, int(os.environ.get("LOOKALIKE_THREADS", os.cpu_count() or 1))))
+    torch.set_num_threads(threads())
 
 
 def to_array(images: list[Image.Image], size: int, mean: tuple, std: tuple,
@@ -22,10 +26,13 @@ def to_array(images: list[Image.Image], size: int, mean: tuple, std: tuple,
     return np.ascontiguousarray((batch * scale - shift).transpose(0, 3, 1, 2), dtype=np.float32)
 
 
-def to_tensor(images: list[Image.Image], size: int, mean: tuple, std: tuple,
-              resample: int = Image.BILINEAR) -> torch.Tensor:
-    """`to_array` as a channels-last torch tensor (the fast layout for CPU convolutions)."""
-    return torch.from_numpy(to_array(images, size, mean, std, resample)).contiguous(memory_format=torch.channels_last)
+def channels_last(batch: np.ndarray) -> torch.Tensor:
+    """A `to_array` batch as a channels-last tensor (the fast layout for CPU convolutions).
+
+    Call it on the thread that runs the model: decode threads stay NumPy-only, because a torch
+    op on another thread starts another OpenMP pool that spins against the model's.
+    """
+    return torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:

@@ -59,10 +59,12 @@ class HubTransformer:
             from transformers import AutoTokenizer
             self.tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
 
-    def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
-        return self.processor(images=[img.convert("RGB") for img in images], return_tensors="pt")["pixel_values"]
+    def preprocess(self, images: list[Image.Image]) -> np.ndarray:
+        # NumPy here (decode threads); torch only on the model's thread.
+        return self.processor(images=[img.convert("RGB") for img in images], return_tensors="np")["pixel_values"]
 
-    def forward(self, pixels: torch.Tensor) -> np.ndarray:
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        pixels = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         with torch.inference_mode():
             pooling = self.checkpoint.pooling
             if pooling == "clip":

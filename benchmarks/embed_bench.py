@@ -1,0 +1,141 @@
+"""Embedding speed: images/s end to end (decode + preprocess + model + store) and peak memory.
+
+    python benchmarks/embed_bench.py [--images 512] [--methods a,b] [--write]
+
+Each run embeds the first N photos of the 4,000-photo set through `core.embed.embed_catalog`
+(the code path of `python -m core embed`) in a fresh child process, so its peak resident
+memory is its own. Runs: every available image method with the defaults, then the default
+method's variants (PyTorch instead of ONNX Runtime, batch sizes, and a naive batch-1 timm
+loop for reference). `--write` puts the table in docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import FASHION, ROOT, fashion_catalog, machine, write_section
+
+DEFAULT = "efficientnet_lite0"
+
+
+def bench_one(db_path: Path, method: str, images: int, batch_size: int) -> dict:
+    """Embed `images` photos with `method` (its stored vectors dropped first); runs in the child."""
+    from core.db import open_catalog
+    from core.embed import embed_catalog
+    from core.extractors import create_extractor
+    db = open_catalog(db_path)
+    db.execute("DELETE FROM embeddings WHERE method = ?", (method,))
+    db.conn.commit()
+    start = time.perf_counter()
+    extractor = create_extractor(method, db_path)
+    load_s = time.perf_counter() - start
+    report = embed_catalog(db, method, batch_size=batch_size, limit=images, progress=False, extractor=extractor)
+    return {"images": report.embedded, "seconds": report.seconds, "load_s": load_s}
+
+
+def bench_naive(images: int) -> dict:
+    """The reference loop: decode one photo, preprocess, run timm eager at batch 1, repeat."""
+    import torch
+    from core.extractors.efficientnet import load_model
+    from core.extractors.torch_utils import to_array
+    from core.images import load_rgb
+    start = time.perf_counter()
+    model = load_model().to(memory_format=torch.contiguous_format)
+    load_s = time.perf_counter() - start
+    paths = sorted((FASHION / "images").glob("*.jpg"), key=lambda p: p.stem)[:images]
+    start = time.perf_counter()
+    with torch.no_grad():
+        for path in paths:
+            model(torch.from_numpy(to_array([load_rgb(path)], 224, (0.5,) * 3, (0.5,) * 3)))
+    return {"images": len(paths), "seconds": time.perf_counter() - start, "load_s": load_s}
+
+
+def child(args: argparse.Namespace) -> None:
+    if args.naive:
+        result = bench_naive(args.images)
+    else:
+        result = bench_one(args.db, args.run, args.images, args.batch_size)
+    result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def run_child(db: Path, method: str, images: int, batch_size: int, env: dict | None = None,
+              naive: bool = False) -> dict:
+    command = [sys.executable, __file__, "--child", "--run", method, "--db", str(db), "--images", str(images),
+               "--batch-size", str(batch_size)] + (["--naive"] if naive else [])
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if done.returncode:
+        raise SystemExit(f"{method} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def plan(methods: list[str], batch_size: int) -> list[tuple[str, str, int, dict, bool]]:
+    """(label, method, batch size, extra environment, naive?) for every run."""
+    runs = [(f"{m}", m, batch_size, {}, False) for m in methods]
+    if DEFAULT in methods:
+        runs += [(f"{DEFAULT}, batch {b}", DEFAULT, b, {}, False) for b in (8, 64) if b != batch_size]
+        runs += [(f"{DEFAULT}, PyTorch backend", DEFAULT, batch_size, {"LOOKALIKE_BACKEND": "torch"}, False),
+                 (f"{DEFAULT}, naive timm loop (batch 1, no prefetch)", DEFAULT, 1, {}, True)]
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, default=ROOT / "data" / "bench" / "speed.db")
+    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--methods", help="comma-separated (default: every available image method)")
+    parser.add_argument("--write", action="store_true", help="write the table to docs/benchmarks.md")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--naive", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--run", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+
+    from core.extractors import list_methods
+    fashion_catalog(args.db).conn.close()
+    if args.methods:
+        methods = args.methods.split(",")
+    else:
+        methods = [m["name"] for m in list_methods(args.db)
+                   if m["available"] and m["kind"] == "image" and m["name"] != "hybrid"]
+    for path in sorted((FASHION / "images").glob("*.jpg"))[:args.images * 2]:
+        path.read_bytes()  # warm the page cache: every run reads from memory, not the first one from disk
+    load = os.getloadavg()[0]
+    lines = []
+    for label, method, batch, env, naive in plan(methods, args.batch_size):
+        result = run_child(args.db, method, args.images, batch, env, naive)
+        rate = result["images"] / result["seconds"]
+        line = (f"| {label} | {batch} | {result['images']} | {rate:.1f} | {result['load_s']:.1f} "
+                f"| {result['peak_mib']:.0f} |")
+        print(line, flush=True)
+        lines.append(line)
+    after = os.getloadavg()[0]
+    body = "\n".join([
+        "## Embedding speed",
+        "",
+        f"`python benchmarks/embed_bench.py --images {args.images}` on {machine()}; load average "
+        f"{load:.1f} before, {after:.1f} after (2 means both cores busy with something else too).",
+        "End to end = `embed_catalog` as `python -m core embed` runs it: JPEG decode and",
+        "preprocessing in worker threads, the model, and storing float32 vectors in SQLite. Model",
+        "loading (and the one-time ONNX export) is timed apart. Peak memory is the child process's",
+        "resident set.",
+        "",
+        "| run | batch | images | images/s | load s | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|",
+        *lines,
+    ])
+    print(body)
+    if args.write:
+        write_section("embed-speed", body)
+
+
+if __name__ == "__main__":
+    main()
