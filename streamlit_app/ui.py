@@ -71,8 +71,14 @@ def jobs() -> JobRunner:
     return JobRunner()
 
 
-@st.cache_data(ttl=30, show_spinner=False)
 def methods(path: str) -> list[dict]:
+    """Every method and whether it can run here; looked up again when a job of this app ends."""
+    last_job_end = max((job.finished or 0.0 for job in jobs().all()), default=0.0)
+    return _methods(path, last_job_end)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _methods(path: str, last_job_end: float) -> list[dict]:
     from core.extractors import list_methods
     return list_methods(path)
 

@@ -200,3 +200,30 @@ def test_methods_page_embeds_and_indexes_in_background(app_db):
     hybrid = table[table["method"] == "hybrid"].iloc[0]
     assert hybrid["vectors"] == "300/300" and hybrid["index"] == "ready"
     assert any("embed hybrid: done" in s.value for s in at.success)
+
+
+def test_methods_page_trains_the_autoencoder_with_a_loss_chart(catalog, tmp_path, monkeypatch):
+    import time
+
+    import ui
+    from core.importers import import_csv
+    lines = (ROOT / "demo" / "styles.csv").read_text(encoding="utf-8").splitlines()
+    small = tmp_path / "small.csv"
+    small.write_text("\n".join(lines[:25]) + "\n", encoding="utf-8")        # 24 photos: one quick epoch
+    import_csv(catalog, small, ROOT / "demo" / "images", progress=False)
+    monkeypatch.setenv("LOOKALIKE_DB", catalog.execute("PRAGMA database_list").fetchone()[2])
+    at = page("pages/6_Methods.py")
+    at.number_input[0].set_value(2)
+    [button] = [b for b in at.button if b.label == "Train autoencoder"]
+    button.click().run()
+    job = ui.jobs().get("train autoencoder")
+    deadline = time.time() + 60
+    while job.status == "running" and time.time() < deadline:
+        time.sleep(0.2)
+    assert job.status == "done", job.error
+    assert len(job.history) == 2 and all(loss > 0 for loss in job.history)
+    at.run()
+    assert any("train autoencoder: done" in s.value for s in at.success)
+    assert at.get("vega_lite_chart")                                       # the loss curve
+    table = at.dataframe[0].value
+    assert table[table["method"] == "autoencoder"].iloc[0]["ready"]        # trained: ready to embed

@@ -51,7 +51,6 @@ c = st.columns([3, 1])
 chosen = c[0].selectbox("Method", ready)
 if c[1].button("Embed + index", type="primary"):
     ui.jobs().start(f"embed {chosen}", embed_and_index(chosen))
-    ui.methods.clear()
     st.rerun()                   # show the progress bar at once
 
 st.subheader("Autoencoder")
@@ -85,7 +84,6 @@ def live() -> None:
             st.line_chart(pd.DataFrame({"loss": job.history}, index=range(1, len(job.history) + 1)),
                           x_label="epoch", y_label="loss")
     if polling and not ui.jobs().running():
-        ui.methods.clear()
         st.rerun()               # a job ended: refresh the table above and stop polling
 
 
