@@ -283,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--text", help="words (minilm, clip, fashion_clip)")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--distance", choices=("chi2",), help="chi-square re-ranking (colour histograms)")
+    p.add_argument("--distance", choices=("cosine", "chi2"),
+                   help="rank by this instead of the method's own distance (chi2: colour histograms)")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("duplicates", parents=[common], help="near-duplicate listings")

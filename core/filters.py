@@ -39,13 +39,29 @@ def parse_filters(pairs: list[str] | None) -> dict:
     return filters
 
 
-def where_clause(filters: dict, query_brand: str | None = None) -> tuple[str, list]:
-    """SQL condition on `items` (alias-free) with its parameters; '1' when nothing filters."""
+def _spellings(db: sqlite_utils.Database, column: str, values: list[str]) -> list[str]:
+    """The stored spellings of `column` equal to any of `values` ignoring case (Unicode-aware)."""
+    wanted = {v.casefold() for v in values}
+    return [r[0] for r in db.execute(f"SELECT DISTINCT {column} FROM items WHERE {column} IS NOT NULL")
+            if r[0].casefold() in wanted]
+
+
+def where_clause(filters: dict, query_brand: str | None = None,
+                 db: sqlite_utils.Database | None = None) -> tuple[str, list]:
+    """SQL condition on `items` (alias-free) with its parameters; '1' when nothing filters.
+
+    Text values match stored values ignoring case: fully (Unicode) when `db` is given, by
+    SQLite's ASCII-only lower() otherwise.
+    """
     clauses, params = [], []
     for key, values in filters.items():
         if key in TEXT_KEYS.values() and values:
             values = [values] if isinstance(values, str) else list(values)
-            clauses.append(f"lower({key}) IN ({', '.join('lower(?)' for _ in values)})")
+            if db is not None:
+                values = _spellings(db, key, values)
+                clauses.append(f"{key} IN ({', '.join('?' for _ in values)})" if values else "0")
+            else:
+                clauses.append(f"lower({key}) IN ({', '.join('lower(?)' for _ in values)})")
             params.extend(values)
         elif key in NUMBER_KEYS and values is not None:
             clauses.append(NUMBER_KEYS[key])
@@ -55,8 +71,13 @@ def where_clause(filters: dict, query_brand: str | None = None) -> tuple[str, li
     if filters.get("on_sale"):
         clauses.append("on_sale = 1")
     if filters.get("exclude_same_brand") and query_brand:
-        clauses.append("lower(coalesce(brand, '')) != lower(?)")
-        params.append(query_brand)
+        if db is not None:
+            same = _spellings(db, "brand", [query_brand])
+            clauses.append(f"coalesce(brand, '') NOT IN ({', '.join('?' for _ in same)})" if same else "1")
+            params.extend(same)
+        else:
+            clauses.append("lower(coalesce(brand, '')) != lower(?)")
+            params.append(query_brand)
     return (" AND ".join(clauses) or "1"), params
 
 
@@ -66,7 +87,7 @@ def is_active(filters: dict | None, query_brand: str | None = None) -> bool:
 
 def matching_item_ids(db: sqlite_utils.Database, filters: dict | None, query_brand: str | None = None) -> list[str]:
     """Ids of the items that pass the filters, in id order."""
-    where, params = where_clause(filters or {}, query_brand)
+    where, params = where_clause(filters or {}, query_brand, db)
     return [row[0] for row in db.execute(f"SELECT id FROM items WHERE {where} ORDER BY id", params)]
 
 

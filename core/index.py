@@ -1,23 +1,33 @@
 """Annoy indices: build from the catalog's vectors, write atomically, load memory-mapped, never stale.
 
-Each method's index is three files in `<data folder>/indices/`: `<method>.ann` (Annoy, angular),
-`<method>.ids` (item id per Annoy position) and `<method>.json` (the manifest: method, version,
-metric, dimension, trees, item count, vector checksum, vector generation, build time, file size).
-Every file is written to a temporary name and renamed, manifest last. An index whose vectors
-changed since the build (the catalog's per-method generation counter moved), or whose files
-are missing or damaged, is rebuilt on load, never served.
+Each method's index is three files in `<data folder>/indices/`: `<method>.ann` (Annoy),
+`<method>.ids` (item id per Annoy position) and `<method>.json` (the manifest: method, versions,
+metric, dimension, trees, item count, vector checksum, vector generation, build time, file
+sizes and fingerprints). Every file is written to a temporary name and renamed, manifest last;
+the catalog's `indices` table records which build it expects.
+
+Before an index is served, `problem()` checks (cheaply, on every query) that the manifest is
+readable, that the catalog's vectors have not changed since the build (the per-method
+generation counter, moved by triggers on every change), that the files are this catalog's latest build and
+that they have the recorded sizes. On the first load in a process the file fingerprints are
+checked too. Anything wrong means a rebuild, never a silently wrong answer.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
+import threading
 import time
-from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import sqlite_utils
 from annoy import AnnoyIndex
+from tqdm import tqdm
 
 from core.atomic import atomic_path
 from core.config import data_dir
@@ -26,8 +36,16 @@ from core.vectors import checksum, load_matrix
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TREES = 40
-_CACHE: dict[str, tuple[int, "LoadedIndex"]] = {}
+DEFAULT_TREES = 30
+SEARCH_K_PER_RESULT = 200      # Annoy search_k = n * this (2,000 nodes for k=10): see docs/benchmarks.md
+FULL_DIGEST_LIMIT = 256 * 2**20  # files up to this size are fingerprinted whole; larger ones by samples
+_SAMPLES, _SAMPLE_BYTES = 64, 1 << 16
+# The catalog's distance -> the Annoy metric that finds its candidates. Hellinger/chi-square
+# vectors are unit length (square roots of L1-normalised histograms): angular ranks them as Euclidean does.
+ANNOY_METRIC = {"angular": "angular", "hellinger": "angular", "chi2": "angular", "euclidean": "euclidean"}
+
+_CACHE: dict[tuple[str, str], "LoadedIndex"] = {}
+_LOCK = threading.RLock()
 
 
 @dataclass
@@ -45,31 +63,50 @@ class IndexInfo:
     build_seconds: float
     ann_bytes: int
     built_at: str
+    annoy_metric: str = "angular"
+    ann_digest: str = ""
+    ids_digest: str = ""
 
 
 class IndexUnavailable(RuntimeError):
-    """An index that cannot be built (no vectors yet), with the remedy."""
+    """An index that cannot be built or served, with the remedy."""
 
 
 @dataclass
 class LoadedIndex:
+    """A memory-mapped Annoy index with its id list; safe to share between threads."""
+
     info: IndexInfo
     ids: list[str]
     annoy: AnnoyIndex
+    position: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.position = {item_id: n for n, item_id in enumerate(self.ids)}
 
-    def nearest(self, vector: np.ndarray, n: int, search_k: int = -1) -> tuple[list[int], list[float]]:
-        """Positions and cosine similarities of the n nearest items to a vector."""
-        found, distances = self.annoy.get_nns_by_vector(list(map(float, vector)), n, search_k=search_k,
-                                                        include_distances=True)
-        return found, [1.0 - d * d / 2.0 for d in distances]
+    def search_k(self, n: int) -> int:
+        return max(n * SEARCH_K_PER_RESULT, n * self.info.trees)
 
-    def nearest_to_item(self, item_id: str, n: int, search_k: int = -1) -> tuple[list[int], list[float]]:
-        found, distances = self.annoy.get_nns_by_item(self.position[item_id], n, search_k=search_k,
-                                                      include_distances=True)
-        return found, [1.0 - d * d / 2.0 for d in distances]
+    def _similarities(self, distances: list[float]) -> list[float]:
+        if self.info.annoy_metric == "angular":
+            return [1.0 - d * d / 2.0 for d in distances]     # Annoy's angular distance is sqrt(2 - 2 cos)
+        return [-d for d in distances]
+
+    def nearest(self, vector: np.ndarray, n: int, search_k: int | None = None) -> tuple[list[int], list[float]]:
+        """Positions and similarities (cosine, or minus Euclidean distance) of the n nearest items."""
+        found, distances = self.annoy.get_nns_by_vector(
+            np.asarray(vector, dtype=np.float32).tolist(), n, search_k=search_k or self.search_k(n),
+            include_distances=True)
+        return found, self._similarities(distances)
+
+    def nearest_to_item(self, item_id: str, n: int, search_k: int | None = None) -> tuple[list[int], list[float]]:
+        found, distances = self.annoy.get_nns_by_item(self.position[item_id], n,
+                                                      search_k=search_k or self.search_k(n), include_distances=True)
+        return found, self._similarities(distances)
+
+    def vector(self, position: int) -> np.ndarray:
+        """The stored (raw) vector at a position, read from the memory-mapped file."""
+        return np.asarray(self.annoy.get_item_vector(position), dtype=np.float32)
 
 
 def index_dir(db: sqlite_utils.Database) -> Path:
@@ -78,6 +115,7 @@ def index_dir(db: sqlite_utils.Database) -> Path:
 
 
 def generation(db: sqlite_utils.Database, method: str) -> int:
+    """The catalog's change counter for a method's vectors (moves on every insert, update, delete)."""
     row = db.execute("SELECT generation FROM vector_generations WHERE method = ?", (method,)).fetchone()
     return row[0] if row else 0
 
@@ -87,51 +125,101 @@ def _paths(db: sqlite_utils.Database, method: str) -> tuple[Path, Path, Path]:
     return base.with_suffix(".ann"), base.with_suffix(".ids"), base.with_suffix(".json")
 
 
+def file_digest(path: Path) -> str:
+    """BLAKE2b of a file: whole up to FULL_DIGEST_LIMIT, else its size, head, tail and 64 spread samples."""
+    digest = hashlib.blake2b(digest_size=20)
+    size = path.stat().st_size
+    digest.update(str(size).encode())
+    with open(path, "rb") as handle:
+        if size <= FULL_DIGEST_LIMIT:
+            while chunk := handle.read(1 << 22):
+                digest.update(chunk)
+        else:
+            for n in range(_SAMPLES + 1):
+                handle.seek(min(size - _SAMPLE_BYTES, n * (size - _SAMPLE_BYTES) // _SAMPLES))
+                digest.update(handle.read(_SAMPLE_BYTES))
+    return digest.hexdigest()
+
+
+def annoy_metric(metric: str) -> str:
+    return ANNOY_METRIC.get(metric, "angular")
+
+
+def make_annoy(matrix: np.ndarray, metric: str, trees: int, progress: bool = False,
+               desc: str = "index") -> AnnoyIndex:
+    """An in-memory Annoy index over the rows of `matrix` (position = row number)."""
+    annoy = AnnoyIndex(int(matrix.shape[1]), annoy_metric(metric))
+    for n in tqdm(range(len(matrix)), desc=f"{desc}: adding", unit=" vectors", disable=not progress,
+                  mininterval=1.0):
+        annoy.add_item(n, matrix[n].tolist())
+    annoy.build(trees, n_jobs=-1)
+    return annoy
+
+
+def _method_metric(method: str) -> str:
+    from core.extractors import get_spec
+    try:
+        return get_spec(method).metric
+    except KeyError:       # vectors of a method no longer registered: plain cosine
+        return "angular"
+
+
 def build_index(db: sqlite_utils.Database, method: str, trees: int | None = None,
                 progress: bool = True) -> IndexInfo:
-    """Build (or rebuild) a method's Annoy index from its stored vectors."""
+    """Build (or rebuild) a method's Annoy index from its stored vectors; return its manifest."""
     trees = trees or DEFAULT_TREES
+    if trees < 1:
+        raise ValueError("trees must be at least 1")
     gen = generation(db, method)
     ids, matrix = load_matrix(db, method)
     if not ids:
         raise IndexUnavailable(f"no vectors for {method} yet; run `python -m core embed --method {method}` first")
     versions = sorted(r[0] for r in db.execute("SELECT DISTINCT version FROM embeddings WHERE method = ?", (method,)))
+    metric = _method_metric(method)
     start = time.perf_counter()
-    annoy = AnnoyIndex(matrix.shape[1], "angular")
-    for n, row in enumerate(matrix):
-        annoy.add_item(n, row)
-    annoy.build(trees, n_jobs=-1)
+    annoy = make_annoy(matrix, metric, trees, progress, desc=method)
     ann_path, ids_path, manifest_path = _paths(db, method)
     with atomic_path(ann_path) as tmp:
         annoy.save(str(tmp))
         annoy.unload()
-        size = tmp.stat().st_size
+        os.chmod(tmp, 0o644)
+        size, ann_digest = tmp.stat().st_size, file_digest(tmp)
     with atomic_path(ids_path) as tmp:
         tmp.write_text("\n".join(ids) + "\n", encoding="utf-8")
-    from core.extractors import get_spec
-    try:
-        metric = get_spec(method).metric
-    except KeyError:
-        metric = "angular"
+        os.chmod(tmp, 0o644)
+        ids_digest = file_digest(tmp)
     info = IndexInfo(method=method, versions=versions, metric=metric, dim=int(matrix.shape[1]), trees=trees,
                      items=len(ids), checksum=checksum(ids, matrix), generation=gen,
                      build_seconds=round(time.perf_counter() - start, 3), ann_bytes=size,
-                     built_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                     built_at=datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+                     annoy_metric=annoy_metric(metric), ann_digest=ann_digest, ids_digest=ids_digest)
+    manifest = json.dumps(asdict(info), indent=2)
     with atomic_path(manifest_path) as tmp:
-        tmp.write_text(json.dumps(asdict(info), indent=2), encoding="utf-8")
+        tmp.write_text(manifest, encoding="utf-8")
+        os.chmod(tmp, 0o644)
     with db.conn:
         db.conn.execute("INSERT INTO indices (method, path, manifest) VALUES (?, ?, ?) ON CONFLICT (method) "
                         "DO UPDATE SET path = excluded.path, manifest = excluded.manifest, built_at = datetime('now')",
-                        (method, str(ann_path), json.dumps(asdict(info))))
+                        (method, str(ann_path), manifest))
     log.info("built %s index: %d items, %d trees, %.1fs", method, len(ids), trees, info.build_seconds)
     return info
 
 
 def read_manifest(db: sqlite_utils.Database, method: str) -> IndexInfo | None:
-    manifest = _paths(db, method)[2]
+    """The manifest beside the index files (None when missing or unreadable)."""
     try:
-        return IndexInfo(**json.loads(manifest.read_text(encoding="utf-8")))
+        return IndexInfo(**json.loads(_paths(db, method)[2].read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
+        return None
+
+
+def _expected_build(db: sqlite_utils.Database, method: str) -> tuple[str, str] | None:
+    """(checksum, built_at) of the build this catalog last recorded for the method."""
+    row = db.execute("SELECT manifest FROM indices WHERE method = ?", (method,)).fetchone()
+    try:
+        recorded = json.loads(row[0]) if row else None
+        return (recorded["checksum"], recorded["built_at"]) if recorded else None
+    except (ValueError, KeyError, TypeError):
         return None
 
 
@@ -143,6 +231,8 @@ def problem(db: sqlite_utils.Database, method: str) -> str | None:
         return "no index built yet"
     if info.generation != generation(db, method):
         return "vectors changed since the index was built"
+    if _expected_build(db, method) != (info.checksum, info.built_at):
+        return "index files are not this catalog's latest build"
     if not ann_path.exists() or ann_path.stat().st_size != info.ann_bytes:
         return "index file missing or damaged"
     if not ids_path.exists():
@@ -150,39 +240,56 @@ def problem(db: sqlite_utils.Database, method: str) -> str | None:
     return None
 
 
-def load_index(db: sqlite_utils.Database, method: str, rebuild: bool = True, progress: bool = False) -> LoadedIndex:
-    """The method's index, memory-mapped and cached per process; rebuilt first if stale or damaged."""
-    reason = problem(db, method)
-    if reason:
-        if not rebuild:
-            raise IndexUnavailable(f"{method} index unusable: {reason}; run `python -m core index --method {method}`")
-        log.warning("rebuilding %s index: %s", method, reason)
-        build_index(db, method, progress=progress)
-    ann_path, ids_path, manifest_path = _paths(db, method)
-    key = str(ann_path)
-    stamp = manifest_path.stat().st_mtime_ns
-    cached = _CACHE.get(key)
-    if cached and cached[0] == stamp:
-        return cached[1]
-    info = read_manifest(db, method)
-    ids = ids_path.read_text(encoding="utf-8").splitlines()
-    annoy = AnnoyIndex(info.dim, "angular")
+def _open(db: sqlite_utils.Database, method: str, info: IndexInfo) -> LoadedIndex:
+    """Verify the files against the manifest and memory-map the index; IndexUnavailable if they differ."""
+    ann_path, ids_path, _ = _paths(db, method)
     try:
-        annoy.load(str(ann_path))  # memory-mapped: shared by every session of this process and others
+        if info.ann_digest and file_digest(ann_path) != info.ann_digest:
+            raise IndexUnavailable("index file damaged (fingerprint differs)")
+        if info.ids_digest and file_digest(ids_path) != info.ids_digest:
+            raise IndexUnavailable("index id list damaged (fingerprint differs)")
+        ids = ids_path.read_text(encoding="utf-8").splitlines()
+        annoy = AnnoyIndex(info.dim, info.annoy_metric)
+        annoy.load(str(ann_path))  # memory-mapped: pages shared by every session and process
     except OSError as exc:
-        if not rebuild:
-            raise IndexUnavailable(f"{method} index unreadable ({exc}); run `python -m core index --method {method}`") from None
-        log.warning("rebuilding %s index: unreadable (%s)", method, exc)
-        build_index(db, method, progress=progress)
-        return load_index(db, method, rebuild=False)
+        raise IndexUnavailable(f"index unreadable ({exc})") from None
     if annoy.get_n_items() != len(ids) or len(ids) != info.items:
-        if not rebuild:
-            raise IndexUnavailable(f"{method} index does not match its id list; rebuild it")
-        build_index(db, method, progress=progress)
-        return load_index(db, method, rebuild=False)
-    loaded = LoadedIndex(info, ids, annoy)
-    _CACHE[key] = (stamp, loaded)
-    return loaded
+        annoy.unload()
+        raise IndexUnavailable("index does not match its manifest")
+    return LoadedIndex(info, ids, annoy)
+
+
+def load_index(db: sqlite_utils.Database, method: str, rebuild: bool = True, progress: bool = False) -> LoadedIndex:
+    """The method's index, memory-mapped and cached per process; rebuilt first if stale or damaged.
+
+    With `rebuild=False` an unusable index raises IndexUnavailable (with the command to fix it).
+    """
+    hint = f"run `python -m core index --method {method}`"
+    with _LOCK:
+        reason = problem(db, method)
+        if reason:
+            if not rebuild:
+                raise IndexUnavailable(f"{method} index unusable: {reason}; {hint}")
+            log.warning("rebuilding %s index: %s", method, reason)
+            build_index(db, method, progress=progress)
+        info = read_manifest(db, method)
+        key = (str(_paths(db, method)[0]), f"{info.checksum}:{info.built_at}")
+        if key in _CACHE:
+            return _CACHE[key]
+        try:
+            loaded = _open(db, method, info)
+        except IndexUnavailable as exc:
+            if not rebuild:
+                raise IndexUnavailable(f"{method} {exc}; {hint}") from None
+            log.warning("rebuilding %s index: %s", method, exc)
+            build_index(db, method, progress=progress)
+            info = read_manifest(db, method)
+            key = (key[0], f"{info.checksum}:{info.built_at}")
+            loaded = _open(db, method, info)
+        for old in [k for k in _CACHE if k[0] == key[0]]:
+            del _CACHE[old]                      # older builds: their mappings go when no search holds them
+        _CACHE[key] = loaded
+        return loaded
 
 
 def index_status(db: sqlite_utils.Database) -> dict[str, dict]:
@@ -194,6 +301,5 @@ def index_status(db: sqlite_utils.Database) -> dict[str, dict]:
 
 def clear_cache() -> None:
     """Forget every cached index (tests, or after files were replaced by hand)."""
-    _CACHE.clear()
-
-
+    with _LOCK:
+        _CACHE.clear()

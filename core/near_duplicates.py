@@ -1,8 +1,9 @@
 """Near-duplicate finder: pairs of catalog items whose vectors are almost the same.
 
 The same product listed twice, or by two merchants, sits at cosine similarity close to 1 with
-any image method. Each item's nearest neighbours are checked against the threshold; every
-pair is reported once, most similar first.
+any image method. Each item's nearest neighbours (exactly, or through the Annoy index on large
+catalogs) are checked against the threshold, looking deeper for items whose every neighbour
+passes (a product listed many times); every pair is reported once, most similar first.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import sqlite_utils
 from tqdm import tqdm
 
 from core.search import search_many
-from core.vectors import load_matrix
 
 NEIGHBOURS = 10
 
@@ -32,18 +32,27 @@ class DuplicatePair:
 
 def find_duplicates(db: sqlite_utils.Database, method: str, threshold: float = 0.95,
                     progress: bool = True) -> list[DuplicatePair]:
-    """Every pair at cosine similarity >= threshold (checked among each item's nearest neighbours)."""
+    """Every pair of items at cosine similarity >= threshold under `method`, most similar first."""
     if not 0 < threshold <= 1:
         raise ValueError("threshold is a cosine similarity between 0 and 1, e.g. 0.95")
-    ids, _ = load_matrix(db, method)
-    info = {r[0]: (r[1], r[2]) for r in db.execute("SELECT id, title, lower(coalesce(brand, '')) FROM items")}
+    todo = [r[0] for r in db.execute("SELECT item_id FROM embeddings WHERE method = ? ORDER BY item_id", (method,))]
+    if not todo:
+        raise ValueError(f"no vectors for {method} yet; run `python -m core embed --method {method}`")
     pairs: dict[tuple[str, str], float] = {}
-    for item_id, hits in tqdm(search_many(db, method, ids, NEIGHBOURS), total=len(ids),
-                              desc=f"duplicates {method}", disable=not progress):
-        for hit in hits:
-            if hit.score >= threshold:
-                key = tuple(sorted((item_id, hit.item_id)))
+    depth, total = NEIGHBOURS, len(todo)
+    while todo and depth < 4 * total:
+        deeper = []
+        for item_id, hits in tqdm(search_many(db, method, todo, depth), total=len(todo),
+                                  desc=f"duplicates {method}", disable=not progress):
+            close = [h for h in hits if h.score >= threshold]
+            for hit in close:
+                key = (min(item_id, hit.item_id), max(item_id, hit.item_id))
                 pairs[key] = max(pairs.get(key, -1.0), hit.score)
-    return [DuplicatePair(a, b, round(score, 6), info.get(a, (None, ""))[0], info.get(b, (None, ""))[0],
-                          bool(info.get(a, (None, ""))[1]) and info.get(a, (None, ""))[1] == info.get(b, (None, ""))[1])
+            if close and len(close) == len(hits) == depth:
+                deeper.append(item_id)           # every neighbour passed: there may be more
+        todo, depth = deeper, depth * 4
+    info = {r[0]: (r[1], (r[2] or "").casefold()) for r in db.execute("SELECT id, title, brand FROM items")}
+    none = (None, "")
+    return [DuplicatePair(a, b, round(score, 6), info.get(a, none)[0], info.get(b, none)[0],
+                          bool(info.get(a, none)[1]) and info.get(a, none)[1] == info.get(b, none)[1])
             for (a, b), score in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))]

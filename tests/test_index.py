@@ -1,0 +1,164 @@
+"""Annoy indices on the real demo vectors: manifest, atomic writes, staleness, damage, sharing, accuracy."""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+
+from core import index as index_mod
+from core.db import open_catalog
+from core.index import IndexUnavailable, build_index, load_index, problem, read_manifest
+from core.vectors import get_vector, load_matrix, store
+
+METHOD = "efficientnet_lite0"
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    index_mod.clear_cache()
+    yield
+    index_mod.clear_cache()
+
+
+def first_item(db) -> str:
+    return db.execute("SELECT item_id FROM embeddings WHERE method = ? ORDER BY item_id", (METHOD,)).fetchone()[0]
+
+
+def test_build_writes_files_and_a_complete_manifest(embedded_demo):
+    info = build_index(embedded_demo, METHOD, trees=12, progress=False)
+    folder = index_mod.index_dir(embedded_demo)
+    assert sorted(p.name for p in folder.iterdir()) == [f"{METHOD}.ann", f"{METHOD}.ids", f"{METHOD}.json"]
+    manifest = json.loads((folder / f"{METHOD}.json").read_text())
+    ids, matrix = load_matrix(embedded_demo, METHOD)
+    assert manifest["method"] == METHOD and manifest["versions"] == ["1"] and manifest["metric"] == "angular"
+    assert (manifest["dim"], manifest["trees"], manifest["items"]) == (1280, 12, len(ids)) and len(ids) == 300
+    assert manifest["build_seconds"] > 0 and manifest["built_at"]
+    assert manifest["ann_bytes"] == (folder / f"{METHOD}.ann").stat().st_size
+    from core.vectors import checksum
+    assert manifest["checksum"] == checksum(ids, matrix)
+    assert (folder / f"{METHOD}.ids").read_text().split() == ids
+    recorded = json.loads(embedded_demo.execute("SELECT manifest FROM indices WHERE method = ?", (METHOD,)).fetchone()[0])
+    assert recorded == manifest == asdict(info)
+    assert problem(embedded_demo, METHOD) is None
+
+
+def test_index_answers_like_exact_search(embedded_demo):
+    """At 300 items the default search_k visits every item: Annoy equals exact cosine up to ties."""
+    build_index(embedded_demo, METHOD, progress=False)
+    loaded = load_index(embedded_demo, METHOD)
+    ids, matrix = load_matrix(embedded_demo, METHOD)
+    unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    for row in range(0, 300, 37):
+        positions, sims = loaded.nearest(matrix[row], 10)
+        exact = unit @ unit[row]
+        top = np.argsort(-exact, kind="stable")[:10]
+        assert sims == pytest.approx(exact[top].tolist(), abs=1e-5)
+        assert set(positions) == set(top.tolist()) or sims[-1] == pytest.approx(exact[top[-1]], abs=1e-5)
+        assert [loaded.ids[p] for p in positions][0] == ids[row]
+
+
+def test_changed_or_deleted_vectors_make_the_index_stale_and_it_is_rebuilt(embedded_demo):
+    build_index(embedded_demo, METHOD, progress=False)
+    first = load_index(embedded_demo, METHOD)
+    assert load_index(embedded_demo, METHOD) is first                       # shared, not reloaded
+    item = first_item(embedded_demo)
+    flipped = -get_vector(embedded_demo, METHOD, item)
+    store(embedded_demo, METHOD, "1", [(item, flipped, "changed")])
+    assert problem(embedded_demo, METHOD) == "vectors changed since the index was built"
+    with pytest.raises(IndexUnavailable, match=f"python -m core index --method {METHOD}"):
+        load_index(embedded_demo, METHOD, rebuild=False)
+    rebuilt = load_index(embedded_demo, METHOD)
+    assert rebuilt is not first and problem(embedded_demo, METHOD) is None
+    positions, sims = rebuilt.nearest(flipped, 1)
+    assert rebuilt.ids[positions[0]] == item and sims[0] == pytest.approx(1.0, abs=1e-5)
+    with embedded_demo.conn:
+        embedded_demo.conn.execute("DELETE FROM embeddings WHERE method = ? AND item_id = ?", (METHOD, item))
+    assert problem(embedded_demo, METHOD) == "vectors changed since the index was built"
+    assert load_index(embedded_demo, METHOD).info.items == 299
+
+
+@pytest.mark.parametrize("damage, reason", [
+    ("truncate", "index file missing or damaged"),
+    ("delete_ann", "index file missing or damaged"),
+    ("delete_ids", "index id list missing"),
+    ("garbage_manifest", "no index built yet"),
+])
+def test_missing_or_damaged_files_are_detected_and_rebuilt(embedded_demo, damage, reason):
+    build_index(embedded_demo, METHOD, trees=5, progress=False)
+    folder = index_mod.index_dir(embedded_demo)
+    ann, ids, manifest = (folder / f"{METHOD}{s}" for s in (".ann", ".ids", ".json"))
+    if damage == "truncate":
+        ann.write_bytes(ann.read_bytes()[:1000])
+    elif damage == "delete_ann":
+        ann.unlink()
+    elif damage == "delete_ids":
+        ids.unlink()
+    else:
+        manifest.write_text("{not json")
+    assert problem(embedded_demo, METHOD) == reason
+    with pytest.raises(IndexUnavailable):
+        load_index(embedded_demo, METHOD, rebuild=False)
+    loaded = load_index(embedded_demo, METHOD)
+    assert loaded.annoy.get_n_items() == 300 and problem(embedded_demo, METHOD) is None
+
+
+def test_same_size_corruption_is_caught_by_the_fingerprint_on_load(embedded_demo):
+    build_index(embedded_demo, METHOD, trees=5, progress=False)
+    ann = index_mod.index_dir(embedded_demo) / f"{METHOD}.ann"
+    data = bytearray(ann.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = b"\x7f" * 64                  # bit rot, same size
+    ann.write_bytes(bytes(data))
+    assert problem(embedded_demo, METHOD) is None                             # the cheap check cannot see it
+    with pytest.raises(IndexUnavailable, match="fingerprint"):
+        load_index(embedded_demo, METHOD, rebuild=False)
+    loaded = load_index(embedded_demo, METHOD)
+    assert loaded.info.ann_digest == index_mod.file_digest(ann)
+
+
+def test_a_build_that_dies_before_its_manifest_is_never_served(embedded_demo, monkeypatch):
+    build_index(embedded_demo, METHOD, trees=5, progress=False)
+    item = first_item(embedded_demo)
+    store(embedded_demo, METHOD, "1", [(item, -get_vector(embedded_demo, METHOD, item), "changed")])
+
+    def crash(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(index_mod, "checksum", crash)                        # after .ann/.ids, before the manifest
+    with pytest.raises(RuntimeError):
+        build_index(embedded_demo, METHOD, trees=5, progress=False)
+    monkeypatch.undo()
+    folder = index_mod.index_dir(embedded_demo)
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]        # no temporary files left
+    assert problem(embedded_demo, METHOD) is not None
+    loaded = load_index(embedded_demo, METHOD)
+    assert problem(embedded_demo, METHOD) is None and read_manifest(embedded_demo, METHOD).items == 300
+    positions, sims = loaded.nearest(get_vector(embedded_demo, METHOD, item), 1)
+    assert loaded.ids[positions[0]] == item and sims[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_two_catalogs_in_one_folder_never_serve_each_others_index(embedded_demo, tmp_path):
+    other_path = tmp_path / "other.db"
+    embedded_demo.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(tmp_path / "demo.db", other_path)
+    other = open_catalog(other_path)
+    try:
+        item = first_item(other)
+        own = get_vector(embedded_demo, METHOD, item)
+        store(other, METHOD, "1", [(item, -own, "changed")])                   # both counters move once:
+        store(embedded_demo, METHOD, "1", [(item, own, "same")])               # only the build record differs
+        build_index(embedded_demo, METHOD, trees=5, progress=False)
+        build_index(other, METHOD, trees=5, progress=False)                  # same folder, same file names
+        assert problem(embedded_demo, METHOD) == "index files are not this catalog's latest build"
+        mine = load_index(embedded_demo, METHOD)
+        positions, sims = mine.nearest(own, 1)
+        assert mine.ids[positions[0]] == item and sims[0] == pytest.approx(1.0, abs=1e-5)
+    finally:
+        other.conn.close()
+
+
+def test_no_vectors_says_what_to_run(catalog):
+    with pytest.raises(IndexUnavailable, match="python -m core embed --method dino"):
+        build_index(catalog, "dino", progress=False)
