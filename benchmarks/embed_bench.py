@@ -56,6 +56,32 @@ def bench_naive(images: int) -> dict:
     return {"images": len(paths), "seconds": time.perf_counter() - start, "load_s": load_s}
 
 
+def bench_layouts(db_path: Path, batch_size: int, seconds: float = 5.0) -> list[str]:
+    """Model only (no decoding) for the default: how ONNX Runtime is best spread over the cores."""
+    import numpy as np
+    import onnxruntime as ort
+    from core.extractors.efficientnet import EfficientNetLite0, onnx_path
+    from core.extractors.registry import get_spec
+    from core.extractors.torch_utils import threads
+    batch = np.random.default_rng(0).normal(size=(batch_size, 3, 224, 224)).astype(np.float32)
+    shipped = EfficientNetLite0(get_spec(DEFAULT), db_path)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads()
+    batched = ort.InferenceSession(str(onnx_path(db_path)), options, providers=["CPUExecutionProvider"])
+    runs = {f"whole batch per call, {threads()} intra-op threads": lambda: batched.run(None, {"pixels": batch}),
+            f"one image per call, {threads()} calls side by side (shipped)": lambda: shipped.forward(batch)}
+    lines = []
+    for label, run in runs.items():
+        run()
+        start, done = time.perf_counter(), 0
+        while time.perf_counter() - start < seconds:
+            run()
+            done += batch_size
+        lines.append(f"| {label} | {batch_size} | {done / (time.perf_counter() - start):.1f} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
 def child(args: argparse.Namespace) -> None:
     if args.naive:
         result = bench_naive(args.images)
@@ -117,6 +143,7 @@ def main() -> None:
                 f"| {result['peak_mib']:.0f} |")
         print(line, flush=True)
         lines.append(line)
+    layouts = bench_layouts(args.db, args.batch_size) if DEFAULT in methods else []
     after = os.getloadavg()[0]
     body = "\n".join([
         "## Embedding speed",
@@ -131,6 +158,8 @@ def main() -> None:
         "| run | batch | images | images/s | load s | peak RSS MiB |",
         "|---|---:|---:|---:|---:|---:|",
         *lines,
+        *(["", f"Model only ({DEFAULT}, ONNX Runtime, no decoding), images/s:", "",
+            "| layout | batch | images/s |", "|---|---:|---:|", *layouts] if layouts else []),
     ])
     print(body)
     if args.write:

