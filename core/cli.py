@@ -13,14 +13,15 @@ from core.db import CatalogError, open_catalog
 log = logging.getLogger("core")
 
 
-def _print_report(report, as_json: bool) -> int:
+def _print_report(report, as_json: bool, summary: str | None = None) -> int:
+    """Problems to stderr, then one summary line (or the whole report as JSON)."""
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         for problem in report.problems:
             print(f"  ! {problem}", file=sys.stderr)
-        print(f"{report.items} items imported from {report.rows} rows; images ok {report.images_ok}, "
-              f"not usable {report.images_bad}; {len(report.problems)} problem(s) reported")
+        print(summary or f"{report.items} items imported from {report.rows} rows; images ok {report.images_ok}, "
+                         f"not usable {report.images_bad}; {len(report.problems)} problem(s) reported")
     return 0 if report.ok else 1
 
 
@@ -75,13 +76,8 @@ def cmd_labels(args: argparse.Namespace) -> int:
               else f"{count} labels written to {args.file}")
         return 0
     report = import_labels(db, args.file)
-    if args.json:
-        print(json.dumps(report.as_dict(), indent=2))
-    else:
-        for problem in report.problems:
-            print(f"  ! {problem}", file=sys.stderr)
-        print(f"{report.items} new labels from {report.rows} rows ({report.duplicates} already present, "
-              f"{len(report.problems)} rejected)")
+    _print_report(report, args.json, f"{report.items} new labels from {report.rows} rows "
+                                     f"({report.duplicates} already present, {len(report.problems)} rejected)")
     return 0 if report.items or not report.problems else 1
 
 

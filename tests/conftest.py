@@ -18,6 +18,15 @@ DEMO = ROOT / "demo"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent")
 
 
+@pytest.fixture(autouse=True)
+def fresh_index_cache():
+    """Each test starts without indices or vectors cached by an earlier one."""
+    from core import index
+    index.clear_cache()
+    yield
+    index.clear_cache()
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "catalog.db"

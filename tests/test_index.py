@@ -16,13 +16,6 @@ from core.vectors import get_vector, load_matrix, store
 METHOD = "efficientnet_lite0"
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    index_mod.clear_cache()
-    yield
-    index_mod.clear_cache()
-
-
 def first_item(db) -> str:
     return db.execute("SELECT item_id FROM embeddings WHERE method = ? ORDER BY item_id", (METHOD,)).fetchone()[0]
 

@@ -8,7 +8,6 @@ from contextlib import redirect_stdout
 import pytest
 from PIL import Image
 
-from core import index as index_mod
 from core import search as search_mod
 from core.cli import main
 from core.embed import embed_image
@@ -16,13 +15,6 @@ from core.near_duplicates import NEIGHBOURS, find_duplicates
 from core.vectors import get_vector, store
 
 METHOD = "efficientnet_lite0"
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    index_mod.clear_cache()
-    yield
-    index_mod.clear_cache()
 
 
 def relist(db, item_id: str, copy_id: str, vector, brand: str | None = None) -> None:

@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 from conftest import DEMO, SHARED, needs_shared
-from core import index as index_mod
 from core import search as search_mod
 from core.cli import main
 from core.filters import matching_item_ids, parse_filters
@@ -19,13 +18,6 @@ from core.search import SearchError, search, search_many
 from core.vectors import get_vector, load_matrix
 
 METHOD = "efficientnet_lite0"
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    index_mod.clear_cache()
-    yield
-    index_mod.clear_cache()
 
 
 def items(db, n: int, offset: int = 0) -> list[str]:
