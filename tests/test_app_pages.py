@@ -182,19 +182,25 @@ def test_export_page_merges_a_labels_csv_and_reports_bad_rows(app_db, tmp_path):
     assert app_db.execute("SELECT count(*) FROM labels WHERE labeler = 'cy'").fetchone()[0] == 2
 
 
-def test_methods_page_embeds_and_indexes_in_background(app_db):
+def finished_job(name: str, timeout: float = 60):
+    """Wait for a background job of the app to end; it must have succeeded."""
     import time
 
     import ui
+    job = ui.jobs().get(name)
+    deadline = time.time() + timeout
+    while job.status == "running" and time.time() < deadline:
+        time.sleep(0.2)
+    assert job.status == "done", job.error
+    return job
+
+
+def test_methods_page_embeds_and_indexes_in_background(app_db):
     at = page("pages/6_Methods.py")
     at.selectbox[0].set_value("hybrid")
     [button] = [b for b in at.button if b.label == "Embed + index"]
     button.click().run()
-    job = ui.jobs().get("embed hybrid")
-    deadline = time.time() + 60
-    while job.status == "running" and time.time() < deadline:
-        time.sleep(0.2)
-    assert job.status == "done", job.error
+    job = finished_job("embed hybrid")
     at.run()
     table = at.dataframe[0].value
     hybrid = table[table["method"] == "hybrid"].iloc[0]
@@ -203,9 +209,6 @@ def test_methods_page_embeds_and_indexes_in_background(app_db):
 
 
 def test_methods_page_trains_the_autoencoder_with_a_loss_chart(catalog, tmp_path, monkeypatch):
-    import time
-
-    import ui
     from core.importers import import_csv
     lines = (ROOT / "demo" / "styles.csv").read_text(encoding="utf-8").splitlines()
     small = tmp_path / "small.csv"
@@ -216,11 +219,7 @@ def test_methods_page_trains_the_autoencoder_with_a_loss_chart(catalog, tmp_path
     at.number_input[0].set_value(2)
     [button] = [b for b in at.button if b.label == "Train autoencoder"]
     button.click().run()
-    job = ui.jobs().get("train autoencoder")
-    deadline = time.time() + 60
-    while job.status == "running" and time.time() < deadline:
-        time.sleep(0.2)
-    assert job.status == "done", job.error
+    job = finished_job("train autoencoder")
     assert len(job.history) == 2 and all(loss > 0 for loss in job.history)
     at.run()
     assert any("train autoencoder: done" in s.value for s in at.success)
