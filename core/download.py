@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import requests
@@ -12,6 +10,7 @@ from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 from urllib3.util.retry import Retry
 
+from core.atomic import atomic_path
 from core.importers import url_basename
 from core.report import ImportReport
 
@@ -51,20 +50,13 @@ def fetch(url: str, dest: Path, http: requests.Session, max_bytes: int = MAX_IMA
             declared = int(response.headers.get("Content-Length") or 0)
             if declared > max_bytes:
                 raise DownloadError(f"too large ({declared:,} bytes > {max_bytes:,}) at {url}")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
             size = 0
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    for chunk in response.iter_content(64 * 1024):
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise DownloadError(f"too large (over {max_bytes:,} bytes) at {url}")
-                        out.write(chunk)
-                os.replace(tmp, dest)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            with atomic_path(dest) as tmp, open(tmp, "wb") as out:
+                for chunk in response.iter_content(64 * 1024):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise DownloadError(f"too large (over {max_bytes:,} bytes) at {url}")
+                    out.write(chunk)
     except requests.RequestException as exc:
         raise DownloadError(f"cannot fetch {url} ({type(exc).__name__})") from None
     return dest
