@@ -32,9 +32,9 @@ def unpack(blob: bytes) -> np.ndarray:
 
 
 def item_text(title: str | None, description: str | None) -> str:
-    """The text a text method embeds for an item."""
-    parts = [title or "", description or ""]
-    return " ".join(p.strip() for p in parts if p and p.strip()) if parts[0] != parts[1] else parts[0].strip()
+    """The text a text method embeds for an item: title and description, each once."""
+    parts = [p.strip() for p in (title, description) if p and p.strip()]
+    return " ".join(dict.fromkeys(parts))
 
 
 def primary_images_sql() -> str:
