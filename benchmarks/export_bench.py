@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, machine, write_section
+from common import machine, write_section
 
 from core.db import open_catalog  # noqa: E402
 from core.export import export_similar  # noqa: E402

@@ -200,7 +200,7 @@ def test_methods_page_embeds_and_indexes_in_background(app_db):
     at.selectbox[0].set_value("hybrid")
     [button] = [b for b in at.button if b.label == "Embed + index"]
     button.click().run()
-    job = finished_job("embed hybrid")
+    finished_job("embed hybrid")
     at.run()
     table = at.dataframe[0].value
     hybrid = table[table["method"] == "hybrid"].iloc[0]

@@ -6,7 +6,6 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import DEMO
 from core import vectors
 from core.embed import embed_catalog, embed_image
 from core.extractors import create_extractor
