@@ -6,9 +6,10 @@ import json
 import sqlite_utils
 
 from core.filters import where_clause
+from core.vectors import ROLE_ORDER_SQL
 
-_BEST_IMAGE = ("(SELECT path FROM images g WHERE g.item_id = items.id AND g.status = 'ok' ORDER BY "
-               "CASE role WHEN 'primary' THEN 0 WHEN 'cutout' THEN 1 ELSE 2 END LIMIT 1)")
+_BEST_IMAGE = ("(SELECT path FROM images g WHERE g.item_id = items.id AND g.status = 'ok' "
+               f"ORDER BY {ROLE_ORDER_SQL} LIMIT 1)")
 
 
 def browse(db: sqlite_utils.Database, filters: dict | None = None, text: str | None = None,
@@ -34,9 +35,8 @@ def item_detail(db: sqlite_utils.Database, item_id: str) -> dict | None:
     item = rows[0]
     item["attributes"] = json.loads(item["attributes"] or "{}")
     item["images"] = list(db.query("SELECT role, path, url, width, height, status, reason FROM images "
-                                   "WHERE item_id = ? ORDER BY role", [item_id]))
-    item["image_path"] = next((i["path"] for i in sorted(item["images"], key=lambda i: (
-        {"primary": 0, "cutout": 1}.get(i["role"], 2))) if i["status"] == "ok"), None)
+                                   f"WHERE item_id = ? ORDER BY {ROLE_ORDER_SQL}", [item_id]))
+    item["image_path"] = next((i["path"] for i in item["images"] if i["status"] == "ok"), None)
     item["methods"] = [r[0] for r in db.execute("SELECT method FROM embeddings WHERE item_id = ? ORDER BY method", [item_id])]
     return item
 

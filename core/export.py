@@ -9,6 +9,7 @@ import sqlite_utils
 from tqdm import tqdm
 
 from core.atomic import atomic_text_writer
+from core.vectors import ROLE_ORDER_SQL
 
 COLUMNS = ("item_id", "neighbour_id", "rank", "score", "method", "item_title", "neighbour_title",
            "item_image_url", "neighbour_image_url")
@@ -20,7 +21,7 @@ def _display(db: sqlite_utils.Database) -> dict[str, tuple[str, str]]:
     images = {}
     for item_id, url, path in db.execute(
             "SELECT item_id, url, path FROM images ORDER BY item_id, "
-            "CASE role WHEN 'primary' THEN 0 WHEN 'cutout' THEN 1 ELSE 2 END DESC"):
+            f"{ROLE_ORDER_SQL} DESC"):   # the preferred role comes last and wins
         images[item_id] = url or path or ""
     return {item_id: (title or "", images.get(item_id, ""))
             for item_id, title in db.execute("SELECT id, title FROM items")}

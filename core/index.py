@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from datetime import datetime, timezone
@@ -32,7 +31,7 @@ from tqdm import tqdm
 from core.atomic import atomic_path
 from core.config import data_dir
 from core.embed import db_file
-from core.vectors import checksum, load_matrix
+from core.vectors import checksum, load_matrix, missing_vectors
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +172,7 @@ def build_index(db: sqlite_utils.Database, method: str, trees: int | None = None
     gen = generation(db, method)
     ids, matrix = load_matrix(db, method)
     if not ids:
-        raise IndexUnavailable(f"no vectors for {method} yet; run `python -m core embed --method {method}` first")
+        raise IndexUnavailable(missing_vectors(method))
     versions = sorted(r[0] for r in db.execute("SELECT DISTINCT version FROM embeddings WHERE method = ?", (method,)))
     metric = _method_metric(method)
     start = time.perf_counter()
@@ -182,11 +181,9 @@ def build_index(db: sqlite_utils.Database, method: str, trees: int | None = None
     with atomic_path(ann_path) as tmp:
         annoy.save(str(tmp))
         annoy.unload()
-        os.chmod(tmp, 0o644)
         size, ann_digest = tmp.stat().st_size, file_digest(tmp)
     with atomic_path(ids_path) as tmp:
         tmp.write_text("\n".join(ids) + "\n", encoding="utf-8")
-        os.chmod(tmp, 0o644)
         ids_digest = file_digest(tmp)
     info = IndexInfo(method=method, versions=versions, metric=metric, dim=int(matrix.shape[1]), trees=trees,
                      items=len(ids), checksum=checksum(ids, matrix), generation=gen,
@@ -196,7 +193,6 @@ def build_index(db: sqlite_utils.Database, method: str, trees: int | None = None
     manifest = json.dumps(asdict(info), indent=2)
     with atomic_path(manifest_path) as tmp:
         tmp.write_text(manifest, encoding="utf-8")
-        os.chmod(tmp, 0o644)
     with db.conn:
         db.conn.execute("INSERT INTO indices (method, path, manifest) VALUES (?, ?, ?) ON CONFLICT (method) "
                         "DO UPDATE SET path = excluded.path, manifest = excluded.manifest, built_at = datetime('now')",

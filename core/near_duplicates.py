@@ -13,6 +13,7 @@ import sqlite_utils
 from tqdm import tqdm
 
 from core.search import search_many
+from core.vectors import missing_vectors
 
 NEIGHBOURS = 10
 
@@ -37,7 +38,7 @@ def find_duplicates(db: sqlite_utils.Database, method: str, threshold: float = 0
         raise ValueError("threshold is a cosine similarity between 0 and 1, e.g. 0.95")
     todo = [r[0] for r in db.execute("SELECT item_id FROM embeddings WHERE method = ? ORDER BY item_id", (method,))]
     if not todo:
-        raise ValueError(f"no vectors for {method} yet; run `python -m core embed --method {method}`")
+        raise ValueError(missing_vectors(method))
     pairs: dict[tuple[str, str], float] = {}
     depth, total = NEIGHBOURS, len(todo)
     while todo and depth < 4 * total:

@@ -25,7 +25,7 @@ from core import filters as filtering
 from core.embed import db_file
 from core.images import ImageError, sha256_bytes
 from core.index import generation, load_index
-from core.vectors import load_matrix, unpack
+from core.vectors import ROLE_ORDER_SQL, load_matrix, missing_vectors, unpack
 
 EXACT_LIMIT = 20_000       # catalogs up to this many vectors are searched exactly
 SUBSET_EXACT_LIMIT = 2_000  # on larger ones, filters passing up to this many items are searched exactly
@@ -115,7 +115,7 @@ def vectors_for(db: sqlite_utils.Database, method: str) -> tuple[list[str], np.n
         return cached[1], cached[2], cached[3]
     ids, matrix = load_matrix(db, method)
     if not ids:
-        raise SearchError(f"no vectors for {method} yet; run `python -m core embed --method {method}`")
+        raise SearchError(missing_vectors(method))
     matrix = _unit(matrix)
     position = {item_id: n for n, item_id in enumerate(ids)}
     _matrices[key] = (gen, ids, matrix, position)
@@ -211,7 +211,7 @@ def rank_vector(db: sqlite_utils.Database, method: str, vector: np.ndarray, k: i
     vector = _unit(np.asarray(vector, dtype=np.float32))
     total = vector_count(db, method)
     if total == 0:
-        raise SearchError(f"no vectors for {method} yet; run `python -m core embed --method {method}`")
+        raise SearchError(missing_vectors(method))
     if total <= EXACT_LIMIT or (allowed is not None and len(allowed) <= SUBSET_EXACT_LIMIT):
         return _exact(db, method, vector, k, allowed, exclude, distance, total)
     found = _annoy(db, method, vector, k * CHI2_DEPTH if distance == "chi2" else k, allowed, exclude, search_k,
@@ -268,7 +268,7 @@ def _display(db: sqlite_utils.Database, hits: list[Hit]) -> list[Hit]:
     if not hits:
         return hits
     marks = ",".join("?" * len(hits))
-    order = "CASE role WHEN 'primary' THEN 0 WHEN 'cutout' THEN 1 ELSE 2 END"
+    order = ROLE_ORDER_SQL
     rows = {r["id"]: r for r in db.query(
         f"SELECT i.id, i.title, i.brand, i.category, i.colour, i.gender, i.price, i.currency, "
         f"(SELECT path FROM images g WHERE g.item_id = i.id AND g.status = 'ok' ORDER BY {order} LIMIT 1) AS image_path, "
@@ -343,7 +343,7 @@ def search_many(db: sqlite_utils.Database, method: str, item_ids: list[str], k: 
     """
     total = vector_count(db, method)
     if total == 0:
-        raise SearchError(f"no vectors for {method} yet; run `python -m core embed --method {method}`")
+        raise SearchError(missing_vectors(method))
     base = {key: v for key, v in (filters or {}).items() if key != "exclude_same_brand"}
     allowed = _allowed(db, base, None)
     brand_of = (dict(db.execute("SELECT id, lower(coalesce(brand, '')) FROM items"))

@@ -10,7 +10,7 @@ import sqlite_utils
 
 # Which image represents an item for image methods: a packshot first.
 ROLE_PRIORITY = ("primary", "cutout", "model")
-_ROLE_ORDER_SQL = "CASE role WHEN 'primary' THEN 0 WHEN 'cutout' THEN 1 WHEN 'model' THEN 2 ELSE 3 END"
+ROLE_ORDER_SQL = "CASE role WHEN 'primary' THEN 0 WHEN 'cutout' THEN 1 WHEN 'model' THEN 2 ELSE 3 END"
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,11 @@ class Pending:
     path: str | None     # image path for image methods
     text: str | None     # title + description for text methods
     source_hash: str
+
+
+def missing_vectors(method: str) -> str:
+    """The one-line remedy when a method has no vectors yet."""
+    return f"no vectors for {method} yet; run `python -m core embed --method {method}`"
 
 
 def pack(vector: np.ndarray) -> bytes:
@@ -41,7 +46,7 @@ def primary_images_sql() -> str:
     """SQL selecting (item_id, path, sha256) of each item's best readable image."""
     return (
         "SELECT item_id, path, sha256 FROM ("
-        f" SELECT item_id, path, sha256, row_number() OVER (PARTITION BY item_id ORDER BY {_ROLE_ORDER_SQL}) AS n"
+        f" SELECT item_id, path, sha256, row_number() OVER (PARTITION BY item_id ORDER BY {ROLE_ORDER_SQL}) AS n"
         " FROM images WHERE status = 'ok') WHERE n = 1"
     )
 
