@@ -33,7 +33,7 @@ def bench_one(db_path: Path, method: str, images: int, batch_size: int) -> dict:
     db.execute("DELETE FROM embeddings WHERE method = ?", (method,))
     db.conn.commit()
     start = time.perf_counter()
-    extractor = create_extractor(method, db_path)
+    extractor = create_extractor(method, db)
     load_s = time.perf_counter() - start
     report = embed_catalog(db, method, batch_size=batch_size, limit=images, progress=False, extractor=extractor)
     return {"images": report.embedded, "seconds": report.seconds, "load_s": load_s}
@@ -64,10 +64,12 @@ def bench_layouts(db_path: Path, batch_size: int, seconds: float = 5.0) -> list[
     from core.extractors.registry import get_spec
     from core.extractors.torch_utils import threads
     batch = np.random.default_rng(0).normal(size=(batch_size, 3, 224, 224)).astype(np.float32)
-    shipped = EfficientNetLite0(get_spec(DEFAULT), db_path)
+    from core.db import open_catalog
+    catalog = open_catalog(db_path)
+    shipped = EfficientNetLite0(get_spec(DEFAULT), catalog)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads()
-    batched = ort.InferenceSession(str(onnx_path(db_path)), options, providers=["CPUExecutionProvider"])
+    batched = ort.InferenceSession(str(onnx_path(catalog)), options, providers=["CPUExecutionProvider"])
     runs = {f"whole batch per call, {threads()} intra-op threads": lambda: batched.run(None, {"pixels": batch}),
             f"one image per call, {threads()} calls side by side (shipped)": lambda: shipped.forward(batch)}
     lines = []

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from core.config import default_db_path
+from core.settings import DEFAULT_METHOD, settings
 from core.db import CatalogError, open_catalog
 
 log = logging.getLogger("core")
@@ -60,7 +60,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from core.demo import DEFAULT_METHOD, setup_demo
+    from core.demo import setup_demo
     report = setup_demo(open_catalog(args.db))
     print(f"demo catalog ready at {args.db}: {report.items} items, embedded and indexed "
           f"with {DEFAULT_METHOD}")
@@ -112,7 +112,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_methods(args: argparse.Namespace) -> int:
     from core.extractors import list_methods
-    methods = list_methods(args.db)
+    methods = list_methods(open_catalog(args.db))
     if args.json:
         print(json.dumps([{k: m[k] for k in ("name", "kind", "available", "reason")} for m in methods], indent=2))
         return 0
@@ -137,7 +137,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 def cmd_train_autoencoder(args: argparse.Namespace) -> int:
     from core.extractors.autoencoder import train
-    losses = train(open_catalog(args.db), args.db, epochs=args.epochs, batch_size=args.batch_size)
+    losses = train(open_catalog(args.db), epochs=args.epochs, batch_size=args.batch_size)
     print(json.dumps({"epochs": len(losses), "losses": losses}) if args.json
           else f"autoencoder trained for {len(losses)} epochs; last loss {losses[-1]:.5f}")
     return 0
@@ -148,7 +148,7 @@ def cmd_download_weights(args: argparse.Namespace) -> int:
     module = cnn if args.method in cnn.ARCHS else transformers_models
     if args.method not in cnn.ARCHS and args.method not in transformers_models.CHECKPOINTS:
         raise ValueError(f"{args.method} has no hub weights to download")
-    print(f"{args.method}: weights saved in {module.download(args.method, args.db)}")
+    print(f"{args.method}: weights saved in {module.download(args.method, open_catalog(args.db))}")
     return 0
 
 
@@ -214,7 +214,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Lookalike catalog tools")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", type=Path, default=default_db_path(),
+    common.add_argument("--db", type=Path, default=settings().db,
                         help="catalog database (default: $LOOKALIKE_DB or data/catalog.db)")
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
     common.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_methods)
 
     p = sub.add_parser("embed", parents=[common], help="compute missing or outdated vectors of a method")
-    p.add_argument("--method", default="efficientnet_lite0")
+    p.add_argument("--method", default=DEFAULT_METHOD)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--limit", type=int, help="at most this many items (for a quick look)")
     p.set_defaults(func=cmd_embed)
@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", parents=[common], help="items most like an item, a photo or a text")
-    p.add_argument("--method", default="efficientnet_lite0", help="a method, or weights: dino=0.7,color_hist=0.3")
+    p.add_argument("--method", default=DEFAULT_METHOD, help="a method, or weights: dino=0.7,color_hist=0.3")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--item", help="catalog item id")
     group.add_argument("--image", type=Path, help="a photo file")
@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("duplicates", parents=[common], help="near-duplicate listings")
-    p.add_argument("--method", default="efficientnet_lite0")
+    p.add_argument("--method", default=DEFAULT_METHOD)
     p.add_argument("--threshold", type=float, default=0.95, help="cosine similarity, e.g. 0.95")
     p.set_defaults(func=cmd_duplicates)
 

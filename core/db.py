@@ -1,4 +1,8 @@
-"""Open the SQLite catalog: WAL, foreign keys, busy timeout and numbered migrations."""
+"""Open the SQLite catalog: WAL, foreign keys, busy timeout and numbered migrations.
+
+`open_catalog` returns a `Catalog`: the sqlite-utils database plus the folders that belong to it
+(indices, thumbnails, exports, model weights), so no code rebuilds them from the connection.
+"""
 from __future__ import annotations
 
 import logging
@@ -7,6 +11,8 @@ import sqlite3
 from pathlib import Path
 
 import sqlite_utils
+
+from core.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +23,36 @@ BUSY_TIMEOUT_S = 30.0
 
 class CatalogError(Exception):
     """A catalog problem worth one clear line to the user."""
+
+
+class Catalog(sqlite_utils.Database):
+    """A catalog connection that knows its file and the folders beside it."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        super().__init__(conn)
+        self.path = path.resolve()
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder holding the catalog: indices, thumbnails, exports and models live here."""
+        return self.path.parent
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "indices"
+
+    @property
+    def thumbnails_dir(self) -> Path:
+        return self.data_dir / "thumbnails"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.data_dir / "exports"
+
+    @property
+    def models_dir(self) -> Path:
+        """Model weights: `$LOOKALIKE_MODELS`, else `<data folder>/models`."""
+        return settings().models or self.data_dir / "models"
 
 
 def migrations() -> list[tuple[int, Path]]:
@@ -37,12 +73,12 @@ def schema_version(db: sqlite_utils.Database) -> int:
     return row[0] or 0
 
 
-def open_catalog(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
-    """Open (creating if needed) the catalog at `path`, upgraded to the latest schema."""
-    path = Path(path)
+def open_catalog(path: str | Path | None = None, *, migrate: bool = True) -> Catalog:
+    """Open (creating if needed) the catalog at `path` (default: the settings'), upgraded to the latest schema."""
+    path = Path(path or settings().db)
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
-    db = sqlite_utils.Database(conn)
+    db = Catalog(conn, path)
     try:
         db.enable_wal()
     except sqlite3.DatabaseError as exc:

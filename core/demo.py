@@ -7,9 +7,9 @@ import sqlite_utils
 
 from core.importers import import_csv
 from core.report import ImportReport
+from core.settings import DEFAULT_METHOD
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
-DEFAULT_METHOD = "efficientnet_lite0"
 DEMO_METHODS = (DEFAULT_METHOD, "color_hist", "minilm")   # all three need no download
 
 

@@ -12,13 +12,13 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import sqlite_utils
 from tqdm import tqdm
 
 from core import vectors
+from core.db import Catalog
 from core.extractors import create_extractor, get_spec
 from core.images import ImageError, load_rgb
 
@@ -45,20 +45,14 @@ class EmbedReport:
         return {**asdict(self), "images_per_second": round(self.rate, 1)}
 
 
-def db_file(db: sqlite_utils.Database) -> Path | None:
-    """The file behind a catalog connection (None for in-memory)."""
-    row = db.execute("PRAGMA database_list").fetchone()
-    return Path(row[2]) if row and row[2] else None
-
-
-def embed_catalog(db: sqlite_utils.Database, method: str, batch_size: int = DEFAULT_BATCH,
+def embed_catalog(db: Catalog, method: str, batch_size: int = DEFAULT_BATCH,
                   limit: int | None = None, progress: bool = True, extractor=None,
                   on_progress: Callable[[int, int], None] | None = None) -> EmbedReport:
     """Compute and store every missing or outdated vector of `method`."""
     spec = get_spec(method)
     if method == "hybrid":
         return _embed_hybrid(db, batch_size, limit, progress, on_progress)
-    extractor = extractor or create_extractor(method, db_file(db))
+    extractor = extractor or create_extractor(method, db)
     version = extractor.spec.version
     todo = vectors.pending(db, method, version, spec.kind, limit)
     report = EmbedReport(method, version, pending=len(todo))
@@ -150,8 +144,8 @@ def _embed_hybrid(db, batch_size, limit, progress, on_progress) -> EmbedReport:
     return report
 
 
-def embed_image(data: bytes, method: str, db_path: str | Path | None = None, extractor=None) -> np.ndarray:
+def embed_image(data: bytes, method: str, catalog: Catalog | None = None, extractor=None) -> np.ndarray:
     """One uploaded photo's vector, with the same preprocessing as catalog vectors."""
     image = load_rgb(data)
-    extractor = extractor or create_extractor(method, db_path)
+    extractor = extractor or create_extractor(method, catalog)
     return extractor.embed_images([image])[0]

@@ -29,8 +29,7 @@ from annoy import AnnoyIndex
 from tqdm import tqdm
 
 from core.atomic import atomic_path
-from core.config import data_dir
-from core.embed import db_file
+from core.db import Catalog
 from core.vectors import checksum, load_matrix, missing_vectors
 
 log = logging.getLogger(__name__)
@@ -108,19 +107,14 @@ class LoadedIndex:
         return np.asarray(self.annoy.get_item_vector(position), dtype=np.float32)
 
 
-def index_dir(db: sqlite_utils.Database) -> Path:
-    path = db_file(db)
-    return (data_dir(path) if path else Path.cwd() / "data") / "indices"
-
-
 def generation(db: sqlite_utils.Database, method: str) -> int:
     """The catalog's change counter for a method's vectors (moves on every insert, update, delete)."""
     row = db.execute("SELECT generation FROM vector_generations WHERE method = ?", (method,)).fetchone()
     return row[0] if row else 0
 
 
-def _paths(db: sqlite_utils.Database, method: str) -> tuple[Path, Path, Path]:
-    base = index_dir(db) / method
+def _paths(db: Catalog, method: str) -> tuple[Path, Path, Path]:
+    base = db.index_dir / method
     return base.with_suffix(".ann"), base.with_suffix(".ids"), base.with_suffix(".json")
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import sqlite_utils
 
 from core import filters as filtering
-from core.embed import db_file
+from core.db import Catalog
 from core.images import ImageError, sha256_bytes
 from core.index import generation, load_index
 from core.vectors import ROLE_ORDER_SQL, load_matrix, missing_vectors, unpack
@@ -73,13 +73,13 @@ class SearchResult:
         return {"query": self.query, "results": [h.as_dict() for h in self.results]}
 
 
-def extractor(method: str, db_path: Path | None):
+def extractor(method: str, catalog: Catalog):
     """One extractor per (method, catalog) per process: models load once."""
     from core.extractors import create_extractor
-    key = (method, str(db_path))
+    key = (method, str(catalog.path))
     with _lock:
         if key not in _extractors:
-            _extractors[key] = create_extractor(method, db_path)
+            _extractors[key] = create_extractor(method, catalog)
         return _extractors[key]
 
 
@@ -97,7 +97,7 @@ def _unit(matrix: np.ndarray) -> np.ndarray:
 
 def vector_count(db: sqlite_utils.Database, method: str) -> int:
     """How many vectors a method has, cached per process until they change."""
-    key, gen = (str(db_file(db)), method), generation(db, method)
+    key, gen = (str(db.path), method), generation(db, method)
     cached = _counts.get(key)
     if cached and cached[0] == gen:
         return cached[1]
@@ -108,7 +108,7 @@ def vector_count(db: sqlite_utils.Database, method: str) -> int:
 
 def vectors_for(db: sqlite_utils.Database, method: str) -> tuple[list[str], np.ndarray, dict[str, int]]:
     """A method's unit-length vectors in id order, cached per process until they change."""
-    key = (str(db_file(db)), method)
+    key = (str(db.path), method)
     gen = generation(db, method)
     cached = _matrices.get(key)
     if cached and cached[0] == gen:
@@ -158,7 +158,7 @@ def query_vector(db: sqlite_utils.Database, method: str, *, item_id: str | None 
         if len(image) > MAX_UPLOAD_BYTES:
             raise SearchError(f"photo too large ({len(image) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB)")
         try:
-            return embed_image(image, method, db_file(db), extractor=extractor(method, db_file(db)))
+            return embed_image(image, method, db, extractor=extractor(method, db))
         except ImageError as exc:
             raise SearchError(f"cannot read the photo: {exc}") from None
     if text is not None:
@@ -166,7 +166,7 @@ def query_vector(db: sqlite_utils.Database, method: str, *, item_id: str | None 
             raise SearchError("the text query is empty")
         if spec.kind != "text" and not spec.text_query:
             raise SearchError(f"{method} cannot read text; use minilm (titles) or clip / fashion_clip")
-        return extractor(method, db_file(db)).embed_texts([text.strip()])[0]
+        return extractor(method, db).embed_texts([text.strip()])[0]
     raise SearchError("give an item id, a photo or a text to search with")
 
 

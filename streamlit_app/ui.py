@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.config import data_dir, default_db_path  # noqa: E402
+from core.settings import DEFAULT_METHOD, settings  # noqa: E402
 from core.db import CatalogError, open_catalog  # noqa: E402
 from core.jobs import JobRunner  # noqa: E402
 from core.thumbnails import thumbnail  # noqa: E402
@@ -50,7 +50,7 @@ def setup(title: str) -> None:
 
 
 def db_path() -> Path:
-    return default_db_path()
+    return settings().db
 
 
 def db():
@@ -71,26 +71,25 @@ def jobs() -> JobRunner:
     return JobRunner()
 
 
-def methods(path: str) -> list[dict]:
+def methods() -> list[dict]:
     """Every method and whether it can run here; looked up again when a job of this app ends."""
     last_job_end = max((job.finished or 0.0 for job in jobs().all()), default=0.0)
-    return _methods(path, last_job_end)
+    return _methods(db(), str(db_path()), last_job_end)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def _methods(path: str, last_job_end: float) -> list[dict]:
+def _methods(_catalog, path: str, last_job_end: float) -> list[dict]:
     from core.extractors import list_methods
-    return list_methods(path)
+    return list_methods(_catalog)
 
 
 def default_first(names: list[str]) -> list[str]:
     """Method names with the embedded default first, the rest alphabetical."""
-    from core.demo import DEFAULT_METHOD
     return sorted(names, key=lambda n: (n != DEFAULT_METHOD, n))
 
 
 def thumb(path: str | None) -> str | None:
-    found = thumbnail(path, data_dir(db_path()) / "thumbnails")
+    found = thumbnail(path, db().thumbnails_dir)
     return str(found) if found else None
 
 

@@ -19,12 +19,21 @@ needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is
 
 
 @pytest.fixture(autouse=True)
-def fresh_index_cache():
-    """Each test starts without indices or vectors cached by an earlier one."""
-    from core import index
+def fresh_caches(monkeypatch):
+    """Each test starts without indices cached by an earlier one, and re-reads settings when it sets one."""
+    from core import index, settings
+    real_setenv = monkeypatch.setenv
+
+    def setenv(name: str, value: str, prepend: str | None = None) -> None:
+        real_setenv(name, value, prepend)
+        settings.reload()
+    monkeypatch.setenv = setenv
     index.clear_cache()
+    settings.reload()
     yield
     index.clear_cache()
+    monkeypatch.undo()
+    settings.reload()
 
 
 @pytest.fixture

@@ -118,15 +118,15 @@ def test_minilm_puts_matching_titles_first():
 def test_autoencoder_trains_resumes_and_embeds(demo_catalog, db_path):
     from core.embed import embed_catalog
     from core.extractors.autoencoder import checkpoint_path, train
-    assert not {m["name"]: m for m in list_methods(db_path)}["autoencoder"]["available"]
+    assert not {m["name"]: m for m in list_methods(demo_catalog)}["autoencoder"]["available"]
     seen = []
-    losses = train(demo_catalog, db_path, epochs=1, batch_size=64, progress=False,
+    losses = train(demo_catalog, epochs=1, batch_size=64, progress=False,
                    on_epoch=lambda epoch, total, loss: seen.append((epoch, total)))
-    assert len(losses) == 1 and seen == [(1, 1)] and checkpoint_path(db_path).exists()
-    first_version = create_extractor("autoencoder", db_path).spec.version
-    losses = train(demo_catalog, db_path, epochs=2, batch_size=64, progress=False)   # resumes at epoch 2
+    assert len(losses) == 1 and seen == [(1, 1)] and checkpoint_path(demo_catalog).exists()
+    first_version = create_extractor("autoencoder", demo_catalog).spec.version
+    losses = train(demo_catalog, epochs=2, batch_size=64, progress=False)   # resumes at epoch 2
     assert len(losses) == 2 and losses[1] < losses[0]
-    extractor = create_extractor("autoencoder", db_path)
+    extractor = create_extractor("autoencoder", demo_catalog)
     assert extractor.spec.version != first_version            # retraining outdates old vectors
     report = embed_catalog(demo_catalog, "autoencoder", progress=False, limit=20)
     assert report.embedded == 20

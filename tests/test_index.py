@@ -22,7 +22,7 @@ def first_item(db) -> str:
 
 def test_build_writes_files_and_a_complete_manifest(embedded_demo):
     info = build_index(embedded_demo, METHOD, trees=12, progress=False)
-    folder = index_mod.index_dir(embedded_demo)
+    folder = embedded_demo.index_dir
     assert sorted(p.name for p in folder.iterdir()) == [f"{METHOD}.ann", f"{METHOD}.ids", f"{METHOD}.json"]
     manifest = json.loads((folder / f"{METHOD}.json").read_text())
     ids, matrix = load_matrix(embedded_demo, METHOD)
@@ -81,7 +81,7 @@ def test_changed_or_deleted_vectors_make_the_index_stale_and_it_is_rebuilt(embed
 ])
 def test_missing_or_damaged_files_are_detected_and_rebuilt(embedded_demo, damage, reason):
     build_index(embedded_demo, METHOD, trees=5, progress=False)
-    folder = index_mod.index_dir(embedded_demo)
+    folder = embedded_demo.index_dir
     ann, ids, manifest = (folder / f"{METHOD}{s}" for s in (".ann", ".ids", ".json"))
     if damage == "truncate":
         ann.write_bytes(ann.read_bytes()[:1000])
@@ -100,7 +100,7 @@ def test_missing_or_damaged_files_are_detected_and_rebuilt(embedded_demo, damage
 
 def test_same_size_corruption_is_caught_by_the_fingerprint_on_load(embedded_demo):
     build_index(embedded_demo, METHOD, trees=5, progress=False)
-    ann = index_mod.index_dir(embedded_demo) / f"{METHOD}.ann"
+    ann = embedded_demo.index_dir / f"{METHOD}.ann"
     data = bytearray(ann.read_bytes())
     data[len(data) // 2: len(data) // 2 + 64] = b"\x7f" * 64                  # bit rot, same size
     ann.write_bytes(bytes(data))
@@ -123,7 +123,7 @@ def test_a_build_that_dies_before_its_manifest_is_never_served(embedded_demo, mo
     with pytest.raises(RuntimeError):
         build_index(embedded_demo, METHOD, trees=5, progress=False)
     monkeypatch.undo()
-    folder = index_mod.index_dir(embedded_demo)
+    folder = embedded_demo.index_dir
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]        # no temporary files left
     assert problem(embedded_demo, METHOD) is not None
     loaded = load_index(embedded_demo, METHOD)

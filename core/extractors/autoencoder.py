@@ -20,6 +20,7 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
+from core.db import Catalog
 from core.atomic import atomic_path
 from core.extractors import hub
 from core.extractors.registry import MethodSpec, register
@@ -56,8 +57,8 @@ class ConvAutoencoder(nn.Module):
         return self.decoder(self.encoder(x))
 
 
-def checkpoint_path(db_path: Path | None) -> Path:
-    return hub.local_dir("autoencoder", db_path) / "checkpoint.pt"
+def checkpoint_path(catalog: Catalog | None) -> Path:
+    return hub.local_dir("autoencoder", catalog) / "checkpoint.pt"
 
 
 def to_batch(images: list[Image.Image]) -> np.ndarray:
@@ -80,7 +81,7 @@ def _load_catalog_photos(db: sqlite_utils.Database, progress: bool) -> torch.Ten
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
-def train(db: sqlite_utils.Database, db_path: Path | None, epochs: int = DEFAULT_EPOCHS,
+def train(db: Catalog, epochs: int = DEFAULT_EPOCHS,
           batch_size: int = 64, progress: bool = True, seed: int = 0,
           on_epoch: Callable[[int, int, float], None] | None = None) -> list[float]:
     """Train (or resume training) up to `epochs`; return the mean loss of every epoch so far."""
@@ -88,7 +89,7 @@ def train(db: sqlite_utils.Database, db_path: Path | None, epochs: int = DEFAULT
     torch.manual_seed(seed)
     model = ConvAutoencoder()
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-    path = checkpoint_path(db_path)
+    path = checkpoint_path(db)
     losses: list[float] = []
     if path.exists():
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -120,9 +121,9 @@ def train(db: sqlite_utils.Database, db_path: Path | None, epochs: int = DEFAULT
 
 
 class AutoencoderExtractor:
-    def __init__(self, spec: MethodSpec, db_path: Path | None = None):
+    def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
         set_threads()
-        path = checkpoint_path(db_path)
+        path = checkpoint_path(catalog)
         state = torch.load(path, map_location="cpu", weights_only=True)
         self.model = ConvAutoencoder()
         self.model.load_state_dict(state["model"])
@@ -144,8 +145,8 @@ class AutoencoderExtractor:
         raise NotImplementedError("autoencoder embeds images, not text")
 
 
-def _available(db_path: Path | None) -> str | None:
-    if checkpoint_path(db_path).exists():
+def _available(catalog: Catalog | None) -> str | None:
+    if checkpoint_path(catalog).exists():
         return None
     return ("autoencoder: not trained on this catalog yet; run `python -m core train-autoencoder` "
             "(or Train on the Methods page)")

@@ -8,6 +8,7 @@ import timm
 import torch
 from PIL import Image
 
+from core.db import Catalog
 from core.extractors import hub
 from core.extractors.registry import MethodSpec, register
 from core.extractors.torch_utils import channels_last, l2_normalise, set_threads, to_array
@@ -24,10 +25,10 @@ def hub_id(method: str) -> str:
     return f"timm/{ARCHS[method][0]}"
 
 
-def load(method: str, db_path: Path | None) -> torch.nn.Module:
+def load(method: str, catalog: Catalog | None) -> torch.nn.Module:
     """Create the timm model with pretrained weights from the local folder or the hub cache."""
     name = ARCHS[method][0]
-    folder = hub.local_dir(method, db_path)
+    folder = hub.local_dir(method, catalog)
     if hub.has_weights(folder):
         file = next(folder / f for f in hub.WEIGHT_FILES if (folder / f).exists())
         model = timm.create_model(name, pretrained=True, num_classes=0,
@@ -38,10 +39,10 @@ def load(method: str, db_path: Path | None) -> torch.nn.Module:
 
 
 class TimmCNN:
-    def __init__(self, spec: MethodSpec, db_path: Path | None = None):
+    def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
         self.spec = spec
         set_threads()
-        self.model = load(spec.name, db_path)
+        self.model = load(spec.name, catalog)
         cfg = self.model.pretrained_cfg
         self.size = int(cfg.get("input_size", (3, 224, 224))[-1])
         self.mean, self.std = tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
@@ -60,21 +61,21 @@ class TimmCNN:
         raise NotImplementedError(f"{self.spec.name} embeds images, not text")
 
 
-def download(method: str, db_path: Path | None) -> Path:
+def download(method: str, catalog: Catalog | None) -> Path:
     """Fetch a method's weights from the hub (online) and save them in its local folder."""
     from safetensors.torch import save_file
     model = timm.create_model(ARCHS[method][0], pretrained=True)
-    folder = hub.local_dir(method, db_path)
+    folder = hub.local_dir(method, catalog)
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
     return folder
 
 
 def _availability(method: str):
-    def check(db_path: Path | None) -> str | None:
-        if hub.source(method, hub_id(method), db_path):
+    def check(catalog: Catalog | None) -> str | None:
+        if hub.source(method, hub_id(method), catalog):
             return None
-        return hub.remedy(method, hub_id(method), db_path)
+        return hub.remedy(method, hub_id(method), catalog)
     return check
 
 

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from core.db import Catalog
 from core.extractors.registry import MethodSpec, register
 
 BINS = (8, 12, 3)
@@ -54,7 +55,7 @@ def chi2_distances(query: np.ndarray, candidates: np.ndarray) -> np.ndarray:
 
 
 class ColourHistogram:
-    def __init__(self, spec: MethodSpec, db_path: Path | None = None):
+    def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
         self.spec = spec
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:

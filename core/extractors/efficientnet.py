@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,8 +18,10 @@ import timm
 import torch
 from PIL import Image
 
+from core.db import Catalog
 from core.atomic import atomic_path
 from core.extractors import hub
+from core.settings import settings
 from core.extractors.registry import MethodSpec, register
 from core.extractors.torch_utils import channels_last, l2_normalise, set_threads, threads, to_array
 
@@ -52,10 +53,10 @@ def load_model() -> torch.nn.Module:
     return model.eval().to(memory_format=torch.channels_last)
 
 
-def onnx_path(db_path: Path | None) -> Path:
+def onnx_path(catalog: Catalog | None) -> Path:
     """Where the exported model lives: named by the weights' digest, so new weights mean a new export."""
     digest = hashlib.sha256(weights_file().read_bytes()).hexdigest()[:12]
-    return hub.local_dir("efficientnet_lite0", db_path) / f"efficientnet_lite0-{digest}.onnx"
+    return hub.local_dir("efficientnet_lite0", catalog) / f"efficientnet_lite0-{digest}.onnx"
 
 
 def onnx_session(path: Path):
@@ -78,12 +79,12 @@ def onnx_session(path: Path):
 
 
 class EfficientNetLite0:
-    def __init__(self, spec: MethodSpec, db_path: Path | None = None):
+    def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
         self.spec = spec
         self.session = self.model = self.pool = None
-        if os.environ.get("LOOKALIKE_BACKEND", "onnx") == "onnx":
+        if settings().backend == "onnx":
             try:
-                self.session = onnx_session(onnx_path(db_path))
+                self.session = onnx_session(onnx_path(catalog))
             except Exception as exc:  # export or runtime trouble: PyTorch still works
                 log.warning("ONNX Runtime unavailable for %s, using PyTorch: %s", spec.name, exc)
         if self.session is None:
@@ -112,7 +113,7 @@ class EfficientNetLite0:
         raise NotImplementedError(f"{self.spec.name} embeds images, not text")
 
 
-def _available(db_path: Path | None) -> str | None:
+def _available(catalog: Catalog | None) -> str | None:
     try:
         path = weights_file()
     except ImportError:

@@ -1,22 +1,29 @@
 """Where hub-backed weights are found: a local folder first, then the Hugging Face cache."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from core.config import models_dir
+from core.db import Catalog
+from core.settings import settings
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
                 "pytorch_model.bin.index.json")
 
 
-def local_dir(method: str, db_path: Path | None) -> Path:
+def models_root(catalog: Catalog | None) -> Path:
+    """The catalog's models folder; without a catalog, the one beside the settings' catalog."""
+    if catalog is not None:
+        return catalog.models_dir
+    return settings().models or settings().db.resolve().parent / "models"
+
+
+def local_dir(method: str, catalog: Catalog | None) -> Path:
     """`<models folder>/<method>/`: where a user puts (or `download-weights` saves) a method's files."""
-    return models_dir(db_path) / method
+    return models_root(catalog) / method
 
 
 def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    return settings().offline
 
 
 def has_weights(folder: Path) -> bool:
@@ -31,9 +38,9 @@ def in_hf_cache(repo_id: str) -> bool:
     return any(isinstance(try_to_load_from_cache(repo_id, name), str) for name in WEIGHT_FILES)
 
 
-def source(method: str, repo_id: str, db_path: Path | None) -> str | None:
+def source(method: str, repo_id: str, catalog: Catalog | None) -> str | None:
     """The folder or hub id to load from, or None when the weights are not on this machine."""
-    folder = local_dir(method, db_path)
+    folder = local_dir(method, catalog)
     if has_weights(folder):
         return str(folder)
     if in_hf_cache(repo_id):
@@ -41,8 +48,8 @@ def source(method: str, repo_id: str, db_path: Path | None) -> str | None:
     return None
 
 
-def remedy(method: str, repo_id: str, db_path: Path | None) -> str:
-    folder = local_dir(method, db_path)
+def remedy(method: str, repo_id: str, catalog: Catalog | None) -> str:
+    folder = local_dir(method, catalog)
     return (f"{method}: weights not on this machine. On a machine online run "
             f"`python -m core download-weights {method}` (fetches {repo_id}), or copy that model's "
             f"files (config.json + model.safetensors) into {folder}")

@@ -7,17 +7,15 @@ one Annoy index serves it. Weights come from `LOOKALIKE_HYBRID`, e.g.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from core.db import Catalog
 from core.extractors.registry import MethodSpec, create_extractor, get_spec, register
 from core.extractors.torch_utils import l2_normalise
-
-DEFAULT = "efficientnet_lite0=0.8,color_hist=0.2"
-
+from core.settings import settings
 
 def parse_weights(text: str) -> dict[str, float]:
     """'a=0.8,b=0.2' -> {'a': 0.8, 'b': 0.2}, normalised to sum to 1."""
@@ -31,7 +29,7 @@ def parse_weights(text: str) -> dict[str, float]:
     return {name: w / total for name, w in weights.items()}
 
 
-WEIGHTS = parse_weights(os.environ.get("LOOKALIKE_HYBRID", DEFAULT))
+WEIGHTS = parse_weights(settings().hybrid)
 
 
 def combine(parts: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
@@ -41,10 +39,10 @@ def combine(parts: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarr
 
 
 class Hybrid:
-    def __init__(self, spec: MethodSpec, db_path: Path | None = None):
+    def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
         self.spec = spec
         self.weights = WEIGHTS
-        self.parts = {name: create_extractor(name, db_path) for name in self.weights}
+        self.parts = {name: create_extractor(name, catalog) for name in self.weights}
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         return combine({name: ex.embed_images(images) for name, ex in self.parts.items()}, self.weights)
@@ -53,9 +51,9 @@ class Hybrid:
         raise NotImplementedError("hybrid embeds images, not text")
 
 
-def _available(db_path: Path | None) -> str | None:
+def _available(catalog: Catalog | None) -> str | None:
     for name in WEIGHTS:
-        reason = get_spec(name).availability(db_path)
+        reason = get_spec(name).availability(catalog)
         if reason:
             return f"hybrid needs {name}: {reason}"
     return None

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from PIL import Image
+
+from core.db import Catalog
 
 
 class WeightsMissing(RuntimeError):
@@ -39,9 +40,9 @@ class MethodSpec:
     family: str
     description: str
     weights: str                   # where the weights come from, for people
-    factory: Callable[["MethodSpec", Path | None], Extractor] = field(repr=False, compare=False)
-    availability: Callable[[Path | None], str | None] = field(
-        default=lambda db_path: None, repr=False, compare=False)
+    factory: Callable[["MethodSpec", Catalog | None], Extractor] = field(repr=False, compare=False)
+    availability: Callable[[Catalog | None], str | None] = field(
+        default=lambda catalog: None, repr=False, compare=False)
     text_query: bool = False       # can embed text into its image space (CLIP's text tower)
 
 
@@ -72,23 +73,21 @@ def method_names() -> list[str]:
     return list(_REGISTRY)
 
 
-def create_extractor(name: str, db_path: str | Path | None = None) -> Extractor:
+def create_extractor(name: str, catalog: Catalog | None = None) -> Extractor:
     """Build a method's extractor; raise WeightsMissing (one-line remedy) when it cannot load."""
     spec = get_spec(name)
-    path = Path(db_path) if db_path else None
-    reason = spec.availability(path)
+    reason = spec.availability(catalog)
     if reason:
         raise WeightsMissing(reason)
-    return spec.factory(spec, path)
+    return spec.factory(spec, catalog)
 
 
-def list_methods(db_path: str | Path | None = None) -> list[dict]:
+def list_methods(catalog: Catalog | None = None) -> list[dict]:
     """Every method with whether it can run here and, if not, the exact remedy."""
     _load_families()
-    path = Path(db_path) if db_path else None
     rows = []
     for spec in _REGISTRY.values():
-        reason = spec.availability(path)
+        reason = spec.availability(catalog)
         rows.append({"name": spec.name, "kind": spec.kind, "available": reason is None, "reason": reason,
                      "family": spec.family, "dim": spec.dim, "metric": spec.metric,
                      "version": spec.version, "text_query": spec.text_query,

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.db import Catalog
 from core.extractors.registry import MethodSpec, register
 from core.extractors.torch_utils import l2_normalise, set_threads
 
@@ -16,7 +17,7 @@ def model_path() -> Path:
 
 
 class MiniLM:
-    def __init__(self, spec: MethodSpec, db_path: Path | None = None):
+    def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
         from transformers import AutoModel, AutoTokenizer
         self.spec = spec
         set_threads()
@@ -36,7 +37,7 @@ class MiniLM:
         raise NotImplementedError("minilm embeds text, not images")
 
 
-def _available(db_path: Path | None) -> str | None:
+def _available(catalog: Catalog | None) -> str | None:
     try:
         path = model_path()
     except ImportError:

@@ -1,16 +1,16 @@
 """Shared pieces for torch-based extractors: threads, preprocessing, batched no-grad forward."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 from PIL import Image
 
+from core.settings import settings
+
 
 def threads() -> int:
     """Intra-op threads for a model: `$LOOKALIKE_THREADS`, else every core (2 on the reference machine)."""
-    return max(1, int(os.environ.get("LOOKALIKE_THREADS", os.cpu_count() or 1)))
+    return settings().threads
 
 
 def set_threads() -> None:

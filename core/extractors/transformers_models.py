@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core.db import Catalog
 from core.extractors import hub
 from core.extractors.registry import MethodSpec, register
 from core.extractors.torch_utils import l2_normalise, set_threads
@@ -38,13 +39,13 @@ CHECKPOINTS = {
 
 
 class HubTransformer:
-    def __init__(self, spec: MethodSpec, db_path: Path | None = None):
+    def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
         from transformers import AutoImageProcessor, AutoModel
         self.spec = spec
         self.checkpoint = CHECKPOINTS[spec.name]
-        where = hub.source(spec.name, self.checkpoint.repo_id, db_path)
+        where = hub.source(spec.name, self.checkpoint.repo_id, catalog)
         if where is None:  # pragma: no cover - create_extractor checks availability first
-            raise RuntimeError(hub.remedy(spec.name, self.checkpoint.repo_id, db_path))
+            raise RuntimeError(hub.remedy(spec.name, self.checkpoint.repo_id, catalog))
         set_threads()
         kwargs = {"local_files_only": hub.offline() or where != self.checkpoint.repo_id}
         self.processor = AutoImageProcessor.from_pretrained(where, **kwargs)
@@ -94,11 +95,11 @@ def _pooled(output) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
-def download(method: str, db_path: Path | None) -> Path:
+def download(method: str, catalog: Catalog | None) -> Path:
     """Fetch a checkpoint from the hub (online) and save it in the method's local folder."""
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
     checkpoint = CHECKPOINTS[method]
-    folder = hub.local_dir(method, db_path)
+    folder = hub.local_dir(method, catalog)
     AutoModel.from_pretrained(checkpoint.repo_id).save_pretrained(folder)
     AutoImageProcessor.from_pretrained(checkpoint.repo_id).save_pretrained(folder)
     if checkpoint.pooling == "clip":
@@ -107,9 +108,9 @@ def download(method: str, db_path: Path | None) -> Path:
 
 
 def _availability(method: str):
-    def check(db_path: Path | None) -> str | None:
+    def check(catalog: Catalog | None) -> str | None:
         repo = CHECKPOINTS[method].repo_id
-        return None if hub.source(method, repo, db_path) else hub.remedy(method, repo, db_path)
+        return None if hub.source(method, repo, catalog) else hub.remedy(method, repo, catalog)
     return check
 
 

@@ -13,7 +13,7 @@ database = ui.db()
 st.title("Search")
 
 embedded = methods_with_vectors(database)
-methods = ui.methods(str(ui.db_path()))
+methods = ui.methods()
 ready = sorted((m for m in methods if m["available"] and m["name"] in embedded),
                key=lambda m: ui.default_first([x["name"] for x in methods]).index(m["name"]))
 missing = [m for m in methods if not m["available"]]

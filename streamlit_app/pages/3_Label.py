@@ -12,7 +12,7 @@ database = ui.db()
 st.title("Label matches")
 
 embedded = ui.default_first([m for m in methods_with_vectors(database) if any(
-    x["name"] == m and x["available"] and x["kind"] == "image" for x in ui.methods(str(ui.db_path())))])
+    x["name"] == m and x["available"] and x["kind"] == "image" for x in ui.methods())])
 if not embedded:
     st.info("Embed the catalog with an image method on the **Methods** page first.")
     st.stop()

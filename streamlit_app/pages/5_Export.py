@@ -6,7 +6,6 @@ from pathlib import Path
 import streamlit as st
 
 import ui
-from core.config import data_dir
 from core.export import export_similar
 from core.labels import export_labels, import_labels
 from core.vectors import methods_with_vectors
@@ -27,7 +26,7 @@ else:
     with st.expander("Filters"):
         filters = ui.filter_widgets(database, "export")
     if st.button("Export CSV", type="primary"):
-        out = data_dir(ui.db_path()) / "exports" / f"similar_{method}_top{k}_{time.strftime('%Y%m%d-%H%M%S')}.csv"
+        out = database.exports_dir / f"similar_{method}_top{k}_{time.strftime('%Y%m%d-%H%M%S')}.csv"
         bar = st.progress(0.0, text="Exporting…")
         rows = export_similar(database, method, k, out, filters=filters, only_relevant=only_relevant,
                               progress=False, on_progress=lambda d, t: bar.progress(d / max(t, 1), text=f"{d}/{t} items"))

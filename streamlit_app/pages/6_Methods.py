@@ -13,7 +13,7 @@ ui.setup("Methods")
 database = ui.db()
 st.title("Methods")
 path = ui.db_path()
-methods = ui.methods(str(path))
+methods = ui.methods()
 counts = methods_with_vectors(database)
 status = index_status(database)
 items = database.execute("SELECT count(*) FROM items").fetchone()[0]
@@ -63,7 +63,7 @@ def train_job(job):
     def on_epoch(epoch, total, loss):
         job.history.append(loss)
         job.progress(epoch, total, f"loss {loss:.5f}")
-    train(own, path, epochs=epochs, progress=False, on_epoch=on_epoch)
+    train(own, epochs=epochs, progress=False, on_epoch=on_epoch)
     job.message = "trained; embed it above"
 
 
