@@ -4,21 +4,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DB := data/demo.db
 
-.PHONY: app test demo venv
+.PHONY: app test lint demo venv
 
-$(BIN)/.installed: requirements.txt
+$(BIN)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 venv: $(BIN)/.installed
 
 demo: venv
-	LOOKALIKE_DB=$(DEMO_DB) $(BIN)/python -m core demo
+	LOOKALIKE_DB=$(DEMO_DB) $(BIN)/lookalike demo
 
 app: demo
 	LOOKALIKE_DB=$(DEMO_DB) $(BIN)/streamlit run streamlit_app/Home.py
 
-test: venv
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q
