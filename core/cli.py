@@ -185,10 +185,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     from core.search import search
     image = None
     if args.image:
-        from core.images import MAX_UPLOAD_BYTES
-        if args.image.stat().st_size > MAX_UPLOAD_BYTES:
-            raise ValueError(f"{args.image} is over the {MAX_UPLOAD_BYTES // 2**20} MB photo limit")
-        image = args.image.read_bytes()
+        from core.images import MAX_UPLOAD_BYTES, read_file
+        image = read_file(args.image, MAX_UPLOAD_BYTES)
     result = search(open_catalog(args.db), _method_arg(args.method), item_id=args.item, image=image,
                     text=args.text, k=args.k, filters=parse_filters(args.filter), distance=args.distance)
     if args.json:
