@@ -20,7 +20,7 @@ from conftest import DEMO, FIXTURES, ROOT
 from core import download
 from core.db import open_catalog
 from core.embed import embed_catalog
-from core.export import COLUMNS, export_similar
+from core.export import export_similar
 from core.importers import import_csv, import_farfetch
 from core.labels import Query, add_label, current_labels, export_labels, history, import_labels
 
