@@ -28,7 +28,8 @@ def _print_report(report, as_json: bool, summary: str | None = None) -> int:
 def cmd_import_farfetch(args: argparse.Namespace) -> int:
     from core.importers import import_farfetch
     db = open_catalog(args.db)
-    report = import_farfetch(db, args.csv, args.images, download=args.download)
+    report = import_farfetch(db, args.csv, args.images, download=args.download,
+                             allow_private_hosts=args.allow_private_hosts)
     return _print_report(report, args.json)
 
 
@@ -71,7 +72,7 @@ def cmd_labels(args: argparse.Namespace) -> int:
     from core.labels import export_labels, import_labels
     db = open_catalog(args.db)
     if args.action == "export":
-        count = export_labels(db, args.file)
+        count = export_labels(db, args.file, force=args.force)
         print(json.dumps({"labels": count, "file": str(args.file)}) if args.json
               else f"{count} labels written to {args.file}")
         return 0
@@ -104,7 +105,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from core.export import export_similar
     from core.filters import parse_filters
     rows = export_similar(open_catalog(args.db), args.method, args.k, args.out,
-                          filters=parse_filters(args.filter), only_relevant=args.only_relevant)
+                          filters=parse_filters(args.filter), only_relevant=args.only_relevant, force=args.force)
     print(json.dumps({"rows": rows, "file": str(args.out)}) if args.json
           else f"{rows} rows written to {args.out}")
     return 0
@@ -185,10 +186,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     from core.search import search
     image = None
     if args.image:
-        from core.images import MAX_UPLOAD_BYTES
-        if args.image.stat().st_size > MAX_UPLOAD_BYTES:
-            raise ValueError(f"{args.image} is over the {MAX_UPLOAD_BYTES // 2**20} MB photo limit")
-        image = args.image.read_bytes()
+        from core.images import MAX_UPLOAD_BYTES, read_file
+        image = read_file(args.image, MAX_UPLOAD_BYTES)
     result = search(open_catalog(args.db), _method_arg(args.method), item_id=args.item, image=image,
                     text=args.text, k=args.k, filters=parse_filters(args.filter), distance=args.distance)
     if args.json:
@@ -225,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=Path, help="folder of photos named by URL basename "
                                                "(default: images/ beside the CSV)")
     p.add_argument("--download", action="store_true", help="fetch missing photos first (online)")
+    p.add_argument("--allow-private-hosts", action="store_true",
+                   help="let --download fetch from loopback, link-local and private addresses")
     p.set_defaults(func=cmd_import_farfetch)
 
     p = sub.add_parser("import-csv", parents=[common], help="import a generic product CSV")
@@ -291,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("labels", parents=[common], help="export or import relevance labels as CSV")
     p.add_argument("action", choices=("export", "import"))
     p.add_argument("file", type=Path)
+    p.add_argument("--force", action="store_true", help="export: replace a file that is not a labels CSV")
     p.set_defaults(func=cmd_labels)
 
     p = sub.add_parser("precision", parents=[common], help="precision@k per method from labels")
@@ -304,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--only-relevant", action="store_true", help="keep only pairs marked relevant")
+    p.add_argument("--force", action="store_true", help="replace an existing file that is not an export CSV")
     p.set_defaults(func=cmd_export)
     return parser
 

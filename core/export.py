@@ -9,11 +9,15 @@ import sqlite_utils
 from tqdm import tqdm
 
 from core.atomic import atomic_text_writer
+from core.csv_injection import neutralise
+from core.importers import strip_credentials
+from core.output_path import check_output
 from core.vectors import ROLE_ORDER_SQL
 
 COLUMNS = ("item_id", "neighbour_id", "rank", "score", "method", "item_title", "neighbour_title",
            "item_image_url", "neighbour_image_url")
 CHUNK = 512
+ENCODING = "utf-8-sig"
 
 
 def _display(db: sqlite_utils.Database) -> dict[str, tuple[str, str]]:
@@ -22,7 +26,7 @@ def _display(db: sqlite_utils.Database) -> dict[str, tuple[str, str]]:
     for item_id, url, path in db.execute(
             "SELECT item_id, url, path FROM images ORDER BY item_id, "
             f"{ROLE_ORDER_SQL} DESC"):   # the preferred role comes last and wins
-        images[item_id] = url or path or ""
+        images[item_id] = strip_credentials(url) if url else path or ""
     return {item_id: (title or "", images.get(item_id, ""))
             for item_id, title in db.execute("SELECT id, title FROM items")}
 
@@ -34,22 +38,25 @@ def _approved(db: sqlite_utils.Database) -> set[tuple[str, str]]:
 
 def export_similar(db: sqlite_utils.Database, method: str, k: int, out: str | Path,
                    filters: dict | None = None, only_relevant: bool = False, progress: bool = True,
-                   on_progress: Callable[[int, int], None] | None = None) -> int:
+                   on_progress: Callable[[int, int], None] | None = None, force: bool = False) -> int:
     """Write one row per (item, rank) for items with vectors; return the number of rows written.
 
     Filters select both the exported items and their neighbours. With `only_relevant`, only
     pairs a person marked relevant (latest judgement) are kept. The file appears only when
-    complete; UTF-8 with a byte-order mark so spreadsheets read accents right.
+    complete; UTF-8 with a byte-order mark so spreadsheets read accents right. Text cells that a
+    spreadsheet would run as formulas are neutralised (core.csv_injection). `out` is checked
+    first (core.output_path): an existing file that is not such an export needs `force`.
     """
     from core.filters import matching_item_ids
     from core.search import search_many
 
+    check_output(out, db, COLUMNS, ENCODING, force)
     display = _display(db)
     with_vectors = {r[0] for r in db.execute("SELECT item_id FROM embeddings WHERE method = ?", (method,))}
     items = [i for i in matching_item_ids(db, filters or {}) if i in with_vectors]
     approved = _approved(db) if only_relevant else None
     rows = 0
-    with atomic_text_writer(out, encoding="utf-8-sig") as handle, \
+    with atomic_text_writer(out, encoding=ENCODING) as handle, \
             tqdm(total=len(items), desc=f"export {method}", unit=" items", disable=not progress) as bar:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
@@ -61,8 +68,8 @@ def export_similar(db: sqlite_utils.Database, method: str, k: int, out: str | Pa
                     if approved is not None and (item_id, hit.item_id) not in approved:
                         continue
                     n_title, n_image = display.get(hit.item_id, ("", ""))
-                    writer.writerow((item_id, hit.item_id, hit.rank, f"{hit.score:.6f}", method,
-                                     title, n_title, image, n_image))
+                    writer.writerow((neutralise(item_id), neutralise(hit.item_id), hit.rank, f"{hit.score:.6f}",
+                                     *(neutralise(text) for text in (method, title, n_title, image, n_image))))
                     rows += 1
             bar.update(len(chunk))
             if on_progress:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ except ImportError:  # pragma: no cover
 
 MAX_PIXELS = 40_000_000          # decompression-bomb guard (about 6300 x 6300)
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_FILE_BYTES = 64 * 1024 * 1024  # a photo file on disk; checked before reading
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
@@ -72,29 +75,51 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_rgb(source: str | Path | bytes) -> Image.Image:
-    """Open a path or bytes as an RGB image; raise ImageError with a one-line reason."""
-    if isinstance(source, (bytes, bytearray)):
-        return decode(bytes(source))
-    path = Path(source)
+def read_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`; raise ImageError otherwise.
+
+    Devices (/dev/zero), FIFOs and sockets are refused before they are opened for reading,
+    so a bad path can neither hang nor fill memory; the size is checked before the read.
+    """
+    path = Path(path)
     try:
-        data = path.read_bytes()
+        before = os.stat(path)
+        if not stat.S_ISREG(before.st_mode):
+            raise ImageError(f"{path.name} is not a regular file")
+        # O_NONBLOCK: should the path become a FIFO after the check, opening it cannot hang.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise ImageError(f"file not found: {path.name}") from None
     except OSError as exc:
         raise ImageError(f"cannot read {path.name}: {exc.strerror}") from None
-    return decode(data)
+    with os.fdopen(fd, "rb") as handle:
+        opened = os.fstat(handle.fileno())
+        if not stat.S_ISREG(opened.st_mode):
+            raise ImageError(f"{path.name} is not a regular file")
+        if opened.st_size > max_bytes:
+            raise ImageError(f"{path.name} is too large ({opened.st_size:,} bytes > {max_bytes:,})")
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ImageError(f"{path.name} is too large (over {max_bytes:,} bytes)")
+    return data
+
+
+def load_rgb(source: str | Path | bytes) -> Image.Image:
+    """Open a path or bytes as an RGB image; raise ImageError with a one-line reason."""
+    if isinstance(source, (bytes, bytearray)):
+        return decode(bytes(source))
+    return decode(read_file(source))
 
 
 def inspect(path: str | Path) -> ImageInfo:
     """Check one image file fully (decode it) and return its size and content hash."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    if not path.exists():
         return ImageInfo("missing", f"file not found: {path.name}")
-    except OSError as exc:
-        return ImageInfo("unreadable", f"cannot read {path.name}: {exc.strerror}")
+    try:
+        data = read_file(path)
+    except ImageError as exc:
+        return ImageInfo("unreadable", str(exc))
     try:
         img = decode(data)
     except ImageError as exc:

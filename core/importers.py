@@ -8,12 +8,13 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
 import sqlite_utils
 from tqdm import tqdm
 
 from core import images
+from core.encoding import EncodingError, detect, open_text
 from core.report import ImportReport
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,20 @@ def url_basename(url: str) -> str:
     return os.path.basename(urlparse(url).path)
 
 
+def strip_credentials(url: str) -> str:
+    """A URL without its `user:password@` part, fit to show, log, store or export."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def _attributes(row: dict[str, str], mapped: set[str]) -> str:
+    """The unmapped columns as JSON, URLs stripped of credentials."""
+    return json.dumps({k: strip_credentials(v) if v.startswith(("http://", "https://")) else v
+                       for k, v in row.items() if k and k not in mapped}, ensure_ascii=False)
+
+
 class ImageFolder:
     """Files of one folder, listed once, found by exact name or by stem with any image extension."""
 
@@ -111,7 +126,7 @@ def farfetch_row(row: dict[str, str], folder: ImageFolder) -> tuple[dict, list[I
         "currency": (row.get("priceInfo.currencyCode") or "").strip() or None,
         "on_sale": parse_bool(row.get("priceInfo.isOnSale")),
         "stock": parse_int(row.get("stockTotal")),
-        "attributes": json.dumps({k: v for k, v in row.items() if k not in known and k}, ensure_ascii=False),
+        "attributes": _attributes(row, known),
     }
     refs = []
     for role, column in (("cutout", "images.cutOut"), ("model", "images.model")):
@@ -153,7 +168,7 @@ def csv_row(row: dict[str, str], columns: Columns, folder: ImageFolder,
         "description": col(columns.description), "brand": col(columns.brand),
         "gender": col(columns.gender), "category": col(columns.category), "colour": col(columns.colour),
         "price": parse_price(col(columns.price)), "currency": None, "on_sale": None, "stock": None,
-        "attributes": json.dumps({k: v for k, v in row.items() if k and k not in mapped}, ensure_ascii=False),
+        "attributes": _attributes(row, mapped),
     }
     if columns.image and col(columns.image):
         value = col(columns.image)
@@ -166,7 +181,14 @@ def csv_row(row: dict[str, str], columns: Columns, folder: ImageFolder,
 
 def _read_rows(csv_path: Path, report: ImportReport) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield (row number, row) from a CSV, reporting rows with the wrong number of fields."""
-    with open(csv_path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+    try:
+        encoding, note = detect(csv_path)
+    except EncodingError as exc:
+        report.problem(csv_path.name, str(exc))
+        return
+    if note:
+        report.problem(csv_path.name, note)
+    with open(csv_path, newline="", encoding=encoding) as handle:
         reader = csv.reader(handle)
         try:
             header = next(reader)
@@ -206,7 +228,7 @@ def import_rows(db: sqlite_utils.Database, csv_path: str | Path,
         return report
     seen: set[str] = set()
     items: list[dict] = []
-    refs: list[tuple[str, ImageRef]] = []
+    refs: list[tuple[int, str, ImageRef]] = []
     bar = tqdm(desc=f"import {csv_path.name}", unit=" rows", disable=not progress)
     for line, row in _read_rows(csv_path, report):
         report.rows += 1
@@ -216,13 +238,16 @@ def import_rows(db: sqlite_utils.Database, csv_path: str | Path,
         except RowError as exc:
             report.problem(f"row {line}", str(exc))
             continue
+        if "\x00" in item["id"]:
+            report.problem(f"row {line}", f"id {item['id']!r} holds NUL bytes; row skipped")
+            continue
         if item["id"] in seen:
             report.duplicates += 1
             report.problem(f"row {line}", f"duplicate id {item['id']} (earlier row kept, this one skipped)")
             continue
         seen.add(item["id"])
         items.append(item)
-        refs.extend((item["id"], ref) for ref in item_refs)
+        refs.extend((line, item["id"], ref) for ref in item_refs)
         if len(items) >= BATCH:
             _flush(db, items, refs, report, check_images)
             items, refs = [], []
@@ -232,10 +257,11 @@ def import_rows(db: sqlite_utils.Database, csv_path: str | Path,
 
 
 def _image_row(item_id: str, ref: ImageRef, check: bool) -> dict:
-    row = {"item_id": item_id, "role": ref.role, "path": None, "url": ref.url, "width": None,
+    row = {"item_id": item_id, "role": ref.role, "path": None,
+           "url": strip_credentials(ref.url) if ref.url else None, "width": None,
            "height": None, "sha256": None, "status": "missing", "reason": None}
     if ref.path is None:
-        row["reason"] = "no local file" + (" (use --download to fetch it)" if ref.url else "")
+        row["reason"] = f"no local file for the {ref.role} photo" + (" (use --download to fetch it)" if ref.url else "")
         return row
     row["path"] = str(Path(ref.path).resolve())
     info = images.inspect(ref.path) if check else images.ImageInfo("ok")
@@ -244,19 +270,21 @@ def _image_row(item_id: str, ref: ImageRef, check: bool) -> dict:
     return row
 
 
-def _flush(db: sqlite_utils.Database, items: list[dict], refs: list[tuple[str, ImageRef]],
+def _flush(db: sqlite_utils.Database, items: list[dict], refs: list[tuple[int, str, ImageRef]],
            report: ImportReport, check_images: bool) -> None:
     if not items:
         return
-    image_rows = [_image_row(item_id, ref, check_images) for item_id, ref in refs]
-    for row in image_rows:
+    image_rows = [_image_row(item_id, ref, check_images) for _, item_id, ref in refs]
+    was_ok = _ok_photos(db, [(row["item_id"], row["role"]) for row in image_rows])
+    for (line, _, _), row in zip(refs, image_rows):
         if row["status"] == "ok":
             report.images_ok += 1
-        elif row["path"] is not None:
-            report.images_bad += 1
-            report.problem(Path(row["path"]).name, row["reason"])
-        else:
-            report.images_bad += 1
+            continue
+        report.images_bad += 1
+        reason = row["reason"]
+        if (row["item_id"], row["role"]) in was_ok:
+            reason += " (this photo was usable before this import)"
+        report.problem(Path(row["path"]).name if row["path"] else f"row {line}", reason)
     columns = ", ".join(ITEM_COLUMNS)
     marks = ", ".join("?" for _ in ITEM_COLUMNS)
     updates = ", ".join(f"{c} = excluded.{c}" for c in ITEM_COLUMNS if c != "id")
@@ -277,15 +305,33 @@ def _flush(db: sqlite_utils.Database, items: list[dict], refs: list[tuple[str, I
     report.items += len(items)
 
 
+def _ok_photos(db: sqlite_utils.Database, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Those of the (item id, role) pairs whose stored photo is currently usable."""
+    found = set()
+    for start in range(0, len(keys), 400):       # stay under SQLite's bound-parameter limit
+        chunk = keys[start:start + 400]
+        found.update(db.execute(
+            "SELECT item_id, role FROM images WHERE status = 'ok' AND (item_id, role) IN "
+            f"(VALUES {', '.join('(?, ?)' for _ in chunk)})", [v for key in chunk for v in key]).fetchall())
+    return found
+
+
 def import_farfetch(db: sqlite_utils.Database, csv_path: str | Path, images_dir: str | Path | None = None,
-                    download: bool = False, progress: bool = True) -> ImportReport:
-    """Import a Farfetch listings CSV; with `download`, fetch missing photos into `images_dir` first."""
+                    download: bool = False, progress: bool = True,
+                    allow_private_hosts: bool = False) -> ImportReport:
+    """Import a Farfetch listings CSV; with `download`, fetch missing photos into `images_dir` first.
+
+    A named `images_dir` that does not exist is an error unless `download` will create it.
+    """
     csv_path = Path(csv_path)
+    if images_dir and not download and not Path(images_dir).is_dir():
+        return _no_folder(images_dir)
     folder_path = Path(images_dir) if images_dir else csv_path.parent / "images"
     fetched = None
     if download:
         from core.download import download_listing_images
-        fetched = download_listing_images(csv_path, folder_path, progress=progress)
+        fetched = download_listing_images(csv_path, folder_path, progress=progress,
+                                          allow_private_hosts=allow_private_hosts)
     folder = ImageFolder(folder_path)
     report = import_rows(db, csv_path, lambda row: farfetch_row(row, folder), progress=progress)
     if fetched:
@@ -304,17 +350,29 @@ def import_csv(db: sqlite_utils.Database, csv_path: str | Path, images_dir: str 
         report.problem(csv_path.name, f"no column(s) {', '.join(missing)} in the header; "
                                       "name the right ones with --id-col, --title-col, ...")
         return report
+    if images_dir and not Path(images_dir).is_dir():
+        return _no_folder(images_dir)
     folder = ImageFolder(images_dir)
     return import_rows(db, csv_path, lambda row: csv_row(row, columns, folder, csv_path.parent),
                        progress=progress)
+
+
+def _no_folder(images_dir: str | Path) -> ImportReport:
+    """The report of an import refused because its photo folder does not exist."""
+    report = ImportReport()
+    report.problem(str(images_dir), "photo folder not found (nothing imported; check the path)")
+    return report
 
 
 def _missing_columns(csv_path: Path, columns: Columns) -> list[str]:
     """Mapped columns that the CSV header lacks (the id column must exist; others if named)."""
     if not csv_path.is_file():
         return []
-    with open(csv_path, newline="", encoding="utf-8-sig", errors="replace") as handle:
-        header = set(next(csv.reader(handle), []))
+    try:
+        with open_text(csv_path) as (handle, _):
+            header = set(next(csv.reader(handle), []))
+    except EncodingError:
+        return []          # import_rows reports it
     if not header:
         return []
     defaults = Columns()

@@ -4,15 +4,21 @@ from __future__ import annotations
 import csv
 import random
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import sqlite_utils
 
 from core.atomic import atomic_text_writer
+from core.csv_injection import neutralise, restore
+from core.encoding import EncodingError, open_text
+from core.output_path import check_output
 from core.report import ImportReport
 
 CSV_COLUMNS = ("query_kind", "query_key", "candidate_id", "method", "rank", "relevant", "labeler",
                "note", "created_at")
+NUMERIC_COLUMNS = {"rank", "relevant"}
+FUTURE_SLACK = timedelta(days=1)   # clocks differ; a label from further ahead is refused
 TRUE_WORDS = {"1", "true", "yes", "y", "relevant"}
 FALSE_WORDS = {"0", "false", "no", "n", "not relevant"}
 
@@ -101,47 +107,102 @@ def next_query(db: sqlite_utils.Database, order: str = "unlabelled", category: s
     return random.Random(seed).choice(ids) if ids else None
 
 
-def export_labels(db: sqlite_utils.Database, path: str | Path) -> int:
-    """Write the whole label history as CSV (atomically); return the row count."""
+def export_labels(db: sqlite_utils.Database, path: str | Path, force: bool = False) -> int:
+    """Write the whole label history as CSV (atomically), oldest first; return the row count.
+
+    Text cells a spreadsheet would run as formulas get a leading quote, which import removes.
+    An existing file at `path` that is not a labels CSV is replaced only with `force`.
+    """
+    check_output(path, db, CSV_COLUMNS, "utf-8", force)
     count = 0
     with atomic_text_writer(path) as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for row in db.execute(f"SELECT {', '.join(CSV_COLUMNS)} FROM labels ORDER BY created_at, id"):
-            writer.writerow(row)
+            writer.writerow([value if column in NUMERIC_COLUMNS else neutralise(value)
+                             for column, value in zip(CSV_COLUMNS, row)])
             count += 1
     return count
 
 
 def import_labels(db: sqlite_utils.Database, path: str | Path) -> ImportReport:
-    """Merge a labels CSV: bad rows are reported, rows already present are skipped (idempotent)."""
+    """Merge a labels CSV; its rows, in file order, are history appended after what is stored.
+
+    Bad rows are reported by row number. `created_at` must be ISO-8601 (stored as UTC
+    milliseconds); an empty one gets the import time, and equal times keep file order. The
+    merge is idempotent: a row is new only if the file holds more copies of it (same pair,
+    labeller, judgement, method, rank, note and time; any stored time when the file gives
+    none) than the catalog does, so importing a file twice, or an export into its own
+    catalog, adds nothing.
+    """
     report = ImportReport()
-    good = []
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in ("query_key", "candidate_id", "method", "relevant", "labeler")
-                   if c not in (reader.fieldnames or [])]
-        if missing:
-            report.problem(Path(path).name, f"missing column(s): {', '.join(missing)}")
-            return report
-        for line, row in enumerate(reader, start=2):
-            report.rows += 1
-            try:
-                good.append(_label_row(db, row))
-            except LabelError as exc:
-                report.problem(f"row {line}", str(exc))
+    good: list[tuple] = []
+    now = datetime.now(timezone.utc)
+    try:
+        with open_text(path) as (handle, note):
+            if note:
+                report.problem(Path(path).name, note)
+            reader = csv.DictReader(handle)
+            missing = [c for c in ("query_key", "candidate_id", "method", "relevant", "labeler")
+                       if c not in (reader.fieldnames or [])]
+            if missing:
+                report.problem(Path(path).name, f"missing column(s): {', '.join(missing)}")
+                return report
+            for line, row in enumerate(reader, start=2):
+                report.rows += 1
+                try:
+                    good.append(_label_row(db, row, now))
+                except LabelError as exc:
+                    report.problem(f"row {line}", str(exc))
+    except EncodingError as exc:
+        report.problem(Path(path).name, str(exc))
+        return report
+    stamp = _stored_time(now)
     with db.conn:
-        before = db.conn.total_changes
+        db.conn.execute("BEGIN IMMEDIATE")      # count what is stored and append under one lock
+        seen: dict[tuple, int] = {}
+        new = []
+        for row in good:
+            seen[row] = seen.get(row, 0) + 1
+            if seen[row] > _stored_copies(db, row):
+                new.append(row[:-1] + (row[-1] or stamp,))
         db.conn.executemany(
-            "INSERT OR IGNORE INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, "
-            "labeler, note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-            "coalesce(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))", good)
-        report.items = db.conn.total_changes - before
-    report.duplicates = len(good) - report.items
+            "INSERT INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, labeler, note, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", new)
+    report.items = len(new)
+    report.duplicates = len(good) - len(new)
     return report
 
 
-def _label_row(db: sqlite_utils.Database, row: dict[str, str]) -> tuple:
+def _stored_copies(db: sqlite_utils.Database, row: tuple) -> int:
+    """How many stored labels equal an imported row (any time when the row gives none)."""
+    where = ("query_kind = ? AND query_key = ? AND candidate_id = ? AND method = ? AND rank = ? "
+             "AND relevant = ? AND labeler = ? AND note IS ?")
+    if row[-1] is None:
+        return db.execute(f"SELECT count(*) FROM labels WHERE {where}", row[:-1]).fetchone()[0]
+    return db.execute(f"SELECT count(*) FROM labels WHERE {where} AND created_at = ?", row).fetchone()[0]
+
+
+def _stored_time(moment: datetime) -> str:
+    """The stored time format: UTC with milliseconds, e.g. 2024-05-01T09:30:00.000Z."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str, now: datetime) -> str:
+    """An ISO-8601 time in the stored format (no zone means UTC); raise LabelError."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise LabelError(f"created_at {text!r} is not an ISO-8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    if moment > now + FUTURE_SLACK:
+        raise LabelError(f"created_at {text!r} is in the future")
+    return _stored_time(moment)
+
+
+def _label_row(db: sqlite_utils.Database, row: dict[str, str], now: datetime) -> tuple:
+    row = {k: restore(v) for k, v in row.items()}      # undo the export's formula quoting
     kind = (row.get("query_kind") or "item").strip() or "item"
     key = (row.get("query_key") or "").strip()
     candidate = (row.get("candidate_id") or "").strip()
@@ -165,6 +226,7 @@ def _label_row(db: sqlite_utils.Database, row: dict[str, str]) -> tuple:
     labeler = (row.get("labeler") or "").strip()
     if not labeler:
         raise LabelError("labeler is empty")
+    created = (row.get("created_at") or "").strip()
     return (kind, key, candidate, (row.get("method") or "").strip(), rank,
             int(relevant in TRUE_WORDS), labeler, (row.get("note") or None),
-            (row.get("created_at") or "").strip() or None)
+            parse_time(created, now) if created else None)

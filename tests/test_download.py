@@ -51,20 +51,21 @@ def server():
     httpd.shutdown()
 
 
-def test_fetch_checks_status_type_and_size(server, tmp_path, monkeypatch):
+def test_fetch_checks_status_type_and_size(server, tmp_path):
     http = download.session()
+    local = {"allow_private_hosts": True}          # the test server is on 127.0.0.1
     dest = tmp_path / "ok.jpg"
-    assert download.fetch(f"{server}/img/ok_1.jpg", dest, http).read_bytes() == PHOTO
-    assert download.fetch(f"{server}/img/flaky_1.jpg", tmp_path / "f.jpg", http).exists()
+    assert download.fetch(f"{server}/img/ok_1.jpg", dest, http, **local).read_bytes() == PHOTO
+    assert download.fetch(f"{server}/img/flaky_1.jpg", tmp_path / "f.jpg", http, **local).exists()
     assert Handler.hits["/img/flaky_1.jpg"] == 2           # retried after the 503
     with pytest.raises(download.DownloadError, match="not an image"):
-        download.fetch(f"{server}/img/html_1.jpg", tmp_path / "h.jpg", http)
+        download.fetch(f"{server}/img/html_1.jpg", tmp_path / "h.jpg", http, **local)
     with pytest.raises(download.DownloadError, match="HTTP 404"):
-        download.fetch(f"{server}/img/gone_1.jpg", tmp_path / "g.jpg", http)
+        download.fetch(f"{server}/img/gone_1.jpg", tmp_path / "g.jpg", http, **local)
     with pytest.raises(download.DownloadError, match="too large"):
-        download.fetch(f"{server}/img/huge_1.jpg", tmp_path / "u.jpg", http, max_bytes=1000)
+        download.fetch(f"{server}/img/huge_1.jpg", tmp_path / "u.jpg", http, max_bytes=1000, **local)
     with pytest.raises(download.DownloadError, match="cannot fetch"):
-        download.fetch("http://127.0.0.1:9/closed.jpg", tmp_path / "c.jpg", download.session(retries=0))
+        download.fetch("http://127.0.0.1:9/closed.jpg", tmp_path / "c.jpg", download.session(retries=0), **local)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.jpg", "ok.jpg"]   # no partial files
 
 
@@ -82,11 +83,13 @@ def test_import_farfetch_with_download_fetches_missing_photos(server, catalog, t
         writer.writeheader()
         writer.writerows(rows)
     folder = tmp_path / "photos"
-    report = import_farfetch(catalog, csv_path, folder, download=True, progress=False)
+    report = import_farfetch(catalog, csv_path, folder, download=True, progress=False,
+                             allow_private_hosts=True)
     assert report.items == 4
     assert report.images_ok == 6 and report.images_bad == 2
     assert sum("HTTP 404" in p.reason for p in report.problems) == 1
     assert sum("not an image" in p.reason for p in report.problems) == 1
-    again = import_farfetch(catalog, csv_path, folder, download=True, progress=False)
+    again = import_farfetch(catalog, csv_path, folder, download=True, progress=False,
+                             allow_private_hosts=True)
     assert again.images_ok == 6                       # nothing fetched twice
     assert sum(Handler.hits.values()) == 6 + 2 * 2     # the two failures are retried on the rerun

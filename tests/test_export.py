@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT
 from core.export import COLUMNS, export_similar
 from core.labels import Query, add_label
+from core.output_path import header_bytes
 
 
 def read(path) -> list[dict]:
@@ -48,7 +49,8 @@ def test_filters_and_only_relevant(embedded_demo, tmp_path):
 def test_interrupted_export_leaves_the_old_file(embedded_demo, tmp_path, monkeypatch):
     out = tmp_path / "exports" / "similar.csv"
     out.parent.mkdir()
-    out.write_text("previous export\n")
+    previous = header_bytes(COLUMNS, "utf-8-sig") + b"1,2,1,0.9,efficientnet_lite0,a,b,,\r\n"
+    out.write_bytes(previous)                      # an earlier export: ours, so it may be replaced
 
     def interrupted(*args, **kwargs):
         yield "x", []
@@ -57,7 +59,7 @@ def test_interrupted_export_leaves_the_old_file(embedded_demo, tmp_path, monkeyp
     monkeypatch.setattr("core.search.search_many", interrupted)
     with pytest.raises(KeyboardInterrupt):
         export_similar(embedded_demo, "efficientnet_lite0", 5, out, progress=False)
-    assert out.read_text() == "previous export\n"
+    assert out.read_bytes() == previous
     assert [p.name for p in out.parent.iterdir()] == ["similar.csv"]          # no temp file left
 
 

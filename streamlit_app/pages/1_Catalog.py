@@ -35,7 +35,7 @@ with st.expander("Import a catalog", expanded=database.execute("SELECT count(*) 
                 images = Path(folder).expanduser() if folder.strip() else None
                 with st.spinner("Importing…"):
                     if kind == "Farfetch listings":
-                        report = import_farfetch(database, csv_path, images or Path(tmp) / "images", progress=False)
+                        report = import_farfetch(database, csv_path, images, progress=False)
                     else:
                         report = import_csv(database, csv_path, images, Columns(
                             id=id_col, title=title_col, category=category_col, colour=colour_col), progress=False)

@@ -1,0 +1,64 @@
+"""Open CSV files in the encoding they were written in, never replacing characters silently.
+
+UTF-8 (with or without a byte-order mark) and UTF-16 with a byte-order mark are read as they
+are. A file that is not valid UTF-8 is read as Windows-1252 (cp1252), the usual encoding of
+spreadsheets saved on Windows, or as Latin-1 when it holds bytes cp1252 leaves undefined; the
+caller reports that choice as a note. A file that looks like UTF-16 without a byte-order mark
+is refused with one line.
+"""
+from __future__ import annotations
+
+import codecs
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+CHUNK = 1024 * 1024
+
+
+class EncodingError(ValueError):
+    """A text file whose encoding cannot be told, in one line."""
+
+
+def detect(path: str | Path) -> tuple[str, str | None]:
+    """(Python codec name, note for the user or None) for the text file at `path`."""
+    path = Path(path)
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+        for bom, name, label in ((codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
+                                 (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"), (codecs.BOM_UTF16_BE, "utf-16", "UTF-16")):
+            if head.startswith(bom):
+                if not _decodes(handle, name):
+                    raise EncodingError(f"{path.name} has a {label} byte-order mark but is not valid {label}")
+                return name, None
+        handle.seek(0)
+        sample = handle.read(4096)
+        if sample and sample.count(0) > len(sample) // 4:
+            raise EncodingError(f"{path.name} looks like UTF-16 without a byte-order mark; "
+                                "save it as UTF-8 and import it again")
+        if _decodes(handle, "utf-8"):
+            return "utf-8", None
+        name, label = ("cp1252", "Windows-1252") if _decodes(handle, "cp1252") else ("latin-1", "Latin-1")
+    return name, f"{path.name} is not UTF-8; read it as {label}: check accented letters, or save it as UTF-8"
+
+
+def _decodes(handle, encoding: str) -> bool:
+    """Whether the whole file decodes strictly in `encoding` (read in chunks, never all at once)."""
+    handle.seek(0)
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    try:
+        while chunk := handle.read(CHUNK):
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def open_text(path: str | Path) -> Iterator[tuple[TextIO, str | None]]:
+    """Open a CSV for reading in its detected encoding: yields (handle, note or None)."""
+    encoding, note = detect(path)
+    with open(path, newline="", encoding=encoding, errors="strict") as handle:
+        yield handle, note

@@ -1,0 +1,469 @@
+"""Issue #10 "Hardening", phase 1: every fault reproduced on real files, grouped by case number."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import ipaddress
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from conftest import DEMO, FIXTURES, ROOT
+from core import download
+from core.db import open_catalog
+from core.embed import embed_catalog
+from core.export import export_similar
+from core.importers import import_csv, import_farfetch
+from core.labels import Query, add_label, current_labels, export_labels, history, import_labels
+
+PHOTO = (DEMO / "images" / "10129.jpg").read_bytes()
+STYLES_HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName"
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def small_styles(tmp_path: Path, n: int = 6) -> tuple[Path, Path]:
+    """The first `n` demo rows as a CSV, with their photos copied into a folder of their own."""
+    lines = (DEMO / "styles.csv").read_text(encoding="utf-8").splitlines()[: n + 1]
+    csv_path = tmp_path / "t.csv"
+    csv_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for line in lines[1:]:
+        item_id = line.split(",")[0]
+        shutil.copy(DEMO / "images" / f"{item_id}.jpg", folder)
+    return csv_path, folder
+
+
+def read_rows(path: Path, encoding: str = "utf-8-sig") -> list[dict]:
+    with open(path, newline="", encoding=encoding) as handle:
+        return list(csv.DictReader(handle))
+
+
+# --- 1. Export must not overwrite the catalog ------------------------------------------------------
+
+def test_1_cli_export_onto_the_catalog_is_refused(embedded_demo):
+    db = Path(embedded_demo.execute("PRAGMA database_list").fetchone()[2])
+    embedded_demo.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = sha(db)
+    for command in (("export", "--method", "color_hist", "--out", str(db)), ("labels", "export", str(db))):
+        done = run_cli(*command, "--db", str(db))
+        assert done.returncode == 2 and "catalog database" in done.stderr, done.stderr
+    assert sha(db) == before
+    assert embedded_demo.execute("SELECT count(*) FROM items").fetchone()[0] == 300
+
+
+def test_1_export_refuses_journal_indices_models_and_folders(embedded_demo, tmp_path):
+    from core.output_path import OutputRefused
+    db = tmp_path / "demo.db"
+    for folder in ("indices", "models"):
+        (tmp_path / folder).mkdir(exist_ok=True)
+    for out in (tmp_path / "demo.db-wal", tmp_path / "demo.db-shm", tmp_path / "indices" / "color_hist.ann",
+                tmp_path / "models" / "new.csv", tmp_path):
+        with pytest.raises(OutputRefused):
+            export_similar(embedded_demo, "color_hist", 2, out, progress=False, force=True)
+        with pytest.raises(OutputRefused):
+            export_labels(embedded_demo, out, force=True)
+    assert db.exists() and not (tmp_path / "indices" / "color_hist.ann").exists()
+
+
+def test_1_a_file_not_written_by_us_needs_force(embedded_demo, tmp_path):
+    from core.output_path import OutputRefused
+    notes = tmp_path / "notes.csv"
+    notes.write_text("my,own\nnotes,here\n")
+    with pytest.raises(OutputRefused, match="--force"):
+        export_similar(embedded_demo, "color_hist", 2, notes, progress=False)
+    assert notes.read_text() == "my,own\nnotes,here\n"
+    assert export_similar(embedded_demo, "color_hist", 2, notes, progress=False, force=True) == 600
+    assert export_similar(embedded_demo, "color_hist", 3, notes, progress=False) == 900   # ours now: replaced
+    with pytest.raises(OutputRefused):
+        export_labels(embedded_demo, notes)                  # an export is not a labels file
+    labels = tmp_path / "labels.csv"
+    export_labels(embedded_demo, labels)
+    assert export_labels(embedded_demo, labels) == 0         # a labels file may be rewritten
+    done = run_cli("export", "--method", "color_hist", "--out", str(notes), "--db", str(tmp_path / "demo.db"))
+    assert done.returncode == 0, done.stderr
+
+
+# --- 2. The app listens on this computer only ------------------------------------------------------
+
+def test_2_streamlit_binds_loopback_only():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["server"]["address"] == "127.0.0.1"
+    assert "server.address" in (ROOT / "docs" / "safety.md").read_text(encoding="utf-8")
+
+
+# --- 3. Formula injection in exported CSVs ---------------------------------------------------------
+
+FORMULAS = ["=1+1", "+", "-", "@SUM(1)", "\tx", "'=already quoted"]
+
+
+def test_3_export_neutralises_formula_titles_and_keeps_numbers(embedded_demo, tmp_path):
+    ids = [r[0] for r in embedded_demo.execute("SELECT id FROM items ORDER BY id")]
+    for item_id, title in zip(ids, FORMULAS):
+        embedded_demo.execute("UPDATE items SET title = ? WHERE id = ?", (title, item_id))
+    embedded_demo.conn.commit()
+    out = tmp_path / "similar.csv"
+    export_similar(embedded_demo, "color_hist", 3, out, progress=False)
+    rows = read_rows(out)
+    titles = {r["item_id"]: r["item_title"] for r in rows}
+    assert [titles[i] for i in ids[:6]] == ["'=1+1", "'+", "'-", "'@SUM(1)", "'\tx", "''=already quoted"]
+    assert titles[ids[6]] == embedded_demo["items"].get(ids[6])["title"]          # plain text untouched
+    for row in rows:
+        assert row["rank"].isdigit()
+        float(row["score"])                                                     # numbers stay numbers
+
+
+def test_3_label_notes_are_neutralised_and_round_trip(demo_catalog, tmp_path):
+    q, *candidates = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 7")]
+    for candidate, note in zip(candidates, FORMULAS):
+        add_label(demo_catalog, Query.item(q), candidate, "color_hist", 1, True, "-ana", note=note)
+    out = tmp_path / "labels.csv"
+    export_labels(demo_catalog, out)
+    raw = read_rows(out, "utf-8")
+    assert [r["note"] for r in raw] == ["'=1+1", "'+", "'-", "'@SUM(1)", "'\tx", "''=already quoted"]
+    assert {r["labeler"] for r in raw} == {"'-ana"} and {r["rank"] for r in raw} == {"1"}
+    fresh = open_catalog(tmp_path / "other.db")
+    import_csv(fresh, DEMO / "styles.csv", DEMO / "images", progress=False)
+    assert import_labels(fresh, out).items == 6
+    notes = {r[0]: r[1] for r in fresh.execute("SELECT note, labeler FROM labels")}
+    assert sorted(notes) == sorted(FORMULAS) and set(notes.values()) == {"-ana"}
+
+
+# --- 4. Special files as photos --------------------------------------------------------------------
+
+SPECIAL_FILES = """
+import os, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))   # a regression fails, it cannot eat the machine
+from pathlib import Path
+from core.db import open_catalog
+from core.images import inspect
+from core.importers import Columns, import_csv
+from core.thumbnails import thumbnail
+tmp = Path(sys.argv[1])
+fifo = tmp / "photo.jpg"
+os.mkfifo(fifo)
+print(inspect("/dev/zero").reason)
+print(inspect(fifo).reason)
+print(thumbnail(fifo, tmp / "thumbs"))
+(tmp / "shop.csv").write_text(f"sku,picture\\nA,/dev/zero\\nB,{fifo}\\n")
+report = import_csv(open_catalog(tmp / "c.db"), tmp / "shop.csv", None, Columns(id="sku", image="picture"),
+                    progress=False)
+print(report.items, [p.reason for p in report.problems])
+"""
+
+
+def test_4_devices_and_fifos_are_refused_without_reading(tmp_path):
+    done = subprocess.run([sys.executable, "-c", SPECIAL_FILES, str(tmp_path)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "zero is not a regular file" and lines[1] == "photo.jpg is not a regular file"
+    assert lines[2] == "None"
+    assert lines[3].startswith("2 [") and lines[3].count("not a regular file") == 2
+
+
+def test_4_cli_search_with_a_fifo_is_refused(tmp_path):
+    fifo = tmp_path / "query.jpg"
+    os.mkfifo(fifo)
+    done = run_cli("search", "--image", str(fifo), "--method", "color_hist", "--db", str(tmp_path / "c.db"),
+                   timeout=60)
+    assert done.returncode == 2 and "not a regular file" in done.stderr
+
+
+def test_4_size_is_checked_before_reading(tmp_path):
+    from core.images import ImageError, read_file
+    big = tmp_path / "big.jpg"
+    big.write_bytes(PHOTO)
+    with pytest.raises(ImageError, match="too large"):
+        read_file(big, max_bytes=len(PHOTO) - 1)
+    assert read_file(big, max_bytes=len(PHOTO)) == PHOTO
+
+
+# --- 5. Labels: history in file order, valid times, no colliding key ------------------------------
+
+def write_labels(path: Path, rows: list[dict]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["query_key", "candidate_id", "method", "relevant", "labeler",
+                                                    "note", "created_at"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_5_a_change_of_mind_in_a_file_ends_current(demo_catalog, tmp_path):
+    q, a, b = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 3")]
+    stamp = "2024-05-01T09:30:00.000Z"
+    rows = [dict(query_key=q, candidate_id=a, method="m", relevant="no", labeler="ana", created_at=stamp),
+            dict(query_key=q, candidate_id=a, method="m", relevant="yes", labeler="ana", created_at=stamp),
+            dict(query_key=q, candidate_id=b, method="m", relevant="yes", labeler="ana"),
+            dict(query_key=q, candidate_id=b, method="m", relevant="no", labeler="ana")]
+    path = write_labels(tmp_path / "labels.csv", rows)
+    report = import_labels(demo_catalog, path)
+    assert (report.items, report.duplicates, report.problems) == (4, 0, [])
+    assert current_labels(demo_catalog, Query.item(q)) == {a: True, b: False}
+    again = import_labels(demo_catalog, path)                     # idempotent
+    assert (again.items, again.duplicates) == (0, 4)
+    assert len(history(demo_catalog, Query.item(q), a)) == 2
+
+
+def test_5_times_are_validated_and_normalised(demo_catalog, tmp_path):
+    q, a, b, c = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 4")]
+    rows = [dict(query_key=q, candidate_id=a, method="m", relevant="yes", labeler="ana", created_at="zzz"),
+            dict(query_key=q, candidate_id=b, method="m", relevant="yes", labeler="ana", created_at="9999-01-01"),
+            dict(query_key=q, candidate_id=c, method="m", relevant="yes", labeler="ana",
+                 created_at="2024-05-01T11:30:00+02:00")]
+    report = import_labels(demo_catalog, write_labels(tmp_path / "l.csv", rows))
+    assert report.items == 1
+    assert [str(p) for p in report.problems] == ["row 2: created_at 'zzz' is not an ISO-8601 time",
+                                                 "row 3: created_at '9999-01-01' is in the future"]
+    assert demo_catalog.execute("SELECT created_at FROM labels").fetchone()[0] == "2024-05-01T09:30:00.000Z"
+    add_label(demo_catalog, Query.item(q), c, "m", 1, False, "ana")   # a click now outranks the import
+    assert current_labels(demo_catalog, Query.item(q)) == {c: False}
+
+
+def test_5_many_labels_in_the_same_millisecond_are_all_kept(demo_catalog):
+    q, a = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 2")]
+    for n in range(600):
+        add_label(demo_catalog, Query.item(q), a, "m", 1, n % 2 == 0, "ana")
+    assert demo_catalog.execute("SELECT count(*) FROM labels").fetchone()[0] == 600
+    assert current_labels(demo_catalog, Query.item(q)) == {a: False}          # the 600th click
+
+
+def test_5_migration_sinks_unreadable_times(tmp_path, monkeypatch):
+    from core import db as catalog_db
+    old_dir = tmp_path / "migrations"
+    old_dir.mkdir()
+    for _, path in catalog_db.migrations()[:3]:
+        shutil.copy(path, old_dir)
+    monkeypatch.setattr(catalog_db, "MIGRATIONS_DIR", old_dir)
+    old = open_catalog(tmp_path / "old.db")
+    old.execute("INSERT INTO items (id, source) VALUES ('q', 'csv'), ('a', 'csv')")
+    old.execute("INSERT INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, labeler, "
+                "created_at) VALUES ('item', 'q', 'a', 'm', 1, 1, 'ana', 'zzz')")
+    old.conn.commit()
+    old.conn.close()
+    monkeypatch.undo()
+    db = open_catalog(tmp_path / "old.db")
+    assert db.execute("SELECT created_at FROM labels").fetchone()[0] == "1970-01-01T00:00:00.000Z"
+    add_label(db, Query.item("q"), "a", "m", 1, False, "ana")
+    assert current_labels(db, Query.item("q")) == {"a": False}
+
+
+# --- 6. Non-UTF-8 CSVs ------------------------------------------------------------------------------
+
+def test_6_latin1_and_utf16_product_csvs_keep_their_accents(catalog, tmp_path):
+    text = f"{STYLES_HEADER}\n1,Men,A,B,Tshirts,Blue,Fall,2011,Casual,Café crème\n"
+    for name, encoding in (("latin1.csv", "latin-1"), ("utf16.csv", "utf-16")):
+        (tmp_path / name).write_bytes(text.replace("1,Men", f"{name[:5]},Men").encode(encoding))
+    latin = import_csv(catalog, tmp_path / "latin1.csv", progress=False)
+    assert catalog["items"].get("latin")["title"] == "Café crème"
+    assert any("not UTF-8" in p.reason and "Windows-1252" in p.reason for p in latin.problems)
+    utf16 = import_csv(catalog, tmp_path / "utf16.csv", progress=False)
+    assert catalog["items"].get("utf16")["title"] == "Café crème"
+    assert not any("UTF-8" in p.reason for p in utf16.problems)
+    (tmp_path / "nobom.csv").write_bytes(text.encode("utf-16-le"))
+    refused = import_csv(catalog, tmp_path / "nobom.csv", progress=False)
+    assert not refused.ok and "UTF-16 without a byte-order mark" in refused.problems[0].reason
+
+
+def test_6_latin1_farfetch_and_labels_files(catalog, tmp_path):
+    rows = read_rows(FIXTURES / "farfetch_40.csv", "utf-8")[:2]
+    rows[0]["shortDescription"] = "Robe à fleurs"
+    path = tmp_path / "listings.csv"
+    with open(path, "w", newline="", encoding="cp1252") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    import_farfetch(catalog, path, progress=False)
+    assert catalog["items"].get(rows[0]["id"])["title"] == "Robe à fleurs"
+    labels = tmp_path / "labels.csv"
+    labels.write_bytes(f"query_key,candidate_id,method,relevant,labeler,note\n"
+                       f"{rows[0]['id']},{rows[1]['id']},m,yes,Zoë,très proche\n".encode("latin-1"))
+    report = import_labels(catalog, labels)
+    assert report.items == 1 and "not UTF-8" in report.problems[0].reason
+    assert catalog.execute("SELECT labeler, note FROM labels").fetchone() == ("Zoë", "très proche")
+
+
+# --- 7. A misspelt photo folder ---------------------------------------------------------------------
+
+def test_7_a_missing_photo_folder_is_an_error_and_changes_nothing(tmp_path):
+    csv_path, folder = small_styles(tmp_path)
+    db = tmp_path / "t.db"
+    assert run_cli("import-csv", str(csv_path), "--images", str(folder), "--db", str(db)).returncode == 0
+    done = run_cli("import-csv", str(csv_path), "--images", str(tmp_path / "photoz"), "--db", str(db))
+    assert done.returncode == 1 and "photo folder not found" in done.stderr
+    catalog = open_catalog(db)
+    assert catalog.execute("SELECT count(*) FROM images WHERE status = 'ok'").fetchone()[0] == 6
+    report = import_farfetch(catalog, FIXTURES / "farfetch_40.csv", tmp_path / "photoz", progress=False)
+    assert not report.ok and "photo folder not found" in report.problems[0].reason
+
+
+def test_7_and_13_every_missing_photo_is_listed_and_a_downgrade_is_named(catalog, tmp_path):
+    csv_path, folder = small_styles(tmp_path)
+    first = import_csv(catalog, csv_path, folder, progress=False)
+    assert first.images_ok == 6 and first.problems == []
+    embed_catalog(catalog, "color_hist", progress=False)
+    gone = sorted(folder.iterdir())[0]
+    gone.unlink()                                           # a photo deleted after embedding
+    with open(csv_path, "a", encoding="utf-8") as handle:
+        handle.write("999999,Men,A,B,Tshirts,Blue,Fall,2011,Casual,No photo at all\n")
+    again = import_csv(catalog, csv_path, folder, progress=False)
+    assert again.images_ok == 5 and again.images_bad == 2
+    reasons = [str(p) for p in again.problems]
+    assert len(reasons) == 2
+    missing = [r[0] for r in catalog.execute("SELECT item_id FROM images WHERE status = 'missing' ORDER BY item_id")]
+    assert missing == sorted([gone.stem, "999999"])
+    assert sum("was usable before this import" in r for r in reasons) == 1
+    assert any(r.startswith("row 8: no local file") for r in reasons)
+
+
+# --- 9. Downloads -----------------------------------------------------------------------------------
+
+class Server(BaseHTTPRequestHandler):
+    """Photos, slow photos, a redirect; counts requests and how many run at once."""
+
+    hits: dict[str, int] = {}
+    busy = 0
+    most_busy = 0
+    lock = threading.Lock()
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        with Server.lock:
+            Server.hits[self.path] = Server.hits.get(self.path, 0) + 1
+            Server.busy += 1
+            Server.most_busy = max(Server.most_busy, Server.busy)
+        try:
+            self._answer()
+        except (BrokenPipeError, ConnectionResetError):
+            pass                                            # the client gave up: stop
+        finally:
+            with Server.lock:
+                Server.busy -= 1
+
+    def _answer(self) -> None:
+        if self.path.startswith("/redirect"):
+            self.send_response(302)
+            self.send_header("Location", f"http://localhost:{self.server.server_address[1]}/img/ok.jpg")
+            self.send_header("Content-Length", "0")
+            return self.end_headers()
+        if "gone" in self.path:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            return self.end_headers()
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(len(PHOTO)))
+        self.end_headers()
+        if "trickle" in self.path:                          # one byte every 0.2 s, 40 bytes at most
+            for n in range(40):
+                self.wfile.write(PHOTO[n:n + 1])
+                self.wfile.flush()
+                time.sleep(0.2)
+            return
+        if "slow" in self.path:
+            time.sleep(0.3)
+        self.wfile.write(PHOTO)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Server)
+    httpd.daemon_threads = True
+    Server.hits, Server.busy, Server.most_busy = {}, 0, 0
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_9_a_trickling_server_meets_the_deadline(server, tmp_path):
+    started = time.monotonic()
+    with pytest.raises(download.DownloadError, match="not finished within 1 s"):
+        download.fetch(f"{server}/img/trickle.jpg", tmp_path / "t.jpg", download.session(retries=0),
+                       deadline_s=1, allow_private_hosts=True)
+    assert time.monotonic() - started < 5
+    assert not (tmp_path / "t.jpg").exists()
+
+
+def farfetch_csv(tmp_path: Path, urls: list[tuple[str, str]]) -> Path:
+    rows = read_rows(FIXTURES / "farfetch_40.csv", "utf-8")[:len(urls)]
+    for row, (cutout, model) in zip(rows, urls):
+        row["images.cutOut"], row["images.model"] = cutout, model
+    path = tmp_path / "listings.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_9_photos_download_several_at_once(server, tmp_path):
+    path = farfetch_csv(tmp_path, [(f"{server}/slow/{n}a.jpg", f"{server}/slow/{n}b.jpg") for n in range(4)])
+    report = download.download_listing_images(path, tmp_path / "photos", progress=False, allow_private_hosts=True)
+    assert report.images_ok == 8 and report.problems == []
+    assert 1 < Server.most_busy <= download.WORKERS
+
+
+def test_9_credentials_never_shown_stored_or_exported(server, tmp_path, catalog):
+    secret = server.replace("http://", "http://shop:s3cret@")
+    path = farfetch_csv(tmp_path, [(f"{secret}/img/1.jpg", f"{secret}/img/gone.jpg"),
+                                   (f"{secret}/img/2.jpg", f"{secret}/img/3.jpg")])
+    report = import_farfetch(catalog, path, tmp_path / "photos", download=True, progress=False,
+                             allow_private_hosts=True)
+    assert report.images_ok == 3 and report.images_bad == 1
+    assert "HTTP 404" in str(report.problems) and "s3cret" not in str(report.as_dict())
+    stored = catalog.execute("SELECT group_concat(url) FROM images").fetchone()[0] + "".join(
+        r[0] for r in catalog.execute("SELECT attributes FROM items"))
+    assert "s3cret" not in stored and f"{server}/img/1.jpg" in stored
+    embed_catalog(catalog, "color_hist", progress=False)
+    out = tmp_path / "similar.csv"
+    export_similar(catalog, "color_hist", 1, out, progress=False)
+    assert "s3cret" not in out.read_text(encoding="utf-8-sig") and "/img/1.jpg" in out.read_text(encoding="utf-8-sig")
+
+
+def test_9_private_hosts_are_refused_unless_allowed(server, tmp_path, monkeypatch):
+    http = download.session(retries=0)
+    with pytest.raises(download.DownloadError, match="--allow-private-hosts"):
+        download.fetch(f"{server}/img/ok.jpg", tmp_path / "a.jpg", http)
+    assert Server.hits == {}                                 # refused before connecting
+    # Treat 127.0.0.1 as a public address so that only the redirect's target, localhost, is private.
+    real = download._addresses
+    monkeypatch.setattr(download, "_addresses", lambda host, port: [ipaddress.ip_address("93.184.216.34")]
+                        if host == "127.0.0.1" else real(host, port))
+    with pytest.raises(download.DownloadError, match="localhost is a private"):
+        download.fetch(f"{server}/redirect", tmp_path / "b.jpg", http)
+    assert Server.hits == {"/redirect": 1}
+    monkeypatch.undo()
+    assert download.fetch(f"{server}/redirect", tmp_path / "c.jpg", http, allow_private_hosts=True).exists()
+
+
+# --- 13. NUL bytes in ids ---------------------------------------------------------------------------
+
+def test_13_nul_bytes_in_ids_are_rejected_with_a_problem(catalog, tmp_path):
+    path = tmp_path / "nul.csv"
+    path.write_text(f"{STYLES_HEADER}\n12\x0034,Men,A,B,Tshirts,Blue,Fall,2011,Casual,Nul\n"
+                    "77,Men,A,B,Tshirts,Blue,Fall,2011,Casual,Fine\n", encoding="utf-8")
+    report = import_csv(catalog, path, progress=False)
+    assert report.items == 1
+    assert any(p.where == "row 2" and "NUL" in p.reason for p in report.problems)
+    assert [r[0] for r in catalog.execute("SELECT id FROM items")] == ["77"]
