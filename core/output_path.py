@@ -6,9 +6,7 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-import sqlite_utils
-
-from core.config import models_dir
+from core.db import Catalog
 
 CATALOG_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
@@ -24,7 +22,7 @@ def header_bytes(columns: Sequence[str], encoding: str) -> bytes:
     return buffer.getvalue().encode(encoding)
 
 
-def check_output(out: str | Path, db: sqlite_utils.Database, columns: Sequence[str], encoding: str,
+def check_output(out: str | Path, db: Catalog, columns: Sequence[str], encoding: str,
                  force: bool = False) -> None:
     """Raise OutputRefused unless `out` may receive a CSV with header `columns`.
 
@@ -32,18 +30,13 @@ def check_output(out: str | Path, db: sqlite_utils.Database, columns: Sequence[s
     models/ folders, a directory or other non-regular file. An existing file is replaced only if
     it starts with the same header (a CSV written by us) or with `force`.
     """
-    from core.embed import db_file
-    from core.index import index_dir
-
     target = Path(out).expanduser().resolve()
-    catalog = db_file(db)
-    if catalog is not None:
-        catalog = catalog.resolve()
-        if any(target == catalog.with_name(catalog.name + suffix) for suffix in CATALOG_SUFFIXES):
-            raise OutputRefused(f"refusing to write {out}: it is the catalog database (or its journal)")
-        for folder in (index_dir(db).resolve(), models_dir(catalog).resolve()):
-            if target.is_relative_to(folder):
-                raise OutputRefused(f"refusing to write {out}: it is inside the catalog's {folder.name}/ folder")
+    catalog = db.path
+    if any(target == catalog.with_name(catalog.name + suffix) for suffix in CATALOG_SUFFIXES):
+        raise OutputRefused(f"refusing to write {out}: it is the catalog database (or its journal)")
+    for folder in (db.index_dir.resolve(), db.models_dir.resolve()):
+        if target.is_relative_to(folder):
+            raise OutputRefused(f"refusing to write {out}: it is inside the catalog's {folder.name}/ folder")
     if target.is_dir():
         raise OutputRefused(f"refusing to write {out}: it is a folder; name a .csv file in it")
     if target.exists() and not target.is_file():
