@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sqlite3
 from pathlib import Path
@@ -73,23 +74,72 @@ def schema_version(db: sqlite_utils.Database) -> int:
     return row[0] or 0
 
 
-def open_catalog(path: str | Path | None = None, *, migrate: bool = True) -> Catalog:
-    """Open (creating if needed) the catalog at `path` (default: the settings'), upgraded to the latest schema."""
+def open_catalog(path: str | Path | None = None, *, create: bool = True, read_only: bool = False,
+                 migrate: bool = True) -> Catalog:
+    """Open the catalog at `path` (default: the settings'), upgraded to the latest schema.
+
+    A new catalog is made only in a missing or empty file, and only with `create`. An SQLite file
+    that another application made is refused before anything is written to it. `read_only` (or
+    a file this process may not write) opens it for reading only: nothing is created or migrated.
+    """
     path = Path(path or settings().db)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+    if path.is_dir():
+        raise CatalogError(f"{path} is a folder; give the catalog file, e.g. {path / 'catalog.db'}")
+    exists = path.is_file() and path.stat().st_size > 0
+    if not exists and (read_only or not create):
+        raise CatalogError(f"no catalog at {path}; make one with `python -m core import-csv` "
+                           "(or import-farfetch, or demo)")
+    read_only = read_only or (exists and not os.access(path, os.W_OK))
+    try:
+        if read_only:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
+                                   check_same_thread=False)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise CatalogError(f"cannot open the catalog {path} (SQLite says: {exc})") from exc
     db = Catalog(conn, path)
     try:
-        db.enable_wal()
+        if exists:
+            _check_ours(db, path)
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if read_only:
+            _check_current(db, path)
+        else:
+            db.enable_wal()
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if migrate:
+                apply_migrations(db)
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise CatalogError(f"{path} is not a Lookalike catalog (SQLite says: {exc})") from exc
-    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    if migrate:
-        apply_migrations(db)
+        raise CatalogError(f"{path} is not a Lookalike catalog, or is damaged (SQLite says: {exc})") from exc
+    except CatalogError:
+        conn.close()
+        raise
     return db
+
+
+def _check_ours(db: sqlite_utils.Database, path: Path) -> None:
+    """Refuse an SQLite file with tables that Lookalike's first migration did not make."""
+    tables = db.table_names()
+    if not tables:
+        return
+    first = db.execute("SELECT name FROM schema_migrations WHERE version = 1").fetchone() \
+        if "schema_migrations" in tables else None
+    if first is None or first[0] != migrations()[0][1].name:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise CatalogError(f"{path} belongs to another application (tables: {shown}); Lookalike leaves it "
+                           "untouched: choose another catalog file")
+
+
+def _check_current(db: sqlite_utils.Database, path: Path) -> None:
+    """A catalog opened read-only cannot be migrated: it must already be at this schema."""
+    newest = migrations()[-1][0]
+    if schema_version(db) != newest:
+        raise CatalogError(f"{path} has schema version {schema_version(db)}, this Lookalike reads {newest}; "
+                           "open it once with write access to upgrade it")
 
 
 def apply_migrations(db: sqlite_utils.Database) -> list[int]:

@@ -19,6 +19,9 @@ CSV_COLUMNS = ("query_kind", "query_key", "candidate_id", "method", "rank", "rel
                "note", "created_at")
 NUMERIC_COLUMNS = {"rank", "relevant"}
 FUTURE_SLACK = timedelta(days=1)   # clocks differ; a label from further ahead is refused
+MAX_RANK = 1_000_000               # a result position; anything larger is a typo (and overflows SQLite)
+MAX_NOTE = 10_000                  # characters in a label's note
+CSV_FIELD_LIMIT = 1024 * 1024      # a longer cell is refused by the reader with the row number
 TRUE_WORDS = {"1", "true", "yes", "y", "relevant"}
 FALSE_WORDS = {"0", "false", "no", "n", "not relevant"}
 
@@ -49,6 +52,8 @@ def add_label(db: sqlite_utils.Database, query: Query, candidate_id: str, method
     labeler = (labeler or "").strip()
     if not labeler:
         raise LabelError("a labeler name is needed")
+    if not 1 <= int(rank) <= MAX_RANK:
+        raise LabelError(f"rank {rank} is not between 1 and {MAX_RANK:,}")
     if query.kind not in ("item", "upload"):
         raise LabelError(f"unknown query kind {query.kind!r}")
     if query.kind == "item" and not _item_exists(db, query.key):
@@ -148,13 +153,13 @@ def import_labels(db: sqlite_utils.Database, path: str | Path) -> ImportReport:
             if missing:
                 report.problem(Path(path).name, f"missing column(s): {', '.join(missing)}")
                 return report
-            for line, row in enumerate(reader, start=2):
+            for line, row in enumerate(_rows(reader), start=2):
                 report.rows += 1
                 try:
                     good.append(_label_row(db, row, now))
                 except LabelError as exc:
                     report.problem(f"row {line}", str(exc))
-    except EncodingError as exc:
+    except (EncodingError, LabelError) as exc:
         report.problem(Path(path).name, str(exc))
         return report
     stamp = _stored_time(now)
@@ -172,6 +177,18 @@ def import_labels(db: sqlite_utils.Database, path: str | Path) -> ImportReport:
     report.items = len(new)
     report.duplicates = len(good) - len(new)
     return report
+
+
+def _rows(reader: csv.DictReader):
+    """The reader's rows; a malformed file (say, a cell over the size limit) is one LabelError."""
+    limit = csv.field_size_limit()
+    csv.field_size_limit(CSV_FIELD_LIMIT)
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise LabelError(f"unreadable CSV at line {reader.line_num}: {exc}; nothing was imported") from None
+    finally:
+        csv.field_size_limit(limit)
 
 
 def _stored_copies(db: sqlite_utils.Database, row: tuple) -> int:
@@ -221,11 +238,13 @@ def _label_row(db: sqlite_utils.Database, row: dict[str, str], now: datetime) ->
         rank = int(row.get("rank") or 1)
     except ValueError:
         raise LabelError(f"rank {row.get('rank')!r} is not a whole number") from None
-    if rank < 1:
-        raise LabelError(f"rank {rank} is below 1")
+    if not 1 <= rank <= MAX_RANK:
+        raise LabelError(f"rank {rank} is not between 1 and {MAX_RANK:,}")
     labeler = (row.get("labeler") or "").strip()
     if not labeler:
         raise LabelError("labeler is empty")
+    if len(row.get("note") or "") > MAX_NOTE:
+        raise LabelError(f"note is longer than {MAX_NOTE:,} characters")
     created = (row.get("created_at") or "").strip()
     return (kind, key, candidate, (row.get("method") or "").strip(), rank,
             int(relevant in TRUE_WORDS), labeler, (row.get("note") or None),

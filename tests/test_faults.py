@@ -467,3 +467,95 @@ def test_13_nul_bytes_in_ids_are_rejected_with_a_problem(catalog, tmp_path):
     assert report.items == 1
     assert any(p.where == "row 2" and "NUL" in p.reason for p in report.problems)
     assert [r[0] for r in catalog.execute("SELECT id FROM items")] == ["77"]
+
+
+# --- 10. Errors that used to end in tracebacks ------------------------------------------------------
+
+def test_10_a_folder_as_catalog_is_one_line(tmp_path):
+    done = run_cli("stats", "--db", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "is a folder" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_10_huge_ranks_and_notes_are_reported_not_raised(demo_catalog, tmp_path):
+    a, b = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 2")]
+    path = tmp_path / "labels.csv"
+    path.write_text("query_key,candidate_id,method,rank,relevant,labeler,note\n"
+                    f"{a},{b},m,100000000000000000000,yes,ana,\n"
+                    f"{a},{b},m,1,yes,ana,{'x' * 200_000}\n"
+                    f"{a},{b},m,2,no,ana,fine\n", encoding="utf-8")
+    report = import_labels(demo_catalog, path)
+    assert report.items == 1
+    assert [p.where for p in report.problems] == ["row 2", "row 3"]
+    assert "between 1 and" in report.problems[0].reason and "longer than" in report.problems[1].reason
+    with pytest.raises(ValueError, match="between 1 and"):
+        add_label(demo_catalog, Query.item(a), b, "m", 10**20, True, "ana")
+
+
+def test_10_a_cell_over_the_reader_limit_rejects_the_file_in_one_line(demo_catalog, tmp_path):
+    a, b = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 2")]
+    path = tmp_path / "labels.csv"
+    path.write_text("query_key,candidate_id,method,rank,relevant,labeler,note\n"
+                    f"{a},{b},m,1,yes,ana,ok\n{a},{b},m,1,yes,ana,{'y' * 2_000_000}\n", encoding="utf-8")
+    report = import_labels(demo_catalog, path)
+    assert report.items == 0 and len(report.problems) == 1
+    assert "nothing was imported" in report.problems[0].reason
+
+
+# --- 11. Another application's SQLite file is never modified -----------------------------------------
+
+def _foreign_sqlite(path: Path) -> None:
+    import sqlite3
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE items (sku TEXT PRIMARY KEY, qty INTEGER)")
+    conn.execute("INSERT INTO items VALUES ('a', 1)")
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("command", [["stats"], ["stats", "--json"], ["methods"]])
+def test_11_read_commands_leave_a_foreign_sqlite_file_untouched(tmp_path, command):
+    foreign = tmp_path / "shop.db"
+    _foreign_sqlite(foreign)
+    before = sha(foreign)
+    done = run_cli(*command, "--db", str(foreign))
+    assert done.returncode == 2 and "another application" in done.stderr and "Traceback" not in done.stderr
+    assert sha(foreign) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shop.db"]      # no -wal / -shm left behind
+
+
+def test_11_import_refuses_a_foreign_sqlite_file(tmp_path):
+    foreign = tmp_path / "shop.db"
+    _foreign_sqlite(foreign)
+    before = sha(foreign)
+    done = run_cli("import-csv", str(DEMO / "styles.csv"), "--images", str(DEMO / "images"), "--db", str(foreign))
+    assert done.returncode == 2 and "another application" in done.stderr
+    assert sha(foreign) == before
+
+
+def test_11_an_empty_file_becomes_a_catalog(tmp_path):
+    empty = tmp_path / "new.db"
+    empty.touch()
+    assert open_catalog(empty).execute("SELECT count(*) FROM items").fetchone()[0] == 0
+
+
+# --- 13. A read-only catalog can still be read -------------------------------------------------------
+
+def test_13_read_only_open_reads_without_writing(embedded_demo):
+    path = embedded_demo.path
+    embedded_demo.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    embedded_demo.conn.close()
+    before = sha(path)
+    db = open_catalog(path, read_only=True)
+    assert db.execute("SELECT count(*) FROM items").fetchone()[0] > 0
+    with pytest.raises(Exception, match="readonly"):
+        db.execute("DELETE FROM items")
+    db.conn.close()
+    assert sha(path) == before
+
+
+def test_13_read_commands_need_an_existing_catalog(tmp_path):
+    done = run_cli("stats", "--db", str(tmp_path / "nothing.db"))
+    assert done.returncode == 2 and "no catalog at" in done.stderr
+    assert not (tmp_path / "nothing.db").exists()
