@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -13,12 +14,37 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:       # someone else's live process
+        return True
+    return True
+
+
+def clear_leftovers(path: Path, suffix: str = ".part") -> list[Path]:
+    """Remove temporary files of `path` whose writer died (kill -9, power cut); return them.
+
+    Temporary names carry the writer's process id, so a live writer's file is never touched.
+    """
+    removed = []
+    for old in path.parent.glob(f".{glob.escape(path.name)}.*{suffix}"):
+        pid = old.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            old.unlink(missing_ok=True)
+            removed.append(old)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or ".part")
+    clear_leftovers(path, suffix or ".part")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=suffix or ".part")
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp makes 0600; the finished file gets ordinary permissions
     try:

@@ -559,3 +559,18 @@ def test_13_read_commands_need_an_existing_catalog(tmp_path):
     done = run_cli("stats", "--db", str(tmp_path / "nothing.db"))
     assert done.returncode == 2 and "no catalog at" in done.stderr
     assert not (tmp_path / "nothing.db").exists()
+
+
+def test_13_temporary_files_of_dead_writers_are_cleared(tmp_path):
+    from core.atomic import atomic_text_writer
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    target = tmp_path / "m.ann"
+    left = tmp_path / f".m.ann.{dead}.x1y2.part"          # what a kill -9 during save leaves
+    live = tmp_path / f".m.ann.{os.getpid()}.abcd.part"    # a writer still at work
+    left.write_bytes(b"\0" * 1024)
+    live.write_bytes(b"\0" * 1024)
+    with atomic_text_writer(target) as handle:
+        handle.write("done")
+    assert target.read_text() == "done"
+    assert not left.exists() and live.exists()
