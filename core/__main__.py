@@ -1,4 +1,6 @@
 """`python -m core` entry point."""
+import sys
+
 from core.cli import main
 
-raise SystemExit(main())
+sys.exit(main())

@@ -145,11 +145,9 @@ def cmd_train_autoencoder(args: argparse.Namespace) -> int:
 
 
 def cmd_download_weights(args: argparse.Namespace) -> int:
-    from core.extractors import cnn, transformers_models
-    module = cnn if args.method in cnn.ARCHS else transformers_models
-    if args.method not in cnn.ARCHS and args.method not in transformers_models.CHECKPOINTS:
-        raise ValueError(f"{args.method} has no hub weights to download")
-    print(f"{args.method}: weights saved in {module.download(args.method, open_catalog(args.db))}")
+    from core.extractors import get_spec
+    folder = get_spec(args.method).download(open_catalog(args.db))
+    print(f"{args.method}: weights saved in {folder}")
     return 0
 
 
@@ -173,12 +171,21 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _method_arg(text: str) -> str | dict[str, float]:
-    """'dino' or 'dino=0.7,color_hist=0.3' (fusion weights)."""
+def _known_method(name: str) -> str:
+    """The method, when the registry knows it (UnknownMethod otherwise: one line, exit 2)."""
+    from core.extractors import get_spec
+    return get_spec(name).name
+
+
+def _known_methods(text: str) -> str | dict[str, float]:
+    """'dino', or 'dino=0.7,color_hist=0.3' (fusion weights), every method known."""
     if "=" not in text:
-        return text
+        return _known_method(text)
     from core.extractors.hybrid import parse_weights
-    return parse_weights(text)
+    weights = parse_weights(text)
+    for name in weights:
+        _known_method(name)
+    return weights
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -188,7 +195,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.image:
         from core.images import MAX_UPLOAD_BYTES, read_file
         image = read_file(args.image, MAX_UPLOAD_BYTES)
-    result = search(open_catalog(args.db), _method_arg(args.method), item_id=args.item, image=image,
+    result = search(open_catalog(args.db), args.method, item_id=args.item, image=image,
                     text=args.text, k=args.k, filters=parse_filters(args.filter), distance=args.distance)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
@@ -210,13 +217,28 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
     return 0
 
 
+def _global_options(parser: argparse.ArgumentParser, given_only: bool = False) -> None:
+    """--db, --json and -v. Accepted before the command (with defaults) and after it (`given_only`:
+    an option not given after the command leaves the value from before it alone)."""
+    def default(value):
+        return argparse.SUPPRESS if given_only else value
+    parser.add_argument("--db", type=Path, default=default(settings().db),
+                        help="catalog database (default: $LOOKALIKE_DB or data/catalog.db)")
+    parser.add_argument("--json", action="store_true", default=default(False), help="print JSON for scripts")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default(False), help="log details to stderr")
+
+
+def _method_option(p: argparse.ArgumentParser, check=_known_method, **kwargs) -> None:
+    """--method, checked against the registry before the command opens anything."""
+    p.add_argument("--method", **kwargs)
+    p.set_defaults(check_method=check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Lookalike catalog tools")
+    _global_options(parser)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", type=Path, default=settings().db,
-                        help="catalog database (default: $LOOKALIKE_DB or data/catalog.db)")
-    common.add_argument("--json", action="store_true", help="print JSON for scripts")
-    common.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    _global_options(common, given_only=True)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("import-farfetch", parents=[common], help="import a Farfetch listings CSV")
@@ -245,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_methods)
 
     p = sub.add_parser("embed", parents=[common], help="compute missing or outdated vectors of a method")
-    p.add_argument("--method", default=DEFAULT_METHOD)
+    _method_option(p, default=DEFAULT_METHOD)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--limit", type=int, help="at most this many items (for a quick look)")
     p.set_defaults(func=cmd_embed)
@@ -260,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_download_weights)
 
     p = sub.add_parser("evaluate", parents=[common], help="precision@k of a method against an attribute")
-    p.add_argument("--method", required=True)
+    _method_option(p, required=True)
     p.add_argument("--attribute", default="articleType")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--queries", type=int, help="a seeded sample of N queries (default: every item)")
@@ -268,12 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("index", parents=[common], help="build a method's Annoy index")
-    p.add_argument("--method", required=True)
+    _method_option(p, required=True)
     p.add_argument("--trees", type=int)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", parents=[common], help="items most like an item, a photo or a text")
-    p.add_argument("--method", default=DEFAULT_METHOD, help="a method, or weights: dino=0.7,color_hist=0.3")
+    _method_option(p, _known_methods, default=DEFAULT_METHOD, help="a method, or weights: dino=0.7,color_hist=0.3")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--item", help="catalog item id")
     group.add_argument("--image", type=Path, help="a photo file")
@@ -285,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("duplicates", parents=[common], help="near-duplicate listings")
-    p.add_argument("--method", default=DEFAULT_METHOD)
+    _method_option(p, default=DEFAULT_METHOD)
     p.add_argument("--threshold", type=float, default=0.95, help="cosine similarity, e.g. 0.95")
     p.set_defaults(func=cmd_duplicates)
 
@@ -301,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_precision)
 
     p = sub.add_parser("export", parents=[common], help="similar-item CSV: every item and its top-k")
-    p.add_argument("--method", required=True)
+    _method_option(p, required=True)
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE")
@@ -316,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        if getattr(args, "check_method", None):
+            args.method = args.check_method(args.method)
         return args.func(args)
     except (CatalogError, OSError, ValueError, RuntimeError) as exc:
         log.debug("command failed", exc_info=True)

@@ -19,13 +19,14 @@ from tqdm import tqdm
 
 from core import vectors
 from core.db import Catalog
-from core.extractors import create_extractor, get_spec
+from core.extractors import DerivedExtractor, Extractor, ImageExtractor, create_extractor, get_spec
 from core.images import ImageError, load_rgb
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 32
 DECODE_WORKERS = 2
+DERIVED_BATCH = 512       # items per read-combine-store step of a derived method
 
 
 @dataclass
@@ -46,13 +47,13 @@ class EmbedReport:
 
 
 def embed_catalog(db: Catalog, method: str, batch_size: int = DEFAULT_BATCH,
-                  limit: int | None = None, progress: bool = True, extractor=None,
+                  limit: int | None = None, progress: bool = True, extractor: Extractor | None = None,
                   on_progress: Callable[[int, int], None] | None = None) -> EmbedReport:
     """Compute and store every missing or outdated vector of `method`."""
     spec = get_spec(method)
-    if method == "hybrid":
-        return _embed_hybrid(db, batch_size, limit, progress, on_progress)
     extractor = extractor or create_extractor(method, db)
+    if spec.derived:
+        return _embed_derived(db, extractor, batch_size, limit, progress, on_progress)
     version = extractor.spec.version
     todo = vectors.pending(db, method, version, spec.kind, limit)
     report = EmbedReport(method, version, pending=len(todo))
@@ -60,7 +61,10 @@ def embed_catalog(db: Catalog, method: str, batch_size: int = DEFAULT_BATCH,
     bar = tqdm(total=len(todo), desc=f"embed {method}", unit=" img" if spec.kind == "image" else " items",
                disable=not progress)
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-    stream = _text_batches(batches) if spec.kind == "text" else _image_batches(extractor, batches)
+    if spec.kind == "text":
+        stream, run = _text_batches(batches), extractor.embed_texts
+    else:
+        stream, run = _image_batches(extractor, batches), extractor.embed_batch
     try:
         for batch, inputs, failures in stream:
             for item, reason in failures:
@@ -68,12 +72,7 @@ def embed_catalog(db: Catalog, method: str, batch_size: int = DEFAULT_BATCH,
                 log.warning("%s: item %s skipped: %s", method, item.item_id, reason)
             report.failed += len(failures)
             if batch:
-                if spec.kind == "text":
-                    matrix = extractor.embed_texts(inputs)
-                elif hasattr(extractor, "forward"):
-                    matrix = extractor.forward(inputs)
-                else:
-                    matrix = extractor.embed_images(inputs)
+                matrix = run(inputs)
                 vectors.store(db, method, version, ((p.item_id, v, p.source_hash) for p, v in zip(batch, matrix)))
                 report.embedded += len(batch)
             bar.update(len(batch) + len(failures))
@@ -90,7 +89,7 @@ def _text_batches(batches) -> Iterator[tuple[list, list[str], list]]:
         yield batch, [p.text or "" for p in batch], []
 
 
-def _decode(extractor, batch: list[vectors.Pending]):
+def _decode(extractor: ImageExtractor, batch: list[vectors.Pending]):
     """Decode and preprocess one batch (runs in a worker thread)."""
     good, images, failures = [], [], []
     for item in batch:
@@ -101,11 +100,10 @@ def _decode(extractor, batch: list[vectors.Pending]):
             failures.append((item, str(exc)))
     if not images:
         return good, None, failures
-    inputs = extractor.preprocess(images) if hasattr(extractor, "preprocess") else images
-    return good, inputs, failures
+    return good, extractor.preprocess(images), failures
 
 
-def _image_batches(extractor, batches) -> Iterator[tuple[list, object, list]]:
+def _image_batches(extractor: ImageExtractor, batches) -> Iterator[tuple[list, object, list]]:
     """Yield decoded batches, keeping the decode workers a couple of batches ahead."""
     with ThreadPoolExecutor(DECODE_WORKERS) as pool:
         ahead = DECODE_WORKERS + 1
@@ -118,33 +116,32 @@ def _image_batches(extractor, batches) -> Iterator[tuple[list, object, list]]:
             yield result
 
 
-def _embed_hybrid(db, batch_size, limit, progress, on_progress) -> EmbedReport:
-    """Hybrid vectors are combined from the stored vectors of its parts (embedded first)."""
-    from core.extractors.hybrid import WEIGHTS, combine
-    spec = get_spec("hybrid")
-    for part in WEIGHTS:
+def _embed_derived(db: Catalog, extractor: DerivedExtractor, batch_size: int, limit: int | None,
+                   progress: bool, on_progress: Callable[[int, int], None] | None) -> EmbedReport:
+    """A derived method's vectors, combined from its parts' stored vectors (the parts embedded first)."""
+    spec = extractor.spec
+    for part in spec.parts:
         embed_catalog(db, part, batch_size, limit, progress)
-    todo = vectors.pending(db, "hybrid", spec.version, "image", limit)
-    report = EmbedReport("hybrid", spec.version, pending=len(todo))
+    todo = vectors.pending(db, spec.name, spec.version, spec.kind, limit)
+    report = EmbedReport(spec.name, spec.version, pending=len(todo))
     start = time.perf_counter()
-    rows = []
-    for item in tqdm(todo, desc="embed hybrid", disable=not progress):
-        parts = {name: vectors.get_vector(db, name, item.item_id) for name in WEIGHTS}
-        if any(v is None for v in parts.values()):
-            report.failed += 1
-            continue
-        rows.append((item.item_id, combine(parts, WEIGHTS)[0], item.source_hash))
-        if len(rows) >= 512:
-            report.embedded += vectors.store(db, "hybrid", spec.version, rows)
-            rows = []
-            if on_progress:
-                on_progress(report.embedded, report.pending)
-    report.embedded += vectors.store(db, "hybrid", spec.version, rows)
+    for offset in tqdm(range(0, len(todo), DERIVED_BATCH), desc=f"embed {spec.name}", disable=not progress):
+        batch = todo[offset:offset + DERIVED_BATCH]
+        stored = [{part: vectors.get_vector(db, part, item.item_id) for part in spec.parts} for item in batch]
+        ready = [n for n, found in enumerate(stored) if all(v is not None for v in found.values())]
+        report.failed += len(batch) - len(ready)
+        if ready:
+            matrix = extractor.derive({part: np.stack([stored[n][part] for n in ready]) for part in spec.parts})
+            report.embedded += vectors.store(db, spec.name, spec.version,
+                                             ((batch[n].item_id, v, batch[n].source_hash) for n, v in zip(ready, matrix)))
+        if on_progress:
+            on_progress(report.embedded + report.failed, report.pending)
     report.seconds = time.perf_counter() - start
     return report
 
 
-def embed_image(data: bytes, method: str, catalog: Catalog | None = None, extractor=None) -> np.ndarray:
+def embed_image(data: bytes, method: str, catalog: Catalog | None = None,
+                extractor: ImageExtractor | None = None) -> np.ndarray:
     """One uploaded photo's vector, with the same preprocessing as catalog vectors."""
     image = load_rgb(data)
     extractor = extractor or create_extractor(method, catalog)

@@ -150,10 +150,10 @@ def make_annoy(matrix: np.ndarray, metric: str, trees: int, progress: bool = Fal
 
 
 def _method_metric(method: str) -> str:
-    from core.extractors import get_spec
+    from core.extractors import UnknownMethod, get_spec
     try:
         return get_spec(method).metric
-    except KeyError:       # vectors of a method no longer registered: plain cosine
+    except UnknownMethod:       # vectors of a method no longer registered: plain cosine
         return "angular"
 
 

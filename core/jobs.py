@@ -25,7 +25,6 @@ class Job:
     history: list[float] = field(default_factory=list)   # e.g. training loss per epoch
     started: float = field(default_factory=time.time)
     finished: float | None = None
-    result: object = None
 
     def progress(self, done: int, total: int, message: str = "") -> None:
         self.done, self.total = done, total
@@ -56,7 +55,7 @@ class JobRunner:
     @staticmethod
     def _run(job: Job, work: Callable[[Job], object]) -> None:
         try:
-            job.result = work(job)
+            work(job)
             job.status = "done"
         except Exception as exc:  # one line for the user, the traceback for the log
             log.exception("job %s failed", job.name)

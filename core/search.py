@@ -84,10 +84,10 @@ def extractor(method: str, catalog: Catalog):
 
 
 def _spec(method: str):
-    from core.extractors import get_spec
+    from core.extractors import UnknownMethod, get_spec
     try:
         return get_spec(method)
-    except KeyError:
+    except UnknownMethod:
         raise SearchError(f"unknown method {method!r}; `python -m core methods` lists them") from None
 
 

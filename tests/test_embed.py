@@ -18,15 +18,15 @@ def count(db, method: str) -> int:
 def test_embedding_resumes_where_it_stopped(demo_catalog):
     extractor = create_extractor("color_hist")
     calls = {"n": 0}
-    original = extractor.embed_images
+    original = extractor.embed_batch
 
-    def flaky(images):
+    def flaky(batch):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return original(images)
+        return original(batch)
 
-    extractor.embed_images = flaky
+    extractor.embed_batch = flaky
     with pytest.raises(KeyboardInterrupt):
         embed_catalog(demo_catalog, "color_hist", batch_size=50, progress=False, extractor=extractor)
     assert count(demo_catalog, "color_hist") == 100            # two whole batches were kept

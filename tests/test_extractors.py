@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import DEMO, ROOT
-from core.extractors import WeightsMissing, create_extractor, get_spec, list_methods
+from core.extractors import UnknownMethod, WeightsMissing, create_extractor, get_spec, list_methods
 from core.extractors.colour import chi2_distances
 
 RESEARCH_METHODS = {"efficientnet_lite0", "color_hist", "autoencoder", "vgg16", "resnet50", "xception",
@@ -55,8 +55,9 @@ def test_missing_weights_is_one_actionable_line(empty_models, tmp_path):
 
 
 def test_unknown_method_names_the_known_ones():
-    with pytest.raises(KeyError, match="efficientnet_lite0"):
+    with pytest.raises(UnknownMethod, match="efficientnet_lite0") as raised:
         get_spec("vgg19")
+    assert isinstance(raised.value, ValueError) and str(raised.value).startswith("unknown method 'vgg19'")
 
 
 def test_default_gives_unit_1280_d_features_that_group_products():
@@ -75,10 +76,10 @@ def test_onnx_runtime_gives_the_pytorch_features(tmp_path, monkeypatch):
     monkeypatch.setenv("LOOKALIKE_MODELS", str(tmp_path / "models"))
     photos = demo_photos(6)
     fast = create_extractor("efficientnet_lite0")
-    assert fast.session is not None and onnx_path(None).exists()      # exported once, to the models folder
+    assert fast.backend == "onnx" and onnx_path(None).exists()      # exported once, to the models folder
     monkeypatch.setenv("LOOKALIKE_BACKEND", "torch")
     slow = create_extractor("efficientnet_lite0")
-    assert slow.session is None
+    assert slow.backend == "torch"
     assert np.allclose(fast.embed_images(photos), slow.embed_images(photos), atol=1e-5)
 
 
@@ -88,7 +89,7 @@ def test_damaged_onnx_export_falls_back_to_pytorch(tmp_path, monkeypatch, caplog
     onnx_path(None).parent.mkdir(parents=True)
     onnx_path(None).write_bytes(b"not a model")
     extractor = create_extractor("efficientnet_lite0")
-    assert extractor.session is None and "using PyTorch" in caplog.text
+    assert extractor.backend == "torch" and "using PyTorch" in caplog.text
     assert extractor.embed_images(demo_photos(2)).shape == (2, 1280)
 
 

@@ -33,7 +33,7 @@ def available(name: str) -> bool:
 @pytest.mark.parametrize("method", ["resnet50", "efficientnet_b0", "xception", "vgg16"])
 def test_timm_cnn_loads_local_weights_file(models, method):
     from safetensors.torch import save_file
-    from core.extractors.cnn import ARCHS
+    from core.extractors.specs import ARCHS
     torch.manual_seed(0)
     reference = timm.create_model(ARCHS[method][0], pretrained=False, num_classes=0).eval()
     folder = models / method
@@ -81,8 +81,8 @@ def test_dinov2_loads_from_local_folder(models):
 
 def _save_tiny_clip(folder) -> None:
     from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPModel
-    from core.extractors.text import model_path
-    tokenizer = AutoTokenizer.from_pretrained(model_path(), local_files_only=True)   # any offline tokenizer
+    from core.extractors.weights import minilm_folder
+    tokenizer = AutoTokenizer.from_pretrained(minilm_folder(), local_files_only=True)   # any offline tokenizer
     config = CLIPConfig(
         text_config={"vocab_size": tokenizer.vocab_size, "hidden_size": 32, "num_hidden_layers": 2,
                      "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64},

@@ -1,6 +1,7 @@
-"""Feature extractors: one registry, one module per family (see registry.py)."""
-from core.extractors.registry import (Extractor, MethodSpec, WeightsMissing, create_extractor, get_spec,
-                                      list_methods, method_names)
+"""Feature extractors: every method's spec in specs.py, the contract in base.py, one module per family."""
+from core.extractors.base import DerivedExtractor, Extractor, ImageExtractor, TextExtractor
+from core.extractors.registry import (MethodSpec, UnknownMethod, WeightsMissing, create_extractor, get_spec,
+                                      list_methods)
 
-__all__ = ["Extractor", "MethodSpec", "WeightsMissing", "create_extractor", "get_spec", "list_methods",
-           "method_names"]
+__all__ = ["DerivedExtractor", "Extractor", "ImageExtractor", "MethodSpec", "TextExtractor", "UnknownMethod",
+           "WeightsMissing", "create_extractor", "get_spec", "list_methods"]

@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import sqlite_utils
@@ -20,16 +19,16 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from core.db import Catalog
 from core.atomic import atomic_path
-from core.extractors import hub
-from core.extractors.registry import MethodSpec, register
-from core.extractors.torch_utils import l2_normalise, set_threads, to_array
+from core.db import Catalog
+from core.extractors.base import to_array
+from core.extractors.torch_utils import TorchImageExtractor, set_threads
+from core.extractors.weights import autoencoder_checkpoint as checkpoint_path
 
 log = logging.getLogger(__name__)
 
 SIZE = 128
-LATENT_CHANNELS = 32          # latent code: 32 x 8 x 8 = 2048 values
+LATENT_CHANNELS = 32          # latent code: 32 x 8 x 8 = 2048 values (the spec's dim)
 DEFAULT_EPOCHS = 10
 
 
@@ -55,10 +54,6 @@ class ConvAutoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
-
-
-def checkpoint_path(catalog: Catalog | None) -> Path:
-    return hub.local_dir("autoencoder", catalog) / "checkpoint.pt"
 
 
 def to_batch(images: list[Image.Image]) -> np.ndarray:
@@ -120,40 +115,17 @@ def train(db: Catalog, epochs: int = DEFAULT_EPOCHS,
     return losses
 
 
-class AutoencoderExtractor:
-    def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
-        set_threads()
+class AutoencoderExtractor(TorchImageExtractor):
+    def load_model(self, catalog: Catalog | None) -> torch.nn.Module:
+        """The trained model; the spec's version becomes the checkpoint's digest."""
         path = checkpoint_path(catalog)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self.model = ConvAutoencoder()
-        self.model.load_state_dict(state["model"])
-        self.model.eval()
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-        self.spec = dataclasses.replace(spec, version=f"1-{digest}")
+        model = ConvAutoencoder()
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+        self.spec = dataclasses.replace(self.spec, version=f"1-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}")
+        return model
 
     def preprocess(self, images: list[Image.Image]) -> np.ndarray:
         return to_batch(images)
 
-    def forward(self, batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return l2_normalise(self.model.encoder(torch.from_numpy(batch)).flatten(1).numpy())
-
-    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
-        return self.forward(self.preprocess(images))
-
-    def embed_texts(self, texts: list[str]) -> np.ndarray:
-        raise NotImplementedError("autoencoder embeds images, not text")
-
-
-def _available(catalog: Catalog | None) -> str | None:
-    if checkpoint_path(catalog).exists():
-        return None
-    return ("autoencoder: not trained on this catalog yet; run `python -m core train-autoencoder` "
-            "(or Train on the Methods page)")
-
-
-register(MethodSpec(
-    name="autoencoder", version="1", kind="image", dim=LATENT_CHANNELS * 8 * 8, metric="angular",
-    family="autoencoder", description="Convolutional autoencoder trained on this catalog (128x128, 2048-d code)",
-    weights="trained here", factory=AutoencoderExtractor, availability=_available,
-))
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.encoder(pixels).flatten(1)

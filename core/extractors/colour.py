@@ -7,16 +7,13 @@ chi-square re-ranking (`chi2_distances`).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 from PIL import Image
 
-from core.db import Catalog
-from core.extractors.registry import MethodSpec, register
+from core.extractors.base import ImageExtractor
 
-BINS = (8, 12, 3)
+BINS = (8, 12, 3)         # hue, saturation, value bins per region (specs.py: 5 regions x 288 = 1440-d)
 SIZE = 224
 
 
@@ -54,19 +51,9 @@ def chi2_distances(query: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     return 0.5 * np.sum(np.square(c - q) / (c + q + 1e-10), axis=1)
 
 
-class ColourHistogram:
-    def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
-        self.spec = spec
+class ColourHistogram(ImageExtractor):
+    def preprocess(self, images: list[Image.Image]) -> np.ndarray:
+        return np.stack([histogram(img) for img in images])   # OpenCV releases the GIL: decode threads
 
-    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
-        return np.sqrt(np.stack([histogram(img) for img in images])).astype(np.float32)
-
-    def embed_texts(self, texts: list[str]) -> np.ndarray:
-        raise NotImplementedError("color_hist embeds images, not text")
-
-
-register(MethodSpec(
-    name="color_hist", version="1", kind="image", dim=5 * BINS[0] * BINS[1] * BINS[2], metric="hellinger",
-    family="colour", description="HSV colour histograms of 4 corners + centre ellipse (OpenCV)",
-    weights="none needed", factory=ColourHistogram,
-))
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        return np.sqrt(batch).astype(np.float32)

