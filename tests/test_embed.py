@@ -8,7 +8,7 @@ import pytest
 
 from core import vectors
 from core.embed import embed_catalog, embed_image
-from core.extractors import create_extractor
+from core.extractors import DerivedExtractor, create_extractor
 
 
 def count(db, method: str) -> int:
@@ -75,3 +75,45 @@ def test_uploaded_photo_matches_catalog_vector(embedded_demo):
     stored = vectors.get_vector(embedded_demo, "efficientnet_lite0", item_id)
     uploaded = embed_image(data, "efficientnet_lite0")
     assert np.allclose(stored, uploaded, atol=1e-5)
+
+
+def test_hybrid_is_combined_from_its_parts_stored_vectors(embedded_demo):
+    from core.extractors import get_spec
+    from core.extractors.hybrid import WEIGHTS, combine
+    report = embed_catalog(embedded_demo, "hybrid", progress=False)      # parts already embedded
+    assert report.embedded == 300 and report.failed == 0
+    ids, hybrid = vectors.load_matrix(embedded_demo, "hybrid")
+    parts = {name: np.stack([vectors.get_vector(embedded_demo, name, i) for i in ids]) for name in WEIGHTS}
+    assert hybrid.shape == (300, get_spec("hybrid").dim)
+    assert np.allclose(hybrid, combine(parts, WEIGHTS), atol=1e-6)
+    assert np.allclose(np.linalg.norm(hybrid, axis=1), 1, atol=1e-5)
+    assert embed_catalog(embedded_demo, "hybrid", progress=False).pending == 0
+
+
+def test_uploaded_photo_through_a_derived_method_runs_its_parts(embedded_demo):
+    embed_catalog(embedded_demo, "hybrid", progress=False, limit=3)
+    item_id, path = embedded_demo.execute("SELECT item_id, path FROM images ORDER BY item_id LIMIT 1").fetchone()
+    uploaded = embed_image(open(path, "rb").read(), "hybrid", embedded_demo)
+    assert np.allclose(uploaded, vectors.get_vector(embedded_demo, "hybrid", item_id), atol=1e-5)
+
+
+class Projection(DerivedExtractor):
+    """A fixed linear head over stored efficientnet_lite0 vectors (how a tuned head plugs in)."""
+
+    matrix = np.random.default_rng(0).normal(size=(1280, 16)).astype(np.float32)
+
+    def combine(self, part_vectors):
+        return part_vectors["efficientnet_lite0"] @ self.matrix
+
+
+def test_any_derived_spec_is_embedded_from_stored_vectors(embedded_demo, monkeypatch):
+    from core.extractors import registry
+    spec = registry.MethodSpec(name="projected", version="1", kind="image", dim=16, metric="angular",
+                               family="test", description="a projection", weights="its part's",
+                               factory="test_embed:Projection", parts=("efficientnet_lite0",))
+    monkeypatch.setitem(registry._REGISTRY, "projected", spec)
+    assert embed_catalog(embedded_demo, "projected", progress=False).embedded == 300
+    ids, projected = vectors.load_matrix(embedded_demo, "projected")
+    _, base = vectors.load_matrix(embedded_demo, "efficientnet_lite0")
+    expected = base @ Projection.matrix
+    assert np.allclose(projected, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
