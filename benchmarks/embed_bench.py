@@ -45,6 +45,7 @@ def bench_one(db_path: Path, method: str, images: int, batch_size: int) -> dict:
 def bench_naive(images: int) -> dict:
     """The reference loop: decode one photo, preprocess, run timm eager at batch 1, repeat."""
     import torch
+
     from core.extractors.base import to_array
     from core.extractors.efficientnet_torch import load_model
     from core.images import load_rgb
@@ -63,6 +64,7 @@ def bench_layouts(db_path: Path, batch_size: int, seconds: float = 5.0) -> list[
     """Model only (no decoding) for the default: how ONNX Runtime is best spread over the cores."""
     import numpy as np
     import onnxruntime as ort
+
     from core.db import open_catalog
     from core.extractors import create_extractor
     from core.extractors.efficientnet import onnx_path

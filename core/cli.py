@@ -7,8 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from core.settings import DEFAULT_METHOD, settings
 from core.db import CatalogError, open_catalog
+from core.settings import DEFAULT_METHOD, settings
 
 log = logging.getLogger("core")
 

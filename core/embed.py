@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import sqlite_utils
 from tqdm import tqdm
 
 from core import vectors

@@ -6,9 +6,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import DEMO, ROOT
 from PIL import Image
 
-from conftest import DEMO, ROOT
 from core.extractors import UnknownMethod, WeightsMissing, create_extractor, get_spec, list_methods
 from core.extractors.colour import chi2_distances
 

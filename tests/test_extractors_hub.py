@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import timm
 import torch
+from conftest import DEMO
 from PIL import Image
 
-from conftest import DEMO
 from core.extractors import create_extractor, list_methods
 
 PHOTOS = [Image.open(p).convert("RGB") for p in sorted((DEMO / "images").iterdir())[:3]]
@@ -33,6 +33,7 @@ def available(name: str) -> bool:
 @pytest.mark.parametrize("method", ["resnet50", "efficientnet_b0", "xception", "vgg16"])
 def test_timm_cnn_loads_local_weights_file(models, method):
     from safetensors.torch import save_file
+
     from core.extractors.specs import ARCHS
     torch.manual_seed(0)
     reference = timm.create_model(ARCHS[method][0], pretrained=False, num_classes=0).eval()
@@ -81,6 +82,7 @@ def test_dinov2_loads_from_local_folder(models):
 
 def _save_tiny_clip(folder) -> None:
     from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPModel
+
     from core.extractors.weights import minilm_folder
     tokenizer = AutoTokenizer.from_pretrained(minilm_folder(), local_files_only=True)   # any offline tokenizer
     config = CLIPConfig(

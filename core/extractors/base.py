@@ -38,14 +38,14 @@ def to_array(images: list[Image.Image], size: int, mean: tuple, std: tuple,
     return np.ascontiguousarray((batch * scale - shift).transpose(0, 3, 1, 2), dtype=np.float32)
 
 
-class Extractor(ABC):
+class Extractor:
     """One method's loaded model. `spec` may differ from the registered one (e.g. its version)."""
 
     def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
         self.spec = spec
 
 
-class ImageExtractor(Extractor):
+class ImageExtractor(Extractor, ABC):
     def preprocess(self, images: list[Image.Image]):
         """Model input for a batch of photos (NumPy or the photos themselves; no torch here)."""
         return images
@@ -61,7 +61,7 @@ class ImageExtractor(Extractor):
         return self.embed_batch(self.preprocess(images))
 
 
-class TextExtractor(Extractor):
+class TextExtractor(Extractor, ABC):
     @abstractmethod
     def encode(self, texts: list[str]) -> np.ndarray:
         """Raw features, one row per text."""
