@@ -108,6 +108,9 @@ def test_commands_that_need_no_model_import_no_model_library(embedded_demo_path,
     for args in (("methods", "--json"), ("stats", "--json"), ("search", "--item", item, "--json"),
                  ("search", "--item", item, "--method", "efficientnet_lite0=0.8,color_hist=0.2"),
                  ("labels", "export", str(tmp_path / "labels.csv")), ("precision", "--json"),
+                 ("export", "--method", "color_hist", "-k", "3", "--out", str(tmp_path / "similar.csv")),
+                 ("index", "--method", "color_hist"), ("evaluate", "--method", "color_hist", "--queries", "20"),
+                 ("duplicates", "--method", "color_hist", "--threshold", "0.99"),
                  ("embed", "--json")):                     # the default on ONNX Runtime, once exported
         assert model_libraries_loaded(*args, "--db", str(db), env=env) == [], args
     with sqlite3.connect(db) as conn:
