@@ -46,7 +46,7 @@ def cmd_import_csv(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from core.importers import stats
+    from core.catalog import stats
     figures = stats(open_catalog(args.db))
     if args.json:
         print(json.dumps(figures, indent=2))

@@ -9,10 +9,11 @@ import sqlite_utils
 from tqdm import tqdm
 
 from core.atomic import atomic_text_writer
+from core.catalog import item_cards
 from core.csv_injection import neutralise
 from core.importers import strip_credentials
 from core.output_path import check_output
-from core.vectors import ROLE_ORDER_SQL
+from core.vectors import item_ids_with_vectors
 
 COLUMNS = ("item_id", "neighbour_id", "rank", "score", "method", "item_title", "neighbour_title",
            "item_image_url", "neighbour_image_url")
@@ -21,14 +22,10 @@ ENCODING = "utf-8-sig"
 
 
 def _display(db: sqlite_utils.Database) -> dict[str, tuple[str, str]]:
-    """Item id -> (title, image URL or local path) for every item."""
-    images = {}
-    for item_id, url, path in db.execute(
-            "SELECT item_id, url, path FROM images ORDER BY item_id, "
-            f"{ROLE_ORDER_SQL} DESC"):   # the preferred role comes last and wins
-        images[item_id] = strip_credentials(url) if url else path or ""
-    return {item_id: (title or "", images.get(item_id, ""))
-            for item_id, title in db.execute("SELECT id, title FROM items")}
+    """Item id -> (title, its photo's URL without credentials, else the local path of the photo that represents it)."""
+    return {item_id: (card["title"] or "", strip_credentials(card["image_url"]) if card["image_url"]
+                      else card["image_path"] or "")
+            for item_id, card in item_cards(db).items()}
 
 
 def _approved(db: sqlite_utils.Database) -> set[tuple[str, str]]:
@@ -52,7 +49,7 @@ def export_similar(db: sqlite_utils.Database, method: str, k: int, out: str | Pa
 
     check_output(out, db, COLUMNS, ENCODING, force)
     display = _display(db)
-    with_vectors = {r[0] for r in db.execute("SELECT item_id FROM embeddings WHERE method = ?", (method,))}
+    with_vectors = set(item_ids_with_vectors(db, method))
     items = [i for i in matching_item_ids(db, filters or {}) if i in with_vectors]
     approved = _approved(db) if only_relevant else None
     rows = 0

@@ -20,18 +20,19 @@ needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is
 
 @pytest.fixture(autouse=True)
 def fresh_caches(monkeypatch):
-    """Each test starts without indices cached by an earlier one, and re-reads settings when it sets one."""
-    from core import index, settings
+    """Each test starts without indices or vectors cached by an earlier one (models stay loaded),
+    and re-reads settings when it sets one."""
+    from core import caches, settings
     real_setenv = monkeypatch.setenv
 
     def setenv(name: str, value: str, prepend: str | None = None) -> None:
         real_setenv(name, value, prepend)
         settings.reload()
     monkeypatch.setenv = setenv
-    index.clear_cache()
+    caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS)
     settings.reload()
     yield
-    index.clear_cache()
+    caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS)
     monkeypatch.undo()
     settings.reload()
 
