@@ -186,6 +186,10 @@ def _display(db: sqlite_utils.Database, hits: list[Hit]) -> list[Hit]:
     return hits
 
 
+def _query_brand(db: sqlite_utils.Database, item_id: str | None) -> str | None:
+    return item_cards(db, [item_id]).get(str(item_id), {}).get("brand") if item_id is not None else None
+
+
 def search(db: sqlite_utils.Database, method: str | dict[str, float], *, item_id: str | None = None,
            image: bytes | None = None, text: str | None = None, k: int = 10, filters: dict | None = None,
            distance: str | None = None, search_k: int | None = None) -> SearchResult:
@@ -203,8 +207,7 @@ def search(db: sqlite_utils.Database, method: str | dict[str, float], *, item_id
         raise SearchError("give at least one method a positive weight")
     query = {"item_id": item_id, "text": text, "image_sha256": sha256_bytes(image) if image is not None else None,
              "method": method, "k": k, "filters": filters or {}}
-    query_brand = item_cards(db, [item_id]).get(str(item_id), {}).get("brand") if item_id is not None else None
-    allowed = _allowed(db, filters, query_brand)
+    allowed = _allowed(db, filters, _query_brand(db, item_id) if (filters or {}).get("exclude_same_brand") else None)
     exclude = {str(item_id)} if item_id is not None else set()
     if len(weights) == 1:
         name = next(iter(weights))

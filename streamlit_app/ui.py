@@ -1,19 +1,14 @@
 """Shared UI pieces: the catalog connection, cached resources, state keys, the thumbnail grid."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import streamlit as st
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from core.settings import DEFAULT_METHOD, settings  # noqa: E402
-from core.db import CatalogError, open_catalog  # noqa: E402
-from core.jobs import JobRunner  # noqa: E402
-from core.thumbnails import thumbnail  # noqa: E402
+from core.db import CatalogError, open_catalog
+from core.jobs import JobRunner
+from core.settings import DEFAULT_METHOD, settings
+from core.thumbnails import thumbnail
 
 
 class Keys:
@@ -43,10 +38,6 @@ def remembered(key: str, options: list | None = None) -> dict:
     def save() -> None:
         st.session_state[saved] = st.session_state[key]
     return {"key": key, "on_change": save}
-
-
-def setup(title: str) -> None:
-    st.set_page_config(page_title=f"Lookalike · {title}", page_icon="👗", layout="wide")
 
 
 def db_path() -> Path:

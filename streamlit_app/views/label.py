@@ -7,7 +7,6 @@ from core.labels import LabelError, Query, add_label, current_labels, label_coun
 from core.search import SearchError, search
 from core.vectors import methods_with_vectors
 
-ui.setup("Label")
 database = ui.db()
 st.title("Label matches")
 

@@ -2,13 +2,12 @@
 import streamlit as st
 
 import ui
-from core.catalog import item_ids_with_vectors
+from core.catalog import item_cards, item_column
 from core.extractors import WeightsMissing
 from core.images import MAX_UPLOAD_BYTES
 from core.search import SearchError, search
-from core.vectors import methods_with_vectors
+from core.vectors import item_ids_with_vectors, methods_with_vectors
 
-ui.setup("Search")
 database = ui.db()
 st.title("Search")
 
@@ -26,7 +25,7 @@ query: dict = {}
 if mode == "Catalog item":
     names = [m["name"] for m in ready if m["kind"] == "image"] or [m["name"] for m in ready]
     ids = item_ids_with_vectors(database, names[0])
-    titles = dict(database.execute("SELECT id, title FROM items"))
+    titles = item_column(database, "title")
     query["item_id"] = st.selectbox("Item", ids, format_func=lambda i: f"{i} · {titles.get(i) or ''}")
 elif mode == "Photo":
     upload = st.file_uploader("A photo (JPEG, PNG, WebP or AVIF)", type=["jpg", "jpeg", "png", "webp", "avif"])
@@ -58,10 +57,9 @@ if missing:
             st.caption(f"**{m['name']}** — {m['reason']}")
 
 if mode == "Catalog item" and query.get("item_id"):
-    detail = database.execute("SELECT path FROM images WHERE item_id = ? AND status = 'ok' LIMIT 1",
-                              [query["item_id"]]).fetchone()
-    if detail:
-        st.image(ui.thumb(detail[0]), caption="Query", width=180)
+    photo = item_cards(database, [query["item_id"]]).get(query["item_id"], {}).get("image_path")
+    if photo:
+        st.image(ui.thumb(photo), caption="Query", width=180)
 elif mode == "Photo" and "image" in query:
     st.image(query["image"], caption="Query", width=180)
 

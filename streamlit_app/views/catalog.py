@@ -5,14 +5,13 @@ from pathlib import Path
 import streamlit as st
 
 import ui
-from core.catalog import browse, item_detail
+from core.catalog import browse, item_detail, stats
 from core.importers import Columns, import_csv, import_farfetch
 
-ui.setup("Catalog")
 database = ui.db()
 st.title("Catalog")
 
-with st.expander("Import a catalog", expanded=database.execute("SELECT count(*) FROM items").fetchone()[0] == 0):
+with st.expander("Import a catalog", expanded=stats(database)["items"] == 0):
     with st.form("import"):
         kind = st.radio("Layout", ["Farfetch listings", "Product CSV"], horizontal=True)
         upload = st.file_uploader("CSV file", type=["csv"])

@@ -10,7 +10,6 @@ from core.export import export_similar
 from core.labels import export_labels, import_labels
 from core.vectors import methods_with_vectors
 
-ui.setup("Export")
 database = ui.db()
 st.title("Export")
 
