@@ -9,7 +9,7 @@ import sqlite_utils
 from core.filters import where_clause
 from core.vectors import ROLE_ORDER_SQL, methods_with_vectors, photo_sql
 
-_PHOTO_PATH = f"(SELECT path FROM images WHERE rowid = {photo_sql('i.id')})"
+_PHOTO_PATH = photo_sql("i.id", "path")
 _PHOTO_URL = ("(SELECT url FROM images u WHERE u.item_id = i.id AND u.url IS NOT NULL "
               f"ORDER BY {ROLE_ORDER_SQL} LIMIT 1)")
 _CARD_SQL = ("SELECT i.id, i.title, i.brand, i.category, i.colour, i.gender, i.price, i.currency, "

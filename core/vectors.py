@@ -41,12 +41,12 @@ def item_text(title: str | None, description: str | None) -> str:
     return " ".join(dict.fromkeys(parts))
 
 
-def photo_sql(item: str) -> str:
-    """SQL for the rowid in `images` of the photo that represents an item (`item`: SQL naming its id).
+def photo_sql(item: str, column: str = "rowid") -> str:
+    """SQL for a column of the photo that represents an item (`item`: SQL naming its id).
 
     It is the item's readable photo whose role comes first (primary, cutout, model, others).
     """
-    return (f"(SELECT p.rowid FROM images p WHERE p.item_id = {item} AND p.status = 'ok' "
+    return (f"(SELECT p.{column} FROM images p WHERE p.item_id = {item} AND p.status = 'ok' "
             f"ORDER BY {ROLE_ORDER_SQL} LIMIT 1)")
 
 
