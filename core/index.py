@@ -18,8 +18,8 @@ import hashlib
 import json
 import logging
 import time
-from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -174,7 +174,7 @@ def build_index(db: sqlite_utils.Database, method: str, trees: int | None = None
     info = IndexInfo(method=method, versions=versions, metric=metric, dim=int(matrix.shape[1]), trees=trees,
                      items=len(ids), checksum=checksum(ids, matrix), generation=gen,
                      build_seconds=round(time.perf_counter() - start, 3), ann_bytes=size,
-                     built_at=datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+                     built_at=datetime.now(UTC).isoformat(timespec="microseconds"),
                      annoy_metric=annoy_metric(metric), ann_digest=ann_digest, ids_digest=ids_digest)
     manifest = json.dumps(asdict(info), indent=2)
     with atomic_path(manifest_path) as tmp:

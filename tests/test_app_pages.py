@@ -9,9 +9,8 @@ import csv
 import sys
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from conftest import ROOT
+from streamlit.testing.v1 import AppTest
 
 APP = ROOT / "streamlit_app"
 sys.path.insert(0, str(APP))

@@ -3,8 +3,8 @@ import tempfile
 from pathlib import Path
 
 import streamlit as st
-
 import ui
+
 from core.catalog import browse, item_detail, stats
 from core.importers import Columns, import_csv, import_farfetch
 

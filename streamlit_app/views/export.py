@@ -4,8 +4,8 @@ import time
 from pathlib import Path
 
 import streamlit as st
-
 import ui
+
 from core.export import export_similar
 from core.labels import export_labels, import_labels
 from core.vectors import methods_with_vectors

@@ -1,7 +1,7 @@
 """Lookalike home: what is in the catalog, what is ready, and the next step."""
 import streamlit as st
-
 import ui
+
 from core.catalog import stats
 from core.index import index_status
 from core.labels import label_counts

@@ -1,8 +1,8 @@
 """Methods: weights status, embed and index each method, train the autoencoder."""
 import pandas as pd
 import streamlit as st
-
 import ui
+
 from core.db import open_catalog
 from core.extractors.autoencoder import train
 from core.index import index_status

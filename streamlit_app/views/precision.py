@@ -2,8 +2,8 @@
 import altair as alt
 import pandas as pd
 import streamlit as st
-
 import ui
+
 from core.metrics import precision_from_labels
 
 database = ui.db()

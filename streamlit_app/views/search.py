@@ -1,7 +1,7 @@
 """Search: look-alikes of a catalog item, an uploaded photo or a text; compare two methods."""
 import streamlit as st
-
 import ui
+
 from core.catalog import item_cards, item_column
 from core.extractors import WeightsMissing
 from core.images import MAX_UPLOAD_BYTES
