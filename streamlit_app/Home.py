@@ -3,16 +3,9 @@
 Page set-up and the catalog connection happen here, on every run, before the chosen page;
 the pages in views/ hold layout only.
 """
-import sys
-from pathlib import Path
-
 import streamlit as st
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:          # `core` importable until the project is pip-installed
-    sys.path.insert(0, str(ROOT))
-
-import ui  # noqa: E402
+import ui
 
 PAGES = [  # (file, title, URL path)
     ("views/home.py", "Home", ""),
