@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,6 +134,17 @@ def select(requested: str | None, precision: str | None = None) -> str:
     return device
 
 
+@contextlib.contextmanager
+def placed(requested: str, precision: str | None = None) -> Iterator[str]:
+    """Select a device for the duration of a block (a Ray driver's CPU copy of a model, tests)."""
+    global _selected, _precision
+    saved = _selected, _precision
+    try:
+        yield select(requested, precision)
+    finally:
+        _selected, _precision = saved
+
+
 def current() -> Placement:
     """Where the next model goes: the selected (or configured) device and its precision."""
     device = resolve()
@@ -162,6 +173,14 @@ def describe(requested: str | None = None) -> str:
     """One line for people, e.g. `cuda (NVIDIA H200), bfloat16`."""
     info = summary(requested)
     return f"{info['device']} ({info['name']}), {info['precision']}"
+
+
+CPU_FAMILIES = ("colour", "hybrid")     # methods that never run a torch model
+
+
+def method_device(family: str, device: str) -> str:
+    """The device a method of this family runs on when torch methods go to `device`."""
+    return "cpu" if family in CPU_FAMILIES else device
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
