@@ -58,16 +58,23 @@ class _Embedder:
         return {**batch, "vector": vectors_}
 
 
-def _runtime_env(db: Catalog) -> dict:
-    """What every worker gets: this checkout's `core` package and the driver's Lookalike settings.
+def start_ray(address: str | None = None, **options) -> None:
+    """Join (or start) Ray with this checkout's `core` package shipped to every worker.
 
-    Models are read from the catalog's models folder (a path every node must see, or the Hugging
-    Face cache on each node); the Python packages of requirements.txt must be on every node.
+    The Python packages of requirements.txt must be installed on every node.
     """
+    import ray
+    ray.init(address=address, runtime_env={"py_modules": [str(Path(core.__file__).parent)]},
+             include_dashboard=False, log_to_driver=False, configure_logging=False, **options)
+
+
+def _settings_env(db: Catalog) -> dict[str, str]:
+    """The driver's Lookalike settings for the workers; models from the catalog's models folder
+    (a path every node must see, or the Hugging Face cache on each node)."""
     env = {k: v for k, v in os.environ.items() if k.startswith(("LOOKALIKE_", "HF_", "TRANSFORMERS_"))}
     env["LOOKALIKE_MODELS"] = str(db.models_dir)
     env.pop("LOOKALIKE_DEVICE", None)     # each actor is placed by its own resources
-    return {"env_vars": env, "py_modules": [str(Path(core.__file__).parent)]}
+    return env
 
 
 def _urls(db: Catalog) -> dict[tuple[str, str], str]:
@@ -106,13 +113,13 @@ def embed_with_ray(db: Catalog, method: str, address: str | None = None, workers
     import ray
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        start_ray(address)
     start = time.perf_counter()
     bar = tqdm(total=len(todo), desc=f"embed {method} (ray)", unit=" img", disable=not progress)
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False
         batch = batch_size or (GPU_BATCH if gpus_per_worker else devices.CPU_BATCH)
-        runtime_env = _runtime_env(db)
+        runtime_env = {"env_vars": _settings_env(db)}
         urls = _urls(db)
         rows = [{"item_id": p.item_id, "path": p.path, "url": urls.get((p.item_id, p.path)),
                  "source_hash": p.source_hash} for p in todo]
