@@ -170,7 +170,7 @@ def ray_overhead(args: argparse.Namespace) -> None:
     runs = [("plain `embed` (model load included)", ()),
             ("`--engine ray`, Ray already running", ("--engine", "ray", "--ray-started")),
             ("`--engine ray`, Ray start-up included", ("--engine", "ray"))]
-    lines, plain, baseline = [], None, None
+    lines, plain, baseline, load = [], None, None, os.getloadavg()[0]
     for label, flags in runs:
         result = run_child(args.db, DEFAULT, args.images, args.batch_size, flags=flags + device_flags(args))
         seconds = result["seconds"] + result["load_s"]
@@ -183,8 +183,9 @@ def ray_overhead(args: argparse.Namespace) -> None:
     body = "\n".join([
         "## Ray on one machine",
         "",
-        f"`python benchmarks/embed_bench.py --engine ray --images {args.images}` on {machine()}: {DEFAULT},",
-        "wall time of the whole command's work. Ray runs decode tasks and one model actor on the same",
+        f"`python benchmarks/embed_bench.py --engine ray --images {args.images}` on {machine()}; load average "
+        f"{load:.1f} before the runs (other work on the machine). {DEFAULT}, wall time of the whole",
+        "command's work. Ray runs decode tasks and one model actor on the same",
         "2 cores; its start-up (`ray.init`: a local head, the object store, workers) is counted in the",
         "last row only. Cosine: each photo's vector against plain `embed`'s.",
         "",
