@@ -2,8 +2,9 @@
 
 `--device auto|cpu|cuda|mps` (or `$LOOKALIKE_DEVICE`, or the app's setting) picks the device;
 `auto` means CUDA when torch sees a GPU, else the CPU. On a GPU models run in bfloat16 autocast
-(float16 where bfloat16 is missing), channels-last for convolutions; on the CPU in float32,
-unless a caller asks for bfloat16 (tests and benchmarks check the half-precision path there).
+(float16 where bfloat16 is missing, or where a model asks for it), channels-last for
+convolutions; on the CPU in float32, unless a caller asks for a half precision (tests and
+benchmarks check the half-precision path there).
 `resolve` and `summary` avoid importing torch on machines with no NVIDIA driver at all, so the
 light commands stay light.
 """
@@ -145,10 +146,16 @@ def placed(requested: str, precision: str | None = None) -> Iterator[str]:
         _selected, _precision = saved
 
 
-def current() -> Placement:
-    """Where the next model goes: the selected (or configured) device and its precision."""
+def current(half: str | None = None) -> Placement:
+    """Where the next model goes: the selected (or configured) device and its precision.
+
+    half: the model's own half precision on a GPU, where bfloat16 (8-bit mantissa) costs it
+    the 0.999 cosine to float32 and float16 (11 bits) does not.
+    """
     device = resolve()
-    return Placement(device, _precision if _precision is not None else half_dtype(device))
+    if _precision is not None:
+        return Placement(device, _precision)
+    return Placement(device, (half or half_dtype(device)) if device != "cpu" else None)
 
 
 def summary(requested: str | None = None) -> dict:

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 MEAN = STD = (0.5, 0.5, 0.5)
 SIZE = 224
+# On a GPU: bfloat16 moves 256 photos' vectors to cosine 0.9974 (min) of float32, float16 to
+# 0.99998; ReLU6 keeps every activation far inside float16's range.
+HALF = "float16"
 
 
 def weights_file() -> Path:
@@ -84,7 +87,7 @@ class EfficientNetLite0:
     def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
         self.spec = spec
         self.session = self.model = self.pool = None
-        self.placement = devices.current()
+        self.placement = devices.current(half=HALF)
         self.preprocess = partial(to_array, size=SIZE, mean=MEAN, std=STD)   # picklable: decode processes
         if settings().backend == "onnx" and not self.placement.is_gpu:   # ONNX Runtime is the CPU path
             try:
