@@ -122,6 +122,7 @@ def test_the_defaults_gpu_precision_agrees_with_float32(monkeypatch):
 
 def test_device_flags_give_the_same_vectors_as_plain_embed(demo_catalog, db_path, tmp_path, no_gpu):
     import shutil
+
     from core.db import open_catalog
     demo_catalog.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     copies = {flag: tmp_path / f"{flag}.db" for flag in ("cpu", "auto")}
