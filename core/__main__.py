@@ -1,4 +1,5 @@
 """`python -m core` entry point."""
 from core.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":   # decode worker processes may import this module; they must not run the CLI
+    raise SystemExit(main())

@@ -2,30 +2,31 @@
 
 Only items whose vector is missing or outdated (method version or photo changed) are computed.
 Each batch is committed as soon as it is done, so an interrupted run loses at most one batch
-and the next run carries on. Photos are decoded and preprocessed in worker threads while the
-model runs on the previous batch. Unreadable photos are recorded in `embedding_failures`.
+and the next run carries on. Photos are decoded and preprocessed in worker threads (worker
+processes when the model runs on a GPU, core/decode.py) while the model runs on the previous
+batch. Unreadable photos are recorded in `embedding_failures`.
 """
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 import sqlite_utils
 from tqdm import tqdm
 
-from core import vectors
+from core import devices, vectors
 from core.db import Catalog
+from core.decode import decoded_batches
 from core.extractors import create_extractor, get_spec
-from core.images import ImageError, load_rgb
+from core.images import load_rgb
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH = 32
-DECODE_WORKERS = 2
+DEFAULT_BATCH = devices.CPU_BATCH
 
 
 @dataclass
@@ -45,10 +46,15 @@ class EmbedReport:
         return {**asdict(self), "images_per_second": round(self.rate, 1)}
 
 
-def embed_catalog(db: Catalog, method: str, batch_size: int = DEFAULT_BATCH,
+def embed_catalog(db: Catalog, method: str, batch_size: int | None = None,
                   limit: int | None = None, progress: bool = True, extractor=None,
-                  on_progress: Callable[[int, int], None] | None = None) -> EmbedReport:
-    """Compute and store every missing or outdated vector of `method`."""
+                  on_progress: Callable[[int, int], None] | None = None,
+                  processes: bool | None = None) -> EmbedReport:
+    """Compute and store every missing or outdated vector of `method`.
+
+    batch_size None: 32 on the CPU, what fits in memory on a GPU (core.devices). processes: decode
+    in worker processes (default on a GPU) rather than threads (default on the CPU, faster there).
+    """
     spec = get_spec(method)
     if method == "hybrid":
         return _embed_hybrid(db, batch_size, limit, progress, on_progress)
@@ -57,10 +63,16 @@ def embed_catalog(db: Catalog, method: str, batch_size: int = DEFAULT_BATCH,
     todo = vectors.pending(db, method, version, spec.kind, limit)
     report = EmbedReport(method, version, pending=len(todo))
     start = time.perf_counter()
+    placement = devices.current()
+    batch_size = devices.batch_size(extractor, batch_size, placement) if spec.kind == "image" else batch_size or DEFAULT_BATCH
+    forward = getattr(extractor, "forward", None)
+    if forward and placement.is_gpu:
+        forward = partial(devices.forward_fitting, forward)
     bar = tqdm(total=len(todo), desc=f"embed {method}", unit=" img" if spec.kind == "image" else " items",
                disable=not progress)
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-    stream = _text_batches(batches) if spec.kind == "text" else _image_batches(extractor, batches)
+    stream = _text_batches(batches) if spec.kind == "text" else decoded_batches(
+        batches, getattr(extractor, "preprocess", None), placement.is_gpu if processes is None else processes)
     try:
         for batch, inputs, failures in stream:
             for item, reason in failures:
@@ -70,8 +82,8 @@ def embed_catalog(db: Catalog, method: str, batch_size: int = DEFAULT_BATCH,
             if batch:
                 if spec.kind == "text":
                     matrix = extractor.embed_texts(inputs)
-                elif hasattr(extractor, "forward"):
-                    matrix = extractor.forward(inputs)
+                elif forward:
+                    matrix = forward(inputs)
                 else:
                     matrix = extractor.embed_images(inputs)
                 vectors.store(db, method, version, ((p.item_id, v, p.source_hash) for p, v in zip(batch, matrix)))
@@ -88,34 +100,6 @@ def embed_catalog(db: Catalog, method: str, batch_size: int = DEFAULT_BATCH,
 def _text_batches(batches) -> Iterator[tuple[list, list[str], list]]:
     for batch in batches:
         yield batch, [p.text or "" for p in batch], []
-
-
-def _decode(extractor, batch: list[vectors.Pending]):
-    """Decode and preprocess one batch (runs in a worker thread)."""
-    good, images, failures = [], [], []
-    for item in batch:
-        try:
-            images.append(load_rgb(item.path))
-            good.append(item)
-        except ImageError as exc:
-            failures.append((item, str(exc)))
-    if not images:
-        return good, None, failures
-    inputs = extractor.preprocess(images) if hasattr(extractor, "preprocess") else images
-    return good, inputs, failures
-
-
-def _image_batches(extractor, batches) -> Iterator[tuple[list, object, list]]:
-    """Yield decoded batches, keeping the decode workers a couple of batches ahead."""
-    with ThreadPoolExecutor(DECODE_WORKERS) as pool:
-        ahead = DECODE_WORKERS + 1
-        futures = [pool.submit(_decode, extractor, b) for b in batches[:ahead]]
-        for n in range(len(batches)):
-            result = futures[n].result()
-            if n + ahead < len(batches):
-                futures.append(pool.submit(_decode, extractor, batches[n + ahead]))
-            futures[n] = None
-            yield result
 
 
 def _embed_hybrid(db, batch_size, limit, progress, on_progress) -> EmbedReport:

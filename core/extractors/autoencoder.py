@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
+from core import devices
 from core.db import Catalog
 from core.atomic import atomic_path
 from core.extractors import hub
@@ -61,9 +63,8 @@ def checkpoint_path(catalog: Catalog | None) -> Path:
     return hub.local_dir("autoencoder", catalog) / "checkpoint.pt"
 
 
-def to_batch(images: list[Image.Image]) -> np.ndarray:
-    """128x128 RGB in [0, 1], NCHW float32 (NumPy: runs in decode threads)."""
-    return to_array(images, SIZE, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+# 128x128 RGB in [0, 1], NCHW float32 NumPy: a picklable function, so decode processes can run it.
+to_batch = partial(to_array, size=SIZE, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
 
 def _load_catalog_photos(db: sqlite_utils.Database, progress: bool) -> torch.Tensor:
@@ -87,7 +88,9 @@ def train(db: Catalog, epochs: int = DEFAULT_EPOCHS,
     """Train (or resume training) up to `epochs`; return the mean loss of every epoch so far."""
     set_threads()
     torch.manual_seed(seed)
-    model = ConvAutoencoder()
+    placement = devices.current()
+    model = ConvAutoencoder().to(placement.device)
+    scaler = torch.amp.GradScaler(placement.device, enabled=placement.dtype == "float16")   # bf16 needs none
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
     path = checkpoint_path(db)
     losses: list[float] = []
@@ -106,11 +109,13 @@ def train(db: Catalog, epochs: int = DEFAULT_EPOCHS,
         total = 0.0
         steps = range(0, len(photos), batch_size)
         for start in tqdm(steps, desc=f"autoencoder epoch {epoch + 1}/{epochs}", disable=not progress):
-            batch = photos[order[start:start + batch_size]].float().div(255.0)
-            loss = nn.functional.mse_loss(model(batch), batch)
+            batch = photos[order[start:start + batch_size]].to(placement.device).float().div(255.0)
+            with placement.autocast():
+                loss = nn.functional.mse_loss(model(batch), batch)
             optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
             total += loss.item() * len(batch)
         losses.append(total / len(photos))
         with atomic_path(path) as tmp:
@@ -127,16 +132,16 @@ class AutoencoderExtractor:
         state = torch.load(path, map_location="cpu", weights_only=True)
         self.model = ConvAutoencoder()
         self.model.load_state_dict(state["model"])
-        self.model.eval()
+        self.placement = devices.current()
+        self.model = self.placement.prepare(self.model)
+        self.preprocess = to_batch
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         self.spec = dataclasses.replace(spec, version=f"1-{digest}")
 
-    def preprocess(self, images: list[Image.Image]) -> np.ndarray:
-        return to_batch(images)
-
     def forward(self, batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return l2_normalise(self.model.encoder(torch.from_numpy(batch)).flatten(1).numpy())
+        with torch.inference_mode(), self.placement.autocast():
+            codes = self.model.encoder(self.placement.tensor(batch)).flatten(1)
+        return l2_normalise(codes.float().cpu().numpy())
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         return self.forward(self.preprocess(images))

@@ -1,6 +1,7 @@
 """ImageNet CNNs through timm: VGG16, ResNet50, Xception, EfficientNet-B0 (hub or local weights)."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -8,10 +9,11 @@ import timm
 import torch
 from PIL import Image
 
+from core import devices
 from core.db import Catalog
 from core.extractors import hub
 from core.extractors.registry import MethodSpec, register
-from core.extractors.torch_utils import channels_last, l2_normalise, set_threads, to_array
+from core.extractors.torch_utils import l2_normalise, set_threads, to_array
 
 ARCHS = {  # method -> (timm model name with pretrained tag, feature dim, description)
     "vgg16": ("vgg16.tv_in1k", 4096, "VGG16 (torchvision ImageNet weights), penultimate layer"),
@@ -42,17 +44,17 @@ class TimmCNN:
     def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
         self.spec = spec
         set_threads()
-        self.model = load(spec.name, catalog)
+        self.placement = devices.current()
+        self.model = self.placement.prepare(load(spec.name, catalog), channels_last=True)
         cfg = self.model.pretrained_cfg
         self.size = int(cfg.get("input_size", (3, 224, 224))[-1])
         self.mean, self.std = tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
-
-    def preprocess(self, images: list[Image.Image]) -> np.ndarray:
-        return to_array(images, self.size, self.mean, self.std)
+        self.preprocess = partial(to_array, size=self.size, mean=self.mean, std=self.std)   # picklable
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return l2_normalise(self.model(channels_last(batch)).float().numpy())
+        with torch.inference_mode(), self.placement.autocast():
+            features = self.model(self.placement.tensor(batch, channels_last=True))
+        return l2_normalise(features.float().cpu().numpy())
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         return self.forward(self.preprocess(images))

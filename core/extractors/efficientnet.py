@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +19,21 @@ import timm
 import torch
 from PIL import Image
 
+from core import devices
 from core.db import Catalog
 from core.atomic import atomic_path
 from core.extractors import hub
 from core.settings import settings
 from core.extractors.registry import MethodSpec, register
-from core.extractors.torch_utils import channels_last, l2_normalise, set_threads, threads, to_array
+from core.extractors.torch_utils import l2_normalise, set_threads, threads, to_array
 
 log = logging.getLogger(__name__)
 
 MEAN = STD = (0.5, 0.5, 0.5)
 SIZE = 224
+# On a GPU: bfloat16 moves 256 photos' vectors to cosine 0.9974 (min) of float32, float16 to
+# 0.99998; ReLU6 keeps every activation far inside float16's range.
+HALF = "float16"
 
 
 def weights_file() -> Path:
@@ -82,26 +87,25 @@ class EfficientNetLite0:
     def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
         self.spec = spec
         self.session = self.model = self.pool = None
-        if settings().backend == "onnx":
+        self.placement = devices.current(half=HALF)
+        self.preprocess = partial(to_array, size=SIZE, mean=MEAN, std=STD)   # picklable: decode processes
+        if settings().backend == "onnx" and not self.placement.is_gpu:   # ONNX Runtime is the CPU path
             try:
                 self.session = onnx_session(onnx_path(catalog))
             except Exception as exc:  # export or runtime trouble: PyTorch still works
                 log.warning("ONNX Runtime unavailable for %s, using PyTorch: %s", spec.name, exc)
         if self.session is None:
             set_threads()
-            self.model = load_model()
+            self.model = self.placement.prepare(load_model(), channels_last=True)
         else:
             self.pool = ThreadPoolExecutor(threads(), thread_name_prefix="efficientnet")
-
-    def preprocess(self, images: list[Image.Image]) -> np.ndarray:
-        # NumPy only: this runs in decode threads, where a torch op would start another OpenMP pool.
-        return to_array(images, SIZE, MEAN, STD)
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         if self.session is not None:  # one image per call, one call per core at a time
             return l2_normalise(np.concatenate(list(self.pool.map(self._run, np.split(batch, len(batch))))))
-        with torch.inference_mode():
-            return l2_normalise(self.model(channels_last(batch)).float().numpy())
+        with torch.inference_mode(), self.placement.autocast():
+            features = self.model(self.placement.tensor(batch, channels_last=True))
+        return l2_normalise(features.float().cpu().numpy())
 
     def _run(self, image: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"pixels": image})[0]   # ORT releases the GIL while it runs

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core import devices
 from core.db import Catalog
 from core.extractors.registry import MethodSpec, register
 from core.extractors.torch_utils import l2_normalise, set_threads
@@ -22,16 +23,17 @@ class MiniLM:
         self.spec = spec
         set_threads()
         self.tokenizer = AutoTokenizer.from_pretrained(model_path(), local_files_only=True)
-        self.model = AutoModel.from_pretrained(model_path(), local_files_only=True).eval()
+        self.placement = devices.current()
+        self.model = self.placement.prepare(AutoModel.from_pretrained(model_path(), local_files_only=True))
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         """Mean-pooled token embeddings, L2-normalised (the sentence-transformers recipe)."""
-        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=128, return_tensors="pt")
-        with torch.inference_mode():
+        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=128, return_tensors="pt").to(self.placement.device)
+        with torch.inference_mode(), self.placement.autocast():
             tokens = self.model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).float()
         pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return l2_normalise(pooled.numpy())
+        return l2_normalise(pooled.float().cpu().numpy())
 
     def embed_images(self, images) -> np.ndarray:
         raise NotImplementedError("minilm embeds text, not images")

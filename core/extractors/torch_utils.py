@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from PIL import Image
 
+from core.decode import to_array  # noqa: F401 - preprocessing lives with decoding (picklable, torch-free)
 from core.settings import settings
 
 
@@ -15,24 +15,6 @@ def threads() -> int:
 
 def set_threads() -> None:
     torch.set_num_threads(threads())
-
-
-def to_array(images: list[Image.Image], size: int, mean: tuple, std: tuple,
-             resample: int = Image.BILINEAR) -> np.ndarray:
-    """Resize each image to size x size (whole garment kept) and normalise: NCHW float32 NumPy."""
-    batch = np.stack([np.asarray(img.convert("RGB").resize((size, size), resample)) for img in images])
-    scale = np.float32(1 / 255) / np.asarray(std, dtype=np.float32)
-    shift = np.asarray(mean, dtype=np.float32) / np.asarray(std, dtype=np.float32)
-    return np.ascontiguousarray((batch * scale - shift).transpose(0, 3, 1, 2), dtype=np.float32)
-
-
-def channels_last(batch: np.ndarray) -> torch.Tensor:
-    """A `to_array` batch as a channels-last tensor (the fast layout for CPU convolutions).
-
-    Call it on the thread that runs the model: decode threads stay NumPy-only, because a torch
-    op on another thread starts another OpenMP pool that spins against the model's.
-    """
-    return torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:

@@ -7,12 +7,14 @@ their image space (text-to-image search).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from core import devices
 from core.db import Catalog
 from core.extractors import hub
 from core.extractors.registry import MethodSpec, register
@@ -54,19 +56,17 @@ class HubTransformer:
             self.model = Blip2VisionModelWithProjection.from_pretrained(where, **kwargs)
         else:
             self.model = AutoModel.from_pretrained(where, **kwargs)
-        self.model.eval()
+        self.placement = devices.current()
+        self.model = self.placement.prepare(self.model)
+        self.preprocess = partial(pixel_values, processor=self.processor)   # picklable: decode processes
         self.tokenizer = None
         if self.checkpoint.pooling == "clip":
             from transformers import AutoTokenizer
             self.tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
 
-    def preprocess(self, images: list[Image.Image]) -> np.ndarray:
-        # NumPy here (decode threads); torch only on the model's thread.
-        return self.processor(images=[img.convert("RGB") for img in images], return_tensors="np")["pixel_values"]
-
     def forward(self, batch: np.ndarray) -> np.ndarray:
-        pixels = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-        with torch.inference_mode():
+        pixels = self.placement.tensor(batch)
+        with torch.inference_mode(), self.placement.autocast():
             pooling = self.checkpoint.pooling
             if pooling == "clip":
                 features = _pooled(self.model.get_image_features(pixel_values=pixels))
@@ -76,7 +76,7 @@ class HubTransformer:
                 features = self.model(pixel_values=pixels).pooler_output
             else:
                 features = self.model(pixel_values=pixels).last_hidden_state[:, 0]
-        return l2_normalise(features.float().numpy())
+        return l2_normalise(features.float().cpu().numpy())
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         return self.forward(self.preprocess(images))
@@ -84,10 +84,15 @@ class HubTransformer:
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         if self.tokenizer is None:
             raise NotImplementedError(f"{self.spec.name} has no text tower")
-        batch = self.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt")
-        with torch.inference_mode():
+        batch = self.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt").to(self.placement.device)
+        with torch.inference_mode(), self.placement.autocast():
             features = _pooled(self.model.get_text_features(**batch))
-        return l2_normalise(features.float().numpy())
+        return l2_normalise(features.float().cpu().numpy())
+
+
+def pixel_values(images: list[Image.Image], processor) -> np.ndarray:
+    """The checkpoint's own preprocessing, as NumPy (runs in decode workers; torch stays on the model's thread)."""
+    return processor(images=[img.convert("RGB") for img in images], return_tensors="np")["pixel_values"]
 
 
 def _pooled(output) -> torch.Tensor:
