@@ -87,7 +87,7 @@ def thumb(path: str | None) -> str | None:
     return str(found) if found else None
 
 
-def photo(path: str | None, caption: str | None = None, width: int | str = "stretch", where=st) -> None:
+def photo(path: str | None, caption: str | None = None, width: int | str = "content", where=st) -> None:
     """Show a catalog photo (pages show catalog photos through this only), or a line saying why none shows."""
     image = thumb(path)
     if image:
@@ -111,7 +111,7 @@ def grid(items: list[dict], columns: int = 5, caption=None, key_prefix: str = ""
         cols = st.columns(columns)
         for col, item in zip(cols, items[start:start + columns]):
             with col:
-                photo(item.get("image_path"))
+                photo(item.get("image_path"), width="stretch")
                 st.caption(caption(item) if caption else (item.get("title") or item.get("id")))
                 if actions:
                     actions(item, f"{key_prefix}{item.get('id') or item.get('item_id')}")
