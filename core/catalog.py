@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 
 import sqlite_utils
@@ -62,17 +63,26 @@ def item_detail(db: sqlite_utils.Database, item_id: str) -> dict | None:
 
 def item_cards(db: sqlite_utils.Database, item_ids: Iterable[str] | None = None) -> dict[str, dict]:
     """Item id -> what a result shows of it: id, title, brand, category, colour, gender, price,
-    currency, `image_path` (the photo that represents it) and `image_url` (its first photo URL).
+    currency, `image_path` (the photo that represents it), `photo_missing` (that photo was
+    deleted or moved since it was imported: the path is kept, to say what to restore) and
+    `image_url` (its first photo URL).
 
     Every item when `item_ids` is None; unknown ids are left out.
     """
     if item_ids is None:
-        return {r["id"]: r for r in db.query(_CARD_SQL)}
-    wanted, cards = sorted(set(map(str, item_ids))), {}
-    for start in range(0, len(wanted), 900):
-        chunk = wanted[start:start + 900]
-        cards.update((r["id"], r) for r in db.query(f"{_CARD_SQL} WHERE i.id IN ({','.join('?' * len(chunk))})", chunk))
-    return cards
+        rows = list(db.query(_CARD_SQL))
+    else:
+        wanted, rows = sorted(set(map(str, item_ids))), []
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start:start + 900]
+            rows += db.query(f"{_CARD_SQL} WHERE i.id IN ({','.join('?' * len(chunk))})", chunk)
+    return {r["id"]: {**r, "photo_missing": bool(r["image_path"]) and not os.path.isfile(r["image_path"])}
+            for r in rows}
+
+
+def missing_photos(db: sqlite_utils.Database) -> list[str]:
+    """Ids of items whose photo was usable at import but is no longer on disk (deleted or moved)."""
+    return sorted(item_id for item_id, card in item_cards(db).items() if card["photo_missing"])
 
 
 ITEM_COLUMNS = ("title", "brand", "category", "colour", "gender", "source")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from core.importers import strip_credentials
 from core.output_path import check_output
 from core.vectors import item_ids_with_vectors
 
+log = logging.getLogger(__name__)
+
 COLUMNS = ("item_id", "neighbour_id", "rank", "score", "method", "item_title", "neighbour_title",
            "item_image_url", "neighbour_image_url")
 CHUNK = 512
@@ -22,10 +25,18 @@ ENCODING = "utf-8-sig"
 
 
 def _display(db: sqlite_utils.Database) -> dict[str, tuple[str, str]]:
-    """Item id -> (title, its photo's URL without credentials, else the local path of the photo that represents it)."""
+    """Item id -> (title, its photo's URL without credentials, else the local path of the photo that represents it).
+
+    A local photo deleted or moved since import leaves the cell empty (never a dead path); the
+    row stays, since its neighbours were found from the photo as it was embedded.
+    """
+    cards = item_cards(db)
+    gone = sum(card["photo_missing"] and not card["image_url"] for card in cards.values())
+    if gone:
+        log.warning("%d items' photos were deleted or moved since import: their image cells are empty", gone)
     return {item_id: (card["title"] or "", strip_credentials(card["image_url"]) if card["image_url"]
-                      else card["image_path"] or "")
-            for item_id, card in item_cards(db).items()}
+                      else "" if card["photo_missing"] else card["image_path"] or "")
+            for item_id, card in cards.items()}
 
 
 def _approved(db: sqlite_utils.Database) -> set[tuple[str, str]]:

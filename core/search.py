@@ -55,6 +55,7 @@ class Hit:
     currency: str | None = None
     image_path: str | None = None
     image_url: str | None = None
+    photo_missing: bool = False     # image_path was deleted or moved after import
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -183,6 +184,7 @@ def _display(db: sqlite_utils.Database, hits: list[Hit]) -> list[Hit]:
         card = cards.get(hit.item_id, {})
         for name in ("title", "brand", "category", "colour", "gender", "price", "currency", "image_path", "image_url"):
             setattr(hit, name, card.get(name))
+        hit.photo_missing = bool(card.get("photo_missing"))
     return hits
 
 

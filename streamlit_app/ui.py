@@ -4,11 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
+from PIL import Image
 
 from core.db import CatalogError, open_catalog
+from core.images import ImageError, load_upload
 from core.jobs import JobRunner
 from core.settings import DEFAULT_METHOD, settings
-from core.thumbnails import thumbnail
+from core.thumbnails import catalog_thumbnail
 
 
 class Keys:
@@ -80,8 +82,27 @@ def default_first(names: list[str]) -> list[str]:
 
 
 def thumb(path: str | None) -> str | None:
-    found = thumbnail(path, db().thumbnails_dir)
+    """The thumbnail of a photo the catalog records; None for any other path, or a photo gone or unreadable."""
+    found = catalog_thumbnail(db(), path)
     return str(found) if found else None
+
+
+def photo(path: str | None, caption: str | None = None, width: int | str = "content", where=st) -> None:
+    """Show a catalog photo (pages show catalog photos through this only), or a line saying why none shows."""
+    image = thumb(path)
+    if image:
+        where.image(image, caption=caption, width=width)
+    else:
+        where.caption(" · ".join(filter(None, [caption, "photo missing" if path else "no photo"])))
+
+
+def upload_photo(upload) -> Image.Image | None:
+    """The uploaded photo, checked and decoded, or None after one error line; its bytes only, never its name."""
+    try:
+        return load_upload(upload.getvalue())
+    except ImageError as exc:
+        st.error(f"That photo cannot be used: {exc}.")
+        return None
 
 
 def grid(items: list[dict], columns: int = 5, caption=None, key_prefix: str = "", actions=None) -> None:
@@ -90,11 +111,7 @@ def grid(items: list[dict], columns: int = 5, caption=None, key_prefix: str = ""
         cols = st.columns(columns)
         for col, item in zip(cols, items[start:start + columns]):
             with col:
-                image = thumb(item.get("image_path"))
-                if image:
-                    st.image(image, width="stretch")
-                else:
-                    st.caption("no photo")
+                photo(item.get("image_path"), width="stretch")
                 st.caption(caption(item) if caption else (item.get("title") or item.get("id")))
                 if actions:
                     actions(item, f"{key_prefix}{item.get('id') or item.get('item_id')}")

@@ -6,39 +6,10 @@ switches to the page under test, as a person clicking in the sidebar would.
 from __future__ import annotations
 
 import csv
-import sys
 
 import pytest
-from conftest import ROOT
+from conftest import APP, ROOT, page, texts
 from streamlit.testing.v1 import AppTest
-
-APP = ROOT / "streamlit_app"
-sys.path.insert(0, str(APP))
-
-
-@pytest.fixture
-def app_db(embedded_demo, monkeypatch):
-    path = embedded_demo.execute("PRAGMA database_list").fetchone()[2]
-    monkeypatch.setenv("LOOKALIKE_DB", path)
-    from core.index import build_index
-    build_index(embedded_demo, "efficientnet_lite0", progress=False)
-    return embedded_demo
-
-
-def page(name: str) -> AppTest:
-    """The app opened at views/<name>.py."""
-    at = AppTest.from_file(str(APP / "Home.py"), default_timeout=120)
-    at.run()
-    if name != "home":
-        at.switch_page(f"views/{name}.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
-def texts(at: AppTest) -> str:
-    parts = [e.value for kind in ("markdown", "caption", "info", "success", "error", "warning", "title", "subheader")
-             for e in getattr(at, kind)]
-    return "\n".join(str(p) for p in parts)
 
 
 def test_home_shows_counts_and_next_step(app_db):

@@ -61,8 +61,7 @@ chosen = st.selectbox("Open an item", [""] + [r["id"] for r in rows],
 if chosen:
     item = item_detail(database, chosen)
     left, right = st.columns([1, 2])
-    if item["image_path"]:
-        left.image(ui.thumb(item["image_path"]))
+    ui.photo(item["image_path"], where=left)
     right.write({k: item[k] for k in ("id", "title", "brand", "category", "colour", "gender", "price", "currency",
                                       "stock", "on_sale", "source")})
     right.write({"attributes": item["attributes"], "methods with vectors": item["methods"]})

@@ -47,8 +47,7 @@ if query_id is None:
 
 item = item_detail(database, query_id)
 left, right = st.columns([1, 4])
-if item["image_path"]:
-    left.image(ui.thumb(item["image_path"]), caption="Query")
+ui.photo(item["image_path"], "Query", where=left)
 left.caption(f"{item['title']} · {item['category'] or ''}")
 
 try:
