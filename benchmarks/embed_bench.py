@@ -1,12 +1,20 @@
 """Embedding speed: images/s end to end (decode + preprocess + model + store) and peak memory.
 
-    python benchmarks/embed_bench.py [--images 512] [--methods a,b] [--repeats 2] [--commands-only] [--write]
+    python benchmarks/embed_bench.py [--images 512] [--methods a,b] [--device D] [--repeats 2] [--write]
+    python benchmarks/embed_bench.py --commands-only [--images 1000] [--write]
+    python benchmarks/embed_bench.py --engine ray [--images 1000] [--write]
+    python benchmarks/embed_bench.py --gpu [--images 5000] [--write]        # on a GPU machine
 
 Each run embeds the first N photos of the 4,000-photo set through `core.embed.embed_catalog`
 (the code path of `python -m core embed`) in a fresh child process, so its peak resident
 memory is its own. Runs: every available image method with the defaults, then the default
-method's variants (PyTorch instead of ONNX Runtime, batch sizes, and a naive batch-1 timm
-loop for reference). Then the whole command, start-up included: `python -m core embed` of the
+method's variants (PyTorch instead of ONNX Runtime, bfloat16 autocast, decoding in processes,
+batch sizes, and a naive batch-1 timm loop for reference). `--engine ray` compares plain
+`embed` with `embed --engine ray` on a local Ray, with and without Ray's start-up. `--gpu`
+measures photos/s from JPEG files on the device for the default and for ViT-B/16, DINOv2-B
+and CLIP ViT-B/32 architectures built from a config with random weights (speed does not
+depend on the weights; the product never does this). After the runs (or alone, with
+`--commands-only`), the whole command, start-up included: `python -m core embed` of the
 default against a plain timm script (batch 32, torchvision preprocessing) on the same photos,
 each a subprocess timed by its wall clock. `--write` puts the tables in docs/benchmarks.md.
 """
@@ -27,7 +35,7 @@ from common import FASHION, ROOT, fashion_catalog, machine, write_section
 DEFAULT = "efficientnet_lite0"
 
 
-def bench_one(db_path: Path, method: str, images: int, batch_size: int) -> dict:
+def bench_one(db_path: Path, method: str, images: int, batch_size: int | None, processes: bool | None) -> dict:
     """Embed `images` photos with `method` (its stored vectors dropped first); runs in the child."""
     from core.db import open_catalog
     from core.embed import embed_catalog
@@ -38,15 +46,30 @@ def bench_one(db_path: Path, method: str, images: int, batch_size: int) -> dict:
     start = time.perf_counter()
     extractor = create_extractor(method, db)
     load_s = time.perf_counter() - start
-    report = embed_catalog(db, method, batch_size=batch_size, limit=images, progress=False, extractor=extractor)
+    report = embed_catalog(db, method, batch_size=batch_size, limit=images, progress=False, extractor=extractor,
+                           processes=processes)
     return {"images": report.embedded, "seconds": report.seconds, "load_s": load_s}
+
+
+def bench_ray(db_path: Path, method: str, images: int, batch_size: int | None, started: bool) -> dict:
+    """`embed --engine ray` on a local Ray; `started`: Ray is up before the clock starts."""
+    from core.db import open_catalog
+    from core.ray_engine import embed_with_ray, start_ray
+    db = open_catalog(db_path)
+    db.execute("DELETE FROM embeddings WHERE method = ?", (method,))
+    db.conn.commit()
+    if started:
+        start_ray()
+    start = time.perf_counter()
+    report = embed_with_ray(db, method, batch_size=batch_size, limit=images, progress=False)
+    return {"images": report.embedded, "seconds": time.perf_counter() - start, "load_s": 0.0}
 
 
 def bench_naive(images: int) -> dict:
     """The reference loop: decode one photo, preprocess, run timm eager at batch 1, repeat."""
     import torch
 
-    from core.extractors.base import to_array
+    from core.decode import to_array
     from core.extractors.efficientnet_torch import load_model
     from core.images import load_rgb
     start = time.perf_counter()
@@ -166,32 +189,89 @@ def child(args: argparse.Namespace) -> None:
     if args.plain:
         print(json.dumps(plain_timm(args.plain, args.batch_size)))
         return
+    from core import devices
+    devices.select(args.device, args.precision)
     if args.naive:
         result = bench_naive(args.images)
+    elif args.engine == "ray":
+        result = bench_ray(args.db, args.run, args.images, args.batch_size, args.ray_started)
     else:
-        result = bench_one(args.db, args.run, args.images, args.batch_size)
+        result = bench_one(args.db, args.run, args.images, args.batch_size, args.processes)
     result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
 
-def run_child(db: Path, method: str, images: int, batch_size: int, env: dict | None = None,
-              naive: bool = False) -> dict:
+def run_child(db: Path, method: str, images: int, batch_size: int | None, env: dict | None = None,
+              naive: bool = False, flags: tuple[str, ...] = ()) -> dict:
     command = [sys.executable, __file__, "--child", "--run", method, "--db", str(db), "--images", str(images),
-               "--batch-size", str(batch_size)] + (["--naive"] if naive else [])
+               *(["--batch-size", str(batch_size)] if batch_size else []), *(["--naive"] if naive else []), *flags]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})})
     if done.returncode:
         raise SystemExit(f"{method} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def plan(methods: list[str], batch_size: int) -> list[tuple[str, str, int, dict, bool]]:
-    """(label, method, batch size, extra environment, naive?) for every run."""
-    runs = [(f"{m}", m, batch_size, {}, False) for m in methods]
+TORCH = {"LOOKALIKE_BACKEND": "torch"}
+
+
+def plan(methods: list[str], batch_size: int) -> list[tuple[str, str, int, dict, bool, tuple]]:
+    """(label, method, batch size, extra environment, naive?, child flags) for every run."""
+    runs = [(f"{m}", m, batch_size, {}, False, ()) for m in methods]
     if DEFAULT in methods:
-        runs += [(f"{DEFAULT}, batch {b}", DEFAULT, b, {}, False) for b in (8, 64) if b != batch_size]
-        runs += [(f"{DEFAULT}, PyTorch backend", DEFAULT, batch_size, {"LOOKALIKE_BACKEND": "torch"}, False),
-                 (f"{DEFAULT}, naive timm loop (batch 1, no prefetch)", DEFAULT, 1, {}, True)]
+        runs += [(f"{DEFAULT}, batch {b}", DEFAULT, b, {}, False, ()) for b in (8, 64) if b != batch_size]
+        runs += [(f"{DEFAULT}, decoding in {cores()} processes", DEFAULT, batch_size, {}, False, ("--processes",)),
+                 (f"{DEFAULT}, PyTorch backend", DEFAULT, batch_size, TORCH, False, ()),
+                 (f"{DEFAULT}, PyTorch backend, bfloat16 autocast", DEFAULT, batch_size, TORCH, False,
+                  ("--precision", "bfloat16")),
+                 (f"{DEFAULT}, naive timm loop (batch 1, no prefetch)", DEFAULT, 1, {}, True, ())]
     return runs
+
+
+def cores() -> int:
+    from core.decode import cores
+    return cores()
+
+
+def cosines(a, b) -> str:
+    values = (a * b).sum(axis=1)
+    return f"min {values.min():.5f}, mean {values.mean():.5f}"
+
+
+def ray_overhead(args: argparse.Namespace) -> None:
+    """Plain `embed` against `embed --engine ray` on one machine, Ray's start-up in and out."""
+    runs = [("plain `embed` (model load included)", ()),
+            ("`--engine ray`, Ray already running", ("--engine", "ray", "--ray-started")),
+            ("`--engine ray`, Ray start-up included", ("--engine", "ray"))]
+    lines, plain, baseline, load = [], None, None, os.getloadavg()[0]
+    for label, flags in runs:
+        result = run_child(args.db, DEFAULT, args.images, args.batch_size, flags=flags + device_flags(args))
+        seconds = result["seconds"] + result["load_s"]
+        plain = plain or seconds
+        vectors = stored(args.db, DEFAULT)
+        baseline = vectors if baseline is None else baseline
+        lines.append(f"| {label} | {result['images']} | {seconds:.1f} | {seconds / plain:.2f}x "
+                     f"| {cosines(vectors, baseline)} |")
+        print(lines[-1], flush=True)
+    body = "\n".join([
+        "## Ray on one machine",
+        "",
+        f"`python benchmarks/embed_bench.py --engine ray --images {args.images}` on {machine()}; load average "
+        f"{load:.1f} before the runs (other work on the machine). {DEFAULT}, wall time of the whole",
+        "command's work. Ray runs decode tasks and one model actor on the same",
+        "2 cores; its start-up (`ray.init`: a local head, the object store, workers) is counted in the",
+        "last row only. Cosine: each photo's vector against plain `embed`'s.",
+        "",
+        "| run | images | seconds | vs plain | cosine to plain |",
+        "|---|---:|---:|---:|---|",
+        *lines,
+    ])
+    print(body)
+    if args.write:
+        write_section("embed-ray", body)
+
+
+def device_flags(args: argparse.Namespace) -> tuple[str, ...]:
+    return ("--device", args.device) if args.device else ()
 
 
 def main() -> None:
@@ -201,33 +281,43 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--methods", help="comma-separated (default: every available image method)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each whole command (median reported)")
-    parser.add_argument("--write", action="store_true", help="write the tables to docs/benchmarks.md")
     parser.add_argument("--commands-only", action="store_true", help="only the whole-command comparison")
-    parser.add_argument("--plain", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--write", action="store_true", help="write the tables to docs/benchmarks.md")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where torch methods run")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local", help="ray: Ray overhead runs")
+    parser.add_argument("--gpu", action="store_true", help="end-to-end photos/s of four architectures on the device")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--processes", action="store_true", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--precision", help=argparse.SUPPRESS)
+    parser.add_argument("--ray-started", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--naive", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run", help=argparse.SUPPRESS)
+    parser.add_argument("--plain", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child or args.plain:
         return child(args)
 
-    from core.extractors import list_methods
+    from core.extractors import create_extractor, list_methods
     catalog = fashion_catalog(args.db)
+    for path in sorted((FASHION / "images").glob("*.jpg"))[:args.images * 2]:
+        path.read_bytes()  # warm the page cache: every run reads from memory, not the first one from disk
+    if args.engine == "ray":
+        return ray_overhead(args)
+    if args.gpu:
+        from gpu_bench import gpu_runs
+        return gpu_runs(args, run_child)
     if args.methods:
         methods = args.methods.split(",")
     else:
         methods = [m["name"] for m in list_methods(catalog) if m["available"] and m["kind"] == "image"
                    and m["name"] != "hybrid"]
     if DEFAULT in methods:
-        from core.extractors import create_extractor
         create_extractor(DEFAULT, catalog)   # the one-time ONNX export, before any run is timed
     catalog.conn.close()
-    for path in sorted((FASHION / "images").glob("*.jpg"))[:args.images * 2]:
-        path.read_bytes()  # warm the page cache: every run reads from memory, not the first one from disk
     load = os.getloadavg()[0]
-    lines, onnx_vectors, agreement = [], None, []
-    for label, method, batch, env, naive in ([] if args.commands_only else plan(methods, args.batch_size)):
-        result = run_child(args.db, method, args.images, batch, env, naive)
+    lines, onnx_vectors, torch_vectors, agreement = [], None, None, []
+    for label, method, batch, env, naive, flags in ([] if args.commands_only else plan(methods, args.batch_size)):
+        result = run_child(args.db, method, args.images, batch, env, naive, flags + device_flags(args))
         rate = result["images"] / result["seconds"]
         line = (f"| {label} | {batch} | {result['images']} | {rate:.1f} | {result['load_s']:.1f} "
                 f"| {result['peak_mib']:.0f} |")
@@ -235,10 +325,15 @@ def main() -> None:
         lines.append(line)
         if label == DEFAULT:
             onnx_vectors = stored(args.db, DEFAULT)
-        elif env.get("LOOKALIKE_BACKEND") == "torch" and onnx_vectors is not None:
-            difference = float(abs(stored(args.db, DEFAULT) - onnx_vectors).max())
-            agreement = ["", f"The same {len(onnx_vectors)} photos' vectors from ONNX Runtime and PyTorch differ by "
-                             f"at most {difference:.1e} (unit vectors), so precision is unchanged."]
+        elif env == TORCH and not flags and onnx_vectors is not None:
+            torch_vectors = stored(args.db, DEFAULT)
+            difference = float(abs(torch_vectors - onnx_vectors).max())
+            agreement += ["", f"The same {len(onnx_vectors)} photos' vectors from ONNX Runtime and PyTorch differ by "
+                              f"at most {difference:.1e} (unit vectors), so precision is unchanged."]
+        elif "bfloat16" in flags and torch_vectors is not None:
+            agreement += ["", f"bfloat16 autocast on the CPU (the GPU's precision) against PyTorch float32 on the "
+                              f"same {len(torch_vectors)} photos, cosine per photo: "
+                              f"{cosines(stored(args.db, DEFAULT), torch_vectors)}."]
     layouts = bench_layouts(args.db, args.batch_size) if DEFAULT in methods and not args.commands_only else []
     commands = whole_commands(args.db, args.images, args.batch_size, args.repeats) if DEFAULT in methods else []
     body = "\n".join([
@@ -247,13 +342,14 @@ def main() -> None:
         f"`python benchmarks/embed_bench.py --images {args.images}` on {machine()}; load average "
         f"{load:.1f} before the runs (other work on the machine; a run itself keeps both cores busy).",
         "End to end = `embed_catalog` as `python -m core embed` runs it: JPEG decode and",
-        "preprocessing in worker threads, the model, and storing float32 vectors in SQLite. Model",
-        "loading is timed apart (the one-time ONNX export is done before the runs). Peak memory is the",
-        "child process's resident set (importing torch alone takes about 500 MiB of it; the default on",
-        "ONNX Runtime no longer imports torch). The default runs on ONNX Runtime, one image per call",
-        "and one call per core (docs/methods.md); the naive loop is timm in PyTorch, one photo at a",
-        "time, decoding on the same thread. On a busy machine PyTorch's thread pool slows far more than",
-        "ONNX Runtime's single-threaded calls: read the load average before comparing them.",
+        "preprocessing in worker threads (or processes where the run says so), the model, and storing",
+        "float32 vectors in SQLite. Model loading is timed apart (the one-time ONNX export is done",
+        "before the runs). Peak memory is the child process's resident set (importing torch alone",
+        "takes about 500 MiB of it; the default on ONNX Runtime does not import torch). The default",
+        "runs on ONNX Runtime, one image per call and one call per core (docs/methods.md); the naive",
+        "loop is timm in PyTorch, one photo at a time, decoding on the same thread. On a busy machine",
+        "PyTorch's thread pool slows far more than ONNX Runtime's single-threaded calls: read the load",
+        "average before comparing them.",
         "",
         "| run | batch | images | images/s | load s | peak RSS MiB |",
         "|---|---:|---:|---:|---:|---:|",
@@ -277,7 +373,6 @@ def main() -> None:
             "against a script that creates timm's `tf_efficientnet_lite0` with the same weights and",
             f"runs batches of {args.batch_size} through torchvision's Resize/ToTensor/Normalize (vectors not stored).",
             "Start-up is the wall time outside the embedding loop: imports, opening the catalog, loading the model.",
-            "PyTorch slows more than ONNX Runtime when other jobs share the cores, so the ratio grows with the load.",
             "",
             "| command | wall s | start-up s | images/s | vs plain |",
             "|---|---:|---:|---:|---:|",
@@ -286,6 +381,7 @@ def main() -> None:
         print(body)
         if args.write:
             write_section("embed-command", body)
+
 
 
 if __name__ == "__main__":

@@ -3,4 +3,5 @@ import sys
 
 from core.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":   # decode worker processes may import this module; they must not run the CLI
+    sys.exit(main())

@@ -1,15 +1,34 @@
-"""Browsing the catalog: filtered, paginated item lists and one item's details."""
+"""Reading the catalog: counts, filtered and paginated item lists, one item's details, result cards."""
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterable
 
 import sqlite_utils
 
 from core.filters import where_clause
-from core.vectors import ROLE_ORDER_SQL
+from core.vectors import ROLE_ORDER_SQL, methods_with_vectors, photo_sql
 
-_BEST_IMAGE = ("(SELECT path FROM images g WHERE g.item_id = items.id AND g.status = 'ok' "
-               f"ORDER BY {ROLE_ORDER_SQL} LIMIT 1)")
+_PHOTO_PATH = photo_sql("i.id", "path")
+_PHOTO_URL = ("(SELECT url FROM images u WHERE u.item_id = i.id AND u.url IS NOT NULL "
+              f"ORDER BY {ROLE_ORDER_SQL} LIMIT 1)")
+_CARD_SQL = ("SELECT i.id, i.title, i.brand, i.category, i.colour, i.gender, i.price, i.currency, "
+             f"{_PHOTO_PATH} AS image_path, {_PHOTO_URL} AS image_url FROM items i")
+
+
+def stats(db: sqlite_utils.Database) -> dict:
+    """Catalog counts: items, images ok/bad, vectors per method."""
+    items = db.execute("SELECT count(*) FROM items").fetchone()[0]
+    by_status = dict(db.execute("SELECT status, count(*) FROM images GROUP BY status").fetchall())
+    return {
+        "items": items,
+        "images_ok": by_status.get("ok", 0),
+        "images_bad": by_status.get("missing", 0) + by_status.get("unreadable", 0),
+        "images_missing": by_status.get("missing", 0),
+        "images_unreadable": by_status.get("unreadable", 0),
+        "vectors": methods_with_vectors(db),
+    }
 
 
 def browse(db: sqlite_utils.Database, filters: dict | None = None, text: str | None = None,
@@ -22,8 +41,9 @@ def browse(db: sqlite_utils.Database, filters: dict | None = None, text: str | N
         params += [like, like, like, text.strip()]
     total = db.execute(f"SELECT count(*) FROM items WHERE {where}", params).fetchone()[0]
     rows = list(db.query(
-        f"SELECT id, title, brand, category, colour, gender, price, currency, stock, {_BEST_IMAGE} AS image_path "
-        f"FROM items WHERE {where} ORDER BY id LIMIT ? OFFSET ?", [*params, limit, offset]))
+        "SELECT id, title, brand, category, colour, gender, price, currency, stock, "
+        f"{_PHOTO_PATH} AS image_path FROM items i WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
+        [*params, limit, offset]))
     return rows, total
 
 
@@ -41,11 +61,40 @@ def item_detail(db: sqlite_utils.Database, item_id: str) -> dict | None:
     return item
 
 
+def item_cards(db: sqlite_utils.Database, item_ids: Iterable[str] | None = None) -> dict[str, dict]:
+    """Item id -> what a result shows of it: id, title, brand, category, colour, gender, price,
+    currency, `image_path` (the photo that represents it), `photo_missing` (that photo was
+    deleted or moved since it was imported: the path is kept, to say what to restore) and
+    `image_url` (its first photo URL).
+
+    Every item when `item_ids` is None; unknown ids are left out.
+    """
+    if item_ids is None:
+        rows = list(db.query(_CARD_SQL))
+    else:
+        wanted, rows = sorted(set(map(str, item_ids))), []
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start:start + 900]
+            rows += db.query(f"{_CARD_SQL} WHERE i.id IN ({','.join('?' * len(chunk))})", chunk)
+    return {r["id"]: {**r, "photo_missing": bool(r["image_path"]) and not os.path.isfile(r["image_path"])}
+            for r in rows}
+
+
+def missing_photos(db: sqlite_utils.Database) -> list[str]:
+    """Ids of items whose photo was usable at import but is no longer on disk (deleted or moved)."""
+    return sorted(item_id for item_id, card in item_cards(db).items() if card["photo_missing"])
+
+
+ITEM_COLUMNS = ("title", "brand", "category", "colour", "gender", "source")
+
+
+def item_column(db: sqlite_utils.Database, column: str) -> dict[str, str | None]:
+    """Item id -> one of its ITEM_COLUMNS, for every item."""
+    if column not in ITEM_COLUMNS:
+        raise ValueError(f"not an item column: {column}")
+    return dict(db.execute(f"SELECT id, {column} FROM items"))  # column from a fixed set
+
+
 def price_range(db: sqlite_utils.Database) -> tuple[float, float] | None:
     low, high = db.execute("SELECT min(price), max(price) FROM items").fetchone()
     return (float(low), float(high)) if low is not None else None
-
-
-def item_ids_with_vectors(db: sqlite_utils.Database, method: str, limit: int | None = None) -> list[str]:
-    sql = "SELECT item_id FROM embeddings WHERE method = ? ORDER BY item_id"
-    return [r[0] for r in db.execute(sql + (" LIMIT ?" if limit else ""), [method, *([limit] if limit else [])])]

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from core.db import CatalogError, open_catalog
+from core.devices import add_device_argument
 from core.settings import DEFAULT_METHOD, settings
 
 log = logging.getLogger("core")
@@ -46,7 +47,7 @@ def cmd_import_csv(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from core.importers import stats
+    from core.catalog import stats
     figures = stats(open_catalog(args.db))
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -112,22 +113,33 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
+    from core import devices
     from core.extractors import list_methods
     methods = list_methods(open_catalog(args.db))
+    device = devices.resolve()
     if args.json:
-        print(json.dumps([{k: m[k] for k in ("name", "kind", "available", "reason")} for m in methods], indent=2))
+        print(json.dumps([{**{k: m[k] for k in ("name", "kind", "available", "reason")},
+                           "device": devices.method_device(m["family"], device)} for m in methods], indent=2))
         return 0
     for m in methods:
         state = "ready" if m["available"] else "missing"
         print(f"{m['name']:18} {m['kind']:5} {state:7} {m['description']}")
         if m["reason"]:
             print(f"{'':32}-> {m['reason']}")
+    print(f"torch methods run on {devices.describe()}")
     return 0
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
+    from core import devices
     from core.embed import embed_catalog
-    report = embed_catalog(open_catalog(args.db), args.method, batch_size=args.batch_size, limit=args.limit)
+    devices.select(args.device)
+    if args.engine == "ray":
+        from core.ray_engine import embed_with_ray
+        report = embed_with_ray(open_catalog(args.db), args.method, address=args.address, workers=args.workers,
+                                gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size, limit=args.limit)
+    else:
+        report = embed_catalog(open_catalog(args.db), args.method, batch_size=args.batch_size, limit=args.limit)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -137,7 +149,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_train_autoencoder(args: argparse.Namespace) -> int:
+    from core import devices
     from core.extractors.autoencoder import train
+    devices.select(args.device)
     losses = train(open_catalog(args.db), epochs=args.epochs, batch_size=args.batch_size)
     print(json.dumps({"epochs": len(losses), "losses": losses}) if args.json
           else f"autoencoder trained for {len(losses)} epochs; last loss {losses[-1]:.5f}")
@@ -268,13 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("embed", parents=[common], help="compute missing or outdated vectors of a method")
     _method_option(p, default=DEFAULT_METHOD)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, help="default: 32 on the CPU, what fits in memory on a GPU")
     p.add_argument("--limit", type=int, help="at most this many items (for a quick look)")
+    add_device_argument(p)
+    p.add_argument("--engine", choices=("local", "ray"), default="local", help="ray: a Ray Data job (docs/scale.md)")
+    p.add_argument("--address", help="Ray cluster: auto or ray://HOST:10001 (default: a Ray on this machine)")
+    p.add_argument("--workers", type=int, help="Ray: model actors (default: one per GPU, or cores / 4)")
+    p.add_argument("--gpus-per-worker", type=float, default=0, help="Ray: GPUs per model actor (0: CPU actors)")
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("train-autoencoder", parents=[common], help="train (or resume) the catalog autoencoder")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
+    add_device_argument(p)
     p.set_defaults(func=cmd_train_autoencoder)
 
     p = sub.add_parser("download-weights", parents=[common], help="fetch a hub model's weights (online)")

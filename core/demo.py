@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sqlite_utils
-
+from core.db import Catalog
 from core.importers import import_csv
+from core.prepare import prepare_method
 from core.report import ImportReport
 from core.settings import DEFAULT_METHOD
 
@@ -13,13 +13,9 @@ DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 DEMO_METHODS = (DEFAULT_METHOD, "color_hist", "minilm")   # all three need no download
 
 
-def setup_demo(db: sqlite_utils.Database, progress: bool = True) -> ImportReport:
+def setup_demo(db: Catalog, progress: bool = True) -> ImportReport:
     """Import the demo slice (idempotent), embed what is missing, and build the indices."""
-    from core.embed import embed_catalog
-    from core.index import build_index
-
     report = import_csv(db, DEMO_DIR / "styles.csv", DEMO_DIR / "images", progress=progress)
     for method in DEMO_METHODS:
-        embed_catalog(db, method, progress=progress)
-        build_index(db, method, progress=progress)
+        prepare_method(db, method, progress=progress)
     return report

@@ -2,29 +2,30 @@
 
 Only items whose vector is missing or outdated (method version or photo changed) are computed.
 Each batch is committed as soon as it is done, so an interrupted run loses at most one batch
-and the next run carries on. Photos are decoded and preprocessed in worker threads while the
-model runs on the previous batch. Unreadable photos are recorded in `embedding_failures`.
+and the next run carries on. Photos are decoded and preprocessed in worker threads (worker
+processes when the model runs on a GPU, core/decode.py) while the model runs on the previous
+batch. Unreadable photos are recorded in `embedding_failures`.
 """
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 from tqdm import tqdm
 
-from core import vectors
+from core import devices, vectors
 from core.db import Catalog
+from core.decode import decoded_batches
 from core.extractors import DerivedExtractor, Extractor, ImageExtractor, create_extractor, get_spec
-from core.images import ImageError, load_rgb
+from core.images import load_rgb
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH = 32
-DECODE_WORKERS = 2
+DEFAULT_BATCH = devices.CPU_BATCH
 DERIVED_BATCH = 512       # items per read-combine-store step of a derived method
 
 
@@ -45,10 +46,15 @@ class EmbedReport:
         return {**asdict(self), "images_per_second": round(self.rate, 1)}
 
 
-def embed_catalog(db: Catalog, method: str, batch_size: int = DEFAULT_BATCH,
+def embed_catalog(db: Catalog, method: str, batch_size: int | None = None,
                   limit: int | None = None, progress: bool = True, extractor: Extractor | None = None,
-                  on_progress: Callable[[int, int], None] | None = None) -> EmbedReport:
-    """Compute and store every missing or outdated vector of `method`."""
+                  on_progress: Callable[[int, int], None] | None = None,
+                  processes: bool | None = None) -> EmbedReport:
+    """Compute and store every missing or outdated vector of `method`.
+
+    batch_size None: 32 on the CPU, what fits in memory on a GPU (core.devices). processes: decode
+    in worker processes (default on a GPU) rather than threads (default on the CPU, faster there).
+    """
     spec = get_spec(method)
     extractor = extractor or create_extractor(method, db)
     if spec.derived:
@@ -57,13 +63,18 @@ def embed_catalog(db: Catalog, method: str, batch_size: int = DEFAULT_BATCH,
     todo = vectors.pending(db, method, version, spec.kind, limit)
     report = EmbedReport(method, version, pending=len(todo))
     start = time.perf_counter()
+    placement = devices.current()
+    if spec.kind == "text":
+        batch_size = batch_size or DEFAULT_BATCH
+        run = extractor.embed_texts
+    else:
+        batch_size = devices.batch_size(extractor, batch_size, placement)
+        run = partial(devices.forward_fitting, extractor.embed_batch) if placement.is_gpu else extractor.embed_batch
     bar = tqdm(total=len(todo), desc=f"embed {method}", unit=" img" if spec.kind == "image" else " items",
                disable=not progress)
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-    if spec.kind == "text":
-        stream, run = _text_batches(batches), extractor.embed_texts
-    else:
-        stream, run = _image_batches(extractor, batches), extractor.embed_batch
+    stream = _text_batches(batches) if spec.kind == "text" else decoded_batches(
+        batches, extractor.preprocess, placement.is_gpu if processes is None else processes)
     try:
         for batch, inputs, failures in stream:
             for item, reason in failures:
@@ -88,34 +99,7 @@ def _text_batches(batches) -> Iterator[tuple[list, list[str], list]]:
         yield batch, [p.text or "" for p in batch], []
 
 
-def _decode(extractor: ImageExtractor, batch: list[vectors.Pending]):
-    """Decode and preprocess one batch (runs in a worker thread)."""
-    good, images, failures = [], [], []
-    for item in batch:
-        try:
-            images.append(load_rgb(item.path))
-            good.append(item)
-        except ImageError as exc:
-            failures.append((item, str(exc)))
-    if not images:
-        return good, None, failures
-    return good, extractor.preprocess(images), failures
-
-
-def _image_batches(extractor: ImageExtractor, batches) -> Iterator[tuple[list, object, list]]:
-    """Yield decoded batches, keeping the decode workers a couple of batches ahead."""
-    with ThreadPoolExecutor(DECODE_WORKERS) as pool:
-        ahead = DECODE_WORKERS + 1
-        futures = [pool.submit(_decode, extractor, b) for b in batches[:ahead]]
-        for n in range(len(batches)):
-            result = futures[n].result()
-            if n + ahead < len(batches):
-                futures.append(pool.submit(_decode, extractor, batches[n + ahead]))
-            futures[n] = None
-            yield result
-
-
-def _embed_derived(db: Catalog, extractor: DerivedExtractor, batch_size: int, limit: int | None,
+def _embed_derived(db: Catalog, extractor: DerivedExtractor, batch_size: int | None, limit: int | None,
                    progress: bool, on_progress: Callable[[int, int], None] | None) -> EmbedReport:
     """A derived method's vectors, combined from its parts' stored vectors (the parts embedded first)."""
     spec = extractor.spec

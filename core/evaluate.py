@@ -2,8 +2,8 @@
 
 Every item with a vector (or a seeded sample of N) is a query; its neighbours exclude itself;
 a neighbour is relevant when its attribute (articleType, baseColour, category, ...) equals the
-query's. Exact search: cosine on the stored (unit-length) vectors, or chi-square re-ranking of
-the top candidates for colour histograms (`distance="chi2"`).
+query's. Exact search (core.neighbours.ExactNeighbours): cosine on the stored vectors, or
+chi-square re-ranking of the best cosine candidates for colour histograms (`distance="chi2"`).
 """
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ import json
 import numpy as np
 import sqlite_utils
 
+from core.neighbours import ExactNeighbours
 from core.vectors import load_matrix
 
 ITEM_COLUMNS = {"category", "colour", "gender", "brand", "source"}
-BLOCK = 1024
-CHI2_CANDIDATES = 100
 
 
 def attribute_values(db: sqlite_utils.Database, ids: list[str], attribute: str) -> list[str | None]:
@@ -30,28 +29,6 @@ def attribute_values(db: sqlite_utils.Database, ids: list[str], attribute: str) 
     else:
         found = {i: json.loads(a).get(attribute) for i, a in db.execute("SELECT id, attributes FROM items")}
     return [found.get(i) for i in ids]
-
-
-def neighbours(matrix: np.ndarray, queries: np.ndarray, k: int, distance: str = "cosine") -> np.ndarray:
-    """Indices of each query row's k nearest rows of `matrix`, itself excluded, nearest first."""
-    unit = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-    wanted = CHI2_CANDIDATES if distance == "chi2" else k
-    wanted = min(wanted, len(matrix) - 1)
-    result = np.empty((len(queries), min(k, wanted)), dtype=np.int64)
-    for start in range(0, len(queries), BLOCK):
-        rows = queries[start:start + BLOCK]
-        sims = unit[rows] @ unit.T
-        sims[np.arange(len(rows)), rows] = -np.inf
-        top = np.argpartition(-sims, wanted - 1, axis=1)[:, :wanted]
-        if distance == "chi2":
-            from core.extractors.colour import chi2_distances
-            order = [top[i][np.argsort(chi2_distances(matrix[q], matrix[top[i]]), kind="stable")]
-                     for i, q in enumerate(rows)]
-            result[start:start + len(rows)] = np.array(order)[:, :k]
-        else:
-            part = np.take_along_axis(sims, top, axis=1)
-            result[start:start + len(rows)] = np.take_along_axis(top, np.argsort(-part, axis=1, kind="stable"), axis=1)[:, :k]
-    return result
 
 
 def precision_scores(labels: list, found: np.ndarray, queries: np.ndarray, k: int) -> tuple[float, float]:
@@ -87,7 +64,9 @@ def evaluate(db: sqlite_utils.Database, method: str, attribute: str = "articleTy
     query_rows = np.arange(len(ids))
     if queries and queries < len(ids):
         query_rows = np.sort(np.random.default_rng(seed).choice(len(ids), queries, replace=False))
-    found = neighbours(vectors, query_rows, k, distance)
+    index = ExactNeighbours(ids, vectors, rerank_chi2=True)
+    ranked = index.neighbours(vectors[query_rows], k, exclude=[{ids[q]} for q in query_rows], distance=distance)
+    found = np.array([[index.position[i] for i, _ in row] for row in ranked])
     precision, mean_ap = precision_scores(labels, found, query_rows, k)
     return {"method": method, "attribute": attribute, "k": k, "queries": int(len(query_rows)),
             "precision_at_k": round(precision, 4), "map_at_k": round(mean_ap, 4), "distance": distance}

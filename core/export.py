@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,10 +10,13 @@ import sqlite_utils
 from tqdm import tqdm
 
 from core.atomic import atomic_text_writer
+from core.catalog import item_cards
 from core.csv_injection import neutralise
 from core.importers import strip_credentials
 from core.output_path import check_output
-from core.vectors import ROLE_ORDER_SQL
+from core.vectors import item_ids_with_vectors
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ("item_id", "neighbour_id", "rank", "score", "method", "item_title", "neighbour_title",
            "item_image_url", "neighbour_image_url")
@@ -21,14 +25,18 @@ ENCODING = "utf-8-sig"
 
 
 def _display(db: sqlite_utils.Database) -> dict[str, tuple[str, str]]:
-    """Item id -> (title, image URL or local path) for every item."""
-    images = {}
-    for item_id, url, path in db.execute(
-            "SELECT item_id, url, path FROM images ORDER BY item_id, "
-            f"{ROLE_ORDER_SQL} DESC"):   # the preferred role comes last and wins
-        images[item_id] = strip_credentials(url) if url else path or ""
-    return {item_id: (title or "", images.get(item_id, ""))
-            for item_id, title in db.execute("SELECT id, title FROM items")}
+    """Item id -> (title, its photo's URL without credentials, else the local path of the photo that represents it).
+
+    A local photo deleted or moved since import leaves the cell empty (never a dead path); the
+    row stays, since its neighbours were found from the photo as it was embedded.
+    """
+    cards = item_cards(db)
+    gone = sum(card["photo_missing"] and not card["image_url"] for card in cards.values())
+    if gone:
+        log.warning("%d items' photos were deleted or moved since import: their image cells are empty", gone)
+    return {item_id: (card["title"] or "", strip_credentials(card["image_url"]) if card["image_url"]
+                      else "" if card["photo_missing"] else card["image_path"] or "")
+            for item_id, card in cards.items()}
 
 
 def _approved(db: sqlite_utils.Database) -> set[tuple[str, str]]:
@@ -52,7 +60,7 @@ def export_similar(db: sqlite_utils.Database, method: str, k: int, out: str | Pa
 
     check_output(out, db, COLUMNS, ENCODING, force)
     display = _display(db)
-    with_vectors = {r[0] for r in db.execute("SELECT item_id FROM embeddings WHERE method = ?", (method,))}
+    with_vectors = set(item_ids_with_vectors(db, method))
     items = [i for i in matching_item_ids(db, filters or {}) if i in with_vectors]
     approved = _approved(db) if only_relevant else None
     rows = 0

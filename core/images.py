@@ -111,6 +111,17 @@ def load_rgb(source: str | Path | bytes) -> Image.Image:
     return decode(read_file(source))
 
 
+def load_upload(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> Image.Image:
+    """Check and decode an uploaded photo (its bytes: an upload is never a path); raise ImageError.
+
+    Call it before anything shows or searches the upload: too large, not an image, truncated
+    and decompression bombs all end here with a one-line reason.
+    """
+    if len(data) > max_bytes:
+        raise ImageError(f"the photo is over {max_bytes // 2**20} MB")
+    return decode(data)
+
+
 def inspect(path: str | Path) -> ImageInfo:
     """Check one image file fully (decode it) and return its size and content hash."""
     path = Path(path)

@@ -382,17 +382,3 @@ def _missing_columns(csv_path: Path, columns: Columns) -> list[str]:
             missing.append(repr(value))
     return missing
 
-
-def stats(db: sqlite_utils.Database) -> dict:
-    """Catalog counts: items, images ok/bad, vectors per method."""
-    items = db.execute("SELECT count(*) FROM items").fetchone()[0]
-    by_status = dict(db.execute("SELECT status, count(*) FROM images GROUP BY status").fetchall())
-    vectors = dict(db.execute("SELECT method, count(*) FROM embeddings GROUP BY method").fetchall())
-    return {
-        "items": items,
-        "images_ok": by_status.get("ok", 0),
-        "images_bad": by_status.get("missing", 0) + by_status.get("unreadable", 0),
-        "images_missing": by_status.get("missing", 0),
-        "images_unreadable": by_status.get("unreadable", 0),
-        "vectors": vectors,
-    }

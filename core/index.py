@@ -17,10 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 import time
-from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +27,10 @@ import sqlite_utils
 from annoy import AnnoyIndex
 from tqdm import tqdm
 
+from core import caches
 from core.atomic import atomic_path
 from core.db import Catalog
-from core.vectors import checksum, load_matrix, missing_vectors
+from core.vectors import checksum, load_matrix, methods_with_vectors, missing_vectors
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,6 @@ _SAMPLES, _SAMPLE_BYTES = 64, 1 << 16
 # The catalog's distance -> the Annoy metric that finds its candidates. Hellinger/chi-square
 # vectors are unit length (square roots of L1-normalised histograms): angular ranks them as Euclidean does.
 ANNOY_METRIC = {"angular": "angular", "hellinger": "angular", "chi2": "angular", "euclidean": "euclidean"}
-
-_CACHE: dict[tuple[str, str], "LoadedIndex"] = {}
-_LOCK = threading.RLock()
 
 
 @dataclass
@@ -95,11 +92,6 @@ class LoadedIndex:
         found, distances = self.annoy.get_nns_by_vector(
             np.asarray(vector, dtype=np.float32).tolist(), n, search_k=search_k or self.search_k(n),
             include_distances=True)
-        return found, self._similarities(distances)
-
-    def nearest_to_item(self, item_id: str, n: int, search_k: int | None = None) -> tuple[list[int], list[float]]:
-        found, distances = self.annoy.get_nns_by_item(self.position[item_id], n,
-                                                      search_k=search_k or self.search_k(n), include_distances=True)
         return found, self._similarities(distances)
 
     def vector(self, position: int) -> np.ndarray:
@@ -182,7 +174,7 @@ def build_index(db: sqlite_utils.Database, method: str, trees: int | None = None
     info = IndexInfo(method=method, versions=versions, metric=metric, dim=int(matrix.shape[1]), trees=trees,
                      items=len(ids), checksum=checksum(ids, matrix), generation=gen,
                      build_seconds=round(time.perf_counter() - start, 3), ann_bytes=size,
-                     built_at=datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+                     built_at=datetime.now(UTC).isoformat(timespec="microseconds"),
                      annoy_metric=annoy_metric(metric), ann_digest=ann_digest, ids_digest=ids_digest)
     manifest = json.dumps(asdict(info), indent=2)
     with atomic_path(manifest_path) as tmp:
@@ -255,7 +247,7 @@ def load_index(db: sqlite_utils.Database, method: str, rebuild: bool = True, pro
     With `rebuild=False` an unusable index raises IndexUnavailable (with the command to fix it).
     """
     hint = f"run `python -m core index --method {method}`"
-    with _LOCK:
+    with caches.LOCK:
         reason = problem(db, method)
         if reason:
             if not rebuild:
@@ -264,8 +256,8 @@ def load_index(db: sqlite_utils.Database, method: str, rebuild: bool = True, pro
             build_index(db, method, progress=progress)
         info = read_manifest(db, method)
         key = (str(_paths(db, method)[0]), f"{info.checksum}:{info.built_at}")
-        if key in _CACHE:
-            return _CACHE[key]
+        if key in caches.INDICES:
+            return caches.INDICES[key]
         try:
             loaded = _open(db, method, info)
         except IndexUnavailable as exc:
@@ -276,20 +268,13 @@ def load_index(db: sqlite_utils.Database, method: str, rebuild: bool = True, pro
             info = read_manifest(db, method)
             key = (key[0], f"{info.checksum}:{info.built_at}")
             loaded = _open(db, method, info)
-        for old in [k for k in _CACHE if k[0] == key[0]]:
-            del _CACHE[old]                      # older builds: their mappings go when no search holds them
-        _CACHE[key] = loaded
+        for old in [k for k in caches.INDICES if k[0] == key[0]]:
+            del caches.INDICES[old]                      # older builds: their mappings go when no search holds them
+        caches.INDICES[key] = loaded
         return loaded
 
 
 def index_status(db: sqlite_utils.Database) -> dict[str, dict]:
     """Per method with vectors: its manifest (if any) and what, if anything, is wrong with it."""
-    methods = [r[0] for r in db.execute("SELECT DISTINCT method FROM embeddings ORDER BY method")]
     return {m: {"manifest": (asdict(i) if (i := read_manifest(db, m)) else None), "problem": problem(db, m)}
-            for m in methods}
-
-
-def clear_cache() -> None:
-    """Forget every cached index (tests, or after files were replaced by hand)."""
-    with _LOCK:
-        _CACHE.clear()
+            for m in sorted(methods_with_vectors(db))}

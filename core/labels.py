@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlite_utils
@@ -34,11 +36,11 @@ class Query:
     key: str    # item id or sha256
 
     @classmethod
-    def item(cls, item_id: str) -> "Query":
+    def item(cls, item_id: str) -> Query:
         return cls("item", str(item_id))
 
     @classmethod
-    def upload(cls, sha256: str) -> "Query":
+    def upload(cls, sha256: str) -> Query:
         return cls("upload", sha256)
 
 
@@ -142,23 +144,24 @@ def import_labels(db: sqlite_utils.Database, path: str | Path) -> ImportReport:
     """
     report = ImportReport()
     good: list[tuple] = []
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         with open_text(path) as (handle, note):
             if note:
                 report.problem(Path(path).name, note)
             reader = csv.DictReader(handle)
-            missing = [c for c in ("query_key", "candidate_id", "method", "relevant", "labeler")
-                       if c not in (reader.fieldnames or [])]
-            if missing:
-                report.problem(Path(path).name, f"missing column(s): {', '.join(missing)}")
-                return report
-            for line, row in enumerate(_rows(reader), start=2):
-                report.rows += 1
-                try:
-                    good.append(_label_row(db, row, now))
-                except LabelError as exc:
-                    report.problem(f"row {line}", str(exc))
+            with _readable(reader):
+                missing = [c for c in ("query_key", "candidate_id", "method", "relevant", "labeler")
+                           if c not in (reader.fieldnames or [])]
+                if missing:
+                    report.problem(Path(path).name, f"missing column(s): {', '.join(missing)}")
+                    return report
+                for line, row in enumerate(reader, start=2):
+                    report.rows += 1
+                    try:
+                        good.append(_label_row(db, row, now))
+                    except LabelError as exc:
+                        report.problem(f"row {line}", str(exc))
     except (EncodingError, LabelError) as exc:
         report.problem(Path(path).name, str(exc))
         return report
@@ -179,12 +182,12 @@ def import_labels(db: sqlite_utils.Database, path: str | Path) -> ImportReport:
     return report
 
 
-def _rows(reader: csv.DictReader):
-    """The reader's rows; a malformed file (say, a cell over the size limit) is one LabelError."""
-    limit = csv.field_size_limit()
-    csv.field_size_limit(CSV_FIELD_LIMIT)
+@contextmanager
+def _readable(reader: csv.DictReader) -> Iterator[None]:
+    """Read the header and rows within: a malformed file (say, a cell over the size limit) is one LabelError."""
+    limit = csv.field_size_limit(CSV_FIELD_LIMIT)
     try:
-        yield from reader
+        yield
     except csv.Error as exc:
         raise LabelError(f"unreadable CSV at line {reader.line_num}: {exc}; nothing was imported") from None
     finally:
@@ -202,7 +205,7 @@ def _stored_copies(db: sqlite_utils.Database, row: tuple) -> int:
 
 def _stored_time(moment: datetime) -> str:
     """The stored time format: UTC with milliseconds, e.g. 2024-05-01T09:30:00.000Z."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_time(text: str, now: datetime) -> str:
@@ -210,12 +213,21 @@ def parse_time(text: str, now: datetime) -> str:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise LabelError(f"created_at {text!r} is not an ISO-8601 time") from None
+        raise LabelError(f"created_at {_shown(text)} is not an ISO-8601 time") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     if moment > now + FUTURE_SLACK:
-        raise LabelError(f"created_at {text!r} is in the future")
-    return _stored_time(moment)
+        raise LabelError(f"created_at {_shown(text)} is in the future")
+    try:
+        return _stored_time(moment)
+    except OverflowError:                   # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise LabelError(f"created_at {_shown(text)} is out of range") from None
+
+
+def _shown(value: str | None, limit: int = 40) -> str:
+    """A cell quoted for a one-line message, cut to `limit` characters."""
+    value = value or ""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
 
 
 def _label_row(db: sqlite_utils.Database, row: dict[str, str], now: datetime) -> tuple:
@@ -237,7 +249,7 @@ def _label_row(db: sqlite_utils.Database, row: dict[str, str], now: datetime) ->
     try:
         rank = int(row.get("rank") or 1)
     except ValueError:
-        raise LabelError(f"rank {row.get('rank')!r} is not a whole number") from None
+        raise LabelError(f"rank {_shown(row.get('rank'))} is not a whole number") from None
     if not 1 <= rank <= MAX_RANK:
         raise LabelError(f"rank {rank} is not between 1 and {MAX_RANK:,}")
     labeler = (row.get("labeler") or "").strip()

@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass
 import sqlite_utils
 from tqdm import tqdm
 
+from core.catalog import item_cards
 from core.search import search_many
-from core.vectors import missing_vectors
+from core.vectors import item_ids_with_vectors, missing_vectors
 
 NEIGHBOURS = 10
 
@@ -36,7 +37,7 @@ def find_duplicates(db: sqlite_utils.Database, method: str, threshold: float = 0
     """Every pair of items at cosine similarity >= threshold under `method`, most similar first."""
     if not 0 < threshold <= 1:
         raise ValueError("threshold is a cosine similarity between 0 and 1, e.g. 0.95")
-    todo = [r[0] for r in db.execute("SELECT item_id FROM embeddings WHERE method = ? ORDER BY item_id", (method,))]
+    todo = item_ids_with_vectors(db, method)
     if not todo:
         raise ValueError(missing_vectors(method))
     pairs: dict[tuple[str, str], float] = {}
@@ -52,8 +53,11 @@ def find_duplicates(db: sqlite_utils.Database, method: str, threshold: float = 0
             if close and len(close) == len(hits) == depth:
                 deeper.append(item_id)           # every neighbour passed: there may be more
         todo, depth = deeper, depth * 4
-    info = {r[0]: (r[1], (r[2] or "").casefold()) for r in db.execute("SELECT id, title, brand FROM items")}
-    none = (None, "")
-    return [DuplicatePair(a, b, round(score, 6), info.get(a, none)[0], info.get(b, none)[0],
-                          bool(info.get(a, none)[1]) and info.get(a, none)[1] == info.get(b, none)[1])
-            for (a, b), score in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))]
+    cards = item_cards(db, {i for pair in pairs for i in pair})
+    found = []
+    for (a, b), score in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0])):
+        card_a, card_b = cards.get(a, {}), cards.get(b, {})
+        brand = (card_a.get("brand") or "").casefold()
+        found.append(DuplicatePair(a, b, round(score, 6), card_a.get("title"), card_b.get("title"),
+                                   bool(brand) and brand == (card_b.get("brand") or "").casefold()))
+    return found

@@ -7,6 +7,7 @@ from pathlib import Path
 from PIL import Image
 
 from core.atomic import atomic_path
+from core.db import Catalog
 from core.images import ImageError, load_rgb
 
 SIZE = 256
@@ -34,3 +35,15 @@ def thumbnail(path: str | Path | None, cache_dir: Path, size: int = SIZE) -> Pat
     with atomic_path(target, suffix=".jpg") as tmp:
         image.save(tmp, "JPEG", quality=85)
     return target
+
+
+def catalog_thumbnail(db: Catalog, path: str | None) -> Path | None:
+    """The thumbnail of a photo the catalog records as usable; None for any other path.
+
+    The app shows photos through this only, so it never reads a file outside the photos the
+    user imported, whatever path reaches it.
+    """
+    if not path or db.execute("SELECT 1 FROM images WHERE path = ? AND status = 'ok' LIMIT 1",
+                              [str(path)]).fetchone() is None:
+        return None
+    return thumbnail(path, db.thumbnails_dir)

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import sqlite_utils
 
-# Which image represents an item for image methods: a packshot first.
-ROLE_PRIORITY = ("primary", "cutout", "model")
+# Which photo represents an item (image methods embed it, results show it): a packshot first.
 ROLE_ORDER_SQL = "CASE role WHEN 'primary' THEN 0 WHEN 'cutout' THEN 1 WHEN 'model' THEN 2 ELSE 3 END"
 
 
@@ -42,13 +41,24 @@ def item_text(title: str | None, description: str | None) -> str:
     return " ".join(dict.fromkeys(parts))
 
 
+def photo_sql(item: str, column: str = "rowid") -> str:
+    """SQL for a column of the photo that represents an item (`item`: SQL naming its id).
+
+    It is the item's readable photo whose role comes first (primary, cutout, model, others).
+    """
+    return (f"(SELECT p.{column} FROM images p WHERE p.item_id = {item} AND p.status = 'ok' "
+            f"ORDER BY {ROLE_ORDER_SQL} LIMIT 1)")
+
+
 def primary_images_sql() -> str:
-    """SQL selecting (item_id, path, sha256) of each item's best readable image."""
-    return (
-        "SELECT item_id, path, sha256 FROM ("
-        f" SELECT item_id, path, sha256, row_number() OVER (PARTITION BY item_id ORDER BY {ROLE_ORDER_SQL}) AS n"
-        " FROM images WHERE status = 'ok') WHERE n = 1"
-    )
+    """SQL selecting (item_id, path, sha256) of the photo that represents each item that has one."""
+    return f"SELECT g.item_id, g.path, g.sha256 FROM items i JOIN images g ON g.rowid = {photo_sql('i.id')}"
+
+
+def embeddable_count(db: sqlite_utils.Database, kind: str) -> int:
+    """How many items a method of this kind can embed: those with a photo (image), or all (text)."""
+    source = primary_images_sql() if kind == "image" else "SELECT id FROM items"
+    return db.execute(f"SELECT count(*) FROM ({source})").fetchone()[0]
 
 
 def pending(db: sqlite_utils.Database, method: str, version: str, kind: str = "image",
@@ -126,10 +136,33 @@ def load_matrix(db: sqlite_utils.Database, method: str) -> tuple[list[str], np.n
 
 
 def get_vector(db: sqlite_utils.Database, method: str, item_id: str) -> np.ndarray | None:
+    """One item's stored vector of a method (None when it has none)."""
     row = db.execute(
-        "SELECT vector FROM embeddings WHERE method = ? AND item_id = ?", (method, item_id)
+        "SELECT vector FROM embeddings WHERE method = ? AND item_id = ?", (method, str(item_id))
     ).fetchone()
     return unpack(row[0]).copy() if row else None
+
+
+def vectors_of(db: sqlite_utils.Database, method: str, item_ids: Iterable[str]) -> tuple[list[str], np.ndarray]:
+    """The stored vectors of some items, as (ids in id order, float32 matrix); items without one are left out."""
+    rows: dict[str, np.ndarray] = {}
+    wanted = sorted(set(item_ids))
+    for start in range(0, len(wanted), 900):
+        chunk = wanted[start:start + 900]
+        rows.update((i, unpack(blob)) for i, blob in db.execute(
+            f"SELECT item_id, vector FROM embeddings WHERE method = ? AND item_id IN ({','.join('?' * len(chunk))})",
+            [method, *chunk]))
+    found = sorted(rows)
+    return found, np.vstack([rows[i] for i in found]) if found else np.zeros((0, 0), np.float32)
+
+
+def item_ids_with_vectors(db: sqlite_utils.Database, method: str) -> list[str]:
+    """Ids of the items that have a vector of `method`, in id order."""
+    return [r[0] for r in db.execute("SELECT item_id FROM embeddings WHERE method = ? ORDER BY item_id", (method,))]
+
+
+def vector_count(db: sqlite_utils.Database, method: str) -> int:
+    return db.execute("SELECT count(*) FROM embeddings WHERE method = ?", (method,)).fetchone()[0]
 
 
 def checksum(ids: list[str], matrix: np.ndarray) -> str:
@@ -141,5 +174,5 @@ def checksum(ids: list[str], matrix: np.ndarray) -> str:
 
 
 def methods_with_vectors(db: sqlite_utils.Database) -> dict[str, int]:
-    """Method name -> number of stored vectors."""
+    """Method name -> number of stored vectors, for every method that has some."""
     return dict(db.execute("SELECT method, count(*) FROM embeddings GROUP BY method").fetchall())

@@ -1,37 +1,24 @@
-"""Lookalike home: what is in the catalog, what is ready, and the next step."""
+"""Lookalike app, the one entry point: `streamlit run streamlit_app/Home.py`.
+
+Page set-up and the catalog connection happen here, on every run, before the chosen page;
+the pages in views/ hold layout only.
+"""
 import streamlit as st
 
 import ui
-from core.importers import stats
-from core.index import index_status
 
-ui.setup("Home")
-database = ui.db()
-st.title("Lookalike")
-st.write("Find look-alike products in your catalog, judge the matches, and export them for the shop.")
+PAGES = [  # (file, title, URL path)
+    ("views/home.py", "Home", ""),
+    ("views/catalog.py", "Catalog", "Catalog"),
+    ("views/search.py", "Search", "Search"),
+    ("views/label.py", "Label", "Label"),
+    ("views/precision.py", "Precision", "Precision"),
+    ("views/export.py", "Export", "Export"),
+    ("views/methods.py", "Methods", "Methods"),
+]
 
-figures = stats(database)
-cols = st.columns(4)
-cols[0].metric("Items", f"{figures['items']:,}")
-cols[1].metric("Photos ready", f"{figures['images_ok']:,}")
-cols[2].metric("Photos missing or unreadable", f"{figures['images_bad']:,}")
-cols[3].metric("Methods embedded", len(figures["vectors"]))
-
-st.subheader("Methods")
-status = index_status(database)
-rows = [{"method": m, "vectors": n, "index": "ready" if not status.get(m, {}).get("problem") else status[m]["problem"]}
-        for m, n in sorted(figures["vectors"].items())]
-if rows:
-    st.dataframe(rows, hide_index=True, width="stretch")
-
-st.subheader("Next step")
-if figures["items"] == 0:
-    st.info("Import a catalog on the **Catalog** page (a Farfetch listings CSV or any product CSV with photos).")
-elif not figures["vectors"]:
-    st.info("Embed the catalog with a method on the **Methods** page (start with efficientnet_lite0).")
-elif database.execute("SELECT count(*) FROM labels").fetchone()[0] == 0:
-    st.info("Look at matches on the **Search** page, then judge some on the **Label** page.")
-else:
-    st.info("Compare methods on the **Precision** page and export the winner's matches on the **Export** page.")
-
-st.caption(f"Catalog: `{ui.db_path().resolve()}` · indices, thumbnails and model weights live beside it.")
+page = st.navigation([st.Page(file, title=title, url_path=url or None, default=not url)
+                      for file, title, url in PAGES])
+st.set_page_config(page_title=f"Lookalike · {page.title}", page_icon="👗", layout="wide")
+ui.db()                                # this session's catalog, opened once; one clear line if it cannot be
+page.run()

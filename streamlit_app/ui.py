@@ -1,19 +1,16 @@
 """Shared UI pieces: the catalog connection, cached resources, state keys, the thumbnail grid."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import streamlit as st
+from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from core.settings import DEFAULT_METHOD, settings  # noqa: E402
-from core.db import CatalogError, open_catalog  # noqa: E402
-from core.jobs import JobRunner  # noqa: E402
-from core.thumbnails import thumbnail  # noqa: E402
+from core.db import CatalogError, open_catalog
+from core.images import ImageError, load_upload
+from core.jobs import JobRunner
+from core.settings import DEFAULT_METHOD, settings
+from core.thumbnails import catalog_thumbnail
 
 
 class Keys:
@@ -43,10 +40,6 @@ def remembered(key: str, options: list | None = None) -> dict:
     def save() -> None:
         st.session_state[saved] = st.session_state[key]
     return {"key": key, "on_change": save}
-
-
-def setup(title: str) -> None:
-    st.set_page_config(page_title=f"Lookalike · {title}", page_icon="👗", layout="wide")
 
 
 def db_path() -> Path:
@@ -89,8 +82,27 @@ def default_first(names: list[str]) -> list[str]:
 
 
 def thumb(path: str | None) -> str | None:
-    found = thumbnail(path, db().thumbnails_dir)
+    """The thumbnail of a photo the catalog records; None for any other path, or a photo gone or unreadable."""
+    found = catalog_thumbnail(db(), path)
     return str(found) if found else None
+
+
+def photo(path: str | None, caption: str | None = None, width: int | str = "content", where=st) -> None:
+    """Show a catalog photo (pages show catalog photos through this only), or a line saying why none shows."""
+    image = thumb(path)
+    if image:
+        where.image(image, caption=caption, width=width)
+    else:
+        where.caption(" · ".join(filter(None, [caption, "photo missing" if path else "no photo"])))
+
+
+def upload_photo(upload) -> Image.Image | None:
+    """The uploaded photo, checked and decoded, or None after one error line; its bytes only, never its name."""
+    try:
+        return load_upload(upload.getvalue())
+    except ImageError as exc:
+        st.error(f"That photo cannot be used: {exc}.")
+        return None
 
 
 def grid(items: list[dict], columns: int = 5, caption=None, key_prefix: str = "", actions=None) -> None:
@@ -99,11 +111,7 @@ def grid(items: list[dict], columns: int = 5, caption=None, key_prefix: str = ""
         cols = st.columns(columns)
         for col, item in zip(cols, items[start:start + columns]):
             with col:
-                image = thumb(item.get("image_path"))
-                if image:
-                    st.image(image, width="stretch")
-                else:
-                    st.caption("no photo")
+                photo(item.get("image_path"), width="stretch")
                 st.caption(caption(item) if caption else (item.get("title") or item.get("id")))
                 if actions:
                     actions(item, f"{key_prefix}{item.get('id') or item.get('item_id')}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,24 +15,27 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
 FIXTURES = ROOT / "tests" / "fixtures"
 DEMO = ROOT / "demo"
+APP = ROOT / "streamlit_app"
+sys.path.insert(0, str(APP))     # the app's pages import `ui` as Streamlit runs them
 
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent")
 
 
 @pytest.fixture(autouse=True)
 def fresh_caches(monkeypatch):
-    """Each test starts without indices cached by an earlier one, and re-reads settings when it sets one."""
-    from core import index, settings
+    """Each test starts without indices or vectors cached by an earlier one (models stay loaded),
+    and re-reads settings when it sets one."""
+    from core import caches, settings
     real_setenv = monkeypatch.setenv
 
     def setenv(name: str, value: str, prepend: str | None = None) -> None:
         real_setenv(name, value, prepend)
         settings.reload()
     monkeypatch.setenv = setenv
-    index.clear_cache()
+    caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS)
     settings.reload()
     yield
-    index.clear_cache()
+    caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS)
     monkeypatch.undo()
     settings.reload()
 
@@ -84,3 +88,30 @@ def embedded_demo(embedded_demo_path, tmp_path):
     db = open_catalog(path)
     yield db
     db.conn.close()
+
+
+@pytest.fixture
+def app_db(embedded_demo, monkeypatch):
+    """The embedded demo catalog, indexed, as the app's catalog."""
+    monkeypatch.setenv("LOOKALIKE_DB", str(embedded_demo.path))
+    from core.index import build_index
+    build_index(embedded_demo, "efficientnet_lite0", progress=False)
+    return embedded_demo
+
+
+def page(name: str):
+    """The app opened at its entry point (Home.py) and switched to views/<name>.py, as a person would."""
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(str(APP / "Home.py"), default_timeout=120)
+    at.run()
+    if name != "home":
+        at.switch_page(f"views/{name}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at) -> str:
+    """Every text the page shows, one element a line."""
+    parts = [e.value for kind in ("markdown", "caption", "info", "success", "error", "warning", "title", "subheader")
+             for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)

@@ -1,48 +1,25 @@
-"""Every page of the app, run headless with streamlit.testing on the embedded demo catalog."""
+"""Every page of the app, run headless with streamlit.testing on the embedded demo catalog.
+
+Each test starts the app at its entry point (Home.py: navigation, page set-up, the catalog) and
+switches to the page under test, as a person clicking in the sidebar would.
+"""
 from __future__ import annotations
 
 import csv
-import sys
 
 import pytest
+from conftest import APP, ROOT, page, texts
 from streamlit.testing.v1 import AppTest
-
-from conftest import ROOT
-
-APP = ROOT / "streamlit_app"
-sys.path.insert(0, str(APP))
-
-
-@pytest.fixture
-def app_db(embedded_demo, monkeypatch):
-    path = embedded_demo.execute("PRAGMA database_list").fetchone()[2]
-    monkeypatch.setenv("LOOKALIKE_DB", path)
-    from core.index import build_index
-    build_index(embedded_demo, "efficientnet_lite0", progress=False)
-    return embedded_demo
-
-
-def page(name: str) -> AppTest:
-    at = AppTest.from_file(str(APP / name), default_timeout=120)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def texts(at: AppTest) -> str:
-    parts = [e.value for kind in ("markdown", "caption", "info", "success", "error", "warning", "title", "subheader")
-             for e in getattr(at, kind)]
-    return "\n".join(str(p) for p in parts)
 
 
 def test_home_shows_counts_and_next_step(app_db):
-    at = page("Home.py")
+    at = page("home")
     assert [m.value for m in at.metric][:2] == ["300", "300"]
     assert "Search" in texts(at) and "Label" in texts(at)
 
 
 def test_catalog_browses_with_text_and_filters(app_db):
-    at = page("pages/1_Catalog.py")
+    at = page("catalog")
     assert "300 items" in texts(at)
     at.text_input(key="browse_text").set_value("watch").run()
     expected = app_db.execute("SELECT count(*) FROM items WHERE title LIKE '%watch%'").fetchone()[0]
@@ -55,7 +32,7 @@ def test_catalog_browses_with_text_and_filters(app_db):
 
 
 def test_search_by_item_shows_k_results_and_compares(app_db):
-    at = page("pages/2_Search.py")
+    at = page("search")
     assert "efficientnet_lite0" in at.selectbox[1].options
     at.number_input[0].set_value(6).run()
     assert not at.exception
@@ -66,7 +43,7 @@ def test_search_by_item_shows_k_results_and_compares(app_db):
 
 
 def test_text_search_uses_minilm(app_db):
-    at = page("pages/2_Search.py")
+    at = page("search")
     at.radio[0].set_value("Text").run()
     at.text_input[0].set_value("wrist watch").run()
     assert not at.exception
@@ -75,7 +52,7 @@ def test_text_search_uses_minilm(app_db):
 
 
 def test_label_two_results_then_precision_and_export(app_db):
-    at = page("pages/3_Label.py")
+    at = page("label")
     at.text_input(key="labeler").set_value("ana").run()
     buttons = lambda prefix: [b for b in at.button if b.key and b.key.startswith(prefix)]   # noqa: E731
     buttons("yes_label")[0].click().run()
@@ -85,12 +62,12 @@ def test_label_two_results_then_precision_and_export(app_db):
     assert labels == [(1, "ana", "efficientnet_lite0"), (0, "ana", "efficientnet_lite0")]
     assert "2 of 10 judged" in str(at.get("progress")[0].proto)
 
-    precision = page("pages/4_Precision.py")
+    precision = page("precision")
     table = precision.dataframe[0].value
     row = table[table["method"] == "efficientnet_lite0"].iloc[0]
     assert row["labels"] == 2 and row["P@10 (labels)"] == pytest.approx(0.5)
 
-    export = page("pages/5_Export.py")
+    export = page("export")
     export.checkbox[0].check().run()
     export.button[0].click().run()
     assert not export.exception
@@ -101,7 +78,7 @@ def test_label_two_results_then_precision_and_export(app_db):
 
 
 def test_methods_page_lists_every_method_with_its_remedy(app_db):
-    at = page("pages/6_Methods.py")
+    at = page("methods")
     table = at.dataframe[0].value
     vit = table[table["method"] == "vit"].iloc[0]
     assert not vit["ready"] and "download-weights vit" in vit["to enable"]
@@ -112,7 +89,7 @@ def test_catalog_imports_an_uploaded_csv_and_reports_bad_rows(catalog, monkeypat
     monkeypatch.setenv("LOOKALIKE_DB", catalog.execute("PRAGMA database_list").fetchone()[2])
     lines = (ROOT / "demo" / "styles.csv").read_text(encoding="utf-8").splitlines()
     upload = "\n".join(lines[:6] + [",Men,,,,,,,,no id on this row"]) + "\n"
-    at = page("pages/1_Catalog.py")
+    at = page("catalog")
     at.radio[0].set_value("Product CSV")
     at.file_uploader[0].set_value(("mine.csv", upload.encode(), "text/csv"))
     at.text_input[0].set_value(str(ROOT / "demo" / "images"))
@@ -131,7 +108,7 @@ def test_photo_search_takes_webp_upload_and_rejects_oversize(app_db):
     item, path = app_db.execute("SELECT item_id, path FROM images WHERE status = 'ok' ORDER BY item_id LIMIT 1").fetchone()
     webp = io.BytesIO()
     Image.open(path).convert("RGB").save(webp, "WEBP", quality=80)
-    at = page("pages/2_Search.py")
+    at = page("search")
     at.radio[0].set_value("Photo").run()
     at.file_uploader[0].set_value(("shopper.webp", webp.getvalue(), "image/webp")).run()
     assert not at.exception
@@ -146,10 +123,10 @@ def test_photo_search_takes_webp_upload_and_rejects_oversize(app_db):
 def test_label_name_survives_page_switch_and_keyboard_buttons_judge_in_order(app_db):
     at = AppTest.from_file(str(APP / "Home.py"), default_timeout=120)
     at.run()
-    at.switch_page("pages/3_Label.py").run()
+    at.switch_page("views/label.py").run()
     at.text_input(key="labeler").set_value("bo").run()
-    at.switch_page("pages/4_Precision.py").run()
-    at.switch_page("pages/3_Label.py").run()
+    at.switch_page("views/precision.py").run()
+    at.switch_page("views/label.py").run()
     assert at.text_input(key="labeler").value == "bo"
     at.button(key="yes_next").click().run()           # Y: the first result not judged yet
     at.button(key="no_next").click().run()            # N: then the second
@@ -159,7 +136,7 @@ def test_label_name_survives_page_switch_and_keyboard_buttons_judge_in_order(app
 
 
 def test_label_next_query_by_category(app_db):
-    at = page("pages/3_Label.py")
+    at = page("label")
     at.selectbox(key="label_order").set_value("by category").run()
     at.selectbox(key="label_category").set_value("Watches").run()
     query = at.session_state["label_query"]
@@ -173,7 +150,7 @@ def test_export_page_merges_a_labels_csv_and_reports_bad_rows(app_db, tmp_path):
               f"{ids[0]},{ids[1]},efficientnet_lite0,1,yes,cy\n"
               f"{ids[0]},{ids[2]},efficientnet_lite0,2,no,cy\n"
               f"{ids[0]},no-such-item,efficientnet_lite0,3,no,cy\n")
-    at = page("pages/5_Export.py")
+    at = page("export")
     at.file_uploader[0].set_value(("team.csv", upload.encode(), "text/csv")).run()
     [button] = [b for b in at.button if b.label == "Import labels"]
     button.click().run()
@@ -196,7 +173,7 @@ def finished_job(name: str, timeout: float = 60):
 
 
 def test_methods_page_embeds_and_indexes_in_background(app_db):
-    at = page("pages/6_Methods.py")
+    at = page("methods")
     at.selectbox[0].set_value("hybrid")
     [button] = [b for b in at.button if b.label == "Embed + index"]
     button.click().run()
@@ -215,7 +192,7 @@ def test_methods_page_trains_the_autoencoder_with_a_loss_chart(catalog, tmp_path
     small.write_text("\n".join(lines[:25]) + "\n", encoding="utf-8")        # 24 photos: one quick epoch
     import_csv(catalog, small, ROOT / "demo" / "images", progress=False)
     monkeypatch.setenv("LOOKALIKE_DB", catalog.execute("PRAGMA database_list").fetchone()[2])
-    at = page("pages/6_Methods.py")
+    at = page("methods")
     at.number_input[0].set_value(2)
     [button] = [b for b in at.button if b.label == "Train autoencoder"]
     button.click().run()

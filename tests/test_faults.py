@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEMO, FIXTURES, ROOT
+from conftest import DEMO, FIXTURES, ROOT, page, texts
 from core import download
 from core.db import open_catalog
 from core.embed import embed_catalog
@@ -106,6 +106,35 @@ def test_2_streamlit_binds_loopback_only():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
     assert config["server"]["address"] == "127.0.0.1"
     assert "server.address" in (ROOT / "docs" / "safety.md").read_text(encoding="utf-8")
+
+
+def test_2_the_app_shows_only_photos_the_catalog_records(catalog, tmp_path, monkeypatch):
+    import ui
+    monkeypatch.setenv("LOOKALIKE_DB", str(catalog.path))
+    csv_path, folder = small_styles(tmp_path)
+    import_csv(catalog, csv_path, folder, progress=False)
+    recorded = catalog.execute("SELECT path FROM images WHERE status = 'ok' ORDER BY path").fetchone()[0]
+    outside = tmp_path / "elsewhere.jpg"                   # a real photo, outside the imported folder
+    outside.write_bytes(PHOTO)
+    unrecorded = folder / "not-imported.jpg"               # inside the folder, but never imported
+    unrecorded.write_bytes(PHOTO)
+    for path in ("/etc/passwd", str(outside), str(unrecorded), f"{folder}/../{folder.name}/{Path(recorded).name}"):
+        assert ui.thumb(path) is None, path
+    assert Path(ui.thumb(recorded)).is_file()
+    assert len(list(catalog.thumbnails_dir.rglob("*.jpg"))) == 1     # nothing else was read and kept
+
+
+def test_2_pages_show_images_only_through_the_catalog_check():
+    """st.image only in ui.photo (catalog photos) and for the search upload once load_upload has checked it;
+    no page reads query parameters."""
+    app = ROOT / "streamlit_app"
+    sources = {path.relative_to(app).as_posix(): path.read_text(encoding="utf-8") for path in app.rglob("*.py")}
+    shows = {name: source.count(".image(") for name, source in sources.items() if ".image(" in source}
+    assert shows == {"ui.py": 1, "views/search.py": 1}
+    assert "where.image(image" in sources["ui.py"].split("def photo(")[1].split("def ")[0]
+    search_page = sources["views/search.py"]
+    assert search_page.index("ui.upload_photo(upload)") < search_page.index("st.image(shown")
+    assert not any("query_params" in source for source in sources.values())
 
 
 # --- 3. Formula injection in exported CSVs ---------------------------------------------------------
@@ -455,6 +484,134 @@ def test_9_private_hosts_are_refused_unless_allowed(server, tmp_path, monkeypatc
     assert Server.hits == {"/redirect": 1}
     monkeypatch.undo()
     assert download.fetch(f"{server}/redirect", tmp_path / "c.jpg", http, allow_private_hosts=True).exists()
+
+
+# --- 12. The app answers in one line instead of crashing -----------------------------------------
+
+def png_400_megapixels() -> bytes:
+    """A valid black-and-white PNG of 20,000 x 20,000 pixels (about 50 kB: its rows compress to nothing)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    side = 20_000
+    packer = zlib.compressobj(9)
+    row = b"\0" * (1 + side // 8)                      # filter byte + one bit a pixel
+    data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("name, data, reason", [
+    ("notes.png", b"%PDF-1.4 a document, not a photo", "not a readable image"),
+    ("cut.jpg", PHOTO[: len(PHOTO) // 2], "truncated"),
+    ("huge.png", png_400_megapixels(), "too large (over 40,000,000 pixels)"),
+], ids=["not-an-image", "truncated-jpeg", "400-megapixels"])
+def test_12_a_bad_photo_upload_is_one_line_and_search_stays_usable(app_db, name, data, reason):
+    at = page("search")
+    at.radio[0].set_value("Photo").run()
+    at.file_uploader[0].set_value((name, data, "image/png")).run()
+    assert not at.exception, at.exception
+    assert len(at.error) == 1 and reason in at.error[0].value
+    assert not at.subheader                                   # nothing was searched with it
+    at.file_uploader[0].set_value(("shopper.jpg", PHOTO, "image/jpeg")).run()      # the page still works
+    assert not at.exception and not at.error
+    assert len(at.session_state["search_results"]["hits"]) == 10
+
+
+def labels_upload(app_db, content: bytes):
+    """The Export page after merging an uploaded labels CSV."""
+    at = page("export")
+    at.file_uploader[0].set_value(("team.csv", content, "text/csv")).run()
+    [button] = [b for b in at.button if b.label == "Import labels"]
+    button.click().run()
+    return at
+
+
+def test_12_labels_csv_that_is_not_text_or_has_huge_ranks_is_reported(app_db):
+    a, b = [r[0] for r in app_db.execute("SELECT id FROM items ORDER BY id LIMIT 2")]
+    header = "query_key,candidate_id,method,rank,relevant,labeler\n"
+    bad = {
+        "utf-16 without a byte-order mark": f"{header}{a},{b},m,1,yes,ana\n".encode("utf-16-le"),
+        "a spreadsheet saved as .csv": b"PK\x03\x04\x14\x00\x06\x00" + b"\0" * 64 + b"[Content_Types].xml",
+        "a NUL in the header": b"query_key,candidate_id\0,method,rank,relevant,labeler\n",
+        "a header cell over the reader's limit": (header[:-1] + "," + "h" * 2_000_000 + "\n").encode(),
+    }
+    for what, content in bad.items():
+        at = labels_upload(app_db, content)
+        assert not at.exception, (what, at.exception)
+        assert "0 new labels" in texts(at) and len(at.dataframe[0].value) == 1, what
+    rows = [f"{a},{b},m,{'9' * 5000},yes,Zoë,", f"{a},{b},m,1,yes,Zoë,0001-01-01T00:00:00+01:00",
+            f"{a},{b},m,2,no,Zoë,2024-05-01T09:30:00Z"]
+    at = labels_upload(app_db, (header.replace("labeler", "labeler,created_at") + "\n".join(rows)).encode("cp1252"))
+    assert not at.exception, at.exception
+    assert "1 new labels (0 already present, 3 rejected)" in texts(at)      # the encoding note and two rows
+    problems = at.dataframe[0].value["problem"].tolist()
+    assert "not UTF-8" in problems[0] and "not a whole number" in problems[1] and "out of range" in problems[2]
+    assert all(len(problem) < 200 for problem in problems)
+    assert app_db.execute("SELECT rank, labeler FROM labels").fetchall() == [(2, "Zoë")]
+
+
+def test_12_an_export_that_cannot_be_written_is_one_line(app_db):
+    (app_db.exports_dir).write_text("a file where the exports folder should be")
+    at = page("export")
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert len(at.error) == 1 and "exports" in at.error[0].value
+    assert "export_file" not in at.session_state
+
+
+# --- 13. A photo deleted after embedding ------------------------------------------------------------
+
+@pytest.fixture
+def deleted_photos(catalog, tmp_path) -> list[str]:
+    """Six items embedded with color_hist, then the photos of the first two deleted; their ids."""
+    csv_path, folder = small_styles(tmp_path)
+    import_csv(catalog, csv_path, folder, progress=False)
+    embed_catalog(catalog, "color_hist", progress=False)
+    gone = sorted(folder.iterdir())[:2]
+    for path in gone:
+        path.unlink()
+    return [path.stem for path in gone]
+
+
+def test_13_search_keeps_an_item_whose_photo_was_deleted_and_marks_it(catalog, deleted_photos):
+    from core.search import search
+    query = catalog.execute("SELECT id FROM items ORDER BY id DESC").fetchone()[0]
+    hits = {h.item_id: h for h in search(catalog, "color_hist", item_id=query, k=5).results}
+    assert len(hits) == 5 and set(deleted_photos) <= set(hits)
+    for item_id, hit in hits.items():
+        assert hit.photo_missing == (item_id in deleted_photos)
+        assert hit.image_path and Path(hit.image_path).name == f"{item_id}.jpg"   # kept: says what to restore
+        assert Path(hit.image_path).is_file() != hit.photo_missing
+
+
+def test_13_export_keeps_the_rows_with_the_photo_cell_empty(catalog, deleted_photos, tmp_path):
+    out = tmp_path / "similar.csv"
+    assert export_similar(catalog, "color_hist", 5, out, progress=False) == 30
+    photos = {}
+    for row in read_rows(out):
+        photos[row["item_id"]] = row["item_image_url"]
+        photos[row["neighbour_id"]] = row["neighbour_image_url"]
+    assert len(photos) == 6
+    for item_id, cell in photos.items():
+        assert (cell == "") == (item_id in deleted_photos)
+        assert cell == "" or Path(cell).is_file()
+
+
+def test_13_the_app_says_photo_missing_instead_of_breaking(catalog, deleted_photos, monkeypatch):
+    monkeypatch.setenv("LOOKALIKE_DB", str(catalog.path))
+    at = page("search")
+    at.selectbox[0].set_value(deleted_photos[0]).run()           # the query's own photo is gone too
+    assert not at.exception, at.exception
+    assert "Query · photo missing" in texts(at)
+    assert [c.value for c in at.caption].count("photo missing") == 1      # the other deleted one, among the results
+    assert len(at.session_state["search_results"]["hits"]) == 5
+    export = page("export")
+    export.button[0].click().run()
+    assert not export.exception
+    assert "2 items' photos were deleted or moved since import" in texts(export)
 
 
 # --- 13. NUL bytes in ids ---------------------------------------------------------------------------

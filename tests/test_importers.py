@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from conftest import DEMO, FIXTURES, SHARED, needs_shared
-from core.importers import Columns, import_csv, import_farfetch, parse_price, stats, url_basename
+from core.catalog import stats
+from core.importers import Columns, import_csv, import_farfetch, parse_price, url_basename
 
 FARFETCH = FIXTURES / "farfetch_40.csv"
 

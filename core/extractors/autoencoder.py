@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import sqlite_utils
@@ -19,9 +20,10 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
+from core import devices
 from core.atomic import atomic_path
 from core.db import Catalog
-from core.extractors.base import to_array
+from core.decode import to_array
 from core.extractors.torch_utils import TorchImageExtractor, set_threads
 from core.extractors.weights import autoencoder_checkpoint as checkpoint_path
 
@@ -56,9 +58,8 @@ class ConvAutoencoder(nn.Module):
         return self.decoder(self.encoder(x))
 
 
-def to_batch(images: list[Image.Image]) -> np.ndarray:
-    """128x128 RGB in [0, 1], NCHW float32 (NumPy: runs in decode threads)."""
-    return to_array(images, SIZE, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+# 128x128 RGB in [0, 1], NCHW float32 NumPy: a picklable function, so decode processes can run it.
+to_batch = partial(to_array, size=SIZE, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
 
 def _load_catalog_photos(db: sqlite_utils.Database, progress: bool) -> torch.Tensor:
@@ -82,7 +83,9 @@ def train(db: Catalog, epochs: int = DEFAULT_EPOCHS,
     """Train (or resume training) up to `epochs`; return the mean loss of every epoch so far."""
     set_threads()
     torch.manual_seed(seed)
-    model = ConvAutoencoder()
+    placement = devices.current()
+    model = ConvAutoencoder().to(placement.device)
+    scaler = torch.amp.GradScaler(placement.device, enabled=placement.dtype == "float16")   # bf16 needs none
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
     path = checkpoint_path(db)
     losses: list[float] = []
@@ -101,11 +104,13 @@ def train(db: Catalog, epochs: int = DEFAULT_EPOCHS,
         total = 0.0
         steps = range(0, len(photos), batch_size)
         for start in tqdm(steps, desc=f"autoencoder epoch {epoch + 1}/{epochs}", disable=not progress):
-            batch = photos[order[start:start + batch_size]].float().div(255.0)
-            loss = nn.functional.mse_loss(model(batch), batch)
+            batch = photos[order[start:start + batch_size]].to(placement.device).float().div(255.0)
+            with placement.autocast():
+                loss = nn.functional.mse_loss(model(batch), batch)
             optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
             total += loss.item() * len(batch)
         losses.append(total / len(photos))
         with atomic_path(path) as tmp:
@@ -116,6 +121,8 @@ def train(db: Catalog, epochs: int = DEFAULT_EPOCHS,
 
 
 class AutoencoderExtractor(TorchImageExtractor):
+    preprocess = to_batch
+
     def load_model(self, catalog: Catalog | None) -> torch.nn.Module:
         """The trained model; the spec's version becomes the checkpoint's digest."""
         path = checkpoint_path(catalog)
@@ -123,9 +130,6 @@ class AutoencoderExtractor(TorchImageExtractor):
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
         self.spec = dataclasses.replace(self.spec, version=f"1-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}")
         return model
-
-    def preprocess(self, images: list[Image.Image]) -> np.ndarray:
-        return to_batch(images)
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.encoder(pixels).flatten(1)

@@ -1,6 +1,7 @@
 """The extractor contract: what every method's extractor does, and the L2 normalisation they share.
 
-- `ImageExtractor`: `preprocess(images) -> batch` (NumPy only: it runs in decode threads),
+- `ImageExtractor`: `preprocess(images) -> batch` (NumPy only, and a picklable plain function:
+  it runs in decode threads, or decode processes when the model is on a GPU),
   `forward(batch) -> features` (the model, on the caller's thread), and `embed_images`,
   which runs both and returns unit vectors.
 - `TextExtractor`: `encode(texts) -> features`; `embed_texts` returns unit vectors.
@@ -14,6 +15,7 @@ unit length. Nothing here imports torch (see torch_utils.TorchImageExtractor for
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,18 +26,14 @@ if TYPE_CHECKING:
     from core.extractors.registry import MethodSpec
 
 
+def unchanged(images: list[Image.Image]) -> list[Image.Image]:
+    """The default preprocessing: the photos as they are."""
+    return images
+
+
 def l2_normalise(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
-def to_array(images: list[Image.Image], size: int, mean: tuple, std: tuple,
-             resample: int = Image.BILINEAR) -> np.ndarray:
-    """Resize each image to size x size (whole garment kept) and normalise: NCHW float32 NumPy."""
-    batch = np.stack([np.asarray(img.convert("RGB").resize((size, size), resample)) for img in images])
-    scale = np.float32(1 / 255) / np.asarray(std, dtype=np.float32)
-    shift = np.asarray(mean, dtype=np.float32) / np.asarray(std, dtype=np.float32)
-    return np.ascontiguousarray((batch * scale - shift).transpose(0, 3, 1, 2), dtype=np.float32)
 
 
 class Extractor:
@@ -46,9 +44,9 @@ class Extractor:
 
 
 class ImageExtractor(Extractor, ABC):
-    def preprocess(self, images: list[Image.Image]):
-        """Model input for a batch of photos (NumPy or the photos themselves; no torch here)."""
-        return images
+    # Photos -> model input (NumPy, or the photos themselves; no torch). A module-level function
+    # or a functools.partial of one, set on the class or the instance, so it pickles on its own.
+    preprocess: Callable[[list[Image.Image]], object] = staticmethod(unchanged)
 
     @abstractmethod
     def forward(self, batch) -> np.ndarray:

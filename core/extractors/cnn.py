@@ -1,16 +1,15 @@
 """ImageNet CNNs through timm: VGG16, ResNet50, Xception, EfficientNet-B0 (hub or local weights)."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
-import numpy as np
 import timm
 import torch
-from PIL import Image
 
 from core.db import Catalog
+from core.decode import to_array
 from core.extractors import weights
-from core.extractors.base import to_array
 from core.extractors.specs import ARCHS
 from core.extractors.torch_utils import TorchImageExtractor
 
@@ -31,12 +30,10 @@ class TimmCNN(TorchImageExtractor):
     def load_model(self, catalog: Catalog | None) -> torch.nn.Module:
         model = load(self.spec.name, catalog)
         cfg = model.pretrained_cfg
-        self.size = int(cfg.get("input_size", (3, 224, 224))[-1])
-        self.mean, self.std = tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
+        self.preprocess = partial(to_array, size=int(cfg.get("input_size", (3, 224, 224))[-1]),   # picklable
+                                  mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
+                                  std=tuple(cfg.get("std", (0.229, 0.224, 0.225))))
         return model
-
-    def preprocess(self, images: list[Image.Image]) -> np.ndarray:
-        return to_array(images, self.size, self.mean, self.std)
 
 
 def download(method: str, catalog: Catalog | None) -> Path:

@@ -51,9 +51,13 @@ def chi2_distances(query: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     return 0.5 * np.sum(np.square(c - q) / (c + q + 1e-10), axis=1)
 
 
+def histograms(images: list[Image.Image]) -> np.ndarray:
+    """A batch's histograms (in decode workers: OpenCV releases the GIL)."""
+    return np.stack([histogram(img) for img in images])
+
+
 class ColourHistogram(ImageExtractor):
-    def preprocess(self, images: list[Image.Image]) -> np.ndarray:
-        return np.stack([histogram(img) for img in images])   # OpenCV releases the GIL: decode threads
+    preprocess = staticmethod(histograms)
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         return np.sqrt(batch).astype(np.float32)

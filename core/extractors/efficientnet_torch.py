@@ -3,14 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import timm
 import torch
-from PIL import Image
 
 from core.db import Catalog
 from core.extractors import weights
-from core.extractors.efficientnet import SIZE, to_batch
+from core.extractors.efficientnet import HALF, SIZE, to_batch
 from core.extractors.torch_utils import TorchImageExtractor
 
 
@@ -41,9 +39,8 @@ def export_onnx(path: Path) -> None:
 class EfficientNetLite0Torch(TorchImageExtractor):
     backend = "torch"
     channels_last = True
+    half = HALF
+    preprocess = to_batch
 
     def load_model(self, catalog: Catalog | None) -> torch.nn.Module:
         return load_model()
-
-    def preprocess(self, images: list[Image.Image]) -> np.ndarray:
-        return to_batch(images)

@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from core import devices
 from core.db import Catalog
 from core.extractors.base import TextExtractor
 from core.extractors.registry import MethodSpec
-from core.extractors.torch_utils import set_threads, torch_device
+from core.extractors.torch_utils import set_threads
 from core.extractors.weights import minilm_folder
 
 
@@ -16,14 +17,15 @@ class MiniLM(TextExtractor):
         from transformers import AutoModel, AutoTokenizer
         super().__init__(spec, catalog)
         set_threads()
-        self.device = torch_device()
+        self.placement = devices.current()
         self.tokenizer = AutoTokenizer.from_pretrained(minilm_folder(), local_files_only=True)
-        self.model = AutoModel.from_pretrained(minilm_folder(), local_files_only=True).eval().to(self.device)
+        self.model = self.placement.prepare(AutoModel.from_pretrained(minilm_folder(), local_files_only=True))
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Mean-pooled token embeddings (the sentence-transformers recipe)."""
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt").to(self.device)
-        with torch.inference_mode():
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=128,
+                               return_tensors="pt").to(self.placement.device)
+        with torch.inference_mode(), self.placement.autocast():
             tokens = self.model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).float()
-        return ((tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)).cpu().numpy()
+        return ((tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)).float().cpu().numpy()

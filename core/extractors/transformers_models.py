@@ -6,6 +6,7 @@ their image space (text-to-image search).
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +31,11 @@ class HubTransformer(TorchImageExtractor):
         self.load_options = {"local_files_only": weights.offline() or where != self.checkpoint.repo_id}
         self.where = where
         self.processor = AutoImageProcessor.from_pretrained(where, **self.load_options)
+        self.preprocess = partial(pixel_values, processor=self.processor)   # picklable: decode processes
         if self.checkpoint.pooling == "blip2":
             from transformers import Blip2VisionModelWithProjection
             return Blip2VisionModelWithProjection.from_pretrained(where, **self.load_options)
         return AutoModel.from_pretrained(where, **self.load_options)
-
-    def preprocess(self, images: list[Image.Image]) -> np.ndarray:
-        return self.processor(images=[img.convert("RGB") for img in images], return_tensors="np")["pixel_values"]
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         pooling = self.checkpoint.pooling
@@ -59,8 +58,13 @@ class HubClip(HubTransformer, TextExtractor):
 
     def encode(self, texts: list[str]) -> np.ndarray:
         batch = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt").to(self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), self.placement.autocast():
             return _pooled(self.model.get_text_features(**batch)).float().cpu().numpy()
+
+
+def pixel_values(images: list[Image.Image], processor) -> np.ndarray:
+    """The checkpoint's own preprocessing, as NumPy (runs in decode workers; torch stays on the model's thread)."""
+    return processor(images=[img.convert("RGB") for img in images], return_tensors="np")["pixel_values"]
 
 
 def _pooled(output) -> torch.Tensor:

@@ -3,16 +3,15 @@ import tempfile
 from pathlib import Path
 
 import streamlit as st
-
 import ui
-from core.catalog import browse, item_detail
+
+from core.catalog import browse, item_detail, stats
 from core.importers import Columns, import_csv, import_farfetch
 
-ui.setup("Catalog")
 database = ui.db()
 st.title("Catalog")
 
-with st.expander("Import a catalog", expanded=database.execute("SELECT count(*) FROM items").fetchone()[0] == 0):
+with st.expander("Import a catalog", expanded=stats(database)["items"] == 0):
     with st.form("import"):
         kind = st.radio("Layout", ["Farfetch listings", "Product CSV"], horizontal=True)
         upload = st.file_uploader("CSV file", type=["csv"])
@@ -62,8 +61,7 @@ chosen = st.selectbox("Open an item", [""] + [r["id"] for r in rows],
 if chosen:
     item = item_detail(database, chosen)
     left, right = st.columns([1, 2])
-    if item["image_path"]:
-        left.image(ui.thumb(item["image_path"]))
+    ui.photo(item["image_path"], where=left)
     right.write({k: item[k] for k in ("id", "title", "brand", "category", "colour", "gender", "price", "currency",
                                       "stock", "on_sale", "source")})
     right.write({"attributes": item["attributes"], "methods with vectors": item["methods"]})

@@ -2,11 +2,10 @@
 import altair as alt
 import pandas as pd
 import streamlit as st
-
 import ui
+
 from core.metrics import precision_from_labels
 
-ui.setup("Precision")
 database = ui.db()
 st.title("Precision by method")
 k = int(st.number_input("k", 1, 50, 10))

@@ -1,25 +1,24 @@
 """Methods: weights status, embed and index each method, train the autoencoder."""
 import pandas as pd
 import streamlit as st
-
 import ui
-from core.db import open_catalog
-from core.embed import embed_catalog
-from core.extractors.autoencoder import train
-from core.index import build_index, index_status
-from core.vectors import methods_with_vectors
 
-ui.setup("Methods")
+from core.db import open_catalog
+from core.extractors.autoencoder import train
+from core.index import index_status
+from core.prepare import prepare_method
+from core.vectors import embeddable_count, methods_with_vectors
+
 database = ui.db()
 st.title("Methods")
 path = ui.db_path()
 methods = ui.methods()
 counts = methods_with_vectors(database)
 status = index_status(database)
-items = database.execute("SELECT count(*) FROM items").fetchone()[0]
+target = {kind: embeddable_count(database, kind) for kind in ("image", "text")}
 
 st.dataframe(pd.DataFrame([{
-    "method": m["name"], "kind": m["kind"], "ready": m["available"], "vectors": f"{counts.get(m['name'], 0)}/{items}",
+    "method": m["name"], "kind": m["kind"], "ready": m["available"], "vectors": f"{counts.get(m['name'], 0)}/{target[m['kind']]}",
     "index": ("ready" if not status[m["name"]]["problem"] else status[m["name"]]["problem"]) if m["name"] in status else "—",
     "what it is": m["description"], "to enable": m["reason"] or "",
 } for m in methods]), hide_index=True, width="stretch")
@@ -28,10 +27,8 @@ st.dataframe(pd.DataFrame([{
 def embed_and_index(method: str):
     def work(job):
         own = open_catalog(path)             # a job thread gets its own connection
-        job.message = "embedding"
-        report = embed_catalog(own, method, progress=False, on_progress=job.progress)
-        job.message = "building index"
-        build_index(own, method, progress=False)
+        job.message = "embedding, then indexing"
+        report = prepare_method(own, method, on_progress=job.progress)
         job.message = f"{report.embedded} embedded, {report.failed} skipped"
         return report
     return work
@@ -40,10 +37,9 @@ def embed_and_index(method: str):
 st.subheader("Embed and index")
 ready = [m["name"] for m in methods if m["available"]]
 running = {j.name for j in ui.jobs().running()}
-with_photo = database.execute("SELECT count(DISTINCT item_id) FROM images WHERE status = 'ok'").fetchone()[0]
-target = {m["name"]: with_photo if m["kind"] == "image" else items for m in methods}
-partial = [f"{n} ({counts[n]}/{target[n]})" for n in ready
-           if 0 < counts.get(n, 0) < target[n] and f"embed {n}" not in running]
+kinds = {m["name"]: m["kind"] for m in methods}
+partial = [f"{n} ({counts[n]}/{target[kinds[n]]})" for n in ready
+           if 0 < counts.get(n, 0) < target[kinds[n]] and f"embed {n}" not in running]
 if partial:
     st.warning("Partly embedded (a job stopped, or items were added): " + ", ".join(partial)
                + ". Embed + index carries on where it stopped.")

@@ -1,14 +1,12 @@
 """Search: look-alikes of a catalog item, an uploaded photo or a text; compare two methods."""
 import streamlit as st
-
 import ui
-from core.catalog import item_ids_with_vectors
-from core.extractors import WeightsMissing
-from core.images import MAX_UPLOAD_BYTES
-from core.search import SearchError, search
-from core.vectors import methods_with_vectors
 
-ui.setup("Search")
+from core.catalog import item_cards, item_column
+from core.extractors import WeightsMissing
+from core.search import SearchError, search
+from core.vectors import item_ids_with_vectors, methods_with_vectors
+
 database = ui.db()
 st.title("Search")
 
@@ -26,14 +24,12 @@ query: dict = {}
 if mode == "Catalog item":
     names = [m["name"] for m in ready if m["kind"] == "image"] or [m["name"] for m in ready]
     ids = item_ids_with_vectors(database, names[0])
-    titles = dict(database.execute("SELECT id, title FROM items"))
+    titles = item_column(database, "title")
     query["item_id"] = st.selectbox("Item", ids, format_func=lambda i: f"{i} · {titles.get(i) or ''}")
 elif mode == "Photo":
     upload = st.file_uploader("A photo (JPEG, PNG, WebP or AVIF)", type=["jpg", "jpeg", "png", "webp", "avif"])
-    if upload is not None:
-        if upload.size > MAX_UPLOAD_BYTES:
-            st.error(f"That photo is over {MAX_UPLOAD_BYTES // 2**20} MB.")
-            st.stop()
+    shown = ui.upload_photo(upload) if upload is not None else None     # checked before it is shown or searched
+    if shown is not None:
         query["image"] = upload.getvalue()
     names = [m["name"] for m in ready if m["kind"] == "image"]
 else:
@@ -58,12 +54,9 @@ if missing:
             st.caption(f"**{m['name']}** — {m['reason']}")
 
 if mode == "Catalog item" and query.get("item_id"):
-    detail = database.execute("SELECT path FROM images WHERE item_id = ? AND status = 'ok' LIMIT 1",
-                              [query["item_id"]]).fetchone()
-    if detail:
-        st.image(ui.thumb(detail[0]), caption="Query", width=180)
+    ui.photo(item_cards(database, [query["item_id"]]).get(query["item_id"], {}).get("image_path"), "Query", 180)
 elif mode == "Photo" and "image" in query:
-    st.image(query["image"], caption="Query", width=180)
+    st.image(shown, caption="Query", width=180)
 
 if not any(v is not None for v in query.values()):
     st.stop()

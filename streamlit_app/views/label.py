@@ -1,13 +1,12 @@
 """Label: judge each of a query's top-k results relevant or not, one click each, saved at once."""
 import streamlit as st
-
 import ui
+
 from core.catalog import item_detail
 from core.labels import LabelError, Query, add_label, current_labels, label_counts, next_query
 from core.search import SearchError, search
 from core.vectors import methods_with_vectors
 
-ui.setup("Label")
 database = ui.db()
 st.title("Label matches")
 
@@ -48,8 +47,7 @@ if query_id is None:
 
 item = item_detail(database, query_id)
 left, right = st.columns([1, 4])
-if item["image_path"]:
-    left.image(ui.thumb(item["image_path"]), caption="Query")
+ui.photo(item["image_path"], "Query", where=left)
 left.caption(f"{item['title']} · {item['category'] or ''}")
 
 try:

@@ -1,0 +1,81 @@
+"""The decode pipeline: threads or processes give the same batches, in order, with bounded work ahead."""
+from __future__ import annotations
+
+import pickle
+from functools import partial
+
+import numpy as np
+
+from core import decode
+from core.decode import decoded_batches, to_array
+from core.embed import embed_catalog
+from core.extractors import create_extractor
+from core.images import load_rgb
+from core.vectors import Pending, load_matrix
+from tests.conftest import DEMO
+
+PREPROCESS = partial(to_array, size=64, mean=(0.5,) * 3, std=(0.5,) * 3)
+
+
+def items(n: int, broken_at: int | None = None, tmp_path=None) -> list[Pending]:
+    paths = [str(p) for p in sorted((DEMO / "images").glob("*.jpg"))[:n]]
+    if broken_at is not None:
+        broken = tmp_path / "broken.jpg"
+        broken.write_bytes(b"\xff\xd8\xff not a jpeg")
+        paths[broken_at] = str(broken)
+    return [Pending(f"i{n:03}", path, None, "h") for n, path in enumerate(paths)]
+
+
+def test_processes_and_threads_decode_the_same_batches_in_order(tmp_path):
+    todo = items(100, broken_at=37, tmp_path=tmp_path)
+    batches = [todo[i:i + 40] for i in range(0, 100, 40)]
+    by_threads = list(decoded_batches(batches, PREPROCESS, processes=False))
+    by_processes = list(decoded_batches(batches, PREPROCESS, processes=True, workers=2))
+    for (good_t, x_t, bad_t), (good_p, x_p, bad_p), batch in zip(by_threads, by_processes, batches):
+        assert good_t == good_p and np.array_equal(x_t, x_p) and bad_t == bad_p
+        assert [p.item_id for p in good_t] == [p.item_id for p in batch if p.item_id != "i037"]
+    assert [(p.item_id, "corrupt" in r or "not a readable" in r) for p, r in by_processes[0][2]] == [("i037", True)]
+    assert np.array_equal(by_threads[1][1][0], PREPROCESS([load_rgb(todo[40].path)])[0])
+
+
+def test_work_ahead_is_bounded():
+    decoded = []
+
+    def counting(images):
+        decoded.append(len(images))
+        return PREPROCESS(images)
+    todo = items(300)
+    stream = decoded_batches([todo[i:i + 32] for i in range(0, 300, 32)], counting, processes=False, workers=2)
+    next(stream)
+    assert sum(decoded) <= 32 * 5          # the batch taken plus at most 2 x workers chunks ahead, not all 300
+    assert sum(len(batch) for batch, _, _ in stream) == 300 - 32
+
+
+def tiny_vit(catalog) -> None:
+    """A 2-layer ViT with random weights saved where `vit` looks first (the product never does this)."""
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+    folder = catalog.models_dir / "vit"
+    config = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=32)
+    ViTModel(config).save_pretrained(folder)
+    ViTImageProcessor().save_pretrained(folder)
+
+
+def test_image_models_preprocess_with_picklable_functions(demo_catalog):
+    tiny_vit(demo_catalog)
+    photos = [load_rgb(p.path) for p in items(2)]
+    for method in ("efficientnet_lite0", "vit"):
+        preprocess = create_extractor(method, demo_catalog).preprocess
+        assert decode.picklable(preprocess)
+        assert np.array_equal(pickle.loads(pickle.dumps(preprocess))(photos), preprocess(photos))
+
+
+def test_embedding_with_decode_processes_gives_the_thread_vectors(demo_catalog):
+    tiny_vit(demo_catalog)
+    for method in ("efficientnet_lite0", "vit"):
+        embed_catalog(demo_catalog, method, limit=48, progress=False, processes=False)
+        ids, by_threads = load_matrix(demo_catalog, method)
+        demo_catalog.execute("DELETE FROM embeddings")
+        demo_catalog.conn.commit()
+        embed_catalog(demo_catalog, method, limit=48, progress=False, processes=True)
+        assert load_matrix(demo_catalog, method)[0] == ids and len(ids) == 48
+        assert np.abs(load_matrix(demo_catalog, method)[1] - by_threads).max() < 1e-6

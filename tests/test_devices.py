@@ -1,0 +1,139 @@
+"""Device choice, half precision, batch sizing and the GPU code path, exercised on the CPU."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from core import devices, vectors
+from core.cli import main
+from core.decode import to_array
+from core.embed import embed_catalog
+from core.extractors import create_extractor
+from core.images import load_rgb
+from tests.conftest import DEMO
+
+
+@pytest.fixture
+def no_gpu(monkeypatch):
+    """A machine where CUDA is certainly absent (how CI and this machine are)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert not devices.cuda_available()
+
+
+def demo_photos(n: int) -> list:
+    return [load_rgb(p) for p in sorted((DEMO / "images").glob("*.jpg"))[:n]]
+
+
+def test_auto_means_cuda_only_where_torch_sees_one(monkeypatch, no_gpu):
+    assert devices.resolve("auto") == "cpu" and devices.resolve("cpu") == "cpu"
+    assert devices.current() == devices.Placement("cpu", None)       # float32 on the CPU
+    monkeypatch.setattr(devices, "cuda_available", lambda: True)
+    monkeypatch.setattr(devices, "half_dtype", lambda device: "bfloat16")
+    assert devices.resolve("auto") == "cuda"
+    assert devices.current() == devices.Placement("cuda", "bfloat16")
+    assert devices.current(half="float16") == devices.Placement("cuda", "float16")   # a model's own choice
+    monkeypatch.setenv("LOOKALIKE_DEVICE", "cpu")
+    assert devices.resolve() == "cpu"                                 # the environment's choice
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        devices.resolve("tpu")
+
+
+def test_asking_for_a_missing_gpu_is_one_line_and_exit_2(catalog, db_path, capsys, no_gpu, monkeypatch):
+    assert main(["embed", "--db", str(db_path), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --device cuda: torch sees no CUDA GPU on this machine; use --device cpu or auto"
+    monkeypatch.setenv("LOOKALIKE_DEVICE", "cuda")
+    assert main(["train-autoencoder", "--db", str(db_path)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_methods_json_says_where_each_method_runs(catalog, db_path, capsys, no_gpu):
+    assert main(["methods", "--db", str(db_path), "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows["efficientnet_lite0"]) == {"name", "kind", "available", "reason", "device"}
+    assert {r["device"] for r in rows.values()} == {"cpu"}
+    assert devices.summary()["device"] == "cpu" and devices.describe().startswith("cpu (CPU, ")
+
+
+def test_batch_size_fits_the_free_memory():
+    mib = 2**20
+    assert devices.fit_batch(50 * mib, 10 * 2**30) == 128                # 0.7 x 10 GiB / 50 MiB = 143 -> 128
+    assert devices.fit_batch(50 * mib, 10 * mib) == 1                    # never below one photo
+    assert devices.fit_batch(1 * mib, 140 * 2**30) == devices.MAX_GPU_BATCH
+
+
+def test_gpu_batch_size_from_a_measured_item_and_faked_free_memory(monkeypatch, no_gpu):
+    extractor = create_extractor("efficientnet_lite0")
+    assert devices.batch_size(extractor, None) == devices.CPU_BATCH and devices.batch_size(extractor, 8) == 8
+    samples = []
+
+    def probe(forward, sample, device):                 # the CUDA peak counter, faked: 40 MiB per photo
+        samples.append(sample.shape)
+        return 40 * 2**20
+    monkeypatch.setattr(devices, "probe_bytes_per_item", probe)
+    monkeypatch.setattr(devices, "free_memory", lambda device: 12 * 2**30)
+    gpu = devices.Placement("cuda", "bfloat16")
+    assert devices.batch_size(extractor, None, gpu) == 128              # 0.7 x 12 GiB / 40 MiB = 215 -> 128
+    assert devices.batch_size(extractor, 64, gpu) == 64                 # an explicit size that fits is kept
+    assert devices.batch_size(extractor, 4096, gpu) == 128              # one that does not is lowered
+    assert samples[0] == (8, 3, 224, 224)                               # probed with the model's own input
+
+
+def test_out_of_memory_halves_the_batch_and_keeps_the_order():
+    sizes = []
+
+    def forward(batch):
+        sizes.append(len(batch))
+        if len(batch) > 8:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return batch * 2
+    batch = np.arange(30, dtype=np.float32).reshape(30, 1)
+    assert np.array_equal(devices.forward_fitting(forward, batch), batch * 2)
+    assert sizes == [30, 15, 7, 8, 15, 7, 8]                             # halved until it fits
+
+
+def half_precision_cosines(precision: str, photos: int) -> np.ndarray:
+    """The default model's vectors under `precision` autocast on the CPU against float32, per photo."""
+    batch = to_array(demo_photos(photos), 224, (0.5,) * 3, (0.5,) * 3)
+    full = create_extractor("efficientnet_lite0").embed_batch(batch)
+    with devices.placed("cpu", precision):
+        half_extractor = create_extractor("efficientnet_lite0")
+    assert half_extractor.placement.precision == precision
+    half = half_extractor.embed_batch(batch)
+    assert np.abs(full - half).max() > 1e-6                             # it really ran in half precision
+    return (full * half).sum(axis=1)
+
+
+def test_bfloat16_autocast_on_the_cpu_against_float32_on_real_photos(monkeypatch):
+    monkeypatch.setenv("LOOKALIKE_BACKEND", "torch")
+    cosine = half_precision_cosines("bfloat16", 24)
+    assert cosine.mean() >= 0.999 and cosine.min() >= 0.995   # 8-bit mantissa: why the default uses float16
+
+
+def test_the_defaults_gpu_precision_agrees_with_float32(monkeypatch):
+    from core.extractors import efficientnet
+    monkeypatch.setenv("LOOKALIKE_BACKEND", "torch")
+    assert efficientnet.HALF == "float16"
+    assert half_precision_cosines("float16", 6).min() >= 0.999     # float16 on the CPU is slow: few photos
+
+
+def test_device_flags_give_the_same_vectors_as_plain_embed(demo_catalog, db_path, tmp_path, no_gpu):
+    import shutil
+
+    from core.db import open_catalog
+    demo_catalog.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    copies = {flag: tmp_path / f"{flag}.db" for flag in ("cpu", "auto")}
+    for path in copies.values():
+        shutil.copy(db_path, path)
+    embed_catalog(demo_catalog, "efficientnet_lite0", limit=64, progress=False)
+    ids, plain = vectors.load_matrix(demo_catalog, "efficientnet_lite0")
+    for flag, path in copies.items():
+        assert main(["embed", "--db", str(path), "--device", flag, "--limit", "64", "--json"]) == 0
+        db = open_catalog(path)
+        flag_ids, matrix = vectors.load_matrix(db, "efficientnet_lite0")
+        db.conn.close()
+        assert flag_ids == ids and len(ids) == 64
+        assert np.abs(matrix - plain).max() < 1e-6
