@@ -2,23 +2,15 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import DEMO
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "data"
-FIXTURES = ROOT / "tests" / "fixtures"
-DEMO = ROOT / "demo"
-APP = ROOT / "streamlit_app"
-sys.path.insert(0, str(APP))     # the app's pages import `ui` as Streamlit runs them
-
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent")
 
 
 @pytest.fixture(autouse=True)
@@ -82,6 +74,7 @@ def embedded_demo_path(tmp_path_factory) -> Path:
 def embedded_demo(embedded_demo_path, tmp_path):
     """A private copy of the embedded demo catalog (tests may change it)."""
     import shutil
+
     from core.db import open_catalog
     path = tmp_path / "demo.db"
     shutil.copy(embedded_demo_path, path)
@@ -97,21 +90,3 @@ def app_db(embedded_demo, monkeypatch):
     from core.index import build_index
     build_index(embedded_demo, "efficientnet_lite0", progress=False)
     return embedded_demo
-
-
-def page(name: str):
-    """The app opened at its entry point (Home.py) and switched to views/<name>.py, as a person would."""
-    from streamlit.testing.v1 import AppTest
-    at = AppTest.from_file(str(APP / "Home.py"), default_timeout=120)
-    at.run()
-    if name != "home":
-        at.switch_page(f"views/{name}.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
-def texts(at) -> str:
-    """Every text the page shows, one element a line."""
-    parts = [e.value for kind in ("markdown", "caption", "info", "success", "error", "warning", "title", "subheader")
-             for e in getattr(at, kind)]
-    return "\n".join(str(p) for p in parts)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 
 import pytest
-from conftest import APP, ROOT, page, texts
+from helpers import APP, ROOT, page, texts
 from streamlit.testing.v1 import AppTest
 
 
@@ -86,7 +86,7 @@ def test_methods_page_lists_every_method_with_its_remedy(app_db):
 
 
 def test_catalog_imports_an_uploaded_csv_and_reports_bad_rows(catalog, monkeypatch):
-    monkeypatch.setenv("LOOKALIKE_DB", catalog.execute("PRAGMA database_list").fetchone()[2])
+    monkeypatch.setenv("LOOKALIKE_DB", str(catalog.path))
     lines = (ROOT / "demo" / "styles.csv").read_text(encoding="utf-8").splitlines()
     upload = "\n".join(lines[:6] + [",Men,,,,,,,,no id on this row"]) + "\n"
     at = page("catalog")
@@ -191,7 +191,7 @@ def test_methods_page_trains_the_autoencoder_with_a_loss_chart(catalog, tmp_path
     small = tmp_path / "small.csv"
     small.write_text("\n".join(lines[:25]) + "\n", encoding="utf-8")        # 24 photos: one quick epoch
     import_csv(catalog, small, ROOT / "demo" / "images", progress=False)
-    monkeypatch.setenv("LOOKALIKE_DB", catalog.execute("PRAGMA database_list").fetchone()[2])
+    monkeypatch.setenv("LOOKALIKE_DB", str(catalog.path))
     at = page("methods")
     at.number_input[0].set_value(2)
     [button] = [b for b in at.button if b.label == "Train autoencoder"]
