@@ -17,7 +17,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 def fresh_caches(monkeypatch):
     """Each test starts without indices or vectors cached by an earlier one (models stay loaded),
     and re-reads settings when it sets one."""
-    from core import caches, settings
+    from core import caches, devices, settings
     real_setenv = monkeypatch.setenv
 
     def setenv(name: str, value: str, prepend: str | None = None) -> None:
@@ -30,6 +30,7 @@ def fresh_caches(monkeypatch):
     caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS)
     monkeypatch.undo()
     settings.reload()
+    devices.select(None)              # a test's device choice does not outlive it
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ def test_home_shows_counts_and_next_step(app_db):
     at = page("home")
     assert [m.value for m in at.metric][:2] == ["300", "300"]
     assert "Search" in texts(at) and "Label" in texts(at)
+    assert "Models run on **cpu (CPU," in texts(at)          # no GPU on the test machines
 
 
 def test_catalog_browses_with_text_and_filters(app_db):
@@ -83,6 +84,19 @@ def test_methods_page_lists_every_method_with_its_remedy(app_db):
     vit = table[table["method"] == "vit"].iloc[0]
     assert not vit["ready"] and "download-weights vit" in vit["to enable"]
     assert table[table["method"] == "efficientnet_lite0"].iloc[0]["vectors"] == "300/300"
+
+
+def test_methods_page_device_setting_says_where_models_run(app_db):
+    from core import devices
+    at = page("methods")
+    assert at.selectbox(key="device").value == "auto" and "Torch models run on cpu" in texts(at)
+    at.selectbox(key="device").set_value("cuda").run()            # no GPU here: one line, CPU kept
+    assert not at.exception
+    assert len(at.error) == 1 and at.error[0].value.startswith("--device cuda: torch sees no CUDA GPU")
+    assert "Using cpu (CPU," in at.error[0].value
+    assert devices.resolve() == "cpu"
+    at.selectbox(key="device").set_value("cpu").run()
+    assert not at.error and "Torch models run on cpu" in texts(at)
 
 
 def test_catalog_imports_an_uploaded_csv_and_reports_bad_rows(catalog, monkeypatch):

@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 import ui
 
+from core import devices
 from core.db import open_catalog
 from core.extractors.autoencoder import train
 from core.index import index_status
@@ -35,6 +36,15 @@ def embed_and_index(method: str):
 
 
 st.subheader("Embed and index")
+device = st.selectbox("Device", devices.CHOICES, index=devices.CHOICES.index(devices.configured()),
+                      **ui.remembered(ui.Keys.DEVICE, list(devices.CHOICES)),
+                      help="auto: a CUDA GPU when torch sees one, else the CPU. Applies to every job of this app.")
+try:
+    devices.select(device)
+    st.caption(f"Torch models run on {devices.describe()}.")
+except ValueError as exc:
+    devices.select("auto")
+    st.error(f"{exc}. Using {devices.describe()} instead.")
 ready = [m["name"] for m in methods if m["available"]]
 running = {j.name for j in ui.jobs().running()}
 kinds = {m["name"]: m["kind"] for m in methods}
