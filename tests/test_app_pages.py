@@ -188,7 +188,7 @@ def finished_job(name: str, timeout: float = 60):
 
 def test_methods_page_embeds_and_indexes_in_background(app_db):
     at = page("methods")
-    at.selectbox[0].set_value("hybrid")
+    at.selectbox(key="embed_method").set_value("hybrid")
     [button] = [b for b in at.button if b.label == "Embed + index"]
     button.click().run()
     finished_job("embed hybrid")

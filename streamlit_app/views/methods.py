@@ -54,7 +54,7 @@ if partial:
     st.warning("Partly embedded (a job stopped, or items were added): " + ", ".join(partial)
                + ". Embed + index carries on where it stopped.")
 c = st.columns([3, 1])
-chosen = c[0].selectbox("Method", ready)
+chosen = c[0].selectbox("Method", ready, key="embed_method")
 if c[1].button("Embed + index", type="primary"):
     ui.jobs().start(f"embed {chosen}", embed_and_index(chosen))
     st.rerun()                   # show the progress bar at once
