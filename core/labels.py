@@ -168,3 +168,20 @@ def _label_row(db: sqlite_utils.Database, row: dict[str, str]) -> tuple:
     return (kind, key, candidate, (row.get("method") or "").strip(), rank,
             int(relevant in TRUE_WORDS), labeler, (row.get("note") or None),
             (row.get("created_at") or "").strip() or None)
+
+
+def judge_by_attributes(db: sqlite_utils.Database, ids: list[str], vectors, queries: list[int], attributes: str,
+                        labeler: str, method: str, k: int = 10) -> int:
+    """Label each query row's top k among `ids` (cosine on `vectors`) as relevant when every listed
+    attribute matches (`"category,colour"`): simulated judgements from catalog metadata. Returns the count."""
+    import numpy as np
+
+    from core.evaluate import joint_values, neighbours
+    values = joint_values(db, ids, attributes)
+    count = 0
+    for q, row in zip(queries, neighbours(vectors, np.asarray(queries), k)):
+        for rank, c in enumerate(row.tolist(), start=1):
+            if values[q] is not None and values[c] is not None:
+                add_label(db, Query.item(ids[q]), ids[c], method, rank, values[q] == values[c], labeler)
+                count += 1
+    return count
