@@ -73,7 +73,7 @@ class Head:
 
     def project(self, x: np.ndarray) -> np.ndarray:
         """Unit tuned vectors from the head's input (see `base_input`)."""
-        return _unit(x @ self.projection).astype(np.float32)
+        return unit_rows(x @ self.projection).astype(np.float32)
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -160,13 +160,13 @@ def _save(db: sqlite_utils.Database, head: Head, targets: list[str], uses_labels
 
 # --- applying a head (NumPy only) ------------------------------------------------------------
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def base_input(parts: list[np.ndarray], weights: list[float]) -> np.ndarray:
     """The head's input: each base L2-normalised, scaled by √weight, concatenated."""
-    return np.hstack([np.sqrt(w) * _unit(np.asarray(p, dtype=np.float32)) for p, w in zip(parts, weights)])
+    return np.hstack([np.sqrt(w) * unit_rows(np.asarray(p, dtype=np.float32)) for p, w in zip(parts, weights)])
 
 
 def apply_head(head: Head, base_matrix: np.ndarray) -> np.ndarray:
@@ -176,7 +176,7 @@ def apply_head(head: Head, base_matrix: np.ndarray) -> np.ndarray:
     return head.project(base_input(parts, head.weights))
 
 
-def _aligned_bases(db: sqlite_utils.Database, bases: list[str]) -> tuple[list[str], list[np.ndarray]]:
+def aligned_bases(db: sqlite_utils.Database, bases: list[str]) -> tuple[list[str], list[np.ndarray]]:
     """Items having a vector for every base, and each base's matrix in that item order."""
     loaded = [load_matrix(db, base) for base in bases]
     for base, (ids, _) in zip(bases, loaded):
@@ -196,7 +196,7 @@ def tuned_vectors(db: sqlite_utils.Database, name: str) -> tuple[list[str], np.n
     head = current_head(db, name)
     if head is None:
         raise TuneError(f"no tuned method {name!r}; run `python -m core tune --name {name} --base ...` first")
-    ids, parts = _aligned_bases(db, head.bases)
+    ids, parts = aligned_bases(db, head.bases)
     if any(p.shape[1] != d for p, d in zip(parts, head.dims)):
         raise TuneError(f"the stored vectors of {', '.join(head.bases)} changed size since {name} was tuned; tune it again")
     have = set(ids)
@@ -215,7 +215,7 @@ def judged_pairs(db: sqlite_utils.Database) -> list[tuple[str, str, int]]:
         " FROM labels WHERE query_kind = 'item') WHERE n = 1 ORDER BY query_key, candidate_id")]
 
 
-def _classes(values: list[tuple | None]) -> np.ndarray:
+def class_codes(values: list[tuple | None]) -> np.ndarray:
     """Integer class per item (-1 when a value is missing)."""
     codes: dict = {}
     return np.array([-1 if v is None else codes.setdefault(v, len(codes)) for v in values], dtype=np.int64)
@@ -241,13 +241,13 @@ def label_scores(matrix: np.ndarray, pairs: np.ndarray, k: int = K) -> dict[str,
     relevant among the judged items in its top k of the whole catalog (unjudged ones skipped).
     """
     aucs, precisions = [], []
-    for q in np.unique(pairs[:, 0]):
+    queries = np.unique(pairs[:, 0])
+    for q, top in zip(queries, neighbours(matrix, queries, k)):
         mine = pairs[pairs[:, 0] == q]
         sims = matrix[mine[:, 1]] @ matrix[q]
         good, bad = sims[mine[:, 2] == 1], sims[mine[:, 2] == 0]
         if len(good) and len(bad):
             aucs.append(float((good[:, None] > bad[None, :]).mean() + 0.5 * (good[:, None] == bad[None, :]).mean()))
-        top = neighbours(matrix, np.array([q]), k)[0]
         verdict = dict(zip(mine[:, 1].tolist(), mine[:, 2].tolist()))
         judged = [verdict[c] for c in top.tolist() if c in verdict]
         if judged:
@@ -282,19 +282,19 @@ def gather(db: sqlite_utils.Database, bases: list[str], weights: list[float], ta
         raise TuneError("name at least one base method")
     if not targets and not use_labels:
         raise TuneError("nothing to learn from: give targets (catalog fields) and/or use labels")
-    ids, parts = _aligned_bases(db, bases)
+    ids, parts = aligned_bases(db, bases)
     validation = np.array([is_validation(i, settings.validation) for i in ids], dtype=bool)
     inner = np.array([is_validation(i, settings.inner, salt="inner:") for i in ids], dtype=bool) & ~validation
     notions = {}
     for target in targets:
-        notions[target] = _classes(joint_values(db, ids, [target]))
+        notions[target] = class_codes(joint_values(db, ids, [target]))
         values = len(set(notions[target][~validation]) - {-1})
         if values < 2:
             raise TuneError(f"target {target!r} has {values} distinct value(s) among training items with vectors; "
                             "it needs at least two")
     joint = ",".join(targets) if targets else None
     if len(targets) > 1:
-        notions[joint] = _classes(joint_values(db, ids, targets))
+        notions[joint] = class_codes(joint_values(db, ids, targets))
     pairs = np.zeros((0, 3), dtype=np.int64)
     if use_labels:
         row = {item_id: n for n, item_id in enumerate(ids)}
@@ -439,7 +439,7 @@ def validate(data: _Data, tuned: np.ndarray) -> dict:
     """Base vs tuned on the validation part: P@10 per notion with the held-out items as the only
     gallery (`held_out`) and with the whole catalog as gallery (`catalog`), and held-back labels."""
     val_rows, all_rows = np.where(data.validation)[0], np.arange(len(data.ids))
-    spaces = {"base": _unit(data.x), "tuned": tuned}
+    spaces = {"base": unit_rows(data.x), "tuned": tuned}
     metrics = {}
     for notion, classes in data.notions.items():
         metrics[notion] = {f"{space}_{gallery_name}": _rounded(precision_at_k(matrix, classes, val_rows, gallery))

@@ -9,9 +9,9 @@ import pytest
 
 from conftest import SHARED, needs_shared
 from core import tuning
-from core.evaluate import evaluate
+from core.evaluate import evaluate, joint_values
 from core.labels import judge_by_attributes
-from core.vectors import store
+from core.vectors import get_vector, load_matrix, store
 
 BASES = ["efficientnet_lite0", "color_hist"]
 FAST = tuning.Settings(dim=16, epochs=15, patience=4, batch_size=64)
@@ -105,18 +105,12 @@ def test_tuned_vectors_cover_every_item_with_base_vectors(synthetic):
     assert matrix.dtype == np.float32 and np.allclose(np.linalg.norm(matrix, axis=1), 1, atol=1e-5)
     head = tuning.current_head(synthetic, "cover")
     row = ids.index("s0003")
-    raw = np.hstack([synthetic_vector(synthetic, m, "s0003") for m in BASES])[None, :]
+    raw = np.hstack([get_vector(synthetic, m, "s0003") for m in BASES])[None, :]
     assert np.allclose(tuning.apply_head(head, raw)[0], matrix[row], atol=1e-6)
-
-
-def synthetic_vector(db, method: str, item_id: str) -> np.ndarray:
-    from core.vectors import get_vector
-    return get_vector(db, method, item_id)
 
 
 def test_labels_alone_learn_the_judged_notion(synthetic):
     ids = [i for (i,) in synthetic.execute("SELECT id FROM items ORDER BY id")]
-    from core.vectors import load_matrix
     _, shape = load_matrix(synthetic, BASES[0])
     train = [n for n, i in enumerate(ids) if not tuning.is_validation(i)]
     count = judge_by_attributes(synthetic, [ids[n] for n in train], shape[train], list(range(0, len(train), 2)),
@@ -246,7 +240,6 @@ def test_real_photos_tuned_on_type_and_colour_beat_the_base_on_unseen_items(fash
 
 @needs_shared
 def test_real_photos_tuned_from_labels_alone_improve_the_judged_notion(fashion_slice):
-    from core.vectors import load_matrix
     ids = [i for (i,) in fashion_slice.execute("SELECT id FROM items ORDER BY id")]
     parts = [load_matrix(fashion_slice, b)[1] for b in BASES]
     base = tuning.base_input(parts, [0.5, 0.5])
@@ -257,9 +250,9 @@ def test_real_photos_tuned_from_labels_alone_improve_the_judged_notion(fashion_s
     result = tuning.tune(fashion_slice, "judged", BASES, use_labels=True, progress=False)
     assert result.saved and result.label_pairs_trained == 3000
     _, tuned, _ = tuning.tuned_vectors(fashion_slice, "judged")
-    joint = tuning._classes(tuning.joint_values(fashion_slice, ids, "category,colour"))
+    joint = tuning.class_codes(joint_values(fashion_slice, ids, "category,colour"))
     validation = np.array([n for n, i in enumerate(ids) if tuning.is_validation(i)])
     everything = np.arange(len(ids))
-    before = tuning.precision_at_k(tuning._unit(base), joint, validation, everything)
+    before = tuning.precision_at_k(tuning.unit_rows(base), joint, validation, everything)
     after = tuning.precision_at_k(tuned, joint, validation, everything)
     assert after >= before + 0.03
