@@ -83,7 +83,7 @@ class Head:
         return buffer.getvalue()
 
     @classmethod
-    def from_row(cls, row: dict) -> "Head":
+    def from_row(cls, row: dict) -> Head:
         with np.load(io.BytesIO(row["head"]), allow_pickle=False) as arrays:
             return cls(row["name"], row["version"], json.loads(row["bases"]), arrays["weights"].tolist(),
                        arrays["dims"].tolist(), arrays["projection"].astype(np.float32))

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from helpers import SHARED, needs_shared
+
 from core import tuning
 from core.evaluate import evaluate, joint_values
 from core.labels import judge_by_attributes
@@ -220,6 +220,7 @@ def fashion_slice_path(tmp_path_factory):
 @pytest.fixture
 def fashion_slice(fashion_slice_path, tmp_path):
     import shutil
+
     from core.db import open_catalog
     shutil.copy(fashion_slice_path, tmp_path / "fashion.db")
     db = open_catalog(tmp_path / "fashion.db")
