@@ -4,7 +4,7 @@
 |---|---|---|---|
 | `MATRICES` | (catalog file, method) | the method's unit vectors as an exact neighbour index | the vector generation is unchanged |
 | `COUNTS` | (catalog file, method) | how many vectors the method has | the vector generation is unchanged |
-| `EXTRACTORS` | (method, catalog file) | a loaded feature extractor (a model) | the process lives |
+| `EXTRACTORS` | (method, version, catalog file) | a loaded feature extractor (a model) | the process lives |
 | `INDICES` | (index file, build) | a memory-mapped Annoy index | no newer build of that file is loaded |
 
 The vector generation is the catalog's per-method change counter (moved by triggers on every
@@ -21,7 +21,7 @@ T = TypeVar("T")
 LOCK = threading.RLock()
 MATRICES: dict[tuple[str, str], tuple[int, Any]] = {}
 COUNTS: dict[tuple[str, str], tuple[int, int]] = {}
-EXTRACTORS: dict[tuple[str, str], Any] = {}
+EXTRACTORS: dict[tuple[str, str, str], Any] = {}
 INDICES: dict[tuple[str, str], Any] = {}
 
 

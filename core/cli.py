@@ -119,7 +119,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
     device = devices.resolve()
     if args.json:
         print(json.dumps([{**{k: m[k] for k in ("name", "kind", "available", "reason")},
-                           "device": devices.method_device(m["family"], device)} for m in methods], indent=2))
+                           "device": devices.method_device(m["family"], device),
+                           **{k: m[k] for k in ("bases", "training") if k in m}} for m in methods], indent=2))
         return 0
     for m in methods:
         state = "ready" if m["available"] else "missing"
@@ -143,8 +144,13 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
-        print(f"{args.method}: {report.embedded} embedded, {report.failed} skipped (unreadable), "
+        why = "no current base vectors" if report.missing_parts else "unreadable"
+        print(f"{args.method}: {report.embedded} embedded, {report.failed} skipped ({why}), "
               f"{report.rate:.1f} items/s")
+    if report.missing_parts and not args.json:
+        lacking = ", ".join(f"{part} ({count})" for part, count in report.missing_parts.items())
+        print(f"{report.failed} items lack a vector of their current photo from {lacking}; embed the bases first: "
+              + "; ".join(f"python -m core embed --method {part}" for part in report.missing_parts), file=sys.stderr)
     return 0
 
 
@@ -185,21 +191,80 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _known_method(name: str) -> str:
-    """The method, when the registry knows it (UnknownMethod otherwise: one line, exit 2)."""
-    from core.extractors import get_spec
-    return get_spec(name).name
+def _known_method(name: str, db_path: Path) -> str:
+    """The method, when the registry or the catalog's tuned methods know it (UnknownMethod
+    otherwise: one line, exit 2). The catalog is read only for a name that is not built in."""
+    from core.extractors import UnknownMethod, get_spec
+    try:
+        return get_spec(name).name
+    except UnknownMethod:
+        try:
+            catalog = open_catalog(db_path, read_only=True)
+        except CatalogError:
+            raise UnknownMethod(f"unknown method {name!r}; `python -m core methods` lists them") from None
+        try:
+            return get_spec(name, catalog).name
+        finally:
+            catalog.conn.close()
 
 
-def _known_methods(text: str) -> str | dict[str, float]:
+def _known_methods(text: str, db_path: Path) -> str | dict[str, float]:
     """'dino', or 'dino=0.7,color_hist=0.3' (fusion weights), every method known."""
     if "=" not in text:
-        return _known_method(text)
+        return _known_method(text, db_path)
     from core.extractors.hybrid import parse_weights
     weights = parse_weights(text)
     for name in weights:
-        _known_method(name)
+        _known_method(name, db_path)
     return weights
+
+
+def _bases(text: str) -> tuple[list[str], list[float] | None]:
+    """'a,b' (equal weights) or 'a=0.7,b=0.3' -> (bases, weights or None)."""
+    if "=" in text:
+        from core.extractors.hybrid import parse_weights
+        weights = parse_weights(text)
+        return list(weights), list(weights.values())
+    return [name.strip() for name in text.split(",") if name.strip()], None
+
+
+def _validation_table(metrics: dict) -> list[str]:
+    """Base vs tuned on the held-out items: P@10 per target (and jointly), then held-back labels."""
+    def cell(value) -> str:
+        return "-" if value is None else f"{value:.3f}"
+    lines = [f"{'P@10 on held-out items':28} {'base':>7} {'tuned':>7}   {'whole catalog as gallery:':>26} "
+             f"{'base':>7} {'tuned':>7}"]
+    for notion, m in metrics.items():
+        if notion != "labels":
+            lines.append(f"{notion:28} {cell(m['base_held_out']):>7} {cell(m['tuned_held_out']):>7}   {'':>26} "
+                         f"{cell(m['base_catalog']):>7} {cell(m['tuned_catalog']):>7}")
+    if "labels" in metrics:
+        m = metrics["labels"]
+        lines.append(f"held-back labels ({m['pairs']} pairs, {m['queries']} queries): AUC {cell(m['base_auc'])} -> "
+                     f"{cell(m['tuned_auc'])}, judged P@10 {cell(m['base_judged_p10'])} -> {cell(m['tuned_judged_p10'])}")
+    return lines
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from core import devices, tuning
+    devices.select(args.device)
+    bases, weights = _bases(args.base)
+    targets = [t.strip() for t in (args.target or "").split(",") if t.strip()]
+    knobs = tuning.Settings(**{k: v for k, v in (("epochs", args.epochs), ("dim", args.dim)) if v is not None})
+    result = tuning.tune(open_catalog(args.db, create=False), args.name, bases, targets, args.labels, weights,
+                         args.force, knobs)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print(f"{result.name} over {' + '.join(result.bases)}: {result.items_trained} items trained, "
+              f"{result.items_validated} held out, {result.label_pairs_trained} label pairs; "
+              f"best epoch {result.best_epoch} of {result.epochs}, {result.seconds:.1f}s")
+        print("\n".join(_validation_table(result.metrics)))
+        print(f"saved as version {result.version}; next: python -m core embed --method {result.name}"
+              if result.saved else result.reason)
+        if result.saved and result.reason != "saved":
+            print(result.reason)
+    return 0 if result.saved else 1
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -297,6 +362,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_argument(p)
     p.set_defaults(func=cmd_train_autoencoder)
 
+    p = sub.add_parser("tune", parents=[common], help="learn a tuned method over base methods' stored vectors")
+    p.add_argument("--name", required=True, help="the tuned method's name (not a built-in one's)")
+    p.add_argument("--base", required=True, metavar="M1[,M2,...]",
+                   help="base image methods, already embedded; weights as efficientnet_lite0=0.8,color_hist=0.2")
+    p.add_argument("--target", metavar="ATTR[,ATTR...]", help="catalog fields whose shared values make items alike")
+    p.add_argument("--labels", action="store_true", help="learn from relevance labels too")
+    p.add_argument("--force", action="store_true", help="save even when worse than its base on held-out items")
+    p.add_argument("--epochs", type=int, help="at most this many epochs (default 60)")
+    p.add_argument("--dim", type=int, help="size of the tuned vectors (default 128)")
+    add_device_argument(p)
+    p.set_defaults(func=cmd_tune)
+
     p = sub.add_parser("download-weights", parents=[common], help="fetch a hub model's weights (online)")
     p.add_argument("method")
     p.set_defaults(func=cmd_download_weights)
@@ -359,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         if getattr(args, "check_method", None):
-            args.method = args.check_method(args.method)
+            args.method = args.check_method(args.method, args.db)
         return args.func(args)
     except (CatalogError, OSError, ValueError, RuntimeError) as exc:
         log.debug("command failed", exc_info=True)

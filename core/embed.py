@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 
 import numpy as np
@@ -37,6 +37,7 @@ class EmbedReport:
     embedded: int = 0
     failed: int = 0
     seconds: float = 0.0
+    missing_parts: dict[str, int] = field(default_factory=dict)   # derived: part -> items lacking a current vector
 
     @property
     def rate(self) -> float:
@@ -55,7 +56,7 @@ def embed_catalog(db: Catalog, method: str, batch_size: int | None = None,
     batch_size None: 32 on the CPU, what fits in memory on a GPU (core.devices). processes: decode
     in worker processes (default on a GPU) rather than threads (default on the CPU, faster there).
     """
-    spec = get_spec(method)
+    spec = get_spec(method, db)
     extractor = extractor or create_extractor(method, db)
     if spec.derived:
         return _embed_derived(db, extractor, batch_size, limit, progress, on_progress)
@@ -101,22 +102,31 @@ def _text_batches(batches) -> Iterator[tuple[list, list[str], list]]:
 
 def _embed_derived(db: Catalog, extractor: DerivedExtractor, batch_size: int | None, limit: int | None,
                    progress: bool, on_progress: Callable[[int, int], None] | None) -> EmbedReport:
-    """A derived method's vectors, combined from its parts' stored vectors (the parts embedded first)."""
+    """A derived method's vectors, combined from its parts' stored vectors made from the item's
+    current photo. The parts are embedded first when the extractor `embeds_parts`; otherwise items
+    lacking a current part vector are skipped and counted per part in `missing_parts`."""
     spec = extractor.spec
-    for part in spec.parts:
-        embed_catalog(db, part, batch_size, limit, progress)
+    if extractor.embeds_parts:
+        for part in spec.parts:
+            embed_catalog(db, part, batch_size, limit, progress)
     todo = vectors.pending(db, spec.name, spec.version, spec.kind, limit)
     report = EmbedReport(spec.name, spec.version, pending=len(todo))
     start = time.perf_counter()
     for offset in tqdm(range(0, len(todo), DERIVED_BATCH), desc=f"embed {spec.name}", disable=not progress):
         batch = todo[offset:offset + DERIVED_BATCH]
-        stored = [{part: vectors.get_vector(db, part, item.item_id) for part in spec.parts} for item in batch]
-        ready = [n for n, found in enumerate(stored) if all(v is not None for v in found.values())]
+        sources = {item.item_id: item.source_hash for item in batch}
+        stored = {part: vectors.current_vectors(db, part, sources) for part in spec.parts}
+        ready = [item for item in batch if all(item.item_id in found for found in stored.values())]
         report.failed += len(batch) - len(ready)
+        if not extractor.embeds_parts:
+            for part, found in stored.items():
+                if len(found) < len(batch):
+                    report.missing_parts[part] = report.missing_parts.get(part, 0) + len(batch) - len(found)
         if ready:
-            matrix = extractor.derive({part: np.stack([stored[n][part] for n in ready]) for part in spec.parts})
+            matrix = extractor.derive({part: np.stack([found[item.item_id] for item in ready])
+                                       for part, found in stored.items()})
             report.embedded += vectors.store(db, spec.name, spec.version,
-                                             ((batch[n].item_id, v, batch[n].source_hash) for n, v in zip(ready, matrix)))
+                                             ((item.item_id, v, item.source_hash) for item, v in zip(ready, matrix)))
         if on_progress:
             on_progress(report.embedded + report.failed, report.pending)
     report.seconds = time.perf_counter() - start

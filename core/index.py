@@ -141,10 +141,10 @@ def make_annoy(matrix: np.ndarray, metric: str, trees: int, progress: bool = Fal
     return annoy
 
 
-def _method_metric(method: str) -> str:
+def _method_metric(db: sqlite_utils.Database, method: str) -> str:
     from core.extractors import UnknownMethod, get_spec
     try:
-        return get_spec(method).metric
+        return get_spec(method, db).metric
     except UnknownMethod:       # vectors of a method no longer registered: plain cosine
         return "angular"
 
@@ -160,7 +160,7 @@ def build_index(db: sqlite_utils.Database, method: str, trees: int | None = None
     if not ids:
         raise IndexUnavailable(missing_vectors(method))
     versions = sorted(r[0] for r in db.execute("SELECT DISTINCT version FROM embeddings WHERE method = ?", (method,)))
-    metric = _method_metric(method)
+    metric = _method_metric(db, method)
     start = time.perf_counter()
     annoy = make_annoy(matrix, metric, trees, progress, desc=method)
     ann_path, ids_path, manifest_path = _paths(db, method)

@@ -97,7 +97,7 @@ def embed_with_ray(db: Catalog, method: str, address: str | None = None, workers
     address: None starts (or reuses) a Ray on this machine; `auto` joins the local cluster;
     `ray://host:10001` connects through Ray Client.
     """
-    spec = get_spec(method)
+    spec = get_spec(method, db)
     if spec.kind != "image" or spec.derived:
         raise ValueError(f"--engine ray runs image models; embed {method} without it")
     with devices.placed("cpu"):   # the driver's copy: version and preprocessing only

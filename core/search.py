@@ -71,15 +71,18 @@ class SearchResult:
 
 
 def extractor(method: str, catalog: Catalog):
-    """One extractor per (method, catalog) per process: models load once."""
+    """One extractor per (method, version, catalog) per process: models load once (a re-tuned
+    method's new head loads as a new version)."""
     from core.extractors import create_extractor
-    return caches.once(caches.EXTRACTORS, (method, str(catalog.path)), lambda: create_extractor(method, catalog))
+    key = (method, _spec(catalog, method).version, str(catalog.path))
+    return caches.once(caches.EXTRACTORS, key, lambda: create_extractor(method, catalog))
 
 
-def _spec(method: str):
+def _spec(db: sqlite_utils.Database, method: str):
+    """The method's spec: a built-in one or one of the catalog's tuned methods."""
     from core.extractors import UnknownMethod, get_spec
     try:
-        return get_spec(method)
+        return get_spec(method, db)
     except UnknownMethod:
         raise SearchError(f"unknown method {method!r}; `python -m core methods` lists them") from None
 
@@ -131,7 +134,7 @@ def stored_vectors(db: sqlite_utils.Database, method: str, item_ids: Iterable[st
 def query_vector(db: sqlite_utils.Database, method: str, *, item_id: str | None = None,
                  image: bytes | None = None, text: str | None = None) -> np.ndarray:
     """The query as a vector of `method`'s space."""
-    spec = _spec(method)
+    spec = _spec(db, method)
     if item_id is not None:
         vector = vectors.get_vector(db, method, str(item_id))
         if vector is None:
@@ -159,9 +162,9 @@ def query_vector(db: sqlite_utils.Database, method: str, *, item_id: str | None 
     raise SearchError("give an item id, a photo or a text to search with")
 
 
-def _distance(method: str, distance: str | None) -> str:
+def _distance(db: sqlite_utils.Database, method: str, distance: str | None) -> str:
     """The distance a search of `method` ranks by: the method's own unless one is asked for."""
-    metric = _spec(method).metric
+    metric = _spec(db, method).metric
     if distance is None:
         return "chi2" if metric == "chi2" else "cosine"
     if distance not in ("cosine", "chi2"):
@@ -215,7 +218,7 @@ def search(db: sqlite_utils.Database, method: str | dict[str, float], *, item_id
         name = next(iter(weights))
         vector = query_vector(db, name, item_id=item_id, image=image, text=text)
         ranked = neighbour_index(db, name, allowed, search_k).neighbours(
-            vector, k, allowed, exclude, _distance(name, distance))[0]
+            vector, k, allowed, exclude, _distance(db, name, distance))[0]
         label = name
     else:
         ranked = _fuse(db, weights, k, allowed, exclude, item_id=item_id, image=image, text=text)
@@ -248,7 +251,7 @@ def search_many(db: sqlite_utils.Database, method: str, item_ids: list[str], k: 
     base = {key: v for key, v in (filters or {}).items() if key != "exclude_same_brand"}
     allowed = _allowed(db, base, None)
     index = neighbour_index(db, method, allowed)
-    distance = _distance(method, None)
+    distance = _distance(db, method, None)
     same_brand = _brand_groups(db) if (filters or {}).get("exclude_same_brand") else None
     for start in range(0, len(item_ids), _BLOCK):
         found, matrix = stored_vectors(db, method, item_ids[start:start + _BLOCK])

@@ -60,6 +60,10 @@ class Settings:
     inner: float = 0.1
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.dim < 1 or self.epochs < 1:
+            raise TuneError("the head's size (dim) and its epochs must be at least 1")
+
 
 @dataclass
 class Head:
@@ -129,15 +133,36 @@ def check_name(name: str) -> None:
         raise TuneError(f"{name!r} is a built-in method; choose another name for the tuned one")
 
 
+def check_bases(bases: list[str]) -> None:
+    """Bases are built-in image methods (not tuned ones: a head over a head would chain versions)."""
+    from core.extractors import UnknownMethod, get_spec
+    if not bases:
+        raise TuneError("name at least one base method")
+    for base in bases:
+        try:
+            kind = get_spec(base).kind
+        except UnknownMethod:
+            raise TuneError(f"base {base!r} is not a built-in method; `python -m core methods` lists them") from None
+        if kind != "image":
+            raise TuneError(f"base {base!r} is a {kind} method; a tuned method's bases are image methods")
+
+
 def is_validation(item_id: str, fraction: float = 0.2, salt: str = "") -> bool:
     """Stable split: the first 32 bits of sha1(salt + id) below `fraction` of their range."""
     digest = hashlib.sha1((salt + str(item_id)).encode("utf-8")).digest()
     return int.from_bytes(digest[:4], "big") < fraction * 2 ** 32
 
 
+def latest_rows(db: sqlite_utils.Database, name: str | None = None) -> list[dict]:
+    """The current (latest saved) version's row of every tuned method, or of just `name`, by name."""
+    return list(db.query(
+        "SELECT * FROM tuned_methods t WHERE version = (SELECT max(version) FROM tuned_methods WHERE name = t.name)"
+        + (" AND name = ?" if name is not None else "") + " ORDER BY name", [] if name is None else [name]))
+
+
 def current_head(db: sqlite_utils.Database, name: str) -> Head | None:
     """The latest saved version of a tuned method, or None."""
-    rows = list(db.query("SELECT * FROM tuned_methods WHERE name = ? ORDER BY version DESC LIMIT 1", [name]))
+    rows = latest_rows(db, name)
     return Head.from_row(rows[0]) if rows else None
 
 
@@ -279,8 +304,6 @@ def _weights(bases: list[str], weights: list[float] | None) -> list[float]:
 def gather(db: sqlite_utils.Database, bases: list[str], weights: list[float], targets: list[str],
            use_labels: bool, settings: Settings) -> _Data:
     """Base vectors, target classes, label pairs and the hash splits, checked for usable input."""
-    if not bases:
-        raise TuneError("name at least one base method")
     if not targets and not use_labels:
         raise TuneError("nothing to learn from: give targets (catalog fields) and/or use labels")
     ids, parts = aligned_bases(db, bases)
@@ -310,7 +333,7 @@ def _supcon(z, classes, temperature: float):
     """Supervised contrastive loss of unit rows `z` (anchors without a positive in the batch skipped)."""
     import torch
     sims = z @ z.T / temperature
-    eye = torch.eye(len(z), dtype=torch.bool)
+    eye = torch.eye(len(z), dtype=torch.bool, device=z.device)
     positive = (classes[:, None] == classes[None, :]) & ~eye
     return _positives_loss(sims.masked_fill(eye, -1e9).log_softmax(dim=1), positive)
 
@@ -349,20 +372,30 @@ def _label_loss(project, x, pairs: np.ndarray, queries: np.ndarray, extra: np.nd
     relevant = mine[:, 2] == 1
     positive = torch.zeros(len(heads), len(pool), dtype=torch.bool)
     positive[head_where[relevant], where[relevant]] = True
-    itself = torch.from_numpy(heads[:, None] == pool[None, :])
-    sims = project(x[torch.from_numpy(heads)]) @ project(x[torch.from_numpy(pool)]).T / temperature
-    return _positives_loss(sims.masked_fill(itself, -1e9).log_softmax(dim=1), positive)
+    itself = torch.from_numpy(heads[:, None] == pool[None, :]).to(x.device)
+    heads_x, pool_x = (x[torch.from_numpy(rows).to(x.device)] for rows in (heads, pool))
+    sims = project(heads_x) @ project(pool_x).T / temperature
+    return _positives_loss(sims.masked_fill(itself, -1e9).log_softmax(dim=1), positive.to(x.device))
 
 
 def train_head(data: _Data, settings: Settings, progress: bool = True,
                on_progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, int, int, list[int]]:
-    """Fit the map on the training part: (projection, epochs run, best epoch, training rows used)."""
+    """Fit the map on the training part: (projection, epochs run, best epoch, training rows used).
+
+    It trains in float32 on the selected device (core.devices: `--device`, else CUDA when present);
+    the early-stopping ranking runs in NumPy on the CPU.
+    """
     import torch
     import torch.nn.functional as F
     from tqdm import tqdm
 
+    from core import devices
     from core.extractors.torch_utils import set_threads
     set_threads()
+    device = devices.resolve()
+
+    def on_device(array: np.ndarray):
+        return torch.from_numpy(array).to(device)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     train = ~data.validation
@@ -372,8 +405,8 @@ def train_head(data: _Data, settings: Settings, progress: bool = True,
     tasks, item_rows = [], np.zeros(0, dtype=np.int64)
     if data.notions:
         singles = [t for t in data.notions if t != data.joint]
-        tasks = [(torch.from_numpy(data.notions[data.joint]), 1.0)] + [
-            (torch.from_numpy(data.notions[t]), settings.target_decay ** (n + 1)) for n, t in enumerate(singles)]
+        tasks = [(on_device(data.notions[data.joint]), 1.0)] + [
+            (on_device(data.notions[t]), settings.target_decay ** (n + 1)) for n, t in enumerate(singles)]
         item_rows = np.where(fit & (data.notions[data.joint] >= 0))[0]
     usable = train[data.pairs[:, 0]] & train[data.pairs[:, 1]]
     fit_pairs = data.pairs[usable & ~data.inner[data.pairs[:, 0]]]
@@ -382,9 +415,9 @@ def train_head(data: _Data, settings: Settings, progress: bool = True,
     used = np.union1d(np.union1d(item_rows, fit_pairs[:, :2].ravel()), inner_rows)
     anchor = settings.label_anchor if len(fit_pairs) else settings.anchor
 
-    x = torch.from_numpy(np.ascontiguousarray(data.x, dtype=np.float32))
+    x = on_device(np.ascontiguousarray(data.x, dtype=np.float32))
     dim = min(settings.dim, x.shape[1])
-    _, _, directions = torch.svd_lowrank(x[torch.from_numpy(train_rows)], q=dim, niter=4)
+    _, _, directions = torch.svd_lowrank(x[on_device(train_rows)], q=dim, niter=4)
     start = directions[:, :dim].contiguous()
     weight = torch.nn.Parameter(start.clone())
     optimiser = torch.optim.AdamW([weight], lr=settings.learning_rate, weight_decay=0.0)
@@ -394,7 +427,7 @@ def train_head(data: _Data, settings: Settings, progress: bool = True,
 
     def score() -> float:
         with torch.no_grad():
-            return _inner_score(project(x).numpy(), data, train_rows, inner_rows, inner_pairs)
+            return _inner_score(project(x).cpu().numpy(), data, train_rows, inner_rows, inner_pairs)
 
     best_score, best_weight, best_epoch, stale, epoch = score(), start.clone(), 0, 0, 0
     steps = max(-(-len(item_rows) // settings.batch_size), -(-len(label_queries) // settings.query_batch), 1)
@@ -406,7 +439,7 @@ def train_head(data: _Data, settings: Settings, progress: bool = True,
             for step in range(steps):
                 loss = (weight - start).pow(2).sum() * anchor
                 if item_batches:
-                    rows = torch.from_numpy(item_batches[step])
+                    rows = on_device(item_batches[step])
                     z = project(x[rows])
                     for classes, task_weight in tasks:
                         loss = loss + task_weight * _supcon(z, classes[rows], settings.temperature)
@@ -429,7 +462,7 @@ def train_head(data: _Data, settings: Settings, progress: bool = True,
                 break
     finally:
         bar.close()
-    return best_weight.numpy().astype(np.float32), epoch, best_epoch, used.tolist()
+    return best_weight.cpu().numpy().astype(np.float32), epoch, best_epoch, used.tolist()
 
 
 def _rounded(value: float) -> float | None:
@@ -474,8 +507,7 @@ def tune(db: sqlite_utils.Database, name: str, bases: list[str], targets: list[s
     """Learn a head for `name` over `bases`, validate it on held-out items, save it as a new version
     unless it is worse than its base there (or `force`)."""
     check_name(name)
-    if name in bases:
-        raise TuneError(f"{name!r} cannot be a base of itself")
+    check_bases(bases)
     targets = list(targets or [])
     weights = _weights(bases, weights)
     started = time.perf_counter()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,17 +143,27 @@ def get_vector(db: sqlite_utils.Database, method: str, item_id: str) -> np.ndarr
     return unpack(row[0]).copy() if row else None
 
 
-def vectors_of(db: sqlite_utils.Database, method: str, item_ids: Iterable[str]) -> tuple[list[str], np.ndarray]:
-    """The stored vectors of some items, as (ids in id order, float32 matrix); items without one are left out."""
-    rows: dict[str, np.ndarray] = {}
+def _stored(db: sqlite_utils.Database, method: str, item_ids: Iterable[str]) -> Iterator[tuple[str, bytes, str]]:
+    """(item id, vector blob, source hash) of the given items that have a vector of `method`."""
     wanted = sorted(set(item_ids))
     for start in range(0, len(wanted), 900):
         chunk = wanted[start:start + 900]
-        rows.update((i, unpack(blob)) for i, blob in db.execute(
-            f"SELECT item_id, vector FROM embeddings WHERE method = ? AND item_id IN ({','.join('?' * len(chunk))})",
-            [method, *chunk]))
+        yield from db.execute(
+            "SELECT item_id, vector, source_hash FROM embeddings WHERE method = ? "
+            f"AND item_id IN ({','.join('?' * len(chunk))})", [method, *chunk])
+
+
+def vectors_of(db: sqlite_utils.Database, method: str, item_ids: Iterable[str]) -> tuple[list[str], np.ndarray]:
+    """The stored vectors of some items, as (ids in id order, float32 matrix); items without one are left out."""
+    rows = {i: unpack(blob) for i, blob, _ in _stored(db, method, item_ids)}
     found = sorted(rows)
     return found, np.vstack([rows[i] for i in found]) if found else np.zeros((0, 0), np.float32)
+
+
+def current_vectors(db: sqlite_utils.Database, method: str, sources: dict[str, str]) -> dict[str, np.ndarray]:
+    """Item id -> stored vector of `method`, for the items of `sources` (item id -> source hash) whose
+    vector was made from that source (a vector of an older photo is left out)."""
+    return {i: unpack(blob) for i, blob, source in _stored(db, method, sources) if source == sources[i]}
 
 
 def item_ids_with_vectors(db: sqlite_utils.Database, method: str) -> list[str]:

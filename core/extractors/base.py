@@ -7,7 +7,7 @@
 - `TextExtractor`: `encode(texts) -> features`; `embed_texts` returns unit vectors.
 - `DerivedExtractor`: a method computed from other methods' vectors (its spec's `parts`):
   `combine(part_vectors) -> features`. A catalog is embedded from the parts' stored vectors;
-  an uploaded photo by running the parts, then combining.
+  an uploaded photo by running the parts, then combining. Tuned methods (tuned.py) are derived.
 
 Subclasses return raw features; the base classes normalise them, so every stored vector has
 unit length. Nothing here imports torch (see torch_utils.TorchImageExtractor for that).
@@ -69,7 +69,13 @@ class TextExtractor(Extractor, ABC):
 
 
 class DerivedExtractor(ImageExtractor):
-    """Vectors computed from the vectors of other methods (`spec.parts`), not from pixels."""
+    """Vectors computed from the vectors of other methods (`spec.parts`), not from pixels.
+
+    `embeds_parts`: embedding the catalog embeds the parts first (else their stored vectors are
+    used as they are, and items lacking one are reported).
+    """
+
+    embeds_parts: bool = True
 
     def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
         super().__init__(spec, catalog)

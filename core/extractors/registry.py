@@ -43,6 +43,7 @@ class MethodSpec:
     histograms: Euclidean/cosine on them is the Hellinger distance; chi-square re-ranking is
     available on the squared vectors).
     parts: for a derived method, the methods whose stored vectors its own are computed from.
+    training: a tuned method's training record (core/tuning.py), for people; None otherwise.
     """
 
     name: str
@@ -59,6 +60,7 @@ class MethodSpec:
     text_query: bool = False       # can embed text into its image space (CLIP's text tower)
     downloader: str | None = field(default=None, repr=False, compare=False)  # "module:callable(name, catalog) -> Path"
     parts: tuple[str, ...] = ()
+    training: dict | None = field(default=None, repr=False, compare=False)
 
     @property
     def derived(self) -> bool:
@@ -83,18 +85,29 @@ def _load_specs() -> None:
     from core.extractors import specs  # noqa: F401 - importing it registers every method
 
 
-def get_spec(name: str) -> MethodSpec:
+def _tuned_specs(catalog: Catalog | None, name: str | None = None) -> list[MethodSpec]:
+    """The catalog's tuned methods (core/extractors/tuned.py), or just `name`; none without a catalog."""
+    if catalog is None:
+        return []
+    from core.extractors.tuned import tuned_specs
+    return tuned_specs(catalog, name)
+
+
+def get_spec(name: str, catalog: Catalog | None = None) -> MethodSpec:
+    """A built-in method's spec, else (given a catalog) one of the catalog's tuned methods."""
     _load_specs()
-    try:
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise UnknownMethod(f"unknown method {name!r}; known methods: {known}") from None
+    tuned = _tuned_specs(catalog, name)
+    if tuned:
+        return tuned[0]
+    known = ", ".join(sorted(_REGISTRY) + [s.name for s in _tuned_specs(catalog)])
+    raise UnknownMethod(f"unknown method {name!r}; known methods: {known}")
 
 
 def create_extractor(name: str, catalog: Catalog | None = None) -> Extractor:
     """Build a method's extractor; raise WeightsMissing (one-line remedy) when it cannot load."""
-    spec = get_spec(name)
+    spec = get_spec(name, catalog)
     reason = spec.availability(catalog)
     if reason:
         raise WeightsMissing(reason)
@@ -102,13 +115,17 @@ def create_extractor(name: str, catalog: Catalog | None = None) -> Extractor:
 
 
 def list_methods(catalog: Catalog | None = None) -> list[dict]:
-    """Every method with whether it can run here and, if not, the exact remedy."""
+    """Every method (the catalog's tuned ones last) with whether it can run here and, if not, the
+    exact remedy; a tuned method's row also has its `bases` and `training` record."""
     _load_specs()
     rows = []
-    for spec in _REGISTRY.values():
+    for spec in [*_REGISTRY.values(), *_tuned_specs(catalog)]:
         reason = spec.availability(catalog)
-        rows.append({"name": spec.name, "kind": spec.kind, "available": reason is None, "reason": reason,
-                     "family": spec.family, "dim": spec.dim, "metric": spec.metric,
-                     "version": spec.version, "text_query": spec.text_query,
-                     "description": spec.description, "weights": spec.weights})
+        row = {"name": spec.name, "kind": spec.kind, "available": reason is None, "reason": reason,
+               "family": spec.family, "dim": spec.dim, "metric": spec.metric,
+               "version": spec.version, "text_query": spec.text_query,
+               "description": spec.description, "weights": spec.weights}
+        if spec.training is not None:
+            row |= {"bases": list(spec.parts), "training": spec.training}
+        rows.append(row)
     return rows

@@ -79,7 +79,8 @@ def _autoencoder(catalog: Catalog | None) -> str | None:
             "(or Train on the Methods page)")
 
 
-def _parts_available(name: str, parts: tuple[str, ...]) -> Availability:
+def parts_available(name: str, parts: tuple[str, ...]) -> Availability:
+    """Available when every part is (the first missing one's remedy otherwise)."""
     def check(catalog: Catalog | None) -> str | None:
         for part in parts:
             reason = get_spec(part).availability(catalog)
@@ -125,7 +126,7 @@ register(MethodSpec(
     kind="image", dim=sum(get_spec(n).dim for n in HYBRID_WEIGHTS), metric="angular", family="hybrid",
     description="Weighted fusion: " + " + ".join(f"{w:.2f} {n}" for n, w in HYBRID_WEIGHTS.items()),
     weights="its parts'", factory="core.extractors.hybrid:Hybrid",
-    availability=_parts_available("hybrid", tuple(HYBRID_WEIGHTS)), parts=tuple(HYBRID_WEIGHTS),
+    availability=parts_available("hybrid", tuple(HYBRID_WEIGHTS)), parts=tuple(HYBRID_WEIGHTS),
 ))
 register(MethodSpec(
     name="minilm", version="1", kind="text", dim=384, metric="angular", family="text",
