@@ -46,7 +46,7 @@ def photo_sql(item: str, column: str = "rowid") -> str:
 
     It is the item's readable photo whose role comes first (primary, cutout, model, others).
     """
-    return (f"(SELECT p.{column} FROM images p WHERE p.item_id = {item} AND p.status = 'ok' "
+    return (f"(SELECT p.{column} FROM images p WHERE p.item_id = {item} AND +p.status = 'ok' "
             f"ORDER BY {ROLE_ORDER_SQL} LIMIT 1)")
 
 
