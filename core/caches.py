@@ -4,6 +4,7 @@
 |---|---|---|---|
 | `MATRICES` | (catalog file, method) | the method's unit vectors as an exact neighbour index | the vector generation is unchanged |
 | `COUNTS` | (catalog file, method) | how many vectors the method has | the vector generation is unchanged |
+| `VERSIONS` | (catalog file, method) | the method versions that made its vectors | the vector generation is unchanged |
 | `EXTRACTORS` | (method, version, catalog file) | a loaded feature extractor (a model) | the process lives |
 | `INDICES` | (index file, build) | a memory-mapped Annoy index | no newer build of that file is loaded |
 
@@ -21,6 +22,7 @@ T = TypeVar("T")
 LOCK = threading.RLock()
 MATRICES: dict[tuple[str, str], tuple[int, Any]] = {}
 COUNTS: dict[tuple[str, str], tuple[int, int]] = {}
+VERSIONS: dict[tuple[str, str], tuple[int, set[str]]] = {}
 EXTRACTORS: dict[tuple[str, str, str], Any] = {}
 INDICES: dict[tuple[str, str], Any] = {}
 
@@ -47,5 +49,5 @@ def once(cache: dict, key: tuple, load: Callable[[], T]) -> T:
 def clear(*caches: dict) -> None:
     """Forget the given caches (every one when none is named): tests, or files replaced by hand."""
     with LOCK:
-        for cache in caches or (MATRICES, COUNTS, EXTRACTORS, INDICES):
+        for cache in caches or (MATRICES, COUNTS, VERSIONS, EXTRACTORS, INDICES):
             cache.clear()

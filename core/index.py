@@ -30,7 +30,7 @@ from tqdm import tqdm
 from core import caches
 from core.atomic import atomic_path
 from core.db import Catalog
-from core.vectors import checksum, load_matrix, methods_with_vectors, missing_vectors
+from core.vectors import checksum, load_matrix, methods_with_vectors, missing_vectors, stored_versions
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def build_index(db: sqlite_utils.Database, method: str, trees: int | None = None
     ids, matrix = load_matrix(db, method)
     if not ids:
         raise IndexUnavailable(missing_vectors(method))
-    versions = sorted(r[0] for r in db.execute("SELECT DISTINCT version FROM embeddings WHERE method = ?", (method,)))
+    versions = sorted(stored_versions(db, method))
     metric = _method_metric(db, method)
     start = time.perf_counter()
     annoy = make_annoy(matrix, metric, trees, progress, desc=method)

@@ -131,6 +131,16 @@ def stored_vectors(db: sqlite_utils.Database, method: str, item_ids: Iterable[st
     return found, unit(matrix)
 
 
+def _check_current(db: sqlite_utils.Database, method: str, version: str) -> None:
+    """A photo's vector is comparable with the catalog's only when the same version of the method made
+    them all (a re-tuned or retrained method's old vectors live in another space)."""
+    stored = caches.current(caches.VERSIONS, (str(db.path), method), generation(db, method),
+                            lambda: vectors.stored_versions(db, method))
+    if stored - {version}:
+        raise SearchError(f"{method} changed since its catalog vectors were made; "
+                          f"run `python -m core embed --method {method}` first")
+
+
 def query_vector(db: sqlite_utils.Database, method: str, *, item_id: str | None = None,
                  image: bytes | None = None, text: str | None = None) -> np.ndarray:
     """The query as a vector of `method`'s space."""
@@ -149,8 +159,10 @@ def query_vector(db: sqlite_utils.Database, method: str, *, item_id: str | None 
             raise SearchError(f"{method} searches text; pick an image method for a photo")
         if len(image) > MAX_UPLOAD_BYTES:
             raise SearchError(f"photo too large ({len(image) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB)")
+        model = extractor(method, db)
+        _check_current(db, method, model.spec.version)
         try:
-            return embed_image(image, method, db, extractor=extractor(method, db))
+            return embed_image(image, method, db, extractor=model)
         except ImageError as exc:
             raise SearchError(f"cannot read the photo: {exc}") from None
     if text is not None:

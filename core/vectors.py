@@ -171,6 +171,11 @@ def item_ids_with_vectors(db: sqlite_utils.Database, method: str) -> list[str]:
     return [r[0] for r in db.execute("SELECT item_id FROM embeddings WHERE method = ? ORDER BY item_id", (method,))]
 
 
+def stored_versions(db: sqlite_utils.Database, method: str) -> set[str]:
+    """The method versions that made its stored vectors (one, unless a re-embed is under way)."""
+    return {r[0] for r in db.execute("SELECT DISTINCT version FROM embeddings WHERE method = ?", (method,))}
+
+
 def vector_count(db: sqlite_utils.Database, method: str) -> int:
     return db.execute("SELECT count(*) FROM embeddings WHERE method = ?", (method,)).fetchone()[0]
 
