@@ -197,11 +197,11 @@ def _known_method(name: str, db_path: Path) -> str:
     from core.extractors import UnknownMethod, get_spec
     try:
         return get_spec(name).name
-    except UnknownMethod:
+    except UnknownMethod as unknown:
         try:
             catalog = open_catalog(db_path, read_only=True)
         except CatalogError:
-            raise UnknownMethod(f"unknown method {name!r}; `python -m core methods` lists them") from None
+            raise unknown from None
         try:
             return get_spec(name, catalog).name
         finally:
