@@ -52,6 +52,8 @@ def evaluate(db: sqlite_utils.Database, method: str, attribute: str = "articleTy
              queries: int | None = None, seed: int = 0, distance: str = "cosine",
              matrix: tuple[list[str], np.ndarray] | None = None) -> dict:
     """Precision@k and mAP@k of a method's stored vectors against an attribute."""
+    if k < 1 or (queries is not None and queries < 1):
+        raise ValueError(f"k and queries must be at least 1, got k={k}, queries={queries}")
     ids, vectors = matrix or load_matrix(db, method)
     labels = attribute_values(db, ids, attribute)
     keep = np.array([v not in (None, "") for v in labels])
