@@ -39,10 +39,9 @@ def disk_full(exc: BaseException) -> bool:
 
 
 def damaged(exc: BaseException) -> bool:
-    """SQLite found the catalog file corrupt ("database disk image is malformed") or not a database."""
-    return isinstance(exc, sqlite3.DatabaseError) and (
-        _sqlite_code(exc) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
-        or "malformed" in str(exc) or "not a database" in str(exc))
+    """SQLite found the catalog file corrupt ("database disk image is malformed")."""
+    return isinstance(exc, sqlite3.DatabaseError) and (_sqlite_code(exc) == sqlite3.SQLITE_CORRUPT
+                                                       or "malformed" in str(exc))
 
 
 def recovery(catalog: Path) -> str:
