@@ -4,8 +4,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import ipaddress
+import logging
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -785,7 +787,6 @@ def test_10_a_full_disk_during_embedding_keeps_the_finished_batches(demo_catalog
 
 
 def test_10_the_cli_says_the_disk_is_full_and_how_far_it_got(catalog, tmp_path, monkeypatch, capsys):
-    import sqlite3
     from core import vectors
     from core.cli import main
     csv_path, folder = small_styles(tmp_path)
@@ -810,11 +811,10 @@ def test_10_the_cli_says_the_disk_is_full_and_how_far_it_got(catalog, tmp_path, 
 @pytest.mark.parametrize("failure, says", [
     (lambda: OSError(28, "No space left on device"), "the disk is full"),
     (lambda: MemoryError(), "out of memory"),
-    (lambda: __import__("sqlite3").DatabaseError("database disk image is malformed"), "is damaged"),
+    (lambda: sqlite3.DatabaseError("database disk image is malformed"), "is damaged"),
 ], ids=["ENOSPC", "MemoryError", "malformed"])
 def test_10_every_failure_family_is_one_line_with_details_in_the_log(demo_catalog, monkeypatch, capsys, caplog,
                                                                       failure, says):
-    import logging
     from core import catalog as catalog_module
     from core.cli import main
 
@@ -832,7 +832,6 @@ def test_10_every_failure_family_is_one_line_with_details_in_the_log(demo_catalo
 # --- 11. Another application's SQLite file is never modified -----------------------------------------
 
 def _foreign_sqlite(path: Path) -> None:
-    import sqlite3
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE items (sku TEXT PRIMARY KEY, qty INTEGER)")
     conn.execute("INSERT INTO items VALUES ('a', 1)")
