@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import platform
 import re
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 SHARED = ROOT.parent / "shared" / "data"
 FASHION = SHARED / "fashion-products"

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import machine, write_section
 
 from core.db import open_catalog  # noqa: E402

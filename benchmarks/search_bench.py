@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 from annoy import AnnoyIndex
+from common import ROOT, machine, write_section
 
-from common import ROOT, machine, write_section  # also puts the repository on sys.path
 from core.index import DEFAULT_TREES, SEARCH_K_PER_RESULT, make_annoy
 
 K = 10

@@ -95,6 +95,11 @@ def mps_available() -> bool:
     return torch.backends.mps.is_available()
 
 
+def configured() -> str:
+    """The device asked for in the settings (`LOOKALIKE_DEVICE`), or `auto` when that is not a choice."""
+    return settings().device if settings().device in CHOICES else "auto"
+
+
 def resolve(requested: str | None = None) -> str:
     """`auto`/`cpu`/`cuda`/`mps` (default: the selected or configured one) -> the device to use."""
     choice = (requested or _selected or settings().device or "auto").strip().lower()
@@ -179,7 +184,7 @@ def summary(requested: str | None = None) -> dict:
 def describe(requested: str | None = None) -> str:
     """One line for people, e.g. `cuda (NVIDIA H200), bfloat16`."""
     info = summary(requested)
-    return f"{info['device']} ({info['name']}), {info['precision']}"
+    return f"{info['device']} ({info['name']}), {info['precision'] or 'float32'}"
 
 
 CPU_FAMILIES = ("colour", "hybrid")     # methods that never run a torch model

@@ -2,7 +2,8 @@
 
 Every item with a vector (or a seeded sample of N) is a query; its neighbours exclude itself;
 a neighbour is relevant when its attribute (articleType, baseColour, category, ...) equals the
-query's. Exact search (core.neighbours.ExactNeighbours): cosine on the stored vectors, or
+query's; with several attributes (`"category,colour"`) only when every one of them does.
+Exact search (core.neighbours.ExactNeighbours): cosine on the stored vectors, or
 chi-square re-ranking of the best cosine candidates for colour histograms (`distance="chi2"`).
 """
 from __future__ import annotations
@@ -31,6 +32,14 @@ def attribute_values(db: sqlite_utils.Database, ids: list[str], attribute: str) 
     return [found.get(i) for i in ids]
 
 
+def joint_values(db: sqlite_utils.Database, ids: list[str], attributes: str | list[str]) -> list[tuple | None]:
+    """Per item, the tuple of its values of every attribute (`"category,colour"` or a list);
+    None when any of them is missing or empty."""
+    names = [a.strip() for a in attributes.split(",")] if isinstance(attributes, str) else list(attributes)
+    columns = [attribute_values(db, ids, name) for name in names if name]
+    return [None if any(v in (None, "") for v in row) else tuple(row) for row in zip(*columns)]
+
+
 def precision_scores(labels: list, found: np.ndarray, queries: np.ndarray, k: int) -> tuple[float, float]:
     """(mean precision@k, mean average precision@k) with relevance = equal label."""
     values = np.asarray(labels, dtype=object)
@@ -51,18 +60,20 @@ def precision_scores(labels: list, found: np.ndarray, queries: np.ndarray, k: in
 def evaluate(db: sqlite_utils.Database, method: str, attribute: str = "articleType", k: int = 10,
              queries: int | None = None, seed: int = 0, distance: str = "cosine",
              matrix: tuple[list[str], np.ndarray] | None = None) -> dict:
-    """Precision@k and mAP@k of a method's stored vectors against an attribute."""
+    """Precision@k and mAP@k of a method's stored vectors against an attribute (or several, comma-separated:
+    relevant only when all match; items missing any of them are left out)."""
     if k < 1 or (queries is not None and queries < 1):
         raise ValueError(f"k and queries must be at least 1, got k={k}, queries={queries}")
     ids, vectors = matrix or load_matrix(db, method)
-    labels = attribute_values(db, ids, attribute)
-    keep = np.array([v not in (None, "") for v in labels])
+    labels = joint_values(db, ids, attribute)
+    keep = np.array([v is not None for v in labels], dtype=bool)
     if keep.sum() <= k:
         raise ValueError(f"too few items with vectors for {method} and a value for {attribute} "
                          f"({int(keep.sum())}); embed the catalog first")
     ids = [i for i, kept in zip(ids, keep) if kept]
     vectors = vectors[keep]
-    labels = [v for v, kept in zip(labels, keep) if kept]
+    codes: dict[tuple, int] = {}
+    labels = [codes.setdefault(v, len(codes)) for v in labels if v is not None]
     query_rows = np.arange(len(ids))
     if queries and queries < len(ids):
         query_rows = np.sort(np.random.default_rng(seed).choice(len(ids), queries, replace=False))

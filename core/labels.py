@@ -261,3 +261,21 @@ def _label_row(db: sqlite_utils.Database, row: dict[str, str], now: datetime) ->
     return (kind, key, candidate, (row.get("method") or "").strip(), rank,
             int(relevant in TRUE_WORDS), labeler, (row.get("note") or None),
             parse_time(created, now) if created else None)
+
+
+def judge_by_attributes(db: sqlite_utils.Database, ids: list[str], vectors, queries: list[int], attributes: str,
+                        labeler: str, method: str, k: int = 10) -> int:
+    """Label each query row's top k among `ids` (cosine on `vectors`) as relevant when every listed
+    attribute matches (`"category,colour"`): simulated judgements from catalog metadata. Returns the count."""
+    from core.evaluate import joint_values
+    from core.neighbours import ExactNeighbours
+    values = dict(zip(ids, joint_values(db, ids, attributes)))
+    index = ExactNeighbours(ids, vectors)
+    ranked = index.neighbours(vectors[queries], k, exclude=[{ids[q]} for q in queries])
+    count = 0
+    for q, row in zip(queries, ranked):
+        for rank, (c, _) in enumerate(row, start=1):
+            if values[ids[q]] is not None and values[c] is not None:
+                add_label(db, Query.item(ids[q]), c, method, rank, values[ids[q]] == values[c], labeler)
+                count += 1
+    return count

@@ -34,7 +34,7 @@ class Tally:
     same_category: int = 0
     same_colour: int = 0
     shown: int = 0
-    by_category: dict[str, "Tally"] = field(default_factory=dict)
+    by_category: dict[str, Tally] = field(default_factory=dict)
 
     def add(self, relevant: int, judged: int, unknown: int) -> None:
         self.queries += 1

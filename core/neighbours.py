@@ -46,6 +46,14 @@ def best_first(pairs) -> Ranked:
     return sorted(((i, float(s)) for i, s in pairs), key=lambda p: (-p[1], p[0]))
 
 
+def nearest_rows(matrix: np.ndarray, query_rows: np.ndarray, k: int) -> np.ndarray:
+    """Row numbers of each query row's k nearest rows of `matrix` by cosine, itself excluded, nearest
+    first (ties by row): the exact backend for code that works on positions (evaluation, tuning)."""
+    ids = [f"{n:010d}" for n in range(len(matrix))]
+    ranked = ExactNeighbours(ids, matrix).neighbours(matrix[query_rows], k, exclude=[{ids[q]} for q in query_rows])
+    return np.array([[int(i) for i, _ in row] for row in ranked], dtype=np.int64).reshape(len(query_rows), -1)
+
+
 class NeighbourIndex(ABC):
     """The neighbours of query vectors among a set of items; see the module docstring."""
 

@@ -24,6 +24,7 @@ class Keys:
     SEARCH_RESULTS = "search_results"
     BROWSE_PAGE = "browse_page"
     EXPORT_FILE = "export_file"
+    DEVICE = "device"
 
 
 def remembered(key: str, options: list | None = None) -> dict:

@@ -2,30 +2,22 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import DEMO
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "data"
-FIXTURES = ROOT / "tests" / "fixtures"
-DEMO = ROOT / "demo"
-APP = ROOT / "streamlit_app"
-sys.path.insert(0, str(APP))     # the app's pages import `ui` as Streamlit runs them
-
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent")
 
 
 @pytest.fixture(autouse=True)
 def fresh_caches(monkeypatch):
     """Each test starts without indices or vectors cached by an earlier one (models stay loaded),
     and re-reads settings when it sets one."""
-    from core import caches, settings
+    from core import caches, devices, settings
     real_setenv = monkeypatch.setenv
 
     def setenv(name: str, value: str, prepend: str | None = None) -> None:
@@ -38,6 +30,7 @@ def fresh_caches(monkeypatch):
     caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS)
     monkeypatch.undo()
     settings.reload()
+    devices.select(None)              # a test's device choice does not outlive it
 
 
 @pytest.fixture
@@ -82,6 +75,7 @@ def embedded_demo_path(tmp_path_factory) -> Path:
 def embedded_demo(embedded_demo_path, tmp_path):
     """A private copy of the embedded demo catalog (tests may change it)."""
     import shutil
+
     from core.db import open_catalog
     path = tmp_path / "demo.db"
     shutil.copy(embedded_demo_path, path)
@@ -97,21 +91,3 @@ def app_db(embedded_demo, monkeypatch):
     from core.index import build_index
     build_index(embedded_demo, "efficientnet_lite0", progress=False)
     return embedded_demo
-
-
-def page(name: str):
-    """The app opened at its entry point (Home.py) and switched to views/<name>.py, as a person would."""
-    from streamlit.testing.v1 import AppTest
-    at = AppTest.from_file(str(APP / "Home.py"), default_timeout=120)
-    at.run()
-    if name != "home":
-        at.switch_page(f"views/{name}.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
-def texts(at) -> str:
-    """Every text the page shows, one element a line."""
-    parts = [e.value for kind in ("markdown", "caption", "info", "success", "error", "warning", "title", "subheader")
-             for e in getattr(at, kind)]
-    return "\n".join(str(p) for p in parts)

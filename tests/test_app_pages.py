@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 
 import pytest
-from conftest import APP, ROOT, page, texts
+from helpers import APP, ROOT, page, texts
 from streamlit.testing.v1 import AppTest
 
 
@@ -16,6 +16,7 @@ def test_home_shows_counts_and_next_step(app_db):
     at = page("home")
     assert [m.value for m in at.metric][:2] == ["300", "300"]
     assert "Search" in texts(at) and "Label" in texts(at)
+    assert "Models run on **cpu (CPU," in texts(at)          # no GPU on the test machines
 
 
 def test_catalog_browses_with_text_and_filters(app_db):
@@ -85,8 +86,21 @@ def test_methods_page_lists_every_method_with_its_remedy(app_db):
     assert table[table["method"] == "efficientnet_lite0"].iloc[0]["vectors"] == "300/300"
 
 
+def test_methods_page_device_setting_says_where_models_run(app_db):
+    from core import devices
+    at = page("methods")
+    assert at.selectbox(key="device").value == "auto" and "Torch models run on cpu" in texts(at)
+    at.selectbox(key="device").set_value("cuda").run()            # no GPU here: one line, CPU kept
+    assert not at.exception
+    assert len(at.error) == 1 and at.error[0].value.startswith("--device cuda: torch sees no CUDA GPU")
+    assert "Using cpu (CPU," in at.error[0].value
+    assert devices.resolve() == "cpu"
+    at.selectbox(key="device").set_value("cpu").run()
+    assert not at.error and "Torch models run on cpu" in texts(at)
+
+
 def test_catalog_imports_an_uploaded_csv_and_reports_bad_rows(catalog, monkeypatch):
-    monkeypatch.setenv("LOOKALIKE_DB", catalog.execute("PRAGMA database_list").fetchone()[2])
+    monkeypatch.setenv("LOOKALIKE_DB", str(catalog.path))
     lines = (ROOT / "demo" / "styles.csv").read_text(encoding="utf-8").splitlines()
     upload = "\n".join(lines[:6] + [",Men,,,,,,,,no id on this row"]) + "\n"
     at = page("catalog")
@@ -174,7 +188,7 @@ def finished_job(name: str, timeout: float = 60):
 
 def test_methods_page_embeds_and_indexes_in_background(app_db):
     at = page("methods")
-    at.selectbox[0].set_value("hybrid")
+    at.selectbox(key="embed_method").set_value("hybrid")
     [button] = [b for b in at.button if b.label == "Embed + index"]
     button.click().run()
     finished_job("embed hybrid")
@@ -191,7 +205,7 @@ def test_methods_page_trains_the_autoencoder_with_a_loss_chart(catalog, tmp_path
     small = tmp_path / "small.csv"
     small.write_text("\n".join(lines[:25]) + "\n", encoding="utf-8")        # 24 photos: one quick epoch
     import_csv(catalog, small, ROOT / "demo" / "images", progress=False)
-    monkeypatch.setenv("LOOKALIKE_DB", catalog.execute("PRAGMA database_list").fetchone()[2])
+    monkeypatch.setenv("LOOKALIKE_DB", str(catalog.path))
     at = page("methods")
     at.number_input[0].set_value(2)
     [button] = [b for b in at.button if b.label == "Train autoencoder"]

@@ -15,8 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from conftest import ROOT, SHARED
+from helpers import ROOT, SHARED
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="Debian chromium / chromium-driver not installed")
@@ -33,7 +32,7 @@ def free_port() -> int:
 def server(embedded_demo, tmp_path):
     from core.index import build_index
     build_index(embedded_demo, "efficientnet_lite0", progress=False)
-    db = embedded_demo.execute("PRAGMA database_list").fetchone()[2]
+    db = str(embedded_demo.path)
     port = free_port()
     log = open(tmp_path / "streamlit.log", "w")
     proc = subprocess.Popen(
@@ -150,7 +149,7 @@ def test_search_label_precision_export_in_chromium(server, browser, tmp_path):
     wait_for(browser, "//button[contains(., 'Download similar-items CSV')]")
     settle(browser)
     shot(browser, "5_export")
-    exports = list((Path(db.execute("PRAGMA database_list").fetchone()[2]).parent / "exports").glob("*.csv"))
+    exports = list((db.exports_dir).glob("*.csv"))
     assert len(exports) == 1 and exports[0].read_text(encoding="utf-8-sig").count("\n") == 1 + 300 * 10
 
     browser.get(f"{url}/Methods")

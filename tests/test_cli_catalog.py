@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from conftest import DEMO, FIXTURES, ROOT
+from helpers import DEMO, FIXTURES, ROOT
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

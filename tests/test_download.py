@@ -6,8 +6,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from helpers import DEMO, FIXTURES
 
-from conftest import DEMO, FIXTURES
 from core import download
 from core.importers import import_farfetch
 

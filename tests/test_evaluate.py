@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 from core.evaluate import evaluate, precision_scores
 from core.vectors import load_matrix

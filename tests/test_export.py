@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
+from helpers import ROOT
 
-from conftest import ROOT
 from core.export import COLUMNS, export_similar
 from core.labels import Query, add_label
 from core.output_path import header_bytes
@@ -64,10 +64,12 @@ def test_interrupted_export_leaves_the_old_file(embedded_demo, tmp_path, monkeyp
 
 
 def test_cli_export_and_precision_json(embedded_demo, tmp_path):
-    db = embedded_demo.execute("PRAGMA database_list").fetchone()[2]
+    db = str(embedded_demo.path)
     out = tmp_path / "cli.csv"
-    run = lambda *a: subprocess.run([sys.executable, "-m", "core", *a, "--db", db], cwd=ROOT,
-                                    capture_output=True, text=True, timeout=120)
+
+    def run(*a: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "core", *a, "--db", db], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
     done = run("export", "--method", "efficientnet_lite0", "-k", "2", "--out", str(out),
                "--filter", "gender=Women", "--json")
     assert done.returncode == 0, done.stderr

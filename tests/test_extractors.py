@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import DEMO, ROOT
+from helpers import DEMO, ROOT
 from PIL import Image
 
 from core.extractors import UnknownMethod, WeightsMissing, create_extractor, get_spec, list_methods

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import timm
 import torch
-from conftest import DEMO
+from helpers import DEMO
 from PIL import Image
 
 from core.extractors import create_extractor, list_methods

@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from helpers import DEMO, FIXTURES, ROOT, page, texts
 
-from conftest import DEMO, FIXTURES, ROOT, page, texts
 from core import download
 from core.db import open_catalog
 from core.embed import embed_catalog
@@ -60,7 +60,7 @@ def read_rows(path: Path, encoding: str = "utf-8-sig") -> list[dict]:
 # --- 1. Export must not overwrite the catalog ------------------------------------------------------
 
 def test_1_cli_export_onto_the_catalog_is_refused(embedded_demo):
-    db = Path(embedded_demo.execute("PRAGMA database_list").fetchone()[2])
+    db = embedded_demo.path
     embedded_demo.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     before = sha(db)
     for command in (("export", "--method", "color_hist", "--out", str(db)), ("labels", "export", str(db))):

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import DEMO, FIXTURES, SHARED, needs_shared
 from PIL import Image
 
-from conftest import DEMO, FIXTURES, SHARED, needs_shared
 from core.catalog import stats
 from core.importers import Columns, import_csv, import_farfetch, parse_price, url_basename
 
@@ -146,7 +146,7 @@ def _broken_images(folder: Path) -> dict[str, str]:
     cases["cmyk"] = "ok"
     base.convert("P").save(folder / "palette.png")
     cases["palette"] = "ok"
-    Image.fromarray((np.asarray(base.convert("L"), dtype=np.uint16) * 256)).save(folder / "sixteen.png")
+    Image.fromarray(np.asarray(base.convert("L"), dtype=np.uint16) * 256).save(folder / "sixteen.png")
     cases["sixteen"] = "ok"
     rgba = base.convert("RGBA")
     rgba.putalpha(128)

@@ -8,8 +8,17 @@ import time
 import pytest
 
 from core.db import open_catalog
-from core.labels import (LabelError, Query, add_label, current_labels, export_labels, history,
-                         import_labels, label_counts, next_query)
+from core.labels import (
+    LabelError,
+    Query,
+    add_label,
+    current_labels,
+    export_labels,
+    history,
+    import_labels,
+    label_counts,
+    next_query,
+)
 
 
 def ids(db, n: int) -> list[str]:

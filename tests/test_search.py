@@ -7,9 +7,9 @@ from contextlib import redirect_stdout
 
 import numpy as np
 import pytest
+from helpers import DEMO, SHARED, needs_shared
 from PIL import Image
 
-from conftest import DEMO, SHARED, needs_shared
 from core import search as search_mod
 from core.cli import main
 from core.filters import matching_item_ids, parse_filters
@@ -43,8 +43,10 @@ def with_limit(monkeypatch, limit: int, fn):
 def test_exact_and_annoy_paths_agree_up_to_ties(embedded_demo, monkeypatch, method):
     queries = items(embedded_demo, 12, offset=40)
     for q in queries:
-        exact = with_limit(monkeypatch, 20_000, lambda: search(embedded_demo, method, item_id=q, k=10).results)
-        annoy = with_limit(monkeypatch, 0, lambda: search(embedded_demo, method, item_id=q, k=10).results)
+        def ranked(q=q):
+            return search(embedded_demo, method, item_id=q, k=10).results
+        exact = with_limit(monkeypatch, 20_000, ranked)
+        annoy = with_limit(monkeypatch, 0, ranked)
         assert same_up_to_ties(exact, annoy), q
         assert q not in {h.item_id for h in annoy}
     _, matrix = load_matrix(embedded_demo, method)

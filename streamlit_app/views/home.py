@@ -2,6 +2,7 @@
 import streamlit as st
 import ui
 
+from core import devices
 from core.catalog import stats
 from core.index import index_status
 from core.labels import label_counts
@@ -34,4 +35,5 @@ elif label_counts(database)["labels"] == 0:
 else:
     st.info("Compare methods on the **Precision** page and export the winner's matches on the **Export** page.")
 
+st.caption(f"Models run on **{devices.describe()}** (change it on the Methods page).")
 st.caption(f"Catalog: `{ui.db_path().resolve()}` · indices, thumbnails and model weights live beside it.")

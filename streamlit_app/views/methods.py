@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 import ui
 
+from core import devices
 from core.db import open_catalog
 from core.extractors.autoencoder import train
 from core.index import index_status
@@ -35,6 +36,15 @@ def embed_and_index(method: str):
 
 
 st.subheader("Embed and index")
+device = st.selectbox("Device", devices.CHOICES, index=devices.CHOICES.index(devices.configured()),
+                      **ui.remembered(ui.Keys.DEVICE, list(devices.CHOICES)),
+                      help="auto: a CUDA GPU when torch sees one, else the CPU. Applies to every job of this app.")
+try:
+    devices.select(device)
+    st.caption(f"Torch models run on {devices.describe()}.")
+except ValueError as exc:
+    devices.select("auto")
+    st.error(f"{exc}. Using {devices.describe()} instead.")
 ready = [m["name"] for m in methods if m["available"]]
 running = {j.name for j in ui.jobs().running()}
 kinds = {m["name"]: m["kind"] for m in methods}
@@ -44,7 +54,7 @@ if partial:
     st.warning("Partly embedded (a job stopped, or items were added): " + ", ".join(partial)
                + ". Embed + index carries on where it stopped.")
 c = st.columns([3, 1])
-chosen = c[0].selectbox("Method", ready)
+chosen = c[0].selectbox("Method", ready, key="embed_method")
 if c[1].button("Embed + index", type="primary"):
     ui.jobs().start(f"embed {chosen}", embed_and_index(chosen))
     st.rerun()                   # show the progress bar at once

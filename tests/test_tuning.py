@@ -1,0 +1,259 @@
+"""Tuned methods: hash split, honest validation, saving rules, input errors, NumPy apply, real photos."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from helpers import SHARED, needs_shared
+
+from core import tuning
+from core.evaluate import evaluate, joint_values
+from core.labels import judge_by_attributes
+from core.vectors import get_vector, load_matrix, store
+
+BASES = ["efficientnet_lite0", "color_hist"]
+FAST = tuning.Settings(dim=16, epochs=15, patience=4, batch_size=64)
+
+
+def synthetic_catalog(db, n: int = 240, seed: int = 0) -> None:
+    """Items of 4 categories x 3 colours; one base carries the category, the other the colour, each beside
+    as many dimensions of louder noise (which a head can learn to ignore)."""
+    rng = np.random.default_rng(seed)
+    kinds, colours = rng.integers(0, 4, n), rng.integers(0, 3, n)
+    category_centres, colour_centres = rng.normal(size=(4, 24)), rng.normal(size=(3, 12))
+    rows = [{"id": f"s{i:04d}", "source": "test", "category": f"type{kinds[i]}", "colour": f"colour{colours[i]}",
+             "attributes": json.dumps({"fit": "slim" if i % 2 else "loose"})} for i in range(n)]
+    db["items"].insert_all(rows)
+    shape = np.hstack([category_centres[kinds] + 0.5 * rng.normal(size=(n, 24)), 1.5 * rng.normal(size=(n, 24))])
+    hue = np.hstack([colour_centres[colours] + 0.5 * rng.normal(size=(n, 12)), 1.5 * rng.normal(size=(n, 12))])
+    store(db, BASES[0], "1", ((r["id"], v, "h") for r, v in zip(rows, shape)))
+    store(db, BASES[1], "1", ((r["id"], v, "h") for r, v in zip(rows, hue)))
+
+
+@pytest.fixture
+def synthetic(catalog):
+    synthetic_catalog(catalog)
+    return catalog
+
+
+def saved_versions(db) -> int:
+    return db.execute("SELECT count(*) FROM tuned_methods").fetchone()[0]
+
+
+def test_split_is_stable_and_near_the_asked_fraction():
+    ids = [str(i) for i in range(20000)]
+    first = [tuning.is_validation(i) for i in ids]
+    assert first == [tuning.is_validation(i) for i in ids]
+    assert 0.19 < np.mean(first) < 0.21
+    assert tuning.is_validation("12345") == tuning.is_validation(12345)
+    inner = [tuning.is_validation(i, 0.1, salt="inner:") for i in ids]
+    assert np.corrcoef(first, inner)[0, 1] < 0.05                 # an independent second split
+
+
+def test_tuning_on_two_targets_beats_the_base_on_held_out_items(synthetic):
+    result = tuning.tune(synthetic, "shape_colour", BASES, ["category", "colour"], settings=FAST, progress=False)
+    joint = result.metrics["category,colour"]
+    assert result.saved and result.version == 1
+    assert joint["tuned_held_out"] > joint["base_held_out"] + 0.05
+    assert set(result.metrics) == {"category", "colour", "category,colour"}
+    validation = {i for (i,) in synthetic.execute("SELECT id FROM items") if tuning.is_validation(i)}
+    assert result.items_validated == len(validation) > 20
+    assert result.trained_ids and not validation & set(result.trained_ids)
+    record = json.loads(synthetic.execute("SELECT record FROM tuned_methods").fetchone()[0])
+    assert record["version"] == 1 and record["metrics"] == json.loads(json.dumps(result.metrics))
+
+
+def test_the_head_is_the_same_whatever_the_validation_items_hold(synthetic, tmp_path):
+    first = tuning.tune(synthetic, "probe", BASES, ["category", "colour"], settings=FAST, progress=False)
+    validation = [i for (i,) in synthetic.execute("SELECT id FROM items") if tuning.is_validation(i)]
+    rng = np.random.default_rng(5)
+    for item_id in validation:                                   # scramble their values and vectors
+        synthetic.execute("UPDATE items SET category = ?, colour = ? WHERE id = ?",
+                          (f"type{rng.integers(9)}", f"colour{rng.integers(9)}", item_id))
+    store(synthetic, BASES[0], "1", ((i, rng.normal(size=48), "h") for i in validation))
+    synthetic.conn.commit()
+    second = tuning.tune(synthetic, "probe", BASES, ["category", "colour"], settings=FAST, progress=False, force=True)
+    heads = [tuning.Head.from_row(r) for r in synthetic.query("SELECT * FROM tuned_methods ORDER BY version")]
+    assert [h.version for h in heads] == [1, 2] and first.version == 1 and second.version == 2
+    assert np.array_equal(heads[0].projection, heads[1].projection)
+    assert first.metrics != second.metrics                       # only the validation changed
+
+
+def test_a_head_worse_than_its_base_is_kept_out_unless_forced(synthetic):
+    good = tuning.tune(synthetic, "narrow", BASES, ["category", "colour"], settings=FAST, progress=False)
+    tiny = tuning.Settings(dim=1, epochs=2, patience=1, batch_size=64)   # one dimension cannot rank well
+    worse = tuning.tune(synthetic, "narrow", BASES, ["category", "colour"], settings=tiny, progress=False)
+    assert good.saved and not worse.saved and worse.version is None
+    assert "worse than its base" in worse.reason and "category,colour P@10" in worse.reason
+    assert tuning.current_head(synthetic, "narrow").version == 1
+    forced = tuning.tune(synthetic, "narrow", BASES, ["category", "colour"], settings=tiny, progress=False, force=True)
+    assert forced.saved and forced.version == 2 and "forced" in forced.reason
+    assert tuning.tuned_names(synthetic) == {"narrow": 2}
+    assert tuning.current_head(synthetic, "narrow").projection.shape == (72, 1)
+
+
+def test_tuned_vectors_cover_every_item_with_base_vectors(synthetic):
+    synthetic["items"].insert_all([{"id": "no_colour", "source": "test", "category": "type1"},
+                                   {"id": "no_vectors", "source": "test", "category": "type1", "colour": "colour1"}])
+    store(synthetic, BASES[0], "1", [("no_colour", np.ones(48), "h")])
+    store(synthetic, BASES[1], "1", [("no_colour", np.ones(24), "h")])
+    tuning.tune(synthetic, "cover", BASES, ["category", "colour"], settings=FAST, progress=False)
+    ids, matrix, missing = tuning.tuned_vectors(synthetic, "cover")
+    assert "no_colour" in ids and missing == ["no_vectors"] and len(ids) == 241
+    assert matrix.dtype == np.float32 and np.allclose(np.linalg.norm(matrix, axis=1), 1, atol=1e-5)
+    head = tuning.current_head(synthetic, "cover")
+    row = ids.index("s0003")
+    raw = np.hstack([get_vector(synthetic, m, "s0003") for m in BASES])[None, :]
+    assert np.allclose(tuning.apply_head(head, raw)[0], matrix[row], atol=1e-6)
+
+
+def test_labels_alone_learn_the_judged_notion(synthetic):
+    ids = [i for (i,) in synthetic.execute("SELECT id FROM items ORDER BY id")]
+    _, shape = load_matrix(synthetic, BASES[0])
+    train = [n for n, i in enumerate(ids) if not tuning.is_validation(i)]
+    count = judge_by_attributes(synthetic, [ids[n] for n in train], shape[train], list(range(0, len(train), 2)),
+                                "category,colour", "sim", BASES[0])
+    assert count == 10 * len(range(0, len(train), 2))
+    result = tuning.tune(synthetic, "judged", BASES, use_labels=True, settings=FAST, progress=False, force=True)
+    assert result.label_pairs_trained == count and result.label_pairs_held_back == 0 and result.targets == []
+    ids_t, tuned, _ = tuning.tuned_vectors(synthetic, "judged")
+    joint = [evaluate(synthetic, m, "category,colour", matrix=(ids_t, v))["precision_at_k"]
+             for m, v in (("base", tuning.base_input([load_matrix(synthetic, b)[1] for b in BASES], [0.5, 0.5])),
+                          ("tuned", tuned))]
+    assert joint[1] > joint[0]
+
+
+def test_latest_verdict_per_labeller_and_pair_counts(synthetic):
+    rows = [("item", "s0001", 1, "ann", "2025-01-01"), ("item", "s0001", 0, "ann", "2025-01-02"),  # ann changes her mind
+            ("item", "s0001", 1, "bob", "2025-01-01"), ("upload", "f" * 64, 1, "bob", "2025-01-03")]  # no vector
+    with synthetic.conn:
+        synthetic.conn.executemany(
+            "INSERT INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, labeler, created_at) "
+            "VALUES (?, ?, 's0002', 'm', 1, ?, ?, ?)", rows)
+    assert sorted(tuning.judged_pairs(synthetic)) == [("s0001", "s0002", 0), ("s0001", "s0002", 1)]
+
+
+def test_label_scores_follow_their_definitions():
+    matrix = np.eye(4, dtype=np.float32)
+    matrix[1] = [0.9, 0.1, 0, 0]
+    matrix[2] = [0.5, 0.5, 0, 0]
+    matrix[3] = [0.1, 0.9, 0, 0]
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    pairs = np.array([[0, 1, 1], [0, 2, 0], [0, 3, 1]])           # 1 above 2 (right), 3 below 2 (wrong)
+    scores = tuning.label_scores(matrix, pairs, k=2)
+    assert scores["auc"] == pytest.approx(0.5)
+    assert scores["judged_p10"] == pytest.approx(0.5)              # top 2 of the catalog: items 1 and 2
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(name="efficientnet_lite0"), "built-in method"),
+    (dict(name="Bad Name"), "must be 2-40 characters"),
+    (dict(bases=["efficientnet_lite0", "autoencoder"]), "no vectors for autoencoder"),
+    (dict(targets=["fit", "gender"]), "target 'gender' has 0 distinct"),
+    (dict(targets=[], use_labels=True), "no relevance labels"),
+    (dict(targets=[]), "nothing to learn from"),
+])
+def test_bad_input_is_one_clear_error_and_writes_nothing(synthetic, bad, message):
+    args = dict(name="mine", bases=BASES, targets=["category"], use_labels=False) | bad
+    with pytest.raises(tuning.TuneError, match=message):
+        tuning.tune(synthetic, args["name"], args["bases"], args["targets"], args["use_labels"],
+                    settings=FAST, progress=False)
+    assert saved_versions(synthetic) == 0
+    assert issubclass(tuning.TuneError, ValueError)
+
+
+def test_a_single_valued_target_is_refused(synthetic):
+    synthetic.execute("UPDATE items SET colour = 'black'")
+    synthetic.conn.commit()
+    with pytest.raises(tuning.TuneError, match="target 'colour' has 1 distinct value"):
+        tuning.tune(synthetic, "mono", BASES, ["colour"], settings=FAST, progress=False)
+    assert saved_versions(synthetic) == 0
+
+
+def test_evaluate_counts_relevant_only_when_every_attribute_matches(catalog):
+    catalog["items"].insert_all([
+        {"id": "a", "source": "t", "category": "shirt", "colour": "red"},
+        {"id": "b", "source": "t", "category": "shirt", "colour": "blue"},
+        {"id": "c", "source": "t", "category": "shirt", "colour": "red"},
+        {"id": "d", "source": "t", "category": "shoe", "colour": "red"},
+        {"id": "e", "source": "t", "category": "shoe", "colour": None}])
+    vectors = {"a": [1, 0], "b": [0.99, 0.1], "c": [0.9, 0.45], "d": [0.7, 0.7], "e": [0.6, 0.8]}
+    store(catalog, "m", "1", ((i, np.array(v), "h") for i, v in vectors.items()))
+    # nearest: a-b, b-a, c-d, d-e (d-c without e), e-d. By category 4 of 5 hit; by both none (e left out).
+    joint = evaluate(catalog, "m", "category,colour", k=1)
+    single = evaluate(catalog, "m", "category", k=1)
+    assert joint["queries"] == 4 and single["queries"] == 5
+    assert joint["precision_at_k"] == pytest.approx(0.0)
+    assert single["precision_at_k"] == pytest.approx(0.8)
+    three = evaluate(catalog, "m", "category,colour", k=3)
+    assert three["precision_at_k"] == pytest.approx((1 / 3 + 0 + 1 / 3 + 0) / 4, abs=1e-4)   # a<->c are the only joint pair
+
+
+# --- real photos -----------------------------------------------------------------------------
+
+SLICE = 1500
+
+
+@pytest.fixture(scope="session")
+def fashion_slice_path(tmp_path_factory):
+    """The first 1,500 labelled photos, imported and embedded once per session."""
+    from core.db import open_catalog
+    from core.embed import embed_catalog
+    from core.importers import import_csv
+    folder = tmp_path_factory.mktemp("fashion")
+    source = SHARED / "fashion-products"
+    with open(source / "styles.csv", newline="", encoding="utf-8") as handle:
+        lines = list(csv.reader(handle))[:SLICE + 1]
+    with open(folder / "styles.csv", "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(lines)
+    db = open_catalog(folder / "fashion.db")
+    import_csv(db, folder / "styles.csv", source / "images", progress=False)
+    for method in BASES:
+        embed_catalog(db, method, batch_size=64, progress=False)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.conn.close()
+    return folder / "fashion.db"
+
+
+@pytest.fixture
+def fashion_slice(fashion_slice_path, tmp_path):
+    import shutil
+
+    from core.db import open_catalog
+    shutil.copy(fashion_slice_path, tmp_path / "fashion.db")
+    db = open_catalog(tmp_path / "fashion.db")
+    yield db
+    db.conn.close()
+
+
+@needs_shared
+def test_real_photos_tuned_on_type_and_colour_beat_the_base_on_unseen_items(fashion_slice):
+    result = tuning.tune(fashion_slice, "type_colour", BASES, ["category", "colour"], progress=False)
+    joint, kind = result.metrics["category,colour"], result.metrics["category"]
+    assert result.saved and result.items_validated > 250
+    assert joint["tuned_catalog"] >= joint["base_catalog"] + 0.08
+    assert joint["tuned_held_out"] >= joint["base_held_out"] + 0.04
+    assert kind["tuned_catalog"] >= kind["base_catalog"]
+    assert result.seconds < 60
+
+
+@needs_shared
+def test_real_photos_tuned_from_labels_alone_improve_the_judged_notion(fashion_slice):
+    ids = [i for (i,) in fashion_slice.execute("SELECT id FROM items ORDER BY id")]
+    parts = [load_matrix(fashion_slice, b)[1] for b in BASES]
+    base = tuning.base_input(parts, [0.5, 0.5])
+    train = [n for n, i in enumerate(ids) if not tuning.is_validation(i)]
+    queries = np.random.default_rng(0).choice(len(train), 300, replace=False).tolist()
+    judge_by_attributes(fashion_slice, [ids[n] for n in train], base[train], queries, "category,colour",
+                        "simulated", "base")
+    result = tuning.tune(fashion_slice, "judged", BASES, use_labels=True, progress=False)
+    assert result.saved and result.label_pairs_trained == 3000
+    _, tuned, _ = tuning.tuned_vectors(fashion_slice, "judged")
+    joint = tuning.class_codes(joint_values(fashion_slice, ids, "category,colour"))
+    validation = np.array([n for n, i in enumerate(ids) if tuning.is_validation(i)])
+    everything = np.arange(len(ids))
+    before = tuning.precision_at_k(tuning.unit_rows(base), joint, validation, everything)
+    after = tuning.precision_at_k(tuned, joint, validation, everything)
+    assert after >= before + 0.03
