@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from helpers import DEMO
 
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -12,6 +12,7 @@ from core.embed import embed_catalog
 from core.extractors import create_extractor
 from core.images import load_rgb
 from core.vectors import Pending, load_matrix
+
 from helpers import DEMO
 
 PREPROCESS = partial(to_array, size=64, mean=(0.5,) * 3, std=(0.5,) * 3)

@@ -13,6 +13,7 @@ from core.decode import to_array
 from core.embed import embed_catalog
 from core.extractors import create_extractor
 from core.images import load_rgb
+
 from helpers import DEMO
 
 

@@ -17,7 +17,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from helpers import DEMO, FIXTURES, ROOT, page, texts
 
 from core import download
 from core.db import open_catalog
@@ -25,6 +24,8 @@ from core.embed import embed_catalog
 from core.export import export_similar
 from core.importers import import_csv, import_farfetch
 from core.labels import Query, add_label, current_labels, export_labels, history, import_labels
+
+from helpers import DEMO, FIXTURES, ROOT, page, texts
 
 PHOTO = (DEMO / "images" / "10129.jpg").read_bytes()
 STYLES_HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName"
