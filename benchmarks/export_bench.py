@@ -14,12 +14,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import machine, write_section
 
 from core.db import open_catalog  # noqa: E402
 from core.export import export_similar  # noqa: E402
 from core.index import build_index  # noqa: E402
 from core.vectors import load_matrix, store  # noqa: E402
+
+from common import machine, write_section
 
 METHOD = "efficientnet_lite0"
 

@@ -13,10 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, machine, write_section
-
 from core.db import open_catalog  # noqa: E402
 from core.importers import import_farfetch  # noqa: E402
+
+from common import ROOT, machine, write_section
 
 SAMPLE = ROOT.parent / "shared" / "data" / "farfetch" / "listings_sample.csv"
 FALLBACK = ROOT / "tests" / "fixtures" / "farfetch_40.csv"

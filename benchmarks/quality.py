@@ -12,13 +12,13 @@ import argparse
 import time
 from pathlib import Path
 
-from common import ROOT, fashion_catalog, machine, write_section
-
 from core.embed import embed_catalog
 from core.evaluate import evaluate
 from core.extractors import list_methods
 from core.extractors.hybrid import combine
 from core.vectors import load_matrix
+
+from common import ROOT, fashion_catalog, machine, write_section
 
 ATTRIBUTES = ("articleType", "baseColour")
 BOTH = ",".join(ATTRIBUTES)      # relevant only when type and colour both match

@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 from annoy import AnnoyIndex
-from common import ROOT, machine, write_section
 
 from core.index import DEFAULT_TREES, SEARCH_K_PER_RESULT, make_annoy
+
+from common import ROOT, machine, write_section
 
 K = 10
 RESULTS = ROOT / "data" / "bench" / "search_bench.json"

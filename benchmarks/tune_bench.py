@@ -15,12 +15,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, fashion_catalog, machine, write_section
 
 from core import tuning
 from core.embed import embed_catalog
 from core.evaluate import joint_values
 from core.labels import judge_by_attributes
+
+from common import ROOT, fashion_catalog, machine, write_section
 
 BASES = ["efficientnet_lite0", "color_hist"]
 NOTIONS = {"type": "category", "colour": "colour", "type+colour": "category,colour"}

@@ -4,9 +4,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import sqlite3
 import sys
 from pathlib import Path
+from typing import NoReturn
 
+from core import failures
 from core.db import CatalogError, open_catalog
 from core.devices import add_device_argument
 from core.settings import DEFAULT_METHOD, settings
@@ -48,7 +52,7 @@ def cmd_import_csv(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     from core.catalog import stats
-    figures = stats(open_catalog(args.db))
+    figures = stats(open_catalog(args.db, read_only=True))
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
@@ -71,7 +75,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_labels(args: argparse.Namespace) -> int:
     from core.labels import export_labels, import_labels
-    db = open_catalog(args.db)
+    db = open_catalog(args.db, read_only=args.action == "export", create=False)
     if args.action == "export":
         count = export_labels(db, args.file, force=args.force)
         print(json.dumps({"labels": count, "file": str(args.file)}) if args.json
@@ -85,7 +89,7 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 def cmd_precision(args: argparse.Namespace) -> int:
     from core.metrics import precision_from_labels
-    figures = precision_from_labels(open_catalog(args.db), args.method, args.k)
+    figures = precision_from_labels(open_catalog(args.db, read_only=True), args.method, args.k)
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
@@ -105,7 +109,7 @@ def cmd_precision(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from core.export import export_similar
     from core.filters import parse_filters
-    rows = export_similar(open_catalog(args.db), args.method, args.k, args.out,
+    rows = export_similar(open_catalog(args.db, create=False), args.method, args.k, args.out,
                           filters=parse_filters(args.filter), only_relevant=args.only_relevant, force=args.force)
     print(json.dumps({"rows": rows, "file": str(args.out)}) if args.json
           else f"{rows} rows written to {args.out}")
@@ -115,7 +119,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_methods(args: argparse.Namespace) -> int:
     from core import devices
     from core.extractors import list_methods
-    methods = list_methods(open_catalog(args.db))
+    methods = list_methods(open_catalog(args.db, read_only=True) if args.db.exists() else None)
     device = devices.resolve()
     if args.json:
         print(json.dumps([{**{k: m[k] for k in ("name", "kind", "available", "reason")},
@@ -137,10 +141,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
     devices.select(args.device)
     if args.engine == "ray":
         from core.ray_engine import embed_with_ray
-        report = embed_with_ray(open_catalog(args.db), args.method, address=args.address, workers=args.workers,
+        report = embed_with_ray(open_catalog(args.db, create=False), args.method, address=args.address, workers=args.workers,
                                 gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size, limit=args.limit)
     else:
-        report = embed_catalog(open_catalog(args.db), args.method, batch_size=args.batch_size, limit=args.limit)
+        report = embed_catalog(open_catalog(args.db, create=False), args.method, batch_size=args.batch_size, limit=args.limit)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -158,7 +162,7 @@ def cmd_train_autoencoder(args: argparse.Namespace) -> int:
     from core import devices
     from core.extractors.autoencoder import train
     devices.select(args.device)
-    losses = train(open_catalog(args.db), epochs=args.epochs, batch_size=args.batch_size)
+    losses = train(open_catalog(args.db, create=False), epochs=args.epochs, batch_size=args.batch_size)
     print(json.dumps({"epochs": len(losses), "losses": losses}) if args.json
           else f"autoencoder trained for {len(losses)} epochs; last loss {losses[-1]:.5f}")
     return 0
@@ -173,7 +177,7 @@ def cmd_download_weights(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.evaluate import evaluate
-    result = evaluate(open_catalog(args.db), args.method, args.attribute, args.k, args.queries,
+    result = evaluate(open_catalog(args.db, read_only=True), args.method, args.attribute, args.k, args.queries,
                       distance=args.distance)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -185,7 +189,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_index(args: argparse.Namespace) -> int:
     from core.index import build_index
-    info = build_index(open_catalog(args.db), args.method, trees=args.trees)
+    info = build_index(open_catalog(args.db, create=False), args.method, trees=args.trees)
     print(json.dumps(vars(info), indent=2) if args.json
           else f"{args.method}: {info.items} items, {info.trees} trees, built in {info.build_seconds:.1f}s")
     return 0
@@ -274,7 +278,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.image:
         from core.images import MAX_UPLOAD_BYTES, read_file
         image = read_file(args.image, MAX_UPLOAD_BYTES)
-    result = search(open_catalog(args.db), args.method, item_id=args.item, image=image,
+    result = search(open_catalog(args.db, create=False), args.method, item_id=args.item, image=image,
                     text=args.text, k=args.k, filters=parse_filters(args.filter), distance=args.distance)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
@@ -286,7 +290,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_duplicates(args: argparse.Namespace) -> int:
     from core.near_duplicates import find_duplicates
-    pairs = find_duplicates(open_catalog(args.db), args.method, args.threshold)
+    pairs = find_duplicates(open_catalog(args.db, create=False), args.method, args.threshold)
     if args.json:
         print(json.dumps([p.as_dict() for p in pairs], indent=2))
         return 0
@@ -294,6 +298,56 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         print(f"{p.similarity:.4f}  {p.a:12} {p.b:12} {p.a_title or ''} | {p.b_title or ''}")
     print(f"{len(pairs)} pairs at similarity >= {args.threshold}")
     return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line, like every other error of the command line (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _count(text: str) -> int:
+    """argparse type: a whole number of at least 1 (k, trees, batch size, limit, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"needs a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"needs a whole number of at least 1, got {value}")
+    return value
+
+
+def _number(text: str, low: float, high: float = math.inf, low_included: bool = True) -> float:
+    """A finite number from `low` to `high` (`low` itself only when `low_included`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"needs a number, got {text!r}") from None
+    if not math.isfinite(value) or value > high or value < low or (value == low and not low_included):
+        shown = f"{'of at least' if low_included else 'above'} {low:g}" + (f" and at most {high:g}" if high < math.inf else "")
+        raise argparse.ArgumentTypeError(f"needs a number {shown}, got {text!r}")
+    return value
+
+
+def _similarity(text: str) -> float:
+    """argparse type: a cosine similarity threshold above 0, at most 1."""
+    return _number(text, 0, 1, low_included=False)
+
+
+def _gpus(text: str) -> float:
+    """argparse type: GPUs per Ray worker, 0 or more."""
+    return _number(text, 0)
+
+
+def _filter(text: str) -> str:
+    """argparse type: one KEY=VALUE filter that core.filters accepts."""
+    from core.filters import parse_filters
+    try:
+        parse_filters([text])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _global_options(parser: argparse.ArgumentParser, given_only: bool = False) -> None:
@@ -314,7 +368,7 @@ def _method_option(p: argparse.ArgumentParser, check=_known_method, **kwargs) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description="Lookalike catalog tools")
+    parser = _Parser(prog="python -m core", description="Lookalike catalog tools")
     _global_options(parser)
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common, given_only=True)
@@ -347,18 +401,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("embed", parents=[common], help="compute missing or outdated vectors of a method")
     _method_option(p, default=DEFAULT_METHOD)
-    p.add_argument("--batch-size", type=int, help="default: 32 on the CPU, what fits in memory on a GPU")
-    p.add_argument("--limit", type=int, help="at most this many items (for a quick look)")
+    p.add_argument("--batch-size", type=_count, help="default: 32 on the CPU, what fits in memory on a GPU")
+    p.add_argument("--limit", type=_count, help="at most this many items (for a quick look)")
     add_device_argument(p)
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="ray: a Ray Data job (docs/scale.md)")
     p.add_argument("--address", help="Ray cluster: auto or ray://HOST:10001 (default: a Ray on this machine)")
-    p.add_argument("--workers", type=int, help="Ray: model actors (default: one per GPU, or cores / 4)")
-    p.add_argument("--gpus-per-worker", type=float, default=0, help="Ray: GPUs per model actor (0: CPU actors)")
+    p.add_argument("--workers", type=_count, help="Ray: model actors (default: one per GPU, or cores / 4)")
+    p.add_argument("--gpus-per-worker", type=_gpus, default=0, help="Ray: GPUs per model actor (0: CPU actors)")
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("train-autoencoder", parents=[common], help="train (or resume) the catalog autoencoder")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=_count, default=10)
+    p.add_argument("--batch-size", type=_count, default=64)
     add_device_argument(p)
     p.set_defaults(func=cmd_train_autoencoder)
 
@@ -369,8 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", metavar="ATTR[,ATTR...]", help="catalog fields whose shared values make items alike")
     p.add_argument("--labels", action="store_true", help="learn from relevance labels too")
     p.add_argument("--force", action="store_true", help="save even when worse than its base on held-out items")
-    p.add_argument("--epochs", type=int, help="at most this many epochs (default 60)")
-    p.add_argument("--dim", type=int, help="size of the tuned vectors (default 128)")
+    p.add_argument("--epochs", type=_count, help="at most this many epochs (default 60)")
+    p.add_argument("--dim", type=_count, help="size of the tuned vectors (default 128)")
     add_device_argument(p)
     p.set_defaults(func=cmd_tune)
 
@@ -381,14 +435,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", parents=[common], help="precision@k of a method against an attribute")
     _method_option(p, required=True)
     p.add_argument("--attribute", default="articleType")
-    p.add_argument("-k", type=int, default=10)
-    p.add_argument("--queries", type=int, help="a seeded sample of N queries (default: every item)")
+    p.add_argument("-k", type=_count, default=10)
+    p.add_argument("--queries", type=_count, help="a seeded sample of N queries (default: every item)")
     p.add_argument("--distance", choices=("cosine", "chi2"), default="cosine")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("index", parents=[common], help="build a method's Annoy index")
     _method_option(p, required=True)
-    p.add_argument("--trees", type=int)
+    p.add_argument("--trees", type=_count, help="default: 30")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", parents=[common], help="items most like an item, a photo or a text")
@@ -397,15 +451,15 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--item", help="catalog item id")
     group.add_argument("--image", type=Path, help="a photo file")
     group.add_argument("--text", help="words (minilm, clip, fashion_clip)")
-    p.add_argument("-k", type=int, default=10)
-    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("-k", type=_count, default=10)
+    p.add_argument("--filter", action="append", type=_filter, default=[], metavar="KEY=VALUE")
     p.add_argument("--distance", choices=("cosine", "chi2"),
                    help="rank by this instead of the method's own distance (chi2: colour histograms)")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("duplicates", parents=[common], help="near-duplicate listings")
     _method_option(p, default=DEFAULT_METHOD)
-    p.add_argument("--threshold", type=float, default=0.95, help="cosine similarity, e.g. 0.95")
+    p.add_argument("--threshold", type=_similarity, default=0.95, help="cosine similarity above 0, at most 1; e.g. 0.95")
     p.set_defaults(func=cmd_duplicates)
 
     p = sub.add_parser("labels", parents=[common], help="export or import relevance labels as CSV")
@@ -416,14 +470,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("precision", parents=[common], help="precision@k per method from labels")
     p.add_argument("--method")
-    p.add_argument("-k", type=int, default=10)
+    p.add_argument("-k", type=_count, default=10)
     p.set_defaults(func=cmd_precision)
 
     p = sub.add_parser("export", parents=[common], help="similar-item CSV: every item and its top-k")
     _method_option(p, required=True)
-    p.add_argument("-k", type=int, default=10)
+    p.add_argument("-k", type=_count, default=10)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--filter", action="append", type=_filter, default=[], metavar="KEY=VALUE")
     p.add_argument("--only-relevant", action="store_true", help="keep only pairs marked relevant")
     p.add_argument("--force", action="store_true", help="replace an existing file that is not an export CSV")
     p.set_defaults(func=cmd_export)
@@ -431,16 +485,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:                # --help, or a bad argument already told in one line
+        return int(stop.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         if getattr(args, "check_method", None):
             args.method = args.check_method(args.method, args.db)
         return args.func(args)
-    except (CatalogError, OSError, ValueError, RuntimeError) as exc:
-        log.debug("command failed", exc_info=True)
-        print(f"error: {exc}", file=sys.stderr)
+    except (CatalogError, OSError, ValueError, RuntimeError, sqlite3.Error, MemoryError) as exc:
+        log.info("command failed", exc_info=True)          # the details, shown with -v
+        print(f"error: {failures.one_line(exc, args.db)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; everything finished so far is saved", file=sys.stderr)

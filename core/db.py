@@ -13,6 +13,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from core.failures import damaged, recovery
 from core.settings import settings
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ def open_catalog(path: str | Path | None = None, *, create: bool = True, read_on
                 apply_migrations(db)
     except sqlite3.DatabaseError as exc:
         conn.close()
+        if damaged(exc):
+            raise CatalogError(f"the catalog {path} is damaged (SQLite says: {exc}); {recovery(path)}") from exc
         raise CatalogError(f"{path} is not a Lookalike catalog, or is damaged (SQLite says: {exc})") from exc
     except CatalogError:
         conn.close()
@@ -137,9 +140,16 @@ def _check_ours(db: sqlite_utils.Database, path: Path) -> None:
 def _check_current(db: sqlite_utils.Database, path: Path) -> None:
     """A catalog opened read-only cannot be migrated: it must already be at this schema."""
     newest = migrations()[-1][0]
+    if schema_version(db) > newest:
+        raise _newer(schema_version(db), newest)
     if schema_version(db) != newest:
         raise CatalogError(f"{path} has schema version {schema_version(db)}, this Lookalike reads {newest}; "
                            "open it once with write access to upgrade it")
+
+
+def _newer(version: int, newest: int) -> CatalogError:
+    return CatalogError(f"This catalog has schema version {version}, newer than this Lookalike knows "
+                        f"({newest}); upgrade Lookalike to open it.")
 
 
 def apply_migrations(db: sqlite_utils.Database) -> list[int]:
@@ -153,10 +163,7 @@ def apply_migrations(db: sqlite_utils.Database) -> list[int]:
     current = schema_version(db)
     newest = known[-1][0] if known else 0
     if current > newest:
-        raise CatalogError(
-            f"This catalog has schema version {current}, newer than this Lookalike knows "
-            f"({newest}); upgrade Lookalike to open it."
-        )
+        raise _newer(current, newest)
     applied = []
     for version, path in known:
         if version <= current:

@@ -9,14 +9,16 @@ preprocessing is a plain function such as `functools.partial(to_array, size=224,
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import pickle
+import sys
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +92,28 @@ def _executor(processes: bool, workers: int) -> Executor:
         return ThreadPoolExecutor(workers, thread_name_prefix="decode")
     # forkserver/spawn: never fork a process that holds CUDA or OpenMP state
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    with _main_script_hidden():
+        started = [pool.submit(os.getpid) for _ in range(workers)]   # every worker starts now
+        wait(started)
+    return pool
+
+
+@contextlib.contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """Start workers without re-running the caller's script in each of them.
+
+    A new worker runs the parent's `__main__` file again unless that module was imported by
+    name (`python -m core`). The workers need only importable functions, and a script run by
+    another program (Streamlit runs streamlit_app/Home.py as `__main__`) must not run twice.
+    """
+    main = sys.modules.get("__main__")
+    script = None if main is None or getattr(main, "__spec__", None) else main.__dict__.pop("__file__", None)
+    try:
+        yield
+    finally:
+        if script is not None:
+            main.__file__ = script
 
 
 def _merge(parts: list[tuple[list[int], object, list[tuple[int, str]]]], offsets: list[int]):

@@ -21,6 +21,7 @@ from core import devices, vectors
 from core.db import Catalog
 from core.decode import decoded_batches
 from core.extractors import DerivedExtractor, Extractor, ImageExtractor, create_extractor, get_spec
+from core.failures import how_far
 from core.images import load_rgb
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ def embed_catalog(db: Catalog, method: str, batch_size: int | None = None,
     batch_size None: 32 on the CPU, what fits in memory on a GPU (core.devices). processes: decode
     in worker processes (default on a GPU) rather than threads (default on the CPU, faster there).
     """
+    for name, value in (("batch_size", batch_size), ("limit", limit)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
     spec = get_spec(method, db)
     extractor = extractor or create_extractor(method, db)
     if spec.derived:
@@ -77,22 +81,27 @@ def embed_catalog(db: Catalog, method: str, batch_size: int | None = None,
     stream = _text_batches(batches) if spec.kind == "text" else decoded_batches(
         batches, extractor.preprocess, placement.is_gpu if processes is None else processes)
     try:
-        for batch, inputs, failures in stream:
-            for item, reason in failures:
-                vectors.record_failure(db, method, version, item.item_id, item.source_hash, reason)
-                log.warning("%s: item %s skipped: %s", method, item.item_id, reason)
-            report.failed += len(failures)
-            if batch:
-                matrix = run(inputs)
-                vectors.store(db, method, version, ((p.item_id, v, p.source_hash) for p, v in zip(batch, matrix)))
-                report.embedded += len(batch)
-            bar.update(len(batch) + len(failures))
-            if on_progress:
-                on_progress(report.embedded + report.failed, report.pending)
+        with how_far(lambda: _done(report)):
+            for batch, inputs, failures in stream:
+                for item, reason in failures:
+                    vectors.record_failure(db, method, version, item.item_id, item.source_hash, reason)
+                    log.warning("%s: item %s skipped: %s", method, item.item_id, reason)
+                report.failed += len(failures)
+                if batch:
+                    matrix = run(inputs)
+                    vectors.store(db, method, version, ((p.item_id, v, p.source_hash) for p, v in zip(batch, matrix)))
+                    report.embedded += len(batch)
+                bar.update(len(batch) + len(failures))
+                if on_progress:
+                    on_progress(report.embedded + report.failed, report.pending)
     finally:
         bar.close()
         report.seconds = time.perf_counter() - start
     return report
+
+
+def _done(report: EmbedReport) -> str:
+    return f"{report.embedded} of {report.pending} embedded"
 
 
 def _text_batches(batches) -> Iterator[tuple[list, list[str], list]]:
@@ -112,23 +121,24 @@ def _embed_derived(db: Catalog, extractor: DerivedExtractor, batch_size: int | N
     todo = vectors.pending(db, spec.name, spec.version, spec.kind, limit)
     report = EmbedReport(spec.name, spec.version, pending=len(todo))
     start = time.perf_counter()
-    for offset in tqdm(range(0, len(todo), DERIVED_BATCH), desc=f"embed {spec.name}", disable=not progress):
-        batch = todo[offset:offset + DERIVED_BATCH]
-        sources = {item.item_id: item.source_hash for item in batch}
-        stored = {part: vectors.current_vectors(db, part, sources) for part in spec.parts}
-        ready = [item for item in batch if all(item.item_id in found for found in stored.values())]
-        report.failed += len(batch) - len(ready)
-        if not extractor.embeds_parts:
-            for part, found in stored.items():
-                if len(found) < len(batch):
-                    report.missing_parts[part] = report.missing_parts.get(part, 0) + len(batch) - len(found)
-        if ready:
-            matrix = extractor.derive({part: np.stack([found[item.item_id] for item in ready])
-                                       for part, found in stored.items()})
-            report.embedded += vectors.store(db, spec.name, spec.version,
-                                             ((item.item_id, v, item.source_hash) for item, v in zip(ready, matrix)))
-        if on_progress:
-            on_progress(report.embedded + report.failed, report.pending)
+    with how_far(lambda: _done(report)):
+        for offset in tqdm(range(0, len(todo), DERIVED_BATCH), desc=f"embed {spec.name}", disable=not progress):
+            batch = todo[offset:offset + DERIVED_BATCH]
+            sources = {item.item_id: item.source_hash for item in batch}
+            stored = {part: vectors.current_vectors(db, part, sources) for part in spec.parts}
+            ready = [item for item in batch if all(item.item_id in found for found in stored.values())]
+            report.failed += len(batch) - len(ready)
+            if not extractor.embeds_parts:
+                for part, found in stored.items():
+                    if len(found) < len(batch):
+                        report.missing_parts[part] = report.missing_parts.get(part, 0) + len(batch) - len(found)
+            if ready:
+                matrix = extractor.derive({part: np.stack([found[item.item_id] for item in ready])
+                                           for part, found in stored.items()})
+                report.embedded += vectors.store(db, spec.name, spec.version,
+                                                 ((item.item_id, v, item.source_hash) for item, v in zip(ready, matrix)))
+            if on_progress:
+                on_progress(report.embedded + report.failed, report.pending)
     report.seconds = time.perf_counter() - start
     return report
 

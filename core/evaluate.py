@@ -62,6 +62,8 @@ def evaluate(db: sqlite_utils.Database, method: str, attribute: str = "articleTy
              matrix: tuple[list[str], np.ndarray] | None = None) -> dict:
     """Precision@k and mAP@k of a method's stored vectors against an attribute (or several, comma-separated:
     relevant only when all match; items missing any of them are left out)."""
+    if k < 1 or (queries is not None and queries < 1):
+        raise ValueError(f"k and queries must be at least 1, got k={k}, queries={queries}")
     ids, vectors = matrix or load_matrix(db, method)
     labels = joint_values(db, ids, attribute)
     keep = np.array([v is not None for v in labels], dtype=bool)

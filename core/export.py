@@ -53,14 +53,19 @@ def export_similar(db: sqlite_utils.Database, method: str, k: int, out: str | Pa
     pairs a person marked relevant (latest judgement) are kept. The file appears only when
     complete; UTF-8 with a byte-order mark so spreadsheets read accents right. Text cells that a
     spreadsheet would run as formulas are neutralised (core.csv_injection). `out` is checked
-    first (core.output_path): an existing file that is not such an export needs `force`.
+    first (core.output_path): an existing file that is not such an export needs `force`. A method
+    without vectors is a ValueError and writes nothing.
     """
     from core.filters import matching_item_ids
     from core.search import search_many
 
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
     check_output(out, db, COLUMNS, ENCODING, force)
-    display = _display(db)
     with_vectors = set(item_ids_with_vectors(db, method))
+    if not with_vectors:
+        raise ValueError(f"no {method} vectors in the catalog; run `python -m core embed --method {method}` first")
+    display = _display(db)
     items = [i for i in matching_item_ids(db, filters or {}) if i in with_vectors]
     approved = _approved(db) if only_relevant else None
     rows = 0

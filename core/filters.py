@@ -1,6 +1,8 @@
 """Search and export filters: parse `key=value` pairs and select the matching catalog items."""
 from __future__ import annotations
 
+import math
+
 import sqlite_utils
 
 TEXT_KEYS = {"category": "category", "gender": "gender", "brand": "brand", "colour": "colour",
@@ -26,9 +28,12 @@ def parse_filters(pairs: list[str] | None) -> dict:
             filters.setdefault(TEXT_KEYS[key], []).extend(v.strip() for v in value.split("|") if v.strip())
         elif key in NUMBER_KEYS:
             try:
-                filters[key] = float(value.replace(",", "").lstrip("$"))
+                number = float(value.replace(",", "").lstrip("$"))
             except ValueError:
                 raise ValueError(f"filter {key} needs a number, got {value!r}") from None
+            if not math.isfinite(number):
+                raise ValueError(f"filter {key} needs a finite number, got {value!r}")
+            filters[key] = number
         elif key in FLAG_KEYS:
             if value.lower() not in TRUE | FALSE:
                 raise ValueError(f"filter {key} takes yes/no, got {value!r}")

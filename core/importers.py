@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from core import images
 from core.encoding import EncodingError, detect, open_text
+from core.failures import how_far
 from core.report import ImportReport
 
 log = logging.getLogger(__name__)
@@ -220,16 +221,28 @@ def _read_rows(csv_path: Path, report: ImportReport) -> Iterator[tuple[int, dict
 def import_rows(db: sqlite_utils.Database, csv_path: str | Path,
                 mapper: Callable[[dict[str, str]], tuple[dict, list[ImageRef]]],
                 check_images: bool = True, progress: bool = True) -> ImportReport:
-    """Upsert every good row in batches; bad rows and images are reported, never fatal."""
+    """Upsert every good row in batches; bad rows and images are reported, never fatal.
+
+    A catalog, disk or memory failure raises core.failures.PartialWork saying how many items were
+    committed before it (those are kept).
+    """
     csv_path = Path(csv_path)
     report = ImportReport()
     if not csv_path.is_file():
         report.problem(str(csv_path), "file not found")
         return report
+    with tqdm(desc=f"import {csv_path.name}", unit=" rows", disable=not progress) as bar, \
+            how_far(lambda: f"{report.items} items imported and committed"):
+        _import(db, csv_path, mapper, check_images, report, bar)
+    return report
+
+
+def _import(db: sqlite_utils.Database, csv_path: Path, mapper: Callable[[dict[str, str]], tuple[dict, list[ImageRef]]],
+            check_images: bool, report: ImportReport, bar: tqdm) -> None:
+    """import_rows' loop: map, check and upsert the rows in batches of BATCH items."""
     seen: set[str] = set()
     items: list[dict] = []
     refs: list[tuple[int, str, ImageRef]] = []
-    bar = tqdm(desc=f"import {csv_path.name}", unit=" rows", disable=not progress)
     for line, row in _read_rows(csv_path, report):
         report.rows += 1
         bar.update()
@@ -252,8 +265,6 @@ def import_rows(db: sqlite_utils.Database, csv_path: str | Path,
             _flush(db, items, refs, report, check_images)
             items, refs = [], []
     _flush(db, items, refs, report, check_images)
-    bar.close()
-    return report
 
 
 def _image_row(item_id: str, ref: ImageRef, check: bool) -> dict:

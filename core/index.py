@@ -152,7 +152,7 @@ def _method_metric(db: sqlite_utils.Database, method: str) -> str:
 def build_index(db: sqlite_utils.Database, method: str, trees: int | None = None,
                 progress: bool = True) -> IndexInfo:
     """Build (or rebuild) a method's Annoy index from its stored vectors; return its manifest."""
-    trees = trees or DEFAULT_TREES
+    trees = DEFAULT_TREES if trees is None else trees
     if trees < 1:
         raise ValueError("trees must be at least 1")
     gen = generation(db, method)

@@ -4,6 +4,7 @@ Page set-up and the catalog connection happen here, on every run, before the cho
 the pages in views/ hold layout only.
 """
 import streamlit as st
+
 import ui
 
 PAGES = [  # (file, title, URL path)

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from helpers import DEMO
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -17,7 +18,10 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 def fresh_caches(monkeypatch):
     """Each test starts without indices or vectors cached by an earlier one (models stay loaded),
     and re-reads settings when it sets one."""
+    import sys
+
     from core import caches, devices, settings
+    main = sys.modules["__main__"]         # AppTest swaps it for the app script; spawned processes read it
     real_setenv = monkeypatch.setenv
 
     def setenv(name: str, value: str, prepend: str | None = None) -> None:
@@ -31,6 +35,7 @@ def fresh_caches(monkeypatch):
     monkeypatch.undo()
     settings.reload()
     devices.select(None)              # a test's device choice does not outlive it
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ from __future__ import annotations
 import csv
 
 import pytest
-from helpers import APP, ROOT, page, texts
 from streamlit.testing.v1 import AppTest
+
+from helpers import APP, ROOT, page, texts
 
 
 def test_home_shows_counts_and_next_step(app_db):

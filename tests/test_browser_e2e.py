@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from helpers import ROOT, SHARED
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")

@@ -46,7 +46,7 @@ def test_exit_code_is_nonzero_only_when_nothing_imported(tmp_path):
 
 def test_newer_catalog_gives_one_line_error(tmp_path):
     db = tmp_path / "c.db"
-    assert run_cli("stats", "--db", str(db)).returncode == 0
+    assert run_cli("import-csv", str(DEMO / "styles.csv"), "--db", str(db)).returncode == 0
     import sqlite3
     with sqlite3.connect(db) as conn:
         conn.execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'future')")

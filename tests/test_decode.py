@@ -12,7 +12,8 @@ from core.embed import embed_catalog
 from core.extractors import create_extractor
 from core.images import load_rgb
 from core.vectors import Pending, load_matrix
-from tests.conftest import DEMO
+
+from helpers import DEMO
 
 PREPROCESS = partial(to_array, size=64, mean=(0.5,) * 3, std=(0.5,) * 3)
 
@@ -36,6 +37,22 @@ def test_processes_and_threads_decode_the_same_batches_in_order(tmp_path):
         assert [p.item_id for p in good_t] == [p.item_id for p in batch if p.item_id != "i037"]
     assert [(p.item_id, "corrupt" in r or "not a readable" in r) for p, r in by_processes[0][2]] == [("i037", True)]
     assert np.array_equal(by_threads[1][1][0], PREPROCESS([load_rgb(todo[40].path)])[0])
+
+
+def test_workers_never_rerun_a_script_that_another_program_runs_as_main(tmp_path, monkeypatch):
+    """Streamlit runs Home.py as `__main__`: decode workers must not run it again."""
+    import sys
+    import types
+    marker = tmp_path / "ran"
+    script = tmp_path / "app_page.py"
+    script.write_text(f"open({str(marker)!r}, 'a').write('x')\n", encoding="utf-8")
+    fake = types.ModuleType("__main__")
+    fake.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", fake)
+    todo = items(8)
+    [(good, batch, failures)] = decoded_batches([todo], PREPROCESS, processes=True, workers=2)
+    assert len(good) == 8 and batch.shape == (8, 3, 64, 64) and not failures
+    assert not marker.exists() and fake.__file__ == str(script)
 
 
 def test_work_ahead_is_bounded():

@@ -13,7 +13,8 @@ from core.decode import to_array
 from core.embed import embed_catalog
 from core.extractors import create_extractor
 from core.images import load_rgb
-from tests.conftest import DEMO
+
+from helpers import DEMO
 
 
 @pytest.fixture

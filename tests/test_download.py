@@ -6,10 +6,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from helpers import DEMO, FIXTURES
 
 from core import download
 from core.importers import import_farfetch
+
+from helpers import DEMO, FIXTURES
 
 PHOTO = sorted((DEMO / "images").iterdir())[0].read_bytes()
 

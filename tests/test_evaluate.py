@@ -7,10 +7,11 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import ROOT
 
 from core.evaluate import evaluate, precision_scores
 from core.vectors import load_matrix
+
+from helpers import ROOT
 
 
 def test_precision_and_average_precision_follow_their_definitions():

@@ -7,11 +7,12 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT
 
 from core.export import COLUMNS, export_similar
 from core.labels import Query, add_label
 from core.output_path import header_bytes
+
+from helpers import ROOT
 
 
 def read(path) -> list[dict]:

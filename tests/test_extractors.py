@@ -6,11 +6,12 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import DEMO, ROOT
 from PIL import Image
 
 from core.extractors import UnknownMethod, WeightsMissing, create_extractor, get_spec, list_methods
 from core.extractors.colour import chi2_distances
+
+from helpers import DEMO, ROOT
 
 RESEARCH_METHODS = {"efficientnet_lite0", "color_hist", "autoencoder", "vgg16", "resnet50", "xception",
                     "efficientnet_b0", "vit", "dino", "dinov2", "clip", "fashion_clip", "blip2", "hybrid", "minilm"}

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import timm
 import torch
-from helpers import DEMO
 from PIL import Image
 
 from core.extractors import create_extractor, list_methods
+
+from helpers import DEMO
 
 PHOTOS = [Image.open(p).convert("RGB") for p in sorted((DEMO / "images").iterdir())[:3]]
 

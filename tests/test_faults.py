@@ -4,8 +4,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import ipaddress
+import logging
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -15,7 +17,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from helpers import DEMO, FIXTURES, ROOT, page, texts
 
 from core import download
 from core.db import open_catalog
@@ -23,6 +24,8 @@ from core.embed import embed_catalog
 from core.export import export_similar
 from core.importers import import_csv, import_farfetch
 from core.labels import Query, add_label, current_labels, export_labels, history, import_labels
+
+from helpers import DEMO, FIXTURES, ROOT, page, texts
 
 PHOTO = (DEMO / "images" / "10129.jpg").read_bytes()
 STYLES_HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName"
@@ -362,6 +365,66 @@ def test_7_and_13_every_missing_photo_is_listed_and_a_downgrade_is_named(catalog
     assert any(r.startswith("row 8: no local file") for r in reasons)
 
 
+# --- 8. Numeric arguments are checked at the edge ---------------------------------------------------
+
+BAD_ARGUMENTS = [
+    ("export", "--method", "color_hist", "-k", "-1"), ("export", "--method", "color_hist", "-k", "0"),
+    ("evaluate", "--method", "color_hist", "-k", "0"), ("evaluate", "--method", "color_hist", "--queries", "0"),
+    ("precision", "-k", "0"), ("search", "--item", "ID", "-k", "0"), ("index", "--method", "color_hist", "--trees", "0"),
+    ("embed", "--method", "color_hist", "--batch-size", "0"), ("embed", "--method", "color_hist", "--batch-size", "-1"),
+    ("embed", "--method", "color_hist", "--limit", "0"), ("embed", "--engine", "ray", "--workers", "0"),
+    ("embed", "--engine", "ray", "--gpus-per-worker", "-1"), ("train-autoencoder", "--epochs", "0"),
+    ("search", "--item", "ID", "--filter", "price_max=nan"), ("export", "--method", "color_hist", "--filter", "price_min=inf"),
+    ("duplicates", "--method", "color_hist", "--threshold", "0"), ("duplicates", "--method", "color_hist", "--threshold", "1.5"),
+    ("duplicates", "--method", "color_hist", "--threshold", "nan"), ("index", "--method", "color_hist", "--trees", "ten"),
+]
+
+
+def test_8_bad_numbers_are_one_line_and_exit_2_before_anything_runs(embedded_demo, tmp_path, capsys):
+    from core.cli import main
+    item = embedded_demo.execute("SELECT min(id) FROM items").fetchone()[0]
+    embedded_demo.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = sha(embedded_demo.path)
+    out = tmp_path / "similar.csv"
+    for args in BAD_ARGUMENTS:
+        args = [item if a == "ID" else a for a in args] + (["--out", str(out)] if args[0] == "export" else [])
+        assert main([*args, "--db", str(embedded_demo.path)]) == 2, args
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: argument ") and "--help" in err, (args, err)
+    assert not out.exists() and not (tmp_path / "indices").exists()
+    assert sha(embedded_demo.path) == before
+
+
+def test_8_the_library_refuses_the_same_numbers(embedded_demo, tmp_path):
+    from core.evaluate import evaluate
+    from core.filters import parse_filters
+    from core.index import build_index
+    for value in ("nan", "inf", "-inf"):
+        with pytest.raises(ValueError, match="finite number"):
+            parse_filters([f"price_max={value}"])
+    assert parse_filters(["price_max=$1,200"]) == {"price_max": 1200.0}
+    for k in (0, -1):
+        with pytest.raises(ValueError, match="at least 1"):
+            export_similar(embedded_demo, "color_hist", k, tmp_path / "similar.csv", progress=False)
+        with pytest.raises(ValueError, match="at least 1"):
+            evaluate(embedded_demo, "color_hist", k=k)
+    with pytest.raises(ValueError, match="at least 1"):
+        build_index(embedded_demo, "color_hist", trees=0, progress=False)
+    for batch_size in (0, -1):
+        with pytest.raises(ValueError, match="batch_size must be at least 1"):
+            embed_catalog(embedded_demo, "color_hist", batch_size=batch_size, progress=False)
+    assert not (tmp_path / "similar.csv").exists() and not embedded_demo.index_dir.exists()
+
+
+def test_8_export_of_a_method_without_vectors_writes_nothing(embedded_demo, tmp_path):
+    out = tmp_path / "similar.csv"
+    done = run_cli("export", "--method", "hybrid", "--out", str(out), "--db", str(embedded_demo.path))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "no hybrid vectors" in done.stderr and "embed --method hybrid" in done.stderr
+    assert not out.exists()
+    assert export_similar(embedded_demo, "color_hist", 1, out, progress=False) == 300      # a real one still works
+
+
 # --- 9. Downloads -----------------------------------------------------------------------------------
 
 class Server(BaseHTTPRequestHandler):
@@ -660,10 +723,116 @@ def test_10_a_cell_over_the_reader_limit_rejects_the_file_in_one_line(demo_catal
     assert "nothing was imported" in report.problems[0].reason
 
 
+def _corrupted_catalog(tmp_path: Path) -> tuple[Path, str]:
+    """A small embedded catalog, closed and checkpointed, with garbage written over the first page of every
+    table and index but the schema's (so it opens, and fails when its data is read)."""
+    csv_path, folder = small_styles(tmp_path, n=40)
+    db = open_catalog(tmp_path / "c.db")
+    import_csv(db, csv_path, folder, progress=False)
+    embed_catalog(db, "color_hist", progress=False)
+    item = db.execute("SELECT min(id) FROM items").fetchone()[0]
+    page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    roots = [r[0] for r in db.execute("SELECT rootpage FROM sqlite_master WHERE rootpage > 1 "
+                                      "AND tbl_name != 'schema_migrations'")]
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.conn.close()
+    with open(db.path, "r+b") as handle:
+        for page in roots:
+            handle.seek((page - 1) * page_size)
+            handle.write(bytes(range(256)) * (page_size // 256))
+    return db.path, item
+
+
+@pytest.mark.parametrize("command", [["stats"], ["search", "--method", "color_hist", "--item", "ITEM"]])
+def test_10_a_damaged_catalog_is_one_line_saying_how_to_recover(tmp_path, command):
+    path, item = _corrupted_catalog(tmp_path)
+    done = run_cli(*[item if a == "ITEM" else a for a in command], "--db", str(path))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1 and "is damaged" in done.stderr and ".recover" in done.stderr, done.stderr
+
+
+def _full_after(db, pages: int) -> None:
+    """Let the catalog grow by `pages` pages only: SQLite then fails with "database or disk is full"."""
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0] + pages}")
+
+
+def test_10_a_full_disk_during_import_keeps_the_committed_batches(catalog, monkeypatch):
+    from core import importers
+    from core.failures import PartialWork
+    monkeypatch.setattr(importers, "BATCH", 50)
+    _full_after(catalog, 20)
+    with pytest.raises(PartialWork, match=r"database or disk is full: (\d+) items imported and committed before "
+                                          "the error; run the same command again to carry on") as stopped:
+        import_csv(catalog, DEMO / "styles.csv", DEMO / "images", progress=False)
+    kept = int(stopped.value.progress.split()[0])
+    assert 0 < kept < 300 and kept % 50 == 0
+    assert catalog.execute("SELECT count(*) FROM items").fetchone()[0] == kept
+    _full_after(catalog, 10_000)
+    assert import_csv(catalog, DEMO / "styles.csv", DEMO / "images", progress=False).items == 300
+    assert catalog.execute("SELECT count(*) FROM items").fetchone()[0] == 300
+
+
+def test_10_a_full_disk_during_embedding_keeps_the_finished_batches(demo_catalog):
+    from core.failures import PartialWork
+    _full_after(demo_catalog, 150)
+    with pytest.raises(PartialWork, match=r"database or disk is full: (\d+) of 300 embedded before the error; "
+                                          "run the same command again to carry on") as stopped:
+        embed_catalog(demo_catalog, "color_hist", batch_size=32, progress=False)
+    kept = int(stopped.value.progress.split()[0])
+    assert 0 < kept < 300 and kept % 32 == 0
+    stored = "SELECT count(*) FROM embeddings WHERE method = 'color_hist'"
+    assert demo_catalog.execute(stored).fetchone()[0] == kept
+    _full_after(demo_catalog, 10_000)
+    assert embed_catalog(demo_catalog, "color_hist", progress=False).embedded == 300 - kept
+    assert demo_catalog.execute(stored).fetchone()[0] == 300
+
+
+def test_10_the_cli_says_the_disk_is_full_and_how_far_it_got(catalog, tmp_path, monkeypatch, capsys):
+    from core import vectors
+    from core.cli import main
+    csv_path, folder = small_styles(tmp_path)
+    import_csv(catalog, csv_path, folder, progress=False)
+    real_store, calls = vectors.store, []
+
+    def store_then_fill_the_disk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_store(*args, **kwargs)
+    monkeypatch.setattr(vectors, "store", store_then_fill_the_disk)
+    assert main(["embed", "--method", "color_hist", "--batch-size", "2", "--db", str(catalog.path)]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]                  # after the progress bar
+    assert err.startswith("error: the disk is full (database or disk is full)"), err
+    assert "finished work was kept" in err and err.endswith("; 2 of 6 embedded before the error")
+    monkeypatch.setattr(vectors, "store", real_store)
+    assert main(["embed", "--method", "color_hist", "--db", str(catalog.path), "--json"]) == 0
+    assert '"embedded": 4' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("failure, says", [
+    (lambda: OSError(28, "No space left on device"), "the disk is full"),
+    (lambda: MemoryError(), "out of memory"),
+    (lambda: sqlite3.DatabaseError("database disk image is malformed"), "is damaged"),
+], ids=["ENOSPC", "MemoryError", "malformed"])
+def test_10_every_failure_family_is_one_line_with_details_in_the_log(demo_catalog, monkeypatch, capsys, caplog,
+                                                                      failure, says):
+    from core import catalog as catalog_module
+    from core.cli import main
+
+    def fail(db):
+        raise failure()
+    monkeypatch.setattr(catalog_module, "stats", fail)
+    caplog.set_level(logging.INFO, logger="core")                      # what -v shows
+    assert main(["stats", "--db", str(demo_catalog.path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and says in err, err
+    [record] = [r for r in caplog.records if r.name == "core"]
+    assert record.exc_info and isinstance(record.exc_info[1], type(failure()))
+
+
 # --- 11. Another application's SQLite file is never modified -----------------------------------------
 
 def _foreign_sqlite(path: Path) -> None:
-    import sqlite3
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE items (sku TEXT PRIMARY KEY, qty INTEGER)")
     conn.execute("INSERT INTO items VALUES ('a', 1)")
@@ -716,6 +885,42 @@ def test_13_read_commands_need_an_existing_catalog(tmp_path):
     done = run_cli("stats", "--db", str(tmp_path / "nothing.db"))
     assert done.returncode == 2 and "no catalog at" in done.stderr
     assert not (tmp_path / "nothing.db").exists()
+
+
+def test_13_only_imports_and_demo_create_a_catalog(tmp_path, capsys):
+    from core.cli import main
+    missing = tmp_path / "nothing.db"
+    for args in (["stats"], ["precision"], ["labels", "export", str(tmp_path / "l.csv")],
+                 ["labels", "import", str(tmp_path / "l.csv")], ["evaluate", "--method", "color_hist"],
+                 ["search", "--item", "1", "--method", "color_hist"], ["index", "--method", "color_hist"],
+                 ["export", "--method", "color_hist", "--out", str(tmp_path / "s.csv")],
+                 ["duplicates", "--method", "color_hist"], ["embed", "--method", "color_hist"],
+                 ["train-autoencoder"]):
+        assert main([*args, "--db", str(missing)]) == 2, args
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"no catalog at {missing}" in err, (args, err)
+    assert main(["methods", "--db", str(missing)]) == 0               # the methods need no catalog
+    assert "color_hist" in capsys.readouterr().out
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_13_read_commands_open_the_catalog_read_only(embedded_demo, tmp_path, capsys, monkeypatch):
+    from core import cli
+    opened = []
+    real_open = cli.open_catalog
+
+    def record(path, **how):
+        opened.append(how)
+        return real_open(path, **how)
+    monkeypatch.setattr(cli, "open_catalog", record)
+    embedded_demo.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = sha(embedded_demo.path)
+    for args in (["stats"], ["methods"], ["precision"], ["labels", "export", str(tmp_path / "l.csv")],
+                 ["evaluate", "--method", "color_hist", "--queries", "20"]):
+        opened.clear()
+        assert cli.main([*args, "--db", str(embedded_demo.path)]) == 0, (args, capsys.readouterr().err)
+        assert opened == [{"read_only": True}] or opened == [{"read_only": True, "create": False}], (args, opened)
+    assert sha(embedded_demo.path) == before
 
 
 def test_13_temporary_files_of_dead_writers_are_cleared(tmp_path):

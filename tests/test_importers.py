@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import DEMO, FIXTURES, SHARED, needs_shared
 from PIL import Image
 
 from core.catalog import stats
 from core.importers import Columns, import_csv, import_farfetch, parse_price, url_basename
+
+from helpers import DEMO, FIXTURES, SHARED, needs_shared
 
 FARFETCH = FIXTURES / "farfetch_40.csv"
 

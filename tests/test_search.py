@@ -7,7 +7,6 @@ from contextlib import redirect_stdout
 
 import numpy as np
 import pytest
-from helpers import DEMO, SHARED, needs_shared
 from PIL import Image
 
 from core import search as search_mod
@@ -16,6 +15,8 @@ from core.filters import matching_item_ids, parse_filters
 from core.images import MAX_UPLOAD_BYTES
 from core.search import SearchError, search, search_many
 from core.vectors import get_vector, load_matrix
+
+from helpers import DEMO, SHARED, needs_shared
 
 METHOD = "efficientnet_lite0"
 

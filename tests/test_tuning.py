@@ -6,12 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from helpers import SHARED, needs_shared
 
 from core import tuning
 from core.evaluate import evaluate, joint_values
 from core.labels import judge_by_attributes
 from core.vectors import get_vector, load_matrix, store
+
+from helpers import SHARED, needs_shared
 
 BASES = ["efficientnet_lite0", "color_hist"]
 FAST = tuning.Settings(dim=16, epochs=15, patience=4, batch_size=64)

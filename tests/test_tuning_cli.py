@@ -184,7 +184,7 @@ def test_retuning_makes_the_vectors_and_index_stale(tuned):
     ("color_hist", BASES, ("--target", "category"), "'color_hist' is a built-in method"),
     (NAME, "minilm", ("--target", "category"), "base 'minilm' is a text method"),
     (NAME, "efficientnet_lite0,nosuch", ("--target", "category"), "base 'nosuch' is not a built-in method"),
-    (NAME, BASES, ("--target", "category", "--dim", "0"), "must be at least 1"),
+    (NAME, BASES, ("--target", "category", "--dim", "0"), "argument --dim: needs a whole number of at least 1"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(embedded_demo_path, tmp_path, name, base, extra, message):
     db = tmp_path / "demo.db"

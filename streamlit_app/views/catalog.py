@@ -3,10 +3,11 @@ import tempfile
 from pathlib import Path
 
 import streamlit as st
-import ui
 
 from core.catalog import browse, item_detail, stats
 from core.importers import Columns, import_csv, import_farfetch
+
+import ui
 
 database = ui.db()
 st.title("Catalog")

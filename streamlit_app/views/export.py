@@ -6,13 +6,14 @@ import time
 from pathlib import Path
 
 import streamlit as st
-import ui
 
 from core.catalog import missing_photos
 from core.export import export_similar
 from core.labels import export_labels, import_labels
 from core.output_path import OutputRefused
 from core.vectors import methods_with_vectors
+
+import ui
 
 log = logging.getLogger(__name__)
 database = ui.db()

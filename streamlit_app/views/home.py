@@ -1,11 +1,12 @@
 """Lookalike home: what is in the catalog, what is ready, and the next step."""
 import streamlit as st
-import ui
 
 from core import devices
 from core.catalog import stats
 from core.index import index_status
 from core.labels import label_counts
+
+import ui
 
 database = ui.db()
 st.title("Lookalike")

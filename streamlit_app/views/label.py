@@ -1,11 +1,12 @@
 """Label: judge each of a query's top-k results relevant or not, one click each, saved at once."""
 import streamlit as st
-import ui
 
 from core.catalog import item_detail
 from core.labels import LabelError, Query, add_label, current_labels, label_counts, next_query
 from core.search import SearchError, search
 from core.vectors import methods_with_vectors
+
+import ui
 
 database = ui.db()
 st.title("Label matches")

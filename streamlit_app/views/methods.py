@@ -1,7 +1,6 @@
 """Methods: weights status, embed and index each method, train the autoencoder."""
 import pandas as pd
 import streamlit as st
-import ui
 
 from core import devices
 from core.db import open_catalog
@@ -9,6 +8,8 @@ from core.extractors.autoencoder import train
 from core.index import index_status
 from core.prepare import prepare_method
 from core.vectors import embeddable_count, methods_with_vectors
+
+import ui
 
 database = ui.db()
 st.title("Methods")

@@ -2,9 +2,10 @@
 import altair as alt
 import pandas as pd
 import streamlit as st
-import ui
 
 from core.metrics import precision_from_labels
+
+import ui
 
 database = ui.db()
 st.title("Precision by method")

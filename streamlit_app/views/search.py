@@ -1,11 +1,12 @@
 """Search: look-alikes of a catalog item, an uploaded photo or a text; compare two methods."""
 import streamlit as st
-import ui
 
 from core.catalog import item_cards, item_column
 from core.extractors import WeightsMissing
 from core.search import SearchError, search
 from core.vectors import item_ids_with_vectors, methods_with_vectors
+
+import ui
 
 database = ui.db()
 st.title("Search")
