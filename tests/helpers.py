@@ -1,6 +1,10 @@
-"""What tests share besides fixtures: the repository's folders, the shared-data marker, app helpers."""
+"""What tests share besides fixtures: the repository's folders, the shared-data marker, the command
+line as a user runs it, app helpers."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,12 @@ DEMO = ROOT / "demo"
 APP = ROOT / "streamlit_app"
 
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent")
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m core ARGS` in a real subprocess, as a user would run it."""
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=120)
 
 
 def page(name: str):

@@ -6,12 +6,7 @@ import os
 import subprocess
 import sys
 
-from helpers import DEMO, FIXTURES, ROOT
-
-
-def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=120)
+from helpers import DEMO, FIXTURES, ROOT, run_cli
 
 
 def test_import_csv_needs_no_flags_for_the_styles_layout(tmp_path):

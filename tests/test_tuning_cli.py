@@ -8,8 +8,6 @@ import sqlite3
 
 import numpy as np
 import pytest
-from helpers import DEMO
-from test_cli_catalog import run_cli
 
 from core import tuning
 from core.db import open_catalog
@@ -17,6 +15,8 @@ from core.evaluate import evaluate
 from core.index import problem, read_manifest
 from core.labels import judge_by_attributes
 from core.vectors import load_matrix
+
+from helpers import DEMO, run_cli
 
 NAME = "typecol"
 BASES = "efficientnet_lite0,color_hist"
