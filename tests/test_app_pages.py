@@ -217,3 +217,41 @@ def test_methods_page_trains_the_autoencoder_with_a_loss_chart(catalog, tmp_path
     assert at.get("vega_lite_chart")                                       # the loss curve
     table = at.dataframe[0].value
     assert table[table["method"] == "autoencoder"].iloc[0]["ready"]        # trained: ready to embed
+
+
+def tune_on_methods_page(at, name: str, targets=("category", "colour")):
+    at.multiselect(key="tune_bases").set_value(["efficientnet_lite0", "color_hist"])
+    at.multiselect(key="tune_targets").set_value(list(targets))
+    at.text_input(key="tune_name").set_value(name).run()           # the button is enabled once all are given
+    [button] = [b for b in at.button if b.label == "Tune"]
+    button.click().run()
+    assert not at.exception
+
+
+def test_methods_page_tunes_in_background_and_shows_base_against_tuned(app_db):
+    at = page("methods")
+    assert {"category", "colour", "usage"} <= set(at.multiselect(key="tune_targets").options)
+    assert at.multiselect(key="tune_bases").options == ["efficientnet_lite0", "color_hist"]   # image, with vectors
+    tune_on_methods_page(at, "shape_colour")
+    job = finished_job("tune shape_colour", timeout=180)
+    at.run()
+    [table] = [d.value for d in at.dataframe if "tuned" in d.value.columns]
+    joint = table[table["measure"] == "same category + colour P@10"].set_index("over")
+    record = job.result.metrics["category,colour"]
+    assert joint.loc["held-out items", "base"] == pytest.approx(record["base_held_out"])
+    assert joint.loc["held-out items", "tuned"] == pytest.approx(record["tuned_held_out"])
+    assert set(table["measure"]) == {"same category P@10", "same colour P@10", "same category + colour P@10"}
+    assert table["base"].between(0, 1).all() and table["tuned"].between(0, 1).all()
+    assert joint.loc["whole catalog", "tuned"] > joint.loc["whole catalog", "base"]      # learnt, so saved
+    assert app_db.execute("SELECT version FROM tuned_methods WHERE name = 'shape_colour'").fetchall() == [(1,)]
+    assert "Saved shape_colour version 1. Next: **Embed + index** shape_colour" in texts(at)
+    assert any("tune shape_colour: done. saved" in s.value for s in at.success)
+
+    tune_on_methods_page(at, "color_hist")                            # a built-in name: refused at once
+    assert [e.value for e in at.error] == ["'color_hist' is a built-in method; choose another name for the tuned one"]
+    assert ui_jobs().get("tune color_hist") is None
+
+
+def ui_jobs():
+    import ui
+    return ui.jobs()
