@@ -255,3 +255,51 @@ def test_methods_page_tunes_in_background_and_shows_base_against_tuned(app_db):
 def ui_jobs():
     import ui
     return ui.jobs()
+
+
+def test_label_page_judges_an_uploaded_photos_results_and_remembers_the_name(app_db):
+    from core.images import sha256_bytes
+    from core.preferences import load_preferences
+    item, path = app_db.execute("SELECT item_id, path FROM images WHERE status = 'ok' ORDER BY item_id LIMIT 1").fetchone()
+    data = open(path, "rb").read()
+    at = page("label")
+    at.radio(key="label_mode").set_value("Uploaded photo").run()
+    at.text_input(key="labeler").set_value("dee").run()
+    at.file_uploader(key="label_upload").set_value(("shopper.jpg", data, "image/jpeg")).run()
+    assert not at.exception
+    at.button(key=f"yes_label{item}").click().run()            # the same photo is the first result
+    at.button(key="no_next").click().run()                     # N: the second
+    assert not at.exception
+    assert app_db.execute("SELECT query_kind, query_key, candidate_id, rank, relevant, labeler, method "
+                          "FROM labels ORDER BY id").fetchall()[0] == (
+        "upload", sha256_bytes(data), item, 1, 1, "dee", "efficientnet_lite0")
+    assert app_db.execute("SELECT query_kind, rank, relevant FROM labels ORDER BY id").fetchall()[1] == ("upload", 2, 0)
+    assert "2 of 10 judged" in str(at.get("progress")[0].proto)
+    assert load_preferences(app_db.data_dir) == {"labeler": "dee"}
+
+    fresh = page("label")                                      # a new session (or a restarted app)
+    assert fresh.text_input(key="labeler").value == "dee" and not fresh.warning
+    precision = page("precision")
+    table = precision.dataframe[0].value
+    row = table[table["method"] == "efficientnet_lite0"].iloc[0]
+    assert (row["queries"], row["labels"], row["P@10 (labels)"]) == (1, 2, pytest.approx(0.5))   # as shown
+    assert list(table["method"]) == ["efficientnet_lite0"]
+    assert "No judged result in the top 10 of: color_hist, minilm." in texts(precision)
+
+
+def test_precision_page_marks_a_tuned_method_beside_its_bases(app_db):
+    from core import tuning
+    from core.labels import judge_by_attributes
+    tuning.tune(app_db, "shape_colour", ["efficientnet_lite0", "color_hist"], ["category", "colour"], force=True,
+                settings=tuning.Settings(dim=32, epochs=5), progress=False)
+    ids, vectors, _ = tuning.tuned_vectors(app_db, "shape_colour")
+    count = judge_by_attributes(app_db, ids, vectors, [0, 7, 42], "category", "sim", "shape_colour")
+    relevant = app_db.execute("SELECT sum(relevant) FROM labels WHERE method = 'shape_colour'").fetchone()[0]
+    at = page("precision")
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("method")
+    assert table.loc["shape_colour", "tuned"] == "v1 over efficientnet_lite0 + color_hist"
+    assert table.loc["shape_colour", "labels"] == count == 30
+    assert table.loc["shape_colour", "P@10 (labels)"] == pytest.approx(relevant / count)
+    assert table.loc["efficientnet_lite0", "tuned"] == ""
+    assert set(table.index) == {"efficientnet_lite0", "color_hist", "minilm", "shape_colour"}
