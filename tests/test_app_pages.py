@@ -238,23 +238,21 @@ def test_methods_page_tunes_in_background_and_shows_base_against_tuned(app_db):
     [table] = [d.value for d in at.dataframe if "tuned" in d.value.columns]
     joint = table[table["measure"] == "same category + colour P@10"].set_index("over")
     record = job.result.metrics["category,colour"]
-    assert joint.loc["held-out items", "base"] == pytest.approx(record["base_held_out"])
-    assert joint.loc["held-out items", "tuned"] == pytest.approx(record["tuned_held_out"])
+    among, whole = "held-out items, among themselves", "held-out items, in the whole catalog"
+    assert joint.loc[among, "base"] == pytest.approx(record["base_held_out"])
+    assert joint.loc[among, "tuned"] == pytest.approx(record["tuned_held_out"])
+    assert joint.loc[whole, "base"] == pytest.approx(record["base_catalog"])
     assert set(table["measure"]) == {"same category P@10", "same colour P@10", "same category + colour P@10"}
     assert table["base"].between(0, 1).all() and table["tuned"].between(0, 1).all()
-    assert joint.loc["whole catalog", "tuned"] > joint.loc["whole catalog", "base"]      # learnt, so saved
+    assert joint.loc[whole, "tuned"] > joint.loc[whole, "base"]                    # learnt, hence saved
     assert app_db.execute("SELECT version FROM tuned_methods WHERE name = 'shape_colour'").fetchall() == [(1,)]
     assert "Saved shape_colour version 1. Next: **Embed + index** shape_colour" in texts(at)
     assert any("tune shape_colour: done. saved" in s.value for s in at.success)
 
     tune_on_methods_page(at, "color_hist")                            # a built-in name: refused at once
     assert [e.value for e in at.error] == ["'color_hist' is a built-in method; choose another name for the tuned one"]
-    assert ui_jobs().get("tune color_hist") is None
-
-
-def ui_jobs():
     import ui
-    return ui.jobs()
+    assert ui.jobs().get("tune color_hist") is None
 
 
 def test_label_page_judges_an_uploaded_photos_results_and_remembers_the_name(app_db):

@@ -129,7 +129,8 @@ def tune_table(metrics: dict) -> pd.DataFrame:
         else:
             measure = f"same {' + '.join(notion.split(','))} P@10"
             rows += [{"measure": measure, "over": over, "base": m[f"base_{gallery}"], "tuned": m[f"tuned_{gallery}"]}
-                     for gallery, over in (("held_out", "held-out items"), ("catalog", "whole catalog"))]
+                     for gallery, over in (("held_out", "held-out items, among themselves"),
+                                           ("catalog", "held-out items, in the whole catalog"))]
     table = pd.DataFrame(rows, columns=["measure", "over", "base", "tuned"]).astype({"base": float, "tuned": float})
     return table.assign(change=table["tuned"] - table["base"])
 
