@@ -173,8 +173,8 @@ def test_export_page_merges_a_labels_csv_and_reports_bad_rows(app_db, tmp_path):
     assert app_db.execute("SELECT count(*) FROM labels WHERE labeler = 'cy'").fetchone()[0] == 2
 
 
-def finished_job(name: str, timeout: float = 60):
-    """Wait for a background job of the app to end; it must have succeeded."""
+def finished_job(name: str, timeout: float = 60, status: str = "done"):
+    """Wait for a background job of the app to end, with `status` (by default: it succeeded)."""
     import time
 
     import ui
@@ -182,7 +182,7 @@ def finished_job(name: str, timeout: float = 60):
     deadline = time.time() + timeout
     while job.status == "running" and time.time() < deadline:
         time.sleep(0.2)
-    assert job.status == "done", job.error
+    assert job.status == status, job.error
     return job
 
 
@@ -253,6 +253,16 @@ def test_methods_page_tunes_in_background_and_shows_base_against_tuned(app_db):
     assert [e.value for e in at.error] == ["'color_hist' is a built-in method; choose another name for the tuned one"]
     import ui
     assert ui.jobs().get("tune color_hist") is None
+
+    at.multiselect(key="tune_targets").set_value([])                 # labels only, but none are stored
+    at.checkbox(key="tune_labels").check()
+    at.text_input(key="tune_name").set_value("from_labels").run()
+    [button] = [b for b in at.button if b.label == "Tune"]
+    button.click().run()
+    finished_job("tune from_labels", status="failed")
+    at.run()
+    assert [e.value for e in at.error] == ["tune from_labels stopped: no relevance labels between training items "
+                                           "with vectors; label some results first"]
 
 
 def test_label_page_judges_an_uploaded_photos_results_and_remembers_the_name(app_db):
