@@ -17,6 +17,8 @@ from core.neighbours import ExactNeighbours
 from core.vectors import load_matrix
 
 ITEM_COLUMNS = {"category", "colour", "gender", "brand", "source"}
+ALIASES = {"articleType": "category", "baseColour": "colour"}   # styles.csv names of item columns
+GROUPING_COLUMNS = ("category", "colour", "brand", "gender")
 
 
 def attribute_values(db: sqlite_utils.Database, ids: list[str], attribute: str) -> list[str | None]:
@@ -24,12 +26,26 @@ def attribute_values(db: sqlite_utils.Database, ids: list[str], attribute: str) 
 
     The styles.csv names map onto columns: articleType -> category, baseColour -> colour.
     """
-    column = {"articleType": "category", "baseColour": "colour"}.get(attribute, attribute)
+    column = ALIASES.get(attribute, attribute)
     if column in ITEM_COLUMNS:
         found = dict(db.execute(f"SELECT id, {column} FROM items"))  # column from a fixed set
     else:
         found = {i: json.loads(a).get(attribute) for i, a in db.execute("SELECT id, attributes FROM items")}
     return [found.get(i) for i in ids]
+
+
+def grouping_fields(db: sqlite_utils.Database) -> list[str]:
+    """Fields that can group items (for tuning targets or metadata precision): the columns category,
+    colour, brand and gender, then the keys of the attributes JSON, each when it has at least two
+    distinct non-empty values. Keys that `attribute_values` reads from a column are left out."""
+    columns = [c for c in GROUPING_COLUMNS if db.execute(  # c from a fixed set
+        f"SELECT count(DISTINCT {c}) FROM items WHERE {c} IS NOT NULL AND {c} != ''").fetchone()[0] >= 2]
+    keys = [k for (k,) in db.execute(
+        "SELECT j.key FROM items, json_each(coalesce(items.attributes, '{}')) AS j "
+        "WHERE j.type NOT IN ('null', 'object', 'array') AND j.value != '' "
+        "GROUP BY j.key HAVING count(DISTINCT j.value) >= 2 ORDER BY j.key")
+        if k not in ITEM_COLUMNS and k not in ALIASES]
+    return columns + keys
 
 
 def joint_values(db: sqlite_utils.Database, ids: list[str], attributes: str | list[str]) -> list[tuple | None]:

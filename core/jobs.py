@@ -23,6 +23,7 @@ class Job:
     message: str = ""
     error: str | None = None
     history: list[float] = field(default_factory=list)   # e.g. training loss per epoch
+    result: object = None            # what the work returned, once done
     started: float = field(default_factory=time.time)
     finished: float | None = None
 
@@ -55,7 +56,7 @@ class JobRunner:
     @staticmethod
     def _run(job: Job, work: Callable[[Job], object]) -> None:
         try:
-            work(job)
+            job.result = work(job)
             job.status = "done"
         except Exception as exc:  # one line for the user, the traceback for the log
             log.exception("job %s failed", job.name)

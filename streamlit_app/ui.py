@@ -1,6 +1,7 @@
 """Shared UI pieces: the catalog connection, cached resources, state keys, the thumbnail grid."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import streamlit as st
@@ -9,8 +10,12 @@ from PIL import Image
 from core.db import CatalogError, open_catalog
 from core.images import ImageError, load_upload
 from core.jobs import JobRunner
+from core.preferences import load_preferences, remember
 from core.settings import DEFAULT_METHOD, settings
 from core.thumbnails import catalog_thumbnail
+
+log = logging.getLogger(__name__)
+PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "avif"]
 
 
 class Keys:
@@ -21,25 +26,38 @@ class Keys:
     LABEL_METHOD = "label_method"
     LABEL_ORDER = "label_order"
     LABEL_CATEGORY = "label_category"
+    LABEL_MODE = "label_mode"
+    LABEL_UPLOAD = "label_upload"
     SEARCH_RESULTS = "search_results"
     BROWSE_PAGE = "browse_page"
     EXPORT_FILE = "export_file"
     DEVICE = "device"
 
 
-def remembered(key: str, options: list | None = None) -> dict:
+def remembered(key: str, options: list | None = None, persist: bool = False) -> dict:
     """Widget arguments that keep a widget's value for the whole session, across page switches.
 
     Streamlit forgets a widget's state on a page that does not show it; a plain copy survives.
-    Use as `st.text_input(..., **remembered(Keys.LABELER))`.
+    With `persist` (text values), the value is also kept on this computer beside the catalog
+    (core.preferences) and starts every new session. Use as `st.text_input(..., **remembered(Keys.LABELER))`.
     """
     saved = f"saved::{key}"
+    if persist and key not in st.session_state and saved not in st.session_state:
+        stored = load_preferences(db().data_dir).get(key)
+        if stored is not None:
+            st.session_state[saved] = stored
     if key not in st.session_state and saved in st.session_state:
         if options is None or st.session_state[saved] in options:
             st.session_state[key] = st.session_state[saved]
 
     def save() -> None:
         st.session_state[saved] = st.session_state[key]
+        if persist:
+            try:
+                remember(db().data_dir, key, str(st.session_state[key] or ""))
+            except OSError as exc:
+                log.warning("cannot remember %s: %s", key, exc)
+                st.toast(f"Kept for this session only: cannot write beside the catalog ({exc.strerror or exc}).")
     return {"key": key, "on_change": save}
 
 
@@ -104,6 +122,13 @@ def upload_photo(upload) -> Image.Image | None:
     except ImageError as exc:
         st.error(f"That photo cannot be used: {exc}.")
         return None
+
+
+def uploaded_photo(label: str = "A photo (JPEG, PNG, WebP or AVIF)", key: str | None = None):
+    """A photo uploader: (the photo checked and decoded, its bytes), or None (after one error line if unusable)."""
+    upload = st.file_uploader(label, type=PHOTO_TYPES, key=key)
+    shown = upload_photo(upload) if upload is not None else None
+    return None if shown is None else (shown, upload.getvalue())
 
 
 def grid(items: list[dict], columns: int = 5, caption=None, key_prefix: str = "", actions=None) -> None:

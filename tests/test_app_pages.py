@@ -174,8 +174,8 @@ def test_export_page_merges_a_labels_csv_and_reports_bad_rows(app_db, tmp_path):
     assert app_db.execute("SELECT count(*) FROM labels WHERE labeler = 'cy'").fetchone()[0] == 2
 
 
-def finished_job(name: str, timeout: float = 60):
-    """Wait for a background job of the app to end; it must have succeeded."""
+def finished_job(name: str, timeout: float = 60, status: str = "done"):
+    """Wait for a background job of the app to end, with `status` (by default: it succeeded)."""
     import time
 
     import ui
@@ -183,7 +183,7 @@ def finished_job(name: str, timeout: float = 60):
     deadline = time.time() + timeout
     while job.status == "running" and time.time() < deadline:
         time.sleep(0.2)
-    assert job.status == "done", job.error
+    assert job.status == status, job.error
     return job
 
 
@@ -218,3 +218,97 @@ def test_methods_page_trains_the_autoencoder_with_a_loss_chart(catalog, tmp_path
     assert at.get("vega_lite_chart")                                       # the loss curve
     table = at.dataframe[0].value
     assert table[table["method"] == "autoencoder"].iloc[0]["ready"]        # trained: ready to embed
+
+
+def tune_on_methods_page(at, name: str, targets=("category", "colour")):
+    at.multiselect(key="tune_bases").set_value(["efficientnet_lite0", "color_hist"])
+    at.multiselect(key="tune_targets").set_value(list(targets))
+    at.text_input(key="tune_name").set_value(name).run()           # the button is enabled once all are given
+    [button] = [b for b in at.button if b.label == "Tune"]
+    button.click().run()
+    assert not at.exception
+
+
+def test_methods_page_tunes_in_background_and_shows_base_against_tuned(app_db):
+    at = page("methods")
+    assert {"category", "colour", "usage"} <= set(at.multiselect(key="tune_targets").options)
+    assert at.multiselect(key="tune_bases").options == ["efficientnet_lite0", "color_hist"]   # image, with vectors
+    tune_on_methods_page(at, "shape_colour")
+    job = finished_job("tune shape_colour", timeout=180)
+    at.run()
+    [table] = [d.value for d in at.dataframe if "tuned" in d.value.columns]
+    joint = table[table["measure"] == "same category + colour P@10"].set_index("over")
+    record = job.result.metrics["category,colour"]
+    among, whole = "held-out items, among themselves", "held-out items, in the whole catalog"
+    assert joint.loc[among, "base"] == pytest.approx(record["base_held_out"])
+    assert joint.loc[among, "tuned"] == pytest.approx(record["tuned_held_out"])
+    assert joint.loc[whole, "base"] == pytest.approx(record["base_catalog"])
+    assert set(table["measure"]) == {"same category P@10", "same colour P@10", "same category + colour P@10"}
+    assert table["base"].between(0, 1).all() and table["tuned"].between(0, 1).all()
+    assert joint.loc[whole, "tuned"] > joint.loc[whole, "base"]                    # learnt, hence saved
+    assert app_db.execute("SELECT version FROM tuned_methods WHERE name = 'shape_colour'").fetchall() == [(1,)]
+    assert "Saved shape_colour version 1. Next: **Embed + index** shape_colour" in texts(at)
+    assert any("tune shape_colour: done. saved" in s.value for s in at.success)
+
+    tune_on_methods_page(at, "color_hist")                            # a built-in name: refused at once
+    assert [e.value for e in at.error] == ["'color_hist' is a built-in method; choose another name for the tuned one"]
+    import ui
+    assert ui.jobs().get("tune color_hist") is None
+
+    at.multiselect(key="tune_targets").set_value([])                 # labels only, but none are stored
+    at.checkbox(key="tune_labels").check()
+    at.text_input(key="tune_name").set_value("from_labels").run()
+    [button] = [b for b in at.button if b.label == "Tune"]
+    button.click().run()
+    finished_job("tune from_labels", status="failed")
+    at.run()
+    assert [e.value for e in at.error] == ["tune from_labels stopped: no relevance labels between training items "
+                                           "with vectors; label some results first"]
+
+
+def test_label_page_judges_an_uploaded_photos_results_and_remembers_the_name(app_db):
+    from core.images import sha256_bytes
+    from core.preferences import load_preferences
+    item, path = app_db.execute("SELECT item_id, path FROM images WHERE status = 'ok' ORDER BY item_id LIMIT 1").fetchone()
+    data = open(path, "rb").read()
+    at = page("label")
+    at.radio(key="label_mode").set_value("Uploaded photo").run()
+    at.text_input(key="labeler").set_value("dee").run()
+    at.file_uploader(key="label_upload").set_value(("shopper.jpg", data, "image/jpeg")).run()
+    assert not at.exception
+    at.button(key=f"yes_label{item}").click().run()            # the same photo is the first result
+    at.button(key="no_next").click().run()                     # N: the second
+    assert not at.exception
+    assert app_db.execute("SELECT query_kind, query_key, candidate_id, rank, relevant, labeler, method "
+                          "FROM labels ORDER BY id").fetchall()[0] == (
+        "upload", sha256_bytes(data), item, 1, 1, "dee", "efficientnet_lite0")
+    assert app_db.execute("SELECT query_kind, rank, relevant FROM labels ORDER BY id").fetchall()[1] == ("upload", 2, 0)
+    assert "2 of 10 judged" in str(at.get("progress")[0].proto)
+    assert load_preferences(app_db.data_dir) == {"labeler": "dee"}
+
+    fresh = page("label")                                      # a new session (or a restarted app)
+    assert fresh.text_input(key="labeler").value == "dee" and not fresh.warning
+    precision = page("precision")
+    table = precision.dataframe[0].value
+    row = table[table["method"] == "efficientnet_lite0"].iloc[0]
+    assert (row["queries"], row["labels"], row["P@10 (labels)"]) == (1, 2, pytest.approx(0.5))   # as shown
+    assert list(table["method"]) == ["efficientnet_lite0"]
+    assert "No judged result in the top 10 of: color_hist, minilm." in texts(precision)
+
+
+def test_precision_page_marks_a_tuned_method_beside_its_bases(app_db):
+    from core import tuning
+    from core.labels import judge_by_attributes
+    tuning.tune(app_db, "shape_colour", ["efficientnet_lite0", "color_hist"], ["category", "colour"], force=True,
+                settings=tuning.Settings(dim=32, epochs=5), progress=False)
+    ids, vectors, _ = tuning.tuned_vectors(app_db, "shape_colour")
+    count = judge_by_attributes(app_db, ids, vectors, [0, 7, 42], "category", "sim", "shape_colour")
+    relevant = app_db.execute("SELECT sum(relevant) FROM labels WHERE method = 'shape_colour'").fetchone()[0]
+    at = page("precision")
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("method")
+    assert table.loc["shape_colour", "tuned"] == "v1 over efficientnet_lite0 + color_hist"
+    assert table.loc["shape_colour", "labels"] == count == 30
+    assert table.loc["shape_colour", "P@10 (labels)"] == pytest.approx(relevant / count)
+    assert table.loc["efficientnet_lite0", "tuned"] == ""
+    assert set(table.index) == {"efficientnet_lite0", "color_hist", "minilm", "shape_colour"}

@@ -162,3 +162,56 @@ def test_search_label_precision_export_in_chromium(server, browser, tmp_path):
     wait_for(browser, "//h1[contains(., 'Lookalike')]")
     settle(browser)
     shot(browser, "1_home")
+
+
+def choose(driver, label: str, options: list[str]) -> None:
+    """Pick options of the multiselect labelled `label`: type each, click it in the list, close the list."""
+    from selenium.webdriver.common.keys import Keys
+    widget = f"//div[@data-testid='stMultiSelect'][.//label[contains(., '{label}')]]"
+    for option in options:
+        box = wait_for(driver, f"{widget}//input")
+        box.click()
+        box.send_keys(option)
+        wait_for(driver, f"//*[@role='option'][normalize-space(.)='{option}']").click()
+        box.send_keys(Keys.ESCAPE)
+        settle(driver)
+    chips = driver.find_elements("xpath", f"{widget}//span[@data-tag]")
+    assert [c.get_attribute("aria-label") for c in chips] == options
+
+
+def test_tune_on_methods_page_and_label_an_uploaded_photo_in_chromium(server, browser, tmp_path):
+    url, db = server
+    browser.get(f"{url}/Methods")
+    wait_for(browser, "//h3[contains(., 'Tune a method')]")
+    settle(browser)
+    choose(browser, "Bases", ["efficientnet_lite0", "color_hist"])
+    choose(browser, "Targets", ["category", "colour"])
+    wait_for(browser, "//input[@aria-label='Name of the tuned method']").send_keys("e2e_tuned\n")
+    settle(browser)
+    wait_for(browser, "//button[normalize-space(.)='Tune'][not(@disabled)]").click()
+    wait_for(browser, "//*[contains(., 'Saved e2e_tuned version 1')]", timeout=180)
+    settle(browser)
+    assert db.execute("SELECT name, version, bases, targets FROM tuned_methods").fetchall() == [
+        ("e2e_tuned", 1, '["efficientnet_lite0", "color_hist"]', '["category", "colour"]')]
+    browser.execute_script("arguments[0].scrollIntoView()", wait_for(browser, "//h3[contains(., 'Tune a method')]"))
+    shot(browser, "7_tune")
+
+    photo = query_photo(tmp_path)
+    browser.get(f"{url}/Label")
+    wait_for(browser, "//label[contains(., 'Uploaded photo')]").click()
+    wait_for(browser, "//input[@aria-label='Your name']").send_keys("e2e tester\n")
+    settle(browser)
+    wait_for(browser, "//input[@type='file']").send_keys(str(photo))
+    wait_for(browser, "(//button[normalize-space(.)='✓ Yes'])[10][not(@disabled)]")
+    settle(browser)
+    wait_for(browser, "(//button[normalize-space(.)='✓ Yes'])[1][not(@disabled)]").click()
+    wait_for(browser, "//*[contains(., '1 of 10 judged')]")
+    from core.images import sha256_bytes
+    assert db.execute("SELECT query_kind, query_key, rank, relevant, labeler FROM labels").fetchall() == [
+        ("upload", sha256_bytes(photo.read_bytes()), 1, 1, "e2e tester")]
+    shot(browser, "3_label_upload")
+
+    browser.get(f"{url}/Label")                                   # a new page load: the name is remembered
+    name = wait_for(browser, "//input[@aria-label='Your name']")
+    settle(browser)
+    assert name.get_attribute("value") == "e2e tester"

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from core.evaluate import evaluate, precision_scores
+from core.evaluate import evaluate, grouping_fields, joint_values, precision_scores
 from core.vectors import load_matrix
 
 from helpers import ROOT
@@ -65,3 +65,22 @@ def test_cli_evaluate_json(embedded_demo_path):
     assert {"method", "attribute", "k", "queries", "precision_at_k", "map_at_k"} <= set(result)
     assert result["method"] == "color_hist" and result["k"] == 10 and result["queries"] == 50
     assert 0 < result["precision_at_k"] <= 1
+
+
+def test_grouping_fields_need_two_distinct_values(demo_catalog):
+    fields = grouping_fields(demo_catalog)
+    assert fields[:3] == ["category", "colour", "gender"]             # brand: empty in the demo slice
+    assert {"masterCategory", "usage", "season"} <= set(fields)        # keys of the attributes JSON
+    ids = [i for (i,) in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 2")]
+    with demo_catalog.conn:
+        demo_catalog.execute("UPDATE items SET brand = 'Acme' WHERE id = ?", [ids[0]])
+        demo_catalog.execute("UPDATE items SET attributes = json_set(attributes, '$.fit', 'slim', '$.colour', 'red') "
+                             "WHERE id = ?", [ids[0]])
+    assert "brand" not in grouping_fields(demo_catalog) and "fit" not in grouping_fields(demo_catalog)
+    with demo_catalog.conn:
+        demo_catalog.execute("UPDATE items SET brand = 'Other', attributes = json_set(attributes, '$.fit', 'loose', '$.colour', 'blue') "
+                             "WHERE id = ?", [ids[1]])
+    fields = grouping_fields(demo_catalog)
+    assert fields[:4] == ["category", "colour", "brand", "gender"] and "fit" in fields
+    assert fields.count("colour") == 1                                 # a key that a column shadows is left out
+    assert joint_values(demo_catalog, ids, ["fit", "brand"]) == [("slim", "Acme"), ("loose", "Other")]

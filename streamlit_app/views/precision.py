@@ -4,6 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from core.metrics import precision_from_labels
+from core.tuning import current_head, tuned_names
+from core.vectors import methods_with_vectors
 
 import ui
 
@@ -16,17 +18,26 @@ if not figures:
     st.info("No labels yet: judge some matches on the **Label** page.")
     st.stop()
 
+tuned = {name: f"v{version} over {' + '.join(current_head(database, name).bases)}"
+         for name, version in tuned_names(database).items()}
 table = pd.DataFrame([{
-    "method": f["method"], f"P@{k} (labels)": f["precision_at_k"], "95% low": f["ci_low"], "95% high": f["ci_high"],
+    "method": f["method"], "tuned": tuned.get(f["method"], ""),
+    f"P@{k} (labels)": f["precision_at_k"], "95% low": f["ci_low"], "95% high": f["ci_high"],
     "queries": f["queries"], "labels": f["labels"], "unknown": f["unknown"],
     "same category (metadata)": f["metadata_precision"]["category"],
     "same colour (metadata)": f["metadata_precision"]["colour"],
 } for f in figures])
 st.dataframe(table, hide_index=True, width="stretch", column_config={
-    c: st.column_config.NumberColumn(format="%.3f") for c in table.columns if c not in ("method", "queries", "labels", "unknown")})
+    c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
+    if c not in ("method", "tuned", "queries", "labels", "unknown")})
 st.caption("Precision counts only judged results; unjudged ones are 'unknown', not wrong. Two methods differ "
            "clearly when their 95% intervals do not overlap. The metadata columns are the research's automatic "
-           "figure over the same queries: the share of results with the query's category or colour.")
+           "figure over the same queries: the share of results with the query's category or colour. *tuned*: "
+           "a method learnt on the Methods page, and the methods it was learnt over: compare it with those.")
+unjudged = sorted((set(methods_with_vectors(database)) | set(tuned)) - {f["method"] for f in figures})
+if unjudged:
+    st.caption(f"No judged result in the top {k} of: {', '.join(unjudged)}. Label their results on the "
+               "**Label** page to see them here.")
 
 bars = pd.DataFrame(
     [{"method": f["method"], "figure": f"P@{k} from labels", "precision": f["precision_at_k"],

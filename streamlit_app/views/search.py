@@ -28,10 +28,9 @@ if mode == "Catalog item":
     titles = item_column(database, "title")
     query["item_id"] = st.selectbox("Item", ids, format_func=lambda i: f"{i} · {titles.get(i) or ''}")
 elif mode == "Photo":
-    upload = st.file_uploader("A photo (JPEG, PNG, WebP or AVIF)", type=["jpg", "jpeg", "png", "webp", "avif"])
-    shown = ui.upload_photo(upload) if upload is not None else None     # checked before it is shown or searched
-    if shown is not None:
-        query["image"] = upload.getvalue()
+    photo = ui.uploaded_photo()          # checked before it is shown or searched
+    if photo is not None:
+        shown, query["image"] = photo
     names = [m["name"] for m in ready if m["kind"] == "image"]
 else:
     query["text"] = st.text_input("Describe what you look for", "black leather handbag")

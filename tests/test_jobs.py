@@ -1,0 +1,26 @@
+"""Background jobs: a finished job keeps what its work returned; a failed one keeps one line."""
+from __future__ import annotations
+
+import time
+
+from core.jobs import JobRunner
+
+
+def wait(job, timeout: float = 10) -> None:
+    deadline = time.time() + timeout
+    while job.status == "running" and time.time() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_job_keeps_its_result_or_its_first_error_line():
+    runner = JobRunner()
+
+    def work(job):
+        job.progress(1, 2, "half")
+        return {"answer": 42}
+
+    done = runner.start("ok", work)
+    failed = runner.start("bad", lambda job: (_ for _ in ()).throw(ValueError("first line\nsecond")))
+    wait(done), wait(failed)
+    assert (done.status, done.result, done.message, done.finished is not None) == ("done", {"answer": 42}, "half", True)
+    assert (failed.status, failed.error, failed.result) == ("failed", "first line", None)
