@@ -7,6 +7,7 @@ turn, `--repeats` times; the table gives the median and the fastest wall time of
 median against `stats --json`. The catalog is the 4,000-photo set with the default's vectors
 (embedded first if missing), so `search --item` reads a stored vector and ranks 4,000 items.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,13 @@ DEFAULT = "efficientnet_lite0"
 
 def wall(args: list[str]) -> float:
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "TQDM_DISABLE": "1"})
+    done = subprocess.run(
+        [sys.executable, "-m", "core", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+    )
     seconds = time.perf_counter() - start
     if done.returncode:
         raise SystemExit(f"{' '.join(args)} failed:\n{done.stderr[-2000:]}")
@@ -44,29 +50,36 @@ def main() -> None:
     item = catalog.execute("SELECT min(item_id) FROM embeddings WHERE method = ?", (DEFAULT,)).fetchone()[0]
     catalog.conn.close()
     db = ["--db", str(args.db)]
-    commands = {"stats --json": ["stats", "--json", *db],
-                f"search --item {item} --json": ["search", "--item", item, "--json", *db],
-                "methods --json": ["methods", "--json", *db]}
+    commands = {
+        "stats --json": ["stats", "--json", *db],
+        f"search --item {item} --json": ["search", "--item", item, "--json", *db],
+        "methods --json": ["methods", "--json", *db],
+    }
     times: dict[str, list[float]] = {label: [] for label in commands}
     load = os.getloadavg()[0]
     for _ in range(args.repeats):
         for label, command in commands.items():
             times[label].append(wall(command))
     stats = statistics.median(times["stats --json"])
-    lines = [f"| `python -m core {label}` | {statistics.median(t):.2f} | {min(t):.2f} | "
-             f"{statistics.median(t) / stats:.2f}x |" for label, t in times.items()]
-    body = "\n".join([
-        "## Command start-up",
-        "",
-        f"`python benchmarks/cli_startup_bench.py --repeats {args.repeats}` on {machine()} (other jobs may",
-        f"have been running; load average {load:.1f} before the runs). Wall time of each command as a fresh",
-        f"process on the 4,000-item catalog with {DEFAULT} vectors, the commands in turn, {args.repeats} times.",
-        "Commands that need no model import neither torch, timm nor transformers (tested).",
-        "",
-        "| command | median s | fastest s | median vs stats |",
-        "|---|---:|---:|---:|",
-        *lines,
-    ])
+    lines = [
+        f"| `python -m core {label}` | {statistics.median(t):.2f} | {min(t):.2f} | "
+        f"{statistics.median(t) / stats:.2f}x |"
+        for label, t in times.items()
+    ]
+    body = "\n".join(
+        [
+            "## Command start-up",
+            "",
+            f"`python benchmarks/cli_startup_bench.py --repeats {args.repeats}` on {machine()} (other jobs may",
+            f"have been running; load average {load:.1f} before the runs). Wall time of each command as a fresh",
+            f"process on the 4,000-item catalog with {DEFAULT} vectors, the commands in turn, {args.repeats} times.",
+            "Commands that need no model import neither torch, timm nor transformers (tested).",
+            "",
+            "| command | median s | fastest s | median vs stats |",
+            "|---|---:|---:|---:|",
+            *lines,
+        ]
+    )
     print(body)
     if args.write:
         write_section("cli-startup", body)

@@ -1,4 +1,5 @@
 """Helpers shared by the benchmarks: the real data set, a reusable catalog, the docs table writer."""
+
 from __future__ import annotations
 
 import platform
@@ -14,6 +15,7 @@ DOCS = ROOT / "docs" / "benchmarks.md"
 
 def machine() -> str:
     import os
+
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU, Python {platform.python_version()}"
 
 
@@ -21,6 +23,7 @@ def fashion_catalog(path: Path):
     """A catalog of the 4,000 labelled photos (imported once, reused between runs)."""
     from core.db import open_catalog
     from core.importers import import_csv
+
     if not FASHION.is_dir():
         raise SystemExit(f"{FASHION} is absent: this benchmark needs the shared data set")
     db = open_catalog(path)

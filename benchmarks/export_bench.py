@@ -5,6 +5,7 @@
 Vectors are the demo catalog's real efficientnet_lite0 vectors when a catalog with them is given
 (--from-db), else unit-norm random vectors; items are synthetic rows. Goal: 10,000 x top-10 <= 20 s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,8 @@ def main() -> None:
         with db.conn:
             db.conn.executemany(
                 "INSERT INTO items (id, source, title, category) VALUES (?, 'bench', ?, ?)",
-                [(i, f"Bench item {i} — “quoted”, with commas", f"cat{n % 20}") for n, i in enumerate(ids)])
+                [(i, f"Bench item {i} — “quoted”, with commas", f"cat{n % 20}") for n, i in enumerate(ids)],
+            )
         store(db, METHOD, "bench", ((i, v, "x") for i, v in zip(ids, vectors)))
         start = time.perf_counter()
         build_index(db, METHOD, progress=False)
@@ -60,19 +62,33 @@ def main() -> None:
         seconds = time.perf_counter() - start
         size = (Path(tmp) / "similar.csv").stat().st_size
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    table = "\n".join([
-        "| items | k | dim | index build s | export s | rows | rows/s | file MB | peak RSS MB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {args.items:,} | {args.k} | {vectors.shape[1]} | {built:.1f} | {seconds:.1f} | {rows:,} | "
-        f"{rows / seconds:,.0f} | {size / 1e6:.1f} | {peak:.0f} |"])
+    table = "\n".join(
+        [
+            "| items | k | dim | index build s | export s | rows | rows/s | file MB | peak RSS MB |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {args.items:,} | {args.k} | {vectors.shape[1]} | {built:.1f} | {seconds:.1f} | {rows:,} | "
+            f"{rows / seconds:,.0f} | {size / 1e6:.1f} | {peak:.0f} |",
+        ]
+    )
     print(table)
-    source = "real efficientnet_lite0 vectors of the 4,000 photos, tiled with noise" if args.from_db else "random vectors"
-    write_section("export", "\n".join([
-        "## Similar-item export", "",
-        f"`python benchmarks/export_bench.py --from-db data/bench/quality.db` on {machine()}: {source};",
-        "index build, then the CSV export of every item's top-k (exact block search below 20,000",
-        "vectors, streamed to an atomic UTF-8 file). Peak RSS is the whole process, the ML libraries",
-        "included. Goal: 10,000 items x top-10 in <= 20 s.", "", table]))
+    source = (
+        "real efficientnet_lite0 vectors of the 4,000 photos, tiled with noise" if args.from_db else "random vectors"
+    )
+    write_section(
+        "export",
+        "\n".join(
+            [
+                "## Similar-item export",
+                "",
+                f"`python benchmarks/export_bench.py --from-db data/bench/quality.db` on {machine()}: {source};",
+                "index build, then the CSV export of every item's top-k (exact block search below 20,000",
+                "vectors, streamed to an atomic UTF-8 file). Peak RSS is the whole process, the ML libraries",
+                "included. Goal: 10,000 items x top-10 in <= 20 s.",
+                "",
+                table,
+            ]
+        ),
+    )
 
 
 if __name__ == "__main__":

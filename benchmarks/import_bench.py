@@ -4,6 +4,7 @@
 
 Prints a table of rows/s and peak memory (resident set, whole process). Goal: >= 10,000 rows/s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,15 +52,29 @@ def main() -> None:
             seconds = time.perf_counter() - start
             peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             results.append((run, report.items, seconds, report.items / seconds, peak_mb))
-    table = "\n".join(["| run | items | seconds | rows/s | peak RSS MB |", "|---|---:|---:|---:|---:|"] + [
-        f"| {run} | {items:,} | {seconds:.2f} | {rate:,.0f} | {peak:.0f} |" for run, items, seconds, rate, peak in results])
+    table = "\n".join(
+        ["| run | items | seconds | rows/s | peak RSS MB |", "|---|---:|---:|---:|---:|"]
+        + [
+            f"| {run} | {items:,} | {seconds:.2f} | {rate:,.0f} | {peak:.0f} |"
+            for run, items, seconds, rate, peak in results
+        ]
+    )
     print(f"source: {source.name}, rows: {args.rows:,}")
     print(table)
-    write_section("import", "\n".join([
-        "## Catalog import", "",
-        f"`python benchmarks/import_bench.py` on {machine()}: {args.rows:,} Farfetch rows (the real",
-        f"`{source.name}` replicated with new ids; no local photos), into a new catalog, then again",
-        "(every row an upsert). Goal: >= 10,000 rows/s.", "", table]))
+    write_section(
+        "import",
+        "\n".join(
+            [
+                "## Catalog import",
+                "",
+                f"`python benchmarks/import_bench.py` on {machine()}: {args.rows:,} Farfetch rows (the real",
+                f"`{source.name}` replicated with new ids; no local photos), into a new catalog, then again",
+                "(every row an upsert). Goal: >= 10,000 rows/s.",
+                "",
+                table,
+            ]
+        ),
+    )
 
 
 if __name__ == "__main__":

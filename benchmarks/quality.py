@@ -6,6 +6,7 @@ P@1, P@10 and mAP@10 by articleType and baseColour, and P@10 by both at once (ev
 query, itself excluded), the hybrid colour-weight trade-off, and a table written to
 docs/benchmarks.md. The catalog's tuned methods (`python -m core tune`) are rows too.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,7 @@ from core.vectors import load_matrix
 from common import ROOT, fashion_catalog, machine, write_section
 
 ATTRIBUTES = ("articleType", "baseColour")
-BOTH = ",".join(ATTRIBUTES)      # relevant only when type and colour both match
+BOTH = ",".join(ATTRIBUTES)  # relevant only when type and colour both match
 
 
 def row(db, method: str, matrix=None, distance: str = "cosine") -> list[float]:
@@ -40,6 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     db = fashion_catalog(args.db)
     from core.extractors.autoencoder import train
+
     start = time.perf_counter()
     train(db, epochs=args.epochs)
     train_minutes = (time.perf_counter() - start) / 60
@@ -51,8 +53,10 @@ def main() -> None:
         rows.append((method["name"], "cosine", row(db, method["name"])))
         if method["metric"] == "hellinger":
             rows.append((method["name"], "chi-square", row(db, method["name"], distance="chi2")))
-    header = ("| method | distance | type P@1 | type P@10 | type mAP@10 | colour P@1 | colour P@10 | colour mAP@10 "
-              "| type+colour P@10 |\n|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    header = (
+        "| method | distance | type P@1 | type P@10 | type mAP@10 | colour P@1 | colour P@10 | colour mAP@10 "
+        "| type+colour P@10 |\n|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    )
     lines = [f"| {m} | {d} | " + " | ".join(f"{v:.3f}" for v in cells) + " |" for m, d, cells in rows]
 
     ids_deep, deep = load_matrix(db, "efficientnet_lite0")
@@ -64,23 +68,26 @@ def main() -> None:
         fused = (ids_deep, combine({"efficientnet_lite0": deep, "color_hist": colour}, weights))
         cells = row(db, "hybrid", matrix=fused)
         trade.append(f"| {weight:.1f} | " + " | ".join(f"{v:.3f}" for v in cells) + " |")
-    body = "\n".join([
-        "## Quality: precision on the 4,000 labelled photos",
-        "",
-        f"`python benchmarks/quality.py` on {machine()}. Every photo is a query; its neighbours",
-        "exclude itself; relevant = same `articleType` (type), `baseColour` (colour), or both (type+colour). Random",
-        f"ranking gives P@10 ≈ 0.07 by type. The autoencoder was trained here for {args.epochs} epochs",
-        f"({train_minutes:.1f} min).",
-        "",
-        header, *lines,
-        "",
-        "### Hybrid: colour weight trade-off (efficientnet_lite0 + color_hist)",
-        "",
-        "| colour weight | type P@1 | type P@10 | type mAP@10 | colour P@1 | colour P@10 | colour mAP@10 "
-        "| type+colour P@10 |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-        *trade,
-    ])
+    body = "\n".join(
+        [
+            "## Quality: precision on the 4,000 labelled photos",
+            "",
+            f"`python benchmarks/quality.py` on {machine()}. Every photo is a query; its neighbours",
+            "exclude itself; relevant = same `articleType` (type), `baseColour` (colour), or both (type+colour). Random",
+            f"ranking gives P@10 ≈ 0.07 by type. The autoencoder was trained here for {args.epochs} epochs",
+            f"({train_minutes:.1f} min).",
+            "",
+            header,
+            *lines,
+            "",
+            "### Hybrid: colour weight trade-off (efficientnet_lite0 + color_hist)",
+            "",
+            "| colour weight | type P@1 | type P@10 | type mAP@10 | colour P@1 | colour P@10 | colour mAP@10 "
+            "| type+colour P@10 |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+            *trade,
+        ]
+    )
     write_section("quality", body)
     print(body)
 

@@ -12,6 +12,7 @@ uploaded photo. Every run adds its rows to data/bench/search_bench.json; `--writ
 them all into the "search" section of docs/benchmarks.md. Sizes are flags: 1M x 1280-d needs
 about 16 GB of memory and a long build, so run it only where that fits.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,12 +36,14 @@ SOURCES = (ROOT / "data" / "bench" / "quality.db", ROOT / "data" / "demo.db")
 
 
 def real_vectors(source: Path | None) -> tuple[np.ndarray, str]:
-    for path in ([source] if source else SOURCES):
+    for path in [source] if source else SOURCES:
         if path and path.exists():
             con = sqlite3.connect(path)
             rows = con.execute("SELECT vector FROM embeddings WHERE method = 'efficientnet_lite0'").fetchall()
             if rows:
-                return np.vstack([np.frombuffer(r[0], "<f4") for r in rows]), f"{len(rows):,} real vectors of {path.name}"
+                return np.vstack(
+                    [np.frombuffer(r[0], "<f4") for r in rows]
+                ), f"{len(rows):,} real vectors of {path.name}"
     raise SystemExit("no efficientnet_lite0 vectors found: run `python -m core demo` or benchmarks/quality.py first")
 
 
@@ -59,7 +62,7 @@ def tiled(base: np.ndarray, n: int, noise: float, seed: int) -> np.ndarray:
     for start in range(0, n, 50_000):
         m = min(50_000, n - start)
         block = base[rng.integers(0, len(base), m)] + rng.standard_normal((m, base.shape[1]), np.float32) * spread
-        out[start:start + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
+        out[start : start + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out
 
 
@@ -85,8 +88,9 @@ def brute_force_latency(matrix: np.ndarray, queries: np.ndarray) -> tuple[float,
     return percentiles(times)
 
 
-def run_case(matrix: np.ndarray, queries: np.ndarray, trees_list: list[int], search_ks: list[int],
-             folder: Path) -> list[dict]:
+def run_case(
+    matrix: np.ndarray, queries: np.ndarray, trees_list: list[int], search_ks: list[int], folder: Path
+) -> list[dict]:
     truth = exact_truth(matrix, queries)
     bf50, bf99 = brute_force_latency(matrix, queries)
     rows = []
@@ -98,7 +102,7 @@ def run_case(matrix: np.ndarray, queries: np.ndarray, trees_list: list[int], sea
         build = time.perf_counter() - start
         annoy.unload()
         annoy = AnnoyIndex(matrix.shape[1], "angular")
-        annoy.load(str(path))                                  # memory-mapped, as the app serves it
+        annoy.load(str(path))  # memory-mapped, as the app serves it
         for search_k in search_ks:
             times, recall = [], []
             for q, true in zip(queries, truth):
@@ -107,10 +111,19 @@ def run_case(matrix: np.ndarray, queries: np.ndarray, trees_list: list[int], sea
                 times.append(time.perf_counter() - start)
                 recall.append(len(set(found) & set(true.tolist())) / K)
             p50, p99 = percentiles(times)
-            rows.append({"trees": trees, "search_k": search_k, "build_s": round(build, 1),
-                         "index_mb": round(path.stat().st_size / 2**20, 1), "p50_ms": round(p50, 3),
-                         "p99_ms": round(p99, 3), "recall": round(float(np.mean(recall)), 4),
-                         "numpy_p50_ms": round(bf50, 2), "numpy_p99_ms": round(bf99, 2)})
+            rows.append(
+                {
+                    "trees": trees,
+                    "search_k": search_k,
+                    "build_s": round(build, 1),
+                    "index_mb": round(path.stat().st_size / 2**20, 1),
+                    "p50_ms": round(p50, 3),
+                    "p99_ms": round(p99, 3),
+                    "recall": round(float(np.mean(recall)), 4),
+                    "numpy_p50_ms": round(bf50, 2),
+                    "numpy_p99_ms": round(bf99, 2),
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
         annoy.unload()
         path.unlink()
@@ -123,25 +136,28 @@ def end_to_end(base: np.ndarray, n: int, noise: float, queries: int = 200) -> di
     from core.index import build_index
     from core.search import search
     from core.vectors import store
+
     matrix = tiled(base, n, noise, seed=3)
     with tempfile.TemporaryDirectory(dir=ROOT / "data" / "bench") as tmp:
         db = open_catalog(Path(tmp) / "catalog.db")
         ids = [f"E{n:07d}" for n in range(n)]
         with db.conn:
-            db.conn.executemany("INSERT INTO items (id, source, title, category) VALUES (?, 'bench', ?, ?)",
-                                [(i, f"Item {i}", f"cat{j % 20}") for j, i in enumerate(ids)])
+            db.conn.executemany(
+                "INSERT INTO items (id, source, title, category) VALUES (?, 'bench', ?, ?)",
+                [(i, f"Item {i}", f"cat{j % 20}") for j, i in enumerate(ids)],
+            )
         store(db, "efficientnet_lite0", "bench", ((i, v, "x") for i, v in zip(ids, matrix)))
         start = time.perf_counter()
         build_index(db, "efficientnet_lite0", progress=False)
         build = time.perf_counter() - start
-        search(db, "efficientnet_lite0", item_id=ids[0], k=K)   # first load: fingerprint check + mmap
+        search(db, "efficientnet_lite0", item_id=ids[0], k=K)  # first load: fingerprint check + mmap
         rng = np.random.default_rng(4)
         times, filtered = [], []
         for j in rng.integers(0, n, queries):
             start = time.perf_counter()
             search(db, "efficientnet_lite0", item_id=ids[j], k=K)
             times.append(time.perf_counter() - start)
-        members = np.arange(3, n, 20)                               # category cat3: 1 item in 20
+        members = np.arange(3, n, 20)  # category cat3: 1 item in 20
         unit = matrix[members]
         recall = []
         for j in rng.integers(0, n, 50):
@@ -155,9 +171,16 @@ def end_to_end(base: np.ndarray, n: int, noise: float, queries: int = 200) -> di
         db.conn.close()
     p50, p99 = percentiles(times)
     f50, f99 = percentiles(filtered)
-    return {"items": n, "dim": base.shape[1], "build_s": round(build, 1), "p50_ms": round(p50, 2),
-            "p99_ms": round(p99, 2), "filtered_p50_ms": round(f50, 2), "filtered_p99_ms": round(f99, 2),
-            "filtered_recall": round(float(np.mean(recall)), 3)}
+    return {
+        "items": n,
+        "dim": base.shape[1],
+        "build_s": round(build, 1),
+        "p50_ms": round(p50, 2),
+        "p99_ms": round(p99, 2),
+        "filtered_p50_ms": round(f50, 2),
+        "filtered_p99_ms": round(f99, 2),
+        "filtered_recall": round(float(np.mean(recall)), 3),
+    }
 
 
 def render(results: dict) -> str:
@@ -181,13 +204,18 @@ def render(results: dict) -> str:
     for case in cases:
         for r in case["rows"]:
             if r["trees"] == DEFAULT_TREES and r["search_k"] == default_k:
-                lines.append(f"| {case['items']:,} | {case['dim']} | {case['noise']} | {r['build_s']} | {r['index_mb']} | "
-                             f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['recall']:.3f} | {r['numpy_p50_ms']:.1f} | "
-                             f"{r['numpy_p99_ms']:.1f} |")
+                lines.append(
+                    f"| {case['items']:,} | {case['dim']} | {case['noise']} | {r['build_s']} | {r['index_mb']} | "
+                    f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['recall']:.3f} | {r['numpy_p50_ms']:.1f} | "
+                    f"{r['numpy_p99_ms']:.1f} |"
+                )
     lines += ["", "### Trade-off: trees x search_k", ""]
     for case in cases:
-        lines += [f"**{case['items']:,} x {case['dim']}-d, noise {case['noise']}** "
-                  "(cells: p50 ms / recall@10; build s and index MB per tree count)", ""]
+        lines += [
+            f"**{case['items']:,} x {case['dim']}-d, noise {case['noise']}** "
+            "(cells: p50 ms / recall@10; build s and index MB per tree count)",
+            "",
+        ]
         trees = sorted({r["trees"] for r in case["rows"]})
         ks = sorted({r["search_k"] for r in case["rows"]})
         lines.append("| trees | build s | MB | " + " | ".join(f"search_k {k:,}" for k in ks) + " |")
@@ -195,17 +223,26 @@ def render(results: dict) -> str:
         for t in trees:
             cells = {r["search_k"]: r for r in case["rows"] if r["trees"] == t}
             first = next(iter(cells.values()))
-            lines.append(f"| {t} | {first['build_s']} | {first['index_mb']} | " + " | ".join(
-                f"{cells[k]['p50_ms']:.2f} / {cells[k]['recall']:.3f}" if k in cells else "-" for k in ks) + " |")
+            lines.append(
+                f"| {t} | {first['build_s']} | {first['index_mb']} | "
+                + " | ".join(f"{cells[k]['p50_ms']:.2f} / {cells[k]['recall']:.3f}" if k in cells else "-" for k in ks)
+                + " |"
+            )
         lines.append("")
     if results.get("end_to_end"):
-        lines += ["### End to end: `core.search.search` by item id on a catalog file", "",
-                  "Includes the staleness check, SQL for the query vector and filters, and the display fields.", "",
-                  "| items | dim | index build s | p50 ms | p99 ms | filtered (1 of 20 categories) p50 ms | p99 ms | filtered recall@10 |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            "### End to end: `core.search.search` by item id on a catalog file",
+            "",
+            "Includes the staleness check, SQL for the query vector and filters, and the display fields.",
+            "",
+            "| items | dim | index build s | p50 ms | p99 ms | filtered (1 of 20 categories) p50 ms | p99 ms | filtered recall@10 |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for e in results["end_to_end"]:
-            lines.append(f"| {e['items']:,} | {e['dim']} | {e['build_s']} | {e['p50_ms']} | {e['p99_ms']} | "
-                         f"{e['filtered_p50_ms']} | {e['filtered_p99_ms']} | {e.get('filtered_recall', '-')} |")
+            lines.append(
+                f"| {e['items']:,} | {e['dim']} | {e['build_s']} | {e['p50_ms']} | {e['p99_ms']} | "
+                f"{e['filtered_p50_ms']} | {e['filtered_p99_ms']} | {e.get('filtered_recall', '-')} |"
+            )
         lines.append("")
     lines += results.get("notes", [])
     return "\n".join(lines)
@@ -213,7 +250,9 @@ def render(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000", help="comma-separated vector counts, e.g. 10000,100000,1000000")
+    parser.add_argument(
+        "--sizes", default="10000,100000", help="comma-separated vector counts, e.g. 10000,100000,1000000"
+    )
     parser.add_argument("--dims", default="1280,512")
     parser.add_argument("--trees", default=f"10,{DEFAULT_TREES},60")
     parser.add_argument("--search-k", default=f"500,1000,{SEARCH_K_PER_RESULT * K},5000,10000")
@@ -243,8 +282,9 @@ def main() -> None:
                 queries = tiled(projected, args.queries, args.noise, seed=2)
                 with tempfile.TemporaryDirectory() as tmp:
                     rows = run_case(matrix, queries, trees, search_ks, Path(tmp))
-                results["cases"] = [c for c in results["cases"]
-                                    if (c["items"], c["dim"], c["noise"]) != (n, dim, args.noise)]
+                results["cases"] = [
+                    c for c in results["cases"] if (c["items"], c["dim"], c["noise"]) != (n, dim, args.noise)
+                ]
                 results["cases"].append({"items": n, "dim": dim, "noise": args.noise, "rows": rows})
                 RESULTS.write_text(json.dumps(results, indent=1))
                 del matrix

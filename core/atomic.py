@@ -1,4 +1,5 @@
 """Write files so that readers see the old file or the whole new one, never half of it."""
+
 from __future__ import annotations
 
 import contextlib
@@ -18,7 +19,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:       # someone else's live process
+    except PermissionError:  # someone else's live process
         return True
     return True
 
@@ -30,7 +31,7 @@ def clear_leftovers(path: Path, suffix: str = ".part") -> list[Path]:
     """
     removed = []
     for old in path.parent.glob(f".{glob.escape(path.name)}.*{suffix}"):
-        pid = old.name[len(path.name) + 2:].split(".", 1)[0]
+        pid = old.name[len(path.name) + 2 :].split(".", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             old.unlink(missing_ok=True)
             removed.append(old)
@@ -45,7 +46,7 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     clear_leftovers(path, suffix or ".part")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=suffix or ".part")
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp makes 0600; the finished file gets ordinary permissions
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the finished file gets ordinary permissions
     try:
         yield Path(tmp)
         os.replace(tmp, path)

@@ -11,6 +11,7 @@
 The vector generation is the catalog's per-method change counter (moved by triggers on every
 insert, update and delete of a vector), so a cached entry is never served after its vectors changed.
 """
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """Reading the catalog: counts, filtered and paginated item lists, one item's details, result cards."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,13 @@ from core.filters import where_clause
 from core.vectors import ROLE_ORDER_SQL, methods_with_vectors, photo_sql
 
 _PHOTO_PATH = photo_sql("i.id", "path")
-_PHOTO_URL = ("(SELECT url FROM images u WHERE u.item_id = i.id AND u.url IS NOT NULL "
-              f"ORDER BY {ROLE_ORDER_SQL} LIMIT 1)")
-_CARD_SQL = ("SELECT i.id, i.title, i.brand, i.category, i.colour, i.gender, i.price, i.currency, "
-             f"{_PHOTO_PATH} AS image_path, {_PHOTO_URL} AS image_url FROM items i")
+_PHOTO_URL = (
+    f"(SELECT url FROM images u WHERE u.item_id = i.id AND u.url IS NOT NULL ORDER BY {ROLE_ORDER_SQL} LIMIT 1)"
+)
+_CARD_SQL = (
+    "SELECT i.id, i.title, i.brand, i.category, i.colour, i.gender, i.price, i.currency, "
+    f"{_PHOTO_PATH} AS image_path, {_PHOTO_URL} AS image_url FROM items i"
+)
 
 
 def stats(db: sqlite_utils.Database) -> dict:
@@ -31,8 +35,9 @@ def stats(db: sqlite_utils.Database) -> dict:
     }
 
 
-def browse(db: sqlite_utils.Database, filters: dict | None = None, text: str | None = None,
-           offset: int = 0, limit: int = 24) -> tuple[list[dict], int]:
+def browse(
+    db: sqlite_utils.Database, filters: dict | None = None, text: str | None = None, offset: int = 0, limit: int = 24
+) -> tuple[list[dict], int]:
     """One page of items matching filters and a text (title, description or brand), with the total."""
     where, params = where_clause(filters or {})
     if text and text.strip():
@@ -40,10 +45,13 @@ def browse(db: sqlite_utils.Database, filters: dict | None = None, text: str | N
         like = f"%{text.strip()}%"
         params += [like, like, like, text.strip()]
     total = db.execute(f"SELECT count(*) FROM items WHERE {where}", params).fetchone()[0]
-    rows = list(db.query(
-        "SELECT id, title, brand, category, colour, gender, price, currency, stock, "
-        f"{_PHOTO_PATH} AS image_path FROM items i WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
-        [*params, limit, offset]))
+    rows = list(
+        db.query(
+            "SELECT id, title, brand, category, colour, gender, price, currency, stock, "
+            f"{_PHOTO_PATH} AS image_path FROM items i WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+    )
     return rows, total
 
 
@@ -54,10 +62,17 @@ def item_detail(db: sqlite_utils.Database, item_id: str) -> dict | None:
         return None
     item = rows[0]
     item["attributes"] = json.loads(item["attributes"] or "{}")
-    item["images"] = list(db.query("SELECT role, path, url, width, height, status, reason FROM images "
-                                   f"WHERE item_id = ? ORDER BY {ROLE_ORDER_SQL}", [item_id]))
+    item["images"] = list(
+        db.query(
+            "SELECT role, path, url, width, height, status, reason FROM images "
+            f"WHERE item_id = ? ORDER BY {ROLE_ORDER_SQL}",
+            [item_id],
+        )
+    )
     item["image_path"] = next((i["path"] for i in item["images"] if i["status"] == "ok"), None)
-    item["methods"] = [r[0] for r in db.execute("SELECT method FROM embeddings WHERE item_id = ? ORDER BY method", [item_id])]
+    item["methods"] = [
+        r[0] for r in db.execute("SELECT method FROM embeddings WHERE item_id = ? ORDER BY method", [item_id])
+    ]
     return item
 
 
@@ -74,10 +89,11 @@ def item_cards(db: sqlite_utils.Database, item_ids: Iterable[str] | None = None)
     else:
         wanted, rows = sorted(set(map(str, item_ids))), []
         for start in range(0, len(wanted), 900):
-            chunk = wanted[start:start + 900]
+            chunk = wanted[start : start + 900]
             rows += db.query(f"{_CARD_SQL} WHERE i.id IN ({','.join('?' * len(chunk))})", chunk)
-    return {r["id"]: {**r, "photo_missing": bool(r["image_path"]) and not os.path.isfile(r["image_path"])}
-            for r in rows}
+    return {
+        r["id"]: {**r, "photo_missing": bool(r["image_path"]) and not os.path.isfile(r["image_path"])} for r in rows
+    }
 
 
 def missing_photos(db: sqlite_utils.Database) -> list[str]:

@@ -1,4 +1,5 @@
 """`python -m core`: a thin command line over the library. Each command parses, calls, prints."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,41 +26,62 @@ def _print_report(report, as_json: bool, summary: str | None = None) -> int:
     else:
         for problem in report.problems:
             print(f"  ! {problem}", file=sys.stderr)
-        print(summary or f"{report.items} items imported from {report.rows} rows; images ok {report.images_ok}, "
-                         f"not usable {report.images_bad}; {len(report.problems)} problem(s) reported")
+        print(
+            summary
+            or f"{report.items} items imported from {report.rows} rows; images ok {report.images_ok}, "
+            f"not usable {report.images_bad}; {len(report.problems)} problem(s) reported"
+        )
     return 0 if report.ok else 1
 
 
 def cmd_import_farfetch(args: argparse.Namespace) -> int:
     from core.importers import import_farfetch
+
     db = open_catalog(args.db)
-    report = import_farfetch(db, args.csv, args.images, download=args.download,
-                             allow_private_hosts=args.allow_private_hosts)
+    report = import_farfetch(
+        db, args.csv, args.images, download=args.download, allow_private_hosts=args.allow_private_hosts
+    )
     return _print_report(report, args.json)
 
 
 def cmd_import_csv(args: argparse.Namespace) -> int:
     from core.importers import Columns, import_csv
+
     db = open_catalog(args.db)
-    columns = Columns(**{k: v for k, v in {
-        "id": args.id_col, "title": args.title_col, "category": args.category_col,
-        "colour": args.colour_col, "brand": args.brand_col, "gender": args.gender_col,
-        "image": args.image_col, "description": args.description_col, "price": args.price_col,
-    }.items() if v is not None})
+    columns = Columns(
+        **{
+            k: v
+            for k, v in {
+                "id": args.id_col,
+                "title": args.title_col,
+                "category": args.category_col,
+                "colour": args.colour_col,
+                "brand": args.brand_col,
+                "gender": args.gender_col,
+                "image": args.image_col,
+                "description": args.description_col,
+                "price": args.price_col,
+            }.items()
+            if v is not None
+        }
+    )
     report = import_csv(db, args.csv, args.images, columns)
     return _print_report(report, args.json)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
     from core.catalog import stats
+
     figures = stats(open_catalog(args.db, read_only=True))
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
         print(f"items       {figures['items']}")
         print(f"images ok   {figures['images_ok']}")
-        print(f"images bad  {figures['images_bad']} (missing {figures['images_missing']}, "
-              f"unreadable {figures['images_unreadable']})")
+        print(
+            f"images bad  {figures['images_bad']} (missing {figures['images_missing']}, "
+            f"unreadable {figures['images_unreadable']})"
+        )
         for method, count in sorted(figures["vectors"].items()):
             print(f"vectors     {method}: {count}")
     return 0
@@ -67,28 +89,37 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from core.demo import setup_demo
+
     report = setup_demo(open_catalog(args.db))
-    print(f"demo catalog ready at {args.db}: {report.items} items, embedded and indexed "
-          f"with {DEFAULT_METHOD}")
+    print(f"demo catalog ready at {args.db}: {report.items} items, embedded and indexed with {DEFAULT_METHOD}")
     return 0 if report.ok else 1
 
 
 def cmd_labels(args: argparse.Namespace) -> int:
     from core.labels import export_labels, import_labels
+
     db = open_catalog(args.db, read_only=args.action == "export", create=False)
     if args.action == "export":
         count = export_labels(db, args.file, force=args.force)
-        print(json.dumps({"labels": count, "file": str(args.file)}) if args.json
-              else f"{count} labels written to {args.file}")
+        print(
+            json.dumps({"labels": count, "file": str(args.file)})
+            if args.json
+            else f"{count} labels written to {args.file}"
+        )
         return 0
     report = import_labels(db, args.file)
-    _print_report(report, args.json, f"{report.items} new labels from {report.rows} rows "
-                                     f"({report.duplicates} already present, {len(report.problems)} rejected)")
+    _print_report(
+        report,
+        args.json,
+        f"{report.items} new labels from {report.rows} rows "
+        f"({report.duplicates} already present, {len(report.problems)} rejected)",
+    )
     return 0 if report.items or not report.problems else 1
 
 
 def cmd_precision(args: argparse.Namespace) -> int:
     from core.metrics import precision_from_labels
+
     figures = precision_from_labels(open_catalog(args.db, read_only=True), args.method, args.k)
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -100,31 +131,51 @@ def cmd_precision(args: argparse.Namespace) -> int:
     for f in figures:
         p = "-" if f["precision_at_k"] is None else f"{f['precision_at_k']:.3f}"
         meta = f["metadata_precision"]["category"]
-        print(f"{f['method']:24} {p:>6} {f['ci_low']:.2f}-{f['ci_high']:.2f}".ljust(45)
-              + f"{f['queries']:>8} {f['labels']:>7} {f['unknown']:>8} "
-              + ("-" if meta is None else f"{meta:.3f}").rjust(9))
+        print(
+            f"{f['method']:24} {p:>6} {f['ci_low']:.2f}-{f['ci_high']:.2f}".ljust(45)
+            + f"{f['queries']:>8} {f['labels']:>7} {f['unknown']:>8} "
+            + ("-" if meta is None else f"{meta:.3f}").rjust(9)
+        )
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from core.export import export_similar
     from core.filters import parse_filters
-    rows = export_similar(open_catalog(args.db, create=False), args.method, args.k, args.out,
-                          filters=parse_filters(args.filter), only_relevant=args.only_relevant, force=args.force)
-    print(json.dumps({"rows": rows, "file": str(args.out)}) if args.json
-          else f"{rows} rows written to {args.out}")
+
+    rows = export_similar(
+        open_catalog(args.db, create=False),
+        args.method,
+        args.k,
+        args.out,
+        filters=parse_filters(args.filter),
+        only_relevant=args.only_relevant,
+        force=args.force,
+    )
+    print(json.dumps({"rows": rows, "file": str(args.out)}) if args.json else f"{rows} rows written to {args.out}")
     return 0
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
     from core import devices
     from core.extractors import list_methods
+
     methods = list_methods(open_catalog(args.db, read_only=True) if args.db.exists() else None)
     device = devices.resolve()
     if args.json:
-        print(json.dumps([{**{k: m[k] for k in ("name", "kind", "available", "reason")},
-                           "device": devices.method_device(m["family"], device),
-                           **{k: m[k] for k in ("bases", "training") if k in m}} for m in methods], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        **{k: m[k] for k in ("name", "kind", "available", "reason")},
+                        "device": devices.method_device(m["family"], device),
+                        **{k: m[k] for k in ("bases", "training") if k in m},
+                    }
+                    for m in methods
+                ],
+                indent=2,
+            )
+        )
         return 0
     for m in methods:
         state = "ready" if m["available"] else "missing"
@@ -138,38 +189,56 @@ def cmd_methods(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     from core import devices
     from core.embed import embed_catalog
+
     devices.select(args.device)
     if args.engine == "ray":
         from core.ray_engine import embed_with_ray
-        report = embed_with_ray(open_catalog(args.db, create=False), args.method, address=args.address, workers=args.workers,
-                                gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size, limit=args.limit)
+
+        report = embed_with_ray(
+            open_catalog(args.db, create=False),
+            args.method,
+            address=args.address,
+            workers=args.workers,
+            gpus_per_worker=args.gpus_per_worker,
+            batch_size=args.batch_size,
+            limit=args.limit,
+        )
     else:
-        report = embed_catalog(open_catalog(args.db, create=False), args.method, batch_size=args.batch_size, limit=args.limit)
+        report = embed_catalog(
+            open_catalog(args.db, create=False), args.method, batch_size=args.batch_size, limit=args.limit
+        )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         why = "no current base vectors" if report.missing_parts else "unreadable"
-        print(f"{args.method}: {report.embedded} embedded, {report.failed} skipped ({why}), "
-              f"{report.rate:.1f} items/s")
+        print(f"{args.method}: {report.embedded} embedded, {report.failed} skipped ({why}), {report.rate:.1f} items/s")
     if report.missing_parts and not args.json:
         lacking = ", ".join(f"{part} ({count})" for part, count in report.missing_parts.items())
-        print(f"{report.failed} items lack a vector of their current photo from {lacking}; embed the bases first: "
-              + "; ".join(f"python -m core embed --method {part}" for part in report.missing_parts), file=sys.stderr)
+        print(
+            f"{report.failed} items lack a vector of their current photo from {lacking}; embed the bases first: "
+            + "; ".join(f"python -m core embed --method {part}" for part in report.missing_parts),
+            file=sys.stderr,
+        )
     return 0
 
 
 def cmd_train_autoencoder(args: argparse.Namespace) -> int:
     from core import devices
     from core.extractors.autoencoder import train
+
     devices.select(args.device)
     losses = train(open_catalog(args.db, create=False), epochs=args.epochs, batch_size=args.batch_size)
-    print(json.dumps({"epochs": len(losses), "losses": losses}) if args.json
-          else f"autoencoder trained for {len(losses)} epochs; last loss {losses[-1]:.5f}")
+    print(
+        json.dumps({"epochs": len(losses), "losses": losses})
+        if args.json
+        else f"autoencoder trained for {len(losses)} epochs; last loss {losses[-1]:.5f}"
+    )
     return 0
 
 
 def cmd_download_weights(args: argparse.Namespace) -> int:
     from core.extractors import get_spec
+
     folder = get_spec(args.method).download(open_catalog(args.db))
     print(f"{args.method}: weights saved in {folder}")
     return 0
@@ -177,21 +246,29 @@ def cmd_download_weights(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.evaluate import evaluate
-    result = evaluate(open_catalog(args.db, read_only=True), args.method, args.attribute, args.k, args.queries,
-                      distance=args.distance)
+
+    result = evaluate(
+        open_catalog(args.db, read_only=True), args.method, args.attribute, args.k, args.queries, distance=args.distance
+    )
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{args.method}: P@{args.k} {result['precision_at_k']:.4f}, mAP@{args.k} {result['map_at_k']:.4f} "
-              f"by {args.attribute} over {result['queries']} queries")
+        print(
+            f"{args.method}: P@{args.k} {result['precision_at_k']:.4f}, mAP@{args.k} {result['map_at_k']:.4f} "
+            f"by {args.attribute} over {result['queries']} queries"
+        )
     return 0
 
 
 def cmd_index(args: argparse.Namespace) -> int:
     from core.index import build_index
+
     info = build_index(open_catalog(args.db, create=False), args.method, trees=args.trees)
-    print(json.dumps(vars(info), indent=2) if args.json
-          else f"{args.method}: {info.items} items, {info.trees} trees, built in {info.build_seconds:.1f}s")
+    print(
+        json.dumps(vars(info), indent=2)
+        if args.json
+        else f"{args.method}: {info.items} items, {info.trees} trees, built in {info.build_seconds:.1f}s"
+    )
     return 0
 
 
@@ -199,6 +276,7 @@ def _known_method(name: str, db_path: Path) -> str:
     """The method, when the registry or the catalog's tuned methods know it (UnknownMethod
     otherwise: one line, exit 2). The catalog is read only for a name that is not built in."""
     from core.extractors import UnknownMethod, get_spec
+
     try:
         return get_spec(name).name
     except UnknownMethod as unknown:
@@ -217,6 +295,7 @@ def _known_methods(text: str, db_path: Path) -> str | dict[str, float]:
     if "=" not in text:
         return _known_method(text, db_path)
     from core.extractors.hybrid import parse_weights
+
     weights = parse_weights(text)
     for name in weights:
         _known_method(name, db_path)
@@ -227,6 +306,7 @@ def _bases(text: str) -> tuple[list[str], list[float] | None]:
     """'a,b' (equal weights) or 'a=0.7,b=0.3' -> (bases, weights or None)."""
     if "=" in text:
         from core.extractors.hybrid import parse_weights
+
         weights = parse_weights(text)
         return list(weights), list(weights.values())
     return [name.strip() for name in text.split(",") if name.strip()], None
@@ -234,38 +314,53 @@ def _bases(text: str) -> tuple[list[str], list[float] | None]:
 
 def _validation_table(metrics: dict) -> list[str]:
     """Base vs tuned on the held-out items: P@10 per target (and jointly), then held-back labels."""
+
     def cell(value) -> str:
         return "-" if value is None else f"{value:.3f}"
-    lines = [f"{'P@10 on held-out items':28} {'base':>7} {'tuned':>7}   {'whole catalog as gallery:':>26} "
-             f"{'base':>7} {'tuned':>7}"]
+
+    lines = [
+        f"{'P@10 on held-out items':28} {'base':>7} {'tuned':>7}   {'whole catalog as gallery:':>26} "
+        f"{'base':>7} {'tuned':>7}"
+    ]
     for notion, m in metrics.items():
         if notion != "labels":
-            lines.append(f"{notion:28} {cell(m['base_held_out']):>7} {cell(m['tuned_held_out']):>7}   {'':>26} "
-                         f"{cell(m['base_catalog']):>7} {cell(m['tuned_catalog']):>7}")
+            lines.append(
+                f"{notion:28} {cell(m['base_held_out']):>7} {cell(m['tuned_held_out']):>7}   {'':>26} "
+                f"{cell(m['base_catalog']):>7} {cell(m['tuned_catalog']):>7}"
+            )
     if "labels" in metrics:
         m = metrics["labels"]
-        lines.append(f"held-back labels ({m['pairs']} pairs, {m['queries']} queries): AUC {cell(m['base_auc'])} -> "
-                     f"{cell(m['tuned_auc'])}, judged P@10 {cell(m['base_judged_p10'])} -> {cell(m['tuned_judged_p10'])}")
+        lines.append(
+            f"held-back labels ({m['pairs']} pairs, {m['queries']} queries): AUC {cell(m['base_auc'])} -> "
+            f"{cell(m['tuned_auc'])}, judged P@10 {cell(m['base_judged_p10'])} -> {cell(m['tuned_judged_p10'])}"
+        )
     return lines
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from core import devices, tuning
+
     devices.select(args.device)
     bases, weights = _bases(args.base)
     targets = [t.strip() for t in (args.target or "").split(",") if t.strip()]
     knobs = tuning.Settings(**{k: v for k, v in (("epochs", args.epochs), ("dim", args.dim)) if v is not None})
-    result = tuning.tune(open_catalog(args.db, create=False), args.name, bases, targets, args.labels, weights,
-                         args.force, knobs)
+    result = tuning.tune(
+        open_catalog(args.db, create=False), args.name, bases, targets, args.labels, weights, args.force, knobs
+    )
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
-        print(f"{result.name} over {' + '.join(result.bases)}: {result.items_trained} items trained, "
-              f"{result.items_validated} held out, {result.label_pairs_trained} label pairs; "
-              f"best epoch {result.best_epoch} of {result.epochs}, {result.seconds:.1f}s")
+        print(
+            f"{result.name} over {' + '.join(result.bases)}: {result.items_trained} items trained, "
+            f"{result.items_validated} held out, {result.label_pairs_trained} label pairs; "
+            f"best epoch {result.best_epoch} of {result.epochs}, {result.seconds:.1f}s"
+        )
         print("\n".join(_validation_table(result.metrics)))
-        print(f"saved as version {result.version}; next: python -m core embed --method {result.name}"
-              if result.saved else result.reason)
+        print(
+            f"saved as version {result.version}; next: python -m core embed --method {result.name}"
+            if result.saved
+            else result.reason
+        )
         if result.saved and result.reason != "saved":
             print(result.reason)
     return 0 if result.saved else 1
@@ -274,12 +369,22 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from core.filters import parse_filters
     from core.search import search
+
     image = None
     if args.image:
         from core.images import MAX_UPLOAD_BYTES, read_file
+
         image = read_file(args.image, MAX_UPLOAD_BYTES)
-    result = search(open_catalog(args.db, create=False), args.method, item_id=args.item, image=image,
-                    text=args.text, k=args.k, filters=parse_filters(args.filter), distance=args.distance)
+    result = search(
+        open_catalog(args.db, create=False),
+        args.method,
+        item_id=args.item,
+        image=image,
+        text=args.text,
+        k=args.k,
+        filters=parse_filters(args.filter),
+        distance=args.distance,
+    )
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
         return 0
@@ -290,6 +395,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_duplicates(args: argparse.Namespace) -> int:
     from core.near_duplicates import find_duplicates
+
     pairs = find_duplicates(open_catalog(args.db, create=False), args.method, args.threshold)
     if args.json:
         print(json.dumps([p.as_dict() for p in pairs], indent=2))
@@ -325,7 +431,9 @@ def _number(text: str, low: float, high: float = math.inf, low_included: bool = 
     except ValueError:
         raise argparse.ArgumentTypeError(f"needs a number, got {text!r}") from None
     if not math.isfinite(value) or value > high or value < low or (value == low and not low_included):
-        shown = f"{'of at least' if low_included else 'above'} {low:g}" + (f" and at most {high:g}" if high < math.inf else "")
+        shown = f"{'of at least' if low_included else 'above'} {low:g}" + (
+            f" and at most {high:g}" if high < math.inf else ""
+        )
         raise argparse.ArgumentTypeError(f"needs a number {shown}, got {text!r}")
     return value
 
@@ -343,6 +451,7 @@ def _gpus(text: str) -> float:
 def _filter(text: str) -> str:
     """argparse type: one KEY=VALUE filter that core.filters accepts."""
     from core.filters import parse_filters
+
     try:
         parse_filters([text])
     except ValueError as exc:
@@ -353,10 +462,16 @@ def _filter(text: str) -> str:
 def _global_options(parser: argparse.ArgumentParser, given_only: bool = False) -> None:
     """--db, --json and -v. Accepted before the command (with defaults) and after it (`given_only`:
     an option not given after the command leaves the value from before it alone)."""
+
     def default(value):
         return argparse.SUPPRESS if given_only else value
-    parser.add_argument("--db", type=Path, default=default(settings().db),
-                        help="catalog database (default: $LOOKALIKE_DB or data/catalog.db)")
+
+    parser.add_argument(
+        "--db",
+        type=Path,
+        default=default(settings().db),
+        help="catalog database (default: $LOOKALIKE_DB or data/catalog.db)",
+    )
     parser.add_argument("--json", action="store_true", default=default(False), help="print JSON for scripts")
     parser.add_argument("-v", "--verbose", action="store_true", default=default(False), help="log details to stderr")
 
@@ -376,11 +491,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("import-farfetch", parents=[common], help="import a Farfetch listings CSV")
     p.add_argument("csv", type=Path)
-    p.add_argument("--images", type=Path, help="folder of photos named by URL basename "
-                                               "(default: images/ beside the CSV)")
+    p.add_argument(
+        "--images", type=Path, help="folder of photos named by URL basename (default: images/ beside the CSV)"
+    )
     p.add_argument("--download", action="store_true", help="fetch missing photos first (online)")
-    p.add_argument("--allow-private-hosts", action="store_true",
-                   help="let --download fetch from loopback, link-local and private addresses")
+    p.add_argument(
+        "--allow-private-hosts",
+        action="store_true",
+        help="let --download fetch from loopback, link-local and private addresses",
+    )
     p.set_defaults(func=cmd_import_farfetch)
 
     p = sub.add_parser("import-csv", parents=[common], help="import a generic product CSV")
@@ -418,8 +537,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tune", parents=[common], help="learn a tuned method over base methods' stored vectors")
     p.add_argument("--name", required=True, help="the tuned method's name (not a built-in one's)")
-    p.add_argument("--base", required=True, metavar="M1[,M2,...]",
-                   help="base image methods, already embedded; weights as efficientnet_lite0=0.8,color_hist=0.2")
+    p.add_argument(
+        "--base",
+        required=True,
+        metavar="M1[,M2,...]",
+        help="base image methods, already embedded; weights as efficientnet_lite0=0.8,color_hist=0.2",
+    )
     p.add_argument("--target", metavar="ATTR[,ATTR...]", help="catalog fields whose shared values make items alike")
     p.add_argument("--labels", action="store_true", help="learn from relevance labels too")
     p.add_argument("--force", action="store_true", help="save even when worse than its base on held-out items")
@@ -453,13 +576,18 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--text", help="words (minilm, clip, fashion_clip)")
     p.add_argument("-k", type=_count, default=10)
     p.add_argument("--filter", action="append", type=_filter, default=[], metavar="KEY=VALUE")
-    p.add_argument("--distance", choices=("cosine", "chi2"),
-                   help="rank by this instead of the method's own distance (chi2: colour histograms)")
+    p.add_argument(
+        "--distance",
+        choices=("cosine", "chi2"),
+        help="rank by this instead of the method's own distance (chi2: colour histograms)",
+    )
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("duplicates", parents=[common], help="near-duplicate listings")
     _method_option(p, default=DEFAULT_METHOD)
-    p.add_argument("--threshold", type=_similarity, default=0.95, help="cosine similarity above 0, at most 1; e.g. 0.95")
+    p.add_argument(
+        "--threshold", type=_similarity, default=0.95, help="cosine similarity above 0, at most 1; e.g. 0.95"
+    )
     p.set_defaults(func=cmd_duplicates)
 
     p = sub.add_parser("labels", parents=[common], help="export or import relevance labels as CSV")
@@ -487,16 +615,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-    except SystemExit as stop:                # --help, or a bad argument already told in one line
+    except SystemExit as stop:  # --help, or a bad argument already told in one line
         return int(stop.code or 0)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         if getattr(args, "check_method", None):
             args.method = args.check_method(args.method, args.db)
         return args.func(args)
     except (CatalogError, OSError, ValueError, RuntimeError, sqlite3.Error, MemoryError) as exc:
-        log.info("command failed", exc_info=True)          # the details, shown with -v
+        log.info("command failed", exc_info=True)  # the details, shown with -v
         print(f"error: {failures.one_line(exc, args.db)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

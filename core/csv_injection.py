@@ -6,6 +6,7 @@ in front (`'=1+1`), which spreadsheets show as text. Numbers are written as numb
 touched. A cell that already starts with a quote followed by one of those characters gets one
 more quote, so `restore` gives back exactly what was exported.
 """
+
 from __future__ import annotations
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")

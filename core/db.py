@@ -3,6 +3,7 @@
 `open_catalog` returns a `Catalog`: the sqlite-utils database plus the folders that belong to it
 (indices, thumbnails, exports, model weights), so no code rebuilds them from the connection.
 """
+
 from __future__ import annotations
 
 import logging
@@ -75,8 +76,9 @@ def schema_version(db: sqlite_utils.Database) -> int:
     return row[0] or 0
 
 
-def open_catalog(path: str | Path | None = None, *, create: bool = True, read_only: bool = False,
-                 migrate: bool = True) -> Catalog:
+def open_catalog(
+    path: str | Path | None = None, *, create: bool = True, read_only: bool = False, migrate: bool = True
+) -> Catalog:
     """Open the catalog at `path` (default: the settings'), upgraded to the latest schema.
 
     A new catalog is made only in a missing or empty file, and only with `create`. An SQLite file
@@ -88,13 +90,15 @@ def open_catalog(path: str | Path | None = None, *, create: bool = True, read_on
         raise CatalogError(f"{path} is a folder; give the catalog file, e.g. {path / 'catalog.db'}")
     exists = path.is_file() and path.stat().st_size > 0
     if not exists and (read_only or not create):
-        raise CatalogError(f"no catalog at {path}; make one with `python -m core import-csv` "
-                           "(or import-farfetch, or demo)")
+        raise CatalogError(
+            f"no catalog at {path}; make one with `python -m core import-csv` (or import-farfetch, or demo)"
+        )
     read_only = read_only or (exists and not os.access(path, os.W_OK))
     try:
         if read_only:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False
+            )
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
@@ -129,12 +133,17 @@ def _check_ours(db: sqlite_utils.Database, path: Path) -> None:
     tables = db.table_names()
     if not tables:
         return
-    first = db.execute("SELECT name FROM schema_migrations WHERE version = 1").fetchone() \
-        if "schema_migrations" in tables else None
+    first = (
+        db.execute("SELECT name FROM schema_migrations WHERE version = 1").fetchone()
+        if "schema_migrations" in tables
+        else None
+    )
     if first is None or first[0] != migrations()[0][1].name:
         shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
-        raise CatalogError(f"{path} belongs to another application (tables: {shown}); Lookalike leaves it "
-                           "untouched: choose another catalog file")
+        raise CatalogError(
+            f"{path} belongs to another application (tables: {shown}); Lookalike leaves it "
+            "untouched: choose another catalog file"
+        )
 
 
 def _check_current(db: sqlite_utils.Database, path: Path) -> None:
@@ -143,13 +152,17 @@ def _check_current(db: sqlite_utils.Database, path: Path) -> None:
     if schema_version(db) > newest:
         raise _newer(schema_version(db), newest)
     if schema_version(db) != newest:
-        raise CatalogError(f"{path} has schema version {schema_version(db)}, this Lookalike reads {newest}; "
-                           "open it once with write access to upgrade it")
+        raise CatalogError(
+            f"{path} has schema version {schema_version(db)}, this Lookalike reads {newest}; "
+            "open it once with write access to upgrade it"
+        )
 
 
 def _newer(version: int, newest: int) -> CatalogError:
-    return CatalogError(f"This catalog has schema version {version}, newer than this Lookalike knows "
-                        f"({newest}); upgrade Lookalike to open it.")
+    return CatalogError(
+        f"This catalog has schema version {version}, newer than this Lookalike knows "
+        f"({newest}); upgrade Lookalike to open it."
+    )
 
 
 def apply_migrations(db: sqlite_utils.Database) -> list[int]:
@@ -178,9 +191,7 @@ def apply_migrations(db: sqlite_utils.Database) -> list[int]:
                 continue
             for statement in _statements(script):
                 conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (version, path.name)
-            )
+            conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (version, path.name))
             conn.execute("COMMIT")
         except Exception:
             conn.execute("ROLLBACK")
@@ -199,8 +210,6 @@ def _statements(script: str) -> list[str]:
             if buffer.strip():
                 statements.append(buffer.strip())
             buffer = ""
-    if buffer.strip() and not all(
-        part.strip().startswith("--") or not part.strip() for part in buffer.splitlines()
-    ):
+    if buffer.strip() and not all(part.strip().startswith("--") or not part.strip() for part in buffer.splitlines()):
         raise CatalogError(f"incomplete statement at the end of a migration: {buffer[:60]!r}")
     return statements

@@ -7,6 +7,7 @@ same cores; processes (as many as cores) are what feeds a GPU, since one interpr
 cannot decode thousands of JPEGs a second. Work sent to a process must be picklable: the
 preprocessing is a plain function such as `functools.partial(to_array, size=224, mean=..., std=...)`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,14 +29,15 @@ from core.images import ImageError, load_rgb
 
 log = logging.getLogger(__name__)
 
-CHUNK = 32               # photos per worker task
-THREAD_WORKERS = 2       # the CPU path's decode threads (docs/benchmarks.md)
+CHUNK = 32  # photos per worker task
+THREAD_WORKERS = 2  # the CPU path's decode threads (docs/benchmarks.md)
 
 Preprocess = Callable[[list[Image.Image]], object] | None
 
 
-def to_array(images: list[Image.Image], size: int, mean: tuple, std: tuple,
-             resample: int = Image.BILINEAR) -> np.ndarray:
+def to_array(
+    images: list[Image.Image], size: int, mean: tuple, std: tuple, resample: int = Image.BILINEAR
+) -> np.ndarray:
     """Resize each image to size x size (whole garment kept) and normalise: NCHW float32 NumPy."""
     batch = np.stack([np.asarray(img.convert("RGB").resize((size, size), resample)) for img in images])
     scale = np.float32(1 / 255) / np.asarray(std, dtype=np.float32)
@@ -53,6 +55,7 @@ def read_photo(path: str | None, url: str | None = None) -> Image.Image:
         if not url or (path and Path(path).exists()):
             raise
         from core.download import DownloadError, fetch, session
+
         with tempfile.TemporaryDirectory() as folder:
             try:
                 return load_rgb(fetch(url, Path(folder) / "photo", session()))
@@ -60,8 +63,9 @@ def read_photo(path: str | None, url: str | None = None) -> Image.Image:
                 raise ImageError(f"{missing}; {exc}") from None
 
 
-def decode_chunk(sources: Sequence[tuple[str | None, str | None]], preprocess: Preprocess
-                 ) -> tuple[list[int], object, list[tuple[int, str]]]:
+def decode_chunk(
+    sources: Sequence[tuple[str | None, str | None]], preprocess: Preprocess
+) -> tuple[list[int], object, list[tuple[int, str]]]:
     """Decode (path, url) sources: (indices decoded, preprocessed batch or images, (index, reason) failures)."""
     good, images, failures = [], [], []
     for n, (path, url) in enumerate(sources):
@@ -94,7 +98,7 @@ def _executor(processes: bool, workers: int) -> Executor:
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
     with _main_script_hidden():
-        started = [pool.submit(os.getpid) for _ in range(workers)]   # every worker starts now
+        started = [pool.submit(os.getpid) for _ in range(workers)]  # every worker starts now
         wait(started)
     return pool
 
@@ -129,9 +133,13 @@ def _merge(parts: list[tuple[list[int], object, list[tuple[int, str]]]], offsets
     return good, merged, failures
 
 
-def decoded_batches(batches: Sequence[Sequence], preprocess: Preprocess, processes: bool = False,
-                    workers: int | None = None, source: Callable = lambda item: (item.path, None)
-                    ) -> Iterator[tuple[list, object, list]]:
+def decoded_batches(
+    batches: Sequence[Sequence],
+    preprocess: Preprocess,
+    processes: bool = False,
+    workers: int | None = None,
+    source: Callable = lambda item: (item.path, None),
+) -> Iterator[tuple[list, object, list]]:
     """For each batch of items, in order: (decoded items, preprocessed inputs, (item, reason) failures)."""
     if processes and not picklable(preprocess):
         log.warning("preprocessing %r cannot be sent to worker processes; decoding in threads", preprocess)
@@ -146,7 +154,7 @@ def decoded_batches(batches: Sequence[Sequence], preprocess: Preprocess, process
             job = next(jobs, None)
             if job is not None:
                 b, start = job
-                chunk = [source(item) for item in batches[b][start:start + CHUNK]]
+                chunk = [source(item) for item in batches[b][start : start + CHUNK]]
                 queue.append((b, start, pool.submit(decode_chunk, chunk, preprocess)))
 
         for _ in range(limit):

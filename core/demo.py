@@ -1,4 +1,5 @@
 """Set up the demo catalog: the committed 300-photo slice, embedded and indexed with the default."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +11,7 @@ from core.report import ImportReport
 from core.settings import DEFAULT_METHOD
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
-DEMO_METHODS = (DEFAULT_METHOD, "color_hist", "minilm")   # all three need no download
+DEMO_METHODS = (DEFAULT_METHOD, "color_hist", "minilm")  # all three need no download
 
 
 def setup_demo(db: Catalog, progress: bool = True) -> ImportReport:

@@ -8,6 +8,7 @@ benchmarks check the half-precision path there).
 `resolve` and `summary` avoid importing torch on machines with no NVIDIA driver at all, so the
 light commands stay light.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,9 +27,9 @@ from core.settings import settings
 log = logging.getLogger(__name__)
 
 CHOICES = ("auto", "cpu", "cuda", "mps")
-CPU_BATCH = 32            # the CPU default: enough to amortise a call, small enough for the decode pipeline
+CPU_BATCH = 32  # the CPU default: enough to amortise a call, small enough for the decode pipeline
 MAX_GPU_BATCH = 1024
-HEADROOM = 0.7            # share of the free GPU memory a batch may take
+HEADROOM = 0.7  # share of the free GPU memory a batch may take
 
 
 class DeviceUnavailable(ValueError):
@@ -40,7 +41,7 @@ class Placement:
     """A device and the reduced precision to autocast to there (None: float32)."""
 
     device: str = "cpu"
-    dtype: str | None = None          # "bfloat16", "float16" or None
+    dtype: str | None = None  # "bfloat16", "float16" or None
 
     @property
     def is_gpu(self) -> bool:
@@ -53,6 +54,7 @@ class Placement:
     def prepare(self, model, channels_last: bool = False):
         """The model in eval mode on this device (channels-last for convolutional nets)."""
         import torch
+
         model = model.eval().to(self.device)
         return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -63,6 +65,7 @@ class Placement:
         op on another thread starts another OpenMP pool that spins against the model's.
         """
         import torch
+
         tensor = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device, non_blocking=True)
         return tensor.contiguous(memory_format=torch.channels_last) if channels_last else tensor
 
@@ -71,6 +74,7 @@ class Placement:
         if self.dtype is None:
             return contextlib.nullcontext()
         import torch
+
         return torch.autocast(device_type=self.device, dtype=getattr(torch, self.dtype))
 
 
@@ -85,6 +89,7 @@ def cuda_available() -> bool:
     if _no_nvidia_driver():
         return False
     import torch
+
     return torch.cuda.is_available()
 
 
@@ -92,6 +97,7 @@ def mps_available() -> bool:
     if sys.platform != "darwin":
         return False
     import torch
+
     return torch.backends.mps.is_available()
 
 
@@ -120,6 +126,7 @@ def half_dtype(device: str) -> str | None:
         return None
     if device == "cuda":
         import torch
+
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     return "float16"
 
@@ -172,13 +179,18 @@ def summary(requested: str | None = None) -> dict:
         placement = Placement(device, half_dtype(device))
     if placement.device == "cuda":
         import torch
+
         name = torch.cuda.get_device_name(0)
     elif placement.device == "mps":
         name = "Apple GPU (MPS)"
     else:
         name = f"CPU, {settings().threads} threads"
-    return {"requested": requested or _selected or settings().device, "device": placement.device, "name": name,
-            "precision": placement.precision}
+    return {
+        "requested": requested or _selected or settings().device,
+        "device": placement.device,
+        "name": name,
+        "precision": placement.precision,
+    }
 
 
 def describe(requested: str | None = None) -> str:
@@ -187,7 +199,7 @@ def describe(requested: str | None = None) -> str:
     return f"{info['device']} ({info['name']}), {info['precision'] or 'float32'}"
 
 
-CPU_FAMILIES = ("colour", "hybrid")     # methods that never run a torch model
+CPU_FAMILIES = ("colour", "hybrid")  # methods that never run a torch model
 
 
 def method_device(family: str, device: str) -> str:
@@ -197,8 +209,12 @@ def method_device(family: str, device: str) -> str:
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     """`--device auto|cpu|cuda|mps` for any command that runs torch models."""
-    parser.add_argument("--device", choices=CHOICES, default=None,
-                        help="where torch models run (default: $LOOKALIKE_DEVICE or auto = CUDA if present)")
+    parser.add_argument(
+        "--device",
+        choices=CHOICES,
+        default=None,
+        help="where torch models run (default: $LOOKALIKE_DEVICE or auto = CUDA if present)",
+    )
 
 
 def fit_batch(per_item_bytes: float, free_bytes: float, ceiling: int = MAX_GPU_BATCH) -> int:
@@ -212,6 +228,7 @@ def fit_batch(per_item_bytes: float, free_bytes: float, ceiling: int = MAX_GPU_B
 def free_memory(device: str) -> int | None:
     """Free accelerator memory in bytes (None on the CPU, where RAM is not the limit)."""
     import torch
+
     if device == "cuda":
         return int(torch.cuda.mem_get_info()[0])
     if device == "mps":
@@ -222,8 +239,9 @@ def free_memory(device: str) -> int | None:
 def probe_bytes_per_item(forward: Callable[[np.ndarray], np.ndarray], sample: np.ndarray, device: str) -> float:
     """Peak memory one item takes in `forward`, measured on a small sample batch (CUDA only)."""
     import torch
+
     if device != "cuda":
-        return float(sample[0].nbytes * 64)   # MPS has no peak counter: a generous guess
+        return float(sample[0].nbytes * 64)  # MPS has no peak counter: a generous guess
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated()
@@ -241,6 +259,7 @@ def batch_size(extractor, requested: int | None, placement: Placement | None = N
     if not placement.is_gpu or not hasattr(extractor, "forward"):
         return requested or CPU_BATCH
     from PIL import Image
+
     sample = extractor.preprocess([Image.new("RGB", (256, 256), "white")] * 8)
     per_item = probe_bytes_per_item(extractor.forward, sample, placement.device)
     fits = fit_batch(per_item, free_memory(placement.device) or 0)
@@ -252,6 +271,7 @@ def batch_size(extractor, requested: int | None, placement: Placement | None = N
 def forward_fitting(forward: Callable[[np.ndarray], np.ndarray], batch: np.ndarray) -> np.ndarray:
     """`forward(batch)`, halving the batch while the accelerator runs out of memory."""
     import torch
+
     try:
         return forward(batch)
     except torch.OutOfMemoryError:

@@ -1,6 +1,7 @@
 """Fetch listing photos over HTTP(S): deadlines, retries, a size cap, a content-type check,
 several photos at once, and no fetching from private networks unless asked.
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 MAX_IMAGE_BYTES = 15 * 1024 * 1024
 TIMEOUT = (5, 20)  # connect, read seconds (each wait for the next bytes)
 DEADLINE_S = 60.0  # one photo, start to finish
-WORKERS = 4        # photos fetched at once
+WORKERS = 4  # photos fetched at once
 MAX_REDIRECTS = 5
 IMAGE_COLUMNS = ("images.cutOut", "images.model")
 
@@ -40,8 +41,9 @@ class DownloadError(Exception):
 def session(retries: int = 3) -> requests.Session:
     """A requests session that retries connection errors and 5xx/429 with back-off."""
     s = requests.Session()
-    retry = Retry(total=retries, backoff_factor=0.3, status_forcelist=(429, 500, 502, 503, 504),
-                  allowed_methods=("GET",))
+    retry = Retry(
+        total=retries, backoff_factor=0.3, status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET",)
+    )
     s.mount("http://", HTTPAdapter(max_retries=retry))
     s.mount("https://", HTTPAdapter(max_retries=retry))
     s.headers["User-Agent"] = "Lookalike/1.0 (catalog curation)"
@@ -71,12 +73,20 @@ def check_host(url: str, allow_private_hosts: bool = False) -> None:
     for address in _addresses(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)):
         mapped = getattr(address, "ipv4_mapped", None) or address
         if not mapped.is_global or mapped.is_multicast:
-            raise DownloadError(f"{parts.hostname} is a private, loopback or link-local address ({address}); "
-                                "use --allow-private-hosts to fetch from it")
+            raise DownloadError(
+                f"{parts.hostname} is a private, loopback or link-local address ({address}); "
+                "use --allow-private-hosts to fetch from it"
+            )
 
 
-def fetch(url: str, dest: Path, http: requests.Session, max_bytes: int = MAX_IMAGE_BYTES,
-          deadline_s: float = DEADLINE_S, allow_private_hosts: bool = False) -> Path:
+def fetch(
+    url: str,
+    dest: Path,
+    http: requests.Session,
+    max_bytes: int = MAX_IMAGE_BYTES,
+    deadline_s: float = DEADLINE_S,
+    allow_private_hosts: bool = False,
+) -> Path:
     """Download one image to `dest` atomically within `deadline_s`; raise DownloadError.
 
     Redirects are followed by hand so that every hop's host is checked. Messages never show
@@ -118,9 +128,14 @@ def fetch(url: str, dest: Path, http: requests.Session, max_bytes: int = MAX_IMA
     return dest
 
 
-def download_listing_images(csv_path: str | Path, folder: str | Path, progress: bool = True,
-                            http: requests.Session | None = None, workers: int = WORKERS,
-                            allow_private_hosts: bool = False) -> ImportReport:
+def download_listing_images(
+    csv_path: str | Path,
+    folder: str | Path,
+    progress: bool = True,
+    http: requests.Session | None = None,
+    workers: int = WORKERS,
+    allow_private_hosts: bool = False,
+) -> ImportReport:
     """Fetch every listing photo of a Farfetch CSV that the folder lacks, named by URL basename.
 
     Up to `workers` photos are fetched at once, each within its own deadline.
@@ -129,19 +144,23 @@ def download_listing_images(csv_path: str | Path, folder: str | Path, progress: 
     folder.mkdir(parents=True, exist_ok=True)
     try:
         with open_text(csv_path) as (handle, _):
-            urls = [row[c].strip() for row in csv.DictReader(handle) for c in IMAGE_COLUMNS
-                    if (row.get(c) or "").strip()]
+            urls = [
+                row[c].strip() for row in csv.DictReader(handle) for c in IMAGE_COLUMNS if (row.get(c) or "").strip()
+            ]
     except EncodingError:
-        return ImportReport()       # the import that follows reports the file
+        return ImportReport()  # the import that follows reports the file
     wanted = [u for u in dict.fromkeys(urls) if not (folder / url_basename(u)).exists()]
     report = ImportReport(rows=len(wanted))
     http = http or session()
     pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="download")
     try:
-        futures = [pool.submit(fetch, url, folder / url_basename(url), http,
-                               allow_private_hosts=allow_private_hosts) for url in wanted]
-        for url, future in tqdm(zip(wanted, futures), total=len(wanted), desc="download photos",
-                                unit=" img", disable=not progress):
+        futures = [
+            pool.submit(fetch, url, folder / url_basename(url), http, allow_private_hosts=allow_private_hosts)
+            for url in wanted
+        ]
+        for url, future in tqdm(
+            zip(wanted, futures), total=len(wanted), desc="download photos", unit=" img", disable=not progress
+        ):
             try:
                 future.result()
                 report.images_ok += 1
@@ -150,5 +169,5 @@ def download_listing_images(csv_path: str | Path, folder: str | Path, progress: 
                 report.problem(url_basename(url) or strip_credentials(url), str(exc))
                 log.warning("%s", exc)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)   # on Ctrl-C, photos not started are dropped
+        pool.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C, photos not started are dropped
     return report

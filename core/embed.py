@@ -6,6 +6,7 @@ and the next run carries on. Photos are decoded and preprocessed in worker threa
 processes when the model runs on a GPU, core/decode.py) while the model runs on the previous
 batch. Unreadable photos are recorded in `embedding_failures`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,7 +28,7 @@ from core.images import load_rgb
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = devices.CPU_BATCH
-DERIVED_BATCH = 512       # items per read-combine-store step of a derived method
+DERIVED_BATCH = 512  # items per read-combine-store step of a derived method
 
 
 @dataclass
@@ -38,7 +39,7 @@ class EmbedReport:
     embedded: int = 0
     failed: int = 0
     seconds: float = 0.0
-    missing_parts: dict[str, int] = field(default_factory=dict)   # derived: part -> items lacking a current vector
+    missing_parts: dict[str, int] = field(default_factory=dict)  # derived: part -> items lacking a current vector
 
     @property
     def rate(self) -> float:
@@ -48,10 +49,16 @@ class EmbedReport:
         return {**asdict(self), "images_per_second": round(self.rate, 1)}
 
 
-def embed_catalog(db: Catalog, method: str, batch_size: int | None = None,
-                  limit: int | None = None, progress: bool = True, extractor: Extractor | None = None,
-                  on_progress: Callable[[int, int], None] | None = None,
-                  processes: bool | None = None) -> EmbedReport:
+def embed_catalog(
+    db: Catalog,
+    method: str,
+    batch_size: int | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    extractor: Extractor | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    processes: bool | None = None,
+) -> EmbedReport:
     """Compute and store every missing or outdated vector of `method`.
 
     batch_size None: 32 on the CPU, what fits in memory on a GPU (core.devices). processes: decode
@@ -75,11 +82,15 @@ def embed_catalog(db: Catalog, method: str, batch_size: int | None = None,
     else:
         batch_size = devices.batch_size(extractor, batch_size, placement)
         run = partial(devices.forward_fitting, extractor.embed_batch) if placement.is_gpu else extractor.embed_batch
-    bar = tqdm(total=len(todo), desc=f"embed {method}", unit=" img" if spec.kind == "image" else " items",
-               disable=not progress)
-    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-    stream = _text_batches(batches) if spec.kind == "text" else decoded_batches(
-        batches, extractor.preprocess, placement.is_gpu if processes is None else processes)
+    bar = tqdm(
+        total=len(todo), desc=f"embed {method}", unit=" img" if spec.kind == "image" else " items", disable=not progress
+    )
+    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    stream = (
+        _text_batches(batches)
+        if spec.kind == "text"
+        else decoded_batches(batches, extractor.preprocess, placement.is_gpu if processes is None else processes)
+    )
     try:
         with how_far(lambda: _done(report)):
             for batch, inputs, failures in stream:
@@ -109,8 +120,14 @@ def _text_batches(batches) -> Iterator[tuple[list, list[str], list]]:
         yield batch, [p.text or "" for p in batch], []
 
 
-def _embed_derived(db: Catalog, extractor: DerivedExtractor, batch_size: int | None, limit: int | None,
-                   progress: bool, on_progress: Callable[[int, int], None] | None) -> EmbedReport:
+def _embed_derived(
+    db: Catalog,
+    extractor: DerivedExtractor,
+    batch_size: int | None,
+    limit: int | None,
+    progress: bool,
+    on_progress: Callable[[int, int], None] | None,
+) -> EmbedReport:
     """A derived method's vectors, combined from its parts' stored vectors made from the item's
     current photo. The parts are embedded first when the extractor `embeds_parts`; otherwise items
     lacking a current part vector are skipped and counted per part in `missing_parts`."""
@@ -123,7 +140,7 @@ def _embed_derived(db: Catalog, extractor: DerivedExtractor, batch_size: int | N
     start = time.perf_counter()
     with how_far(lambda: _done(report)):
         for offset in tqdm(range(0, len(todo), DERIVED_BATCH), desc=f"embed {spec.name}", disable=not progress):
-            batch = todo[offset:offset + DERIVED_BATCH]
+            batch = todo[offset : offset + DERIVED_BATCH]
             sources = {item.item_id: item.source_hash for item in batch}
             stored = {part: vectors.current_vectors(db, part, sources) for part in spec.parts}
             ready = [item for item in batch if all(item.item_id in found for found in stored.values())]
@@ -133,18 +150,21 @@ def _embed_derived(db: Catalog, extractor: DerivedExtractor, batch_size: int | N
                     if len(found) < len(batch):
                         report.missing_parts[part] = report.missing_parts.get(part, 0) + len(batch) - len(found)
             if ready:
-                matrix = extractor.derive({part: np.stack([found[item.item_id] for item in ready])
-                                           for part, found in stored.items()})
-                report.embedded += vectors.store(db, spec.name, spec.version,
-                                                 ((item.item_id, v, item.source_hash) for item, v in zip(ready, matrix)))
+                matrix = extractor.derive(
+                    {part: np.stack([found[item.item_id] for item in ready]) for part, found in stored.items()}
+                )
+                report.embedded += vectors.store(
+                    db, spec.name, spec.version, ((item.item_id, v, item.source_hash) for item, v in zip(ready, matrix))
+                )
             if on_progress:
                 on_progress(report.embedded + report.failed, report.pending)
     report.seconds = time.perf_counter() - start
     return report
 
 
-def embed_image(data: bytes, method: str, catalog: Catalog | None = None,
-                extractor: ImageExtractor | None = None) -> np.ndarray:
+def embed_image(
+    data: bytes, method: str, catalog: Catalog | None = None, extractor: ImageExtractor | None = None
+) -> np.ndarray:
     """One uploaded photo's vector, with the same preprocessing as catalog vectors."""
     image = load_rgb(data)
     extractor = extractor or create_extractor(method, catalog)

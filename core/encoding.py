@@ -6,6 +6,7 @@ spreadsheets saved on Windows, or as Latin-1 when it holds bytes cp1252 leaves u
 caller reports that choice as a note. A file that looks like UTF-16 without a byte-order mark
 is refused with one line.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -26,8 +27,11 @@ def detect(path: str | Path) -> tuple[str, str | None]:
     path = Path(path)
     with open(path, "rb") as handle:
         head = handle.read(4)
-        for bom, name, label in ((codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
-                                 (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"), (codecs.BOM_UTF16_BE, "utf-16", "UTF-16")):
+        for bom, name, label in (
+            (codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
+            (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
+            (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
+        ):
             if head.startswith(bom):
                 if not _decodes(handle, name):
                     raise EncodingError(f"{path.name} has a {label} byte-order mark but is not valid {label}")
@@ -35,8 +39,9 @@ def detect(path: str | Path) -> tuple[str, str | None]:
         handle.seek(0)
         sample = handle.read(4096)
         if sample and sample.count(0) > len(sample) // 4:
-            raise EncodingError(f"{path.name} looks like UTF-16 without a byte-order mark; "
-                                "save it as UTF-8 and import it again")
+            raise EncodingError(
+                f"{path.name} looks like UTF-16 without a byte-order mark; save it as UTF-8 and import it again"
+            )
         if _decodes(handle, "utf-8"):
             return "utf-8", None
         name, label = ("cp1252", "Windows-1252") if _decodes(handle, "cp1252") else ("latin-1", "Latin-1")

@@ -6,6 +6,7 @@ query's; with several attributes (`"category,colour"`) only when every one of th
 Exact search (core.neighbours.ExactNeighbours): cosine on the stored vectors, or
 chi-square re-ranking of the best cosine candidates for colour histograms (`distance="chi2"`).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ from core.neighbours import ExactNeighbours
 from core.vectors import load_matrix
 
 ITEM_COLUMNS = {"category", "colour", "gender", "brand", "source"}
-ALIASES = {"articleType": "category", "baseColour": "colour"}   # styles.csv names of item columns
+ALIASES = {"articleType": "category", "baseColour": "colour"}  # styles.csv names of item columns
 GROUPING_COLUMNS = ("category", "colour", "brand", "gender")
 
 
@@ -38,13 +39,23 @@ def grouping_fields(db: sqlite_utils.Database) -> list[str]:
     """Fields that can group items (for tuning targets or metadata precision): the columns category,
     colour, brand and gender, then the keys of the attributes JSON, each when it has at least two
     distinct non-empty values. Keys that `attribute_values` reads from a column are left out."""
-    columns = [c for c in GROUPING_COLUMNS if db.execute(  # c from a fixed set
-        f"SELECT count(DISTINCT {c}) FROM items WHERE {c} IS NOT NULL AND {c} != ''").fetchone()[0] >= 2]
-    keys = [k for (k,) in db.execute(
-        "SELECT j.key FROM items, json_each(coalesce(items.attributes, '{}')) AS j "
-        "WHERE j.type NOT IN ('null', 'object', 'array') AND j.value != '' "
-        "GROUP BY j.key HAVING count(DISTINCT j.value) >= 2 ORDER BY j.key")
-        if k not in ITEM_COLUMNS and k not in ALIASES]
+    columns = [
+        c
+        for c in GROUPING_COLUMNS
+        if db.execute(  # c from a fixed set
+            f"SELECT count(DISTINCT {c}) FROM items WHERE {c} IS NOT NULL AND {c} != ''"
+        ).fetchone()[0]
+        >= 2
+    ]
+    keys = [
+        k
+        for (k,) in db.execute(
+            "SELECT j.key FROM items, json_each(coalesce(items.attributes, '{}')) AS j "
+            "WHERE j.type NOT IN ('null', 'object', 'array') AND j.value != '' "
+            "GROUP BY j.key HAVING count(DISTINCT j.value) >= 2 ORDER BY j.key"
+        )
+        if k not in ITEM_COLUMNS and k not in ALIASES
+    ]
     return columns + keys
 
 
@@ -73,9 +84,16 @@ def precision_scores(labels: list, found: np.ndarray, queries: np.ndarray, k: in
     return float(np.mean(precisions)), float(np.mean(average_precisions))
 
 
-def evaluate(db: sqlite_utils.Database, method: str, attribute: str = "articleType", k: int = 10,
-             queries: int | None = None, seed: int = 0, distance: str = "cosine",
-             matrix: tuple[list[str], np.ndarray] | None = None) -> dict:
+def evaluate(
+    db: sqlite_utils.Database,
+    method: str,
+    attribute: str = "articleType",
+    k: int = 10,
+    queries: int | None = None,
+    seed: int = 0,
+    distance: str = "cosine",
+    matrix: tuple[list[str], np.ndarray] | None = None,
+) -> dict:
     """Precision@k and mAP@k of a method's stored vectors against an attribute (or several, comma-separated:
     relevant only when all match; items missing any of them are left out)."""
     if k < 1 or (queries is not None and queries < 1):
@@ -84,8 +102,10 @@ def evaluate(db: sqlite_utils.Database, method: str, attribute: str = "articleTy
     labels = joint_values(db, ids, attribute)
     keep = np.array([v is not None for v in labels], dtype=bool)
     if keep.sum() <= k:
-        raise ValueError(f"too few items with vectors for {method} and a value for {attribute} "
-                         f"({int(keep.sum())}); embed the catalog first")
+        raise ValueError(
+            f"too few items with vectors for {method} and a value for {attribute} "
+            f"({int(keep.sum())}); embed the catalog first"
+        )
     ids = [i for i, kept in zip(ids, keep) if kept]
     vectors = vectors[keep]
     codes: dict[tuple, int] = {}
@@ -97,5 +117,12 @@ def evaluate(db: sqlite_utils.Database, method: str, attribute: str = "articleTy
     ranked = index.neighbours(vectors[query_rows], k, exclude=[{ids[q]} for q in query_rows], distance=distance)
     found = np.array([[index.position[i] for i, _ in row] for row in ranked])
     precision, mean_ap = precision_scores(labels, found, query_rows, k)
-    return {"method": method, "attribute": attribute, "k": k, "queries": int(len(query_rows)),
-            "precision_at_k": round(precision, 4), "map_at_k": round(mean_ap, 4), "distance": distance}
+    return {
+        "method": method,
+        "attribute": attribute,
+        "k": k,
+        "queries": int(len(query_rows)),
+        "precision_at_k": round(precision, 4),
+        "map_at_k": round(mean_ap, 4),
+        "distance": distance,
+    }

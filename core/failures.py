@@ -3,6 +3,7 @@
 Long runs (import, embedding) wrap these failures in `PartialWork`, whose message says how much
 was finished and kept before the error, so the user knows that running the command again carries on.
 """
+
 from __future__ import annotations
 
 import errno
@@ -11,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-FAILURES = (sqlite3.Error, OSError, MemoryError)   # what a long run reports with how far it got
+FAILURES = (sqlite3.Error, OSError, MemoryError)  # what a long run reports with how far it got
 
 
 class PartialWork(RuntimeError):
@@ -27,27 +28,29 @@ class PartialWork(RuntimeError):
 
 def _sqlite_code(exc: BaseException) -> int | None:
     code = getattr(exc, "sqlite_errorcode", None)
-    return None if code is None else code & 0xFF          # the primary code of an extended one
+    return None if code is None else code & 0xFF  # the primary code of an extended one
 
 
 def disk_full(exc: BaseException) -> bool:
     """ENOSPC from the OS, or SQLite's "database or disk is full"."""
     if isinstance(exc, OSError):
         return exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    return isinstance(exc, sqlite3.Error) and (_sqlite_code(exc) == sqlite3.SQLITE_FULL
-                                               or "disk is full" in str(exc))
+    return isinstance(exc, sqlite3.Error) and (_sqlite_code(exc) == sqlite3.SQLITE_FULL or "disk is full" in str(exc))
 
 
 def damaged(exc: BaseException) -> bool:
     """SQLite found the catalog file corrupt ("database disk image is malformed")."""
-    return isinstance(exc, sqlite3.DatabaseError) and (_sqlite_code(exc) == sqlite3.SQLITE_CORRUPT
-                                                       or "malformed" in str(exc))
+    return isinstance(exc, sqlite3.DatabaseError) and (
+        _sqlite_code(exc) == sqlite3.SQLITE_CORRUPT or "malformed" in str(exc)
+    )
 
 
 def recovery(catalog: Path) -> str:
     """How to get a damaged catalog back."""
-    return (f"restore a backup of {catalog}, or copy out what is readable with "
-            f"`sqlite3 {catalog} \".recover\" | sqlite3 recovered.db` and use recovered.db")
+    return (
+        f"restore a backup of {catalog}, or copy out what is readable with "
+        f'`sqlite3 {catalog} ".recover" | sqlite3 recovered.db` and use recovered.db'
+    )
 
 
 def one_line(exc: BaseException, catalog: Path) -> str:
@@ -59,8 +62,10 @@ def one_line(exc: BaseException, catalog: Path) -> str:
     if damaged(exc):
         return f"the catalog {catalog} is damaged ({exc}); {recovery(catalog)}"
     if isinstance(exc, MemoryError):
-        return (f"out of memory{f' ({exc})' if str(exc) else ''}; close other programs, or use a smaller "
-                "--batch-size or --limit, then run the same command again")
+        return (
+            f"out of memory{f' ({exc})' if str(exc) else ''}; close other programs, or use a smaller "
+            "--batch-size or --limit, then run the same command again"
+        )
     if isinstance(exc, sqlite3.OperationalError) and _sqlite_code(exc) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return f"the catalog {catalog} is busy ({exc}): another program is writing to it; try again when it is done"
     if isinstance(exc, sqlite3.Error):

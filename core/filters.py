@@ -1,12 +1,20 @@
 """Search and export filters: parse `key=value` pairs and select the matching catalog items."""
+
 from __future__ import annotations
 
 import math
 
 import sqlite_utils
 
-TEXT_KEYS = {"category": "category", "gender": "gender", "brand": "brand", "colour": "colour",
-             "color": "colour", "source": "source", "currency": "currency"}
+TEXT_KEYS = {
+    "category": "category",
+    "gender": "gender",
+    "brand": "brand",
+    "colour": "colour",
+    "color": "colour",
+    "source": "source",
+    "currency": "currency",
+}
 NUMBER_KEYS = {"price_min": "price >= ?", "price_max": "price <= ?"}
 FLAG_KEYS = {"in_stock", "on_sale", "exclude_same_brand"}
 TRUE = {"1", "true", "yes", "y", "on"}
@@ -47,12 +55,16 @@ def parse_filters(pairs: list[str] | None) -> dict:
 def _spellings(db: sqlite_utils.Database, column: str, values: list[str]) -> list[str]:
     """The stored spellings of `column` equal to any of `values` ignoring case (Unicode-aware)."""
     wanted = {v.casefold() for v in values}
-    return [r[0] for r in db.execute(f"SELECT DISTINCT {column} FROM items WHERE {column} IS NOT NULL")
-            if r[0].casefold() in wanted]
+    return [
+        r[0]
+        for r in db.execute(f"SELECT DISTINCT {column} FROM items WHERE {column} IS NOT NULL")
+        if r[0].casefold() in wanted
+    ]
 
 
-def where_clause(filters: dict, query_brand: str | None = None,
-                 db: sqlite_utils.Database | None = None) -> tuple[str, list]:
+def where_clause(
+    filters: dict, query_brand: str | None = None, db: sqlite_utils.Database | None = None
+) -> tuple[str, list]:
     """SQL condition on `items` (alias-free) with its parameters; '1' when nothing filters.
 
     Text values match stored values ignoring case: fully (Unicode) when `db` is given, by
@@ -100,5 +112,7 @@ def distinct_values(db: sqlite_utils.Database, column: str) -> list[str]:
     """The stored values of one filterable text column, for pickers."""
     if column not in TEXT_KEYS.values():
         raise ValueError(f"not a filterable column: {column}")
-    return [r[0] for r in db.execute(
-        f"SELECT DISTINCT {column} FROM items WHERE {column} IS NOT NULL ORDER BY lower({column})")]
+    return [
+        r[0]
+        for r in db.execute(f"SELECT DISTINCT {column} FROM items WHERE {column} IS NOT NULL ORDER BY lower({column})")
+    ]

@@ -1,4 +1,5 @@
 """Read product photos safely: any common format, any mode, with size caps and clear reasons."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +18,7 @@ try:  # pragma: no cover - depends on the Pillow build
 except ImportError:  # pragma: no cover
     pass
 
-MAX_PIXELS = 40_000_000          # decompression-bomb guard (about 6300 x 6300)
+MAX_PIXELS = 40_000_000  # decompression-bomb guard (about 6300 x 6300)
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a photo file on disk; checked before reading
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS

@@ -1,4 +1,5 @@
 """Importers: Farfetch listings and generic product CSVs into the catalog (idempotent upserts)."""
+
 from __future__ import annotations
 
 import csv
@@ -20,8 +21,21 @@ from core.report import ImportReport
 
 log = logging.getLogger(__name__)
 
-ITEM_COLUMNS = ("id", "source", "title", "description", "brand", "gender", "category", "colour",
-                "price", "currency", "on_sale", "stock", "attributes")
+ITEM_COLUMNS = (
+    "id",
+    "source",
+    "title",
+    "description",
+    "brand",
+    "gender",
+    "category",
+    "colour",
+    "price",
+    "currency",
+    "on_sale",
+    "stock",
+    "attributes",
+)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".avif")
 BATCH = 2000
 
@@ -84,8 +98,14 @@ def strip_credentials(url: str) -> str:
 
 def _attributes(row: dict[str, str], mapped: set[str]) -> str:
     """The unmapped columns as JSON, URLs stripped of credentials."""
-    return json.dumps({k: strip_credentials(v) if v.startswith(("http://", "https://")) else v
-                       for k, v in row.items() if k and k not in mapped}, ensure_ascii=False)
+    return json.dumps(
+        {
+            k: strip_credentials(v) if v.startswith(("http://", "https://")) else v
+            for k, v in row.items()
+            if k and k not in mapped
+        },
+        ensure_ascii=False,
+    )
 
 
 class ImageFolder:
@@ -112,8 +132,17 @@ def farfetch_row(row: dict[str, str], folder: ImageFolder) -> tuple[dict, list[I
     item_id = (row.get("id") or "").strip()
     if not item_id:
         raise RowError("no id")
-    known = {"id", "brand.name", "gender", "shortDescription", "priceInfo.finalPrice",
-             "priceInfo.currencyCode", "priceInfo.isOnSale", "stockTotal", "product_category"}
+    known = {
+        "id",
+        "brand.name",
+        "gender",
+        "shortDescription",
+        "priceInfo.finalPrice",
+        "priceInfo.currencyCode",
+        "priceInfo.isOnSale",
+        "stockTotal",
+        "product_category",
+    }
     item = {
         "id": item_id,
         "source": "farfetch",
@@ -152,8 +181,7 @@ class Columns:
     price: str | None = None
 
 
-def csv_row(row: dict[str, str], columns: Columns, folder: ImageFolder,
-            base: Path) -> tuple[dict, list[ImageRef]]:
+def csv_row(row: dict[str, str], columns: Columns, folder: ImageFolder, base: Path) -> tuple[dict, list[ImageRef]]:
     """Map one generic CSV row to an item and its image reference."""
     item_id = (row.get(columns.id) or "").strip()
     if not item_id:
@@ -162,13 +190,34 @@ def csv_row(row: dict[str, str], columns: Columns, folder: ImageFolder,
     def col(name: str | None) -> str | None:
         return ((row.get(name) or "").strip() or None) if name else None
 
-    mapped = {c for c in (columns.id, columns.title, columns.category, columns.colour, columns.brand,
-                          columns.gender, columns.image, columns.description, columns.price) if c}
+    mapped = {
+        c
+        for c in (
+            columns.id,
+            columns.title,
+            columns.category,
+            columns.colour,
+            columns.brand,
+            columns.gender,
+            columns.image,
+            columns.description,
+            columns.price,
+        )
+        if c
+    }
     item = {
-        "id": item_id, "source": "csv", "title": col(columns.title),
-        "description": col(columns.description), "brand": col(columns.brand),
-        "gender": col(columns.gender), "category": col(columns.category), "colour": col(columns.colour),
-        "price": parse_price(col(columns.price)), "currency": None, "on_sale": None, "stock": None,
+        "id": item_id,
+        "source": "csv",
+        "title": col(columns.title),
+        "description": col(columns.description),
+        "brand": col(columns.brand),
+        "gender": col(columns.gender),
+        "category": col(columns.category),
+        "colour": col(columns.colour),
+        "price": parse_price(col(columns.price)),
+        "currency": None,
+        "on_sale": None,
+        "stock": None,
         "attributes": _attributes(row, mapped),
     }
     if columns.image and col(columns.image):
@@ -218,9 +267,13 @@ def _read_rows(csv_path: Path, report: ImportReport) -> Iterator[tuple[int, dict
             yield line, dict(zip(header, values))
 
 
-def import_rows(db: sqlite_utils.Database, csv_path: str | Path,
-                mapper: Callable[[dict[str, str]], tuple[dict, list[ImageRef]]],
-                check_images: bool = True, progress: bool = True) -> ImportReport:
+def import_rows(
+    db: sqlite_utils.Database,
+    csv_path: str | Path,
+    mapper: Callable[[dict[str, str]], tuple[dict, list[ImageRef]]],
+    check_images: bool = True,
+    progress: bool = True,
+) -> ImportReport:
     """Upsert every good row in batches; bad rows and images are reported, never fatal.
 
     A catalog, disk or memory failure raises core.failures.PartialWork saying how many items were
@@ -231,14 +284,22 @@ def import_rows(db: sqlite_utils.Database, csv_path: str | Path,
     if not csv_path.is_file():
         report.problem(str(csv_path), "file not found")
         return report
-    with tqdm(desc=f"import {csv_path.name}", unit=" rows", disable=not progress) as bar, \
-            how_far(lambda: f"{report.items} items imported and committed"):
+    with (
+        tqdm(desc=f"import {csv_path.name}", unit=" rows", disable=not progress) as bar,
+        how_far(lambda: f"{report.items} items imported and committed"),
+    ):
         _import(db, csv_path, mapper, check_images, report, bar)
     return report
 
 
-def _import(db: sqlite_utils.Database, csv_path: Path, mapper: Callable[[dict[str, str]], tuple[dict, list[ImageRef]]],
-            check_images: bool, report: ImportReport, bar: tqdm) -> None:
+def _import(
+    db: sqlite_utils.Database,
+    csv_path: Path,
+    mapper: Callable[[dict[str, str]], tuple[dict, list[ImageRef]]],
+    check_images: bool,
+    report: ImportReport,
+    bar: tqdm,
+) -> None:
     """import_rows' loop: map, check and upsert the rows in batches of BATCH items."""
     seen: set[str] = set()
     items: list[dict] = []
@@ -268,21 +329,33 @@ def _import(db: sqlite_utils.Database, csv_path: Path, mapper: Callable[[dict[st
 
 
 def _image_row(item_id: str, ref: ImageRef, check: bool) -> dict:
-    row = {"item_id": item_id, "role": ref.role, "path": None,
-           "url": strip_credentials(ref.url) if ref.url else None, "width": None,
-           "height": None, "sha256": None, "status": "missing", "reason": None}
+    row = {
+        "item_id": item_id,
+        "role": ref.role,
+        "path": None,
+        "url": strip_credentials(ref.url) if ref.url else None,
+        "width": None,
+        "height": None,
+        "sha256": None,
+        "status": "missing",
+        "reason": None,
+    }
     if ref.path is None:
         row["reason"] = f"no local file for the {ref.role} photo" + (" (use --download to fetch it)" if ref.url else "")
         return row
     row["path"] = str(Path(ref.path).resolve())
     info = images.inspect(ref.path) if check else images.ImageInfo("ok")
-    row.update(status=info.status, reason=info.reason, width=info.width, height=info.height,
-               sha256=info.sha256)
+    row.update(status=info.status, reason=info.reason, width=info.width, height=info.height, sha256=info.sha256)
     return row
 
 
-def _flush(db: sqlite_utils.Database, items: list[dict], refs: list[tuple[int, str, ImageRef]],
-           report: ImportReport, check_images: bool) -> None:
+def _flush(
+    db: sqlite_utils.Database,
+    items: list[dict],
+    refs: list[tuple[int, str, ImageRef]],
+    report: ImportReport,
+    check_images: bool,
+) -> None:
     if not items:
         return
     image_rows = [_image_row(item_id, ref, check_images) for _, item_id, ref in refs]
@@ -309,8 +382,7 @@ def _flush(db: sqlite_utils.Database, items: list[dict], refs: list[tuple[int, s
         )
         db.conn.executemany(
             f"INSERT INTO images ({', '.join(image_cols)}) VALUES ({', '.join('?' for _ in image_cols)}) "
-            "ON CONFLICT (item_id, role) DO UPDATE SET "
-            + ", ".join(f"{c} = excluded.{c}" for c in image_cols[2:]),
+            "ON CONFLICT (item_id, role) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in image_cols[2:]),
             [tuple(row[c] for c in image_cols) for row in image_rows],
         )
     report.items += len(items)
@@ -319,17 +391,26 @@ def _flush(db: sqlite_utils.Database, items: list[dict], refs: list[tuple[int, s
 def _ok_photos(db: sqlite_utils.Database, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
     """Those of the (item id, role) pairs whose stored photo is currently usable."""
     found = set()
-    for start in range(0, len(keys), 400):       # stay under SQLite's bound-parameter limit
-        chunk = keys[start:start + 400]
-        found.update(db.execute(
-            "SELECT item_id, role FROM images WHERE status = 'ok' AND (item_id, role) IN "
-            f"(VALUES {', '.join('(?, ?)' for _ in chunk)})", [v for key in chunk for v in key]).fetchall())
+    for start in range(0, len(keys), 400):  # stay under SQLite's bound-parameter limit
+        chunk = keys[start : start + 400]
+        found.update(
+            db.execute(
+                "SELECT item_id, role FROM images WHERE status = 'ok' AND (item_id, role) IN "
+                f"(VALUES {', '.join('(?, ?)' for _ in chunk)})",
+                [v for key in chunk for v in key],
+            ).fetchall()
+        )
     return found
 
 
-def import_farfetch(db: sqlite_utils.Database, csv_path: str | Path, images_dir: str | Path | None = None,
-                    download: bool = False, progress: bool = True,
-                    allow_private_hosts: bool = False) -> ImportReport:
+def import_farfetch(
+    db: sqlite_utils.Database,
+    csv_path: str | Path,
+    images_dir: str | Path | None = None,
+    download: bool = False,
+    progress: bool = True,
+    allow_private_hosts: bool = False,
+) -> ImportReport:
     """Import a Farfetch listings CSV; with `download`, fetch missing photos into `images_dir` first.
 
     A named `images_dir` that does not exist is an error unless `download` will create it.
@@ -341,8 +422,10 @@ def import_farfetch(db: sqlite_utils.Database, csv_path: str | Path, images_dir:
     fetched = None
     if download:
         from core.download import download_listing_images
-        fetched = download_listing_images(csv_path, folder_path, progress=progress,
-                                          allow_private_hosts=allow_private_hosts)
+
+        fetched = download_listing_images(
+            csv_path, folder_path, progress=progress, allow_private_hosts=allow_private_hosts
+        )
     folder = ImageFolder(folder_path)
     report = import_rows(db, csv_path, lambda row: farfetch_row(row, folder), progress=progress)
     if fetched:
@@ -350,22 +433,28 @@ def import_farfetch(db: sqlite_utils.Database, csv_path: str | Path, images_dir:
     return report
 
 
-def import_csv(db: sqlite_utils.Database, csv_path: str | Path, images_dir: str | Path | None = None,
-               columns: Columns | None = None, progress: bool = True) -> ImportReport:
+def import_csv(
+    db: sqlite_utils.Database,
+    csv_path: str | Path,
+    images_dir: str | Path | None = None,
+    columns: Columns | None = None,
+    progress: bool = True,
+) -> ImportReport:
     """Import a generic product CSV with a column mapping (defaults: the fashion-products layout)."""
     csv_path = Path(csv_path)
     columns = columns or Columns()
     missing = _missing_columns(csv_path, columns)
     if missing:
         report = ImportReport()
-        report.problem(csv_path.name, f"no column(s) {', '.join(missing)} in the header; "
-                                      "name the right ones with --id-col, --title-col, ...")
+        report.problem(
+            csv_path.name,
+            f"no column(s) {', '.join(missing)} in the header; name the right ones with --id-col, --title-col, ...",
+        )
         return report
     if images_dir and not Path(images_dir).is_dir():
         return _no_folder(images_dir)
     folder = ImageFolder(images_dir)
-    return import_rows(db, csv_path, lambda row: csv_row(row, columns, folder, csv_path.parent),
-                       progress=progress)
+    return import_rows(db, csv_path, lambda row: csv_row(row, columns, folder, csv_path.parent), progress=progress)
 
 
 def _no_folder(images_dir: str | Path) -> ImportReport:
@@ -383,7 +472,7 @@ def _missing_columns(csv_path: Path, columns: Columns) -> list[str]:
         with open_text(csv_path) as (handle, _):
             header = set(next(csv.reader(handle), []))
     except EncodingError:
-        return []          # import_rows reports it
+        return []  # import_rows reports it
     if not header:
         return []
     defaults = Columns()
@@ -392,4 +481,3 @@ def _missing_columns(csv_path: Path, columns: Columns) -> list[str]:
         if value and value not in header and (name == "id" or value != getattr(defaults, name)):
             missing.append(repr(value))
     return missing
-

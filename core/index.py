@@ -12,6 +12,7 @@ generation counter, moved by triggers on every change), that the files are this 
 that they have the recorded sizes. On the first load in a process the file fingerprints are
 checked too. Anything wrong means a rebuild, never a silently wrong answer.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,7 +36,7 @@ from core.vectors import checksum, load_matrix, methods_with_vectors, missing_ve
 log = logging.getLogger(__name__)
 
 DEFAULT_TREES = 30
-SEARCH_K_PER_RESULT = 200      # Annoy search_k = n * this (2,000 nodes for k=10): see docs/benchmarks.md
+SEARCH_K_PER_RESULT = 200  # Annoy search_k = n * this (2,000 nodes for k=10): see docs/benchmarks.md
 FULL_DIGEST_LIMIT = 256 * 2**20  # files up to this size are fingerprinted whole; larger ones by samples
 _SAMPLES, _SAMPLE_BYTES = 64, 1 << 16
 # The catalog's distance -> the Annoy metric that finds its candidates. Hellinger/chi-square
@@ -84,14 +85,17 @@ class LoadedIndex:
 
     def _similarities(self, distances: list[float]) -> list[float]:
         if self.info.annoy_metric == "angular":
-            return [1.0 - d * d / 2.0 for d in distances]     # Annoy's angular distance is sqrt(2 - 2 cos)
+            return [1.0 - d * d / 2.0 for d in distances]  # Annoy's angular distance is sqrt(2 - 2 cos)
         return [-d for d in distances]
 
     def nearest(self, vector: np.ndarray, n: int, search_k: int | None = None) -> tuple[list[int], list[float]]:
         """Positions and similarities (cosine, or minus Euclidean distance) of the n nearest items."""
         found, distances = self.annoy.get_nns_by_vector(
-            np.asarray(vector, dtype=np.float32).tolist(), n, search_k=search_k or self.search_k(n),
-            include_distances=True)
+            np.asarray(vector, dtype=np.float32).tolist(),
+            n,
+            search_k=search_k or self.search_k(n),
+            include_distances=True,
+        )
         return found, self._similarities(distances)
 
     def vector(self, position: int) -> np.ndarray:
@@ -130,12 +134,10 @@ def annoy_metric(metric: str) -> str:
     return ANNOY_METRIC.get(metric, "angular")
 
 
-def make_annoy(matrix: np.ndarray, metric: str, trees: int, progress: bool = False,
-               desc: str = "index") -> AnnoyIndex:
+def make_annoy(matrix: np.ndarray, metric: str, trees: int, progress: bool = False, desc: str = "index") -> AnnoyIndex:
     """An in-memory Annoy index over the rows of `matrix` (position = row number)."""
     annoy = AnnoyIndex(int(matrix.shape[1]), annoy_metric(metric))
-    for n in tqdm(range(len(matrix)), desc=f"{desc}: adding", unit=" vectors", disable=not progress,
-                  mininterval=1.0):
+    for n in tqdm(range(len(matrix)), desc=f"{desc}: adding", unit=" vectors", disable=not progress, mininterval=1.0):
         annoy.add_item(n, matrix[n].tolist())
     annoy.build(trees, n_jobs=-1)
     return annoy
@@ -143,14 +145,14 @@ def make_annoy(matrix: np.ndarray, metric: str, trees: int, progress: bool = Fal
 
 def _method_metric(db: sqlite_utils.Database, method: str) -> str:
     from core.extractors import UnknownMethod, get_spec
+
     try:
         return get_spec(method, db).metric
-    except UnknownMethod:       # vectors of a method no longer registered: plain cosine
+    except UnknownMethod:  # vectors of a method no longer registered: plain cosine
         return "angular"
 
 
-def build_index(db: sqlite_utils.Database, method: str, trees: int | None = None,
-                progress: bool = True) -> IndexInfo:
+def build_index(db: sqlite_utils.Database, method: str, trees: int | None = None, progress: bool = True) -> IndexInfo:
     """Build (or rebuild) a method's Annoy index from its stored vectors; return its manifest."""
     trees = DEFAULT_TREES if trees is None else trees
     if trees < 1:
@@ -171,18 +173,31 @@ def build_index(db: sqlite_utils.Database, method: str, trees: int | None = None
     with atomic_path(ids_path) as tmp:
         tmp.write_text("\n".join(ids) + "\n", encoding="utf-8")
         ids_digest = file_digest(tmp)
-    info = IndexInfo(method=method, versions=versions, metric=metric, dim=int(matrix.shape[1]), trees=trees,
-                     items=len(ids), checksum=checksum(ids, matrix), generation=gen,
-                     build_seconds=round(time.perf_counter() - start, 3), ann_bytes=size,
-                     built_at=datetime.now(UTC).isoformat(timespec="microseconds"),
-                     annoy_metric=annoy_metric(metric), ann_digest=ann_digest, ids_digest=ids_digest)
+    info = IndexInfo(
+        method=method,
+        versions=versions,
+        metric=metric,
+        dim=int(matrix.shape[1]),
+        trees=trees,
+        items=len(ids),
+        checksum=checksum(ids, matrix),
+        generation=gen,
+        build_seconds=round(time.perf_counter() - start, 3),
+        ann_bytes=size,
+        built_at=datetime.now(UTC).isoformat(timespec="microseconds"),
+        annoy_metric=annoy_metric(metric),
+        ann_digest=ann_digest,
+        ids_digest=ids_digest,
+    )
     manifest = json.dumps(asdict(info), indent=2)
     with atomic_path(manifest_path) as tmp:
         tmp.write_text(manifest, encoding="utf-8")
     with db.conn:
-        db.conn.execute("INSERT INTO indices (method, path, manifest) VALUES (?, ?, ?) ON CONFLICT (method) "
-                        "DO UPDATE SET path = excluded.path, manifest = excluded.manifest, built_at = datetime('now')",
-                        (method, str(ann_path), manifest))
+        db.conn.execute(
+            "INSERT INTO indices (method, path, manifest) VALUES (?, ?, ?) ON CONFLICT (method) "
+            "DO UPDATE SET path = excluded.path, manifest = excluded.manifest, built_at = datetime('now')",
+            (method, str(ann_path), manifest),
+        )
     log.info("built %s index: %d items, %d trees, %.1fs", method, len(ids), trees, info.build_seconds)
     return info
 
@@ -269,12 +284,14 @@ def load_index(db: sqlite_utils.Database, method: str, rebuild: bool = True, pro
             key = (key[0], f"{info.checksum}:{info.built_at}")
             loaded = _open(db, method, info)
         for old in [k for k in caches.INDICES if k[0] == key[0]]:
-            del caches.INDICES[old]                      # older builds: their mappings go when no search holds them
+            del caches.INDICES[old]  # older builds: their mappings go when no search holds them
         caches.INDICES[key] = loaded
         return loaded
 
 
 def index_status(db: sqlite_utils.Database) -> dict[str, dict]:
     """Per method with vectors: its manifest (if any) and what, if anything, is wrong with it."""
-    return {m: {"manifest": (asdict(i) if (i := read_manifest(db, m)) else None), "problem": problem(db, m)}
-            for m in sorted(methods_with_vectors(db))}
+    return {
+        m: {"manifest": (asdict(i) if (i := read_manifest(db, m)) else None), "problem": problem(db, m)}
+        for m in sorted(methods_with_vectors(db))
+    }

@@ -3,6 +3,7 @@
 A job outlives the page that started it: the app polls its progress, and a failure is kept
 as one line (details in the log). Starting a job that is already running returns the running one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,13 +18,13 @@ log = logging.getLogger(__name__)
 @dataclass
 class Job:
     name: str
-    status: str = "running"          # running, done, failed
+    status: str = "running"  # running, done, failed
     done: int = 0
     total: int = 0
     message: str = ""
     error: str | None = None
-    history: list[float] = field(default_factory=list)   # e.g. training loss per epoch
-    result: object = None            # what the work returned, once done
+    history: list[float] = field(default_factory=list)  # e.g. training loss per epoch
+    result: object = None  # what the work returned, once done
     started: float = field(default_factory=time.time)
     finished: float | None = None
 

@@ -1,4 +1,5 @@
 """Relevance labels: one committed write per judgement, full history, CSV exchange between teams."""
+
 from __future__ import annotations
 
 import csv
@@ -17,13 +18,12 @@ from core.encoding import EncodingError, open_text
 from core.output_path import check_output
 from core.report import ImportReport
 
-CSV_COLUMNS = ("query_kind", "query_key", "candidate_id", "method", "rank", "relevant", "labeler",
-               "note", "created_at")
+CSV_COLUMNS = ("query_kind", "query_key", "candidate_id", "method", "rank", "relevant", "labeler", "note", "created_at")
 NUMERIC_COLUMNS = {"rank", "relevant"}
-FUTURE_SLACK = timedelta(days=1)   # clocks differ; a label from further ahead is refused
-MAX_RANK = 1_000_000               # a result position; anything larger is a typo (and overflows SQLite)
-MAX_NOTE = 10_000                  # characters in a label's note
-CSV_FIELD_LIMIT = 1024 * 1024      # a longer cell is refused by the reader with the row number
+FUTURE_SLACK = timedelta(days=1)  # clocks differ; a label from further ahead is refused
+MAX_RANK = 1_000_000  # a result position; anything larger is a typo (and overflows SQLite)
+MAX_NOTE = 10_000  # characters in a label's note
+CSV_FIELD_LIMIT = 1024 * 1024  # a longer cell is refused by the reader with the row number
 TRUE_WORDS = {"1", "true", "yes", "y", "relevant"}
 FALSE_WORDS = {"0", "false", "no", "n", "not relevant"}
 
@@ -32,8 +32,8 @@ FALSE_WORDS = {"0", "false", "no", "n", "not relevant"}
 class Query:
     """What a label is about: a catalog item, or an uploaded photo (by content hash)."""
 
-    kind: str   # "item" or "upload"
-    key: str    # item id or sha256
+    kind: str  # "item" or "upload"
+    key: str  # item id or sha256
 
     @classmethod
     def item(cls, item_id: str) -> Query:
@@ -48,8 +48,16 @@ class LabelError(ValueError):
     """A label that cannot be stored, in one line."""
 
 
-def add_label(db: sqlite_utils.Database, query: Query, candidate_id: str, method: str, rank: int,
-              relevant: bool, labeler: str, note: str | None = None) -> int:
+def add_label(
+    db: sqlite_utils.Database,
+    query: Query,
+    candidate_id: str,
+    method: str,
+    rank: int,
+    relevant: bool,
+    labeler: str,
+    note: str | None = None,
+) -> int:
     """Store one judgement immediately (its own transaction); return its id."""
     labeler = (labeler or "").strip()
     if not labeler:
@@ -86,21 +94,26 @@ def current_labels(db: sqlite_utils.Database, query: Query) -> dict[str, bool]:
 
 def history(db: sqlite_utils.Database, query: Query, candidate_id: str) -> list[dict]:
     """Every judgement of one pair, oldest first."""
-    return list(db.query(
-        "SELECT * FROM labels WHERE query_kind = ? AND query_key = ? AND candidate_id = ? "
-        "ORDER BY created_at, id", (query.kind, query.key, str(candidate_id))))
+    return list(
+        db.query(
+            "SELECT * FROM labels WHERE query_kind = ? AND query_key = ? AND candidate_id = ? ORDER BY created_at, id",
+            (query.kind, query.key, str(candidate_id)),
+        )
+    )
 
 
 def label_counts(db: sqlite_utils.Database) -> dict:
     """How much has been judged: queries, current labels, relevant ones."""
     row = db.execute(
         "SELECT count(DISTINCT query_kind || ':' || query_key), count(*), coalesce(sum(relevant), 0) "
-        "FROM current_labels").fetchone()
+        "FROM current_labels"
+    ).fetchone()
     return {"queries": row[0], "labels": row[1], "relevant": row[2]}
 
 
-def next_query(db: sqlite_utils.Database, order: str = "unlabelled", category: str | None = None,
-               seed: int | None = None) -> str | None:
+def next_query(
+    db: sqlite_utils.Database, order: str = "unlabelled", category: str | None = None, seed: int | None = None
+) -> str | None:
     """Pick the next catalog item to label: `unlabelled` first, `random`, or within a `category`."""
     where, params = ["EXISTS (SELECT 1 FROM images g WHERE g.item_id = i.id AND g.status = 'ok')"], []
     if category:
@@ -126,8 +139,9 @@ def export_labels(db: sqlite_utils.Database, path: str | Path, force: bool = Fal
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for row in db.execute(f"SELECT {', '.join(CSV_COLUMNS)} FROM labels ORDER BY created_at, id"):
-            writer.writerow([value if column in NUMERIC_COLUMNS else neutralise(value)
-                             for column, value in zip(CSV_COLUMNS, row)])
+            writer.writerow(
+                [value if column in NUMERIC_COLUMNS else neutralise(value) for column, value in zip(CSV_COLUMNS, row)]
+            )
             count += 1
     return count
 
@@ -151,8 +165,11 @@ def import_labels(db: sqlite_utils.Database, path: str | Path) -> ImportReport:
                 report.problem(Path(path).name, note)
             reader = csv.DictReader(handle)
             with _readable(reader):
-                missing = [c for c in ("query_key", "candidate_id", "method", "relevant", "labeler")
-                           if c not in (reader.fieldnames or [])]
+                missing = [
+                    c
+                    for c in ("query_key", "candidate_id", "method", "relevant", "labeler")
+                    if c not in (reader.fieldnames or [])
+                ]
                 if missing:
                     report.problem(Path(path).name, f"missing column(s): {', '.join(missing)}")
                     return report
@@ -167,7 +184,7 @@ def import_labels(db: sqlite_utils.Database, path: str | Path) -> ImportReport:
         return report
     stamp = _stored_time(now)
     with db.conn:
-        db.conn.execute("BEGIN IMMEDIATE")      # count what is stored and append under one lock
+        db.conn.execute("BEGIN IMMEDIATE")  # count what is stored and append under one lock
         seen: dict[tuple, int] = {}
         new = []
         for row in good:
@@ -176,7 +193,9 @@ def import_labels(db: sqlite_utils.Database, path: str | Path) -> ImportReport:
                 new.append(row[:-1] + (row[-1] or stamp,))
         db.conn.executemany(
             "INSERT INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, labeler, note, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", new)
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            new,
+        )
     report.items = len(new)
     report.duplicates = len(good) - len(new)
     return report
@@ -196,8 +215,10 @@ def _readable(reader: csv.DictReader) -> Iterator[None]:
 
 def _stored_copies(db: sqlite_utils.Database, row: tuple) -> int:
     """How many stored labels equal an imported row (any time when the row gives none)."""
-    where = ("query_kind = ? AND query_key = ? AND candidate_id = ? AND method = ? AND rank = ? "
-             "AND relevant = ? AND labeler = ? AND note IS ?")
+    where = (
+        "query_kind = ? AND query_key = ? AND candidate_id = ? AND method = ? AND rank = ? "
+        "AND relevant = ? AND labeler = ? AND note IS ?"
+    )
     if row[-1] is None:
         return db.execute(f"SELECT count(*) FROM labels WHERE {where}", row[:-1]).fetchone()[0]
     return db.execute(f"SELECT count(*) FROM labels WHERE {where} AND created_at = ?", row).fetchone()[0]
@@ -220,7 +241,7 @@ def parse_time(text: str, now: datetime) -> str:
         raise LabelError(f"created_at {_shown(text)} is in the future")
     try:
         return _stored_time(moment)
-    except OverflowError:                   # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
         raise LabelError(f"created_at {_shown(text)} is out of range") from None
 
 
@@ -231,7 +252,7 @@ def _shown(value: str | None, limit: int = 40) -> str:
 
 
 def _label_row(db: sqlite_utils.Database, row: dict[str, str], now: datetime) -> tuple:
-    row = {k: restore(v) for k, v in row.items()}      # undo the export's formula quoting
+    row = {k: restore(v) for k, v in row.items()}  # undo the export's formula quoting
     kind = (row.get("query_kind") or "item").strip() or "item"
     key = (row.get("query_key") or "").strip()
     candidate = (row.get("candidate_id") or "").strip()
@@ -258,17 +279,34 @@ def _label_row(db: sqlite_utils.Database, row: dict[str, str], now: datetime) ->
     if len(row.get("note") or "") > MAX_NOTE:
         raise LabelError(f"note is longer than {MAX_NOTE:,} characters")
     created = (row.get("created_at") or "").strip()
-    return (kind, key, candidate, (row.get("method") or "").strip(), rank,
-            int(relevant in TRUE_WORDS), labeler, (row.get("note") or None),
-            parse_time(created, now) if created else None)
+    return (
+        kind,
+        key,
+        candidate,
+        (row.get("method") or "").strip(),
+        rank,
+        int(relevant in TRUE_WORDS),
+        labeler,
+        (row.get("note") or None),
+        parse_time(created, now) if created else None,
+    )
 
 
-def judge_by_attributes(db: sqlite_utils.Database, ids: list[str], vectors, queries: list[int], attributes: str,
-                        labeler: str, method: str, k: int = 10) -> int:
+def judge_by_attributes(
+    db: sqlite_utils.Database,
+    ids: list[str],
+    vectors,
+    queries: list[int],
+    attributes: str,
+    labeler: str,
+    method: str,
+    k: int = 10,
+) -> int:
     """Label each query row's top k among `ids` (cosine on `vectors`) as relevant when every listed
     attribute matches (`"category,colour"`): simulated judgements from catalog metadata. Returns the count."""
     from core.evaluate import joint_values
     from core.neighbours import ExactNeighbours
+
     values = dict(zip(ids, joint_values(db, ids, attributes)))
     index = ExactNeighbours(ids, vectors)
     ranked = index.neighbours(vectors[queries], k, exclude=[{ids[q]} for q in queries])

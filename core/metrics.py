@@ -1,4 +1,5 @@
 """Precision@k per method from human labels (with a 95% interval) and from catalog metadata."""
+
 from __future__ import annotations
 
 import math
@@ -50,7 +51,8 @@ def _item_queries(db: sqlite_utils.Database) -> dict[str, dict[str, bool]]:
     """Catalog-item query -> {candidate: latest judgement}."""
     found: dict[str, dict[str, bool]] = defaultdict(dict)
     for key, candidate, relevant in db.execute(
-            "SELECT query_key, candidate_id, relevant FROM current_labels WHERE query_kind = 'item'"):
+        "SELECT query_key, candidate_id, relevant FROM current_labels WHERE query_kind = 'item'"
+    ):
         found[key][candidate] = bool(relevant)
     return found
 
@@ -86,9 +88,9 @@ def precision_from_labels(db: sqlite_utils.Database, method: str | None = None, 
     return results
 
 
-def _tally_searched(db, method: str, k: int, queries: dict[str, dict[str, bool]],
-                    meta: dict, tally: Tally) -> None:
+def _tally_searched(db, method: str, k: int, queries: dict[str, dict[str, bool]], meta: dict, tally: Tally) -> None:
     from core.search import search_many
+
     for query_id, hits in search_many(db, method, list(queries), k):
         judged = queries[query_id]
         candidates = [h.item_id for h in hits]
@@ -102,7 +104,9 @@ def _tally_searched(db, method: str, k: int, queries: dict[str, dict[str, bool]]
 def _tally_shown(db, method: str, k: int, kind: str, meta: dict, tally: Tally) -> None:
     rows = db.execute(
         "SELECT query_key, candidate_id, relevant FROM current_labels "
-        "WHERE query_kind = ? AND method = ? AND rank <= ? ORDER BY query_key", (kind, method, k))
+        "WHERE query_kind = ? AND method = ? AND rank <= ? ORDER BY query_key",
+        (kind, method, k),
+    )
     shown: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for key, candidate, relevant in rows:
         shown[key].append((candidate, relevant))
@@ -129,8 +133,14 @@ def _add_meta(tally: Tally, query_meta: tuple, neighbours: list[tuple]) -> None:
 def _summary(method: str, k: int, tally: Tally) -> dict:
     low, high = wilson_interval(tally.relevant, tally.judged)
     return {
-        "method": method, "k": k, "queries": tally.queries, "labels": tally.judged,
-        "unknown": tally.unknown, "precision_at_k": tally.precision(), "ci_low": low, "ci_high": high,
+        "method": method,
+        "k": k,
+        "queries": tally.queries,
+        "labels": tally.judged,
+        "unknown": tally.unknown,
+        "precision_at_k": tally.precision(),
+        "ci_low": low,
+        "ci_high": high,
         "by_category": {
             category: {"queries": t.queries, "labels": t.judged, "precision_at_k": t.precision()}
             for category, t in sorted(tally.by_category.items())

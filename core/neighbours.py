@@ -12,6 +12,7 @@ backend; `core.search.neighbour_index` picks one for a method.
 - `AnnoyNeighbours` asks a memory-mapped Annoy index for candidates, widening the request until k
   of them pass the filters (or every item was seen); chi-square re-ranks the best cosine candidates.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -24,9 +25,9 @@ from core.index import LoadedIndex
 Ranked = list[tuple[str, float]]
 Exclude = Set[str] | Sequence[Collection[str]] | None
 
-CHI2_DEPTH = 10       # chi-square re-ranks the k x CHI2_DEPTH best cosine candidates,
-CHI2_MIN = 100        # and at least this many
-BLOCK = 256           # queries per matrix product
+CHI2_DEPTH = 10  # chi-square re-ranks the k x CHI2_DEPTH best cosine candidates,
+CHI2_MIN = 100  # and at least this many
+BLOCK = 256  # queries per matrix product
 
 
 def unit(matrix: np.ndarray) -> np.ndarray:
@@ -38,6 +39,7 @@ def unit(matrix: np.ndarray) -> np.ndarray:
 def chi2_scores(query: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """Minus the chi-square distance of each candidate row to the query (higher is closer)."""
     from core.extractors.colour import chi2_distances
+
     return -chi2_distances(query, candidates)
 
 
@@ -59,8 +61,14 @@ class NeighbourIndex(ABC):
 
     ids: list[str]
 
-    def neighbours(self, query_vectors: np.ndarray, k: int, allowed: Set[str] | None = None,
-                   exclude: Exclude = None, distance: str = "cosine") -> list[Ranked]:
+    def neighbours(
+        self,
+        query_vectors: np.ndarray,
+        k: int,
+        allowed: Set[str] | None = None,
+        exclude: Exclude = None,
+        distance: str = "cosine",
+    ) -> list[Ranked]:
         """For each query vector (a row, or one vector), its k best (item id, similarity), best first."""
         queries = unit(np.atleast_2d(query_vectors))
         excludes = _per_query(exclude, len(queries))
@@ -73,16 +81,18 @@ class NeighbourIndex(ABC):
         raise ValueError(f"unknown distance {distance!r}; use cosine or chi2")
 
     @abstractmethod
-    def _kneighbors(self, queries: np.ndarray, k: int, allowed: Set[str] | None,
-                    excludes: list[Collection[str]]) -> list[Ranked]:
+    def _kneighbors(
+        self, queries: np.ndarray, k: int, allowed: Set[str] | None, excludes: list[Collection[str]]
+    ) -> list[Ranked]:
         """Cosine neighbours of unit query rows."""
 
     @abstractmethod
     def vectors(self, ids: list[str]) -> np.ndarray:
         """The unit vectors of these items (all of them must be in the index), in that order."""
 
-    def _chi2(self, queries: np.ndarray, k: int, allowed: Set[str] | None,
-              excludes: list[Collection[str]]) -> list[Ranked]:
+    def _chi2(
+        self, queries: np.ndarray, k: int, allowed: Set[str] | None, excludes: list[Collection[str]]
+    ) -> list[Ranked]:
         """Re-rank the best cosine candidates by chi-square."""
         found = self._kneighbors(queries, max(k * CHI2_DEPTH, CHI2_MIN), allowed, excludes)
         ranked = []
@@ -129,24 +139,26 @@ class ExactNeighbours(NeighbourIndex):
         keep, memo = self._mask(allowed), {}
         found = []
         for start in range(0, len(queries), BLOCK):
-            scores = queries[start:start + BLOCK] @ self.matrix.T
-            found += self._top(scores, k, keep, excludes[start:start + BLOCK], memo)
+            scores = queries[start : start + BLOCK] @ self.matrix.T
+            found += self._top(scores, k, keep, excludes[start : start + BLOCK], memo)
         return found
 
     def _chi2(self, queries, k, allowed, excludes) -> list[Ranked]:
         if self.rerank_chi2:
             return super()._chi2(queries, k, allowed, excludes)
         keep, memo = self._mask(allowed), {}
-        return [self._top(chi2_scores(q, self.matrix)[None, :], k, keep, [ex], memo)[0]
-                for q, ex in zip(queries, excludes)]
+        return [
+            self._top(chi2_scores(q, self.matrix)[None, :], k, keep, [ex], memo)[0] for q, ex in zip(queries, excludes)
+        ]
 
-    def _top(self, scores: np.ndarray, k: int, keep: np.ndarray | None,
-             excludes: list[Collection[str]], memo: dict) -> list[Ranked]:
+    def _top(
+        self, scores: np.ndarray, k: int, keep: np.ndarray | None, excludes: list[Collection[str]], memo: dict
+    ) -> list[Ranked]:
         """The k best finite scores of each row, every item tied with the k-th considered."""
         if keep is not None:
             scores[:, ~keep] = -np.inf
         for row, excluded in enumerate(excludes):
-            if excluded:           # a collection shared by many queries is looked up once
+            if excluded:  # a collection shared by many queries is looked up once
                 key = id(excluded)
                 if key not in memo:
                     memo[key] = self._positions(excluded)
@@ -174,8 +186,7 @@ class AnnoyNeighbours(NeighbourIndex):
     def _kneighbors(self, queries, k, allowed, excludes) -> list[Ranked]:
         return [self._one(query, k, allowed, excluded) for query, excluded in zip(queries, excludes)]
 
-    def _one(self, vector: np.ndarray, depth: int, allowed: Set[str] | None,
-             exclude: Collection[str]) -> Ranked:
+    def _one(self, vector: np.ndarray, depth: int, allowed: Set[str] | None, exclude: Collection[str]) -> Ranked:
         """Candidates passing the filters, asking for more until `depth` pass (or all are seen).
 
         A few excluded items (the query itself) are simply asked for in addition. Filters, or a
@@ -192,8 +203,11 @@ class AnnoyNeighbours(NeighbourIndex):
         while True:
             n = min(n, total)
             positions, sims = index.nearest(vector, n, max(budget, n * index.info.trees))
-            found = [(self.ids[p], s) for p, s in zip(positions, sims)
-                     if self.ids[p] not in exclude and (allowed is None or self.ids[p] in allowed)]
+            found = [
+                (self.ids[p], s)
+                for p, s in zip(positions, sims)
+                if self.ids[p] not in exclude and (allowed is None or self.ids[p] in allowed)
+            ]
             if len(found) >= depth or n >= total:
                 return best_first(found)[:depth]
             n *= 4

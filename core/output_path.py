@@ -1,4 +1,5 @@
 """Refuse CSV output paths that would destroy the catalog, its indices, models or other files."""
+
 from __future__ import annotations
 
 import csv
@@ -22,8 +23,7 @@ def header_bytes(columns: Sequence[str], encoding: str) -> bytes:
     return buffer.getvalue().encode(encoding)
 
 
-def check_output(out: str | Path, db: Catalog, columns: Sequence[str], encoding: str,
-                 force: bool = False) -> None:
+def check_output(out: str | Path, db: Catalog, columns: Sequence[str], encoding: str, force: bool = False) -> None:
     """Raise OutputRefused unless `out` may receive a CSV with header `columns`.
 
     Never: the catalog or its WAL/SHM/journal files, anything under the catalog's indices/ or
@@ -46,5 +46,7 @@ def check_output(out: str | Path, db: Catalog, columns: Sequence[str], encoding:
         with open(target, "rb") as handle:
             first = handle.read(len(expected))
         if first != expected:
-            raise OutputRefused(f"{out} exists and is not a CSV of this kind written by Lookalike; "
-                                "choose another name or use --force to replace it")
+            raise OutputRefused(
+                f"{out} exists and is not a CSV of this kind written by Lookalike; "
+                "choose another name or use --force to replace it"
+            )

@@ -1,5 +1,6 @@
 """Small choices the app remembers on this computer (such as the labeller's name), in a JSON file
 beside the catalog, written atomically so a crash leaves the old file or the new one."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ from core.atomic import atomic_text_writer
 log = logging.getLogger(__name__)
 
 FILE_NAME = "app-preferences.json"
-MAX_BYTES = 64 * 1024          # a bigger file is not ours: ignored
+MAX_BYTES = 64 * 1024  # a bigger file is not ours: ignored
 
 
 def preferences_path(data_dir: str | Path) -> Path:

@@ -1,4 +1,5 @@
 """Make a method ready to search: embed what it still lacks, then build its index."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -8,8 +9,9 @@ from core.embed import EmbedReport, embed_catalog
 from core.index import build_index
 
 
-def prepare_method(catalog: Catalog, method: str, on_progress: Callable[[int, int], None] | None = None,
-                   progress: bool = False) -> EmbedReport:
+def prepare_method(
+    catalog: Catalog, method: str, on_progress: Callable[[int, int], None] | None = None, progress: bool = False
+) -> EmbedReport:
     """Embed every missing or outdated vector of `method` (resumable), then (re)build its Annoy index.
 
     What the Methods page's *Embed + index* and the demo set-up run.

@@ -7,6 +7,7 @@ when asked for) embeds the batches. The vectors stream back to the driver, which
 batch as it arrives: an interrupted job keeps what it stored, and the next run (local or Ray)
 computes only the rest. Ray is imported only here. See docs/scale.md.
 """
+
 from __future__ import annotations
 
 import logging
@@ -64,8 +65,15 @@ def start_ray(address: str | None = None, **options) -> None:
     The Python packages of requirements.txt must be installed on every node.
     """
     import ray
-    ray.init(address=address, runtime_env={"py_modules": [str(Path(core.__file__).parent)]},
-             include_dashboard=False, log_to_driver=False, configure_logging=False, **options)
+
+    ray.init(
+        address=address,
+        runtime_env={"py_modules": [str(Path(core.__file__).parent)]},
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        **options,
+    )
 
 
 def _settings_env(db: Catalog) -> dict[str, str]:
@@ -73,7 +81,7 @@ def _settings_env(db: Catalog) -> dict[str, str]:
     (a path every node must see, or the Hugging Face cache on each node)."""
     env = {k: v for k, v in os.environ.items() if k.startswith(("LOOKALIKE_", "HF_", "TRANSFORMERS_"))}
     env["LOOKALIKE_MODELS"] = str(db.models_dir)
-    env.pop("LOOKALIKE_DEVICE", None)     # each actor is placed by its own resources
+    env.pop("LOOKALIKE_DEVICE", None)  # each actor is placed by its own resources
     return env
 
 
@@ -86,12 +94,20 @@ def _default_workers(ray, gpus_per_worker: float) -> int:
     resources = ray.cluster_resources()
     if gpus_per_worker:
         return max(1, int(resources.get("GPU", 0) // gpus_per_worker))
-    return max(1, int(resources.get("CPU", 1)) // 4)     # the rest of the cores decode
+    return max(1, int(resources.get("CPU", 1)) // 4)  # the rest of the cores decode
 
 
-def embed_with_ray(db: Catalog, method: str, address: str | None = None, workers: int | None = None,
-                   gpus_per_worker: float = 0, batch_size: int | None = None, limit: int | None = None,
-                   progress: bool = True, on_progress: Callable[[int, int], None] | None = None) -> EmbedReport:
+def embed_with_ray(
+    db: Catalog,
+    method: str,
+    address: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float = 0,
+    batch_size: int | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> EmbedReport:
     """Compute and store every missing or outdated vector of `method` on a Ray cluster.
 
     address: None starts (or reuses) a Ray on this machine; `auto` joins the local cluster;
@@ -100,7 +116,7 @@ def embed_with_ray(db: Catalog, method: str, address: str | None = None, workers
     spec = get_spec(method, db)
     if spec.kind != "image" or spec.derived:
         raise ValueError(f"--engine ray runs image models; embed {method} without it")
-    with devices.placed("cpu"):   # the driver's copy: version and preprocessing only
+    with devices.placed("cpu"):  # the driver's copy: version and preprocessing only
         extractor = create_extractor(method, db)
     if spec.family in devices.CPU_FAMILIES:
         raise ValueError(f"{method} has no model to distribute; embed it without --engine ray (it is fast locally)")
@@ -111,6 +127,7 @@ def embed_with_ray(db: Catalog, method: str, address: str | None = None, workers
         return report
 
     import ray
+
     started = not ray.is_initialized()
     if started:
         start_ray(address)
@@ -121,17 +138,31 @@ def embed_with_ray(db: Catalog, method: str, address: str | None = None, workers
         batch = batch_size or (GPU_BATCH if gpus_per_worker else devices.CPU_BATCH)
         runtime_env = {"env_vars": _settings_env(db)}
         urls = _urls(db)
-        rows = [{"item_id": p.item_id, "path": p.path, "url": urls.get((p.item_id, p.path)),
-                 "source_hash": p.source_hash} for p in todo]
-        dataset = (ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // batch)))
-                   .map_batches(_decode_rows, fn_kwargs={"preprocess": extractor.preprocess}, batch_size=batch,
-                                batch_format="numpy", num_cpus=1, runtime_env=runtime_env)
-                   .map_batches(_Embedder, fn_constructor_kwargs={
-                                    "method": method, "device": "cuda" if gpus_per_worker else "cpu"},
-                                compute=ray.data.ActorPoolStrategy(
-                                    size=workers or _default_workers(ray, gpus_per_worker)),
-                                batch_size=batch, batch_format="numpy", num_cpus=1, num_gpus=gpus_per_worker,
-                                runtime_env=runtime_env))
+        rows = [
+            {"item_id": p.item_id, "path": p.path, "url": urls.get((p.item_id, p.path)), "source_hash": p.source_hash}
+            for p in todo
+        ]
+        dataset = (
+            ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // batch)))
+            .map_batches(
+                _decode_rows,
+                fn_kwargs={"preprocess": extractor.preprocess},
+                batch_size=batch,
+                batch_format="numpy",
+                num_cpus=1,
+                runtime_env=runtime_env,
+            )
+            .map_batches(
+                _Embedder,
+                fn_constructor_kwargs={"method": method, "device": "cuda" if gpus_per_worker else "cpu"},
+                compute=ray.data.ActorPoolStrategy(size=workers or _default_workers(ray, gpus_per_worker)),
+                batch_size=batch,
+                batch_format="numpy",
+                num_cpus=1,
+                num_gpus=gpus_per_worker,
+                runtime_env=runtime_env,
+            )
+        )
         for result in dataset.iter_batches(batch_size=batch, batch_format="numpy"):
             _store(db, method, version, result, report)
             bar.update(len(result["item_id"]))

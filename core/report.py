@@ -1,4 +1,5 @@
 """The outcome of a batch job: counts plus every problem with where it happened and why."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -6,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 @dataclass
 class Problem:
-    where: str    # "row 12", "images/123.jpg"
+    where: str  # "row 12", "images/123.jpg"
     reason: str
 
     def __str__(self) -> str:

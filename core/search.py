@@ -12,6 +12,7 @@ cosine candidates in the other), so they agree up to ties and Annoy's recall (do
 weighted mean of its cosine similarities under each method, over the union of each method's
 k x FUSION_DEPTH best candidates (an item without a vector of a method gets 0 from it).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -29,10 +30,10 @@ from core.index import generation, load_index
 from core.neighbours import AnnoyNeighbours, ExactNeighbours, NeighbourIndex, best_first, unit
 from core.vectors import missing_vectors
 
-EXACT_LIMIT = 20_000       # catalogs up to this many vectors are searched exactly
+EXACT_LIMIT = 20_000  # catalogs up to this many vectors are searched exactly
 SUBSET_EXACT_LIMIT = 2_000  # on larger ones, filters passing up to this many items are searched exactly
-FUSION_DEPTH = 5         # each fused method contributes k * FUSION_DEPTH candidates
-_BLOCK = 256             # queries per neighbours call in search_many
+FUSION_DEPTH = 5  # each fused method contributes k * FUSION_DEPTH candidates
+_BLOCK = 256  # queries per neighbours call in search_many
 _HISTOGRAM_METRICS = {"chi2", "hellinger"}
 
 
@@ -55,7 +56,7 @@ class Hit:
     currency: str | None = None
     image_path: str | None = None
     image_url: str | None = None
-    photo_missing: bool = False     # image_path was deleted or moved after import
+    photo_missing: bool = False  # image_path was deleted or moved after import
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -74,6 +75,7 @@ def extractor(method: str, catalog: Catalog):
     """One extractor per (method, version, catalog) per process: models load once (a re-tuned
     method's new head loads as a new version)."""
     from core.extractors import create_extractor
+
     key = (method, _spec(catalog, method).version, str(catalog.path))
     return caches.once(caches.EXTRACTORS, key, lambda: create_extractor(method, catalog))
 
@@ -81,6 +83,7 @@ def extractor(method: str, catalog: Catalog):
 def _spec(db: sqlite_utils.Database, method: str):
     """The method's spec: a built-in one or one of the catalog's tuned methods."""
     from core.extractors import UnknownMethod, get_spec
+
     try:
         return get_spec(method, db)
     except UnknownMethod:
@@ -89,22 +92,26 @@ def _spec(db: sqlite_utils.Database, method: str):
 
 def vector_count(db: sqlite_utils.Database, method: str) -> int:
     """How many vectors a method has, cached per process until they change."""
-    return caches.current(caches.COUNTS, (str(db.path), method), generation(db, method),
-                          lambda: vectors.vector_count(db, method))
+    return caches.current(
+        caches.COUNTS, (str(db.path), method), generation(db, method), lambda: vectors.vector_count(db, method)
+    )
 
 
 def exact_index(db: sqlite_utils.Database, method: str) -> ExactNeighbours:
     """Every vector of a method, unit length, as an exact index; cached per process until they change."""
+
     def load() -> ExactNeighbours:
         ids, matrix = vectors.load_matrix(db, method)
         if not ids:
             raise SearchError(missing_vectors(method))
         return ExactNeighbours(ids, matrix)
+
     return caches.current(caches.MATRICES, (str(db.path), method), generation(db, method), load)
 
 
-def neighbour_index(db: sqlite_utils.Database, method: str, allowed: set[str] | None = None,
-                    search_k: int | None = None) -> NeighbourIndex:
+def neighbour_index(
+    db: sqlite_utils.Database, method: str, allowed: set[str] | None = None, search_k: int | None = None
+) -> NeighbourIndex:
     """The backend that answers a method's queries among `allowed` items (None: all).
 
     Exact up to EXACT_LIMIT vectors, or over just the allowed items when the filters pass at most
@@ -134,15 +141,23 @@ def stored_vectors(db: sqlite_utils.Database, method: str, item_ids: Iterable[st
 def _check_current(db: sqlite_utils.Database, method: str, version: str) -> None:
     """A photo's vector is comparable with the catalog's only when the same version of the method made
     them all (a re-tuned or retrained method's old vectors live in another space)."""
-    stored = caches.current(caches.VERSIONS, (str(db.path), method), generation(db, method),
-                            lambda: vectors.stored_versions(db, method))
+    stored = caches.current(
+        caches.VERSIONS, (str(db.path), method), generation(db, method), lambda: vectors.stored_versions(db, method)
+    )
     if stored - {version}:
-        raise SearchError(f"{method} changed since its catalog vectors were made; "
-                          f"run `python -m core embed --method {method}` first")
+        raise SearchError(
+            f"{method} changed since its catalog vectors were made; run `python -m core embed --method {method}` first"
+        )
 
 
-def query_vector(db: sqlite_utils.Database, method: str, *, item_id: str | None = None,
-                 image: bytes | None = None, text: str | None = None) -> np.ndarray:
+def query_vector(
+    db: sqlite_utils.Database,
+    method: str,
+    *,
+    item_id: str | None = None,
+    image: bytes | None = None,
+    text: str | None = None,
+) -> np.ndarray:
     """The query as a vector of `method`'s space."""
     spec = _spec(db, method)
     if item_id is not None:
@@ -155,10 +170,13 @@ def query_vector(db: sqlite_utils.Database, method: str, *, item_id: str | None 
     if image is not None:
         from core.embed import embed_image
         from core.images import MAX_UPLOAD_BYTES
+
         if spec.kind != "image":
             raise SearchError(f"{method} searches text; pick an image method for a photo")
         if len(image) > MAX_UPLOAD_BYTES:
-            raise SearchError(f"photo too large ({len(image) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB)")
+            raise SearchError(
+                f"photo too large ({len(image) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB)"
+            )
         model = extractor(method, db)
         _check_current(db, method, model.spec.version)
         try:
@@ -207,9 +225,18 @@ def _query_brand(db: sqlite_utils.Database, item_id: str | None) -> str | None:
     return item_cards(db, [item_id]).get(str(item_id), {}).get("brand") if item_id is not None else None
 
 
-def search(db: sqlite_utils.Database, method: str | dict[str, float], *, item_id: str | None = None,
-           image: bytes | None = None, text: str | None = None, k: int = 10, filters: dict | None = None,
-           distance: str | None = None, search_k: int | None = None) -> SearchResult:
+def search(
+    db: sqlite_utils.Database,
+    method: str | dict[str, float],
+    *,
+    item_id: str | None = None,
+    image: bytes | None = None,
+    text: str | None = None,
+    k: int = 10,
+    filters: dict | None = None,
+    distance: str | None = None,
+    search_k: int | None = None,
+) -> SearchResult:
     """The k items most like the query (an item id, photo bytes or text), best first.
 
     `filters` as from `core.filters.parse_filters`; "exclude_same_brand" applies to item queries.
@@ -222,15 +249,22 @@ def search(db: sqlite_utils.Database, method: str | dict[str, float], *, item_id
     weights = {m: float(w) for m, w in weights.items() if float(w) > 0}
     if not weights:
         raise SearchError("give at least one method a positive weight")
-    query = {"item_id": item_id, "text": text, "image_sha256": sha256_bytes(image) if image is not None else None,
-             "method": method, "k": k, "filters": filters or {}}
+    query = {
+        "item_id": item_id,
+        "text": text,
+        "image_sha256": sha256_bytes(image) if image is not None else None,
+        "method": method,
+        "k": k,
+        "filters": filters or {},
+    }
     allowed = _allowed(db, filters, _query_brand(db, item_id) if (filters or {}).get("exclude_same_brand") else None)
     exclude = {str(item_id)} if item_id is not None else set()
     if len(weights) == 1:
         name = next(iter(weights))
         vector = query_vector(db, name, item_id=item_id, image=image, text=text)
         ranked = neighbour_index(db, name, allowed, search_k).neighbours(
-            vector, k, allowed, exclude, _distance(db, name, distance))[0]
+            vector, k, allowed, exclude, _distance(db, name, distance)
+        )[0]
         label = name
     else:
         ranked = _fuse(db, weights, k, allowed, exclude, item_id=item_id, image=image, text=text)
@@ -254,8 +288,14 @@ def _fuse(db, weights: dict[str, float], k: int, allowed, exclude, **query) -> l
     return best_first(scores.items())[:k]
 
 
-def search_many(db: sqlite_utils.Database, method: str, item_ids: list[str], k: int,
-                filters: dict | None = None, display: bool = False) -> Iterator[tuple[str, list[Hit]]]:
+def search_many(
+    db: sqlite_utils.Database,
+    method: str,
+    item_ids: list[str],
+    k: int,
+    filters: dict | None = None,
+    display: bool = False,
+) -> Iterator[tuple[str, list[Hit]]]:
     """Neighbours of many catalog items (export, precision, duplicates), each as `search` would rank them.
 
     Items without a vector are skipped. "exclude_same_brand" applies per query item.
@@ -266,9 +306,9 @@ def search_many(db: sqlite_utils.Database, method: str, item_ids: list[str], k: 
     distance = _distance(db, method, None)
     same_brand = _brand_groups(db) if (filters or {}).get("exclude_same_brand") else None
     for start in range(0, len(item_ids), _BLOCK):
-        found, matrix = stored_vectors(db, method, item_ids[start:start + _BLOCK])
+        found, matrix = stored_vectors(db, method, item_ids[start : start + _BLOCK])
         row = {item_id: n for n, item_id in enumerate(found)}
-        queries = [i for i in item_ids[start:start + _BLOCK] if i in row]
+        queries = [i for i in item_ids[start : start + _BLOCK] if i in row]
         if not queries:
             continue
         exclude = [same_brand.get(i, {i}) if same_brand is not None else {i} for i in queries]

@@ -12,6 +12,7 @@
 
 `settings()` reads them once per process; `reload()` reads them again (tests that change them).
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Small JPEG thumbnails of catalog photos, cached on disk beside the catalog."""
+
 from __future__ import annotations
 
 import hashlib
@@ -43,7 +44,9 @@ def catalog_thumbnail(db: Catalog, path: str | None) -> Path | None:
     The app shows photos through this only, so it never reads a file outside the photos the
     user imported, whatever path reaches it.
     """
-    if not path or db.execute("SELECT 1 FROM images WHERE path = ? AND status = 'ok' LIMIT 1",
-                              [str(path)]).fetchone() is None:
+    if (
+        not path
+        or db.execute("SELECT 1 FROM images WHERE path = ? AND status = 'ok' LIMIT 1", [str(path)]).fetchone() is None
+    ):
         return None
     return thumbnail(path, db.thumbnails_dir)

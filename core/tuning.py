@@ -13,6 +13,7 @@ training items. Base vs tuned P@10 on the validation part is reported per target
 joint targets and for the held-back labels; a head worse than its base is not saved unless
 forced. Applying a head is pure NumPy (`apply_head`), so search does not need torch.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,10 +48,10 @@ class Settings:
 
     dim: int = 128
     temperature: float = 0.1
-    target_decay: float = 0.5           # each target alone is a task too, weighted 0.5, 0.25, ... in order
-    anchor: float = 1e-3                # L2 pull of the map towards its start (targets)
-    label_anchor: float = 1e-2          # ... when labels are used: they only speak about near neighbours
-    random_negatives: int = 256         # unjudged training items added to each label batch as negatives
+    target_decay: float = 0.5  # each target alone is a task too, weighted 0.5, 0.25, ... in order
+    anchor: float = 1e-3  # L2 pull of the map towards its start (targets)
+    label_anchor: float = 1e-2  # ... when labels are used: they only speak about near neighbours
+    random_negatives: int = 256  # unjudged training items added to each label batch as negatives
     query_batch: int = 64
     epochs: int = 60
     patience: int = 6
@@ -74,7 +75,7 @@ class Head:
     bases: list[str]
     weights: list[float]
     dims: list[int]
-    projection: np.ndarray     # (sum(dims), dim) float32
+    projection: np.ndarray  # (sum(dims), dim) float32
 
     def project(self, x: np.ndarray) -> np.ndarray:
         """Unit tuned vectors from the head's input (see `base_input`)."""
@@ -82,15 +83,25 @@ class Head:
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
-        np.savez(buffer, projection=self.projection.astype(np.float32),
-                 dims=np.asarray(self.dims, dtype=np.int64), weights=np.asarray(self.weights, dtype=np.float64))
+        np.savez(
+            buffer,
+            projection=self.projection.astype(np.float32),
+            dims=np.asarray(self.dims, dtype=np.int64),
+            weights=np.asarray(self.weights, dtype=np.float64),
+        )
         return buffer.getvalue()
 
     @classmethod
     def from_row(cls, row: dict) -> Head:
         with np.load(io.BytesIO(row["head"]), allow_pickle=False) as arrays:
-            return cls(row["name"], row["version"], json.loads(row["bases"]), arrays["weights"].tolist(),
-                       arrays["dims"].tolist(), arrays["projection"].astype(np.float32))
+            return cls(
+                row["name"],
+                row["version"],
+                json.loads(row["bases"]),
+                arrays["weights"].tolist(),
+                arrays["dims"].tolist(),
+                arrays["projection"].astype(np.float32),
+            )
 
 
 @dataclass
@@ -106,7 +117,7 @@ class TuneResult:
     items_validated: int = 0
     label_pairs_trained: int = 0
     label_pairs_held_back: int = 0
-    metrics: dict = field(default_factory=dict)    # notion -> {"base": P@10, "tuned": P@10}
+    metrics: dict = field(default_factory=dict)  # notion -> {"base": P@10, "tuned": P@10}
     epochs: int = 0
     best_epoch: int = 0
     seconds: float = 0.0
@@ -124,9 +135,11 @@ class TuneResult:
 
 # --- names, split, storage -------------------------------------------------------------------
 
+
 def check_name(name: str) -> None:
     """A tuned name is a lower-case identifier that no built-in method uses."""
     from core.extractors import list_methods
+
     if not NAME_PATTERN.match(name or ""):
         raise TuneError(f"tuned method name {name!r} must be 2-40 characters: a-z first, then a-z, 0-9 or _")
     if name in {m["name"] for m in list_methods()}:
@@ -136,6 +149,7 @@ def check_name(name: str) -> None:
 def check_bases(bases: list[str]) -> None:
     """Bases are built-in image methods (not tuned ones: a head over a head would chain versions)."""
     from core.extractors import UnknownMethod, get_spec
+
     if not bases:
         raise TuneError("name at least one base method")
     for base in bases:
@@ -150,14 +164,19 @@ def check_bases(bases: list[str]) -> None:
 def is_validation(item_id: str, fraction: float = 0.2, salt: str = "") -> bool:
     """Stable split: the first 32 bits of sha1(salt + id) below `fraction` of their range."""
     digest = hashlib.sha1((salt + str(item_id)).encode("utf-8")).digest()
-    return int.from_bytes(digest[:4], "big") < fraction * 2 ** 32
+    return int.from_bytes(digest[:4], "big") < fraction * 2**32
 
 
 def latest_rows(db: sqlite_utils.Database, name: str | None = None) -> list[dict]:
     """The current (latest saved) version's row of every tuned method, or of just `name`, by name."""
-    return list(db.query(
-        "SELECT * FROM tuned_methods t WHERE version = (SELECT max(version) FROM tuned_methods WHERE name = t.name)"
-        + (" AND name = ?" if name is not None else "") + " ORDER BY name", [] if name is None else [name]))
+    return list(
+        db.query(
+            "SELECT * FROM tuned_methods t WHERE version = (SELECT max(version) FROM tuned_methods WHERE name = t.name)"
+            + (" AND name = ?" if name is not None else "")
+            + " ORDER BY name",
+            [] if name is None else [name],
+        )
+    )
 
 
 def current_head(db: sqlite_utils.Database, name: str) -> Head | None:
@@ -173,18 +192,30 @@ def tuned_names(db: sqlite_utils.Database) -> dict[str, int]:
 
 def _save(db: sqlite_utils.Database, head: Head, targets: list[str], uses_labels: bool, record: dict) -> int:
     with db.conn:
-        version = db.execute("SELECT coalesce(max(version), 0) + 1 FROM tuned_methods WHERE name = ?",
-                             [head.name]).fetchone()[0]
+        version = db.execute(
+            "SELECT coalesce(max(version), 0) + 1 FROM tuned_methods WHERE name = ?", [head.name]
+        ).fetchone()[0]
         record = {**record, "version": version, "saved": True}
         db.conn.execute(
             "INSERT INTO tuned_methods (name, version, bases, base_weights, targets, uses_labels, dim, head, record) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (head.name, version, json.dumps(head.bases), json.dumps(head.weights), json.dumps(targets),
-             int(uses_labels), int(head.projection.shape[1]), head.to_bytes(), json.dumps(record)))
+            (
+                head.name,
+                version,
+                json.dumps(head.bases),
+                json.dumps(head.weights),
+                json.dumps(targets),
+                int(uses_labels),
+                int(head.projection.shape[1]),
+                head.to_bytes(),
+                json.dumps(record),
+            ),
+        )
     return version
 
 
 # --- applying a head (NumPy only) ------------------------------------------------------------
+
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
@@ -224,7 +255,9 @@ def tuned_vectors(db: sqlite_utils.Database, name: str) -> tuple[list[str], np.n
         raise TuneError(f"no tuned method {name!r}; run `python -m core tune --name {name} --base ...` first")
     ids, parts = aligned_bases(db, head.bases)
     if any(p.shape[1] != d for p, d in zip(parts, head.dims)):
-        raise TuneError(f"the stored vectors of {', '.join(head.bases)} changed size since {name} was tuned; tune it again")
+        raise TuneError(
+            f"the stored vectors of {', '.join(head.bases)} changed size since {name} was tuned; tune it again"
+        )
     have = set(ids)
     missing = [i for (i,) in db.execute("SELECT id FROM items ORDER BY id") if i not in have]
     return ids, apply_head(head, np.hstack(parts)), missing
@@ -232,13 +265,18 @@ def tuned_vectors(db: sqlite_utils.Database, name: str) -> tuple[list[str], np.n
 
 # --- training data ---------------------------------------------------------------------------
 
+
 def judged_pairs(db: sqlite_utils.Database) -> list[tuple[str, str, int]]:
     """(query item, candidate item, relevant) for the latest verdict of each labeller on each item pair."""
-    return [tuple(r) for r in db.execute(
-        "SELECT query_key, candidate_id, relevant FROM ("
-        " SELECT query_key, candidate_id, relevant, row_number() OVER ("
-        "  PARTITION BY query_key, candidate_id, labeler ORDER BY created_at DESC, id DESC) AS n"
-        " FROM labels WHERE query_kind = 'item') WHERE n = 1 ORDER BY query_key, candidate_id")]
+    return [
+        tuple(r)
+        for r in db.execute(
+            "SELECT query_key, candidate_id, relevant FROM ("
+            " SELECT query_key, candidate_id, relevant, row_number() OVER ("
+            "  PARTITION BY query_key, candidate_id, labeler ORDER BY created_at DESC, id DESC) AS n"
+            " FROM labels WHERE query_kind = 'item') WHERE n = 1 ORDER BY query_key, candidate_id"
+        )
+    ]
 
 
 def class_codes(values: list[tuple | None]) -> np.ndarray:
@@ -247,8 +285,9 @@ def class_codes(values: list[tuple | None]) -> np.ndarray:
     return np.array([-1 if v is None else codes.setdefault(v, len(codes)) for v in values], dtype=np.int64)
 
 
-def precision_at_k(matrix: np.ndarray, classes: np.ndarray, queries: np.ndarray, gallery: np.ndarray,
-                   k: int = K) -> float:
+def precision_at_k(
+    matrix: np.ndarray, classes: np.ndarray, queries: np.ndarray, gallery: np.ndarray, k: int = K
+) -> float:
     """Mean P@k of `queries` searching `gallery` (sorted row indices, queries among them), themselves
     excluded; relevant = same class; rows of class -1 (a value missing) take no part."""
     gallery = gallery[classes[gallery] >= 0]
@@ -278,20 +317,22 @@ def label_scores(matrix: np.ndarray, pairs: np.ndarray, k: int = K) -> dict[str,
         judged = [verdict[c] for c in top.tolist() if c in verdict]
         if judged:
             precisions.append(float(np.mean(judged)))
-    return {"auc": float(np.mean(aucs)) if aucs else float("nan"),
-            "judged_p10": float(np.mean(precisions)) if precisions else float("nan")}
+    return {
+        "auc": float(np.mean(aucs)) if aucs else float("nan"),
+        "judged_p10": float(np.mean(precisions)) if precisions else float("nan"),
+    }
 
 
 @dataclass
 class _Data:
     ids: list[str]
     dims: list[int]
-    x: np.ndarray                       # the head's input (weighted concatenated bases)
-    notions: dict[str, np.ndarray]      # target(s) -> class per item (-1: value missing)
-    joint: str | None                   # the notion whose classes are the positives
-    pairs: np.ndarray                   # (query row, candidate row, relevant)
-    validation: np.ndarray              # bool per item
-    inner: np.ndarray                   # bool per item: training items kept for early stopping
+    x: np.ndarray  # the head's input (weighted concatenated bases)
+    notions: dict[str, np.ndarray]  # target(s) -> class per item (-1: value missing)
+    joint: str | None  # the notion whose classes are the positives
+    pairs: np.ndarray  # (query row, candidate row, relevant)
+    validation: np.ndarray  # bool per item
+    inner: np.ndarray  # bool per item: training items kept for early stopping
 
 
 def _weights(bases: list[str], weights: list[float] | None) -> list[float]:
@@ -301,8 +342,14 @@ def _weights(bases: list[str], weights: list[float] | None) -> list[float]:
     return [w / sum(weights) for w in weights]
 
 
-def gather(db: sqlite_utils.Database, bases: list[str], weights: list[float], targets: list[str],
-           use_labels: bool, settings: Settings) -> _Data:
+def gather(
+    db: sqlite_utils.Database,
+    bases: list[str],
+    weights: list[float],
+    targets: list[str],
+    use_labels: bool,
+    settings: Settings,
+) -> _Data:
     """Base vectors, target classes, label pairs and the hash splits, checked for usable input."""
     if not targets and not use_labels:
         raise TuneError("nothing to learn from: give targets (catalog fields) and/or use labels")
@@ -314,16 +361,19 @@ def gather(db: sqlite_utils.Database, bases: list[str], weights: list[float], ta
         notions[target] = class_codes(joint_values(db, ids, [target]))
         values = len(set(notions[target][~validation]) - {-1})
         if values < 2:
-            raise TuneError(f"target {target!r} has {values} distinct value(s) among training items with vectors; "
-                            "it needs at least two")
+            raise TuneError(
+                f"target {target!r} has {values} distinct value(s) among training items with vectors; "
+                "it needs at least two"
+            )
     joint = ",".join(targets) if targets else None
     if len(targets) > 1:
         notions[joint] = class_codes(joint_values(db, ids, targets))
     pairs = np.zeros((0, 3), dtype=np.int64)
     if use_labels:
         row = {item_id: n for n, item_id in enumerate(ids)}
-        pairs = np.array([(row[q], row[c], r) for q, c, r in judged_pairs(db) if q in row and c in row and q != c],
-                         dtype=np.int64).reshape(-1, 3)
+        pairs = np.array(
+            [(row[q], row[c], r) for q, c, r in judged_pairs(db) if q in row and c in row and q != c], dtype=np.int64
+        ).reshape(-1, 3)
         if not (~validation[pairs[:, 0]] & ~validation[pairs[:, 1]]).any():
             raise TuneError("no relevance labels between training items with vectors; label some results first")
     return _Data(ids, [p.shape[1] for p in parts], base_input(parts, weights), notions, joint, pairs, validation, inner)
@@ -332,6 +382,7 @@ def gather(db: sqlite_utils.Database, bases: list[str], weights: list[float], ta
 def _supcon(z, classes, temperature: float):
     """Supervised contrastive loss of unit rows `z` (anchors without a positive in the batch skipped)."""
     import torch
+
     sims = z @ z.T / temperature
     eye = torch.eye(len(z), dtype=torch.bool, device=z.device)
     positive = (classes[:, None] == classes[None, :]) & ~eye
@@ -347,8 +398,9 @@ def _positives_loss(log_prob, positive):
     return -((log_prob * positive).sum(dim=1)[keep] / count[keep]).mean()
 
 
-def _inner_score(z: np.ndarray, data: _Data, train_rows: np.ndarray, inner_rows: np.ndarray,
-                 inner_pairs: np.ndarray) -> float:
+def _inner_score(
+    z: np.ndarray, data: _Data, train_rows: np.ndarray, inner_rows: np.ndarray, inner_pairs: np.ndarray
+) -> float:
     scores = [precision_at_k(z, classes, inner_rows, train_rows) for classes in data.notions.values()]
     if len(inner_pairs):
         scores.append(label_scores(z, inner_pairs)["auc"])
@@ -359,15 +411,16 @@ def _inner_score(z: np.ndarray, data: _Data, train_rows: np.ndarray, inner_rows:
 def _batches(rows: np.ndarray, size: int, steps: int, rng: np.random.Generator) -> list[np.ndarray]:
     """`steps` batches of a fresh shuffle of `rows` (recycled when they run out)."""
     order = np.resize(rng.permutation(rows), steps * size)
-    return [order[n * size:(n + 1) * size] for n in range(steps)]
+    return [order[n * size : (n + 1) * size] for n in range(steps)]
 
 
 def _label_loss(project, x, pairs: np.ndarray, queries: np.ndarray, extra: np.ndarray, temperature: float):
     """For each judged query: its relevant candidates against its not-relevant ones and `extra` items."""
     import torch
+
     mine = pairs[np.isin(pairs[:, 0], queries)]
     pool, where = np.unique(np.concatenate([mine[:, 1], extra]), return_inverse=True)
-    where = where[:len(mine)]
+    where = where[: len(mine)]
     heads, head_where = np.unique(mine[:, 0], return_inverse=True)
     relevant = mine[:, 2] == 1
     positive = torch.zeros(len(heads), len(pool), dtype=torch.bool)
@@ -378,8 +431,9 @@ def _label_loss(project, x, pairs: np.ndarray, queries: np.ndarray, extra: np.nd
     return _positives_loss(sims.masked_fill(itself, -1e9).log_softmax(dim=1), positive.to(x.device))
 
 
-def train_head(data: _Data, settings: Settings, progress: bool = True,
-               on_progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, int, int, list[int]]:
+def train_head(
+    data: _Data, settings: Settings, progress: bool = True, on_progress: Callable[[int, int], None] | None = None
+) -> tuple[np.ndarray, int, int, list[int]]:
     """Fit the map on the training part: (projection, epochs run, best epoch, training rows used).
 
     It trains in float32 on the selected device (core.devices: `--device`, else CUDA when present);
@@ -391,11 +445,13 @@ def train_head(data: _Data, settings: Settings, progress: bool = True,
 
     from core import devices
     from core.extractors.torch_utils import set_threads
+
     set_threads()
     device = devices.resolve()
 
     def on_device(array: np.ndarray):
         return torch.from_numpy(array).to(device)
+
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     train = ~data.validation
@@ -406,7 +462,8 @@ def train_head(data: _Data, settings: Settings, progress: bool = True,
     if data.notions:
         singles = [t for t in data.notions if t != data.joint]
         tasks = [(on_device(data.notions[data.joint]), 1.0)] + [
-            (on_device(data.notions[t]), settings.target_decay ** (n + 1)) for n, t in enumerate(singles)]
+            (on_device(data.notions[t]), settings.target_decay ** (n + 1)) for n, t in enumerate(singles)
+        ]
         item_rows = np.where(fit & (data.notions[data.joint] >= 0))[0]
     usable = train[data.pairs[:, 0]] & train[data.pairs[:, 1]]
     fit_pairs = data.pairs[usable & ~data.inner[data.pairs[:, 0]]]
@@ -476,9 +533,11 @@ def validate(data: _Data, tuned: np.ndarray) -> dict:
     spaces = {"base": unit_rows(data.x), "tuned": tuned}
     metrics = {}
     for notion, classes in data.notions.items():
-        metrics[notion] = {f"{space}_{gallery_name}": _rounded(precision_at_k(matrix, classes, val_rows, gallery))
-                           for space, matrix in spaces.items()
-                           for gallery_name, gallery in (("held_out", val_rows), ("catalog", all_rows))}
+        metrics[notion] = {
+            f"{space}_{gallery_name}": _rounded(precision_at_k(matrix, classes, val_rows, gallery))
+            for space, matrix in spaces.items()
+            for gallery_name, gallery in (("held_out", val_rows), ("catalog", all_rows))
+        }
     held = data.pairs[data.validation[data.pairs[:, 0]]]
     if len(held):
         metrics["labels"] = {"pairs": int(len(held)), "queries": int(len(np.unique(held[:, 0])))}
@@ -492,18 +551,31 @@ def _worse(metrics: dict, joint: str | None) -> list[str]:
     """The gated comparisons where the tuned space lost to its base on validation."""
     checks = []
     if joint:
-        checks += [(f"{joint} P@10 ({g})", metrics[joint][f"base_{g}"], metrics[joint][f"tuned_{g}"])
-                   for g in ("held_out", "catalog")]
+        checks += [
+            (f"{joint} P@10 ({g})", metrics[joint][f"base_{g}"], metrics[joint][f"tuned_{g}"])
+            for g in ("held_out", "catalog")
+        ]
     if "labels" in metrics:
         checks.append(("held-back labels AUC", metrics["labels"]["base_auc"], metrics["labels"]["tuned_auc"]))
-    return [f"{what} {tuned:.3f} < base {base:.3f}" for what, base, tuned in checks
-            if base is not None and tuned is not None and tuned < base]
+    return [
+        f"{what} {tuned:.3f} < base {base:.3f}"
+        for what, base, tuned in checks
+        if base is not None and tuned is not None and tuned < base
+    ]
 
 
-def tune(db: sqlite_utils.Database, name: str, bases: list[str], targets: list[str] | None = None,
-         use_labels: bool = False, weights: list[float] | None = None, force: bool = False,
-         settings: Settings = Settings(), progress: bool = True,
-         on_progress: Callable[[int, int], None] | None = None) -> TuneResult:
+def tune(
+    db: sqlite_utils.Database,
+    name: str,
+    bases: list[str],
+    targets: list[str] | None = None,
+    use_labels: bool = False,
+    weights: list[float] | None = None,
+    force: bool = False,
+    settings: Settings = Settings(),
+    progress: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> TuneResult:
     """Learn a head for `name` over `bases`, validate it on held-out items, save it as a new version
     unless it is worse than its base there (or `force`)."""
     check_name(name)

@@ -1,4 +1,5 @@
 """Embedding vectors in the catalog: which items need one, storing them, reading them back."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,8 @@ class Pending:
     """An item whose vector for a method is missing or outdated."""
 
     item_id: str
-    path: str | None     # image path for image methods
-    text: str | None     # title + description for text methods
+    path: str | None  # image path for image methods
+    text: str | None  # title + description for text methods
     source_hash: str
 
 
@@ -46,8 +47,10 @@ def photo_sql(item: str, column: str = "rowid") -> str:
 
     It is the item's readable photo whose role comes first (primary, cutout, model, others).
     """
-    return (f"(SELECT p.{column} FROM images p WHERE p.item_id = {item} AND +p.status = 'ok' "
-            f"ORDER BY {ROLE_ORDER_SQL} LIMIT 1)")
+    return (
+        f"(SELECT p.{column} FROM images p WHERE p.item_id = {item} AND +p.status = 'ok' "
+        f"ORDER BY {ROLE_ORDER_SQL} LIMIT 1)"
+    )
 
 
 def primary_images_sql() -> str:
@@ -61,8 +64,9 @@ def embeddable_count(db: sqlite_utils.Database, kind: str) -> int:
     return db.execute(f"SELECT count(*) FROM ({source})").fetchone()[0]
 
 
-def pending(db: sqlite_utils.Database, method: str, version: str, kind: str = "image",
-            limit: int | None = None) -> list[Pending]:
+def pending(
+    db: sqlite_utils.Database, method: str, version: str, kind: str = "image", limit: int | None = None
+) -> list[Pending]:
     """Items lacking an up-to-date vector for `method` (skipping known failures of this version)."""
     if kind == "image":
         source = primary_images_sql()
@@ -90,11 +94,11 @@ def pending(db: sqlite_utils.Database, method: str, version: str, kind: str = "i
     return found[:limit] if limit else found
 
 
-def store(db: sqlite_utils.Database, method: str, version: str,
-          rows: Iterable[tuple[str, np.ndarray, str]]) -> int:
+def store(db: sqlite_utils.Database, method: str, version: str, rows: Iterable[tuple[str, np.ndarray, str]]) -> int:
     """Upsert vectors `(item_id, vector, source_hash)` in one transaction; return the count."""
-    payload = [(method, item_id, version, int(np.asarray(vec).size), pack(vec), digest)
-               for item_id, vec, digest in rows]
+    payload = [
+        (method, item_id, version, int(np.asarray(vec).size), pack(vec), digest) for item_id, vec, digest in rows
+    ]
     with db.conn:
         db.conn.executemany(
             "INSERT INTO embeddings (method, item_id, version, dim, vector, source_hash) "
@@ -110,8 +114,9 @@ def store(db: sqlite_utils.Database, method: str, version: str,
     return len(payload)
 
 
-def record_failure(db: sqlite_utils.Database, method: str, version: str, item_id: str,
-                   source_hash: str | None, reason: str) -> None:
+def record_failure(
+    db: sqlite_utils.Database, method: str, version: str, item_id: str, source_hash: str | None, reason: str
+) -> None:
     """Remember that an item could not be embedded with this version, and why."""
     with db.conn:
         db.conn.execute(
@@ -147,10 +152,12 @@ def _stored(db: sqlite_utils.Database, method: str, item_ids: Iterable[str]) -> 
     """(item id, vector blob, source hash) of the given items that have a vector of `method`."""
     wanted = sorted(set(item_ids))
     for start in range(0, len(wanted), 900):
-        chunk = wanted[start:start + 900]
+        chunk = wanted[start : start + 900]
         yield from db.execute(
             "SELECT item_id, vector, source_hash FROM embeddings WHERE method = ? "
-            f"AND item_id IN ({','.join('?' * len(chunk))})", [method, *chunk])
+            f"AND item_id IN ({','.join('?' * len(chunk))})",
+            [method, *chunk],
+        )
 
 
 def vectors_of(db: sqlite_utils.Database, method: str, item_ids: Iterable[str]) -> tuple[list[str], np.ndarray]:

@@ -3,6 +3,7 @@
 Page set-up and the catalog connection happen here, on every run, before the chosen page;
 the pages in views/ hold layout only.
 """
+
 import streamlit as st
 
 import ui
@@ -17,8 +18,7 @@ PAGES = [  # (file, title, URL path)
     ("views/methods.py", "Methods", "Methods"),
 ]
 
-page = st.navigation([st.Page(file, title=title, url_path=url or None, default=not url)
-                      for file, title, url in PAGES])
+page = st.navigation([st.Page(file, title=title, url_path=url or None, default=not url) for file, title, url in PAGES])
 st.set_page_config(page_title=f"Lookalike · {page.title}", page_icon="👗", layout="wide")
-ui.db()                                # this session's catalog, opened once; one clear line if it cannot be
+ui.db()  # this session's catalog, opened once; one clear line if it cannot be
 page.run()

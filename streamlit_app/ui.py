@@ -1,4 +1,5 @@
 """Shared UI pieces: the catalog connection, cached resources, state keys, the thumbnail grid."""
+
 from __future__ import annotations
 
 import logging
@@ -58,6 +59,7 @@ def remembered(key: str, options: list | None = None, persist: bool = False) -> 
             except OSError as exc:
                 log.warning("cannot remember %s: %s", key, exc)
                 st.toast(f"Kept for this session only: cannot write beside the catalog ({exc.strerror or exc}).")
+
     return {"key": key, "on_change": save}
 
 
@@ -92,6 +94,7 @@ def methods() -> list[dict]:
 @st.cache_data(ttl=30, show_spinner=False)
 def _methods(_catalog, path: str, last_job_end: float) -> list[dict]:
     from core.extractors import list_methods
+
     return list_methods(_catalog)
 
 
@@ -135,7 +138,7 @@ def grid(items: list[dict], columns: int = 5, caption=None, key_prefix: str = ""
     """Thumbnails in rows; `caption(item)` gives the text under each; `actions(item, key)` adds widgets."""
     for start in range(0, len(items), columns):
         cols = st.columns(columns)
-        for col, item in zip(cols, items[start:start + columns]):
+        for col, item in zip(cols, items[start : start + columns]):
             with col:
                 photo(item.get("image_path"), width="stretch")
                 st.caption(caption(item) if caption else (item.get("title") or item.get("id")))
@@ -160,6 +163,7 @@ def filter_widgets(database, key: str) -> dict:
     """Category / brand / gender / colour pickers and a price range; returns core filters."""
     from core.catalog import price_range
     from core.filters import distinct_values
+
     filters: dict = {}
     cols = st.columns(5)
     for col, column in zip(cols, ("category", "brand", "gender", "colour")):

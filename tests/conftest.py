@@ -1,4 +1,5 @@
 """Shared fixtures. Nothing in the test session may wait on the network."""
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,6 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 
-
 @pytest.fixture(autouse=True)
 def fresh_caches(monkeypatch):
     """Each test starts without indices or vectors cached by an earlier one (models stay loaded),
@@ -21,12 +21,14 @@ def fresh_caches(monkeypatch):
     import sys
 
     from core import caches, devices, settings
-    main = sys.modules["__main__"]         # AppTest swaps it for the app script; spawned processes read it
+
+    main = sys.modules["__main__"]  # AppTest swaps it for the app script; spawned processes read it
     real_setenv = monkeypatch.setenv
 
     def setenv(name: str, value: str, prepend: str | None = None) -> None:
         real_setenv(name, value, prepend)
         settings.reload()
+
     monkeypatch.setenv = setenv
     caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS)
     settings.reload()
@@ -34,7 +36,7 @@ def fresh_caches(monkeypatch):
     caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS)
     monkeypatch.undo()
     settings.reload()
-    devices.select(None)              # a test's device choice does not outlive it
+    devices.select(None)  # a test's device choice does not outlive it
     sys.modules["__main__"] = main
 
 
@@ -46,6 +48,7 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def catalog(db_path: Path):
     from core.db import open_catalog
+
     db = open_catalog(db_path)
     yield db
     db.conn.close()
@@ -55,6 +58,7 @@ def catalog(db_path: Path):
 def demo_catalog(catalog):
     """A catalog holding the committed demo slice (a few hundred real product photos)."""
     from core.importers import import_csv
+
     report = import_csv(catalog, DEMO / "styles.csv", DEMO / "images", progress=False)
     assert report.items > 0
     return catalog
@@ -66,6 +70,7 @@ def embedded_demo_path(tmp_path_factory) -> Path:
     from core.db import open_catalog
     from core.embed import embed_catalog
     from core.importers import import_csv
+
     path = tmp_path_factory.mktemp("embedded") / "demo.db"
     db = open_catalog(path)
     import_csv(db, DEMO / "styles.csv", DEMO / "images", progress=False)
@@ -82,6 +87,7 @@ def embedded_demo(embedded_demo_path, tmp_path):
     import shutil
 
     from core.db import open_catalog
+
     path = tmp_path / "demo.db"
     shutil.copy(embedded_demo_path, path)
     db = open_catalog(path)
@@ -94,5 +100,6 @@ def app_db(embedded_demo, monkeypatch):
     """The embedded demo catalog, indexed, as the app's catalog."""
     monkeypatch.setenv("LOOKALIKE_DB", str(embedded_demo.path))
     from core.index import build_index
+
     build_index(embedded_demo, "efficientnet_lite0", progress=False)
     return embedded_demo

@@ -1,5 +1,6 @@
 """What tests share besides fixtures: the repository's folders, the shared-data marker, the command
 line as a user runs it, app helpers."""
+
 from __future__ import annotations
 
 import os
@@ -20,13 +21,20 @@ needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m core ARGS` in a real subprocess, as a user would run it."""
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 def page(name: str):
     """The app opened at its entry point (Home.py) and switched to views/<name>.py, as a person would."""
     from streamlit.testing.v1 import AppTest
+
     at = AppTest.from_file(str(APP / "Home.py"), default_timeout=120)
     at.run()
     if name != "home":
@@ -37,6 +45,9 @@ def page(name: str):
 
 def texts(at) -> str:
     """Every text the page shows, one element a line."""
-    parts = [e.value for kind in ("markdown", "caption", "info", "success", "error", "warning", "title", "subheader")
-             for e in getattr(at, kind)]
+    parts = [
+        e.value
+        for kind in ("markdown", "caption", "info", "success", "error", "warning", "title", "subheader")
+        for e in getattr(at, kind)
+    ]
     return "\n".join(str(p) for p in parts)

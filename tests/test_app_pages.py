@@ -3,6 +3,7 @@
 Each test starts the app at its entry point (Home.py: navigation, page set-up, the catalog) and
 switches to the page under test, as a person clicking in the sidebar would.
 """
+
 from __future__ import annotations
 
 import csv
@@ -17,7 +18,7 @@ def test_home_shows_counts_and_next_step(app_db):
     at = page("home")
     assert [m.value for m in at.metric][:2] == ["300", "300"]
     assert "Search" in texts(at) and "Label" in texts(at)
-    assert "Models run on **cpu (CPU," in texts(at)          # no GPU on the test machines
+    assert "Models run on **cpu (CPU," in texts(at)  # no GPU on the test machines
 
 
 def test_catalog_browses_with_text_and_filters(app_db):
@@ -56,9 +57,9 @@ def test_text_search_uses_minilm(app_db):
 def test_label_two_results_then_precision_and_export(app_db):
     at = page("label")
     at.text_input(key="labeler").set_value("ana").run()
-    buttons = lambda prefix: [b for b in at.button if b.key and b.key.startswith(prefix)]   # noqa: E731
+    buttons = lambda prefix: [b for b in at.button if b.key and b.key.startswith(prefix)]  # noqa: E731
     buttons("yes_label")[0].click().run()
-    buttons("no_label")[1].click().run()             # fetched again: the page re-rendered
+    buttons("no_label")[1].click().run()  # fetched again: the page re-rendered
     assert not at.exception
     labels = app_db.execute("SELECT relevant, labeler, method FROM labels ORDER BY id").fetchall()
     assert labels == [(1, "ana", "efficientnet_lite0"), (0, "ana", "efficientnet_lite0")]
@@ -89,9 +90,10 @@ def test_methods_page_lists_every_method_with_its_remedy(app_db):
 
 def test_methods_page_device_setting_says_where_models_run(app_db):
     from core import devices
+
     at = page("methods")
     assert at.selectbox(key="device").value == "auto" and "Torch models run on cpu" in texts(at)
-    at.selectbox(key="device").set_value("cuda").run()            # no GPU here: one line, CPU kept
+    at.selectbox(key="device").set_value("cuda").run()  # no GPU here: one line, CPU kept
     assert not at.exception
     assert len(at.error) == 1 and at.error[0].value.startswith("--device cuda: torch sees no CUDA GPU")
     assert "Using cpu (CPU," in at.error[0].value
@@ -112,15 +114,18 @@ def test_catalog_imports_an_uploaded_csv_and_reports_bad_rows(catalog, monkeypat
     assert not at.exception
     assert catalog.execute("SELECT count(*) FROM items").fetchone()[0] == 5
     assert "5 items imported from 6 rows" in texts(at)
-    assert len(at.dataframe[0].value) >= 1          # the importer's problem report, row by row
-    assert "5 items" in texts(at)                   # and the browse grid sees them
+    assert len(at.dataframe[0].value) >= 1  # the importer's problem report, row by row
+    assert "5 items" in texts(at)  # and the browse grid sees them
 
 
 def test_photo_search_takes_webp_upload_and_rejects_oversize(app_db):
     import io
 
     from PIL import Image
-    item, path = app_db.execute("SELECT item_id, path FROM images WHERE status = 'ok' ORDER BY item_id LIMIT 1").fetchone()
+
+    item, path = app_db.execute(
+        "SELECT item_id, path FROM images WHERE status = 'ok' ORDER BY item_id LIMIT 1"
+    ).fetchone()
     webp = io.BytesIO()
     Image.open(path).convert("RGB").save(webp, "WEBP", quality=80)
     at = page("search")
@@ -128,9 +133,10 @@ def test_photo_search_takes_webp_upload_and_rejects_oversize(app_db):
     at.file_uploader[0].set_value(("shopper.webp", webp.getvalue(), "image/webp")).run()
     assert not at.exception
     hits = at.session_state["search_results"]["hits"]
-    assert len(hits) == 10 and hits[0]["item_id"] == item     # the same photo, re-encoded, comes first
+    assert len(hits) == 10 and hits[0]["item_id"] == item  # the same photo, re-encoded, comes first
 
     from core.images import MAX_UPLOAD_BYTES
+
     at.file_uploader[0].set_value(("huge.png", b"\0" * (MAX_UPLOAD_BYTES + 1), "image/png")).run()
     assert any("over 20 MB" in e.value for e in at.error)
 
@@ -143,11 +149,13 @@ def test_label_name_survives_page_switch_and_keyboard_buttons_judge_in_order(app
     at.switch_page("views/precision.py").run()
     at.switch_page("views/label.py").run()
     assert at.text_input(key="labeler").value == "bo"
-    at.button(key="yes_next").click().run()           # Y: the first result not judged yet
-    at.button(key="no_next").click().run()            # N: then the second
+    at.button(key="yes_next").click().run()  # Y: the first result not judged yet
+    at.button(key="no_next").click().run()  # N: then the second
     assert not at.exception
     assert app_db.execute("SELECT rank, relevant, labeler FROM labels ORDER BY id").fetchall() == [
-        (1, 1, "bo"), (2, 0, "bo")]
+        (1, 1, "bo"),
+        (2, 0, "bo"),
+    ]
 
 
 def test_label_next_query_by_category(app_db):
@@ -161,10 +169,12 @@ def test_label_next_query_by_category(app_db):
 
 def test_export_page_merges_a_labels_csv_and_reports_bad_rows(app_db, tmp_path):
     ids = [r[0] for r in app_db.execute("SELECT id FROM items ORDER BY id LIMIT 3")]
-    upload = ("query_key,candidate_id,method,rank,relevant,labeler\n"
-              f"{ids[0]},{ids[1]},efficientnet_lite0,1,yes,cy\n"
-              f"{ids[0]},{ids[2]},efficientnet_lite0,2,no,cy\n"
-              f"{ids[0]},no-such-item,efficientnet_lite0,3,no,cy\n")
+    upload = (
+        "query_key,candidate_id,method,rank,relevant,labeler\n"
+        f"{ids[0]},{ids[1]},efficientnet_lite0,1,yes,cy\n"
+        f"{ids[0]},{ids[2]},efficientnet_lite0,2,no,cy\n"
+        f"{ids[0]},no-such-item,efficientnet_lite0,3,no,cy\n"
+    )
     at = page("export")
     at.file_uploader[0].set_value(("team.csv", upload.encode(), "text/csv")).run()
     [button] = [b for b in at.button if b.label == "Import labels"]
@@ -179,6 +189,7 @@ def finished_job(name: str, timeout: float = 60, status: str = "done"):
     import time
 
     import ui
+
     job = ui.jobs().get(name)
     deadline = time.time() + timeout
     while job.status == "running" and time.time() < deadline:
@@ -202,9 +213,10 @@ def test_methods_page_embeds_and_indexes_in_background(app_db):
 
 def test_methods_page_trains_the_autoencoder_with_a_loss_chart(catalog, tmp_path, monkeypatch):
     from core.importers import import_csv
+
     lines = (ROOT / "demo" / "styles.csv").read_text(encoding="utf-8").splitlines()
     small = tmp_path / "small.csv"
-    small.write_text("\n".join(lines[:25]) + "\n", encoding="utf-8")        # 24 photos: one quick epoch
+    small.write_text("\n".join(lines[:25]) + "\n", encoding="utf-8")  # 24 photos: one quick epoch
     import_csv(catalog, small, ROOT / "demo" / "images", progress=False)
     monkeypatch.setenv("LOOKALIKE_DB", str(catalog.path))
     at = page("methods")
@@ -215,15 +227,15 @@ def test_methods_page_trains_the_autoencoder_with_a_loss_chart(catalog, tmp_path
     assert len(job.history) == 2 and all(loss > 0 for loss in job.history)
     at.run()
     assert any("train autoencoder: done" in s.value for s in at.success)
-    assert at.get("vega_lite_chart")                                       # the loss curve
+    assert at.get("vega_lite_chart")  # the loss curve
     table = at.dataframe[0].value
-    assert table[table["method"] == "autoencoder"].iloc[0]["ready"]        # trained: ready to embed
+    assert table[table["method"] == "autoencoder"].iloc[0]["ready"]  # trained: ready to embed
 
 
 def tune_on_methods_page(at, name: str, targets=("category", "colour")):
     at.multiselect(key="tune_bases").set_value(["efficientnet_lite0", "color_hist"])
     at.multiselect(key="tune_targets").set_value(list(targets))
-    at.text_input(key="tune_name").set_value(name).run()           # the button is enabled once all are given
+    at.text_input(key="tune_name").set_value(name).run()  # the button is enabled once all are given
     [button] = [b for b in at.button if b.label == "Tune"]
     button.click().run()
     assert not at.exception
@@ -232,7 +244,7 @@ def tune_on_methods_page(at, name: str, targets=("category", "colour")):
 def test_methods_page_tunes_in_background_and_shows_base_against_tuned(app_db):
     at = page("methods")
     assert {"category", "colour", "usage"} <= set(at.multiselect(key="tune_targets").options)
-    assert at.multiselect(key="tune_bases").options == ["efficientnet_lite0", "color_hist"]   # image, with vectors
+    assert at.multiselect(key="tune_bases").options == ["efficientnet_lite0", "color_hist"]  # image, with vectors
     tune_on_methods_page(at, "shape_colour")
     job = finished_job("tune shape_colour", timeout=180)
     at.run()
@@ -245,53 +257,58 @@ def test_methods_page_tunes_in_background_and_shows_base_against_tuned(app_db):
     assert joint.loc[whole, "base"] == pytest.approx(record["base_catalog"])
     assert set(table["measure"]) == {"same category P@10", "same colour P@10", "same category + colour P@10"}
     assert table["base"].between(0, 1).all() and table["tuned"].between(0, 1).all()
-    assert joint.loc[whole, "tuned"] > joint.loc[whole, "base"]                    # learnt, hence saved
+    assert joint.loc[whole, "tuned"] > joint.loc[whole, "base"]  # learnt, hence saved
     assert app_db.execute("SELECT version FROM tuned_methods WHERE name = 'shape_colour'").fetchall() == [(1,)]
     assert "Saved shape_colour version 1. Next: **Embed + index** shape_colour" in texts(at)
     assert any("tune shape_colour: done. saved" in s.value for s in at.success)
 
-    tune_on_methods_page(at, "color_hist")                            # a built-in name: refused at once
+    tune_on_methods_page(at, "color_hist")  # a built-in name: refused at once
     assert [e.value for e in at.error] == ["'color_hist' is a built-in method; choose another name for the tuned one"]
     import ui
+
     assert ui.jobs().get("tune color_hist") is None
 
-    at.multiselect(key="tune_targets").set_value([])                 # labels only, but none are stored
+    at.multiselect(key="tune_targets").set_value([])  # labels only, but none are stored
     at.checkbox(key="tune_labels").check()
     at.text_input(key="tune_name").set_value("from_labels").run()
     [button] = [b for b in at.button if b.label == "Tune"]
     button.click().run()
     finished_job("tune from_labels", status="failed")
     at.run()
-    assert [e.value for e in at.error] == ["tune from_labels stopped: no relevance labels between training items "
-                                           "with vectors; label some results first"]
+    assert [e.value for e in at.error] == [
+        "tune from_labels stopped: no relevance labels between training items with vectors; label some results first"
+    ]
 
 
 def test_label_page_judges_an_uploaded_photos_results_and_remembers_the_name(app_db):
     from core.images import sha256_bytes
     from core.preferences import load_preferences
-    item, path = app_db.execute("SELECT item_id, path FROM images WHERE status = 'ok' ORDER BY item_id LIMIT 1").fetchone()
+
+    item, path = app_db.execute(
+        "SELECT item_id, path FROM images WHERE status = 'ok' ORDER BY item_id LIMIT 1"
+    ).fetchone()
     data = open(path, "rb").read()
     at = page("label")
     at.radio(key="label_mode").set_value("Uploaded photo").run()
     at.text_input(key="labeler").set_value("dee").run()
     at.file_uploader(key="label_upload").set_value(("shopper.jpg", data, "image/jpeg")).run()
     assert not at.exception
-    at.button(key=f"yes_label{item}").click().run()            # the same photo is the first result
-    at.button(key="no_next").click().run()                     # N: the second
+    at.button(key=f"yes_label{item}").click().run()  # the same photo is the first result
+    at.button(key="no_next").click().run()  # N: the second
     assert not at.exception
-    assert app_db.execute("SELECT query_kind, query_key, candidate_id, rank, relevant, labeler, method "
-                          "FROM labels ORDER BY id").fetchall()[0] == (
-        "upload", sha256_bytes(data), item, 1, 1, "dee", "efficientnet_lite0")
+    assert app_db.execute(
+        "SELECT query_kind, query_key, candidate_id, rank, relevant, labeler, method FROM labels ORDER BY id"
+    ).fetchall()[0] == ("upload", sha256_bytes(data), item, 1, 1, "dee", "efficientnet_lite0")
     assert app_db.execute("SELECT query_kind, rank, relevant FROM labels ORDER BY id").fetchall()[1] == ("upload", 2, 0)
     assert "2 of 10 judged" in str(at.get("progress")[0].proto)
     assert load_preferences(app_db.data_dir) == {"labeler": "dee"}
 
-    fresh = page("label")                                      # a new session (or a restarted app)
+    fresh = page("label")  # a new session (or a restarted app)
     assert fresh.text_input(key="labeler").value == "dee" and not fresh.warning
     precision = page("precision")
     table = precision.dataframe[0].value
     row = table[table["method"] == "efficientnet_lite0"].iloc[0]
-    assert (row["queries"], row["labels"], row["P@10 (labels)"]) == (1, 2, pytest.approx(0.5))   # as shown
+    assert (row["queries"], row["labels"], row["P@10 (labels)"]) == (1, 2, pytest.approx(0.5))  # as shown
     assert list(table["method"]) == ["efficientnet_lite0"]
     assert "No judged result in the top 10 of: color_hist, minilm." in texts(precision)
 
@@ -299,8 +316,16 @@ def test_label_page_judges_an_uploaded_photos_results_and_remembers_the_name(app
 def test_precision_page_marks_a_tuned_method_beside_its_bases(app_db):
     from core import tuning
     from core.labels import judge_by_attributes
-    tuning.tune(app_db, "shape_colour", ["efficientnet_lite0", "color_hist"], ["category", "colour"], force=True,
-                settings=tuning.Settings(dim=32, epochs=5), progress=False)
+
+    tuning.tune(
+        app_db,
+        "shape_colour",
+        ["efficientnet_lite0", "color_hist"],
+        ["category", "colour"],
+        force=True,
+        settings=tuning.Settings(dim=32, epochs=5),
+        progress=False,
+    )
     ids, vectors, _ = tuning.tuned_vectors(app_db, "shape_colour")
     count = judge_by_attributes(app_db, ids, vectors, [0, 7, 42], "category", "sim", "shape_colour")
     relevant = app_db.execute("SELECT sum(relevant) FROM labels WHERE method = 'shape_colour'").fetchone()[0]

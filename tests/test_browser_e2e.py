@@ -3,6 +3,7 @@
 search -> label -> precision -> export, with a screenshot of each page in test-artifacts/.
 Skips when chromium or chromedriver is absent (`.ci/run` installs them).
 """
+
 from __future__ import annotations
 
 import os
@@ -32,14 +33,30 @@ def free_port() -> int:
 @pytest.fixture
 def server(embedded_demo, tmp_path):
     from core.index import build_index
+
     build_index(embedded_demo, "efficientnet_lite0", progress=False)
     db = str(embedded_demo.path)
     port = free_port()
     log = open(tmp_path / "streamlit.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app" / "Home.py"),
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true"],
-        cwd=ROOT, env={**os.environ, "LOOKALIKE_DB": db}, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "streamlit_app" / "Home.py"),
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "LOOKALIKE_DB": db},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -60,11 +77,22 @@ def server(embedded_demo, tmp_path):
 def browser(tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1400,1800", f"--user-data-dir={tmp_path / 'chrome'}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1800",
+        f"--user-data-dir={tmp_path / 'chrome'}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     driver.set_page_load_timeout(60)
@@ -76,15 +104,18 @@ def wait_for(driver, xpath: str, timeout: float = 60):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
+
     return WebDriverWait(driver, timeout).until(ec.presence_of_element_located((By.XPATH, xpath)))
 
 
 def settle(driver, timeout: float = 60) -> None:
     """Wait until Streamlit has finished running the page script."""
     from selenium.webdriver.support.ui import WebDriverWait
+
     time.sleep(0.5)
-    WebDriverWait(driver, timeout).until(lambda d: not d.find_elements(
-        "xpath", "//*[@data-testid='stStatusWidget']//*[contains(., 'Running')]"))
+    WebDriverWait(driver, timeout).until(
+        lambda d: not d.find_elements("xpath", "//*[@data-testid='stStatusWidget']//*[contains(., 'Running')]")
+    )
     time.sleep(0.5)
 
 
@@ -99,6 +130,7 @@ def query_photo(tmp_path: Path) -> Path:
     if avif.is_file():
         return avif
     from PIL import Image
+
     out = tmp_path / "query.webp"
     Image.open(next((ROOT / "demo" / "images").glob("*.jpg"))).save(out, "WEBP")
     return out
@@ -106,6 +138,7 @@ def query_photo(tmp_path: Path) -> Path:
 
 def test_search_label_precision_export_in_chromium(server, browser, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
+
     url, db = server
     browser.get(f"{url}/Search")
     wait_for(browser, "//h3[contains(., 'efficientnet_lite0')]")
@@ -113,9 +146,9 @@ def test_search_label_precision_export_in_chromium(server, browser, tmp_path):
     assert len(browser.find_elements("xpath", "//*[contains(text(), 'score ')]")) >= 10
     shot(browser, "2_search")
 
-    wait_for(browser, "//label[contains(., 'Photo')]").click()          # upload through the browser
+    wait_for(browser, "//label[contains(., 'Photo')]").click()  # upload through the browser
     wait_for(browser, "//input[@type='file']").send_keys(str(query_photo(tmp_path)))
-    wait_for(browser, "(//*[contains(text(), 'score ')])[10]")     # results only exist once the photo is in
+    wait_for(browser, "(//*[contains(text(), 'score ')])[10]")  # results only exist once the photo is in
     settle(browser)
     shot(browser, "2_search_photo")
 
@@ -128,15 +161,18 @@ def test_search_label_precision_export_in_chromium(server, browser, tmp_path):
     name = wait_for(browser, "//input[@aria-label='Your name']")
     name.send_keys("e2e tester\n")
     settle(browser)
-    wait_for(browser, "(//button[normalize-space(.)='✓ Yes'])[1][not(@disabled)]").click()   # result 1: a click
+    wait_for(browser, "(//button[normalize-space(.)='✓ Yes'])[1][not(@disabled)]").click()  # result 1: a click
     settle(browser)
     wait_for(browser, "//button[contains(., 'No to #2')][not(@disabled)]")
-    ActionChains(browser).send_keys("n").perform()                                            # result 2: key N
+    ActionChains(browser).send_keys("n").perform()  # result 2: key N
     settle(browser)
     deadline = time.time() + 30
     while db.execute("SELECT count(*) FROM labels").fetchone()[0] < 2 and time.time() < deadline:
         time.sleep(0.5)
-    assert db.execute("SELECT labeler, relevant FROM labels ORDER BY id").fetchall() == [("e2e tester", 1), ("e2e tester", 0)]
+    assert db.execute("SELECT labeler, relevant FROM labels ORDER BY id").fetchall() == [
+        ("e2e tester", 1),
+        ("e2e tester", 0),
+    ]
     shot(browser, "3_label")
     wait_for(browser, "//*[contains(., '2 of 10 judged')]")
 
@@ -167,6 +203,7 @@ def test_search_label_precision_export_in_chromium(server, browser, tmp_path):
 def choose(driver, label: str, options: list[str]) -> None:
     """Pick options of the multiselect labelled `label`: type each, click it in the list, close the list."""
     from selenium.webdriver.common.keys import Keys
+
     widget = f"//div[@data-testid='stMultiSelect'][.//label[contains(., '{label}')]]"
     for option in options:
         box = wait_for(driver, f"{widget}//input")
@@ -192,7 +229,8 @@ def test_tune_on_methods_page_and_label_an_uploaded_photo_in_chromium(server, br
     wait_for(browser, "//*[contains(., 'Saved e2e_tuned version 1')]", timeout=180)
     settle(browser)
     assert db.execute("SELECT name, version, bases, targets FROM tuned_methods").fetchall() == [
-        ("e2e_tuned", 1, '["efficientnet_lite0", "color_hist"]', '["category", "colour"]')]
+        ("e2e_tuned", 1, '["efficientnet_lite0", "color_hist"]', '["category", "colour"]')
+    ]
     browser.execute_script("arguments[0].scrollIntoView()", wait_for(browser, "//h3[contains(., 'Tune a method')]"))
     shot(browser, "7_tune")
 
@@ -207,11 +245,13 @@ def test_tune_on_methods_page_and_label_an_uploaded_photo_in_chromium(server, br
     wait_for(browser, "(//button[normalize-space(.)='✓ Yes'])[1][not(@disabled)]").click()
     wait_for(browser, "//*[contains(., '1 of 10 judged')]")
     from core.images import sha256_bytes
+
     assert db.execute("SELECT query_kind, query_key, rank, relevant, labeler FROM labels").fetchall() == [
-        ("upload", sha256_bytes(photo.read_bytes()), 1, 1, "e2e tester")]
+        ("upload", sha256_bytes(photo.read_bytes()), 1, 1, "e2e tester")
+    ]
     shot(browser, "3_label_upload")
 
-    browser.get(f"{url}/Label")                                   # a new page load: the name is remembered
+    browser.get(f"{url}/Label")  # a new page load: the name is remembered
     name = wait_for(browser, "//input[@aria-label='Your name']")
     settle(browser)
     assert name.get_attribute("value") == "e2e tester"

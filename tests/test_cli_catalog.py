@@ -1,4 +1,5 @@
 """`python -m core` catalog commands, run as a user would (a real subprocess)."""
+
 from __future__ import annotations
 
 import json
@@ -43,6 +44,7 @@ def test_newer_catalog_gives_one_line_error(tmp_path):
     db = tmp_path / "c.db"
     assert run_cli("import-csv", str(DEMO / "styles.csv"), "--db", str(db)).returncode == 0
     import sqlite3
+
     with sqlite3.connect(db) as conn:
         conn.execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'future')")
     done = run_cli("stats", "--db", str(db))
@@ -53,22 +55,32 @@ def test_newer_catalog_gives_one_line_error(tmp_path):
 def test_global_options_work_before_and_after_the_command(tmp_path):
     db = str(tmp_path / "c.db")
     assert run_cli("import-farfetch", str(FIXTURES / "farfetch_40.csv"), "--db", db).returncode == 0
-    for args in (("--db", db, "stats", "--json"), ("--json", "--db", db, "stats"), ("stats", "--db", db, "--json"),
-                 ("-v", "--db", db, "stats", "--json"), ("--db", str(tmp_path / "other.db"), "stats", "--db", db, "--json")):
+    for args in (
+        ("--db", db, "stats", "--json"),
+        ("--json", "--db", db, "stats"),
+        ("stats", "--db", db, "--json"),
+        ("-v", "--db", db, "stats", "--json"),
+        ("--db", str(tmp_path / "other.db"), "stats", "--db", db, "--json"),
+    ):
         done = run_cli(*args)
         assert done.returncode == 0, (args, done.stderr)
         assert json.loads(done.stdout)["items"] == 40, args
-    assert not (tmp_path / "other.db").exists()        # the option after the command wins
+    assert not (tmp_path / "other.db").exists()  # the option after the command wins
 
 
 def test_unknown_method_is_one_line_and_exit_2_for_every_command(tmp_path):
     db = str(tmp_path / "c.db")
     out = tmp_path / "similar.csv"
-    for args in (("embed", "--method", "typo"), ("export", "--method", "typo", "--out", str(out)),
-                 ("index", "--method", "typo"), ("evaluate", "--method", "typo"), ("duplicates", "--method", "typo"),
-                 ("search", "--method", "typo", "--item", "1"),
-                 ("search", "--method", "efficientnet_lite0=0.7,typo=0.3", "--item", "1"),
-                 ("download-weights", "typo")):
+    for args in (
+        ("embed", "--method", "typo"),
+        ("export", "--method", "typo", "--out", str(out)),
+        ("index", "--method", "typo"),
+        ("evaluate", "--method", "typo"),
+        ("duplicates", "--method", "typo"),
+        ("search", "--method", "typo", "--item", "1"),
+        ("search", "--method", "efficientnet_lite0=0.7,typo=0.3", "--item", "1"),
+        ("download-weights", "typo"),
+    ):
         done = run_cli(*args, "--db", db)
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: unknown method 'typo'"), args
@@ -78,14 +90,22 @@ def test_unknown_method_is_one_line_and_exit_2_for_every_command(tmp_path):
     assert done.returncode == 2 and done.stderr == "error: color_hist has no hub weights to download (none needed)\n"
 
 
-PROBE = ("import sys; from core.cli import main; rc = main(sys.argv[1:]); "
-         "print('loaded:', sorted({'torch', 'timm', 'transformers'} & set(sys.modules)), file=sys.stderr); sys.exit(rc)")
+PROBE = (
+    "import sys; from core.cli import main; rc = main(sys.argv[1:]); "
+    "print('loaded:', sorted({'torch', 'timm', 'transformers'} & set(sys.modules)), file=sys.stderr); sys.exit(rc)"
+)
 
 
 def model_libraries_loaded(*args: str, env: dict) -> list[str]:
     """Run a command as `python -m core` would and name the model libraries it imported."""
-    done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stderr.strip().splitlines()[-1].removeprefix("loaded: ").replace("'", '"'))
 
@@ -93,20 +113,29 @@ def model_libraries_loaded(*args: str, env: dict) -> list[str]:
 def test_commands_that_need_no_model_import_no_model_library(embedded_demo_path, tmp_path):
     import shutil
     import sqlite3
+
     db = tmp_path / "demo.db"
     shutil.copy(embedded_demo_path, db)
-    env = {"LOOKALIKE_MODELS": str(embedded_demo_path.parent / "models")}   # the default's ONNX export is there
+    env = {"LOOKALIKE_MODELS": str(embedded_demo_path.parent / "models")}  # the default's ONNX export is there
     with sqlite3.connect(db) as conn:
         item = conn.execute("SELECT min(item_id) FROM embeddings").fetchone()[0]
-        conn.execute("DELETE FROM embeddings WHERE method = 'efficientnet_lite0' AND item_id IN "
-                      "(SELECT item_id FROM embeddings WHERE method = 'efficientnet_lite0' ORDER BY item_id DESC LIMIT 5)")
-    for args in (("methods", "--json"), ("stats", "--json"), ("search", "--item", item, "--json"),
-                 ("search", "--item", item, "--method", "efficientnet_lite0=0.8,color_hist=0.2"),
-                 ("labels", "export", str(tmp_path / "labels.csv")), ("precision", "--json"),
-                 ("export", "--method", "color_hist", "-k", "3", "--out", str(tmp_path / "similar.csv")),
-                 ("index", "--method", "color_hist"), ("evaluate", "--method", "color_hist", "--queries", "20"),
-                 ("duplicates", "--method", "color_hist", "--threshold", "0.99"),
-                 ("embed", "--json")):                     # the default on ONNX Runtime, once exported
+        conn.execute(
+            "DELETE FROM embeddings WHERE method = 'efficientnet_lite0' AND item_id IN "
+            "(SELECT item_id FROM embeddings WHERE method = 'efficientnet_lite0' ORDER BY item_id DESC LIMIT 5)"
+        )
+    for args in (
+        ("methods", "--json"),
+        ("stats", "--json"),
+        ("search", "--item", item, "--json"),
+        ("search", "--item", item, "--method", "efficientnet_lite0=0.8,color_hist=0.2"),
+        ("labels", "export", str(tmp_path / "labels.csv")),
+        ("precision", "--json"),
+        ("export", "--method", "color_hist", "-k", "3", "--out", str(tmp_path / "similar.csv")),
+        ("index", "--method", "color_hist"),
+        ("evaluate", "--method", "color_hist", "--queries", "20"),
+        ("duplicates", "--method", "color_hist", "--threshold", "0.99"),
+        ("embed", "--json"),
+    ):  # the default on ONNX Runtime, once exported
         assert model_libraries_loaded(*args, "--db", str(db), env=env) == [], args
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM embeddings WHERE method = 'efficientnet_lite0'").fetchone()[0] == 300

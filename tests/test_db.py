@@ -1,4 +1,5 @@
 """Catalog database: migrations applied on open, upgrades, refusal of newer schemas, concurrency."""
+
 from __future__ import annotations
 
 import sqlite3

@@ -1,4 +1,5 @@
 """The decode pipeline: threads or processes give the same batches, in order, with bounded work ahead."""
+
 from __future__ import annotations
 
 import pickle
@@ -29,7 +30,7 @@ def items(n: int, broken_at: int | None = None, tmp_path=None) -> list[Pending]:
 
 def test_processes_and_threads_decode_the_same_batches_in_order(tmp_path):
     todo = items(100, broken_at=37, tmp_path=tmp_path)
-    batches = [todo[i:i + 40] for i in range(0, 100, 40)]
+    batches = [todo[i : i + 40] for i in range(0, 100, 40)]
     by_threads = list(decoded_batches(batches, PREPROCESS, processes=False))
     by_processes = list(decoded_batches(batches, PREPROCESS, processes=True, workers=2))
     for (good_t, x_t, bad_t), (good_p, x_p, bad_p), batch in zip(by_threads, by_processes, batches):
@@ -43,6 +44,7 @@ def test_workers_never_rerun_a_script_that_another_program_runs_as_main(tmp_path
     """Streamlit runs Home.py as `__main__`: decode workers must not run it again."""
     import sys
     import types
+
     marker = tmp_path / "ran"
     script = tmp_path / "app_page.py"
     script.write_text(f"open({str(marker)!r}, 'a').write('x')\n", encoding="utf-8")
@@ -61,16 +63,18 @@ def test_work_ahead_is_bounded():
     def counting(images):
         decoded.append(len(images))
         return PREPROCESS(images)
+
     todo = items(300)
-    stream = decoded_batches([todo[i:i + 32] for i in range(0, 300, 32)], counting, processes=False, workers=2)
+    stream = decoded_batches([todo[i : i + 32] for i in range(0, 300, 32)], counting, processes=False, workers=2)
     next(stream)
-    assert sum(decoded) <= 32 * 5          # the batch taken plus at most 2 x workers chunks ahead, not all 300
+    assert sum(decoded) <= 32 * 5  # the batch taken plus at most 2 x workers chunks ahead, not all 300
     assert sum(len(batch) for batch, _, _ in stream) == 300 - 32
 
 
 def tiny_vit(catalog) -> None:
     """A 2-layer ViT with random weights saved where `vit` looks first (the product never does this)."""
     from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
     folder = catalog.models_dir / "vit"
     config = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=32)
     ViTModel(config).save_pretrained(folder)

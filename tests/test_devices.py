@@ -1,4 +1,5 @@
 """Device choice, half precision, batch sizing and the GPU code path, exercised on the CPU."""
+
 from __future__ import annotations
 
 import json
@@ -30,14 +31,14 @@ def demo_photos(n: int) -> list:
 
 def test_auto_means_cuda_only_where_torch_sees_one(monkeypatch, no_gpu):
     assert devices.resolve("auto") == "cpu" and devices.resolve("cpu") == "cpu"
-    assert devices.current() == devices.Placement("cpu", None)       # float32 on the CPU
+    assert devices.current() == devices.Placement("cpu", None)  # float32 on the CPU
     monkeypatch.setattr(devices, "cuda_available", lambda: True)
     monkeypatch.setattr(devices, "half_dtype", lambda device: "bfloat16")
     assert devices.resolve("auto") == "cuda"
     assert devices.current() == devices.Placement("cuda", "bfloat16")
-    assert devices.current(half="float16") == devices.Placement("cuda", "float16")   # a model's own choice
+    assert devices.current(half="float16") == devices.Placement("cuda", "float16")  # a model's own choice
     monkeypatch.setenv("LOOKALIKE_DEVICE", "cpu")
-    assert devices.resolve() == "cpu"                                 # the environment's choice
+    assert devices.resolve() == "cpu"  # the environment's choice
     with pytest.raises(ValueError, match="unknown device 'tpu'"):
         devices.resolve("tpu")
 
@@ -61,8 +62,8 @@ def test_methods_json_says_where_each_method_runs(catalog, db_path, capsys, no_g
 
 def test_batch_size_fits_the_free_memory():
     mib = 2**20
-    assert devices.fit_batch(50 * mib, 10 * 2**30) == 128                # 0.7 x 10 GiB / 50 MiB = 143 -> 128
-    assert devices.fit_batch(50 * mib, 10 * mib) == 1                    # never below one photo
+    assert devices.fit_batch(50 * mib, 10 * 2**30) == 128  # 0.7 x 10 GiB / 50 MiB = 143 -> 128
+    assert devices.fit_batch(50 * mib, 10 * mib) == 1  # never below one photo
     assert devices.fit_batch(1 * mib, 140 * 2**30) == devices.MAX_GPU_BATCH
 
 
@@ -71,16 +72,17 @@ def test_gpu_batch_size_from_a_measured_item_and_faked_free_memory(monkeypatch, 
     assert devices.batch_size(extractor, None) == devices.CPU_BATCH and devices.batch_size(extractor, 8) == 8
     samples = []
 
-    def probe(forward, sample, device):                 # the CUDA peak counter, faked: 40 MiB per photo
+    def probe(forward, sample, device):  # the CUDA peak counter, faked: 40 MiB per photo
         samples.append(sample.shape)
         return 40 * 2**20
+
     monkeypatch.setattr(devices, "probe_bytes_per_item", probe)
     monkeypatch.setattr(devices, "free_memory", lambda device: 12 * 2**30)
     gpu = devices.Placement("cuda", "bfloat16")
-    assert devices.batch_size(extractor, None, gpu) == 128              # 0.7 x 12 GiB / 40 MiB = 215 -> 128
-    assert devices.batch_size(extractor, 64, gpu) == 64                 # an explicit size that fits is kept
-    assert devices.batch_size(extractor, 4096, gpu) == 128              # one that does not is lowered
-    assert samples[0] == (8, 3, 224, 224)                               # probed with the model's own input
+    assert devices.batch_size(extractor, None, gpu) == 128  # 0.7 x 12 GiB / 40 MiB = 215 -> 128
+    assert devices.batch_size(extractor, 64, gpu) == 64  # an explicit size that fits is kept
+    assert devices.batch_size(extractor, 4096, gpu) == 128  # one that does not is lowered
+    assert samples[0] == (8, 3, 224, 224)  # probed with the model's own input
 
 
 def test_out_of_memory_halves_the_batch_and_keeps_the_order():
@@ -91,9 +93,10 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_order():
         if len(batch) > 8:
             raise torch.OutOfMemoryError("CUDA out of memory")
         return batch * 2
+
     batch = np.arange(30, dtype=np.float32).reshape(30, 1)
     assert np.array_equal(devices.forward_fitting(forward, batch), batch * 2)
-    assert sizes == [30, 15, 7, 8, 15, 7, 8]                             # halved until it fits
+    assert sizes == [30, 15, 7, 8, 15, 7, 8]  # halved until it fits
 
 
 def half_precision_cosines(precision: str, photos: int) -> np.ndarray:
@@ -104,27 +107,29 @@ def half_precision_cosines(precision: str, photos: int) -> np.ndarray:
         half_extractor = create_extractor("efficientnet_lite0")
     assert half_extractor.placement.precision == precision
     half = half_extractor.embed_batch(batch)
-    assert np.abs(full - half).max() > 1e-6                             # it really ran in half precision
+    assert np.abs(full - half).max() > 1e-6  # it really ran in half precision
     return (full * half).sum(axis=1)
 
 
 def test_bfloat16_autocast_on_the_cpu_against_float32_on_real_photos(monkeypatch):
     monkeypatch.setenv("LOOKALIKE_BACKEND", "torch")
     cosine = half_precision_cosines("bfloat16", 24)
-    assert cosine.mean() >= 0.999 and cosine.min() >= 0.995   # 8-bit mantissa: why the default uses float16
+    assert cosine.mean() >= 0.999 and cosine.min() >= 0.995  # 8-bit mantissa: why the default uses float16
 
 
 def test_the_defaults_gpu_precision_agrees_with_float32(monkeypatch):
     from core.extractors import efficientnet
+
     monkeypatch.setenv("LOOKALIKE_BACKEND", "torch")
     assert efficientnet.HALF == "float16"
-    assert half_precision_cosines("float16", 6).min() >= 0.999     # float16 on the CPU is slow: few photos
+    assert half_precision_cosines("float16", 6).min() >= 0.999  # float16 on the CPU is slow: few photos
 
 
 def test_device_flags_give_the_same_vectors_as_plain_embed(demo_catalog, db_path, tmp_path, no_gpu):
     import shutil
 
     from core.db import open_catalog
+
     demo_catalog.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     copies = {flag: tmp_path / f"{flag}.db" for flag in ("cpu", "auto")}
     for path in copies.values():

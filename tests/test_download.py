@@ -1,4 +1,5 @@
 """`--download` against a local HTTP server on 127.0.0.1 (never the internet)."""
+
 from __future__ import annotations
 
 import csv
@@ -54,11 +55,11 @@ def server():
 
 def test_fetch_checks_status_type_and_size(server, tmp_path):
     http = download.session()
-    local = {"allow_private_hosts": True}          # the test server is on 127.0.0.1
+    local = {"allow_private_hosts": True}  # the test server is on 127.0.0.1
     dest = tmp_path / "ok.jpg"
     assert download.fetch(f"{server}/img/ok_1.jpg", dest, http, **local).read_bytes() == PHOTO
     assert download.fetch(f"{server}/img/flaky_1.jpg", tmp_path / "f.jpg", http, **local).exists()
-    assert Handler.hits["/img/flaky_1.jpg"] == 2           # retried after the 503
+    assert Handler.hits["/img/flaky_1.jpg"] == 2  # retried after the 503
     with pytest.raises(download.DownloadError, match="not an image"):
         download.fetch(f"{server}/img/html_1.jpg", tmp_path / "h.jpg", http, **local)
     with pytest.raises(download.DownloadError, match="HTTP 404"):
@@ -67,7 +68,7 @@ def test_fetch_checks_status_type_and_size(server, tmp_path):
         download.fetch(f"{server}/img/huge_1.jpg", tmp_path / "u.jpg", http, max_bytes=1000, **local)
     with pytest.raises(download.DownloadError, match="cannot fetch"):
         download.fetch("http://127.0.0.1:9/closed.jpg", tmp_path / "c.jpg", download.session(retries=0), **local)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.jpg", "ok.jpg"]   # no partial files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.jpg", "ok.jpg"]  # no partial files
 
 
 def test_import_farfetch_with_download_fetches_missing_photos(server, catalog, tmp_path):
@@ -75,7 +76,7 @@ def test_import_farfetch_with_download_fetches_missing_photos(server, catalog, t
         rows = list(csv.DictReader(handle))[:4]
     rows[1]["images.model"] = rows[1]["images.model"].replace("_300.jpg", "_gone.jpg")
     rows[2]["images.cutOut"] = rows[2]["images.cutOut"].replace("_300.jpg", "_html.jpg")
-    for row in rows:                     # point the real URLs at the local server
+    for row in rows:  # point the real URLs at the local server
         for column in ("images.cutOut", "images.model"):
             row[column] = f"{server}/{'/'.join(row[column].split('/')[3:])}"
     csv_path = tmp_path / "listings.csv"
@@ -84,13 +85,11 @@ def test_import_farfetch_with_download_fetches_missing_photos(server, catalog, t
         writer.writeheader()
         writer.writerows(rows)
     folder = tmp_path / "photos"
-    report = import_farfetch(catalog, csv_path, folder, download=True, progress=False,
-                             allow_private_hosts=True)
+    report = import_farfetch(catalog, csv_path, folder, download=True, progress=False, allow_private_hosts=True)
     assert report.items == 4
     assert report.images_ok == 6 and report.images_bad == 2
     assert sum("HTTP 404" in p.reason for p in report.problems) == 1
     assert sum("not an image" in p.reason for p in report.problems) == 1
-    again = import_farfetch(catalog, csv_path, folder, download=True, progress=False,
-                             allow_private_hosts=True)
-    assert again.images_ok == 6                       # nothing fetched twice
-    assert sum(Handler.hits.values()) == 6 + 2 * 2     # the two failures are retried on the rerun
+    again = import_farfetch(catalog, csv_path, folder, download=True, progress=False, allow_private_hosts=True)
+    assert again.images_ok == 6  # nothing fetched twice
+    assert sum(Handler.hits.values()) == 6 + 2 * 2  # the two failures are retried on the rerun

@@ -1,4 +1,5 @@
 """Batch embedding: resumable, idempotent, failures recorded, outdated vectors recomputed."""
+
 from __future__ import annotations
 
 import shutil
@@ -29,7 +30,7 @@ def test_embedding_resumes_where_it_stopped(demo_catalog):
     extractor.embed_batch = flaky
     with pytest.raises(KeyboardInterrupt):
         embed_catalog(demo_catalog, "color_hist", batch_size=50, progress=False, extractor=extractor)
-    assert count(demo_catalog, "color_hist") == 100            # two whole batches were kept
+    assert count(demo_catalog, "color_hist") == 100  # two whole batches were kept
     report = embed_catalog(demo_catalog, "color_hist", batch_size=50, progress=False)
     assert report.pending == 200 and report.embedded == 200
     assert count(demo_catalog, "color_hist") == 300
@@ -41,7 +42,7 @@ def test_limit_and_text_method(demo_catalog):
     assert embed_catalog(demo_catalog, "minilm", progress=False).embedded == 290
     demo_catalog.execute("UPDATE items SET title = 'Changed title' WHERE id = (SELECT min(id) FROM items)")
     demo_catalog.conn.commit()
-    assert embed_catalog(demo_catalog, "minilm", progress=False).embedded == 1   # changed text only
+    assert embed_catalog(demo_catalog, "minilm", progress=False).embedded == 1  # changed text only
 
 
 def test_unreadable_photo_is_recorded_skipped_and_retried_when_fixed(demo_catalog, tmp_path):
@@ -54,7 +55,7 @@ def test_unreadable_photo_is_recorded_skipped_and_retried_when_fixed(demo_catalo
     assert report.failed == 1 and report.embedded == 299
     reason = demo_catalog.execute("SELECT reason FROM embedding_failures WHERE item_id = ?", (item_id,)).fetchone()[0]
     assert "corrupt" in reason or "not a readable image" in reason
-    assert embed_catalog(demo_catalog, "color_hist", progress=False).pending == 0   # not retried as is
+    assert embed_catalog(demo_catalog, "color_hist", progress=False).pending == 0  # not retried as is
     shutil.copy(path, broken)
     demo_catalog.execute("UPDATE images SET sha256 = 'fixed' WHERE item_id = ?", (item_id,))
     demo_catalog.conn.commit()
@@ -80,7 +81,8 @@ def test_uploaded_photo_matches_catalog_vector(embedded_demo):
 def test_hybrid_is_combined_from_its_parts_stored_vectors(embedded_demo):
     from core.extractors import get_spec
     from core.extractors.hybrid import WEIGHTS, combine
-    report = embed_catalog(embedded_demo, "hybrid", progress=False)      # parts already embedded
+
+    report = embed_catalog(embedded_demo, "hybrid", progress=False)  # parts already embedded
     assert report.embedded == 300 and report.failed == 0
     ids, hybrid = vectors.load_matrix(embedded_demo, "hybrid")
     parts = {name: np.stack([vectors.get_vector(embedded_demo, name, i) for i in ids]) for name in WEIGHTS}
@@ -108,9 +110,19 @@ class Projection(DerivedExtractor):
 
 def test_any_derived_spec_is_embedded_from_stored_vectors(embedded_demo, monkeypatch):
     from core.extractors import registry
-    spec = registry.MethodSpec(name="projected", version="1", kind="image", dim=16, metric="angular",
-                               family="test", description="a projection", weights="its part's",
-                               factory="test_embed:Projection", parts=("efficientnet_lite0",))
+
+    spec = registry.MethodSpec(
+        name="projected",
+        version="1",
+        kind="image",
+        dim=16,
+        metric="angular",
+        family="test",
+        description="a projection",
+        weights="its part's",
+        factory="test_embed:Projection",
+        parts=("efficientnet_lite0",),
+    )
     monkeypatch.setitem(registry._REGISTRY, "projected", spec)
     assert embed_catalog(embedded_demo, "projected", progress=False).embedded == 300
     ids, projected = vectors.load_matrix(embedded_demo, "projected")

@@ -1,4 +1,5 @@
 """Metadata precision: P@k and mAP@k by definition, against shuffled vectors, chi-square, the CLI's JSON."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,12 @@ from helpers import ROOT
 
 def test_precision_and_average_precision_follow_their_definitions():
     labels = ["a", "a", "a", "b", "b", "c"]
-    found = np.array([[1, 3, 2],     # query 0 (a): hit, miss, hit -> P@3 2/3, AP (1 + 2/3) / 2
-                      [0, 4, 5]])    # query 3 (b): miss, hit, miss -> P@3 1/3, AP (1/2) / 1
+    found = np.array(
+        [
+            [1, 3, 2],  # query 0 (a): hit, miss, hit -> P@3 2/3, AP (1 + 2/3) / 2
+            [0, 4, 5],
+        ]
+    )  # query 3 (b): miss, hit, miss -> P@3 1/3, AP (1/2) / 1
     precision, mean_ap = precision_scores(labels, found, np.array([0, 3]), k=3)
     assert precision == pytest.approx((2 / 3 + 1 / 3) / 2)
     assert mean_ap == pytest.approx(((1 + 2 / 3) / 2 + 0.5) / 2)
@@ -58,9 +63,29 @@ def test_evaluate_without_vectors_says_what_to_do(demo_catalog):
 
 
 def test_cli_evaluate_json(embedded_demo_path):
-    done = subprocess.run([sys.executable, "-m", "core", "evaluate", "--method", "color_hist", "--attribute",
-                           "articleType", "-k", "10", "--queries", "50", "--json", "--db", str(embedded_demo_path)],
-                          cwd=ROOT, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "evaluate",
+            "--method",
+            "color_hist",
+            "--attribute",
+            "articleType",
+            "-k",
+            "10",
+            "--queries",
+            "50",
+            "--json",
+            "--db",
+            str(embedded_demo_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result = json.loads(done.stdout)
     assert {"method", "attribute", "k", "queries", "precision_at_k", "map_at_k"} <= set(result)
     assert result["method"] == "color_hist" and result["k"] == 10 and result["queries"] == 50
@@ -69,18 +94,23 @@ def test_cli_evaluate_json(embedded_demo_path):
 
 def test_grouping_fields_need_two_distinct_values(demo_catalog):
     fields = grouping_fields(demo_catalog)
-    assert fields[:3] == ["category", "colour", "gender"]             # brand: empty in the demo slice
-    assert {"masterCategory", "usage", "season"} <= set(fields)        # keys of the attributes JSON
+    assert fields[:3] == ["category", "colour", "gender"]  # brand: empty in the demo slice
+    assert {"masterCategory", "usage", "season"} <= set(fields)  # keys of the attributes JSON
     ids = [i for (i,) in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 2")]
     with demo_catalog.conn:
         demo_catalog.execute("UPDATE items SET brand = 'Acme' WHERE id = ?", [ids[0]])
-        demo_catalog.execute("UPDATE items SET attributes = json_set(attributes, '$.fit', 'slim', '$.colour', 'red') "
-                             "WHERE id = ?", [ids[0]])
+        demo_catalog.execute(
+            "UPDATE items SET attributes = json_set(attributes, '$.fit', 'slim', '$.colour', 'red') WHERE id = ?",
+            [ids[0]],
+        )
     assert "brand" not in grouping_fields(demo_catalog) and "fit" not in grouping_fields(demo_catalog)
     with demo_catalog.conn:
-        demo_catalog.execute("UPDATE items SET brand = 'Other', attributes = json_set(attributes, '$.fit', 'loose', '$.colour', 'blue') "
-                             "WHERE id = ?", [ids[1]])
+        demo_catalog.execute(
+            "UPDATE items SET brand = 'Other', attributes = json_set(attributes, '$.fit', 'loose', '$.colour', 'blue') "
+            "WHERE id = ?",
+            [ids[1]],
+        )
     fields = grouping_fields(demo_catalog)
     assert fields[:4] == ["category", "colour", "brand", "gender"] and "fit" in fields
-    assert fields.count("colour") == 1                                 # a key that a column shadows is left out
+    assert fields.count("colour") == 1  # a key that a column shadows is left out
     assert joint_values(demo_catalog, ids, ["fit", "brand"]) == [("slim", "Acme"), ("loose", "Other")]

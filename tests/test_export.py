@@ -1,4 +1,5 @@
 """Similar-item CSV export: rows, filters, only-relevant, atomic writes, spreadsheet-friendly."""
+
 from __future__ import annotations
 
 import csv
@@ -25,12 +26,12 @@ def test_every_item_gets_its_top_k(embedded_demo, tmp_path):
     assert export_similar(embedded_demo, "efficientnet_lite0", 5, out, progress=False) == 1500
     rows = read(out)
     assert list(rows[0]) == list(COLUMNS) and len(rows) == 1500
-    assert out.read_bytes().startswith(b"\xef\xbb\xbf")          # BOM: spreadsheets read it as UTF-8
+    assert out.read_bytes().startswith(b"\xef\xbb\xbf")  # BOM: spreadsheets read it as UTF-8
     first = [r for r in rows if r["item_id"] == rows[0]["item_id"]]
     assert [int(r["rank"]) for r in first] == [1, 2, 3, 4, 5]
     assert all(r["neighbour_id"] != r["item_id"] for r in rows)
     assert first[0]["item_title"] and first[0]["neighbour_image_url"].endswith(".jpg")
-    assert [p.name for p in tmp_path.iterdir() if "similar" in p.name] == ["similar.csv"]   # no temp file
+    assert [p.name for p in tmp_path.iterdir() if "similar" in p.name] == ["similar.csv"]  # no temp file
 
 
 def test_filters_and_only_relevant(embedded_demo, tmp_path):
@@ -51,7 +52,7 @@ def test_interrupted_export_leaves_the_old_file(embedded_demo, tmp_path, monkeyp
     out = tmp_path / "exports" / "similar.csv"
     out.parent.mkdir()
     previous = header_bytes(COLUMNS, "utf-8-sig") + b"1,2,1,0.9,efficientnet_lite0,a,b,,\r\n"
-    out.write_bytes(previous)                      # an earlier export: ours, so it may be replaced
+    out.write_bytes(previous)  # an earlier export: ours, so it may be replaced
 
     def interrupted(*args, **kwargs):
         yield "x", []
@@ -61,7 +62,7 @@ def test_interrupted_export_leaves_the_old_file(embedded_demo, tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         export_similar(embedded_demo, "efficientnet_lite0", 5, out, progress=False)
     assert out.read_bytes() == previous
-    assert [p.name for p in out.parent.iterdir()] == ["similar.csv"]          # no temp file left
+    assert [p.name for p in out.parent.iterdir()] == ["similar.csv"]  # no temp file left
 
 
 def test_cli_export_and_precision_json(embedded_demo, tmp_path):
@@ -69,10 +70,13 @@ def test_cli_export_and_precision_json(embedded_demo, tmp_path):
     out = tmp_path / "cli.csv"
 
     def run(*a: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "core", *a, "--db", db], cwd=ROOT,
-                              capture_output=True, text=True, timeout=120)
-    done = run("export", "--method", "efficientnet_lite0", "-k", "2", "--out", str(out),
-               "--filter", "gender=Women", "--json")
+        return subprocess.run(
+            [sys.executable, "-m", "core", *a, "--db", db], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+
+    done = run(
+        "export", "--method", "efficientnet_lite0", "-k", "2", "--out", str(out), "--filter", "gender=Women", "--json"
+    )
     assert done.returncode == 0, done.stderr
     women = embedded_demo.execute("SELECT count(*) FROM items WHERE gender = 'Women'").fetchone()[0]
     assert json.loads(done.stdout)["rows"] == 2 * women == len(read(out))

@@ -1,4 +1,5 @@
 """The method registry and the extractors that run here for real (default, colour, text, autoencoder)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -13,8 +14,23 @@ from core.extractors.colour import chi2_distances
 
 from helpers import DEMO, ROOT
 
-RESEARCH_METHODS = {"efficientnet_lite0", "color_hist", "autoencoder", "vgg16", "resnet50", "xception",
-                    "efficientnet_b0", "vit", "dino", "dinov2", "clip", "fashion_clip", "blip2", "hybrid", "minilm"}
+RESEARCH_METHODS = {
+    "efficientnet_lite0",
+    "color_hist",
+    "autoencoder",
+    "vgg16",
+    "resnet50",
+    "xception",
+    "efficientnet_b0",
+    "vit",
+    "dino",
+    "dinov2",
+    "clip",
+    "fashion_clip",
+    "blip2",
+    "hybrid",
+    "minilm",
+}
 
 
 def demo_photos(n: int) -> list[Image.Image]:
@@ -24,7 +40,7 @@ def demo_photos(n: int) -> list[Image.Image]:
 @pytest.fixture
 def empty_models(tmp_path, monkeypatch):
     monkeypatch.setenv("LOOKALIKE_MODELS", str(tmp_path / "models"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))   # an empty hub cache
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty hub cache
     return tmp_path / "models"
 
 
@@ -33,8 +49,18 @@ def test_registry_lists_every_research_method_with_a_state(empty_models):
     assert RESEARCH_METHODS <= set(methods)
     for name in ("efficientnet_lite0", "color_hist", "minilm", "hybrid"):
         assert methods[name]["available"], methods[name]["reason"]
-    for name in ("vgg16", "resnet50", "xception", "efficientnet_b0", "vit", "dino", "dinov2", "clip",
-                 "fashion_clip", "blip2"):
+    for name in (
+        "vgg16",
+        "resnet50",
+        "xception",
+        "efficientnet_b0",
+        "vit",
+        "dino",
+        "dinov2",
+        "clip",
+        "fashion_clip",
+        "blip2",
+    ):
         reason = methods[name]["reason"]
         assert not methods[name]["available"]
         assert f"python -m core download-weights {name}" in reason and str(empty_models / name) in reason
@@ -46,10 +72,28 @@ def test_missing_weights_is_one_actionable_line(empty_models, tmp_path):
     with pytest.raises(WeightsMissing, match="download-weights vit"):
         create_extractor("vit")
     db = tmp_path / "c.db"
-    subprocess.run([sys.executable, "-m", "core", "import-csv", str(DEMO / "styles.csv"), "--images",
-                    str(DEMO / "images"), "--db", str(db)], cwd=ROOT, capture_output=True, check=True)
-    done = subprocess.run([sys.executable, "-m", "core", "embed", "--method", "clip", "--db", str(db)],
-                          cwd=ROOT, capture_output=True, text=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "import-csv",
+            str(DEMO / "styles.csv"),
+            "--images",
+            str(DEMO / "images"),
+            "--db",
+            str(db),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "core", "embed", "--method", "clip", "--db", str(db)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "download-weights clip" in done.stderr
     assert "Traceback" not in done.stderr
@@ -69,15 +113,16 @@ def test_default_gives_unit_1280_d_features_that_group_products():
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     flipped = extractor.embed_images([photos[0].transpose(Image.FLIP_LEFT_RIGHT)])[0]
     sims = vectors @ flipped
-    assert int(np.argmax(sims)) == 0 and sims[0] > 0.9      # a mirrored photo is still itself
+    assert int(np.argmax(sims)) == 0 and sims[0] > 0.9  # a mirrored photo is still itself
 
 
 def test_onnx_runtime_gives_the_pytorch_features(tmp_path, monkeypatch):
     from core.extractors.efficientnet import onnx_path
+
     monkeypatch.setenv("LOOKALIKE_MODELS", str(tmp_path / "models"))
     photos = demo_photos(6)
     fast = create_extractor("efficientnet_lite0")
-    assert fast.backend == "onnx" and onnx_path(None).exists()      # exported once, to the models folder
+    assert fast.backend == "onnx" and onnx_path(None).exists()  # exported once, to the models folder
     monkeypatch.setenv("LOOKALIKE_BACKEND", "torch")
     slow = create_extractor("efficientnet_lite0")
     assert slow.backend == "torch"
@@ -86,6 +131,7 @@ def test_onnx_runtime_gives_the_pytorch_features(tmp_path, monkeypatch):
 
 def test_damaged_onnx_export_falls_back_to_pytorch(tmp_path, monkeypatch, caplog):
     from core.extractors.efficientnet import onnx_path
+
     monkeypatch.setenv("LOOKALIKE_MODELS", str(tmp_path / "models"))
     onnx_path(None).parent.mkdir(parents=True)
     onnx_path(None).write_bytes(b"not a model")
@@ -98,11 +144,11 @@ def test_colour_histogram_is_hellinger_form_and_sees_colour():
     extractor = create_extractor("color_hist")
     photo = max(demo_photos(30), key=lambda p: np.asarray(p, dtype=float).std(axis=2).mean())  # most colourful
     brighter = Image.fromarray(np.clip(np.asarray(photo, dtype=np.int16) + 6, 0, 255).astype(np.uint8))
-    swapped = Image.fromarray(np.asarray(photo)[:, :, ::-1].copy())                   # red <-> blue
+    swapped = Image.fromarray(np.asarray(photo)[:, :, ::-1].copy())  # red <-> blue
     vectors = extractor.embed_images([photo, brighter, swapped, *demo_photos(3)])
     assert vectors.shape[1] == get_spec("color_hist").dim
     assert np.all(vectors >= 0)
-    assert np.allclose(np.square(vectors).sum(axis=1), 1, atol=1e-5)     # squared back: an L1 histogram
+    assert np.allclose(np.square(vectors).sum(axis=1), 1, atol=1e-5)  # squared back: an L1 histogram
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
     chi2 = chi2_distances(vectors[0], vectors[:3])
     assert chi2[0] == pytest.approx(0, abs=1e-9) and chi2[1] < chi2[2]
@@ -120,16 +166,24 @@ def test_minilm_puts_matching_titles_first():
 def test_autoencoder_trains_resumes_and_embeds(demo_catalog, db_path):
     from core.embed import embed_catalog
     from core.extractors.autoencoder import checkpoint_path, train
+
     assert not {m["name"]: m for m in list_methods(demo_catalog)}["autoencoder"]["available"]
     seen = []
-    losses = train(demo_catalog, epochs=1, batch_size=64, progress=False,
-                   on_epoch=lambda epoch, total, loss: seen.append((epoch, total)))
+    losses = train(
+        demo_catalog,
+        epochs=1,
+        batch_size=64,
+        progress=False,
+        on_epoch=lambda epoch, total, loss: seen.append((epoch, total)),
+    )
     assert len(losses) == 1 and seen == [(1, 1)] and checkpoint_path(demo_catalog).exists()
     first_version = create_extractor("autoencoder", demo_catalog).spec.version
-    losses = train(demo_catalog, epochs=2, batch_size=64, progress=False)   # resumes at epoch 2
+    losses = train(demo_catalog, epochs=2, batch_size=64, progress=False)  # resumes at epoch 2
     assert len(losses) == 2 and losses[1] < losses[0]
     extractor = create_extractor("autoencoder", demo_catalog)
-    assert extractor.spec.version != first_version            # retraining outdates old vectors
+    assert extractor.spec.version != first_version  # retraining outdates old vectors
     report = embed_catalog(demo_catalog, "autoencoder", progress=False, limit=20)
     assert report.embedded == 20
-    assert demo_catalog.execute("SELECT DISTINCT dim FROM embeddings WHERE method = 'autoencoder'").fetchone()[0] == 2048
+    assert (
+        demo_catalog.execute("SELECT DISTINCT dim FROM embeddings WHERE method = 'autoencoder'").fetchone()[0] == 2048
+    )

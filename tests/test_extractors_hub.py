@@ -5,6 +5,7 @@ transformers `*Config` with small sizes), saves it where a user would put downlo
 (`$LOOKALIKE_MODELS/<method>/`) and then goes through list_methods -> create_extractor ->
 embed, exactly as with real weights.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,6 +37,7 @@ def test_timm_cnn_loads_local_weights_file(models, method):
     from safetensors.torch import save_file
 
     from core.extractors.specs import ARCHS
+
     torch.manual_seed(0)
     reference = timm.create_model(ARCHS[method][0], pretrained=False, num_classes=0).eval()
     folder = models / method
@@ -46,25 +48,28 @@ def test_timm_cnn_loads_local_weights_file(models, method):
     extractor = create_extractor(method)
     loaded = dict(extractor.model.named_parameters())
     for name, value in list(reference.named_parameters())[:3]:
-        assert torch.equal(loaded[name], value)                 # the saved weights, not a fresh init
+        assert torch.equal(loaded[name], value)  # the saved weights, not a fresh init
     vectors = extractor.embed_images(PHOTOS)
     assert vectors.shape == (3, ARCHS[method][1])
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
 
 
 def _tiny_vit_config(cls):
-    return cls(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-               image_size=32, patch_size=8)
+    return cls(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
+    )
 
 
 def _save_image_processor(folder, size: int = 32) -> None:
     from transformers import ViTImageProcessor
+
     ViTImageProcessor(size={"height": size, "width": size}).save_pretrained(folder)
 
 
 @pytest.mark.parametrize("method", ["vit", "dino"])
 def test_vit_family_loads_from_local_folder(models, method):
     from transformers import ViTConfig, ViTModel
+
     ViTModel(_tiny_vit_config(ViTConfig)).save_pretrained(models / method)
     _save_image_processor(models / method)
     assert available(method)
@@ -74,9 +79,20 @@ def test_vit_family_loads_from_local_folder(models, method):
 
 def test_dinov2_loads_from_local_folder(models):
     from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
-    Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                             image_size=28, patch_size=14)).save_pretrained(models / "dinov2")
-    BitImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}).save_pretrained(models / "dinov2")
+
+    Dinov2Model(
+        Dinov2Config(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            image_size=28,
+            patch_size=14,
+        )
+    ).save_pretrained(models / "dinov2")
+    BitImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}).save_pretrained(
+        models / "dinov2"
+    )
     vectors = create_extractor("dinov2").embed_images(PHOTOS)
     assert vectors.shape == (3, 32)
 
@@ -85,13 +101,27 @@ def _save_tiny_clip(folder) -> None:
     from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPModel
 
     from core.extractors.weights import minilm_folder
-    tokenizer = AutoTokenizer.from_pretrained(minilm_folder(), local_files_only=True)   # any offline tokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_folder(), local_files_only=True)  # any offline tokenizer
     config = CLIPConfig(
-        text_config={"vocab_size": tokenizer.vocab_size, "hidden_size": 32, "num_hidden_layers": 2,
-                     "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64},
-        vision_config={"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                       "intermediate_size": 64, "image_size": 32, "patch_size": 8},
-        projection_dim=16)
+        text_config={
+            "vocab_size": tokenizer.vocab_size,
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "max_position_embeddings": 64,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        projection_dim=16,
+    )
     CLIPModel(config).save_pretrained(folder)
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -109,12 +139,26 @@ def test_clip_family_embeds_images_and_text_in_one_space(models, method):
 
 def test_blip2_vision_and_qformer_features(models):
     from transformers import Blip2Config, Blip2VisionModelWithProjection, BlipImageProcessor
+
     config = Blip2Config(
-        vision_config={"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                       "intermediate_size": 64, "image_size": 32, "patch_size": 8},
-        qformer_config={"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                        "intermediate_size": 64, "encoder_hidden_size": 32},
-        num_query_tokens=4, image_text_hidden_size=16)
+        vision_config={
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        qformer_config={
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "encoder_hidden_size": 32,
+        },
+        num_query_tokens=4,
+        image_text_hidden_size=16,
+    )
     Blip2VisionModelWithProjection(config).save_pretrained(models / "blip2")
     BlipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(models / "blip2")
     vectors = create_extractor("blip2").embed_images(PHOTOS)
@@ -124,6 +168,7 @@ def test_blip2_vision_and_qformer_features(models):
 def test_embedding_catalog_with_a_hub_method(models, demo_catalog, db_path):
     from core.embed import embed_catalog
     from core.search import search
+
     _save_tiny_clip(models / "clip")
     report = embed_catalog(demo_catalog, "clip", limit=30, progress=False)
     assert report.embedded == 30

@@ -1,4 +1,5 @@
 """Issue #10 "Hardening", phase 1: every fault reproduced on real files, grouped by case number."""
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,9 @@ STYLES_HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,sea
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def sha(path: Path) -> str:
@@ -60,6 +62,7 @@ def read_rows(path: Path, encoding: str = "utf-8-sig") -> list[dict]:
 
 # --- 1. Export must not overwrite the catalog ------------------------------------------------------
 
+
 def test_1_cli_export_onto_the_catalog_is_refused(embedded_demo):
     db = embedded_demo.path
     embedded_demo.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -73,11 +76,17 @@ def test_1_cli_export_onto_the_catalog_is_refused(embedded_demo):
 
 def test_1_export_refuses_journal_indices_models_and_folders(embedded_demo, tmp_path):
     from core.output_path import OutputRefused
+
     db = tmp_path / "demo.db"
     for folder in ("indices", "models"):
         (tmp_path / folder).mkdir(exist_ok=True)
-    for out in (tmp_path / "demo.db-wal", tmp_path / "demo.db-shm", tmp_path / "indices" / "color_hist.ann",
-                tmp_path / "models" / "new.csv", tmp_path):
+    for out in (
+        tmp_path / "demo.db-wal",
+        tmp_path / "demo.db-shm",
+        tmp_path / "indices" / "color_hist.ann",
+        tmp_path / "models" / "new.csv",
+        tmp_path,
+    ):
         with pytest.raises(OutputRefused):
             export_similar(embedded_demo, "color_hist", 2, out, progress=False, force=True)
         with pytest.raises(OutputRefused):
@@ -87,23 +96,25 @@ def test_1_export_refuses_journal_indices_models_and_folders(embedded_demo, tmp_
 
 def test_1_a_file_not_written_by_us_needs_force(embedded_demo, tmp_path):
     from core.output_path import OutputRefused
+
     notes = tmp_path / "notes.csv"
     notes.write_text("my,own\nnotes,here\n")
     with pytest.raises(OutputRefused, match="--force"):
         export_similar(embedded_demo, "color_hist", 2, notes, progress=False)
     assert notes.read_text() == "my,own\nnotes,here\n"
     assert export_similar(embedded_demo, "color_hist", 2, notes, progress=False, force=True) == 600
-    assert export_similar(embedded_demo, "color_hist", 3, notes, progress=False) == 900   # ours now: replaced
+    assert export_similar(embedded_demo, "color_hist", 3, notes, progress=False) == 900  # ours now: replaced
     with pytest.raises(OutputRefused):
-        export_labels(embedded_demo, notes)                  # an export is not a labels file
+        export_labels(embedded_demo, notes)  # an export is not a labels file
     labels = tmp_path / "labels.csv"
     export_labels(embedded_demo, labels)
-    assert export_labels(embedded_demo, labels) == 0         # a labels file may be rewritten
+    assert export_labels(embedded_demo, labels) == 0  # a labels file may be rewritten
     done = run_cli("export", "--method", "color_hist", "--out", str(notes), "--db", str(tmp_path / "demo.db"))
     assert done.returncode == 0, done.stderr
 
 
 # --- 2. The app listens on this computer only ------------------------------------------------------
+
 
 def test_2_streamlit_binds_loopback_only():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
@@ -113,18 +124,19 @@ def test_2_streamlit_binds_loopback_only():
 
 def test_2_the_app_shows_only_photos_the_catalog_records(catalog, tmp_path, monkeypatch):
     import ui
+
     monkeypatch.setenv("LOOKALIKE_DB", str(catalog.path))
     csv_path, folder = small_styles(tmp_path)
     import_csv(catalog, csv_path, folder, progress=False)
     recorded = catalog.execute("SELECT path FROM images WHERE status = 'ok' ORDER BY path").fetchone()[0]
-    outside = tmp_path / "elsewhere.jpg"                   # a real photo, outside the imported folder
+    outside = tmp_path / "elsewhere.jpg"  # a real photo, outside the imported folder
     outside.write_bytes(PHOTO)
-    unrecorded = folder / "not-imported.jpg"               # inside the folder, but never imported
+    unrecorded = folder / "not-imported.jpg"  # inside the folder, but never imported
     unrecorded.write_bytes(PHOTO)
     for path in ("/etc/passwd", str(outside), str(unrecorded), f"{folder}/../{folder.name}/{Path(recorded).name}"):
         assert ui.thumb(path) is None, path
     assert Path(ui.thumb(recorded)).is_file()
-    assert len(list(catalog.thumbnails_dir.rglob("*.jpg"))) == 1     # nothing else was read and kept
+    assert len(list(catalog.thumbnails_dir.rglob("*.jpg"))) == 1  # nothing else was read and kept
 
 
 def test_2_pages_show_images_only_through_the_catalog_check():
@@ -155,10 +167,10 @@ def test_3_export_neutralises_formula_titles_and_keeps_numbers(embedded_demo, tm
     rows = read_rows(out)
     titles = {r["item_id"]: r["item_title"] for r in rows}
     assert [titles[i] for i in ids[:6]] == ["'=1+1", "'+", "'-", "'@SUM(1)", "'\tx", "''=already quoted"]
-    assert titles[ids[6]] == embedded_demo["items"].get(ids[6])["title"]          # plain text untouched
+    assert titles[ids[6]] == embedded_demo["items"].get(ids[6])["title"]  # plain text untouched
     for row in rows:
         assert row["rank"].isdigit()
-        float(row["score"])                                                     # numbers stay numbers
+        float(row["score"])  # numbers stay numbers
 
 
 def test_3_label_notes_are_neutralised_and_round_trip(demo_catalog, tmp_path):
@@ -201,8 +213,9 @@ print(report.items, [p.reason for p in report.problems])
 
 
 def test_4_devices_and_fifos_are_refused_without_reading(tmp_path):
-    done = subprocess.run([sys.executable, "-c", SPECIAL_FILES, str(tmp_path)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", SPECIAL_FILES, str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert lines[0] == "zero is not a regular file" and lines[1] == "photo.jpg is not a regular file"
@@ -213,13 +226,13 @@ def test_4_devices_and_fifos_are_refused_without_reading(tmp_path):
 def test_4_cli_search_with_a_fifo_is_refused(tmp_path):
     fifo = tmp_path / "query.jpg"
     os.mkfifo(fifo)
-    done = run_cli("search", "--image", str(fifo), "--method", "color_hist", "--db", str(tmp_path / "c.db"),
-                   timeout=60)
+    done = run_cli("search", "--image", str(fifo), "--method", "color_hist", "--db", str(tmp_path / "c.db"), timeout=60)
     assert done.returncode == 2 and "not a regular file" in done.stderr
 
 
 def test_4_size_is_checked_before_reading(tmp_path):
     from core.images import ImageError, read_file
+
     big = tmp_path / "big.jpg"
     big.write_bytes(PHOTO)
     with pytest.raises(ImageError, match="too large"):
@@ -229,10 +242,12 @@ def test_4_size_is_checked_before_reading(tmp_path):
 
 # --- 5. Labels: history in file order, valid times, no colliding key ------------------------------
 
+
 def write_labels(path: Path, rows: list[dict]) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["query_key", "candidate_id", "method", "relevant", "labeler",
-                                                    "note", "created_at"])
+        writer = csv.DictWriter(
+            handle, fieldnames=["query_key", "candidate_id", "method", "relevant", "labeler", "note", "created_at"]
+        )
         writer.writeheader()
         writer.writerows(rows)
     return path
@@ -241,31 +256,43 @@ def write_labels(path: Path, rows: list[dict]) -> Path:
 def test_5_a_change_of_mind_in_a_file_ends_current(demo_catalog, tmp_path):
     q, a, b = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 3")]
     stamp = "2024-05-01T09:30:00.000Z"
-    rows = [dict(query_key=q, candidate_id=a, method="m", relevant="no", labeler="ana", created_at=stamp),
-            dict(query_key=q, candidate_id=a, method="m", relevant="yes", labeler="ana", created_at=stamp),
-            dict(query_key=q, candidate_id=b, method="m", relevant="yes", labeler="ana"),
-            dict(query_key=q, candidate_id=b, method="m", relevant="no", labeler="ana")]
+    rows = [
+        dict(query_key=q, candidate_id=a, method="m", relevant="no", labeler="ana", created_at=stamp),
+        dict(query_key=q, candidate_id=a, method="m", relevant="yes", labeler="ana", created_at=stamp),
+        dict(query_key=q, candidate_id=b, method="m", relevant="yes", labeler="ana"),
+        dict(query_key=q, candidate_id=b, method="m", relevant="no", labeler="ana"),
+    ]
     path = write_labels(tmp_path / "labels.csv", rows)
     report = import_labels(demo_catalog, path)
     assert (report.items, report.duplicates, report.problems) == (4, 0, [])
     assert current_labels(demo_catalog, Query.item(q)) == {a: True, b: False}
-    again = import_labels(demo_catalog, path)                     # idempotent
+    again = import_labels(demo_catalog, path)  # idempotent
     assert (again.items, again.duplicates) == (0, 4)
     assert len(history(demo_catalog, Query.item(q), a)) == 2
 
 
 def test_5_times_are_validated_and_normalised(demo_catalog, tmp_path):
     q, a, b, c = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 4")]
-    rows = [dict(query_key=q, candidate_id=a, method="m", relevant="yes", labeler="ana", created_at="zzz"),
-            dict(query_key=q, candidate_id=b, method="m", relevant="yes", labeler="ana", created_at="9999-01-01"),
-            dict(query_key=q, candidate_id=c, method="m", relevant="yes", labeler="ana",
-                 created_at="2024-05-01T11:30:00+02:00")]
+    rows = [
+        dict(query_key=q, candidate_id=a, method="m", relevant="yes", labeler="ana", created_at="zzz"),
+        dict(query_key=q, candidate_id=b, method="m", relevant="yes", labeler="ana", created_at="9999-01-01"),
+        dict(
+            query_key=q,
+            candidate_id=c,
+            method="m",
+            relevant="yes",
+            labeler="ana",
+            created_at="2024-05-01T11:30:00+02:00",
+        ),
+    ]
     report = import_labels(demo_catalog, write_labels(tmp_path / "l.csv", rows))
     assert report.items == 1
-    assert [str(p) for p in report.problems] == ["row 2: created_at 'zzz' is not an ISO-8601 time",
-                                                 "row 3: created_at '9999-01-01' is in the future"]
+    assert [str(p) for p in report.problems] == [
+        "row 2: created_at 'zzz' is not an ISO-8601 time",
+        "row 3: created_at '9999-01-01' is in the future",
+    ]
     assert demo_catalog.execute("SELECT created_at FROM labels").fetchone()[0] == "2024-05-01T09:30:00.000Z"
-    add_label(demo_catalog, Query.item(q), c, "m", 1, False, "ana")   # a click now outranks the import
+    add_label(demo_catalog, Query.item(q), c, "m", 1, False, "ana")  # a click now outranks the import
     assert current_labels(demo_catalog, Query.item(q)) == {c: False}
 
 
@@ -274,11 +301,12 @@ def test_5_many_labels_in_the_same_millisecond_are_all_kept(demo_catalog):
     for n in range(600):
         add_label(demo_catalog, Query.item(q), a, "m", 1, n % 2 == 0, "ana")
     assert demo_catalog.execute("SELECT count(*) FROM labels").fetchone()[0] == 600
-    assert current_labels(demo_catalog, Query.item(q)) == {a: False}          # the 600th click
+    assert current_labels(demo_catalog, Query.item(q)) == {a: False}  # the 600th click
 
 
 def test_5_migration_sinks_unreadable_times(tmp_path, monkeypatch):
     from core import db as catalog_db
+
     old_dir = tmp_path / "migrations"
     old_dir.mkdir()
     for _, path in catalog_db.migrations()[:3]:
@@ -286,8 +314,10 @@ def test_5_migration_sinks_unreadable_times(tmp_path, monkeypatch):
     monkeypatch.setattr(catalog_db, "MIGRATIONS_DIR", old_dir)
     old = open_catalog(tmp_path / "old.db")
     old.execute("INSERT INTO items (id, source) VALUES ('q', 'csv'), ('a', 'csv')")
-    old.execute("INSERT INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, labeler, "
-                "created_at) VALUES ('item', 'q', 'a', 'm', 1, 1, 'ana', 'zzz')")
+    old.execute(
+        "INSERT INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, labeler, "
+        "created_at) VALUES ('item', 'q', 'a', 'm', 1, 1, 'ana', 'zzz')"
+    )
     old.conn.commit()
     old.conn.close()
     monkeypatch.undo()
@@ -298,6 +328,7 @@ def test_5_migration_sinks_unreadable_times(tmp_path, monkeypatch):
 
 
 # --- 6. Non-UTF-8 CSVs ------------------------------------------------------------------------------
+
 
 def test_6_latin1_and_utf16_product_csvs_keep_their_accents(catalog, tmp_path):
     text = f"{STYLES_HEADER}\n1,Men,A,B,Tshirts,Blue,Fall,2011,Casual,Café crème\n"
@@ -325,14 +356,17 @@ def test_6_latin1_farfetch_and_labels_files(catalog, tmp_path):
     import_farfetch(catalog, path, progress=False)
     assert catalog["items"].get(rows[0]["id"])["title"] == "Robe à fleurs"
     labels = tmp_path / "labels.csv"
-    labels.write_bytes(f"query_key,candidate_id,method,relevant,labeler,note\n"
-                       f"{rows[0]['id']},{rows[1]['id']},m,yes,Zoë,très proche\n".encode("latin-1"))
+    labels.write_bytes(
+        f"query_key,candidate_id,method,relevant,labeler,note\n"
+        f"{rows[0]['id']},{rows[1]['id']},m,yes,Zoë,très proche\n".encode("latin-1")
+    )
     report = import_labels(catalog, labels)
     assert report.items == 1 and "not UTF-8" in report.problems[0].reason
     assert catalog.execute("SELECT labeler, note FROM labels").fetchone() == ("Zoë", "très proche")
 
 
 # --- 7. A misspelt photo folder ---------------------------------------------------------------------
+
 
 def test_7_a_missing_photo_folder_is_an_error_and_changes_nothing(tmp_path):
     csv_path, folder = small_styles(tmp_path)
@@ -352,7 +386,7 @@ def test_7_and_13_every_missing_photo_is_listed_and_a_downgrade_is_named(catalog
     assert first.images_ok == 6 and first.problems == []
     embed_catalog(catalog, "color_hist", progress=False)
     gone = sorted(folder.iterdir())[0]
-    gone.unlink()                                           # a photo deleted after embedding
+    gone.unlink()  # a photo deleted after embedding
     with open(csv_path, "a", encoding="utf-8") as handle:
         handle.write("999999,Men,A,B,Tshirts,Blue,Fall,2011,Casual,No photo at all\n")
     again = import_csv(catalog, csv_path, folder, progress=False)
@@ -368,20 +402,31 @@ def test_7_and_13_every_missing_photo_is_listed_and_a_downgrade_is_named(catalog
 # --- 8. Numeric arguments are checked at the edge ---------------------------------------------------
 
 BAD_ARGUMENTS = [
-    ("export", "--method", "color_hist", "-k", "-1"), ("export", "--method", "color_hist", "-k", "0"),
-    ("evaluate", "--method", "color_hist", "-k", "0"), ("evaluate", "--method", "color_hist", "--queries", "0"),
-    ("precision", "-k", "0"), ("search", "--item", "ID", "-k", "0"), ("index", "--method", "color_hist", "--trees", "0"),
-    ("embed", "--method", "color_hist", "--batch-size", "0"), ("embed", "--method", "color_hist", "--batch-size", "-1"),
-    ("embed", "--method", "color_hist", "--limit", "0"), ("embed", "--engine", "ray", "--workers", "0"),
-    ("embed", "--engine", "ray", "--gpus-per-worker", "-1"), ("train-autoencoder", "--epochs", "0"),
-    ("search", "--item", "ID", "--filter", "price_max=nan"), ("export", "--method", "color_hist", "--filter", "price_min=inf"),
-    ("duplicates", "--method", "color_hist", "--threshold", "0"), ("duplicates", "--method", "color_hist", "--threshold", "1.5"),
-    ("duplicates", "--method", "color_hist", "--threshold", "nan"), ("index", "--method", "color_hist", "--trees", "ten"),
+    ("export", "--method", "color_hist", "-k", "-1"),
+    ("export", "--method", "color_hist", "-k", "0"),
+    ("evaluate", "--method", "color_hist", "-k", "0"),
+    ("evaluate", "--method", "color_hist", "--queries", "0"),
+    ("precision", "-k", "0"),
+    ("search", "--item", "ID", "-k", "0"),
+    ("index", "--method", "color_hist", "--trees", "0"),
+    ("embed", "--method", "color_hist", "--batch-size", "0"),
+    ("embed", "--method", "color_hist", "--batch-size", "-1"),
+    ("embed", "--method", "color_hist", "--limit", "0"),
+    ("embed", "--engine", "ray", "--workers", "0"),
+    ("embed", "--engine", "ray", "--gpus-per-worker", "-1"),
+    ("train-autoencoder", "--epochs", "0"),
+    ("search", "--item", "ID", "--filter", "price_max=nan"),
+    ("export", "--method", "color_hist", "--filter", "price_min=inf"),
+    ("duplicates", "--method", "color_hist", "--threshold", "0"),
+    ("duplicates", "--method", "color_hist", "--threshold", "1.5"),
+    ("duplicates", "--method", "color_hist", "--threshold", "nan"),
+    ("index", "--method", "color_hist", "--trees", "ten"),
 ]
 
 
 def test_8_bad_numbers_are_one_line_and_exit_2_before_anything_runs(embedded_demo, tmp_path, capsys):
     from core.cli import main
+
     item = embedded_demo.execute("SELECT min(id) FROM items").fetchone()[0]
     embedded_demo.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     before = sha(embedded_demo.path)
@@ -399,6 +444,7 @@ def test_8_the_library_refuses_the_same_numbers(embedded_demo, tmp_path):
     from core.evaluate import evaluate
     from core.filters import parse_filters
     from core.index import build_index
+
     for value in ("nan", "inf", "-inf"):
         with pytest.raises(ValueError, match="finite number"):
             parse_filters([f"price_max={value}"])
@@ -422,10 +468,11 @@ def test_8_export_of_a_method_without_vectors_writes_nothing(embedded_demo, tmp_
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "no hybrid vectors" in done.stderr and "embed --method hybrid" in done.stderr
     assert not out.exists()
-    assert export_similar(embedded_demo, "color_hist", 1, out, progress=False) == 300      # a real one still works
+    assert export_similar(embedded_demo, "color_hist", 1, out, progress=False) == 300  # a real one still works
 
 
 # --- 9. Downloads -----------------------------------------------------------------------------------
+
 
 class Server(BaseHTTPRequestHandler):
     """Photos, slow photos, a redirect; counts requests and how many run at once."""
@@ -443,7 +490,7 @@ class Server(BaseHTTPRequestHandler):
         try:
             self._answer()
         except (BrokenPipeError, ConnectionResetError):
-            pass                                            # the client gave up: stop
+            pass  # the client gave up: stop
         finally:
             with Server.lock:
                 Server.busy -= 1
@@ -462,9 +509,9 @@ class Server(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "image/jpeg")
         self.send_header("Content-Length", str(len(PHOTO)))
         self.end_headers()
-        if "trickle" in self.path:                          # one byte every 0.2 s, 40 bytes at most
+        if "trickle" in self.path:  # one byte every 0.2 s, 40 bytes at most
             for n in range(40):
-                self.wfile.write(PHOTO[n:n + 1])
+                self.wfile.write(PHOTO[n : n + 1])
                 self.wfile.flush()
                 time.sleep(0.2)
             return
@@ -491,14 +538,19 @@ def server():
 def test_9_a_trickling_server_meets_the_deadline(server, tmp_path):
     started = time.monotonic()
     with pytest.raises(download.DownloadError, match="not finished within 1 s"):
-        download.fetch(f"{server}/img/trickle.jpg", tmp_path / "t.jpg", download.session(retries=0),
-                       deadline_s=1, allow_private_hosts=True)
+        download.fetch(
+            f"{server}/img/trickle.jpg",
+            tmp_path / "t.jpg",
+            download.session(retries=0),
+            deadline_s=1,
+            allow_private_hosts=True,
+        )
     assert time.monotonic() - started < 5
     assert not (tmp_path / "t.jpg").exists()
 
 
 def farfetch_csv(tmp_path: Path, urls: list[tuple[str, str]]) -> Path:
-    rows = read_rows(FIXTURES / "farfetch_40.csv", "utf-8")[:len(urls)]
+    rows = read_rows(FIXTURES / "farfetch_40.csv", "utf-8")[: len(urls)]
     for row, (cutout, model) in zip(rows, urls):
         row["images.cutOut"], row["images.model"] = cutout, model
     path = tmp_path / "listings.csv"
@@ -518,14 +570,17 @@ def test_9_photos_download_several_at_once(server, tmp_path):
 
 def test_9_credentials_never_shown_stored_or_exported(server, tmp_path, catalog):
     secret = server.replace("http://", "http://shop:s3cret@")
-    path = farfetch_csv(tmp_path, [(f"{secret}/img/1.jpg", f"{secret}/img/gone.jpg"),
-                                   (f"{secret}/img/2.jpg", f"{secret}/img/3.jpg")])
-    report = import_farfetch(catalog, path, tmp_path / "photos", download=True, progress=False,
-                             allow_private_hosts=True)
+    path = farfetch_csv(
+        tmp_path, [(f"{secret}/img/1.jpg", f"{secret}/img/gone.jpg"), (f"{secret}/img/2.jpg", f"{secret}/img/3.jpg")]
+    )
+    report = import_farfetch(
+        catalog, path, tmp_path / "photos", download=True, progress=False, allow_private_hosts=True
+    )
     assert report.images_ok == 3 and report.images_bad == 1
     assert "HTTP 404" in str(report.problems) and "s3cret" not in str(report.as_dict())
     stored = catalog.execute("SELECT group_concat(url) FROM images").fetchone()[0] + "".join(
-        r[0] for r in catalog.execute("SELECT attributes FROM items"))
+        r[0] for r in catalog.execute("SELECT attributes FROM items")
+    )
     assert "s3cret" not in stored and f"{server}/img/1.jpg" in stored
     embed_catalog(catalog, "color_hist", progress=False)
     out = tmp_path / "similar.csv"
@@ -537,11 +592,14 @@ def test_9_private_hosts_are_refused_unless_allowed(server, tmp_path, monkeypatc
     http = download.session(retries=0)
     with pytest.raises(download.DownloadError, match="--allow-private-hosts"):
         download.fetch(f"{server}/img/ok.jpg", tmp_path / "a.jpg", http)
-    assert Server.hits == {}                                 # refused before connecting
+    assert Server.hits == {}  # refused before connecting
     # Treat 127.0.0.1 as a public address so that only the redirect's target, localhost, is private.
     real = download._addresses
-    monkeypatch.setattr(download, "_addresses", lambda host, port: [ipaddress.ip_address("93.184.216.34")]
-                        if host == "127.0.0.1" else real(host, port))
+    monkeypatch.setattr(
+        download,
+        "_addresses",
+        lambda host, port: [ipaddress.ip_address("93.184.216.34")] if host == "127.0.0.1" else real(host, port),
+    )
     with pytest.raises(download.DownloadError, match="localhost is a private"):
         download.fetch(f"{server}/redirect", tmp_path / "b.jpg", http)
     assert Server.hits == {"/redirect": 1}
@@ -551,6 +609,7 @@ def test_9_private_hosts_are_refused_unless_allowed(server, tmp_path, monkeypatc
 
 # --- 12. The app answers in one line instead of crashing -----------------------------------------
 
+
 def png_400_megapixels() -> bytes:
     """A valid black-and-white PNG of 20,000 x 20,000 pixels (about 50 kB: its rows compress to nothing)."""
     import struct
@@ -558,27 +617,36 @@ def png_400_megapixels() -> bytes:
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     side = 20_000
     packer = zlib.compressobj(9)
-    row = b"\0" * (1 + side // 8)                      # filter byte + one bit a pixel
+    row = b"\0" * (1 + side // 8)  # filter byte + one bit a pixel
     data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
-            + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", data)
+        + chunk(b"IEND", b"")
+    )
 
 
-@pytest.mark.parametrize("name, data, reason", [
-    ("notes.png", b"%PDF-1.4 a document, not a photo", "not a readable image"),
-    ("cut.jpg", PHOTO[: len(PHOTO) // 2], "truncated"),
-    ("huge.png", png_400_megapixels(), "too large (over 40,000,000 pixels)"),
-], ids=["not-an-image", "truncated-jpeg", "400-megapixels"])
+@pytest.mark.parametrize(
+    "name, data, reason",
+    [
+        ("notes.png", b"%PDF-1.4 a document, not a photo", "not a readable image"),
+        ("cut.jpg", PHOTO[: len(PHOTO) // 2], "truncated"),
+        ("huge.png", png_400_megapixels(), "too large (over 40,000,000 pixels)"),
+    ],
+    ids=["not-an-image", "truncated-jpeg", "400-megapixels"],
+)
 def test_12_a_bad_photo_upload_is_one_line_and_search_stays_usable(app_db, name, data, reason):
     at = page("search")
     at.radio[0].set_value("Photo").run()
     at.file_uploader[0].set_value((name, data, "image/png")).run()
     assert not at.exception, at.exception
     assert len(at.error) == 1 and reason in at.error[0].value
-    assert not at.subheader                                   # nothing was searched with it
-    at.file_uploader[0].set_value(("shopper.jpg", PHOTO, "image/jpeg")).run()      # the page still works
+    assert not at.subheader  # nothing was searched with it
+    at.file_uploader[0].set_value(("shopper.jpg", PHOTO, "image/jpeg")).run()  # the page still works
     assert not at.exception and not at.error
     assert len(at.session_state["search_results"]["hits"]) == 10
 
@@ -605,11 +673,14 @@ def test_12_labels_csv_that_is_not_text_or_has_huge_ranks_is_reported(app_db):
         at = labels_upload(app_db, content)
         assert not at.exception, (what, at.exception)
         assert "0 new labels" in texts(at) and len(at.dataframe[0].value) == 1, what
-    rows = [f"{a},{b},m,{'9' * 5000},yes,Zoë,", f"{a},{b},m,1,yes,Zoë,0001-01-01T00:00:00+01:00",
-            f"{a},{b},m,2,no,Zoë,2024-05-01T09:30:00Z"]
+    rows = [
+        f"{a},{b},m,{'9' * 5000},yes,Zoë,",
+        f"{a},{b},m,1,yes,Zoë,0001-01-01T00:00:00+01:00",
+        f"{a},{b},m,2,no,Zoë,2024-05-01T09:30:00Z",
+    ]
     at = labels_upload(app_db, (header.replace("labeler", "labeler,created_at") + "\n".join(rows)).encode("cp1252"))
     assert not at.exception, at.exception
-    assert "1 new labels (0 already present, 3 rejected)" in texts(at)      # the encoding note and two rows
+    assert "1 new labels (0 already present, 3 rejected)" in texts(at)  # the encoding note and two rows
     problems = at.dataframe[0].value["problem"].tolist()
     assert "not UTF-8" in problems[0] and "not a whole number" in problems[1] and "out of range" in problems[2]
     assert all(len(problem) < 200 for problem in problems)
@@ -627,6 +698,7 @@ def test_12_an_export_that_cannot_be_written_is_one_line(app_db):
 
 # --- 13. A photo deleted after embedding ------------------------------------------------------------
 
+
 @pytest.fixture
 def deleted_photos(catalog, tmp_path) -> list[str]:
     """Six items embedded with color_hist, then the photos of the first two deleted; their ids."""
@@ -641,12 +713,13 @@ def deleted_photos(catalog, tmp_path) -> list[str]:
 
 def test_13_search_keeps_an_item_whose_photo_was_deleted_and_marks_it(catalog, deleted_photos):
     from core.search import search
+
     query = catalog.execute("SELECT id FROM items ORDER BY id DESC").fetchone()[0]
     hits = {h.item_id: h for h in search(catalog, "color_hist", item_id=query, k=5).results}
     assert len(hits) == 5 and set(deleted_photos) <= set(hits)
     for item_id, hit in hits.items():
         assert hit.photo_missing == (item_id in deleted_photos)
-        assert hit.image_path and Path(hit.image_path).name == f"{item_id}.jpg"   # kept: says what to restore
+        assert hit.image_path and Path(hit.image_path).name == f"{item_id}.jpg"  # kept: says what to restore
         assert Path(hit.image_path).is_file() != hit.photo_missing
 
 
@@ -666,10 +739,10 @@ def test_13_export_keeps_the_rows_with_the_photo_cell_empty(catalog, deleted_pho
 def test_13_the_app_says_photo_missing_instead_of_breaking(catalog, deleted_photos, monkeypatch):
     monkeypatch.setenv("LOOKALIKE_DB", str(catalog.path))
     at = page("search")
-    at.selectbox[0].set_value(deleted_photos[0]).run()           # the query's own photo is gone too
+    at.selectbox[0].set_value(deleted_photos[0]).run()  # the query's own photo is gone too
     assert not at.exception, at.exception
     assert "Query · photo missing" in texts(at)
-    assert [c.value for c in at.caption].count("photo missing") == 1      # the other deleted one, among the results
+    assert [c.value for c in at.caption].count("photo missing") == 1  # the other deleted one, among the results
     assert len(at.session_state["search_results"]["hits"]) == 5
     export = page("export")
     export.button[0].click().run()
@@ -679,10 +752,14 @@ def test_13_the_app_says_photo_missing_instead_of_breaking(catalog, deleted_phot
 
 # --- 13. NUL bytes in ids ---------------------------------------------------------------------------
 
+
 def test_13_nul_bytes_in_ids_are_rejected_with_a_problem(catalog, tmp_path):
     path = tmp_path / "nul.csv"
-    path.write_text(f"{STYLES_HEADER}\n12\x0034,Men,A,B,Tshirts,Blue,Fall,2011,Casual,Nul\n"
-                    "77,Men,A,B,Tshirts,Blue,Fall,2011,Casual,Fine\n", encoding="utf-8")
+    path.write_text(
+        f"{STYLES_HEADER}\n12\x0034,Men,A,B,Tshirts,Blue,Fall,2011,Casual,Nul\n"
+        "77,Men,A,B,Tshirts,Blue,Fall,2011,Casual,Fine\n",
+        encoding="utf-8",
+    )
     report = import_csv(catalog, path, progress=False)
     assert report.items == 1
     assert any(p.where == "row 2" and "NUL" in p.reason for p in report.problems)
@@ -690,6 +767,7 @@ def test_13_nul_bytes_in_ids_are_rejected_with_a_problem(catalog, tmp_path):
 
 
 # --- 10. Errors that used to end in tracebacks ------------------------------------------------------
+
 
 def test_10_a_folder_as_catalog_is_one_line(tmp_path):
     done = run_cli("stats", "--db", str(tmp_path))
@@ -701,10 +779,13 @@ def test_10_a_folder_as_catalog_is_one_line(tmp_path):
 def test_10_huge_ranks_and_notes_are_reported_not_raised(demo_catalog, tmp_path):
     a, b = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 2")]
     path = tmp_path / "labels.csv"
-    path.write_text("query_key,candidate_id,method,rank,relevant,labeler,note\n"
-                    f"{a},{b},m,100000000000000000000,yes,ana,\n"
-                    f"{a},{b},m,1,yes,ana,{'x' * 200_000}\n"
-                    f"{a},{b},m,2,no,ana,fine\n", encoding="utf-8")
+    path.write_text(
+        "query_key,candidate_id,method,rank,relevant,labeler,note\n"
+        f"{a},{b},m,100000000000000000000,yes,ana,\n"
+        f"{a},{b},m,1,yes,ana,{'x' * 200_000}\n"
+        f"{a},{b},m,2,no,ana,fine\n",
+        encoding="utf-8",
+    )
     report = import_labels(demo_catalog, path)
     assert report.items == 1
     assert [p.where for p in report.problems] == ["row 2", "row 3"]
@@ -716,8 +797,11 @@ def test_10_huge_ranks_and_notes_are_reported_not_raised(demo_catalog, tmp_path)
 def test_10_a_cell_over_the_reader_limit_rejects_the_file_in_one_line(demo_catalog, tmp_path):
     a, b = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 2")]
     path = tmp_path / "labels.csv"
-    path.write_text("query_key,candidate_id,method,rank,relevant,labeler,note\n"
-                    f"{a},{b},m,1,yes,ana,ok\n{a},{b},m,1,yes,ana,{'y' * 2_000_000}\n", encoding="utf-8")
+    path.write_text(
+        "query_key,candidate_id,method,rank,relevant,labeler,note\n"
+        f"{a},{b},m,1,yes,ana,ok\n{a},{b},m,1,yes,ana,{'y' * 2_000_000}\n",
+        encoding="utf-8",
+    )
     report = import_labels(demo_catalog, path)
     assert report.items == 0 and len(report.problems) == 1
     assert "nothing was imported" in report.problems[0].reason
@@ -732,8 +816,10 @@ def _corrupted_catalog(tmp_path: Path) -> tuple[Path, str]:
     embed_catalog(db, "color_hist", progress=False)
     item = db.execute("SELECT min(id) FROM items").fetchone()[0]
     page_size = db.execute("PRAGMA page_size").fetchone()[0]
-    roots = [r[0] for r in db.execute("SELECT rootpage FROM sqlite_master WHERE rootpage > 1 "
-                                      "AND tbl_name != 'schema_migrations'")]
+    roots = [
+        r[0]
+        for r in db.execute("SELECT rootpage FROM sqlite_master WHERE rootpage > 1 AND tbl_name != 'schema_migrations'")
+    ]
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.conn.close()
     with open(db.path, "r+b") as handle:
@@ -759,10 +845,14 @@ def _full_after(db, pages: int) -> None:
 def test_10_a_full_disk_during_import_keeps_the_committed_batches(catalog, monkeypatch):
     from core import importers
     from core.failures import PartialWork
+
     monkeypatch.setattr(importers, "BATCH", 50)
     _full_after(catalog, 20)
-    with pytest.raises(PartialWork, match=r"database or disk is full: (\d+) items imported and committed before "
-                                          "the error; run the same command again to carry on") as stopped:
+    with pytest.raises(
+        PartialWork,
+        match=r"database or disk is full: (\d+) items imported and committed before "
+        "the error; run the same command again to carry on",
+    ) as stopped:
         import_csv(catalog, DEMO / "styles.csv", DEMO / "images", progress=False)
     kept = int(stopped.value.progress.split()[0])
     assert 0 < kept < 300 and kept % 50 == 0
@@ -774,9 +864,13 @@ def test_10_a_full_disk_during_import_keeps_the_committed_batches(catalog, monke
 
 def test_10_a_full_disk_during_embedding_keeps_the_finished_batches(demo_catalog):
     from core.failures import PartialWork
+
     _full_after(demo_catalog, 150)
-    with pytest.raises(PartialWork, match=r"database or disk is full: (\d+) of 300 embedded before the error; "
-                                          "run the same command again to carry on") as stopped:
+    with pytest.raises(
+        PartialWork,
+        match=r"database or disk is full: (\d+) of 300 embedded before the error; "
+        "run the same command again to carry on",
+    ) as stopped:
         embed_catalog(demo_catalog, "color_hist", batch_size=32, progress=False)
     kept = int(stopped.value.progress.split()[0])
     assert 0 < kept < 300 and kept % 32 == 0
@@ -790,6 +884,7 @@ def test_10_a_full_disk_during_embedding_keeps_the_finished_batches(demo_catalog
 def test_10_the_cli_says_the_disk_is_full_and_how_far_it_got(catalog, tmp_path, monkeypatch, capsys):
     from core import vectors
     from core.cli import main
+
     csv_path, folder = small_styles(tmp_path)
     import_csv(catalog, csv_path, folder, progress=False)
     real_store, calls = vectors.store, []
@@ -799,9 +894,10 @@ def test_10_the_cli_says_the_disk_is_full_and_how_far_it_got(catalog, tmp_path, 
         if len(calls) > 1:
             raise sqlite3.OperationalError("database or disk is full")
         return real_store(*args, **kwargs)
+
     monkeypatch.setattr(vectors, "store", store_then_fill_the_disk)
     assert main(["embed", "--method", "color_hist", "--batch-size", "2", "--db", str(catalog.path)]) == 2
-    err = capsys.readouterr().err.splitlines()[-1]                  # after the progress bar
+    err = capsys.readouterr().err.splitlines()[-1]  # after the progress bar
     assert err.startswith("error: the disk is full (database or disk is full)"), err
     assert "finished work was kept" in err and err.endswith("; 2 of 6 embedded before the error")
     monkeypatch.setattr(vectors, "store", real_store)
@@ -809,20 +905,26 @@ def test_10_the_cli_says_the_disk_is_full_and_how_far_it_got(catalog, tmp_path, 
     assert '"embedded": 4' in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("failure, says", [
-    (lambda: OSError(28, "No space left on device"), "the disk is full"),
-    (lambda: MemoryError(), "out of memory"),
-    (lambda: sqlite3.DatabaseError("database disk image is malformed"), "is damaged"),
-], ids=["ENOSPC", "MemoryError", "malformed"])
-def test_10_every_failure_family_is_one_line_with_details_in_the_log(demo_catalog, monkeypatch, capsys, caplog,
-                                                                      failure, says):
+@pytest.mark.parametrize(
+    "failure, says",
+    [
+        (lambda: OSError(28, "No space left on device"), "the disk is full"),
+        (lambda: MemoryError(), "out of memory"),
+        (lambda: sqlite3.DatabaseError("database disk image is malformed"), "is damaged"),
+    ],
+    ids=["ENOSPC", "MemoryError", "malformed"],
+)
+def test_10_every_failure_family_is_one_line_with_details_in_the_log(
+    demo_catalog, monkeypatch, capsys, caplog, failure, says
+):
     from core import catalog as catalog_module
     from core.cli import main
 
     def fail(db):
         raise failure()
+
     monkeypatch.setattr(catalog_module, "stats", fail)
-    caplog.set_level(logging.INFO, logger="core")                      # what -v shows
+    caplog.set_level(logging.INFO, logger="core")  # what -v shows
     assert main(["stats", "--db", str(demo_catalog.path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and says in err, err
@@ -831,6 +933,7 @@ def test_10_every_failure_family_is_one_line_with_details_in_the_log(demo_catalo
 
 
 # --- 11. Another application's SQLite file is never modified -----------------------------------------
+
 
 def _foreign_sqlite(path: Path) -> None:
     conn = sqlite3.connect(path)
@@ -848,7 +951,7 @@ def test_11_read_commands_leave_a_foreign_sqlite_file_untouched(tmp_path, comman
     done = run_cli(*command, "--db", str(foreign))
     assert done.returncode == 2 and "another application" in done.stderr and "Traceback" not in done.stderr
     assert sha(foreign) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["shop.db"]      # no -wal / -shm left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shop.db"]  # no -wal / -shm left behind
 
 
 def test_11_import_refuses_a_foreign_sqlite_file(tmp_path):
@@ -867,6 +970,7 @@ def test_11_an_empty_file_becomes_a_catalog(tmp_path):
 
 
 # --- 13. A read-only catalog can still be read -------------------------------------------------------
+
 
 def test_13_read_only_open_reads_without_writing(embedded_demo):
     path = embedded_demo.path
@@ -889,34 +993,49 @@ def test_13_read_commands_need_an_existing_catalog(tmp_path):
 
 def test_13_only_imports_and_demo_create_a_catalog(tmp_path, capsys):
     from core.cli import main
+
     missing = tmp_path / "nothing.db"
-    for args in (["stats"], ["precision"], ["labels", "export", str(tmp_path / "l.csv")],
-                 ["labels", "import", str(tmp_path / "l.csv")], ["evaluate", "--method", "color_hist"],
-                 ["search", "--item", "1", "--method", "color_hist"], ["index", "--method", "color_hist"],
-                 ["export", "--method", "color_hist", "--out", str(tmp_path / "s.csv")],
-                 ["duplicates", "--method", "color_hist"], ["embed", "--method", "color_hist"],
-                 ["train-autoencoder"]):
+    for args in (
+        ["stats"],
+        ["precision"],
+        ["labels", "export", str(tmp_path / "l.csv")],
+        ["labels", "import", str(tmp_path / "l.csv")],
+        ["evaluate", "--method", "color_hist"],
+        ["search", "--item", "1", "--method", "color_hist"],
+        ["index", "--method", "color_hist"],
+        ["export", "--method", "color_hist", "--out", str(tmp_path / "s.csv")],
+        ["duplicates", "--method", "color_hist"],
+        ["embed", "--method", "color_hist"],
+        ["train-autoencoder"],
+    ):
         assert main([*args, "--db", str(missing)]) == 2, args
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"no catalog at {missing}" in err, (args, err)
-    assert main(["methods", "--db", str(missing)]) == 0               # the methods need no catalog
+    assert main(["methods", "--db", str(missing)]) == 0  # the methods need no catalog
     assert "color_hist" in capsys.readouterr().out
     assert sorted(tmp_path.iterdir()) == []
 
 
 def test_13_read_commands_open_the_catalog_read_only(embedded_demo, tmp_path, capsys, monkeypatch):
     from core import cli
+
     opened = []
     real_open = cli.open_catalog
 
     def record(path, **how):
         opened.append(how)
         return real_open(path, **how)
+
     monkeypatch.setattr(cli, "open_catalog", record)
     embedded_demo.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     before = sha(embedded_demo.path)
-    for args in (["stats"], ["methods"], ["precision"], ["labels", "export", str(tmp_path / "l.csv")],
-                 ["evaluate", "--method", "color_hist", "--queries", "20"]):
+    for args in (
+        ["stats"],
+        ["methods"],
+        ["precision"],
+        ["labels", "export", str(tmp_path / "l.csv")],
+        ["evaluate", "--method", "color_hist", "--queries", "20"],
+    ):
         opened.clear()
         assert cli.main([*args, "--db", str(embedded_demo.path)]) == 0, (args, capsys.readouterr().err)
         assert opened == [{"read_only": True}] or opened == [{"read_only": True, "create": False}], (args, opened)
@@ -925,11 +1044,13 @@ def test_13_read_commands_open_the_catalog_read_only(embedded_demo, tmp_path, ca
 
 def test_13_temporary_files_of_dead_writers_are_cleared(tmp_path):
     from core.atomic import atomic_text_writer
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     target = tmp_path / "m.ann"
-    left = tmp_path / f".m.ann.{dead}.x1y2.part"          # what a kill -9 during save leaves
-    live = tmp_path / f".m.ann.{os.getpid()}.abcd.part"    # a writer still at work
+    left = tmp_path / f".m.ann.{dead}.x1y2.part"  # what a kill -9 during save leaves
+    live = tmp_path / f".m.ann.{os.getpid()}.abcd.part"  # a writer still at work
     left.write_bytes(b"\0" * 1024)
     live.write_bytes(b"\0" * 1024)
     with atomic_text_writer(target) as handle:

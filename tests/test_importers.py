@@ -1,4 +1,5 @@
 """Importers on real rows: Farfetch layout, product CSVs, broken rows and broken images."""
+
 from __future__ import annotations
 
 import csv
@@ -66,7 +67,7 @@ def test_farfetch_without_product_category_and_with_local_photos(catalog, tmp_pa
         shutil.copy(photo, photos / url_basename(row["images.cutOut"]))
     report = import_farfetch(catalog, csv_path, photos, progress=False)
     assert report.items == 5
-    assert report.images_ok == 5          # the cut-outs
+    assert report.images_ok == 5  # the cut-outs
     assert catalog["items"].get(source[0]["id"])["category"] is None
     ok = catalog.execute("SELECT item_id, width FROM images WHERE status = 'ok' AND role = 'cutout'").fetchall()
     assert len(ok) == 5 and all(width == 224 for _, width in ok)
@@ -104,25 +105,26 @@ def test_broken_rows_are_reported_and_good_rows_land(catalog, tmp_path):
     bad_price = next(csv.reader([good[5]]))
     bad_price[12] = "lots"
     lines = [
-        header, *good[:4],
-        good[0],                                   # duplicate id
-        "1,2,3",                                   # too few fields
-        ",".join(["x"] * (width + 2)),             # too many fields
+        header,
+        *good[:4],
+        good[0],  # duplicate id
+        "1,2,3",  # too few fields
+        ",".join(["x"] * (width + 2)),  # too many fields
         _csv_line(no_id),
         _csv_line(bad_price),
         *good[6:],
-        ",".join([""] * width),                    # blank row: skipped, not an error
-        '"unterminated quote,' + good[2],          # swallows the rest of the file
+        ",".join([""] * width),  # blank row: skipped, not an error
+        '"unterminated quote,' + good[2],  # swallows the rest of the file
     ]
     path = tmp_path / "broken.csv"
     path.write_text("\n".join(lines) + "\n")
     report = import_farfetch(catalog, path, progress=False)
     reasons = [p.reason for p in report.problems]
-    assert report.items == 8                       # good rows 0-3 and 6-9
+    assert report.items == 8  # good rows 0-3 and 6-9
     assert catalog.execute("SELECT count(*) FROM items").fetchone()[0] == 8
     assert report.duplicates == 1
     assert sum("duplicate id" in r for r in reasons) == 1
-    assert sum("fields, expected" in r for r in reasons) == 3   # short, long, unterminated
+    assert sum("fields, expected" in r for r in reasons) == 3  # short, long, unterminated
     assert "no id" in reasons
     assert any("'lots' is not a number" in r for r in reasons)
     assert all(p.where.startswith("row ") for p in report.problems)
@@ -141,7 +143,7 @@ def _broken_images(folder: Path) -> dict[str, str]:
     base.save(buf, "JPEG")
     (folder / "truncated.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 3])
     cases["truncated"] = "unreadable"
-    base.save(folder / "pngnamedjpg.jpg", "PNG")           # wrong extension, good content
+    base.save(folder / "pngnamedjpg.jpg", "PNG")  # wrong extension, good content
     cases["pngnamedjpg"] = "ok"
     base.convert("CMYK").save(folder / "cmyk.jpg", "JPEG")
     cases["cmyk"] = "ok"
@@ -155,7 +157,7 @@ def _broken_images(folder: Path) -> dict[str, str]:
     cases["alpha"] = "ok"
     base.save(folder / "webp.webp", "WEBP")
     cases["webp"] = "ok"
-    Image.new("1", (9000, 9000)).save(folder / "bomb.png")   # 81 Mpx, tiny file
+    Image.new("1", (9000, 9000)).save(folder / "bomb.png")  # 81 Mpx, tiny file
     cases["bomb"] = "unreadable"
     return cases
 
@@ -186,6 +188,7 @@ def test_broken_images_are_reported_and_good_ones_land(catalog, tmp_path):
 @pytest.mark.parametrize("photo", sorted((SHARED / "query-photos").glob("*")) if SHARED.is_dir() else [])
 def test_shopper_photos_in_every_format_are_readable(photo):
     from core.images import inspect
+
     info = inspect(photo)
     assert info.status == "ok", info.reason
     assert info.width >= 400
@@ -199,8 +202,7 @@ def test_import_csv_column_flags_and_image_column(catalog, tmp_path):
         writer.writerow(["sku", "name", "type", "hue", "maker", "who", "picture", "extra"])
         for n, photo in enumerate(photos):
             writer.writerow([f"S{n}", f"Name {n}", "Bag", "Red", "Acme", "Women", str(photo), "kept"])
-    cols = Columns(id="sku", title="name", category="type", colour="hue", brand="maker", gender="who",
-                   image="picture")
+    cols = Columns(id="sku", title="name", category="type", colour="hue", brand="maker", gender="who", image="picture")
     report = import_csv(catalog, csv_path, None, cols, progress=False)
     assert report.items == 3 and report.images_ok == 3
     item = catalog["items"].get("S1")
@@ -225,7 +227,7 @@ def test_real_farfetch_sample_imports_every_unique_listing(catalog):
     again = import_farfetch(catalog, path, progress=False)
     count = catalog.execute("SELECT count(*) FROM items").fetchone()[0]
     assert first.rows == again.rows == len(rows) == 7500
-    assert count == unique                       # 7,495: the sample repeats 5 listings verbatim
+    assert count == unique  # 7,495: the sample repeats 5 listings verbatim
     assert first.duplicates == len(rows) - unique
 
 

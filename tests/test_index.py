@@ -1,4 +1,5 @@
 """Annoy indices on the real demo vectors: manifest, atomic writes, staleness, damage, sharing, accuracy."""
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,12 @@ def test_build_writes_files_and_a_complete_manifest(embedded_demo):
     assert manifest["build_seconds"] > 0 and manifest["built_at"]
     assert manifest["ann_bytes"] == (folder / f"{METHOD}.ann").stat().st_size
     from core.vectors import checksum
+
     assert manifest["checksum"] == checksum(ids, matrix)
     assert (folder / f"{METHOD}.ids").read_text().split() == ids
-    recorded = json.loads(embedded_demo.execute("SELECT manifest FROM indices WHERE method = ?", (METHOD,)).fetchone()[0])
+    recorded = json.loads(
+        embedded_demo.execute("SELECT manifest FROM indices WHERE method = ?", (METHOD,)).fetchone()[0]
+    )
     assert recorded == manifest == asdict(info)
     assert problem(embedded_demo, METHOD) is None
 
@@ -56,7 +60,7 @@ def test_index_answers_like_exact_search(embedded_demo):
 def test_changed_or_deleted_vectors_make_the_index_stale_and_it_is_rebuilt(embedded_demo):
     build_index(embedded_demo, METHOD, progress=False)
     first = load_index(embedded_demo, METHOD)
-    assert load_index(embedded_demo, METHOD) is first                       # shared, not reloaded
+    assert load_index(embedded_demo, METHOD) is first  # shared, not reloaded
     item = first_item(embedded_demo)
     flipped = -get_vector(embedded_demo, METHOD, item)
     store(embedded_demo, METHOD, "1", [(item, flipped, "changed")])
@@ -73,12 +77,15 @@ def test_changed_or_deleted_vectors_make_the_index_stale_and_it_is_rebuilt(embed
     assert load_index(embedded_demo, METHOD).info.items == 299
 
 
-@pytest.mark.parametrize("damage, reason", [
-    ("truncate", "index file missing or damaged"),
-    ("delete_ann", "index file missing or damaged"),
-    ("delete_ids", "index id list missing"),
-    ("garbage_manifest", "no index built yet"),
-])
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        ("truncate", "index file missing or damaged"),
+        ("delete_ann", "index file missing or damaged"),
+        ("delete_ids", "index id list missing"),
+        ("garbage_manifest", "no index built yet"),
+    ],
+)
 def test_missing_or_damaged_files_are_detected_and_rebuilt(embedded_demo, damage, reason):
     build_index(embedded_demo, METHOD, trees=5, progress=False)
     folder = embedded_demo.index_dir
@@ -102,9 +109,9 @@ def test_same_size_corruption_is_caught_by_the_fingerprint_on_load(embedded_demo
     build_index(embedded_demo, METHOD, trees=5, progress=False)
     ann = embedded_demo.index_dir / f"{METHOD}.ann"
     data = bytearray(ann.read_bytes())
-    data[len(data) // 2: len(data) // 2 + 64] = b"\x7f" * 64                  # bit rot, same size
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\x7f" * 64  # bit rot, same size
     ann.write_bytes(bytes(data))
-    assert problem(embedded_demo, METHOD) is None                             # the cheap check cannot see it
+    assert problem(embedded_demo, METHOD) is None  # the cheap check cannot see it
     with pytest.raises(IndexUnavailable, match="fingerprint"):
         load_index(embedded_demo, METHOD, rebuild=False)
     loaded = load_index(embedded_demo, METHOD)
@@ -119,12 +126,12 @@ def test_a_build_that_dies_before_its_manifest_is_never_served(embedded_demo, mo
     def crash(*args):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(index_mod, "checksum", crash)                        # after .ann/.ids, before the manifest
+    monkeypatch.setattr(index_mod, "checksum", crash)  # after .ann/.ids, before the manifest
     with pytest.raises(RuntimeError):
         build_index(embedded_demo, METHOD, trees=5, progress=False)
     monkeypatch.undo()
     folder = embedded_demo.index_dir
-    assert not [p for p in folder.iterdir() if p.name.startswith(".")]        # no temporary files left
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary files left
     assert problem(embedded_demo, METHOD) is not None
     loaded = load_index(embedded_demo, METHOD)
     assert problem(embedded_demo, METHOD) is None and read_manifest(embedded_demo, METHOD).items == 300
@@ -140,10 +147,10 @@ def test_two_catalogs_in_one_folder_never_serve_each_others_index(embedded_demo,
     try:
         item = first_item(other)
         own = get_vector(embedded_demo, METHOD, item)
-        store(other, METHOD, "1", [(item, -own, "changed")])                   # both counters move once:
-        store(embedded_demo, METHOD, "1", [(item, own, "same")])               # only the build record differs
+        store(other, METHOD, "1", [(item, -own, "changed")])  # both counters move once:
+        store(embedded_demo, METHOD, "1", [(item, own, "same")])  # only the build record differs
         build_index(embedded_demo, METHOD, trees=5, progress=False)
-        build_index(other, METHOD, trees=5, progress=False)                  # same folder, same file names
+        build_index(other, METHOD, trees=5, progress=False)  # same folder, same file names
         assert problem(embedded_demo, METHOD) == "index files are not this catalog's latest build"
         mine = load_index(embedded_demo, METHOD)
         positions, sims = mine.nearest(own, 1)

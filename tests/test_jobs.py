@@ -1,4 +1,5 @@
 """Background jobs: a finished job keeps what its work returned; a failed one keeps one line."""
+
 from __future__ import annotations
 
 import time

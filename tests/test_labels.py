@@ -1,4 +1,5 @@
 """Labels: immediate writes, history, concurrent labellers, CSV exchange with validation."""
+
 from __future__ import annotations
 
 import csv
@@ -46,7 +47,7 @@ def test_labels_are_validated(demo_catalog):
         add_label(demo_catalog, Query.item(q), "ghost", "m", 1, True, "ana")
     with pytest.raises(LabelError, match="no catalog item"):
         add_label(demo_catalog, Query.item("ghost"), a, "m", 1, True, "ana")
-    add_label(demo_catalog, Query.upload("ab" * 32), a, "m", 1, True, "ana")   # uploads need no item
+    add_label(demo_catalog, Query.upload("ab" * 32), a, "m", 1, True, "ana")  # uploads need no item
     assert label_counts(demo_catalog)["labels"] == 1
 
 
@@ -76,9 +77,9 @@ def test_csv_round_trip_merges_idempotently_and_reports_bad_rows(demo_catalog, t
     add_label(demo_catalog, Query.item(q), b, "efficientnet_lite0", 2, False, "ana")
     out = tmp_path / "labels.csv"
     assert export_labels(demo_catalog, out) == 2
-    assert import_labels(demo_catalog, out).items == 0          # already there: nothing duplicated
+    assert import_labels(demo_catalog, out).items == 0  # already there: nothing duplicated
     rows = list(csv.DictReader(open(out, newline="", encoding="utf-8")))
-    rows.append({**rows[0], "labeler": "cy", "created_at": ""})           # a new judgement
+    rows.append({**rows[0], "labeler": "cy", "created_at": ""})  # a new judgement
     rows.append({**rows[0], "candidate_id": "ghost"})
     rows.append({**rows[0], "relevant": "maybe"})
     rows.append({**rows[0], "rank": "first"})

@@ -1,4 +1,5 @@
 """Precision from labels: intervals, unknowns, per-category figures, metadata figures."""
+
 from __future__ import annotations
 
 import pytest
@@ -36,11 +37,13 @@ def test_uploaded_queries_use_results_as_shown(demo_catalog):
 
 def test_item_queries_are_searched_again_and_unknowns_reported(embedded_demo):
     from core.search import search
-    query = embedded_demo.execute("SELECT min(item_id) FROM embeddings WHERE method = 'efficientnet_lite0'").fetchone()[0]
+
+    query = embedded_demo.execute("SELECT min(item_id) FROM embeddings WHERE method = 'efficientnet_lite0'").fetchone()[
+        0
+    ]
     shown = search(embedded_demo, "efficientnet_lite0", item_id=query, k=10).results
-    for hit in shown[:4]:                        # judged under one method: 3 relevant, 1 not
-        add_label(embedded_demo, Query.item(query), hit.item_id, "efficientnet_lite0", hit.rank,
-                  hit.rank != 2, "ana")
+    for hit in shown[:4]:  # judged under one method: 3 relevant, 1 not
+        add_label(embedded_demo, Query.item(query), hit.item_id, "efficientnet_lite0", hit.rank, hit.rank != 2, "ana")
     figures = {f["method"]: f for f in precision_from_labels(embedded_demo, k=10)}
     deep = figures["efficientnet_lite0"]
     assert deep["queries"] == 1 and deep["labels"] == 4 and deep["unknown"] == 6

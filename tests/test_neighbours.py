@@ -1,4 +1,5 @@
 """The neighbour backends on synthetic vectors: exact = brute force, Annoy recall, filters, exclusion, ties, chi-square."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,19 @@ def clustered(n: int, dim: int = 32, seed: int = 0) -> tuple[list[str], np.ndarr
 
 
 def annoy(ids: list[str], matrix: np.ndarray, trees: int = 10, search_k: int | None = None) -> AnnoyNeighbours:
-    info = IndexInfo(method="synthetic", versions=["1"], metric="angular", dim=matrix.shape[1], trees=trees,
-                     items=len(ids), checksum="", generation=0, build_seconds=0.0, ann_bytes=0, built_at="")
+    info = IndexInfo(
+        method="synthetic",
+        versions=["1"],
+        metric="angular",
+        dim=matrix.shape[1],
+        trees=trees,
+        items=len(ids),
+        checksum="",
+        generation=0,
+        build_seconds=0.0,
+        ann_bytes=0,
+        built_at="",
+    )
     return AnnoyNeighbours(LoadedIndex(info, ids, make_annoy(matrix, "angular", trees)), search_k)
 
 
@@ -32,7 +44,7 @@ def brute_force(ids, matrix, query, k, keep=lambda i: True) -> list[tuple[str, f
 
 def test_exact_equals_brute_force_for_a_batch_of_queries():
     ids, matrix = clustered(700)
-    queries = np.random.default_rng(1).normal(size=(300, 32))           # more than one block of 256
+    queries = np.random.default_rng(1).normal(size=(300, 32))  # more than one block of 256
     found = ExactNeighbours(ids, matrix).neighbours(queries, 10)
     assert len(found) == 300
     for query, ranked in zip(queries, found):
@@ -57,7 +69,7 @@ def test_annoy_recall_against_exact():
     assert recall >= 0.9
     unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
     position = {i: n for n, i in enumerate(ids)}
-    for query, ranked in zip(queries, approximate):                       # scores are true cosines, best first
+    for query, ranked in zip(queries, approximate):  # scores are true cosines, best first
         q = query / np.linalg.norm(query)
         assert [s for _, s in ranked] == pytest.approx([float(unit[position[i]] @ q) for i, _ in ranked], abs=1e-5)
         assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
@@ -68,7 +80,7 @@ def test_filters_keep_k_allowed_items_even_when_few_pass(backend):
     ids, matrix = clustered(2000)
     index = ExactNeighbours(ids, matrix) if backend == "exact" else annoy(ids, matrix)
     queries = clustered(20, seed=7)[1]
-    for share in (0.5, 0.03):                                             # 3%: Annoy must widen its request
+    for share in (0.5, 0.03):  # 3%: Annoy must widen its request
         allowed = set(ids[:: int(1 / share)])
         for query, ranked in zip(queries, index.neighbours(queries, 10, allowed=allowed)):
             expected = brute_force(ids, matrix, query, 10, keep=allowed.__contains__)
@@ -77,7 +89,7 @@ def test_filters_keep_k_allowed_items_even_when_few_pass(backend):
             assert overlap == 10 if backend == "exact" else overlap >= 8
     assert index.neighbours(queries, 10, allowed=set()) == [[] for _ in queries]
     few = set(ids[:7])
-    assert {i for i, _ in index.neighbours(queries[0], 10, allowed=few)[0]} == few   # fewer than k pass: all of them
+    assert {i for i, _ in index.neighbours(queries[0], 10, allowed=few)[0]} == few  # fewer than k pass: all of them
 
 
 @pytest.mark.parametrize("backend", ["exact", "annoy"])
@@ -86,10 +98,10 @@ def test_exclusion_shared_and_per_query(backend):
     index = ExactNeighbours(ids, matrix) if backend == "exact" else annoy(ids, matrix)
     queries = matrix[[3, 40, 41]]
     own = index.neighbours(queries, 5, exclude=[{"i00003"}, {"i00040"}, {"i00041"}])
-    assert [r[0][0] for r in index.neighbours(queries, 5)] == ["i00003", "i00040", "i00041"]   # itself first
+    assert [r[0][0] for r in index.neighbours(queries, 5)] == ["i00003", "i00040", "i00041"]  # itself first
     assert all(q not in {i for i, _ in r} for q, r in zip(("i00003", "i00040", "i00041"), own))
     assert all(len(r) == 5 for r in own)
-    group = frozenset(ids[:250])                                         # e.g. every item of the query's brand
+    group = frozenset(ids[:250])  # e.g. every item of the query's brand
     shared = index.neighbours(queries, 5, exclude=group)
     assert all(len(r) == 5 and not {i for i, _ in r} & group for r in shared)
     per_query = index.neighbours(queries, 5, exclude=[group, {"i00040"}, group])
@@ -115,7 +127,7 @@ def test_ties_are_broken_by_item_id(backend):
     ids = [f"x{j:03d}" for j in range(60)]
     index = ExactNeighbours(ids, matrix) if backend == "exact" else annoy(ids, matrix)
     ranked = index.neighbours(matrix[0], 3, exclude={"x000"})[0]
-    assert [i for i, _ in ranked] == ["x007", "x012", "x021"]             # five tie at cosine 1: lowest ids win
+    assert [i for i, _ in ranked] == ["x007", "x012", "x021"]  # five tie at cosine 1: lowest ids win
     assert all(s == pytest.approx(1.0, abs=1e-5) for _, s in ranked)
 
 

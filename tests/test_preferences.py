@@ -1,4 +1,5 @@
 """App preferences: remembered beside the catalog, written atomically, a bad file ignored."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ def test_values_round_trip_and_keep_each_other(tmp_path):
     remember(tmp_path, "other", "x")
     remember(tmp_path, "labeler", "ana")
     assert load_preferences(tmp_path) == {"labeler": "ana", "other": "x"}
-    assert [p.name for p in tmp_path.iterdir()] == [preferences_path(tmp_path).name]   # no temporary left
+    assert [p.name for p in tmp_path.iterdir()] == [preferences_path(tmp_path).name]  # no temporary left
 
 
 def test_a_bad_file_is_ignored_and_then_replaced(tmp_path, caplog):

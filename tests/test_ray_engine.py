@@ -1,4 +1,5 @@
 """`embed --engine ray` on a local Ray (2 CPUs): the local run's vectors, failures recorded, resumable."""
+
 from __future__ import annotations
 
 import shutil
@@ -51,12 +52,14 @@ def test_an_interrupted_ray_run_resumes_like_a_local_one(local_ray, demo_catalog
     def stop_after_two_batches(done: int, total: int) -> None:
         if done >= 32:
             raise KeyboardInterrupt
+
     with pytest.raises(KeyboardInterrupt):
-        embed_with_ray(demo_catalog, METHOD, batch_size=16, limit=80, progress=False,
-                       on_progress=stop_after_two_batches)
+        embed_with_ray(
+            demo_catalog, METHOD, batch_size=16, limit=80, progress=False, on_progress=stop_after_two_batches
+        )
     kept = stored(demo_catalog)
-    assert kept == 32                                  # the batches written before the stop are kept
+    assert kept == 32  # the batches written before the stop are kept
     rest = embed_with_ray(demo_catalog, METHOD, batch_size=16, progress=False)
-    assert rest.pending == rest.embedded == 300 - kept   # only the rest is computed
+    assert rest.pending == rest.embedded == 300 - kept  # only the rest is computed
     assert stored(demo_catalog) == 300
     assert embed_catalog(demo_catalog, METHOD, progress=False).pending == 0

@@ -1,4 +1,5 @@
 """Search on the real demo catalog: exact and Annoy agree, filters, photo/text queries, fusion, chi-square, CLI."""
+
 from __future__ import annotations
 
 import io
@@ -22,8 +23,12 @@ METHOD = "efficientnet_lite0"
 
 
 def items(db, n: int, offset: int = 0) -> list[str]:
-    return [r[0] for r in db.execute("SELECT item_id FROM embeddings WHERE method = ? ORDER BY item_id LIMIT ? OFFSET ?",
-                                     (METHOD, n, offset))]
+    return [
+        r[0]
+        for r in db.execute(
+            "SELECT item_id FROM embeddings WHERE method = ? ORDER BY item_id LIMIT ? OFFSET ?", (METHOD, n, offset)
+        )
+    ]
 
 
 def same_up_to_ties(a, b, tol: float = 1e-5) -> bool:
@@ -44,8 +49,10 @@ def with_limit(monkeypatch, limit: int, fn):
 def test_exact_and_annoy_paths_agree_up_to_ties(embedded_demo, monkeypatch, method):
     queries = items(embedded_demo, 12, offset=40)
     for q in queries:
+
         def ranked(q=q):
             return search(embedded_demo, method, item_id=q, k=10).results
+
         exact = with_limit(monkeypatch, 20_000, ranked)
         annoy = with_limit(monkeypatch, 0, ranked)
         assert same_up_to_ties(exact, annoy), q
@@ -53,7 +60,7 @@ def test_exact_and_annoy_paths_agree_up_to_ties(embedded_demo, monkeypatch, meth
     _, matrix = load_matrix(embedded_demo, method)
     unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
     qv = get_vector(embedded_demo, method, queries[-1])
-    expected = np.sort(unit @ (qv / np.linalg.norm(qv)))[::-1][1:11]             # numpy, independently
+    expected = np.sort(unit @ (qv / np.linalg.norm(qv)))[::-1][1:11]  # numpy, independently
     assert [h.score for h in exact] == pytest.approx(expected.tolist(), abs=1e-5)
 
 
@@ -65,51 +72,81 @@ def test_item_query_ranks_by_similarity_with_display_fields(embedded_demo):
     assert scores == sorted(scores, reverse=True) and [h.rank for h in result.results] == list(range(1, 11))
     assert all(h.title and h.image_path and h.category and h.gender and h.method == METHOD for h in result.results)
     category = embedded_demo["items"].get(q)["category"]
-    assert sum(h.category == category for h in result.results) >= 3     # 12 of 300 share it: random gives ~0.4
-    assert result.as_dict()["query"] == {"item_id": q, "text": None, "image_sha256": None, "method": METHOD,
-                                         "k": 10, "filters": {}}
+    assert sum(h.category == category for h in result.results) >= 3  # 12 of 300 share it: random gives ~0.4
+    assert result.as_dict()["query"] == {
+        "item_id": q,
+        "text": None,
+        "image_sha256": None,
+        "method": METHOD,
+        "k": 10,
+        "filters": {},
+    }
 
 
-@pytest.mark.parametrize("limit", [20_000, 60, 0])   # exact; filtered subset read from SQL; Annoy widening
+@pytest.mark.parametrize("limit", [20_000, 60, 0])  # exact; filtered subset read from SQL; Annoy widening
 def test_filtered_searches_return_k_matching_items_on_every_path(embedded_demo, monkeypatch, limit):
     monkeypatch.setattr(search_mod, "SUBSET_EXACT_LIMIT", limit)
     q = items(embedded_demo, 1)[0]
     filters = parse_filters(["gender=women", "category=Handbags|heels"])
     wanted = set(matching_item_ids(embedded_demo, filters))
     assert 10 < len(wanted) < 60
-    reference = with_limit(monkeypatch, 20_000, lambda: search(embedded_demo, METHOD, item_id=q, k=10, filters=filters).results)
-    hits = with_limit(monkeypatch, min(limit, 1), lambda: search(embedded_demo, METHOD, item_id=q, k=10, filters=filters).results)
+    reference = with_limit(
+        monkeypatch, 20_000, lambda: search(embedded_demo, METHOD, item_id=q, k=10, filters=filters).results
+    )
+    hits = with_limit(
+        monkeypatch, min(limit, 1), lambda: search(embedded_demo, METHOD, item_id=q, k=10, filters=filters).results
+    )
     assert len(hits) == 10 and {h.item_id for h in hits} <= wanted
     assert all(h.gender == "Women" and h.category in ("Handbags", "Heels") for h in hits)
     assert same_up_to_ties(reference, hits)
     few = parse_filters(["category=Heels", "gender=Women"])
     n = len(matching_item_ids(embedded_demo, few))
-    assert len(with_limit(monkeypatch, min(limit, 1), lambda: search(embedded_demo, METHOD, item_id=q, k=50, filters=few).results)) == n
+    assert (
+        len(
+            with_limit(
+                monkeypatch, min(limit, 1), lambda: search(embedded_demo, METHOD, item_id=q, k=50, filters=few).results
+            )
+        )
+        == n
+    )
 
 
 def test_price_stock_brand_filters_and_unicode_case(embedded_demo):
     ids = [r[0] for r in embedded_demo.execute("SELECT id FROM items ORDER BY id")]
     with embedded_demo.conn:
         for n, item_id in enumerate(ids):
-            embedded_demo.conn.execute("UPDATE items SET price = ?, stock = ?, brand = ? WHERE id = ?",
-                                       (n * 10, n % 3, "ÉCRU Studio" if n % 2 else "Other", item_id))
-    query = ids[1]                                                         # brand ÉCRU Studio
+            embedded_demo.conn.execute(
+                "UPDATE items SET price = ?, stock = ?, brand = ? WHERE id = ?",
+                (n * 10, n % 3, "ÉCRU Studio" if n % 2 else "Other", item_id),
+            )
+    query = ids[1]  # brand ÉCRU Studio
     filters = parse_filters(["price_min=500", "price_max=2000", "in_stock=yes", "exclude_same_brand=yes"])
     hits = search(embedded_demo, METHOD, item_id=query, k=10, filters=filters).results
     stocks = dict(embedded_demo.execute("SELECT id, stock FROM items"))
-    assert len(hits) == 10 and all(500 <= h.price <= 2000 and h.brand == "Other" and stocks[h.item_id] > 0 for h in hits)
+    assert len(hits) == 10 and all(
+        500 <= h.price <= 2000 and h.brand == "Other" and stocks[h.item_id] > 0 for h in hits
+    )
     mine = search(embedded_demo, METHOD, item_id=ids[0], k=10, filters=parse_filters(["brand=écru studio"])).results
-    assert len(mine) == 10 and {h.brand for h in mine} == {"ÉCRU Studio"}      # SQLite lower() alone misses É
+    assert len(mine) == 10 and {h.brand for h in mine} == {"ÉCRU Studio"}  # SQLite lower() alone misses É
     assert search(embedded_demo, METHOD, item_id=query, k=5, filters=parse_filters(["brand=nobody"])).results == []
 
 
 def test_filter_parsing():
-    assert parse_filters(["gender=Women", "price_max=$1,500", "category=Heels", "category=Flats|Sandals",
-                          "in_stock=yes", "color=Red"]) == {
-        "gender": ["Women"], "price_max": 1500.0, "category": ["Heels", "Flats", "Sandals"], "in_stock": True,
-        "colour": ["Red"]}
-    for bad, message in [("size=M", "unknown filter 'size'"), ("price_max=cheap", "needs a number"),
-                         ("in_stock=maybe", "yes/no"), ("gender", "not key=value")]:
+    assert parse_filters(
+        ["gender=Women", "price_max=$1,500", "category=Heels", "category=Flats|Sandals", "in_stock=yes", "color=Red"]
+    ) == {
+        "gender": ["Women"],
+        "price_max": 1500.0,
+        "category": ["Heels", "Flats", "Sandals"],
+        "in_stock": True,
+        "colour": ["Red"],
+    }
+    for bad, message in [
+        ("size=M", "unknown filter 'size'"),
+        ("price_max=cheap", "needs a number"),
+        ("in_stock=maybe", "yes/no"),
+        ("gender", "not key=value"),
+    ]:
         with pytest.raises(ValueError, match=message):
             parse_filters([bad])
 
@@ -121,7 +158,7 @@ def test_an_uploaded_catalog_photo_finds_its_own_item(embedded_demo):
     result = search(embedded_demo, METHOD, image=photo, k=5)
     assert result.results[0].item_id == q and result.results[0].score == pytest.approx(1.0, abs=1e-4)
     assert len(result.query["image_sha256"]) == 64 and result.query["item_id"] is None
-    buffer = io.BytesIO()                                                  # the same photo re-encoded smaller
+    buffer = io.BytesIO()  # the same photo re-encoded smaller
     Image.open(path).convert("RGB").resize((150, 200)).save(buffer, "WEBP", quality=70)
     assert search(embedded_demo, METHOD, image=buffer.getvalue(), k=3).results[0].item_id == q
 
@@ -143,9 +180,14 @@ def test_text_queries(embedded_demo):
 
 
 def test_bad_queries_say_what_is_wrong(embedded_demo):
-    cases = [(dict(item_id="nope"), "no catalog item"), (dict(image=b"\xff" * (MAX_UPLOAD_BYTES + 1)), "too large"),
-             (dict(image=b"not a photo"), "cannot read the photo"), (dict(text="  "), "empty"),
-             (dict(), "exactly one"), (dict(item_id="x", text="y"), "exactly one")]
+    cases = [
+        (dict(item_id="nope"), "no catalog item"),
+        (dict(image=b"\xff" * (MAX_UPLOAD_BYTES + 1)), "too large"),
+        (dict(image=b"not a photo"), "cannot read the photo"),
+        (dict(text="  "), "empty"),
+        (dict(), "exactly one"),
+        (dict(item_id="x", text="y"), "exactly one"),
+    ]
     for query, message in cases:
         with pytest.raises(SearchError, match=message):
             search(embedded_demo, "minilm" if "text" in query else METHOD, **query)
@@ -161,27 +203,37 @@ def test_hybrid_fusion_is_the_weighted_mean_of_cosines(embedded_demo, monkeypatc
     q = items(embedded_demo, 1, offset=7)[0]
     deep = search(embedded_demo, METHOD, item_id=q, k=10).results
     fused = search(embedded_demo, {METHOD: 0.7, "color_hist": 0.3}, item_id=q, k=10).results
-    assert len(fused) == 10 and fused[0].method == f"0.7*{METHOD}+0.3*color_hist" and q not in [h.item_id for h in fused]
-    assert [h.item_id for h in search(embedded_demo, {METHOD: 1.0, "color_hist": 0.0}, item_id=q, k=10).results] == \
-        [h.item_id for h in deep]
+    assert (
+        len(fused) == 10 and fused[0].method == f"0.7*{METHOD}+0.3*color_hist" and q not in [h.item_id for h in fused]
+    )
+    assert [h.item_id for h in search(embedded_demo, {METHOD: 1.0, "color_hist": 0.0}, item_id=q, k=10).results] == [
+        h.item_id for h in deep
+    ]
 
     def cos(method, a, b):
         x, y = get_vector(embedded_demo, method, a), get_vector(embedded_demo, method, b)
         return float(x @ y / np.linalg.norm(x) / np.linalg.norm(y))
 
     for hit in fused:
-        assert hit.score == pytest.approx(0.7 * cos(METHOD, q, hit.item_id) + 0.3 * cos("color_hist", q, hit.item_id), abs=1e-4)
+        assert hit.score == pytest.approx(
+            0.7 * cos(METHOD, q, hit.item_id) + 0.3 * cos("color_hist", q, hit.item_id), abs=1e-4
+        )
     colour_heavy = search(embedded_demo, {METHOD: 0.1, "color_hist": 0.9}, item_id=q, k=10).results
     assert [h.item_id for h in colour_heavy] != [h.item_id for h in fused]
-    annoy = with_limit(monkeypatch, 0, lambda: search(embedded_demo, {METHOD: 0.7, "color_hist": 0.3}, item_id=q, k=10).results)
+    annoy = with_limit(
+        monkeypatch, 0, lambda: search(embedded_demo, {METHOD: 0.7, "color_hist": 0.3}, item_id=q, k=10).results
+    )
     assert same_up_to_ties(fused, annoy)
 
 
 @pytest.mark.parametrize("limit", [20_000, 0])
 def test_chi_square_ranking_is_exact(embedded_demo, monkeypatch, limit):
     from core.extractors.colour import chi2_distances
+
     q = items(embedded_demo, 1, offset=3)[0]
-    hits = with_limit(monkeypatch, limit, lambda: search(embedded_demo, "color_hist", item_id=q, k=10, distance="chi2").results)
+    hits = with_limit(
+        monkeypatch, limit, lambda: search(embedded_demo, "color_hist", item_id=q, k=10, distance="chi2").results
+    )
     ids, matrix = load_matrix(embedded_demo, "color_hist")
     distances = chi2_distances(get_vector(embedded_demo, "color_hist", q), matrix)
     order = [i for i in np.argsort(distances, kind="stable") if ids[i] != q][:10]
@@ -217,12 +269,28 @@ def test_cli_index_and_search_json(embedded_demo, tmp_path):
     code, out = run_cli("index", "--db", db, "--method", METHOD, "--trees", "7", "--json")
     assert code == 0 and json.loads(out)["trees"] == 7
     q = items(embedded_demo, 1)[0]
-    code, out = run_cli("search", "--db", db, "--method", METHOD, "--item", q, "-k", "4", "--json",
-                        "--filter", "gender=men", "--filter", "category=Watches|Tshirts")
+    code, out = run_cli(
+        "search",
+        "--db",
+        db,
+        "--method",
+        METHOD,
+        "--item",
+        q,
+        "-k",
+        "4",
+        "--json",
+        "--filter",
+        "gender=men",
+        "--filter",
+        "category=Watches|Tshirts",
+    )
     payload = json.loads(out)
     assert code == 0 and payload["query"]["filters"] == {"gender": ["men"], "category": ["Watches", "Tshirts"]}
     assert [r["rank"] for r in payload["results"]] == [1, 2, 3, 4]
-    assert all(r["gender"] == "Men" and r["category"] in ("Watches", "Tshirts") and r["score"] > 0 for r in payload["results"])
+    assert all(
+        r["gender"] == "Men" and r["category"] in ("Watches", "Tshirts") and r["score"] > 0 for r in payload["results"]
+    )
     code, out = run_cli("search", "--db", db, "--method", f"{METHOD}=0.7,color_hist=0.3", "--item", q, "--json")
     assert code == 0 and len(json.loads(out)["results"]) == 10
     photo = sorted((DEMO / "images").iterdir())[5]

@@ -1,4 +1,5 @@
 """Tuned methods: hash split, honest validation, saving rules, input errors, NumPy apply, real photos."""
+
 from __future__ import annotations
 
 import csv
@@ -24,8 +25,16 @@ def synthetic_catalog(db, n: int = 240, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     kinds, colours = rng.integers(0, 4, n), rng.integers(0, 3, n)
     category_centres, colour_centres = rng.normal(size=(4, 24)), rng.normal(size=(3, 12))
-    rows = [{"id": f"s{i:04d}", "source": "test", "category": f"type{kinds[i]}", "colour": f"colour{colours[i]}",
-             "attributes": json.dumps({"fit": "slim" if i % 2 else "loose"})} for i in range(n)]
+    rows = [
+        {
+            "id": f"s{i:04d}",
+            "source": "test",
+            "category": f"type{kinds[i]}",
+            "colour": f"colour{colours[i]}",
+            "attributes": json.dumps({"fit": "slim" if i % 2 else "loose"}),
+        }
+        for i in range(n)
+    ]
     db["items"].insert_all(rows)
     shape = np.hstack([category_centres[kinds] + 0.5 * rng.normal(size=(n, 24)), 1.5 * rng.normal(size=(n, 24))])
     hue = np.hstack([colour_centres[colours] + 0.5 * rng.normal(size=(n, 12)), 1.5 * rng.normal(size=(n, 12))])
@@ -50,7 +59,7 @@ def test_split_is_stable_and_near_the_asked_fraction():
     assert 0.19 < np.mean(first) < 0.21
     assert tuning.is_validation("12345") == tuning.is_validation(12345)
     inner = [tuning.is_validation(i, 0.1, salt="inner:") for i in ids]
-    assert np.corrcoef(first, inner)[0, 1] < 0.05                 # an independent second split
+    assert np.corrcoef(first, inner)[0, 1] < 0.05  # an independent second split
 
 
 def test_tuning_on_two_targets_beats_the_base_on_held_out_items(synthetic):
@@ -70,21 +79,23 @@ def test_the_head_is_the_same_whatever_the_validation_items_hold(synthetic, tmp_
     first = tuning.tune(synthetic, "probe", BASES, ["category", "colour"], settings=FAST, progress=False)
     validation = [i for (i,) in synthetic.execute("SELECT id FROM items") if tuning.is_validation(i)]
     rng = np.random.default_rng(5)
-    for item_id in validation:                                   # scramble their values and vectors
-        synthetic.execute("UPDATE items SET category = ?, colour = ? WHERE id = ?",
-                          (f"type{rng.integers(9)}", f"colour{rng.integers(9)}", item_id))
+    for item_id in validation:  # scramble their values and vectors
+        synthetic.execute(
+            "UPDATE items SET category = ?, colour = ? WHERE id = ?",
+            (f"type{rng.integers(9)}", f"colour{rng.integers(9)}", item_id),
+        )
     store(synthetic, BASES[0], "1", ((i, rng.normal(size=48), "h") for i in validation))
     synthetic.conn.commit()
     second = tuning.tune(synthetic, "probe", BASES, ["category", "colour"], settings=FAST, progress=False, force=True)
     heads = [tuning.Head.from_row(r) for r in synthetic.query("SELECT * FROM tuned_methods ORDER BY version")]
     assert [h.version for h in heads] == [1, 2] and first.version == 1 and second.version == 2
     assert np.array_equal(heads[0].projection, heads[1].projection)
-    assert first.metrics != second.metrics                       # only the validation changed
+    assert first.metrics != second.metrics  # only the validation changed
 
 
 def test_a_head_worse_than_its_base_is_kept_out_unless_forced(synthetic):
     good = tuning.tune(synthetic, "narrow", BASES, ["category", "colour"], settings=FAST, progress=False)
-    tiny = tuning.Settings(dim=1, epochs=2, patience=1, batch_size=64)   # one dimension cannot rank well
+    tiny = tuning.Settings(dim=1, epochs=2, patience=1, batch_size=64)  # one dimension cannot rank well
     worse = tuning.tune(synthetic, "narrow", BASES, ["category", "colour"], settings=tiny, progress=False)
     assert good.saved and not worse.saved and worse.version is None
     assert "worse than its base" in worse.reason and "category,colour P@10" in worse.reason
@@ -96,8 +107,12 @@ def test_a_head_worse_than_its_base_is_kept_out_unless_forced(synthetic):
 
 
 def test_tuned_vectors_cover_every_item_with_base_vectors(synthetic):
-    synthetic["items"].insert_all([{"id": "no_colour", "source": "test", "category": "type1"},
-                                   {"id": "no_vectors", "source": "test", "category": "type1", "colour": "colour1"}])
+    synthetic["items"].insert_all(
+        [
+            {"id": "no_colour", "source": "test", "category": "type1"},
+            {"id": "no_vectors", "source": "test", "category": "type1", "colour": "colour1"},
+        ]
+    )
     store(synthetic, BASES[0], "1", [("no_colour", np.ones(48), "h")])
     store(synthetic, BASES[1], "1", [("no_colour", np.ones(24), "h")])
     tuning.tune(synthetic, "cover", BASES, ["category", "colour"], settings=FAST, progress=False)
@@ -114,25 +129,42 @@ def test_labels_alone_learn_the_judged_notion(synthetic):
     ids = [i for (i,) in synthetic.execute("SELECT id FROM items ORDER BY id")]
     _, shape = load_matrix(synthetic, BASES[0])
     train = [n for n, i in enumerate(ids) if not tuning.is_validation(i)]
-    count = judge_by_attributes(synthetic, [ids[n] for n in train], shape[train], list(range(0, len(train), 2)),
-                                "category,colour", "sim", BASES[0])
+    count = judge_by_attributes(
+        synthetic,
+        [ids[n] for n in train],
+        shape[train],
+        list(range(0, len(train), 2)),
+        "category,colour",
+        "sim",
+        BASES[0],
+    )
     assert count == 10 * len(range(0, len(train), 2))
     result = tuning.tune(synthetic, "judged", BASES, use_labels=True, settings=FAST, progress=False, force=True)
     assert result.label_pairs_trained == count and result.label_pairs_held_back == 0 and result.targets == []
     ids_t, tuned, _ = tuning.tuned_vectors(synthetic, "judged")
-    joint = [evaluate(synthetic, m, "category,colour", matrix=(ids_t, v))["precision_at_k"]
-             for m, v in (("base", tuning.base_input([load_matrix(synthetic, b)[1] for b in BASES], [0.5, 0.5])),
-                          ("tuned", tuned))]
+    joint = [
+        evaluate(synthetic, m, "category,colour", matrix=(ids_t, v))["precision_at_k"]
+        for m, v in (
+            ("base", tuning.base_input([load_matrix(synthetic, b)[1] for b in BASES], [0.5, 0.5])),
+            ("tuned", tuned),
+        )
+    ]
     assert joint[1] > joint[0]
 
 
 def test_latest_verdict_per_labeller_and_pair_counts(synthetic):
-    rows = [("item", "s0001", 1, "ann", "2025-01-01"), ("item", "s0001", 0, "ann", "2025-01-02"),  # ann changes her mind
-            ("item", "s0001", 1, "bob", "2025-01-01"), ("upload", "f" * 64, 1, "bob", "2025-01-03")]  # no vector
+    rows = [
+        ("item", "s0001", 1, "ann", "2025-01-01"),
+        ("item", "s0001", 0, "ann", "2025-01-02"),  # ann changes her mind
+        ("item", "s0001", 1, "bob", "2025-01-01"),
+        ("upload", "f" * 64, 1, "bob", "2025-01-03"),
+    ]  # no vector
     with synthetic.conn:
         synthetic.conn.executemany(
             "INSERT INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, labeler, created_at) "
-            "VALUES (?, ?, 's0002', 'm', 1, ?, ?, ?)", rows)
+            "VALUES (?, ?, 's0002', 'm', 1, ?, ?, ?)",
+            rows,
+        )
     assert sorted(tuning.judged_pairs(synthetic)) == [("s0001", "s0002", 0), ("s0001", "s0002", 1)]
 
 
@@ -142,25 +174,29 @@ def test_label_scores_follow_their_definitions():
     matrix[2] = [0.5, 0.5, 0, 0]
     matrix[3] = [0.1, 0.9, 0, 0]
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-    pairs = np.array([[0, 1, 1], [0, 2, 0], [0, 3, 1]])           # 1 above 2 (right), 3 below 2 (wrong)
+    pairs = np.array([[0, 1, 1], [0, 2, 0], [0, 3, 1]])  # 1 above 2 (right), 3 below 2 (wrong)
     scores = tuning.label_scores(matrix, pairs, k=2)
     assert scores["auc"] == pytest.approx(0.5)
-    assert scores["judged_p10"] == pytest.approx(0.5)              # top 2 of the catalog: items 1 and 2
+    assert scores["judged_p10"] == pytest.approx(0.5)  # top 2 of the catalog: items 1 and 2
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(name="efficientnet_lite0"), "built-in method"),
-    (dict(name="Bad Name"), "must be 2-40 characters"),
-    (dict(bases=["efficientnet_lite0", "autoencoder"]), "no vectors for autoencoder"),
-    (dict(targets=["fit", "gender"]), "target 'gender' has 0 distinct"),
-    (dict(targets=[], use_labels=True), "no relevance labels"),
-    (dict(targets=[]), "nothing to learn from"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(name="efficientnet_lite0"), "built-in method"),
+        (dict(name="Bad Name"), "must be 2-40 characters"),
+        (dict(bases=["efficientnet_lite0", "autoencoder"]), "no vectors for autoencoder"),
+        (dict(targets=["fit", "gender"]), "target 'gender' has 0 distinct"),
+        (dict(targets=[], use_labels=True), "no relevance labels"),
+        (dict(targets=[]), "nothing to learn from"),
+    ],
+)
 def test_bad_input_is_one_clear_error_and_writes_nothing(synthetic, bad, message):
     args = dict(name="mine", bases=BASES, targets=["category"], use_labels=False) | bad
     with pytest.raises(tuning.TuneError, match=message):
-        tuning.tune(synthetic, args["name"], args["bases"], args["targets"], args["use_labels"],
-                    settings=FAST, progress=False)
+        tuning.tune(
+            synthetic, args["name"], args["bases"], args["targets"], args["use_labels"], settings=FAST, progress=False
+        )
     assert saved_versions(synthetic) == 0
     assert issubclass(tuning.TuneError, ValueError)
 
@@ -174,12 +210,15 @@ def test_a_single_valued_target_is_refused(synthetic):
 
 
 def test_evaluate_counts_relevant_only_when_every_attribute_matches(catalog):
-    catalog["items"].insert_all([
-        {"id": "a", "source": "t", "category": "shirt", "colour": "red"},
-        {"id": "b", "source": "t", "category": "shirt", "colour": "blue"},
-        {"id": "c", "source": "t", "category": "shirt", "colour": "red"},
-        {"id": "d", "source": "t", "category": "shoe", "colour": "red"},
-        {"id": "e", "source": "t", "category": "shoe", "colour": None}])
+    catalog["items"].insert_all(
+        [
+            {"id": "a", "source": "t", "category": "shirt", "colour": "red"},
+            {"id": "b", "source": "t", "category": "shirt", "colour": "blue"},
+            {"id": "c", "source": "t", "category": "shirt", "colour": "red"},
+            {"id": "d", "source": "t", "category": "shoe", "colour": "red"},
+            {"id": "e", "source": "t", "category": "shoe", "colour": None},
+        ]
+    )
     vectors = {"a": [1, 0], "b": [0.99, 0.1], "c": [0.9, 0.45], "d": [0.7, 0.7], "e": [0.6, 0.8]}
     store(catalog, "m", "1", ((i, np.array(v), "h") for i, v in vectors.items()))
     # nearest: a-b, b-a, c-d, d-e (d-c without e), e-d. By category 4 of 5 hit; by both none (e left out).
@@ -189,7 +228,9 @@ def test_evaluate_counts_relevant_only_when_every_attribute_matches(catalog):
     assert joint["precision_at_k"] == pytest.approx(0.0)
     assert single["precision_at_k"] == pytest.approx(0.8)
     three = evaluate(catalog, "m", "category,colour", k=3)
-    assert three["precision_at_k"] == pytest.approx((1 / 3 + 0 + 1 / 3 + 0) / 4, abs=1e-4)   # a<->c are the only joint pair
+    assert three["precision_at_k"] == pytest.approx(
+        (1 / 3 + 0 + 1 / 3 + 0) / 4, abs=1e-4
+    )  # a<->c are the only joint pair
 
 
 # --- real photos -----------------------------------------------------------------------------
@@ -203,10 +244,11 @@ def fashion_slice_path(tmp_path_factory):
     from core.db import open_catalog
     from core.embed import embed_catalog
     from core.importers import import_csv
+
     folder = tmp_path_factory.mktemp("fashion")
     source = SHARED / "fashion-products"
     with open(source / "styles.csv", newline="", encoding="utf-8") as handle:
-        lines = list(csv.reader(handle))[:SLICE + 1]
+        lines = list(csv.reader(handle))[: SLICE + 1]
     with open(folder / "styles.csv", "w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows(lines)
     db = open_catalog(folder / "fashion.db")
@@ -223,6 +265,7 @@ def fashion_slice(fashion_slice_path, tmp_path):
     import shutil
 
     from core.db import open_catalog
+
     shutil.copy(fashion_slice_path, tmp_path / "fashion.db")
     db = open_catalog(tmp_path / "fashion.db")
     yield db
@@ -247,8 +290,9 @@ def test_real_photos_tuned_from_labels_alone_improve_the_judged_notion(fashion_s
     base = tuning.base_input(parts, [0.5, 0.5])
     train = [n for n, i in enumerate(ids) if not tuning.is_validation(i)]
     queries = np.random.default_rng(0).choice(len(train), 300, replace=False).tolist()
-    judge_by_attributes(fashion_slice, [ids[n] for n in train], base[train], queries, "category,colour",
-                        "simulated", "base")
+    judge_by_attributes(
+        fashion_slice, [ids[n] for n in train], base[train], queries, "category,colour", "simulated", "base"
+    )
     result = tuning.tune(fashion_slice, "judged", BASES, use_labels=True, progress=False)
     assert result.saved and result.label_pairs_trained == 3000
     _, tuned, _ = tuning.tuned_vectors(fashion_slice, "judged")

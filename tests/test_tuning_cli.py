@@ -1,4 +1,5 @@
 """`python -m core tune` on the real demo slice, and the tuned method used like any other method."""
+
 from __future__ import annotations
 
 import csv
@@ -20,7 +21,7 @@ from helpers import DEMO, run_cli
 
 NAME = "typecol"
 BASES = "efficientnet_lite0,color_hist"
-FAST = ("--epochs", "15", "--dim", "16")          # a few seconds on the 300 demo items
+FAST = ("--epochs", "15", "--dim", "16")  # a few seconds on the 300 demo items
 
 
 def tune_cli(db, *extra: str, name: str = NAME, base: str = BASES):
@@ -78,8 +79,21 @@ def test_tune_json_is_the_result_and_a_worse_head_is_not_saved(tuned):
     assert set(result["metrics"]) == {"category", "colour", "category,colour"}
     assert set(result["metrics"]["category"]) == {"base_held_out", "base_catalog", "tuned_held_out", "tuned_catalog"}
     assert result["items_trained"] + result["items_validated"] <= 300 and result["items_validated"] > 30
-    worse = run_cli("tune", "--db", str(tuned), "--name", NAME, "--base", BASES, "--target", "category,colour",
-                    "--dim", "1", "--epochs", "2")                  # one dimension cannot rank as well as its base
+    worse = run_cli(
+        "tune",
+        "--db",
+        str(tuned),
+        "--name",
+        NAME,
+        "--base",
+        BASES,
+        "--target",
+        "category,colour",
+        "--dim",
+        "1",
+        "--epochs",
+        "2",
+    )  # one dimension cannot rank as well as its base
     assert worse.returncode == 1, worse.stderr
     assert worse.stdout.splitlines()[-1].startswith("not saved, worse than its base on held-out items: ")
     assert saved(tuned) == 2
@@ -95,8 +109,9 @@ def test_methods_lists_the_tuned_method_with_its_bases_and_training(tuned):
     assert row["training"]["uses_labels"] is False and "category,colour" in row["training"]["metrics"]
     assert row["training"]["created_at"]
     assert "bases" not in rows["efficientnet_lite0"]
-    assert NAME not in {m["name"] for m in json.loads(run_cli("methods", "--json", "--db",
-                                                              str(tuned.parent / "other.db")).stdout)}
+    assert NAME not in {
+        m["name"] for m in json.loads(run_cli("methods", "--json", "--db", str(tuned.parent / "other.db")).stdout)
+    }
 
 
 def test_the_tuned_method_embeds_indexes_searches_evaluates_and_exports(tuned, tmp_path):
@@ -114,8 +129,9 @@ def test_the_tuned_method_embeds_indexes_searches_evaluates_and_exports(tuned, t
     assert index["items"] == 300 and index["dim"] == 16 and index["metric"] == "angular"
 
     query = ids[0]
-    found = json.loads(cli(tuned, "search", "--method", NAME, "--item", query, "-k", "5", "--json",
-                           "--filter", "gender=Men").stdout)["results"]
+    found = json.loads(
+        cli(tuned, "search", "--method", NAME, "--item", query, "-k", "5", "--json", "--filter", "gender=Men").stdout
+    )["results"]
     men = {i for (i,) in db.execute("SELECT id FROM items WHERE gender = 'Men'")}
     sims = stored @ stored[0]
     best = [ids[n] for n in np.argsort(-sims) if ids[n] in men and ids[n] != query][:5]
@@ -144,15 +160,21 @@ def test_the_tuned_method_embeds_indexes_searches_evaluates_and_exports(tuned, t
 
 def test_embedding_decodes_no_photo_and_names_the_missing_base_vectors(tuned):
     with sqlite3.connect(tuned) as conn:
-        conn.execute("UPDATE images SET path = '/nowhere/' || item_id || '.jpg'")    # no photo can be read
-        gone = [i for (i,) in conn.execute("SELECT item_id FROM embeddings WHERE method = 'color_hist' "
-                                           "ORDER BY item_id LIMIT 4")]
+        conn.execute("UPDATE images SET path = '/nowhere/' || item_id || '.jpg'")  # no photo can be read
+        gone = [
+            i
+            for (i,) in conn.execute(
+                "SELECT item_id FROM embeddings WHERE method = 'color_hist' ORDER BY item_id LIMIT 4"
+            )
+        ]
         conn.execute("DELETE FROM embeddings WHERE method = 'color_hist' AND item_id IN (?, ?, ?, ?)", gone)
     done = cli(tuned, "embed", "--method", NAME)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{NAME}: 296 embedded, 4 skipped (no current base vectors)")
-    assert "4 items lack a vector of their current photo from color_hist (4); embed the bases first: " \
-           "python -m core embed --method color_hist" in done.stderr
+    assert (
+        "4 items lack a vector of their current photo from color_hist (4); embed the bases first: "
+        "python -m core embed --method color_hist" in done.stderr
+    )
     with sqlite3.connect(tuned) as conn:
         assert conn.execute("SELECT count(*) FROM embeddings WHERE method = ?", [NAME]).fetchone()[0] == 296
         assert conn.execute("SELECT count(*) FROM embedding_failures").fetchone()[0] == 0
@@ -169,28 +191,36 @@ def test_retuning_makes_the_vectors_and_index_stale(tuned):
     assert again["embedded"] == 300 and again["version"].startswith("tuned-2-")
     db = open_catalog(tuned)
     assert problem(db, NAME) == "vectors changed since the index was built"
-    found = json.loads(cli(tuned, "search", "--method", NAME, "--image", str(DEMO / "images" / f"{query}.jpg"),
-                           "--json").stdout)["results"]
+    found = json.loads(
+        cli(tuned, "search", "--method", NAME, "--image", str(DEMO / "images" / f"{query}.jpg"), "--json").stdout
+    )["results"]
     assert found[0]["item_id"] == query
     assert json.loads(cli(tuned, "index", "--method", NAME, "--json").stdout)["dim"] == 8
     assert problem(db, NAME) is None and read_manifest(db, NAME).versions == [again["version"]]
 
 
-@pytest.mark.parametrize("name, base, extra, message", [
-    (NAME, "efficientnet_lite0,autoencoder", ("--target", "category"),
-     "no vectors for autoencoder yet; run `python -m core embed --method autoencoder`"),
-    (NAME, BASES, ("--target", "colour"), "target 'colour' has 1 distinct value(s)"),
-    (NAME, BASES, ("--labels",), "no relevance labels between training items with vectors"),
-    ("color_hist", BASES, ("--target", "category"), "'color_hist' is a built-in method"),
-    (NAME, "minilm", ("--target", "category"), "base 'minilm' is a text method"),
-    (NAME, "efficientnet_lite0,nosuch", ("--target", "category"), "base 'nosuch' is not a built-in method"),
-    (NAME, BASES, ("--target", "category", "--dim", "0"), "argument --dim: needs a whole number of at least 1"),
-])
+@pytest.mark.parametrize(
+    "name, base, extra, message",
+    [
+        (
+            NAME,
+            "efficientnet_lite0,autoencoder",
+            ("--target", "category"),
+            "no vectors for autoencoder yet; run `python -m core embed --method autoencoder`",
+        ),
+        (NAME, BASES, ("--target", "colour"), "target 'colour' has 1 distinct value(s)"),
+        (NAME, BASES, ("--labels",), "no relevance labels between training items with vectors"),
+        ("color_hist", BASES, ("--target", "category"), "'color_hist' is a built-in method"),
+        (NAME, "minilm", ("--target", "category"), "base 'minilm' is a text method"),
+        (NAME, "efficientnet_lite0,nosuch", ("--target", "category"), "base 'nosuch' is not a built-in method"),
+        (NAME, BASES, ("--target", "category", "--dim", "0"), "argument --dim: needs a whole number of at least 1"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(embedded_demo_path, tmp_path, name, base, extra, message):
     db = tmp_path / "demo.db"
     shutil.copy(embedded_demo_path, db)
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE items SET colour = 'Black'")                # one colour: nothing to learn from it
+        conn.execute("UPDATE items SET colour = 'Black'")  # one colour: nothing to learn from it
     done = run_cli("tune", "--db", str(db), "--name", name, "--base", base, "--epochs", "2", *extra)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().count("\n") == 0 and message in done.stderr, done.stderr

@@ -5,6 +5,7 @@ epochs with a progress bar, and saves a checkpoint after each epoch in
 `<models>/autoencoder/checkpoint.pt`; running it again resumes from the last saved epoch.
 The method's version is derived from the checkpoint, so retraining marks old vectors outdated.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,7 +31,7 @@ from core.extractors.weights import autoencoder_checkpoint as checkpoint_path
 log = logging.getLogger(__name__)
 
 SIZE = 128
-LATENT_CHANNELS = 32          # latent code: 32 x 8 x 8 = 2048 values (the spec's dim)
+LATENT_CHANNELS = 32  # latent code: 32 x 8 x 8 = 2048 values (the spec's dim)
 DEFAULT_EPOCHS = 10
 
 
@@ -39,8 +40,9 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 
 
 def _up(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 class ConvAutoencoder(nn.Module):
@@ -48,11 +50,18 @@ class ConvAutoencoder(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.encoder = nn.Sequential(_block(3, 32), _block(32, 64), _block(64, 128), _block(128, 128),
-                                     nn.Conv2d(128, LATENT_CHANNELS, 1))
-        self.decoder = nn.Sequential(nn.Conv2d(LATENT_CHANNELS, 128, 1), nn.ReLU(inplace=True),
-                                     _up(128, 128), _up(128, 64), _up(64, 32),
-                                     nn.ConvTranspose2d(32, 3, 4, stride=2, padding=1), nn.Sigmoid())
+        self.encoder = nn.Sequential(
+            _block(3, 32), _block(32, 64), _block(64, 128), _block(128, 128), nn.Conv2d(128, LATENT_CHANNELS, 1)
+        )
+        self.decoder = nn.Sequential(
+            nn.Conv2d(LATENT_CHANNELS, 128, 1),
+            nn.ReLU(inplace=True),
+            _up(128, 128),
+            _up(128, 64),
+            _up(64, 32),
+            nn.ConvTranspose2d(32, 3, 4, stride=2, padding=1),
+            nn.Sigmoid(),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
@@ -65,6 +74,7 @@ to_batch = partial(to_array, size=SIZE, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0
 def _load_catalog_photos(db: sqlite_utils.Database, progress: bool) -> torch.Tensor:
     from core.images import ImageError, load_rgb
     from core.vectors import primary_images_sql
+
     paths = [row[1] for row in db.execute(primary_images_sql())]
     arrays = []
     for path in tqdm(paths, desc="load photos", unit=" img", disable=not progress):
@@ -77,15 +87,20 @@ def _load_catalog_photos(db: sqlite_utils.Database, progress: bool) -> torch.Ten
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
-def train(db: Catalog, epochs: int = DEFAULT_EPOCHS,
-          batch_size: int = 64, progress: bool = True, seed: int = 0,
-          on_epoch: Callable[[int, int, float], None] | None = None) -> list[float]:
+def train(
+    db: Catalog,
+    epochs: int = DEFAULT_EPOCHS,
+    batch_size: int = 64,
+    progress: bool = True,
+    seed: int = 0,
+    on_epoch: Callable[[int, int, float], None] | None = None,
+) -> list[float]:
     """Train (or resume training) up to `epochs`; return the mean loss of every epoch so far."""
     set_threads()
     torch.manual_seed(seed)
     placement = devices.current()
     model = ConvAutoencoder().to(placement.device)
-    scaler = torch.amp.GradScaler(placement.device, enabled=placement.dtype == "float16")   # bf16 needs none
+    scaler = torch.amp.GradScaler(placement.device, enabled=placement.dtype == "float16")  # bf16 needs none
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
     path = checkpoint_path(db)
     losses: list[float] = []
@@ -104,7 +119,7 @@ def train(db: Catalog, epochs: int = DEFAULT_EPOCHS,
         total = 0.0
         steps = range(0, len(photos), batch_size)
         for start in tqdm(steps, desc=f"autoencoder epoch {epoch + 1}/{epochs}", disable=not progress):
-            batch = photos[order[start:start + batch_size]].to(placement.device).float().div(255.0)
+            batch = photos[order[start : start + batch_size]].to(placement.device).float().div(255.0)
             with placement.autocast():
                 loss = nn.functional.mse_loss(model(batch), batch)
             optimiser.zero_grad()

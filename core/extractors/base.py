@@ -12,6 +12,7 @@
 Subclasses return raw features; the base classes normalise them, so every stored vector has
 unit length. Nothing here imports torch (see torch_utils.TorchImageExtractor for that).
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -92,6 +93,7 @@ class DerivedExtractor(ImageExtractor):
     def forward(self, batch: list[Image.Image]) -> np.ndarray:
         """Photos that are not in the catalog: run the parts (loaded on first use), then combine."""
         from core.extractors.registry import create_extractor
+
         if self._parts is None:
             self._parts = {name: create_extractor(name, self.catalog) for name in self.spec.parts}
         return self.combine({name: part.embed_images(batch) for name, part in self._parts.items()})

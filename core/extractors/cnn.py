@@ -1,4 +1,5 @@
 """ImageNet CNNs through timm: VGG16, ResNet50, Xception, EfficientNet-B0 (hub or local weights)."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -30,15 +31,19 @@ class TimmCNN(TorchImageExtractor):
     def load_model(self, catalog: Catalog | None) -> torch.nn.Module:
         model = load(self.spec.name, catalog)
         cfg = model.pretrained_cfg
-        self.preprocess = partial(to_array, size=int(cfg.get("input_size", (3, 224, 224))[-1]),   # picklable
-                                  mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
-                                  std=tuple(cfg.get("std", (0.229, 0.224, 0.225))))
+        self.preprocess = partial(
+            to_array,
+            size=int(cfg.get("input_size", (3, 224, 224))[-1]),  # picklable
+            mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
+            std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
+        )
         return model
 
 
 def download(method: str, catalog: Catalog | None) -> Path:
     """Fetch a method's weights from the hub (online) and save them in its local folder."""
     from safetensors.torch import save_file
+
     model = timm.create_model(ARCHS[method][0], pretrained=True)
     folder = weights.local_dir(method, catalog)
     folder.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ and square-rooted, so its L2 norm is 1 and Euclidean/cosine distance on it is th
 distance, which Annoy serves directly. Squaring a vector gives the histogram back, for exact
 chi-square re-ranking (`chi2_distances`).
 """
+
 from __future__ import annotations
 
 import cv2
@@ -13,7 +14,7 @@ from PIL import Image
 
 from core.extractors.base import ImageExtractor
 
-BINS = (8, 12, 3)         # hue, saturation, value bins per region (specs.py: 5 regions x 288 = 1440-d)
+BINS = (8, 12, 3)  # hue, saturation, value bins per region (specs.py: 5 regions x 288 = 1440-d)
 SIZE = 224
 
 
@@ -38,8 +39,7 @@ def histogram(image: Image.Image) -> np.ndarray:
     """The raw region histogram (5 regions x 8*12*3 bins), L1-normalised."""
     rgb = np.asarray(image.convert("RGB").resize((SIZE, SIZE), Image.BILINEAR))
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
-    parts = [cv2.calcHist([hsv], [0, 1, 2], mask, list(BINS), [0, 180, 0, 256, 0, 256]).ravel()
-             for mask in _MASKS]
+    parts = [cv2.calcHist([hsv], [0, 1, 2], mask, list(BINS), [0, 180, 0, 256, 0, 256]).ravel() for mask in _MASKS]
     hist = np.concatenate(parts).astype(np.float64)
     return (hist / max(hist.sum(), 1e-12)).astype(np.float32)
 

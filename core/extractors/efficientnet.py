@@ -7,6 +7,7 @@ images side by side on one single-threaded call per core: one image's activation
 cache, which measured about 2x the images/s of whole batches split over both cores' threads
 (docs/benchmarks.md). `LOOKALIKE_BACKEND=torch`, or a GPU, runs PyTorch (efficientnet_torch.py).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,7 +35,7 @@ SIZE = 224
 # 0.99998; ReLU6 keeps every activation far inside float16's range.
 HALF = "float16"
 
-to_batch = partial(to_array, size=SIZE, mean=MEAN, std=STD)   # picklable: decode processes
+to_batch = partial(to_array, size=SIZE, mean=MEAN, std=STD)  # picklable: decode processes
 
 
 def onnx_path(catalog: Catalog | None) -> Path:
@@ -51,10 +52,11 @@ def onnx_session(path: Path):
         return None
     if not path.exists():
         from core.extractors.efficientnet_torch import export_onnx
+
         with atomic_path(path, suffix=".onnx") as tmp:
             export_onnx(tmp)
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1          # parallel across images instead (see forward)
+    options.intra_op_num_threads = 1  # parallel across images instead (see forward)
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -89,4 +91,5 @@ def create(spec: MethodSpec, catalog: Catalog | None = None) -> ImageExtractor:
         if session is not None:
             return EfficientNetLite0Onnx(spec, catalog, session)
     from core.extractors.efficientnet_torch import EfficientNetLite0Torch
+
     return EfficientNetLite0Torch(spec, catalog)

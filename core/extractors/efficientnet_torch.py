@@ -1,4 +1,5 @@
 """EfficientNet-Lite0 in PyTorch (timm): the fallback backend, and the source of the ONNX export."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,9 +32,16 @@ def load_model() -> torch.nn.Module:
 
 def export_onnx(path: Path) -> None:
     """Write the model as ONNX (dynamic batch) to `path`."""
-    torch.onnx.export(load_model(), torch.zeros(1, 3, SIZE, SIZE), str(path), input_names=["pixels"],
-                      output_names=["features"], dynamic_axes={"pixels": {0: "batch"}},
-                      opset_version=17, dynamo=False)
+    torch.onnx.export(
+        load_model(),
+        torch.zeros(1, 3, SIZE, SIZE),
+        str(path),
+        input_names=["pixels"],
+        output_names=["features"],
+        dynamic_axes={"pixels": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
 
 
 class EfficientNetLite0Torch(TorchImageExtractor):

@@ -6,6 +6,7 @@ one Annoy index serves it. Weights come from `LOOKALIKE_HYBRID`, e.g.
 `efficientnet_lite0=0.8,color_hist=0.2` (the default); they are part of the method's version.
 A derived method: a catalog's hybrid vectors are combined from its parts' stored vectors.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,8 +34,9 @@ WEIGHTS = parse_weights(settings().hybrid)
 
 def combine(parts: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
     """Concatenate L2-normalised part vectors (rows aligned) scaled by sqrt(weight)."""
-    return np.hstack([np.sqrt(weights[name]) * l2_normalise(np.atleast_2d(parts[name]))
-                      for name in weights]).astype(np.float32)
+    return np.hstack([np.sqrt(weights[name]) * l2_normalise(np.atleast_2d(parts[name])) for name in weights]).astype(
+        np.float32
+    )
 
 
 class Hybrid(DerivedExtractor):

@@ -3,6 +3,7 @@
 A spec names its extractor and its weights downloader by import path ("module:attribute"), so
 knowing every method, its size and whether it can run here imports no model library.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -48,16 +49,17 @@ class MethodSpec:
 
     name: str
     version: str
-    kind: str                      # "image" or "text"
+    kind: str  # "image" or "text"
     dim: int
     metric: str
     family: str
     description: str
-    weights: str                   # where the weights come from, for people
-    factory: str = field(repr=False, compare=False)        # "module:callable(spec, catalog) -> Extractor"
+    weights: str  # where the weights come from, for people
+    factory: str = field(repr=False, compare=False)  # "module:callable(spec, catalog) -> Extractor"
     availability: Callable[[Catalog | None], str | None] = field(
-        default=_always_available, repr=False, compare=False)   # None, or the one-line remedy
-    text_query: bool = False       # can embed text into its image space (CLIP's text tower)
+        default=_always_available, repr=False, compare=False
+    )  # None, or the one-line remedy
+    text_query: bool = False  # can embed text into its image space (CLIP's text tower)
     downloader: str | None = field(default=None, repr=False, compare=False)  # "module:callable(name, catalog) -> Path"
     parts: tuple[str, ...] = ()
     training: dict | None = field(default=None, repr=False, compare=False)
@@ -90,6 +92,7 @@ def _tuned_specs(catalog: Catalog | None, name: str | None = None) -> list[Metho
     if catalog is None:
         return []
     from core.extractors.tuned import tuned_specs
+
     return tuned_specs(catalog, name)
 
 
@@ -121,10 +124,19 @@ def list_methods(catalog: Catalog | None = None) -> list[dict]:
     rows = []
     for spec in [*_REGISTRY.values(), *_tuned_specs(catalog)]:
         reason = spec.availability(catalog)
-        row = {"name": spec.name, "kind": spec.kind, "available": reason is None, "reason": reason,
-               "family": spec.family, "dim": spec.dim, "metric": spec.metric,
-               "version": spec.version, "text_query": spec.text_query,
-               "description": spec.description, "weights": spec.weights}
+        row = {
+            "name": spec.name,
+            "kind": spec.kind,
+            "available": reason is None,
+            "reason": reason,
+            "family": spec.family,
+            "dim": spec.dim,
+            "metric": spec.metric,
+            "version": spec.version,
+            "text_query": spec.text_query,
+            "description": spec.description,
+            "weights": spec.weights,
+        }
         if spec.training is not None:
             row |= {"bases": list(spec.parts), "training": spec.training}
         rows.append(row)

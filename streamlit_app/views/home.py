@@ -1,4 +1,5 @@
 """Lookalike home: what is in the catalog, what is ready, and the next step."""
+
 import streamlit as st
 
 from core import devices
@@ -21,8 +22,10 @@ cols[3].metric("Methods embedded", len(figures["vectors"]))
 
 st.subheader("Methods")
 status = index_status(database)
-rows = [{"method": m, "vectors": n, "index": "ready" if not status.get(m, {}).get("problem") else status[m]["problem"]}
-        for m, n in sorted(figures["vectors"].items())]
+rows = [
+    {"method": m, "vectors": n, "index": "ready" if not status.get(m, {}).get("problem") else status[m]["problem"]}
+    for m, n in sorted(figures["vectors"].items())
+]
 if rows:
     st.dataframe(rows, hide_index=True, width="stretch")
 

@@ -2,6 +2,7 @@
 
 The query is a catalog item or an uploaded photo (its labels are keyed by the photo's sha256).
 """
+
 import streamlit as st
 
 from core.catalog import item_detail
@@ -15,8 +16,13 @@ import ui
 database = ui.db()
 st.title("Label matches")
 
-embedded = ui.default_first([m for m in methods_with_vectors(database) if any(
-    x["name"] == m and x["available"] and x["kind"] == "image" for x in ui.methods())])
+embedded = ui.default_first(
+    [
+        m
+        for m in methods_with_vectors(database)
+        if any(x["name"] == m and x["available"] and x["kind"] == "image" for x in ui.methods())
+    ]
+)
 if not embedded:
     st.info("Embed the catalog with an image method on the **Methods** page first.")
     st.stop()
@@ -25,8 +31,9 @@ MODES = ["Catalog item", "Uploaded photo"]
 ORDERS = {"unlabelled first": "unlabelled", "random": "random", "by category": "category"}
 mode = st.radio("Query", MODES, horizontal=True, **ui.remembered(ui.Keys.LABEL_MODE, MODES))
 c = st.columns([2, 2, 2, 1])
-labeler = c[0].text_input("Your name", **ui.remembered(ui.Keys.LABELER, persist=True),
-                          help="Remembered on this computer, beside the catalog.")
+labeler = c[0].text_input(
+    "Your name", **ui.remembered(ui.Keys.LABELER, persist=True), help="Remembered on this computer, beside the catalog."
+)
 method = c[1].selectbox("Method", embedded, **ui.remembered(ui.Keys.LABEL_METHOD, embedded))
 k = int(c[3].number_input("k", 1, 20, 10))
 
@@ -42,12 +49,16 @@ if mode == "Catalog item":
     order = c[2].selectbox("Next query", list(ORDERS), **ui.remembered(ui.Keys.LABEL_ORDER, list(ORDERS)))
     if order == "by category":
         from core.filters import distinct_values
-        st.selectbox("Category", distinct_values(database, "category"), key=ui.Keys.LABEL_CATEGORY,
-                     on_change=pick_next)
+
+        st.selectbox("Category", distinct_values(database, "category"), key=ui.Keys.LABEL_CATEGORY, on_change=pick_next)
     if st.session_state.get(ui.Keys.LABEL_QUERY) is None:
         pick_next()
-    st.button("Next query ▶", on_click=pick_next, shortcut="Right", help="Keyboard: → next query; "
-              "Y / N judge the first result not judged yet")
+    st.button(
+        "Next query ▶",
+        on_click=pick_next,
+        shortcut="Right",
+        help="Keyboard: → next query; Y / N judge the first result not judged yet",
+    )
     query_id = st.session_state[ui.Keys.LABEL_QUERY]
     if query_id is None:
         st.info("No items with photos to label.")
@@ -60,8 +71,10 @@ if mode == "Catalog item":
 else:
     photo = ui.uploaded_photo("A shopper's photo (JPEG, PNG, WebP or AVIF)", key=ui.Keys.LABEL_UPLOAD)
     if photo is None:
-        st.caption("Its results are labelled against the photo's content: the same photo uploaded again "
-                   "shows its labels. Keyboard: Y / N judge the first result not judged yet.")
+        st.caption(
+            "Its results are labelled against the photo's content: the same photo uploaded again "
+            "shows its labels. Keyboard: Y / N judge the first result not judged yet."
+        )
         st.stop()
     shown, data = photo
     left, right = st.columns([1, 4])
@@ -76,8 +89,10 @@ except SearchError as exc:
     st.stop()
 judged = current_labels(database, query)
 done = sum(1 for h in hits if h["item_id"] in judged)
-right.progress(done / max(1, len(hits)), text=f"{done} of {len(hits)} judged for this query · "
-               f"{label_counts(database)['labels']} labels in the catalog")
+right.progress(
+    done / max(1, len(hits)),
+    text=f"{done} of {len(hits)} judged for this query · {label_counts(database)['labels']} labels in the catalog",
+)
 
 
 def judge(about: Query, hit: dict, relevant: bool) -> None:
@@ -96,19 +111,45 @@ elif not (labeler or "").strip():
 
 def actions(hit: dict, key: str) -> None:
     verdict = judged.get(hit["item_id"])
-    a, b = st.columns(2)          # one click each: relevant / not relevant
-    a.button("✓ Yes", key=f"yes_{key}", on_click=judge, args=(query, hit, True), disabled=not labeler,
-             type="primary" if verdict is True else "secondary", width="stretch")
-    b.button("✗ No", key=f"no_{key}", on_click=judge, args=(query, hit, False), disabled=not labeler,
-             type="primary" if verdict is False else "secondary", width="stretch")
+    a, b = st.columns(2)  # one click each: relevant / not relevant
+    a.button(
+        "✓ Yes",
+        key=f"yes_{key}",
+        on_click=judge,
+        args=(query, hit, True),
+        disabled=not labeler,
+        type="primary" if verdict is True else "secondary",
+        width="stretch",
+    )
+    b.button(
+        "✗ No",
+        key=f"no_{key}",
+        on_click=judge,
+        args=(query, hit, False),
+        disabled=not labeler,
+        type="primary" if verdict is False else "secondary",
+        width="stretch",
+    )
 
 
 pending = [h for h in hits if h["item_id"] not in judged]
-if pending:                       # keyboard: Y / N judge the first result not judged yet
+if pending:  # keyboard: Y / N judge the first result not judged yet
     a, b, _ = right.columns([1, 1, 3])
-    a.button(f"✓ Yes to #{pending[0]['rank']}", shortcut="Y", on_click=judge, args=(query, pending[0], True),
-             disabled=not labeler, key="yes_next")
-    b.button(f"✗ No to #{pending[0]['rank']}", shortcut="N", on_click=judge, args=(query, pending[0], False),
-             disabled=not labeler, key="no_next")
+    a.button(
+        f"✓ Yes to #{pending[0]['rank']}",
+        shortcut="Y",
+        on_click=judge,
+        args=(query, pending[0], True),
+        disabled=not labeler,
+        key="yes_next",
+    )
+    b.button(
+        f"✗ No to #{pending[0]['rank']}",
+        shortcut="N",
+        on_click=judge,
+        args=(query, pending[0], False),
+        disabled=not labeler,
+        key="no_next",
+    )
 with right:
     ui.grid(hits, columns=5, caption=ui.caption_with_score, key_prefix="label", actions=actions)

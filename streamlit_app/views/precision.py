@@ -1,4 +1,5 @@
 """Precision: which method finds what your team calls relevant, from the labels, with intervals."""
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -18,43 +19,94 @@ if not figures:
     st.info("No labels yet: judge some matches on the **Label** page.")
     st.stop()
 
-tuned = {name: f"v{version} over {' + '.join(current_head(database, name).bases)}"
-         for name, version in tuned_names(database).items()}
-table = pd.DataFrame([{
-    "method": f["method"], "tuned": tuned.get(f["method"], ""),
-    f"P@{k} (labels)": f["precision_at_k"], "95% low": f["ci_low"], "95% high": f["ci_high"],
-    "queries": f["queries"], "labels": f["labels"], "unknown": f["unknown"],
-    "same category (metadata)": f["metadata_precision"]["category"],
-    "same colour (metadata)": f["metadata_precision"]["colour"],
-} for f in figures])
-st.dataframe(table, hide_index=True, width="stretch", column_config={
-    c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
-    if c not in ("method", "tuned", "queries", "labels", "unknown")})
-st.caption("Precision counts only judged results; unjudged ones are 'unknown', not wrong. Two methods differ "
-           "clearly when their 95% intervals do not overlap. The metadata columns are the research's automatic "
-           "figure over the same queries: the share of results with the query's category or colour. *tuned*: "
-           "a method learnt on the Methods page, and the methods it was learnt over: compare it with those.")
+tuned = {
+    name: f"v{version} over {' + '.join(current_head(database, name).bases)}"
+    for name, version in tuned_names(database).items()
+}
+table = pd.DataFrame(
+    [
+        {
+            "method": f["method"],
+            "tuned": tuned.get(f["method"], ""),
+            f"P@{k} (labels)": f["precision_at_k"],
+            "95% low": f["ci_low"],
+            "95% high": f["ci_high"],
+            "queries": f["queries"],
+            "labels": f["labels"],
+            "unknown": f["unknown"],
+            "same category (metadata)": f["metadata_precision"]["category"],
+            "same colour (metadata)": f["metadata_precision"]["colour"],
+        }
+        for f in figures
+    ]
+)
+st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    column_config={
+        c: st.column_config.NumberColumn(format="%.3f")
+        for c in table.columns
+        if c not in ("method", "tuned", "queries", "labels", "unknown")
+    },
+)
+st.caption(
+    "Precision counts only judged results; unjudged ones are 'unknown', not wrong. Two methods differ "
+    "clearly when their 95% intervals do not overlap. The metadata columns are the research's automatic "
+    "figure over the same queries: the share of results with the query's category or colour. *tuned*: "
+    "a method learnt on the Methods page, and the methods it was learnt over: compare it with those."
+)
 unjudged = sorted((set(methods_with_vectors(database)) | set(tuned)) - {f["method"] for f in figures})
 if unjudged:
-    st.caption(f"No judged result in the top {k} of: {', '.join(unjudged)}. Label their results on the "
-               "**Label** page to see them here.")
+    st.caption(
+        f"No judged result in the top {k} of: {', '.join(unjudged)}. Label their results on the "
+        "**Label** page to see them here."
+    )
 
 bars = pd.DataFrame(
-    [{"method": f["method"], "figure": f"P@{k} from labels", "precision": f["precision_at_k"],
-      "low": f["ci_low"], "high": f["ci_high"]} for f in figures]
-    + [{"method": f["method"], "figure": "same category (metadata)", "precision": f["metadata_precision"]["category"],
-        "low": None, "high": None} for f in figures])
+    [
+        {
+            "method": f["method"],
+            "figure": f"P@{k} from labels",
+            "precision": f["precision_at_k"],
+            "low": f["ci_low"],
+            "high": f["ci_high"],
+        }
+        for f in figures
+    ]
+    + [
+        {
+            "method": f["method"],
+            "figure": "same category (metadata)",
+            "precision": f["metadata_precision"]["category"],
+            "low": None,
+            "high": None,
+        }
+        for f in figures
+    ]
+)
 base = alt.Chart(bars).encode(x=alt.X("method:N", title=None, axis=alt.Axis(labelAngle=0)), xOffset="figure:N")
 chart = base.mark_bar().encode(
     y=alt.Y("precision:Q", scale=alt.Scale(domain=[0, 1]), title=f"precision@{k}"),
     color=alt.Color("figure:N", title=None, legend=alt.Legend(orient="bottom")),
-    tooltip=["method", "figure", alt.Tooltip("precision:Q", format=".3f")])
-intervals = base.transform_filter("isValid(datum.low)").mark_rule(strokeWidth=2, color="#2b2b2b").encode(
-    y="low:Q", y2="high:Q")
+    tooltip=["method", "figure", alt.Tooltip("precision:Q", format=".3f")],
+)
+intervals = (
+    base.transform_filter("isValid(datum.low)").mark_rule(strokeWidth=2, color="#2b2b2b").encode(y="low:Q", y2="high:Q")
+)
 st.altair_chart(chart + intervals, width="stretch")
 st.caption("Bars: precision from your labels, with its 95% interval (black line), beside the metadata figure.")
 
 st.subheader("By category")
-rows = [{"method": f["method"], "category": c, "queries": v["queries"], "labels": v["labels"],
-         f"P@{k}": v["precision_at_k"]} for f in figures for c, v in f["by_category"].items()]
+rows = [
+    {
+        "method": f["method"],
+        "category": c,
+        "queries": v["queries"],
+        "labels": v["labels"],
+        f"P@{k}": v["precision_at_k"],
+    }
+    for f in figures
+    for c, v in f["by_category"].items()
+]
 st.dataframe(rows, hide_index=True, width="stretch")

@@ -1,4 +1,5 @@
 """Search: look-alikes of a catalog item, an uploaded photo or a text; compare two methods."""
+
 import streamlit as st
 
 from core.catalog import item_cards, item_column
@@ -13,8 +14,10 @@ st.title("Search")
 
 embedded = methods_with_vectors(database)
 methods = ui.methods()
-ready = sorted((m for m in methods if m["available"] and m["name"] in embedded),
-               key=lambda m: ui.default_first([x["name"] for x in methods]).index(m["name"]))
+ready = sorted(
+    (m for m in methods if m["available"] and m["name"] in embedded),
+    key=lambda m: ui.default_first([x["name"] for x in methods]).index(m["name"]),
+)
 missing = [m for m in methods if not m["available"]]
 if not ready:
     st.info("No method has vectors yet: embed the catalog on the **Methods** page first.")
@@ -28,7 +31,7 @@ if mode == "Catalog item":
     titles = item_column(database, "title")
     query["item_id"] = st.selectbox("Item", ids, format_func=lambda i: f"{i} · {titles.get(i) or ''}")
 elif mode == "Photo":
-    photo = ui.uploaded_photo()          # checked before it is shown or searched
+    photo = ui.uploaded_photo()  # checked before it is shown or searched
     if photo is not None:
         shown, query["image"] = photo
     names = [m["name"] for m in ready if m["kind"] == "image"]
