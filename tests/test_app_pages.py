@@ -261,6 +261,12 @@ def test_methods_page_tunes_in_background_and_shows_base_against_tuned(app_db):
     assert app_db.execute("SELECT version FROM tuned_methods WHERE name = 'shape_colour'").fetchall() == [(1,)]
     assert "Saved shape_colour version 1. Next: **Embed + index** shape_colour" in texts(at)
     assert any("tune shape_colour: done. saved" in s.value for s in at.success)
+    assert "shape_colour" in at.selectbox(key="embed_method").options  # a method like any other now
+    at.selectbox(key="embed_method").set_value("shape_colour")
+    [embed] = [b for b in at.button if b.label == "Embed + index"]
+    embed.click().run()
+    finished_job("embed shape_colour")
+    assert app_db.execute("SELECT count(*) FROM embeddings WHERE method = 'shape_colour'").fetchone()[0] == 300
 
     tune_on_methods_page(at, "color_hist")  # a built-in name: refused at once
     assert [e.value for e in at.error] == ["'color_hist' is a built-in method; choose another name for the tuned one"]

@@ -140,15 +140,17 @@ def test_2_the_app_shows_only_photos_the_catalog_records(catalog, tmp_path, monk
 
 
 def test_2_pages_show_images_only_through_the_catalog_check():
-    """st.image only in ui.photo (catalog photos) and for the search upload once load_upload has checked it;
+    """st.image only in ui.photo (catalog photos) and for an upload (Search, Label) once load_upload has checked it;
     no page reads query parameters."""
     app = ROOT / "streamlit_app"
     sources = {path.relative_to(app).as_posix(): path.read_text(encoding="utf-8") for path in app.rglob("*.py")}
     shows = {name: source.count(".image(") for name, source in sources.items() if ".image(" in source}
-    assert shows == {"ui.py": 1, "views/search.py": 1}
+    assert shows == {"ui.py": 1, "views/search.py": 1, "views/label.py": 1}
     assert "where.image(image" in sources["ui.py"].split("def photo(")[1].split("def ")[0]
-    search_page = sources["views/search.py"]
-    assert search_page.index("ui.upload_photo(upload)") < search_page.index("st.image(shown")
+    assert "load_upload(" in sources["ui.py"].split("def upload_photo(")[1].split("def ")[0]
+    for name in ("views/search.py", "views/label.py"):  # an upload is shown only after that check
+        view = sources[name]
+        assert view.index("ui.uploaded_photo(") < view.index(".image(shown")
     assert not any("query_params" in source for source in sources.values())
 
 
