@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.db import open_catalog  # noqa: E402
-from core.export import export_similar  # noqa: E402
-from core.index import build_index  # noqa: E402
-from core.vectors import load_matrix, store  # noqa: E402
+from core.db import open_catalog
+from core.export import export_similar
+from core.index import build_index
+from core.vectors import load_matrix, store
 
 from common import machine, write_section
 

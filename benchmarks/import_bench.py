@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.db import open_catalog  # noqa: E402
-from core.importers import import_farfetch  # noqa: E402
+from core.db import open_catalog
+from core.importers import import_farfetch
 
 from common import ROOT, machine, write_section
 
