@@ -111,25 +111,17 @@ elif not (labeler or "").strip():
 
 def actions(hit: dict, key: str) -> None:
     verdict = judged.get(hit["item_id"])
-    a, b = st.columns(2)  # one click each: relevant / not relevant
-    a.button(
-        "✓ Yes",
-        key=f"yes_{key}",
-        on_click=judge,
-        args=(query, hit, True),
-        disabled=not labeler,
-        type="primary" if verdict is True else "secondary",
-        width="stretch",
-    )
-    b.button(
-        "✗ No",
-        key=f"no_{key}",
-        on_click=judge,
-        args=(query, hit, False),
-        disabled=not labeler,
-        type="primary" if verdict is False else "secondary",
-        width="stretch",
-    )
+    columns = st.columns(2)  # one click each: relevant / not relevant
+    for column, (text, name, relevant) in zip(columns, (("✓ Yes", "yes", True), ("✗ No", "no", False))):
+        column.button(
+            text,
+            key=f"{name}_{key}",
+            on_click=judge,
+            args=(query, hit, relevant),
+            disabled=not labeler,
+            type="primary" if verdict is relevant else "secondary",
+            width="stretch",
+        )
 
 
 pending = [h for h in hits if h["item_id"] not in judged]
