@@ -116,8 +116,8 @@ def main() -> None:
             "Tuned heads take the bases with equal weights; the labels-only head learns from "
             f"{args.queries} training queries x their top 10 training neighbours by `concat 0.5/0.5`, "
             f"judged relevant when type and colour match ({held_back} more judged pairs of validation queries are held back",
-            "and only measured: label AUC and judged P@10 below). Training seconds are wall-clock on a machine",
-            "shared with other jobs (alone, an epoch over the 3,197 training items takes about 0.2 s).",
+            "and only measured: label AUC and judged P@10 below). Training seconds are wall-clock, early",
+            "stopping included (an epoch over the 3,197 training items takes about 0.2 s on an idle machine).",
             "",
             header,
             *lines,
