@@ -14,10 +14,8 @@ from core.extractors.colour import chi2_distances
 
 from helpers import DEMO, ROOT
 
-RESEARCH_METHODS = {
-    "efficientnet_lite0",
-    "color_hist",
-    "autoencoder",
+OFFLINE_METHODS = ("efficientnet_lite0", "color_hist", "minilm", "hybrid")  # need no download
+HUB_METHODS = (
     "vgg16",
     "resnet50",
     "xception",
@@ -28,9 +26,8 @@ RESEARCH_METHODS = {
     "clip",
     "fashion_clip",
     "blip2",
-    "hybrid",
-    "minilm",
-}
+)
+RESEARCH_METHODS = {*OFFLINE_METHODS, *HUB_METHODS, "autoencoder"}
 
 
 def demo_photos(n: int) -> list[Image.Image]:
@@ -47,20 +44,9 @@ def empty_models(tmp_path, monkeypatch):
 def test_registry_lists_every_research_method_with_a_state(empty_models):
     methods = {m["name"]: m for m in list_methods()}
     assert RESEARCH_METHODS <= set(methods)
-    for name in ("efficientnet_lite0", "color_hist", "minilm", "hybrid"):
+    for name in OFFLINE_METHODS:
         assert methods[name]["available"], methods[name]["reason"]
-    for name in (
-        "vgg16",
-        "resnet50",
-        "xception",
-        "efficientnet_b0",
-        "vit",
-        "dino",
-        "dinov2",
-        "clip",
-        "fashion_clip",
-        "blip2",
-    ):
+    for name in HUB_METHODS:
         reason = methods[name]["reason"]
         assert not methods[name]["available"]
         assert f"python -m core download-weights {name}" in reason and str(empty_models / name) in reason

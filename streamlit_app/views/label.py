@@ -29,6 +29,7 @@ if not embedded:
 
 MODES = ["Catalog item", "Uploaded photo"]
 ORDERS = {"unlabelled first": "unlabelled", "random": "random", "by category": "category"}
+VERDICTS = (("✓ Yes", "yes", True), ("✗ No", "no", False))  # button text, key prefix, relevant
 mode = st.radio("Query", MODES, horizontal=True, **ui.remembered(ui.Keys.LABEL_MODE, MODES))
 c = st.columns([2, 2, 2, 1])
 labeler = c[0].text_input(
@@ -112,7 +113,7 @@ elif not (labeler or "").strip():
 def actions(hit: dict, key: str) -> None:
     verdict = judged.get(hit["item_id"])
     columns = st.columns(2)  # one click each: relevant / not relevant
-    for column, (text, name, relevant) in zip(columns, (("✓ Yes", "yes", True), ("✗ No", "no", False))):
+    for column, (text, name, relevant) in zip(columns, VERDICTS):
         column.button(
             text,
             key=f"{name}_{key}",
@@ -126,22 +127,15 @@ def actions(hit: dict, key: str) -> None:
 
 pending = [h for h in hits if h["item_id"] not in judged]
 if pending:  # keyboard: Y / N judge the first result not judged yet
-    a, b, _ = right.columns([1, 1, 3])
-    a.button(
-        f"✓ Yes to #{pending[0]['rank']}",
-        shortcut="Y",
-        on_click=judge,
-        args=(query, pending[0], True),
-        disabled=not labeler,
-        key="yes_next",
-    )
-    b.button(
-        f"✗ No to #{pending[0]['rank']}",
-        shortcut="N",
-        on_click=judge,
-        args=(query, pending[0], False),
-        disabled=not labeler,
-        key="no_next",
-    )
+    columns = right.columns([1, 1, 3])
+    for column, (text, name, relevant) in zip(columns, VERDICTS):
+        column.button(
+            f"{text} to #{pending[0]['rank']}",
+            shortcut=name[0].upper(),
+            on_click=judge,
+            args=(query, pending[0], relevant),
+            disabled=not labeler,
+            key=f"{name}_next",
+        )
 with right:
     ui.grid(hits, columns=5, caption=ui.caption_with_score, key_prefix="label", actions=actions)
