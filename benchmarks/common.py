@@ -21,8 +21,8 @@ def machine() -> str:
 
 def fashion_catalog(path: Path):
     """A catalog of the 4,000 labelled photos (imported once, reused between runs)."""
-    from core.db import open_catalog
-    from core.importers import import_csv
+    from core.catalog.db import open_catalog
+    from core.catalog.importers import import_csv
 
     if not FASHION.is_dir():
         raise SystemExit(f"{FASHION} is absent: this benchmark needs the shared data set")

@@ -5,7 +5,7 @@
     python benchmarks/embed_bench.py --engine ray [--images 1000] [--write]
     python benchmarks/embed_bench.py --gpu [--images 5000] [--write]        # on a GPU machine
 
-Each run embeds the first N photos of the 4,000-photo set through `core.embed.embed_catalog`
+Each run embeds the first N photos of the 4,000-photo set through `core.engines.embed.embed_catalog`
 (the code path of `python -m core embed`) in a fresh child process, so its peak resident
 memory is its own. Runs: every available image method with the defaults, then the default
 method's variants (PyTorch instead of ONNX Runtime, bfloat16 autocast, decoding in processes,
@@ -38,9 +38,9 @@ DEFAULT = "efficientnet_lite0"
 
 def bench_one(db_path: Path, method: str, images: int, batch_size: int | None, processes: bool | None) -> dict:
     """Embed `images` photos with `method` (its stored vectors dropped first); runs in the child."""
-    from core.db import open_catalog
-    from core.embed import embed_catalog
-    from core.extractors import create_extractor
+    from core.catalog.db import open_catalog
+    from core.engines.embed import embed_catalog
+    from core.methods import create_extractor
 
     db = open_catalog(db_path)
     db.execute("DELETE FROM embeddings WHERE method = ?", (method,))
@@ -56,8 +56,8 @@ def bench_one(db_path: Path, method: str, images: int, batch_size: int | None, p
 
 def bench_ray(db_path: Path, method: str, images: int, batch_size: int | None, started: bool) -> dict:
     """`embed --engine ray` on a local Ray; `started`: Ray is up before the clock starts."""
-    from core.db import open_catalog
-    from core.ray_engine import embed_with_ray, start_ray
+    from core.catalog.db import open_catalog
+    from core.engines.ray_engine import embed_with_ray, start_ray
 
     db = open_catalog(db_path)
     db.execute("DELETE FROM embeddings WHERE method = ?", (method,))
@@ -73,9 +73,9 @@ def bench_naive(images: int) -> dict:
     """The reference loop: decode one photo, preprocess, run timm eager at batch 1, repeat."""
     import torch
 
-    from core.decode import to_array
-    from core.extractors.efficientnet_torch import load_model
-    from core.images import load_rgb
+    from core.catalog.images import load_rgb
+    from core.engines.decode import to_array
+    from core.methods.efficientnet_torch import load_model
 
     start = time.perf_counter()
     model = load_model()
@@ -93,9 +93,9 @@ def bench_layouts(db_path: Path, batch_size: int, seconds: float = 5.0) -> list[
     import numpy as np
     import onnxruntime as ort
 
-    from core.db import open_catalog
-    from core.extractors import create_extractor
-    from core.extractors.efficientnet import onnx_path
+    from core.catalog.db import open_catalog
+    from core.methods import create_extractor
+    from core.methods.efficientnet import onnx_path
     from core.settings import settings
 
     batch = np.random.default_rng(0).normal(size=(batch_size, 3, 224, 224)).astype(np.float32)
@@ -148,9 +148,9 @@ def plain_timm(paths_file: Path, batch_size: int) -> dict:
 
 def whole_commands(db: Path, images: int, batch_size: int, repeats: int) -> list[str]:
     """`python -m core embed` vs the plain timm script, wall time of each process, start-up included."""
-    from core.db import open_catalog
-    from core.extractors import get_spec
-    from core.vectors import pending
+    from core.catalog.db import open_catalog
+    from core.catalog.vectors import pending
+    from core.methods import get_spec
 
     catalog = open_catalog(db)
     catalog.execute("DELETE FROM embeddings WHERE method = ?", (DEFAULT,))
@@ -203,8 +203,8 @@ def whole_commands(db: Path, images: int, batch_size: int, repeats: int) -> list
 
 
 def stored(db_path: Path, method: str):
-    from core.db import open_catalog
-    from core.vectors import load_matrix
+    from core.catalog.db import open_catalog
+    from core.catalog.vectors import load_matrix
 
     db = open_catalog(db_path)
     try:
@@ -217,7 +217,7 @@ def child(args: argparse.Namespace) -> None:
     if args.plain:
         print(json.dumps(plain_timm(args.plain, args.batch_size)))
         return
-    from core import devices
+    from core.methods import devices
 
     devices.select(args.device, args.precision)
     if args.naive:
@@ -284,7 +284,7 @@ def plan(methods: list[str], batch_size: int) -> list[tuple[str, str, int, dict,
 
 
 def cores() -> int:
-    from core.decode import cores
+    from core.engines.decode import cores
 
     return cores()
 
@@ -359,7 +359,7 @@ def main() -> None:
     if args.child or args.plain:
         return child(args)
 
-    from core.extractors import create_extractor, list_methods
+    from core.methods import create_extractor, list_methods
 
     catalog = fashion_catalog(args.db)
     for path in sorted((FASHION / "images").glob("*.jpg"))[: args.images * 2]:

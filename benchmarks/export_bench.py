@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.db import open_catalog
-from core.export import export_similar
-from core.index import build_index
-from core.vectors import load_matrix, store
+from core.catalog.db import open_catalog
+from core.catalog.vectors import load_matrix, store
+from core.curation.export import export_similar
+from core.search.index import build_index
 
 from common import machine, write_section
 

@@ -65,8 +65,8 @@ def decode_only(images: int, processes: bool) -> float:
     """Photos/s of JPEG decode + resize + normalise alone (224 x 224, the default's preprocessing)."""
     from functools import partial
 
-    from core.decode import decoded_batches, to_array
-    from core.vectors import Pending
+    from core.catalog.vectors import Pending
+    from core.engines.decode import decoded_batches, to_array
 
     paths = sorted((FASHION / "images").glob("*.jpg"))[:images]
     items = [Pending(p.stem, str(p), None, "") for p in paths]
@@ -82,7 +82,7 @@ def decode_only(images: int, processes: bool) -> float:
 
 
 def gpu_runs(args: argparse.Namespace, run_child: Callable) -> None:
-    from core.decode import cores
+    from core.engines.decode import cores
 
     device = args.device or "auto"
     lines = [
@@ -101,7 +101,7 @@ def gpu_runs(args: argparse.Namespace, run_child: Callable) -> None:
             f"| {result['load_s']:.1f} | {result['peak_mib']:.0f} |"
         )
         print(lines[-1], flush=True)
-    from core import devices
+    from core.methods import devices
 
     body = "\n".join(
         [

@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.db import open_catalog
-from core.importers import import_farfetch
+from core.catalog.db import open_catalog
+from core.catalog.importers import import_farfetch
 
 from common import ROOT, machine, write_section
 

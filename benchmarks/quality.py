@@ -13,11 +13,11 @@ import argparse
 import time
 from pathlib import Path
 
-from core.embed import embed_catalog
-from core.evaluate import evaluate
-from core.extractors import list_methods
-from core.extractors.hybrid import combine
-from core.vectors import load_matrix
+from core.catalog.vectors import load_matrix
+from core.curation.evaluate import evaluate
+from core.engines.embed import embed_catalog
+from core.methods import list_methods
+from core.methods.hybrid import combine
 
 from common import ROOT, fashion_catalog, machine, write_section
 
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10, help="autoencoder training epochs")
     args = parser.parse_args()
     db = fashion_catalog(args.db)
-    from core.extractors.autoencoder import train
+    from core.methods.autoencoder import train
 
     start = time.perf_counter()
     train(db, epochs=args.epochs)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
-from core.index import DEFAULT_TREES, SEARCH_K_PER_RESULT, make_annoy
+from core.search.index import DEFAULT_TREES, SEARCH_K_PER_RESULT, make_annoy
 
 from common import ROOT, machine, write_section
 
@@ -131,11 +131,11 @@ def run_case(
 
 
 def end_to_end(base: np.ndarray, n: int, noise: float, queries: int = 200) -> dict:
-    """`core.search.search` by item id on a real catalog file of n items (SQL, index checks, display)."""
-    from core.db import open_catalog
-    from core.index import build_index
-    from core.search import search
-    from core.vectors import store
+    """`core.search.queries.search` by item id on a real catalog file of n items (SQL, index checks, display)."""
+    from core.catalog.db import open_catalog
+    from core.catalog.vectors import store
+    from core.search.index import build_index
+    from core.search.queries import search
 
     matrix = tiled(base, n, noise, seed=3)
     with tempfile.TemporaryDirectory(dir=ROOT / "data" / "bench") as tmp:
@@ -231,7 +231,7 @@ def render(results: dict) -> str:
         lines.append("")
     if results.get("end_to_end"):
         lines += [
-            "### End to end: `core.search.search` by item id on a catalog file",
+            "### End to end: `core.search.queries.search` by item id on a catalog file",
             "",
             "Includes the staleness check, SQL for the query vector and filters, and the display fields.",
             "",
@@ -259,7 +259,7 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.3)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--from-db", type=Path, help="catalog whose efficientnet_lite0 vectors to tile")
-    parser.add_argument("--end-to-end", type=int, help="also time core.search.search on a catalog of N items")
+    parser.add_argument("--end-to-end", type=int, help="also time core.search.queries.search on a catalog of N items")
     parser.add_argument("--write-docs", action="store_true", help="render every stored result into docs/benchmarks.md")
     parser.add_argument("--only-docs", action="store_true", help="just render stored results")
     args = parser.parse_args()

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core import tuning
-from core.embed import embed_catalog
-from core.evaluate import joint_values
-from core.labels import judge_by_attributes
+from core.curation import tuning
+from core.curation.evaluate import joint_values
+from core.curation.labels import judge_by_attributes
+from core.engines.embed import embed_catalog
 
 from common import ROOT, fashion_catalog, machine, write_section
 

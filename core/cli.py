@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from core import failures
-from core.db import CatalogError, open_catalog
-from core.devices import add_device_argument
+from core.catalog.db import CatalogError, open_catalog
+from core.files import failures
+from core.methods.devices import add_device_argument
 from core.settings import DEFAULT_METHOD, settings
 
 log = logging.getLogger("core")
@@ -35,7 +35,7 @@ def _print_report(report, as_json: bool, summary: str | None = None) -> int:
 
 
 def cmd_import_farfetch(args: argparse.Namespace) -> int:
-    from core.importers import import_farfetch
+    from core.catalog.importers import import_farfetch
 
     db = open_catalog(args.db)
     report = import_farfetch(
@@ -45,7 +45,7 @@ def cmd_import_farfetch(args: argparse.Namespace) -> int:
 
 
 def cmd_import_csv(args: argparse.Namespace) -> int:
-    from core.importers import Columns, import_csv
+    from core.catalog.importers import Columns, import_csv
 
     db = open_catalog(args.db)
     columns = Columns(
@@ -70,7 +70,7 @@ def cmd_import_csv(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from core.catalog import stats
+    from core.catalog.items import stats
 
     figures = stats(open_catalog(args.db, read_only=True))
     if args.json:
@@ -96,7 +96,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_labels(args: argparse.Namespace) -> int:
-    from core.labels import export_labels, import_labels
+    from core.curation.labels import export_labels, import_labels
 
     db = open_catalog(args.db, read_only=args.action == "export", create=False)
     if args.action == "export":
@@ -118,7 +118,7 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 
 def cmd_precision(args: argparse.Namespace) -> int:
-    from core.metrics import precision_from_labels
+    from core.curation.metrics import precision_from_labels
 
     figures = precision_from_labels(open_catalog(args.db, read_only=True), args.method, args.k)
     if args.json:
@@ -140,8 +140,8 @@ def cmd_precision(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.export import export_similar
-    from core.filters import parse_filters
+    from core.catalog.filters import parse_filters
+    from core.curation.export import export_similar
 
     rows = export_similar(
         open_catalog(args.db, create=False),
@@ -157,8 +157,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    from core import devices
-    from core.extractors import list_methods
+    from core.methods import devices, list_methods
 
     methods = list_methods(open_catalog(args.db, read_only=True) if args.db.exists() else None)
     device = devices.resolve()
@@ -187,12 +186,12 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from core import devices
-    from core.embed import embed_catalog
+    from core.engines.embed import embed_catalog
+    from core.methods import devices
 
     devices.select(args.device)
     if args.engine == "ray":
-        from core.ray_engine import embed_with_ray
+        from core.engines.ray_engine import embed_with_ray
 
         report = embed_with_ray(
             open_catalog(args.db, create=False),
@@ -223,8 +222,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_train_autoencoder(args: argparse.Namespace) -> int:
-    from core import devices
-    from core.extractors.autoencoder import train
+    from core.methods import devices
+    from core.methods.autoencoder import train
 
     devices.select(args.device)
     losses = train(open_catalog(args.db, create=False), epochs=args.epochs, batch_size=args.batch_size)
@@ -237,7 +236,7 @@ def cmd_train_autoencoder(args: argparse.Namespace) -> int:
 
 
 def cmd_download_weights(args: argparse.Namespace) -> int:
-    from core.extractors import get_spec
+    from core.methods import get_spec
 
     folder = get_spec(args.method).download(open_catalog(args.db))
     print(f"{args.method}: weights saved in {folder}")
@@ -245,7 +244,7 @@ def cmd_download_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from core.evaluate import evaluate
+    from core.curation.evaluate import evaluate
 
     result = evaluate(
         open_catalog(args.db, read_only=True), args.method, args.attribute, args.k, args.queries, distance=args.distance
@@ -261,7 +260,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from core.index import build_index
+    from core.search.index import build_index
 
     info = build_index(open_catalog(args.db, create=False), args.method, trees=args.trees)
     print(
@@ -275,7 +274,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 def _known_method(name: str, db_path: Path) -> str:
     """The method, when the registry or the catalog's tuned methods know it (UnknownMethod
     otherwise: one line, exit 2). The catalog is read only for a name that is not built in."""
-    from core.extractors import UnknownMethod, get_spec
+    from core.methods import UnknownMethod, get_spec
 
     try:
         return get_spec(name).name
@@ -294,7 +293,7 @@ def _known_methods(text: str, db_path: Path) -> str | dict[str, float]:
     """'dino', or 'dino=0.7,color_hist=0.3' (fusion weights), every method known."""
     if "=" not in text:
         return _known_method(text, db_path)
-    from core.extractors.hybrid import parse_weights
+    from core.methods.hybrid import parse_weights
 
     weights = parse_weights(text)
     for name in weights:
@@ -305,7 +304,7 @@ def _known_methods(text: str, db_path: Path) -> str | dict[str, float]:
 def _bases(text: str) -> tuple[list[str], list[float] | None]:
     """'a,b' (equal weights) or 'a=0.7,b=0.3' -> (bases, weights or None)."""
     if "=" in text:
-        from core.extractors.hybrid import parse_weights
+        from core.methods.hybrid import parse_weights
 
         weights = parse_weights(text)
         return list(weights), list(weights.values())
@@ -338,7 +337,8 @@ def _validation_table(metrics: dict) -> list[str]:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from core import devices, tuning
+    from core.curation import tuning
+    from core.methods import devices
 
     devices.select(args.device)
     bases, weights = _bases(args.base)
@@ -367,12 +367,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from core.filters import parse_filters
-    from core.search import search
+    from core.catalog.filters import parse_filters
+    from core.search.queries import search
 
     image = None
     if args.image:
-        from core.images import MAX_UPLOAD_BYTES, read_file
+        from core.catalog.images import MAX_UPLOAD_BYTES, read_file
 
         image = read_file(args.image, MAX_UPLOAD_BYTES)
     result = search(
@@ -394,7 +394,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_duplicates(args: argparse.Namespace) -> int:
-    from core.near_duplicates import find_duplicates
+    from core.search.near_duplicates import find_duplicates
 
     pairs = find_duplicates(open_catalog(args.db, create=False), args.method, args.threshold)
     if args.json:
@@ -449,8 +449,8 @@ def _gpus(text: str) -> float:
 
 
 def _filter(text: str) -> str:
-    """argparse type: one KEY=VALUE filter that core.filters accepts."""
-    from core.filters import parse_filters
+    """argparse type: one KEY=VALUE filter that core.catalog.filters accepts."""
+    from core.catalog.filters import parse_filters
 
     try:
         parse_filters([text])

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.db import Catalog
-from core.importers import import_csv
-from core.prepare import prepare_method
-from core.report import ImportReport
+from core.catalog.db import Catalog
+from core.catalog.importers import import_csv
+from core.engines.prepare import prepare_method
+from core.files.report import ImportReport
 from core.settings import DEFAULT_METHOD
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"

@@ -8,12 +8,12 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
-from core.db import CatalogError, open_catalog
-from core.images import ImageError, load_upload
+from core.catalog.db import CatalogError, open_catalog
+from core.catalog.images import ImageError, load_upload
+from core.catalog.thumbnails import catalog_thumbnail
+from core.curation.preferences import load_preferences, remember
 from core.jobs import JobRunner
-from core.preferences import load_preferences, remember
 from core.settings import DEFAULT_METHOD, settings
-from core.thumbnails import catalog_thumbnail
 
 log = logging.getLogger(__name__)
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "avif"]
@@ -40,7 +40,7 @@ def remembered(key: str, options: list | None = None, persist: bool = False) -> 
 
     Streamlit forgets a widget's state on a page that does not show it; a plain copy survives.
     With `persist` (text values), the value is also kept on this computer beside the catalog
-    (core.preferences) and starts every new session. Use as `st.text_input(..., **remembered(Keys.LABELER))`.
+    (core.curation.preferences) and starts every new session. Use as `st.text_input(..., **remembered(Keys.LABELER))`.
     """
     saved = f"saved::{key}"
     if persist and key not in st.session_state and saved not in st.session_state:
@@ -93,7 +93,7 @@ def methods() -> list[dict]:
 
 @st.cache_data(ttl=30, show_spinner=False)
 def _methods(_catalog, path: str, last_job_end: float) -> list[dict]:
-    from core.extractors import list_methods
+    from core.methods import list_methods
 
     return list_methods(_catalog)
 
@@ -161,8 +161,8 @@ def job_progress(name: str) -> None:
 
 def filter_widgets(database, key: str) -> dict:
     """Category / brand / gender / colour pickers and a price range; returns core filters."""
-    from core.catalog import price_range
-    from core.filters import distinct_values
+    from core.catalog.filters import distinct_values
+    from core.catalog.items import price_range
 
     filters: dict = {}
     cols = st.columns(5)

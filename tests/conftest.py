@@ -20,7 +20,9 @@ def fresh_caches(monkeypatch):
     and re-reads settings when it sets one."""
     import sys
 
-    from core import caches, devices, settings
+    from core import settings
+    from core.methods import devices
+    from core.search import caches
 
     main = sys.modules["__main__"]  # AppTest swaps it for the app script; spawned processes read it
     real_setenv = monkeypatch.setenv
@@ -47,7 +49,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def catalog(db_path: Path):
-    from core.db import open_catalog
+    from core.catalog.db import open_catalog
 
     db = open_catalog(db_path)
     yield db
@@ -57,7 +59,7 @@ def catalog(db_path: Path):
 @pytest.fixture
 def demo_catalog(catalog):
     """A catalog holding the committed demo slice (a few hundred real product photos)."""
-    from core.importers import import_csv
+    from core.catalog.importers import import_csv
 
     report = import_csv(catalog, DEMO / "styles.csv", DEMO / "images", progress=False)
     assert report.items > 0
@@ -67,9 +69,9 @@ def demo_catalog(catalog):
 @pytest.fixture(scope="session")
 def embedded_demo_path(tmp_path_factory) -> Path:
     """The demo slice embedded once per session with the default, colour and text methods."""
-    from core.db import open_catalog
-    from core.embed import embed_catalog
-    from core.importers import import_csv
+    from core.catalog.db import open_catalog
+    from core.catalog.importers import import_csv
+    from core.engines.embed import embed_catalog
 
     path = tmp_path_factory.mktemp("embedded") / "demo.db"
     db = open_catalog(path)
@@ -86,7 +88,7 @@ def embedded_demo(embedded_demo_path, tmp_path):
     """A private copy of the embedded demo catalog (tests may change it)."""
     import shutil
 
-    from core.db import open_catalog
+    from core.catalog.db import open_catalog
 
     path = tmp_path / "demo.db"
     shutil.copy(embedded_demo_path, path)
@@ -99,7 +101,7 @@ def embedded_demo(embedded_demo_path, tmp_path):
 def app_db(embedded_demo, monkeypatch):
     """The embedded demo catalog, indexed, as the app's catalog."""
     monkeypatch.setenv("LOOKALIKE_DB", str(embedded_demo.path))
-    from core.index import build_index
+    from core.search.index import build_index
 
     build_index(embedded_demo, "efficientnet_lite0", progress=False)
     return embedded_demo

@@ -89,7 +89,7 @@ def test_methods_page_lists_every_method_with_its_remedy(app_db):
 
 
 def test_methods_page_device_setting_says_where_models_run(app_db):
-    from core import devices
+    from core.methods import devices
 
     at = page("methods")
     assert at.selectbox(key="device").value == "auto" and "Torch models run on cpu" in texts(at)
@@ -135,7 +135,7 @@ def test_photo_search_takes_webp_upload_and_rejects_oversize(app_db):
     hits = at.session_state["search_results"]["hits"]
     assert len(hits) == 10 and hits[0]["item_id"] == item  # the same photo, re-encoded, comes first
 
-    from core.images import MAX_UPLOAD_BYTES
+    from core.catalog.images import MAX_UPLOAD_BYTES
 
     at.file_uploader[0].set_value(("huge.png", b"\0" * (MAX_UPLOAD_BYTES + 1), "image/png")).run()
     assert any("over 20 MB" in e.value for e in at.error)
@@ -212,7 +212,7 @@ def test_methods_page_embeds_and_indexes_in_background(app_db):
 
 
 def test_methods_page_trains_the_autoencoder_with_a_loss_chart(catalog, tmp_path, monkeypatch):
-    from core.importers import import_csv
+    from core.catalog.importers import import_csv
 
     lines = (ROOT / "demo" / "styles.csv").read_text(encoding="utf-8").splitlines()
     small = tmp_path / "small.csv"
@@ -287,8 +287,8 @@ def test_methods_page_tunes_in_background_and_shows_base_against_tuned(app_db):
 
 
 def test_label_page_judges_an_uploaded_photos_results_and_remembers_the_name(app_db):
-    from core.images import sha256_bytes
-    from core.preferences import load_preferences
+    from core.catalog.images import sha256_bytes
+    from core.curation.preferences import load_preferences
 
     item, path = app_db.execute(
         "SELECT item_id, path FROM images WHERE status = 'ok' ORDER BY item_id LIMIT 1"
@@ -320,8 +320,8 @@ def test_label_page_judges_an_uploaded_photos_results_and_remembers_the_name(app
 
 
 def test_precision_page_marks_a_tuned_method_beside_its_bases(app_db):
-    from core import tuning
-    from core.labels import judge_by_attributes
+    from core.curation import tuning
+    from core.curation.labels import judge_by_attributes
 
     tuning.tune(
         app_db,

@@ -32,7 +32,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def server(embedded_demo, tmp_path):
-    from core.index import build_index
+    from core.search.index import build_index
 
     build_index(embedded_demo, "efficientnet_lite0", progress=False)
     db = str(embedded_demo.path)
@@ -244,7 +244,7 @@ def test_tune_on_methods_page_and_label_an_uploaded_photo_in_chromium(server, br
     settle(browser)
     wait_for(browser, "(//button[normalize-space(.)='✓ Yes'])[1][not(@disabled)]").click()
     wait_for(browser, "//*[contains(., '1 of 10 judged')]")
-    from core.images import sha256_bytes
+    from core.catalog.images import sha256_bytes
 
     assert db.execute("SELECT query_kind, query_key, rank, relevant, labeler FROM labels").fetchall() == [
         ("upload", sha256_bytes(photo.read_bytes()), 1, 1, "e2e tester")

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from core import db as catalog_db
-from core.db import CatalogError, migrations, open_catalog, schema_version
+from core.catalog import db as catalog_db
+from core.catalog.db import CatalogError, migrations, open_catalog, schema_version
 
 
 def test_new_catalog_has_latest_schema_and_pragmas(db_path):

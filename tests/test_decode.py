@@ -7,12 +7,12 @@ from functools import partial
 
 import numpy as np
 
-from core import decode
-from core.decode import decoded_batches, to_array
-from core.embed import embed_catalog
-from core.extractors import create_extractor
-from core.images import load_rgb
-from core.vectors import Pending, load_matrix
+from core.catalog.images import load_rgb
+from core.catalog.vectors import Pending, load_matrix
+from core.engines import decode
+from core.engines.decode import decoded_batches, to_array
+from core.engines.embed import embed_catalog
+from core.methods import create_extractor
 
 from helpers import DEMO
 

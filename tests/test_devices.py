@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from core import devices, vectors
+from core.catalog import vectors
+from core.catalog.images import load_rgb
 from core.cli import main
-from core.decode import to_array
-from core.embed import embed_catalog
-from core.extractors import create_extractor
-from core.images import load_rgb
+from core.engines.decode import to_array
+from core.engines.embed import embed_catalog
+from core.methods import create_extractor, devices
 
 from helpers import DEMO
 
@@ -118,7 +118,7 @@ def test_bfloat16_autocast_on_the_cpu_against_float32_on_real_photos(monkeypatch
 
 
 def test_the_defaults_gpu_precision_agrees_with_float32(monkeypatch):
-    from core.extractors import efficientnet
+    from core.methods import efficientnet
 
     monkeypatch.setenv("LOOKALIKE_BACKEND", "torch")
     assert efficientnet.HALF == "float16"
@@ -128,7 +128,7 @@ def test_the_defaults_gpu_precision_agrees_with_float32(monkeypatch):
 def test_device_flags_give_the_same_vectors_as_plain_embed(demo_catalog, db_path, tmp_path, no_gpu):
     import shutil
 
-    from core.db import open_catalog
+    from core.catalog.db import open_catalog
 
     demo_catalog.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     copies = {flag: tmp_path / f"{flag}.db" for flag in ("cpu", "auto")}

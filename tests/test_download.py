@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from core import download
-from core.importers import import_farfetch
+from core.catalog import download
+from core.catalog.importers import import_farfetch
 
 from helpers import DEMO, FIXTURES
 

@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from core import vectors
-from core.embed import embed_catalog, embed_image
-from core.extractors import DerivedExtractor, create_extractor
+from core.catalog import vectors
+from core.engines.embed import embed_catalog, embed_image
+from core.methods import DerivedExtractor, create_extractor
 
 
 def count(db, method: str) -> int:
@@ -79,8 +79,8 @@ def test_uploaded_photo_matches_catalog_vector(embedded_demo):
 
 
 def test_hybrid_is_combined_from_its_parts_stored_vectors(embedded_demo):
-    from core.extractors import get_spec
-    from core.extractors.hybrid import WEIGHTS, combine
+    from core.methods import get_spec
+    from core.methods.hybrid import WEIGHTS, combine
 
     report = embed_catalog(embedded_demo, "hybrid", progress=False)  # parts already embedded
     assert report.embedded == 300 and report.failed == 0
@@ -109,7 +109,7 @@ class Projection(DerivedExtractor):
 
 
 def test_any_derived_spec_is_embedded_from_stored_vectors(embedded_demo, monkeypatch):
-    from core.extractors import registry
+    from core.methods import registry
 
     spec = registry.MethodSpec(
         name="projected",

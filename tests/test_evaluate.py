@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from core.evaluate import evaluate, grouping_fields, joint_values, precision_scores
-from core.vectors import load_matrix
+from core.catalog.vectors import load_matrix
+from core.curation.evaluate import evaluate, grouping_fields, joint_values, precision_scores
 
 from helpers import ROOT
 

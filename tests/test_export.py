@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from core.export import COLUMNS, export_similar
-from core.labels import Query, add_label
-from core.output_path import header_bytes
+from core.curation.export import COLUMNS, export_similar
+from core.curation.labels import Query, add_label
+from core.files.output_path import header_bytes
 
 from helpers import ROOT
 
@@ -58,7 +58,7 @@ def test_interrupted_export_leaves_the_old_file(embedded_demo, tmp_path, monkeyp
         yield "x", []
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("core.search.search_many", interrupted)
+    monkeypatch.setattr("core.search.queries.search_many", interrupted)
     with pytest.raises(KeyboardInterrupt):
         export_similar(embedded_demo, "efficientnet_lite0", 5, out, progress=False)
     assert out.read_bytes() == previous

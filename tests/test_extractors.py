@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.extractors import UnknownMethod, WeightsMissing, create_extractor, get_spec, list_methods
-from core.extractors.colour import chi2_distances
+from core.methods import UnknownMethod, WeightsMissing, create_extractor, get_spec, list_methods
+from core.methods.colour import chi2_distances
 
 from helpers import DEMO, ROOT
 
@@ -103,7 +103,7 @@ def test_default_gives_unit_1280_d_features_that_group_products():
 
 
 def test_onnx_runtime_gives_the_pytorch_features(tmp_path, monkeypatch):
-    from core.extractors.efficientnet import onnx_path
+    from core.methods.efficientnet import onnx_path
 
     monkeypatch.setenv("LOOKALIKE_MODELS", str(tmp_path / "models"))
     photos = demo_photos(6)
@@ -116,7 +116,7 @@ def test_onnx_runtime_gives_the_pytorch_features(tmp_path, monkeypatch):
 
 
 def test_damaged_onnx_export_falls_back_to_pytorch(tmp_path, monkeypatch, caplog):
-    from core.extractors.efficientnet import onnx_path
+    from core.methods.efficientnet import onnx_path
 
     monkeypatch.setenv("LOOKALIKE_MODELS", str(tmp_path / "models"))
     onnx_path(None).parent.mkdir(parents=True)
@@ -150,8 +150,8 @@ def test_minilm_puts_matching_titles_first():
 
 
 def test_autoencoder_trains_resumes_and_embeds(demo_catalog, db_path):
-    from core.embed import embed_catalog
-    from core.extractors.autoencoder import checkpoint_path, train
+    from core.engines.embed import embed_catalog
+    from core.methods.autoencoder import checkpoint_path, train
 
     assert not {m["name"]: m for m in list_methods(demo_catalog)}["autoencoder"]["available"]
     seen = []

@@ -14,7 +14,7 @@ import timm
 import torch
 from PIL import Image
 
-from core.extractors import create_extractor, list_methods
+from core.methods import create_extractor, list_methods
 
 from helpers import DEMO
 
@@ -36,7 +36,7 @@ def available(name: str) -> bool:
 def test_timm_cnn_loads_local_weights_file(models, method):
     from safetensors.torch import save_file
 
-    from core.extractors.specs import ARCHS
+    from core.methods.specs import ARCHS
 
     torch.manual_seed(0)
     reference = timm.create_model(ARCHS[method][0], pretrained=False, num_classes=0).eval()
@@ -100,7 +100,7 @@ def test_dinov2_loads_from_local_folder(models):
 def _save_tiny_clip(folder) -> None:
     from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPModel
 
-    from core.extractors.weights import minilm_folder
+    from core.methods.weights import minilm_folder
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_folder(), local_files_only=True)  # any offline tokenizer
     config = CLIPConfig(
@@ -166,8 +166,8 @@ def test_blip2_vision_and_qformer_features(models):
 
 
 def test_embedding_catalog_with_a_hub_method(models, demo_catalog, db_path):
-    from core.embed import embed_catalog
-    from core.search import search
+    from core.engines.embed import embed_catalog
+    from core.search.queries import search
 
     _save_tiny_clip(models / "clip")
     report = embed_catalog(demo_catalog, "clip", limit=30, progress=False)

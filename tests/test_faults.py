@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from core import download
-from core.db import open_catalog
-from core.embed import embed_catalog
-from core.export import export_similar
-from core.importers import import_csv, import_farfetch
-from core.labels import Query, add_label, current_labels, export_labels, history, import_labels
+from core.catalog import download
+from core.catalog.db import open_catalog
+from core.catalog.importers import import_csv, import_farfetch
+from core.curation.export import export_similar
+from core.curation.labels import Query, add_label, current_labels, export_labels, history, import_labels
+from core.engines.embed import embed_catalog
 
 from helpers import DEMO, FIXTURES, ROOT, page, texts
 
@@ -75,7 +75,7 @@ def test_1_cli_export_onto_the_catalog_is_refused(embedded_demo):
 
 
 def test_1_export_refuses_journal_indices_models_and_folders(embedded_demo, tmp_path):
-    from core.output_path import OutputRefused
+    from core.files.output_path import OutputRefused
 
     db = tmp_path / "demo.db"
     for folder in ("indices", "models"):
@@ -95,7 +95,7 @@ def test_1_export_refuses_journal_indices_models_and_folders(embedded_demo, tmp_
 
 
 def test_1_a_file_not_written_by_us_needs_force(embedded_demo, tmp_path):
-    from core.output_path import OutputRefused
+    from core.files.output_path import OutputRefused
 
     notes = tmp_path / "notes.csv"
     notes.write_text("my,own\nnotes,here\n")
@@ -197,10 +197,10 @@ SPECIAL_FILES = """
 import os, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))   # a regression fails, it cannot eat the machine
 from pathlib import Path
-from core.db import open_catalog
-from core.images import inspect
-from core.importers import Columns, import_csv
-from core.thumbnails import thumbnail
+from core.catalog.db import open_catalog
+from core.catalog.images import inspect
+from core.catalog.importers import Columns, import_csv
+from core.catalog.thumbnails import thumbnail
 tmp = Path(sys.argv[1])
 fifo = tmp / "photo.jpg"
 os.mkfifo(fifo)
@@ -233,7 +233,7 @@ def test_4_cli_search_with_a_fifo_is_refused(tmp_path):
 
 
 def test_4_size_is_checked_before_reading(tmp_path):
-    from core.images import ImageError, read_file
+    from core.catalog.images import ImageError, read_file
 
     big = tmp_path / "big.jpg"
     big.write_bytes(PHOTO)
@@ -307,7 +307,7 @@ def test_5_many_labels_in_the_same_millisecond_are_all_kept(demo_catalog):
 
 
 def test_5_migration_sinks_unreadable_times(tmp_path, monkeypatch):
-    from core import db as catalog_db
+    from core.catalog import db as catalog_db
 
     old_dir = tmp_path / "migrations"
     old_dir.mkdir()
@@ -443,9 +443,9 @@ def test_8_bad_numbers_are_one_line_and_exit_2_before_anything_runs(embedded_dem
 
 
 def test_8_the_library_refuses_the_same_numbers(embedded_demo, tmp_path):
-    from core.evaluate import evaluate
-    from core.filters import parse_filters
-    from core.index import build_index
+    from core.catalog.filters import parse_filters
+    from core.curation.evaluate import evaluate
+    from core.search.index import build_index
 
     for value in ("nan", "inf", "-inf"):
         with pytest.raises(ValueError, match="finite number"):
@@ -714,7 +714,7 @@ def deleted_photos(catalog, tmp_path) -> list[str]:
 
 
 def test_13_search_keeps_an_item_whose_photo_was_deleted_and_marks_it(catalog, deleted_photos):
-    from core.search import search
+    from core.search.queries import search
 
     query = catalog.execute("SELECT id FROM items ORDER BY id DESC").fetchone()[0]
     hits = {h.item_id: h for h in search(catalog, "color_hist", item_id=query, k=5).results}
@@ -845,8 +845,8 @@ def _full_after(db, pages: int) -> None:
 
 
 def test_10_a_full_disk_during_import_keeps_the_committed_batches(catalog, monkeypatch):
-    from core import importers
-    from core.failures import PartialWork
+    from core.catalog import importers
+    from core.files.failures import PartialWork
 
     monkeypatch.setattr(importers, "BATCH", 50)
     _full_after(catalog, 20)
@@ -865,7 +865,7 @@ def test_10_a_full_disk_during_import_keeps_the_committed_batches(catalog, monke
 
 
 def test_10_a_full_disk_during_embedding_keeps_the_finished_batches(demo_catalog):
-    from core.failures import PartialWork
+    from core.files.failures import PartialWork
 
     _full_after(demo_catalog, 150)
     with pytest.raises(
@@ -884,7 +884,7 @@ def test_10_a_full_disk_during_embedding_keeps_the_finished_batches(demo_catalog
 
 
 def test_10_the_cli_says_the_disk_is_full_and_how_far_it_got(catalog, tmp_path, monkeypatch, capsys):
-    from core import vectors
+    from core.catalog import vectors
     from core.cli import main
 
     csv_path, folder = small_styles(tmp_path)
@@ -919,7 +919,7 @@ def test_10_the_cli_says_the_disk_is_full_and_how_far_it_got(catalog, tmp_path, 
 def test_10_every_failure_family_is_one_line_with_details_in_the_log(
     demo_catalog, monkeypatch, capsys, caplog, failure, says
 ):
-    from core import catalog as catalog_module
+    from core.catalog import items as catalog_module
     from core.cli import main
 
     def fail(db):
@@ -1045,7 +1045,7 @@ def test_13_read_commands_open_the_catalog_read_only(embedded_demo, tmp_path, ca
 
 
 def test_13_temporary_files_of_dead_writers_are_cleared(tmp_path):
-    from core.atomic import atomic_text_writer
+    from core.files.atomic import atomic_text_writer
 
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True

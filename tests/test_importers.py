@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.catalog import stats
-from core.importers import Columns, import_csv, import_farfetch, parse_price, url_basename
+from core.catalog.importers import Columns, import_csv, import_farfetch, parse_price, url_basename
+from core.catalog.items import stats
 
 from helpers import DEMO, FIXTURES, SHARED, needs_shared
 
@@ -187,7 +187,7 @@ def test_broken_images_are_reported_and_good_ones_land(catalog, tmp_path):
 @needs_shared
 @pytest.mark.parametrize("photo", sorted((SHARED / "query-photos").glob("*")) if SHARED.is_dir() else [])
 def test_shopper_photos_in_every_format_are_readable(photo):
-    from core.images import inspect
+    from core.catalog.images import inspect
 
     info = inspect(photo)
     assert info.status == "ok", info.reason

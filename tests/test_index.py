@@ -9,10 +9,10 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from core import index as index_mod
-from core.db import open_catalog
-from core.index import IndexUnavailable, build_index, load_index, problem, read_manifest
-from core.vectors import get_vector, load_matrix, store
+from core.catalog.db import open_catalog
+from core.catalog.vectors import get_vector, load_matrix, store
+from core.search import index as index_mod
+from core.search.index import IndexUnavailable, build_index, load_index, problem, read_manifest
 
 METHOD = "efficientnet_lite0"
 
@@ -31,7 +31,7 @@ def test_build_writes_files_and_a_complete_manifest(embedded_demo):
     assert (manifest["dim"], manifest["trees"], manifest["items"]) == (1280, 12, len(ids)) and len(ids) == 300
     assert manifest["build_seconds"] > 0 and manifest["built_at"]
     assert manifest["ann_bytes"] == (folder / f"{METHOD}.ann").stat().st_size
-    from core.vectors import checksum
+    from core.catalog.vectors import checksum
 
     assert manifest["checksum"] == checksum(ids, matrix)
     assert (folder / f"{METHOD}.ids").read_text().split() == ids

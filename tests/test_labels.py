@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from core.db import open_catalog
-from core.labels import (
+from core.catalog.db import open_catalog
+from core.curation.labels import (
     LabelError,
     Query,
     add_label,

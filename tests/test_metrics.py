@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from scipy.stats import binomtest
 
-from core.labels import Query, add_label
-from core.metrics import precision_from_labels, wilson_interval
+from core.curation.labels import Query, add_label
+from core.curation.metrics import precision_from_labels, wilson_interval
 
 
 @pytest.mark.parametrize("successes,trials", [(0, 5), (3, 10), (7, 7), (45, 60)])
@@ -36,7 +36,7 @@ def test_uploaded_queries_use_results_as_shown(demo_catalog):
 
 
 def test_item_queries_are_searched_again_and_unknowns_reported(embedded_demo):
-    from core.search import search
+    from core.search.queries import search
 
     query = embedded_demo.execute("SELECT min(item_id) FROM embeddings WHERE method = 'efficientnet_lite0'").fetchone()[
         0

@@ -9,11 +9,11 @@ from contextlib import redirect_stdout
 import pytest
 from PIL import Image
 
-from core import search as search_mod
+from core.catalog.vectors import get_vector, store
 from core.cli import main
-from core.embed import embed_image
-from core.near_duplicates import NEIGHBOURS, find_duplicates
-from core.vectors import get_vector, store
+from core.engines.embed import embed_image
+from core.search import queries as search_mod
+from core.search.near_duplicates import NEIGHBOURS, find_duplicates
 
 METHOD = "efficientnet_lite0"
 

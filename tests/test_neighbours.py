@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.extractors.colour import chi2_distances
-from core.index import IndexInfo, LoadedIndex, make_annoy
-from core.neighbours import AnnoyNeighbours, ExactNeighbours
+from core.methods.colour import chi2_distances
+from core.search.index import IndexInfo, LoadedIndex, make_annoy
+from core.search.neighbours import AnnoyNeighbours, ExactNeighbours
 
 
 def clustered(n: int, dim: int = 32, seed: int = 0) -> tuple[list[str], np.ndarray]:

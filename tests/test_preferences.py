@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from core.preferences import MAX_BYTES, load_preferences, preferences_path, remember
+from core.curation.preferences import MAX_BYTES, load_preferences, preferences_path, remember
 
 
 def test_values_round_trip_and_keep_each_other(tmp_path):

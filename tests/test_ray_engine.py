@@ -6,11 +6,11 @@ import shutil
 
 import pytest
 
-from core import vectors
+from core.catalog import vectors
+from core.catalog.db import open_catalog
 from core.cli import main
-from core.db import open_catalog
-from core.embed import embed_catalog
-from core.ray_engine import embed_with_ray, start_ray
+from core.engines.embed import embed_catalog
+from core.engines.ray_engine import embed_with_ray, start_ray
 
 ray = pytest.importorskip("ray")
 METHOD = "efficientnet_lite0"

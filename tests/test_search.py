@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import search as search_mod
+from core.catalog.filters import matching_item_ids, parse_filters
+from core.catalog.images import MAX_UPLOAD_BYTES
+from core.catalog.vectors import get_vector, load_matrix
 from core.cli import main
-from core.filters import matching_item_ids, parse_filters
-from core.images import MAX_UPLOAD_BYTES
-from core.search import SearchError, search, search_many
-from core.vectors import get_vector, load_matrix
+from core.search import queries as search_mod
+from core.search.queries import SearchError, search, search_many
 
 from helpers import DEMO, SHARED, needs_shared
 
@@ -228,7 +228,7 @@ def test_hybrid_fusion_is_the_weighted_mean_of_cosines(embedded_demo, monkeypatc
 
 @pytest.mark.parametrize("limit", [20_000, 0])
 def test_chi_square_ranking_is_exact(embedded_demo, monkeypatch, limit):
-    from core.extractors.colour import chi2_distances
+    from core.methods.colour import chi2_distances
 
     q = items(embedded_demo, 1, offset=3)[0]
     hits = with_limit(

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from core import tuning
-from core.evaluate import evaluate, joint_values
-from core.labels import judge_by_attributes
-from core.vectors import get_vector, load_matrix, store
+from core.catalog.vectors import get_vector, load_matrix, store
+from core.curation import tuning
+from core.curation.evaluate import evaluate, joint_values
+from core.curation.labels import judge_by_attributes
 
 from helpers import SHARED, needs_shared
 
@@ -241,9 +241,9 @@ SLICE = 1500
 @pytest.fixture(scope="session")
 def fashion_slice_path(tmp_path_factory):
     """The first 1,500 labelled photos, imported and embedded once per session."""
-    from core.db import open_catalog
-    from core.embed import embed_catalog
-    from core.importers import import_csv
+    from core.catalog.db import open_catalog
+    from core.catalog.importers import import_csv
+    from core.engines.embed import embed_catalog
 
     folder = tmp_path_factory.mktemp("fashion")
     source = SHARED / "fashion-products"
@@ -264,7 +264,7 @@ def fashion_slice_path(tmp_path_factory):
 def fashion_slice(fashion_slice_path, tmp_path):
     import shutil
 
-    from core.db import open_catalog
+    from core.catalog.db import open_catalog
 
     shutil.copy(fashion_slice_path, tmp_path / "fashion.db")
     db = open_catalog(tmp_path / "fashion.db")

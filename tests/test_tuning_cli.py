@@ -10,12 +10,12 @@ import sqlite3
 import numpy as np
 import pytest
 
-from core import tuning
-from core.db import open_catalog
-from core.evaluate import evaluate
-from core.index import problem, read_manifest
-from core.labels import judge_by_attributes
-from core.vectors import load_matrix
+from core.catalog.db import open_catalog
+from core.catalog.vectors import load_matrix
+from core.curation import tuning
+from core.curation.evaluate import evaluate
+from core.curation.labels import judge_by_attributes
+from core.search.index import problem, read_manifest
 
 from helpers import DEMO, run_cli
 

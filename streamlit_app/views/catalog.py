@@ -5,8 +5,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.catalog import browse, item_detail, stats
-from core.importers import Columns, import_csv, import_farfetch
+from core.catalog.importers import Columns, import_csv, import_farfetch
+from core.catalog.items import browse, item_detail, stats
 
 import ui
 

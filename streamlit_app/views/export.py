@@ -8,11 +8,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.catalog import missing_photos
-from core.export import export_similar
-from core.labels import export_labels, import_labels
-from core.output_path import OutputRefused
-from core.vectors import methods_with_vectors
+from core.catalog.items import missing_photos
+from core.catalog.vectors import methods_with_vectors
+from core.curation.export import export_similar
+from core.curation.labels import export_labels, import_labels
+from core.files.output_path import OutputRefused
 
 import ui
 

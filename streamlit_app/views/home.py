@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from core import devices
-from core.catalog import stats
-from core.index import index_status
-from core.labels import label_counts
+from core.catalog.items import stats
+from core.curation.labels import label_counts
+from core.methods import devices
+from core.search.index import index_status
 
 import ui
 

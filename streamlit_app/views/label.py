@@ -5,11 +5,11 @@ The query is a catalog item or an uploaded photo (its labels are keyed by the ph
 
 import streamlit as st
 
-from core.catalog import item_detail
-from core.images import sha256_bytes
-from core.labels import LabelError, Query, add_label, current_labels, label_counts, next_query
-from core.search import SearchError, search
-from core.vectors import methods_with_vectors
+from core.catalog.images import sha256_bytes
+from core.catalog.items import item_detail
+from core.catalog.vectors import methods_with_vectors
+from core.curation.labels import LabelError, Query, add_label, current_labels, label_counts, next_query
+from core.search.queries import SearchError, search
 
 import ui
 
@@ -49,7 +49,7 @@ def pick_next() -> None:
 if mode == "Catalog item":
     order = c[2].selectbox("Next query", list(ORDERS), **ui.remembered(ui.Keys.LABEL_ORDER, list(ORDERS)))
     if order == "by category":
-        from core.filters import distinct_values
+        from core.catalog.filters import distinct_values
 
         st.selectbox("Category", distinct_values(database, "category"), key=ui.Keys.LABEL_CATEGORY, on_change=pick_next)
     if st.session_state.get(ui.Keys.LABEL_QUERY) is None:

@@ -3,14 +3,14 @@
 import pandas as pd
 import streamlit as st
 
-from core import devices
-from core.db import open_catalog
-from core.evaluate import grouping_fields
-from core.extractors.autoencoder import train
-from core.index import index_status
-from core.prepare import prepare_method
-from core.tuning import TuneError, TuneResult, check_name, tune, tuned_names
-from core.vectors import embeddable_count, methods_with_vectors
+from core.catalog.db import open_catalog
+from core.catalog.vectors import embeddable_count, methods_with_vectors
+from core.curation.evaluate import grouping_fields
+from core.curation.tuning import TuneError, TuneResult, check_name, tune, tuned_names
+from core.engines.prepare import prepare_method
+from core.methods import devices
+from core.methods.autoencoder import train
+from core.search.index import index_status
 
 import ui
 

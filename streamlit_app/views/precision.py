@@ -4,9 +4,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.metrics import precision_from_labels
-from core.tuning import current_head, tuned_names
-from core.vectors import methods_with_vectors
+from core.catalog.vectors import methods_with_vectors
+from core.curation.metrics import precision_from_labels
+from core.curation.tuning import current_head, tuned_names
 
 import ui
 

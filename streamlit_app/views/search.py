@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from core.catalog import item_cards, item_column
-from core.extractors import WeightsMissing
-from core.search import SearchError, search
-from core.vectors import item_ids_with_vectors, methods_with_vectors
+from core.catalog.items import item_cards, item_column
+from core.catalog.vectors import item_ids_with_vectors, methods_with_vectors
+from core.methods import WeightsMissing
+from core.search.queries import SearchError, search
 
 import ui
 

@@ -1,0 +1,215 @@
+"""Open the SQLite catalog: WAL, foreign keys, busy timeout and numbered migrations.
+
+`open_catalog` returns a `Catalog`: the sqlite-utils database plus the folders that belong to it
+(indices, thumbnails, exports, model weights), so no code rebuilds them from the connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+from core.files.failures import damaged, recovery
+from core.settings import settings
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
+BUSY_TIMEOUT_S = 30.0
+
+
+class CatalogError(Exception):
+    """A catalog problem worth one clear line to the user."""
+
+
+class Catalog(sqlite_utils.Database):
+    """A catalog connection that knows its file and the folders beside it."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        super().__init__(conn)
+        self.path = path.resolve()
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder holding the catalog: indices, thumbnails, exports and models live here."""
+        return self.path.parent
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "indices"
+
+    @property
+    def thumbnails_dir(self) -> Path:
+        return self.data_dir / "thumbnails"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.data_dir / "exports"
+
+    @property
+    def models_dir(self) -> Path:
+        """Model weights: `$LOOKALIKE_MODELS`, else `<data folder>/models`."""
+        return settings().models or self.data_dir / "models"
+
+
+def migrations() -> list[tuple[int, Path]]:
+    """The numbered migration files, in order."""
+    found = []
+    for path in sorted(MIGRATIONS_DIR.iterdir()):
+        match = _MIGRATION_NAME.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return found
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    """The highest migration applied to this database (0 for a new one)."""
+    if "schema_migrations" not in db.table_names():
+        return 0
+    row = db.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return row[0] or 0
+
+
+def open_catalog(
+    path: str | Path | None = None, *, create: bool = True, read_only: bool = False, migrate: bool = True
+) -> Catalog:
+    """Open the catalog at `path` (default: the settings'), upgraded to the latest schema.
+
+    A new catalog is made only in a missing or empty file, and only with `create`. An SQLite file
+    that another application made is refused before anything is written to it. `read_only` (or
+    a file this process may not write) opens it for reading only: nothing is created or migrated.
+    """
+    path = Path(path or settings().db)
+    if path.is_dir():
+        raise CatalogError(f"{path} is a folder; give the catalog file, e.g. {path / 'catalog.db'}")
+    exists = path.is_file() and path.stat().st_size > 0
+    if not exists and (read_only or not create):
+        raise CatalogError(
+            f"no catalog at {path}; make one with `python -m core import-csv` (or import-farfetch, or demo)"
+        )
+    read_only = read_only or (exists and not os.access(path, os.W_OK))
+    try:
+        if read_only:
+            conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False
+            )
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise CatalogError(f"cannot open the catalog {path} (SQLite says: {exc})") from exc
+    db = Catalog(conn, path)
+    try:
+        if exists:
+            _check_ours(db, path)
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if read_only:
+            _check_current(db, path)
+        else:
+            db.enable_wal()
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if migrate:
+                apply_migrations(db)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if damaged(exc):
+            raise CatalogError(f"the catalog {path} is damaged (SQLite says: {exc}); {recovery(path)}") from exc
+        raise CatalogError(f"{path} is not a Lookalike catalog, or is damaged (SQLite says: {exc})") from exc
+    except CatalogError:
+        conn.close()
+        raise
+    return db
+
+
+def _check_ours(db: sqlite_utils.Database, path: Path) -> None:
+    """Refuse an SQLite file with tables that Lookalike's first migration did not make."""
+    tables = db.table_names()
+    if not tables:
+        return
+    first = (
+        db.execute("SELECT name FROM schema_migrations WHERE version = 1").fetchone()
+        if "schema_migrations" in tables
+        else None
+    )
+    if first is None or first[0] != migrations()[0][1].name:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise CatalogError(
+            f"{path} belongs to another application (tables: {shown}); Lookalike leaves it "
+            "untouched: choose another catalog file"
+        )
+
+
+def _check_current(db: sqlite_utils.Database, path: Path) -> None:
+    """A catalog opened read-only cannot be migrated: it must already be at this schema."""
+    newest = migrations()[-1][0]
+    if schema_version(db) > newest:
+        raise _newer(schema_version(db), newest)
+    if schema_version(db) != newest:
+        raise CatalogError(
+            f"{path} has schema version {schema_version(db)}, this Lookalike reads {newest}; "
+            "open it once with write access to upgrade it"
+        )
+
+
+def _newer(version: int, newest: int) -> CatalogError:
+    return CatalogError(
+        f"This catalog has schema version {version}, newer than this Lookalike knows "
+        f"({newest}); upgrade Lookalike to open it."
+    )
+
+
+def apply_migrations(db: sqlite_utils.Database) -> list[int]:
+    """Apply every migration newer than the database's schema; return the versions applied."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "applied_at TEXT NOT NULL DEFAULT (datetime('now')))"
+    )
+    known = migrations()
+    current = schema_version(db)
+    newest = known[-1][0] if known else 0
+    if current > newest:
+        raise _newer(current, newest)
+    applied = []
+    for version, path in known:
+        if version <= current:
+            continue
+        script = path.read_text(encoding="utf-8")
+        conn = db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-check under the write lock: another process may have migrated meanwhile.
+            if schema_version(db) >= version:
+                conn.execute("ROLLBACK")
+                continue
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (version, path.name))
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("applied migration %s", path.name)
+        applied.append(version)
+    return applied
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into complete statements (sqlite3.complete_statement)."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(part.strip().startswith("--") or not part.strip() for part in buffer.splitlines()):
+        raise CatalogError(f"incomplete statement at the end of a migration: {buffer[:60]!r}")
+    return statements

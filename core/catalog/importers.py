@@ -1,0 +1,483 @@
+"""Importers: Farfetch listings and generic product CSVs into the catalog (idempotent upserts)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse, urlsplit, urlunsplit
+
+import sqlite_utils
+from tqdm import tqdm
+
+from core.catalog import images
+from core.files.encoding import EncodingError, detect, open_text
+from core.files.failures import how_far
+from core.files.report import ImportReport
+
+log = logging.getLogger(__name__)
+
+ITEM_COLUMNS = (
+    "id",
+    "source",
+    "title",
+    "description",
+    "brand",
+    "gender",
+    "category",
+    "colour",
+    "price",
+    "currency",
+    "on_sale",
+    "stock",
+    "attributes",
+)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".avif")
+BATCH = 2000
+
+csv.field_size_limit(10 * 1024 * 1024)
+
+
+@dataclass
+class ImageRef:
+    role: str
+    path: Path | None
+    url: str | None
+
+
+class RowError(ValueError):
+    """A CSV row that cannot become an item."""
+
+
+def parse_price(text: str | None) -> float | None:
+    """'$2,132' -> 2132.0; '' -> None."""
+    if text is None or not text.strip():
+        return None
+    cleaned = text.strip().replace(",", "").lstrip("$€£¥").strip()
+    try:
+        return float(cleaned)
+    except ValueError:
+        raise RowError(f"price {text!r} is not a number") from None
+
+
+def parse_bool(text: str | None) -> int | None:
+    if text is None or not text.strip():
+        return None
+    value = text.strip().lower()
+    if value in ("true", "1", "yes", "y"):
+        return 1
+    if value in ("false", "0", "no", "n"):
+        return 0
+    raise RowError(f"{text!r} is not True/False")
+
+
+def parse_int(text: str | None) -> int | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return int(float(text.replace(",", "")))
+    except ValueError:
+        raise RowError(f"{text!r} is not a whole number") from None
+
+
+def url_basename(url: str) -> str:
+    return os.path.basename(urlparse(url).path)
+
+
+def strip_credentials(url: str) -> str:
+    """A URL without its `user:password@` part, fit to show, log, store or export."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def _attributes(row: dict[str, str], mapped: set[str]) -> str:
+    """The unmapped columns as JSON, URLs stripped of credentials."""
+    return json.dumps(
+        {
+            k: strip_credentials(v) if v.startswith(("http://", "https://")) else v
+            for k, v in row.items()
+            if k and k not in mapped
+        },
+        ensure_ascii=False,
+    )
+
+
+class ImageFolder:
+    """Files of one folder, listed once, found by exact name or by stem with any image extension."""
+
+    def __init__(self, folder: str | Path | None):
+        self.folder = Path(folder) if folder else None
+        self.by_name: dict[str, Path] = {}
+        self.by_stem: dict[str, Path] = {}
+        if self.folder and self.folder.is_dir():
+            for entry in os.scandir(self.folder):
+                if entry.is_file():
+                    path = Path(entry.path)
+                    self.by_name[entry.name] = path
+                    if path.suffix.lower() in IMAGE_EXTENSIONS:
+                        self.by_stem.setdefault(path.stem, path)
+
+    def find(self, name: str) -> Path | None:
+        return self.by_name.get(name) or self.by_stem.get(Path(name).stem)
+
+
+def farfetch_row(row: dict[str, str], folder: ImageFolder) -> tuple[dict, list[ImageRef]]:
+    """Map one row of the Kaggle Farfetch layout to an item and its image references."""
+    item_id = (row.get("id") or "").strip()
+    if not item_id:
+        raise RowError("no id")
+    known = {
+        "id",
+        "brand.name",
+        "gender",
+        "shortDescription",
+        "priceInfo.finalPrice",
+        "priceInfo.currencyCode",
+        "priceInfo.isOnSale",
+        "stockTotal",
+        "product_category",
+    }
+    item = {
+        "id": item_id,
+        "source": "farfetch",
+        "title": (row.get("shortDescription") or "").strip() or None,
+        "description": (row.get("shortDescription") or "").strip() or None,
+        "brand": (row.get("brand.name") or "").strip() or None,
+        "gender": (row.get("gender") or "").strip() or None,
+        "category": (row.get("product_category") or "").strip() or None,
+        "colour": None,
+        "price": parse_price(row.get("priceInfo.finalPrice") or row.get("priceInfo.formattedFinalPrice")),
+        "currency": (row.get("priceInfo.currencyCode") or "").strip() or None,
+        "on_sale": parse_bool(row.get("priceInfo.isOnSale")),
+        "stock": parse_int(row.get("stockTotal")),
+        "attributes": _attributes(row, known),
+    }
+    refs = []
+    for role, column in (("cutout", "images.cutOut"), ("model", "images.model")):
+        url = (row.get(column) or "").strip()
+        if url:
+            refs.append(ImageRef(role, folder.find(url_basename(url)), url))
+    return item, refs
+
+
+@dataclass
+class Columns:
+    """Column mapping for the generic product-CSV importer (defaults fit styles.csv)."""
+
+    id: str = "id"
+    title: str = "productDisplayName"
+    category: str = "articleType"
+    colour: str = "baseColour"
+    brand: str | None = None
+    gender: str = "gender"
+    image: str | None = None
+    description: str | None = None
+    price: str | None = None
+
+
+def csv_row(row: dict[str, str], columns: Columns, folder: ImageFolder, base: Path) -> tuple[dict, list[ImageRef]]:
+    """Map one generic CSV row to an item and its image reference."""
+    item_id = (row.get(columns.id) or "").strip()
+    if not item_id:
+        raise RowError(f"no value in id column {columns.id!r}")
+
+    def col(name: str | None) -> str | None:
+        return ((row.get(name) or "").strip() or None) if name else None
+
+    mapped = {
+        c
+        for c in (
+            columns.id,
+            columns.title,
+            columns.category,
+            columns.colour,
+            columns.brand,
+            columns.gender,
+            columns.image,
+            columns.description,
+            columns.price,
+        )
+        if c
+    }
+    item = {
+        "id": item_id,
+        "source": "csv",
+        "title": col(columns.title),
+        "description": col(columns.description),
+        "brand": col(columns.brand),
+        "gender": col(columns.gender),
+        "category": col(columns.category),
+        "colour": col(columns.colour),
+        "price": parse_price(col(columns.price)),
+        "currency": None,
+        "on_sale": None,
+        "stock": None,
+        "attributes": _attributes(row, mapped),
+    }
+    if columns.image and col(columns.image):
+        value = col(columns.image)
+        if value.startswith(("http://", "https://")):
+            return item, [ImageRef("primary", folder.find(url_basename(value)), value)]
+        path = Path(value)
+        return item, [ImageRef("primary", path if path.is_absolute() else base / path, None)]
+    return item, [ImageRef("primary", folder.find(item_id), None)]
+
+
+def _read_rows(csv_path: Path, report: ImportReport) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield (row number, row) from a CSV, reporting rows with the wrong number of fields."""
+    try:
+        encoding, note = detect(csv_path)
+    except EncodingError as exc:
+        report.problem(csv_path.name, str(exc))
+        return
+    if note:
+        report.problem(csv_path.name, note)
+    with open(csv_path, newline="", encoding=encoding) as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except StopIteration:
+            report.problem(str(csv_path.name), "empty file, no header")
+            return
+        except csv.Error as exc:
+            report.problem(f"{csv_path.name} header", f"unreadable header ({exc})")
+            return
+        width = len(header)
+        line = 1
+        while True:
+            line += 1
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                report.problem(f"row {line}", f"malformed CSV ({exc})")
+                continue
+            if not values or not any(v.strip() for v in values):
+                continue
+            if len(values) != width:
+                report.problem(f"row {line}", f"{len(values)} fields, expected {width}")
+                continue
+            yield line, dict(zip(header, values))
+
+
+def import_rows(
+    db: sqlite_utils.Database,
+    csv_path: str | Path,
+    mapper: Callable[[dict[str, str]], tuple[dict, list[ImageRef]]],
+    check_images: bool = True,
+    progress: bool = True,
+) -> ImportReport:
+    """Upsert every good row in batches; bad rows and images are reported, never fatal.
+
+    A catalog, disk or memory failure raises core.files.failures.PartialWork saying how many items were
+    committed before it (those are kept).
+    """
+    csv_path = Path(csv_path)
+    report = ImportReport()
+    if not csv_path.is_file():
+        report.problem(str(csv_path), "file not found")
+        return report
+    with (
+        tqdm(desc=f"import {csv_path.name}", unit=" rows", disable=not progress) as bar,
+        how_far(lambda: f"{report.items} items imported and committed"),
+    ):
+        _import(db, csv_path, mapper, check_images, report, bar)
+    return report
+
+
+def _import(
+    db: sqlite_utils.Database,
+    csv_path: Path,
+    mapper: Callable[[dict[str, str]], tuple[dict, list[ImageRef]]],
+    check_images: bool,
+    report: ImportReport,
+    bar: tqdm,
+) -> None:
+    """import_rows' loop: map, check and upsert the rows in batches of BATCH items."""
+    seen: set[str] = set()
+    items: list[dict] = []
+    refs: list[tuple[int, str, ImageRef]] = []
+    for line, row in _read_rows(csv_path, report):
+        report.rows += 1
+        bar.update()
+        try:
+            item, item_refs = mapper(row)
+        except RowError as exc:
+            report.problem(f"row {line}", str(exc))
+            continue
+        if "\x00" in item["id"]:
+            report.problem(f"row {line}", f"id {item['id']!r} holds NUL bytes; row skipped")
+            continue
+        if item["id"] in seen:
+            report.duplicates += 1
+            report.problem(f"row {line}", f"duplicate id {item['id']} (earlier row kept, this one skipped)")
+            continue
+        seen.add(item["id"])
+        items.append(item)
+        refs.extend((line, item["id"], ref) for ref in item_refs)
+        if len(items) >= BATCH:
+            _flush(db, items, refs, report, check_images)
+            items, refs = [], []
+    _flush(db, items, refs, report, check_images)
+
+
+def _image_row(item_id: str, ref: ImageRef, check: bool) -> dict:
+    row = {
+        "item_id": item_id,
+        "role": ref.role,
+        "path": None,
+        "url": strip_credentials(ref.url) if ref.url else None,
+        "width": None,
+        "height": None,
+        "sha256": None,
+        "status": "missing",
+        "reason": None,
+    }
+    if ref.path is None:
+        row["reason"] = f"no local file for the {ref.role} photo" + (" (use --download to fetch it)" if ref.url else "")
+        return row
+    row["path"] = str(Path(ref.path).resolve())
+    info = images.inspect(ref.path) if check else images.ImageInfo("ok")
+    row.update(status=info.status, reason=info.reason, width=info.width, height=info.height, sha256=info.sha256)
+    return row
+
+
+def _flush(
+    db: sqlite_utils.Database,
+    items: list[dict],
+    refs: list[tuple[int, str, ImageRef]],
+    report: ImportReport,
+    check_images: bool,
+) -> None:
+    if not items:
+        return
+    image_rows = [_image_row(item_id, ref, check_images) for _, item_id, ref in refs]
+    was_ok = _ok_photos(db, [(row["item_id"], row["role"]) for row in image_rows])
+    for (line, _, _), row in zip(refs, image_rows):
+        if row["status"] == "ok":
+            report.images_ok += 1
+            continue
+        report.images_bad += 1
+        reason = row["reason"]
+        if (row["item_id"], row["role"]) in was_ok:
+            reason += " (this photo was usable before this import)"
+        report.problem(Path(row["path"]).name if row["path"] else f"row {line}", reason)
+    columns = ", ".join(ITEM_COLUMNS)
+    marks = ", ".join("?" for _ in ITEM_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in ITEM_COLUMNS if c != "id")
+    image_cols = ("item_id", "role", "path", "url", "width", "height", "sha256", "status", "reason")
+    with db.conn:
+        db.conn.executemany(
+            f"INSERT INTO items ({columns}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}, "
+            "updated_at = datetime('now') WHERE "
+            + " OR ".join(f"items.{c} IS NOT excluded.{c}" for c in ITEM_COLUMNS if c != "id"),
+            [tuple(item[c] for c in ITEM_COLUMNS) for item in items],
+        )
+        db.conn.executemany(
+            f"INSERT INTO images ({', '.join(image_cols)}) VALUES ({', '.join('?' for _ in image_cols)}) "
+            "ON CONFLICT (item_id, role) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in image_cols[2:]),
+            [tuple(row[c] for c in image_cols) for row in image_rows],
+        )
+    report.items += len(items)
+
+
+def _ok_photos(db: sqlite_utils.Database, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Those of the (item id, role) pairs whose stored photo is currently usable."""
+    found = set()
+    for start in range(0, len(keys), 400):  # stay under SQLite's bound-parameter limit
+        chunk = keys[start : start + 400]
+        found.update(
+            db.execute(
+                "SELECT item_id, role FROM images WHERE status = 'ok' AND (item_id, role) IN "
+                f"(VALUES {', '.join('(?, ?)' for _ in chunk)})",
+                [v for key in chunk for v in key],
+            ).fetchall()
+        )
+    return found
+
+
+def import_farfetch(
+    db: sqlite_utils.Database,
+    csv_path: str | Path,
+    images_dir: str | Path | None = None,
+    download: bool = False,
+    progress: bool = True,
+    allow_private_hosts: bool = False,
+) -> ImportReport:
+    """Import a Farfetch listings CSV; with `download`, fetch missing photos into `images_dir` first.
+
+    A named `images_dir` that does not exist is an error unless `download` will create it.
+    """
+    csv_path = Path(csv_path)
+    if images_dir and not download and not Path(images_dir).is_dir():
+        return _no_folder(images_dir)
+    folder_path = Path(images_dir) if images_dir else csv_path.parent / "images"
+    fetched = None
+    if download:
+        from core.catalog.download import download_listing_images
+
+        fetched = download_listing_images(
+            csv_path, folder_path, progress=progress, allow_private_hosts=allow_private_hosts
+        )
+    folder = ImageFolder(folder_path)
+    report = import_rows(db, csv_path, lambda row: farfetch_row(row, folder), progress=progress)
+    if fetched:
+        report.problems[:0] = fetched.problems
+    return report
+
+
+def import_csv(
+    db: sqlite_utils.Database,
+    csv_path: str | Path,
+    images_dir: str | Path | None = None,
+    columns: Columns | None = None,
+    progress: bool = True,
+) -> ImportReport:
+    """Import a generic product CSV with a column mapping (defaults: the fashion-products layout)."""
+    csv_path = Path(csv_path)
+    columns = columns or Columns()
+    missing = _missing_columns(csv_path, columns)
+    if missing:
+        report = ImportReport()
+        report.problem(
+            csv_path.name,
+            f"no column(s) {', '.join(missing)} in the header; name the right ones with --id-col, --title-col, ...",
+        )
+        return report
+    if images_dir and not Path(images_dir).is_dir():
+        return _no_folder(images_dir)
+    folder = ImageFolder(images_dir)
+    return import_rows(db, csv_path, lambda row: csv_row(row, columns, folder, csv_path.parent), progress=progress)
+
+
+def _no_folder(images_dir: str | Path) -> ImportReport:
+    """The report of an import refused because its photo folder does not exist."""
+    report = ImportReport()
+    report.problem(str(images_dir), "photo folder not found (nothing imported; check the path)")
+    return report
+
+
+def _missing_columns(csv_path: Path, columns: Columns) -> list[str]:
+    """Mapped columns that the CSV header lacks (the id column must exist; others if named)."""
+    if not csv_path.is_file():
+        return []
+    try:
+        with open_text(csv_path) as (handle, _):
+            header = set(next(csv.reader(handle), []))
+    except EncodingError:
+        return []  # import_rows reports it
+    if not header:
+        return []
+    defaults = Columns()
+    missing = []
+    for name, value in vars(columns).items():
+        if value and value not in header and (name == "id" or value != getattr(defaults, name)):
+            missing.append(repr(value))
+    return missing

@@ -1,0 +1,116 @@
+"""Reading the catalog: counts, filtered and paginated item lists, one item's details, result cards."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+
+import sqlite_utils
+
+from core.catalog.filters import where_clause
+from core.catalog.vectors import ROLE_ORDER_SQL, methods_with_vectors, photo_sql
+
+_PHOTO_PATH = photo_sql("i.id", "path")
+_PHOTO_URL = (
+    f"(SELECT url FROM images u WHERE u.item_id = i.id AND u.url IS NOT NULL ORDER BY {ROLE_ORDER_SQL} LIMIT 1)"
+)
+_CARD_SQL = (
+    "SELECT i.id, i.title, i.brand, i.category, i.colour, i.gender, i.price, i.currency, "
+    f"{_PHOTO_PATH} AS image_path, {_PHOTO_URL} AS image_url FROM items i"
+)
+
+
+def stats(db: sqlite_utils.Database) -> dict:
+    """Catalog counts: items, images ok/bad, vectors per method."""
+    items = db.execute("SELECT count(*) FROM items").fetchone()[0]
+    by_status = dict(db.execute("SELECT status, count(*) FROM images GROUP BY status").fetchall())
+    return {
+        "items": items,
+        "images_ok": by_status.get("ok", 0),
+        "images_bad": by_status.get("missing", 0) + by_status.get("unreadable", 0),
+        "images_missing": by_status.get("missing", 0),
+        "images_unreadable": by_status.get("unreadable", 0),
+        "vectors": methods_with_vectors(db),
+    }
+
+
+def browse(
+    db: sqlite_utils.Database, filters: dict | None = None, text: str | None = None, offset: int = 0, limit: int = 24
+) -> tuple[list[dict], int]:
+    """One page of items matching filters and a text (title, description or brand), with the total."""
+    where, params = where_clause(filters or {})
+    if text and text.strip():
+        where += " AND (title LIKE ? OR description LIKE ? OR brand LIKE ? OR id = ?)"
+        like = f"%{text.strip()}%"
+        params += [like, like, like, text.strip()]
+    total = db.execute(f"SELECT count(*) FROM items WHERE {where}", params).fetchone()[0]
+    rows = list(
+        db.query(
+            "SELECT id, title, brand, category, colour, gender, price, currency, stock, "
+            f"{_PHOTO_PATH} AS image_path FROM items i WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+    )
+    return rows, total
+
+
+def item_detail(db: sqlite_utils.Database, item_id: str) -> dict | None:
+    """Everything known about one item: fields, attributes, photos and which methods have vectors."""
+    rows = list(db.query("SELECT * FROM items WHERE id = ?", [item_id]))
+    if not rows:
+        return None
+    item = rows[0]
+    item["attributes"] = json.loads(item["attributes"] or "{}")
+    item["images"] = list(
+        db.query(
+            "SELECT role, path, url, width, height, status, reason FROM images "
+            f"WHERE item_id = ? ORDER BY {ROLE_ORDER_SQL}",
+            [item_id],
+        )
+    )
+    item["image_path"] = next((i["path"] for i in item["images"] if i["status"] == "ok"), None)
+    item["methods"] = [
+        r[0] for r in db.execute("SELECT method FROM embeddings WHERE item_id = ? ORDER BY method", [item_id])
+    ]
+    return item
+
+
+def item_cards(db: sqlite_utils.Database, item_ids: Iterable[str] | None = None) -> dict[str, dict]:
+    """Item id -> what a result shows of it: id, title, brand, category, colour, gender, price,
+    currency, `image_path` (the photo that represents it), `photo_missing` (that photo was
+    deleted or moved since it was imported: the path is kept, to say what to restore) and
+    `image_url` (its first photo URL).
+
+    Every item when `item_ids` is None; unknown ids are left out.
+    """
+    if item_ids is None:
+        rows = list(db.query(_CARD_SQL))
+    else:
+        wanted, rows = sorted(set(map(str, item_ids))), []
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start : start + 900]
+            rows += db.query(f"{_CARD_SQL} WHERE i.id IN ({','.join('?' * len(chunk))})", chunk)
+    return {
+        r["id"]: {**r, "photo_missing": bool(r["image_path"]) and not os.path.isfile(r["image_path"])} for r in rows
+    }
+
+
+def missing_photos(db: sqlite_utils.Database) -> list[str]:
+    """Ids of items whose photo was usable at import but is no longer on disk (deleted or moved)."""
+    return sorted(item_id for item_id, card in item_cards(db).items() if card["photo_missing"])
+
+
+ITEM_COLUMNS = ("title", "brand", "category", "colour", "gender", "source")
+
+
+def item_column(db: sqlite_utils.Database, column: str) -> dict[str, str | None]:
+    """Item id -> one of its ITEM_COLUMNS, for every item."""
+    if column not in ITEM_COLUMNS:
+        raise ValueError(f"not an item column: {column}")
+    return dict(db.execute(f"SELECT id, {column} FROM items"))  # column from a fixed set
+
+
+def price_range(db: sqlite_utils.Database) -> tuple[float, float] | None:
+    low, high = db.execute("SELECT min(price), max(price) FROM items").fetchone()
+    return (float(low), float(high)) if low is not None else None

@@ -1,0 +1,128 @@
+"""Metadata precision: how often a method's nearest neighbours share the query's attribute.
+
+Every item with a vector (or a seeded sample of N) is a query; its neighbours exclude itself;
+a neighbour is relevant when its attribute (articleType, baseColour, category, ...) equals the
+query's; with several attributes (`"category,colour"`) only when every one of them does.
+Exact search (core.search.neighbours.ExactNeighbours): cosine on the stored vectors, or
+chi-square re-ranking of the best cosine candidates for colour histograms (`distance="chi2"`).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import sqlite_utils
+
+from core.catalog.vectors import load_matrix
+from core.search.neighbours import ExactNeighbours
+
+ITEM_COLUMNS = {"category", "colour", "gender", "brand", "source"}
+ALIASES = {"articleType": "category", "baseColour": "colour"}  # styles.csv names of item columns
+GROUPING_COLUMNS = ("category", "colour", "brand", "gender")
+
+
+def attribute_values(db: sqlite_utils.Database, ids: list[str], attribute: str) -> list[str | None]:
+    """The attribute per item: an items column (category, colour, ...) or a key of its attributes JSON.
+
+    The styles.csv names map onto columns: articleType -> category, baseColour -> colour.
+    """
+    column = ALIASES.get(attribute, attribute)
+    if column in ITEM_COLUMNS:
+        found = dict(db.execute(f"SELECT id, {column} FROM items"))  # column from a fixed set
+    else:
+        found = {i: json.loads(a).get(attribute) for i, a in db.execute("SELECT id, attributes FROM items")}
+    return [found.get(i) for i in ids]
+
+
+def grouping_fields(db: sqlite_utils.Database) -> list[str]:
+    """Fields that can group items (for tuning targets or metadata precision): the columns category,
+    colour, brand and gender, then the keys of the attributes JSON, each when it has at least two
+    distinct non-empty values. Keys that `attribute_values` reads from a column are left out."""
+    columns = [
+        c
+        for c in GROUPING_COLUMNS
+        if db.execute(  # c from a fixed set
+            f"SELECT count(DISTINCT {c}) FROM items WHERE {c} IS NOT NULL AND {c} != ''"
+        ).fetchone()[0]
+        >= 2
+    ]
+    keys = [
+        k
+        for (k,) in db.execute(
+            "SELECT j.key FROM items, json_each(coalesce(items.attributes, '{}')) AS j "
+            "WHERE j.type NOT IN ('null', 'object', 'array') AND j.value != '' "
+            "GROUP BY j.key HAVING count(DISTINCT j.value) >= 2 ORDER BY j.key"
+        )
+        if k not in ITEM_COLUMNS and k not in ALIASES
+    ]
+    return columns + keys
+
+
+def joint_values(db: sqlite_utils.Database, ids: list[str], attributes: str | list[str]) -> list[tuple | None]:
+    """Per item, the tuple of its values of every attribute (`"category,colour"` or a list);
+    None when any of them is missing or empty."""
+    names = [a.strip() for a in attributes.split(",")] if isinstance(attributes, str) else list(attributes)
+    columns = [attribute_values(db, ids, name) for name in names if name]
+    return [None if any(v in (None, "") for v in row) else tuple(row) for row in zip(*columns)]
+
+
+def precision_scores(labels: list, found: np.ndarray, queries: np.ndarray, k: int) -> tuple[float, float]:
+    """(mean precision@k, mean average precision@k) with relevance = equal label."""
+    values = np.asarray(labels, dtype=object)
+    counts: dict = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    precisions, average_precisions = [], []
+    for q, row in zip(queries, found):
+        relevant = values[row] == values[q]
+        precisions.append(relevant[:k].mean())
+        hits = np.cumsum(relevant[:k])
+        total_relevant = min(k, counts[values[q]] - 1)
+        ap = float((hits / np.arange(1, k + 1) * relevant[:k]).sum() / total_relevant) if total_relevant else 0.0
+        average_precisions.append(ap)
+    return float(np.mean(precisions)), float(np.mean(average_precisions))
+
+
+def evaluate(
+    db: sqlite_utils.Database,
+    method: str,
+    attribute: str = "articleType",
+    k: int = 10,
+    queries: int | None = None,
+    seed: int = 0,
+    distance: str = "cosine",
+    matrix: tuple[list[str], np.ndarray] | None = None,
+) -> dict:
+    """Precision@k and mAP@k of a method's stored vectors against an attribute (or several, comma-separated:
+    relevant only when all match; items missing any of them are left out)."""
+    if k < 1 or (queries is not None and queries < 1):
+        raise ValueError(f"k and queries must be at least 1, got k={k}, queries={queries}")
+    ids, vectors = matrix or load_matrix(db, method)
+    labels = joint_values(db, ids, attribute)
+    keep = np.array([v is not None for v in labels], dtype=bool)
+    if keep.sum() <= k:
+        raise ValueError(
+            f"too few items with vectors for {method} and a value for {attribute} "
+            f"({int(keep.sum())}); embed the catalog first"
+        )
+    ids = [i for i, kept in zip(ids, keep) if kept]
+    vectors = vectors[keep]
+    codes: dict[tuple, int] = {}
+    labels = [codes.setdefault(v, len(codes)) for v in labels if v is not None]
+    query_rows = np.arange(len(ids))
+    if queries and queries < len(ids):
+        query_rows = np.sort(np.random.default_rng(seed).choice(len(ids), queries, replace=False))
+    index = ExactNeighbours(ids, vectors, rerank_chi2=True)
+    ranked = index.neighbours(vectors[query_rows], k, exclude=[{ids[q]} for q in query_rows], distance=distance)
+    found = np.array([[index.position[i] for i, _ in row] for row in ranked])
+    precision, mean_ap = precision_scores(labels, found, query_rows, k)
+    return {
+        "method": method,
+        "attribute": attribute,
+        "k": k,
+        "queries": int(len(query_rows)),
+        "precision_at_k": round(precision, 4),
+        "map_at_k": round(mean_ap, 4),
+        "distance": distance,
+    }

@@ -1,0 +1,129 @@
+"""Similar-item CSV export: every item and its top-k lookalikes, streamed and written atomically."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlite_utils
+from tqdm import tqdm
+
+from core.catalog.importers import strip_credentials
+from core.catalog.items import item_cards
+from core.catalog.vectors import item_ids_with_vectors
+from core.files.atomic import atomic_text_writer
+from core.files.csv_injection import neutralise
+from core.files.output_path import check_output
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    "item_id",
+    "neighbour_id",
+    "rank",
+    "score",
+    "method",
+    "item_title",
+    "neighbour_title",
+    "item_image_url",
+    "neighbour_image_url",
+)
+CHUNK = 512
+ENCODING = "utf-8-sig"
+
+
+def _display(db: sqlite_utils.Database) -> dict[str, tuple[str, str]]:
+    """Item id -> (title, its photo's URL without credentials, else the local path of the photo that represents it).
+
+    A local photo deleted or moved since import leaves the cell empty (never a dead path); the
+    row stays, since its neighbours were found from the photo as it was embedded.
+    """
+    cards = item_cards(db)
+    gone = sum(card["photo_missing"] and not card["image_url"] for card in cards.values())
+    if gone:
+        log.warning("%d items' photos were deleted or moved since import: their image cells are empty", gone)
+    return {
+        item_id: (
+            card["title"] or "",
+            strip_credentials(card["image_url"])
+            if card["image_url"]
+            else ""
+            if card["photo_missing"]
+            else card["image_path"] or "",
+        )
+        for item_id, card in cards.items()
+    }
+
+
+def _approved(db: sqlite_utils.Database) -> set[tuple[str, str]]:
+    return {
+        (q, c)
+        for q, c in db.execute(
+            "SELECT query_key, candidate_id FROM current_labels WHERE query_kind = 'item' AND relevant = 1"
+        )
+    }
+
+
+def export_similar(
+    db: sqlite_utils.Database,
+    method: str,
+    k: int,
+    out: str | Path,
+    filters: dict | None = None,
+    only_relevant: bool = False,
+    progress: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+    force: bool = False,
+) -> int:
+    """Write one row per (item, rank) for items with vectors; return the number of rows written.
+
+    Filters select both the exported items and their neighbours. With `only_relevant`, only
+    pairs a person marked relevant (latest judgement) are kept. The file appears only when
+    complete; UTF-8 with a byte-order mark so spreadsheets read accents right. Text cells that a
+    spreadsheet would run as formulas are neutralised (core.files.csv_injection). `out` is checked
+    first (core.files.output_path): an existing file that is not such an export needs `force`. A method
+    without vectors is a ValueError and writes nothing.
+    """
+    from core.catalog.filters import matching_item_ids
+    from core.search.queries import search_many
+
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    check_output(out, db, COLUMNS, ENCODING, force)
+    with_vectors = set(item_ids_with_vectors(db, method))
+    if not with_vectors:
+        raise ValueError(f"no {method} vectors in the catalog; run `python -m core embed --method {method}` first")
+    display = _display(db)
+    items = [i for i in matching_item_ids(db, filters or {}) if i in with_vectors]
+    approved = _approved(db) if only_relevant else None
+    rows = 0
+    with (
+        atomic_text_writer(out, encoding=ENCODING) as handle,
+        tqdm(total=len(items), desc=f"export {method}", unit=" items", disable=not progress) as bar,
+    ):
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        for start in range(0, len(items), CHUNK):
+            chunk = items[start : start + CHUNK]
+            for item_id, hits in search_many(db, method, chunk, k, filters=filters):
+                title, image = display.get(item_id, ("", ""))
+                for hit in hits:
+                    if approved is not None and (item_id, hit.item_id) not in approved:
+                        continue
+                    n_title, n_image = display.get(hit.item_id, ("", ""))
+                    writer.writerow(
+                        (
+                            neutralise(item_id),
+                            neutralise(hit.item_id),
+                            hit.rank,
+                            f"{hit.score:.6f}",
+                            *(neutralise(text) for text in (method, title, n_title, image, n_image)),
+                        )
+                    )
+                    rows += 1
+            bar.update(len(chunk))
+            if on_progress:
+                on_progress(min(start + CHUNK, len(items)), len(items))
+    return rows

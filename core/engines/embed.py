@@ -1,0 +1,171 @@
+"""Batch embedding of the catalog (resumable) and single-photo embedding for uploads.
+
+Only items whose vector is missing or outdated (method version or photo changed) are computed.
+Each batch is committed as soon as it is done, so an interrupted run loses at most one batch
+and the next run carries on. Photos are decoded and preprocessed in worker threads (worker
+processes when the model runs on a GPU, core/engines/decode.py) while the model runs on the previous
+batch. Unreadable photos are recorded in `embedding_failures`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from functools import partial
+
+import numpy as np
+from tqdm import tqdm
+
+from core.catalog import vectors
+from core.catalog.db import Catalog
+from core.catalog.images import load_rgb
+from core.engines.decode import decoded_batches
+from core.files.failures import how_far
+from core.methods import DerivedExtractor, Extractor, ImageExtractor, create_extractor, devices, get_spec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = devices.CPU_BATCH
+DERIVED_BATCH = 512  # items per read-combine-store step of a derived method
+
+
+@dataclass
+class EmbedReport:
+    method: str
+    version: str
+    pending: int = 0
+    embedded: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    missing_parts: dict[str, int] = field(default_factory=dict)  # derived: part -> items lacking a current vector
+
+    @property
+    def rate(self) -> float:
+        return self.embedded / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "images_per_second": round(self.rate, 1)}
+
+
+def embed_catalog(
+    db: Catalog,
+    method: str,
+    batch_size: int | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    extractor: Extractor | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    processes: bool | None = None,
+) -> EmbedReport:
+    """Compute and store every missing or outdated vector of `method`.
+
+    batch_size None: 32 on the CPU, what fits in memory on a GPU (core.methods.devices). processes: decode
+    in worker processes (default on a GPU) rather than threads (default on the CPU, faster there).
+    """
+    for name, value in (("batch_size", batch_size), ("limit", limit)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    spec = get_spec(method, db)
+    extractor = extractor or create_extractor(method, db)
+    if spec.derived:
+        return _embed_derived(db, extractor, batch_size, limit, progress, on_progress)
+    version = extractor.spec.version
+    todo = vectors.pending(db, method, version, spec.kind, limit)
+    report = EmbedReport(method, version, pending=len(todo))
+    start = time.perf_counter()
+    placement = devices.current()
+    if spec.kind == "text":
+        batch_size = batch_size or DEFAULT_BATCH
+        run = extractor.embed_texts
+    else:
+        batch_size = devices.batch_size(extractor, batch_size, placement)
+        run = partial(devices.forward_fitting, extractor.embed_batch) if placement.is_gpu else extractor.embed_batch
+    bar = tqdm(
+        total=len(todo), desc=f"embed {method}", unit=" img" if spec.kind == "image" else " items", disable=not progress
+    )
+    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    stream = (
+        _text_batches(batches)
+        if spec.kind == "text"
+        else decoded_batches(batches, extractor.preprocess, placement.is_gpu if processes is None else processes)
+    )
+    try:
+        with how_far(lambda: _done(report)):
+            for batch, inputs, failures in stream:
+                for item, reason in failures:
+                    vectors.record_failure(db, method, version, item.item_id, item.source_hash, reason)
+                    log.warning("%s: item %s skipped: %s", method, item.item_id, reason)
+                report.failed += len(failures)
+                if batch:
+                    matrix = run(inputs)
+                    vectors.store(db, method, version, ((p.item_id, v, p.source_hash) for p, v in zip(batch, matrix)))
+                    report.embedded += len(batch)
+                bar.update(len(batch) + len(failures))
+                if on_progress:
+                    on_progress(report.embedded + report.failed, report.pending)
+    finally:
+        bar.close()
+        report.seconds = time.perf_counter() - start
+    return report
+
+
+def _done(report: EmbedReport) -> str:
+    return f"{report.embedded} of {report.pending} embedded"
+
+
+def _text_batches(batches) -> Iterator[tuple[list, list[str], list]]:
+    for batch in batches:
+        yield batch, [p.text or "" for p in batch], []
+
+
+def _embed_derived(
+    db: Catalog,
+    extractor: DerivedExtractor,
+    batch_size: int | None,
+    limit: int | None,
+    progress: bool,
+    on_progress: Callable[[int, int], None] | None,
+) -> EmbedReport:
+    """A derived method's vectors, combined from its parts' stored vectors made from the item's
+    current photo. The parts are embedded first when the extractor `embeds_parts`; otherwise items
+    lacking a current part vector are skipped and counted per part in `missing_parts`."""
+    spec = extractor.spec
+    if extractor.embeds_parts:
+        for part in spec.parts:
+            embed_catalog(db, part, batch_size, limit, progress)
+    todo = vectors.pending(db, spec.name, spec.version, spec.kind, limit)
+    report = EmbedReport(spec.name, spec.version, pending=len(todo))
+    start = time.perf_counter()
+    with how_far(lambda: _done(report)):
+        for offset in tqdm(range(0, len(todo), DERIVED_BATCH), desc=f"embed {spec.name}", disable=not progress):
+            batch = todo[offset : offset + DERIVED_BATCH]
+            sources = {item.item_id: item.source_hash for item in batch}
+            stored = {part: vectors.current_vectors(db, part, sources) for part in spec.parts}
+            ready = [item for item in batch if all(item.item_id in found for found in stored.values())]
+            report.failed += len(batch) - len(ready)
+            if not extractor.embeds_parts:
+                for part, found in stored.items():
+                    if len(found) < len(batch):
+                        report.missing_parts[part] = report.missing_parts.get(part, 0) + len(batch) - len(found)
+            if ready:
+                matrix = extractor.derive(
+                    {part: np.stack([found[item.item_id] for item in ready]) for part, found in stored.items()}
+                )
+                report.embedded += vectors.store(
+                    db, spec.name, spec.version, ((item.item_id, v, item.source_hash) for item, v in zip(ready, matrix))
+                )
+            if on_progress:
+                on_progress(report.embedded + report.failed, report.pending)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def embed_image(
+    data: bytes, method: str, catalog: Catalog | None = None, extractor: ImageExtractor | None = None
+) -> np.ndarray:
+    """One uploaded photo's vector, with the same preprocessing as catalog vectors."""
+    image = load_rgb(data)
+    extractor = extractor or create_extractor(method, catalog)
+    return extractor.embed_images([image])[0]

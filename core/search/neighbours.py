@@ -1,0 +1,213 @@
+"""Nearest neighbours of query vectors: one interface, an exact (NumPy) and an Annoy backend.
+
+Every backend answers `neighbours(query_vectors, k, allowed=None, exclude=None, distance="cosine")`:
+for each query vector, the k best `(item id, similarity)` pairs, best first, ties by item id,
+among the items in `allowed` (None: every item) and not in that query's `exclude` (one set for
+every query, or one collection per query). Similarity is cosine, or minus the chi-square distance
+(`distance="chi2"`, for colour histograms stored in Hellinger form). Callers never branch on the
+backend; `core.search.queries.neighbour_index` picks one for a method.
+
+- `ExactNeighbours` scores every item with matrix products, in blocks of queries. Chi-square is
+  exact over every allowed item, or, with `rerank_chi2`, a re-ranking of the best cosine candidates.
+- `AnnoyNeighbours` asks a memory-mapped Annoy index for candidates, widening the request until k
+  of them pass the filters (or every item was seen); chi-square re-ranks the best cosine candidates.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Sequence, Set
+
+import numpy as np
+
+from core.search.index import LoadedIndex
+
+Ranked = list[tuple[str, float]]
+Exclude = Set[str] | Sequence[Collection[str]] | None
+
+CHI2_DEPTH = 10  # chi-square re-ranks the k x CHI2_DEPTH best cosine candidates,
+CHI2_MIN = 100  # and at least this many
+BLOCK = 256  # queries per matrix product
+
+
+def unit(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)
+
+
+def chi2_scores(query: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Minus the chi-square distance of each candidate row to the query (higher is closer)."""
+    from core.methods.colour import chi2_distances
+
+    return -chi2_distances(query, candidates)
+
+
+def best_first(pairs) -> Ranked:
+    """(item id, score) pairs sorted best first, ties by item id."""
+    return sorted(((i, float(s)) for i, s in pairs), key=lambda p: (-p[1], p[0]))
+
+
+def nearest_rows(matrix: np.ndarray, query_rows: np.ndarray, k: int) -> np.ndarray:
+    """Row numbers of each query row's k nearest rows of `matrix` by cosine, itself excluded, nearest
+    first (ties by row): the exact backend for code that works on positions (evaluation, tuning)."""
+    ids = [f"{n:010d}" for n in range(len(matrix))]
+    ranked = ExactNeighbours(ids, matrix).neighbours(matrix[query_rows], k, exclude=[{ids[q]} for q in query_rows])
+    return np.array([[int(i) for i, _ in row] for row in ranked], dtype=np.int64).reshape(len(query_rows), -1)
+
+
+class NeighbourIndex(ABC):
+    """The neighbours of query vectors among a set of items; see the module docstring."""
+
+    ids: list[str]
+
+    def neighbours(
+        self,
+        query_vectors: np.ndarray,
+        k: int,
+        allowed: Set[str] | None = None,
+        exclude: Exclude = None,
+        distance: str = "cosine",
+    ) -> list[Ranked]:
+        """For each query vector (a row, or one vector), its k best (item id, similarity), best first."""
+        queries = unit(np.atleast_2d(query_vectors))
+        excludes = _per_query(exclude, len(queries))
+        if k < 1 or not self.ids or (allowed is not None and not allowed):
+            return [[] for _ in queries]
+        if distance == "cosine":
+            return self._kneighbors(queries, k, allowed, excludes)
+        if distance == "chi2":
+            return self._chi2(queries, k, allowed, excludes)
+        raise ValueError(f"unknown distance {distance!r}; use cosine or chi2")
+
+    @abstractmethod
+    def _kneighbors(
+        self, queries: np.ndarray, k: int, allowed: Set[str] | None, excludes: list[Collection[str]]
+    ) -> list[Ranked]:
+        """Cosine neighbours of unit query rows."""
+
+    @abstractmethod
+    def vectors(self, ids: list[str]) -> np.ndarray:
+        """The unit vectors of these items (all of them must be in the index), in that order."""
+
+    def _chi2(
+        self, queries: np.ndarray, k: int, allowed: Set[str] | None, excludes: list[Collection[str]]
+    ) -> list[Ranked]:
+        """Re-rank the best cosine candidates by chi-square."""
+        found = self._kneighbors(queries, max(k * CHI2_DEPTH, CHI2_MIN), allowed, excludes)
+        ranked = []
+        for query, candidates in zip(queries, found):
+            ids = [i for i, _ in candidates]
+            ranked.append(best_first(zip(ids, chi2_scores(query, self.vectors(ids))))[:k] if ids else [])
+        return ranked
+
+
+def _per_query(exclude: Exclude, n: int) -> list[Collection[str]]:
+    if exclude is None:
+        return [()] * n
+    if isinstance(exclude, Set):
+        return [exclude] * n
+    if len(exclude) != n or any(isinstance(e, str) for e in exclude):
+        raise ValueError("exclude is one set of item ids, or one collection of item ids per query")
+    return list(exclude)
+
+
+class ExactNeighbours(NeighbourIndex):
+    """Every item scored with NumPy."""
+
+    def __init__(self, ids: list[str], matrix: np.ndarray, rerank_chi2: bool = False):
+        self.ids = list(ids)
+        self.matrix = unit(matrix) if len(self.ids) else np.zeros((0, 0), np.float32)
+        self.position = {item_id: n for n, item_id in enumerate(self.ids)}
+        self.rerank_chi2 = rerank_chi2
+
+    def vectors(self, ids: list[str]) -> np.ndarray:
+        return self.matrix[[self.position[i] for i in ids]]
+
+    def _positions(self, ids: Collection[str]) -> np.ndarray:
+        return np.fromiter((p for i in ids if (p := self.position.get(i)) is not None), np.int64)
+
+    def _mask(self, allowed: Set[str] | None) -> np.ndarray | None:
+        """Which rows may be returned (None: every row)."""
+        if allowed is None:
+            return None
+        keep = np.zeros(len(self.ids), bool)
+        keep[self._positions(allowed)] = True
+        return keep
+
+    def _kneighbors(self, queries, k, allowed, excludes) -> list[Ranked]:
+        keep, memo = self._mask(allowed), {}
+        found = []
+        for start in range(0, len(queries), BLOCK):
+            scores = queries[start : start + BLOCK] @ self.matrix.T
+            found += self._top(scores, k, keep, excludes[start : start + BLOCK], memo)
+        return found
+
+    def _chi2(self, queries, k, allowed, excludes) -> list[Ranked]:
+        if self.rerank_chi2:
+            return super()._chi2(queries, k, allowed, excludes)
+        keep, memo = self._mask(allowed), {}
+        return [
+            self._top(chi2_scores(q, self.matrix)[None, :], k, keep, [ex], memo)[0] for q, ex in zip(queries, excludes)
+        ]
+
+    def _top(
+        self, scores: np.ndarray, k: int, keep: np.ndarray | None, excludes: list[Collection[str]], memo: dict
+    ) -> list[Ranked]:
+        """The k best finite scores of each row, every item tied with the k-th considered."""
+        if keep is not None:
+            scores[:, ~keep] = -np.inf
+        for row, excluded in enumerate(excludes):
+            if excluded:  # a collection shared by many queries is looked up once
+                key = id(excluded)
+                if key not in memo:
+                    memo[key] = self._positions(excluded)
+                scores[row, memo[key]] = -np.inf
+        depth = min(k, scores.shape[1])
+        kth = -np.partition(-scores, depth - 1, axis=1)[:, depth - 1]
+        ranked = []
+        for row, cut in zip(scores, kth):
+            chosen = np.flatnonzero(row >= cut) if np.isfinite(cut) else np.flatnonzero(np.isfinite(row))
+            ranked.append(best_first((self.ids[j], row[j]) for j in chosen)[:k])
+        return ranked
+
+
+class AnnoyNeighbours(NeighbourIndex):
+    """Candidates from a memory-mapped Annoy index, widened until enough pass the filters."""
+
+    def __init__(self, index: LoadedIndex, search_k: int | None = None):
+        self.index = index
+        self.ids = index.ids
+        self.search_k = search_k
+
+    def vectors(self, ids: list[str]) -> np.ndarray:
+        return unit(np.vstack([self.index.vector(self.index.position[i]) for i in ids]))
+
+    def _kneighbors(self, queries, k, allowed, excludes) -> list[Ranked]:
+        return [self._one(query, k, allowed, excluded) for query, excluded in zip(queries, excludes)]
+
+    def _one(self, vector: np.ndarray, depth: int, allowed: Set[str] | None, exclude: Collection[str]) -> Ranked:
+        """Candidates passing the filters, asking for more until `depth` pass (or all are seen).
+
+        A few excluded items (the query itself) are simply asked for in addition. Filters, or a
+        large exclusion (the query's brand), passing a fraction f of the items make the first
+        try ask for depth / f x 2 neighbours; the node budget stays that of an unfiltered search
+        of `depth` items, or one node per neighbour asked for per tree when that is more.
+        """
+        index, total = self.index, len(self.ids)
+        few = len(exclude) <= depth
+        passing = (total if allowed is None else len(allowed)) - (0 if few else len(exclude))
+        extra = len(exclude) if few else 0
+        n = depth + extra if passing >= total else int(depth * total / max(passing, 1) * 2) + extra
+        budget = self.search_k or index.search_k(depth)
+        while True:
+            n = min(n, total)
+            positions, sims = index.nearest(vector, n, max(budget, n * index.info.trees))
+            found = [
+                (self.ids[p], s)
+                for p, s in zip(positions, sims)
+                if self.ids[p] not in exclude and (allowed is None or self.ids[p] in allowed)
+            ]
+            if len(found) >= depth or n >= total:
+                return best_first(found)[:depth]
+            n *= 4
