@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from functools import partial
 
 import numpy as np
 from tqdm import tqdm
@@ -81,7 +80,7 @@ def embed_catalog(
         run = extractor.embed_texts
     else:
         batch_size = devices.batch_size(extractor, batch_size, placement)
-        run = partial(devices.forward_fitting, extractor.embed_batch) if placement.is_gpu else extractor.embed_batch
+        run = devices.FittingForward(extractor.embed_batch) if placement.is_gpu else extractor.embed_batch
     bar = tqdm(
         total=len(todo), desc=f"embed {method}", unit=" img" if spec.kind == "image" else " items", disable=not progress
     )

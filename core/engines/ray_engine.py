@@ -52,7 +52,7 @@ class _Embedder:
         devices.select(device)
         self.extractor = create_extractor(method)
         forward = self.extractor.embed_batch
-        self.forward = (lambda batch: devices.forward_fitting(forward, batch)) if device != "cpu" else forward
+        self.forward = devices.FittingForward(forward) if device != "cpu" else forward
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         vectors_ = self.forward(batch.pop("pixels"))
