@@ -229,3 +229,19 @@ def test_device_flags_give_the_same_vectors_as_plain_embed(demo_catalog, db_path
         db.conn.close()
         assert flag_ids == ids and len(ids) == 64
         assert np.abs(matrix - plain).max() < 1e-6
+
+
+def test_core_counts_respect_a_containers_cpu_quota(tmp_path, monkeypatch):
+    from core import settings
+
+    monkeypatch.setattr(settings.os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert settings.available_cores(tmp_path) == 16  # no cgroup files: the affinity
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert settings.available_cores(tmp_path) == 16
+    (tmp_path / "cpu.max").write_text("250000 100000\n")  # docker run --cpus 2.5
+    assert settings.available_cores(tmp_path) == 3
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("400000\n")  # cgroup v1
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert settings.available_cores(tmp_path) == 4
