@@ -75,7 +75,7 @@ def test_1_an_eps_named_jpg_is_refused_and_ghostscript_never_runs(embedded_demo,
     first = csv_path.read_text().splitlines()[1].split(",")[0]
     (folder / f"{first}.jpg").write_bytes(EPS)
     done = run_cli("import-csv", str(csv_path), "--images", str(folder), "--db", str(tmp_path / "new.db"))
-    assert done.returncode == 0 and f"{first}.jpg: not a photo Lookalike reads" in done.stderr, done.stderr
+    assert done.returncode == 0 and f"{first}.jpg: not a readable image" in done.stderr, done.stderr
     with pytest.raises(ImageError, match="JPEG, PNG, WebP or AVIF"):
         load_upload(EPS)
     assert not fake_ghostscript.exists()
@@ -84,7 +84,7 @@ def test_1_an_eps_named_jpg_is_refused_and_ghostscript_never_runs(embedded_demo,
 @pytest.mark.parametrize("fmt", ["BMP", "TIFF", "GIF", "PDF", "ICO", "TGA", "PPM"])
 def test_1_other_formats_are_refused_whatever_their_name(fmt, tmp_path):
     data = encoded(fmt)
-    with pytest.raises(ImageError, match="not a photo Lookalike reads"):
+    with pytest.raises(ImageError, match="not a readable image"):
         decode(data)
     path = tmp_path / "photo.jpg"
     path.write_bytes(data)

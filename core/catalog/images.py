@@ -71,7 +71,9 @@ def decode(data: bytes) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"image too large (over {MAX_PIXELS:,} pixels)") from None
     except UnidentifiedImageError:
-        raise ImageError(f"not a photo Lookalike reads ({FORMAT_NAMES}), or corrupt") from None
+        raise ImageError(
+            f"not a readable image (only {FORMAT_NAMES} photos are read; another format, or corrupt)"
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"corrupt or truncated image ({exc})") from None
     except MemoryError:
