@@ -245,3 +245,25 @@ def test_core_counts_respect_a_containers_cpu_quota(tmp_path, monkeypatch):
     (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("400000\n")  # cgroup v1
     (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
     assert settings.available_cores(tmp_path) == 4
+
+
+def test_a_placed_block_changes_only_its_own_threads_device(monkeypatch, no_gpu):
+    """The app runs each session's jobs inside `placed`: another session (thread) keeps its own pick."""
+    import threading
+
+    monkeypatch.setattr(devices, "cuda_available", lambda: True)
+    monkeypatch.setattr(devices, "half_dtype", lambda device: "bfloat16")
+    inside, other = threading.Event(), {}
+
+    def elsewhere() -> None:
+        inside.wait(5)
+        other["placement"] = devices.current()
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    with devices.placed("cpu", "float16"):
+        inside.set()
+        thread.join(5)
+        assert devices.current() == devices.Placement("cpu", "float16")
+    assert other["placement"] == devices.Placement("cuda", "bfloat16")  # the process's auto choice
+    assert devices.current() == devices.Placement("cuda", "bfloat16")
