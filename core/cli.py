@@ -158,24 +158,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_methods(args: argparse.Namespace) -> int:
     from core.methods import devices, list_methods
+    from core.methods.registry import method_states
 
-    methods = list_methods(open_catalog(args.db, read_only=True) if args.db.exists() else None)
-    device = devices.resolve()
+    catalog = open_catalog(args.db, read_only=True) if args.db.exists() else None
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        **{k: m[k] for k in ("name", "kind", "available", "reason")},
-                        "device": devices.method_device(m["family"], device),
-                        **{k: m[k] for k in ("bases", "training") if k in m},
-                    }
-                    for m in methods
-                ],
-                indent=2,
-            )
-        )
+        print(json.dumps(method_states(catalog), indent=2))
         return 0
+    methods = list_methods(catalog)
     for m in methods:
         state = "ready" if m["available"] else "missing"
         print(f"{m['name']:18} {m['kind']:5} {state:7} {m['description']}")
@@ -406,6 +395,15 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from core.api.serve import serve
+
+    serve(
+        args.db, host=args.host, port=args.port, workers=args.workers, log_level="info" if args.verbose else "warning"
+    )
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with its errors in one line, like every other error of the command line (exit 2)."""
 
@@ -435,6 +433,14 @@ def _number(text: str, low: float, high: float = math.inf, low_included: bool = 
             f" and at most {high:g}" if high < math.inf else ""
         )
         raise argparse.ArgumentTypeError(f"needs a number {shown}, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    """argparse type: a TCP port, 1 to 65535."""
+    value = _count(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"needs a port from 1 to 65535, got {value}")
     return value
 
 
@@ -609,6 +615,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only-relevant", action="store_true", help="keep only pairs marked relevant")
     p.add_argument("--force", action="store_true", help="replace an existing file that is not an export CSV")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("serve", parents=[common], help="the JSON API for a shop's site (docs/api.md)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need a key)")
+    p.add_argument("--port", type=_port, default=8000)
+    p.add_argument("--workers", type=_count, default=1, help="server processes (default 1)")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 
