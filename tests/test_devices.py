@@ -143,3 +143,25 @@ def test_device_flags_give_the_same_vectors_as_plain_embed(demo_catalog, db_path
         db.conn.close()
         assert flag_ids == ids and len(ids) == 64
         assert np.abs(matrix - plain).max() < 1e-6
+
+
+def test_a_placed_block_changes_only_its_own_threads_device(monkeypatch, no_gpu):
+    """The app runs each session's jobs inside `placed`: another session (thread) keeps its own pick."""
+    import threading
+
+    monkeypatch.setattr(devices, "cuda_available", lambda: True)
+    monkeypatch.setattr(devices, "half_dtype", lambda device: "bfloat16")
+    inside, other = threading.Event(), {}
+
+    def elsewhere() -> None:
+        inside.wait(5)
+        other["placement"] = devices.current()
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    with devices.placed("cpu", "float16"):
+        inside.set()
+        thread.join(5)
+        assert devices.current() == devices.Placement("cpu", "float16")
+    assert other["placement"] == devices.Placement("cuda", "bfloat16")  # the process's auto choice
+    assert devices.current() == devices.Placement("cuda", "bfloat16")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -190,7 +191,7 @@ def vector_count(db: sqlite_utils.Database, method: str) -> int:
 def checksum(ids: list[str], matrix: np.ndarray) -> str:
     """A fingerprint of a method's vectors, for spotting stale indices."""
     digest = hashlib.sha256()
-    digest.update("\n".join(ids).encode("utf-8"))
+    digest.update(json.dumps(ids).encode("ascii"))
     digest.update(np.ascontiguousarray(matrix, dtype="<f4").tobytes())
     return digest.hexdigest()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import logging
 import os
 import sys
@@ -108,7 +109,7 @@ def configured() -> str:
 
 def resolve(requested: str | None = None) -> str:
     """`auto`/`cpu`/`cuda`/`mps` (default: the selected or configured one) -> the device to use."""
-    choice = (requested or _selected or settings().device or "auto").strip().lower()
+    choice = (requested or _choice()[0] or settings().device or "auto").strip().lower()
     if choice not in CHOICES:
         raise ValueError(f"unknown device {choice!r}; choose one of {', '.join(CHOICES)}")
     if choice == "auto":
@@ -133,6 +134,14 @@ def half_dtype(device: str) -> str | None:
 
 _selected: str | None = None
 _precision: str | None = None
+# A block's own choice (`placed`): seen only by the thread (or task) that made it, so one app
+# session's job on the GPU leaves another session's pick, and the process's, alone.
+_placed: contextvars.ContextVar[tuple[str | None, str | None] | None] = contextvars.ContextVar("placed", default=None)
+
+
+def _choice() -> tuple[str | None, str | None]:
+    """(device asked for, precision asked for): the enclosing `placed` block's, else the process's."""
+    return _placed.get() or (_selected, _precision)
 
 
 def select(requested: str | None, precision: str | None = None) -> str:
@@ -148,14 +157,15 @@ def select(requested: str | None, precision: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def placed(requested: str, precision: str | None = None) -> Iterator[str]:
-    """Select a device for the duration of a block (a Ray driver's CPU copy of a model, tests)."""
-    global _selected, _precision
-    saved = _selected, _precision
+def placed(requested: str | None, precision: str | None = None) -> Iterator[str]:
+    """Use a device for the duration of a block, in this thread only (an app session's job, a Ray
+    driver's CPU copy of a model, tests); checked first, like `select`."""
+    device = resolve(requested)
+    token = _placed.set((requested, precision))
     try:
-        yield select(requested, precision)
+        yield device
     finally:
-        _selected, _precision = saved
+        _placed.reset(token)
 
 
 def current(half: str | None = None) -> Placement:
@@ -165,8 +175,9 @@ def current(half: str | None = None) -> Placement:
     the 0.999 cosine to float32 and float16 (11 bits) does not.
     """
     device = resolve()
-    if _precision is not None:
-        return Placement(device, _precision)
+    precision = _choice()[1]
+    if precision is not None:
+        return Placement(device, precision)
     return Placement(device, (half or half_dtype(device)) if device != "cpu" else None)
 
 
@@ -186,7 +197,7 @@ def summary(requested: str | None = None) -> dict:
     else:
         name = f"CPU, {settings().threads} threads"
     return {
-        "requested": requested or _selected or settings().device,
+        "requested": requested or _choice()[0] or settings().device,
         "device": placement.device,
         "name": name,
         "precision": placement.precision,
