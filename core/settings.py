@@ -8,6 +8,8 @@
 | `LOOKALIKE_BACKEND` | `onnx` | `onnx` or `torch`: how the default method runs on the CPU |
 | `LOOKALIKE_HYBRID` | `efficientnet_lite0=0.8,color_hist=0.2` | the parts and weights of `hybrid` |
 | `LOOKALIKE_DEVICE` | `auto` | `auto`, `cpu`, `cuda` or `mps`: where torch methods run |
+| `LOOKALIKE_API_KEY` | none | a key the API (`serve`) asks for as `Authorization: Bearer KEY`; none and no keys file: no key asked |
+| `LOOKALIKE_API_KEYS_FILE` | none | a file of API keys, one a line (blank lines and `#` comments skipped), besides `LOOKALIKE_API_KEY` |
 | `HF_HUB_OFFLINE` | off | never ask the Hugging Face hub; load from local folders and the cache only |
 
 `settings()` reads them once per process; `reload()` reads them again (tests that change them).
@@ -35,6 +37,8 @@ class Settings:
     hybrid: str
     device: str
     offline: bool
+    api_key: str | None = None
+    api_keys_file: Path | None = None
 
 
 def _cgroup_quota(root: Path) -> float | None:
@@ -80,6 +84,8 @@ def settings() -> Settings:
         hybrid=env.get("LOOKALIKE_HYBRID") or DEFAULT_HYBRID,
         device=(env.get("LOOKALIKE_DEVICE") or "auto").strip().lower(),
         offline=env.get("HF_HUB_OFFLINE", "0").strip().lower() not in _FALSE,
+        api_key=env.get("LOOKALIKE_API_KEY", "").strip() or None,
+        api_keys_file=Path(env["LOOKALIKE_API_KEYS_FILE"]) if env.get("LOOKALIKE_API_KEYS_FILE") else None,
     )
 
 

@@ -13,24 +13,13 @@ from core.settings import DEFAULT_METHOD
 
 def cmd_methods(args: argparse.Namespace) -> int:
     from core.methods import devices, list_methods
+    from core.methods.registry import method_states
 
-    methods = list_methods(catalog(args, read_only=True) if args.db.exists() else None)
-    device = devices.resolve()
+    found = catalog(args, read_only=True) if args.db.exists() else None
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        **{k: m[k] for k in ("name", "kind", "available", "reason")},
-                        "device": devices.method_device(m["family"], device),
-                        **{k: m[k] for k in ("bases", "training") if k in m},
-                    }
-                    for m in methods
-                ],
-                indent=2,
-            )
-        )
+        print(json.dumps(method_states(found), indent=2))
         return 0
+    methods = list_methods(found)
     for m in methods:
         state = "ready" if m["available"] else "missing"
         print(f"{m['name']:18} {m['kind']:5} {state:7} {m['description']}")
