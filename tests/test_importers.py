@@ -78,7 +78,7 @@ def test_reimport_is_idempotent_and_updates_changed_rows(catalog, tmp_path):
     again = import_farfetch(catalog, FARFETCH, progress=False)
     assert (first.new, first.updated, first.unchanged) == (40, 0, 0)
     assert (again.items, again.new, again.updated, again.unchanged) == (40, 0, 0, 40)
-    assert "40 items from 40 rows: 0 new, 0 updated, 40 unchanged" in again.summary()
+    assert "40 items imported from 40 rows: 0 new, 0 updated, 40 unchanged" in again.summary()
     assert catalog.execute("SELECT count(*) FROM items").fetchone()[0] == 40
     assert catalog.execute("SELECT count(*) FROM images").fetchone()[0] == 80
     source = rows_of(FARFETCH)

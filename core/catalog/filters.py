@@ -21,6 +21,15 @@ TRUE = {"1", "true", "yes", "y", "on"}
 FALSE = {"0", "false", "no", "n", "off"}
 
 
+def keys_help() -> str:
+    """Every filter key, for --help: 'category, brand, ... (text: a|b for several); price_min, ...'."""
+    text = sorted(k for k in TEXT_KEYS if k != "color")
+    return (
+        f"{', '.join(text)} (text, any case; a|b for either); {', '.join(sorted(NUMBER_KEYS))} (numbers); "
+        f"{', '.join(sorted(FLAG_KEYS))} (yes/no)"
+    )
+
+
 def parse_filters(pairs: list[str] | None) -> dict:
     """['gender=Women', 'price_max=500'] -> {'gender': ['Women'], 'price_max': 500.0}.
 

@@ -43,7 +43,7 @@ class ImportReport:
     def summary(self) -> str:
         """One line for people: what came in, what was already there, the photos and the problems."""
         return (
-            f"{self.items} items from {self.rows} rows: {self.new} new, {self.updated} updated, "
+            f"{self.items} items imported from {self.rows} rows: {self.new} new, {self.updated} updated, "
             f"{self.unchanged} unchanged; photos ok {self.images_ok}, not usable {self.images_bad}; "
             f"{len(self.problems)} problem(s) reported"
         )

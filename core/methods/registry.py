@@ -172,7 +172,7 @@ def method_states(catalog: Catalog | None = None) -> list[dict]:
     device = devices.resolve()
     return [
         {
-            **{k: m[k] for k in ("name", "kind", "available", "reason")},
+            **{k: m[k] for k in ("name", "kind", "available", "reason", "state", "todo", "vectors")},
             "device": devices.method_device(m["family"], device),
             **{k: m[k] for k in ("bases", "training") if k in m},
         }

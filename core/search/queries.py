@@ -162,8 +162,8 @@ def stale_note(db: sqlite_utils.Database, method: str) -> str | None:
     if not _stored_versions(db, method) - {_spec(db, method).version}:
         return None
     return (
-        f"{method} changed since its vectors were made: searches use the old ones until you run "
-        f"`python -m core embed --method {method}` (Embed + index on the Methods page)"
+        f"{method} changed since its vectors were made: searches use the old ones until it is embedded "
+        f"again (`python -m core embed --method {method}`, or Embed + index on the Methods page)"
     )
 
 
