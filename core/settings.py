@@ -4,7 +4,7 @@
 |---|---|---|
 | `LOOKALIKE_DB` | `data/catalog.db` | the catalog file (`--db` overrides it on the command line) |
 | `LOOKALIKE_MODELS` | `<catalog folder>/models` | downloaded or exported model weights |
-| `LOOKALIKE_THREADS` | every core | threads a model may use |
+| `LOOKALIKE_THREADS` | every core this process may use (affinity, container quota) | threads a model may use |
 | `LOOKALIKE_BACKEND` | `onnx` | `onnx` or `torch`: how the default method runs on the CPU |
 | `LOOKALIKE_HYBRID` | `efficientnet_lite0=0.8,color_hist=0.2` | the parts and weights of `hybrid` |
 | `LOOKALIKE_DEVICE` | `auto` | `auto`, `cpu`, `cuda` or `mps`: where torch methods run |
@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -40,9 +41,30 @@ class Settings:
     api_keys_file: Path | None = None
 
 
+def _cgroup_quota(root: Path) -> float | None:
+    """CPUs a container's CPU quota allows (cgroup v2 `cpu.max`, or v1 `cpu.cfs_quota_us`), None without one."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        return None if quota <= 0 else quota / int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def available_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may use: its CPU affinity, capped by a container's CPU quota."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = _cgroup_quota(cgroup)
+    return max(1, min(cores, math.ceil(quota))) if quota else max(1, cores)
+
+
 def _threads(text: str | None) -> int:
     try:
-        return max(1, int(text)) if text else max(1, os.cpu_count() or 1)
+        return max(1, int(text)) if text else available_cores()
     except ValueError:
         raise ValueError(f"LOOKALIKE_THREADS must be a whole number, not {text!r}") from None
 
