@@ -103,9 +103,7 @@ def client(port: int, ids: list[str], requests: int, seed: int, out: list) -> No
 def load(port: int, ids: list[str], clients: int, requests: int, seed: int) -> dict:
     """`clients` concurrent clients x `requests` requests: throughput, latency percentiles, errors."""
     results: list[tuple[float, bool]] = []
-    threads = [
-        threading.Thread(target=client, args=(port, ids, requests, seed + n, results)) for n in range(clients)
-    ]
+    threads = [threading.Thread(target=client, args=(port, ids, requests, seed + n, results)) for n in range(clients)]
     start = time.perf_counter()
     for t in threads:
         t.start()
@@ -144,7 +142,7 @@ def render(rows: list[dict], args: argparse.Namespace) -> str:
         f"{args.items:,} items with synthetic {DIM}-d {METHOD} vectors (searched exactly, as every catalog up "
         f"to 20,000 vectors is); {args.clients} concurrent keep-alive clients (threads of one process on the "
         f"same machine) x {args.requests} `GET /items/{{id}}/similar?k=10` each, random items. "
-        "\"While index rebuilds\": `python -m core index` runs again and again beside the server for the "
+        '"While index rebuilds": `python -m core index` runs again and again beside the server for the '
         "whole phase (each run a fresh process: start-up, reading the vectors, a 30-tree Annoy build on "
         "both cores). The machine was shared with other helpers' tests and benchmarks while this ran.",
         "",
