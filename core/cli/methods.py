@@ -15,7 +15,10 @@ def cmd_methods(args: argparse.Namespace) -> int:
     from core.methods import devices, list_methods
 
     methods = list_methods(catalog(args, read_only=True) if args.db.exists() else None)
-    device = devices.resolve()
+    try:
+        device, problem = devices.resolve(), None
+    except ValueError as exc:  # LOOKALIKE_DEVICE unusable here: the methods are still listed
+        device, problem = None, str(exc)
     if args.json:
         print(
             json.dumps(
@@ -36,7 +39,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
         print(f"{m['name']:18} {m['kind']:5} {state:7} {m['description']}")
         if m["reason"]:
             print(f"{'':32}-> {m['reason']}")
-    print(f"torch methods run on {devices.describe()}")
+    print(f"torch methods cannot run: {problem}" if problem else f"torch methods run on {devices.describe()}")
     return 0
 
 
@@ -44,7 +47,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from core.engines.embed import embed_catalog
     from core.methods import devices
 
-    devices.select(args.device)
+    if args.device:  # checked now; LOOKALIKE_DEVICE only when a model is placed
+        devices.select(args.device)
     if args.engine == "ray":
         from core.engines.ray_engine import embed_with_ray
 
@@ -78,7 +82,8 @@ def cmd_train_autoencoder(args: argparse.Namespace) -> int:
     from core.methods import devices
     from core.methods.autoencoder import train
 
-    devices.select(args.device)
+    if args.device:  # checked now; LOOKALIKE_DEVICE only when a model is placed
+        devices.select(args.device)
     losses = train(catalog(args, create=False), epochs=args.epochs, batch_size=args.batch_size)
     print(
         json.dumps({"epochs": len(losses), "losses": losses})
@@ -91,7 +96,9 @@ def cmd_train_autoencoder(args: argparse.Namespace) -> int:
 def cmd_download_weights(args: argparse.Namespace) -> int:
     from core.methods import get_spec
 
-    folder = get_spec(args.method).download(catalog(args))
+    # the weights go beside an existing catalog; none is made for them (nor when the download fails)
+    existing = catalog(args, read_only=True) if args.db.is_file() else None
+    folder = get_spec(args.method).download(existing)
     print(f"{args.method}: weights saved in {folder}")
     return 0
 
