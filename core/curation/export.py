@@ -120,7 +120,10 @@ def export_similar(
                             neutralise(visible(hit.item_id)),
                             hit.rank,
                             f"{hit.score:.6f}",
-                            *(neutralise(text) for text in (method, title, n_title, image, n_image)),
+                            *(
+                                neutralise(visible(text or "", keep="\t\n\r"))
+                                for text in (method, title, n_title, image, n_image)
+                            ),
                         )
                     )
                     rows += 1

@@ -33,8 +33,8 @@ def describe(char: str) -> str:
     return f"U+{ord(char):04X} {name}"
 
 
-def visible(text: str) -> str:
-    """`text` with its hidden characters shown as escapes (`\\x1b`, `\\u202e`), safe to print."""
+def visible(text: str, keep: str = "") -> str:
+    """`text` with its hidden characters (except those in `keep`) shown as escapes (`\\x1b`, `\\u202e`)."""
     if first_hidden(text) is None:
         return text
-    return "".join(c.encode("unicode_escape").decode("ascii") if hidden(c) else c for c in text)
+    return "".join(c.encode("unicode_escape").decode("ascii") if hidden(c) and c not in keep else c for c in text)
