@@ -38,6 +38,16 @@ class ImageError(ValueError):
     """An image that cannot be used, with the reason in one line."""
 
 
+# How the reasons of a photo that may well be readable next time begin: a missing file (a node
+# without the photo mount, a file not synced yet), an I/O error (a network file system's hiccup).
+UNAVAILABLE = ("file not found:", "cannot read ")
+
+
+def unavailable(reason: str) -> bool:
+    """True for a reason that is about reaching the file, not about its contents (worth retrying)."""
+    return reason.startswith(UNAVAILABLE)
+
+
 @dataclass(frozen=True)
 class ImageInfo:
     """What the importer records about one image file."""
@@ -120,7 +130,10 @@ def read_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
             raise ImageError(f"{path.name} is not a regular file")
         if opened.st_size > max_bytes:
             raise ImageError(f"{path.name} is too large ({opened.st_size:,} bytes > {max_bytes:,})")
-        data = handle.read(max_bytes + 1)
+        try:
+            data = handle.read(max_bytes + 1)
+        except OSError as exc:  # EIO, ESTALE: a network file system's error while reading
+            raise ImageError(f"cannot read {path.name}: {exc.strerror}") from None
     if len(data) > max_bytes:
         raise ImageError(f"{path.name} is too large (over {max_bytes:,} bytes)")
     return data

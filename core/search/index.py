@@ -256,15 +256,27 @@ def _open(db: sqlite_utils.Database, method: str, info: IndexInfo) -> LoadedInde
     return LoadedIndex(info, ids, annoy)
 
 
+def _held_build(db: sqlite_utils.Database, method: str) -> LoadedIndex | None:
+    """A build of the method's index this process has loaded that was made from its current vectors."""
+    path, current = str(_paths(db, method)[0]), generation(db, method)
+    return next((v for k, v in caches.INDICES.items() if k[0] == path and v.info.generation == current), None)
+
+
 def load_index(db: sqlite_utils.Database, method: str, rebuild: bool = True, progress: bool = False) -> LoadedIndex:
     """The method's index, memory-mapped and cached per process; rebuilt first if stale or damaged.
 
-    With `rebuild=False` an unusable index raises IndexUnavailable (with the command to fix it).
+    With `rebuild=False`, or on a catalog opened read-only (the API server), an unusable index raises
+    IndexUnavailable (with the command to fix it), except while another process rebuilds it from
+    the same vectors: the build already loaded is served until the new one is complete.
     """
     hint = f"run `python -m core index --method {method}`"
+    rebuild = rebuild and not getattr(db, "read_only", False)  # a read-only reader never writes an index
     with caches.LOCK:
         reason = problem(db, method)
         if reason:
+            held = None if rebuild else _held_build(db, method)
+            if held is not None:  # a rebuild from the same vectors is under way: serve the build we hold
+                return held
             if not rebuild:
                 raise IndexUnavailable(f"{method} index unusable: {reason}; {hint}")
             log.warning("rebuilding %s index: %s", method, reason)
