@@ -79,8 +79,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_train_autoencoder(args: argparse.Namespace) -> int:
+    from core.engines.autoencoder_training import train
     from core.methods import devices
-    from core.methods.autoencoder import train
 
     devices.select(args.device)
     losses = train(catalog(args, create=False), epochs=args.epochs, batch_size=args.batch_size)
