@@ -61,7 +61,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         why = "no current base vectors" if report.missing_parts else "unreadable"
-        print(f"{args.method}: {report.embedded} embedded, {report.failed} skipped ({why}), {report.rate:.1f} items/s")
+        print(
+            f"{args.method}: {report.embedded} embedded, {report.failed} skipped ({why}), {report.rate:.1f} items/s"
+            + (f" after {report.startup:.1f} s of start-up" if report.startup >= 0.05 else "")
+        )
         if report.unavailable:
             print(
                 f"{report.unavailable} photos could not be read this time (missing file or I/O error); "
