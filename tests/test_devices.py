@@ -192,6 +192,7 @@ def half_precision_cosines(precision: str, photos: int) -> np.ndarray:
     with devices.placed("cpu", precision):
         half_extractor = create_extractor("efficientnet_lite0")
     assert half_extractor.placement.precision == precision
+    assert {p.dtype for p in half_extractor.model.parameters()} == {getattr(torch, precision)}  # loaded in it
     half = half_extractor.embed_batch(batch)
     assert np.abs(full - half).max() > 1e-6  # it really ran in half precision
     return (full * half).sum(axis=1)

@@ -175,3 +175,22 @@ def test_any_derived_spec_is_embedded_from_stored_vectors(embedded_demo, monkeyp
     _, base = vectors.load_matrix(embedded_demo, "efficientnet_lite0")
     expected = base @ Projection.matrix
     assert np.allclose(projected, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
+
+
+def test_start_up_is_timed_apart_from_the_rate(demo_catalog, monkeypatch):
+    import time
+
+    from core.methods import devices
+
+    real = devices.batch_size
+
+    def slow_probe(*args, **kwargs):  # a GPU's batch-size probe and worker start take seconds
+        time.sleep(0.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(devices, "batch_size", slow_probe)
+    start = time.perf_counter()
+    report = embed_catalog(demo_catalog, "color_hist", limit=64, progress=False)
+    wall = time.perf_counter() - start
+    assert report.startup >= 0.5 and 0 < report.seconds <= wall - report.startup
+    assert report.as_dict()["startup"] == report.startup

@@ -65,7 +65,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         why = "no current base vectors" if report.missing_parts else "unreadable"
-        print(f"{args.method}: {report.embedded} embedded, {report.failed} skipped ({why}), {report.rate:.1f} items/s")
+        print(
+            f"{args.method}: {report.embedded} embedded, {report.failed} skipped ({why}), {report.rate:.1f} items/s"
+            + (f" after {report.startup:.1f} s of start-up" if report.startup >= 0.05 else "")
+        )
         if report.unavailable:
             print(
                 f"{report.unavailable} photos could not be read this time (missing file or I/O error); "
@@ -83,8 +86,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_train_autoencoder(args: argparse.Namespace) -> int:
+    from core.engines.autoencoder_training import train
     from core.methods import devices
-    from core.methods.autoencoder import train
 
     if args.device:  # checked now; LOOKALIKE_DEVICE only when a model is placed
         devices.select(args.device)

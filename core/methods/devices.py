@@ -56,10 +56,14 @@ class Placement:
         return self.dtype or "float32"
 
     def prepare(self, model, channels_last: bool = False):
-        """The model in eval mode on this device (channels-last for convolutional nets)."""
+        """The model in eval mode on this device, its weights in the half precision when there is one
+        (so autocast does not cast them again every batch, and the memory probe sees the real size),
+        channels-last for convolutional nets."""
         import torch
 
         model = model.eval().to(self.device)
+        if self.dtype is not None:
+            model = model.to(getattr(torch, self.dtype))
         return model.to(memory_format=torch.channels_last) if channels_last else model
 
     def tensor(self, batch: np.ndarray, channels_last: bool = False):
