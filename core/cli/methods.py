@@ -28,7 +28,10 @@ def cmd_methods(args: argparse.Namespace) -> int:
         "ready: searchable now; changed: searchable with the old vectors until embedded again; "
         "not embedded: can run here, embed it first; missing: needs weights or training"
     )
-    print(f"torch methods run on {devices.describe()}")
+    placement = devices.summary()
+    print(
+        f"torch methods run on {devices.describe()}" if placement["device"] else f"torch methods: {placement['name']}"
+    )
     return 0
 
 
@@ -52,7 +55,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
             env=args.worker_env,
         )
     else:
-        devices.select(args.device)
+        if args.device:  # checked now; LOOKALIKE_DEVICE only when a model is placed
+            devices.select(args.device)
         report = embed_catalog(
             catalog(args, create=False),
             args.method,
@@ -64,7 +68,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         why = "no current base vectors" if report.missing_parts else "unreadable"
-        print(f"{args.method}: {report.embedded} embedded, {report.failed} skipped ({why}), {report.rate:.1f} items/s")
+        print(
+            f"{args.method}: {report.embedded} embedded, {report.failed} skipped ({why}), {report.rate:.1f} items/s"
+            + (f" after {report.startup:.1f} s of start-up" if report.startup >= 0.05 else "")
+        )
         if report.unavailable:
             print(
                 f"{report.unavailable} photos could not be read this time (missing file or I/O error); "
@@ -82,10 +89,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_train_autoencoder(args: argparse.Namespace) -> int:
+    from core.engines.autoencoder_training import train
     from core.methods import devices
-    from core.methods.autoencoder import train
 
-    devices.select(args.device)
+    if args.device:  # checked now; LOOKALIKE_DEVICE only when a model is placed
+        devices.select(args.device)
     losses = train(catalog(args, create=False), epochs=args.epochs, batch_size=args.batch_size)
     print(
         json.dumps({"epochs": len(losses), "losses": losses})
@@ -98,7 +106,9 @@ def cmd_train_autoencoder(args: argparse.Namespace) -> int:
 def cmd_download_weights(args: argparse.Namespace) -> int:
     from core.methods import get_spec
 
-    folder = get_spec(args.method).download(catalog(args))
+    # the weights go beside an existing catalog; none is made for them (nor when the download fails)
+    existing = catalog(args, read_only=True) if args.db.is_file() else None
+    folder = get_spec(args.method).download(existing)
     print(f"{args.method}: weights saved in {folder}")
     return 0
 

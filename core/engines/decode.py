@@ -46,6 +46,11 @@ def to_array(
     return np.ascontiguousarray((batch * scale - shift).transpose(0, 3, 1, 2), dtype=np.float32)
 
 
+def to_uint8(images: list[Image.Image], size: int, resample: int = Image.BILINEAR) -> np.ndarray:
+    """Resize each image to size x size (whole garment kept): NHWC uint8, a quarter of float32's bytes."""
+    return np.stack([np.asarray(img.convert("RGB").resize((size, size), resample)) for img in images])
+
+
 def read_photo(path: str | None, url: str | None = None) -> Image.Image:
     """A photo from a path this worker sees, else fetched from its URL (cluster workers)."""
     try:

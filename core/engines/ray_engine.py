@@ -271,14 +271,16 @@ def _stream(db: Catalog, dataset, report: EmbedReport, progress: bool, on_progre
     bar = tqdm(total=report.pending, desc=f"embed {report.method} (ray)", unit=" img", disable=not progress)
     start = time.perf_counter()
     try:
-        for result in dataset.iter_batches(batch_size=batch, batch_format="numpy"):
+        for n, result in enumerate(dataset.iter_batches(batch_size=batch, batch_format="numpy")):
+            if n == 0:  # actors started, models loaded, the first batch decoded and embedded
+                report.startup = time.perf_counter() - start
             _store(db, result, report)
             bar.update(len(result["item_id"]))
             if on_progress:
                 on_progress(report.embedded + report.failed + report.unavailable, report.pending)
     finally:
         bar.close()
-        report.seconds = time.perf_counter() - start
+        report.seconds = time.perf_counter() - start - report.startup
 
 
 def _store(db: Catalog, result: dict[str, np.ndarray], report: EmbedReport) -> None:

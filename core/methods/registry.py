@@ -73,6 +73,13 @@ class MethodSpec:
         """Fetch the weights (online) into the method's local folder; return that folder."""
         if self.downloader is None:
             raise ValueError(f"{self.name} has no hub weights to download ({self.weights})")
+        from core.methods.weights import hub_problem, local_dir
+
+        problem = hub_problem()
+        if problem:
+            raise WeightsMissing(
+                f"{self.name}: cannot download: {problem}. Or copy the model's files into {local_dir(self.name, catalog)}"
+            )
         return _resolve(self.downloader)(self.name, catalog)
 
 
@@ -169,7 +176,10 @@ def method_states(catalog: Catalog | None = None) -> list[dict]:
     can run here and why not, the device it would run on, and a tuned method's bases and training."""
     from core.methods import devices
 
-    device = devices.resolve()
+    try:
+        device = devices.resolve()
+    except ValueError:  # LOOKALIKE_DEVICE unusable here: torch methods get no device, the rest are listed
+        device = None
     return [
         {
             **{k: m[k] for k in ("name", "kind", "available", "reason", "state", "todo", "vectors")},
