@@ -502,3 +502,48 @@ def test_21_download_weights_offline_is_one_line_and_makes_no_catalog(tmp_path, 
     line = one_line_error(run_cli("download-weights", "clip", "--db", str(folder / "c.db"), env=env))
     assert time.perf_counter() - start < 30 and "clip" in line and "cannot download" in line
     assert not folder.exists()
+
+
+# --- 11. The app's Catalog import answers in one line ------------------------------------------------------
+
+
+def app_import(tmp_path: Path, csv_path: Path, folder: Path):
+    from helpers import page
+
+    at = page("catalog")
+    at.radio[0].set_value("Product CSV")
+    at.file_uploader[0].set_value(("mine.csv", csv_path.read_bytes(), "text/csv"))
+    at.text_input[0].set_value(str(folder))
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_11_a_bad_photo_in_an_app_import_is_one_problem(catalog, tmp_path, monkeypatch):
+    from helpers import texts
+
+    monkeypatch.setenv("LOOKALIKE_DB", str(catalog.path))
+    csv_path, folder = small_styles(tmp_path, 4)
+    first = csv_path.read_text().splitlines()[1].split(",")[0]
+    (folder / f"{first}.jpg").write_bytes(malformed_exif_jpeg())
+    at = app_import(tmp_path, csv_path, folder)
+    assert "4 items imported from 4 rows; photos ok 3, not usable 1" in texts(at)
+
+
+def test_11_a_busy_catalog_is_one_line_at_once_in_the_app(catalog, tmp_path, monkeypatch):
+    import sqlite3
+    import time
+
+    monkeypatch.setenv("LOOKALIKE_DB", str(catalog.path))
+    csv_path, folder = small_styles(tmp_path, 2)
+    writer = sqlite3.connect(catalog.path)
+    writer.execute("BEGIN IMMEDIATE")  # another program writing
+    try:
+        start = time.perf_counter()
+        at = app_import(tmp_path, csv_path, folder)
+        assert time.perf_counter() - start < 20
+        assert len(at.error) == 1 and "is busy" in at.error[0].value
+    finally:
+        writer.rollback()
+        writer.close()
+    assert catalog.execute("SELECT count(*) FROM items").fetchone()[0] == 0

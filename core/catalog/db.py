@@ -59,6 +59,20 @@ class Catalog(sqlite_utils.Database):
         return settings().models or self.data_dir / "models"
 
 
+def busy(path: str | Path, wait_s: float = 1.0) -> bool:
+    """True when another connection holds the catalog's write lock for longer than `wait_s` (an
+    import or embedding under way): a caller can then say so at once instead of waiting."""
+    conn = sqlite3.connect(Path(path), timeout=wait_s)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError as exc:
+        return "locked" in str(exc) or "busy" in str(exc)
+    finally:
+        conn.close()
+
+
 def migrations() -> list[tuple[int, Path]]:
     """The numbered migration files, in order."""
     found = []
