@@ -547,3 +547,21 @@ def test_11_a_busy_catalog_is_one_line_at_once_in_the_app(catalog, tmp_path, mon
         writer.rollback()
         writer.close()
     assert catalog.execute("SELECT count(*) FROM items").fetchone()[0] == 0
+
+
+def test_13_grouping_fields_are_cached_until_the_items_change(catalog, tmp_path):
+    from core.curation.evaluate import grouping_fields
+
+    header = STYLES_HEADER + "".join(f",extra{n}" for n in range(900))
+    rows = [ROW.format(n) + "".join(f",v{n}{c}" for c in range(900)) for n in range(3)]
+    import_csv(catalog, styles_csv(tmp_path, header, rows), progress=False)
+    first = grouping_fields(catalog)
+    assert "extra899" in first and "category" not in first  # one category only
+    statements: list[str] = []
+    catalog.conn.set_trace_callback(statements.append)
+    assert grouping_fields(catalog) == first
+    catalog.conn.set_trace_callback(None)
+    assert len(statements) == 1 and "json_each" not in statements[0]
+    rows.append(ROW.format(9).replace("Tshirts", "Shirts") + ",x" * 900)
+    import_csv(catalog, styles_csv(tmp_path, header, rows, "more.csv"), progress=False)
+    assert "category" in grouping_fields(catalog)
