@@ -565,3 +565,47 @@ def test_13_grouping_fields_are_cached_until_the_items_change(catalog, tmp_path)
     rows.append(ROW.format(9).replace("Tshirts", "Shirts") + ",x" * 900)
     import_csv(catalog, styles_csv(tmp_path, header, rows, "more.csv"), progress=False)
     assert "category" in grouping_fields(catalog)
+
+
+# --- 10. Each catalog's derived files are its own ------------------------------------------------------
+
+
+def test_10_two_catalogs_in_one_folder_share_no_derived_files(embedded_demo, tmp_path):
+    from core.catalog.thumbnails import catalog_thumbnail
+    from core.engines.autoencoder_training import train
+    from core.methods import list_methods
+    from core.search.index import build_index, problem
+
+    other = open_catalog(tmp_path / "other.db")
+    csv_path, folder = small_styles(tmp_path, 8)
+    import_csv(other, csv_path, folder, progress=False)
+    embed_catalog(other, "color_hist", progress=False)
+    train(other, epochs=1, batch_size=8, progress=False)
+    ready = {m["name"]: m["available"] for m in list_methods(embedded_demo)}
+    assert ready["autoencoder"] is False and {m["name"]: m["available"] for m in list_methods(other)}["autoencoder"]
+    build_index(embedded_demo, "color_hist", progress=False)
+    build_index(other, "color_hist", progress=False)
+    assert problem(embedded_demo, "color_hist") is None and problem(other, "color_hist") is None
+    path = other.execute("SELECT path FROM images LIMIT 1").fetchone()[0]
+    assert catalog_thumbnail(other, path).is_relative_to(tmp_path / "other")
+    owned = {other.index_dir, other.thumbnails_dir, other.exports_dir, other.trained_dir}
+    assert all(p.is_relative_to(tmp_path / "other") for p in owned)
+    assert not any(p.is_relative_to(tmp_path / "other") for p in (embedded_demo.index_dir, embedded_demo.trained_dir))
+
+
+def test_10_an_autoencoder_of_the_old_shared_layout_goes_to_the_catalog_that_made_its_vectors(tmp_path):
+    from core.engines.autoencoder_training import train
+    from core.methods.weights import autoencoder_checkpoint
+
+    first, second = open_catalog(tmp_path / "a.db"), open_catalog(tmp_path / "b.db")
+    csv_path, folder = small_styles(tmp_path, 8)
+    for db in (first, second):
+        import_csv(db, csv_path, folder, progress=False)
+    train(first, epochs=1, batch_size=8, progress=False)
+    embed_catalog(first, "autoencoder", progress=False)
+    legacy = first.models_dir / "autoencoder" / "checkpoint.pt"  # where older versions kept it
+    legacy.parent.mkdir(parents=True)
+    shutil.move(autoencoder_checkpoint(first), legacy)
+    assert not autoencoder_checkpoint(second).exists()  # not its vectors: never taken
+    assert autoencoder_checkpoint(first).read_bytes() == legacy.read_bytes()
+    assert embed_catalog(first, "autoencoder", progress=False).pending == 0  # same version: nothing stale
