@@ -92,10 +92,12 @@ def test_label_two_results_then_precision_and_export(app_db):
 
 def test_methods_page_lists_every_method_with_its_remedy(app_db):
     at = page("methods")
-    table = at.dataframe[0].value
-    vit = table[table["method"] == "vit"].iloc[0]
-    assert not vit["ready"] and "download-weights vit" in vit["to enable"]
-    assert table[table["method"] == "efficientnet_lite0"].iloc[0]["vectors"] == "300/300"
+    table = at.table[0].value  # a static table: every row and column on the page
+    assert table.loc["vit", "state"] == "missing" and "download-weights vit" in table.loc["vit", "next step"]
+    assert table.loc["efficientnet_lite0", "vectors"] == "300/300"
+    assert {name: table.loc[name, "state"] for name in ("efficientnet_lite0", "hybrid", "minilm")} == dict.fromkeys(
+        ("efficientnet_lite0", "hybrid", "minilm"), "ready"
+    )
 
 
 def test_methods_page_device_setting_says_where_models_run(app_db):
@@ -212,14 +214,14 @@ def test_methods_page_embeds_and_indexes_in_background(app_db):
     with app_db.conn:  # the demo set-up embeds hybrid: start without its vectors
         app_db.conn.execute("DELETE FROM embeddings WHERE method = 'hybrid'")
     at = page("methods")
+    assert at.table[0].value.loc["hybrid", "state"] == "not embedded"
     at.selectbox(key="embed_method").set_value("hybrid")
     [button] = [b for b in at.button if b.label == "Embed + index"]
     button.click().run()
     finished_job("embed hybrid")
     at.run()
-    table = at.dataframe[0].value
-    hybrid = table[table["method"] == "hybrid"].iloc[0]
-    assert hybrid["vectors"] == "300/300" and hybrid["index"] == "ready"
+    hybrid = at.table[0].value.loc["hybrid"]
+    assert hybrid["vectors"] == "300/300" and hybrid["index"] == "ready" and hybrid["state"] == "ready"
     assert any("embed hybrid: done" in s.value for s in at.success)
 
 
@@ -240,8 +242,7 @@ def test_methods_page_trains_the_autoencoder_with_a_loss_chart(catalog, tmp_path
     at.run()
     assert any("train autoencoder: done" in s.value for s in at.success)
     assert at.get("vega_lite_chart")  # the loss curve
-    table = at.dataframe[0].value
-    assert table[table["method"] == "autoencoder"].iloc[0]["ready"]  # trained: ready to embed
+    assert at.table[0].value.loc["autoencoder", "state"] == "not embedded"  # trained: ready to embed
 
 
 def tune_on_methods_page(at, name: str, targets=("category", "colour")):
