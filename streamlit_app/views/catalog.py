@@ -111,6 +111,12 @@ rows, total = browse(database, filters, text, (page - 1) * per_page, per_page)
 st.caption(f"{total:,} items")
 
 
+def facts_table(facts: dict):
+    """Name -> value as a two-column table without a header row (values as text)."""
+    frame = pd.DataFrame({"": [str(v) for v in facts.values()]}, index=list(facts))
+    return frame.style.hide(axis="columns")
+
+
 def caption(row: dict) -> str:
     """'Leather tote · 10129', with the category only when the title does not already say it."""
     title, category = row["title"] or "", row["category"] or ""
@@ -143,16 +149,11 @@ if chosen:
         "In stock": None if item["stock"] is None else f"{item['stock']:,}",
         "Id": item["id"],
     }
-    right.table(
-        pd.DataFrame(
-            {"": [v for v in facts.values() if v not in (None, "")]},
-            index=[k for k, v in facts.items() if v not in (None, "")],
-        )
-    )
+    right.table(facts_table({k: v for k, v in facts.items() if v not in (None, "")}))
     attributes = {k: v for k, v in item["attributes"].items() if str(v).strip()}
     if attributes:
         right.markdown("**Attributes**")
-        right.table(pd.DataFrame({"": list(attributes.values())}, index=list(attributes)))
+        right.table(facts_table(attributes))
     if item["description"] and item["description"] != item["title"]:
         right.caption(item["description"])
     right.caption(
