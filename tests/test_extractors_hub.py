@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from core.methods import create_extractor, list_methods
+from core.search.space import open_space
 
 from helpers import DEMO
 
@@ -172,5 +173,5 @@ def test_embedding_catalog_with_a_hub_method(models, demo_catalog, db_path):
     _save_tiny_clip(models / "clip")
     report = embed_catalog(demo_catalog, "clip", limit=30, progress=False)
     assert report.embedded == 30
-    result = search(demo_catalog, "clip", text="blue jeans", k=5)
+    result = search(open_space(demo_catalog, "clip"), text="blue jeans", k=5)
     assert len(result.results) == 5

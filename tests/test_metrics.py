@@ -7,6 +7,7 @@ from scipy.stats import binomtest
 
 from core.curation.labels import Query, add_label
 from core.curation.metrics import precision_from_labels, wilson_interval
+from core.search.space import open_space
 
 
 @pytest.mark.parametrize("successes,trials", [(0, 5), (3, 10), (7, 7), (45, 60)])
@@ -41,7 +42,7 @@ def test_item_queries_are_searched_again_and_unknowns_reported(embedded_demo):
     query = embedded_demo.execute("SELECT min(item_id) FROM embeddings WHERE method = 'efficientnet_lite0'").fetchone()[
         0
     ]
-    shown = search(embedded_demo, "efficientnet_lite0", item_id=query, k=10).results
+    shown = search(open_space(embedded_demo, "efficientnet_lite0"), item_id=query, k=10).results
     for hit in shown[:4]:  # judged under one method: 3 relevant, 1 not
         add_label(embedded_demo, Query.item(query), hit.item_id, "efficientnet_lite0", hit.rank, hit.rank != 2, "ana")
     figures = {f["method"]: f for f in precision_from_labels(embedded_demo, k=10)}

@@ -183,6 +183,13 @@ def stored_versions(db: sqlite_utils.Database, method: str) -> set[str]:
     return {r[0] for r in db.execute("SELECT DISTINCT version FROM embeddings WHERE method = ?", (method,))}
 
 
+def generation(db: sqlite_utils.Database, method: str) -> int:
+    """The catalog's change counter for a method's vectors (triggers move it on every insert, update
+    and delete), so a cached matrix or a built index knows the moment it is stale."""
+    row = db.execute("SELECT generation FROM vector_generations WHERE method = ?", (method,)).fetchone()
+    return row[0] if row else 0
+
+
 def vector_count(db: sqlite_utils.Database, method: str) -> int:
     return db.execute("SELECT count(*) FROM embeddings WHERE method = ?", (method,)).fetchone()[0]
 

@@ -56,10 +56,10 @@ def cmd_precision(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from core.catalog.filters import parse_filters
     from core.curation.export import export_similar
+    from core.search.space import open_space
 
     rows = export_similar(
-        catalog(args, create=False),
-        args.method,
+        open_space(catalog(args, create=False), args.method),
         args.k,
         args.out,
         filters=parse_filters(args.filter),

@@ -22,7 +22,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
                 [
                     {
                         **{k: m[k] for k in ("name", "kind", "available", "reason")},
-                        "device": devices.method_device(m["family"], device),
+                        "device": device if m["runs_model"] else "cpu",
                         **{k: m[k] for k in ("bases", "training") if k in m},
                     }
                     for m in methods
@@ -97,9 +97,9 @@ def cmd_download_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from core.search.index import build_index
+    from core.search.space import open_space
 
-    info = build_index(catalog(args, create=False), args.method, trees=args.trees)
+    info = open_space(catalog(args, create=False), args.method).build_index(trees=args.trees)
     print(
         json.dumps(vars(info), indent=2)
         if args.json

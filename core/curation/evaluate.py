@@ -14,8 +14,10 @@ import json
 import numpy as np
 import sqlite_utils
 
+from core.catalog.db import Catalog
 from core.catalog.vectors import load_matrix
 from core.search.neighbours import ExactNeighbours
+from core.search.space import MethodSpace
 
 ITEM_COLUMNS = {"category", "colour", "gender", "brand", "source"}
 ALIASES = {"articleType": "category", "baseColour": "colour"}  # styles.csv names of item columns
@@ -85,20 +87,33 @@ def precision_scores(labels: list, found: np.ndarray, queries: np.ndarray, k: in
 
 
 def evaluate(
-    db: sqlite_utils.Database,
-    method: str,
+    space: MethodSpace,
     attribute: str = "articleType",
     k: int = 10,
     queries: int | None = None,
     seed: int = 0,
     distance: str = "cosine",
-    matrix: tuple[list[str], np.ndarray] | None = None,
 ) -> dict:
     """Precision@k and mAP@k of a method's stored vectors against an attribute (or several, comma-separated:
     relevant only when all match; items missing any of them are left out)."""
+    ids, vectors = load_matrix(space.catalog, space.name)
+    return evaluate_vectors(space.catalog, space.name, ids, vectors, attribute, k, queries, seed, distance)
+
+
+def evaluate_vectors(
+    db: Catalog,
+    method: str,
+    ids: list[str],
+    vectors: np.ndarray,
+    attribute: str = "articleType",
+    k: int = 10,
+    queries: int | None = None,
+    seed: int = 0,
+    distance: str = "cosine",
+) -> dict:
+    """`evaluate` of any vectors of the catalog's items (rows aligned with `ids`), named `method` in the result."""
     if k < 1 or (queries is not None and queries < 1):
         raise ValueError(f"k and queries must be at least 1, got k={k}, queries={queries}")
-    ids, vectors = matrix or load_matrix(db, method)
     labels = joint_values(db, ids, attribute)
     keep = np.array([v is not None for v in labels], dtype=bool)
     if keep.sum() <= k:
@@ -113,7 +128,7 @@ def evaluate(
     query_rows = np.arange(len(ids))
     if queries and queries < len(ids):
         query_rows = np.sort(np.random.default_rng(seed).choice(len(ids), queries, replace=False))
-    index = ExactNeighbours(ids, vectors, rerank_chi2=True)
+    index = ExactNeighbours(ids, vectors, rerank=True)
     ranked = index.neighbours(vectors[query_rows], k, exclude=[{ids[q]} for q in query_rows], distance=distance)
     found = np.array([[index.position[i] for i, _ in row] for row in ranked])
     precision, mean_ap = precision_scores(labels, found, query_rows, k)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import sqlite_utils
 
 from core.catalog.vectors import methods_with_vectors
+from core.search.queries import search_many
+from core.search.space import MethodSpace, open_space
 
 Z95 = 1.959963984540054
 
@@ -79,7 +81,7 @@ def precision_from_labels(db: sqlite_utils.Database, method: str | None = None, 
     for name in methods:
         tally = Tally()
         if name in with_vectors and queries:
-            _tally_searched(db, name, k, queries, meta, tally)
+            _tally_searched(open_space(db, name), k, queries, meta, tally)
         else:
             _tally_shown(db, name, k, "item", meta, tally)
         _tally_shown(db, name, k, "upload", meta, tally)
@@ -88,10 +90,8 @@ def precision_from_labels(db: sqlite_utils.Database, method: str | None = None, 
     return results
 
 
-def _tally_searched(db, method: str, k: int, queries: dict[str, dict[str, bool]], meta: dict, tally: Tally) -> None:
-    from core.search.queries import search_many
-
-    for query_id, hits in search_many(db, method, list(queries), k):
+def _tally_searched(space: MethodSpace, k: int, queries: dict[str, dict[str, bool]], meta: dict, tally: Tally) -> None:
+    for query_id, hits in search_many(space, list(queries), k):
         judged = queries[query_id]
         candidates = [h.item_id for h in hits]
         known = [judged[c] for c in candidates if c in judged]

@@ -118,7 +118,7 @@ def embed_with_ray(
         raise ValueError(f"--engine ray runs image models; embed {method} without it")
     with devices.placed("cpu"):  # the driver's copy: version and preprocessing only
         extractor = create_extractor(method, db)
-    if spec.family in devices.CPU_FAMILIES:
+    if not spec.runs_model:
         raise ValueError(f"{method} has no model to distribute; embed it without --engine ray (it is fast locally)")
     version = extractor.spec.version
     todo = vectors.pending(db, method, version, "image", limit)

@@ -9,7 +9,6 @@ The method's version is derived from the checkpoint, so retraining marks old vec
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 from collections.abc import Callable
 from functools import partial
@@ -27,6 +26,7 @@ from core.files.atomic import atomic_path
 from core.methods import devices
 from core.methods.torch_utils import TorchImageExtractor, set_threads
 from core.methods.weights import autoencoder_checkpoint as checkpoint_path
+from core.methods.weights import autoencoder_version
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class AutoencoderExtractor(TorchImageExtractor):
         path = checkpoint_path(catalog)
         model = ConvAutoencoder()
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
-        self.spec = dataclasses.replace(self.spec, version=f"1-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}")
+        self.spec = dataclasses.replace(self.spec, version=autoencoder_version(catalog))
         return model
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:

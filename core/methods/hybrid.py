@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from core.catalog.db import Catalog
-from core.methods.base import DerivedExtractor, l2_normalise
+from core.methods.base import DerivedExtractor
+from core.methods.distances import weighted_concat
 from core.methods.registry import MethodSpec
 from core.settings import settings
 
@@ -34,9 +35,7 @@ WEIGHTS = parse_weights(settings().hybrid)
 
 def combine(parts: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
     """Concatenate L2-normalised part vectors (rows aligned) scaled by sqrt(weight)."""
-    return np.hstack([np.sqrt(weights[name]) * l2_normalise(np.atleast_2d(parts[name])) for name in weights]).astype(
-        np.float32
-    )
+    return weighted_concat([parts[name] for name in weights], list(weights.values()))
 
 
 class Hybrid(DerivedExtractor):

@@ -6,6 +6,7 @@ knowing every method, its size and whether it can run here imports no model libr
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,9 +41,13 @@ def _always_available(catalog: Catalog | None) -> str | None:
 class MethodSpec:
     """What a method is: its name, version, input kind, vector size, distance and loader.
 
-    metric: "angular" (cosine, deep features) or "hellinger" (square-rooted, L1-normalised
-    histograms: Euclidean/cosine on them is the Hellinger distance; chi-square re-ranking is
-    available on the squared vectors).
+    metric: a metric registered in distances.py: "angular" (cosine, deep features) or "hellinger"
+    (square-rooted, L1-normalised histograms: cosine on them is the Hellinger affinity; chi-square
+    re-ranking is available on the squared vectors).
+    runs_model: whether embedding a photo runs a model that a device (CPU or GPU) runs; False for
+    NumPy/OpenCV methods and for methods derived from stored vectors.
+    version_of: for a method whose real version depends on this machine or catalog (the autoencoder's
+    checkpoint digest), "module:callable(catalog) -> str"; `resolved` applies it.
     parts: for a derived method, the methods whose stored vectors its own are computed from.
     training: a tuned method's training record (core/curation/tuning.py), for people; None otherwise.
     """
@@ -63,10 +68,18 @@ class MethodSpec:
     downloader: str | None = field(default=None, repr=False, compare=False)  # "module:callable(name, catalog) -> Path"
     parts: tuple[str, ...] = ()
     training: dict | None = field(default=None, repr=False, compare=False)
+    runs_model: bool = True
+    version_of: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def derived(self) -> bool:
         return bool(self.parts)
+
+    def resolved(self, catalog: Catalog | None) -> MethodSpec:
+        """This spec at its real version for `catalog` (itself when the registered version is the real one)."""
+        if self.version_of is None:
+            return self
+        return dataclasses.replace(self, version=_resolve(self.version_of)(catalog))
 
     def download(self, catalog: Catalog | None) -> Path:
         """Fetch the weights (online) into the method's local folder; return that folder."""
@@ -110,7 +123,11 @@ def get_spec(name: str, catalog: Catalog | None = None) -> MethodSpec:
 
 def create_extractor(name: str, catalog: Catalog | None = None) -> Extractor:
     """Build a method's extractor; raise WeightsMissing (one-line remedy) when it cannot load."""
-    spec = get_spec(name, catalog)
+    return build_extractor(get_spec(name, catalog), catalog)
+
+
+def build_extractor(spec: MethodSpec, catalog: Catalog | None = None) -> Extractor:
+    """Build the extractor of a spec already looked up; WeightsMissing (one-line remedy) when it cannot load."""
     reason = spec.availability(catalog)
     if reason:
         raise WeightsMissing(reason)
@@ -134,6 +151,7 @@ def list_methods(catalog: Catalog | None = None) -> list[dict]:
             "metric": spec.metric,
             "version": spec.version,
             "text_query": spec.text_query,
+            "runs_model": spec.runs_model,
             "description": spec.description,
             "weights": spec.weights,
         }

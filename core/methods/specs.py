@@ -128,6 +128,7 @@ register(
         dim=5 * 8 * 12 * 3,
         metric="hellinger",  # colour.BINS per region
         family="colour",
+        runs_model=False,
         description="HSV colour histograms of 4 corners + centre ellipse (OpenCV)",
         weights="none needed",
         factory="core.methods.colour:ColourHistogram",
@@ -145,6 +146,7 @@ register(
         weights="trained here",
         factory="core.methods.autoencoder:AutoencoderExtractor",
         availability=_autoencoder,
+        version_of="core.methods.weights:autoencoder_version",
     )
 )
 for _method, (_name, _dim, _description) in ARCHS.items():
@@ -193,6 +195,7 @@ register(
         factory="core.methods.hybrid:Hybrid",
         availability=parts_available("hybrid", tuple(HYBRID_WEIGHTS)),
         parts=tuple(HYBRID_WEIGHTS),
+        runs_model=False,
     )
 )
 register(

@@ -40,6 +40,7 @@ def spec_of(row: dict) -> MethodSpec:
         factory="core.methods.tuned:TunedExtractor",
         availability=parts_available(row["name"], bases),
         parts=bases,
+        runs_model=False,
         training={**json.loads(row["record"]), "created_at": row["created_at"]},
     )
 

@@ -5,6 +5,7 @@ Nothing here imports a model library, so checking whether a method can run is fa
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from core.catalog.db import Catalog
@@ -83,3 +84,12 @@ def minilm_folder() -> Path:
 def autoencoder_checkpoint(catalog: Catalog | None) -> Path:
     """The autoencoder trained on this catalog (`python -m core train-autoencoder`)."""
     return local_dir("autoencoder", catalog) / "checkpoint.pt"
+
+
+def autoencoder_version(catalog: Catalog | None) -> str:
+    """The autoencoder's real version: "1-" and the digest of its checkpoint ("1" before it is trained),
+    so retraining makes its vectors, index and loaded models outdated."""
+    path = autoencoder_checkpoint(catalog)
+    if not path.exists():
+        return "1"
+    return f"1-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"

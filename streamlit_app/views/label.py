@@ -84,7 +84,7 @@ else:
     left.caption(f"Uploaded photo · sha256 {query.key[:12]}…")
 
 try:
-    hits = [h.as_dict() for h in search(database, method, k=k, **request).results]
+    hits = [h.as_dict() for h in search(ui.space(method), k=k, **request).results]
 except SearchError as exc:
     right.error(str(exc))
     st.stop()
