@@ -11,9 +11,9 @@ import torch
 from core.catalog import vectors
 from core.catalog.images import load_rgb
 from core.cli import main
-from core.engines.decode import to_array
 from core.engines.embed import embed_catalog
 from core.methods import create_extractor, devices
+from core.methods.preprocess import to_array
 
 from helpers import DEMO
 

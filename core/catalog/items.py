@@ -6,8 +6,7 @@ import json
 import os
 from collections.abc import Iterable
 
-import sqlite_utils
-
+from core.catalog.db import Catalog
 from core.catalog.filters import where_clause
 from core.catalog.vectors import ROLE_ORDER_SQL, methods_with_vectors, photo_sql
 
@@ -21,7 +20,7 @@ _CARD_SQL = (
 )
 
 
-def stats(db: sqlite_utils.Database) -> dict:
+def stats(db: Catalog) -> dict:
     """Catalog counts: items, images ok/bad, vectors per method."""
     items = db.execute("SELECT count(*) FROM items").fetchone()[0]
     by_status = dict(db.execute("SELECT status, count(*) FROM images GROUP BY status").fetchall())
@@ -36,7 +35,7 @@ def stats(db: sqlite_utils.Database) -> dict:
 
 
 def browse(
-    db: sqlite_utils.Database, filters: dict | None = None, text: str | None = None, offset: int = 0, limit: int = 24
+    db: Catalog, filters: dict | None = None, text: str | None = None, offset: int = 0, limit: int = 24
 ) -> tuple[list[dict], int]:
     """One page of items matching filters and a text (title, description or brand), with the total."""
     where, params = where_clause(filters or {})
@@ -55,7 +54,7 @@ def browse(
     return rows, total
 
 
-def item_detail(db: sqlite_utils.Database, item_id: str) -> dict | None:
+def item_detail(db: Catalog, item_id: str) -> dict | None:
     """Everything known about one item: fields, attributes, photos and which methods have vectors."""
     rows = list(db.query("SELECT * FROM items WHERE id = ?", [item_id]))
     if not rows:
@@ -76,7 +75,7 @@ def item_detail(db: sqlite_utils.Database, item_id: str) -> dict | None:
     return item
 
 
-def item_cards(db: sqlite_utils.Database, item_ids: Iterable[str] | None = None) -> dict[str, dict]:
+def item_cards(db: Catalog, item_ids: Iterable[str] | None = None) -> dict[str, dict]:
     """Item id -> what a result shows of it: id, title, brand, category, colour, gender, price,
     currency, `image_path` (the photo that represents it), `photo_missing` (that photo was
     deleted or moved since it was imported: the path is kept, to say what to restore) and
@@ -96,21 +95,21 @@ def item_cards(db: sqlite_utils.Database, item_ids: Iterable[str] | None = None)
     }
 
 
-def missing_photos(db: sqlite_utils.Database) -> list[str]:
+def missing_photos(db: Catalog) -> list[str]:
     """Ids of items whose photo was usable at import but is no longer on disk (deleted or moved)."""
     return sorted(item_id for item_id, card in item_cards(db).items() if card["photo_missing"])
 
 
-ITEM_COLUMNS = ("title", "brand", "category", "colour", "gender", "source")
+ITEM_COLUMNS = ("title", "brand", "category", "colour", "gender", "source")  # an item's text columns
 
 
-def item_column(db: sqlite_utils.Database, column: str) -> dict[str, str | None]:
+def item_column(db: Catalog, column: str) -> dict[str, str | None]:
     """Item id -> one of its ITEM_COLUMNS, for every item."""
     if column not in ITEM_COLUMNS:
         raise ValueError(f"not an item column: {column}")
     return dict(db.execute(f"SELECT id, {column} FROM items"))  # column from a fixed set
 
 
-def price_range(db: sqlite_utils.Database) -> tuple[float, float] | None:
+def price_range(db: Catalog) -> tuple[float, float] | None:
     low, high = db.execute("SELECT min(price), max(price) FROM items").fetchone()
     return (float(low), float(high)) if low is not None else None

@@ -7,16 +7,16 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-import sqlite_utils
 from tqdm import tqdm
 
+from core.catalog.db import Catalog
 from core.catalog.filters import matching_item_ids
-from core.catalog.importers import strip_credentials
 from core.catalog.items import item_cards
 from core.catalog.vectors import item_ids_with_vectors
 from core.files.atomic import atomic_text_writer
 from core.files.csv_injection import neutralise
 from core.files.output_path import check_output
+from core.files.urls import strip_credentials
 from core.search.queries import search_many
 from core.search.space import MethodSpace
 
@@ -37,7 +37,7 @@ CHUNK = 512
 ENCODING = "utf-8-sig"
 
 
-def _display(db: sqlite_utils.Database) -> dict[str, tuple[str, str]]:
+def _display(db: Catalog) -> dict[str, tuple[str, str]]:
     """Item id -> (title, its photo's URL without credentials, else the local path of the photo that represents it).
 
     A local photo deleted or moved since import leaves the cell empty (never a dead path); the
@@ -60,7 +60,7 @@ def _display(db: sqlite_utils.Database) -> dict[str, tuple[str, str]]:
     }
 
 
-def _approved(db: sqlite_utils.Database) -> set[tuple[str, str]]:
+def _approved(db: Catalog) -> set[tuple[str, str]]:
     return {
         (q, c)
         for q, c in db.execute(

@@ -6,8 +6,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import sqlite_utils
-
+from core.catalog.db import Catalog
 from core.catalog.vectors import methods_with_vectors
 from core.search.queries import search_many
 from core.search.space import MethodSpace, open_space
@@ -49,7 +48,7 @@ class Tally:
         return self.relevant / self.judged if self.judged else None
 
 
-def _item_queries(db: sqlite_utils.Database) -> dict[str, dict[str, bool]]:
+def _item_queries(db: Catalog) -> dict[str, dict[str, bool]]:
     """Catalog-item query -> {candidate: latest judgement}."""
     found: dict[str, dict[str, bool]] = defaultdict(dict)
     for key, candidate, relevant in db.execute(
@@ -59,11 +58,11 @@ def _item_queries(db: sqlite_utils.Database) -> dict[str, dict[str, bool]]:
     return found
 
 
-def _labelled_methods(db: sqlite_utils.Database) -> list[str]:
+def _labelled_methods(db: Catalog) -> list[str]:
     return [r[0] for r in db.execute("SELECT DISTINCT method FROM labels ORDER BY method")]
 
 
-def precision_from_labels(db: sqlite_utils.Database, method: str | None = None, k: int = 10) -> list[dict]:
+def precision_from_labels(db: Catalog, method: str | None = None, k: int = 10) -> list[dict]:
     """Per method: precision@k over labelled queries, unknowns counted apart, with a Wilson 95% CI.
 
     A catalog-item query is searched again with the method's current vectors and each of its

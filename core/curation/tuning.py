@@ -29,6 +29,7 @@ import numpy as np
 import sqlite_utils
 
 from core.catalog.vectors import load_matrix, missing_vectors
+from core.curation import evaluate
 from core.curation.evaluate import joint_values
 from core.search.neighbours import nearest_rows
 
@@ -295,7 +296,7 @@ def precision_at_k(
     if len(queries) == 0 or len(gallery) <= k:
         return float("nan")
     found = nearest_rows(matrix[gallery], np.searchsorted(gallery, queries), k)
-    return float((classes[gallery][found] == classes[queries][:, None]).mean())
+    return evaluate.precision_at_k(evaluate.relevance(classes[gallery], found, np.searchsorted(gallery, queries)), k)
 
 
 def label_scores(matrix: np.ndarray, pairs: np.ndarray, k: int = K) -> dict[str, float]:

@@ -67,3 +67,16 @@ def open_text(path: str | Path) -> Iterator[tuple[TextIO, str | None]]:
     encoding, note = detect(path)
     with open(path, newline="", encoding=encoding, errors="strict") as handle:
         yield handle, note
+
+
+@contextlib.contextmanager
+def csv_field_limit(limit: int) -> Iterator[None]:
+    """Let the csv module read cells up to `limit` characters within the block (the limit is
+    process-wide, so it is put back after)."""
+    import csv
+
+    before = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)

@@ -14,16 +14,15 @@ from collections.abc import Callable
 from functools import partial
 
 import numpy as np
-import sqlite_utils
 import torch
 from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
 from core.catalog.db import Catalog
-from core.engines.decode import to_array
 from core.files.atomic import atomic_path
 from core.methods import devices
+from core.methods.preprocess import to_array
 from core.methods.torch_utils import TorchImageExtractor, set_threads
 from core.methods.weights import autoencoder_checkpoint as checkpoint_path
 from core.methods.weights import autoencoder_version
@@ -71,7 +70,7 @@ class ConvAutoencoder(nn.Module):
 to_batch = partial(to_array, size=SIZE, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
 
-def _load_catalog_photos(db: sqlite_utils.Database, progress: bool) -> torch.Tensor:
+def _load_catalog_photos(db: Catalog, progress: bool) -> torch.Tensor:
     from core.catalog.images import ImageError, load_rgb
     from core.catalog.vectors import primary_images_sql
 

@@ -26,7 +26,7 @@ from core.methods.distances import unit
 
 if TYPE_CHECKING:
     from core.catalog.db import Catalog
-    from core.methods.registry import MethodSpec
+    from core.methods.spec import MethodSpec
 
 
 def unchanged(images: list[Image.Image]) -> list[Image.Image]:
@@ -79,6 +79,8 @@ class DerivedExtractor(ImageExtractor):
         super().__init__(spec, catalog)
         self.catalog = catalog
         self._parts: dict[str, ImageExtractor] | None = None
+        # how to load a part by name: set by the registry that built this extractor
+        self.load_part: Callable[[str], ImageExtractor] | None = None
 
     @abstractmethod
     def combine(self, part_vectors: dict[str, np.ndarray]) -> np.ndarray:
@@ -89,8 +91,8 @@ class DerivedExtractor(ImageExtractor):
 
     def forward(self, batch: list[Image.Image]) -> np.ndarray:
         """Photos that are not in the catalog: run the parts (loaded on first use), then combine."""
-        from core.methods.registry import create_extractor
-
         if self._parts is None:
-            self._parts = {name: create_extractor(name, self.catalog) for name in self.spec.parts}
+            if self.load_part is None:
+                raise RuntimeError(f"{self.spec.name}: build it with core.methods.create_extractor to embed photos")
+            self._parts = {name: self.load_part(name) for name in self.spec.parts}
         return self.combine({name: part.embed_images(batch) for name, part in self._parts.items()})

@@ -14,7 +14,7 @@ import numpy as np
 from core.catalog.db import Catalog
 from core.methods.base import DerivedExtractor
 from core.methods.distances import weighted_concat
-from core.methods.registry import MethodSpec
+from core.methods.spec import MethodSpec
 from core.settings import settings
 
 

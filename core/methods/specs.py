@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from core.catalog.db import Catalog
 from core.methods import weights
 from core.methods.hybrid import WEIGHTS as HYBRID_WEIGHTS
-from core.methods.registry import MethodSpec, get_spec, register
+from core.methods.registry import get_spec, register
+from core.methods.spec import MethodSpec
 
 Availability = Callable[[Catalog | None], "str | None"]
 

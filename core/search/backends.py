@@ -17,19 +17,30 @@ backends it should be preferred to.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Set
+from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+import numpy as np
+
+from core.search.index import LoadedIndex
 from core.search.neighbours import AnnoyNeighbours, ExactNeighbours, NeighbourIndex
-
-if TYPE_CHECKING:
-    from core.search.space import MethodSpace
 
 EXACT_LIMIT = 20_000  # catalogs up to this many vectors are searched exactly
 SUBSET_EXACT_LIMIT = 2_000  # on larger ones, filters passing up to this many items are searched exactly
 
-Factory = Callable[["MethodSpace", "Set[str] | None", "int | None"], NeighbourIndex]
+
+class Vectors(Protocol):
+    """What a backend may ask of a method's space (core/search/space.py)."""
+
+    def exact_index(self) -> ExactNeighbours: ...
+
+    def vectors_of(self, item_ids: Iterable[str]) -> tuple[list[str], np.ndarray]: ...
+
+    def loaded_index(self) -> LoadedIndex: ...
+
+
+Factory = Callable[[Vectors, "Set[str] | None", "int | None"], NeighbourIndex]
 
 
 @dataclass(frozen=True)
@@ -65,15 +76,15 @@ def choose(total: int, allowed: Set[str] | None) -> Backend:
 
 
 @register_backend("exact", lambda total, allowed: total <= EXACT_LIMIT)
-def _exact(space: MethodSpace, allowed: Set[str] | None, search_k: int | None) -> NeighbourIndex:
+def _exact(space: Vectors, allowed: Set[str] | None, search_k: int | None) -> NeighbourIndex:
     return space.exact_index()
 
 
 @register_backend("exact-subset", lambda total, allowed: allowed is not None and len(allowed) <= SUBSET_EXACT_LIMIT)
-def _exact_subset(space: MethodSpace, allowed: Set[str] | None, search_k: int | None) -> NeighbourIndex:
+def _exact_subset(space: Vectors, allowed: Set[str] | None, search_k: int | None) -> NeighbourIndex:
     return ExactNeighbours(*space.vectors_of(allowed or ()))
 
 
 @register_backend("annoy", lambda total, allowed: True)
-def _annoy(space: MethodSpace, allowed: Set[str] | None, search_k: int | None) -> NeighbourIndex:
+def _annoy(space: Vectors, allowed: Set[str] | None, search_k: int | None) -> NeighbourIndex:
     return AnnoyNeighbours(space.loaded_index(), search_k)

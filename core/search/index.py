@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import sqlite_utils
 from annoy import AnnoyIndex
 from tqdm import tqdm
 
@@ -183,7 +182,7 @@ def build_index(db: Catalog, method: str, metric: str, trees: int | None = None,
     return info
 
 
-def read_manifest(db: sqlite_utils.Database, method: str) -> IndexInfo | None:
+def read_manifest(db: Catalog, method: str) -> IndexInfo | None:
     """The manifest beside the index files (None when missing or unreadable)."""
     try:
         return IndexInfo(**json.loads(_paths(db, method)[2].read_text(encoding="utf-8")))
@@ -191,7 +190,7 @@ def read_manifest(db: sqlite_utils.Database, method: str) -> IndexInfo | None:
         return None
 
 
-def _expected_build(db: sqlite_utils.Database, method: str) -> tuple[str, str] | None:
+def _expected_build(db: Catalog, method: str) -> tuple[str, str] | None:
     """(checksum, built_at) of the build this catalog last recorded for the method."""
     row = db.execute("SELECT manifest FROM indices WHERE method = ?", (method,)).fetchone()
     try:
@@ -201,7 +200,7 @@ def _expected_build(db: sqlite_utils.Database, method: str) -> tuple[str, str] |
         return None
 
 
-def problem(db: sqlite_utils.Database, method: str) -> str | None:
+def problem(db: Catalog, method: str) -> str | None:
     """Why a method's index cannot be served as it is (None when it is fresh and whole)."""
     info = read_manifest(db, method)
     ann_path, ids_path, _ = _paths(db, method)
@@ -218,7 +217,7 @@ def problem(db: sqlite_utils.Database, method: str) -> str | None:
     return None
 
 
-def _open(db: sqlite_utils.Database, method: str, info: IndexInfo) -> LoadedIndex:
+def _open(db: Catalog, method: str, info: IndexInfo) -> LoadedIndex:
     """Verify the files against the manifest and memory-map the index; IndexUnavailable if they differ."""
     ann_path, ids_path, _ = _paths(db, method)
     try:
@@ -270,7 +269,7 @@ def load_index(db: Catalog, method: str, metric: str, rebuild: bool = True, prog
         return loaded
 
 
-def index_status(db: sqlite_utils.Database) -> dict[str, dict]:
+def index_status(db: Catalog) -> dict[str, dict]:
     """Per method with vectors: its manifest (if any) and what, if anything, is wrong with it."""
     return {
         m: {"manifest": (asdict(i) if (i := read_manifest(db, m)) else None), "problem": problem(db, m)}

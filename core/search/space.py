@@ -30,7 +30,7 @@ from core.catalog.items import item_cards
 from core.methods import UnknownMethod, build_extractor, devices, get_spec
 from core.methods.base import Extractor
 from core.methods.distances import Metric, metric, unit
-from core.methods.registry import MethodSpec
+from core.methods.spec import MethodSpec
 from core.search import backends, caches
 from core.search.index import IndexInfo, LoadedIndex, build_index, load_index
 from core.search.neighbours import ExactNeighbours, NeighbourIndex
