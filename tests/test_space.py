@@ -6,7 +6,7 @@ import pytest
 
 from core.curation import tuning
 from core.engines.embed import embed_catalog
-from core.methods import registry, tuned
+from core.methods import tuned
 from core.methods.autoencoder import train
 from core.search import backends
 from core.search.queries import search
@@ -40,23 +40,25 @@ def test_a_tuned_item_search_resolves_its_method_once(embedded_demo, monkeypatch
     embed_catalog(embedded_demo, "typecol", progress=False)
     item = embedded_demo.execute("SELECT item_id FROM embeddings WHERE method = 'typecol' LIMIT 1").fetchone()[0]
     counts = {"specs": 0, "lookups": 0}
-    real_spec_of, real_tuned_specs = tuned.spec_of, registry._tuned_specs
+    real_spec_of = tuned.spec_of
 
     def spec_of(row):
         counts["specs"] += 1
         return real_spec_of(row)
 
-    def tuned_specs(catalog, name=None):
-        counts["lookups"] += 1
-        return real_tuned_specs(catalog, name)
+    def statement(sql: str) -> None:
+        counts["lookups"] += "tuned_methods" in sql
 
     monkeypatch.setattr(tuned, "spec_of", spec_of)
-    monkeypatch.setattr(registry, "_tuned_specs", tuned_specs)
-    for backend in ("exact", "annoy"):
-        counts.update(specs=0, lookups=0)
-        hits = search(open_space(embedded_demo, "typecol", backend=backend), item_id=item, k=5).results
-        assert len(hits) == 5 and all(h.method == "typecol" for h in hits)
-        assert counts == {"specs": 1, "lookups": 1}, backend
+    embedded_demo.conn.set_trace_callback(statement)
+    try:
+        for backend in ("exact", "annoy"):
+            counts.update(specs=0, lookups=0)
+            hits = search(open_space(embedded_demo, "typecol", backend=backend), item_id=item, k=5).results
+            assert len(hits) == 5 and all(h.method == "typecol" for h in hits)
+            assert counts == {"specs": 1, "lookups": 1}, backend  # one SQL read and one digest of the head
+    finally:
+        embedded_demo.conn.set_trace_callback(None)
 
 
 def test_the_backend_is_chosen_by_registered_name(embedded_demo, monkeypatch):
