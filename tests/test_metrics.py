@@ -27,11 +27,11 @@ def test_uploaded_queries_use_results_as_shown(demo_catalog):
     upload = Query.upload("f" * 64)
     for rank, (candidate, relevant) in enumerate(zip(items, [1, 1, 0, 1, 0, 0]), start=1):
         add_label(demo_catalog, upload, candidate, "clip", rank, bool(relevant), "ana")
-    [figure] = precision_from_labels(demo_catalog, "clip", k=5)
+    [figure] = precision_from_labels(demo_catalog, open_space(demo_catalog, "clip"), k=5)
     assert figure["queries"] == 1 and figure["labels"] == 5 and figure["unknown"] == 0
     assert figure["precision_at_k"] == pytest.approx(3 / 5)
     assert figure["ci_low"] < 0.6 < figure["ci_high"]
-    [wide] = precision_from_labels(demo_catalog, "clip", k=10)
+    [wide] = precision_from_labels(demo_catalog, open_space(demo_catalog, "clip"), k=10)
     assert wide["labels"] == 6 and wide["unknown"] == 4
     assert wide["by_category"]["(none)"]["queries"] == 1
 

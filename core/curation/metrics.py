@@ -62,8 +62,9 @@ def _labelled_methods(db: Catalog) -> list[str]:
     return [r[0] for r in db.execute("SELECT DISTINCT method FROM labels ORDER BY method")]
 
 
-def precision_from_labels(db: Catalog, method: str | None = None, k: int = 10) -> list[dict]:
-    """Per method: precision@k over labelled queries, unknowns counted apart, with a Wilson 95% CI.
+def precision_from_labels(db: Catalog, space: MethodSpace | None = None, k: int = 10) -> list[dict]:
+    """Per method (or for one method's space): precision@k over labelled queries, unknowns counted
+    apart, with a Wilson 95% CI.
 
     A catalog-item query is searched again with the method's current vectors and each of its
     top-k is looked up in the labels (a judgement counts whichever method showed the pair);
@@ -73,14 +74,14 @@ def precision_from_labels(db: Catalog, method: str | None = None, k: int = 10) -
     if db.execute("SELECT count(*) FROM labels").fetchone()[0] == 0:
         return []
     with_vectors = methods_with_vectors(db)
-    methods = [method] if method else sorted(set(with_vectors) | set(_labelled_methods(db)))
+    methods = [space.name] if space else sorted(set(with_vectors) | set(_labelled_methods(db)))
     queries = _item_queries(db)
     meta = {r[0]: (r[1], r[2]) for r in db.execute("SELECT id, category, colour FROM items")}
     results = []
     for name in methods:
         tally = Tally()
         if name in with_vectors and queries:
-            _tally_searched(open_space(db, name), k, queries, meta, tally)
+            _tally_searched(space or open_space(db, name), k, queries, meta, tally)
         else:
             _tally_shown(db, name, k, "item", meta, tally)
         _tally_shown(db, name, k, "upload", meta, tally)
