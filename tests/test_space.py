@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from core.curation import tuning
+from core.engines.autoencoder_training import train
 from core.engines.embed import embed_catalog
 from core.methods import tuned
-from core.methods.autoencoder import train
 from core.search import backends
 from core.search.queries import search
 from core.search.space import SearchError, open_space

@@ -13,30 +13,22 @@ from core.settings import DEFAULT_METHOD
 
 def cmd_methods(args: argparse.Namespace) -> int:
     from core.methods import devices, list_methods
+    from core.methods.registry import method_states
 
-    methods = list_methods(catalog(args, read_only=True) if args.db.exists() else None)
-    device = devices.resolve()
+    found = catalog(args, read_only=True) if args.db.exists() else None
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        **{k: m[k] for k in ("name", "kind", "available", "reason")},
-                        "device": device if m["runs_model"] else "cpu",
-                        **{k: m[k] for k in ("bases", "training") if k in m},
-                    }
-                    for m in methods
-                ],
-                indent=2,
-            )
-        )
+        print(json.dumps(method_states(found), indent=2))
         return 0
+    methods = list_methods(found)
     for m in methods:
         state = "ready" if m["available"] else "missing"
         print(f"{m['name']:18} {m['kind']:5} {state:7} {m['description']}")
         if m["reason"]:
             print(f"{'':32}-> {m['reason']}")
-    print(f"torch methods run on {devices.describe()}")
+    placement = devices.summary()
+    print(
+        f"torch methods run on {devices.describe()}" if placement["device"] else f"torch methods: {placement['name']}"
+    )
     return 0
 
 
@@ -44,8 +36,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from core.engines.embed import embed_catalog
     from core.methods import devices
 
-    devices.select(args.device)
-    if args.engine == "ray":
+    if args.engine == "ray":  # the device is the actors' (on the cluster's nodes), not this machine's
         from core.engines.ray_engine import embed_with_ray
 
         report = embed_with_ray(
@@ -56,14 +47,34 @@ def cmd_embed(args: argparse.Namespace) -> int:
             gpus_per_worker=args.gpus_per_worker,
             batch_size=args.batch_size,
             limit=args.limit,
+            device=args.device,
+            retry_failed=args.retry_failed,
+            env=args.worker_env,
         )
     else:
-        report = embed_catalog(catalog(args, create=False), args.method, batch_size=args.batch_size, limit=args.limit)
+        if args.device:  # checked now; LOOKALIKE_DEVICE only when a model is placed
+            devices.select(args.device)
+        report = embed_catalog(
+            catalog(args, create=False),
+            args.method,
+            batch_size=args.batch_size,
+            limit=args.limit,
+            retry_failed=args.retry_failed,
+        )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         why = "no current base vectors" if report.missing_parts else "unreadable"
-        print(f"{args.method}: {report.embedded} embedded, {report.failed} skipped ({why}), {report.rate:.1f} items/s")
+        print(
+            f"{args.method}: {report.embedded} embedded, {report.failed} skipped ({why}), {report.rate:.1f} items/s"
+            + (f" after {report.startup:.1f} s of start-up" if report.startup >= 0.05 else "")
+        )
+        if report.unavailable:
+            print(
+                f"{report.unavailable} photos could not be read this time (missing file or I/O error); "
+                "they are tried again on the next run",
+                file=sys.stderr,
+            )
     if report.missing_parts and not args.json:
         lacking = ", ".join(f"{part} ({n})" for part, n in report.missing_parts.items())
         print(
@@ -75,10 +86,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_train_autoencoder(args: argparse.Namespace) -> int:
+    from core.engines.autoencoder_training import train
     from core.methods import devices
-    from core.methods.autoencoder import train
 
-    devices.select(args.device)
+    if args.device:  # checked now; LOOKALIKE_DEVICE only when a model is placed
+        devices.select(args.device)
     losses = train(catalog(args, create=False), epochs=args.epochs, batch_size=args.batch_size)
     print(
         json.dumps({"epochs": len(losses), "losses": losses})
@@ -91,7 +103,9 @@ def cmd_train_autoencoder(args: argparse.Namespace) -> int:
 def cmd_download_weights(args: argparse.Namespace) -> int:
     from core.methods import get_spec
 
-    folder = get_spec(args.method).download(catalog(args))
+    # the weights go beside an existing catalog; none is made for them (nor when the download fails)
+    existing = catalog(args, read_only=True) if args.db.is_file() else None
+    folder = get_spec(args.method).download(existing)
     print(f"{args.method}: weights saved in {folder}")
     return 0
 
@@ -117,10 +131,27 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=count, help="default: 32 on the CPU, what fits in memory on a GPU")
     p.add_argument("--limit", type=count, help="at most this many items (for a quick look)")
     add_device_argument(p)
+    p.add_argument("--retry-failed", action="store_true", help="try again the photos recorded as undecodable")
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="ray: a Ray Data job (docs/scale.md)")
-    p.add_argument("--address", help="Ray cluster: auto or ray://HOST:10001 (default: a Ray on this machine)")
+    p.add_argument(
+        "--address",
+        help="Ray: auto = the cluster of this node (run on the head, or via `ray job submit`); "
+        "default: a Ray on this machine. Ray Client (ray://) is not supported",
+    )
     p.add_argument("--workers", type=count, help="Ray: model actors (default: one per GPU, or cores / 4)")
-    p.add_argument("--gpus-per-worker", type=gpus, default=0, help="Ray: GPUs per model actor (0: CPU actors)")
+    p.add_argument(
+        "--gpus-per-worker",
+        type=gpus,
+        help="Ray: GPUs per model actor (default 1 when --device is cuda, or auto on a cluster with GPUs)",
+    )
+    p.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="Ray: an environment variable for the workers (e.g. HF_TOKEN, LOOKALIKE_MODELS=/mnt/models); "
+        "paths and tokens are not sent otherwise",
+    )
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("train-autoencoder", parents=[common], help="train (or resume) the catalog autoencoder")

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from core.cli.common import catalog, count, filter_argument, known_methods, method_option, similarity
+from core.files.invisible import visible
 from core.settings import DEFAULT_METHOD
 
 
@@ -39,7 +40,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(json.dumps(result.as_dict(), indent=2))
         return 0
     for hit in result.results:
-        print(f"{hit.rank:3} {hit.score:8.4f}  {hit.item_id:12} {hit.category or '':16} {hit.title or ''}")
+        shown = [visible(text or "") for text in (hit.item_id, hit.category, hit.title)]
+        print(f"{hit.rank:3} {hit.score:8.4f}  {shown[0]:12} {shown[1]:16} {shown[2]}")
     return 0
 
 
@@ -52,7 +54,8 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         print(json.dumps([p.as_dict() for p in pairs], indent=2))
         return 0
     for p in pairs:
-        print(f"{p.similarity:.4f}  {p.a:12} {p.b:12} {p.a_title or ''} | {p.b_title or ''}")
+        a, b, a_title, b_title = (visible(text or "") for text in (p.a, p.b, p.a_title, p.b_title))
+        print(f"{p.similarity:.4f}  {a:12} {b:12} {a_title} | {b_title}")
     print(f"{len(pairs)} pairs at similarity >= {args.threshold}")
     return 0
 

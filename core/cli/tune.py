@@ -48,7 +48,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from core.curation import tuning
     from core.methods import devices
 
-    devices.select(args.device)
+    if args.device:  # checked now; LOOKALIKE_DEVICE only when a model is placed
+        devices.select(args.device)
     bases, weights = _bases(args.base)
     targets = [t.strip() for t in (args.target or "").split(",") if t.strip()]
     knobs = tuning.Settings(**{k: v for k, v in (("epochs", args.epochs), ("dim", args.dim)) if v is not None})

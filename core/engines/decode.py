@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from core.catalog.images import ImageError, load_rgb
+from core.settings import available_cores
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,11 @@ CHUNK = 32  # photos per worker task
 THREAD_WORKERS = 2  # the CPU path's decode threads (docs/benchmarks.md)
 
 Preprocess = Callable[[list[Image.Image]], object] | None
+
+
+def to_uint8(images: list[Image.Image], size: int, resample: int = Image.BILINEAR) -> np.ndarray:
+    """Resize each image to size x size (whole garment kept): NHWC uint8, a quarter of float32's bytes."""
+    return np.stack([np.asarray(img.convert("RGB").resize((size, size), resample)) for img in images])
 
 
 def read_photo(path: str | None, url: str | None = None) -> Image.Image:
@@ -79,7 +85,7 @@ def picklable(function: object) -> bool:
 
 
 def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return available_cores()
 
 
 def _executor(processes: bool, workers: int) -> Executor:

@@ -97,3 +97,22 @@ def list_methods(catalog: Catalog | None = None) -> list[dict]:
             row |= {"bases": list(spec.parts), "training": spec.training}
         rows.append(row)
     return rows
+
+
+def method_states(catalog: Catalog | None = None) -> list[dict]:
+    """Every method as scripts see it (`methods --json`, the API's /methods): name, kind, whether it
+    can run here and why not, the device it would run on, and a tuned method's bases and training."""
+    from core.methods import devices
+
+    try:
+        device = devices.resolve()
+    except ValueError:  # LOOKALIKE_DEVICE unusable here: torch methods get no device, the rest are listed
+        device = None
+    return [
+        {
+            **{k: m[k] for k in ("name", "kind", "available", "reason")},
+            "device": device if m["runs_model"] else "cpu",
+            **{k: m[k] for k in ("bases", "training") if k in m},
+        }
+        for m in list_methods(catalog)
+    ]

@@ -81,4 +81,11 @@ class MethodSpec:
         """Fetch the weights (online) into the method's local folder; return that folder."""
         if self.downloader is None:
             raise ValueError(f"{self.name} has no hub weights to download ({self.weights})")
+        from core.methods.weights import hub_problem, local_dir
+
+        problem = hub_problem()
+        if problem:
+            raise WeightsMissing(
+                f"{self.name}: cannot download: {problem}. Or copy the model's files into {local_dir(self.name, catalog)}"
+            )
         return resolve_path(self.downloader)(self.name, catalog)

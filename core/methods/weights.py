@@ -6,7 +6,10 @@ Nothing here imports a model library, so checking whether a method can run is fa
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from core.catalog.db import Catalog
 from core.settings import settings
@@ -33,6 +36,20 @@ def local_dir(method: str, catalog: Catalog | None) -> Path:
 
 def offline() -> bool:
     return settings().offline
+
+
+def hub_problem(timeout: float = 5.0) -> str | None:
+    """Why the Hugging Face hub cannot be reached from here right now (None when it answers a
+    connection), decided in seconds so an offline download fails at once, in one line."""
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    if offline():
+        return "HF_HUB_OFFLINE is set, so nothing is downloaded; unset it on a machine that is online"
+    parts = urlsplit(endpoint)
+    try:
+        socket.create_connection((parts.hostname or "huggingface.co", parts.port or 443), timeout=timeout).close()
+    except OSError as exc:
+        return f"cannot reach {parts.hostname} ({exc.strerror or exc}); this machine looks offline"
+    return None
 
 
 def has_weights(folder: Path) -> bool:

@@ -23,7 +23,7 @@ import numpy as np
 from core.catalog import filters as filtering
 from core.catalog.db import Catalog
 from core.catalog.images import MAX_UPLOAD_BYTES, ImageError, load_rgb, sha256_bytes
-from core.catalog.items import item_cards, item_column
+from core.catalog.items import catalog_id, item_cards, item_column
 from core.methods.distances import unit
 from core.search.neighbours import best_first
 from core.search.space import MethodSpace, SearchError
@@ -144,6 +144,8 @@ def search(
     if not weights:
         raise SearchError("give at least one method a positive weight")
     db = next(iter(weights)).catalog
+    if item_id is not None:
+        item_id = catalog_id(db, str(item_id))
     query = {
         "item_id": item_id,
         "text": text,
