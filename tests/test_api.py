@@ -21,7 +21,7 @@ from core.catalog.images import MAX_UPLOAD_BYTES
 from core.catalog.vectors import load_matrix, store
 from core.curation.labels import Query, add_label
 from core.methods.registry import method_states
-from core.search import queries
+from core.search import backends
 from core.search.queries import search
 from core.search.space import open_space
 
@@ -229,7 +229,7 @@ def test_index_rebuilds_and_re_embeds_while_serving_never_fail_or_mix(embedded_d
     """Requests run while another thread rebuilds the index and rewrites vectors (same version):
     every answer is 200 or a 503 with a reason, and equals a search of one committed state."""
     if path == "annoy":
-        monkeypatch.setattr(queries, "EXACT_LIMIT", 0)
+        monkeypatch.setattr(backends, "EXACT_LIMIT", 0)
         open_space(embedded_demo, METHOD).build_index(trees=10, progress=False)
     ids, matrix = load_matrix(embedded_demo, METHOD)
     states = {0: matrix, 1: matrix[::-1].copy()}  # two vector sets: the same vectors, assigned in reverse
