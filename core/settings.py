@@ -10,6 +10,7 @@
 | `LOOKALIKE_DEVICE` | `auto` | `auto`, `cpu`, `cuda` or `mps`: where torch methods run |
 | `LOOKALIKE_API_KEY` | none | a key the API (`serve`) asks for as `Authorization: Bearer KEY`; none and no keys file: no key asked |
 | `LOOKALIKE_API_KEYS_FILE` | none | a file of API keys, one a line (blank lines and `#` comments skipped), besides `LOOKALIKE_API_KEY` |
+| `LOOKALIKE_AUTOENCODER` | none | the autoencoder checkpoint a process without a catalog uses (a Ray worker; the driver sets it) |
 | `HF_HUB_OFFLINE` | off | never ask the Hugging Face hub; load from local folders and the cache only |
 
 `settings()` reads them once per process; `reload()` reads them again (tests that change them).
@@ -47,6 +48,7 @@ class Settings:
     offline: bool
     api_key: str | None = None
     api_keys_file: Path | None = None
+    autoencoder: Path | None = None
 
     @property
     def threads(self) -> int:
@@ -102,6 +104,7 @@ def settings() -> Settings:
         offline=env.get("HF_HUB_OFFLINE", "0").strip().lower() not in _FALSE,
         api_key=env.get("LOOKALIKE_API_KEY", "").strip() or None,
         api_keys_file=Path(env["LOOKALIKE_API_KEYS_FILE"]) if env.get("LOOKALIKE_API_KEYS_FILE") else None,
+        autoencoder=Path(env["LOOKALIKE_AUTOENCODER"]) if env.get("LOOKALIKE_AUTOENCODER") else None,
     )
 
 

@@ -503,3 +503,110 @@ def test_21_download_weights_offline_is_one_line_and_makes_no_catalog(tmp_path, 
     line = one_line_error(run_cli("download-weights", "clip", "--db", str(folder / "c.db"), env=env))
     assert time.perf_counter() - start < 30 and "clip" in line and "cannot download" in line
     assert not folder.exists()
+
+
+# --- 11. The app's Catalog import answers in one line ------------------------------------------------------
+
+
+def app_import(tmp_path: Path, csv_path: Path, folder: Path):
+    from helpers import page
+
+    at = page("catalog")
+    at.radio[0].set_value("Product CSV")
+    at.file_uploader[0].set_value(("mine.csv", csv_path.read_bytes(), "text/csv"))
+    at.text_input[0].set_value(str(folder))
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_11_a_bad_photo_in_an_app_import_is_one_problem(catalog, tmp_path, monkeypatch):
+    from helpers import texts
+
+    monkeypatch.setenv("LOOKALIKE_DB", str(catalog.path))
+    csv_path, folder = small_styles(tmp_path, 4)
+    first = csv_path.read_text().splitlines()[1].split(",")[0]
+    (folder / f"{first}.jpg").write_bytes(malformed_exif_jpeg())
+    at = app_import(tmp_path, csv_path, folder)
+    assert "4 items imported from 4 rows; photos ok 3, not usable 1" in texts(at)
+
+
+def test_11_a_busy_catalog_is_one_line_at_once_in_the_app(catalog, tmp_path, monkeypatch):
+    import sqlite3
+    import time
+
+    monkeypatch.setenv("LOOKALIKE_DB", str(catalog.path))
+    csv_path, folder = small_styles(tmp_path, 2)
+    writer = sqlite3.connect(catalog.path)
+    writer.execute("BEGIN IMMEDIATE")  # another program writing
+    try:
+        start = time.perf_counter()
+        at = app_import(tmp_path, csv_path, folder)
+        assert time.perf_counter() - start < 20
+        assert len(at.error) == 1 and "is busy" in at.error[0].value
+    finally:
+        writer.rollback()
+        writer.close()
+    assert catalog.execute("SELECT count(*) FROM items").fetchone()[0] == 0
+
+
+def test_13_grouping_fields_are_cached_until_the_items_change(catalog, tmp_path):
+    from core.curation.evaluate import grouping_fields
+
+    header = STYLES_HEADER + "".join(f",extra{n}" for n in range(900))
+    rows = [ROW.format(n) + "".join(f",v{n}{c}" for c in range(900)) for n in range(3)]
+    import_csv(catalog, styles_csv(tmp_path, header, rows), progress=False)
+    first = grouping_fields(catalog)
+    assert "extra899" in first and "category" not in first  # one category only
+    statements: list[str] = []
+    catalog.conn.set_trace_callback(statements.append)
+    assert grouping_fields(catalog) == first
+    catalog.conn.set_trace_callback(None)
+    assert len(statements) == 1 and "json_each" not in statements[0]
+    rows.append(ROW.format(9).replace("Tshirts", "Shirts") + ",x" * 900)
+    import_csv(catalog, styles_csv(tmp_path, header, rows, "more.csv"), progress=False)
+    assert "category" in grouping_fields(catalog)
+
+
+# --- 10. Each catalog's derived files are its own ------------------------------------------------------
+
+
+def test_10_two_catalogs_in_one_folder_share_no_derived_files(embedded_demo, tmp_path):
+    from core.catalog.thumbnails import catalog_thumbnail
+    from core.engines.autoencoder_training import train
+    from core.methods import list_methods
+    from core.search.index import build_index, problem
+
+    other = open_catalog(tmp_path / "other.db")
+    csv_path, folder = small_styles(tmp_path, 8)
+    import_csv(other, csv_path, folder, progress=False)
+    embed_catalog(other, "color_hist", progress=False)
+    train(other, epochs=1, batch_size=8, progress=False)
+    ready = {m["name"]: m["available"] for m in list_methods(embedded_demo)}
+    assert ready["autoencoder"] is False and {m["name"]: m["available"] for m in list_methods(other)}["autoencoder"]
+    build_index(embedded_demo, "color_hist", progress=False)
+    build_index(other, "color_hist", progress=False)
+    assert problem(embedded_demo, "color_hist") is None and problem(other, "color_hist") is None
+    path = other.execute("SELECT path FROM images LIMIT 1").fetchone()[0]
+    assert catalog_thumbnail(other, path).is_relative_to(tmp_path / "other")
+    owned = {other.index_dir, other.thumbnails_dir, other.exports_dir, other.trained_dir}
+    assert all(p.is_relative_to(tmp_path / "other") for p in owned)
+    assert not any(p.is_relative_to(tmp_path / "other") for p in (embedded_demo.index_dir, embedded_demo.trained_dir))
+
+
+def test_10_an_autoencoder_of_the_old_shared_layout_goes_to_the_catalog_that_made_its_vectors(tmp_path):
+    from core.engines.autoencoder_training import train
+    from core.methods.weights import autoencoder_checkpoint
+
+    first, second = open_catalog(tmp_path / "a.db"), open_catalog(tmp_path / "b.db")
+    csv_path, folder = small_styles(tmp_path, 8)
+    for db in (first, second):
+        import_csv(db, csv_path, folder, progress=False)
+    train(first, epochs=1, batch_size=8, progress=False)
+    embed_catalog(first, "autoencoder", progress=False)
+    legacy = first.models_dir / "autoencoder" / "checkpoint.pt"  # where older versions kept it
+    legacy.parent.mkdir(parents=True)
+    shutil.move(autoencoder_checkpoint(first), legacy)
+    assert not autoencoder_checkpoint(second).exists()  # not its vectors: never taken
+    assert autoencoder_checkpoint(first).read_bytes() == legacy.read_bytes()
+    assert embed_catalog(first, "autoencoder", progress=False).pending == 0  # same version: nothing stale

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from core.catalog.db import Catalog
+from core.catalog.vectors import methods_with_vectors, stored_versions
 from core.methods.spec import MethodSpec, UnknownMethod, WeightsMissing, resolve_path
 
 if TYPE_CHECKING:
@@ -73,17 +74,37 @@ def _with_parts(extractor: Extractor, spec: MethodSpec, catalog: Catalog | None)
     return extractor
 
 
+def _state(spec: MethodSpec, catalog: Catalog | None, reason: str | None, count: int) -> tuple[str, str | None]:
+    """A method's state for people, with what to do next: "ready" (searchable now), "changed" (its
+    vectors were made by an older version: still searchable), "not embedded" or "missing" (weights)."""
+    embed = f"run `python -m core embed --method {spec.name}` (or Embed + index on the Methods page)"
+    if reason:
+        return "missing", reason
+    if not count:
+        return "not embedded", f"no vectors yet: {embed}"
+    if stored_versions(catalog, spec.name) - {spec.resolved(catalog).version}:
+        return "changed", f"{spec.name} changed since its vectors were made: {embed}"
+    return "ready", None
+
+
 def list_methods(catalog: Catalog | None = None) -> list[dict]:
     """Every method (the catalog's tuned ones last) with whether it can run here and, if not, the
-    exact remedy; a tuned method's row also has its `bases` and `training` record."""
+    exact remedy; `state` says whether it is usable now (core.methods.registry._state) and
+    `vectors` how many it has in the catalog. A tuned method's row also has its `bases` and
+    `training` record."""
     rows = []
+    counts = methods_with_vectors(catalog) if catalog is not None else {}
     for spec in [*_REGISTRY.values(), *_catalog_specs(catalog)]:
         reason = spec.availability(catalog)
+        state, todo = _state(spec, catalog, reason, counts.get(spec.name, 0))
         row = {
             "name": spec.name,
             "kind": spec.kind,
             "available": reason is None,
             "reason": reason,
+            "state": state,
+            "todo": todo,
+            "vectors": counts.get(spec.name, 0),
             "family": spec.family,
             "dim": spec.dim,
             "metric": spec.metric,
@@ -110,7 +131,7 @@ def method_states(catalog: Catalog | None = None) -> list[dict]:
         device = None
     return [
         {
-            **{k: m[k] for k in ("name", "kind", "available", "reason")},
+            **{k: m[k] for k in ("name", "kind", "available", "reason", "state", "todo", "vectors")},
             "device": device if m["runs_model"] else "cpu",
             **{k: m[k] for k in ("bases", "training") if k in m},
         }

@@ -16,7 +16,7 @@ k x FUSION_DEPTH best candidates (an item without a vector in a space gets 0 fro
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -59,9 +59,10 @@ class Hit:
 class SearchResult:
     query: dict
     results: list[Hit]
+    notes: list[str] = field(default_factory=list)  # what a person should know: stale vectors, empty filters
 
     def as_dict(self) -> dict:
-        return {"query": self.query, "results": [h.as_dict() for h in self.results]}
+        return {"query": self.query, "results": [h.as_dict() for h in self.results], "notes": self.notes}
 
 
 def query_vector(
@@ -154,7 +155,8 @@ def search(
         "k": k,
         "filters": filters or {},
     }
-    allowed = _allowed(db, filters, _query_brand(db, item_id) if (filters or {}).get("exclude_same_brand") else None)
+    brand = _query_brand(db, item_id) if (filters or {}).get("exclude_same_brand") else None
+    allowed = _allowed(db, filters, brand)
     exclude = {str(item_id)} if item_id is not None else set()
     if len(weights) == 1:
         space = next(iter(weights))
@@ -165,7 +167,10 @@ def search(
     else:
         ranked = _fuse(weights, k, allowed, exclude, item_id=item_id, image=image, text=text)
         label = "+".join(f"{w:g}*{sp.name}" for sp, w in weights.items())
-    return SearchResult(query, _hits(db, ranked, label, display=True))
+    notes = [note for space in weights if (note := space.stale_note())]
+    if allowed is not None and len(ranked) < k:
+        notes.append(f"{len(ranked)} of {k} results: " + filtering.explain_empty(db, filters or {}, brand))
+    return SearchResult(query, _hits(db, ranked, label, display=True), notes)
 
 
 def _fuse(weights: dict[MethodSpace, float], k: int, allowed, exclude, **query) -> list[tuple[str, float]]:

@@ -154,6 +154,16 @@ class MethodSpace:
                 f"run `python -m core embed --method {self.name}` first"
             )
 
+    def stale_note(self) -> str | None:
+        """'typecol changed: run embed' when some of its stored vectors were made by another version of
+        it (re-tuned, retrained): searches use them until it is embedded again."""
+        if not self.stored_versions() - {self.version}:
+            return None
+        return (
+            f"{self.name} changed since its vectors were made: searches use the old ones until it is embedded "
+            f"again (`python -m core embed --method {self.name}`, or Embed + index on the Methods page)"
+        )
+
     # --- neighbours and the index ------------------------------------------------------------------
 
     def neighbour_index(self, allowed: Set[str] | None = None, search_k: int | None = None) -> NeighbourIndex:
