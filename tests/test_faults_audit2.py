@@ -575,7 +575,7 @@ def test_10_two_catalogs_in_one_folder_share_no_derived_files(embedded_demo, tmp
     from core.catalog.thumbnails import catalog_thumbnail
     from core.engines.autoencoder_training import train
     from core.methods import list_methods
-    from core.search.index import build_index, problem
+    from core.search.index import problem
 
     other = open_catalog(tmp_path / "other.db")
     csv_path, folder = small_styles(tmp_path, 8)
@@ -584,8 +584,8 @@ def test_10_two_catalogs_in_one_folder_share_no_derived_files(embedded_demo, tmp
     train(other, epochs=1, batch_size=8, progress=False)
     ready = {m["name"]: m["available"] for m in list_methods(embedded_demo)}
     assert ready["autoencoder"] is False and {m["name"]: m["available"] for m in list_methods(other)}["autoencoder"]
-    build_index(embedded_demo, "color_hist", progress=False)
-    build_index(other, "color_hist", progress=False)
+    open_space(embedded_demo, "color_hist").build_index(progress=False)
+    open_space(other, "color_hist").build_index(progress=False)
     assert problem(embedded_demo, "color_hist") is None and problem(other, "color_hist") is None
     path = other.execute("SELECT path FROM images LIMIT 1").fetchone()[0]
     assert catalog_thumbnail(other, path).is_relative_to(tmp_path / "other")

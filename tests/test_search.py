@@ -144,13 +144,19 @@ def test_price_stock_brand_filters_and_unicode_case(embedded_demo):
 def test_a_search_that_filters_everything_out_says_which_filter_did(embedded_demo):
     women = embedded_demo.execute("SELECT count(*) FROM items WHERE gender = 'Women'").fetchone()[0]
     result = search(
-        embedded_demo, METHOD, item_id="10129", k=10, filters=parse_filters(["gender=women", "price_max=500"])
+        open_space(embedded_demo, METHOD),
+        item_id="10129",
+        k=10,
+        filters=parse_filters(["gender=women", "price_max=500"]),
     )
     assert result.results == [] and result.notes == [
         f"0 of 10 results: the filters leave 0 of 300 items: gender=women leaves {women}, "
         "then price_max=500 leaves 0 (no item has a price)"
     ]
-    assert search(embedded_demo, METHOD, item_id="10129", k=10, filters=parse_filters(["gender=women"])).notes == []
+    assert (
+        search(open_space(embedded_demo, METHOD), item_id="10129", k=10, filters=parse_filters(["gender=women"])).notes
+        == []
+    )
 
 
 def test_filter_parsing():
