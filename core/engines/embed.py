@@ -80,7 +80,8 @@ def embed_catalog(
     todo = pending(db, method, version, spec.kind, limit, retry_failed)
     report = EmbedReport(method, version, pending=len(todo))
     start = time.perf_counter()
-    placement = devices.current()
+    # a method that runs no torch model (colour histograms) needs no device: LOOKALIKE_DEVICE is not asked
+    placement = devices.current() if spec.family not in devices.CPU_FAMILIES else devices.Placement()
     if spec.kind == "text":
         batch_size = batch_size or DEFAULT_BATCH
         run = extractor.embed_texts

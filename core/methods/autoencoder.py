@@ -1,7 +1,7 @@
 """A convolutional autoencoder trained on the catalog's own photos; its latent code is the feature.
 
 Training lives in `core.engines.autoencoder_training`; it saves a checkpoint after each epoch in
-`<models>/autoencoder/checkpoint.pt`. The method's version is derived from the checkpoint, so
+the catalog's own folder, `data/shop.db` -> `data/shop/trained/autoencoder/checkpoint.pt`. The method's version is derived from the checkpoint, so
 retraining marks old vectors outdated.
 """
 
