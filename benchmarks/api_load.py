@@ -1,6 +1,6 @@
 """API load: concurrent similar-item requests against a real `python -m core serve`, quiet and while `index` rebuilds.
 
-    python benchmarks/api_load.py [--items 5000] [--clients 16] [--requests 100] [--workers 1] [--write-docs]
+    python benchmarks/api_load.py [--items 5000] [--clients 16] [--requests 100] [--workers 2] [--write-docs]
 
 Builds a catalog of `--items` items with synthetic unit vectors stored for efficientnet_lite0
 (1280-d, as benchmarks/search_bench.py's end-to-end case does), starts the server on a free
@@ -191,7 +191,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2, help="server processes (2: one per core here)")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     (ROOT / "data" / "bench").mkdir(parents=True, exist_ok=True)
