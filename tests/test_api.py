@@ -105,6 +105,7 @@ def test_a_bad_k_is_422(embedded_demo, client, k):
 def test_unknown_item_is_404_and_unknown_or_unembedded_method_says_what_to_do(embedded_demo, client):
     query = first_items(embedded_demo, 1)[0]
     assert "no catalog item 'nope'" in error_of(client.get("/items/nope/similar"), 404)
+    assert client.get(f"/items/%E2%80%8B{query}%20/similar").status_code == 200  # spelt as the catalog stores ids
     assert "GET /methods" in error_of(client.get(f"/items/{query}/similar?method=typo"), 404)
     assert "python -m core embed --method autoencoder" in error_of(
         client.get(f"/items/{query}/similar?method=autoencoder"), 422
