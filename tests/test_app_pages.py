@@ -159,8 +159,8 @@ def test_catalog_imports_a_csv_with_a_zip_of_photos(catalog, monkeypatch):
     assert not at.exception
     assert "3 items imported from 3 rows: 3 new" in texts(at) and "photos ok 3, not usable 0" in texts(at)
     folder = {Path(p).parent for (p,) in catalog.execute("SELECT path FROM images")}
-    assert len(folder) == 1 and folder.pop().parent == catalog.data_dir / "photos"
-    assert not (catalog.data_dir / "photos" / "outside.jpg").exists()
+    assert len(folder) == 1 and folder.pop().parent == catalog.files_dir / "photos"
+    assert not (catalog.files_dir / "photos" / "outside.jpg").exists()
     farfetch = page("catalog")  # Farfetch listings: no product-CSV column fields
     assert [t.label for t in farfetch.text_input][0] == "…or the photo folder on this computer"
     assert "id column" not in [t.label for t in farfetch.text_input]

@@ -26,7 +26,7 @@ ZIP_MB = 500  # an uploaded zip of photos; the other uploads keep server.maxUplo
 def photos_from_zip(data: bytes):
     """Unpack an uploaded zip of photos into the catalog's photos/ folder (one folder per zip, by
     content, so importing the same zip again finds its photos); (folder, report) or (None, None)."""
-    folder = database.data_dir / "photos" / f"upload-{hashlib.sha256(data).hexdigest()[:12]}"
+    folder = database.files_dir / "photos" / f"upload-{hashlib.sha256(data).hexdigest()[:12]}"
     try:
         return folder, unpack_photos(data, folder, IMAGE_EXTENSIONS)
     except (ArchiveRefused, OSError) as exc:
@@ -61,7 +61,7 @@ with st.expander("Import a catalog", expanded=stats(database)["items"] == 0):
             f"Photos: a .zip (up to {ZIP_MB} MB)",
             type=["zip"],
             max_upload_size=ZIP_MB,
-            help=f"Unpacked beside the catalog; up to {MAX_FILES:,} photos. "
+            help=f"Unpacked into the catalog's own folder; up to {MAX_FILES:,} photos. "
             + ("Photos named by their URL's file name." if kind == "Farfetch listings" else "<id>.jpg/.png/.webp"),
         )
         folder = c[1].text_input(
