@@ -157,24 +157,26 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    from core.methods import devices, list_methods
+    from core.methods import backends, devices, list_methods
 
     methods = list_methods(open_catalog(args.db, read_only=True) if args.db.exists() else None)
     device = devices.resolve()
+    runtime = backends.summary()
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        **{k: m[k] for k in ("name", "kind", "available", "reason")},
-                        "device": devices.method_device(m["family"], device),
-                        **{k: m[k] for k in ("bases", "training") if k in m},
-                    }
-                    for m in methods
-                ],
-                indent=2,
+        rows = []
+        for m in methods:
+            where = devices.method_device(m["family"], device)
+            backend = backends.for_method(m["name"], m["family"], m["kind"], where) if runtime["backend"] else None
+            rows.append(
+                {
+                    **{k: m[k] for k in ("name", "kind", "available", "reason")},
+                    "device": where,
+                    "backend": backend,
+                    "precision": backends.method_precision(m["name"], backend, where),
+                    **{k: m[k] for k in ("bases", "training") if k in m},
+                }
             )
-        )
+        print(json.dumps(rows, indent=2))
         return 0
     for m in methods:
         state = "ready" if m["available"] else "missing"
@@ -182,14 +184,16 @@ def cmd_methods(args: argparse.Namespace) -> int:
         if m["reason"]:
             print(f"{'':32}-> {m['reason']}")
     print(f"torch methods run on {devices.describe()}")
+    print(f"CPU backend: {backends.describe()} ($LOOKALIKE_BACKEND, --precision)")
     return 0
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from core.engines.embed import embed_catalog
-    from core.methods import devices
+    from core.methods import backends, devices
 
     devices.select(args.device)
+    backends.select_precision(args.precision)
     if args.engine == "ray":
         from core.engines.ray_engine import embed_with_ray
 
@@ -210,7 +214,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         why = "no current base vectors" if report.missing_parts else "unreadable"
-        print(f"{args.method}: {report.embedded} embedded, {report.failed} skipped ({why}), {report.rate:.1f} items/s")
+        runs = f" ({report.backend}, {report.precision})" if report.backend else ""
+        print(
+            f"{args.method}: {report.embedded} embedded, {report.failed} skipped ({why}), "
+            f"{report.rate:.1f} items/s{runs}"
+        )
     if report.missing_parts and not args.json:
         lacking = ", ".join(f"{part} ({count})" for part, count in report.missing_parts.items())
         print(
@@ -523,6 +531,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_count, help="default: 32 on the CPU, what fits in memory on a GPU")
     p.add_argument("--limit", type=_count, help="at most this many items (for a quick look)")
     add_device_argument(p)
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32"),
+        help="auto (default): bfloat16 on CPUs that have it (OpenVINO backend); fp32: float32 everywhere",
+    )
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="ray: a Ray Data job (docs/scale.md)")
     p.add_argument("--address", help="Ray cluster: auto or ray://HOST:10001 (default: a Ray on this machine)")
     p.add_argument("--workers", type=_count, help="Ray: model actors (default: one per GPU, or cores / 4)")

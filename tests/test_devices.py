@@ -11,9 +11,9 @@ import torch
 from core.catalog import vectors
 from core.catalog.images import load_rgb
 from core.cli import main
-from core.engines.decode import to_array
 from core.engines.embed import embed_catalog
 from core.methods import create_extractor, devices
+from core.methods.pixels import to_array
 
 from helpers import DEMO
 
@@ -82,7 +82,7 @@ def test_gpu_batch_size_from_a_measured_item_and_faked_free_memory(monkeypatch, 
     assert devices.batch_size(extractor, None, gpu) == 128  # 0.7 x 12 GiB / 40 MiB = 215 -> 128
     assert devices.batch_size(extractor, 64, gpu) == 64  # an explicit size that fits is kept
     assert devices.batch_size(extractor, 4096, gpu) == 128  # one that does not is lowered
-    assert samples[0] == (8, 3, 224, 224)  # probed with the model's own input
+    assert samples[0] == (8, 224, 224, 3)  # probed with the model's own input (uint8 pixels)
 
 
 def test_out_of_memory_halves_the_batch_and_keeps_the_order():

@@ -43,14 +43,20 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def decode(data: bytes) -> Image.Image:
-    """Decode image bytes to an RGB image (alpha composited on white); raise ImageError."""
+def decode(data: bytes, draft: int | None = None) -> Image.Image:
+    """Decode image bytes to an RGB image (alpha composited on white); raise ImageError.
+
+    draft: a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (in the DCT, several times faster)
+    as long as both sides stay at least `draft` pixels; other formats decode at full size.
+    """
     if not data:
         raise ImageError("empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
+            if draft and img.format == "JPEG":
+                img.draft(None, (draft, draft))  # mode unchanged: to_rgb converts
             img.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"image too large (over {MAX_PIXELS:,} pixels)") from None
@@ -105,11 +111,11 @@ def read_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     return data
 
 
-def load_rgb(source: str | Path | bytes) -> Image.Image:
-    """Open a path or bytes as an RGB image; raise ImageError with a one-line reason."""
+def load_rgb(source: str | Path | bytes, draft: int | None = None) -> Image.Image:
+    """Open a path or bytes as an RGB image (a JPEG reduced to `draft`, see decode); raise ImageError."""
     if isinstance(source, (bytes, bytearray)):
-        return decode(bytes(source))
-    return decode(read_file(source))
+        return decode(bytes(source), draft)
+    return decode(read_file(source), draft)
 
 
 def load_upload(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> Image.Image:

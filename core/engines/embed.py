@@ -40,6 +40,8 @@ class EmbedReport:
     failed: int = 0
     seconds: float = 0.0
     missing_parts: dict[str, int] = field(default_factory=dict)  # derived: part -> items lacking a current vector
+    backend: str | None = None  # the runtime that ran the model (openvino, onnx, torch)
+    precision: str | None = None
 
     @property
     def rate(self) -> float:
@@ -74,6 +76,8 @@ def embed_catalog(
     version = extractor.spec.version
     todo = vectors.pending(db, method, version, spec.kind, limit)
     report = EmbedReport(method, version, pending=len(todo))
+    report.backend = getattr(extractor, "backend", None)
+    report.precision = getattr(extractor, "precision", None)
     start = time.perf_counter()
     placement = devices.current()
     if spec.kind == "text":

@@ -22,9 +22,9 @@ from torch import nn
 from tqdm import tqdm
 
 from core.catalog.db import Catalog
-from core.engines.decode import to_array
 from core.files.atomic import atomic_path
 from core.methods import devices
+from core.methods.pixels import to_array
 from core.methods.torch_utils import TorchImageExtractor, set_threads
 from core.methods.weights import autoencoder_checkpoint as checkpoint_path
 

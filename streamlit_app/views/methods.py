@@ -8,7 +8,7 @@ from core.catalog.vectors import embeddable_count, methods_with_vectors
 from core.curation.evaluate import grouping_fields
 from core.curation.tuning import TuneError, TuneResult, check_name, tune, tuned_names
 from core.engines.prepare import prepare_method
-from core.methods import devices
+from core.methods import backends, devices
 from core.methods.autoencoder import train
 from core.search.index import index_status
 
@@ -66,6 +66,10 @@ device = st.selectbox(
 try:
     devices.select(device)
     st.caption(f"Torch models run on {devices.describe()}.")
+    st.caption(
+        f"On the CPU, image models run on {backends.describe()} "
+        "(`LOOKALIKE_BACKEND=openvino|onnx|torch`, `embed --precision auto|fp32`)."
+    )
 except ValueError as exc:
     devices.select("auto")
     st.error(f"{exc}. Using {devices.describe()} instead.")

@@ -1,0 +1,43 @@
+"""Model input from photos: resized uint8 pixels, and the normalisation the model's side applies.
+
+NumPy and Pillow only (decode workers import it; see core/engines/decode.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Pixels:
+    """Photos -> size x size uint8 NHWC (whole garment kept: no crop), and how the model normalises them.
+
+    A picklable preprocessing (decode processes). `size` also tells the decoder how far a JPEG
+    may be reduced while it decodes.
+    """
+
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    resample: int = Image.BILINEAR
+
+    def __call__(self, images: list[Image.Image]) -> np.ndarray:
+        side = (self.size, self.size)
+        return np.stack([np.asarray(img.convert("RGB").resize(side, self.resample)) for img in images])
+
+    def normalise(self, batch: np.ndarray) -> np.ndarray:
+        """uint8 NHWC -> normalised float32 NCHW (on the model's side of the pipe)."""
+        scale = np.float32(1 / 255) / np.asarray(self.std, dtype=np.float32)
+        shift = np.asarray(self.mean, dtype=np.float32) / np.asarray(self.std, dtype=np.float32)
+        return np.ascontiguousarray((batch * scale - shift).transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+def to_array(
+    images: list[Image.Image], size: int, mean: tuple, std: tuple, resample: int = Image.BILINEAR
+) -> np.ndarray:
+    """Resize each image to size x size and normalise: NCHW float32 NumPy (Pixels in one step)."""
+    pixels = Pixels(size, mean, std, resample)
+    return pixels.normalise(pixels(images))
