@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import shutil
 
 import numpy as np
@@ -10,6 +12,8 @@ import pytest
 from core.catalog import vectors
 from core.engines.embed import embed_catalog, embed_image
 from core.methods import DerivedExtractor, create_extractor
+
+from helpers import moved_photo
 
 
 def count(db, method: str) -> int:
@@ -61,6 +65,46 @@ def test_unreadable_photo_is_recorded_skipped_and_retried_when_fixed(demo_catalo
     demo_catalog.conn.commit()
     assert embed_catalog(demo_catalog, "color_hist", progress=False).embedded == 1
     assert demo_catalog.execute("SELECT count(*) FROM embedding_failures").fetchone()[0] == 0
+
+
+def test_a_missing_photo_is_not_recorded_and_is_embedded_once_it_is_back(demo_catalog, tmp_path):
+    item_id, path = moved_photo(demo_catalog, tmp_path)
+    path.rename(tmp_path / "away.jpg")  # a mount that is not there, a file not synced yet
+    report = embed_catalog(demo_catalog, "color_hist", progress=False)
+    assert (report.embedded, report.unavailable, report.failed) == (299, 1, 0)
+    assert demo_catalog.execute("SELECT count(*) FROM embedding_failures").fetchone()[0] == 0
+    (tmp_path / "away.jpg").rename(path)
+    assert embed_catalog(demo_catalog, "color_hist", progress=False).embedded == 1
+
+
+def test_an_io_error_while_reading_is_a_reason_to_try_again(tmp_path, monkeypatch):
+    from core.catalog import images
+
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8 some bytes")
+
+    class FailingReads(io.FileIO):
+        def read(self, size=-1):
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(images.os, "fdopen", lambda fd, mode: FailingReads(fd, "rb"))
+    with pytest.raises(images.ImageError) as error:
+        images.read_file(photo)
+    assert str(error.value) == "cannot read photo.jpg: Input/output error" and images.unavailable(str(error.value))
+    assert not images.unavailable("corrupt or truncated image (broken data stream)")
+
+
+def test_an_older_catalogs_missing_file_failures_heal_and_retry_failed_retries_the_rest(demo_catalog):
+    ids = [r[0] for r in demo_catalog.execute(f"{vectors.primary_images_sql()} ORDER BY 1 LIMIT 2")]
+    for item_id, reason in zip(ids, ("file not found: a.jpg", "corrupt or truncated image (broken data stream)")):
+        vectors.record_failure(demo_catalog, "color_hist", "1", item_id, None, reason)
+    demo_catalog.execute(
+        "UPDATE embedding_failures SET source_hash = (SELECT sha256 FROM images i "
+        "WHERE i.item_id = embedding_failures.item_id)"
+    )
+    demo_catalog.conn.commit()
+    assert embed_catalog(demo_catalog, "color_hist", progress=False).embedded == 299  # the missing one is retried
+    assert embed_catalog(demo_catalog, "color_hist", progress=False, retry_failed=True).embedded == 1
 
 
 def test_new_version_recomputes_everything(demo_catalog):

@@ -1020,15 +1020,16 @@ def test_13_only_imports_and_demo_create_a_catalog(tmp_path, capsys):
 
 def test_13_read_commands_open_the_catalog_read_only(embedded_demo, tmp_path, capsys, monkeypatch):
     from core import cli
+    from core.cli import common
 
     opened = []
-    real_open = cli.open_catalog
+    real_open = common.open_catalog
 
     def record(path, **how):
         opened.append(how)
         return real_open(path, **how)
 
-    monkeypatch.setattr(cli, "open_catalog", record)
+    monkeypatch.setattr(common, "open_catalog", record)
     embedded_demo.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     before = sha(embedded_demo.path)
     for args in (

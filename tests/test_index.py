@@ -34,7 +34,7 @@ def test_build_writes_files_and_a_complete_manifest(embedded_demo):
     from core.catalog.vectors import checksum
 
     assert manifest["checksum"] == checksum(ids, matrix)
-    assert (folder / f"{METHOD}.ids").read_text().split() == ids
+    assert json.loads((folder / f"{METHOD}.ids").read_text()) == ids
     recorded = json.loads(
         embedded_demo.execute("SELECT manifest FROM indices WHERE method = ?", (METHOD,)).fetchone()[0]
     )

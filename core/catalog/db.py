@@ -31,9 +31,10 @@ class CatalogError(Exception):
 class Catalog(sqlite_utils.Database):
     """A catalog connection that knows its file and the folders beside it."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path):
+    def __init__(self, conn: sqlite3.Connection, path: Path, read_only: bool = False):
         super().__init__(conn)
         self.path = path.resolve()
+        self.read_only = read_only  # opened for reading only: nothing may be written, not even an index
 
     @property
     def data_dir(self) -> Path:
@@ -104,7 +105,7 @@ def open_catalog(
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
     except sqlite3.Error as exc:
         raise CatalogError(f"cannot open the catalog {path} (SQLite says: {exc})") from exc
-    db = Catalog(conn, path)
+    db = Catalog(conn, path, read_only)
     try:
         if exists:
             _check_ours(db, path)

@@ -14,7 +14,7 @@ from urllib.parse import urlparse, urlsplit, urlunsplit
 import sqlite_utils
 from tqdm import tqdm
 
-from core.catalog import images
+from core.catalog import ids, images
 from core.files.encoding import EncodingError, detect, open_text
 from core.files.failures import how_far
 from core.files.report import ImportReport
@@ -109,27 +109,40 @@ def _attributes(row: dict[str, str], mapped: set[str]) -> str:
 
 
 class ImageFolder:
-    """Files of one folder, listed once, found by exact name or by stem with any image extension."""
+    """Files of one folder, listed once, found by exact name only.
+
+    An item's photo is `<id><extension>` for one of IMAGE_EXTENSIONS (any case): `SKU-12.7` never
+    gets `SKU-12.jpg`. A name or id holding a path separator never names a file.
+    """
 
     def __init__(self, folder: str | Path | None):
         self.folder = Path(folder) if folder else None
         self.by_name: dict[str, Path] = {}
-        self.by_stem: dict[str, Path] = {}
+        self.by_id: dict[str, Path] = {}
         if self.folder and self.folder.is_dir():
-            for entry in os.scandir(self.folder):
+            for entry in sorted(os.scandir(self.folder), key=lambda e: e.name):
                 if entry.is_file():
                     path = Path(entry.path)
                     self.by_name[entry.name] = path
                     if path.suffix.lower() in IMAGE_EXTENSIONS:
-                        self.by_stem.setdefault(path.stem, path)
+                        self.by_id.setdefault(entry.name[: -len(path.suffix)], path)
+
+    @staticmethod
+    def _plain(name: str) -> bool:
+        return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\x00")
 
     def find(self, name: str) -> Path | None:
-        return self.by_name.get(name) or self.by_stem.get(Path(name).stem)
+        """The file called exactly `name` (a URL's basename)."""
+        return self.by_name.get(name) if self._plain(name) else None
+
+    def find_item(self, item_id: str) -> Path | None:
+        """The photo of an item: the file `<id>.jpg` (or .jpeg, .png, .webp, .avif, any case)."""
+        return self.by_id.get(item_id) if self._plain(item_id) else None
 
 
 def farfetch_row(row: dict[str, str], folder: ImageFolder) -> tuple[dict, list[ImageRef]]:
     """Map one row of the Kaggle Farfetch layout to an item and its image references."""
-    item_id = (row.get("id") or "").strip()
+    item_id = ids.normalise(row.get("id") or "")
     if not item_id:
         raise RowError("no id")
     known = {
@@ -183,7 +196,7 @@ class Columns:
 
 def csv_row(row: dict[str, str], columns: Columns, folder: ImageFolder, base: Path) -> tuple[dict, list[ImageRef]]:
     """Map one generic CSV row to an item and its image reference."""
-    item_id = (row.get(columns.id) or "").strip()
+    item_id = ids.normalise(row.get(columns.id) or "")
     if not item_id:
         raise RowError(f"no value in id column {columns.id!r}")
 
@@ -226,7 +239,7 @@ def csv_row(row: dict[str, str], columns: Columns, folder: ImageFolder, base: Pa
             return item, [ImageRef("primary", folder.find(url_basename(value)), value)]
         path = Path(value)
         return item, [ImageRef("primary", path if path.is_absolute() else base / path, None)]
-    return item, [ImageRef("primary", folder.find(item_id), None)]
+    return item, [ImageRef("primary", folder.find_item(item_id), None)]
 
 
 def _read_rows(csv_path: Path, report: ImportReport) -> Iterator[tuple[int, dict[str, str]]]:
@@ -312,8 +325,10 @@ def _import(
         except RowError as exc:
             report.problem(f"row {line}", str(exc))
             continue
-        if "\x00" in item["id"]:
-            report.problem(f"row {line}", f"id {item['id']!r} holds NUL bytes; row skipped")
+        item["id"] = ids.normalise(item["id"])
+        bad_id = ids.problem(item["id"]) if item["id"] else "no id (only spaces or invisible characters)"
+        if bad_id:
+            report.problem(f"row {line}", f"{bad_id}; row skipped")
             continue
         if item["id"] in seen:
             report.duplicates += 1

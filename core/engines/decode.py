@@ -32,6 +32,7 @@ from PIL import Image
 
 from core.catalog.images import ImageError, load_rgb
 from core.methods.pixels import Pixels
+from core.settings import available_cores
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def picklable(function: object) -> bool:
 
 
 def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return available_cores()
 
 
 def _executor(processes: bool, workers: int) -> Executor:

@@ -141,3 +141,27 @@ def list_methods(catalog: Catalog | None = None) -> list[dict]:
             row |= {"bases": list(spec.parts), "training": spec.training}
         rows.append(row)
     return rows
+
+
+def method_states(catalog: Catalog | None = None) -> list[dict]:
+    """Every method as scripts see it (`methods --json`, the API's /methods): name, kind, whether it
+    can run here and why not, the device, runtime (backend) and precision it would run with, and a
+    tuned method's bases and training. A bad LOOKALIKE_BACKEND shows as backend None."""
+    from core.methods import backends, devices
+
+    device = devices.resolve()
+    usable = backends.summary()["backend"] is not None
+    rows = []
+    for m in list_methods(catalog):
+        where = devices.method_device(m["family"], device)
+        backend = backends.for_method(m["name"], m["family"], m["kind"], where) if usable else None
+        rows.append(
+            {
+                **{k: m[k] for k in ("name", "kind", "available", "reason")},
+                "device": where,
+                "backend": backend,
+                "precision": backends.method_precision(m["name"], backend, where),
+                **{k: m[k] for k in ("bases", "training") if k in m},
+            }
+        )
+    return rows
