@@ -160,7 +160,7 @@ def test_methods_json_and_embed_say_which_backend_and_precision(embedded_demo, m
 
 def test_an_uploaded_photo_gets_the_stored_vectors_backend(embedded_demo, monkeypatch):
     """Upload search builds the same extractor as `embed` (the same backend settings); a catalog photo
-    uploaded finds its own stored vector at cosine >= 0.999 whichever backend stored it."""
+    uploaded finds its own stored vector at cosine >= 0.99 whichever backend stored it (bf16 or fp32)."""
     from core.catalog.vectors import load_matrix
     from core.engines.embed import embed_image
 
@@ -169,10 +169,11 @@ def test_an_uploaded_photo_gets_the_stored_vectors_backend(embedded_demo, monkey
     for backend in ("openvino", "onnx"):
         monkeypatch.setenv("LOOKALIKE_BACKEND", backend)
         vector = embed_image(open(path, "rb").read(), DEFAULT, embedded_demo)
-        assert float(vector @ stored[0]) >= 0.999
+        assert float(vector @ stored[0]) >= 0.99
 
 
 @needs_shared
+@pytest.mark.timeout(1800)  # about a minute on a quiet 2-core machine: 4,000 photos, twice
 def test_bfloat16_keeps_the_answers_on_the_4000_real_photos(models, monkeypatch):
     """Per-photo cosine to float32 >= 0.99 (min) and >= 0.999 (mean); type P@10 within 0.005."""
     import csv

@@ -26,7 +26,11 @@ class Pixels:
 
     def __call__(self, images: list[Image.Image]) -> np.ndarray:
         side = (self.size, self.size)
-        return np.stack([np.asarray(img.convert("RGB").resize(side, self.resample)) for img in images])
+        batch = np.empty((len(images), self.size, self.size, 3), np.uint8)
+        for n, img in enumerate(images):
+            rgb = img if img.mode == "RGB" else img.convert("RGB")
+            batch[n] = np.asarray(rgb if rgb.size == side else rgb.resize(side, self.resample))
+        return batch
 
     def normalise(self, batch: np.ndarray) -> np.ndarray:
         """uint8 NHWC -> normalised float32 NCHW (on the model's side of the pipe)."""
