@@ -333,3 +333,39 @@ def test_the_command_line_imports_no_web_library_unless_serving(embedded_demo_pa
         timeout=120,
     )
     assert done.returncode == 0 and done.stdout.strip().endswith("[]"), done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.1.2.3", False),
+        ("shop.example", False),
+    ],
+)
+def test_only_loopback_serves_without_a_key(host, loopback):
+    from core.api.serve import ServeError, check_bind
+
+    check_bind(host, ("a-key",))
+    if loopback:
+        check_bind(host, ())
+    else:
+        with pytest.raises(ServeError, match="without an API key"):
+            check_bind(host, ())
+
+
+def test_a_keys_file_that_is_missing_or_empty_stops_the_server(tmp_path, monkeypatch):
+    from core.api.keys import KeysError, load_keys
+
+    monkeypatch.setenv("LOOKALIKE_API_KEYS_FILE", str(tmp_path / "absent.txt"))
+    with pytest.raises(KeysError, match="cannot read the API keys file"):
+        load_keys()
+    (tmp_path / "empty.txt").write_text("# no key yet\n\n", encoding="utf-8")
+    monkeypatch.setenv("LOOKALIKE_API_KEYS_FILE", str(tmp_path / "empty.txt"))
+    with pytest.raises(KeysError, match="holds no key"):
+        load_keys()

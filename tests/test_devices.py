@@ -40,7 +40,7 @@ def test_auto_means_cuda_only_where_torch_sees_one(monkeypatch, no_gpu):
     assert devices.current(half="float16") == devices.Placement("cuda", "float16")  # a model's own choice
     monkeypatch.setenv("LOOKALIKE_DEVICE", "cpu")
     assert devices.resolve() == "cpu"  # the environment's choice
-    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+    with pytest.raises(ValueError, match="--device tpu is not a device"):
         devices.resolve("tpu")
 
 
@@ -192,6 +192,7 @@ def half_precision_cosines(precision: str, photos: int) -> np.ndarray:
     with devices.placed("cpu", precision):
         half_extractor = create_extractor("efficientnet_lite0")
     assert half_extractor.placement.precision == precision
+    assert {p.dtype for p in half_extractor.model.parameters()} == {getattr(torch, precision)}  # loaded in it
     half = half_extractor.embed_batch(batch)
     assert np.abs(full - half).max() > 1e-6  # it really ran in half precision
     return (full * half).sum(axis=1)

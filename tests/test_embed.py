@@ -124,14 +124,18 @@ def test_uploaded_photo_matches_catalog_vector(embedded_demo):
 
 def test_hybrid_is_combined_from_its_parts_stored_vectors(embedded_demo):
     from core.methods import get_spec
-    from core.methods.hybrid import WEIGHTS, combine
+    from core.methods.hybrid import combine, configured
 
+    weights = configured()[0]
+
+    with embedded_demo.conn:  # the demo set-up embeds hybrid: start without its vectors
+        embedded_demo.conn.execute("DELETE FROM embeddings WHERE method = 'hybrid'")
     report = embed_catalog(embedded_demo, "hybrid", progress=False)  # parts already embedded
     assert report.embedded == 300 and report.failed == 0
     ids, hybrid = vectors.load_matrix(embedded_demo, "hybrid")
-    parts = {name: np.stack([vectors.get_vector(embedded_demo, name, i) for i in ids]) for name in WEIGHTS}
+    parts = {name: np.stack([vectors.get_vector(embedded_demo, name, i) for i in ids]) for name in weights}
     assert hybrid.shape == (300, get_spec("hybrid").dim)
-    assert np.allclose(hybrid, combine(parts, WEIGHTS), atol=1e-6)
+    assert np.allclose(hybrid, combine(parts, weights), atol=1e-6)
     assert np.allclose(np.linalg.norm(hybrid, axis=1), 1, atol=1e-5)
     assert embed_catalog(embedded_demo, "hybrid", progress=False).pending == 0
 
@@ -173,3 +177,22 @@ def test_any_derived_spec_is_embedded_from_stored_vectors(embedded_demo, monkeyp
     _, base = vectors.load_matrix(embedded_demo, "efficientnet_lite0")
     expected = base @ Projection.matrix
     assert np.allclose(projected, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
+
+
+def test_start_up_is_timed_apart_from_the_rate(demo_catalog, monkeypatch):
+    import time
+
+    from core.methods import devices
+
+    real = devices.batch_size
+
+    def slow_probe(*args, **kwargs):  # a GPU's batch-size probe and worker start take seconds
+        time.sleep(0.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(devices, "batch_size", slow_probe)
+    start = time.perf_counter()
+    report = embed_catalog(demo_catalog, "color_hist", limit=64, progress=False)
+    wall = time.perf_counter() - start
+    assert report.startup >= 0.5 and 0 < report.seconds <= wall - report.startup
+    assert report.as_dict()["startup"] == report.startup

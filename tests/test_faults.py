@@ -78,20 +78,21 @@ def test_1_export_refuses_journal_indices_models_and_folders(embedded_demo, tmp_
     from core.files.output_path import OutputRefused
 
     db = tmp_path / "demo.db"
-    for folder in ("indices", "models"):
-        (tmp_path / folder).mkdir(exist_ok=True)
+    for folder in (embedded_demo.index_dir, embedded_demo.models_dir, embedded_demo.trained_dir):
+        folder.mkdir(parents=True, exist_ok=True)
     for out in (
         tmp_path / "demo.db-wal",
         tmp_path / "demo.db-shm",
-        tmp_path / "indices" / "color_hist.ann",
-        tmp_path / "models" / "new.csv",
+        embedded_demo.index_dir / "color_hist.ann",
+        embedded_demo.models_dir / "new.csv",
+        embedded_demo.trained_dir / "autoencoder.csv",
         tmp_path,
     ):
         with pytest.raises(OutputRefused):
             export_similar(embedded_demo, "color_hist", 2, out, progress=False, force=True)
         with pytest.raises(OutputRefused):
             export_labels(embedded_demo, out, force=True)
-    assert db.exists() and not (tmp_path / "indices" / "color_hist.ann").exists()
+    assert db.exists() and not (embedded_demo.index_dir / "color_hist.ann").exists()
 
 
 def test_1_a_file_not_written_by_us_needs_force(embedded_demo, tmp_path):
@@ -466,6 +467,8 @@ def test_8_the_library_refuses_the_same_numbers(embedded_demo, tmp_path):
 
 def test_8_export_of_a_method_without_vectors_writes_nothing(embedded_demo, tmp_path):
     out = tmp_path / "similar.csv"
+    with embedded_demo.conn:
+        embedded_demo.conn.execute("DELETE FROM embeddings WHERE method = 'hybrid'")  # the demo embeds it
     done = run_cli("export", "--method", "hybrid", "--out", str(out), "--db", str(embedded_demo.path))
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "no hybrid vectors" in done.stderr and "embed --method hybrid" in done.stderr
@@ -730,8 +733,9 @@ def test_13_export_keeps_the_rows_with_the_photo_cell_empty(catalog, deleted_pho
     assert export_similar(catalog, "color_hist", 5, out, progress=False) == 30
     photos = {}
     for row in read_rows(out):
-        photos[row["item_id"]] = row["item_image_url"]
-        photos[row["neighbour_id"]] = row["neighbour_image_url"]
+        assert row["item_image_url"] == row["neighbour_image_url"] == ""  # no URLs: local photos only
+        photos[row["item_id"]] = row["item_image_file"]
+        photos[row["neighbour_id"]] = row["neighbour_image_file"]
     assert len(photos) == 6
     for item_id, cell in photos.items():
         assert (cell == "") == (item_id in deleted_photos)

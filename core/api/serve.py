@@ -34,6 +34,16 @@ def check_bind(host: str, keys: tuple[str, ...]) -> None:
         )
 
 
+def one_blas_thread() -> None:
+    """One BLAS thread per server process: requests run side by side, each on one core. A matrix
+    product that spreads over every core per request is ten times slower under concurrent load."""
+    from threadpoolctl import threadpool_limits
+
+    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # NumPy's BLAS; models keep LOOKALIKE_THREADS
+        os.environ[name] = "1"  # worker processes (--workers) start with it
+    threadpool_limits(1, user_api="blas")  # this process: NumPy is already loaded
+
+
 def serve(db: Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "info") -> None:
     """Check the keys, the address and the catalog, then serve until stopped (Ctrl+C)."""
     import uvicorn
@@ -43,6 +53,7 @@ def serve(db: Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
     open_catalog(db, read_only=True).conn.close()  # a missing or unreadable catalog: one line, before binding
     os.environ["LOOKALIKE_DB"] = str(Path(db).resolve())  # the app (in each worker process) is built from it
     reload()
+    one_blas_thread()
     uvicorn.run(
         "core.api.app:create_app",
         factory=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,7 +16,8 @@ import sqlite_utils
 from tqdm import tqdm
 
 from core.catalog import ids, images
-from core.files.encoding import EncodingError, detect, open_text
+from core.files.csv_header import header_problem, repeats_header
+from core.files.encoding import EncodingError, detect, file_problem, open_as, open_text
 from core.files.failures import how_far
 from core.files.report import ImportReport
 
@@ -38,6 +40,7 @@ ITEM_COLUMNS = (
 )
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".avif")
 BATCH = 2000
+FARFETCH_COLUMNS = ("images.cutOut", "images.model", "shortDescription", "brand.name", "priceInfo.finalPrice")
 
 csv.field_size_limit(10 * 1024 * 1024)
 
@@ -59,9 +62,12 @@ def parse_price(text: str | None) -> float | None:
         return None
     cleaned = text.strip().replace(",", "").lstrip("$€£¥").strip()
     try:
-        return float(cleaned)
+        value = float(cleaned)
     except ValueError:
         raise RowError(f"price {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise RowError(f"price {text!r} is not a finite number")
+    return value
 
 
 def parse_bool(text: str | None) -> int | None:
@@ -79,9 +85,12 @@ def parse_int(text: str | None) -> int | None:
     if text is None or not text.strip():
         return None
     try:
-        return int(float(text.replace(",", "")))
+        value = float(text.replace(",", ""))
     except ValueError:
         raise RowError(f"{text!r} is not a whole number") from None
+    if not math.isfinite(value) or abs(value) >= 2**63:  # nan, inf, 1e309, or beyond SQLite's integers
+        raise RowError(f"{text!r} is not a whole number in range")
+    return int(value)
 
 
 def url_basename(url: str) -> str:
@@ -251,7 +260,7 @@ def _read_rows(csv_path: Path, report: ImportReport) -> Iterator[tuple[int, dict
         return
     if note:
         report.problem(csv_path.name, note)
-    with open(csv_path, newline="", encoding=encoding) as handle:
+    with open_as(csv_path, encoding) as handle:
         reader = csv.reader(handle)
         try:
             header = next(reader)
@@ -260,6 +269,10 @@ def _read_rows(csv_path: Path, report: ImportReport) -> Iterator[tuple[int, dict
             return
         except csv.Error as exc:
             report.problem(f"{csv_path.name} header", f"unreadable header ({exc})")
+            return
+        problem = header_problem(header)
+        if problem:
+            report.problem(f"{csv_path.name} header", f"{problem}; nothing imported")
             return
         width = len(header)
         line = 1
@@ -273,6 +286,9 @@ def _read_rows(csv_path: Path, report: ImportReport) -> Iterator[tuple[int, dict
                 report.problem(f"row {line}", f"malformed CSV ({exc})")
                 continue
             if not values or not any(v.strip() for v in values):
+                continue
+            if repeats_header(values, header):
+                report.problem(f"row {line}", "repeats the header line (were two files joined together?); skipped")
                 continue
             if len(values) != width:
                 report.problem(f"row {line}", f"{len(values)} fields, expected {width}")
@@ -294,8 +310,9 @@ def import_rows(
     """
     csv_path = Path(csv_path)
     report = ImportReport()
-    if not csv_path.is_file():
-        report.problem(str(csv_path), "file not found")
+    problem = file_problem(csv_path)
+    if problem:
+        report.problem(str(csv_path), problem)
         return report
     with (
         tqdm(desc=f"import {csv_path.name}", unit=" rows", disable=not progress) as bar,
@@ -383,24 +400,39 @@ def _flush(
         reason = row["reason"]
         if (row["item_id"], row["role"]) in was_ok:
             reason += " (this photo was usable before this import)"
-        report.problem(Path(row["path"]).name if row["path"] else f"row {line}", reason)
+        report.problem(f"row {line}, {Path(row['path']).name}" if row["path"] else f"row {line}", reason)
     columns = ", ".join(ITEM_COLUMNS)
     marks = ", ".join("?" for _ in ITEM_COLUMNS)
     updates = ", ".join(f"{c} = excluded.{c}" for c in ITEM_COLUMNS if c != "id")
     image_cols = ("item_id", "role", "path", "url", "width", "height", "sha256", "status", "reason")
+    known = _known_ids(db, [item["id"] for item in items])
     with db.conn:
-        db.conn.executemany(
+        changed = db.conn.executemany(
             f"INSERT INTO items ({columns}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}, "
             "updated_at = datetime('now') WHERE "
             + " OR ".join(f"items.{c} IS NOT excluded.{c}" for c in ITEM_COLUMNS if c != "id"),
             [tuple(item[c] for c in ITEM_COLUMNS) for item in items],
-        )
+        ).rowcount  # inserted + actually changed rows: an unchanged row is not updated
         db.conn.executemany(
             f"INSERT INTO images ({', '.join(image_cols)}) VALUES ({', '.join('?' for _ in image_cols)}) "
             "ON CONFLICT (item_id, role) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in image_cols[2:]),
             [tuple(row[c] for c in image_cols) for row in image_rows],
         )
     report.items += len(items)
+    report.new += len(items) - known
+    report.updated += changed - (len(items) - known)
+    report.unchanged += known - (changed - (len(items) - known))
+
+
+def _known_ids(db: sqlite_utils.Database, ids: list[str]) -> int:
+    """How many of `ids` the catalog already holds."""
+    found = 0
+    for start in range(0, len(ids), 900):  # stay under SQLite's bound-parameter limit
+        chunk = ids[start : start + 900]
+        found += db.execute(
+            f"SELECT count(*) FROM items WHERE id IN ({', '.join('?' for _ in chunk)})", chunk
+        ).fetchone()[0]
+    return found
 
 
 def _ok_photos(db: sqlite_utils.Database, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -431,6 +463,11 @@ def import_farfetch(
     A named `images_dir` that does not exist is an error unless `download` will create it.
     """
     csv_path = Path(csv_path)
+    problem = file_problem(csv_path)
+    header, problem = ([], problem) if problem else _read_header(csv_path)
+    problem = problem or _not_farfetch(header)
+    if problem:
+        return _header_report(csv_path, problem)
     if images_dir and not download and not Path(images_dir).is_dir():
         return _no_folder(images_dir)
     folder_path = Path(images_dir) if images_dir else csv_path.parent / "images"
@@ -458,14 +495,16 @@ def import_csv(
     """Import a generic product CSV with a column mapping (defaults: the fashion-products layout)."""
     csv_path = Path(csv_path)
     columns = columns or Columns()
-    missing = _missing_columns(csv_path, columns)
+    problem = file_problem(csv_path)
+    header, problem = ([], problem) if problem else _read_header(csv_path)
+    if problem:
+        return _header_report(csv_path, problem)
+    missing = _missing_columns(header, columns)
     if missing:
-        report = ImportReport()
-        report.problem(
-            csv_path.name,
+        return _header_report(
+            csv_path,
             f"no column(s) {', '.join(missing)} in the header; name the right ones with --id-col, --title-col, ...",
         )
-        return report
     if images_dir and not Path(images_dir).is_dir():
         return _no_folder(images_dir)
     folder = ImageFolder(images_dir)
@@ -479,20 +518,40 @@ def _no_folder(images_dir: str | Path) -> ImportReport:
     return report
 
 
-def _missing_columns(csv_path: Path, columns: Columns) -> list[str]:
-    """Mapped columns that the CSV header lacks (the id column must exist; others if named)."""
-    if not csv_path.is_file():
-        return []
+def _read_header(csv_path: Path) -> tuple[list[str], str | None]:
+    """(the CSV's header, None), or ([], why it cannot be imported): checked before any row is read."""
     try:
         with open_text(csv_path) as (handle, _):
-            header = set(next(csv.reader(handle), []))
-    except EncodingError:
-        return []  # import_rows reports it
+            header = next(csv.reader(handle), [])
+    except (EncodingError, csv.Error) as exc:
+        return [], str(exc)
+    except UnicodeDecodeError:
+        return [], "not text in its detected encoding"
     if not header:
-        return []
+        return [], "empty file, no header"
+    return header, header_problem(header)
+
+
+def _header_report(csv_path: Path, problem: str) -> ImportReport:
+    """The report of an import refused because of its file or header: nothing imported."""
+    report = ImportReport()
+    report.problem(csv_path.name, f"{problem}; nothing imported")
+    return report
+
+
+def _missing_columns(header: list[str], columns: Columns) -> list[str]:
+    """Mapped columns that the CSV header lacks (the id column must exist; others if named)."""
     defaults = Columns()
     missing = []
     for name, value in vars(columns).items():
         if value and value not in header and (name == "id" or value != getattr(defaults, name)):
             missing.append(repr(value))
     return missing
+
+
+def _not_farfetch(header: list[str]) -> str | None:
+    """Why a header is not a Farfetch listings header (it needs `id` and image or description columns)."""
+    if "id" in header and any(c in header for c in FARFETCH_COLUMNS):
+        return None
+    lacking = ", ".join(c for c in ("id", *FARFETCH_COLUMNS) if c not in header)
+    return f"not a Farfetch listings file: the header lacks {lacking}"

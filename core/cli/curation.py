@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from core.cli.common import catalog, count, filter_argument, method_option, print_report
+from core.catalog.filters import keys_help
+from core.cli.common import catalog, count, default_output, filter_argument, method_option, print_report
 
 
 def cmd_labels(args: argparse.Namespace) -> int:
@@ -14,13 +15,12 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
     db = catalog(args, read_only=args.action == "export", create=False)
     if args.action == "export":
-        written = export_labels(db, args.file, force=args.force)
-        print(
-            json.dumps({"labels": written, "file": str(args.file)})
-            if args.json
-            else f"{written} labels written to {args.file}"
-        )
+        out = default_output(db, args.file, "labels")
+        written = export_labels(db, out, force=args.force)
+        print(json.dumps({"labels": written, "file": str(out)}) if args.json else f"{written} labels written to {out}")
         return 0
+    if args.file is None:
+        raise ValueError("name the labels CSV to import: python -m core labels import FILE")
     report = import_labels(db, args.file)
     print_report(
         report,
@@ -57,23 +57,30 @@ def cmd_export(args: argparse.Namespace) -> int:
     from core.catalog.filters import parse_filters
     from core.curation.export import export_similar
 
+    db = catalog(args, create=False)
+    out = default_output(db, args.out, f"similar_{args.method}_top{args.k}")
     rows = export_similar(
-        catalog(args, create=False),
+        db,
         args.method,
         args.k,
-        args.out,
+        out,
         filters=parse_filters(args.filter),
         only_relevant=args.only_relevant,
         force=args.force,
     )
-    print(json.dumps({"rows": rows, "file": str(args.out)}) if args.json else f"{rows} rows written to {args.out}")
+    print(json.dumps({"rows": rows, "file": str(out)}) if args.json else f"{rows} rows written to {out}")
     return 0
 
 
 def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("labels", parents=[common], help="export or import relevance labels as CSV")
     p.add_argument("action", choices=("export", "import"))
-    p.add_argument("file", type=Path)
+    p.add_argument(
+        "file",
+        type=Path,
+        nargs="?",
+        help="the labels CSV; export's default: a new dated file in exports/ beside the catalog (data/exports/)",
+    )
     p.add_argument("--force", action="store_true", help="export: replace a file that is not a labels CSV")
     p.set_defaults(func=cmd_labels)
 
@@ -85,8 +92,17 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("export", parents=[common], help="similar-item CSV: every item and its top-k")
     method_option(p, required=True)
     p.add_argument("-k", type=count, default=10)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--filter", action="append", type=filter_argument, default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--out", type=Path, help="the CSV to write (default: a new dated file in exports/ beside the catalog)"
+    )
+    p.add_argument(
+        "--filter",
+        action="append",
+        type=filter_argument,
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"export only items (and neighbours) that match; repeat for several. Keys: {keys_help()}",
+    )
     p.add_argument("--only-relevant", action="store_true", help="keep only pairs marked relevant")
     p.add_argument("--force", action="store_true", help="replace an existing file that is not an export CSV")
     p.set_defaults(func=cmd_export)

@@ -21,11 +21,17 @@ def cmd_methods(args: argparse.Namespace) -> int:
         return 0
     methods = list_methods(found)
     for m in methods:
-        state = "ready" if m["available"] else "missing"
-        print(f"{m['name']:18} {m['kind']:5} {state:7} {m['description']}")
-        if m["reason"]:
-            print(f"{'':32}-> {m['reason']}")
-    print(f"torch methods run on {devices.describe()}")
+        print(f"{m['name']:18} {m['kind']:5} {m['state']:12} {m['description']}")
+        if m["todo"]:
+            print(f"{'':37}-> {m['todo']}")
+    print(
+        "ready: searchable now; changed: searchable with the old vectors until embedded again; "
+        "not embedded: can run here, embed it first; missing: needs weights or training"
+    )
+    placement = devices.summary()
+    print(
+        f"torch methods run on {devices.describe()}" if placement["device"] else f"torch methods: {placement['name']}"
+    )
     print(f"CPU backend: {backends.describe()} ($LOOKALIKE_BACKEND, embed --precision)")
     return 0
 
@@ -51,7 +57,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
             env=args.worker_env,
         )
     else:
-        devices.select(args.device)
+        if args.device:  # checked now; LOOKALIKE_DEVICE only when a model is placed
+            devices.select(args.device)
         report = embed_catalog(
             catalog(args, create=False),
             args.method,
@@ -65,8 +72,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
         why = "no current base vectors" if report.missing_parts else "unreadable"
         runs = f" ({report.backend}, {report.precision})" if report.backend else ""
         print(
-            f"{args.method}: {report.embedded} embedded, {report.failed} skipped ({why}), "
-            f"{report.rate:.1f} items/s{runs}"
+            f"{args.method}: {report.embedded} embedded, {report.failed} skipped ({why}), {report.rate:.1f} items/s"
+            + (f" after {report.startup:.1f} s of start-up" if report.startup >= 0.05 else "")
+            + runs
         )
         if report.unavailable:
             print(
@@ -85,10 +93,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_train_autoencoder(args: argparse.Namespace) -> int:
+    from core.engines.autoencoder_training import train
     from core.methods import devices
-    from core.methods.autoencoder import train
 
-    devices.select(args.device)
+    if args.device:  # checked now; LOOKALIKE_DEVICE only when a model is placed
+        devices.select(args.device)
     losses = train(catalog(args, create=False), epochs=args.epochs, batch_size=args.batch_size)
     print(
         json.dumps({"epochs": len(losses), "losses": losses})
@@ -101,7 +110,9 @@ def cmd_train_autoencoder(args: argparse.Namespace) -> int:
 def cmd_download_weights(args: argparse.Namespace) -> int:
     from core.methods import get_spec
 
-    folder = get_spec(args.method).download(catalog(args))
+    # the weights go beside an existing catalog; none is made for them (nor when the download fails)
+    existing = catalog(args, read_only=True) if args.db.is_file() else None
+    folder = get_spec(args.method).download(existing)
     print(f"{args.method}: weights saved in {folder}")
     return 0
 

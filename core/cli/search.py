@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from core.catalog.filters import keys_help
 from core.cli.common import catalog, count, filter_argument, known_methods, method_option, similarity
+from core.files.invisible import visible
 from core.settings import DEFAULT_METHOD
 
 
@@ -33,7 +36,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(json.dumps(result.as_dict(), indent=2))
         return 0
     for hit in result.results:
-        print(f"{hit.rank:3} {hit.score:8.4f}  {hit.item_id:12} {hit.category or '':16} {hit.title or ''}")
+        shown = [visible(text or "") for text in (hit.item_id, hit.category, hit.title)]
+        print(f"{hit.rank:3} {hit.score:8.4f}  {shown[0]:12} {shown[1]:16} {shown[2]}")
+    for note in result.notes:  # stale vectors, filters that leave (almost) nothing
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 
@@ -45,7 +51,8 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         print(json.dumps([p.as_dict() for p in pairs], indent=2))
         return 0
     for p in pairs:
-        print(f"{p.similarity:.4f}  {p.a:12} {p.b:12} {p.a_title or ''} | {p.b_title or ''}")
+        a, b, a_title, b_title = (visible(text or "") for text in (p.a, p.b, p.a_title, p.b_title))
+        print(f"{p.similarity:.4f}  {a:12} {b:12} {a_title} | {b_title}")
     print(f"{len(pairs)} pairs at similarity >= {args.threshold}")
     return 0
 
@@ -73,8 +80,15 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     group.add_argument("--item", help="catalog item id")
     group.add_argument("--image", type=Path, help="a photo file")
     group.add_argument("--text", help="words (minilm, clip, fashion_clip)")
-    p.add_argument("-k", type=count, default=10)
-    p.add_argument("--filter", action="append", type=filter_argument, default=[], metavar="KEY=VALUE")
+    p.add_argument("-k", type=count, default=10, help="how many look-alikes to print (default 10)")
+    p.add_argument(
+        "--filter",
+        action="append",
+        type=filter_argument,
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"keep only results that match; repeat for several. Keys: {keys_help()}",
+    )
     p.add_argument(
         "--distance",
         choices=("cosine", "chi2"),

@@ -40,7 +40,8 @@ class EmbedReport:
     embedded: int = 0
     failed: int = 0  # photos that cannot be decoded (recorded, skipped until they change)
     unavailable: int = 0  # photos missing or unreadable this time (tried again on the next run)
-    seconds: float = 0.0
+    seconds: float = 0.0  # from the first decoded batch to the end: what `rate` divides by
+    startup: float = 0.0  # before it: batch-size probe, decode workers' start, the first batch's decode
     missing_parts: dict[str, int] = field(default_factory=dict)  # derived: part -> items lacking a current vector
     backend: str | None = None  # the runtime that ran the model (openvino, onnx, torch)
     precision: str | None = None
@@ -83,7 +84,8 @@ def embed_catalog(
     report.backend = getattr(extractor, "backend", None)
     report.precision = getattr(extractor, "precision", None)
     start = time.perf_counter()
-    placement = devices.current()
+    # a method that runs no torch model (colour histograms) needs no device: LOOKALIKE_DEVICE is not asked
+    placement = devices.current() if spec.family not in devices.CPU_FAMILIES else devices.Placement()
     if spec.kind == "text":
         batch_size = batch_size or DEFAULT_BATCH
         run = extractor.embed_texts
@@ -101,7 +103,7 @@ def embed_catalog(
     )
     try:
         with how_far(lambda: _done(report)):
-            for batch, inputs, failures in stream:
+            for batch, inputs, failures in _clocked(stream, report, start):
                 for item, reason in failures:
                     note_failure(db, report, item.item_id, item.source_hash, reason)
                 if batch:
@@ -113,8 +115,16 @@ def embed_catalog(
                     on_progress(report.embedded + report.failed + report.unavailable, report.pending)
     finally:
         bar.close()
-        report.seconds = time.perf_counter() - start
+        report.seconds = time.perf_counter() - start - report.startup
     return report
+
+
+def _clocked(stream: Iterator, report: EmbedReport, start: float) -> Iterator:
+    """`stream`, noting in `report.startup` how long after `start` its first batch came."""
+    for n, batch in enumerate(stream):
+        if n == 0:
+            report.startup = time.perf_counter() - start
+        yield batch
 
 
 def pending(db: Catalog, method: str, version: str, kind: str, limit: int | None, retry_failed: bool) -> list:

@@ -27,6 +27,7 @@ from core.catalog.db import Catalog
 from core.engines.decode import Preprocess, decode_chunk
 from core.engines.embed import EmbedReport, note_failure, pending
 from core.methods import create_extractor, devices, get_spec
+from core.methods.weights import autoencoder_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +221,8 @@ def embed_with_ray(
         plan = plan_actors(device, gpus_per_worker, workers, *cluster_view(ray))
         log.info("ray: %s", plan)
         runtime_env = {"env_vars": worker_env(env, plan.cpus, db.models_dir if address is None else None)}
+        if address is None and method == "autoencoder":  # this catalog's own checkpoint (a path this machine shares)
+            runtime_env["env_vars"]["LOOKALIKE_AUTOENCODER"] = str(autoencoder_checkpoint(db))
         dataset = _dataset(ray, db, todo, extractor, method, plan, runtime_env, batch_size)
         _stream(db, dataset, report, progress, on_progress, batch_size or _batch(plan))
     finally:
@@ -271,14 +274,16 @@ def _stream(db: Catalog, dataset, report: EmbedReport, progress: bool, on_progre
     bar = tqdm(total=report.pending, desc=f"embed {report.method} (ray)", unit=" img", disable=not progress)
     start = time.perf_counter()
     try:
-        for result in dataset.iter_batches(batch_size=batch, batch_format="numpy"):
+        for n, result in enumerate(dataset.iter_batches(batch_size=batch, batch_format="numpy")):
+            if n == 0:  # actors started, models loaded, the first batch decoded and embedded
+                report.startup = time.perf_counter() - start
             _store(db, result, report)
             bar.update(len(result["item_id"]))
             if on_progress:
                 on_progress(report.embedded + report.failed + report.unavailable, report.pending)
     finally:
         bar.close()
-        report.seconds = time.perf_counter() - start
+        report.seconds = time.perf_counter() - start - report.startup
 
 
 def _store(db: Catalog, result: dict[str, np.ndarray], report: EmbedReport) -> None:

@@ -56,10 +56,14 @@ class Placement:
         return self.dtype or "float32"
 
     def prepare(self, model, channels_last: bool = False):
-        """The model in eval mode on this device (channels-last for convolutional nets)."""
+        """The model in eval mode on this device, its weights in the half precision when there is one
+        (so autocast does not cast them again every batch, and the memory probe sees the real size),
+        channels-last for convolutional nets."""
         import torch
 
         model = model.eval().to(self.device)
+        if self.dtype is not None:
+            model = model.to(getattr(torch, self.dtype))
         return model.to(memory_format=torch.channels_last) if channels_last else model
 
     def tensor(self, batch: np.ndarray, channels_last: bool = False):
@@ -181,9 +185,19 @@ def configured() -> str:
 
 def resolve(requested: str | None = None) -> str:
     """`auto`/`cpu`/`cuda`/`mps` (default: the selected or configured one) -> the device to use."""
-    choice = (requested or _choice()[0] or settings().device or "auto").strip().lower()
+    asked = requested or _choice()[0]
+    choice = (asked or settings().device or "auto").strip().lower()
+    # name where the choice came from: the option (or the app's setting), else the variable
+    source, fix = (
+        (f"--device {choice}", "use --device cpu or auto")
+        if asked
+        else (
+            f"LOOKALIKE_DEVICE={choice}",
+            "set LOOKALIKE_DEVICE to cpu or auto",
+        )
+    )
     if choice not in CHOICES:
-        raise ValueError(f"unknown device {choice!r}; choose one of {', '.join(CHOICES)}")
+        raise DeviceUnavailable(f"{source} is not a device: choose one of {', '.join(CHOICES)}")
     if choice == "auto":
         if cuda_available():
             return "cuda"
@@ -191,9 +205,9 @@ def resolve(requested: str | None = None) -> str:
         return "cpu"
     if choice == "cuda" and not cuda_available():
         reason = unusable_gpu() or "torch sees no CUDA GPU on this machine"
-        raise DeviceUnavailable(f"--device cuda: {reason}; use --device cpu or auto")
+        raise DeviceUnavailable(f"{source}: {reason}; {fix}")
     if choice == "mps" and not mps_available():
-        raise DeviceUnavailable("--device mps: Apple MPS is not available here; use --device cpu or auto")
+        raise DeviceUnavailable(f"{source}: Apple MPS is not available here; {fix}")
     return choice
 
 
@@ -259,6 +273,14 @@ def current(half: str | None = None) -> Placement:
 
 def summary(requested: str | None = None) -> dict:
     """What the Home and Methods pages and `methods --json` show: the device that will be used."""
+    try:
+        return _summary(requested)
+    except ValueError as exc:  # a device that is not here, or LOOKALIKE_THREADS unusable: say so, never raise
+        shown = requested or _choice()[0] or settings().device
+        return {"requested": shown, "device": None, "name": str(exc), "precision": None}
+
+
+def _summary(requested: str | None) -> dict:
     if requested is None:
         placement = current()
     else:
@@ -283,13 +305,15 @@ def summary(requested: str | None = None) -> dict:
 def describe(requested: str | None = None) -> str:
     """One line for people, e.g. `cuda (NVIDIA H200), bfloat16`."""
     info = summary(requested)
+    if info["device"] is None:
+        return f"no device: {info['name']}"
     return f"{info['device']} ({info['name']}), {info['precision'] or 'float32'}"
 
 
 CPU_FAMILIES = ("colour", "hybrid")  # methods that never run a torch model
 
 
-def method_device(family: str, device: str) -> str:
+def method_device(family: str, device: str | None) -> str | None:
     """The device a method of this family runs on when torch methods go to `device`."""
     return "cpu" if family in CPU_FAMILIES else device
 

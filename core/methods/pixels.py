@@ -25,18 +25,23 @@ class Pixels:
     resample: int = Image.BILINEAR
 
     def __call__(self, images: list[Image.Image]) -> np.ndarray:
-        side = (self.size, self.size)
-        batch = np.empty((len(images), self.size, self.size, 3), np.uint8)
-        for n, img in enumerate(images):
-            rgb = img if img.mode == "RGB" else img.convert("RGB")
-            batch[n] = np.asarray(rgb if rgb.size == side else rgb.resize(side, self.resample))
-        return batch
+        return to_uint8(images, self.size, self.resample)
 
     def normalise(self, batch: np.ndarray) -> np.ndarray:
         """uint8 NHWC -> normalised float32 NCHW (on the model's side of the pipe)."""
         scale = np.float32(1 / 255) / np.asarray(self.std, dtype=np.float32)
         shift = np.asarray(self.mean, dtype=np.float32) / np.asarray(self.std, dtype=np.float32)
         return np.ascontiguousarray((batch * scale - shift).transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+def to_uint8(images: list[Image.Image], size: int, resample: int = Image.BILINEAR) -> np.ndarray:
+    """Resize each image to size x size (whole garment kept): NHWC uint8, a quarter of float32's bytes."""
+    side = (size, size)
+    batch = np.empty((len(images), size, size, 3), np.uint8)
+    for n, img in enumerate(images):
+        rgb = img if img.mode == "RGB" else img.convert("RGB")
+        batch[n] = np.asarray(rgb if rgb.size == side else rgb.resize(side, resample))
+    return batch
 
 
 def to_array(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.catalog.db import Catalog
+from core.catalog.vectors import methods_with_vectors, stored_versions
 
 if TYPE_CHECKING:
     from core.methods.base import Extractor
@@ -72,6 +73,13 @@ class MethodSpec:
         """Fetch the weights (online) into the method's local folder; return that folder."""
         if self.downloader is None:
             raise ValueError(f"{self.name} has no hub weights to download ({self.weights})")
+        from core.methods.weights import hub_problem, local_dir
+
+        problem = hub_problem()
+        if problem:
+            raise WeightsMissing(
+                f"{self.name}: cannot download: {problem}. Or copy the model's files into {local_dir(self.name, catalog)}"
+            )
         return _resolve(self.downloader)(self.name, catalog)
 
 
@@ -117,18 +125,38 @@ def create_extractor(name: str, catalog: Catalog | None = None) -> Extractor:
     return _resolve(spec.factory)(spec, catalog)
 
 
+def _state(spec: MethodSpec, catalog: Catalog | None, reason: str | None, count: int) -> tuple[str, str | None]:
+    """A method's state for people, with what to do next: "ready" (searchable now), "changed" (its
+    vectors were made by an older version: still searchable), "not embedded" or "missing" (weights)."""
+    embed = f"run `python -m core embed --method {spec.name}` (or Embed + index on the Methods page)"
+    if reason:
+        return "missing", reason
+    if not count:
+        return "not embedded", f"no vectors yet: {embed}"
+    if stored_versions(catalog, spec.name) - {spec.version}:
+        return "changed", f"{spec.name} changed since its vectors were made: {embed}"
+    return "ready", None
+
+
 def list_methods(catalog: Catalog | None = None) -> list[dict]:
     """Every method (the catalog's tuned ones last) with whether it can run here and, if not, the
-    exact remedy; a tuned method's row also has its `bases` and `training` record."""
+    exact remedy; `state` says whether it is usable now (core.methods.registry._state) and
+    `vectors` how many it has in the catalog. A tuned method's row also has its `bases` and
+    `training` record."""
     _load_specs()
     rows = []
+    counts = methods_with_vectors(catalog) if catalog is not None else {}
     for spec in [*_REGISTRY.values(), *_tuned_specs(catalog)]:
         reason = spec.availability(catalog)
+        state, todo = _state(spec, catalog, reason, counts.get(spec.name, 0))
         row = {
             "name": spec.name,
             "kind": spec.kind,
             "available": reason is None,
             "reason": reason,
+            "state": state,
+            "todo": todo,
+            "vectors": counts.get(spec.name, 0),
             "family": spec.family,
             "dim": spec.dim,
             "metric": spec.metric,
@@ -149,15 +177,18 @@ def method_states(catalog: Catalog | None = None) -> list[dict]:
     tuned method's bases and training. A bad LOOKALIKE_BACKEND shows as backend None."""
     from core.methods import backends, devices
 
-    device = devices.resolve()
+    try:
+        device = devices.resolve()
+    except ValueError:  # LOOKALIKE_DEVICE unusable here: torch methods get no device, the rest are listed
+        device = None
     usable = backends.summary()["backend"] is not None
     rows = []
     for m in list_methods(catalog):
         where = devices.method_device(m["family"], device)
-        backend = backends.for_method(m["name"], m["family"], m["kind"], where) if usable else None
+        backend = backends.for_method(m["name"], m["family"], m["kind"], where) if usable and where else None
         rows.append(
             {
-                **{k: m[k] for k in ("name", "kind", "available", "reason")},
+                **{k: m[k] for k in ("name", "kind", "available", "reason", "state", "todo", "vectors")},
                 "device": where,
                 "backend": backend,
                 "precision": backends.method_precision(m["name"], backend, where),

@@ -1,6 +1,6 @@
 """Annoy indices: build from the catalog's vectors, write atomically, load memory-mapped, never stale.
 
-Each method's index is three files in `<data folder>/indices/`: `<method>.ann` (Annoy),
+Each method's index is three files in the catalog's own `indices/` folder (`data/shop.db` -> `data/shop/indices/`): `<method>.ann` (Annoy),
 `<method>.ids` (a JSON list: the item id at each Annoy position) and `<method>.json` (the manifest: method, versions,
 metric, dimension, trees, item count, vector checksum, vector generation, build time, file
 sizes and fingerprints). Every file is written to a temporary name and renamed, manifest last;

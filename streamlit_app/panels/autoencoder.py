@@ -4,8 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from core.catalog.db import open_catalog
+from core.engines.autoencoder_training import train
 from core.methods import devices
-from core.methods.autoencoder import train
 
 import ui
 
