@@ -1,6 +1,6 @@
 """API load: concurrent similar-item requests against a real `python -m core serve`, quiet and while `index` rebuilds.
 
-    python benchmarks/api_load.py [--items 5000] [--clients 16] [--requests 100] [--workers 1] [--write-docs]
+    python benchmarks/api_load.py [--items 5000] [--clients 16] [--requests 100] [--workers 2] [--write-docs]
 
 Builds a catalog of `--items` items with synthetic unit vectors stored for efficientnet_lite0
 (1280-d, as benchmarks/search_bench.py's end-to-end case does), starts the server on a free
@@ -172,7 +172,17 @@ def render(rows: list[dict], args: argparse.Namespace) -> str:
             f"| {r['phase']} | {r['requests']:,} | {r['errors']} | {r['req_per_s']:.0f} | {r['p50_ms']} | "
             f"{r['p99_ms']} | {r['max_ms']} | {r['server_cpu_ms']} | {r.get('index_builds', '-')} | {r['load_average']} |"
         )
-    lines += ["", "Target (issue): 0 errors, p99 <= 100 ms, >= 300 req/s in both phases."]
+    met = all(r["errors"] == 0 and r["p99_ms"] <= 100 and r["req_per_s"] >= 300 for r in rows)
+    cpu = max(r["server_cpu_ms"] for r in rows)
+    lines += [
+        "",
+        f"Target (issue): 0 errors, p99 <= 100 ms, >= 300 req/s in both phases: **{'met' if met else 'not met in this run'}**.",
+        "The load average (runnable processes; 2 means the 2 cores are busy) says how much of the machine the",
+        "server and its clients got: at a load of 10+ they ran on a fraction of it, and p99 is then the",
+        "scheduler's wait more than the server's work. What the server itself spends is steadier:",
+        f"{cpu} ms of CPU per request at most, so 2 cores to itself would serve about {2000 / cpu:.0f} requests/s",
+        "(an estimate from that figure, not a measurement). Errors stay at 0 either way.",
+    ]
     return "\n".join(lines)
 
 
@@ -181,7 +191,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2, help="server processes (2: one per core here)")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     (ROOT / "data" / "bench").mkdir(parents=True, exist_ok=True)
@@ -194,7 +204,9 @@ def main() -> None:
             load(
                 port, ids, args.clients, 10, seed=99, server=server.pid
             )  # warm-up: every worker loads the vectors once
-            rows = [{"phase": "quiet", **load(port, ids, args.clients, args.requests, seed=1, server=server.pid)}]
+            rows = [
+                {"phase": "serving only", **load(port, ids, args.clients, args.requests, seed=1, server=server.pid)}
+            ]
             print(json.dumps(rows[-1]), flush=True)
             stop, builds = threading.Event(), []
             rebuilder = threading.Thread(target=rebuild_loop, args=(db, stop, builds))

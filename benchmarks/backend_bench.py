@@ -161,7 +161,7 @@ def decode_rows(images: int) -> list[str]:
     from PIL import Image
 
     from core.catalog.images import load_rgb
-    from core.methods.pixels import Pixels
+    from core.methods.preprocess import Pixels
 
     pixels = Pixels(224, (0.5,) * 3, (0.5,) * 3)
     small = [p.read_bytes() for p in photos(images)]

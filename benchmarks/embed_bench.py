@@ -77,7 +77,7 @@ def bench_naive(images: int) -> dict:
 
     from core.catalog.images import load_rgb
     from core.methods.efficientnet_torch import load_model
-    from core.methods.pixels import to_array
+    from core.methods.preprocess import to_array
 
     start = time.perf_counter()
     model = load_model()

@@ -14,7 +14,7 @@ from core.engines import decode
 from core.engines.decode import decoded_batches
 from core.engines.embed import embed_catalog
 from core.methods import create_extractor
-from core.methods.pixels import Pixels, to_array
+from core.methods.preprocess import Pixels, to_array
 
 from helpers import DEMO
 

@@ -29,7 +29,7 @@ def models(tmp_path, monkeypatch):
 
 
 def demo_pixels(n: int) -> np.ndarray:
-    from core.methods.efficientnet import PIXELS
+    from core.methods.efficientnet_lite0 import PIXELS
 
     return PIXELS([load_rgb(p) for p in sorted((DEMO / "images").glob("*.jpg"))[:n]])
 
@@ -178,7 +178,7 @@ def test_bfloat16_keeps_the_answers_on_the_4000_real_photos(models, monkeypatch)
     """Per-photo cosine to float32 >= 0.99 (min) and >= 0.999 (mean); type P@10 within 0.005."""
     import csv
 
-    from core.methods.efficientnet import PIXELS
+    from core.methods.efficientnet_lite0 import PIXELS
 
     if "BF16" not in openvino_model.capabilities():
         pytest.skip("this CPU has no bfloat16: OpenVINO runs float32 here (the fallback test covers it)")

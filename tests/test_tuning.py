@@ -10,7 +10,7 @@ import pytest
 
 from core.catalog.vectors import get_vector, load_matrix, store
 from core.curation import tuning
-from core.curation.evaluate import evaluate, joint_values
+from core.curation.evaluate import evaluate_vectors, joint_values
 from core.curation.labels import judge_by_attributes
 
 from helpers import SHARED, needs_shared
@@ -143,7 +143,7 @@ def test_labels_alone_learn_the_judged_notion(synthetic):
     assert result.label_pairs_trained == count and result.label_pairs_held_back == 0 and result.targets == []
     ids_t, tuned, _ = tuning.tuned_vectors(synthetic, "judged")
     joint = [
-        evaluate(synthetic, m, "category,colour", matrix=(ids_t, v))["precision_at_k"]
+        evaluate_vectors(synthetic, m, ids_t, v, "category,colour")["precision_at_k"]
         for m, v in (
             ("base", tuning.base_input([load_matrix(synthetic, b)[1] for b in BASES], [0.5, 0.5])),
             ("tuned", tuned),
@@ -222,12 +222,12 @@ def test_evaluate_counts_relevant_only_when_every_attribute_matches(catalog):
     vectors = {"a": [1, 0], "b": [0.99, 0.1], "c": [0.9, 0.45], "d": [0.7, 0.7], "e": [0.6, 0.8]}
     store(catalog, "m", "1", ((i, np.array(v), "h") for i, v in vectors.items()))
     # nearest: a-b, b-a, c-d, d-e (d-c without e), e-d. By category 4 of 5 hit; by both none (e left out).
-    joint = evaluate(catalog, "m", "category,colour", k=1)
-    single = evaluate(catalog, "m", "category", k=1)
+    joint = evaluate_vectors(catalog, "m", *load_matrix(catalog, "m"), "category,colour", k=1)
+    single = evaluate_vectors(catalog, "m", *load_matrix(catalog, "m"), "category", k=1)
     assert joint["queries"] == 4 and single["queries"] == 5
     assert joint["precision_at_k"] == pytest.approx(0.0)
     assert single["precision_at_k"] == pytest.approx(0.8)
-    three = evaluate(catalog, "m", "category,colour", k=3)
+    three = evaluate_vectors(catalog, "m", *load_matrix(catalog, "m"), "category,colour", k=3)
     assert three["precision_at_k"] == pytest.approx(
         (1 / 3 + 0 + 1 / 3 + 0) / 4, abs=1e-4
     )  # a<->c are the only joint pair

@@ -29,7 +29,9 @@ import numpy as np
 import sqlite_utils
 
 from core.catalog.vectors import load_matrix, missing_vectors
+from core.curation import evaluate
 from core.curation.evaluate import joint_values
+from core.methods.distances import unit, weighted_concat
 from core.search.neighbours import nearest_rows
 
 log = logging.getLogger(__name__)
@@ -217,13 +219,8 @@ def _save(db: sqlite_utils.Database, head: Head, targets: list[str], uses_labels
 # --- applying a head (NumPy only) ------------------------------------------------------------
 
 
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def base_input(parts: list[np.ndarray], weights: list[float]) -> np.ndarray:
-    """The head's input: each base L2-normalised, scaled by √weight, concatenated."""
-    return np.hstack([np.sqrt(w) * unit_rows(np.asarray(p, dtype=np.float32)) for p, w in zip(parts, weights)])
+unit_rows = unit  # rows at unit length (core/methods/distances.py)
+base_input = weighted_concat  # the head's input: each base unit-length, scaled by √weight, side by side (as hybrid)
 
 
 def apply_head(head: Head, base_matrix: np.ndarray) -> np.ndarray:
@@ -295,7 +292,7 @@ def precision_at_k(
     if len(queries) == 0 or len(gallery) <= k:
         return float("nan")
     found = nearest_rows(matrix[gallery], np.searchsorted(gallery, queries), k)
-    return float((classes[gallery][found] == classes[queries][:, None]).mean())
+    return evaluate.precision_at_k(evaluate.relevance(classes[gallery], found, np.searchsorted(gallery, queries)), k)
 
 
 def label_scores(matrix: np.ndarray, pairs: np.ndarray, k: int = K) -> dict[str, float]:

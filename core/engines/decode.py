@@ -5,7 +5,7 @@ small chunks ahead (at most `2 x workers` chunks, and one whole batch, in flight
 stays bounded however long the catalog. Threads suit the CPU path, where the model needs the
 same cores; processes (as many as cores) are what feeds a GPU, since one interpreter's threads
 cannot decode thousands of JPEGs a second. Work sent to a process must be picklable: the
-preprocessing is a plain function or a `core.methods.pixels.Pixels`.
+preprocessing is a plain function or a `core.methods.preprocess.Pixels`.
 
 With `Pixels`, the fast path most models take, a JPEG is decoded at reduced size straight away
 (`PIL.Image.draft`: the decoder scales by 1/2, 1/4 or 1/8 in the DCT, never below the model's
@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from core.catalog.images import ImageError, load_rgb
-from core.methods.pixels import Pixels
+from core.methods.preprocess import Pixels
 from core.settings import available_cores
 
 log = logging.getLogger(__name__)

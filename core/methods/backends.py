@@ -58,11 +58,9 @@ def precision() -> str:
     return _precision
 
 
-def for_method(name: str, family: str, kind: str, device: str) -> str | None:
+def for_method(name: str, runs_model: bool, kind: str, device: str) -> str | None:
     """The runtime a method's model runs on here (None: no model, e.g. colour histograms)."""
-    from core.methods.devices import CPU_FAMILIES
-
-    if family in CPU_FAMILIES or family == "tuned":
+    if not runs_model:
         return None
     if device != "cpu" or kind != "image":
         return "torch"

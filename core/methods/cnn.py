@@ -9,7 +9,7 @@ import torch
 
 from core.catalog.db import Catalog
 from core.methods import weights
-from core.methods.pixels import Pixels
+from core.methods.preprocess import Pixels
 from core.methods.specs import ARCHS
 from core.methods.torch_utils import TorchImageExtractor
 

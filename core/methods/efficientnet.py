@@ -23,19 +23,11 @@ from core.catalog.db import Catalog
 from core.files.atomic import atomic_path
 from core.methods import backends, devices, weights
 from core.methods.base import ImageExtractor
-from core.methods.pixels import Pixels
-from core.methods.registry import MethodSpec
+from core.methods.efficientnet_lite0 import HALF, PIXELS
+from core.methods.spec import MethodSpec
 from core.settings import settings
 
 log = logging.getLogger(__name__)
-
-MEAN = STD = (0.5, 0.5, 0.5)
-SIZE = 224
-# On a GPU: bfloat16 moves 256 photos' vectors to cosine 0.9974 (min) of float32, float16 to
-# 0.99998; ReLU6 keeps every activation far inside float16's range.
-HALF = "float16"
-
-PIXELS = Pixels(SIZE, MEAN, STD)  # uint8 from the decoders; normalised on the model's side
 
 
 def onnx_path(catalog: Catalog | None) -> Path:

@@ -9,7 +9,7 @@ import torch
 
 from core.catalog.db import Catalog
 from core.methods import weights
-from core.methods.efficientnet import HALF, PIXELS, SIZE
+from core.methods.efficientnet_lite0 import HALF, PIXELS, SIZE
 from core.methods.torch_utils import TorchImageExtractor
 
 

@@ -19,8 +19,8 @@ from PIL import Image
 from core.catalog.db import Catalog
 from core.methods import backends, devices
 from core.methods.base import ImageExtractor
-from core.methods.pixels import Pixels
-from core.methods.registry import MethodSpec
+from core.methods.preprocess import Pixels
+from core.methods.spec import MethodSpec
 from core.settings import settings
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ import numpy as np
 
 from core.catalog.db import Catalog
 from core.methods.base import DerivedExtractor
-from core.methods.registry import MethodSpec, get_spec
+from core.methods.registry import get_spec, register_catalog_specs
+from core.methods.spec import MethodSpec
 from core.methods.specs import parts_available
 
 
@@ -40,10 +41,12 @@ def spec_of(row: dict) -> MethodSpec:
         factory="core.methods.tuned:TunedExtractor",
         availability=parts_available(row["name"], bases),
         parts=bases,
+        runs_model=False,
         training={**json.loads(row["record"]), "created_at": row["created_at"]},
     )
 
 
+@register_catalog_specs
 def tuned_specs(catalog: Catalog, name: str | None = None) -> list[MethodSpec]:
     """The specs of the catalog's tuned methods (or of just `name`), at their current versions."""
     from core.curation.tuning import latest_rows

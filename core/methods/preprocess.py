@@ -1,6 +1,8 @@
-"""Model input from photos: resized uint8 pixels, and the normalisation the model's side applies.
+"""Preprocessing shared by image methods: photos -> resized uint8 pixels (`Pixels`, `to_uint8`),
+normalised on the model's side, or -> a normalised NCHW float32 batch in one step (`to_array`).
 
-NumPy and Pillow only (decode workers import it; see core/engines/decode.py).
+NumPy and Pillow only, and picklable (module-level functions, partials of them, `Pixels`), so a
+batch can be prepared in decode threads or processes (core/engines/decode.py) while the model runs.
 """
 
 from __future__ import annotations
