@@ -159,17 +159,16 @@ def test_methods_json_and_embed_say_which_backend_and_precision(embedded_demo, m
 
 
 def test_an_uploaded_photo_gets_the_stored_vectors_backend(embedded_demo, monkeypatch):
-    """Upload search builds the same extractor as `embed` (the same backend settings); a catalog photo
-    uploaded finds its own stored vector at cosine >= 0.99 whichever backend stored it (bf16 or fp32)."""
+    """Upload search builds the same extractor as `embed` (the same backend settings): a catalog photo
+    uploaded finds its own stored vector. (Other backends' vectors agree to the cosines tested above.)"""
     from core.catalog.vectors import load_matrix
     from core.engines.embed import embed_image
 
     ids, stored = load_matrix(embedded_demo, DEFAULT)
     path = embedded_demo.execute("SELECT path FROM images WHERE item_id = ?", (ids[0],)).fetchone()[0]
-    for backend in ("openvino", "onnx"):
-        monkeypatch.setenv("LOOKALIKE_BACKEND", backend)
-        vector = embed_image(open(path, "rb").read(), DEFAULT, embedded_demo)
-        assert float(vector @ stored[0]) >= 0.99
+    monkeypatch.setenv("LOOKALIKE_BACKEND", "openvino")
+    vector = embed_image(open(path, "rb").read(), DEFAULT, embedded_demo)
+    assert float(vector @ stored[0]) >= 0.9999
 
 
 @needs_shared
