@@ -107,7 +107,10 @@ def test_the_driver_version_is_read_from_the_kernel_module(monkeypatch, tmp_path
 def test_methods_json_says_where_each_method_runs(catalog, db_path, capsys, no_gpu):
     assert main(["methods", "--db", str(db_path), "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert set(rows["efficientnet_lite0"]) == {"name", "kind", "available", "reason", "device", "backend", "precision"}
+    assert set(rows["efficientnet_lite0"]) == {
+        *("name", "kind", "available", "reason", "state", "todo", "vectors"),
+        *("device", "backend", "precision"),
+    }
     assert {r["device"] for r in rows.values()} == {"cpu"}
     assert devices.summary()["device"] == "cpu" and devices.describe().startswith("cpu (CPU, ")
 
