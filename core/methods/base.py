@@ -87,6 +87,14 @@ class DerivedExtractor(ImageExtractor):
     def combine(self, part_vectors: dict[str, np.ndarray]) -> np.ndarray:
         """Raw features from each part's unit vectors (rows aligned)."""
 
+    def combine_photo(self, part_vectors: dict[str, np.ndarray]) -> np.ndarray:
+        """Raw features of photos that are not in the catalog (by default as `combine`)."""
+        return self.combine(part_vectors)
+
+    def item_inputs(self, item_ids: list[str]) -> dict[str, np.ndarray]:
+        """Inputs of catalog items besides the parts' vectors (rows aligned with `item_ids`); none by default."""
+        return {}
+
     def derive(self, part_vectors: dict[str, np.ndarray]) -> np.ndarray:
         return l2_normalise(self.combine(part_vectors))
 
@@ -96,4 +104,4 @@ class DerivedExtractor(ImageExtractor):
 
         if self._parts is None:
             self._parts = {name: create_extractor(name, self.catalog) for name in self.spec.parts}
-        return self.combine({name: part.embed_images(batch) for name, part in self._parts.items()})
+        return self.combine_photo({name: part.embed_images(batch) for name, part in self._parts.items()})

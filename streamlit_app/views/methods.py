@@ -6,10 +6,11 @@ import streamlit as st
 from core.catalog.db import open_catalog
 from core.catalog.vectors import embeddable_count, methods_with_vectors
 from core.curation.evaluate import grouping_fields
-from core.curation.tuning import TuneError, TuneResult, check_name, tune, tuned_names
+from core.curation.tuning import TuneError, TuneResult, check_name, tune
 from core.engines.prepare import prepare_method
 from core.methods import devices
 from core.methods.autoencoder import train
+from core.methods.heads import tuned_names
 from core.search.index import index_status
 
 import ui
@@ -111,17 +112,19 @@ if st.button("Train autoencoder"):
 
 st.subheader("Tune a method")
 st.caption(
-    "A tuned method learns a small map over the stored vectors of image methods (its bases) so that "
-    "items sharing the chosen catalog fields (targets), and results your team judged relevant, come "
-    "closer. It is checked on about a fifth of the items, which it never sees while learning, and saved "
-    "only if it does at least as well as its bases there (or with Force)."
+    "A tuned method learns how much each of its bases counts (image methods, and text methods that read "
+    "titles and descriptions) and, where it helps, a small map over the image vectors, so that items "
+    "sharing the chosen catalog fields (targets), and results your team judged relevant, come closer. "
+    "An uploaded photo is searched by its deep image bases only. It is checked on about a fifth of the "
+    "items, which it never sees while learning, and saved only if it does at least as well as its bases "
+    "there (or with Force)."
 )
 tuned = tuned_names(database)
 bases_offered = ui.default_first(
-    [m["name"] for m in methods if m["kind"] == "image" and counts.get(m["name"]) and m["name"] not in tuned]
+    [m["name"] for m in methods if m["kind"] in ("image", "text") and counts.get(m["name"]) and m["name"] not in tuned]
 )
 c = st.columns(2)
-bases = c[0].multiselect("Bases (image methods with vectors)", bases_offered, key="tune_bases")
+bases = c[0].multiselect("Bases (image and text methods with vectors)", bases_offered, key="tune_bases")
 targets = c[1].multiselect("Targets (catalog fields look-alikes share)", grouping_fields(database), key="tune_targets")
 c = st.columns([3, 1, 1, 1], vertical_alignment="bottom")
 name = c[0].text_input("Name of the tuned method", key="tune_name", placeholder="e.g. shape_colour").strip()
@@ -187,7 +190,22 @@ def tune_table(metrics: dict) -> pd.DataFrame:
     return table.assign(change=table["tuned"] - table["base"])
 
 
+def weights_table(result: TuneResult) -> pd.DataFrame:
+    """What was learnt: each signal's weight for item queries and for photo queries."""
+    signals = list(result.signal_weights.get("item", {}))
+    photo = result.signal_weights.get("photo", {})
+    return pd.DataFrame(
+        {
+            "signal": signals,
+            "item queries": [result.signal_weights["item"][s] for s in signals],
+            "photo queries": [photo.get(s, 0.0) for s in signals],
+        }
+    )
+
+
 def show_tune_result(result: TuneResult) -> None:
+    if result.signal_weights:
+        st.dataframe(weights_table(result), hide_index=True, width="stretch")
     st.dataframe(
         tune_table(result.metrics),
         hide_index=True,

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.catalog.vectors import methods_with_vectors
 from core.curation.metrics import precision_from_labels
-from core.curation.tuning import current_head, tuned_names
+from core.methods.heads import current_head, tuned_names
 
 import ui
 
