@@ -102,13 +102,20 @@ def gpu_runs(args: argparse.Namespace, run_child: Callable) -> None:
         )
         print(lines[-1], flush=True)
     from core.methods import devices
+    from core.methods.efficientnet import HALF
 
+    info = devices.summary(device)
+    precision = (
+        f"{HALF} for the default (its own), {info['precision']} for the others"
+        if info["device"] != "cpu"
+        else "float32"
+    )
     body = "\n".join(
         [
             "## Embedding on a GPU",
             "",
             f"`python benchmarks/embed_bench.py --gpu --images {args.images}` on {machine().replace(', no GPU', '')}, "
-            f"{devices.describe(device)}.",
+            f"{info['device']} ({info['name']}), {precision}.",
             "End to end from JPEG files: decoding in one process per core, the model in half precision",
             "with the batch size fitted to free GPU memory, vectors stored in SQLite. Random weights for",
             "the three transformers (speed does not depend on them).",

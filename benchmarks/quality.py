@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10, help="autoencoder training epochs")
     args = parser.parse_args()
     db = fashion_catalog(args.db)
-    from core.methods.autoencoder import train
+    from core.engines.autoencoder_training import train
 
     start = time.perf_counter()
     train(db, epochs=args.epochs)

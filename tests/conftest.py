@@ -32,10 +32,10 @@ def fresh_caches(monkeypatch):
         settings.reload()
 
     monkeypatch.setenv = setenv
-    caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS)
+    caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS, caches.FIELDS)
     settings.reload()
     yield
-    caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS)
+    caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS, caches.FIELDS)
     monkeypatch.undo()
     settings.reload()
     devices.select(None)  # a test's device choice does not outlive it

@@ -4,6 +4,7 @@ line as a user runs it, app helpers."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +52,16 @@ def texts(at) -> str:
         for e in getattr(at, kind)
     ]
     return "\n".join(str(p) for p in parts)
+
+
+def moved_photo(db, folder: Path) -> tuple[str, Path]:
+    """(item id, path) of the first item's photo, copied into `folder` and the catalog pointed at the
+    copy, so a test may delete or move it without touching the demo photos."""
+    from core.catalog.vectors import primary_images_sql
+
+    item_id, path, _ = db.execute(f"{primary_images_sql()} ORDER BY 1 LIMIT 1").fetchone()
+    copy = folder / Path(path).name
+    shutil.copy(path, copy)
+    db.execute("UPDATE images SET path = ? WHERE item_id = ? AND path = ?", (str(copy), item_id, path))
+    db.conn.commit()
+    return item_id, copy

@@ -139,3 +139,12 @@ def test_commands_that_need_no_model_import_no_model_library(embedded_demo_path,
         assert model_libraries_loaded(*args, "--db", str(db), env=env) == [], args
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM embeddings WHERE method = 'efficientnet_lite0'").fetchone()[0] == 300
+
+
+def test_help_names_the_program_the_way_it_was_started(monkeypatch, capsys):
+    from core.cli import main
+
+    monkeypatch.setattr(sys, "argv", [str(ROOT / ".venv" / "bin" / "lookalike")])
+    assert main(["--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: lookalike ")
+    assert run_cli("--help").stdout.startswith("usage: python -m core ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 
 import numpy as np
 import pytest
@@ -39,7 +40,7 @@ def test_auto_means_cuda_only_where_torch_sees_one(monkeypatch, no_gpu):
     assert devices.current(half="float16") == devices.Placement("cuda", "float16")  # a model's own choice
     monkeypatch.setenv("LOOKALIKE_DEVICE", "cpu")
     assert devices.resolve() == "cpu"  # the environment's choice
-    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+    with pytest.raises(ValueError, match="--device tpu is not a device"):
         devices.resolve("tpu")
 
 
@@ -50,6 +51,57 @@ def test_asking_for_a_missing_gpu_is_one_line_and_exit_2(catalog, db_path, capsy
     monkeypatch.setenv("LOOKALIKE_DEVICE", "cuda")
     assert main(["train-autoencoder", "--db", str(db_path)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def old_driver(monkeypatch):
+    """A node with an NVIDIA GPU and a 550 driver, which this CUDA 13.0 torch cannot use (faked probes)."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(devices, "_no_nvidia_driver", lambda: False)
+    monkeypatch.setattr(devices, "_driver_version", lambda: "550.54.15")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(devices, "_warned", False)
+    devices.unusable_gpu.cache_clear()
+    yield
+    devices.unusable_gpu.cache_clear()
+
+
+def test_a_gpu_the_driver_is_too_old_for_is_named_with_the_driver_needed(old_driver, catalog, db_path, capsys, caplog):
+    with caplog.at_level("WARNING", logger="core.methods.devices"):
+        assert devices.resolve("auto") == "cpu" and devices.resolve("auto") == "cpu"
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1  # auto says it once, then runs on the CPU
+    assert "driver 550.54.15" in warnings[0] and "needs driver R580 or newer" in warnings[0]
+    assert main(["embed", "--db", str(db_path), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "CUDA 13.0, which needs driver R580 or newer" in err
+    assert "docs/scale.md#older-nvidia-drivers" in err
+
+
+def test_a_new_enough_driver_or_a_cpu_torch_gets_its_own_reason(old_driver, monkeypatch):
+    monkeypatch.setattr(devices, "_driver_version", lambda: "580.65.06")
+    assert "cannot open it" in devices.unusable_gpu()
+    devices.unusable_gpu.cache_clear()
+    monkeypatch.setattr(torch.version, "cuda", None)
+    assert "CPU-only build" in devices.unusable_gpu()
+    devices.unusable_gpu.cache_clear()
+    monkeypatch.setattr(devices, "_driver_version", lambda: None)  # no GPU at all: nothing to say
+    assert devices.unusable_gpu() is None
+
+
+def test_the_driver_version_is_read_from_the_kernel_module(monkeypatch, tmp_path):
+    lines = {
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024": "550.54.15",
+        "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.65.06  Release Build": "580.65.06",
+    }
+    real_path = devices.Path
+    for line, version in lines.items():
+        (tmp_path / "version").write_text(line + "\nGCC version:  gcc 12\n")
+        monkeypatch.setattr(
+            devices, "Path", lambda p: tmp_path / "version" if p == "/proc/driver/nvidia/version" else real_path(p)
+        )
+        assert devices._driver_version() == version
 
 
 def test_methods_json_says_where_each_method_runs(catalog, db_path, capsys, no_gpu):
@@ -85,18 +137,52 @@ def test_gpu_batch_size_from_a_measured_item_and_faked_free_memory(monkeypatch, 
     assert samples[0] == (8, 3, 224, 224)  # probed with the model's own input
 
 
-def test_out_of_memory_halves_the_batch_and_keeps_the_order():
-    sizes = []
+class FakeAllocator:
+    """GPU memory as a real allocator holds it: a block is in use while any reference to it lives.
 
-    def forward(batch):
-        sizes.append(len(batch))
-        if len(batch) > 8:
+    `forward` allocates one block per photo and keeps them in its frame, as a model's activations
+    are; when the memory is full it raises out-of-memory from inside that frame, so whatever holds
+    the traceback also holds every block the failed call had taken.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity, self.used, self.sizes = capacity, 0, []
+
+    def block(self) -> object:
+        if self.used >= self.capacity:
             raise torch.OutOfMemoryError("CUDA out of memory")
+        self.used += 1
+        block = type("Block", (), {})()
+        weakref.finalize(block, self.free)
+        return block
+
+    def free(self) -> None:
+        self.used -= 1
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        self.sizes.append(len(batch))
+        activations = []  # a model's activations: locals of the frame the error is raised from
+        for _ in batch:
+            activations.append(self.block())
         return batch * 2
 
-    batch = np.arange(30, dtype=np.float32).reshape(30, 1)
-    assert np.array_equal(devices.forward_fitting(forward, batch), batch * 2)
-    assert sizes == [30, 15, 7, 8, 15, 7, 8]  # halved until it fits
+
+def test_out_of_memory_halves_the_batch_once_and_keeps_the_size_that_fits():
+    memory = FakeAllocator(capacity=30)
+    fitting = devices.FittingForward(memory.forward)
+    first = np.arange(48, dtype=np.float32).reshape(48, 1)
+    assert np.array_equal(fitting(first), first * 2)  # in order
+    assert memory.sizes == [48, 24, 24]  # the failed call's memory is free before the retry
+    second = np.arange(40, dtype=np.float32).reshape(40, 1)
+    assert np.array_equal(fitting(second), second * 2)
+    assert memory.sizes[3:] == [24, 16]  # later batches start at the size that worked
+    assert memory.used == 0
+
+
+def test_out_of_memory_with_a_single_photo_is_raised():
+    fitting = devices.FittingForward(FakeAllocator(capacity=0).forward)
+    with pytest.raises(torch.OutOfMemoryError):
+        fitting(np.zeros((4, 1), np.float32))
 
 
 def half_precision_cosines(precision: str, photos: int) -> np.ndarray:
@@ -106,6 +192,7 @@ def half_precision_cosines(precision: str, photos: int) -> np.ndarray:
     with devices.placed("cpu", precision):
         half_extractor = create_extractor("efficientnet_lite0")
     assert half_extractor.placement.precision == precision
+    assert {p.dtype for p in half_extractor.model.parameters()} == {getattr(torch, precision)}  # loaded in it
     half = half_extractor.embed_batch(batch)
     assert np.abs(full - half).max() > 1e-6  # it really ran in half precision
     return (full * half).sum(axis=1)
@@ -143,3 +230,41 @@ def test_device_flags_give_the_same_vectors_as_plain_embed(demo_catalog, db_path
         db.conn.close()
         assert flag_ids == ids and len(ids) == 64
         assert np.abs(matrix - plain).max() < 1e-6
+
+
+def test_core_counts_respect_a_containers_cpu_quota(tmp_path, monkeypatch):
+    from core import settings
+
+    monkeypatch.setattr(settings.os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert settings.available_cores(tmp_path) == 16  # no cgroup files: the affinity
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert settings.available_cores(tmp_path) == 16
+    (tmp_path / "cpu.max").write_text("250000 100000\n")  # docker run --cpus 2.5
+    assert settings.available_cores(tmp_path) == 3
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("400000\n")  # cgroup v1
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert settings.available_cores(tmp_path) == 4
+
+
+def test_a_placed_block_changes_only_its_own_threads_device(monkeypatch, no_gpu):
+    """The app runs each session's jobs inside `placed`: another session (thread) keeps its own pick."""
+    import threading
+
+    monkeypatch.setattr(devices, "cuda_available", lambda: True)
+    monkeypatch.setattr(devices, "half_dtype", lambda device: "bfloat16")
+    inside, other = threading.Event(), {}
+
+    def elsewhere() -> None:
+        inside.wait(5)
+        other["placement"] = devices.current()
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    with devices.placed("cpu", "float16"):
+        inside.set()
+        thread.join(5)
+        assert devices.current() == devices.Placement("cpu", "float16")
+    assert other["placement"] == devices.Placement("cuda", "bfloat16")  # the process's auto choice
+    assert devices.current() == devices.Placement("cuda", "bfloat16")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import shutil
 
 import numpy as np
@@ -10,6 +12,8 @@ import pytest
 from core.catalog import vectors
 from core.engines.embed import embed_catalog, embed_image
 from core.methods import DerivedExtractor, create_extractor
+
+from helpers import moved_photo
 
 
 def count(db, method: str) -> int:
@@ -63,6 +67,46 @@ def test_unreadable_photo_is_recorded_skipped_and_retried_when_fixed(demo_catalo
     assert demo_catalog.execute("SELECT count(*) FROM embedding_failures").fetchone()[0] == 0
 
 
+def test_a_missing_photo_is_not_recorded_and_is_embedded_once_it_is_back(demo_catalog, tmp_path):
+    item_id, path = moved_photo(demo_catalog, tmp_path)
+    path.rename(tmp_path / "away.jpg")  # a mount that is not there, a file not synced yet
+    report = embed_catalog(demo_catalog, "color_hist", progress=False)
+    assert (report.embedded, report.unavailable, report.failed) == (299, 1, 0)
+    assert demo_catalog.execute("SELECT count(*) FROM embedding_failures").fetchone()[0] == 0
+    (tmp_path / "away.jpg").rename(path)
+    assert embed_catalog(demo_catalog, "color_hist", progress=False).embedded == 1
+
+
+def test_an_io_error_while_reading_is_a_reason_to_try_again(tmp_path, monkeypatch):
+    from core.catalog import images
+
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8 some bytes")
+
+    class FailingReads(io.FileIO):
+        def read(self, size=-1):
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(images.os, "fdopen", lambda fd, mode: FailingReads(fd, "rb"))
+    with pytest.raises(images.ImageError) as error:
+        images.read_file(photo)
+    assert str(error.value) == "cannot read photo.jpg: Input/output error" and images.unavailable(str(error.value))
+    assert not images.unavailable("corrupt or truncated image (broken data stream)")
+
+
+def test_an_older_catalogs_missing_file_failures_heal_and_retry_failed_retries_the_rest(demo_catalog):
+    ids = [r[0] for r in demo_catalog.execute(f"{vectors.primary_images_sql()} ORDER BY 1 LIMIT 2")]
+    for item_id, reason in zip(ids, ("file not found: a.jpg", "corrupt or truncated image (broken data stream)")):
+        vectors.record_failure(demo_catalog, "color_hist", "1", item_id, None, reason)
+    demo_catalog.execute(
+        "UPDATE embedding_failures SET source_hash = (SELECT sha256 FROM images i "
+        "WHERE i.item_id = embedding_failures.item_id)"
+    )
+    demo_catalog.conn.commit()
+    assert embed_catalog(demo_catalog, "color_hist", progress=False).embedded == 299  # the missing one is retried
+    assert embed_catalog(demo_catalog, "color_hist", progress=False, retry_failed=True).embedded == 1
+
+
 def test_new_version_recomputes_everything(demo_catalog):
     embed_catalog(demo_catalog, "color_hist", limit=5, progress=False)
     demo_catalog.execute("UPDATE embeddings SET version = 'old' WHERE method = 'color_hist'")
@@ -80,14 +124,16 @@ def test_uploaded_photo_matches_catalog_vector(embedded_demo):
 
 def test_hybrid_is_combined_from_its_parts_stored_vectors(embedded_demo):
     from core.methods import get_spec
-    from core.methods.hybrid import WEIGHTS, combine
+    from core.methods.hybrid import combine, configured
+
+    weights = configured()[0]
 
     report = embed_catalog(embedded_demo, "hybrid", progress=False)  # parts already embedded
     assert report.embedded == 300 and report.failed == 0
     ids, hybrid = vectors.load_matrix(embedded_demo, "hybrid")
-    parts = {name: np.stack([vectors.get_vector(embedded_demo, name, i) for i in ids]) for name in WEIGHTS}
+    parts = {name: np.stack([vectors.get_vector(embedded_demo, name, i) for i in ids]) for name in weights}
     assert hybrid.shape == (300, get_spec("hybrid").dim)
-    assert np.allclose(hybrid, combine(parts, WEIGHTS), atol=1e-6)
+    assert np.allclose(hybrid, combine(parts, weights), atol=1e-6)
     assert np.allclose(np.linalg.norm(hybrid, axis=1), 1, atol=1e-5)
     assert embed_catalog(embedded_demo, "hybrid", progress=False).pending == 0
 
@@ -129,3 +175,22 @@ def test_any_derived_spec_is_embedded_from_stored_vectors(embedded_demo, monkeyp
     _, base = vectors.load_matrix(embedded_demo, "efficientnet_lite0")
     expected = base @ Projection.matrix
     assert np.allclose(projected, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
+
+
+def test_start_up_is_timed_apart_from_the_rate(demo_catalog, monkeypatch):
+    import time
+
+    from core.methods import devices
+
+    real = devices.batch_size
+
+    def slow_probe(*args, **kwargs):  # a GPU's batch-size probe and worker start take seconds
+        time.sleep(0.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(devices, "batch_size", slow_probe)
+    start = time.perf_counter()
+    report = embed_catalog(demo_catalog, "color_hist", limit=64, progress=False)
+    wall = time.perf_counter() - start
+    assert report.startup >= 0.5 and 0 < report.seconds <= wall - report.startup
+    assert report.as_dict()["startup"] == report.startup

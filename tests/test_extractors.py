@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from core.methods import UnknownMethod, WeightsMissing, create_extractor, get_spec, list_methods
@@ -150,8 +151,9 @@ def test_minilm_puts_matching_titles_first():
 
 
 def test_autoencoder_trains_resumes_and_embeds(demo_catalog, db_path):
+    from core.engines.autoencoder_training import train
     from core.engines.embed import embed_catalog
-    from core.methods.autoencoder import checkpoint_path, train
+    from core.methods.autoencoder import checkpoint_path
 
     assert not {m["name"]: m for m in list_methods(demo_catalog)}["autoencoder"]["available"]
     seen = []
@@ -173,3 +175,27 @@ def test_autoencoder_trains_resumes_and_embeds(demo_catalog, db_path):
     assert (
         demo_catalog.execute("SELECT DISTINCT dim FROM embeddings WHERE method = 'autoencoder'").fetchone()[0] == 2048
     )
+
+
+def test_autoencoder_training_streams_a_catalog_too_large_to_keep(demo_catalog, monkeypatch):
+    """Over `keep_bytes` every epoch decodes the photos again through the decode pool, batch by batch,
+    and the loss is read once an epoch, not after every step."""
+    from core.engines import autoencoder_training
+
+    decoded, reads = [], []
+    real_decoded, real_item = autoencoder_training.decoded_batches, torch.Tensor.item
+
+    def spy(batches, preprocess, processes, source):
+        decoded.append(sum(len(b) for b in batches))
+        return real_decoded(batches, preprocess, processes, source=source)
+
+    def counted_item(tensor):  # the training loop's reads (the optimiser reads its CPU step counters)
+        if sys._getframe(1).f_globals["__name__"] == autoencoder_training.__name__:
+            reads.append(1)
+        return real_item(tensor)
+
+    monkeypatch.setattr(autoencoder_training, "decoded_batches", spy)
+    monkeypatch.setattr(torch.Tensor, "item", counted_item)
+    losses = autoencoder_training.train(demo_catalog, epochs=2, batch_size=64, progress=False, keep_bytes=0)
+    assert decoded == [300, 300]  # one pass of the decode pool per epoch, nothing kept
+    assert len(reads) == 2 and len(losses) == 2 and losses[1] < losses[0]

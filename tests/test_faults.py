@@ -78,20 +78,21 @@ def test_1_export_refuses_journal_indices_models_and_folders(embedded_demo, tmp_
     from core.files.output_path import OutputRefused
 
     db = tmp_path / "demo.db"
-    for folder in ("indices", "models"):
-        (tmp_path / folder).mkdir(exist_ok=True)
+    for folder in (embedded_demo.index_dir, embedded_demo.models_dir, embedded_demo.trained_dir):
+        folder.mkdir(parents=True, exist_ok=True)
     for out in (
         tmp_path / "demo.db-wal",
         tmp_path / "demo.db-shm",
-        tmp_path / "indices" / "color_hist.ann",
-        tmp_path / "models" / "new.csv",
+        embedded_demo.index_dir / "color_hist.ann",
+        embedded_demo.models_dir / "new.csv",
+        embedded_demo.trained_dir / "autoencoder.csv",
         tmp_path,
     ):
         with pytest.raises(OutputRefused):
             export_similar(embedded_demo, "color_hist", 2, out, progress=False, force=True)
         with pytest.raises(OutputRefused):
             export_labels(embedded_demo, out, force=True)
-    assert db.exists() and not (tmp_path / "indices" / "color_hist.ann").exists()
+    assert db.exists() and not (embedded_demo.index_dir / "color_hist.ann").exists()
 
 
 def test_1_a_file_not_written_by_us_needs_force(embedded_demo, tmp_path):
@@ -1020,15 +1021,16 @@ def test_13_only_imports_and_demo_create_a_catalog(tmp_path, capsys):
 
 def test_13_read_commands_open_the_catalog_read_only(embedded_demo, tmp_path, capsys, monkeypatch):
     from core import cli
+    from core.cli import common
 
     opened = []
-    real_open = cli.open_catalog
+    real_open = common.open_catalog
 
     def record(path, **how):
         opened.append(how)
         return real_open(path, **how)
 
-    monkeypatch.setattr(cli, "open_catalog", record)
+    monkeypatch.setattr(common, "open_catalog", record)
     embedded_demo.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     before = sha(embedded_demo.path)
     for args in (

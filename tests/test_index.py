@@ -34,7 +34,7 @@ def test_build_writes_files_and_a_complete_manifest(embedded_demo):
     from core.catalog.vectors import checksum
 
     assert manifest["checksum"] == checksum(ids, matrix)
-    assert (folder / f"{METHOD}.ids").read_text().split() == ids
+    assert json.loads((folder / f"{METHOD}.ids").read_text()) == ids
     recorded = json.loads(
         embedded_demo.execute("SELECT manifest FROM indices WHERE method = ?", (METHOD,)).fetchone()[0]
     )
@@ -150,8 +150,8 @@ def test_two_catalogs_in_one_folder_never_serve_each_others_index(embedded_demo,
         store(other, METHOD, "1", [(item, -own, "changed")])  # both counters move once:
         store(embedded_demo, METHOD, "1", [(item, own, "same")])  # only the build record differs
         build_index(embedded_demo, METHOD, trees=5, progress=False)
-        build_index(other, METHOD, trees=5, progress=False)  # same folder, same file names
-        assert problem(embedded_demo, METHOD) == "index files are not this catalog's latest build"
+        build_index(other, METHOD, trees=5, progress=False)  # same folder: each catalog has its own indices/
+        assert other.index_dir != embedded_demo.index_dir and problem(embedded_demo, METHOD) is None
         mine = load_index(embedded_demo, METHOD)
         positions, sims = mine.nearest(own, 1)
         assert mine.ids[positions[0]] == item and sims[0] == pytest.approx(1.0, abs=1e-5)

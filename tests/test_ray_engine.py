@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 
 import pytest
 
@@ -10,7 +11,9 @@ from core.catalog import vectors
 from core.catalog.db import open_catalog
 from core.cli import main
 from core.engines.embed import embed_catalog
-from core.engines.ray_engine import embed_with_ray, start_ray
+from core.engines.ray_engine import ActorPlan, embed_with_ray, plan_actors, start_ray, worker_env
+
+from helpers import moved_photo
 
 ray = pytest.importorskip("ray")
 METHOD = "efficientnet_lite0"
@@ -63,3 +66,77 @@ def test_an_interrupted_ray_run_resumes_like_a_local_one(local_ray, demo_catalog
     assert rest.pending == rest.embedded == 300 - kept  # only the rest is computed
     assert stored(demo_catalog) == 300
     assert embed_catalog(demo_catalog, METHOD, progress=False).pending == 0
+
+
+def test_a_photo_missing_on_a_run_is_tried_again_on_the_next(local_ray, demo_catalog, tmp_path):
+    """A node without the photo mount (or an NFS hiccup) must not mark photos failed for good."""
+    item_id, path = moved_photo(demo_catalog, tmp_path)
+    away = tmp_path / "away.jpg"
+    path.rename(away)
+    report = embed_with_ray(demo_catalog, METHOD, batch_size=16, limit=20, progress=False)
+    assert (report.embedded, report.unavailable, report.failed) == (19, 1, 0)
+    assert demo_catalog.execute("SELECT count(*) FROM embedding_failures").fetchone()[0] == 0
+    away.rename(path)  # the mount is back
+    again = embed_with_ray(demo_catalog, METHOD, batch_size=16, limit=1, progress=False)
+    assert again.embedded == 1 and vectors.get_vector(demo_catalog, METHOD, item_id) is not None
+
+
+def test_ray_client_addresses_and_a_missing_ray_get_one_line(db_path, catalog, capsys, monkeypatch):
+    argv = ["embed", "--db", str(db_path), "--engine", "ray"]
+    assert main([*argv, "--address", "ray://head:10001"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "ray job submit" in err and "--address auto" in err
+    monkeypatch.setitem(sys.modules, "ray", None)  # Ray not installed
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install 'ray[data]" in err
+
+
+def test_device_and_gpus_per_worker_follow_one_rule():
+    gpus, node = {"CPU": 64, "GPU": 8}, {"CPU": 32, "GPU": 4}
+    assert plan_actors("cuda", None, None, gpus, node) == ActorPlan("cuda", 8, 1, 1)
+    assert plan_actors("auto", None, None, gpus, node) == ActorPlan("cuda", 8, 1, 1)
+    assert plan_actors("auto", 2, None, gpus, node) == ActorPlan("cuda", 4, 2, 1)
+    assert plan_actors("cpu", None, None, gpus, node) == ActorPlan("cpu", 16, 0, 2)  # threads = reserved CPUs
+    assert plan_actors("auto", None, None, {"CPU": 2}, {"CPU": 2}) == ActorPlan("cpu", 1, 0, 1)
+    with pytest.raises(ValueError, match="need 16 GPUs but the Ray cluster has 8"):
+        plan_actors("cuda", 2, 8, gpus, node)
+    with pytest.raises(ValueError, match="no node of the Ray cluster has 8 GPUs"):
+        plan_actors("cuda", 8, 1, gpus, node)
+    with pytest.raises(ValueError, match="has no GPUs"):
+        plan_actors("cuda", None, None, {"CPU": 8}, {"CPU": 8})
+    with pytest.raises(ValueError, match="not --device cpu"):
+        plan_actors("cpu", 1, None, gpus, node)
+
+
+def test_cuda_actors_on_a_cluster_without_gpus_are_refused_at_once(local_ray, demo_catalog, db_path, capsys):
+    assert main(["embed", "--db", str(db_path), "--engine", "ray", "--device", "cuda", "--limit", "4"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --device cuda: the Ray cluster has no GPUs now; add GPU nodes or use --device cpu"
+    )
+
+
+def test_workers_get_settings_and_reserved_threads_but_no_paths_or_tokens(monkeypatch, tmp_path):
+    for name, value in {
+        "HF_TOKEN": "hf_secret",
+        "HF_HOME": "/Users/me/hf",
+        "LOOKALIKE_MODELS": "/Users/me/m",
+        "TRANSFORMERS_CACHE": "/Users/me/t",
+        "LOOKALIKE_BACKEND": "torch",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    env = worker_env([], threads=2)
+    assert env == {
+        "LOOKALIKE_BACKEND": "torch",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "LOOKALIKE_THREADS": "2",
+        "OMP_NUM_THREADS": "2",
+    }
+    asked = worker_env(["HF_TOKEN", "LOOKALIKE_MODELS=/mnt/models"], threads=1)
+    assert asked["HF_TOKEN"] == "hf_secret" and asked["LOOKALIKE_MODELS"] == "/mnt/models"
+    assert worker_env([], 1, models=tmp_path)["LOOKALIKE_MODELS"] == str(tmp_path)  # a Ray on this machine
+    with pytest.raises(ValueError, match="NOT_SET is not set here"):
+        worker_env(["NOT_SET"], threads=1)

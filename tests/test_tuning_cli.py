@@ -15,6 +15,7 @@ from core.catalog.vectors import load_matrix
 from core.curation import tuning
 from core.curation.evaluate import evaluate
 from core.curation.labels import judge_by_attributes
+from core.methods.heads import head_vectors
 from core.search.index import problem, read_manifest
 
 from helpers import DEMO, run_cli
@@ -130,7 +131,7 @@ def test_the_tuned_method_embeds_indexes_searches_evaluates_and_exports(tuned, t
     assert report["embedded"] == 300 and report["failed"] == 0 and report["version"].startswith("tuned-1-")
     db = open_catalog(tuned)
     ids, stored = load_matrix(db, NAME)
-    ids_t, expected, missing = tuning.tuned_vectors(db, NAME)
+    ids_t, expected, missing = head_vectors(db, NAME)
     assert ids == ids_t and not missing and stored.shape[0] == 300
     assert np.allclose(stored, expected, atol=1e-6)
 

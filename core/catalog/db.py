@@ -28,34 +28,67 @@ class CatalogError(Exception):
     """A catalog problem worth one clear line to the user."""
 
 
+def files_dir(catalog: str | Path) -> Path:
+    """The folder of a catalog file's derived files: its name without the suffix, beside it
+    (`data/shop.db` -> `data/shop/`; a file without a suffix, `data/shop` -> `data/shop-files/`)."""
+    path = Path(catalog).resolve()
+    return path.with_name(path.stem if path.suffix else f"{path.name}-files")
+
+
 class Catalog(sqlite_utils.Database):
     """A catalog connection that knows its file and the folders beside it."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path):
+    def __init__(self, conn: sqlite3.Connection, path: Path, read_only: bool = False):
         super().__init__(conn)
         self.path = path.resolve()
+        self.read_only = read_only  # opened for reading only: nothing may be written, not even an index
 
     @property
     def data_dir(self) -> Path:
-        """The folder holding the catalog: indices, thumbnails, exports and models live here."""
+        """The folder holding the catalog (and the shared models folder and app preferences)."""
         return self.path.parent
 
     @property
+    def files_dir(self) -> Path:
+        """This catalog's own derived files, beside it: `data/shop.db` -> `data/shop/` holding
+        indices/, thumbnails/, exports/ and autoencoder/ (two catalogs in one folder share none)."""
+        return files_dir(self.path)
+
+    @property
     def index_dir(self) -> Path:
-        return self.data_dir / "indices"
+        return self.files_dir / "indices"
 
     @property
     def thumbnails_dir(self) -> Path:
-        return self.data_dir / "thumbnails"
+        return self.files_dir / "thumbnails"
 
     @property
     def exports_dir(self) -> Path:
-        return self.data_dir / "exports"
+        return self.files_dir / "exports"
+
+    @property
+    def trained_dir(self) -> Path:
+        """Models trained on this catalog's own photos (the autoencoder)."""
+        return self.files_dir / "trained"
 
     @property
     def models_dir(self) -> Path:
-        """Model weights: `$LOOKALIKE_MODELS`, else `<data folder>/models`."""
+        """Downloaded model weights, shared by the catalogs of a folder: `$LOOKALIKE_MODELS`, else `<data folder>/models`."""
         return settings().models or self.data_dir / "models"
+
+
+def busy(path: str | Path, wait_s: float = 1.0) -> bool:
+    """True when another connection holds the catalog's write lock for longer than `wait_s` (an
+    import or embedding under way): a caller can then say so at once instead of waiting."""
+    conn = sqlite3.connect(Path(path), timeout=wait_s)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError as exc:
+        return "locked" in str(exc) or "busy" in str(exc)
+    finally:
+        conn.close()
 
 
 def migrations() -> list[tuple[int, Path]]:
@@ -104,7 +137,7 @@ def open_catalog(
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
     except sqlite3.Error as exc:
         raise CatalogError(f"cannot open the catalog {path} (SQLite says: {exc})") from exc
-    db = Catalog(conn, path)
+    db = Catalog(conn, path, read_only)
     try:
         if exists:
             _check_ours(db, path)

@@ -1,4 +1,10 @@
-"""Read product photos safely: any common format, any mode, with size caps and clear reasons."""
+"""Read product photos safely: the four photo formats only, any mode, with size caps and clear reasons.
+
+Every photo Lookalike opens (imports, embedding, thumbnails, `search --image`, uploads, autoencoder
+training) is decoded by `decode` here, which lets Pillow try only JPEG, PNG, WebP and AVIF, judged
+by the file's content whatever its name: an EPS, PDF or other file renamed `.jpg` is refused before
+any other decoder (Ghostscript for EPS) sees it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import EpsImagePlugin, Image, ImageOps, UnidentifiedImageError
 
 # Pillow >= 11.3 reads AVIF itself; the plugin covers older builds when installed.
 try:  # pragma: no cover - depends on the Pillow build
@@ -22,10 +28,24 @@ MAX_PIXELS = 40_000_000  # decompression-bomb guard (about 6300 x 6300)
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a photo file on disk; checked before reading
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+FORMATS = ("JPEG", "PNG", "WEBP", "AVIF")  # Pillow's names; JPEG covers MPO (camera multi-picture JPEG)
+FORMAT_NAMES = "JPEG, PNG, WebP or AVIF"
+# Defence in depth: even a Pillow call outside this module never starts Ghostscript on a file.
+EpsImagePlugin.gs_binary = False
 
 
 class ImageError(ValueError):
     """An image that cannot be used, with the reason in one line."""
+
+
+# How the reasons of a photo that may well be readable next time begin: a missing file (a node
+# without the photo mount, a file not synced yet), an I/O error (a network file system's hiccup).
+UNAVAILABLE = ("file not found:", "cannot read ")
+
+
+def unavailable(reason: str) -> bool:
+    """True for a reason that is about reaching the file, not about its contents (worth retrying)."""
+    return reason.startswith(UNAVAILABLE)
 
 
 @dataclass(frozen=True)
@@ -44,21 +64,32 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def decode(data: bytes) -> Image.Image:
-    """Decode image bytes to an RGB image (alpha composited on white); raise ImageError."""
+    """Decode photo bytes (JPEG, PNG, WebP or AVIF by content) to an RGB image; raise ImageError.
+
+    Any failure while decoding or normalising the photo (a decompression bomb, a truncated file,
+    malformed EXIF that makes Pillow raise TypeError or struct.error) is this photo's ImageError.
+    """
     if not data:
         raise ImageError("empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's "Corrupt EXIF data" noise
+            img = Image.open(io.BytesIO(data), formats=FORMATS)
             img.load()
+            return to_rgb(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"image too large (over {MAX_PIXELS:,} pixels)") from None
     except UnidentifiedImageError:
-        raise ImageError("not a readable image (unknown or corrupt format)") from None
+        raise ImageError(
+            f"not a readable image (only {FORMAT_NAMES} photos are read; another format, or corrupt)"
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"corrupt or truncated image ({exc})") from None
-    return to_rgb(img)
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - malformed metadata raises anything (TypeError, struct.error)
+        raise ImageError(f"damaged photo data or metadata ({type(exc).__name__}: {exc})") from None
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -99,7 +130,10 @@ def read_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
             raise ImageError(f"{path.name} is not a regular file")
         if opened.st_size > max_bytes:
             raise ImageError(f"{path.name} is too large ({opened.st_size:,} bytes > {max_bytes:,})")
-        data = handle.read(max_bytes + 1)
+        try:
+            data = handle.read(max_bytes + 1)
+        except OSError as exc:  # EIO, ESTALE: a network file system's error while reading
+            raise ImageError(f"cannot read {path.name}: {exc.strerror}") from None
     if len(data) > max_bytes:
         raise ImageError(f"{path.name} is too large (over {max_bytes:,} bytes)")
     return data

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,8 +15,9 @@ from urllib.parse import urlparse, urlsplit, urlunsplit
 import sqlite_utils
 from tqdm import tqdm
 
-from core.catalog import images
-from core.files.encoding import EncodingError, detect, open_text
+from core.catalog import ids, images
+from core.files.csv_header import header_problem, repeats_header
+from core.files.encoding import EncodingError, detect, file_problem, open_as, open_text
 from core.files.failures import how_far
 from core.files.report import ImportReport
 
@@ -38,6 +40,7 @@ ITEM_COLUMNS = (
 )
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".avif")
 BATCH = 2000
+FARFETCH_COLUMNS = ("images.cutOut", "images.model", "shortDescription", "brand.name", "priceInfo.finalPrice")
 
 csv.field_size_limit(10 * 1024 * 1024)
 
@@ -59,9 +62,12 @@ def parse_price(text: str | None) -> float | None:
         return None
     cleaned = text.strip().replace(",", "").lstrip("$€£¥").strip()
     try:
-        return float(cleaned)
+        value = float(cleaned)
     except ValueError:
         raise RowError(f"price {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise RowError(f"price {text!r} is not a finite number")
+    return value
 
 
 def parse_bool(text: str | None) -> int | None:
@@ -79,9 +85,12 @@ def parse_int(text: str | None) -> int | None:
     if text is None or not text.strip():
         return None
     try:
-        return int(float(text.replace(",", "")))
+        value = float(text.replace(",", ""))
     except ValueError:
         raise RowError(f"{text!r} is not a whole number") from None
+    if not math.isfinite(value) or abs(value) >= 2**63:  # nan, inf, 1e309, or beyond SQLite's integers
+        raise RowError(f"{text!r} is not a whole number in range")
+    return int(value)
 
 
 def url_basename(url: str) -> str:
@@ -109,27 +118,40 @@ def _attributes(row: dict[str, str], mapped: set[str]) -> str:
 
 
 class ImageFolder:
-    """Files of one folder, listed once, found by exact name or by stem with any image extension."""
+    """Files of one folder, listed once, found by exact name only.
+
+    An item's photo is `<id><extension>` for one of IMAGE_EXTENSIONS (any case): `SKU-12.7` never
+    gets `SKU-12.jpg`. A name or id holding a path separator never names a file.
+    """
 
     def __init__(self, folder: str | Path | None):
         self.folder = Path(folder) if folder else None
         self.by_name: dict[str, Path] = {}
-        self.by_stem: dict[str, Path] = {}
+        self.by_id: dict[str, Path] = {}
         if self.folder and self.folder.is_dir():
-            for entry in os.scandir(self.folder):
+            for entry in sorted(os.scandir(self.folder), key=lambda e: e.name):
                 if entry.is_file():
                     path = Path(entry.path)
                     self.by_name[entry.name] = path
                     if path.suffix.lower() in IMAGE_EXTENSIONS:
-                        self.by_stem.setdefault(path.stem, path)
+                        self.by_id.setdefault(entry.name[: -len(path.suffix)], path)
+
+    @staticmethod
+    def _plain(name: str) -> bool:
+        return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\x00")
 
     def find(self, name: str) -> Path | None:
-        return self.by_name.get(name) or self.by_stem.get(Path(name).stem)
+        """The file called exactly `name` (a URL's basename)."""
+        return self.by_name.get(name) if self._plain(name) else None
+
+    def find_item(self, item_id: str) -> Path | None:
+        """The photo of an item: the file `<id>.jpg` (or .jpeg, .png, .webp, .avif, any case)."""
+        return self.by_id.get(item_id) if self._plain(item_id) else None
 
 
 def farfetch_row(row: dict[str, str], folder: ImageFolder) -> tuple[dict, list[ImageRef]]:
     """Map one row of the Kaggle Farfetch layout to an item and its image references."""
-    item_id = (row.get("id") or "").strip()
+    item_id = ids.normalise(row.get("id") or "")
     if not item_id:
         raise RowError("no id")
     known = {
@@ -183,7 +205,7 @@ class Columns:
 
 def csv_row(row: dict[str, str], columns: Columns, folder: ImageFolder, base: Path) -> tuple[dict, list[ImageRef]]:
     """Map one generic CSV row to an item and its image reference."""
-    item_id = (row.get(columns.id) or "").strip()
+    item_id = ids.normalise(row.get(columns.id) or "")
     if not item_id:
         raise RowError(f"no value in id column {columns.id!r}")
 
@@ -226,7 +248,7 @@ def csv_row(row: dict[str, str], columns: Columns, folder: ImageFolder, base: Pa
             return item, [ImageRef("primary", folder.find(url_basename(value)), value)]
         path = Path(value)
         return item, [ImageRef("primary", path if path.is_absolute() else base / path, None)]
-    return item, [ImageRef("primary", folder.find(item_id), None)]
+    return item, [ImageRef("primary", folder.find_item(item_id), None)]
 
 
 def _read_rows(csv_path: Path, report: ImportReport) -> Iterator[tuple[int, dict[str, str]]]:
@@ -238,7 +260,7 @@ def _read_rows(csv_path: Path, report: ImportReport) -> Iterator[tuple[int, dict
         return
     if note:
         report.problem(csv_path.name, note)
-    with open(csv_path, newline="", encoding=encoding) as handle:
+    with open_as(csv_path, encoding) as handle:
         reader = csv.reader(handle)
         try:
             header = next(reader)
@@ -247,6 +269,10 @@ def _read_rows(csv_path: Path, report: ImportReport) -> Iterator[tuple[int, dict
             return
         except csv.Error as exc:
             report.problem(f"{csv_path.name} header", f"unreadable header ({exc})")
+            return
+        problem = header_problem(header)
+        if problem:
+            report.problem(f"{csv_path.name} header", f"{problem}; nothing imported")
             return
         width = len(header)
         line = 1
@@ -260,6 +286,9 @@ def _read_rows(csv_path: Path, report: ImportReport) -> Iterator[tuple[int, dict
                 report.problem(f"row {line}", f"malformed CSV ({exc})")
                 continue
             if not values or not any(v.strip() for v in values):
+                continue
+            if repeats_header(values, header):
+                report.problem(f"row {line}", "repeats the header line (were two files joined together?); skipped")
                 continue
             if len(values) != width:
                 report.problem(f"row {line}", f"{len(values)} fields, expected {width}")
@@ -281,8 +310,9 @@ def import_rows(
     """
     csv_path = Path(csv_path)
     report = ImportReport()
-    if not csv_path.is_file():
-        report.problem(str(csv_path), "file not found")
+    problem = file_problem(csv_path)
+    if problem:
+        report.problem(str(csv_path), problem)
         return report
     with (
         tqdm(desc=f"import {csv_path.name}", unit=" rows", disable=not progress) as bar,
@@ -312,8 +342,10 @@ def _import(
         except RowError as exc:
             report.problem(f"row {line}", str(exc))
             continue
-        if "\x00" in item["id"]:
-            report.problem(f"row {line}", f"id {item['id']!r} holds NUL bytes; row skipped")
+        item["id"] = ids.normalise(item["id"])
+        bad_id = ids.problem(item["id"]) if item["id"] else "no id (only spaces or invisible characters)"
+        if bad_id:
+            report.problem(f"row {line}", f"{bad_id}; row skipped")
             continue
         if item["id"] in seen:
             report.duplicates += 1
@@ -416,6 +448,11 @@ def import_farfetch(
     A named `images_dir` that does not exist is an error unless `download` will create it.
     """
     csv_path = Path(csv_path)
+    problem = file_problem(csv_path)
+    header, problem = ([], problem) if problem else _read_header(csv_path)
+    problem = problem or _not_farfetch(header)
+    if problem:
+        return _header_report(csv_path, problem)
     if images_dir and not download and not Path(images_dir).is_dir():
         return _no_folder(images_dir)
     folder_path = Path(images_dir) if images_dir else csv_path.parent / "images"
@@ -443,14 +480,16 @@ def import_csv(
     """Import a generic product CSV with a column mapping (defaults: the fashion-products layout)."""
     csv_path = Path(csv_path)
     columns = columns or Columns()
-    missing = _missing_columns(csv_path, columns)
+    problem = file_problem(csv_path)
+    header, problem = ([], problem) if problem else _read_header(csv_path)
+    if problem:
+        return _header_report(csv_path, problem)
+    missing = _missing_columns(header, columns)
     if missing:
-        report = ImportReport()
-        report.problem(
-            csv_path.name,
+        return _header_report(
+            csv_path,
             f"no column(s) {', '.join(missing)} in the header; name the right ones with --id-col, --title-col, ...",
         )
-        return report
     if images_dir and not Path(images_dir).is_dir():
         return _no_folder(images_dir)
     folder = ImageFolder(images_dir)
@@ -464,20 +503,40 @@ def _no_folder(images_dir: str | Path) -> ImportReport:
     return report
 
 
-def _missing_columns(csv_path: Path, columns: Columns) -> list[str]:
-    """Mapped columns that the CSV header lacks (the id column must exist; others if named)."""
-    if not csv_path.is_file():
-        return []
+def _read_header(csv_path: Path) -> tuple[list[str], str | None]:
+    """(the CSV's header, None), or ([], why it cannot be imported): checked before any row is read."""
     try:
         with open_text(csv_path) as (handle, _):
-            header = set(next(csv.reader(handle), []))
-    except EncodingError:
-        return []  # import_rows reports it
+            header = next(csv.reader(handle), [])
+    except (EncodingError, csv.Error) as exc:
+        return [], str(exc)
+    except UnicodeDecodeError:
+        return [], "not text in its detected encoding"
     if not header:
-        return []
+        return [], "empty file, no header"
+    return header, header_problem(header)
+
+
+def _header_report(csv_path: Path, problem: str) -> ImportReport:
+    """The report of an import refused because of its file or header: nothing imported."""
+    report = ImportReport()
+    report.problem(csv_path.name, f"{problem}; nothing imported")
+    return report
+
+
+def _missing_columns(header: list[str], columns: Columns) -> list[str]:
+    """Mapped columns that the CSV header lacks (the id column must exist; others if named)."""
     defaults = Columns()
     missing = []
     for name, value in vars(columns).items():
         if value and value not in header and (name == "id" or value != getattr(defaults, name)):
             missing.append(repr(value))
     return missing
+
+
+def _not_farfetch(header: list[str]) -> str | None:
+    """Why a header is not a Farfetch listings header (it needs `id` and image or description columns)."""
+    if "id" in header and any(c in header for c in FARFETCH_COLUMNS):
+        return None
+    lacking = ", ".join(c for c in ("id", *FARFETCH_COLUMNS) if c not in header)
+    return f"not a Farfetch listings file: the header lacks {lacking}"

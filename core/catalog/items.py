@@ -9,6 +9,7 @@ from collections.abc import Iterable
 import sqlite_utils
 
 from core.catalog.filters import where_clause
+from core.catalog.ids import normalise
 from core.catalog.vectors import ROLE_ORDER_SQL, methods_with_vectors, photo_sql
 
 _PHOTO_PATH = photo_sql("i.id", "path")
@@ -35,14 +36,21 @@ def stats(db: sqlite_utils.Database) -> dict:
     }
 
 
+def like_pattern(text: str) -> str:
+    """`text` for a LIKE pattern with `ESCAPE '\\'`: its % and _ match themselves, not anything."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def browse(
     db: sqlite_utils.Database, filters: dict | None = None, text: str | None = None, offset: int = 0, limit: int = 24
 ) -> tuple[list[dict], int]:
     """One page of items matching filters and a text (title, description or brand), with the total."""
     where, params = where_clause(filters or {})
     if text and text.strip():
-        where += " AND (title LIKE ? OR description LIKE ? OR brand LIKE ? OR id = ?)"
-        like = f"%{text.strip()}%"
+        where += (
+            " AND (title LIKE ? ESCAPE '\\' OR description LIKE ? ESCAPE '\\' OR brand LIKE ? ESCAPE '\\' OR id = ?)"
+        )
+        like = f"%{like_pattern(text.strip())}%"
         params += [like, like, like, text.strip()]
     total = db.execute(f"SELECT count(*) FROM items WHERE {where}", params).fetchone()[0]
     rows = list(
@@ -53,6 +61,14 @@ def browse(
         )
     )
     return rows, total
+
+
+def catalog_id(db: sqlite_utils.Database, item_id: str) -> str:
+    """The catalog's spelling of an id a person typed: as typed when an item has it, else normalised
+    as imports store ids (NFC, trimmed: core/catalog/ids.py)."""
+    if db.execute("SELECT 1 FROM items WHERE id = ?", [item_id]).fetchone():
+        return item_id
+    return normalise(item_id)
 
 
 def item_detail(db: sqlite_utils.Database, item_id: str) -> dict | None:
@@ -112,5 +128,8 @@ def item_column(db: sqlite_utils.Database, column: str) -> dict[str, str | None]
 
 
 def price_range(db: sqlite_utils.Database) -> tuple[float, float] | None:
-    low, high = db.execute("SELECT min(price), max(price) FROM items").fetchone()
+    """(lowest, highest) finite price, or None; an infinite price stored by an older version is left out."""
+    low, high = db.execute(
+        "SELECT min(price), max(price) FROM items WHERE price BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308"
+    ).fetchone()
     return (float(low), float(high)) if low is not None else None

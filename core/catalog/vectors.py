@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -127,6 +128,18 @@ def record_failure(
         )
 
 
+def forget_failures(db: sqlite_utils.Database, method: str, reasons: tuple[str, ...] = ()) -> int:
+    """Forget `method`'s recorded failures (only those whose reason begins with one of `reasons`,
+    when given), so the next run tries those photos again; return how many."""
+    where = " OR ".join("substr(reason, 1, ?) = ?" for _ in reasons)
+    params = [value for prefix in reasons for value in (len(prefix), prefix)]
+    with db.conn:
+        cursor = db.conn.execute(
+            f"DELETE FROM embedding_failures WHERE method = ?{f' AND ({where})' if reasons else ''}", [method, *params]
+        )
+    return cursor.rowcount
+
+
 def load_matrix(db: sqlite_utils.Database, method: str) -> tuple[list[str], np.ndarray]:
     """All stored vectors of a method as (item ids, float32 matrix), ordered by item id."""
     ids, vectors = [], []
@@ -190,7 +203,7 @@ def vector_count(db: sqlite_utils.Database, method: str) -> int:
 def checksum(ids: list[str], matrix: np.ndarray) -> str:
     """A fingerprint of a method's vectors, for spotting stale indices."""
     digest = hashlib.sha256()
-    digest.update("\n".join(ids).encode("utf-8"))
+    digest.update(json.dumps(ids).encode("ascii"))
     digest.update(np.ascontiguousarray(matrix, dtype="<f4").tobytes())
     return digest.hexdigest()
 

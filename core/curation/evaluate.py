@@ -15,6 +15,7 @@ import numpy as np
 import sqlite_utils
 
 from core.catalog.vectors import load_matrix
+from core.search import caches
 from core.search.neighbours import ExactNeighbours
 
 ITEM_COLUMNS = {"category", "colour", "gender", "brand", "source"}
@@ -38,7 +39,16 @@ def attribute_values(db: sqlite_utils.Database, ids: list[str], attribute: str) 
 def grouping_fields(db: sqlite_utils.Database) -> list[str]:
     """Fields that can group items (for tuning targets or metadata precision): the columns category,
     colour, brand and gender, then the keys of the attributes JSON, each when it has at least two
-    distinct non-empty values. Keys that `attribute_values` reads from a column are left out."""
+    distinct non-empty values. Keys that `attribute_values` reads from a column are left out.
+
+    Cached per process until the items change (their count, newest row or last update move): the
+    Methods page asks on every render and the scan takes seconds on a large catalog."""
+    fingerprint = db.execute("SELECT count(*), max(rowid), max(updated_at) FROM items").fetchone()
+    path = str(getattr(db, "path", id(db)))
+    return list(caches.current(caches.FIELDS, (path,), tuple(fingerprint), lambda: _grouping_fields(db)))
+
+
+def _grouping_fields(db: sqlite_utils.Database) -> list[str]:
     columns = [
         c
         for c in GROUPING_COLUMNS

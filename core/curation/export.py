@@ -15,6 +15,7 @@ from core.catalog.items import item_cards
 from core.catalog.vectors import item_ids_with_vectors
 from core.files.atomic import atomic_text_writer
 from core.files.csv_injection import neutralise
+from core.files.invisible import visible
 from core.files.output_path import check_output
 
 log = logging.getLogger(__name__)
@@ -115,11 +116,14 @@ def export_similar(
                     n_title, n_image = display.get(hit.item_id, ("", ""))
                     writer.writerow(
                         (
-                            neutralise(item_id),
-                            neutralise(hit.item_id),
+                            neutralise(visible(item_id)),  # ids stored before the id rules: escaped
+                            neutralise(visible(hit.item_id)),
                             hit.rank,
                             f"{hit.score:.6f}",
-                            *(neutralise(text) for text in (method, title, n_title, image, n_image)),
+                            *(
+                                neutralise(visible(text or "", keep="\t\n\r"))
+                                for text in (method, title, n_title, image, n_image)
+                            ),
                         )
                     )
                     rows += 1

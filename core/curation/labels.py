@@ -13,6 +13,7 @@ from pathlib import Path
 import sqlite_utils
 
 from core.files.atomic import atomic_text_writer
+from core.files.csv_header import header_problem
 from core.files.csv_injection import neutralise, restore
 from core.files.encoding import EncodingError, open_text
 from core.files.output_path import check_output
@@ -165,6 +166,10 @@ def import_labels(db: sqlite_utils.Database, path: str | Path) -> ImportReport:
                 report.problem(Path(path).name, note)
             reader = csv.DictReader(handle)
             with _readable(reader):
+                problem = header_problem(reader.fieldnames or [])
+                if problem:
+                    report.problem(Path(path).name, f"{problem}; nothing imported")
+                    return report
                 missing = [
                     c
                     for c in ("query_key", "candidate_id", "method", "relevant", "labeler")

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from core.catalog.images import ImageError, load_rgb
+from core.settings import available_cores
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,11 @@ def to_array(
     scale = np.float32(1 / 255) / np.asarray(std, dtype=np.float32)
     shift = np.asarray(mean, dtype=np.float32) / np.asarray(std, dtype=np.float32)
     return np.ascontiguousarray((batch * scale - shift).transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+def to_uint8(images: list[Image.Image], size: int, resample: int = Image.BILINEAR) -> np.ndarray:
+    """Resize each image to size x size (whole garment kept): NHWC uint8, a quarter of float32's bytes."""
+    return np.stack([np.asarray(img.convert("RGB").resize((size, size), resample)) for img in images])
 
 
 def read_photo(path: str | None, url: str | None = None) -> Image.Image:
@@ -88,7 +94,7 @@ def picklable(function: object) -> bool:
 
 
 def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return available_cores()
 
 
 def _executor(processes: bool, workers: int) -> Executor:

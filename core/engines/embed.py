@@ -4,7 +4,9 @@ Only items whose vector is missing or outdated (method version or photo changed)
 Each batch is committed as soon as it is done, so an interrupted run loses at most one batch
 and the next run carries on. Photos are decoded and preprocessed in worker threads (worker
 processes when the model runs on a GPU, core/engines/decode.py) while the model runs on the previous
-batch. Unreadable photos are recorded in `embedding_failures`.
+batch. Photos that cannot be decoded are recorded in `embedding_failures` and skipped until
+their photo changes (or `--retry-failed`); photos that cannot be reached (a missing file, an I/O
+error) are not recorded, so the next run tries them again.
 """
 
 from __future__ import annotations
@@ -13,14 +15,13 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from functools import partial
 
 import numpy as np
 from tqdm import tqdm
 
 from core.catalog import vectors
 from core.catalog.db import Catalog
-from core.catalog.images import load_rgb
+from core.catalog.images import UNAVAILABLE, load_rgb, unavailable
 from core.engines.decode import decoded_batches
 from core.files.failures import how_far
 from core.methods import DerivedExtractor, Extractor, ImageExtractor, create_extractor, devices, get_spec
@@ -37,8 +38,10 @@ class EmbedReport:
     version: str
     pending: int = 0
     embedded: int = 0
-    failed: int = 0
-    seconds: float = 0.0
+    failed: int = 0  # photos that cannot be decoded (recorded, skipped until they change)
+    unavailable: int = 0  # photos missing or unreadable this time (tried again on the next run)
+    seconds: float = 0.0  # from the first decoded batch to the end: what `rate` divides by
+    startup: float = 0.0  # before it: batch-size probe, decode workers' start, the first batch's decode
     missing_parts: dict[str, int] = field(default_factory=dict)  # derived: part -> items lacking a current vector
 
     @property
@@ -58,9 +61,11 @@ def embed_catalog(
     extractor: Extractor | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     processes: bool | None = None,
+    retry_failed: bool = False,
 ) -> EmbedReport:
     """Compute and store every missing or outdated vector of `method`.
 
+    retry_failed: try again the photos recorded as undecodable (they are skipped otherwise).
     batch_size None: 32 on the CPU, what fits in memory on a GPU (core.methods.devices). processes: decode
     in worker processes (default on a GPU) rather than threads (default on the CPU, faster there).
     """
@@ -70,18 +75,19 @@ def embed_catalog(
     spec = get_spec(method, db)
     extractor = extractor or create_extractor(method, db)
     if spec.derived:
-        return _embed_derived(db, extractor, batch_size, limit, progress, on_progress)
+        return _embed_derived(db, extractor, batch_size, limit, progress, on_progress, retry_failed)
     version = extractor.spec.version
-    todo = vectors.pending(db, method, version, spec.kind, limit)
+    todo = pending(db, method, version, spec.kind, limit, retry_failed)
     report = EmbedReport(method, version, pending=len(todo))
     start = time.perf_counter()
-    placement = devices.current()
+    # a method that runs no torch model (colour histograms) needs no device: LOOKALIKE_DEVICE is not asked
+    placement = devices.current() if spec.family not in devices.CPU_FAMILIES else devices.Placement()
     if spec.kind == "text":
         batch_size = batch_size or DEFAULT_BATCH
         run = extractor.embed_texts
     else:
         batch_size = devices.batch_size(extractor, batch_size, placement)
-        run = partial(devices.forward_fitting, extractor.embed_batch) if placement.is_gpu else extractor.embed_batch
+        run = devices.FittingForward(extractor.embed_batch) if placement.is_gpu else extractor.embed_batch
     bar = tqdm(
         total=len(todo), desc=f"embed {method}", unit=" img" if spec.kind == "image" else " items", disable=not progress
     )
@@ -93,22 +99,46 @@ def embed_catalog(
     )
     try:
         with how_far(lambda: _done(report)):
-            for batch, inputs, failures in stream:
+            for batch, inputs, failures in _clocked(stream, report, start):
                 for item, reason in failures:
-                    vectors.record_failure(db, method, version, item.item_id, item.source_hash, reason)
-                    log.warning("%s: item %s skipped: %s", method, item.item_id, reason)
-                report.failed += len(failures)
+                    note_failure(db, report, item.item_id, item.source_hash, reason)
                 if batch:
                     matrix = run(inputs)
                     vectors.store(db, method, version, ((p.item_id, v, p.source_hash) for p, v in zip(batch, matrix)))
                     report.embedded += len(batch)
                 bar.update(len(batch) + len(failures))
                 if on_progress:
-                    on_progress(report.embedded + report.failed, report.pending)
+                    on_progress(report.embedded + report.failed + report.unavailable, report.pending)
     finally:
         bar.close()
-        report.seconds = time.perf_counter() - start
+        report.seconds = time.perf_counter() - start - report.startup
     return report
+
+
+def _clocked(stream: Iterator, report: EmbedReport, start: float) -> Iterator:
+    """`stream`, noting in `report.startup` how long after `start` its first batch came."""
+    for n, batch in enumerate(stream):
+        if n == 0:
+            report.startup = time.perf_counter() - start
+        yield batch
+
+
+def pending(db: Catalog, method: str, version: str, kind: str, limit: int | None, retry_failed: bool) -> list:
+    """The items to embed: failures recorded as unreachable by older versions are always tried again,
+    undecodable ones only with `retry_failed`."""
+    vectors.forget_failures(db, method, () if retry_failed else UNAVAILABLE)
+    return vectors.pending(db, method, version, kind, limit)
+
+
+def note_failure(db: Catalog, report: EmbedReport, item_id: str, source_hash: str, reason: str) -> None:
+    """Count a photo that was not embedded; record it unless it may be readable next time."""
+    if unavailable(reason):
+        report.unavailable += 1
+        log.warning("%s: item %s not embedded this time (tried again next run): %s", report.method, item_id, reason)
+        return
+    vectors.record_failure(db, report.method, report.version, item_id, source_hash, reason)
+    report.failed += 1
+    log.warning("%s: item %s skipped: %s", report.method, item_id, reason)
 
 
 def _done(report: EmbedReport) -> str:
@@ -127,6 +157,7 @@ def _embed_derived(
     limit: int | None,
     progress: bool,
     on_progress: Callable[[int, int], None] | None,
+    retry_failed: bool = False,
 ) -> EmbedReport:
     """A derived method's vectors, combined from its parts' stored vectors made from the item's
     current photo. The parts are embedded first when the extractor `embeds_parts`; otherwise items
@@ -134,7 +165,7 @@ def _embed_derived(
     spec = extractor.spec
     if extractor.embeds_parts:
         for part in spec.parts:
-            embed_catalog(db, part, batch_size, limit, progress)
+            embed_catalog(db, part, batch_size, limit, progress, retry_failed=retry_failed)
     todo = vectors.pending(db, spec.name, spec.version, spec.kind, limit)
     report = EmbedReport(spec.name, spec.version, pending=len(todo))
     start = time.perf_counter()

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,9 @@ import core
 from core.catalog import vectors
 from core.catalog.db import Catalog
 from core.engines.decode import Preprocess, decode_chunk
-from core.engines.embed import EmbedReport
+from core.engines.embed import EmbedReport, note_failure, pending
 from core.methods import create_extractor, devices, get_spec
+from core.methods.weights import autoencoder_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,8 @@ GPU_BATCH = 256
 
 def _decode_rows(rows: dict[str, np.ndarray], preprocess: Preprocess) -> dict[str, np.ndarray]:
     """A Ray CPU task: photos -> preprocessed pixels; an unreadable photo gets a blank and its reason."""
-    good, pixels, failures = decode_chunk(list(zip(rows["path"], rows["url"])), preprocess)
+    urls = [url if isinstance(url, str) and url else None for url in rows["url"]]  # Ray makes None columns NaN
+    good, pixels, failures = decode_chunk(list(zip(rows["path"], urls)), preprocess)
     blank = preprocess([Image.new("RGB", (64, 64), "white")])[0]
     batch = np.repeat(blank[None], len(rows["item_id"]), axis=0)
     if good:
@@ -52,11 +55,34 @@ class _Embedder:
         devices.select(device)
         self.extractor = create_extractor(method)
         forward = self.extractor.embed_batch
-        self.forward = (lambda batch: devices.forward_fitting(forward, batch)) if device != "cpu" else forward
+        self.forward = devices.FittingForward(forward) if device != "cpu" else forward
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         vectors_ = self.forward(batch.pop("pixels"))
         return {**batch, "vector": vectors_}
+
+
+CLIENT_ADDRESS = (
+    "--address {address}: Ray Data jobs are not supported over Ray Client (ray://); run this command on the "
+    "head node with --address auto, or submit it there with `ray job submit` (docs/scale.md#submitting-a-job)"
+)
+NO_RAY = "--engine ray needs Ray on this machine and every node: pip install 'ray[data]==2.60.0' (docs/scale.md)"
+
+
+def check_address(address: str | None) -> None:
+    """Refuse a Ray Client address in one line, saying what to do instead."""
+    if address and address.strip().lower().startswith("ray://"):
+        raise ValueError(CLIENT_ADDRESS.format(address=address))
+
+
+def import_ray():
+    """Ray, or one line saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401 - the Ray Data extra, not only the core
+    except ImportError:
+        raise RuntimeError(NO_RAY) from None
+    return ray
 
 
 def start_ray(address: str | None = None, **options) -> None:
@@ -64,8 +90,7 @@ def start_ray(address: str | None = None, **options) -> None:
 
     The Python packages of requirements.txt must be installed on every node.
     """
-    import ray
-
+    ray = import_ray()
     ray.init(
         address=address,
         runtime_env={"py_modules": [str(Path(core.__file__).parent)]},
@@ -76,12 +101,77 @@ def start_ray(address: str | None = None, **options) -> None:
     )
 
 
-def _settings_env(db: Catalog) -> dict[str, str]:
-    """The driver's Lookalike settings for the workers; models from the catalog's models folder
-    (a path every node must see, or the Hugging Face cache on each node)."""
-    env = {k: v for k, v in os.environ.items() if k.startswith(("LOOKALIKE_", "HF_", "TRANSFORMERS_"))}
-    env["LOOKALIKE_MODELS"] = str(db.models_dir)
-    env.pop("LOOKALIKE_DEVICE", None)  # each actor is placed by its own resources
+@dataclass(frozen=True)
+class ActorPlan:
+    """How the model actors are placed: their device, how many, and what each reserves."""
+
+    device: str  # "cuda" or "cpu"
+    workers: int
+    gpus: float  # per actor
+    cpus: int  # per actor, and the torch threads it runs
+
+
+def plan_actors(
+    device: str | None, gpus_per_worker: float | None, workers: int | None, cluster: dict, largest_node: dict
+) -> ActorPlan:
+    """One rule for `--device` and `--gpus-per-worker` on a cluster, checked against its resources.
+
+    `cuda` means GPU actors (one GPU each unless `--gpus-per-worker` says otherwise), `cpu` CPU
+    actors, `auto` GPU actors when the cluster has GPUs (or `--gpus-per-worker` asks for them).
+    A plan the cluster cannot hold now is refused in one line instead of waiting silently.
+    """
+    device = (device or devices.configured()).lower()
+    have = cluster.get("GPU", 0)
+    if device == "mps":
+        raise ValueError("--engine ray runs models on NVIDIA GPUs or CPUs; use --device auto, cuda or cpu")
+    if device == "cpu" and gpus_per_worker:
+        raise ValueError("--gpus-per-worker needs --device cuda or auto, not --device cpu")
+    if device == "auto":
+        device = "cuda" if gpus_per_worker or (gpus_per_worker is None and have) else "cpu"
+    if device == "cpu":
+        workers = workers or max(1, int(cluster.get("CPU", 1)) // 4)  # the other cores decode
+        cpus = max(1, min(int(largest_node.get("CPU", 1)) // 2, int(cluster.get("CPU", 1)) // (2 * workers)))
+        return ActorPlan("cpu", workers, 0, cpus)
+    gpus = gpus_per_worker or 1
+    if not have:
+        raise ValueError("--device cuda: the Ray cluster has no GPUs now; add GPU nodes or use --device cpu")
+    if gpus > largest_node.get("GPU", 0):
+        raise ValueError(f"--gpus-per-worker {gpus:g}: no node of the Ray cluster has {gpus:g} GPUs")
+    workers = workers or max(1, int(have // gpus))
+    if workers * gpus > have:
+        raise ValueError(
+            f"{workers} workers x {gpus:g} GPUs need {workers * gpus:g} GPUs but the Ray cluster has {have:g}; "
+            "lower --workers or --gpus-per-worker (Ray would wait for them without a word)"
+        )
+    return ActorPlan("cuda", workers, gpus, 1)
+
+
+def cluster_view(ray) -> tuple[dict, dict]:
+    """The cluster's total resources and the largest CPU and GPU counts of any one alive node."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    largest = {key: max((n.get(key, 0) for n in nodes), default=0) for key in ("CPU", "GPU")}
+    return ray.cluster_resources(), largest
+
+
+# What workers read from the driver's environment: settings that change the vectors, and offline
+# switches. Paths (catalog, models folder, caches) are the driver's and tokens are secrets: neither
+# goes unless asked with --worker-env.
+FORWARDED = ("LOOKALIKE_BACKEND", "LOOKALIKE_HYBRID", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def worker_env(asked: Sequence[str], threads: int, models: Path | None = None) -> dict[str, str]:
+    """The environment of every Ray worker: the settings of FORWARDED, the threads each actor
+    reserved, `models` (a Ray started on this machine shares its paths) and what `asked` names:
+    `NAME` (the driver's value) or `NAME=VALUE`."""
+    env = {name: os.environ[name] for name in FORWARDED if name in os.environ}
+    if models is not None:
+        env["LOOKALIKE_MODELS"] = str(models)
+    for entry in asked:
+        name, sep, value = entry.partition("=")
+        if not sep and name not in os.environ:
+            raise ValueError(f"--worker-env {name}: {name} is not set here; give it a value with {name}=VALUE")
+        env[name.strip()] = value if sep else os.environ[name]
+    env.update(LOOKALIKE_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
     return env
 
 
@@ -90,98 +180,118 @@ def _urls(db: Catalog) -> dict[tuple[str, str], str]:
     return {(item_id, path): url for item_id, path, url in rows}
 
 
-def _default_workers(ray, gpus_per_worker: float) -> int:
-    resources = ray.cluster_resources()
-    if gpus_per_worker:
-        return max(1, int(resources.get("GPU", 0) // gpus_per_worker))
-    return max(1, int(resources.get("CPU", 1)) // 4)  # the rest of the cores decode
-
-
 def embed_with_ray(
     db: Catalog,
     method: str,
     address: str | None = None,
     workers: int | None = None,
-    gpus_per_worker: float = 0,
+    gpus_per_worker: float | None = None,
     batch_size: int | None = None,
     limit: int | None = None,
     progress: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
+    device: str | None = None,
+    retry_failed: bool = False,
+    env: Sequence[str] = (),
 ) -> EmbedReport:
     """Compute and store every missing or outdated vector of `method` on a Ray cluster.
 
-    address: None starts (or reuses) a Ray on this machine; `auto` joins the local cluster;
-    `ray://host:10001` connects through Ray Client.
+    address: None starts (or reuses) a Ray on this machine; `auto` joins the cluster this machine
+    belongs to (run it on the head node, or through `ray job submit`). device and gpus_per_worker:
+    see `plan_actors`. env: `NAME` or `NAME=VALUE` entries for the workers (`worker_env`).
     """
+    check_address(address)
     spec = get_spec(method, db)
     if spec.kind != "image" or spec.derived:
         raise ValueError(f"--engine ray runs image models; embed {method} without it")
-    with devices.placed("cpu"):  # the driver's copy: version and preprocessing only
-        extractor = create_extractor(method, db)
     if spec.family in devices.CPU_FAMILIES:
         raise ValueError(f"{method} has no model to distribute; embed it without --engine ray (it is fast locally)")
+    ray = import_ray()
+    with devices.placed("cpu"):  # the driver's copy: version and preprocessing only
+        extractor = create_extractor(method, db)
     version = extractor.spec.version
-    todo = vectors.pending(db, method, version, "image", limit)
+    todo = pending(db, method, version, "image", limit, retry_failed)
     report = EmbedReport(method, version, pending=len(todo))
     if not todo:
         return report
-
-    import ray
-
     started = not ray.is_initialized()
     if started:
         start_ray(address)
-    start = time.perf_counter()
-    bar = tqdm(total=len(todo), desc=f"embed {method} (ray)", unit=" img", disable=not progress)
     try:
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        batch = batch_size or (GPU_BATCH if gpus_per_worker else devices.CPU_BATCH)
-        runtime_env = {"env_vars": _settings_env(db)}
-        urls = _urls(db)
-        rows = [
-            {"item_id": p.item_id, "path": p.path, "url": urls.get((p.item_id, p.path)), "source_hash": p.source_hash}
-            for p in todo
-        ]
-        dataset = (
-            ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // batch)))
-            .map_batches(
-                _decode_rows,
-                fn_kwargs={"preprocess": extractor.preprocess},
-                batch_size=batch,
-                batch_format="numpy",
-                num_cpus=1,
-                runtime_env=runtime_env,
-            )
-            .map_batches(
-                _Embedder,
-                fn_constructor_kwargs={"method": method, "device": "cuda" if gpus_per_worker else "cpu"},
-                compute=ray.data.ActorPoolStrategy(size=workers or _default_workers(ray, gpus_per_worker)),
-                batch_size=batch,
-                batch_format="numpy",
-                num_cpus=1,
-                num_gpus=gpus_per_worker,
-                runtime_env=runtime_env,
-            )
-        )
-        for result in dataset.iter_batches(batch_size=batch, batch_format="numpy"):
-            _store(db, method, version, result, report)
-            bar.update(len(result["item_id"]))
-            if on_progress:
-                on_progress(report.embedded + report.failed, report.pending)
+        plan = plan_actors(device, gpus_per_worker, workers, *cluster_view(ray))
+        log.info("ray: %s", plan)
+        runtime_env = {"env_vars": worker_env(env, plan.cpus, db.models_dir if address is None else None)}
+        if address is None and method == "autoencoder":  # this catalog's own checkpoint (a path this machine shares)
+            runtime_env["env_vars"]["LOOKALIKE_AUTOENCODER"] = str(autoencoder_checkpoint(db))
+        dataset = _dataset(ray, db, todo, extractor, method, plan, runtime_env, batch_size)
+        _stream(db, dataset, report, progress, on_progress, batch_size or _batch(plan))
     finally:
-        bar.close()
-        report.seconds = time.perf_counter() - start
         if started:
             ray.shutdown()
     return report
 
 
-def _store(db: Catalog, method: str, version: str, result: dict[str, np.ndarray], report: EmbedReport) -> None:
-    """Write one streamed batch as local `embed` does: vectors in one transaction, failures recorded."""
+def _batch(plan: ActorPlan) -> int:
+    return GPU_BATCH if plan.device == "cuda" else devices.CPU_BATCH
+
+
+def _dataset(ray, db: Catalog, todo: list, extractor, method: str, plan: ActorPlan, runtime_env: dict, batch_size):
+    """The Ray Data pipeline: decode tasks on CPUs, then the actor pool of the plan."""
+    batch = batch_size or _batch(plan)
+    urls = _urls(db)
+    rows = [
+        {"item_id": p.item_id, "path": p.path, "url": urls.get((p.item_id, p.path)), "source_hash": p.source_hash}
+        for p in todo
+    ]
+    return (
+        ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // batch)))
+        .map_batches(
+            _decode_rows,
+            fn_kwargs={"preprocess": extractor.preprocess},
+            batch_size=batch,
+            batch_format="numpy",
+            num_cpus=1,
+            runtime_env=runtime_env,
+        )
+        .map_batches(
+            _Embedder,
+            fn_constructor_kwargs={"method": method, "device": plan.device},
+            compute=ray.data.ActorPoolStrategy(size=plan.workers),
+            batch_size=batch,
+            batch_format="numpy",
+            num_cpus=plan.cpus,
+            num_gpus=plan.gpus,
+            runtime_env=runtime_env,
+        )
+    )
+
+
+def _stream(db: Catalog, dataset, report: EmbedReport, progress: bool, on_progress, batch: int) -> None:
+    """Store the job's batches as they arrive; start-up (actors, models) is timed apart."""
+    import ray
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    bar = tqdm(total=report.pending, desc=f"embed {report.method} (ray)", unit=" img", disable=not progress)
+    start = time.perf_counter()
+    try:
+        for n, result in enumerate(dataset.iter_batches(batch_size=batch, batch_format="numpy")):
+            if n == 0:  # actors started, models loaded, the first batch decoded and embedded
+                report.startup = time.perf_counter() - start
+            _store(db, result, report)
+            bar.update(len(result["item_id"]))
+            if on_progress:
+                on_progress(report.embedded + report.failed + report.unavailable, report.pending)
+    finally:
+        bar.close()
+        report.seconds = time.perf_counter() - start - report.startup
+
+
+def _store(db: Catalog, result: dict[str, np.ndarray], report: EmbedReport) -> None:
+    """Write one streamed batch as local `embed` does: vectors in one transaction, failures noted."""
     ok = result["error"] == ""
-    vectors.store(db, method, version, zip(result["item_id"][ok], result["vector"][ok], result["source_hash"][ok]))
+    vectors.store(
+        db, report.method, report.version, zip(result["item_id"][ok], result["vector"][ok], result["source_hash"][ok])
+    )
     report.embedded += int(ok.sum())
     for item_id, digest, reason in zip(result["item_id"][~ok], result["source_hash"][~ok], result["error"][~ok]):
-        vectors.record_failure(db, method, version, str(item_id), str(digest), str(reason))
-        log.warning("%s: item %s skipped: %s", method, item_id, reason)
-    report.failed += int((~ok).sum())
+        note_failure(db, report, str(item_id), str(digest), str(reason))

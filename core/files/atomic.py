@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import tempfile
@@ -38,10 +39,28 @@ def clear_leftovers(path: Path, suffix: str = ".part") -> list[Path]:
     return removed
 
 
+def target_of(path: str | Path) -> Path:
+    """The file a write to `path` must replace: `path`, or the file its symbolic links lead to.
+
+    Raises OSError when that file exists and is not a regular file.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():
+        raise OSError(errno.EINVAL, "not a regular file: refusing to replace it", str(path))
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
-    path = Path(path)
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
+
+    A symbolic link is followed: its target is replaced and the link stays a link. A target that
+    exists and is not a regular file (a device such as /dev/stdout, a FIFO, a folder) is refused
+    with OSError before anything is written.
+    """
+    path = target_of(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     clear_leftovers(path, suffix or ".part")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=suffix or ".part")

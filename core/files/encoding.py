@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import io
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
@@ -22,10 +25,39 @@ class EncodingError(ValueError):
     """A text file whose encoding cannot be told, in one line."""
 
 
+def file_problem(path: str | Path) -> str | None:
+    """Why `path` is not a file to read a CSV from (missing, a folder, a device, FIFO or socket), or None."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "file not found"
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror})"
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a CSV file"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file (a device, FIFO or socket); give a CSV file"
+    return None
+
+
+def _open_regular(path: Path):
+    """`path` opened for binary reading, only if it is a regular file (never blocks on a FIFO)."""
+    problem = file_problem(path)
+    if problem:
+        raise EncodingError(f"{path.name}: {problem}")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    handle = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        handle.close()
+        raise EncodingError(f"{path.name}: is not a regular file (a device, FIFO or socket); give a CSV file")
+    return handle
+
+
 def detect(path: str | Path) -> tuple[str, str | None]:
-    """(Python codec name, note for the user or None) for the text file at `path`."""
+    """(Python codec name, note for the user or None) for the text file at `path`; EncodingError
+    for a file that is not a regular file or whose encoding cannot be told."""
     path = Path(path)
-    with open(path, "rb") as handle:
+    with _open_regular(path) as handle:
         head = handle.read(4)
         for bom, name, label in (
             (codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
@@ -65,5 +97,10 @@ def _decodes(handle, encoding: str) -> bool:
 def open_text(path: str | Path) -> Iterator[tuple[TextIO, str | None]]:
     """Open a CSV for reading in its detected encoding: yields (handle, note or None)."""
     encoding, note = detect(path)
-    with open(path, newline="", encoding=encoding, errors="strict") as handle:
+    with open_as(path, encoding) as handle:
         yield handle, note
+
+
+def open_as(path: str | Path, encoding: str) -> TextIO:
+    """Open a regular file as CSV text in a known encoding (from `detect`); EncodingError otherwise."""
+    return io.TextIOWrapper(_open_regular(Path(path)), encoding=encoding, errors="strict", newline="")

@@ -53,6 +53,11 @@ def recovery(catalog: Path) -> str:
     )
 
 
+def busy_line(catalog: Path, detail: str = "database is locked") -> str:
+    """The line for a catalog another program is writing to."""
+    return f"the catalog {catalog} is busy ({detail}): another program is writing to it; try again when it is done"
+
+
 def one_line(exc: BaseException, catalog: Path) -> str:
     """The user's line for a catalog, I/O or memory failure (the full traceback belongs in the log)."""
     if isinstance(exc, PartialWork) and exc.__cause__:
@@ -67,7 +72,7 @@ def one_line(exc: BaseException, catalog: Path) -> str:
             "--batch-size or --limit, then run the same command again"
         )
     if isinstance(exc, sqlite3.OperationalError) and _sqlite_code(exc) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-        return f"the catalog {catalog} is busy ({exc}): another program is writing to it; try again when it is done"
+        return busy_line(catalog, str(exc))
     if isinstance(exc, sqlite3.Error):
         return f"catalog {catalog}: {exc}"
     return str(exc)

@@ -26,15 +26,15 @@ def header_bytes(columns: Sequence[str], encoding: str) -> bytes:
 def check_output(out: str | Path, db: Catalog, columns: Sequence[str], encoding: str, force: bool = False) -> None:
     """Raise OutputRefused unless `out` may receive a CSV with header `columns`.
 
-    Never: the catalog or its WAL/SHM/journal files, anything under the catalog's indices/ or
-    models/ folders, a directory or other non-regular file. An existing file is replaced only if
+    Never: the catalog or its WAL/SHM/journal files, anything under the catalog's indices/,
+    trained/ or models/ folders, a directory or other non-regular file. An existing file is replaced only if
     it starts with the same header (a CSV written by us) or with `force`.
     """
     target = Path(out).expanduser().resolve()
     catalog = db.path
     if any(target == catalog.with_name(catalog.name + suffix) for suffix in CATALOG_SUFFIXES):
         raise OutputRefused(f"refusing to write {out}: it is the catalog database (or its journal)")
-    for folder in (db.index_dir.resolve(), db.models_dir.resolve()):
+    for folder in (db.index_dir.resolve(), db.models_dir.resolve(), db.trained_dir.resolve()):
         if target.is_relative_to(folder):
             raise OutputRefused(f"refusing to write {out}: it is inside the catalog's {folder.name}/ folder")
     if target.is_dir():

@@ -1,9 +1,8 @@
 """A convolutional autoencoder trained on the catalog's own photos; its latent code is the feature.
 
-Training (`train`) reads every readable catalog photo at 128x128, runs the given number of
-epochs with a progress bar, and saves a checkpoint after each epoch in
-`<models>/autoencoder/checkpoint.pt`; running it again resumes from the last saved epoch.
-The method's version is derived from the checkpoint, so retraining marks old vectors outdated.
+Training lives in `core.engines.autoencoder_training`; it saves a checkpoint after each epoch in
+the catalog's own folder, `data/shop.db` -> `data/shop/trained/autoencoder/checkpoint.pt`. The method's version is derived from the checkpoint, so
+retraining marks old vectors outdated.
 """
 
 from __future__ import annotations
@@ -11,21 +10,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Callable
 from functools import partial
 
-import numpy as np
-import sqlite_utils
 import torch
-from PIL import Image
 from torch import nn
-from tqdm import tqdm
 
 from core.catalog.db import Catalog
 from core.engines.decode import to_array
-from core.files.atomic import atomic_path
-from core.methods import devices
-from core.methods.torch_utils import TorchImageExtractor, set_threads
+from core.methods.torch_utils import TorchImageExtractor
 from core.methods.weights import autoencoder_checkpoint as checkpoint_path
 
 log = logging.getLogger(__name__)
@@ -69,70 +61,6 @@ class ConvAutoencoder(nn.Module):
 
 # 128x128 RGB in [0, 1], NCHW float32 NumPy: a picklable function, so decode processes can run it.
 to_batch = partial(to_array, size=SIZE, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
-
-
-def _load_catalog_photos(db: sqlite_utils.Database, progress: bool) -> torch.Tensor:
-    from core.catalog.images import ImageError, load_rgb
-    from core.catalog.vectors import primary_images_sql
-
-    paths = [row[1] for row in db.execute(primary_images_sql())]
-    arrays = []
-    for path in tqdm(paths, desc="load photos", unit=" img", disable=not progress):
-        try:
-            arrays.append(np.asarray(load_rgb(path).resize((SIZE, SIZE), Image.BILINEAR)))
-        except ImageError as exc:
-            log.warning("skipping %s: %s", path, exc)
-    if not arrays:
-        raise ValueError("no readable photos in the catalog to train the autoencoder on")
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-
-
-def train(
-    db: Catalog,
-    epochs: int = DEFAULT_EPOCHS,
-    batch_size: int = 64,
-    progress: bool = True,
-    seed: int = 0,
-    on_epoch: Callable[[int, int, float], None] | None = None,
-) -> list[float]:
-    """Train (or resume training) up to `epochs`; return the mean loss of every epoch so far."""
-    set_threads()
-    torch.manual_seed(seed)
-    placement = devices.current()
-    model = ConvAutoencoder().to(placement.device)
-    scaler = torch.amp.GradScaler(placement.device, enabled=placement.dtype == "float16")  # bf16 needs none
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-    path = checkpoint_path(db)
-    losses: list[float] = []
-    if path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimizer"])
-        losses = list(state["losses"])
-    if len(losses) >= epochs:
-        return losses
-    photos = _load_catalog_photos(db, progress)
-    generator = torch.Generator().manual_seed(seed + len(losses))
-    for epoch in range(len(losses), epochs):
-        model.train()
-        order = torch.randperm(len(photos), generator=generator)
-        total = 0.0
-        steps = range(0, len(photos), batch_size)
-        for start in tqdm(steps, desc=f"autoencoder epoch {epoch + 1}/{epochs}", disable=not progress):
-            batch = photos[order[start : start + batch_size]].to(placement.device).float().div(255.0)
-            with placement.autocast():
-                loss = nn.functional.mse_loss(model(batch), batch)
-            optimiser.zero_grad()
-            scaler.scale(loss).backward()
-            scaler.step(optimiser)
-            scaler.update()
-            total += loss.item() * len(batch)
-        losses.append(total / len(photos))
-        with atomic_path(path) as tmp:
-            torch.save({"model": model.state_dict(), "optimizer": optimiser.state_dict(), "losses": losses}, tmp)
-        if on_epoch:
-            on_epoch(epoch + 1, epochs, losses[-1])
-    return losses
 
 
 class AutoencoderExtractor(TorchImageExtractor):

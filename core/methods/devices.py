@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
+import functools
 import logging
 import os
+import re
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -52,10 +56,14 @@ class Placement:
         return self.dtype or "float32"
 
     def prepare(self, model, channels_last: bool = False):
-        """The model in eval mode on this device (channels-last for convolutional nets)."""
+        """The model in eval mode on this device, its weights in the half precision when there is one
+        (so autocast does not cast them again every batch, and the memory probe sees the real size),
+        channels-last for convolutional nets."""
         import torch
 
         model = model.eval().to(self.device)
+        if self.dtype is not None:
+            model = model.to(getattr(torch, self.dtype))
         return model.to(memory_format=torch.channels_last) if channels_last else model
 
     def tensor(self, batch: np.ndarray, channels_last: bool = False):
@@ -82,7 +90,64 @@ def _no_nvidia_driver() -> bool:
     """True when CUDA certainly cannot be there, decided without importing torch."""
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
         return True
-    return sys.platform == "linux" and not Path("/proc/driver/nvidia").exists() and not Path("/dev/nvidiactl").exists()
+    # /dev/dxg: a WSL2 guest, whose GPU has neither /proc/driver/nvidia nor /dev/nvidiactl
+    signs = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/dxg")
+    return sys.platform == "linux" and not any(Path(sign).exists() for sign in signs)
+
+
+# The oldest NVIDIA driver branch each CUDA major version runs on (NVIDIA's CUDA release notes).
+MIN_DRIVER = {11: 450, 12: 525, 13: 580}
+OLDER_DRIVERS = "docs/scale.md#older-nvidia-drivers"
+
+
+def _driver_version() -> str | None:
+    """The loaded NVIDIA driver's version ('' when a GPU answers but says no version), None without one."""
+    try:
+        text = Path("/proc/driver/nvidia/version").read_text()
+        found = re.search(r"Kernel Module.*?\s(\d{3,}\.\d+(?:\.\d+)?)\s", text)
+        if found:
+            return found.group(1)
+    except OSError:
+        pass
+    try:
+        answer = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "" if Path("/dev/nvidiactl").exists() else None
+    if answer.returncode != 0:
+        return "" if Path("/dev/nvidiactl").exists() else None
+    return answer.stdout.strip().splitlines()[0] if answer.stdout.strip() else ""
+
+
+@functools.cache
+def unusable_gpu() -> str | None:
+    """Why an NVIDIA GPU that is on this machine cannot be used by this torch; None when there is
+    no GPU or torch can use it. Names the driver the installed torch needs."""
+    if _no_nvidia_driver():
+        return None
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    driver = _driver_version()
+    if driver is None:
+        return None
+    build = torch.version.cuda
+    seen = f"an NVIDIA GPU is here (driver {driver or 'version unknown'})"
+    if build is None:
+        return f"{seen} but torch {torch.__version__} is a CPU-only build; install a CUDA build ({OLDER_DRIVERS})"
+    needed = MIN_DRIVER.get(int(build.split(".")[0]))
+    major = int(driver.split(".")[0]) if driver[:1].isdigit() else None
+    if needed and (major is None or major < needed):
+        return (
+            f"{seen} but torch {torch.__version__} is built for CUDA {build}, which needs driver R{needed} or "
+            f"newer; update the driver, or install a torch built for your driver ({OLDER_DRIVERS})"
+        )
+    return f"{seen} but torch {torch.__version__} (CUDA {build}) cannot open it; check `nvidia-smi` as this user"
 
 
 def cuda_available() -> bool:
@@ -91,6 +156,18 @@ def cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+_warned = False
+
+
+def _warn_unusable_gpu() -> None:
+    """`--device auto` fell back to the CPU: say once why, when a GPU is there but unusable."""
+    global _warned
+    reason = None if _warned else unusable_gpu()
+    if reason:
+        _warned = True
+        log.warning("%s; running on the CPU", reason)
 
 
 def mps_available() -> bool:
@@ -108,15 +185,29 @@ def configured() -> str:
 
 def resolve(requested: str | None = None) -> str:
     """`auto`/`cpu`/`cuda`/`mps` (default: the selected or configured one) -> the device to use."""
-    choice = (requested or _selected or settings().device or "auto").strip().lower()
+    asked = requested or _choice()[0]
+    choice = (asked or settings().device or "auto").strip().lower()
+    # name where the choice came from: the option (or the app's setting), else the variable
+    source, fix = (
+        (f"--device {choice}", "use --device cpu or auto")
+        if asked
+        else (
+            f"LOOKALIKE_DEVICE={choice}",
+            "set LOOKALIKE_DEVICE to cpu or auto",
+        )
+    )
     if choice not in CHOICES:
-        raise ValueError(f"unknown device {choice!r}; choose one of {', '.join(CHOICES)}")
+        raise DeviceUnavailable(f"{source} is not a device: choose one of {', '.join(CHOICES)}")
     if choice == "auto":
-        return "cuda" if cuda_available() else "cpu"
+        if cuda_available():
+            return "cuda"
+        _warn_unusable_gpu()
+        return "cpu"
     if choice == "cuda" and not cuda_available():
-        raise DeviceUnavailable("--device cuda: torch sees no CUDA GPU on this machine; use --device cpu or auto")
+        reason = unusable_gpu() or "torch sees no CUDA GPU on this machine"
+        raise DeviceUnavailable(f"{source}: {reason}; {fix}")
     if choice == "mps" and not mps_available():
-        raise DeviceUnavailable("--device mps: Apple MPS is not available here; use --device cpu or auto")
+        raise DeviceUnavailable(f"{source}: Apple MPS is not available here; {fix}")
     return choice
 
 
@@ -133,6 +224,14 @@ def half_dtype(device: str) -> str | None:
 
 _selected: str | None = None
 _precision: str | None = None
+# A block's own choice (`placed`): seen only by the thread (or task) that made it, so one app
+# session's job on the GPU leaves another session's pick, and the process's, alone.
+_placed: contextvars.ContextVar[tuple[str | None, str | None] | None] = contextvars.ContextVar("placed", default=None)
+
+
+def _choice() -> tuple[str | None, str | None]:
+    """(device asked for, precision asked for): the enclosing `placed` block's, else the process's."""
+    return _placed.get() or (_selected, _precision)
 
 
 def select(requested: str | None, precision: str | None = None) -> str:
@@ -148,14 +247,15 @@ def select(requested: str | None, precision: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def placed(requested: str, precision: str | None = None) -> Iterator[str]:
-    """Select a device for the duration of a block (a Ray driver's CPU copy of a model, tests)."""
-    global _selected, _precision
-    saved = _selected, _precision
+def placed(requested: str | None, precision: str | None = None) -> Iterator[str]:
+    """Use a device for the duration of a block, in this thread only (an app session's job, a Ray
+    driver's CPU copy of a model, tests); checked first, like `select`."""
+    device = resolve(requested)
+    token = _placed.set((requested, precision))
     try:
-        yield select(requested, precision)
+        yield device
     finally:
-        _selected, _precision = saved
+        _placed.reset(token)
 
 
 def current(half: str | None = None) -> Placement:
@@ -165,13 +265,22 @@ def current(half: str | None = None) -> Placement:
     the 0.999 cosine to float32 and float16 (11 bits) does not.
     """
     device = resolve()
-    if _precision is not None:
-        return Placement(device, _precision)
+    precision = _choice()[1]
+    if precision is not None:
+        return Placement(device, precision)
     return Placement(device, (half or half_dtype(device)) if device != "cpu" else None)
 
 
 def summary(requested: str | None = None) -> dict:
     """What the Home and Methods pages and `methods --json` show: the device that will be used."""
+    try:
+        return _summary(requested)
+    except ValueError as exc:  # a device that is not here, or LOOKALIKE_THREADS unusable: say so, never raise
+        shown = requested or _choice()[0] or settings().device
+        return {"requested": shown, "device": None, "name": str(exc), "precision": None}
+
+
+def _summary(requested: str | None) -> dict:
     if requested is None:
         placement = current()
     else:
@@ -186,7 +295,7 @@ def summary(requested: str | None = None) -> dict:
     else:
         name = f"CPU, {settings().threads} threads"
     return {
-        "requested": requested or _selected or settings().device,
+        "requested": requested or _choice()[0] or settings().device,
         "device": placement.device,
         "name": name,
         "precision": placement.precision,
@@ -196,13 +305,15 @@ def summary(requested: str | None = None) -> dict:
 def describe(requested: str | None = None) -> str:
     """One line for people, e.g. `cuda (NVIDIA H200), bfloat16`."""
     info = summary(requested)
+    if info["device"] is None:
+        return f"no device: {info['name']}"
     return f"{info['device']} ({info['name']}), {info['precision'] or 'float32'}"
 
 
 CPU_FAMILIES = ("colour", "hybrid")  # methods that never run a torch model
 
 
-def method_device(family: str, device: str) -> str:
+def method_device(family: str, device: str | None) -> str | None:
     """The device a method of this family runs on when torch methods go to `device`."""
     return "cpu" if family in CPU_FAMILIES else device
 
@@ -229,8 +340,8 @@ def free_memory(device: str) -> int | None:
     """Free accelerator memory in bytes (None on the CPU, where RAM is not the limit)."""
     import torch
 
-    if device == "cuda":
-        return int(torch.cuda.mem_get_info()[0])
+    if device == "cuda":  # the driver's free memory and the blocks torch holds cached but unused
+        return int(torch.cuda.mem_get_info()[0] + torch.cuda.memory_reserved() - torch.cuda.memory_allocated())
     if device == "mps":
         return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
     return None
@@ -268,16 +379,52 @@ def batch_size(extractor, requested: int | None, placement: Placement | None = N
     return chosen
 
 
-def forward_fitting(forward: Callable[[np.ndarray], np.ndarray], batch: np.ndarray) -> np.ndarray:
-    """`forward(batch)`, halving the batch while the accelerator runs out of memory."""
+class FittingForward:
+    """`forward(batch)` in slices that fit the accelerator's memory, halving the slice on out-of-memory.
+
+    The retry happens after the `except` block has ended: inside it, the traceback keeps the failed
+    call's tensors alive, so no smaller slice could fit either. The cache is emptied before the
+    retry, and the size that worked is kept for every later batch (which would fail the same way).
+    """
+
+    def __init__(self, forward: Callable[[np.ndarray], np.ndarray]):
+        self.forward = forward
+        self.size: int | None = None  # the largest slice known to fit (None: any so far)
+
+    def _attempt(self, batch: np.ndarray) -> np.ndarray | None:
+        """forward(batch), or None when it ran out of memory (the failed call's frames are gone on return)."""
+        import torch
+
+        try:
+            return self.forward(batch)
+        except torch.OutOfMemoryError:
+            if len(batch) == 1:
+                raise
+            return None
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        parts, start = [], 0
+        while start < len(batch):
+            size = min(self.size or len(batch), len(batch) - start)
+            result = self._attempt(batch[start : start + size])
+            if result is None:
+                release_cache()
+                self.size = size // 2
+                log.warning("out of GPU memory at batch %d; going on with %d", size, self.size)
+                continue
+            parts.append(result)
+            start += size
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def release_cache() -> None:
+    """Hand the allocator's cached blocks back, so a smaller retry can use them."""
+    import gc
+
     import torch
 
-    try:
-        return forward(batch)
-    except torch.OutOfMemoryError:
-        if len(batch) == 1:
-            raise
+    gc.collect()
+    if torch.cuda.is_initialized():
         torch.cuda.empty_cache()
-        log.warning("out of GPU memory at batch %d; halving it", len(batch))
-        half = len(batch) // 2
-        return np.concatenate([forward_fitting(forward, batch[:half]), forward_fitting(forward, batch[half:])])
+    elif torch.backends.mps.is_available():
+        torch.mps.empty_cache()

@@ -9,27 +9,46 @@ A derived method: a catalog's hybrid vectors are combined from its parts' stored
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from core.catalog.db import Catalog
 from core.methods.base import DerivedExtractor, l2_normalise
 from core.methods.registry import MethodSpec
-from core.settings import settings
+from core.settings import DEFAULT_HYBRID, settings
 
 
 def parse_weights(text: str) -> dict[str, float]:
-    """'a=0.8,b=0.2' -> {'a': 0.8, 'b': 0.2}, normalised to sum to 1."""
-    weights = {}
+    """'a=0.8,b=0.2' -> {'a': 0.8, 'b': 0.2}, normalised to sum to 1; ValueError naming the bad part."""
+    weights: dict[str, float] = {}
     for part in text.split(","):
-        name, _, value = part.partition("=")
-        weights[name.strip()] = float(value)
+        name, sep, value = (piece.strip() for piece in part.partition("="))
+        if not sep or not name:
+            raise ValueError(f"{part.strip()!r} is not METHOD=WEIGHT (e.g. efficientnet_lite0=0.8,color_hist=0.2)")
+        try:
+            weight = float(value)
+        except ValueError:
+            raise ValueError(f"the weight of {name}, {value!r}, is not a number") from None
+        if not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"the weight of {name} must be a finite number of at least 0, not {value!r}")
+        if name in weights:
+            raise ValueError(f"{name} is given two weights")
+        weights[name] = weight
     total = sum(weights.values())
-    if total <= 0 or any(w < 0 for w in weights.values()):
-        raise ValueError(f"hybrid weights must be non-negative and not all zero: {text!r}")
+    if total <= 0:
+        raise ValueError(f"at least one weight must be above 0 in {text!r}")
     return {name: w / total for name, w in weights.items()}
 
 
-WEIGHTS = parse_weights(settings().hybrid)
+def configured() -> tuple[dict[str, float], str | None]:
+    """The weights `LOOKALIKE_HYBRID` sets, with None; or the default weights with the one-line reason
+    the variable cannot be used (the hybrid method is then unavailable; nothing else is affected)."""
+    text = settings().hybrid
+    try:
+        return parse_weights(text), None
+    except ValueError as exc:
+        return parse_weights(DEFAULT_HYBRID), f"LOOKALIKE_HYBRID={text!r} cannot be used: {exc}"
 
 
 def combine(parts: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
@@ -42,7 +61,7 @@ def combine(parts: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarr
 class Hybrid(DerivedExtractor):
     def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
         super().__init__(spec, catalog)
-        self.weights = WEIGHTS
+        self.weights = configured()[0]
 
     def combine(self, part_vectors: dict[str, np.ndarray]) -> np.ndarray:
         return combine(part_vectors, self.weights)

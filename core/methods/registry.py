@@ -72,6 +72,13 @@ class MethodSpec:
         """Fetch the weights (online) into the method's local folder; return that folder."""
         if self.downloader is None:
             raise ValueError(f"{self.name} has no hub weights to download ({self.weights})")
+        from core.methods.weights import hub_problem, local_dir
+
+        problem = hub_problem()
+        if problem:
+            raise WeightsMissing(
+                f"{self.name}: cannot download: {problem}. Or copy the model's files into {local_dir(self.name, catalog)}"
+            )
         return _resolve(self.downloader)(self.name, catalog)
 
 
@@ -138,6 +145,25 @@ def list_methods(catalog: Catalog | None = None) -> list[dict]:
             "weights": spec.weights,
         }
         if spec.training is not None:
-            row |= {"bases": list(spec.parts), "training": spec.training}
+            row |= {"bases": spec.training.get("bases", list(spec.parts)), "training": spec.training}
         rows.append(row)
     return rows
+
+
+def method_states(catalog: Catalog | None = None) -> list[dict]:
+    """Every method as scripts see it (`methods --json`, the API's /methods): name, kind, whether it
+    can run here and why not, the device it would run on, and a tuned method's bases and training."""
+    from core.methods import devices
+
+    try:
+        device = devices.resolve()
+    except ValueError:  # LOOKALIKE_DEVICE unusable here: torch methods get no device, the rest are listed
+        device = None
+    return [
+        {
+            **{k: m[k] for k in ("name", "kind", "available", "reason")},
+            "device": devices.method_device(m["family"], device),
+            **{k: m[k] for k in ("bases", "training") if k in m},
+        }
+        for m in list_methods(catalog)
+    ]

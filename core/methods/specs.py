@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 from core.catalog.db import Catalog
 from core.methods import weights
-from core.methods.hybrid import WEIGHTS as HYBRID_WEIGHTS
-from core.methods.registry import MethodSpec, get_spec, register
+from core.methods.hybrid import configured as hybrid_configured
+from core.methods.hybrid import parse_weights
+from core.methods.registry import MethodSpec, UnknownMethod, get_spec, register
+from core.settings import DEFAULT_HYBRID, settings
 
 Availability = Callable[[Catalog | None], "str | None"]
 
@@ -180,21 +182,44 @@ for _method, _cp in CHECKPOINTS.items():
             downloader="core.methods.transformers_models:download",
         )
     )
-register(
-    MethodSpec(
+
+
+def _image_method(name: str) -> bool:
+    try:
+        spec = get_spec(name)
+    except UnknownMethod:
+        return False
+    return spec.kind == "image" and not spec.derived
+
+
+def _hybrid_spec() -> MethodSpec:
+    """`hybrid` as LOOKALIKE_HYBRID sets it. When the variable cannot be used (not numbers, an unknown
+    or non-image part) the method is unavailable, with the reason naming the variable; no other
+    method or command is affected."""
+    weights, problem = hybrid_configured()
+    unknown = [name for name in weights if not _image_method(name)]
+    if unknown and not problem:
+        problem = (
+            f"LOOKALIKE_HYBRID={settings().hybrid!r} cannot be used: {', '.join(unknown)} is not an image "
+            "method (`python -m core methods` lists them)"
+        )
+        weights = parse_weights(DEFAULT_HYBRID)
+    return MethodSpec(
         name="hybrid",
-        version="1|" + ",".join(f"{n}={w:.3f}:{get_spec(n).version}" for n, w in HYBRID_WEIGHTS.items()),
+        version="1|" + ",".join(f"{n}={w:.3f}:{get_spec(n).version}" for n, w in weights.items()),
         kind="image",
-        dim=sum(get_spec(n).dim for n in HYBRID_WEIGHTS),
+        dim=sum(get_spec(n).dim for n in weights),
         metric="angular",
         family="hybrid",
-        description="Weighted fusion: " + " + ".join(f"{w:.2f} {n}" for n, w in HYBRID_WEIGHTS.items()),
+        description="Weighted fusion: " + " + ".join(f"{w:.2f} {n}" for n, w in weights.items()),
         weights="its parts'",
         factory="core.methods.hybrid:Hybrid",
-        availability=parts_available("hybrid", tuple(HYBRID_WEIGHTS)),
-        parts=tuple(HYBRID_WEIGHTS),
+        availability=(lambda catalog: problem) if problem else parts_available("hybrid", tuple(weights)),
+        parts=tuple(weights),
     )
-)
+
+
+register(_hybrid_spec())
 register(
     MethodSpec(
         name="minilm",

@@ -5,10 +5,19 @@ Nothing here imports a model library, so checking whether a method can run is fa
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import socket
+import sqlite3
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from core.catalog.db import Catalog
+from core.catalog.db import Catalog, files_dir
+from core.files.atomic import atomic_path
 from core.settings import settings
+
+log = logging.getLogger(__name__)
 
 WEIGHT_FILES = (
     "model.safetensors",
@@ -32,6 +41,20 @@ def local_dir(method: str, catalog: Catalog | None) -> Path:
 
 def offline() -> bool:
     return settings().offline
+
+
+def hub_problem(timeout: float = 5.0) -> str | None:
+    """Why the Hugging Face hub cannot be reached from here right now (None when it answers a
+    connection), decided in seconds so an offline download fails at once, in one line."""
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    if offline():
+        return "HF_HUB_OFFLINE is set, so nothing is downloaded; unset it on a machine that is online"
+    parts = urlsplit(endpoint)
+    try:
+        socket.create_connection((parts.hostname or "huggingface.co", parts.port or 443), timeout=timeout).close()
+    except OSError as exc:
+        return f"cannot reach {parts.hostname} ({exc.strerror or exc}); this machine looks offline"
+    return None
 
 
 def has_weights(folder: Path) -> bool:
@@ -81,5 +104,35 @@ def minilm_folder() -> Path:
 
 
 def autoencoder_checkpoint(catalog: Catalog | None) -> Path:
-    """The autoencoder trained on this catalog (`python -m core train-autoencoder`)."""
-    return local_dir("autoencoder", catalog) / "checkpoint.pt"
+    """The autoencoder trained on this catalog (`python -m core train-autoencoder`), in its own folder.
+
+    Without a catalog (a Ray worker): `$LOOKALIKE_AUTOENCODER`, which the driver sets, else the one
+    of the settings' catalog. A checkpoint in the shared models folder (where older versions kept
+    it) is taken over by the catalog whose stored autoencoder vectors it made, and by no other.
+    """
+    if catalog is None:
+        if settings().autoencoder:
+            return settings().autoencoder
+        return files_dir(settings().db) / "trained" / "autoencoder" / "checkpoint.pt"
+    own = catalog.trained_dir / "autoencoder" / "checkpoint.pt"
+    if not own.exists():
+        _adopt_legacy_checkpoint(catalog, own)
+    return own
+
+
+def _adopt_legacy_checkpoint(catalog: Catalog, own: Path) -> None:
+    """Copy `<models>/autoencoder/checkpoint.pt` to `own` when this catalog's autoencoder vectors are its."""
+    legacy = catalog.models_dir / "autoencoder" / "checkpoint.pt"
+    if not legacy.is_file():
+        return
+    try:
+        data = legacy.read_bytes()
+        version = f"1-{hashlib.sha256(data).hexdigest()[:12]}"
+        mine = catalog.execute(
+            "SELECT 1 FROM embeddings WHERE method = 'autoencoder' AND version = ? LIMIT 1", [version]
+        ).fetchone()
+        if mine:
+            with atomic_path(own) as tmp:
+                tmp.write_bytes(data)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("could not take over %s: %s", legacy, exc)

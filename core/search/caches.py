@@ -7,6 +7,7 @@
 | `VERSIONS` | (catalog file, method) | the method versions that made its vectors | the vector generation is unchanged |
 | `EXTRACTORS` | (method, version, catalog file) | a loaded feature extractor (a model) | the process lives |
 | `INDICES` | (index file, build) | a memory-mapped Annoy index | no newer build of that file is loaded |
+| `FIELDS` | (catalog file,) | the fields that can group items (`grouping_fields`) | the items' count, newest row and last update are unchanged |
 
 The vector generation is the catalog's per-method change counter (moved by triggers on every
 insert, update and delete of a vector), so a cached entry is never served after its vectors changed.
@@ -26,9 +27,10 @@ COUNTS: dict[tuple[str, str], tuple[int, int]] = {}
 VERSIONS: dict[tuple[str, str], tuple[int, set[str]]] = {}
 EXTRACTORS: dict[tuple[str, str, str], Any] = {}
 INDICES: dict[tuple[str, str], Any] = {}
+FIELDS: dict[tuple[str], tuple[Any, list[str]]] = {}
 
 
-def current(cache: dict, key: tuple, generation: int, load: Callable[[], T]) -> T:
+def current(cache: dict, key: tuple, generation: Any, load: Callable[[], T]) -> T:
     """The value cached under `key` if it was made at `generation`; else `load()`, cached with it."""
     cached = cache.get(key)
     if cached and cached[0] == generation:
@@ -50,5 +52,5 @@ def once(cache: dict, key: tuple, load: Callable[[], T]) -> T:
 def clear(*caches: dict) -> None:
     """Forget the given caches (every one when none is named): tests, or files replaced by hand."""
     with LOCK:
-        for cache in caches or (MATRICES, COUNTS, VERSIONS, EXTRACTORS, INDICES):
+        for cache in caches or (MATRICES, COUNTS, VERSIONS, EXTRACTORS, INDICES, FIELDS):
             cache.clear()

@@ -1,7 +1,7 @@
 """Annoy indices: build from the catalog's vectors, write atomically, load memory-mapped, never stale.
 
-Each method's index is three files in `<data folder>/indices/`: `<method>.ann` (Annoy),
-`<method>.ids` (item id per Annoy position) and `<method>.json` (the manifest: method, versions,
+Each method's index is three files in the catalog's own `indices/` folder (`data/shop.db` -> `data/shop/indices/`): `<method>.ann` (Annoy),
+`<method>.ids` (a JSON list: the item id at each Annoy position) and `<method>.json` (the manifest: method, versions,
 metric, dimension, trees, item count, vector checksum, vector generation, build time, file
 sizes and fingerprints). Every file is written to a temporary name and renamed, manifest last;
 the catalog's `indices` table records which build it expects.
@@ -171,7 +171,7 @@ def build_index(db: sqlite_utils.Database, method: str, trees: int | None = None
         annoy.unload()
         size, ann_digest = tmp.stat().st_size, file_digest(tmp)
     with atomic_path(ids_path) as tmp:
-        tmp.write_text("\n".join(ids) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(ids, ensure_ascii=True), encoding="ascii")  # any id round-trips
         ids_digest = file_digest(tmp)
     info = IndexInfo(
         method=method,
@@ -245,26 +245,38 @@ def _open(db: sqlite_utils.Database, method: str, info: IndexInfo) -> LoadedInde
             raise IndexUnavailable("index file damaged (fingerprint differs)")
         if info.ids_digest and file_digest(ids_path) != info.ids_digest:
             raise IndexUnavailable("index id list damaged (fingerprint differs)")
-        ids = ids_path.read_text(encoding="utf-8").splitlines()
+        ids = json.loads(ids_path.read_text(encoding="ascii"))
         annoy = AnnoyIndex(info.dim, info.annoy_metric)
         annoy.load(str(ann_path))  # memory-mapped: pages shared by every session and process
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: an id list of an older layout, or damaged
         raise IndexUnavailable(f"index unreadable ({exc})") from None
-    if annoy.get_n_items() != len(ids) or len(ids) != info.items:
+    if not isinstance(ids, list) or annoy.get_n_items() != len(ids) or len(ids) != info.items:
         annoy.unload()
         raise IndexUnavailable("index does not match its manifest")
     return LoadedIndex(info, ids, annoy)
 
 
+def _held_build(db: sqlite_utils.Database, method: str) -> LoadedIndex | None:
+    """A build of the method's index this process has loaded that was made from its current vectors."""
+    path, current = str(_paths(db, method)[0]), generation(db, method)
+    return next((v for k, v in caches.INDICES.items() if k[0] == path and v.info.generation == current), None)
+
+
 def load_index(db: sqlite_utils.Database, method: str, rebuild: bool = True, progress: bool = False) -> LoadedIndex:
     """The method's index, memory-mapped and cached per process; rebuilt first if stale or damaged.
 
-    With `rebuild=False` an unusable index raises IndexUnavailable (with the command to fix it).
+    With `rebuild=False`, or on a catalog opened read-only (the API server), an unusable index raises
+    IndexUnavailable (with the command to fix it), except while another process rebuilds it from
+    the same vectors: the build already loaded is served until the new one is complete.
     """
     hint = f"run `python -m core index --method {method}`"
+    rebuild = rebuild and not getattr(db, "read_only", False)  # a read-only reader never writes an index
     with caches.LOCK:
         reason = problem(db, method)
         if reason:
+            held = None if rebuild else _held_build(db, method)
+            if held is not None:  # a rebuild from the same vectors is under way: serve the build we hold
+                return held
             if not rebuild:
                 raise IndexUnavailable(f"{method} index unusable: {reason}; {hint}")
             log.warning("rebuilding %s index: %s", method, reason)

@@ -25,7 +25,7 @@ from core.catalog import filters as filtering
 from core.catalog import vectors
 from core.catalog.db import Catalog
 from core.catalog.images import ImageError, sha256_bytes
-from core.catalog.items import item_cards, item_column
+from core.catalog.items import catalog_id, item_cards, item_column
 from core.catalog.vectors import missing_vectors
 from core.search import caches
 from core.search.index import generation, load_index
@@ -246,6 +246,8 @@ def search(
         raise SearchError("k must be at least 1")
     if sum(q is not None for q in (item_id, image, text)) != 1:
         raise SearchError("give exactly one of an item id, a photo or a text to search with")
+    if item_id is not None:
+        item_id = catalog_id(db, str(item_id))
     weights = method if isinstance(method, dict) else {method: 1.0}
     weights = {m: float(w) for m, w in weights.items() if float(w) > 0}
     if not weights:

@@ -1,15 +1,19 @@
 """Catalog: import listings with photos, browse with filters, open an item."""
 
+import logging
 import tempfile
 from pathlib import Path
 
 import streamlit as st
 
+from core.catalog.db import busy
 from core.catalog.importers import Columns, import_csv, import_farfetch
 from core.catalog.items import browse, item_detail, stats
+from core.files import failures
 
 import ui
 
+log = logging.getLogger(__name__)
 database = ui.db()
 st.title("Catalog")
 
@@ -31,30 +35,35 @@ with st.expander("Import a catalog", expanded=stats(database)["items"] == 0):
     if submitted:
         if upload is None:
             st.warning("Choose a CSV file first.")
+        elif busy(database.path):
+            st.error(failures.busy_line(database.path))
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 csv_path = Path(tmp) / "upload.csv"  # the uploaded name is never used as a path
                 csv_path.write_bytes(upload.getvalue())
                 images = Path(folder).expanduser() if folder.strip() else None
+                columns = Columns(id=id_col, title=title_col, category=category_col, colour=colour_col)
                 with st.spinner("Importing…"):
-                    if kind == "Farfetch listings":
-                        report = import_farfetch(database, csv_path, images, progress=False)
-                    else:
-                        report = import_csv(
-                            database,
-                            csv_path,
-                            images,
-                            Columns(id=id_col, title=title_col, category=category_col, colour=colour_col),
-                            progress=False,
-                        )
-            (st.success if report.ok else st.error)(
-                f"{report.items} items imported from {report.rows} rows; photos ok {report.images_ok}, "
-                f"not usable {report.images_bad}."
-            )
-            if report.problems:
-                st.dataframe(
-                    [{"where": p.where, "problem": p.reason} for p in report.problems], hide_index=True, width="stretch"
+                    try:
+                        if kind == "Farfetch listings":
+                            report = import_farfetch(database, csv_path, images, progress=False)
+                        else:
+                            report = import_csv(database, csv_path, images, columns, progress=False)
+                    except failures.FAILURES + (ValueError, RuntimeError) as exc:  # the CLI's one line
+                        log.info("import failed", exc_info=True)
+                        report = None
+                        st.error(f"Import stopped: {failures.one_line(exc, database.path)}")
+            if report is not None:
+                (st.success if report.ok else st.error)(
+                    f"{report.items} items imported from {report.rows} rows; photos ok {report.images_ok}, "
+                    f"not usable {report.images_bad}."
                 )
+                if report.problems:
+                    st.dataframe(
+                        [{"where": p.where, "problem": p.reason} for p in report.problems],
+                        hide_index=True,
+                        width="stretch",
+                    )
 
 st.subheader("Browse")
 filters = ui.filter_widgets(database, "browse")

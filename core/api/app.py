@@ -1,0 +1,317 @@
+"""The FastAPI application: look-alikes by item, photo or text, the methods, a health check.
+
+Every request reads the catalog through its worker thread's own read-only connection, inside one
+read transaction: all it reads (vectors, their change counter, labels) comes from one snapshot,
+so an `embed`, `index` or `tune` running beside the server never mixes two states in one answer.
+Errors are JSON `{"error": "one line"}` with a 4xx status for anything the caller can fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from core.api import uploads
+from core.api.keys import key_matches, load_keys
+from core.catalog.db import Catalog, CatalogError, open_catalog
+from core.catalog.filters import parse_filters
+from core.catalog.images import sha256_bytes
+from core.catalog.importers import strip_credentials
+from core.catalog.vectors import missing_vectors, stored_versions
+from core.curation.labels import Query as LabelQuery
+from core.curation.labels import current_labels
+from core.methods import UnknownMethod, WeightsMissing, get_spec
+from core.methods.registry import method_states
+from core.search import caches
+from core.search.index import IndexUnavailable, generation
+from core.search.queries import SearchError, search, vector_count
+from core.settings import DEFAULT_METHOD, settings
+
+log = logging.getLogger(__name__)
+
+MAX_K = 1000
+TEXT_METHOD = "minilm"
+RETRY_S = 30  # what a 503 during a re-embed or rebuild asks the caller to wait
+
+
+class ApiError(Exception):
+    """A reply other than 200, with its one-line reason."""
+
+    def __init__(self, status: int, message: str, retry_after: int | None = None):
+        super().__init__(message)
+        self.status, self.message, self.retry_after = status, message, retry_after
+
+
+class Result(BaseModel):
+    item_id: str
+    score: float
+    title: str | None
+    image_url: str | None
+    relevant: bool | None  # the team's latest label for this query and item; null when unlabelled
+
+
+class Results(BaseModel):
+    method: str
+    version: str
+    results: list[Result]
+
+
+class Error(BaseModel):
+    error: str
+
+
+Count = Annotated[int, Query(ge=1, le=MAX_K, description="how many results")]
+Filters = Annotated[
+    list[str],
+    Query(alias="filter", description="KEY=VALUE (category, gender, brand, colour, price_max, ...), repeatable"),
+]
+ERRORS = {code: {"model": Error} for code in (401, 404, 413, 415, 422, 503)}
+
+
+class Reader:
+    """One read-only connection to the catalog per worker thread, opened on first use."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._local = threading.local()
+
+    def catalog(self) -> Catalog:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = open_catalog(self.path, read_only=True)
+        return db
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Catalog]:
+        """The catalog inside one read transaction: every read sees the same committed state."""
+        db = self.catalog()
+        db.conn.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+
+
+def _checked_method(db: Catalog, method: str) -> str:
+    """The version of a method's stored vectors: 404 for an unknown method, 422 when it has none,
+    503 while a re-embed is half done (vectors of two versions must never answer together)."""
+    try:
+        get_spec(method, db)
+    except UnknownMethod as exc:
+        raise ApiError(404, f"{exc}; GET /methods lists them") from None
+    if vector_count(db, method) == 0:
+        raise ApiError(422, missing_vectors(method))
+    versions = caches.current(
+        caches.VERSIONS, (str(db.path), method), generation(db, method), lambda: stored_versions(db, method)
+    )
+    if len(versions) > 1:
+        raise ApiError(503, f"{method} is being re-embedded; its results return when that finishes", RETRY_S)
+    return next(iter(versions))
+
+
+def _filters(pairs: list[str]) -> dict:
+    try:
+        return parse_filters(pairs)
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from None
+
+
+def _results(method: str, version: str, hits, labels: dict[str, bool]) -> Results:
+    return Results(
+        method=method,
+        version=version,
+        results=[
+            Result(
+                item_id=h.item_id,
+                score=h.score,
+                title=h.title,
+                image_url=strip_credentials(h.image_url) if h.image_url else None,
+                relevant=labels.get(h.item_id),
+            )
+            for h in hits
+        ],
+    )
+
+
+def _item_exists(db: Catalog, item_id: str) -> bool:
+    return db.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone() is not None
+
+
+def _search(db: Catalog, method: str, **query):
+    """`search`, its one-line refusals as 422 (an unknown item as 404), an unusable index as 503."""
+    try:
+        return search(db, method, **query).results
+    except SearchError as exc:
+        item = query.get("item_id")
+        raise ApiError(404 if item is not None and not _item_exists(db, item) else 422, str(exc)) from None
+    except WeightsMissing as exc:
+        raise ApiError(422, str(exc)) from None
+    except IndexUnavailable as exc:
+        raise ApiError(503, str(exc), RETRY_S) from None
+
+
+def _routes(reader: Reader) -> APIRouter:
+    """The endpoints that need a key (when keys are set)."""
+    router = APIRouter(responses=ERRORS)
+
+    @router.get("/items/{item_id}/similar", response_model=Results)
+    def similar_items(
+        item_id: str,
+        k: Count = 10,
+        method: str = DEFAULT_METHOD,
+        filters: Filters = [],  # noqa: B006 - FastAPI copies defaults
+        only_relevant: bool = False,
+    ) -> Results:
+        """The k catalog items most like a catalog item (itself excluded), as `search --item` ranks them."""
+        parsed = _filters(filters)
+        with reader.snapshot() as db:
+            version = _checked_method(db, method)
+            hits = _search(db, method, item_id=item_id, k=k, filters=parsed)
+            labels = current_labels(db, LabelQuery.item(item_id))
+        if only_relevant:
+            hits = [h for h in hits if labels.get(h.item_id)]
+        return _results(method, version, hits, labels)
+
+    @router.get("/search/text", response_model=Results)
+    def search_text(
+        q: Annotated[str, Query(min_length=1, max_length=1000, description="the words to search for")],
+        k: Count = 10,
+        method: str = TEXT_METHOD,
+    ) -> Results:
+        """Catalog items whose titles and descriptions (minilm) or photos (clip, fashion_clip) match the words."""
+        with reader.snapshot() as db:
+            version = _checked_method(db, method)
+            return _results(method, version, _search(db, method, text=q, k=k), {})
+
+    @router.post(
+        "/search/image",
+        response_model=Results,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["file"],
+                            "properties": {"file": {"type": "string", "format": "binary"}},
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def search_image(request: Request, k: Count = 10, method: str = DEFAULT_METHOD) -> Results:
+        """Catalog items most like an uploaded photo (JPEG, PNG, WebP or AVIF, at most 20 MB, field `file`)."""
+        data = await uploads.read_photo(request)
+        uploads.check_photo(data)
+
+        def run() -> Results:
+            with reader.snapshot() as db:
+                version = _checked_method(db, method)
+                hits = _search(db, method, image=data, k=k)
+                labels = current_labels(db, LabelQuery.upload(sha256_bytes(data)))
+                return _results(method, version, hits, labels)
+
+        return await run_in_threadpool(run)
+
+    @router.get("/methods")
+    def methods() -> list[dict]:
+        """Every method, whether it can run here (and if not, why), as `python -m core methods --json`."""
+        with reader.snapshot() as db:
+            return method_states(db)
+
+    return router
+
+
+_BEARER = HTTPBearer(auto_error=False, description="an API key (LOOKALIKE_API_KEY or the keys file)")
+
+
+async def require_key(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+) -> None:
+    """`Authorization: Bearer KEY` with one of the app's keys, when it has any; 401 otherwise."""
+    keys = request.app.state.keys
+    if keys and not (credentials and key_matches(credentials.credentials, keys)):
+        raise ApiError(401, "a valid API key is needed: send Authorization: Bearer KEY")
+
+
+def _error(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _one_line(exc: RequestValidationError) -> str:
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("query", "path", "body"))
+    return f"{where}: {first.get('msg', 'invalid request')}" if where else first.get("msg", "invalid request")
+
+
+def _install_errors(app: FastAPI) -> None:
+    """Every error as JSON with one line; the unexpected ones logged with their traceback."""
+    statuses = {
+        uploads.UploadTooLarge: 413,
+        uploads.NotAPhoto: 415,
+        uploads.NoPhoto: 422,
+        CatalogError: 503,
+        sqlite3.OperationalError: 503,
+    }
+    app.add_exception_handler(ApiError, lambda _, exc: _error(exc.status, exc.message, exc.retry_after))
+    app.add_exception_handler(RequestValidationError, lambda _, exc: _error(422, _one_line(exc)))
+    app.add_exception_handler(HTTPException, lambda _, exc: _error(exc.status_code, str(exc.detail)))
+    for kind, status in statuses.items():
+        app.add_exception_handler(kind, lambda _, exc, status=status: _logged(status, exc))
+
+    def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return _error(500, "internal error; the server log has the details")
+
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _logged(status: int, exc: Exception) -> JSONResponse:
+    if status >= 500:
+        log.warning("answered %d: %s", status, exc)
+    return _error(
+        status, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, RETRY_S if status == 503 else None
+    )
+
+
+def create_app(db: str | Path | None = None, keys: tuple[str, ...] | None = None) -> FastAPI:
+    """The API over the catalog at `db` (default: the settings'), asking for one of `keys`
+    (default: the settings' keys; none: no key asked)."""
+    reader = Reader(Path(db or settings().db))
+    keys = load_keys() if keys is None else keys
+    app = FastAPI(
+        title="Lookalike API",
+        summary="Look-alike products from the curated catalog: by item, photo or text.",
+        version="1",
+    )
+    _install_errors(app)
+
+    @app.get("/healthz", responses={503: {"model": Error}})
+    def healthz() -> dict:
+        """200 when the catalog opens (no key needed)."""
+        with reader.snapshot() as db:
+            items = db.execute("SELECT count(*) FROM items").fetchone()[0]
+        return {"status": "ok", "items": items}
+
+    app.state.keys = keys
+    app.include_router(_routes(reader), dependencies=[Depends(require_key)])
+    return app

@@ -1,0 +1,66 @@
+"""`python -m core serve`: the API on uvicorn, on loopback unless told otherwise, never open without a key."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+from core.api.keys import load_keys
+from core.catalog.db import open_catalog
+from core.settings import reload
+
+
+class ServeError(ValueError):
+    """A server that must not start, in one line."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` only listens on this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to an outside address
+
+
+def check_bind(host: str, keys: tuple[str, ...]) -> None:
+    """Refuse to listen beyond this machine without a key."""
+    if not keys and not is_loopback(host):
+        raise ServeError(
+            f"refusing to serve on {host} without an API key: set LOOKALIKE_API_KEY (or "
+            "LOOKALIKE_API_KEYS_FILE), or keep the default --host 127.0.0.1"
+        )
+
+
+def one_blas_thread() -> None:
+    """One BLAS thread per server process: requests run side by side, each on one core. A matrix
+    product that spreads over every core per request is ten times slower under concurrent load."""
+    from threadpoolctl import threadpool_limits
+
+    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # NumPy's BLAS; models keep LOOKALIKE_THREADS
+        os.environ[name] = "1"  # worker processes (--workers) start with it
+    threadpool_limits(1, user_api="blas")  # this process: NumPy is already loaded
+
+
+def serve(db: Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "info") -> None:
+    """Check the keys, the address and the catalog, then serve until stopped (Ctrl+C)."""
+    import uvicorn
+
+    keys = load_keys()
+    check_bind(host, keys)
+    open_catalog(db, read_only=True).conn.close()  # a missing or unreadable catalog: one line, before binding
+    os.environ["LOOKALIKE_DB"] = str(Path(db).resolve())  # the app (in each worker process) is built from it
+    reload()
+    one_blas_thread()
+    uvicorn.run(
+        "core.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=True,  # X-Forwarded-For/-Proto from a reverse proxy on this machine (docs/api.md)
+        server_header=False,
+    )

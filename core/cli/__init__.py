@@ -1,0 +1,60 @@
+"""The command line (`lookalike`, or `python -m core`): a thin layer over the library.
+
+Each command group (catalog.py, methods.py, tune.py, search.py, curation.py, serve.py) parses its arguments,
+calls one library function and prints (a table for people, `--json` for scripts); common.py holds
+what they share. Errors become one line on stderr and exit 2; details go to the log (`-v`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sqlite3
+import sys
+from pathlib import Path
+
+from core.catalog.db import CatalogError
+from core.cli import catalog, curation, methods, search, serve, tune
+from core.cli.common import Parser, global_options
+from core.files import failures
+
+log = logging.getLogger("core")
+
+GROUPS = (catalog, methods, tune, search, curation, serve)  # the order `--help` lists their commands in
+
+
+def program_name() -> str:
+    """How the user started us: `python -m core` or the installed `lookalike` script."""
+    return "python -m core" if Path(sys.argv[0]).name == "__main__.py" else "lookalike"
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = Parser(prog=prog or program_name(), description="Lookalike catalog tools")
+    global_options(parser)
+    common = argparse.ArgumentParser(add_help=False)
+    global_options(common, given_only=True)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in GROUPS:
+        group.add_commands(sub, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, or a bad argument already told in one line
+        return int(stop.code or 0)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        if getattr(args, "check_method", None):
+            args.method = args.check_method(args.method, args.db)
+        return args.func(args)
+    except (CatalogError, OSError, ValueError, RuntimeError, sqlite3.Error, MemoryError) as exc:
+        log.info("command failed", exc_info=True)  # the details, shown with -v
+        print(f"error: {failures.one_line(exc, args.db)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; everything finished so far is saved", file=sys.stderr)
+        return 130

@@ -1,0 +1,85 @@
+"""Catalog commands: import-farfetch, import-csv, stats, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from core.cli.common import catalog, print_report
+from core.settings import DEFAULT_METHOD
+
+
+def cmd_import_farfetch(args: argparse.Namespace) -> int:
+    from core.catalog.importers import import_farfetch
+
+    report = import_farfetch(
+        catalog(args), args.csv, args.images, download=args.download, allow_private_hosts=args.allow_private_hosts
+    )
+    return print_report(report, args.json)
+
+
+COLUMN_FLAGS = ("id", "title", "category", "colour", "brand", "gender", "image", "description", "price")
+
+
+def cmd_import_csv(args: argparse.Namespace) -> int:
+    from core.catalog.importers import Columns, import_csv
+
+    given = {flag: getattr(args, f"{flag}_col") for flag in COLUMN_FLAGS}
+    columns = Columns(**{k: v for k, v in given.items() if v is not None})
+    report = import_csv(catalog(args), args.csv, args.images, columns)
+    return print_report(report, args.json)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from core.catalog.items import stats
+
+    figures = stats(catalog(args, read_only=True))
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        print(f"items       {figures['items']}")
+        print(f"images ok   {figures['images_ok']}")
+        print(
+            f"images bad  {figures['images_bad']} (missing {figures['images_missing']}, "
+            f"unreadable {figures['images_unreadable']})"
+        )
+        for method, count in sorted(figures["vectors"].items()):
+            print(f"vectors     {method}: {count}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from core.demo import setup_demo
+
+    report = setup_demo(catalog(args))
+    print(f"demo catalog ready at {args.db}: {report.items} items, embedded and indexed with {DEFAULT_METHOD}")
+    return 0 if report.ok else 1
+
+
+def add_commands(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("import-farfetch", parents=[common], help="import a Farfetch listings CSV")
+    p.add_argument("csv", type=Path)
+    p.add_argument(
+        "--images", type=Path, help="folder of photos named by URL basename (default: images/ beside the CSV)"
+    )
+    p.add_argument("--download", action="store_true", help="fetch missing photos first (online)")
+    p.add_argument(
+        "--allow-private-hosts",
+        action="store_true",
+        help="let --download fetch from loopback, link-local and private addresses",
+    )
+    p.set_defaults(func=cmd_import_farfetch)
+
+    p = sub.add_parser("import-csv", parents=[common], help="import a generic product CSV")
+    p.add_argument("csv", type=Path)
+    p.add_argument("--images", type=Path, help="folder holding <id>.jpg/.png/.webp")
+    for flag in COLUMN_FLAGS:
+        p.add_argument(f"--{flag}-col", dest=f"{flag}_col", metavar="COLUMN")
+    p.set_defaults(func=cmd_import_csv)
+
+    p = sub.add_parser("stats", parents=[common], help="catalog counts")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("demo", parents=[common], help="import, embed and index the demo catalog")
+    p.set_defaults(func=cmd_demo)

@@ -1,0 +1,140 @@
+"""What every command group shares: the one-line argparse errors, argument types, the global options,
+the method check, opening the catalog and printing an import report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from core.catalog.db import Catalog, CatalogError, open_catalog
+from core.settings import settings
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line, like every other error of the command line (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def catalog(args: argparse.Namespace, **how) -> Catalog:
+    """The catalog a command works on (`--db`), opened as `how` says (read_only, create)."""
+    return open_catalog(args.db, **how)
+
+
+def print_report(report, as_json: bool, summary: str | None = None) -> int:
+    """Problems to stderr, then one summary line (or the whole report as JSON)."""
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        for problem in report.problems:
+            print(f"  ! {problem}", file=sys.stderr)
+        print(
+            summary
+            or f"{report.items} items imported from {report.rows} rows; images ok {report.images_ok}, "
+            f"not usable {report.images_bad}; {len(report.problems)} problem(s) reported"
+        )
+    return 0 if report.ok else 1
+
+
+def count(text: str) -> int:
+    """argparse type: a whole number of at least 1 (k, trees, batch size, limit, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"needs a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"needs a whole number of at least 1, got {value}")
+    return value
+
+
+def number(text: str, low: float, high: float = math.inf, low_included: bool = True) -> float:
+    """A finite number from `low` to `high` (`low` itself only when `low_included`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"needs a number, got {text!r}") from None
+    if not math.isfinite(value) or value > high or value < low or (value == low and not low_included):
+        shown = f"{'of at least' if low_included else 'above'} {low:g}" + (
+            f" and at most {high:g}" if high < math.inf else ""
+        )
+        raise argparse.ArgumentTypeError(f"needs a number {shown}, got {text!r}")
+    return value
+
+
+def similarity(text: str) -> float:
+    """argparse type: a cosine similarity threshold above 0, at most 1."""
+    return number(text, 0, 1, low_included=False)
+
+
+def gpus(text: str) -> float:
+    """argparse type: GPUs per Ray worker, 0 or more."""
+    return number(text, 0)
+
+
+def filter_argument(text: str) -> str:
+    """argparse type: one KEY=VALUE filter that core.catalog.filters accepts."""
+    from core.catalog.filters import parse_filters
+
+    try:
+        parse_filters([text])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def global_options(parser: argparse.ArgumentParser, given_only: bool = False) -> None:
+    """--db, --json and -v. Accepted before the command (with defaults) and after it (`given_only`:
+    an option not given after the command leaves the value from before it alone)."""
+
+    def default(value):
+        return argparse.SUPPRESS if given_only else value
+
+    parser.add_argument(
+        "--db",
+        type=Path,
+        default=default(settings().db),
+        help="catalog database (default: $LOOKALIKE_DB or data/catalog.db)",
+    )
+    parser.add_argument("--json", action="store_true", default=default(False), help="print JSON for scripts")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default(False), help="log details to stderr")
+
+
+def known_method(name: str, db_path: Path) -> str:
+    """The method, when the registry or the catalog's tuned methods know it (UnknownMethod
+    otherwise: one line, exit 2). The catalog is read only for a name that is not built in."""
+    from core.methods import UnknownMethod, get_spec
+
+    try:
+        return get_spec(name).name
+    except UnknownMethod as unknown:
+        try:
+            opened = open_catalog(db_path, read_only=True)
+        except CatalogError:
+            raise unknown from None
+        try:
+            return get_spec(name, opened).name
+        finally:
+            opened.conn.close()
+
+
+def known_methods(text: str, db_path: Path) -> str | dict[str, float]:
+    """'dino', or 'dino=0.7,color_hist=0.3' (fusion weights), every method known."""
+    if "=" not in text:
+        return known_method(text, db_path)
+    from core.methods.hybrid import parse_weights
+
+    weights = parse_weights(text)
+    for name in weights:
+        known_method(name, db_path)
+    return weights
+
+
+def method_option(p: argparse.ArgumentParser, check=known_method, **kwargs) -> None:
+    """--method, checked against the registry before the command opens anything."""
+    p.add_argument("--method", **kwargs)
+    p.set_defaults(check_method=check)

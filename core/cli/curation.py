@@ -1,0 +1,92 @@
+"""Curation commands: labels (export, import), precision, export."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from core.cli.common import catalog, count, filter_argument, method_option, print_report
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    from core.curation.labels import export_labels, import_labels
+
+    db = catalog(args, read_only=args.action == "export", create=False)
+    if args.action == "export":
+        written = export_labels(db, args.file, force=args.force)
+        print(
+            json.dumps({"labels": written, "file": str(args.file)})
+            if args.json
+            else f"{written} labels written to {args.file}"
+        )
+        return 0
+    report = import_labels(db, args.file)
+    print_report(
+        report,
+        args.json,
+        f"{report.items} new labels from {report.rows} rows "
+        f"({report.duplicates} already present, {len(report.problems)} rejected)",
+    )
+    return 0 if report.items or not report.problems else 1
+
+
+def cmd_precision(args: argparse.Namespace) -> int:
+    from core.curation.metrics import precision_from_labels
+
+    figures = precision_from_labels(catalog(args, read_only=True), args.method, args.k)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    if not figures:
+        print("no labels yet: label some search results first (Label page)")
+        return 0
+    print(f"{'method':24} {'P@k':>6} {'95% CI':>13} {'queries':>8} {'labels':>7} {'unknown':>8} {'meta cat':>9}")
+    for f in figures:
+        p = "-" if f["precision_at_k"] is None else f"{f['precision_at_k']:.3f}"
+        meta = f["metadata_precision"]["category"]
+        print(
+            f"{f['method']:24} {p:>6} {f['ci_low']:.2f}-{f['ci_high']:.2f}".ljust(45)
+            + f"{f['queries']:>8} {f['labels']:>7} {f['unknown']:>8} "
+            + ("-" if meta is None else f"{meta:.3f}").rjust(9)
+        )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.catalog.filters import parse_filters
+    from core.curation.export import export_similar
+
+    rows = export_similar(
+        catalog(args, create=False),
+        args.method,
+        args.k,
+        args.out,
+        filters=parse_filters(args.filter),
+        only_relevant=args.only_relevant,
+        force=args.force,
+    )
+    print(json.dumps({"rows": rows, "file": str(args.out)}) if args.json else f"{rows} rows written to {args.out}")
+    return 0
+
+
+def add_commands(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("labels", parents=[common], help="export or import relevance labels as CSV")
+    p.add_argument("action", choices=("export", "import"))
+    p.add_argument("file", type=Path)
+    p.add_argument("--force", action="store_true", help="export: replace a file that is not a labels CSV")
+    p.set_defaults(func=cmd_labels)
+
+    p = sub.add_parser("precision", parents=[common], help="precision@k per method from labels")
+    p.add_argument("--method")
+    p.add_argument("-k", type=count, default=10)
+    p.set_defaults(func=cmd_precision)
+
+    p = sub.add_parser("export", parents=[common], help="similar-item CSV: every item and its top-k")
+    method_option(p, required=True)
+    p.add_argument("-k", type=count, default=10)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--filter", action="append", type=filter_argument, default=[], metavar="KEY=VALUE")
+    p.add_argument("--only-relevant", action="store_true", help="keep only pairs marked relevant")
+    p.add_argument("--force", action="store_true", help="replace an existing file that is not an export CSV")
+    p.set_defaults(func=cmd_export)

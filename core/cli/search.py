@@ -1,0 +1,99 @@
+"""Search commands: search, duplicates, evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from core.cli.common import catalog, count, filter_argument, known_methods, method_option, similarity
+from core.files.invisible import visible
+from core.settings import DEFAULT_METHOD
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from core.catalog.filters import parse_filters
+    from core.search.queries import search
+
+    image = None
+    if args.image:
+        from core.catalog.images import MAX_UPLOAD_BYTES, read_file
+
+        image = read_file(args.image, MAX_UPLOAD_BYTES)
+    result = search(
+        catalog(args, create=False),
+        args.method,
+        item_id=args.item,
+        image=image,
+        text=args.text,
+        k=args.k,
+        filters=parse_filters(args.filter),
+        distance=args.distance,
+    )
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return 0
+    for hit in result.results:
+        shown = [visible(text or "") for text in (hit.item_id, hit.category, hit.title)]
+        print(f"{hit.rank:3} {hit.score:8.4f}  {shown[0]:12} {shown[1]:16} {shown[2]}")
+    return 0
+
+
+def cmd_duplicates(args: argparse.Namespace) -> int:
+    from core.search.near_duplicates import find_duplicates
+
+    pairs = find_duplicates(catalog(args, create=False), args.method, args.threshold)
+    if args.json:
+        print(json.dumps([p.as_dict() for p in pairs], indent=2))
+        return 0
+    for p in pairs:
+        a, b, a_title, b_title = (visible(text or "") for text in (p.a, p.b, p.a_title, p.b_title))
+        print(f"{p.similarity:.4f}  {a:12} {b:12} {a_title} | {b_title}")
+    print(f"{len(pairs)} pairs at similarity >= {args.threshold}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.curation.evaluate import evaluate
+
+    result = evaluate(
+        catalog(args, read_only=True), args.method, args.attribute, args.k, args.queries, distance=args.distance
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"{args.method}: P@{args.k} {result['precision_at_k']:.4f}, mAP@{args.k} {result['map_at_k']:.4f} "
+            f"by {args.attribute} over {result['queries']} queries"
+        )
+    return 0
+
+
+def add_commands(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("search", parents=[common], help="items most like an item, a photo or a text")
+    method_option(p, known_methods, default=DEFAULT_METHOD, help="a method, or weights: dino=0.7,color_hist=0.3")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--item", help="catalog item id")
+    group.add_argument("--image", type=Path, help="a photo file")
+    group.add_argument("--text", help="words (minilm, clip, fashion_clip)")
+    p.add_argument("-k", type=count, default=10)
+    p.add_argument("--filter", action="append", type=filter_argument, default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--distance",
+        choices=("cosine", "chi2"),
+        help="rank by this instead of the method's own distance (chi2: colour histograms)",
+    )
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("duplicates", parents=[common], help="near-duplicate listings")
+    method_option(p, default=DEFAULT_METHOD)
+    p.add_argument("--threshold", type=similarity, default=0.95, help="cosine similarity above 0, at most 1; e.g. 0.95")
+    p.set_defaults(func=cmd_duplicates)
+
+    p = sub.add_parser("evaluate", parents=[common], help="precision@k of a method against an attribute")
+    method_option(p, required=True)
+    p.add_argument("--attribute", default="articleType")
+    p.add_argument("-k", type=count, default=10)
+    p.add_argument("--queries", type=count, help="a seeded sample of N queries (default: every item)")
+    p.add_argument("--distance", choices=("cosine", "chi2"), default="cosine")
+    p.set_defaults(func=cmd_evaluate)

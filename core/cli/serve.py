@@ -1,0 +1,32 @@
+"""The serve command: the JSON API (core/api) on uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+
+from core.cli.common import count
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from core.api.serve import serve  # the web libraries load only for this command
+
+    serve(
+        args.db, host=args.host, port=args.port, workers=args.workers, log_level="info" if args.verbose else "warning"
+    )
+    return 0
+
+
+def port(text: str) -> int:
+    """argparse type: a TCP port, 1 to 65535."""
+    value = count(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"needs a port from 1 to 65535, got {value}")
+    return value
+
+
+def add_commands(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("serve", parents=[common], help="the JSON API for a shop's site (docs/api.md)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need a key)")
+    p.add_argument("--port", type=port, default=8000)
+    p.add_argument("--workers", type=count, default=1, help="server processes (default 1)")
+    p.set_defaults(func=cmd_serve)

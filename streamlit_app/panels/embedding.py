@@ -1,0 +1,65 @@
+"""Embed + index a method in the background, on the device this session picked."""
+
+import streamlit as st
+
+from core.catalog.db import open_catalog
+from core.engines.prepare import prepare_method
+from core.methods import devices
+
+import ui
+
+
+def device_choice() -> str:
+    """This session's device (other sessions keep theirs); a missing GPU says so and falls back."""
+    device = st.selectbox(
+        "Device",
+        devices.CHOICES,
+        index=devices.CHOICES.index(devices.configured()),
+        **ui.remembered(ui.Keys.DEVICE, list(devices.CHOICES)),
+        help="auto: a CUDA GPU when torch sees one, else the CPU. Applies to the jobs you start here.",
+    )
+    try:
+        devices.resolve(device)
+        st.caption(f"Torch models run on {devices.describe(device)}.")
+        return device
+    except ValueError as exc:
+        st.error(f"{exc}. Using {devices.describe('auto')} instead.")
+        return "auto"
+
+
+def embed_and_index(path, method: str, device: str):
+    def work(job):
+        own = open_catalog(path)  # a job thread gets its own connection
+        job.message = "embedding, then indexing"
+        with devices.placed(device):
+            report = prepare_method(own, method, on_progress=job.progress)
+        job.message = f"{report.embedded} embedded, {report.failed} skipped"
+        return report
+
+    return work
+
+
+def show(methods: list[dict], counts: dict[str, int], target: dict[str, int]) -> str:
+    """The panel; returns the session's device for the other jobs of the page."""
+    st.subheader("Embed and index")
+    device = device_choice()
+    ready = [m["name"] for m in methods if m["available"]]
+    running = {j.name for j in ui.jobs().running()}
+    kinds = {m["name"]: m["kind"] for m in methods}
+    partial = [
+        f"{n} ({counts[n]}/{target[kinds[n]]})"
+        for n in ready
+        if 0 < counts.get(n, 0) < target[kinds[n]] and f"embed {n}" not in running
+    ]
+    if partial:
+        st.warning(
+            "Partly embedded (a job stopped, or items were added): "
+            + ", ".join(partial)
+            + ". Embed + index carries on where it stopped."
+        )
+    c = st.columns([3, 1])
+    chosen = c[0].selectbox("Method", ready, key="embed_method")
+    if c[1].button("Embed + index", type="primary"):
+        ui.jobs().start(f"embed {chosen}", embed_and_index(ui.db_path(), chosen, device))
+        st.rerun()  # show the progress bar at once
+    return device

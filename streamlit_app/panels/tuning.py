@@ -1,0 +1,144 @@
+"""Tune a method: pick bases, targets and labels, learn in the background, show base against tuned."""
+
+import pandas as pd
+import streamlit as st
+
+from core.catalog.db import open_catalog
+from core.curation.evaluate import grouping_fields
+from core.curation.tuning import TuneError, TuneResult, check_name, tune
+from core.methods import devices
+from core.methods.heads import tuned_names
+
+import ui
+
+INTRO = (
+    "A tuned method learns how much each of its bases counts (image methods, and text methods that read "
+    "titles and descriptions) and, where it helps, a small map over the image vectors, so that items "
+    "sharing the chosen catalog fields (targets), and results your team judged relevant, come closer. "
+    "An uploaded photo is searched by its deep image bases only. It is checked on about a fifth of the "
+    "items, which it never sees while learning, and saved only if it does at least as well as its bases "
+    "there (or with Force)."
+)
+
+
+def tune_job(path, device: str, name: str, bases: list[str], targets: list[str], use_labels: bool, force: bool):
+    def work(job):
+        own = open_catalog(path)
+        job.message = "reading the base vectors"
+        with devices.placed(device):
+            result = tune(
+                own,
+                name,
+                bases,
+                targets,
+                use_labels=use_labels,
+                force=force,
+                progress=False,
+                on_progress=lambda epoch, total: job.progress(epoch, total, f"epoch {epoch}"),
+            )
+        job.message = result.reason
+        return result
+
+    return work
+
+
+def show(database, methods: list[dict], counts: dict[str, int], device: str) -> None:
+    st.subheader("Tune a method")
+    st.caption(INTRO)
+    tuned = tuned_names(database)
+    bases_offered = ui.default_first(
+        [
+            m["name"]
+            for m in methods
+            if m["kind"] in ("image", "text") and counts.get(m["name"]) and m["name"] not in tuned
+        ]
+    )
+    c = st.columns(2)
+    bases = c[0].multiselect("Bases (image and text methods with vectors)", bases_offered, key="tune_bases")
+    fields = grouping_fields(database)
+    targets = c[1].multiselect("Targets (catalog fields look-alikes share)", fields, key="tune_targets")
+    c = st.columns([3, 1, 1, 1], vertical_alignment="bottom")
+    name = c[0].text_input("Name of the tuned method", key="tune_name", placeholder="e.g. shape_colour").strip()
+    use_labels = c[1].checkbox(
+        "Use labels", key="tune_labels", help="Learn from the relevance labels of catalog-item queries too."
+    )
+    force = c[2].checkbox(
+        "Force", key="tune_force", help="Save it even if it does worse than its bases on held-out items."
+    )
+    if c[3].button("Tune", type="primary", disabled=not (bases and (targets or use_labels) and name)):
+        try:
+            check_name(name)
+            ui.jobs().start(f"tune {name}", tune_job(ui.db_path(), device, name, bases, targets, use_labels, force))
+            st.rerun()
+        except TuneError as exc:
+            st.error(str(exc))
+
+
+def tune_table(metrics: dict) -> pd.DataFrame:
+    """Base vs tuned, one row per measure, from a TuneResult's validation metrics."""
+    rows = []
+    for notion, m in metrics.items():
+        if notion == "labels":
+            rows += [
+                {
+                    "measure": f"held-back labels {what}",
+                    "over": f"{m['queries']} queries, {m['pairs']} pairs",
+                    "base": m[f"base_{metric}"],
+                    "tuned": m[f"tuned_{metric}"],
+                }
+                for metric, what in (("auc", "AUC"), ("judged_p10", "judged P@10"))
+            ]
+        else:
+            measure = f"same {' + '.join(notion.split(','))} P@10"
+            rows += [
+                {"measure": measure, "over": over, "base": m[f"base_{gallery}"], "tuned": m[f"tuned_{gallery}"]}
+                for gallery, over in (
+                    ("held_out", "held-out items, among themselves"),
+                    ("catalog", "held-out items, in the whole catalog"),
+                )
+            ]
+    table = pd.DataFrame(rows, columns=["measure", "over", "base", "tuned"]).astype({"base": float, "tuned": float})
+    return table.assign(change=table["tuned"] - table["base"])
+
+
+def weights_table(result: TuneResult) -> pd.DataFrame:
+    """What was learnt: each signal's weight for item queries and for photo queries."""
+    item, photo = result.signal_weights.get("item", {}), result.signal_weights.get("photo", {})
+    return pd.DataFrame(
+        {
+            "signal": list(item),
+            "weight (item queries)": list(item.values()),
+            "weight (photo queries)": [photo.get(s, 0.0) for s in item],
+        }
+    )
+
+
+def show_result(job) -> None:
+    """A finished tuning job's learnt weights, base-against-tuned table and what to do next."""
+    result = job.result
+    if not isinstance(result, TuneResult):
+        return
+    if result.signal_weights:
+        st.dataframe(weights_table(result), hide_index=True, width="stretch")
+    st.dataframe(
+        tune_table(result.metrics),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            c: st.column_config.NumberColumn(format="%+.3f" if c == "change" else "%.3f")
+            for c in ("base", "tuned", "change")
+        },
+    )
+    st.caption(
+        f"{result.name} over {' + '.join(result.bases)}: {result.items_validated} held-out items, "
+        f"{result.items_trained} trained on, {result.label_pairs_trained} label pairs learnt from and "
+        f"{result.label_pairs_held_back} held back; {result.epochs} epochs (best {result.best_epoch}), "
+        f"{result.seconds:.1f} s. P@10: the share of the 10 nearest that share the query's values."
+    )
+    if not result.saved:
+        st.warning(f"{result.name} was {result.reason}. Tick Force to keep it anyway, or try other bases or targets.")
+        return
+    st.info(
+        f"Saved {result.name} version {result.version}. Next: **Embed + index** {result.name} above, then "
+        "compare it with its bases on the Search, Label and Precision pages."
+    )

@@ -1,0 +1,335 @@
+"""The JSON API (`python -m core serve`): every status code with FastAPI's TestClient on the embedded
+demo catalog, results equal to `search`, keys, uploads, a catalog changed while serving, a real server."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from core.api.app import create_app
+from core.catalog.images import MAX_UPLOAD_BYTES
+from core.catalog.vectors import load_matrix, store
+from core.curation.labels import Query, add_label
+from core.methods.registry import method_states
+from core.search import queries
+from core.search.index import build_index
+from core.search.queries import search
+
+from helpers import ROOT, run_cli
+
+METHOD = "efficientnet_lite0"
+KEY = "k3y-for-tests"
+HEAD = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'  # a multipart body's start
+
+
+def first_items(db, n: int, method: str = METHOD) -> list[str]:
+    return [
+        r[0]
+        for r in db.execute("SELECT item_id FROM embeddings WHERE method = ? ORDER BY item_id LIMIT ?", (method, n))
+    ]
+
+
+def photo_of(db, item_id: str) -> bytes:
+    path = db.execute("SELECT path FROM images WHERE item_id = ? AND status = 'ok'", (item_id,)).fetchone()[0]
+    return open(path, "rb").read()
+
+
+@pytest.fixture
+def client(embedded_demo):
+    with TestClient(create_app(embedded_demo.path, keys=())) as c:
+        yield c
+
+
+def error_of(reply, status: int) -> str:
+    """The reply's one-line JSON error, after checking its status."""
+    assert reply.status_code == status, reply.text
+    message = reply.json()["error"]
+    assert message and "\n" not in message
+    return message
+
+
+def test_similar_items_are_search_by_item_with_labels(embedded_demo, client):
+    query, *_ = first_items(embedded_demo, 1)
+    expected = search(embedded_demo, METHOD, item_id=query, k=7).results
+    add_label(embedded_demo, Query.item(query), expected[0].item_id, METHOD, 1, True, "ana")
+    add_label(embedded_demo, Query.item(query), expected[1].item_id, METHOD, 2, False, "ana")
+    reply = client.get(f"/items/{query}/similar", params={"k": 7})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["method"] == METHOD
+    assert (
+        body["version"]
+        == embedded_demo.execute("SELECT DISTINCT version FROM embeddings WHERE method = ?", (METHOD,)).fetchone()[0]
+    )
+    assert [(r["item_id"], r["score"], r["title"]) for r in body["results"]] == [
+        (h.item_id, h.score, h.title) for h in expected
+    ]
+    assert query not in {r["item_id"] for r in body["results"]}
+    assert [r["relevant"] for r in body["results"][:3]] == [True, False, None]
+    only = client.get(f"/items/{query}/similar", params={"k": 7, "only_relevant": "true"}).json()["results"]
+    assert [r["item_id"] for r in only] == [expected[0].item_id]
+
+
+def test_filters_select_results_and_bad_ones_are_422(embedded_demo, client):
+    query = first_items(embedded_demo, 1)[0]
+    category = embedded_demo.execute("SELECT category FROM items WHERE id = ?", (query,)).fetchone()[0]
+    reply = client.get(
+        f"/items/{query}/similar", params={"filter": [f"category={category}"], "k": 5, "method": "color_hist"}
+    )
+    assert reply.status_code == 200, reply.text
+    ids = [r["item_id"] for r in reply.json()["results"]]
+    assert ids and all(
+        embedded_demo.execute("SELECT category FROM items WHERE id = ?", (i,)).fetchone()[0] == category for i in ids
+    )
+    assert "unknown filter 'shoe'" in error_of(client.get(f"/items/{query}/similar?filter=shoe=1"), 422)
+    assert "needs a number" in error_of(client.get(f"/items/{query}/similar?filter=price_max=cheap"), 422)
+    assert "not key=value" in error_of(client.get(f"/items/{query}/similar?filter=gender"), 422)
+
+
+@pytest.mark.parametrize("k", ["0", "-3", "1001", "ten", "2.5"])
+def test_a_bad_k_is_422(embedded_demo, client, k):
+    query = first_items(embedded_demo, 1)[0]
+    assert error_of(client.get(f"/items/{query}/similar?k={k}"), 422).startswith("k: ")
+
+
+def test_unknown_item_is_404_and_unknown_or_unembedded_method_says_what_to_do(embedded_demo, client):
+    query = first_items(embedded_demo, 1)[0]
+    assert "no catalog item 'nope'" in error_of(client.get("/items/nope/similar"), 404)
+    assert "GET /methods" in error_of(client.get(f"/items/{query}/similar?method=typo"), 404)
+    assert "python -m core embed --method autoencoder" in error_of(
+        client.get(f"/items/{query}/similar?method=autoencoder"), 422
+    )
+    embedded_demo.execute("DELETE FROM embeddings WHERE method = ? AND item_id = ?", (METHOD, query))
+    embedded_demo.conn.commit()
+    assert f"item {query} has no {METHOD} vector" in error_of(client.get(f"/items/{query}/similar"), 422)
+    assert error_of(client.get("/no/such/path"), 404)
+
+
+def test_keys_guard_everything_but_healthz(embedded_demo, tmp_path, monkeypatch):
+    keys_file = tmp_path / "keys.txt"
+    keys_file.write_text("# the shop\nother-key\n\n", encoding="utf-8")
+    monkeypatch.setenv("LOOKALIKE_API_KEY", KEY)
+    monkeypatch.setenv("LOOKALIKE_API_KEYS_FILE", str(keys_file))
+    query = first_items(embedded_demo, 1)[0]
+    with TestClient(create_app(embedded_demo.path)) as client:
+        assert client.get("/healthz").status_code == 200
+        for path in (f"/items/{query}/similar", "/methods", "/search/text?q=bag"):
+            missing = client.get(path)
+            assert "API key" in error_of(missing, 401) and missing.headers["www-authenticate"] == "Bearer"
+            assert error_of(client.get(path, headers={"Authorization": "Bearer wrong"}), 401)
+            assert error_of(client.get(path, headers={"Authorization": f"Basic {KEY}"}), 401)
+        assert error_of(client.post("/search/image", files={"file": b"x"}), 401)
+        for key in (KEY, "other-key"):
+            assert client.get(f"/items/{query}/similar", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+
+
+def test_healthz_is_503_when_the_catalog_does_not_open(tmp_path):
+    with TestClient(create_app(tmp_path / "none.db", keys=())) as client:
+        assert "no catalog at" in error_of(client.get("/healthz"), 503)
+        assert error_of(client.get("/methods"), 503)
+
+
+def test_photo_search_finds_the_item_and_refuses_what_is_not_a_supported_photo(embedded_demo, client):
+    item = first_items(embedded_demo, 1)[0]
+    reply = client.post("/search/image", params={"k": 3}, files={"file": ("x.jpg", photo_of(embedded_demo, item))})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["results"][0]["item_id"] == item
+    gif = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(gif, "GIF")
+    assert "JPEG, PNG, WebP or AVIF" in error_of(client.post("/search/image", files={"file": gif.getvalue()}), 415)
+    assert error_of(client.post("/search/image", files={"file": b"just text"}), 415)
+    whole = photo_of(embedded_demo, item)
+    truncated = whole[: len(whole) // 2]
+    assert "truncated" in error_of(client.post("/search/image", files={"file": truncated}), 415)
+    assert "field named 'file'" in error_of(client.post("/search/image", files={"photo": b"x"}), 422)
+    assert error_of(client.post("/search/image", content=b"x", headers={"content-type": "image/jpeg"}), 422)
+    assert "searches text" in error_of(
+        client.post("/search/image?method=minilm", files={"file": photo_of(embedded_demo, item)}), 422
+    )
+
+
+def test_a_photo_over_the_cap_is_413_declared_or_streamed(client):
+    big = b"\xff\xd8" + b"\0" * MAX_UPLOAD_BYTES
+    assert "over 20 MB" in error_of(client.post("/search/image", files={"file": big}), 413)
+    chunked = client.post(
+        "/search/image",
+        content=iter([HEAD, big, b"\r\n--b--\r\n"]),
+        headers={"content-type": "multipart/form-data; boundary=b"},
+    )
+    assert "over 20 MB" in error_of(chunked, 413)
+
+
+def test_an_upload_is_refused_as_soon_as_it_passes_the_cap():
+    """Without a Content-Length the server stops reading just past the cap, not at the end of the body."""
+    import anyio
+    from starlette.requests import Request
+
+    from core.api.uploads import UploadTooLarge, read_photo
+
+    pulled = []
+
+    async def receive():
+        pulled.append(1)
+        return {"type": "http.request", "body": HEAD if len(pulled) == 1 else b"\0" * (1 << 20), "more_body": True}
+
+    scope = {"type": "http", "method": "POST", "headers": [(b"content-type", b"multipart/form-data; boundary=b")]}
+    with pytest.raises(UploadTooLarge):
+        anyio.run(read_photo, Request(scope, receive))
+    assert len(pulled) <= MAX_UPLOAD_BYTES // (1 << 20) + 2
+
+
+def test_text_search_and_methods(embedded_demo, client):
+    reply = client.get("/search/text", params={"q": "black leather handbag", "k": 4})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["method"] == "minilm" and len(body["results"]) == 4
+    expected = search(embedded_demo, "minilm", text="black leather handbag", k=4).results
+    assert [r["item_id"] for r in body["results"]] == [h.item_id for h in expected]
+    assert "cannot read text" in error_of(client.get("/search/text?q=bag&method=color_hist"), 422)
+    assert error_of(client.get("/search/text?q="), 422)
+    assert error_of(client.get("/search/text"), 422)
+    assert client.get("/methods").json() == method_states(embedded_demo)
+
+
+def test_a_half_done_re_embed_is_503_until_it_finishes(embedded_demo, client):
+    query = first_items(embedded_demo, 1)[0]
+    assert client.get(f"/items/{query}/similar").status_code == 200
+    embedded_demo.execute(
+        "UPDATE embeddings SET version = 'next' WHERE method = ? AND item_id IN "
+        "(SELECT item_id FROM embeddings WHERE method = ? ORDER BY item_id LIMIT 50)",
+        (METHOD, METHOD),
+    )
+    embedded_demo.conn.commit()
+    busy = client.get(f"/items/{query}/similar")
+    assert "being re-embedded" in error_of(busy, 503) and int(busy.headers["retry-after"]) > 0
+    embedded_demo.execute("UPDATE embeddings SET version = 'next' WHERE method = ?", (METHOD,))
+    embedded_demo.conn.commit()
+    assert client.get(f"/items/{query}/similar").json()["version"] == "next"
+
+
+def test_an_unexpected_failure_is_a_json_500(embedded_demo, monkeypatch):
+    monkeypatch.setattr("core.api.app.search", lambda *a, **k: 1 / 0)
+    query = first_items(embedded_demo, 1)[0]
+    with TestClient(create_app(embedded_demo.path, keys=()), raise_server_exceptions=False) as client:
+        assert "server log" in error_of(client.get(f"/items/{query}/similar"), 500)
+
+
+@pytest.mark.parametrize("path", ["exact", "annoy"])
+def test_index_rebuilds_and_re_embeds_while_serving_never_fail_or_mix(embedded_demo, monkeypatch, path):
+    """Requests run while another thread rebuilds the index and rewrites vectors (same version):
+    every answer is 200 or a 503 with a reason, and equals a search of one committed state."""
+    if path == "annoy":
+        monkeypatch.setattr(queries, "EXACT_LIMIT", 0)
+        build_index(embedded_demo, METHOD, trees=10, progress=False)
+    ids, matrix = load_matrix(embedded_demo, METHOD)
+    states = {0: matrix, 1: matrix[::-1].copy()}  # two vector sets: the same vectors, assigned in reverse
+    query = ids[5]
+    writer_path, stop, errors = embedded_demo.path, threading.Event(), []
+
+    def curate():
+        from core.catalog.db import open_catalog
+
+        db = open_catalog(writer_path)
+        try:
+            for n in range(6):
+                store(db, METHOD, "v", ((i, v, "x") for i, v in zip(ids, states[(n + 1) % 2])))
+                build_index(db, METHOD, trees=10, progress=False)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            stop.set()
+            db.conn.close()
+
+    with TestClient(create_app(embedded_demo.path, keys=())) as client:
+        worker = threading.Thread(target=curate)
+        worker.start()
+        replies = []
+        while not stop.is_set() or len(replies) < 20:
+            replies.append(client.get(f"/items/{query}/similar", params={"k": 5}))
+        worker.join()
+    assert not errors
+    statuses = {r.status_code for r in replies}
+    assert statuses <= {200, 503}, statuses
+    assert all("index" in r.json()["error"] for r in replies if r.status_code == 503)
+    answers = {tuple(x["item_id"] for x in r.json()["results"]) for r in replies if r.status_code == 200}
+    truths = set()
+    for vectors in states.values():
+        sims = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)) @ (vectors[5] / np.linalg.norm(vectors[5]))
+        sims[5] = -np.inf
+        truths.add(tuple(ids[j] for j in np.argsort(-sims)[:5]))
+    assert answers and answers <= truths
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_real_server_answers_on_loopback_and_refuses_to_open_without_a_key(embedded_demo):
+    import httpx2 as httpx
+
+    refused = run_cli("serve", "--db", str(embedded_demo.path), "--host", "0.0.0.0", env={"LOOKALIKE_API_KEY": ""})
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "without an API key" in refused.stderr
+    port = free_port()
+    env = {**os.environ, "LOOKALIKE_API_KEY": KEY}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "core", "serve", "--db", str(embedded_demo.path), "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        query = first_items(embedded_demo, 1)[0]
+        reply = httpx.get(f"{base}/items/{query}/similar?k=3", headers={"Authorization": f"Bearer {KEY}"})
+        assert reply.status_code == 200 and len(reply.json()["results"]) == 3
+        assert httpx.get(f"{base}/items/{query}/similar").status_code == 401
+        assert httpx.get(f"{base}/docs").status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_the_command_line_imports_no_web_library_unless_serving(embedded_demo_path):
+    probe = "import sys; from core.cli import main; main(sys.argv[1:]); print(sorted({'fastapi', 'uvicorn', 'starlette'} & set(sys.modules)))"
+    import sqlite3
+
+    with sqlite3.connect(embedded_demo_path) as conn:
+        item = conn.execute("SELECT min(item_id) FROM embeddings").fetchone()[0]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            probe,
+            "search",
+            "--item",
+            item,
+            "--method",
+            "color_hist",
+            "--db",
+            str(embedded_demo_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip().endswith("[]"), done.stdout + done.stderr
