@@ -9,9 +9,26 @@ from pathlib import Path
 from core.cli.common import catalog, count, filter_argument, method_option, print_report
 
 
+def cmd_suggest(args: argparse.Namespace) -> int:
+    from core.curation.suggest import suggest_queries
+
+    found = suggest_queries(catalog(args, read_only=True, create=False), args.method, args.n)
+    if args.json:
+        print(json.dumps([s.as_dict() for s in found], indent=2))
+        return 0
+    print(f"label these queries next (their signals disagree most about their look-alikes; {args.method}):")
+    for s in found:
+        print(f"{s.item_id:24} disagreement {s.disagreement:.2f}")
+    return 0
+
+
 def cmd_labels(args: argparse.Namespace) -> int:
     from core.curation.labels import export_labels, import_labels
 
+    if args.action == "suggest":
+        return cmd_suggest(args)
+    if args.file is None:
+        raise ValueError(f"labels {args.action}: name the CSV file")
     db = catalog(args, read_only=args.action == "export", create=False)
     if args.action == "export":
         written = export_labels(db, args.file, force=args.force)
@@ -71,9 +88,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("labels", parents=[common], help="export or import relevance labels as CSV")
-    p.add_argument("action", choices=("export", "import"))
-    p.add_argument("file", type=Path)
+    p = sub.add_parser(
+        "labels", parents=[common], help="export or import relevance labels as CSV; suggest queries to label"
+    )
+    p.add_argument("action", choices=("export", "import", "suggest"))
+    p.add_argument("file", type=Path, nargs="?", help="the labels CSV (export, import)")
+    p.add_argument("-n", type=count, default=10, help="suggest: how many queries (default 10)")
+    p.add_argument(
+        "--method", default="efficientnet_lite0", help="suggest: the (learnt) method the labels should teach"
+    )
     p.add_argument("--force", action="store_true", help="export: replace a file that is not a labels CSV")
     p.set_defaults(func=cmd_labels)
 
