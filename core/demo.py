@@ -1,4 +1,5 @@
-"""Set up the demo catalog: the committed 300-photo slice, embedded and indexed with the default."""
+"""Set up the demo catalog: the committed 300-photo slice, embedded and indexed with every method
+that needs no download."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from core.files.report import ImportReport
 from core.settings import DEFAULT_METHOD
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
-DEMO_METHODS = (DEFAULT_METHOD, "color_hist", "minilm")  # all three need no download
+DEMO_METHODS = (DEFAULT_METHOD, "color_hist", "hybrid", "minilm")  # none needs a download; hybrid after its parts
 
 
 def setup_demo(db: Catalog, progress: bool = True) -> ImportReport:

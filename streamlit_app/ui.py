@@ -17,6 +17,7 @@ from core.settings import DEFAULT_METHOD, settings
 
 log = logging.getLogger(__name__)
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "avif"]
+PRECISION_FORMAT = "%.3f"  # every precision figure the pages show, with the same decimals
 
 
 class Keys:
@@ -29,6 +30,7 @@ class Keys:
     LABEL_CATEGORY = "label_category"
     LABEL_MODE = "label_mode"
     LABEL_UPLOAD = "label_upload"
+    UPLOAD_TIMES = "upload_times"  # photo sha256 -> when this session first saw it uploaded
     SEARCH_RESULTS = "search_results"
     BROWSE_PAGE = "browse_page"
     EXPORT_FILE = "export_file"
@@ -135,14 +137,17 @@ def uploaded_photo(label: str = "A photo (JPEG, PNG, WebP or AVIF)", key: str | 
 
 
 def grid(items: list[dict], columns: int = 5, caption=None, key_prefix: str = "", actions=None) -> None:
-    """Thumbnails in rows; `caption(item)` gives the text under each; `actions(item, key)` adds widgets."""
+    """Thumbnails in rows; `caption(item)` gives the text under each; `actions(item, key)` adds widgets,
+    in a row of their own so that they line up whatever the captions' lengths."""
     for start in range(0, len(items), columns):
-        cols = st.columns(columns)
-        for col, item in zip(cols, items[start : start + columns]):
+        row = items[start : start + columns]
+        for col, item in zip(st.columns(columns), row):
             with col:
                 photo(item.get("image_path"), width="stretch")
                 st.caption(caption(item) if caption else (item.get("title") or item.get("id")))
-                if actions:
+        if actions:
+            for col, item in zip(st.columns(columns), row):
+                with col:
                     actions(item, f"{key_prefix}{item.get('id') or item.get('item_id')}")
 
 
@@ -181,4 +186,18 @@ def filter_widgets(database, key: str) -> dict:
 
 
 def caption_with_score(hit: dict) -> str:
-    return f"{hit['rank']}. {hit.get('title') or hit['item_id']} · score {hit['score']:.3f}"
+    """'3. Puma Men Black Shoes · 10129 · score 0.812': the id tells apart items with the same title."""
+    return f"{hit['rank']}. {hit.get('title') or ''} · {hit['item_id']} · score {hit['score']:.3f}"
+
+
+def without_paths(text: str, *paths: Path) -> str:
+    """A message fit for the browser: the server's folders cut from `paths` and from the catalog's
+    own path (each file named by its name only)."""
+    for path in (*paths, db_path()):
+        text = text.replace(str(Path(path).resolve()), Path(path).name).replace(str(path), Path(path).name)
+    return text
+
+
+def plural(count: int, word: str) -> str:
+    """'1 label', '2 labels', '1,204 labels'."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"

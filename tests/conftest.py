@@ -68,15 +68,17 @@ def demo_catalog(catalog):
 
 @pytest.fixture(scope="session")
 def embedded_demo_path(tmp_path_factory) -> Path:
-    """The demo slice embedded once per session with the default, colour and text methods."""
+    """The demo slice embedded once per session as `make app` does: the default, colour, hybrid
+    (computed from those two) and text methods."""
     from core.catalog.db import open_catalog
     from core.catalog.importers import import_csv
+    from core.demo import DEMO_METHODS
     from core.engines.embed import embed_catalog
 
     path = tmp_path_factory.mktemp("embedded") / "demo.db"
     db = open_catalog(path)
     import_csv(db, DEMO / "styles.csv", DEMO / "images", progress=False)
-    for method in ("efficientnet_lite0", "color_hist", "minilm"):
+    for method in DEMO_METHODS:
         embed_catalog(db, method, progress=False)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.conn.close()

@@ -105,6 +105,7 @@ def test_a_bad_k_is_422(embedded_demo, client, k):
 def test_unknown_item_is_404_and_unknown_or_unembedded_method_says_what_to_do(embedded_demo, client):
     query = first_items(embedded_demo, 1)[0]
     assert "no catalog item 'nope'" in error_of(client.get("/items/nope/similar"), 404)
+    assert client.get(f"/items/%E2%80%8B{query}%20/similar").status_code == 200  # spelt as the catalog stores ids
     assert "GET /methods" in error_of(client.get(f"/items/{query}/similar?method=typo"), 404)
     assert "python -m core embed --method autoencoder" in error_of(
         client.get(f"/items/{query}/similar?method=autoencoder"), 422
@@ -333,3 +334,39 @@ def test_the_command_line_imports_no_web_library_unless_serving(embedded_demo_pa
         timeout=120,
     )
     assert done.returncode == 0 and done.stdout.strip().endswith("[]"), done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.1.2.3", False),
+        ("shop.example", False),
+    ],
+)
+def test_only_loopback_serves_without_a_key(host, loopback):
+    from core.api.serve import ServeError, check_bind
+
+    check_bind(host, ("a-key",))
+    if loopback:
+        check_bind(host, ())
+    else:
+        with pytest.raises(ServeError, match="without an API key"):
+            check_bind(host, ())
+
+
+def test_a_keys_file_that_is_missing_or_empty_stops_the_server(tmp_path, monkeypatch):
+    from core.api.keys import KeysError, load_keys
+
+    monkeypatch.setenv("LOOKALIKE_API_KEYS_FILE", str(tmp_path / "absent.txt"))
+    with pytest.raises(KeysError, match="cannot read the API keys file"):
+        load_keys()
+    (tmp_path / "empty.txt").write_text("# no key yet\n\n", encoding="utf-8")
+    monkeypatch.setenv("LOOKALIKE_API_KEYS_FILE", str(tmp_path / "empty.txt"))
+    with pytest.raises(KeysError, match="holds no key"):
+        load_keys()

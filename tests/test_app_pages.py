@@ -36,11 +36,15 @@ def test_catalog_browses_with_text_and_filters(app_db):
 
 def test_search_by_item_shows_k_results_and_compares(app_db):
     at = page("search")
-    assert "efficientnet_lite0" in at.selectbox[1].options
+    assert at.selectbox[1].options == ["efficientnet_lite0", "color_hist", "hybrid"]  # image methods with vectors
+    assert at.number_input[0].label == "Results"
     at.number_input[0].set_value(6).run()
     assert not at.exception
     results = at.session_state["search_results"]
     assert results["method"] == "efficientnet_lite0" and len(results["hits"]) == 6
+    first = results["hits"][0]
+    assert f"1. {first['title']} · {first['item_id']} · score " in texts(at)  # the id tells same titles apart
+    assert "more methods need weights, training or embedding: see Methods" in str(at.get("page_link")[0].proto)
     at.selectbox[2].set_value("color_hist").run()
     assert [s.value for s in at.subheader] == ["efficientnet_lite0", "color_hist"]
 
@@ -48,6 +52,8 @@ def test_search_by_item_shows_k_results_and_compares(app_db):
 def test_text_search_uses_minilm(app_db):
     at = page("search")
     at.radio[0].set_value("Text").run()
+    assert at.text_input[0].value == "" and at.text_input[0].placeholder == "e.g. black leather handbag"
+    assert not at.subheader  # no result grid before a text is typed
     at.text_input[0].set_value("wrist watch").run()
     assert not at.exception
     hits = at.session_state["search_results"]["hits"]
@@ -59,6 +65,7 @@ def test_label_two_results_then_precision_and_export(app_db):
     at.text_input(key="labeler").set_value("ana").run()
     buttons = lambda prefix: [b for b in at.button if b.key and b.key.startswith(prefix)]  # noqa: E731
     buttons("yes_label")[0].click().run()
+    assert "1 of 10 judged for this query · 1 label in the catalog" in str(at.get("progress")[0].proto)
     buttons("no_label")[1].click().run()  # fetched again: the page re-rendered
     assert not at.exception
     labels = app_db.execute("SELECT relevant, labeler, method FROM labels ORDER BY id").fetchall()
@@ -68,7 +75,7 @@ def test_label_two_results_then_precision_and_export(app_db):
     precision = page("precision")
     table = precision.dataframe[0].value
     row = table[table["method"] == "efficientnet_lite0"].iloc[0]
-    assert row["labels"] == 2 and row["P@10 (labels)"] == pytest.approx(0.5)
+    assert row["labels"] == 2 and row["P@10"] == pytest.approx(0.5)
 
     export = page("export")
     export.checkbox[0].check().run()
@@ -78,6 +85,9 @@ def test_label_two_results_then_precision_and_export(app_db):
     with open(path, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 1 and rows[0]["item_id"] == at.session_state["label_query"]
+    assert rows[0]["item_image_url"] == "" and rows[0]["item_image_file"].endswith(".jpg")  # local photos, no URLs
+    shown = str(export.get("progress")[0].proto)
+    assert "1 rows ready: similar_efficientnet_lite0_top10_" in shown and str(app_db.data_dir) not in shown
 
 
 def test_methods_page_lists_every_method_with_its_remedy(app_db):
@@ -199,6 +209,8 @@ def finished_job(name: str, timeout: float = 60, status: str = "done"):
 
 
 def test_methods_page_embeds_and_indexes_in_background(app_db):
+    with app_db.conn:  # the demo set-up embeds hybrid: start without its vectors
+        app_db.conn.execute("DELETE FROM embeddings WHERE method = 'hybrid'")
     at = page("methods")
     at.selectbox(key="embed_method").set_value("hybrid")
     [button] = [b for b in at.button if b.label == "Embed + index"]
@@ -244,7 +256,7 @@ def tune_on_methods_page(at, name: str, targets=("category", "colour")):
 def test_methods_page_tunes_in_background_and_shows_base_against_tuned(app_db):
     at = page("methods")
     assert {"category", "colour", "usage"} <= set(at.multiselect(key="tune_targets").options)
-    assert at.multiselect(key="tune_bases").options == ["efficientnet_lite0", "color_hist"]  # image, with vectors
+    assert at.multiselect(key="tune_bases").options == ["efficientnet_lite0", "color_hist", "hybrid"]  # image, vectors
     tune_on_methods_page(at, "shape_colour")
     job = finished_job("tune shape_colour", timeout=180)
     at.run()
@@ -306,7 +318,9 @@ def test_label_page_judges_an_uploaded_photos_results_and_remembers_the_name(app
         "SELECT query_kind, query_key, candidate_id, rank, relevant, labeler, method FROM labels ORDER BY id"
     ).fetchall()[0] == ("upload", sha256_bytes(data), item, 1, 1, "dee", "efficientnet_lite0")
     assert app_db.execute("SELECT query_kind, rank, relevant FROM labels ORDER BY id").fetchall()[1] == ("upload", 2, 0)
-    assert "2 of 10 judged" in str(at.get("progress")[0].proto)
+    assert "2 of 10 judged for this query · 2 labels in the catalog" in str(at.get("progress")[0].proto)
+    captions = [i.caption for image in at.get("image") for i in image.proto.imgs]
+    assert any(c.startswith("Your photo, uploaded at ") for c in captions)
     assert load_preferences(app_db.data_dir) == {"labeler": "dee"}
 
     fresh = page("label")  # a new session (or a restarted app)
@@ -314,9 +328,10 @@ def test_label_page_judges_an_uploaded_photos_results_and_remembers_the_name(app
     precision = page("precision")
     table = precision.dataframe[0].value
     row = table[table["method"] == "efficientnet_lite0"].iloc[0]
-    assert (row["queries"], row["labels"], row["P@10 (labels)"]) == (1, 2, pytest.approx(0.5))  # as shown
+    assert (row["queries"], row["labels"], row["P@10"]) == (1, 2, pytest.approx(0.5))  # as shown
     assert list(table["method"]) == ["efficientnet_lite0"]
-    assert "No judged result in the top 10 of: color_hist, minilm." in texts(precision)
+    assert "No judged result in the top 10 of: color_hist, hybrid, minilm." in texts(precision)
+    assert list(precision.dataframe[1].value["category"]) == ["uploaded photos"]
 
 
 def test_precision_page_marks_a_tuned_method_beside_its_bases(app_db):
@@ -339,8 +354,9 @@ def test_precision_page_marks_a_tuned_method_beside_its_bases(app_db):
     at = page("precision")
     assert not at.exception
     table = at.dataframe[0].value.set_index("method")
-    assert table.loc["shape_colour", "tuned"] == "v1 over efficientnet_lite0 + color_hist"
+    assert table.loc["shape_colour", "tuned"] == "v1"
+    assert "shape_colour v1 over efficientnet_lite0 + color_hist." in texts(at)
     assert table.loc["shape_colour", "labels"] == count == 30
-    assert table.loc["shape_colour", "P@10 (labels)"] == pytest.approx(relevant / count)
+    assert table.loc["shape_colour", "P@10"] == pytest.approx(relevant / count)
     assert table.loc["efficientnet_lite0", "tuned"] == ""
-    assert set(table.index) == {"efficientnet_lite0", "color_hist", "minilm", "shape_colour"}
+    assert set(table.index) == {"efficientnet_lite0", "color_hist", "hybrid", "minilm", "shape_colour"}

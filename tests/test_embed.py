@@ -128,6 +128,8 @@ def test_hybrid_is_combined_from_its_parts_stored_vectors(embedded_demo):
 
     weights = configured()[0]
 
+    with embedded_demo.conn:  # the demo set-up embeds hybrid: start without its vectors
+        embedded_demo.conn.execute("DELETE FROM embeddings WHERE method = 'hybrid'")
     report = embed_catalog(embedded_demo, "hybrid", progress=False)  # parts already embedded
     assert report.embedded == 300 and report.failed == 0
     ids, hybrid = vectors.load_matrix(embedded_demo, "hybrid")

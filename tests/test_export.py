@@ -30,7 +30,8 @@ def test_every_item_gets_its_top_k(embedded_demo, tmp_path):
     first = [r for r in rows if r["item_id"] == rows[0]["item_id"]]
     assert [int(r["rank"]) for r in first] == [1, 2, 3, 4, 5]
     assert all(r["neighbour_id"] != r["item_id"] for r in rows)
-    assert first[0]["item_title"] and first[0]["neighbour_image_url"].endswith(".jpg")
+    assert first[0]["item_title"] and first[0]["neighbour_image_file"].endswith(".jpg")
+    assert all(r["item_image_url"] == "" for r in rows)  # the demo has local photos, no URLs
     assert [p.name for p in tmp_path.iterdir() if "similar" in p.name] == ["similar.csv"]  # no temp file
 
 

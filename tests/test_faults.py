@@ -467,6 +467,8 @@ def test_8_the_library_refuses_the_same_numbers(embedded_demo, tmp_path):
 
 def test_8_export_of_a_method_without_vectors_writes_nothing(embedded_demo, tmp_path):
     out = tmp_path / "similar.csv"
+    with embedded_demo.conn:
+        embedded_demo.conn.execute("DELETE FROM embeddings WHERE method = 'hybrid'")  # the demo embeds it
     done = run_cli("export", "--method", "hybrid", "--out", str(out), "--db", str(embedded_demo.path))
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "no hybrid vectors" in done.stderr and "embed --method hybrid" in done.stderr
@@ -731,8 +733,9 @@ def test_13_export_keeps_the_rows_with_the_photo_cell_empty(catalog, deleted_pho
     assert export_similar(catalog, "color_hist", 5, out, progress=False) == 30
     photos = {}
     for row in read_rows(out):
-        photos[row["item_id"]] = row["item_image_url"]
-        photos[row["neighbour_id"]] = row["neighbour_image_url"]
+        assert row["item_image_url"] == row["neighbour_image_url"] == ""  # no URLs: local photos only
+        photos[row["item_id"]] = row["item_image_file"]
+        photos[row["neighbour_id"]] = row["neighbour_image_file"]
     assert len(photos) == 6
     for item_id, cell in photos.items():
         assert (cell == "") == (item_id in deleted_photos)

@@ -74,8 +74,11 @@ def test_farfetch_without_product_category_and_with_local_photos(catalog, tmp_pa
 
 
 def test_reimport_is_idempotent_and_updates_changed_rows(catalog, tmp_path):
-    import_farfetch(catalog, FARFETCH, progress=False)
-    import_farfetch(catalog, FARFETCH, progress=False)
+    first = import_farfetch(catalog, FARFETCH, progress=False)
+    again = import_farfetch(catalog, FARFETCH, progress=False)
+    assert (first.new, first.updated, first.unchanged) == (40, 0, 0)
+    assert (again.items, again.new, again.updated, again.unchanged) == (40, 0, 0, 40)
+    assert "40 items imported from 40 rows: 0 new, 0 updated, 40 unchanged" in again.summary()
     assert catalog.execute("SELECT count(*) FROM items").fetchone()[0] == 40
     assert catalog.execute("SELECT count(*) FROM images").fetchone()[0] == 80
     source = rows_of(FARFETCH)
@@ -85,7 +88,8 @@ def test_reimport_is_idempotent_and_updates_changed_rows(catalog, tmp_path):
         writer = csv.DictWriter(handle, fieldnames=list(source[0]))
         writer.writeheader()
         writer.writerows(source)
-    import_farfetch(catalog, changed, progress=False)
+    report = import_farfetch(catalog, changed, progress=False)
+    assert (report.new, report.updated, report.unchanged) == (0, 1, 39)
     assert catalog["items"].get(source[3]["id"])["price"] == 99.0
     assert catalog.execute("SELECT count(*) FROM items").fetchone()[0] == 40
 
@@ -177,7 +181,10 @@ def test_broken_images_are_reported_and_good_ones_land(catalog, tmp_path):
     assert report.items == len(cases)
     status = dict(catalog.execute("SELECT item_id, status FROM images").fetchall())
     assert status == cases
-    reasons = {p.where: p.reason for p in report.problems}
+    row = {item_id: n for n, item_id in enumerate(cases, start=2)}  # the header is row 1
+    wheres = {p.where for p in report.problems}
+    assert f"row {row['bomb']}, bomb.png" in wheres and f"row {row['nofile']}" in wheres  # the row, then the file
+    reasons = {p.where.split(", ")[-1]: p.reason for p in report.problems}
     assert "too large" in reasons["bomb.png"]
     assert "0 bytes" in reasons["zero.jpg"]
     assert {"garbage.jpg", "truncated.jpg"} <= set(reasons)

@@ -32,7 +32,7 @@ def test_uploaded_queries_use_results_as_shown(demo_catalog):
     assert figure["ci_low"] < 0.6 < figure["ci_high"]
     [wide] = precision_from_labels(demo_catalog, "clip", k=10)
     assert wide["labels"] == 6 and wide["unknown"] == 4
-    assert wide["by_category"]["(none)"]["queries"] == 1
+    assert wide["by_category"]["uploaded photos"]["queries"] == 1
 
 
 def test_item_queries_are_searched_again_and_unknowns_reported(embedded_demo):

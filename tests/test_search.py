@@ -131,6 +131,18 @@ def test_price_stock_brand_filters_and_unicode_case(embedded_demo):
     assert search(embedded_demo, METHOD, item_id=query, k=5, filters=parse_filters(["brand=nobody"])).results == []
 
 
+def test_a_search_that_filters_everything_out_says_which_filter_did(embedded_demo):
+    women = embedded_demo.execute("SELECT count(*) FROM items WHERE gender = 'Women'").fetchone()[0]
+    result = search(
+        embedded_demo, METHOD, item_id="10129", k=10, filters=parse_filters(["gender=women", "price_max=500"])
+    )
+    assert result.results == [] and result.notes == [
+        f"0 of 10 results: the filters leave 0 of 300 items: gender=women leaves {women}, "
+        "then price_max=500 leaves 0 (no item has a price)"
+    ]
+    assert search(embedded_demo, METHOD, item_id="10129", k=10, filters=parse_filters(["gender=women"])).notes == []
+
+
 def test_filter_parsing():
     assert parse_filters(
         ["gender=Women", "price_max=$1,500", "category=Heels", "category=Flats|Sandals", "in_stock=yes", "color=Red"]

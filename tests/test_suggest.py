@@ -51,5 +51,3 @@ def test_labels_suggest_on_the_demo_slice(embedded_demo_path, tmp_path):
     assert all(0 < s["disagreement"] <= 2 for s in found)
     text = run_cli("labels", "suggest", "-n", "2", "--db", str(db))
     assert text.returncode == 0 and found[0]["item_id"] in text.stdout
-    missing = run_cli("labels", "export", "--db", str(db))
-    assert missing.returncode == 2 and "name the CSV file" in missing.stderr

@@ -28,6 +28,7 @@ from core.api import uploads
 from core.api.keys import key_matches, load_keys
 from core.catalog.db import Catalog, CatalogError, open_catalog
 from core.catalog.filters import parse_filters
+from core.catalog.ids import normalise
 from core.catalog.images import sha256_bytes
 from core.catalog.importers import strip_credentials
 from core.catalog.vectors import missing_vectors, stored_versions
@@ -177,7 +178,7 @@ def _routes(reader: Reader) -> APIRouter:
         only_relevant: bool = False,
     ) -> Results:
         """The k catalog items most like a catalog item (itself excluded), as `search --item` ranks them."""
-        parsed = _filters(filters)
+        parsed, item_id = _filters(filters), normalise(item_id)  # the id as the catalog stores it
         with reader.snapshot() as db:
             version = _checked_method(db, method)
             hits = _search(db, method, item_id=item_id, k=k, filters=parsed)
@@ -270,7 +271,7 @@ def _install_errors(app: FastAPI) -> None:
         uploads.NotAPhoto: 415,
         uploads.NoPhoto: 422,
         CatalogError: 503,
-        sqlite3.OperationalError: 503,
+        sqlite3.DatabaseError: 503,  # locked past the busy timeout, or damaged
     }
     app.add_exception_handler(ApiError, lambda _, exc: _error(exc.status, exc.message, exc.retry_after))
     app.add_exception_handler(RequestValidationError, lambda _, exc: _error(422, _one_line(exc)))

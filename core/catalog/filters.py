@@ -21,6 +21,15 @@ TRUE = {"1", "true", "yes", "y", "on"}
 FALSE = {"0", "false", "no", "n", "off"}
 
 
+def keys_help() -> str:
+    """Every filter key, for --help: 'category, brand, ... (text: a|b for several); price_min, ...'."""
+    text = sorted(k for k in TEXT_KEYS if k != "color")
+    return (
+        f"{', '.join(text)} (text, any case; a|b for either); {', '.join(sorted(NUMBER_KEYS))} (numbers); "
+        f"{', '.join(sorted(FLAG_KEYS))} (yes/no)"
+    )
+
+
 def parse_filters(pairs: list[str] | None) -> dict:
     """['gender=Women', 'price_max=500'] -> {'gender': ['Women'], 'price_max': 500.0}.
 
@@ -116,3 +125,45 @@ def distinct_values(db: sqlite_utils.Database, column: str) -> list[str]:
         r[0]
         for r in db.execute(f"SELECT DISTINCT {column} FROM items WHERE {column} IS NOT NULL ORDER BY lower({column})")
     ]
+
+
+def _shown(key: str, value) -> str:
+    """A filter as a person typed it: 'gender=Women|Men', 'price_max=500', 'in_stock'."""
+    if key == "exclude_same_brand":
+        return "exclude the query's brand"
+    if isinstance(value, bool):
+        return key
+    if isinstance(value, list | tuple):
+        return f"{key}={'|'.join(value)}"
+    return f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+
+
+_VALUE_OF = {
+    "price_min": ("price", "a price"),
+    "price_max": ("price", "a price"),
+    "on_sale": ("on_sale", "a sale flag"),
+}
+
+
+def explain_empty(db: sqlite_utils.Database, filters: dict, query_brand: str | None = None) -> str:
+    """Why filters leave (almost) nothing: how many items they leave and which filter removed them.
+
+    The filters are applied one at a time, in the order given; the first that leaves no item is
+    named, with a hint when no item has a value for its field at all (e.g. a catalog without prices).
+    """
+    total = db.execute("SELECT count(*) FROM items").fetchone()[0]
+    applied: dict = {}
+    steps = []
+    for key, value in filters.items():
+        if value is None or value is False or value == []:
+            continue
+        applied[key] = value
+        left = len(matching_item_ids(db, applied, query_brand))
+        steps.append(f"{_shown(key, value)} leaves {left}")
+        if left == 0:
+            column, what = _VALUE_OF.get(key, (key, f"a {key}") if key in TEXT_KEYS.values() else (None, ""))
+            if column and not db.execute(f"SELECT 1 FROM items WHERE {column} IS NOT NULL LIMIT 1").fetchone():
+                steps[-1] += f" (no item has {what})"
+            break
+    left = len(matching_item_ids(db, filters, query_brand))
+    return f"the filters leave {left} of {total} items: " + ", then ".join(steps)

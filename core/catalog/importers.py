@@ -400,24 +400,39 @@ def _flush(
         reason = row["reason"]
         if (row["item_id"], row["role"]) in was_ok:
             reason += " (this photo was usable before this import)"
-        report.problem(Path(row["path"]).name if row["path"] else f"row {line}", reason)
+        report.problem(f"row {line}, {Path(row['path']).name}" if row["path"] else f"row {line}", reason)
     columns = ", ".join(ITEM_COLUMNS)
     marks = ", ".join("?" for _ in ITEM_COLUMNS)
     updates = ", ".join(f"{c} = excluded.{c}" for c in ITEM_COLUMNS if c != "id")
     image_cols = ("item_id", "role", "path", "url", "width", "height", "sha256", "status", "reason")
+    known = _known_ids(db, [item["id"] for item in items])
     with db.conn:
-        db.conn.executemany(
+        changed = db.conn.executemany(
             f"INSERT INTO items ({columns}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}, "
             "updated_at = datetime('now') WHERE "
             + " OR ".join(f"items.{c} IS NOT excluded.{c}" for c in ITEM_COLUMNS if c != "id"),
             [tuple(item[c] for c in ITEM_COLUMNS) for item in items],
-        )
+        ).rowcount  # inserted + actually changed rows: an unchanged row is not updated
         db.conn.executemany(
             f"INSERT INTO images ({', '.join(image_cols)}) VALUES ({', '.join('?' for _ in image_cols)}) "
             "ON CONFLICT (item_id, role) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in image_cols[2:]),
             [tuple(row[c] for c in image_cols) for row in image_rows],
         )
     report.items += len(items)
+    report.new += len(items) - known
+    report.updated += changed - (len(items) - known)
+    report.unchanged += known - (changed - (len(items) - known))
+
+
+def _known_ids(db: sqlite_utils.Database, ids: list[str]) -> int:
+    """How many of `ids` the catalog already holds."""
+    found = 0
+    for start in range(0, len(ids), 900):  # stay under SQLite's bound-parameter limit
+        chunk = ids[start : start + 900]
+        found += db.execute(
+            f"SELECT count(*) FROM items WHERE id IN ({', '.join('?' for _ in chunk)})", chunk
+        ).fetchone()[0]
+    return found
 
 
 def _ok_photos(db: sqlite_utils.Database, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from core.cli.common import catalog, print_report
-from core.settings import DEFAULT_METHOD
 
 
 def cmd_import_farfetch(args: argparse.Namespace) -> int:
@@ -50,10 +49,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from core.demo import setup_demo
+    from core.demo import DEMO_METHODS, setup_demo
 
     report = setup_demo(catalog(args))
-    print(f"demo catalog ready at {args.db}: {report.items} items, embedded and indexed with {DEFAULT_METHOD}")
+    print(f"demo catalog ready at {args.db}: {report.items} items, embedded and indexed with {', '.join(DEMO_METHODS)}")
     return 0 if report.ok else 1
 
 

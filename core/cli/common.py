@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import sys
+import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -33,12 +34,16 @@ def print_report(report, as_json: bool, summary: str | None = None) -> int:
     else:
         for problem in report.problems:
             print(f"  ! {problem}", file=sys.stderr)
-        print(
-            summary
-            or f"{report.items} items imported from {report.rows} rows; images ok {report.images_ok}, "
-            f"not usable {report.images_bad}; {len(report.problems)} problem(s) reported"
-        )
+        print(summary or report.summary())
     return 0 if report.ok else 1
+
+
+def default_output(opened: Catalog, given: Path | None, stem: str) -> Path:
+    """The file a command writes: `given`, else a new dated `<stem>_<YYYYmmdd-HHMMSS>.csv` in the
+    catalog's exports/ folder (data/exports/ for data/catalog.db; git ignores data/)."""
+    if given is not None:
+        return given
+    return opened.exports_dir / f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}.csv"
 
 
 def count(text: str) -> int:

@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from core.cli.common import catalog, count, filter_argument, method_option, print_report
+from core.catalog.filters import keys_help
+from core.cli.common import catalog, count, default_output, filter_argument, method_option, print_report
 
 
 def cmd_suggest(args: argparse.Namespace) -> int:
@@ -27,17 +28,14 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
     if args.action == "suggest":
         return cmd_suggest(args)
-    if args.file is None:
-        raise ValueError(f"labels {args.action}: name the CSV file")
     db = catalog(args, read_only=args.action == "export", create=False)
     if args.action == "export":
-        written = export_labels(db, args.file, force=args.force)
-        print(
-            json.dumps({"labels": written, "file": str(args.file)})
-            if args.json
-            else f"{written} labels written to {args.file}"
-        )
+        out = default_output(db, args.file, "labels")
+        written = export_labels(db, out, force=args.force)
+        print(json.dumps({"labels": written, "file": str(out)}) if args.json else f"{written} labels written to {out}")
         return 0
+    if args.file is None:
+        raise ValueError("name the labels CSV to import: python -m core labels import FILE")
     report = import_labels(db, args.file)
     print_report(
         report,
@@ -74,16 +72,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     from core.catalog.filters import parse_filters
     from core.curation.export import export_similar
 
+    db = catalog(args, create=False)
+    out = default_output(db, args.out, f"similar_{args.method}_top{args.k}")
     rows = export_similar(
-        catalog(args, create=False),
+        db,
         args.method,
         args.k,
-        args.out,
+        out,
         filters=parse_filters(args.filter),
         only_relevant=args.only_relevant,
         force=args.force,
     )
-    print(json.dumps({"rows": rows, "file": str(args.out)}) if args.json else f"{rows} rows written to {args.out}")
+    print(json.dumps({"rows": rows, "file": str(out)}) if args.json else f"{rows} rows written to {out}")
     return 0
 
 
@@ -92,7 +92,12 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
         "labels", parents=[common], help="export or import relevance labels as CSV; suggest queries to label"
     )
     p.add_argument("action", choices=("export", "import", "suggest"))
-    p.add_argument("file", type=Path, nargs="?", help="the labels CSV (export, import)")
+    p.add_argument(
+        "file",
+        type=Path,
+        nargs="?",
+        help="the labels CSV; export's default: a new dated file in exports/ beside the catalog (data/exports/)",
+    )
     p.add_argument("-n", type=count, default=10, help="suggest: how many queries (default 10)")
     p.add_argument(
         "--method", default="efficientnet_lite0", help="suggest: the (learnt) method the labels should teach"
@@ -108,8 +113,17 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("export", parents=[common], help="similar-item CSV: every item and its top-k")
     method_option(p, required=True)
     p.add_argument("-k", type=count, default=10)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--filter", action="append", type=filter_argument, default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--out", type=Path, help="the CSV to write (default: a new dated file in exports/ beside the catalog)"
+    )
+    p.add_argument(
+        "--filter",
+        action="append",
+        type=filter_argument,
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"export only items (and neighbours) that match; repeat for several. Keys: {keys_help()}",
+    )
     p.add_argument("--only-relevant", action="store_true", help="keep only pairs marked relevant")
     p.add_argument("--force", action="store_true", help="replace an existing file that is not an export CSV")
     p.set_defaults(func=cmd_export)

@@ -21,10 +21,13 @@ def cmd_methods(args: argparse.Namespace) -> int:
         return 0
     methods = list_methods(found)
     for m in methods:
-        state = "ready" if m["available"] else "missing"
-        print(f"{m['name']:18} {m['kind']:5} {state:7} {m['description']}")
-        if m["reason"]:
-            print(f"{'':32}-> {m['reason']}")
+        print(f"{m['name']:18} {m['kind']:5} {m['state']:12} {m['description']}")
+        if m["todo"]:
+            print(f"{'':37}-> {m['todo']}")
+    print(
+        "ready: searchable now; changed: searchable with the old vectors until embedded again; "
+        "not embedded: can run here, embed it first; missing: needs weights or training"
+    )
     placement = devices.summary()
     print(
         f"torch methods run on {devices.describe()}" if placement["device"] else f"torch methods: {placement['name']}"

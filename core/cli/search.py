@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from core.catalog.filters import keys_help
 from core.cli.common import catalog, count, filter_argument, known_methods, method_option, similarity
 from core.files.invisible import visible
 from core.settings import DEFAULT_METHOD
@@ -36,6 +38,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     for hit in result.results:
         shown = [visible(text or "") for text in (hit.item_id, hit.category, hit.title)]
         print(f"{hit.rank:3} {hit.score:8.4f}  {shown[0]:12} {shown[1]:16} {shown[2]}")
+    for note in result.notes:  # stale vectors, filters that leave (almost) nothing
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 
@@ -76,8 +80,15 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     group.add_argument("--item", help="catalog item id")
     group.add_argument("--image", type=Path, help="a photo file")
     group.add_argument("--text", help="words (minilm, clip, fashion_clip)")
-    p.add_argument("-k", type=count, default=10)
-    p.add_argument("--filter", action="append", type=filter_argument, default=[], metavar="KEY=VALUE")
+    p.add_argument("-k", type=count, default=10, help="how many look-alikes to print (default 10)")
+    p.add_argument(
+        "--filter",
+        action="append",
+        type=filter_argument,
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"keep only results that match; repeat for several. Keys: {keys_help()}",
+    )
     p.add_argument(
         "--distance",
         choices=("cosine", "chi2"),

@@ -55,9 +55,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     knobs = tuning.TuneOptions(
         **{k: v for k, v in (("epochs", args.epochs), ("dim", args.dim), ("head", args.head)) if v is not None}
     )
-    result = tuning.tune(
-        catalog(args, create=False), args.name, bases, targets, args.labels, weights, args.force, knobs
-    )
+    db = catalog(args, create=False)
+    result = tuning.tune(db, args.name, bases, targets, args.labels, weights, args.force, knobs)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
         return 0 if result.saved else 1
@@ -76,6 +75,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     )
     if result.saved and result.reason != "saved":
         print(result.reason)
+    if result.saved:
+        from core.search.queries import stale_note
+
+        note = stale_note(db, result.name)  # re-tuned: the stored vectors are the old version's
+        if note:
+            print(note)
     return 0 if result.saved else 1
 
 

@@ -30,29 +30,29 @@ COLUMNS = (
     "neighbour_title",
     "item_image_url",
     "neighbour_image_url",
+    "item_image_file",
+    "neighbour_image_file",
 )
 CHUNK = 512
 ENCODING = "utf-8-sig"
 
 
-def _display(db: sqlite_utils.Database) -> dict[str, tuple[str, str]]:
-    """Item id -> (title, its photo's URL without credentials, else the local path of the photo that represents it).
+def _display(db: sqlite_utils.Database) -> dict[str, tuple[str, str, str]]:
+    """Item id -> (title, its photo's URL without credentials or "", the local file of the photo that
+    represents it or "").
 
-    A local photo deleted or moved since import leaves the cell empty (never a dead path); the
+    A local photo deleted or moved since import leaves its file cell empty (never a dead path); the
     row stays, since its neighbours were found from the photo as it was embedded.
     """
     cards = item_cards(db)
-    gone = sum(card["photo_missing"] and not card["image_url"] for card in cards.values())
+    gone = sum(bool(card["photo_missing"]) for card in cards.values())
     if gone:
-        log.warning("%d items' photos were deleted or moved since import: their image cells are empty", gone)
+        log.warning("%d items' photos were deleted or moved since import: their image_file cells are empty", gone)
     return {
         item_id: (
             card["title"] or "",
-            strip_credentials(card["image_url"])
-            if card["image_url"]
-            else ""
-            if card["photo_missing"]
-            else card["image_path"] or "",
+            strip_credentials(card["image_url"]) if card["image_url"] else "",
+            "" if card["photo_missing"] else card["image_path"] or "",
         )
         for item_id, card in cards.items()
     }
@@ -109,11 +109,11 @@ def export_similar(
         for start in range(0, len(items), CHUNK):
             chunk = items[start : start + CHUNK]
             for item_id, hits in search_many(db, method, chunk, k, filters=filters):
-                title, image = display.get(item_id, ("", ""))
+                title, url, file = display.get(item_id, ("", "", ""))
                 for hit in hits:
                     if approved is not None and (item_id, hit.item_id) not in approved:
                         continue
-                    n_title, n_image = display.get(hit.item_id, ("", ""))
+                    n_title, n_url, n_file = display.get(hit.item_id, ("", "", ""))
                     writer.writerow(
                         (
                             neutralise(visible(item_id)),  # ids stored before the id rules: escaped
@@ -122,7 +122,7 @@ def export_similar(
                             f"{hit.score:.6f}",
                             *(
                                 neutralise(visible(text or "", keep="\t\n\r"))
-                                for text in (method, title, n_title, image, n_image)
+                                for text in (method, title, n_title, url, n_url, file, n_file)
                             ),
                         )
                     )

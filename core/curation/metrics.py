@@ -10,6 +10,9 @@ import sqlite_utils
 
 from core.catalog.vectors import methods_with_vectors
 
+UPLOADS = "uploaded photos"  # the by-category group of queries that are uploaded photos
+NO_CATEGORY = "(no category)"
+
 Z95 = 1.959963984540054
 
 
@@ -111,7 +114,7 @@ def _tally_shown(db, method: str, k: int, kind: str, meta: dict, tally: Tally) -
     for key, candidate, relevant in rows:
         shown[key].append((candidate, relevant))
     for key, pairs in shown.items():
-        query_meta = meta.get(key, (None, None)) if kind == "item" else (None, None)
+        query_meta = meta.get(key, (None, None)) if kind == "item" else (UPLOADS, None)
         _add(tally, query_meta, sum(r for _, r in pairs), len(pairs), max(0, k - len(pairs)))
         if kind == "item":
             _add_meta(tally, query_meta, [meta.get(c, (None, None)) for c, _ in pairs])
@@ -119,7 +122,7 @@ def _tally_shown(db, method: str, k: int, kind: str, meta: dict, tally: Tally) -
 
 def _add(tally: Tally, query_meta: tuple, relevant: int, judged: int, unknown: int) -> None:
     tally.add(relevant, judged, unknown)
-    category = query_meta[0] or "(none)"
+    category = query_meta[0] or NO_CATEGORY
     tally.by_category.setdefault(category, Tally()).add(relevant, judged, unknown)
 
 

@@ -19,7 +19,10 @@ class ImportReport:
     """What an import did. `ok` is false only when nothing at all could be imported."""
 
     rows: int = 0
-    items: int = 0
+    items: int = 0  # good rows written or found unchanged: new + updated + unchanged
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
     images_ok: int = 0
     images_bad: int = 0
     duplicates: int = 0
@@ -36,3 +39,11 @@ class ImportReport:
         data = asdict(self)
         data["problems"] = [str(p) for p in self.problems]
         return data
+
+    def summary(self) -> str:
+        """One line for people: what came in, what was already there, the photos and the problems."""
+        return (
+            f"{self.items} items imported from {self.rows} rows: {self.new} new, {self.updated} updated, "
+            f"{self.unchanged} unchanged; photos ok {self.images_ok}, not usable {self.images_bad}; "
+            f"{len(self.problems)} problem(s) reported"
+        )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.catalog.db import Catalog
+from core.catalog.vectors import methods_with_vectors, stored_versions
 
 if TYPE_CHECKING:
     from core.methods.base import Extractor
@@ -124,18 +125,38 @@ def create_extractor(name: str, catalog: Catalog | None = None) -> Extractor:
     return _resolve(spec.factory)(spec, catalog)
 
 
+def _state(spec: MethodSpec, catalog: Catalog | None, reason: str | None, count: int) -> tuple[str, str | None]:
+    """A method's state for people, with what to do next: "ready" (searchable now), "changed" (its
+    vectors were made by an older version: still searchable), "not embedded" or "missing" (weights)."""
+    embed = f"run `python -m core embed --method {spec.name}` (or Embed + index on the Methods page)"
+    if reason:
+        return "missing", reason
+    if not count:
+        return "not embedded", f"no vectors yet: {embed}"
+    if stored_versions(catalog, spec.name) - {spec.version}:
+        return "changed", f"{spec.name} changed since its vectors were made: {embed}"
+    return "ready", None
+
+
 def list_methods(catalog: Catalog | None = None) -> list[dict]:
     """Every method (the catalog's tuned ones last) with whether it can run here and, if not, the
-    exact remedy; a tuned method's row also has its `bases` and `training` record."""
+    exact remedy; `state` says whether it is usable now (core.methods.registry._state) and
+    `vectors` how many it has in the catalog. A tuned method's row also has its `bases` and
+    `training` record."""
     _load_specs()
     rows = []
+    counts = methods_with_vectors(catalog) if catalog is not None else {}
     for spec in [*_REGISTRY.values(), *_tuned_specs(catalog)]:
         reason = spec.availability(catalog)
+        state, todo = _state(spec, catalog, reason, counts.get(spec.name, 0))
         row = {
             "name": spec.name,
             "kind": spec.kind,
             "available": reason is None,
             "reason": reason,
+            "state": state,
+            "todo": todo,
+            "vectors": counts.get(spec.name, 0),
             "family": spec.family,
             "dim": spec.dim,
             "metric": spec.metric,
@@ -161,7 +182,7 @@ def method_states(catalog: Catalog | None = None) -> list[dict]:
         device = None
     return [
         {
-            **{k: m[k] for k in ("name", "kind", "available", "reason")},
+            **{k: m[k] for k in ("name", "kind", "available", "reason", "state", "todo", "vectors")},
             "device": devices.method_device(m["family"], device),
             **{k: m[k] for k in ("bases", "training") if k in m},
         }

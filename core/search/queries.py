@@ -16,7 +16,7 @@ k x FUSION_DEPTH best candidates (an item without a vector of a method gets 0 fr
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import sqlite_utils
@@ -67,9 +67,10 @@ class Hit:
 class SearchResult:
     query: dict
     results: list[Hit]
+    notes: list[str] = field(default_factory=list)  # what a person should know: stale vectors, empty filters
 
     def as_dict(self) -> dict:
-        return {"query": self.query, "results": [h.as_dict() for h in self.results]}
+        return {"query": self.query, "results": [h.as_dict() for h in self.results], "notes": self.notes}
 
 
 def extractor(method: str, catalog: Catalog):
@@ -139,16 +140,31 @@ def stored_vectors(db: sqlite_utils.Database, method: str, item_ids: Iterable[st
     return found, unit(matrix)
 
 
+def _stored_versions(db: sqlite_utils.Database, method: str) -> set[str]:
+    """The versions of a method that made its stored vectors, cached per process until they change."""
+    return caches.current(
+        caches.VERSIONS, (str(db.path), method), generation(db, method), lambda: vectors.stored_versions(db, method)
+    )
+
+
 def _check_current(db: sqlite_utils.Database, method: str, version: str) -> None:
     """A photo's vector is comparable with the catalog's only when the same version of the method made
     them all (a re-tuned or retrained method's old vectors live in another space)."""
-    stored = caches.current(
-        caches.VERSIONS, (str(db.path), method), generation(db, method), lambda: vectors.stored_versions(db, method)
-    )
-    if stored - {version}:
+    if _stored_versions(db, method) - {version}:
         raise SearchError(
             f"{method} changed since its catalog vectors were made; run `python -m core embed --method {method}` first"
         )
+
+
+def stale_note(db: sqlite_utils.Database, method: str) -> str | None:
+    """'typecol changed: run embed' when some of a method's stored vectors were made by another
+    version of it (re-tuned, retrained): searches use them until it is embedded again."""
+    if not _stored_versions(db, method) - {_spec(db, method).version}:
+        return None
+    return (
+        f"{method} changed since its vectors were made: searches use the old ones until it is embedded "
+        f"again (`python -m core embed --method {method}`, or Embed + index on the Methods page)"
+    )
 
 
 def query_vector(
@@ -260,7 +276,8 @@ def search(
         "k": k,
         "filters": filters or {},
     }
-    allowed = _allowed(db, filters, _query_brand(db, item_id) if (filters or {}).get("exclude_same_brand") else None)
+    brand = _query_brand(db, item_id) if (filters or {}).get("exclude_same_brand") else None
+    allowed = _allowed(db, filters, brand)
     exclude = {str(item_id)} if item_id is not None else set()
     if len(weights) == 1:
         name = next(iter(weights))
@@ -272,7 +289,10 @@ def search(
     else:
         ranked = _fuse(db, weights, k, allowed, exclude, item_id=item_id, image=image, text=text)
         label = "+".join(f"{w:g}*{m}" for m, w in weights.items())
-    return SearchResult(query, _hits(db, ranked, label, display=True))
+    notes = [note for m in weights if (note := stale_note(db, m))]
+    if allowed is not None and len(ranked) < k:
+        notes.append(f"{len(ranked)} of {k} results: " + filtering.explain_empty(db, filters or {}, brand))
+    return SearchResult(query, _hits(db, ranked, label, display=True), notes)
 
 
 def _fuse(db, weights: dict[str, float], k: int, allowed, exclude, **query) -> list[tuple[str, float]]:

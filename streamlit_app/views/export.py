@@ -12,6 +12,7 @@ from core.catalog.items import missing_photos
 from core.catalog.vectors import methods_with_vectors
 from core.curation.export import export_similar
 from core.curation.labels import export_labels, import_labels
+from core.files.failures import one_line
 from core.files.output_path import OutputRefused
 
 import ui
@@ -27,7 +28,7 @@ if not embedded:
 else:
     c = st.columns([2, 1, 2])
     method = c[0].selectbox("Method", embedded)
-    k = int(c[1].number_input("k", 1, 50, 10))
+    k = int(c[1].number_input("Results per item", 1, 50, 10, help="How many look-alikes of each item."))
     only_relevant = c[2].checkbox("Only pairs marked relevant")
     with st.expander("Filters"):
         filters = ui.filter_widgets(database, "export")
@@ -46,17 +47,17 @@ else:
                 on_progress=lambda d, t: bar.progress(d / max(t, 1), text=f"{d}/{t} items"),
             )
         except (OSError, OutputRefused, sqlite3.Error) as exc:
-            log.exception("export to %s failed", out)
+            log.exception("export to %s failed", out)  # the server's path: in the log only
             bar.empty()
-            st.error(f"The export could not be written: {exc}")
+            st.error(f"The export could not be written: {ui.without_paths(one_line(exc, database.path), out)}.")
         else:
-            bar.progress(1.0, text=f"{rows:,} rows written to {out}")
+            bar.progress(1.0, text=f"{rows:,} rows ready: {out.name}")
             st.session_state[ui.Keys.EXPORT_FILE] = str(out)
             gone = missing_photos(database)
             if gone:
                 st.warning(
-                    f"{len(gone):,} items' photos were deleted or moved since import (e.g. {gone[0]}): their "
-                    "image cells are empty unless they have a photo URL. Import the catalog again to refresh."
+                    f"{len(gone):,} items' photos were deleted or moved since import (e.g. item {gone[0]}): their "
+                    "image_file cells are empty. Import the catalog again to refresh."
                 )
     exported = st.session_state.get(ui.Keys.EXPORT_FILE)
     if exported and Path(exported).exists():
@@ -82,7 +83,7 @@ with right:
                 report = import_labels(database, path)
         except (OSError, sqlite3.Error) as exc:
             log.exception("labels import failed")
-            st.error(f"The labels could not be imported: {exc}")
+            st.error(f"The labels could not be imported: {ui.without_paths(one_line(exc, database.path))}.")
         else:
             st.success(
                 f"{report.items} new labels ({report.duplicates} already present, {len(report.problems)} rejected)"

@@ -3,6 +3,8 @@
 The query is a catalog item or an uploaded photo (its labels are keyed by the photo's sha256).
 """
 
+from datetime import datetime
+
 import streamlit as st
 
 from core.catalog.images import sha256_bytes
@@ -36,7 +38,7 @@ labeler = c[0].text_input(
     "Your name", **ui.remembered(ui.Keys.LABELER, persist=True), help="Remembered on this computer, beside the catalog."
 )
 method = c[1].selectbox("Method", embedded, **ui.remembered(ui.Keys.LABEL_METHOD, embedded))
-k = int(c[3].number_input("k", 1, 20, 10))
+k = int(c[3].number_input("Results", 1, 20, 10, help="How many of the query's look-alikes to judge."))
 
 
 def pick_next() -> None:
@@ -79,9 +81,9 @@ else:
         st.stop()
     shown, data = photo
     left, right = st.columns([1, 4])
-    left.image(shown, caption="Query", width="stretch")
     query, request = Query.upload(sha256_bytes(data)), {"image": data}
-    left.caption(f"Uploaded photo · sha256 {query.key[:12]}…")
+    uploaded_at = st.session_state.setdefault(ui.Keys.UPLOAD_TIMES, {}).setdefault(query.key, datetime.now())
+    left.image(shown, caption=f"Your photo, uploaded at {uploaded_at:%H:%M} on {uploaded_at:%d %b %Y}", width="stretch")
 
 try:
     hits = [h.as_dict() for h in search(database, method, k=k, **request).results]
@@ -92,7 +94,8 @@ judged = current_labels(database, query)
 done = sum(1 for h in hits if h["item_id"] in judged)
 right.progress(
     done / max(1, len(hits)),
-    text=f"{done} of {len(hits)} judged for this query · {label_counts(database)['labels']} labels in the catalog",
+    text=f"{done} of {len(hits)} judged for this query · {ui.plural(label_counts(database)['labels'], 'label')} "
+    "in the catalog",
 )
 
 

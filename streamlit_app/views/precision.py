@@ -19,23 +19,19 @@ if not figures:
     st.info("No labels yet: judge some matches on the **Label** page.")
     st.stop()
 
-tuned = {
-    name: f"v{version} over {' + '.join(current_head(database, name).bases)}"
-    for name, version in tuned_names(database).items()
-}
+heads = {name: current_head(database, name) for name in tuned_names(database)}
 table = pd.DataFrame(
     [
         {
             "method": f["method"],
-            "tuned": tuned.get(f["method"], ""),
-            f"P@{k} (labels)": f["precision_at_k"],
-            "95% low": f["ci_low"],
-            "95% high": f["ci_high"],
+            f"P@{k}": f["precision_at_k"],
+            "95% interval": f"{f['ci_low']:.3f}–{f['ci_high']:.3f}",
             "queries": f["queries"],
             "labels": f["labels"],
             "unknown": f["unknown"],
-            "same category (metadata)": f["metadata_precision"]["category"],
-            "same colour (metadata)": f["metadata_precision"]["colour"],
+            "same category": f["metadata_precision"]["category"],
+            "same colour": f["metadata_precision"]["colour"],
+            "tuned": f"v{heads[f['method']].version}" if f["method"] in heads else "",
         }
         for f in figures
     ]
@@ -44,19 +40,24 @@ st.dataframe(
     table,
     hide_index=True,
     width="stretch",
+    height="content",
     column_config={
-        c: st.column_config.NumberColumn(format="%.3f")
-        for c in table.columns
-        if c not in ("method", "tuned", "queries", "labels", "unknown")
+        c: st.column_config.NumberColumn(format=ui.PRECISION_FORMAT) for c in (f"P@{k}", "same category", "same colour")
     },
 )
 st.caption(
-    "Precision counts only judged results; unjudged ones are 'unknown', not wrong. Two methods differ "
-    "clearly when their 95% intervals do not overlap. The metadata columns are the research's automatic "
-    "figure over the same queries: the share of results with the query's category or colour. *tuned*: "
-    "a method learnt on the Methods page, and the methods it was learnt over: compare it with those."
+    f"P@{k}: the share of judged results in the top {k} that your team marked relevant; unjudged ones are "
+    "'unknown', not wrong. Two methods differ clearly when their 95% intervals do not overlap. *same "
+    "category* / *same colour*: the research's automatic figure over the same queries, the share of results "
+    "with the query's category or colour (none for uploaded photos)."
 )
-unjudged = sorted((set(methods_with_vectors(database)) | set(tuned)) - {f["method"] for f in figures})
+if heads:
+    st.caption(
+        "*tuned*: learnt on the Methods page, over its bases: compare it with them. "
+        + "; ".join(f"{name} v{head.version} over {' + '.join(head.bases)}" for name, head in heads.items())
+        + "."
+    )
+unjudged = sorted((set(methods_with_vectors(database)) | set(heads)) - {f["method"] for f in figures})
 if unjudged:
     st.caption(
         f"No judged result in the top {k} of: {', '.join(unjudged)}. Label their results on the "
@@ -89,7 +90,7 @@ base = alt.Chart(bars).encode(x=alt.X("method:N", title=None, axis=alt.Axis(labe
 chart = base.mark_bar().encode(
     y=alt.Y("precision:Q", scale=alt.Scale(domain=[0, 1]), title=f"precision@{k}"),
     color=alt.Color("figure:N", title=None, legend=alt.Legend(orient="bottom")),
-    tooltip=["method", "figure", alt.Tooltip("precision:Q", format=".3f")],
+    tooltip=["method", "figure", alt.Tooltip("precision:Q", format=".3f")],  # as ui.PRECISION_FORMAT
 )
 intervals = (
     base.transform_filter("isValid(datum.low)").mark_rule(strokeWidth=2, color="#2b2b2b").encode(y="low:Q", y2="high:Q")
@@ -97,16 +98,22 @@ intervals = (
 st.altair_chart(chart + intervals, width="stretch")
 st.caption("Bars: precision from your labels, with its 95% interval (black line), beside the metadata figure.")
 
-st.subheader("By category")
-rows = [
-    {
-        "method": f["method"],
-        "category": c,
-        "queries": v["queries"],
-        "labels": v["labels"],
-        f"P@{k}": v["precision_at_k"],
-    }
-    for f in figures
-    for c, v in f["by_category"].items()
-]
-st.dataframe(rows, hide_index=True, width="stretch")
+st.subheader("By category of the query")
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "method": f["method"],
+                "category": c,
+                "queries": v["queries"],
+                "labels": v["labels"],
+                f"P@{k}": v["precision_at_k"],
+            }
+            for f in figures
+            for c, v in f["by_category"].items()
+        ]
+    ),
+    hide_index=True,
+    width="stretch",
+    column_config={f"P@{k}": st.column_config.NumberColumn(format=ui.PRECISION_FORMAT)},
+)

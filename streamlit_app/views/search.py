@@ -14,11 +14,11 @@ st.title("Search")
 
 embedded = methods_with_vectors(database)
 methods = ui.methods()
-ready = sorted(
+ready = sorted(  # every method whose vectors exist and that can run here, tuned ones and hybrid included
     (m for m in methods if m["available"] and m["name"] in embedded),
     key=lambda m: ui.default_first([x["name"] for x in methods]).index(m["name"]),
 )
-missing = [m for m in methods if not m["available"]]
+others = len(methods) - len(ready)
 if not ready:
     st.info("No method has vectors yet: embed the catalog on the **Methods** page first.")
     st.stop()
@@ -36,7 +36,7 @@ elif mode == "Photo":
         shown, query["image"] = photo
     names = [m["name"] for m in ready if m["kind"] == "image"]
 else:
-    query["text"] = st.text_input("Describe what you look for", "black leather handbag")
+    query["text"] = st.text_input("Describe what you look for", placeholder="e.g. black leather handbag") or None
     names = [m["name"] for m in ready if m["kind"] == "text" or m["text_query"]]
 
 if not names:
@@ -45,16 +45,16 @@ if not names:
 c = st.columns([2, 2, 1])
 method = c[0].selectbox("Method", names)
 compare = c[1].selectbox("Compare with", ["(none)"] + [n for n in names if n != method])
-k = c[2].number_input("k", 1, 50, 10)
+k = c[2].number_input("Results", 1, 50, 10, help="How many look-alikes to show.")
 with st.expander("Filters"):
     filters = ui.filter_widgets(database, "search")
     exclude_brand = st.checkbox("Exclude the query's brand")
     if exclude_brand:
         filters["exclude_same_brand"] = True
-if missing:
-    with st.expander(f"{len(missing)} methods need weights"):
-        for m in missing:
-            st.caption(f"**{m['name']}** — {m['reason']}")
+if others:
+    st.page_link(
+        "views/methods.py", label=f"{others} more methods need weights, training or embedding: see Methods", icon="⚙️"
+    )
 
 if mode == "Catalog item" and query.get("item_id"):
     ui.photo(item_cards(database, [query["item_id"]]).get(query["item_id"], {}).get("image_path"), "Query", 180)
@@ -77,6 +77,6 @@ for pane, name in zip(panes, columns):
             continue
         hits = [h.as_dict() for h in result.results]
         st.session_state[ui.Keys.SEARCH_RESULTS] = {"method": name, "query": query.get("item_id"), "hits": hits}
-        if not hits:
-            st.info("Nothing matches these filters.")
+        for note in result.notes:  # stale vectors, or filters that leave (almost) nothing
+            st.info(note[0].upper() + note[1:])
         ui.grid(hits, columns=5 if len(columns) == 1 else 3, caption=ui.caption_with_score, key_prefix=name)
