@@ -74,8 +74,8 @@ def bench_naive(images: int) -> dict:
     import torch
 
     from core.catalog.images import load_rgb
-    from core.engines.decode import to_array
     from core.methods.efficientnet_torch import load_model
+    from core.methods.preprocess import to_array
 
     start = time.perf_counter()
     model = load_model()

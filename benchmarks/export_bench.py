@@ -19,7 +19,7 @@ import numpy as np
 from core.catalog.db import open_catalog
 from core.catalog.vectors import load_matrix, store
 from core.curation.export import export_similar
-from core.search.index import build_index
+from core.search.space import open_space
 
 from common import machine, write_section
 
@@ -55,10 +55,10 @@ def main() -> None:
             )
         store(db, METHOD, "bench", ((i, v, "x") for i, v in zip(ids, vectors)))
         start = time.perf_counter()
-        build_index(db, METHOD, progress=False)
+        open_space(db, METHOD).build_index(progress=False)
         built = time.perf_counter() - start
         start = time.perf_counter()
-        rows = export_similar(db, METHOD, args.k, Path(tmp) / "similar.csv", progress=False)
+        rows = export_similar(open_space(db, METHOD), args.k, Path(tmp) / "similar.csv", progress=False)
         seconds = time.perf_counter() - start
         size = (Path(tmp) / "similar.csv").stat().st_size
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -66,7 +66,8 @@ def decode_only(images: int, processes: bool) -> float:
     from functools import partial
 
     from core.catalog.vectors import Pending
-    from core.engines.decode import decoded_batches, to_array
+    from core.engines.decode import decoded_batches
+    from core.methods.preprocess import to_array
 
     paths = sorted((FASHION / "images").glob("*.jpg"))[:images]
     items = [Pending(p.stem, str(p), None, "") for p in paths]

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from core.catalog.vectors import load_matrix
-from core.curation.evaluate import evaluate
+from core.curation.evaluate import evaluate_vectors
 from core.engines.embed import embed_catalog
 from core.methods import list_methods
 from core.methods.hybrid import combine
@@ -26,12 +26,13 @@ BOTH = ",".join(ATTRIBUTES)  # relevant only when type and colour both match
 
 
 def row(db, method: str, matrix=None, distance: str = "cosine") -> list[float]:
+    ids, vectors = matrix or load_matrix(db, method)
     cells = []
     for attribute in ATTRIBUTES:
-        at1 = evaluate(db, method, attribute, 1, matrix=matrix, distance=distance)
-        at10 = evaluate(db, method, attribute, 10, matrix=matrix, distance=distance)
+        at1 = evaluate_vectors(db, method, ids, vectors, attribute, 1, distance=distance)
+        at10 = evaluate_vectors(db, method, ids, vectors, attribute, 10, distance=distance)
         cells += [at1["precision_at_k"], at10["precision_at_k"], at10["map_at_k"]]
-    return cells + [evaluate(db, method, BOTH, 10, matrix=matrix, distance=distance)["precision_at_k"]]
+    return cells + [evaluate_vectors(db, method, ids, vectors, BOTH, 10, distance=distance)["precision_at_k"]]
 
 
 def main() -> None:

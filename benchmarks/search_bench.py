@@ -27,6 +27,7 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from core.search.index import DEFAULT_TREES, SEARCH_K_PER_RESULT, make_annoy
+from core.search.space import open_space
 
 from common import ROOT, machine, write_section
 
@@ -96,7 +97,7 @@ def run_case(
     rows = []
     for trees in trees_list:
         start = time.perf_counter()
-        annoy = make_annoy(matrix, "angular", trees)
+        annoy = make_annoy(matrix, trees)
         path = folder / f"bench-{trees}.ann"
         annoy.save(str(path))
         build = time.perf_counter() - start
@@ -134,7 +135,6 @@ def end_to_end(base: np.ndarray, n: int, noise: float, queries: int = 200) -> di
     """`core.search.queries.search` by item id on a real catalog file of n items (SQL, index checks, display)."""
     from core.catalog.db import open_catalog
     from core.catalog.vectors import store
-    from core.search.index import build_index
     from core.search.queries import search
 
     matrix = tiled(base, n, noise, seed=3)
@@ -148,21 +148,23 @@ def end_to_end(base: np.ndarray, n: int, noise: float, queries: int = 200) -> di
             )
         store(db, "efficientnet_lite0", "bench", ((i, v, "x") for i, v in zip(ids, matrix)))
         start = time.perf_counter()
-        build_index(db, "efficientnet_lite0", progress=False)
+        open_space(db, "efficientnet_lite0").build_index(progress=False)
         build = time.perf_counter() - start
-        search(db, "efficientnet_lite0", item_id=ids[0], k=K)  # first load: fingerprint check + mmap
+        search(open_space(db, "efficientnet_lite0"), item_id=ids[0], k=K)  # first load: fingerprint check + mmap
         rng = np.random.default_rng(4)
         times, filtered = [], []
         for j in rng.integers(0, n, queries):
             start = time.perf_counter()
-            search(db, "efficientnet_lite0", item_id=ids[j], k=K)
+            search(open_space(db, "efficientnet_lite0"), item_id=ids[j], k=K)
             times.append(time.perf_counter() - start)
         members = np.arange(3, n, 20)  # category cat3: 1 item in 20
         unit = matrix[members]
         recall = []
         for j in rng.integers(0, n, 50):
             start = time.perf_counter()
-            hits = search(db, "efficientnet_lite0", item_id=ids[j], k=K, filters={"category": ["cat3"]}).results
+            hits = search(
+                open_space(db, "efficientnet_lite0"), item_id=ids[j], k=K, filters={"category": ["cat3"]}
+            ).results
             filtered.append(time.perf_counter() - start)
             sims = unit @ matrix[j]
             sims[members == j] = -np.inf

@@ -24,7 +24,7 @@ from core.curation import tuning
 from core.curation.evaluate import joint_values
 from core.curation.labels import judge_by_attributes
 from core.curation.suggest import pick
-from core.methods.base import l2_normalise
+from core.methods.distances import unit
 from core.methods.heads import head_vectors, stored_bases, weighted_concat
 
 from common import ROOT, machine, write_section
@@ -87,7 +87,7 @@ def main() -> None:
     validation = np.array([n for n, i in enumerate(ids) if tuning.is_validation(i)])
     train = [n for n, i in enumerate(ids) if not tuning.is_validation(i)]
     base = weighted_concat([parts[b] for b in BASES], [1 / 3] * 3)
-    start = tuning.precision_at_k(l2_normalise(base), classes, validation, validation)
+    start = tuning.precision_at_k(unit(base), classes, validation, validation)
     suggested = [r for r, _ in pick([parts[b][train] for b in BASES], max(SIZES), [False] * len(train))]
     shuffled = np.random.default_rng(0).permutation(len(train)).tolist()
     curves: dict[str, list[tuple[int, float]]] = {"suggested": [], "random": []}

@@ -28,7 +28,7 @@ from core.curation import tuning
 from core.curation.evaluate import joint_values
 from core.curation.labels import judge_by_attributes
 from core.engines.embed import embed_catalog
-from core.methods.base import l2_normalise
+from core.methods.distances import unit
 from core.methods.heads import head_vectors, stored_bases, weighted_concat
 from core.search.queries import search
 
@@ -105,9 +105,9 @@ def main() -> None:
     rows = []
     for base in WITH_TEXT:
         photo = photo_p10(db, base) if KINDS[base] == "image" else float("nan")
-        rows.append((base, "frozen base", "", scores(l2_normalise(parts[base]), classes, validation) + [photo]))
+        rows.append((base, "frozen base", "", scores(unit(parts[base]), classes, validation) + [photo]))
     for label, bases, w in (("concat 0.7/0.3", IMAGE, [0.7, 0.3]), ("equal thirds", WITH_TEXT, [1 / 3] * 3)):
-        fused = l2_normalise(weighted_concat([parts[b] for b in bases], w))
+        fused = unit(weighted_concat([parts[b] for b in bases], w))
         rows.append((label, "fixed fusion", "", scores(fused, classes, validation) + [float("nan")]))
     judged, held_back = simulate_labels(db, ids, parts, train, validation, args.queries)
     notes = []

@@ -13,6 +13,7 @@ from core.catalog.images import ImageError, load_upload
 from core.catalog.thumbnails import catalog_thumbnail
 from core.curation.preferences import load_preferences, remember
 from core.jobs import JobRunner
+from core.search.space import MethodSpace, open_space
 from core.settings import DEFAULT_METHOD, settings
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,11 @@ def db():
             st.error(str(exc))
             st.stop()
     return st.session_state[key]
+
+
+def space(method: str) -> MethodSpace:
+    """A method's space in this session's catalog (SearchError for an unknown method)."""
+    return open_space(db(), method)
 
 
 @st.cache_resource

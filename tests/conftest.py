@@ -103,7 +103,7 @@ def embedded_demo(embedded_demo_path, tmp_path):
 def app_db(embedded_demo, monkeypatch):
     """The embedded demo catalog, indexed, as the app's catalog."""
     monkeypatch.setenv("LOOKALIKE_DB", str(embedded_demo.path))
-    from core.search.index import build_index
+    from core.search.space import open_space
 
-    build_index(embedded_demo, "efficientnet_lite0", progress=False)
+    open_space(embedded_demo, "efficientnet_lite0").build_index(progress=False)
     return embedded_demo

@@ -21,9 +21,9 @@ from core.catalog.images import MAX_UPLOAD_BYTES
 from core.catalog.vectors import load_matrix, store
 from core.curation.labels import Query, add_label
 from core.methods.registry import method_states
-from core.search import queries
-from core.search.index import build_index
+from core.search import backends
 from core.search.queries import search
+from core.search.space import open_space
 
 from helpers import ROOT, run_cli
 
@@ -60,7 +60,7 @@ def error_of(reply, status: int) -> str:
 
 def test_similar_items_are_search_by_item_with_labels(embedded_demo, client):
     query, *_ = first_items(embedded_demo, 1)
-    expected = search(embedded_demo, METHOD, item_id=query, k=7).results
+    expected = search(open_space(embedded_demo, METHOD), item_id=query, k=7).results
     add_label(embedded_demo, Query.item(query), expected[0].item_id, METHOD, 1, True, "ana")
     add_label(embedded_demo, Query.item(query), expected[1].item_id, METHOD, 2, False, "ana")
     reply = client.get(f"/items/{query}/similar", params={"k": 7})
@@ -194,7 +194,7 @@ def test_text_search_and_methods(embedded_demo, client):
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["method"] == "minilm" and len(body["results"]) == 4
-    expected = search(embedded_demo, "minilm", text="black leather handbag", k=4).results
+    expected = search(open_space(embedded_demo, "minilm"), text="black leather handbag", k=4).results
     assert [r["item_id"] for r in body["results"]] == [h.item_id for h in expected]
     assert "cannot read text" in error_of(client.get("/search/text?q=bag&method=color_hist"), 422)
     assert error_of(client.get("/search/text?q="), 422)
@@ -230,8 +230,8 @@ def test_index_rebuilds_and_re_embeds_while_serving_never_fail_or_mix(embedded_d
     """Requests run while another thread rebuilds the index and rewrites vectors (same version):
     every answer is 200 or a 503 with a reason, and equals a search of one committed state."""
     if path == "annoy":
-        monkeypatch.setattr(queries, "EXACT_LIMIT", 0)
-        build_index(embedded_demo, METHOD, trees=10, progress=False)
+        monkeypatch.setattr(backends, "EXACT_LIMIT", 0)
+        open_space(embedded_demo, METHOD).build_index(trees=10, progress=False)
     ids, matrix = load_matrix(embedded_demo, METHOD)
     states = {0: matrix, 1: matrix[::-1].copy()}  # two vector sets: the same vectors, assigned in reverse
     query = ids[5]
@@ -244,7 +244,7 @@ def test_index_rebuilds_and_re_embeds_while_serving_never_fail_or_mix(embedded_d
         try:
             for n in range(6):
                 store(db, METHOD, "v", ((i, v, "x") for i, v in zip(ids, states[(n + 1) % 2])))
-                build_index(db, METHOD, trees=10, progress=False)
+                open_space(db, METHOD).build_index(trees=10, progress=False)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:

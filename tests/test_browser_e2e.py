@@ -32,9 +32,9 @@ def free_port() -> int:
 
 @pytest.fixture
 def server(embedded_demo, tmp_path):
-    from core.search.index import build_index
+    from core.search.space import open_space
 
-    build_index(embedded_demo, "efficientnet_lite0", progress=False)
+    open_space(embedded_demo, "efficientnet_lite0").build_index(progress=False)
     db = str(embedded_demo.path)
     port = free_port()
     log = open(tmp_path / "streamlit.log", "w")

@@ -10,9 +10,10 @@ import numpy as np
 from core.catalog.images import load_rgb
 from core.catalog.vectors import Pending, load_matrix
 from core.engines import decode
-from core.engines.decode import decoded_batches, to_array
+from core.engines.decode import decoded_batches
 from core.engines.embed import embed_catalog
 from core.methods import create_extractor
+from core.methods.preprocess import to_array
 
 from helpers import DEMO
 

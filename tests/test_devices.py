@@ -12,9 +12,9 @@ import torch
 from core.catalog import vectors
 from core.catalog.images import load_rgb
 from core.cli import main
-from core.engines.decode import to_array
 from core.engines.embed import embed_catalog
 from core.methods import create_extractor, devices
+from core.methods.preprocess import to_array
 
 from helpers import DEMO
 
@@ -268,3 +268,14 @@ def test_a_placed_block_changes_only_its_own_threads_device(monkeypatch, no_gpu)
         assert devices.current() == devices.Placement("cpu", "float16")
     assert other["placement"] == devices.Placement("cuda", "bfloat16")  # the process's auto choice
     assert devices.current() == devices.Placement("cuda", "bfloat16")
+
+
+def test_a_wsl2_gpu_is_not_ruled_out_before_torch_is_asked(monkeypatch):
+    real_path = devices.Path
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(devices.sys, "platform", "linux")
+    for present, ruled_out in (({"/dev/dxg"}, False), ({"/dev/nvidiactl"}, False), (set(), True)):
+        monkeypatch.setattr(
+            devices, "Path", lambda p, present=present: real_path("/") if p in present else real_path("/nonexistent/x")
+        )
+        assert devices._no_nvidia_driver() is ruled_out

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from core.catalog.vectors import load_matrix
-from core.curation.evaluate import evaluate, grouping_fields, joint_values, precision_scores
+from core.curation.evaluate import evaluate, evaluate_vectors, grouping_fields, joint_values, precision_scores
+from core.methods.distances import chi2_distances
+from core.search.space import open_space
 
 from helpers import ROOT
 
@@ -29,37 +31,53 @@ def test_precision_and_average_precision_follow_their_definitions():
 
 
 def test_default_method_beats_shuffled_vectors_by_type(embedded_demo):
-    result = evaluate(embedded_demo, "efficientnet_lite0", "articleType", k=10)
+    result = evaluate(open_space(embedded_demo, "efficientnet_lite0"), "articleType", k=10)
     ids, matrix = load_matrix(embedded_demo, "efficientnet_lite0")
     shuffled = matrix[np.random.default_rng(0).permutation(len(ids))]
-    chance = evaluate(embedded_demo, "efficientnet_lite0", "articleType", k=10, matrix=(ids, shuffled))
+    chance = evaluate_vectors(embedded_demo, "efficientnet_lite0", ids, shuffled, "articleType", k=10)
     assert result["queries"] == len(ids) == 300
     assert result["precision_at_k"] > chance["precision_at_k"] + 0.3
     assert 0 < result["map_at_k"] <= 1
 
 
 def test_colour_beats_the_default_on_base_colour(embedded_demo):
-    colour = evaluate(embedded_demo, "color_hist", "baseColour", k=10)
-    deep = evaluate(embedded_demo, "efficientnet_lite0", "baseColour", k=10)
+    colour = evaluate(open_space(embedded_demo, "color_hist"), "baseColour", k=10)
+    deep = evaluate(open_space(embedded_demo, "efficientnet_lite0"), "baseColour", k=10)
     assert colour["precision_at_k"] > deep["precision_at_k"]
 
 
 def test_chi_square_evaluation_reranks_and_never_counts_the_query(embedded_demo):
-    cosine = evaluate(embedded_demo, "color_hist", "baseColour", k=10)
-    chi2 = evaluate(embedded_demo, "color_hist", "baseColour", k=10, distance="chi2")
+    cosine = evaluate(open_space(embedded_demo, "color_hist"), "baseColour", k=10)
+    chi2 = evaluate(open_space(embedded_demo, "color_hist"), "baseColour", k=10, distance="chi2")
     assert chi2["distance"] == "chi2" and chi2["queries"] == cosine["queries"] == 300
     assert chi2["precision_at_k"] != cosine["precision_at_k"] and 0 < chi2["precision_at_k"] < 1
+    # The same figure by hand: the 100 best cosine candidates (the query itself never among them),
+    # re-ranked by chi-square on the histograms, top 10 compared by base colour.
+    ids, matrix = load_matrix(embedded_demo, "color_hist")
+    values = joint_values(embedded_demo, ids, "baseColour")
+    rows = [n for n, v in enumerate(values) if v is not None]
+    hists, colours = matrix[rows], [values[n] for n in rows]
+    unit = hists / np.linalg.norm(hists, axis=1, keepdims=True)
+    precisions = []
+    for q in range(len(rows)):
+        cosines = unit @ unit[q]
+        cosines[q] = -np.inf
+        candidates = np.argsort(-cosines, kind="stable")[:100]
+        top = candidates[np.argsort(chi2_distances(hists[q], hists[candidates]), kind="stable")[:10]]
+        assert q not in top
+        precisions.append(np.mean([colours[t] == colours[q] for t in top]))
+    assert chi2["precision_at_k"] == pytest.approx(np.mean(precisions), abs=0.003)
 
 
 def test_seeded_query_sample_is_reproducible(embedded_demo):
-    first = evaluate(embedded_demo, "color_hist", "articleType", k=5, queries=40, seed=3)
-    again = evaluate(embedded_demo, "color_hist", "articleType", k=5, queries=40, seed=3)
+    first = evaluate(open_space(embedded_demo, "color_hist"), "articleType", k=5, queries=40, seed=3)
+    again = evaluate(open_space(embedded_demo, "color_hist"), "articleType", k=5, queries=40, seed=3)
     assert first == again and first["queries"] == 40
 
 
 def test_evaluate_without_vectors_says_what_to_do(demo_catalog):
     with pytest.raises(ValueError, match="embed the catalog first"):
-        evaluate(demo_catalog, "efficientnet_lite0")
+        evaluate(open_space(demo_catalog, "efficientnet_lite0"))
 
 
 def test_cli_evaluate_json(embedded_demo_path):

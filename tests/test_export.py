@@ -12,6 +12,7 @@ import pytest
 from core.curation.export import COLUMNS, export_similar
 from core.curation.labels import Query, add_label
 from core.files.output_path import header_bytes
+from core.search.space import open_space
 
 from helpers import ROOT
 
@@ -23,7 +24,7 @@ def read(path) -> list[dict]:
 
 def test_every_item_gets_its_top_k(embedded_demo, tmp_path):
     out = tmp_path / "similar.csv"
-    assert export_similar(embedded_demo, "efficientnet_lite0", 5, out, progress=False) == 1500
+    assert export_similar(open_space(embedded_demo, "efficientnet_lite0"), 5, out, progress=False) == 1500
     rows = read(out)
     assert list(rows[0]) == list(COLUMNS) and len(rows) == 1500
     assert out.read_bytes().startswith(b"\xef\xbb\xbf")  # BOM: spreadsheets read it as UTF-8
@@ -37,7 +38,9 @@ def test_every_item_gets_its_top_k(embedded_demo, tmp_path):
 
 def test_filters_and_only_relevant(embedded_demo, tmp_path):
     out = tmp_path / "f.csv"
-    export_similar(embedded_demo, "efficientnet_lite0", 3, out, filters={"category": ["watches"]}, progress=False)
+    export_similar(
+        open_space(embedded_demo, "efficientnet_lite0"), 3, out, filters={"category": ["watches"]}, progress=False
+    )
     rows = read(out)
     categories = dict(embedded_demo.execute("SELECT id, category FROM items"))
     assert len(rows) == 12 * 3
@@ -45,7 +48,7 @@ def test_filters_and_only_relevant(embedded_demo, tmp_path):
     query, good, bad = rows[0]["item_id"], rows[0]["neighbour_id"], rows[1]["neighbour_id"]
     add_label(embedded_demo, Query.item(query), good, "efficientnet_lite0", 1, True, "ana")
     add_label(embedded_demo, Query.item(query), bad, "efficientnet_lite0", 2, False, "ana")
-    export_similar(embedded_demo, "efficientnet_lite0", 3, out, only_relevant=True, progress=False)
+    export_similar(open_space(embedded_demo, "efficientnet_lite0"), 3, out, only_relevant=True, progress=False)
     assert [(r["item_id"], r["neighbour_id"]) for r in read(out)] == [(query, good)]
 
 
@@ -59,9 +62,9 @@ def test_interrupted_export_leaves_the_old_file(embedded_demo, tmp_path, monkeyp
         yield "x", []
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("core.search.queries.search_many", interrupted)
+    monkeypatch.setattr("core.curation.export.search_many", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        export_similar(embedded_demo, "efficientnet_lite0", 5, out, progress=False)
+        export_similar(open_space(embedded_demo, "efficientnet_lite0"), 5, out, progress=False)
     assert out.read_bytes() == previous
     assert [p.name for p in out.parent.iterdir()] == ["similar.csv"]  # no temp file left
 

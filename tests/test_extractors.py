@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from core.methods import UnknownMethod, WeightsMissing, create_extractor, get_spec, list_methods
-from core.methods.colour import chi2_distances
+from core.methods.distances import chi2_distances
 
 from helpers import DEMO, ROOT
 

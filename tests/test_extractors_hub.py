@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from core.methods import create_extractor, list_methods
+from core.search.space import open_space
 
 from helpers import DEMO
 
@@ -95,6 +96,17 @@ def test_dinov2_loads_from_local_folder(models):
     )
     vectors = create_extractor("dinov2").embed_images(PHOTOS)
     assert vectors.shape == (3, 32)
+    # DINOv2's feature is its (layer-normed) CLS token, `pooler_output`, computed here without our code;
+    # the mean of the patch tokens (a wrong pooling) points elsewhere.
+    model = Dinov2Model.from_pretrained(models / "dinov2").eval()
+    pixels = BitImageProcessor.from_pretrained(models / "dinov2")(PHOTOS, return_tensors="pt")["pixel_values"]
+    with torch.inference_mode():
+        out = model(pixel_values=pixels)
+    unit = torch.nn.functional.normalize
+    expected = unit(out.pooler_output, dim=1).numpy()
+    assert np.allclose(vectors, expected, atol=1e-4)
+    patch_mean = unit(out.last_hidden_state[:, 1:].mean(dim=1), dim=1).numpy()
+    assert not np.allclose(vectors, patch_mean, atol=1e-2)
 
 
 def _save_tiny_clip(folder) -> None:
@@ -172,5 +184,5 @@ def test_embedding_catalog_with_a_hub_method(models, demo_catalog, db_path):
     _save_tiny_clip(models / "clip")
     report = embed_catalog(demo_catalog, "clip", limit=30, progress=False)
     assert report.embedded == 30
-    result = search(demo_catalog, "clip", text="blue jeans", k=5)
+    result = search(open_space(demo_catalog, "clip"), text="blue jeans", k=5)
     assert len(result.results) == 5

@@ -25,6 +25,7 @@ from core.catalog.importers import import_csv, import_farfetch
 from core.curation.export import export_similar
 from core.curation.labels import Query, add_label, current_labels, export_labels, history, import_labels
 from core.engines.embed import embed_catalog
+from core.search.space import open_space
 
 from helpers import DEMO, FIXTURES, ROOT, page, texts
 
@@ -89,7 +90,7 @@ def test_1_export_refuses_journal_indices_models_and_folders(embedded_demo, tmp_
         tmp_path,
     ):
         with pytest.raises(OutputRefused):
-            export_similar(embedded_demo, "color_hist", 2, out, progress=False, force=True)
+            export_similar(open_space(embedded_demo, "color_hist"), 2, out, progress=False, force=True)
         with pytest.raises(OutputRefused):
             export_labels(embedded_demo, out, force=True)
     assert db.exists() and not (embedded_demo.index_dir / "color_hist.ann").exists()
@@ -101,10 +102,12 @@ def test_1_a_file_not_written_by_us_needs_force(embedded_demo, tmp_path):
     notes = tmp_path / "notes.csv"
     notes.write_text("my,own\nnotes,here\n")
     with pytest.raises(OutputRefused, match="--force"):
-        export_similar(embedded_demo, "color_hist", 2, notes, progress=False)
+        export_similar(open_space(embedded_demo, "color_hist"), 2, notes, progress=False)
     assert notes.read_text() == "my,own\nnotes,here\n"
-    assert export_similar(embedded_demo, "color_hist", 2, notes, progress=False, force=True) == 600
-    assert export_similar(embedded_demo, "color_hist", 3, notes, progress=False) == 900  # ours now: replaced
+    assert export_similar(open_space(embedded_demo, "color_hist"), 2, notes, progress=False, force=True) == 600
+    assert (
+        export_similar(open_space(embedded_demo, "color_hist"), 3, notes, progress=False) == 900
+    )  # ours now: replaced
     with pytest.raises(OutputRefused):
         export_labels(embedded_demo, notes)  # an export is not a labels file
     labels = tmp_path / "labels.csv"
@@ -166,7 +169,7 @@ def test_3_export_neutralises_formula_titles_and_keeps_numbers(embedded_demo, tm
         embedded_demo.execute("UPDATE items SET title = ? WHERE id = ?", (title, item_id))
     embedded_demo.conn.commit()
     out = tmp_path / "similar.csv"
-    export_similar(embedded_demo, "color_hist", 3, out, progress=False)
+    export_similar(open_space(embedded_demo, "color_hist"), 3, out, progress=False)
     rows = read_rows(out)
     titles = {r["item_id"]: r["item_title"] for r in rows}
     assert [titles[i] for i in ids[:6]] == ["'=1+1", "'+", "'-", "'@SUM(1)", "'\tx", "''=already quoted"]
@@ -202,6 +205,7 @@ from core.catalog.db import open_catalog
 from core.catalog.images import inspect
 from core.catalog.importers import Columns, import_csv
 from core.catalog.thumbnails import thumbnail
+from core.search.space import open_space
 tmp = Path(sys.argv[1])
 fifo = tmp / "photo.jpg"
 os.mkfifo(fifo)
@@ -446,7 +450,6 @@ def test_8_bad_numbers_are_one_line_and_exit_2_before_anything_runs(embedded_dem
 def test_8_the_library_refuses_the_same_numbers(embedded_demo, tmp_path):
     from core.catalog.filters import parse_filters
     from core.curation.evaluate import evaluate
-    from core.search.index import build_index
 
     for value in ("nan", "inf", "-inf"):
         with pytest.raises(ValueError, match="finite number"):
@@ -454,11 +457,11 @@ def test_8_the_library_refuses_the_same_numbers(embedded_demo, tmp_path):
     assert parse_filters(["price_max=$1,200"]) == {"price_max": 1200.0}
     for k in (0, -1):
         with pytest.raises(ValueError, match="at least 1"):
-            export_similar(embedded_demo, "color_hist", k, tmp_path / "similar.csv", progress=False)
+            export_similar(open_space(embedded_demo, "color_hist"), k, tmp_path / "similar.csv", progress=False)
         with pytest.raises(ValueError, match="at least 1"):
-            evaluate(embedded_demo, "color_hist", k=k)
+            evaluate(open_space(embedded_demo, "color_hist"), k=k)
     with pytest.raises(ValueError, match="at least 1"):
-        build_index(embedded_demo, "color_hist", trees=0, progress=False)
+        open_space(embedded_demo, "color_hist").build_index(trees=0, progress=False)
     for batch_size in (0, -1):
         with pytest.raises(ValueError, match="batch_size must be at least 1"):
             embed_catalog(embedded_demo, "color_hist", batch_size=batch_size, progress=False)
@@ -473,7 +476,9 @@ def test_8_export_of_a_method_without_vectors_writes_nothing(embedded_demo, tmp_
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "no hybrid vectors" in done.stderr and "embed --method hybrid" in done.stderr
     assert not out.exists()
-    assert export_similar(embedded_demo, "color_hist", 1, out, progress=False) == 300  # a real one still works
+    assert (
+        export_similar(open_space(embedded_demo, "color_hist"), 1, out, progress=False) == 300
+    )  # a real one still works
 
 
 # --- 9. Downloads -----------------------------------------------------------------------------------
@@ -589,7 +594,7 @@ def test_9_credentials_never_shown_stored_or_exported(server, tmp_path, catalog)
     assert "s3cret" not in stored and f"{server}/img/1.jpg" in stored
     embed_catalog(catalog, "color_hist", progress=False)
     out = tmp_path / "similar.csv"
-    export_similar(catalog, "color_hist", 1, out, progress=False)
+    export_similar(open_space(catalog, "color_hist"), 1, out, progress=False)
     assert "s3cret" not in out.read_text(encoding="utf-8-sig") and "/img/1.jpg" in out.read_text(encoding="utf-8-sig")
 
 
@@ -720,7 +725,7 @@ def test_13_search_keeps_an_item_whose_photo_was_deleted_and_marks_it(catalog, d
     from core.search.queries import search
 
     query = catalog.execute("SELECT id FROM items ORDER BY id DESC").fetchone()[0]
-    hits = {h.item_id: h for h in search(catalog, "color_hist", item_id=query, k=5).results}
+    hits = {h.item_id: h for h in search(open_space(catalog, "color_hist"), item_id=query, k=5).results}
     assert len(hits) == 5 and set(deleted_photos) <= set(hits)
     for item_id, hit in hits.items():
         assert hit.photo_missing == (item_id in deleted_photos)
@@ -730,7 +735,7 @@ def test_13_search_keeps_an_item_whose_photo_was_deleted_and_marks_it(catalog, d
 
 def test_13_export_keeps_the_rows_with_the_photo_cell_empty(catalog, deleted_photos, tmp_path):
     out = tmp_path / "similar.csv"
-    assert export_similar(catalog, "color_hist", 5, out, progress=False) == 30
+    assert export_similar(open_space(catalog, "color_hist"), 5, out, progress=False) == 30
     photos = {}
     for row in read_rows(out):
         assert row["item_image_url"] == row["neighbour_image_url"] == ""  # no URLs: local photos only

@@ -16,6 +16,7 @@ from core.catalog.db import open_catalog
 from core.catalog.images import ImageError, decode, inspect, load_upload
 from core.catalog.importers import Columns, import_csv
 from core.engines.embed import embed_catalog
+from core.search.space import open_space
 
 from helpers import DEMO, run_cli
 
@@ -191,16 +192,16 @@ def test_4_ids_with_line_breaks_are_refused_at_import_with_the_row(catalog, tmp_
 
 def test_4_an_index_round_trips_any_id(embedded_demo):
     from core.catalog.vectors import get_vector, store
-    from core.search.index import build_index, load_index, problem
+    from core.search.index import problem
 
     odd = ["line\nbreak", "sep\u2028arator", "next\x85line", "cr\rlf", 'quote"\\back']
     vector = get_vector(embedded_demo, "color_hist", "10129")
     with embedded_demo.conn:
         embedded_demo.conn.executemany("INSERT INTO items (id, source) VALUES (?, 'csv')", [(i,) for i in odd])
     store(embedded_demo, "color_hist", "1", [(i, vector + n, "h") for n, i in enumerate(odd)])
-    build_index(embedded_demo, "color_hist", progress=False)
+    open_space(embedded_demo, "color_hist").build_index(progress=False)
     assert problem(embedded_demo, "color_hist") is None
-    loaded = load_index(embedded_demo, "color_hist", rebuild=False)
+    loaded = open_space(embedded_demo, "color_hist").loaded_index(rebuild=False)
     assert set(odd) <= set(loaded.ids) and len(loaded.ids) == 305
     assert np.allclose(loaded.vector(loaded.position["next\x85line"]), vector + 2)
 
@@ -423,7 +424,7 @@ def test_16_hidden_characters_of_stored_ids_are_escaped_in_search_and_export(emb
 def test_16_search_finds_an_item_by_another_spelling_of_its_id(embedded_demo):
     from core.search.queries import search
 
-    hits = search(embedded_demo, "color_hist", item_id="\u00a010129\u200b", k=3).results
+    hits = search(open_space(embedded_demo, "color_hist"), item_id="\u00a010129\u200b", k=3).results
     assert len(hits) == 3 and "10129" not in [h.item_id for h in hits]
 
 
@@ -574,7 +575,7 @@ def test_10_two_catalogs_in_one_folder_share_no_derived_files(embedded_demo, tmp
     from core.catalog.thumbnails import catalog_thumbnail
     from core.engines.autoencoder_training import train
     from core.methods import list_methods
-    from core.search.index import build_index, problem
+    from core.search.index import problem
 
     other = open_catalog(tmp_path / "other.db")
     csv_path, folder = small_styles(tmp_path, 8)
@@ -583,8 +584,8 @@ def test_10_two_catalogs_in_one_folder_share_no_derived_files(embedded_demo, tmp
     train(other, epochs=1, batch_size=8, progress=False)
     ready = {m["name"]: m["available"] for m in list_methods(embedded_demo)}
     assert ready["autoencoder"] is False and {m["name"]: m["available"] for m in list_methods(other)}["autoencoder"]
-    build_index(embedded_demo, "color_hist", progress=False)
-    build_index(other, "color_hist", progress=False)
+    open_space(embedded_demo, "color_hist").build_index(progress=False)
+    open_space(other, "color_hist").build_index(progress=False)
     assert problem(embedded_demo, "color_hist") is None and problem(other, "color_hist") is None
     path = other.execute("SELECT path FROM images LIMIT 1").fetchone()[0]
     assert catalog_thumbnail(other, path).is_relative_to(tmp_path / "other")

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.catalog.importers import Columns, import_csv, import_farfetch, parse_price, url_basename
+from core.catalog.importers import Columns, import_csv, import_farfetch, parse_price
 from core.catalog.items import stats
+from core.files.urls import url_basename
 
 from helpers import DEMO, FIXTURES, SHARED, needs_shared
 

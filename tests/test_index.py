@@ -12,7 +12,8 @@ import pytest
 from core.catalog.db import open_catalog
 from core.catalog.vectors import get_vector, load_matrix, store
 from core.search import index as index_mod
-from core.search.index import IndexUnavailable, build_index, load_index, problem, read_manifest
+from core.search.index import IndexUnavailable, problem, read_manifest
+from core.search.space import open_space
 
 METHOD = "efficientnet_lite0"
 
@@ -22,7 +23,7 @@ def first_item(db) -> str:
 
 
 def test_build_writes_files_and_a_complete_manifest(embedded_demo):
-    info = build_index(embedded_demo, METHOD, trees=12, progress=False)
+    info = open_space(embedded_demo, METHOD).build_index(trees=12, progress=False)
     folder = embedded_demo.index_dir
     assert sorted(p.name for p in folder.iterdir()) == [f"{METHOD}.ann", f"{METHOD}.ids", f"{METHOD}.json"]
     manifest = json.loads((folder / f"{METHOD}.json").read_text())
@@ -44,8 +45,8 @@ def test_build_writes_files_and_a_complete_manifest(embedded_demo):
 
 def test_index_answers_like_exact_search(embedded_demo):
     """At 300 items the default search_k visits every item: Annoy equals exact cosine up to ties."""
-    build_index(embedded_demo, METHOD, progress=False)
-    loaded = load_index(embedded_demo, METHOD)
+    open_space(embedded_demo, METHOD).build_index(progress=False)
+    loaded = open_space(embedded_demo, METHOD).loaded_index()
     ids, matrix = load_matrix(embedded_demo, METHOD)
     unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
     for row in range(0, 300, 37):
@@ -58,23 +59,23 @@ def test_index_answers_like_exact_search(embedded_demo):
 
 
 def test_changed_or_deleted_vectors_make_the_index_stale_and_it_is_rebuilt(embedded_demo):
-    build_index(embedded_demo, METHOD, progress=False)
-    first = load_index(embedded_demo, METHOD)
-    assert load_index(embedded_demo, METHOD) is first  # shared, not reloaded
+    open_space(embedded_demo, METHOD).build_index(progress=False)
+    first = open_space(embedded_demo, METHOD).loaded_index()
+    assert open_space(embedded_demo, METHOD).loaded_index() is first  # shared, not reloaded
     item = first_item(embedded_demo)
     flipped = -get_vector(embedded_demo, METHOD, item)
     store(embedded_demo, METHOD, "1", [(item, flipped, "changed")])
     assert problem(embedded_demo, METHOD) == "vectors changed since the index was built"
     with pytest.raises(IndexUnavailable, match=f"python -m core index --method {METHOD}"):
-        load_index(embedded_demo, METHOD, rebuild=False)
-    rebuilt = load_index(embedded_demo, METHOD)
+        open_space(embedded_demo, METHOD).loaded_index(rebuild=False)
+    rebuilt = open_space(embedded_demo, METHOD).loaded_index()
     assert rebuilt is not first and problem(embedded_demo, METHOD) is None
     positions, sims = rebuilt.nearest(flipped, 1)
     assert rebuilt.ids[positions[0]] == item and sims[0] == pytest.approx(1.0, abs=1e-5)
     with embedded_demo.conn:
         embedded_demo.conn.execute("DELETE FROM embeddings WHERE method = ? AND item_id = ?", (METHOD, item))
     assert problem(embedded_demo, METHOD) == "vectors changed since the index was built"
-    assert load_index(embedded_demo, METHOD).info.items == 299
+    assert open_space(embedded_demo, METHOD).loaded_index().info.items == 299
 
 
 @pytest.mark.parametrize(
@@ -87,7 +88,7 @@ def test_changed_or_deleted_vectors_make_the_index_stale_and_it_is_rebuilt(embed
     ],
 )
 def test_missing_or_damaged_files_are_detected_and_rebuilt(embedded_demo, damage, reason):
-    build_index(embedded_demo, METHOD, trees=5, progress=False)
+    open_space(embedded_demo, METHOD).build_index(trees=5, progress=False)
     folder = embedded_demo.index_dir
     ann, ids, manifest = (folder / f"{METHOD}{s}" for s in (".ann", ".ids", ".json"))
     if damage == "truncate":
@@ -100,26 +101,26 @@ def test_missing_or_damaged_files_are_detected_and_rebuilt(embedded_demo, damage
         manifest.write_text("{not json")
     assert problem(embedded_demo, METHOD) == reason
     with pytest.raises(IndexUnavailable):
-        load_index(embedded_demo, METHOD, rebuild=False)
-    loaded = load_index(embedded_demo, METHOD)
+        open_space(embedded_demo, METHOD).loaded_index(rebuild=False)
+    loaded = open_space(embedded_demo, METHOD).loaded_index()
     assert loaded.annoy.get_n_items() == 300 and problem(embedded_demo, METHOD) is None
 
 
 def test_same_size_corruption_is_caught_by_the_fingerprint_on_load(embedded_demo):
-    build_index(embedded_demo, METHOD, trees=5, progress=False)
+    open_space(embedded_demo, METHOD).build_index(trees=5, progress=False)
     ann = embedded_demo.index_dir / f"{METHOD}.ann"
     data = bytearray(ann.read_bytes())
     data[len(data) // 2 : len(data) // 2 + 64] = b"\x7f" * 64  # bit rot, same size
     ann.write_bytes(bytes(data))
     assert problem(embedded_demo, METHOD) is None  # the cheap check cannot see it
     with pytest.raises(IndexUnavailable, match="fingerprint"):
-        load_index(embedded_demo, METHOD, rebuild=False)
-    loaded = load_index(embedded_demo, METHOD)
+        open_space(embedded_demo, METHOD).loaded_index(rebuild=False)
+    loaded = open_space(embedded_demo, METHOD).loaded_index()
     assert loaded.info.ann_digest == index_mod.file_digest(ann)
 
 
 def test_a_build_that_dies_before_its_manifest_is_never_served(embedded_demo, monkeypatch):
-    build_index(embedded_demo, METHOD, trees=5, progress=False)
+    open_space(embedded_demo, METHOD).build_index(trees=5, progress=False)
     item = first_item(embedded_demo)
     store(embedded_demo, METHOD, "1", [(item, -get_vector(embedded_demo, METHOD, item), "changed")])
 
@@ -128,12 +129,12 @@ def test_a_build_that_dies_before_its_manifest_is_never_served(embedded_demo, mo
 
     monkeypatch.setattr(index_mod, "checksum", crash)  # after .ann/.ids, before the manifest
     with pytest.raises(RuntimeError):
-        build_index(embedded_demo, METHOD, trees=5, progress=False)
+        open_space(embedded_demo, METHOD).build_index(trees=5, progress=False)
     monkeypatch.undo()
     folder = embedded_demo.index_dir
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary files left
     assert problem(embedded_demo, METHOD) is not None
-    loaded = load_index(embedded_demo, METHOD)
+    loaded = open_space(embedded_demo, METHOD).loaded_index()
     assert problem(embedded_demo, METHOD) is None and read_manifest(embedded_demo, METHOD).items == 300
     positions, sims = loaded.nearest(get_vector(embedded_demo, METHOD, item), 1)
     assert loaded.ids[positions[0]] == item and sims[0] == pytest.approx(1.0, abs=1e-5)
@@ -149,10 +150,10 @@ def test_two_catalogs_in_one_folder_never_serve_each_others_index(embedded_demo,
         own = get_vector(embedded_demo, METHOD, item)
         store(other, METHOD, "1", [(item, -own, "changed")])  # both counters move once:
         store(embedded_demo, METHOD, "1", [(item, own, "same")])  # only the build record differs
-        build_index(embedded_demo, METHOD, trees=5, progress=False)
-        build_index(other, METHOD, trees=5, progress=False)  # same folder: each catalog has its own indices/
+        open_space(embedded_demo, METHOD).build_index(trees=5, progress=False)
+        open_space(other, METHOD).build_index(trees=5, progress=False)  # same folder: each catalog has its own indices/
         assert other.index_dir != embedded_demo.index_dir and problem(embedded_demo, METHOD) is None
-        mine = load_index(embedded_demo, METHOD)
+        mine = open_space(embedded_demo, METHOD).loaded_index()
         positions, sims = mine.nearest(own, 1)
         assert mine.ids[positions[0]] == item and sims[0] == pytest.approx(1.0, abs=1e-5)
     finally:
@@ -161,4 +162,4 @@ def test_two_catalogs_in_one_folder_never_serve_each_others_index(embedded_demo,
 
 def test_no_vectors_says_what_to_run(catalog):
     with pytest.raises(IndexUnavailable, match="python -m core embed --method dino"):
-        build_index(catalog, "dino", progress=False)
+        open_space(catalog, "dino").build_index(progress=False)

@@ -25,3 +25,24 @@ def test_a_job_keeps_its_result_or_its_first_error_line():
     wait(done), wait(failed)
     assert (done.status, done.result, done.message, done.finished is not None) == ("done", {"answer": 42}, "half", True)
     assert (failed.status, failed.error, failed.result) == ("failed", "first line", None)
+
+
+def test_starting_a_running_job_again_returns_the_running_one():
+    import threading
+
+    runner, release, runs = JobRunner(), threading.Event(), []
+
+    def work(job):
+        runs.append(job)
+        release.wait(10)
+        return len(runs)
+
+    first = runner.start("embed x", work)
+    again = runner.start("embed x", work)  # a second click while it runs
+    assert again is first and runner.running() == [first]
+    release.set()
+    wait(first)
+    assert first.result == 1 and len(runs) == 1  # the work ran once
+    rerun = runner.start("embed x", work)  # once finished, the same name starts a new job
+    wait(rerun)
+    assert rerun is not first and rerun.result == 2

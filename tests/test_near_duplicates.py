@@ -12,8 +12,9 @@ from PIL import Image
 from core.catalog.vectors import get_vector, store
 from core.cli import main
 from core.engines.embed import embed_image
-from core.search import queries as search_mod
+from core.search import backends
 from core.search.near_duplicates import NEIGHBOURS, find_duplicates
+from core.search.space import open_space
 
 METHOD = "efficientnet_lite0"
 
@@ -37,12 +38,12 @@ def demo_item(db, offset: int) -> tuple[str, str]:
 
 
 def test_a_relisted_photo_is_found(embedded_demo):
-    baseline = {(p.a, p.b) for p in find_duplicates(embedded_demo, METHOD, 0.95, progress=False)}
+    baseline = {(p.a, p.b) for p in find_duplicates(open_space(embedded_demo, METHOD), 0.95, progress=False)}
     item, path = demo_item(embedded_demo, 42)
     buffer = io.BytesIO()  # the merchant's copy: smaller, re-encoded
     Image.open(path).convert("RGB").resize((180, 240)).save(buffer, "JPEG", quality=80)
     relist(embedded_demo, item, "copy-1", embed_image(buffer.getvalue(), METHOD))
-    pairs = find_duplicates(embedded_demo, METHOD, 0.95, progress=False)
+    pairs = find_duplicates(open_space(embedded_demo, METHOD), 0.95, progress=False)
     new = [p for p in pairs if (p.a, p.b) not in baseline]
     assert [(p.a, p.b) for p in new] == [tuple(sorted((item, "copy-1")))]
     assert 0.95 <= new[0].similarity <= 1 and new[0].a_title == new[0].b_title
@@ -58,8 +59,10 @@ def test_a_product_listed_many_times_yields_every_pair(embedded_demo, monkeypatc
         relist(embedded_demo, item, f"copy-{n:02d}", vector, brand="Acme" if n % 2 else "Zed")
     group = {item} | {f"copy-{n:02d}" for n in range(copies)}
     for limit in (20_000, 0):  # exact blocks, then the Annoy index
-        monkeypatch.setattr(search_mod, "EXACT_LIMIT", limit)
-        pairs = [p for p in find_duplicates(embedded_demo, METHOD, 0.999, progress=False) if {p.a, p.b} <= group]
+        monkeypatch.setattr(backends, "EXACT_LIMIT", limit)
+        pairs = [
+            p for p in find_duplicates(open_space(embedded_demo, METHOD), 0.999, progress=False) if {p.a, p.b} <= group
+        ]
         assert len(pairs) == len(group) * (len(group) - 1) // 2
         assert all(p.similarity == pytest.approx(1.0, abs=1e-5) for p in pairs)
         same = [p for p in pairs if p.same_brand]
@@ -69,9 +72,9 @@ def test_a_product_listed_many_times_yields_every_pair(embedded_demo, monkeypatc
 def test_threshold_is_checked(embedded_demo):
     for bad in (0, 1.5, -0.2):
         with pytest.raises(ValueError, match="between 0 and 1"):
-            find_duplicates(embedded_demo, METHOD, bad, progress=False)
+            find_duplicates(open_space(embedded_demo, METHOD), bad, progress=False)
     with pytest.raises(ValueError, match="python -m core embed --method dino"):
-        find_duplicates(embedded_demo, "dino", 0.9, progress=False)
+        find_duplicates(open_space(embedded_demo, "dino"), 0.9, progress=False)
 
 
 def test_cli_duplicates_json(embedded_demo, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.methods.colour import chi2_distances
+from core.methods.distances import chi2_distances
 from core.search.index import IndexInfo, LoadedIndex, make_annoy
 from core.search.neighbours import AnnoyNeighbours, ExactNeighbours
 
@@ -32,7 +32,7 @@ def annoy(ids: list[str], matrix: np.ndarray, trees: int = 10, search_k: int | N
         ann_bytes=0,
         built_at="",
     )
-    return AnnoyNeighbours(LoadedIndex(info, ids, make_annoy(matrix, "angular", trees)), search_k)
+    return AnnoyNeighbours(LoadedIndex(info, ids, make_annoy(matrix, trees)), search_k)
 
 
 def brute_force(ids, matrix, query, k, keep=lambda i: True) -> list[tuple[str, float]]:
@@ -150,7 +150,7 @@ def test_exact_chi_square_ranks_every_item_by_chi_square():
 @pytest.mark.parametrize("backend", ["rerank", "annoy"])
 def test_chi_square_reranking_covers_the_true_top_10(backend):
     ids, matrix = hellinger(200)
-    index = ExactNeighbours(ids, matrix, rerank_chi2=True) if backend == "rerank" else annoy(ids, matrix)
+    index = ExactNeighbours(ids, matrix, rerank=True) if backend == "rerank" else annoy(ids, matrix)
     for q, row in zip((0, 5), index.neighbours(matrix[[0, 5]], 10, exclude=[{ids[0]}, {ids[5]}], distance="chi2")):
         scores = [s for _, s in row]
         assert ids[q] not in {i for i, _ in row} and scores == sorted(scores, reverse=True)

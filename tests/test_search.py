@@ -14,8 +14,9 @@ from core.catalog.filters import matching_item_ids, parse_filters
 from core.catalog.images import MAX_UPLOAD_BYTES
 from core.catalog.vectors import get_vector, load_matrix
 from core.cli import main
-from core.search import queries as search_mod
+from core.search import backends
 from core.search.queries import SearchError, search, search_many
+from core.search.space import open_space
 
 from helpers import DEMO, SHARED, needs_shared
 
@@ -41,7 +42,7 @@ def same_up_to_ties(a, b, tol: float = 1e-5) -> bool:
 
 
 def with_limit(monkeypatch, limit: int, fn):
-    monkeypatch.setattr(search_mod, "EXACT_LIMIT", limit)
+    monkeypatch.setattr(backends, "EXACT_LIMIT", limit)
     return fn()
 
 
@@ -51,7 +52,7 @@ def test_exact_and_annoy_paths_agree_up_to_ties(embedded_demo, monkeypatch, meth
     for q in queries:
 
         def ranked(q=q):
-            return search(embedded_demo, method, item_id=q, k=10).results
+            return search(open_space(embedded_demo, method), item_id=q, k=10).results
 
         exact = with_limit(monkeypatch, 20_000, ranked)
         annoy = with_limit(monkeypatch, 0, ranked)
@@ -66,7 +67,7 @@ def test_exact_and_annoy_paths_agree_up_to_ties(embedded_demo, monkeypatch, meth
 
 def test_item_query_ranks_by_similarity_with_display_fields(embedded_demo):
     q = items(embedded_demo, 1)[0]
-    result = search(embedded_demo, METHOD, item_id=q, k=10)
+    result = search(open_space(embedded_demo, METHOD), item_id=q, k=10)
     scores = [h.score for h in result.results]
     assert len(result.results) == 10 and q not in [h.item_id for h in result.results]
     assert scores == sorted(scores, reverse=True) and [h.rank for h in result.results] == list(range(1, 11))
@@ -85,16 +86,18 @@ def test_item_query_ranks_by_similarity_with_display_fields(embedded_demo):
 
 @pytest.mark.parametrize("limit", [20_000, 60, 0])  # exact; filtered subset read from SQL; Annoy widening
 def test_filtered_searches_return_k_matching_items_on_every_path(embedded_demo, monkeypatch, limit):
-    monkeypatch.setattr(search_mod, "SUBSET_EXACT_LIMIT", limit)
+    monkeypatch.setattr(backends, "SUBSET_EXACT_LIMIT", limit)
     q = items(embedded_demo, 1)[0]
     filters = parse_filters(["gender=women", "category=Handbags|heels"])
     wanted = set(matching_item_ids(embedded_demo, filters))
     assert 10 < len(wanted) < 60
     reference = with_limit(
-        monkeypatch, 20_000, lambda: search(embedded_demo, METHOD, item_id=q, k=10, filters=filters).results
+        monkeypatch, 20_000, lambda: search(open_space(embedded_demo, METHOD), item_id=q, k=10, filters=filters).results
     )
     hits = with_limit(
-        monkeypatch, min(limit, 1), lambda: search(embedded_demo, METHOD, item_id=q, k=10, filters=filters).results
+        monkeypatch,
+        min(limit, 1),
+        lambda: search(open_space(embedded_demo, METHOD), item_id=q, k=10, filters=filters).results,
     )
     assert len(hits) == 10 and {h.item_id for h in hits} <= wanted
     assert all(h.gender == "Women" and h.category in ("Handbags", "Heels") for h in hits)
@@ -104,7 +107,9 @@ def test_filtered_searches_return_k_matching_items_on_every_path(embedded_demo, 
     assert (
         len(
             with_limit(
-                monkeypatch, min(limit, 1), lambda: search(embedded_demo, METHOD, item_id=q, k=50, filters=few).results
+                monkeypatch,
+                min(limit, 1),
+                lambda: search(open_space(embedded_demo, METHOD), item_id=q, k=50, filters=few).results,
             )
         )
         == n
@@ -121,26 +126,37 @@ def test_price_stock_brand_filters_and_unicode_case(embedded_demo):
             )
     query = ids[1]  # brand ÉCRU Studio
     filters = parse_filters(["price_min=500", "price_max=2000", "in_stock=yes", "exclude_same_brand=yes"])
-    hits = search(embedded_demo, METHOD, item_id=query, k=10, filters=filters).results
+    hits = search(open_space(embedded_demo, METHOD), item_id=query, k=10, filters=filters).results
     stocks = dict(embedded_demo.execute("SELECT id, stock FROM items"))
     assert len(hits) == 10 and all(
         500 <= h.price <= 2000 and h.brand == "Other" and stocks[h.item_id] > 0 for h in hits
     )
-    mine = search(embedded_demo, METHOD, item_id=ids[0], k=10, filters=parse_filters(["brand=écru studio"])).results
+    mine = search(
+        open_space(embedded_demo, METHOD), item_id=ids[0], k=10, filters=parse_filters(["brand=écru studio"])
+    ).results
     assert len(mine) == 10 and {h.brand for h in mine} == {"ÉCRU Studio"}  # SQLite lower() alone misses É
-    assert search(embedded_demo, METHOD, item_id=query, k=5, filters=parse_filters(["brand=nobody"])).results == []
+    assert (
+        search(open_space(embedded_demo, METHOD), item_id=query, k=5, filters=parse_filters(["brand=nobody"])).results
+        == []
+    )
 
 
 def test_a_search_that_filters_everything_out_says_which_filter_did(embedded_demo):
     women = embedded_demo.execute("SELECT count(*) FROM items WHERE gender = 'Women'").fetchone()[0]
     result = search(
-        embedded_demo, METHOD, item_id="10129", k=10, filters=parse_filters(["gender=women", "price_max=500"])
+        open_space(embedded_demo, METHOD),
+        item_id="10129",
+        k=10,
+        filters=parse_filters(["gender=women", "price_max=500"]),
     )
     assert result.results == [] and result.notes == [
         f"0 of 10 results: the filters leave 0 of 300 items: gender=women leaves {women}, "
         "then price_max=500 leaves 0 (no item has a price)"
     ]
-    assert search(embedded_demo, METHOD, item_id="10129", k=10, filters=parse_filters(["gender=women"])).notes == []
+    assert (
+        search(open_space(embedded_demo, METHOD), item_id="10129", k=10, filters=parse_filters(["gender=women"])).notes
+        == []
+    )
 
 
 def test_filter_parsing():
@@ -167,12 +183,12 @@ def test_an_uploaded_catalog_photo_finds_its_own_item(embedded_demo):
     q = items(embedded_demo, 1, offset=100)[0]
     path = embedded_demo.execute("SELECT path FROM images WHERE item_id = ?", (q,)).fetchone()[0]
     photo = open(path, "rb").read()
-    result = search(embedded_demo, METHOD, image=photo, k=5)
+    result = search(open_space(embedded_demo, METHOD), image=photo, k=5)
     assert result.results[0].item_id == q and result.results[0].score == pytest.approx(1.0, abs=1e-4)
     assert len(result.query["image_sha256"]) == 64 and result.query["item_id"] is None
     buffer = io.BytesIO()  # the same photo re-encoded smaller
     Image.open(path).convert("RGB").resize((150, 200)).save(buffer, "WEBP", quality=70)
-    assert search(embedded_demo, METHOD, image=buffer.getvalue(), k=3).results[0].item_id == q
+    assert search(open_space(embedded_demo, METHOD), image=buffer.getvalue(), k=3).results[0].item_id == q
 
 
 @needs_shared
@@ -180,15 +196,15 @@ def test_shopper_photos_in_every_format(embedded_demo):
     photos = sorted((SHARED / "query-photos").glob("photo-*"))
     assert {p.suffix for p in photos} >= {".jpg", ".webp", ".avif"}
     for photo in [p for p in photos if p.suffix in (".jpg", ".avif")][:3] + photos[-2:]:
-        result = search(embedded_demo, METHOD, image=photo.read_bytes(), k=5)
+        result = search(open_space(embedded_demo, METHOD), image=photo.read_bytes(), k=5)
         assert len(result.results) == 5 and 0 < result.results[0].score <= 1
 
 
 def test_text_queries(embedded_demo):
-    hits = search(embedded_demo, "minilm", text="wrist watch", k=5).results
+    hits = search(open_space(embedded_demo, "minilm"), text="wrist watch", k=5).results
     assert sum(h.category == "Watches" for h in hits) >= 4
     with pytest.raises(SearchError, match="cannot read text"):
-        search(embedded_demo, METHOD, text="red dress")
+        search(open_space(embedded_demo, METHOD), text="red dress")
 
 
 def test_bad_queries_say_what_is_wrong(embedded_demo):
@@ -202,25 +218,30 @@ def test_bad_queries_say_what_is_wrong(embedded_demo):
     ]
     for query, message in cases:
         with pytest.raises(SearchError, match=message):
-            search(embedded_demo, "minilm" if "text" in query else METHOD, **query)
+            search(open_space(embedded_demo, "minilm" if "text" in query else METHOD), **query)
     with pytest.raises(SearchError, match="unknown method"):
-        search(embedded_demo, "no_such_method", item_id="x")
+        search(open_space(embedded_demo, "no_such_method"), item_id="x")
     with pytest.raises(SearchError, match="chi-square needs histogram"):
-        search(embedded_demo, METHOD, item_id=items(embedded_demo, 1)[0], distance="chi2")
+        search(open_space(embedded_demo, METHOD), item_id=items(embedded_demo, 1)[0], distance="chi2")
     with pytest.raises(SearchError, match="positive weight"):
-        search(embedded_demo, {METHOD: 0}, item_id=items(embedded_demo, 1)[0])
+        search({open_space(embedded_demo, METHOD): 0}, item_id=items(embedded_demo, 1)[0])
 
 
 def test_hybrid_fusion_is_the_weighted_mean_of_cosines(embedded_demo, monkeypatch):
     q = items(embedded_demo, 1, offset=7)[0]
-    deep = search(embedded_demo, METHOD, item_id=q, k=10).results
-    fused = search(embedded_demo, {METHOD: 0.7, "color_hist": 0.3}, item_id=q, k=10).results
+    deep = search(open_space(embedded_demo, METHOD), item_id=q, k=10).results
+    fused = search(
+        {open_space(embedded_demo, METHOD): 0.7, open_space(embedded_demo, "color_hist"): 0.3}, item_id=q, k=10
+    ).results
     assert (
         len(fused) == 10 and fused[0].method == f"0.7*{METHOD}+0.3*color_hist" and q not in [h.item_id for h in fused]
     )
-    assert [h.item_id for h in search(embedded_demo, {METHOD: 1.0, "color_hist": 0.0}, item_id=q, k=10).results] == [
-        h.item_id for h in deep
-    ]
+    assert [
+        h.item_id
+        for h in search(
+            {open_space(embedded_demo, METHOD): 1.0, open_space(embedded_demo, "color_hist"): 0.0}, item_id=q, k=10
+        ).results
+    ] == [h.item_id for h in deep]
 
     def cos(method, a, b):
         x, y = get_vector(embedded_demo, method, a), get_vector(embedded_demo, method, b)
@@ -230,21 +251,31 @@ def test_hybrid_fusion_is_the_weighted_mean_of_cosines(embedded_demo, monkeypatc
         assert hit.score == pytest.approx(
             0.7 * cos(METHOD, q, hit.item_id) + 0.3 * cos("color_hist", q, hit.item_id), abs=1e-4
         )
-    colour_heavy = search(embedded_demo, {METHOD: 0.1, "color_hist": 0.9}, item_id=q, k=10).results
+    colour_heavy = search(
+        {open_space(embedded_demo, METHOD): 0.1, open_space(embedded_demo, "color_hist"): 0.9}, item_id=q, k=10
+    ).results
     assert [h.item_id for h in colour_heavy] != [h.item_id for h in fused]
     annoy = with_limit(
-        monkeypatch, 0, lambda: search(embedded_demo, {METHOD: 0.7, "color_hist": 0.3}, item_id=q, k=10).results
+        monkeypatch,
+        0,
+        lambda: (
+            search(
+                {open_space(embedded_demo, METHOD): 0.7, open_space(embedded_demo, "color_hist"): 0.3}, item_id=q, k=10
+            ).results
+        ),
     )
     assert same_up_to_ties(fused, annoy)
 
 
 @pytest.mark.parametrize("limit", [20_000, 0])
 def test_chi_square_ranking_is_exact(embedded_demo, monkeypatch, limit):
-    from core.methods.colour import chi2_distances
+    from core.methods.distances import chi2_distances
 
     q = items(embedded_demo, 1, offset=3)[0]
     hits = with_limit(
-        monkeypatch, limit, lambda: search(embedded_demo, "color_hist", item_id=q, k=10, distance="chi2").results
+        monkeypatch,
+        limit,
+        lambda: search(open_space(embedded_demo, "color_hist"), item_id=q, k=10, distance="chi2").results,
     )
     ids, matrix = load_matrix(embedded_demo, "color_hist")
     distances = chi2_distances(get_vector(embedded_demo, "color_hist", q), matrix)
@@ -259,11 +290,11 @@ def test_search_many_matches_single_searches(embedded_demo, monkeypatch, limit):
     with embedded_demo.conn:
         embedded_demo.conn.execute("UPDATE items SET brand = CASE WHEN rowid % 2 THEN 'A' ELSE 'B' END")
     filters = parse_filters(["gender=Men", "exclude_same_brand=yes"])
-    monkeypatch.setattr(search_mod, "EXACT_LIMIT", limit)
-    many = dict(search_many(embedded_demo, METHOD, queries, 5, filters=filters))
+    monkeypatch.setattr(backends, "EXACT_LIMIT", limit)
+    many = dict(search_many(open_space(embedded_demo, METHOD), queries, 5, filters=filters))
     assert set(many) == set(queries)
     for q in queries:
-        single = search(embedded_demo, METHOD, item_id=q, k=5, filters=filters).results
+        single = search(open_space(embedded_demo, METHOD), item_id=q, k=5, filters=filters).results
         assert same_up_to_ties(many[q], single)
         brand = embedded_demo["items"].get(q)["brand"]
         assert all(embedded_demo["items"].get(h.item_id)["brand"] != brand for h in many[q])

@@ -10,9 +10,9 @@ import pytest
 
 from core.catalog.vectors import get_vector, load_matrix, store
 from core.curation import tuning
-from core.curation.evaluate import evaluate, joint_values
+from core.curation.evaluate import evaluate_vectors, joint_values
 from core.curation.labels import judge_by_attributes
-from core.methods.base import l2_normalise
+from core.methods.distances import unit
 from core.methods.heads import Head, current_head, head_vectors, tuned_names, weighted_concat
 
 from helpers import SHARED, needs_shared
@@ -124,7 +124,7 @@ def test_tuned_vectors_cover_every_item_with_base_vectors(synthetic):
     head = current_head(synthetic, "cover")
     row = ids.index("s0003")
     raw = {m: get_vector(synthetic, m, "s0003")[None, :] for m in BASES}
-    assert np.allclose(l2_normalise(head.vectors(raw))[0], matrix[row], atol=1e-6)
+    assert np.allclose(unit(head.vectors(raw))[0], matrix[row], atol=1e-6)
 
 
 def test_labels_alone_learn_the_judged_notion(synthetic):
@@ -145,7 +145,7 @@ def test_labels_alone_learn_the_judged_notion(synthetic):
     assert result.label_pairs_trained == count and result.label_pairs_held_back == 0 and result.targets == []
     ids_t, tuned, _ = head_vectors(synthetic, "judged")
     joint = [
-        evaluate(synthetic, m, "category,colour", matrix=(ids_t, v))["precision_at_k"]
+        evaluate_vectors(synthetic, m, ids_t, v, "category,colour")["precision_at_k"]
         for m, v in (
             ("base", weighted_concat([load_matrix(synthetic, b)[1] for b in BASES], [0.5, 0.5])),
             ("tuned", tuned),
@@ -224,12 +224,12 @@ def test_evaluate_counts_relevant_only_when_every_attribute_matches(catalog):
     vectors = {"a": [1, 0], "b": [0.99, 0.1], "c": [0.9, 0.45], "d": [0.7, 0.7], "e": [0.6, 0.8]}
     store(catalog, "m", "1", ((i, np.array(v), "h") for i, v in vectors.items()))
     # nearest: a-b, b-a, c-d, d-e (d-c without e), e-d. By category 4 of 5 hit; by both none (e left out).
-    joint = evaluate(catalog, "m", "category,colour", k=1)
-    single = evaluate(catalog, "m", "category", k=1)
+    joint = evaluate_vectors(catalog, "m", *load_matrix(catalog, "m"), "category,colour", k=1)
+    single = evaluate_vectors(catalog, "m", *load_matrix(catalog, "m"), "category", k=1)
     assert joint["queries"] == 4 and single["queries"] == 5
     assert joint["precision_at_k"] == pytest.approx(0.0)
     assert single["precision_at_k"] == pytest.approx(0.8)
-    three = evaluate(catalog, "m", "category,colour", k=3)
+    three = evaluate_vectors(catalog, "m", *load_matrix(catalog, "m"), "category,colour", k=3)
     assert three["precision_at_k"] == pytest.approx(
         (1 / 3 + 0 + 1 / 3 + 0) / 4, abs=1e-4
     )  # a<->c are the only joint pair
@@ -301,7 +301,7 @@ def test_real_photos_tuned_from_labels_alone_improve_the_judged_notion(fashion_s
     joint = tuning.class_codes(joint_values(fashion_slice, ids, "category,colour"))
     validation = np.array([n for n, i in enumerate(ids) if tuning.is_validation(i)])
     everything = np.arange(len(ids))
-    before = tuning.precision_at_k(l2_normalise(base), joint, validation, everything)
+    before = tuning.precision_at_k(unit(base), joint, validation, everything)
     after = tuning.precision_at_k(tuned, joint, validation, everything)
     assert after >= before + 0.03
 
@@ -351,9 +351,9 @@ def test_a_photo_query_is_ranked_by_the_deep_image_signals_only(synthetic):
     tuning.tune(synthetic, "photo_rank", [*BASES, "minilm"], ["category", "colour"], options=FAST, progress=False)
     head = current_head(synthetic, "photo_rank")
     ids, parts = load_matrix(synthetic, BASES[0])[0], {b: load_matrix(synthetic, b)[1] for b in BASES}
-    catalog = l2_normalise(head.vectors({**parts, "minilm": np.zeros((len(ids), 16))}))
+    catalog = unit(head.vectors({**parts, "minilm": np.zeros((len(ids), 16))}))
     photo = np.random.default_rng(3).normal(size=(1, 48))
     query = head.vectors({BASES[0]: photo, BASES[1]: np.random.default_rng(4).normal(size=(1, 24))}, photo=True)
     by_method = np.argsort(-(catalog @ query[0]))[:10]
-    by_shape = np.argsort(-(l2_normalise(parts[BASES[0]]) @ l2_normalise(photo)[0]))[:10]
+    by_shape = np.argsort(-(unit(parts[BASES[0]]) @ unit(photo)[0]))[:10]
     assert by_method.tolist() == by_shape.tolist()

@@ -17,6 +17,7 @@ from core.curation.evaluate import evaluate
 from core.curation.labels import judge_by_attributes
 from core.methods.heads import head_vectors
 from core.search.index import problem, read_manifest
+from core.search.space import open_space
 
 from helpers import DEMO, run_cli
 
@@ -151,7 +152,7 @@ def test_the_tuned_method_embeds_indexes_searches_evaluates_and_exports(tuned, t
     by_photo = json.loads(cli(tuned, "search", "--method", NAME, "--image", photo, "-k", "3", "--json").stdout)
     assert by_photo["results"][0]["item_id"] == query
 
-    judged = evaluate(db, NAME, "category,colour")
+    judged = evaluate(open_space(db, NAME), "category,colour")
     done = cli(tuned, "evaluate", "--method", NAME, "--attribute", "category,colour", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == judged and judged["queries"] == 300

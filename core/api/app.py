@@ -30,15 +30,16 @@ from core.catalog.db import Catalog, CatalogError, open_catalog
 from core.catalog.filters import parse_filters
 from core.catalog.ids import normalise
 from core.catalog.images import sha256_bytes
-from core.catalog.importers import strip_credentials
-from core.catalog.vectors import missing_vectors, stored_versions
+from core.catalog.items import catalog_id
+from core.catalog.vectors import missing_vectors
 from core.curation.labels import Query as LabelQuery
 from core.curation.labels import current_labels
+from core.files.urls import strip_credentials
 from core.methods import UnknownMethod, WeightsMissing, get_spec
 from core.methods.registry import method_states
-from core.search import caches
-from core.search.index import IndexUnavailable, generation
-from core.search.queries import SearchError, search, vector_count
+from core.search.index import IndexUnavailable
+from core.search.queries import SearchError, search
+from core.search.space import MethodSpace
 from core.settings import DEFAULT_METHOD, settings
 
 log = logging.getLogger(__name__)
@@ -107,21 +108,19 @@ class Reader:
                 db.conn.execute("ROLLBACK")
 
 
-def _checked_method(db: Catalog, method: str) -> str:
-    """The version of a method's stored vectors: 404 for an unknown method, 422 when it has none,
-    503 while a re-embed is half done (vectors of two versions must never answer together)."""
+def _checked_method(db: Catalog, method: str) -> tuple[MethodSpace, str]:
+    """The method's space and the version of its stored vectors: 404 for an unknown method, 422 when it
+    has none, 503 while a re-embed is half done (vectors of two versions must never answer together)."""
     try:
-        get_spec(method, db)
+        space = MethodSpace(db, get_spec(method, db))
     except UnknownMethod as exc:
         raise ApiError(404, f"{exc}; GET /methods lists them") from None
-    if vector_count(db, method) == 0:
+    if space.vector_count() == 0:
         raise ApiError(422, missing_vectors(method))
-    versions = caches.current(
-        caches.VERSIONS, (str(db.path), method), generation(db, method), lambda: stored_versions(db, method)
-    )
+    versions = space.stored_versions()
     if len(versions) > 1:
         raise ApiError(503, f"{method} is being re-embedded; its results return when that finishes", RETRY_S)
-    return next(iter(versions))
+    return space, next(iter(versions))
 
 
 def _filters(pairs: list[str]) -> dict:
@@ -152,13 +151,14 @@ def _item_exists(db: Catalog, item_id: str) -> bool:
     return db.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone() is not None
 
 
-def _search(db: Catalog, method: str, **query):
+def _search(space: MethodSpace, **query):
     """`search`, its one-line refusals as 422 (an unknown item as 404), an unusable index as 503."""
     try:
-        return search(db, method, **query).results
+        return search(space, **query).results
     except SearchError as exc:
         item = query.get("item_id")
-        raise ApiError(404 if item is not None and not _item_exists(db, item) else 422, str(exc)) from None
+        missing = item is not None and not _item_exists(space.catalog, catalog_id(space.catalog, item))
+        raise ApiError(404 if missing else 422, str(exc)) from None
     except WeightsMissing as exc:
         raise ApiError(422, str(exc)) from None
     except IndexUnavailable as exc:
@@ -180,8 +180,8 @@ def _routes(reader: Reader) -> APIRouter:
         """The k catalog items most like a catalog item (itself excluded), as `search --item` ranks them."""
         parsed, item_id = _filters(filters), normalise(item_id)  # the id as the catalog stores it
         with reader.snapshot() as db:
-            version = _checked_method(db, method)
-            hits = _search(db, method, item_id=item_id, k=k, filters=parsed)
+            space, version = _checked_method(db, method)
+            hits = _search(space, item_id=item_id, k=k, filters=parsed)
             labels = current_labels(db, LabelQuery.item(item_id))
         if only_relevant:
             hits = [h for h in hits if labels.get(h.item_id)]
@@ -195,8 +195,8 @@ def _routes(reader: Reader) -> APIRouter:
     ) -> Results:
         """Catalog items whose titles and descriptions (minilm) or photos (clip, fashion_clip) match the words."""
         with reader.snapshot() as db:
-            version = _checked_method(db, method)
-            return _results(method, version, _search(db, method, text=q, k=k), {})
+            space, version = _checked_method(db, method)
+            return _results(method, version, _search(space, text=q, k=k), {})
 
     @router.post(
         "/search/image",
@@ -223,8 +223,8 @@ def _routes(reader: Reader) -> APIRouter:
 
         def run() -> Results:
             with reader.snapshot() as db:
-                version = _checked_method(db, method)
-                hits = _search(db, method, image=data, k=k)
+                space, version = _checked_method(db, method)
+                hits = _search(space, image=data, k=k)
                 labels = current_labels(db, LabelQuery.upload(sha256_bytes(data)))
                 return _results(method, version, hits, labels)
 

@@ -19,10 +19,10 @@ from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 from urllib3.util.retry import Retry
 
-from core.catalog.importers import strip_credentials, url_basename
 from core.files.atomic import atomic_path
-from core.files.encoding import EncodingError, open_text
+from core.files.encoding import EncodingError, csv_field_limit, open_text
 from core.files.report import ImportReport
+from core.files.urls import strip_credentials, url_basename
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ DEADLINE_S = 60.0  # one photo, start to finish
 WORKERS = 4  # photos fetched at once
 MAX_REDIRECTS = 5
 IMAGE_COLUMNS = ("images.cutOut", "images.model")
+CSV_FIELD_LIMIT = 10 * 1024 * 1024  # characters in one cell of a listings CSV
 
 
 class DownloadError(Exception):
@@ -143,7 +144,7 @@ def download_listing_images(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        with open_text(csv_path) as (handle, _):
+        with open_text(csv_path) as (handle, _), csv_field_limit(CSV_FIELD_LIMIT):
             urls = [
                 row[c].strip() for row in csv.DictReader(handle) for c in IMAGE_COLUMNS if (row.get(c) or "").strip()
             ]

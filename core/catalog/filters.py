@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-import sqlite_utils
+from core.catalog.db import Catalog
+from core.files.yes_no import yes_no
 
 TEXT_KEYS = {
     "category": "category",
@@ -17,8 +18,6 @@ TEXT_KEYS = {
 }
 NUMBER_KEYS = {"price_min": "price >= ?", "price_max": "price <= ?"}
 FLAG_KEYS = {"in_stock", "on_sale", "exclude_same_brand"}
-TRUE = {"1", "true", "yes", "y", "on"}
-FALSE = {"0", "false", "no", "n", "off"}
 
 
 def keys_help() -> str:
@@ -52,16 +51,20 @@ def parse_filters(pairs: list[str] | None) -> dict:
                 raise ValueError(f"filter {key} needs a finite number, got {value!r}")
             filters[key] = number
         elif key in FLAG_KEYS:
-            if value.lower() not in TRUE | FALSE:
+            try:
+                answer = yes_no(value)
+            except ValueError:
+                answer = None
+            if answer is None:
                 raise ValueError(f"filter {key} takes yes/no, got {value!r}")
-            filters[key] = value.lower() in TRUE
+            filters[key] = answer
         else:
             known = sorted(set(TEXT_KEYS) | set(NUMBER_KEYS) | FLAG_KEYS)
             raise ValueError(f"unknown filter {key!r}; known: {', '.join(known)}")
     return filters
 
 
-def _spellings(db: sqlite_utils.Database, column: str, values: list[str]) -> list[str]:
+def _spellings(db: Catalog, column: str, values: list[str]) -> list[str]:
     """The stored spellings of `column` equal to any of `values` ignoring case (Unicode-aware)."""
     wanted = {v.casefold() for v in values}
     return [
@@ -71,9 +74,7 @@ def _spellings(db: sqlite_utils.Database, column: str, values: list[str]) -> lis
     ]
 
 
-def where_clause(
-    filters: dict, query_brand: str | None = None, db: sqlite_utils.Database | None = None
-) -> tuple[str, list]:
+def where_clause(filters: dict, query_brand: str | None = None, db: Catalog | None = None) -> tuple[str, list]:
     """SQL condition on `items` (alias-free) with its parameters; '1' when nothing filters.
 
     Text values match stored values ignoring case: fully (Unicode) when `db` is given, by
@@ -111,13 +112,13 @@ def is_active(filters: dict | None, query_brand: str | None = None) -> bool:
     return where_clause(filters or {}, query_brand)[0] != "1"
 
 
-def matching_item_ids(db: sqlite_utils.Database, filters: dict | None, query_brand: str | None = None) -> list[str]:
+def matching_item_ids(db: Catalog, filters: dict | None, query_brand: str | None = None) -> list[str]:
     """Ids of the items that pass the filters, in id order."""
     where, params = where_clause(filters or {}, query_brand, db)
     return [row[0] for row in db.execute(f"SELECT id FROM items WHERE {where} ORDER BY id", params)]
 
 
-def distinct_values(db: sqlite_utils.Database, column: str) -> list[str]:
+def distinct_values(db: Catalog, column: str) -> list[str]:
     """The stored values of one filterable text column, for pickers."""
     if column not in TEXT_KEYS.values():
         raise ValueError(f"not a filterable column: {column}")
@@ -145,7 +146,7 @@ _VALUE_OF = {
 }
 
 
-def explain_empty(db: sqlite_utils.Database, filters: dict, query_brand: str | None = None) -> str:
+def explain_empty(db: Catalog, filters: dict, query_brand: str | None = None) -> str:
     """Why filters leave (almost) nothing: how many items they leave and which filter removed them.
 
     The filters are applied one at a time, in the order given; the first that leaves no item is

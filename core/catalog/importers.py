@@ -10,20 +10,21 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse, urlsplit, urlunsplit
 
-import sqlite_utils
 from tqdm import tqdm
 
 from core.catalog import ids, images
+from core.catalog.db import Catalog
 from core.files.csv_header import header_problem, repeats_header
-from core.files.encoding import EncodingError, detect, file_problem, open_as, open_text
+from core.files.encoding import EncodingError, csv_field_limit, detect, file_problem, open_as, open_text
 from core.files.failures import how_far
 from core.files.report import ImportReport
+from core.files.urls import strip_credentials, url_basename
+from core.files.yes_no import yes_no
 
 log = logging.getLogger(__name__)
 
-ITEM_COLUMNS = (
+STORED_COLUMNS = (  # the items table's columns an import writes
     "id",
     "source",
     "title",
@@ -42,7 +43,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".avif")
 BATCH = 2000
 FARFETCH_COLUMNS = ("images.cutOut", "images.model", "shortDescription", "brand.name", "priceInfo.finalPrice")
 
-csv.field_size_limit(10 * 1024 * 1024)
+CSV_FIELD_LIMIT = 10 * 1024 * 1024  # characters in one cell (long descriptions, attribute JSON)
 
 
 @dataclass
@@ -71,14 +72,11 @@ def parse_price(text: str | None) -> float | None:
 
 
 def parse_bool(text: str | None) -> int | None:
-    if text is None or not text.strip():
-        return None
-    value = text.strip().lower()
-    if value in ("true", "1", "yes", "y"):
-        return 1
-    if value in ("false", "0", "no", "n"):
-        return 0
-    raise RowError(f"{text!r} is not True/False")
+    try:
+        answer = yes_no(text)
+    except ValueError:
+        raise RowError(f"{text!r} is not True/False") from None
+    return None if answer is None else int(answer)
 
 
 def parse_int(text: str | None) -> int | None:
@@ -91,18 +89,6 @@ def parse_int(text: str | None) -> int | None:
     if not math.isfinite(value) or abs(value) >= 2**63:  # nan, inf, 1e309, or beyond SQLite's integers
         raise RowError(f"{text!r} is not a whole number in range")
     return int(value)
-
-
-def url_basename(url: str) -> str:
-    return os.path.basename(urlparse(url).path)
-
-
-def strip_credentials(url: str) -> str:
-    """A URL without its `user:password@` part, fit to show, log, store or export."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def _attributes(row: dict[str, str], mapped: set[str]) -> str:
@@ -260,7 +246,7 @@ def _read_rows(csv_path: Path, report: ImportReport) -> Iterator[tuple[int, dict
         return
     if note:
         report.problem(csv_path.name, note)
-    with open_as(csv_path, encoding) as handle:
+    with open_as(csv_path, encoding) as handle, csv_field_limit(CSV_FIELD_LIMIT):
         reader = csv.reader(handle)
         try:
             header = next(reader)
@@ -297,7 +283,7 @@ def _read_rows(csv_path: Path, report: ImportReport) -> Iterator[tuple[int, dict
 
 
 def import_rows(
-    db: sqlite_utils.Database,
+    db: Catalog,
     csv_path: str | Path,
     mapper: Callable[[dict[str, str]], tuple[dict, list[ImageRef]]],
     check_images: bool = True,
@@ -323,7 +309,7 @@ def import_rows(
 
 
 def _import(
-    db: sqlite_utils.Database,
+    db: Catalog,
     csv_path: Path,
     mapper: Callable[[dict[str, str]], tuple[dict, list[ImageRef]]],
     check_images: bool,
@@ -382,7 +368,7 @@ def _image_row(item_id: str, ref: ImageRef, check: bool) -> dict:
 
 
 def _flush(
-    db: sqlite_utils.Database,
+    db: Catalog,
     items: list[dict],
     refs: list[tuple[int, str, ImageRef]],
     report: ImportReport,
@@ -401,17 +387,17 @@ def _flush(
         if (row["item_id"], row["role"]) in was_ok:
             reason += " (this photo was usable before this import)"
         report.problem(f"row {line}, {Path(row['path']).name}" if row["path"] else f"row {line}", reason)
-    columns = ", ".join(ITEM_COLUMNS)
-    marks = ", ".join("?" for _ in ITEM_COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in ITEM_COLUMNS if c != "id")
+    columns = ", ".join(STORED_COLUMNS)
+    marks = ", ".join("?" for _ in STORED_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in STORED_COLUMNS if c != "id")
     image_cols = ("item_id", "role", "path", "url", "width", "height", "sha256", "status", "reason")
     known = _known_ids(db, [item["id"] for item in items])
     with db.conn:
         changed = db.conn.executemany(
             f"INSERT INTO items ({columns}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}, "
             "updated_at = datetime('now') WHERE "
-            + " OR ".join(f"items.{c} IS NOT excluded.{c}" for c in ITEM_COLUMNS if c != "id"),
-            [tuple(item[c] for c in ITEM_COLUMNS) for item in items],
+            + " OR ".join(f"items.{c} IS NOT excluded.{c}" for c in STORED_COLUMNS if c != "id"),
+            [tuple(item[c] for c in STORED_COLUMNS) for item in items],
         ).rowcount  # inserted + actually changed rows: an unchanged row is not updated
         db.conn.executemany(
             f"INSERT INTO images ({', '.join(image_cols)}) VALUES ({', '.join('?' for _ in image_cols)}) "
@@ -424,7 +410,7 @@ def _flush(
     report.unchanged += known - (changed - (len(items) - known))
 
 
-def _known_ids(db: sqlite_utils.Database, ids: list[str]) -> int:
+def _known_ids(db: Catalog, ids: list[str]) -> int:
     """How many of `ids` the catalog already holds."""
     found = 0
     for start in range(0, len(ids), 900):  # stay under SQLite's bound-parameter limit
@@ -435,7 +421,7 @@ def _known_ids(db: sqlite_utils.Database, ids: list[str]) -> int:
     return found
 
 
-def _ok_photos(db: sqlite_utils.Database, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+def _ok_photos(db: Catalog, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
     """Those of the (item id, role) pairs whose stored photo is currently usable."""
     found = set()
     for start in range(0, len(keys), 400):  # stay under SQLite's bound-parameter limit
@@ -451,7 +437,7 @@ def _ok_photos(db: sqlite_utils.Database, keys: list[tuple[str, str]]) -> set[tu
 
 
 def import_farfetch(
-    db: sqlite_utils.Database,
+    db: Catalog,
     csv_path: str | Path,
     images_dir: str | Path | None = None,
     download: bool = False,
@@ -486,7 +472,7 @@ def import_farfetch(
 
 
 def import_csv(
-    db: sqlite_utils.Database,
+    db: Catalog,
     csv_path: str | Path,
     images_dir: str | Path | None = None,
     columns: Columns | None = None,

@@ -6,8 +6,7 @@ import json
 import os
 from collections.abc import Iterable
 
-import sqlite_utils
-
+from core.catalog.db import Catalog
 from core.catalog.filters import where_clause
 from core.catalog.ids import normalise
 from core.catalog.vectors import ROLE_ORDER_SQL, methods_with_vectors, photo_sql
@@ -22,7 +21,7 @@ _CARD_SQL = (
 )
 
 
-def stats(db: sqlite_utils.Database) -> dict:
+def stats(db: Catalog) -> dict:
     """Catalog counts: items, images ok/bad, vectors per method."""
     items = db.execute("SELECT count(*) FROM items").fetchone()[0]
     by_status = dict(db.execute("SELECT status, count(*) FROM images GROUP BY status").fetchall())
@@ -42,7 +41,7 @@ def like_pattern(text: str) -> str:
 
 
 def browse(
-    db: sqlite_utils.Database, filters: dict | None = None, text: str | None = None, offset: int = 0, limit: int = 24
+    db: Catalog, filters: dict | None = None, text: str | None = None, offset: int = 0, limit: int = 24
 ) -> tuple[list[dict], int]:
     """One page of items matching filters and a text (title, description or brand), with the total."""
     where, params = where_clause(filters or {})
@@ -63,7 +62,7 @@ def browse(
     return rows, total
 
 
-def catalog_id(db: sqlite_utils.Database, item_id: str) -> str:
+def catalog_id(db: Catalog, item_id: str) -> str:
     """The catalog's spelling of an id a person typed: as typed when an item has it, else normalised
     as imports store ids (NFC, trimmed: core/catalog/ids.py)."""
     if db.execute("SELECT 1 FROM items WHERE id = ?", [item_id]).fetchone():
@@ -71,7 +70,7 @@ def catalog_id(db: sqlite_utils.Database, item_id: str) -> str:
     return normalise(item_id)
 
 
-def item_detail(db: sqlite_utils.Database, item_id: str) -> dict | None:
+def item_detail(db: Catalog, item_id: str) -> dict | None:
     """Everything known about one item: fields, attributes, photos and which methods have vectors."""
     rows = list(db.query("SELECT * FROM items WHERE id = ?", [item_id]))
     if not rows:
@@ -92,7 +91,7 @@ def item_detail(db: sqlite_utils.Database, item_id: str) -> dict | None:
     return item
 
 
-def item_cards(db: sqlite_utils.Database, item_ids: Iterable[str] | None = None) -> dict[str, dict]:
+def item_cards(db: Catalog, item_ids: Iterable[str] | None = None) -> dict[str, dict]:
     """Item id -> what a result shows of it: id, title, brand, category, colour, gender, price,
     currency, `image_path` (the photo that represents it), `photo_missing` (that photo was
     deleted or moved since it was imported: the path is kept, to say what to restore) and
@@ -112,22 +111,22 @@ def item_cards(db: sqlite_utils.Database, item_ids: Iterable[str] | None = None)
     }
 
 
-def missing_photos(db: sqlite_utils.Database) -> list[str]:
+def missing_photos(db: Catalog) -> list[str]:
     """Ids of items whose photo was usable at import but is no longer on disk (deleted or moved)."""
     return sorted(item_id for item_id, card in item_cards(db).items() if card["photo_missing"])
 
 
-ITEM_COLUMNS = ("title", "brand", "category", "colour", "gender", "source")
+ITEM_COLUMNS = ("title", "brand", "category", "colour", "gender", "source")  # an item's text columns
 
 
-def item_column(db: sqlite_utils.Database, column: str) -> dict[str, str | None]:
+def item_column(db: Catalog, column: str) -> dict[str, str | None]:
     """Item id -> one of its ITEM_COLUMNS, for every item."""
     if column not in ITEM_COLUMNS:
         raise ValueError(f"not an item column: {column}")
     return dict(db.execute(f"SELECT id, {column} FROM items"))  # column from a fixed set
 
 
-def price_range(db: sqlite_utils.Database) -> tuple[float, float] | None:
+def price_range(db: Catalog) -> tuple[float, float] | None:
     """(lowest, highest) finite price, or None; an infinite price stored by an older version is left out."""
     low, high = db.execute(
         "SELECT min(price), max(price) FROM items WHERE price BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308"

@@ -8,7 +8,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import sqlite_utils
+
+from core.catalog.db import Catalog
 
 # Which photo represents an item (image methods embed it, results show it): a packshot first.
 ROLE_ORDER_SQL = "CASE role WHEN 'primary' THEN 0 WHEN 'cutout' THEN 1 WHEN 'model' THEN 2 ELSE 3 END"
@@ -59,15 +60,13 @@ def primary_images_sql() -> str:
     return f"SELECT g.item_id, g.path, g.sha256 FROM items i JOIN images g ON g.rowid = {photo_sql('i.id')}"
 
 
-def embeddable_count(db: sqlite_utils.Database, kind: str) -> int:
+def embeddable_count(db: Catalog, kind: str) -> int:
     """How many items a method of this kind can embed: those with a photo (image), or all (text)."""
     source = primary_images_sql() if kind == "image" else "SELECT id FROM items"
     return db.execute(f"SELECT count(*) FROM ({source})").fetchone()[0]
 
 
-def pending(
-    db: sqlite_utils.Database, method: str, version: str, kind: str = "image", limit: int | None = None
-) -> list[Pending]:
+def pending(db: Catalog, method: str, version: str, kind: str = "image", limit: int | None = None) -> list[Pending]:
     """Items lacking an up-to-date vector for `method` (skipping known failures of this version)."""
     if kind == "image":
         source = primary_images_sql()
@@ -95,7 +94,7 @@ def pending(
     return found[:limit] if limit else found
 
 
-def store(db: sqlite_utils.Database, method: str, version: str, rows: Iterable[tuple[str, np.ndarray, str]]) -> int:
+def store(db: Catalog, method: str, version: str, rows: Iterable[tuple[str, np.ndarray, str]]) -> int:
     """Upsert vectors `(item_id, vector, source_hash)` in one transaction; return the count."""
     payload = [
         (method, item_id, version, int(np.asarray(vec).size), pack(vec), digest) for item_id, vec, digest in rows
@@ -115,9 +114,7 @@ def store(db: sqlite_utils.Database, method: str, version: str, rows: Iterable[t
     return len(payload)
 
 
-def record_failure(
-    db: sqlite_utils.Database, method: str, version: str, item_id: str, source_hash: str | None, reason: str
-) -> None:
+def record_failure(db: Catalog, method: str, version: str, item_id: str, source_hash: str | None, reason: str) -> None:
     """Remember that an item could not be embedded with this version, and why."""
     with db.conn:
         db.conn.execute(
@@ -128,7 +125,7 @@ def record_failure(
         )
 
 
-def forget_failures(db: sqlite_utils.Database, method: str, reasons: tuple[str, ...] = ()) -> int:
+def forget_failures(db: Catalog, method: str, reasons: tuple[str, ...] = ()) -> int:
     """Forget `method`'s recorded failures (only those whose reason begins with one of `reasons`,
     when given), so the next run tries those photos again; return how many."""
     where = " OR ".join("substr(reason, 1, ?) = ?" for _ in reasons)
@@ -140,7 +137,7 @@ def forget_failures(db: sqlite_utils.Database, method: str, reasons: tuple[str, 
     return cursor.rowcount
 
 
-def load_matrix(db: sqlite_utils.Database, method: str) -> tuple[list[str], np.ndarray]:
+def load_matrix(db: Catalog, method: str) -> tuple[list[str], np.ndarray]:
     """All stored vectors of a method as (item ids, float32 matrix), ordered by item id."""
     ids, vectors = [], []
     for item_id, blob in db.execute(
@@ -153,7 +150,7 @@ def load_matrix(db: sqlite_utils.Database, method: str) -> tuple[list[str], np.n
     return ids, np.vstack(vectors).astype(np.float32, copy=False)
 
 
-def get_vector(db: sqlite_utils.Database, method: str, item_id: str) -> np.ndarray | None:
+def get_vector(db: Catalog, method: str, item_id: str) -> np.ndarray | None:
     """One item's stored vector of a method (None when it has none)."""
     row = db.execute(
         "SELECT vector FROM embeddings WHERE method = ? AND item_id = ?", (method, str(item_id))
@@ -161,7 +158,7 @@ def get_vector(db: sqlite_utils.Database, method: str, item_id: str) -> np.ndarr
     return unpack(row[0]).copy() if row else None
 
 
-def _stored(db: sqlite_utils.Database, method: str, item_ids: Iterable[str]) -> Iterator[tuple[str, bytes, str]]:
+def _stored(db: Catalog, method: str, item_ids: Iterable[str]) -> Iterator[tuple[str, bytes, str]]:
     """(item id, vector blob, source hash) of the given items that have a vector of `method`."""
     wanted = sorted(set(item_ids))
     for start in range(0, len(wanted), 900):
@@ -173,30 +170,37 @@ def _stored(db: sqlite_utils.Database, method: str, item_ids: Iterable[str]) -> 
         )
 
 
-def vectors_of(db: sqlite_utils.Database, method: str, item_ids: Iterable[str]) -> tuple[list[str], np.ndarray]:
+def vectors_of(db: Catalog, method: str, item_ids: Iterable[str]) -> tuple[list[str], np.ndarray]:
     """The stored vectors of some items, as (ids in id order, float32 matrix); items without one are left out."""
     rows = {i: unpack(blob) for i, blob, _ in _stored(db, method, item_ids)}
     found = sorted(rows)
     return found, np.vstack([rows[i] for i in found]) if found else np.zeros((0, 0), np.float32)
 
 
-def current_vectors(db: sqlite_utils.Database, method: str, sources: dict[str, str]) -> dict[str, np.ndarray]:
+def current_vectors(db: Catalog, method: str, sources: dict[str, str]) -> dict[str, np.ndarray]:
     """Item id -> stored vector of `method`, for the items of `sources` (item id -> source hash) whose
     vector was made from that source (a vector of an older photo is left out)."""
     return {i: unpack(blob) for i, blob, source in _stored(db, method, sources) if source == sources[i]}
 
 
-def item_ids_with_vectors(db: sqlite_utils.Database, method: str) -> list[str]:
+def item_ids_with_vectors(db: Catalog, method: str) -> list[str]:
     """Ids of the items that have a vector of `method`, in id order."""
     return [r[0] for r in db.execute("SELECT item_id FROM embeddings WHERE method = ? ORDER BY item_id", (method,))]
 
 
-def stored_versions(db: sqlite_utils.Database, method: str) -> set[str]:
+def stored_versions(db: Catalog, method: str) -> set[str]:
     """The method versions that made its stored vectors (one, unless a re-embed is under way)."""
     return {r[0] for r in db.execute("SELECT DISTINCT version FROM embeddings WHERE method = ?", (method,))}
 
 
-def vector_count(db: sqlite_utils.Database, method: str) -> int:
+def generation(db: Catalog, method: str) -> int:
+    """The catalog's change counter for a method's vectors (triggers move it on every insert, update
+    and delete), so a cached matrix or a built index knows the moment it is stale."""
+    row = db.execute("SELECT generation FROM vector_generations WHERE method = ?", (method,)).fetchone()
+    return row[0] if row else 0
+
+
+def vector_count(db: Catalog, method: str) -> int:
     return db.execute("SELECT count(*) FROM embeddings WHERE method = ?", (method,)).fetchone()[0]
 
 
@@ -208,6 +212,6 @@ def checksum(ids: list[str], matrix: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def methods_with_vectors(db: sqlite_utils.Database) -> dict[str, int]:
+def methods_with_vectors(db: Catalog) -> dict[str, int]:
     """Method name -> number of stored vectors, for every method that has some."""
     return dict(db.execute("SELECT method, count(*) FROM embeddings GROUP BY method").fetchall())

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        if getattr(args, "check_method", None):
+        if getattr(args, "check_method", None) and args.method is not None:
             args.method = args.check_method(args.method, args.db)
         return args.func(args)
     except (CatalogError, OSError, ValueError, RuntimeError, sqlite3.Error, MemoryError) as exc:

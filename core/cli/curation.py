@@ -48,8 +48,10 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 def cmd_precision(args: argparse.Namespace) -> int:
     from core.curation.metrics import precision_from_labels
+    from core.search.space import open_space
 
-    figures = precision_from_labels(catalog(args, read_only=True), args.method, args.k)
+    db = catalog(args, read_only=True)
+    figures = precision_from_labels(db, open_space(db, args.method) if args.method else None, args.k)
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
@@ -71,12 +73,12 @@ def cmd_precision(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from core.catalog.filters import parse_filters
     from core.curation.export import export_similar
+    from core.search.space import open_space
 
     db = catalog(args, create=False)
     out = default_output(db, args.out, f"similar_{args.method}_top{args.k}")
     rows = export_similar(
-        db,
-        args.method,
+        open_space(db, args.method),
         args.k,
         out,
         filters=parse_filters(args.filter),
@@ -106,7 +108,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_labels)
 
     p = sub.add_parser("precision", parents=[common], help="precision@k per method from labels")
-    p.add_argument("--method")
+    method_option(p, help="just this method (default: every method with vectors or labels)")
     p.add_argument("-k", type=count, default=10)
     p.set_defaults(func=cmd_precision)
 

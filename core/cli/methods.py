@@ -114,9 +114,9 @@ def cmd_download_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from core.search.index import build_index
+    from core.search.space import open_space
 
-    info = build_index(catalog(args, create=False), args.method, trees=args.trees)
+    info = open_space(catalog(args, create=False), args.method).build_index(trees=args.trees)
     print(
         json.dumps(vars(info), indent=2)
         if args.json

@@ -16,15 +16,21 @@ from core.settings import DEFAULT_METHOD
 def cmd_search(args: argparse.Namespace) -> int:
     from core.catalog.filters import parse_filters
     from core.search.queries import search
+    from core.search.space import open_space
 
     image = None
     if args.image:
         from core.catalog.images import MAX_UPLOAD_BYTES, read_file
 
         image = read_file(args.image, MAX_UPLOAD_BYTES)
+    db = catalog(args, create=False)
+    spaces = (
+        {open_space(db, name): w for name, w in args.method.items()}
+        if isinstance(args.method, dict)
+        else open_space(db, args.method)
+    )
     result = search(
-        catalog(args, create=False),
-        args.method,
+        spaces,
         item_id=args.item,
         image=image,
         text=args.text,
@@ -45,8 +51,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_duplicates(args: argparse.Namespace) -> int:
     from core.search.near_duplicates import find_duplicates
+    from core.search.space import open_space
 
-    pairs = find_duplicates(catalog(args, create=False), args.method, args.threshold)
+    pairs = find_duplicates(open_space(catalog(args, create=False), args.method), args.threshold)
     if args.json:
         print(json.dumps([p.as_dict() for p in pairs], indent=2))
         return 0
@@ -59,10 +66,10 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.curation.evaluate import evaluate
+    from core.search.space import open_space
 
-    result = evaluate(
-        catalog(args, read_only=True), args.method, args.attribute, args.k, args.queries, distance=args.distance
-    )
+    space = open_space(catalog(args, read_only=True), args.method)
+    result = evaluate(space, args.attribute, args.k, args.queries, distance=args.distance)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -76,9 +76,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if result.saved and result.reason != "saved":
         print(result.reason)
     if result.saved:
-        from core.search.queries import stale_note
+        from core.search.space import open_space
 
-        note = stale_note(db, result.name)  # re-tuned: the stored vectors are the old version's
+        note = open_space(db, result.name).stale_note()  # re-tuned: the stored vectors are the old version's
         if note:
             print(note)
     return 0 if result.saved else 1

@@ -12,18 +12,19 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import sqlite_utils
 
+from core.catalog.db import Catalog
+from core.catalog.items import ITEM_COLUMNS
 from core.catalog.vectors import load_matrix
 from core.search import caches
 from core.search.neighbours import ExactNeighbours
+from core.search.space import MethodSpace
 
-ITEM_COLUMNS = {"category", "colour", "gender", "brand", "source"}
 ALIASES = {"articleType": "category", "baseColour": "colour"}  # styles.csv names of item columns
 GROUPING_COLUMNS = ("category", "colour", "brand", "gender")
 
 
-def attribute_values(db: sqlite_utils.Database, ids: list[str], attribute: str) -> list[str | None]:
+def attribute_values(db: Catalog, ids: list[str], attribute: str) -> list[str | None]:
     """The attribute per item: an items column (category, colour, ...) or a key of its attributes JSON.
 
     The styles.csv names map onto columns: articleType -> category, baseColour -> colour.
@@ -36,7 +37,7 @@ def attribute_values(db: sqlite_utils.Database, ids: list[str], attribute: str) 
     return [found.get(i) for i in ids]
 
 
-def grouping_fields(db: sqlite_utils.Database) -> list[str]:
+def grouping_fields(db: Catalog) -> list[str]:
     """Fields that can group items (for tuning targets or metadata precision): the columns category,
     colour, brand and gender, then the keys of the attributes JSON, each when it has at least two
     distinct non-empty values. Keys that `attribute_values` reads from a column are left out.
@@ -48,7 +49,7 @@ def grouping_fields(db: sqlite_utils.Database) -> list[str]:
     return list(caches.current(caches.FIELDS, (path,), tuple(fingerprint), lambda: _grouping_fields(db)))
 
 
-def _grouping_fields(db: sqlite_utils.Database) -> list[str]:
+def _grouping_fields(db: Catalog) -> list[str]:
     columns = [
         c
         for c in GROUPING_COLUMNS
@@ -69,12 +70,23 @@ def _grouping_fields(db: sqlite_utils.Database) -> list[str]:
     return columns + keys
 
 
-def joint_values(db: sqlite_utils.Database, ids: list[str], attributes: str | list[str]) -> list[tuple | None]:
+def joint_values(db: Catalog, ids: list[str], attributes: str | list[str]) -> list[tuple | None]:
     """Per item, the tuple of its values of every attribute (`"category,colour"` or a list);
     None when any of them is missing or empty."""
     names = [a.strip() for a in attributes.split(",")] if isinstance(attributes, str) else list(attributes)
     columns = [attribute_values(db, ids, name) for name in names if name]
     return [None if any(v in (None, "") for v in row) else tuple(row) for row in zip(*columns)]
+
+
+def relevance(labels, found: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """(query, rank) -> whether that neighbour (a row number in `found`) has its query's label."""
+    values = np.asarray(labels)
+    return values[np.asarray(found, dtype=np.int64)] == values[np.asarray(queries, dtype=np.int64)][:, None]
+
+
+def precision_at_k(relevant: np.ndarray, k: int) -> float:
+    """Mean precision@k of a `relevance` table: the share of relevant neighbours in each query's top k."""
+    return float(relevant[:, :k].mean())
 
 
 def precision_scores(labels: list, found: np.ndarray, queries: np.ndarray, k: int) -> tuple[float, float]:
@@ -83,32 +95,43 @@ def precision_scores(labels: list, found: np.ndarray, queries: np.ndarray, k: in
     counts: dict = {}
     for value in values:
         counts[value] = counts.get(value, 0) + 1
-    precisions, average_precisions = [], []
-    for q, row in zip(queries, found):
-        relevant = values[row] == values[q]
-        precisions.append(relevant[:k].mean())
-        hits = np.cumsum(relevant[:k])
+    relevant = relevance(values, found, queries)[:, :k]
+    average_precisions = []
+    for q, row in zip(queries, relevant):
         total_relevant = min(k, counts[values[q]] - 1)
-        ap = float((hits / np.arange(1, k + 1) * relevant[:k]).sum() / total_relevant) if total_relevant else 0.0
-        average_precisions.append(ap)
-    return float(np.mean(precisions)), float(np.mean(average_precisions))
+        hits = np.cumsum(row) / np.arange(1, k + 1)
+        average_precisions.append(float((hits * row).sum() / total_relevant) if total_relevant else 0.0)
+    return precision_at_k(relevant, k), float(np.mean(average_precisions))
 
 
 def evaluate(
-    db: sqlite_utils.Database,
-    method: str,
+    space: MethodSpace,
     attribute: str = "articleType",
     k: int = 10,
     queries: int | None = None,
     seed: int = 0,
     distance: str = "cosine",
-    matrix: tuple[list[str], np.ndarray] | None = None,
 ) -> dict:
     """Precision@k and mAP@k of a method's stored vectors against an attribute (or several, comma-separated:
     relevant only when all match; items missing any of them are left out)."""
+    ids, vectors = load_matrix(space.catalog, space.name)
+    return evaluate_vectors(space.catalog, space.name, ids, vectors, attribute, k, queries, seed, distance)
+
+
+def evaluate_vectors(
+    db: Catalog,
+    method: str,
+    ids: list[str],
+    vectors: np.ndarray,
+    attribute: str = "articleType",
+    k: int = 10,
+    queries: int | None = None,
+    seed: int = 0,
+    distance: str = "cosine",
+) -> dict:
+    """`evaluate` of any vectors of the catalog's items (rows aligned with `ids`), named `method` in the result."""
     if k < 1 or (queries is not None and queries < 1):
         raise ValueError(f"k and queries must be at least 1, got k={k}, queries={queries}")
-    ids, vectors = matrix or load_matrix(db, method)
     labels = joint_values(db, ids, attribute)
     keep = np.array([v is not None for v in labels], dtype=bool)
     if keep.sum() <= k:
@@ -123,7 +146,7 @@ def evaluate(
     query_rows = np.arange(len(ids))
     if queries and queries < len(ids):
         query_rows = np.sort(np.random.default_rng(seed).choice(len(ids), queries, replace=False))
-    index = ExactNeighbours(ids, vectors, rerank_chi2=True)
+    index = ExactNeighbours(ids, vectors, rerank=True)
     ranked = index.neighbours(vectors[query_rows], k, exclude=[{ids[q]} for q in query_rows], distance=distance)
     found = np.array([[index.position[i] for i, _ in row] for row in ranked])
     precision, mean_ap = precision_scores(labels, found, query_rows, k)

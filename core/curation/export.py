@@ -7,16 +7,19 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-import sqlite_utils
 from tqdm import tqdm
 
-from core.catalog.importers import strip_credentials
+from core.catalog.db import Catalog
+from core.catalog.filters import matching_item_ids
 from core.catalog.items import item_cards
 from core.catalog.vectors import item_ids_with_vectors
 from core.files.atomic import atomic_text_writer
 from core.files.csv_injection import neutralise
 from core.files.invisible import visible
 from core.files.output_path import check_output
+from core.files.urls import strip_credentials
+from core.search.queries import search_many
+from core.search.space import MethodSpace
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,7 @@ CHUNK = 512
 ENCODING = "utf-8-sig"
 
 
-def _display(db: sqlite_utils.Database) -> dict[str, tuple[str, str, str]]:
+def _display(db: Catalog) -> dict[str, tuple[str, str, str]]:
     """Item id -> (title, its photo's URL without credentials or "", the local file of the photo that
     represents it or "").
 
@@ -58,7 +61,7 @@ def _display(db: sqlite_utils.Database) -> dict[str, tuple[str, str, str]]:
     }
 
 
-def _approved(db: sqlite_utils.Database) -> set[tuple[str, str]]:
+def _approved(db: Catalog) -> set[tuple[str, str]]:
     return {
         (q, c)
         for q, c in db.execute(
@@ -68,8 +71,7 @@ def _approved(db: sqlite_utils.Database) -> set[tuple[str, str]]:
 
 
 def export_similar(
-    db: sqlite_utils.Database,
-    method: str,
+    space: MethodSpace,
     k: int,
     out: str | Path,
     filters: dict | None = None,
@@ -87,9 +89,7 @@ def export_similar(
     first (core.files.output_path): an existing file that is not such an export needs `force`. A method
     without vectors is a ValueError and writes nothing.
     """
-    from core.catalog.filters import matching_item_ids
-    from core.search.queries import search_many
-
+    db, method = space.catalog, space.name
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     check_output(out, db, COLUMNS, ENCODING, force)
@@ -108,7 +108,7 @@ def export_similar(
         writer.writerow(COLUMNS)
         for start in range(0, len(items), CHUNK):
             chunk = items[start : start + CHUNK]
-            for item_id, hits in search_many(db, method, chunk, k, filters=filters):
+            for item_id, hits in search_many(space, chunk, k, filters=filters):
                 title, url, file = display.get(item_id, ("", "", ""))
                 for hit in hits:
                     if approved is not None and (item_id, hit.item_id) not in approved:

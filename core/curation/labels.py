@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import sqlite_utils
-
+from core.catalog.db import Catalog
 from core.files.atomic import atomic_text_writer
 from core.files.csv_header import header_problem
 from core.files.csv_injection import neutralise, restore
-from core.files.encoding import EncodingError, open_text
+from core.files.encoding import EncodingError, csv_field_limit, open_text
 from core.files.output_path import check_output
 from core.files.report import ImportReport
+from core.files.yes_no import NO, YES, yes_no
 
 CSV_COLUMNS = ("query_kind", "query_key", "candidate_id", "method", "rank", "relevant", "labeler", "note", "created_at")
 NUMERIC_COLUMNS = {"rank", "relevant"}
@@ -25,8 +25,8 @@ FUTURE_SLACK = timedelta(days=1)  # clocks differ; a label from further ahead is
 MAX_RANK = 1_000_000  # a result position; anything larger is a typo (and overflows SQLite)
 MAX_NOTE = 10_000  # characters in a label's note
 CSV_FIELD_LIMIT = 1024 * 1024  # a longer cell is refused by the reader with the row number
-TRUE_WORDS = {"1", "true", "yes", "y", "relevant"}
-FALSE_WORDS = {"0", "false", "no", "n", "not relevant"}
+RELEVANT = YES | {"relevant"}
+NOT_RELEVANT = NO | {"not relevant"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class LabelError(ValueError):
 
 
 def add_label(
-    db: sqlite_utils.Database,
+    db: Catalog,
     query: Query,
     candidate_id: str,
     method: str,
@@ -80,11 +80,11 @@ def add_label(
     return cursor.lastrowid
 
 
-def _item_exists(db: sqlite_utils.Database, item_id: str) -> bool:
+def _item_exists(db: Catalog, item_id: str) -> bool:
     return db.execute("SELECT 1 FROM items WHERE id = ?", (str(item_id),)).fetchone() is not None
 
 
-def current_labels(db: sqlite_utils.Database, query: Query) -> dict[str, bool]:
+def current_labels(db: Catalog, query: Query) -> dict[str, bool]:
     """Candidate id -> latest judgement for one query."""
     rows = db.execute(
         "SELECT candidate_id, relevant FROM current_labels WHERE query_kind = ? AND query_key = ?",
@@ -93,7 +93,7 @@ def current_labels(db: sqlite_utils.Database, query: Query) -> dict[str, bool]:
     return {candidate: bool(relevant) for candidate, relevant in rows}
 
 
-def history(db: sqlite_utils.Database, query: Query, candidate_id: str) -> list[dict]:
+def history(db: Catalog, query: Query, candidate_id: str) -> list[dict]:
     """Every judgement of one pair, oldest first."""
     return list(
         db.query(
@@ -103,7 +103,7 @@ def history(db: sqlite_utils.Database, query: Query, candidate_id: str) -> list[
     )
 
 
-def label_counts(db: sqlite_utils.Database) -> dict:
+def label_counts(db: Catalog) -> dict:
     """How much has been judged: queries, current labels, relevant ones."""
     row = db.execute(
         "SELECT count(DISTINCT query_kind || ':' || query_key), count(*), coalesce(sum(relevant), 0) "
@@ -113,7 +113,7 @@ def label_counts(db: sqlite_utils.Database) -> dict:
 
 
 def next_query(
-    db: sqlite_utils.Database, order: str = "unlabelled", category: str | None = None, seed: int | None = None
+    db: Catalog, order: str = "unlabelled", category: str | None = None, seed: int | None = None
 ) -> str | None:
     """Pick the next catalog item to label: `unlabelled` first, `random`, or within a `category`."""
     where, params = ["EXISTS (SELECT 1 FROM images g WHERE g.item_id = i.id AND g.status = 'ok')"], []
@@ -128,7 +128,7 @@ def next_query(
     return random.Random(seed).choice(ids) if ids else None
 
 
-def export_labels(db: sqlite_utils.Database, path: str | Path, force: bool = False) -> int:
+def export_labels(db: Catalog, path: str | Path, force: bool = False) -> int:
     """Write the whole label history as CSV (atomically), oldest first; return the row count.
 
     Text cells a spreadsheet would run as formulas get a leading quote, which import removes.
@@ -147,7 +147,7 @@ def export_labels(db: sqlite_utils.Database, path: str | Path, force: bool = Fal
     return count
 
 
-def import_labels(db: sqlite_utils.Database, path: str | Path) -> ImportReport:
+def import_labels(db: Catalog, path: str | Path) -> ImportReport:
     """Merge a labels CSV; its rows, in file order, are history appended after what is stored.
 
     Bad rows are reported by row number. `created_at` must be ISO-8601 (stored as UTC
@@ -209,16 +209,14 @@ def import_labels(db: sqlite_utils.Database, path: str | Path) -> ImportReport:
 @contextmanager
 def _readable(reader: csv.DictReader) -> Iterator[None]:
     """Read the header and rows within: a malformed file (say, a cell over the size limit) is one LabelError."""
-    limit = csv.field_size_limit(CSV_FIELD_LIMIT)
     try:
-        yield
+        with csv_field_limit(CSV_FIELD_LIMIT):
+            yield
     except csv.Error as exc:
         raise LabelError(f"unreadable CSV at line {reader.line_num}: {exc}; nothing was imported") from None
-    finally:
-        csv.field_size_limit(limit)
 
 
-def _stored_copies(db: sqlite_utils.Database, row: tuple) -> int:
+def _stored_copies(db: Catalog, row: tuple) -> int:
     """How many stored labels equal an imported row (any time when the row gives none)."""
     where = (
         "query_kind = ? AND query_key = ? AND candidate_id = ? AND method = ? AND rank = ? "
@@ -256,7 +254,7 @@ def _shown(value: str | None, limit: int = 40) -> str:
     return repr(value if len(value) <= limit else value[:limit] + "…")
 
 
-def _label_row(db: sqlite_utils.Database, row: dict[str, str], now: datetime) -> tuple:
+def _label_row(db: Catalog, row: dict[str, str], now: datetime) -> tuple:
     row = {k: restore(v) for k, v in row.items()}  # undo the export's formula quoting
     kind = (row.get("query_kind") or "item").strip() or "item"
     key = (row.get("query_key") or "").strip()
@@ -270,7 +268,11 @@ def _label_row(db: sqlite_utils.Database, row: dict[str, str], now: datetime) ->
         raise LabelError(f"query item {key!r} is not in the catalog")
     if not _item_exists(db, candidate):
         raise LabelError(f"candidate item {candidate!r} is not in the catalog")
-    if relevant not in TRUE_WORDS | FALSE_WORDS:
+    try:
+        verdict = yes_no(relevant, RELEVANT, NOT_RELEVANT)
+    except ValueError:
+        verdict = None
+    if verdict is None:
         raise LabelError(f"relevant {row.get('relevant')!r} is not yes/no")
     try:
         rank = int(row.get("rank") or 1)
@@ -290,7 +292,7 @@ def _label_row(db: sqlite_utils.Database, row: dict[str, str], now: datetime) ->
         candidate,
         (row.get("method") or "").strip(),
         rank,
-        int(relevant in TRUE_WORDS),
+        int(verdict),
         labeler,
         (row.get("note") or None),
         parse_time(created, now) if created else None,
@@ -298,7 +300,7 @@ def _label_row(db: sqlite_utils.Database, row: dict[str, str], now: datetime) ->
 
 
 def judge_by_attributes(
-    db: sqlite_utils.Database,
+    db: Catalog,
     ids: list[str],
     vectors,
     queries: list[int],

@@ -6,9 +6,10 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import sqlite_utils
-
+from core.catalog.db import Catalog
 from core.catalog.vectors import methods_with_vectors
+from core.search.queries import search_many
+from core.search.space import MethodSpace, open_space
 
 UPLOADS = "uploaded photos"  # the by-category group of queries that are uploaded photos
 NO_CATEGORY = "(no category)"
@@ -50,7 +51,7 @@ class Tally:
         return self.relevant / self.judged if self.judged else None
 
 
-def _item_queries(db: sqlite_utils.Database) -> dict[str, dict[str, bool]]:
+def _item_queries(db: Catalog) -> dict[str, dict[str, bool]]:
     """Catalog-item query -> {candidate: latest judgement}."""
     found: dict[str, dict[str, bool]] = defaultdict(dict)
     for key, candidate, relevant in db.execute(
@@ -60,12 +61,13 @@ def _item_queries(db: sqlite_utils.Database) -> dict[str, dict[str, bool]]:
     return found
 
 
-def _labelled_methods(db: sqlite_utils.Database) -> list[str]:
+def _labelled_methods(db: Catalog) -> list[str]:
     return [r[0] for r in db.execute("SELECT DISTINCT method FROM labels ORDER BY method")]
 
 
-def precision_from_labels(db: sqlite_utils.Database, method: str | None = None, k: int = 10) -> list[dict]:
-    """Per method: precision@k over labelled queries, unknowns counted apart, with a Wilson 95% CI.
+def precision_from_labels(db: Catalog, space: MethodSpace | None = None, k: int = 10) -> list[dict]:
+    """Per method (or for one method's space): precision@k over labelled queries, unknowns counted
+    apart, with a Wilson 95% CI.
 
     A catalog-item query is searched again with the method's current vectors and each of its
     top-k is looked up in the labels (a judgement counts whichever method showed the pair);
@@ -75,14 +77,14 @@ def precision_from_labels(db: sqlite_utils.Database, method: str | None = None, 
     if db.execute("SELECT count(*) FROM labels").fetchone()[0] == 0:
         return []
     with_vectors = methods_with_vectors(db)
-    methods = [method] if method else sorted(set(with_vectors) | set(_labelled_methods(db)))
+    methods = [space.name] if space else sorted(set(with_vectors) | set(_labelled_methods(db)))
     queries = _item_queries(db)
     meta = {r[0]: (r[1], r[2]) for r in db.execute("SELECT id, category, colour FROM items")}
     results = []
     for name in methods:
         tally = Tally()
         if name in with_vectors and queries:
-            _tally_searched(db, name, k, queries, meta, tally)
+            _tally_searched(space or open_space(db, name), k, queries, meta, tally)
         else:
             _tally_shown(db, name, k, "item", meta, tally)
         _tally_shown(db, name, k, "upload", meta, tally)
@@ -91,10 +93,8 @@ def precision_from_labels(db: sqlite_utils.Database, method: str | None = None, 
     return results
 
 
-def _tally_searched(db, method: str, k: int, queries: dict[str, dict[str, bool]], meta: dict, tally: Tally) -> None:
-    from core.search.queries import search_many
-
-    for query_id, hits in search_many(db, method, list(queries), k):
+def _tally_searched(space: MethodSpace, k: int, queries: dict[str, dict[str, bool]], meta: dict, tally: Tally) -> None:
+    for query_id, hits in search_many(space, list(queries), k):
         judged = queries[query_id]
         candidates = [h.item_id for h in hits]
         known = [judged[c] for c in candidates if c in judged]

@@ -18,7 +18,7 @@ import sqlite_utils
 
 from core.catalog.vectors import load_matrix, methods_with_vectors
 from core.methods import get_spec
-from core.methods.base import l2_normalise
+from core.methods.distances import unit
 from core.methods.heads import current_head
 
 DIVERSITY = 0.95
@@ -64,7 +64,7 @@ def disagreement(matrices: list[np.ndarray], k: int = 10) -> np.ndarray:
     """Per row: 1 - the mean correlation, over pairs of signals, of their similarities to the union
     of every signal's top k (rows aligned across matrices): 0 when the signals agree on how alike
     the candidates are, up to 2 when they rank them in opposite orders."""
-    units = [l2_normalise(m) for m in matrices]
+    units = [unit(m) for m in matrices]
     tops = [_top_k(u, k) for u in units]
     scores = np.empty(len(units[0]))
     for row in range(len(scores)):
@@ -81,7 +81,7 @@ def pick(matrices: list[np.ndarray], n: int, skip: list[bool], k: int = 10) -> l
     """The n rows (not skipped) whose signals disagree most, none almost the same look as one picked
     before (cosine >= DIVERSITY by the first signal): (row, disagreement), most useful first."""
     scores = disagreement(matrices, k)
-    look = l2_normalise(matrices[0])
+    look = unit(matrices[0])
     chosen: list[int] = []
     for row in np.argsort(-scores, kind="stable"):
         if skip[row] or (chosen and (look[chosen] @ look[row]).max() >= DIVERSITY):

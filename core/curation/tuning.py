@@ -36,9 +36,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import sqlite_utils
 
+from core.curation import evaluate
 from core.curation.evaluate import joint_values
-from core.methods.base import l2_normalise
-from core.methods.heads import HEAD, Head, HeadError, save_head, stored_bases, weighted_concat
+from core.methods.distances import unit, weighted_concat
+from core.methods.heads import HEAD, Head, HeadError, save_head, stored_bases
 from core.search.neighbours import nearest_rows
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ def precision_at_k(
     if len(queries) == 0 or len(gallery) <= k:
         return float("nan")
     found = nearest_rows(matrix[gallery], np.searchsorted(gallery, queries), k)
-    return float((classes[gallery][found] == classes[queries][:, None]).mean())
+    return evaluate.precision_at_k(evaluate.relevance(classes[gallery], found, np.searchsorted(gallery, queries)), k)
 
 
 def label_scores(matrix: np.ndarray, pairs: np.ndarray, k: int = K) -> dict[str, float]:
@@ -239,7 +240,7 @@ class _Data:
 
     def base_space(self) -> np.ndarray:
         """The untuned fusion: every base's unit vectors, weighted."""
-        return l2_normalise(weighted_concat([self.parts[b] for b in self.bases], self.weights))
+        return unit(weighted_concat([self.parts[b] for b in self.bases], self.weights))
 
 
 def _weights(bases: list[str], weights: list[float] | None) -> list[float]:
@@ -472,9 +473,9 @@ def train_head(
 
 def signal_blocks(data: _Data, projection: np.ndarray | None) -> dict[str, np.ndarray]:
     """Each signal's unit vectors for every item: the bases, and the head when there is one."""
-    blocks = {b: l2_normalise(data.parts[b]) for b in data.bases}
+    blocks = {b: unit(data.parts[b]) for b in data.bases}
     if projection is not None:
-        blocks[HEAD] = l2_normalise(data.x @ projection)
+        blocks[HEAD] = unit(data.x @ projection)
     return blocks
 
 
@@ -535,7 +536,7 @@ def fit_weights(features: np.ndarray, pairs: np.ndarray, decay: float, most: int
 
 def _fused(blocks: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
     names = [s for s, w in weights.items() if w > 0]
-    return l2_normalise(weighted_concat([blocks[s] for s in names], [weights[s] for s in names]))
+    return unit(weighted_concat([blocks[s] for s in names], [weights[s] for s in names]))
 
 
 def learn_weights(data: _Data, blocks: dict[str, np.ndarray], options: TuneOptions) -> tuple[dict[str, float], float]:
@@ -587,7 +588,7 @@ def validate(data: _Data, tuned: np.ndarray) -> dict:
             for gallery_name, gallery in (("held_out", val_rows), ("catalog", all_rows))
         }
         metrics[notion]["bases"] = {
-            b: _rounded(precision_at_k(l2_normalise(data.parts[b]), classes, val_rows, val_rows)) for b in data.bases
+            b: _rounded(precision_at_k(unit(data.parts[b]), classes, val_rows, val_rows)) for b in data.bases
         }
     held = data.pairs[data.validation[data.pairs[:, 0]]]
     if len(held):
@@ -667,7 +668,7 @@ def tune(
     train = ~data.validation
     result.label_pairs_trained = int((train[data.pairs[:, 0]] & train[data.pairs[:, 1]]).sum())
     result.label_pairs_held_back = int(data.validation[data.pairs[:, 0]].sum())
-    result.metrics = validate(data, l2_normalise(head.vectors(data.parts)))
+    result.metrics = validate(data, unit(head.vectors(data.parts)))
     worse = _worse(result.metrics, data.joint)
     result.seconds = time.perf_counter() - started
     if worse and not force:

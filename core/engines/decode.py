@@ -5,7 +5,8 @@ small chunks ahead (at most `2 x workers` chunks, and one whole batch, in flight
 stays bounded however long the catalog. Threads suit the CPU path, where the model needs the
 same cores; processes (as many as cores) are what feeds a GPU, since one interpreter's threads
 cannot decode thousands of JPEGs a second. Work sent to a process must be picklable: the
-preprocessing is a plain function such as `functools.partial(to_array, size=224, mean=..., std=...)`.
+preprocessing is a plain function such as `functools.partial(to_array, size=224, mean=..., std=...)`
+(core/methods/preprocess.py).
 """
 
 from __future__ import annotations
@@ -34,16 +35,6 @@ CHUNK = 32  # photos per worker task
 THREAD_WORKERS = 2  # the CPU path's decode threads (docs/benchmarks.md)
 
 Preprocess = Callable[[list[Image.Image]], object] | None
-
-
-def to_array(
-    images: list[Image.Image], size: int, mean: tuple, std: tuple, resample: int = Image.BILINEAR
-) -> np.ndarray:
-    """Resize each image to size x size (whole garment kept) and normalise: NCHW float32 NumPy."""
-    batch = np.stack([np.asarray(img.convert("RGB").resize((size, size), resample)) for img in images])
-    scale = np.float32(1 / 255) / np.asarray(std, dtype=np.float32)
-    shift = np.asarray(mean, dtype=np.float32) / np.asarray(std, dtype=np.float32)
-    return np.ascontiguousarray((batch * scale - shift).transpose(0, 3, 1, 2), dtype=np.float32)
 
 
 def to_uint8(images: list[Image.Image], size: int, resample: int = Image.BILINEAR) -> np.ndarray:

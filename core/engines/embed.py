@@ -81,7 +81,7 @@ def embed_catalog(
     report = EmbedReport(method, version, pending=len(todo))
     start = time.perf_counter()
     # a method that runs no torch model (colour histograms) needs no device: LOOKALIKE_DEVICE is not asked
-    placement = devices.current() if spec.family not in devices.CPU_FAMILIES else devices.Placement()
+    placement = devices.current() if spec.runs_model else devices.Placement()
     if spec.kind == "text":
         batch_size = batch_size or DEFAULT_BATCH
         run = extractor.embed_texts

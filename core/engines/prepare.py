@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from core.catalog.db import Catalog
 from core.engines.embed import EmbedReport, embed_catalog
-from core.search.index import build_index
+from core.search.space import open_space
 
 
 def prepare_method(
@@ -17,5 +17,5 @@ def prepare_method(
     What the Methods page's *Embed + index* and the demo set-up run.
     """
     report = embed_catalog(catalog, method, progress=progress, on_progress=on_progress)
-    build_index(catalog, method, progress=progress)
+    open_space(catalog, method).build_index(progress=progress)
     return report

@@ -204,7 +204,7 @@ def embed_with_ray(
     spec = get_spec(method, db)
     if spec.kind != "image" or spec.derived:
         raise ValueError(f"--engine ray runs image models; embed {method} without it")
-    if spec.family in devices.CPU_FAMILIES:
+    if not spec.runs_model:
         raise ValueError(f"{method} has no model to distribute; embed it without --engine ray (it is fast locally)")
     ray = import_ray()
     with devices.placed("cpu"):  # the driver's copy: version and preprocessing only

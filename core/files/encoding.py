@@ -101,6 +101,19 @@ def open_text(path: str | Path) -> Iterator[tuple[TextIO, str | None]]:
         yield handle, note
 
 
+@contextlib.contextmanager
+def csv_field_limit(limit: int) -> Iterator[None]:
+    """Let the csv module read cells up to `limit` characters within the block (the limit is
+    process-wide, so it is put back after)."""
+    import csv
+
+    before = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
+
+
 def open_as(path: str | Path, encoding: str) -> TextIO:
     """Open a regular file as CSV text in a known encoding (from `detect`); EncodingError otherwise."""
     return io.TextIOWrapper(_open_regular(Path(path)), encoding=encoding, errors="strict", newline="")

@@ -6,14 +6,21 @@ import csv
 import io
 from collections.abc import Sequence
 from pathlib import Path
-
-from core.catalog.db import Catalog
+from typing import Protocol
 
 CATALOG_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
 class OutputRefused(ValueError):
     """An output path Lookalike will not write to, in one line."""
+
+
+class CatalogFiles(Protocol):
+    """What is checked of a catalog (core.catalog.db.Catalog is one): its file and its folders."""
+
+    path: Path
+    index_dir: Path
+    models_dir: Path
 
 
 def header_bytes(columns: Sequence[str], encoding: str) -> bytes:
@@ -23,7 +30,7 @@ def header_bytes(columns: Sequence[str], encoding: str) -> bytes:
     return buffer.getvalue().encode(encoding)
 
 
-def check_output(out: str | Path, db: Catalog, columns: Sequence[str], encoding: str, force: bool = False) -> None:
+def check_output(out: str | Path, db: CatalogFiles, columns: Sequence[str], encoding: str, force: bool = False) -> None:
     """Raise OutputRefused unless `out` may receive a CSV with header `columns`.
 
     Never: the catalog or its WAL/SHM/journal files, anything under the catalog's indices/,

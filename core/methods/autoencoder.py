@@ -8,7 +8,6 @@ retraining marks old vectors outdated.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 from functools import partial
 
@@ -16,9 +15,10 @@ import torch
 from torch import nn
 
 from core.catalog.db import Catalog
-from core.engines.decode import to_array
+from core.methods.preprocess import to_array
 from core.methods.torch_utils import TorchImageExtractor
 from core.methods.weights import autoencoder_checkpoint as checkpoint_path
+from core.methods.weights import autoencoder_version
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class AutoencoderExtractor(TorchImageExtractor):
         path = checkpoint_path(catalog)
         model = ConvAutoencoder()
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
-        self.spec = dataclasses.replace(self.spec, version=f"1-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}")
+        self.spec = dataclasses.replace(self.spec, version=autoencoder_version(catalog))
         return model
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The extractor contract: what every method's extractor does, and the L2 normalisation they share.
+"""The extractor contract: what every method's extractor does (unit vectors out: distances.unit).
 
 - `ImageExtractor`: `preprocess(images) -> batch` (NumPy only, and a picklable plain function:
   it runs in decode threads, or decode processes when the model is on a GPU),
@@ -22,19 +22,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from core.methods.distances import unit
+
 if TYPE_CHECKING:
     from core.catalog.db import Catalog
-    from core.methods.registry import MethodSpec
+    from core.methods.spec import MethodSpec
 
 
 def unchanged(images: list[Image.Image]) -> list[Image.Image]:
     """The default preprocessing: the photos as they are."""
     return images
-
-
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 class Extractor:
@@ -54,7 +51,7 @@ class ImageExtractor(Extractor, ABC):
         """Raw features, one row per photo of a `preprocess` batch."""
 
     def embed_batch(self, batch) -> np.ndarray:
-        return l2_normalise(self.forward(batch))
+        return unit(self.forward(batch))
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         return self.embed_batch(self.preprocess(images))
@@ -66,7 +63,7 @@ class TextExtractor(Extractor, ABC):
         """Raw features, one row per text."""
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
-        return l2_normalise(self.encode(list(texts)))
+        return unit(self.encode(list(texts)))
 
 
 class DerivedExtractor(ImageExtractor):
@@ -82,6 +79,8 @@ class DerivedExtractor(ImageExtractor):
         super().__init__(spec, catalog)
         self.catalog = catalog
         self._parts: dict[str, ImageExtractor] | None = None
+        # how to load a part by name: set by the registry that built this extractor
+        self.load_part: Callable[[str], ImageExtractor] | None = None
 
     @abstractmethod
     def combine(self, part_vectors: dict[str, np.ndarray]) -> np.ndarray:
@@ -96,12 +95,12 @@ class DerivedExtractor(ImageExtractor):
         return {}
 
     def derive(self, part_vectors: dict[str, np.ndarray]) -> np.ndarray:
-        return l2_normalise(self.combine(part_vectors))
+        return unit(self.combine(part_vectors))
 
     def forward(self, batch: list[Image.Image]) -> np.ndarray:
         """Photos that are not in the catalog: run the parts (loaded on first use), then combine."""
-        from core.methods.registry import create_extractor
-
         if self._parts is None:
-            self._parts = {name: create_extractor(name, self.catalog) for name in self.spec.parts}
+            if self.load_part is None:
+                raise RuntimeError(f"{self.spec.name}: build it with core.methods.create_extractor to embed photos")
+            self._parts = {name: self.load_part(name) for name in self.spec.parts}
         return self.combine_photo({name: part.embed_images(batch) for name, part in self._parts.items()})

@@ -9,8 +9,8 @@ import timm
 import torch
 
 from core.catalog.db import Catalog
-from core.engines.decode import to_array
 from core.methods import weights
+from core.methods.preprocess import to_array
 from core.methods.specs import ARCHS
 from core.methods.torch_utils import TorchImageExtractor
 

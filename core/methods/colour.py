@@ -3,7 +3,7 @@
 The vector is the Hellinger form of the histogram: the concatenated histogram is L1-normalised
 and square-rooted, so its L2 norm is 1 and Euclidean/cosine distance on it is the Hellinger
 distance, which Annoy serves directly. Squaring a vector gives the histogram back, for exact
-chi-square re-ranking (`chi2_distances`).
+chi-square re-ranking (the "hellinger" metric, core/methods/distances.py).
 """
 
 from __future__ import annotations
@@ -42,13 +42,6 @@ def histogram(image: Image.Image) -> np.ndarray:
     parts = [cv2.calcHist([hsv], [0, 1, 2], mask, list(BINS), [0, 180, 0, 256, 0, 256]).ravel() for mask in _MASKS]
     hist = np.concatenate(parts).astype(np.float64)
     return (hist / max(hist.sum(), 1e-12)).astype(np.float32)
-
-
-def chi2_distances(query: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Chi-square distance between Hellinger-form vectors (squared back to histograms)."""
-    q = np.square(query.astype(np.float64))
-    c = np.square(candidates.astype(np.float64))
-    return 0.5 * np.sum(np.square(c - q) / (c + q + 1e-10), axis=1)
 
 
 def histograms(images: list[Image.Image]) -> np.ndarray:

@@ -310,14 +310,6 @@ def describe(requested: str | None = None) -> str:
     return f"{info['device']} ({info['name']}), {info['precision'] or 'float32'}"
 
 
-CPU_FAMILIES = ("colour", "hybrid")  # methods that never run a torch model
-
-
-def method_device(family: str, device: str | None) -> str | None:
-    """The device a method of this family runs on when torch methods go to `device`."""
-    return "cpu" if family in CPU_FAMILIES else device
-
-
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     """`--device auto|cpu|cuda|mps` for any command that runs torch models."""
     parser.add_argument(

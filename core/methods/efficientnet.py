@@ -13,28 +13,19 @@ from __future__ import annotations
 import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from core.catalog.db import Catalog
-from core.engines.decode import to_array
 from core.files.atomic import atomic_path
 from core.methods import devices, weights
 from core.methods.base import ImageExtractor
-from core.methods.registry import MethodSpec
+from core.methods.efficientnet_lite0 import HALF, to_batch
+from core.methods.spec import MethodSpec
 from core.settings import settings
 
 log = logging.getLogger(__name__)
-
-MEAN = STD = (0.5, 0.5, 0.5)
-SIZE = 224
-# On a GPU: bfloat16 moves 256 photos' vectors to cosine 0.9974 (min) of float32, float16 to
-# 0.99998; ReLU6 keeps every activation far inside float16's range.
-HALF = "float16"
-
-to_batch = partial(to_array, size=SIZE, mean=MEAN, std=STD)  # picklable: decode processes
 
 
 def onnx_path(catalog: Catalog | None) -> Path:

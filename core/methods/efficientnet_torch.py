@@ -9,7 +9,7 @@ import torch
 
 from core.catalog.db import Catalog
 from core.methods import weights
-from core.methods.efficientnet import HALF, SIZE, to_batch
+from core.methods.efficientnet_lite0 import HALF, SIZE, to_batch
 from core.methods.torch_utils import TorchImageExtractor
 
 

@@ -26,20 +26,13 @@ import numpy as np
 import sqlite_utils
 
 from core.catalog.vectors import load_matrix, missing_vectors
-from core.methods.base import l2_normalise
+from core.methods.distances import unit, weighted_concat
 
 HEAD = "head"  # the signal name of the learnt head
 
 
 class HeadError(ValueError):
     """A learnt method that cannot be read or applied, in one line."""
-
-
-def weighted_concat(parts: list[np.ndarray], weights: list[float]) -> np.ndarray:
-    """Each part L2-normalised (rows), scaled by √weight, concatenated: cosine = weighted sum of cosines."""
-    return np.hstack(
-        [np.sqrt(w) * l2_normalise(np.atleast_2d(np.asarray(p, dtype=np.float32))) for p, w in zip(parts, weights)]
-    )
 
 
 @dataclass
@@ -77,13 +70,11 @@ class Head:
 
     def project(self, head_input: np.ndarray) -> np.ndarray:
         """Unit head vectors from the head's input (see `weighted_concat`)."""
-        return l2_normalise(head_input @ self.projection)
+        return unit(head_input @ self.projection)
 
     def blocks(self, parts: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
         """Each signal's unit vectors from the bases' vectors (a base absent from `parts`: zeros)."""
-        found = {
-            b: l2_normalise(np.atleast_2d(np.asarray(parts[b], dtype=np.float32))) for b in self.bases if b in parts
-        }
+        found = {b: unit(np.atleast_2d(np.asarray(parts[b], dtype=np.float32))) for b in self.bases if b in parts}
         if HEAD in self.signals:
             if any(b not in found for b in self.image_bases):
                 raise HeadError(f"{self.name}: its head needs {', '.join(self.image_bases)}")
@@ -224,4 +215,4 @@ def head_vectors(db: sqlite_utils.Database, name: str) -> tuple[list[str], np.nd
         )
     have = set(ids)
     missing = [i for (i,) in db.execute("SELECT id FROM items ORDER BY id") if i not in have]
-    return ids, l2_normalise(head.vectors(parts)), missing
+    return ids, unit(head.vectors(parts)), missing

@@ -14,8 +14,9 @@ import math
 import numpy as np
 
 from core.catalog.db import Catalog
-from core.methods.base import DerivedExtractor, l2_normalise
-from core.methods.registry import MethodSpec
+from core.methods.base import DerivedExtractor
+from core.methods.distances import weighted_concat
+from core.methods.spec import MethodSpec
 from core.settings import DEFAULT_HYBRID, settings
 
 
@@ -53,9 +54,7 @@ def configured() -> tuple[dict[str, float], str | None]:
 
 def combine(parts: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
     """Concatenate L2-normalised part vectors (rows aligned) scaled by sqrt(weight)."""
-    return np.hstack([np.sqrt(weights[name]) * l2_normalise(np.atleast_2d(parts[name])) for name in weights]).astype(
-        np.float32
-    )
+    return weighted_concat([parts[name] for name in weights], list(weights.values()))
 
 
 class Hybrid(DerivedExtractor):

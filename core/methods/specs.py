@@ -15,7 +15,8 @@ from core.catalog.db import Catalog
 from core.methods import weights
 from core.methods.hybrid import configured as hybrid_configured
 from core.methods.hybrid import parse_weights
-from core.methods.registry import MethodSpec, UnknownMethod, get_spec, register
+from core.methods.registry import UnknownMethod, get_spec, register
+from core.methods.spec import MethodSpec
 from core.settings import DEFAULT_HYBRID, settings
 
 Availability = Callable[[Catalog | None], "str | None"]
@@ -130,6 +131,7 @@ register(
         dim=5 * 8 * 12 * 3,
         metric="hellinger",  # colour.BINS per region
         family="colour",
+        runs_model=False,
         description="HSV colour histograms of 4 corners + centre ellipse (OpenCV)",
         weights="none needed",
         factory="core.methods.colour:ColourHistogram",
@@ -147,6 +149,7 @@ register(
         weights="trained here",
         factory="core.methods.autoencoder:AutoencoderExtractor",
         availability=_autoencoder,
+        version_of="core.methods.weights:autoencoder_version",
     )
 )
 for _method, (_name, _dim, _description) in ARCHS.items():
@@ -216,6 +219,7 @@ def _hybrid_spec() -> MethodSpec:
         factory="core.methods.hybrid:Hybrid",
         availability=(lambda catalog: problem) if problem else parts_available("hybrid", tuple(weights)),
         parts=tuple(weights),
+        runs_model=False,
     )
 
 

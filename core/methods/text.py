@@ -8,7 +8,7 @@ import torch
 from core.catalog.db import Catalog
 from core.methods import devices
 from core.methods.base import TextExtractor
-from core.methods.registry import MethodSpec
+from core.methods.spec import MethodSpec
 from core.methods.torch_utils import set_threads
 from core.methods.weights import minilm_folder
 

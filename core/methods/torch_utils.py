@@ -13,7 +13,7 @@ import torch
 from core.catalog.db import Catalog
 from core.methods import devices
 from core.methods.base import ImageExtractor
-from core.methods.registry import MethodSpec
+from core.methods.spec import MethodSpec
 from core.settings import settings
 
 

@@ -17,7 +17,7 @@ from PIL import Image
 from core.catalog.db import Catalog
 from core.methods import weights
 from core.methods.base import TextExtractor
-from core.methods.registry import MethodSpec
+from core.methods.spec import MethodSpec
 from core.methods.specs import CHECKPOINTS
 from core.methods.torch_utils import TorchImageExtractor
 

@@ -18,7 +18,8 @@ from core.catalog.db import Catalog
 from core.catalog.vectors import vectors_of
 from core.methods.base import DerivedExtractor
 from core.methods.heads import Head, latest_rows
-from core.methods.registry import MethodSpec, get_spec
+from core.methods.registry import get_spec, register_catalog_specs
+from core.methods.spec import MethodSpec
 from core.methods.specs import parts_available
 
 
@@ -46,10 +47,13 @@ def spec_of(row: dict) -> MethodSpec:
         factory="core.methods.tuned:TunedExtractor",
         availability=parts_available(row["name"], tuple(head.image_bases)),
         parts=tuple(head.image_bases),
+        runs_model=False,
         training={**json.loads(row["record"]), "created_at": row["created_at"]},
     )
 
 
+@register_catalog_specs
+@register_catalog_specs
 def tuned_specs(catalog: Catalog, name: str | None = None) -> list[MethodSpec]:
     """The specs of the catalog's tuned methods (or of just `name`), at their current versions."""
     return [spec_of(row) for row in latest_rows(catalog, name)]

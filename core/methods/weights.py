@@ -120,6 +120,17 @@ def autoencoder_checkpoint(catalog: Catalog | None) -> Path:
     return own
 
 
+def autoencoder_version(catalog: Catalog | None) -> str:
+    """The autoencoder's real version: "1-" and the digest of its checkpoint ("1" before it is trained),
+    so retraining makes its vectors, index and loaded models outdated."""
+    path = autoencoder_checkpoint(catalog)
+    return checkpoint_version(path.read_bytes()) if path.exists() else "1"
+
+
+def checkpoint_version(data: bytes) -> str:
+    return f"1-{hashlib.sha256(data).hexdigest()[:12]}"
+
+
 def _adopt_legacy_checkpoint(catalog: Catalog, own: Path) -> None:
     """Copy `<models>/autoencoder/checkpoint.pt` to `own` when this catalog's autoencoder vectors are its."""
     legacy = catalog.models_dir / "autoencoder" / "checkpoint.pt"
@@ -127,7 +138,7 @@ def _adopt_legacy_checkpoint(catalog: Catalog, own: Path) -> None:
         return
     try:
         data = legacy.read_bytes()
-        version = f"1-{hashlib.sha256(data).hexdigest()[:12]}"
+        version = checkpoint_version(data)
         mine = catalog.execute(
             "SELECT 1 FROM embeddings WHERE method = 'autoencoder' AND version = ? LIMIT 1", [version]
         ).fetchone()

@@ -1,11 +1,12 @@
-"""What a process loads once and every session shares, kept in this one place.
+"""What a process loads once and every session shares, kept in this one place (read through a
+method's space, core/search/space.py).
 
 | cache | key | holds | fresh while |
 |---|---|---|---|
 | `MATRICES` | (catalog file, method) | the method's unit vectors as an exact neighbour index | the vector generation is unchanged |
 | `COUNTS` | (catalog file, method) | how many vectors the method has | the vector generation is unchanged |
 | `VERSIONS` | (catalog file, method) | the method versions that made its vectors | the vector generation is unchanged |
-| `EXTRACTORS` | (method, version, catalog file) | a loaded feature extractor (a model) | the process lives |
+| `EXTRACTORS` | (catalog file, method, real version, device) | a loaded feature extractor (a model) | the process lives (a retrained or re-tuned method has a new version) |
 | `INDICES` | (index file, build) | a memory-mapped Annoy index | no newer build of that file is loaded |
 | `FIELDS` | (catalog file,) | the fields that can group items (`grouping_fields`) | the items' count, newest row and last update are unchanged |
 

@@ -24,12 +24,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import sqlite_utils
 from annoy import AnnoyIndex
 from tqdm import tqdm
 
 from core.catalog.db import Catalog
-from core.catalog.vectors import checksum, load_matrix, methods_with_vectors, missing_vectors, stored_versions
+from core.catalog.vectors import (
+    checksum,
+    generation,
+    load_matrix,
+    methods_with_vectors,
+    missing_vectors,
+    stored_versions,
+)
 from core.files.atomic import atomic_path
 from core.search import caches
 
@@ -39,9 +45,6 @@ DEFAULT_TREES = 30
 SEARCH_K_PER_RESULT = 200  # Annoy search_k = n * this (2,000 nodes for k=10): see docs/benchmarks.md
 FULL_DIGEST_LIMIT = 256 * 2**20  # files up to this size are fingerprinted whole; larger ones by samples
 _SAMPLES, _SAMPLE_BYTES = 64, 1 << 16
-# The catalog's distance -> the Annoy metric that finds its candidates. Hellinger/chi-square
-# vectors are unit length (square roots of L1-normalised histograms): angular ranks them as Euclidean does.
-ANNOY_METRIC = {"angular": "angular", "hellinger": "angular", "chi2": "angular", "euclidean": "euclidean"}
 
 
 @dataclass
@@ -83,30 +86,19 @@ class LoadedIndex:
     def search_k(self, n: int) -> int:
         return max(n * SEARCH_K_PER_RESULT, n * self.info.trees)
 
-    def _similarities(self, distances: list[float]) -> list[float]:
-        if self.info.annoy_metric == "angular":
-            return [1.0 - d * d / 2.0 for d in distances]  # Annoy's angular distance is sqrt(2 - 2 cos)
-        return [-d for d in distances]
-
     def nearest(self, vector: np.ndarray, n: int, search_k: int | None = None) -> tuple[list[int], list[float]]:
-        """Positions and similarities (cosine, or minus Euclidean distance) of the n nearest items."""
+        """Positions and cosine similarities of the n nearest items."""
         found, distances = self.annoy.get_nns_by_vector(
             np.asarray(vector, dtype=np.float32).tolist(),
             n,
             search_k=search_k or self.search_k(n),
             include_distances=True,
         )
-        return found, self._similarities(distances)
+        return found, [1.0 - d * d / 2.0 for d in distances]  # Annoy's angular distance is sqrt(2 - 2 cos)
 
     def vector(self, position: int) -> np.ndarray:
         """The stored (raw) vector at a position, read from the memory-mapped file."""
         return np.asarray(self.annoy.get_item_vector(position), dtype=np.float32)
-
-
-def generation(db: sqlite_utils.Database, method: str) -> int:
-    """The catalog's change counter for a method's vectors (moves on every insert, update, delete)."""
-    row = db.execute("SELECT generation FROM vector_generations WHERE method = ?", (method,)).fetchone()
-    return row[0] if row else 0
 
 
 def _paths(db: Catalog, method: str) -> tuple[Path, Path, Path]:
@@ -130,30 +122,19 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def annoy_metric(metric: str) -> str:
-    return ANNOY_METRIC.get(metric, "angular")
-
-
-def make_annoy(matrix: np.ndarray, metric: str, trees: int, progress: bool = False, desc: str = "index") -> AnnoyIndex:
-    """An in-memory Annoy index over the rows of `matrix` (position = row number)."""
-    annoy = AnnoyIndex(int(matrix.shape[1]), annoy_metric(metric))
+def make_annoy(matrix: np.ndarray, trees: int, progress: bool = False, desc: str = "index") -> AnnoyIndex:
+    """An in-memory angular Annoy index over the rows of `matrix` (position = row number): every
+    metric's vectors have unit length, so angular order is cosine order (core/methods/distances.py)."""
+    annoy = AnnoyIndex(int(matrix.shape[1]), "angular")
     for n in tqdm(range(len(matrix)), desc=f"{desc}: adding", unit=" vectors", disable=not progress, mininterval=1.0):
         annoy.add_item(n, matrix[n].tolist())
     annoy.build(trees, n_jobs=-1)
     return annoy
 
 
-def _method_metric(db: sqlite_utils.Database, method: str) -> str:
-    from core.methods import UnknownMethod, get_spec
-
-    try:
-        return get_spec(method, db).metric
-    except UnknownMethod:  # vectors of a method no longer registered: plain cosine
-        return "angular"
-
-
-def build_index(db: sqlite_utils.Database, method: str, trees: int | None = None, progress: bool = True) -> IndexInfo:
-    """Build (or rebuild) a method's Annoy index from its stored vectors; return its manifest."""
+def build_index(db: Catalog, method: str, metric: str, trees: int | None = None, progress: bool = True) -> IndexInfo:
+    """Build (or rebuild) a method's Annoy index from its stored vectors; return its manifest.
+    `metric`: the method's (recorded in the manifest). A method's space calls this (`MethodSpace.build_index`)."""
     trees = DEFAULT_TREES if trees is None else trees
     if trees < 1:
         raise ValueError("trees must be at least 1")
@@ -162,9 +143,8 @@ def build_index(db: sqlite_utils.Database, method: str, trees: int | None = None
     if not ids:
         raise IndexUnavailable(missing_vectors(method))
     versions = sorted(stored_versions(db, method))
-    metric = _method_metric(db, method)
     start = time.perf_counter()
-    annoy = make_annoy(matrix, metric, trees, progress, desc=method)
+    annoy = make_annoy(matrix, trees, progress, desc=method)
     ann_path, ids_path, manifest_path = _paths(db, method)
     with atomic_path(ann_path) as tmp:
         annoy.save(str(tmp))
@@ -185,7 +165,7 @@ def build_index(db: sqlite_utils.Database, method: str, trees: int | None = None
         build_seconds=round(time.perf_counter() - start, 3),
         ann_bytes=size,
         built_at=datetime.now(UTC).isoformat(timespec="microseconds"),
-        annoy_metric=annoy_metric(metric),
+        annoy_metric="angular",
         ann_digest=ann_digest,
         ids_digest=ids_digest,
     )
@@ -202,7 +182,7 @@ def build_index(db: sqlite_utils.Database, method: str, trees: int | None = None
     return info
 
 
-def read_manifest(db: sqlite_utils.Database, method: str) -> IndexInfo | None:
+def read_manifest(db: Catalog, method: str) -> IndexInfo | None:
     """The manifest beside the index files (None when missing or unreadable)."""
     try:
         return IndexInfo(**json.loads(_paths(db, method)[2].read_text(encoding="utf-8")))
@@ -210,7 +190,7 @@ def read_manifest(db: sqlite_utils.Database, method: str) -> IndexInfo | None:
         return None
 
 
-def _expected_build(db: sqlite_utils.Database, method: str) -> tuple[str, str] | None:
+def _expected_build(db: Catalog, method: str) -> tuple[str, str] | None:
     """(checksum, built_at) of the build this catalog last recorded for the method."""
     row = db.execute("SELECT manifest FROM indices WHERE method = ?", (method,)).fetchone()
     try:
@@ -220,7 +200,7 @@ def _expected_build(db: sqlite_utils.Database, method: str) -> tuple[str, str] |
         return None
 
 
-def problem(db: sqlite_utils.Database, method: str) -> str | None:
+def problem(db: Catalog, method: str) -> str | None:
     """Why a method's index cannot be served as it is (None when it is fresh and whole)."""
     info = read_manifest(db, method)
     ann_path, ids_path, _ = _paths(db, method)
@@ -237,7 +217,7 @@ def problem(db: sqlite_utils.Database, method: str) -> str | None:
     return None
 
 
-def _open(db: sqlite_utils.Database, method: str, info: IndexInfo) -> LoadedIndex:
+def _open(db: Catalog, method: str, info: IndexInfo) -> LoadedIndex:
     """Verify the files against the manifest and memory-map the index; IndexUnavailable if they differ."""
     ann_path, ids_path, _ = _paths(db, method)
     try:
@@ -256,13 +236,13 @@ def _open(db: sqlite_utils.Database, method: str, info: IndexInfo) -> LoadedInde
     return LoadedIndex(info, ids, annoy)
 
 
-def _held_build(db: sqlite_utils.Database, method: str) -> LoadedIndex | None:
+def _held_build(db: Catalog, method: str) -> LoadedIndex | None:
     """A build of the method's index this process has loaded that was made from its current vectors."""
     path, current = str(_paths(db, method)[0]), generation(db, method)
     return next((v for k, v in caches.INDICES.items() if k[0] == path and v.info.generation == current), None)
 
 
-def load_index(db: sqlite_utils.Database, method: str, rebuild: bool = True, progress: bool = False) -> LoadedIndex:
+def load_index(db: Catalog, method: str, metric: str, rebuild: bool = True, progress: bool = False) -> LoadedIndex:
     """The method's index, memory-mapped and cached per process; rebuilt first if stale or damaged.
 
     With `rebuild=False`, or on a catalog opened read-only (the API server), an unusable index raises
@@ -280,7 +260,7 @@ def load_index(db: sqlite_utils.Database, method: str, rebuild: bool = True, pro
             if not rebuild:
                 raise IndexUnavailable(f"{method} index unusable: {reason}; {hint}")
             log.warning("rebuilding %s index: %s", method, reason)
-            build_index(db, method, progress=progress)
+            build_index(db, method, metric, progress=progress)
         info = read_manifest(db, method)
         key = (str(_paths(db, method)[0]), f"{info.checksum}:{info.built_at}")
         if key in caches.INDICES:
@@ -291,7 +271,7 @@ def load_index(db: sqlite_utils.Database, method: str, rebuild: bool = True, pro
             if not rebuild:
                 raise IndexUnavailable(f"{method} {exc}; {hint}") from None
             log.warning("rebuilding %s index: %s", method, exc)
-            build_index(db, method, progress=progress)
+            build_index(db, method, metric, progress=progress)
             info = read_manifest(db, method)
             key = (key[0], f"{info.checksum}:{info.built_at}")
             loaded = _open(db, method, info)
@@ -301,7 +281,7 @@ def load_index(db: sqlite_utils.Database, method: str, rebuild: bool = True, pro
         return loaded
 
 
-def index_status(db: sqlite_utils.Database) -> dict[str, dict]:
+def index_status(db: Catalog) -> dict[str, dict]:
     """Per method with vectors: its manifest (if any) and what, if anything, is wrong with it."""
     return {
         m: {"manifest": (asdict(i) if (i := read_manifest(db, m)) else None), "problem": problem(db, m)}

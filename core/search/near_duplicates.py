@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import sqlite_utils
 from tqdm import tqdm
 
 from core.catalog.items import item_cards
 from core.catalog.vectors import item_ids_with_vectors, missing_vectors
 from core.search.queries import search_many
+from core.search.space import MethodSpace
 
 NEIGHBOURS = 10
 
@@ -33,12 +33,11 @@ class DuplicatePair:
         return asdict(self)
 
 
-def find_duplicates(
-    db: sqlite_utils.Database, method: str, threshold: float = 0.95, progress: bool = True
-) -> list[DuplicatePair]:
-    """Every pair of items at cosine similarity >= threshold under `method`, most similar first."""
+def find_duplicates(space: MethodSpace, threshold: float = 0.95, progress: bool = True) -> list[DuplicatePair]:
+    """Every pair of items at cosine similarity >= threshold in a method's space, most similar first."""
     if not 0 < threshold <= 1:
         raise ValueError("threshold is a cosine similarity between 0 and 1, e.g. 0.95")
+    db, method = space.catalog, space.name
     todo = item_ids_with_vectors(db, method)
     if not todo:
         raise ValueError(missing_vectors(method))
@@ -47,7 +46,7 @@ def find_duplicates(
     while todo and depth < 4 * total:
         deeper = []
         for item_id, hits in tqdm(
-            search_many(db, method, todo, depth), total=len(todo), desc=f"duplicates {method}", disable=not progress
+            search_many(space, todo, depth), total=len(todo), desc=f"duplicates {method}", disable=not progress
         ):
             close = [h for h in hits if h.score >= threshold]
             for hit in close:

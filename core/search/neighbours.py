@@ -3,14 +3,15 @@
 Every backend answers `neighbours(query_vectors, k, allowed=None, exclude=None, distance="cosine")`:
 for each query vector, the k best `(item id, similarity)` pairs, best first, ties by item id,
 among the items in `allowed` (None: every item) and not in that query's `exclude` (one set for
-every query, or one collection per query). Similarity is cosine, or minus the chi-square distance
-(`distance="chi2"`, for colour histograms stored in Hellinger form). Callers never branch on the
-backend; `core.search.queries.neighbour_index` picks one for a method.
+every query, or one collection per query). Similarity is cosine, or another distance of the
+method's metric (core/methods/distances.py: `distance="chi2"` for colour histograms stored in
+Hellinger form, scored as minus the chi-square distance). Callers never branch on the backend: a
+method's space (core/search/space.py) picks one by its registered name (core/search/backends.py).
 
-- `ExactNeighbours` scores every item with matrix products, in blocks of queries. Chi-square is
-  exact over every allowed item, or, with `rerank_chi2`, a re-ranking of the best cosine candidates.
+- `ExactNeighbours` scores every item with matrix products, in blocks of queries. Another distance
+  is exact over every allowed item, or, with `rerank`, a re-ranking of the best cosine candidates.
 - `AnnoyNeighbours` asks a memory-mapped Annoy index for candidates, widening the request until k
-  of them pass the filters (or every item was seen); chi-square re-ranks the best cosine candidates.
+  of them pass the filters (or every item was seen); another distance re-ranks the best cosine ones.
 """
 
 from __future__ import annotations
@@ -20,27 +21,15 @@ from collections.abc import Collection, Sequence, Set
 
 import numpy as np
 
+from core.methods.distances import RESCORERS, Scorer, unit
 from core.search.index import LoadedIndex
 
 Ranked = list[tuple[str, float]]
 Exclude = Set[str] | Sequence[Collection[str]] | None
 
-CHI2_DEPTH = 10  # chi-square re-ranks the k x CHI2_DEPTH best cosine candidates,
-CHI2_MIN = 100  # and at least this many
+RERANK_DEPTH = 10  # another distance re-ranks the k x RERANK_DEPTH best cosine candidates,
+RERANK_MIN = 100  # and at least this many
 BLOCK = 256  # queries per matrix product
-
-
-def unit(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero)."""
-    matrix = np.asarray(matrix, dtype=np.float32)
-    return matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)
-
-
-def chi2_scores(query: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Minus the chi-square distance of each candidate row to the query (higher is closer)."""
-    from core.methods.colour import chi2_distances
-
-    return -chi2_distances(query, candidates)
 
 
 def best_first(pairs) -> Ranked:
@@ -76,9 +65,9 @@ class NeighbourIndex(ABC):
             return [[] for _ in queries]
         if distance == "cosine":
             return self._kneighbors(queries, k, allowed, excludes)
-        if distance == "chi2":
-            return self._chi2(queries, k, allowed, excludes)
-        raise ValueError(f"unknown distance {distance!r}; use cosine or chi2")
+        if distance in RESCORERS:
+            return self._rescored(queries, k, allowed, excludes, RESCORERS[distance])
+        raise ValueError(f"unknown distance {distance!r}; use cosine or {' or '.join(RESCORERS)}")
 
     @abstractmethod
     def _kneighbors(
@@ -90,15 +79,15 @@ class NeighbourIndex(ABC):
     def vectors(self, ids: list[str]) -> np.ndarray:
         """The unit vectors of these items (all of them must be in the index), in that order."""
 
-    def _chi2(
-        self, queries: np.ndarray, k: int, allowed: Set[str] | None, excludes: list[Collection[str]]
+    def _rescored(
+        self, queries: np.ndarray, k: int, allowed: Set[str] | None, excludes: list[Collection[str]], score: Scorer
     ) -> list[Ranked]:
-        """Re-rank the best cosine candidates by chi-square."""
-        found = self._kneighbors(queries, max(k * CHI2_DEPTH, CHI2_MIN), allowed, excludes)
+        """Re-rank the best cosine candidates by another distance's scores."""
+        found = self._kneighbors(queries, max(k * RERANK_DEPTH, RERANK_MIN), allowed, excludes)
         ranked = []
         for query, candidates in zip(queries, found):
             ids = [i for i, _ in candidates]
-            ranked.append(best_first(zip(ids, chi2_scores(query, self.vectors(ids))))[:k] if ids else [])
+            ranked.append(best_first(zip(ids, score(query, self.vectors(ids))))[:k] if ids else [])
         return ranked
 
 
@@ -115,11 +104,11 @@ def _per_query(exclude: Exclude, n: int) -> list[Collection[str]]:
 class ExactNeighbours(NeighbourIndex):
     """Every item scored with NumPy."""
 
-    def __init__(self, ids: list[str], matrix: np.ndarray, rerank_chi2: bool = False):
+    def __init__(self, ids: list[str], matrix: np.ndarray, rerank: bool = False):
         self.ids = list(ids)
         self.matrix = unit(matrix) if len(self.ids) else np.zeros((0, 0), np.float32)
         self.position = {item_id: n for n, item_id in enumerate(self.ids)}
-        self.rerank_chi2 = rerank_chi2
+        self.rerank = rerank
 
     def vectors(self, ids: list[str]) -> np.ndarray:
         return self.matrix[[self.position[i] for i in ids]]
@@ -143,13 +132,11 @@ class ExactNeighbours(NeighbourIndex):
             found += self._top(scores, k, keep, excludes[start : start + BLOCK], memo)
         return found
 
-    def _chi2(self, queries, k, allowed, excludes) -> list[Ranked]:
-        if self.rerank_chi2:
-            return super()._chi2(queries, k, allowed, excludes)
+    def _rescored(self, queries, k, allowed, excludes, score: Scorer) -> list[Ranked]:
+        if self.rerank:
+            return super()._rescored(queries, k, allowed, excludes, score)
         keep, memo = self._mask(allowed), {}
-        return [
-            self._top(chi2_scores(q, self.matrix)[None, :], k, keep, [ex], memo)[0] for q, ex in zip(queries, excludes)
-        ]
+        return [self._top(score(q, self.matrix)[None, :], k, keep, [ex], memo)[0] for q, ex in zip(queries, excludes)]
 
     def _top(
         self, scores: np.ndarray, k: int, keep: np.ndarray | None, excludes: list[Collection[str]], memo: dict

@@ -37,8 +37,7 @@ else:
         bar = st.progress(0.0, text="Exporting…")
         try:
             rows = export_similar(
-                database,
-                method,
+                ui.space(method),
                 k,
                 out,
                 filters=filters,

@@ -86,7 +86,7 @@ else:
     left.image(shown, caption=f"Your photo, uploaded at {uploaded_at:%H:%M} on {uploaded_at:%d %b %Y}", width="stretch")
 
 try:
-    hits = [h.as_dict() for h in search(database, method, k=k, **request).results]
+    hits = [h.as_dict() for h in search(ui.space(method), k=k, **request).results]
 except SearchError as exc:
     right.error(str(exc))
     st.stop()

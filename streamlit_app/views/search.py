@@ -71,7 +71,7 @@ for pane, name in zip(panes, columns):
         st.subheader(name)
         try:
             with st.spinner(f"Searching with {name}…"):
-                result = search(database, name, k=int(k), filters=filters, **query)
+                result = search(ui.space(name), k=int(k), filters=filters, **query)
         except (SearchError, WeightsMissing, ValueError) as exc:
             st.error(str(exc))
             continue

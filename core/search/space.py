@@ -1,0 +1,192 @@
+"""A method's space in a catalog: one object per (catalog, method), resolved once, that every flow carries.
+
+`open_space(catalog, name)` looks the method up once (a built-in spec, or one of the catalog's tuned
+methods) and returns a `MethodSpace` that owns:
+
+- the spec at its real version (`spec`, resolved on first use: the autoencoder's checkpoint digest,
+  a tuned head's version), its metric (core/methods/distances.py) and whether it runs a model;
+- its extractor (`extractor()`), loaded lazily and cached per process by that real version (and the
+  device), so a retrained or re-tuned method loads its new model while the process lives;
+- its vectors: count, matrix, versions, each item's vector, and the change counter (`generation()`)
+  that makes every cached read stale the moment a vector changes (core/search/caches.py);
+- its neighbour backend (`neighbour_index()`), chosen by registered name (core/search/backends.py);
+- its Annoy index (`build_index()`, `loaded_index()`).
+
+Search, search_many, export, evaluation, near-duplicates and precision take a space, not a name.
+A space is cheap: open one per request; what is costly (models, matrices, indices) is cached
+behind it, keyed so that nothing stale is ever served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Set
+from functools import cached_property
+
+import numpy as np
+
+from core.catalog import vectors
+from core.catalog.db import Catalog
+from core.catalog.items import item_cards
+from core.methods import UnknownMethod, build_extractor, devices, get_spec
+from core.methods.base import Extractor
+from core.methods.distances import Metric, metric, unit
+from core.methods.spec import MethodSpec
+from core.search import backends, caches
+from core.search.index import IndexInfo, LoadedIndex, build_index, load_index
+from core.search.neighbours import ExactNeighbours, NeighbourIndex
+
+
+class SearchError(ValueError):
+    """A search that cannot run, with what to do about it."""
+
+
+class MethodSpace:
+    """One method in one catalog; see the module docstring."""
+
+    def __init__(self, catalog: Catalog, registered: MethodSpec, backend: str | None = None):
+        self.catalog = catalog
+        self.registered = registered  # as looked up: the registry's version may not be the real one
+        self.backend = backends.backend(backend).name if backend else None  # None: the first that serves
+
+    def __repr__(self) -> str:
+        return f"MethodSpace({self.name!r}, {self.catalog.path})"
+
+    @property
+    def name(self) -> str:
+        return self.registered.name
+
+    @property
+    def kind(self) -> str:
+        return self.registered.kind
+
+    @property
+    def runs_model(self) -> bool:
+        return self.registered.runs_model
+
+    @cached_property
+    def spec(self) -> MethodSpec:
+        """The spec at its real version for this catalog (read once: the autoencoder hashes its checkpoint)."""
+        return self.registered.resolved(self.catalog)
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    @cached_property
+    def metric(self) -> Metric:
+        return metric(self.registered.metric)
+
+    def distance(self, asked: str | None = None) -> str:
+        """The distance a search ranks by: the metric's own unless `asked` (SearchError if it does not apply)."""
+        try:
+            return self.metric.distance(asked, self.name)
+        except ValueError as exc:
+            raise SearchError(str(exc)) from None
+
+    def device(self) -> str:
+        """Where its model runs (the CPU for methods that run none)."""
+        return devices.resolve() if self.runs_model else "cpu"
+
+    # --- the model ---------------------------------------------------------------------------------
+
+    def extractor(self) -> Extractor:
+        """Its extractor, loaded once per process per real version and device."""
+        key = (str(self.catalog.path), self.name, self.version, self.device())
+        return caches.once(caches.EXTRACTORS, key, lambda: build_extractor(self.spec, self.catalog))
+
+    # --- its vectors -------------------------------------------------------------------------------
+
+    def generation(self) -> int:
+        """The change counter of its vectors: moves on every insert, update and delete."""
+        return vectors.generation(self.catalog, self.name)
+
+    def _cached(self, cache: dict, load):
+        return caches.current(cache, (str(self.catalog.path), self.name), self.generation(), load)
+
+    def vector_count(self) -> int:
+        """How many vectors it has, cached per process until they change."""
+        return self._cached(caches.COUNTS, lambda: vectors.vector_count(self.catalog, self.name))
+
+    def stored_versions(self) -> set[str]:
+        """The versions that made its stored vectors, cached per process until they change."""
+        return self._cached(caches.VERSIONS, lambda: vectors.stored_versions(self.catalog, self.name))
+
+    def exact_index(self) -> ExactNeighbours:
+        """Every vector, unit length, as an exact index; cached per process until they change."""
+
+        def load() -> ExactNeighbours:
+            ids, matrix = vectors.load_matrix(self.catalog, self.name)
+            if not ids:
+                raise SearchError(vectors.missing_vectors(self.name))
+            return ExactNeighbours(ids, matrix)
+
+        return self._cached(caches.MATRICES, load)
+
+    def vectors_of(self, item_ids: Iterable[str]) -> tuple[list[str], np.ndarray]:
+        """The stored (raw) vectors of some items, read now: (ids in id order, matrix)."""
+        return vectors.vectors_of(self.catalog, self.name, item_ids)
+
+    def stored_vectors(self, item_ids: Iterable[str]) -> tuple[list[str], np.ndarray]:
+        """Unit vectors of some items (id order; those without one left out): from the cached matrix
+        when it is searched exactly, else from SQL."""
+        if self.vector_count() <= backends.EXACT_LIMIT:
+            index = self.exact_index()
+            found = sorted(i for i in set(item_ids) if i in index.position)
+            return found, index.vectors(found)
+        found, matrix = self.vectors_of(item_ids)
+        return found, unit(matrix)
+
+    def item_vector(self, item_id: str) -> np.ndarray:
+        """A catalog item's stored vector (SearchError saying why it has none)."""
+        vector = vectors.get_vector(self.catalog, self.name, str(item_id))
+        if vector is None:
+            if not item_cards(self.catalog, [item_id]):
+                raise SearchError(f"no catalog item {item_id!r}")
+            raise SearchError(f"item {item_id} has no {self.name} vector (no usable photo, or not embedded yet)")
+        return vector
+
+    def check_current(self, version: str) -> None:
+        """A new vector is comparable with the catalog's only when the same version made them all
+        (a re-tuned or retrained method's old vectors live in another space)."""
+        if self.stored_versions() - {version}:
+            raise SearchError(
+                f"{self.name} changed since its catalog vectors were made; "
+                f"run `python -m core embed --method {self.name}` first"
+            )
+
+    def stale_note(self) -> str | None:
+        """'typecol changed: run embed' when some of its stored vectors were made by another version of
+        it (re-tuned, retrained): searches use them until it is embedded again."""
+        if not self.stored_versions() - {self.version}:
+            return None
+        return (
+            f"{self.name} changed since its vectors were made: searches use the old ones until it is embedded "
+            f"again (`python -m core embed --method {self.name}`, or Embed + index on the Methods page)"
+        )
+
+    # --- neighbours and the index ------------------------------------------------------------------
+
+    def neighbour_index(self, allowed: Set[str] | None = None, search_k: int | None = None) -> NeighbourIndex:
+        """The backend that answers its queries among `allowed` items (None: all)."""
+        total = self.vector_count()
+        if total == 0:
+            raise SearchError(vectors.missing_vectors(self.name))
+        chosen = backends.backend(self.backend) if self.backend else backends.choose(total, allowed)
+        return chosen.make(self, allowed, search_k)
+
+    def build_index(self, trees: int | None = None, progress: bool = True) -> IndexInfo:
+        """Build (or rebuild) its Annoy index from its stored vectors."""
+        return build_index(self.catalog, self.name, self.registered.metric, trees, progress)
+
+    def loaded_index(self, rebuild: bool = True, progress: bool = False) -> LoadedIndex:
+        """Its Annoy index, memory-mapped and cached per process; rebuilt first if stale (unless not `rebuild`)."""
+        return load_index(self.catalog, self.name, self.registered.metric, rebuild, progress)
+
+
+def open_space(catalog: Catalog, name: str, backend: str | None = None) -> MethodSpace:
+    """The space of method `name` in `catalog` (SearchError naming the known methods if there is none).
+    `backend`: a registered neighbour backend's name, to use it whatever the catalog's size."""
+    try:
+        return MethodSpace(catalog, get_spec(name, catalog), backend)
+    except UnknownMethod:
+        raise SearchError(f"unknown method {name!r}; `python -m core methods` lists them") from None

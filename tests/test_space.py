@@ -1,0 +1,74 @@
+"""A method's space: resolved once per search, its model cached by its real version."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.curation import tuning
+from core.engines.autoencoder_training import train
+from core.engines.embed import embed_catalog
+from core.methods import tuned
+from core.search import backends
+from core.search.queries import search
+from core.search.space import SearchError, open_space
+
+from helpers import DEMO
+
+
+def test_a_retrained_autoencoder_searches_by_photo_without_a_restart(demo_catalog):
+    """Train, embed, search by photo, retrain, re-embed, search by photo: all in one process (the app
+    trains in-process), so the second search must load the retrained model, not the cached first one."""
+    photo = sorted((DEMO / "images").glob("*.jpg"))[0].read_bytes()
+    train(demo_catalog, epochs=1, batch_size=64, progress=False)
+    embed_catalog(demo_catalog, "autoencoder", limit=20, progress=False)
+    first = open_space(demo_catalog, "autoencoder")
+    assert len(search(first, image=photo, k=3).results) == 3
+    train(demo_catalog, epochs=2, batch_size=64, progress=False)
+    with pytest.raises(SearchError, match="autoencoder changed"):
+        search(open_space(demo_catalog, "autoencoder"), image=photo, k=3)  # its vectors are the old model's
+    embed_catalog(demo_catalog, "autoencoder", limit=20, progress=False)
+    again = open_space(demo_catalog, "autoencoder")
+    assert again.version != first.version and again.stored_versions() == {again.version}
+    assert len(search(again, image=photo, k=3).results) == 3
+    assert again.extractor().spec.version == again.version
+
+
+def test_a_tuned_item_search_resolves_its_method_once(embedded_demo, monkeypatch):
+    fast = tuning.TuneOptions(dim=16, epochs=2, patience=2, batch_size=64)
+    bases = ["efficientnet_lite0", "color_hist"]
+    tuning.tune(embedded_demo, "typecol", bases, ["category"], options=fast, force=True, progress=False)
+    embed_catalog(embedded_demo, "typecol", progress=False)
+    item = embedded_demo.execute("SELECT item_id FROM embeddings WHERE method = 'typecol' LIMIT 1").fetchone()[0]
+    counts = {"specs": 0, "lookups": 0}
+    real_spec_of = tuned.spec_of
+
+    def spec_of(row):
+        counts["specs"] += 1
+        return real_spec_of(row)
+
+    def statement(sql: str) -> None:
+        counts["lookups"] += "tuned_methods" in sql
+
+    monkeypatch.setattr(tuned, "spec_of", spec_of)
+    embedded_demo.conn.set_trace_callback(statement)
+    try:
+        for backend in ("exact", "annoy"):
+            counts.update(specs=0, lookups=0)
+            hits = search(open_space(embedded_demo, "typecol", backend=backend), item_id=item, k=5).results
+            assert len(hits) == 5 and all(h.method == "typecol" for h in hits)
+            assert counts == {"specs": 1, "lookups": 1}, backend  # one SQL read and one digest of the head
+    finally:
+        embedded_demo.conn.set_trace_callback(None)
+
+
+def test_the_backend_is_chosen_by_registered_name(embedded_demo, monkeypatch):
+    space = open_space(embedded_demo, "color_hist")
+    assert type(space.neighbour_index()).__name__ == "ExactNeighbours"
+    monkeypatch.setattr(backends, "EXACT_LIMIT", 0)
+    assert type(space.neighbour_index()).__name__ == "AnnoyNeighbours"
+    assert type(space.neighbour_index({"a", "b"})).__name__ == "ExactNeighbours"  # a small filtered subset
+    assert type(open_space(embedded_demo, "color_hist", backend="exact").neighbour_index()).__name__ == (
+        "ExactNeighbours"
+    )
+    with pytest.raises(ValueError, match="unknown neighbour backend 'faiss'; known: exact, exact-subset, annoy"):
+        open_space(embedded_demo, "color_hist", backend="faiss")
