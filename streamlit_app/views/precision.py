@@ -1,5 +1,7 @@
 """Precision: which method finds what your team calls relevant, from the labels, with intervals."""
 
+from pathlib import Path
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -117,3 +119,13 @@ st.dataframe(
     width="stretch",
     column_config={f"P@{k}": st.column_config.NumberColumn(format=ui.PRECISION_FORMAT)},
 )
+
+CURVE = Path(__file__).resolve().parents[2] / "docs" / "label_curve.png"
+if CURVE.exists():
+    with st.expander("How much do more labels buy? (benchmark)"):
+        st.image(str(CURVE))
+        st.caption(
+            "Measured on 4,000 labelled photos with simulated judges (same type and colour): the held-out "
+            "type+colour P@10 of learnt signal weights after N judged pairs, for queries proposed by "
+            "`labels suggest` and for random ones (benchmarks/suggest_bench.py, docs/benchmarks.md)."
+        )
