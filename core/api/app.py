@@ -28,7 +28,6 @@ from core.api import uploads
 from core.api.keys import key_matches, load_keys
 from core.catalog.db import Catalog, CatalogError, open_catalog
 from core.catalog.filters import parse_filters
-from core.catalog.ids import normalise
 from core.catalog.images import sha256_bytes
 from core.catalog.items import catalog_id
 from core.catalog.vectors import missing_vectors
@@ -178,8 +177,9 @@ def _routes(reader: Reader) -> APIRouter:
         only_relevant: bool = False,
     ) -> Results:
         """The k catalog items most like a catalog item (itself excluded), as `search --item` ranks them."""
-        parsed, item_id = _filters(filters), normalise(item_id)  # the id as the catalog stores it
+        parsed = _filters(filters)
         with reader.snapshot() as db:
+            item_id = catalog_id(db, item_id)  # as typed when an item has it, else as imports spell ids
             space, version = _checked_method(db, method)
             hits = _search(space, item_id=item_id, k=k, filters=parsed)
             labels = current_labels(db, LabelQuery.item(item_id))
