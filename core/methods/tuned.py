@@ -53,7 +53,6 @@ def spec_of(row: dict) -> MethodSpec:
 
 
 @register_catalog_specs
-@register_catalog_specs
 def tuned_specs(catalog: Catalog, name: str | None = None) -> list[MethodSpec]:
     """The specs of the catalog's tuned methods (or of just `name`), at their current versions."""
     return [spec_of(row) for row in latest_rows(catalog, name)]
