@@ -170,6 +170,29 @@ def job_progress(name: str) -> None:
         st.error(f"{job.name} stopped: {job.error}")
 
 
+def live_jobs(prefix: str, extra=None) -> None:
+    """Progress of this process's jobs named `prefix...`, shown where this is called (under the
+    button that starts them), with `extra(job)` after each; polls once a second while one runs and
+    reruns the page when it ends (so tables above show what it made)."""
+
+    def mine() -> bool:
+        return any(job.name.startswith(prefix) for job in jobs().running())
+
+    polling = mine()
+
+    @st.fragment(run_every=1.0 if polling else None)
+    def live() -> None:
+        for job in jobs().all():
+            if job.name.startswith(prefix):
+                job_progress(job.name)
+                if extra:
+                    extra(job)
+        if polling and not mine():
+            st.rerun()
+
+    live()
+
+
 def filter_widgets(database, key: str) -> dict:
     """Category / brand / gender / colour pickers and a price range; returns core filters."""
     from core.catalog.filters import distinct_values

@@ -7,6 +7,7 @@ switches to the page under test, as a person clicking in the sidebar would.
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -30,8 +31,15 @@ def test_catalog_browses_with_text_and_filters(app_db):
     at.text_input(key="browse_text").set_value("").run()
     at.multiselect(key="browse_category").set_value(["Watches", "Heels"]).run()
     assert "24 items" in texts(at)
+    chosen = at.selectbox[0].options[1].split(" · ")[0]
     at.selectbox[0].set_value(at.selectbox[0].options[1]).run()
-    assert not at.exception and "methods with vectors" in str(at.get("json")[-1].proto)
+    item = app_db.execute("SELECT title, category, colour, gender FROM items WHERE id = ?", [chosen]).fetchone()
+    assert not at.exception and not at.get("json")  # no raw JSON: the item as a merchandiser sees it
+    assert item[0] in [s.value for s in at.subheader]
+    facts = at.table[0].value[""]
+    assert dict(facts) == {"Category": item[1], "Colour": item[2], "Gender": item[3], "Id": chosen}  # no NULLs
+    assert {"season", "usage"} <= set(at.table[1].value.index)  # the attributes, as a table
+    assert "Look-alikes by color_hist, efficientnet_lite0, hybrid, minilm (Search page)." in texts(at)
 
 
 def test_search_by_item_shows_k_results_and_compares(app_db):
@@ -92,10 +100,12 @@ def test_label_two_results_then_precision_and_export(app_db):
 
 def test_methods_page_lists_every_method_with_its_remedy(app_db):
     at = page("methods")
-    table = at.dataframe[0].value
-    vit = table[table["method"] == "vit"].iloc[0]
-    assert not vit["ready"] and "download-weights vit" in vit["to enable"]
-    assert table[table["method"] == "efficientnet_lite0"].iloc[0]["vectors"] == "300/300"
+    table = at.table[0].value  # a static table: every row and column on the page
+    assert table.loc["vit", "state"] == "missing" and "download-weights vit" in table.loc["vit", "next step"]
+    assert table.loc["efficientnet_lite0", "vectors"] == "300/300"
+    assert {name: table.loc[name, "state"] for name in ("efficientnet_lite0", "hybrid", "minilm")} == dict.fromkeys(
+        ("efficientnet_lite0", "hybrid", "minilm"), "ready"
+    )
 
 
 def test_methods_page_device_setting_says_where_models_run(app_db):
@@ -123,9 +133,37 @@ def test_catalog_imports_an_uploaded_csv_and_reports_bad_rows(catalog, monkeypat
     at.button[0].click().run()
     assert not at.exception
     assert catalog.execute("SELECT count(*) FROM items").fetchone()[0] == 5
-    assert "5 items imported from 6 rows" in texts(at)
+    assert "5 items imported from 6 rows: 5 new, 0 updated, 0 unchanged" in texts(at)
     assert len(at.dataframe[0].value) >= 1  # the importer's problem report, row by row
     assert "5 items" in texts(at)  # and the browse grid sees them
+
+
+def test_catalog_imports_a_csv_with_a_zip_of_photos(catalog, monkeypatch):
+    import io
+    import zipfile
+
+    monkeypatch.setenv("LOOKALIKE_DB", str(catalog.path))
+    lines = (ROOT / "demo" / "styles.csv").read_text(encoding="utf-8").splitlines()[:4]
+    ids = [line.split(",")[0] for line in lines[1:]]
+    photos = io.BytesIO()
+    with zipfile.ZipFile(photos, "w") as archive:
+        for item_id in ids:
+            archive.write(ROOT / "demo" / "images" / f"{item_id}.jpg", f"shop/photos/{item_id}.jpg")
+        archive.writestr("../outside.jpg", b"not a photo at all")
+    at = page("catalog")
+    at.radio(key="import_kind").set_value("Product CSV").run()
+    assert [t.label for t in at.text_input][:2] == ["…or the photo folder on this computer", "id column"]
+    at.file_uploader[0].set_value(("mine.csv", ("\n".join(lines) + "\n").encode(), "text/csv"))
+    at.file_uploader[1].set_value(("photos.zip", photos.getvalue(), "application/zip"))
+    at.button[0].click().run()
+    assert not at.exception
+    assert "3 items imported from 3 rows: 3 new" in texts(at) and "photos ok 3, not usable 0" in texts(at)
+    folder = {Path(p).parent for (p,) in catalog.execute("SELECT path FROM images")}
+    assert len(folder) == 1 and folder.pop().parent == catalog.files_dir / "photos"
+    assert not (catalog.files_dir / "photos" / "outside.jpg").exists()
+    farfetch = page("catalog")  # Farfetch listings: no product-CSV column fields
+    assert [t.label for t in farfetch.text_input][0] == "…or the photo folder on this computer"
+    assert "id column" not in [t.label for t in farfetch.text_input]
 
 
 def test_photo_search_takes_webp_upload_and_rejects_oversize(app_db):
@@ -212,14 +250,14 @@ def test_methods_page_embeds_and_indexes_in_background(app_db):
     with app_db.conn:  # the demo set-up embeds hybrid: start without its vectors
         app_db.conn.execute("DELETE FROM embeddings WHERE method = 'hybrid'")
     at = page("methods")
+    assert at.table[0].value.loc["hybrid", "state"] == "not embedded"
     at.selectbox(key="embed_method").set_value("hybrid")
     [button] = [b for b in at.button if b.label == "Embed + index"]
     button.click().run()
     finished_job("embed hybrid")
     at.run()
-    table = at.dataframe[0].value
-    hybrid = table[table["method"] == "hybrid"].iloc[0]
-    assert hybrid["vectors"] == "300/300" and hybrid["index"] == "ready"
+    hybrid = at.table[0].value.loc["hybrid"]
+    assert hybrid["vectors"] == "300/300" and hybrid["index"] == "ready" and hybrid["state"] == "ready"
     assert any("embed hybrid: done" in s.value for s in at.success)
 
 
@@ -240,8 +278,7 @@ def test_methods_page_trains_the_autoencoder_with_a_loss_chart(catalog, tmp_path
     at.run()
     assert any("train autoencoder: done" in s.value for s in at.success)
     assert at.get("vega_lite_chart")  # the loss curve
-    table = at.dataframe[0].value
-    assert table[table["method"] == "autoencoder"].iloc[0]["ready"]  # trained: ready to embed
+    assert at.table[0].value.loc["autoencoder", "state"] == "not embedded"  # trained: ready to embed
 
 
 def tune_on_methods_page(at, name: str, targets=("category", "colour")):

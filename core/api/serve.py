@@ -10,6 +10,10 @@ from core.api.keys import load_keys
 from core.catalog.db import open_catalog
 from core.settings import reload
 
+# How long a worker process may take to answer uvicorn's liveness ping before it is killed and
+# replaced (uvicorn's default, 5 s, kills busy workers of a loaded machine, failing their requests).
+WORKER_HEALTHCHECK_S = 60
+
 
 class ServeError(ValueError):
     """A server that must not start, in one line."""
@@ -63,4 +67,5 @@ def serve(db: Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
         log_level=log_level,
         proxy_headers=True,  # X-Forwarded-For/-Proto from a reverse proxy on this machine (docs/api.md)
         server_header=False,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )

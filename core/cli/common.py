@@ -40,7 +40,7 @@ def print_report(report, as_json: bool, summary: str | None = None) -> int:
 
 def default_output(opened: Catalog, given: Path | None, stem: str) -> Path:
     """The file a command writes: `given`, else a new dated `<stem>_<YYYYmmdd-HHMMSS>.csv` in the
-    catalog's exports/ folder (data/exports/ for data/catalog.db; git ignores data/)."""
+    catalog's own exports/ folder (data/catalog/exports/ for data/catalog.db; git ignores data/)."""
     if given is not None:
         return given
     return opened.exports_dir / f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}.csv"

@@ -98,7 +98,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
         "file",
         type=Path,
         nargs="?",
-        help="the labels CSV; export's default: a new dated file in exports/ beside the catalog (data/exports/)",
+        help="the labels CSV; export's default: a new dated file in the catalog's exports/ (data/catalog/exports/)",
     )
     p.add_argument("-n", type=count, default=10, help="suggest: how many queries (default 10)")
     p.add_argument(
@@ -116,7 +116,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     method_option(p, required=True)
     p.add_argument("-k", type=count, default=10)
     p.add_argument(
-        "--out", type=Path, help="the CSV to write (default: a new dated file in exports/ beside the catalog)"
+        "--out", type=Path, help="the CSV to write (default: a new dated file in the catalog's exports/ folder)"
     )
     p.add_argument(
         "--filter",

@@ -24,6 +24,8 @@ def hidden(char: str) -> bool:
 
 def first_hidden(text: str) -> str | None:
     """The first hidden character of `text`, or None."""
+    if text.isprintable():  # the common case, in C: every hidden category is also unprintable
+        return None
     return next((c for c in text if hidden(c)), None)
 
 

@@ -1,4 +1,8 @@
-"""Every method: kind, whether it can run here, vectors per embeddable item, index state, remedy."""
+"""Every method: kind, whether it is usable now, vectors per embeddable item, index state, next step.
+
+A static table (st.table): every row and column shows on the page, long remedies wrap, nothing
+scrolls inside it.
+"""
 
 import pandas as pd
 import streamlit as st
@@ -18,12 +22,17 @@ def show(database, methods: list[dict], counts: dict[str, int], target: dict[str
         {
             "method": m["name"],
             "kind": m["kind"],
-            "ready": m["available"],
+            "state": m["state"],
             "vectors": f"{counts.get(m['name'], 0)}/{target[m['kind']]}",
             "index": index_state(m["name"]),
             "what it is": m["description"],
-            "to enable": m["reason"] or "",
+            "next step": m["todo"] or "",
         }
         for m in methods
     ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.table(pd.DataFrame(rows).set_index("method"))
+    st.caption(
+        "*ready*: searchable now. *changed*: searchable with the vectors of its previous version until it "
+        "is embedded again. *not embedded*: can run here; Embed + index it. *missing*: needs weights or "
+        "training first, as its next step says."
+    )

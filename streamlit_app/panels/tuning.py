@@ -54,9 +54,14 @@ def show(database, methods: list[dict], counts: dict[str, int], device: str) -> 
         ]
     )
     c = st.columns(2)
-    bases = c[0].multiselect("Bases (image and text methods with vectors)", bases_offered, key="tune_bases")
+    # select_all=False: typing "category" and Enter picks category, not every field whose name holds it
+    bases = c[0].multiselect(
+        "Bases (image and text methods with vectors)", bases_offered, key="tune_bases", select_all=False
+    )
     fields = grouping_fields(database)
-    targets = c[1].multiselect("Targets (catalog fields look-alikes share)", fields, key="tune_targets")
+    targets = c[1].multiselect(
+        "Targets (catalog fields look-alikes share)", fields, key="tune_targets", select_all=False
+    )
     c = st.columns([3, 1, 1, 1], vertical_alignment="bottom")
     name = c[0].text_input("Name of the tuned method", key="tune_name", placeholder="e.g. shape_colour").strip()
     use_labels = c[1].checkbox(

@@ -1,69 +1,104 @@
 """Catalog: import listings with photos, browse with filters, open an item."""
 
+import hashlib
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from core.catalog.db import busy
-from core.catalog.importers import Columns, import_csv, import_farfetch
+from core.catalog.importers import IMAGE_EXTENSIONS, Columns, import_csv, import_farfetch
 from core.catalog.items import browse, item_detail, stats
 from core.files import failures
+from core.files.archive import MAX_FILES, ArchiveRefused, unpack_photos
 
 import ui
 
 log = logging.getLogger(__name__)
 database = ui.db()
 st.title("Catalog")
+ZIP_MB = 500  # an uploaded zip of photos; the other uploads keep server.maxUploadSize (20 MB)
+
+
+def photos_from_zip(data: bytes):
+    """Unpack an uploaded zip of photos into the catalog's photos/ folder (one folder per zip, by
+    content, so importing the same zip again finds its photos); (folder, report) or (None, None)."""
+    folder = database.files_dir / "photos" / f"upload-{hashlib.sha256(data).hexdigest()[:12]}"
+    try:
+        return folder, unpack_photos(data, folder, IMAGE_EXTENSIONS)
+    except (ArchiveRefused, OSError) as exc:
+        log.info("zip of photos refused", exc_info=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        st.error(f"The zip of photos cannot be used: {ui.without_paths(str(exc), folder)}.")
+        return None, None
+
+
+def run_import(kind: str, upload, images: Path | None, columns: Columns):
+    """The import, as the CLI runs it; the report, or None after one error line."""
+    with tempfile.TemporaryDirectory() as tmp:
+        csv_path = Path(tmp) / "upload.csv"  # the uploaded name is never used as a path
+        csv_path.write_bytes(upload.getvalue())
+        with st.spinner("Importing…"):
+            try:
+                if kind == "Farfetch listings":
+                    return import_farfetch(database, csv_path, images, progress=False)
+                return import_csv(database, csv_path, images, columns, progress=False)
+            except failures.FAILURES + (ValueError, RuntimeError) as exc:  # the CLI's one line
+                log.info("import failed", exc_info=True)
+                st.error(f"Import stopped: {failures.one_line(exc, database.path)}")
+                return None
+
 
 with st.expander("Import a catalog", expanded=stats(database)["items"] == 0):
+    kind = st.radio("Layout", ["Farfetch listings", "Product CSV"], horizontal=True, key="import_kind")
     with st.form("import"):
-        kind = st.radio("Layout", ["Farfetch listings", "Product CSV"], horizontal=True)
         upload = st.file_uploader("CSV file", type=["csv"])
-        folder = st.text_input(
-            "Photo folder on this machine",
-            help="Farfetch: photos named by URL basename; product CSV: <id>.jpg/.png/.webp",
+        c = st.columns(2)
+        photos_zip = c[0].file_uploader(
+            f"Photos: a .zip (up to {ZIP_MB} MB)",
+            type=["zip"],
+            max_upload_size=ZIP_MB,
+            help=f"Unpacked into the catalog's own folder; up to {MAX_FILES:,} photos. "
+            + ("Photos named by their URL's file name." if kind == "Farfetch listings" else "<id>.jpg/.png/.webp"),
         )
-        st.caption("Product CSV column names (defaults fit the Fashion Product Images styles.csv):")
-        c = st.columns(4)
-        id_col = c[0].text_input("id column", "id")
-        title_col = c[1].text_input("title column", "productDisplayName")
-        category_col = c[2].text_input("category column", "articleType")
-        colour_col = c[3].text_input("colour column", "baseColour")
+        folder = c[1].text_input(
+            "…or the photo folder on this computer",
+            help="A folder the app's computer can read: "
+            + ("photos named by their URL's file name" if kind == "Farfetch listings" else "<id>.jpg/.png/.webp"),
+        )
+        columns = Columns()
+        if kind == "Product CSV":
+            st.caption("Column names (the defaults fit the Fashion Product Images styles.csv):")
+            c = st.columns(4)
+            columns = Columns(
+                id=c[0].text_input("id column", "id"),
+                title=c[1].text_input("title column", "productDisplayName"),
+                category=c[2].text_input("category column", "articleType"),
+                colour=c[3].text_input("colour column", "baseColour"),
+            )
         submitted = st.form_submit_button("Import")
     if submitted:
+        report, unpacked = None, None
         if upload is None:
             st.warning("Choose a CSV file first.")
         elif busy(database.path):
             st.error(failures.busy_line(database.path))
         else:
-            with tempfile.TemporaryDirectory() as tmp:
-                csv_path = Path(tmp) / "upload.csv"  # the uploaded name is never used as a path
-                csv_path.write_bytes(upload.getvalue())
-                images = Path(folder).expanduser() if folder.strip() else None
-                columns = Columns(id=id_col, title=title_col, category=category_col, colour=colour_col)
-                with st.spinner("Importing…"):
-                    try:
-                        if kind == "Farfetch listings":
-                            report = import_farfetch(database, csv_path, images, progress=False)
-                        else:
-                            report = import_csv(database, csv_path, images, columns, progress=False)
-                    except failures.FAILURES + (ValueError, RuntimeError) as exc:  # the CLI's one line
-                        log.info("import failed", exc_info=True)
-                        report = None
-                        st.error(f"Import stopped: {failures.one_line(exc, database.path)}")
-            if report is not None:
-                (st.success if report.ok else st.error)(
-                    f"{report.items} items imported from {report.rows} rows; photos ok {report.images_ok}, "
-                    f"not usable {report.images_bad}."
+            images = Path(folder).expanduser() if folder.strip() else None
+            if photos_zip is not None:
+                images, unpacked = photos_from_zip(photos_zip.getvalue())
+            if photos_zip is None or images is not None:
+                report = run_import(kind, upload, images, columns)
+        if report is not None:
+            (st.success if report.ok else st.error)(report.summary() + ".")
+            problems = (unpacked.problems if unpacked else []) + report.problems
+            if problems:
+                st.dataframe(
+                    [{"where": p.where, "problem": p.reason} for p in problems], hide_index=True, width="stretch"
                 )
-                if report.problems:
-                    st.dataframe(
-                        [{"where": p.where, "problem": p.reason} for p in report.problems],
-                        hide_index=True,
-                        width="stretch",
-                    )
 
 st.subheader("Browse")
 filters = ui.filter_widgets(database, "browse")
@@ -74,7 +109,22 @@ pages = max(1, -(-total // per_page))
 page = st.number_input(f"Page (of {pages})", 1, pages, 1, key=ui.Keys.BROWSE_PAGE)
 rows, total = browse(database, filters, text, (page - 1) * per_page, per_page)
 st.caption(f"{total:,} items")
-ui.grid(rows, caption=lambda r: f"{r['title'] or r['id']} · {r['category'] or ''}")
+
+
+def facts_table(facts: dict):
+    """Name -> value as a two-column table without a header row (values as text)."""
+    frame = pd.DataFrame({"": [str(v) for v in facts.values()]}, index=list(facts))
+    return frame.style.hide(axis="columns")
+
+
+def caption(row: dict) -> str:
+    """'Leather tote · 10129', with the category only when the title does not already say it."""
+    title, category = row["title"] or "", row["category"] or ""
+    extra = [category] if category and category.casefold() not in title.casefold() else []
+    return " · ".join([title or row["id"], *extra, row["id"]] if title else [row["id"], *extra])
+
+
+ui.grid(rows, caption=caption)
 
 chosen = st.selectbox(
     "Open an item",
@@ -84,24 +134,28 @@ chosen = st.selectbox(
 if chosen:
     item = item_detail(database, chosen)
     left, right = st.columns([1, 2])
-    ui.photo(item["image_path"], where=left)
-    right.write(
-        {
-            k: item[k]
-            for k in (
-                "id",
-                "title",
-                "brand",
-                "category",
-                "colour",
-                "gender",
-                "price",
-                "currency",
-                "stock",
-                "on_sale",
-                "source",
-            )
-        }
+    photos = [image["path"] for image in item["images"] if image["status"] == "ok"] or [item["image_path"]]
+    for path in photos:
+        ui.photo(path, where=left, width="stretch")
+    right.subheader(item["title"] or item["id"])
+    price = f"{item['price']:,.2f} {item['currency'] or ''}".strip() if item["price"] is not None else None
+    facts = {
+        "Brand": item["brand"],
+        "Category": item["category"],
+        "Colour": item["colour"],
+        "Gender": item["gender"],
+        "Price": price,
+        "On sale": {1: "yes", 0: "no"}.get(item["on_sale"]),
+        "In stock": None if item["stock"] is None else f"{item['stock']:,}",
+        "Id": item["id"],
+    }
+    right.table(facts_table({k: v for k, v in facts.items() if v not in (None, "")}))
+    attributes = {k: v for k, v in item["attributes"].items() if str(v).strip()}
+    if attributes:
+        right.markdown("**Attributes**")
+        right.table(facts_table(attributes))
+    if item["description"] and item["description"] != item["title"]:
+        right.caption(item["description"])
+    right.caption(
+        "Look-alikes by " + ", ".join(item["methods"]) + " (Search page)." if item["methods"] else "Not embedded yet."
     )
-    right.write({"attributes": item["attributes"], "methods with vectors": item["methods"]})
-    right.dataframe(item["images"], hide_index=True)

@@ -14,7 +14,7 @@ import ui
 
 database = ui.db()
 st.title("Precision by method")
-k = int(st.number_input("k", 1, 50, 10))
+k = int(st.columns([1, 4])[0].number_input("k: results per query", 1, 50, 10))
 
 figures = precision_from_labels(database, k=k)
 if not figures:
