@@ -185,9 +185,8 @@ def _embed_derived(
                     if len(found) < len(batch):
                         report.missing_parts[part] = report.missing_parts.get(part, 0) + len(batch) - len(found)
             if ready:
-                matrix = extractor.derive(
-                    {part: np.stack([found[item.item_id] for item in ready]) for part, found in stored.items()}
-                )
+                parts = {part: np.stack([found[item.item_id] for item in ready]) for part, found in stored.items()}
+                matrix = extractor.derive(parts | extractor.item_inputs([item.item_id for item in ready]))
                 report.embedded += vectors.store(
                     db, spec.name, spec.version, ((item.item_id, v, item.source_hash) for item, v in zip(ready, matrix))
                 )

@@ -115,7 +115,7 @@ def list_methods(catalog: Catalog | None = None) -> list[dict]:
             "weights": spec.weights,
         }
         if spec.training is not None:
-            row |= {"bases": list(spec.parts), "training": spec.training}
+            row |= {"bases": spec.training.get("bases", list(spec.parts)), "training": spec.training}
         rows.append(row)
     return rows
 
