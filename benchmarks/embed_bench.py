@@ -4,6 +4,7 @@
     python benchmarks/embed_bench.py --commands-only [--images 1000] [--write]
     python benchmarks/embed_bench.py --engine ray [--images 1000] [--write]
     python benchmarks/embed_bench.py --gpu [--images 5000] [--write]        # on a GPU machine
+    python benchmarks/embed_bench.py --backends [--images 512] [--hub-images 48] [--commands-images 1000] [--write]
 
 Each run embeds the first N photos of the 4,000-photo set through `core.engines.embed.embed_catalog`
 (the code path of `python -m core embed`) in a fresh child process, so its peak resident
@@ -13,7 +14,8 @@ batch sizes, and a naive batch-1 timm loop for reference). `--engine ray` compar
 `embed` with `embed --engine ray` on a local Ray, with and without Ray's start-up. `--gpu`
 measures photos/s from JPEG files on the device for the default and for ViT-B/16, DINOv2-B
 and CLIP ViT-B/32 architectures built from a config with random weights (speed does not
-depend on the weights; the product never does this). After the runs (or alone, with
+depend on the weights; the product never does this). `--backends` compares OpenVINO, ONNX
+Runtime and PyTorch on the CPU for the same four (backend_bench.py). After the runs (or alone, with
 `--commands-only`), the whole command, start-up included: `python -m core embed` of the
 default against a plain timm script (batch 32, torchvision preprocessing) on the same photos,
 each a subprocess timed by its wall clock. `--write` puts the tables in docs/benchmarks.md.
@@ -217,10 +219,15 @@ def child(args: argparse.Namespace) -> None:
     if args.plain:
         print(json.dumps(plain_timm(args.plain, args.batch_size)))
         return
-    from core.methods import devices
+    from core.methods import backends, devices
 
     devices.select(args.device, args.precision)
-    if args.naive:
+    backends.select_precision(args.ov_precision)
+    if args.model_only:
+        from backend_bench import model_only
+
+        result = model_only(args.db, args.run, args.images, args.seconds, args.model_only)
+    elif args.naive:
         result = bench_naive(args.images)
     elif args.engine == "ray":
         result = bench_ray(args.db, args.run, args.images, args.batch_size, args.ray_started)
@@ -348,6 +355,12 @@ def main() -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where torch methods run")
     parser.add_argument("--engine", choices=("local", "ray"), default="local", help="ray: Ray overhead runs")
     parser.add_argument("--gpu", action="store_true", help="end-to-end photos/s of four architectures on the device")
+    parser.add_argument("--backends", action="store_true", help="OpenVINO, ONNX Runtime and PyTorch on the CPU")
+    parser.add_argument("--hub-images", type=int, default=48, help="--backends: photos per transformer run")
+    parser.add_argument("--commands-images", type=int, default=1000, help="--backends: photos per whole command")
+    parser.add_argument("--model-only", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--ov-precision", choices=("auto", "fp32"), help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=5.0, help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--processes", action="store_true", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--precision", help=argparse.SUPPRESS)
@@ -370,6 +383,11 @@ def main() -> None:
         from gpu_bench import gpu_runs
 
         return gpu_runs(args, run_child)
+    if args.backends:
+        from backend_bench import backend_runs
+
+        catalog.conn.close()
+        return backend_runs(args, run_child)
     if args.methods:
         methods = args.methods.split(",")
     else:

@@ -5,7 +5,7 @@
 | `LOOKALIKE_DB` | `data/catalog.db` | the catalog file (`--db` overrides it on the command line) |
 | `LOOKALIKE_MODELS` | `<catalog folder>/models` | downloaded or exported model weights |
 | `LOOKALIKE_THREADS` | every core this process may use (affinity, container quota) | threads a model may use |
-| `LOOKALIKE_BACKEND` | `onnx` | `onnx` or `torch`: how the default method runs on the CPU |
+| `LOOKALIKE_BACKEND` | first installed | `openvino`, `onnx` or `torch`: the CPU runtime (core/methods/backends.py) |
 | `LOOKALIKE_HYBRID` | `efficientnet_lite0=0.8,color_hist=0.2` | the parts and weights of `hybrid` |
 | `LOOKALIKE_DEVICE` | `auto` | `auto`, `cpu`, `cuda` or `mps`: where torch methods run |
 | `LOOKALIKE_API_KEY` | none | a key the API (`serve`) asks for as `Authorization: Bearer KEY`; none and no keys file: no key asked |
@@ -42,7 +42,7 @@ class Settings:
     db: Path
     models: Path | None
     threads_text: str | None  # LOOKALIKE_THREADS as given; `threads` checks it
-    backend: str
+    backend: str  # LOOKALIKE_BACKEND as given ("" = the default); core.methods.backends.chosen() checks it
     hybrid: str
     device: str
     offline: bool
@@ -91,14 +91,11 @@ def available_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
 def settings() -> Settings:
     """The settings of this process, read from the environment on first use."""
     env = os.environ
-    backend = env.get("LOOKALIKE_BACKEND", "onnx").strip().lower() or "onnx"
-    if backend not in ("onnx", "torch"):
-        raise ValueError(f"LOOKALIKE_BACKEND must be onnx or torch, not {backend!r}")
     return Settings(
         db=Path(env.get("LOOKALIKE_DB") or Path("data") / "catalog.db"),
         models=Path(env["LOOKALIKE_MODELS"]) if env.get("LOOKALIKE_MODELS") else None,
         threads_text=env.get("LOOKALIKE_THREADS"),
-        backend=backend,
+        backend=env.get("LOOKALIKE_BACKEND", "").strip().lower(),
         hybrid=env.get("LOOKALIKE_HYBRID") or DEFAULT_HYBRID,
         device=(env.get("LOOKALIKE_DEVICE") or "auto").strip().lower(),
         offline=env.get("HF_HUB_OFFLINE", "0").strip().lower() not in _FALSE,

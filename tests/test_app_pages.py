@@ -374,6 +374,7 @@ def test_label_page_judges_an_uploaded_photos_results_and_remembers_the_name(app
 def test_precision_page_marks_a_tuned_method_beside_its_bases(app_db):
     from core.curation import tuning
     from core.curation.labels import judge_by_attributes
+    from core.methods.heads import head_vectors
 
     tuning.tune(
         app_db,
@@ -381,10 +382,10 @@ def test_precision_page_marks_a_tuned_method_beside_its_bases(app_db):
         ["efficientnet_lite0", "color_hist"],
         ["category", "colour"],
         force=True,
-        settings=tuning.Settings(dim=32, epochs=5),
+        options=tuning.TuneOptions(dim=32, epochs=5),
         progress=False,
     )
-    ids, vectors, _ = tuning.tuned_vectors(app_db, "shape_colour")
+    ids, vectors, _ = head_vectors(app_db, "shape_colour")
     count = judge_by_attributes(app_db, ids, vectors, [0, 7, 42], "category", "sim", "shape_colour")
     relevant = app_db.execute("SELECT sum(relevant) FROM labels WHERE method = 'shape_colour'").fetchone()[0]
     at = page("precision")

@@ -92,7 +92,8 @@ def test_unknown_method_is_one_line_and_exit_2_for_every_command(tmp_path):
 
 PROBE = (
     "import sys; from core.cli import main; rc = main(sys.argv[1:]); "
-    "print('loaded:', sorted({'torch', 'timm', 'transformers'} & set(sys.modules)), file=sys.stderr); sys.exit(rc)"
+    "print('loaded:', sorted({'torch', 'timm', 'transformers', 'openvino', 'onnxruntime'} & set(sys.modules)), "
+    "file=sys.stderr); sys.exit(rc)"
 )
 
 
@@ -116,15 +117,15 @@ def test_commands_that_need_no_model_import_no_model_library(embedded_demo_path,
 
     db = tmp_path / "demo.db"
     shutil.copy(embedded_demo_path, db)
-    env = {"LOOKALIKE_MODELS": str(embedded_demo_path.parent / "models")}  # the default's ONNX export is there
+    env = {"LOOKALIKE_MODELS": str(embedded_demo_path.parent / "models")}  # the default's conversion is there
     with sqlite3.connect(db) as conn:
         item = conn.execute("SELECT min(item_id) FROM embeddings").fetchone()[0]
         conn.execute(
             "DELETE FROM embeddings WHERE method = 'efficientnet_lite0' AND item_id IN "
             "(SELECT item_id FROM embeddings WHERE method = 'efficientnet_lite0' ORDER BY item_id DESC LIMIT 5)"
         )
+    runtime = ["openvino"]  # the default's backend here: it runs the model, or (methods) reads the CPU's precision
     for args in (
-        ("methods", "--json"),
         ("stats", "--json"),
         ("search", "--item", item, "--json"),
         ("search", "--item", item, "--method", "efficientnet_lite0=0.8,color_hist=0.2"),
@@ -134,9 +135,10 @@ def test_commands_that_need_no_model_import_no_model_library(embedded_demo_path,
         ("index", "--method", "color_hist"),
         ("evaluate", "--method", "color_hist", "--queries", "20"),
         ("duplicates", "--method", "color_hist", "--threshold", "0.99"),
-        ("embed", "--json"),
-    ):  # the default on ONNX Runtime, once exported
+    ):
         assert model_libraries_loaded(*args, "--db", str(db), env=env) == [], args
+    for args in (("methods", "--json"), ("embed", "--json")):  # the default on OpenVINO, once converted: no torch
+        assert model_libraries_loaded(*args, "--db", str(db), env=env) == runtime, args
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM embeddings WHERE method = 'efficientnet_lite0'").fetchone()[0] == 300
 

@@ -6,6 +6,7 @@ import pickle
 from functools import partial
 
 import numpy as np
+from PIL import Image
 
 from core.catalog.images import load_rgb
 from core.catalog.vectors import Pending, load_matrix
@@ -13,7 +14,7 @@ from core.engines import decode
 from core.engines.decode import decoded_batches
 from core.engines.embed import embed_catalog
 from core.methods import create_extractor
-from core.methods.preprocess import to_array
+from core.methods.preprocess import Pixels, to_array
 
 from helpers import DEMO
 
@@ -101,3 +102,27 @@ def test_embedding_with_decode_processes_gives_the_thread_vectors(demo_catalog):
         embed_catalog(demo_catalog, method, limit=48, progress=False, processes=True)
         assert load_matrix(demo_catalog, method)[0] == ids and len(ids) == 48
         assert np.abs(load_matrix(demo_catalog, method)[1] - by_threads).max() < 1e-6
+
+
+def test_pixels_ship_uint8_and_the_model_side_normalises_them_as_before():
+    pixels = Pixels(64, (0.5,) * 3, (0.5,) * 3)
+    photos = [load_rgb(p.path) for p in items(3)]
+    shipped = pixels(photos)
+    assert shipped.dtype == np.uint8 and shipped.shape == (3, 64, 64, 3)  # a quarter of float32's bytes
+    assert np.array_equal(pixels.normalise(shipped), PREPROCESS(photos))
+    assert pickle.loads(pickle.dumps(pixels)) == pixels  # travels to decode processes
+
+
+def test_a_large_jpeg_is_decoded_reduced_and_embeds_the_same(tmp_path):
+    """A 1200 x 1600 shopper-size JPEG decodes at 1/4 scale (never under the model's size) and
+    gives the default method's vector of the full decode to cosine 0.998."""
+    small = Image.open(items(1)[0].path)
+    big = tmp_path / "big.jpg"
+    small.resize((1200, 1600), Image.BICUBIC).save(big, quality=90)
+    reduced = load_rgb(big, draft=224)
+    assert reduced.size == (300, 400) and load_rgb(big).size == (1200, 1600)
+    extractor = create_extractor("efficientnet_lite0")
+    [[full], [drafted]] = [extractor.embed_batch(extractor.preprocess([img])) for img in (load_rgb(big), reduced)]
+    assert float(full @ drafted) > 0.998
+    [(good, batch, _)] = decoded_batches([[Pending("big", str(big), None, "h")]], extractor.preprocess)
+    assert np.array_equal(batch, extractor.preprocess([reduced]))  # the pipeline decodes reduced too

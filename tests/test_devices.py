@@ -107,7 +107,10 @@ def test_the_driver_version_is_read_from_the_kernel_module(monkeypatch, tmp_path
 def test_methods_json_says_where_each_method_runs(catalog, db_path, capsys, no_gpu):
     assert main(["methods", "--db", str(db_path), "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert set(rows["efficientnet_lite0"]) == {"name", "kind", "available", "reason", "device"}
+    assert set(rows["efficientnet_lite0"]) == {
+        *("name", "kind", "available", "reason", "state", "todo", "vectors"),
+        *("device", "backend", "precision"),
+    }
     assert {r["device"] for r in rows.values()} == {"cpu"}
     assert devices.summary()["device"] == "cpu" and devices.describe().startswith("cpu (CPU, ")
 
@@ -134,7 +137,7 @@ def test_gpu_batch_size_from_a_measured_item_and_faked_free_memory(monkeypatch, 
     assert devices.batch_size(extractor, None, gpu) == 128  # 0.7 x 12 GiB / 40 MiB = 215 -> 128
     assert devices.batch_size(extractor, 64, gpu) == 64  # an explicit size that fits is kept
     assert devices.batch_size(extractor, 4096, gpu) == 128  # one that does not is lowered
-    assert samples[0] == (8, 3, 224, 224)  # probed with the model's own input
+    assert samples[0] == (8, 224, 224, 3)  # probed with the model's own input (uint8 pixels)
 
 
 class FakeAllocator:

@@ -107,6 +107,7 @@ def test_onnx_runtime_gives_the_pytorch_features(tmp_path, monkeypatch):
     from core.methods.efficientnet import onnx_path
 
     monkeypatch.setenv("LOOKALIKE_MODELS", str(tmp_path / "models"))
+    monkeypatch.setenv("LOOKALIKE_BACKEND", "onnx")
     photos = demo_photos(6)
     fast = create_extractor("efficientnet_lite0")
     assert fast.backend == "onnx" and onnx_path(None).exists()  # exported once, to the models folder
@@ -120,6 +121,7 @@ def test_damaged_onnx_export_falls_back_to_pytorch(tmp_path, monkeypatch, caplog
     from core.methods.efficientnet import onnx_path
 
     monkeypatch.setenv("LOOKALIKE_MODELS", str(tmp_path / "models"))
+    monkeypatch.setenv("LOOKALIKE_BACKEND", "onnx")
     onnx_path(None).parent.mkdir(parents=True)
     onnx_path(None).write_bytes(b"not a model")
     extractor = create_extractor("efficientnet_lite0")

@@ -24,6 +24,9 @@ PHOTOS = [Image.open(p).convert("RGB") for p in sorted((DEMO / "images").iterdir
 
 @pytest.fixture
 def models(tmp_path, monkeypatch):
+    """A private models folder; PyTorch runs the models (these tests are about loading weights: the
+    OpenVINO conversion of a torch method is tests/test_openvino.py's)."""
+    monkeypatch.setenv("LOOKALIKE_BACKEND", "torch")
     monkeypatch.setenv("LOOKALIKE_MODELS", str(tmp_path / "models"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     return tmp_path / "models"

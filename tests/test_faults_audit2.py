@@ -610,3 +610,72 @@ def test_10_an_autoencoder_of_the_old_shared_layout_goes_to_the_catalog_that_mad
     assert not autoencoder_checkpoint(second).exists()  # not its vectors: never taken
     assert autoencoder_checkpoint(first).read_bytes() == legacy.read_bytes()
     assert embed_catalog(first, "autoencoder", progress=False).pending == 0  # same version: nothing stale
+
+
+# --- 6. A method's vectors and index are of one version -------------------------------------------------
+
+
+def test_6_re_tuning_never_mixes_vector_spaces(embedded_demo, tmp_path):
+    from core.curation import tuning
+    from core.curation.evaluate import evaluate
+    from core.curation.export import export_similar
+    from core.search.index import problem
+    from core.search.near_duplicates import find_duplicates
+    from core.search.queries import SearchError, search
+    from core.search.space import open_space
+
+    fast = tuning.Settings(epochs=3, dim=64)
+    tuning.tune(embedded_demo, "t1", ["color_hist"], ["category"], settings=fast, force=True, progress=False)
+    embed_catalog(embedded_demo, "t1", progress=False)
+    open_space(embedded_demo, "t1").build_index(progress=False)
+    narrower = tuning.Settings(epochs=3, dim=16)
+    tuning.tune(embedded_demo, "t1", ["color_hist"], ["category"], settings=narrower, force=True, progress=False)
+    old = search(open_space(embedded_demo, "t1"), item_id="10129", k=5)  # not embedded since: the old vectors, said so
+    assert len(old.results) == 5 and "searches use the old ones" in old.notes[0]
+    with pytest.raises(SearchError, match="t1 changed since its catalog vectors were made"):
+        search(
+            open_space(embedded_demo, "t1"), image=(DEMO / "images" / "10129.jpg").read_bytes(), k=5
+        )  # another space
+    embed_catalog(embedded_demo, "t1", progress=False, limit=40)  # a partial re-embed: 40 new, 260 old
+    assert problem(embedded_demo, "t1") is not None
+    hits = search(
+        open_space(embedded_demo, "t1"),
+        item_id=sorted(r[0] for r in embedded_demo.execute("SELECT id FROM items"))[0],
+        k=50,
+    )
+    assert len(hits.results) == 39 and "only the items embedded since" in hits.notes[0]  # only the 16-d ones
+    out = tmp_path / "t1.csv"
+    assert export_similar(open_space(embedded_demo, "t1"), 3, out, progress=False) == 40 * 3
+    assert evaluate(open_space(embedded_demo, "t1"), "category", k=3)["queries"] == 40
+    find_duplicates(open_space(embedded_demo, "t1"), 0.99, progress=False)
+    assert (
+        open_space(embedded_demo, "t1").build_index(progress=False).items == 40 and problem(embedded_demo, "t1") is None
+    )
+
+
+def test_6_a_retrained_autoencoder_searches_only_its_new_vectors(tmp_path):
+    from core.engines.autoencoder_training import train
+    from core.search.queries import search
+    from core.search.space import open_space
+
+    db = open_catalog(tmp_path / "c.db")
+    csv_path, folder = small_styles(tmp_path, 8)
+    import_csv(db, csv_path, folder, progress=False)
+    train(db, epochs=1, batch_size=8, progress=False)
+    embed_catalog(db, "autoencoder", progress=False)
+    train(db, epochs=2, batch_size=8, progress=False)  # a new checkpoint: a new version
+    embed_catalog(db, "autoencoder", progress=False, limit=3)
+    first = db.execute(
+        "SELECT item_id FROM embeddings WHERE method = 'autoencoder' ORDER BY created_at DESC"
+    ).fetchone()
+    newest = {
+        r[0]
+        for r in db.execute(
+            "SELECT item_id FROM embeddings WHERE method = 'autoencoder' AND version = "
+            "(SELECT version FROM embeddings WHERE method = 'autoencoder' AND item_id = ?)",
+            first,
+        )
+    }
+    assert len(newest) == 3
+    hits = search(open_space(db, "autoencoder"), image=(folder / f"{sorted(newest)[0]}.jpg").read_bytes(), k=10).results
+    assert {h.item_id for h in hits} == newest

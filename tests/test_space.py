@@ -34,9 +34,9 @@ def test_a_retrained_autoencoder_searches_by_photo_without_a_restart(demo_catalo
 
 
 def test_a_tuned_item_search_resolves_its_method_once(embedded_demo, monkeypatch):
-    fast = tuning.Settings(dim=16, epochs=2, patience=2, batch_size=64)
+    fast = tuning.TuneOptions(dim=16, epochs=2, patience=2, batch_size=64)
     bases = ["efficientnet_lite0", "color_hist"]
-    tuning.tune(embedded_demo, "typecol", bases, ["category"], settings=fast, force=True, progress=False)
+    tuning.tune(embedded_demo, "typecol", bases, ["category"], options=fast, force=True, progress=False)
     embed_catalog(embedded_demo, "typecol", progress=False)
     item = embedded_demo.execute("SELECT item_id FROM embeddings WHERE method = 'typecol' LIMIT 1").fetchone()[0]
     counts = {"specs": 0, "lookups": 0}

@@ -12,11 +12,13 @@ from core.catalog.vectors import get_vector, load_matrix, store
 from core.curation import tuning
 from core.curation.evaluate import evaluate_vectors, joint_values
 from core.curation.labels import judge_by_attributes
+from core.methods.distances import unit
+from core.methods.heads import Head, current_head, head_vectors, tuned_names, weighted_concat
 
 from helpers import SHARED, needs_shared
 
 BASES = ["efficientnet_lite0", "color_hist"]
-FAST = tuning.Settings(dim=16, epochs=15, patience=4, batch_size=64)
+FAST = tuning.TuneOptions(dim=16, epochs=15, patience=4, batch_size=64)
 
 
 def synthetic_catalog(db, n: int = 240, seed: int = 0) -> None:
@@ -63,7 +65,7 @@ def test_split_is_stable_and_near_the_asked_fraction():
 
 
 def test_tuning_on_two_targets_beats_the_base_on_held_out_items(synthetic):
-    result = tuning.tune(synthetic, "shape_colour", BASES, ["category", "colour"], settings=FAST, progress=False)
+    result = tuning.tune(synthetic, "shape_colour", BASES, ["category", "colour"], options=FAST, progress=False)
     joint = result.metrics["category,colour"]
     assert result.saved and result.version == 1
     assert joint["tuned_held_out"] > joint["base_held_out"] + 0.05
@@ -76,7 +78,7 @@ def test_tuning_on_two_targets_beats_the_base_on_held_out_items(synthetic):
 
 
 def test_the_head_is_the_same_whatever_the_validation_items_hold(synthetic, tmp_path):
-    first = tuning.tune(synthetic, "probe", BASES, ["category", "colour"], settings=FAST, progress=False)
+    first = tuning.tune(synthetic, "probe", BASES, ["category", "colour"], options=FAST, progress=False)
     validation = [i for (i,) in synthetic.execute("SELECT id FROM items") if tuning.is_validation(i)]
     rng = np.random.default_rng(5)
     for item_id in validation:  # scramble their values and vectors
@@ -86,24 +88,24 @@ def test_the_head_is_the_same_whatever_the_validation_items_hold(synthetic, tmp_
         )
     store(synthetic, BASES[0], "1", ((i, rng.normal(size=48), "h") for i in validation))
     synthetic.conn.commit()
-    second = tuning.tune(synthetic, "probe", BASES, ["category", "colour"], settings=FAST, progress=False, force=True)
-    heads = [tuning.Head.from_row(r) for r in synthetic.query("SELECT * FROM tuned_methods ORDER BY version")]
+    second = tuning.tune(synthetic, "probe", BASES, ["category", "colour"], options=FAST, progress=False, force=True)
+    heads = [Head.from_row(r) for r in synthetic.query("SELECT * FROM tuned_methods ORDER BY version")]
     assert [h.version for h in heads] == [1, 2] and first.version == 1 and second.version == 2
-    assert np.array_equal(heads[0].projection, heads[1].projection)
+    assert np.array_equal(heads[0].projection, heads[1].projection) and heads[0].item == heads[1].item
     assert first.metrics != second.metrics  # only the validation changed
 
 
 def test_a_head_worse_than_its_base_is_kept_out_unless_forced(synthetic):
-    good = tuning.tune(synthetic, "narrow", BASES, ["category", "colour"], settings=FAST, progress=False)
-    tiny = tuning.Settings(dim=1, epochs=2, patience=1, batch_size=64)  # one dimension cannot rank well
-    worse = tuning.tune(synthetic, "narrow", BASES, ["category", "colour"], settings=tiny, progress=False)
+    good = tuning.tune(synthetic, "narrow", BASES, ["category", "colour"], options=FAST, progress=False)
+    tiny = tuning.TuneOptions(dim=1, epochs=2, patience=1, batch_size=64, head="only")  # one dimension ranks badly
+    worse = tuning.tune(synthetic, "narrow", BASES, ["category", "colour"], options=tiny, progress=False)
     assert good.saved and not worse.saved and worse.version is None
     assert "worse than its base" in worse.reason and "category,colour P@10" in worse.reason
-    assert tuning.current_head(synthetic, "narrow").version == 1
-    forced = tuning.tune(synthetic, "narrow", BASES, ["category", "colour"], settings=tiny, progress=False, force=True)
+    assert current_head(synthetic, "narrow").version == 1
+    forced = tuning.tune(synthetic, "narrow", BASES, ["category", "colour"], options=tiny, progress=False, force=True)
     assert forced.saved and forced.version == 2 and "forced" in forced.reason
-    assert tuning.tuned_names(synthetic) == {"narrow": 2}
-    assert tuning.current_head(synthetic, "narrow").projection.shape == (72, 1)
+    assert tuned_names(synthetic) == {"narrow": 2}
+    assert current_head(synthetic, "narrow").projection.shape == (72, 1)
 
 
 def test_tuned_vectors_cover_every_item_with_base_vectors(synthetic):
@@ -115,14 +117,14 @@ def test_tuned_vectors_cover_every_item_with_base_vectors(synthetic):
     )
     store(synthetic, BASES[0], "1", [("no_colour", np.ones(48), "h")])
     store(synthetic, BASES[1], "1", [("no_colour", np.ones(24), "h")])
-    tuning.tune(synthetic, "cover", BASES, ["category", "colour"], settings=FAST, progress=False)
-    ids, matrix, missing = tuning.tuned_vectors(synthetic, "cover")
+    tuning.tune(synthetic, "cover", BASES, ["category", "colour"], options=FAST, progress=False)
+    ids, matrix, missing = head_vectors(synthetic, "cover")
     assert "no_colour" in ids and missing == ["no_vectors"] and len(ids) == 241
     assert matrix.dtype == np.float32 and np.allclose(np.linalg.norm(matrix, axis=1), 1, atol=1e-5)
-    head = tuning.current_head(synthetic, "cover")
+    head = current_head(synthetic, "cover")
     row = ids.index("s0003")
-    raw = np.hstack([get_vector(synthetic, m, "s0003") for m in BASES])[None, :]
-    assert np.allclose(tuning.apply_head(head, raw)[0], matrix[row], atol=1e-6)
+    raw = {m: get_vector(synthetic, m, "s0003")[None, :] for m in BASES}
+    assert np.allclose(unit(head.vectors(raw))[0], matrix[row], atol=1e-6)
 
 
 def test_labels_alone_learn_the_judged_notion(synthetic):
@@ -139,13 +141,13 @@ def test_labels_alone_learn_the_judged_notion(synthetic):
         BASES[0],
     )
     assert count == 10 * len(range(0, len(train), 2))
-    result = tuning.tune(synthetic, "judged", BASES, use_labels=True, settings=FAST, progress=False, force=True)
+    result = tuning.tune(synthetic, "judged", BASES, use_labels=True, options=FAST, progress=False, force=True)
     assert result.label_pairs_trained == count and result.label_pairs_held_back == 0 and result.targets == []
-    ids_t, tuned, _ = tuning.tuned_vectors(synthetic, "judged")
+    ids_t, tuned, _ = head_vectors(synthetic, "judged")
     joint = [
         evaluate_vectors(synthetic, m, ids_t, v, "category,colour")["precision_at_k"]
         for m, v in (
-            ("base", tuning.base_input([load_matrix(synthetic, b)[1] for b in BASES], [0.5, 0.5])),
+            ("base", weighted_concat([load_matrix(synthetic, b)[1] for b in BASES], [0.5, 0.5])),
             ("tuned", tuned),
         )
     ]
@@ -195,7 +197,7 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(synthetic, bad, message
     args = dict(name="mine", bases=BASES, targets=["category"], use_labels=False) | bad
     with pytest.raises(tuning.TuneError, match=message):
         tuning.tune(
-            synthetic, args["name"], args["bases"], args["targets"], args["use_labels"], settings=FAST, progress=False
+            synthetic, args["name"], args["bases"], args["targets"], args["use_labels"], options=FAST, progress=False
         )
     assert saved_versions(synthetic) == 0
     assert issubclass(tuning.TuneError, ValueError)
@@ -205,7 +207,7 @@ def test_a_single_valued_target_is_refused(synthetic):
     synthetic.execute("UPDATE items SET colour = 'black'")
     synthetic.conn.commit()
     with pytest.raises(tuning.TuneError, match="target 'colour' has 1 distinct value"):
-        tuning.tune(synthetic, "mono", BASES, ["colour"], settings=FAST, progress=False)
+        tuning.tune(synthetic, "mono", BASES, ["colour"], options=FAST, progress=False)
     assert saved_versions(synthetic) == 0
 
 
@@ -287,7 +289,7 @@ def test_real_photos_tuned_on_type_and_colour_beat_the_base_on_unseen_items(fash
 def test_real_photos_tuned_from_labels_alone_improve_the_judged_notion(fashion_slice):
     ids = [i for (i,) in fashion_slice.execute("SELECT id FROM items ORDER BY id")]
     parts = [load_matrix(fashion_slice, b)[1] for b in BASES]
-    base = tuning.base_input(parts, [0.5, 0.5])
+    base = weighted_concat(parts, [0.5, 0.5])
     train = [n for n, i in enumerate(ids) if not tuning.is_validation(i)]
     queries = np.random.default_rng(0).choice(len(train), 300, replace=False).tolist()
     judge_by_attributes(
@@ -295,10 +297,63 @@ def test_real_photos_tuned_from_labels_alone_improve_the_judged_notion(fashion_s
     )
     result = tuning.tune(fashion_slice, "judged", BASES, use_labels=True, progress=False)
     assert result.saved and result.label_pairs_trained == 3000
-    _, tuned, _ = tuning.tuned_vectors(fashion_slice, "judged")
+    _, tuned, _ = head_vectors(fashion_slice, "judged")
     joint = tuning.class_codes(joint_values(fashion_slice, ids, "category,colour"))
     validation = np.array([n for n, i in enumerate(ids) if tuning.is_validation(i)])
     everything = np.arange(len(ids))
-    before = tuning.precision_at_k(tuning.unit_rows(base), joint, validation, everything)
+    before = tuning.precision_at_k(unit(base), joint, validation, everything)
     after = tuning.precision_at_k(tuned, joint, validation, everything)
     assert after >= before + 0.03
+
+
+def add_text_base(db, strength: float = 1.0, seed: int = 1) -> None:
+    """A `minilm` base (a text method) whose vectors carry the category, as titles do; one item has none."""
+    rng = np.random.default_rng(seed)
+    rows = list(db.execute("SELECT id, category FROM items ORDER BY id"))
+    centres = {c: rng.normal(size=16) for c in sorted({c for _, c in rows})}
+    store(db, "minilm", "1", ((i, strength * centres[c] + rng.normal(size=16), "t") for i, c in rows[1:]))
+
+
+def test_text_bases_are_signals_weighted_with_the_images(synthetic):
+    add_text_base(synthetic)
+    bases = [*BASES, "minilm"]
+    result = tuning.tune(synthetic, "with_text", bases, ["category", "colour"], options=FAST, progress=False)
+    item = result.signal_weights["item"]
+    assert result.saved and item["minilm"] > 0.1 and set(item) <= {*bases, "head"}
+    assert set(result.signal_weights["photo"]) == {"efficientnet_lite0"}  # photos: no text, no colour
+    joint = result.metrics["category,colour"]
+    assert joint["tuned_held_out"] > joint["base_held_out"]
+    assert result.metrics["category"]["bases"]["minilm"] > result.metrics["category"]["bases"]["color_hist"]
+    ids, matrix, missing = head_vectors(synthetic, "with_text")
+    assert len(ids) == 240 and not missing  # the item without text keeps its image signals
+    head = current_head(synthetic, "with_text")
+    assert head.kinds == ["image", "image", "text"]
+    assert np.allclose(np.linalg.norm(matrix, axis=1), 1, atol=1e-5)
+
+
+def test_labels_teach_how_much_each_signal_counts(synthetic):
+    """Judged by colour alone: the colour base must outweigh the shape base (no head: weights only)."""
+    ids = [i for (i,) in synthetic.execute("SELECT id FROM items ORDER BY id")]
+    base = weighted_concat([load_matrix(synthetic, b)[1] for b in BASES], [0.5, 0.5])
+    train = [n for n, i in enumerate(ids) if not tuning.is_validation(i)]
+    judge_by_attributes(
+        synthetic, [ids[n] for n in train], base[train], list(range(0, len(train), 2)), "colour", "sim", "x"
+    )
+    never = tuning.TuneOptions(dim=16, epochs=15, head="never")
+    result = tuning.tune(synthetic, "by_colour", BASES, use_labels=True, options=never, progress=False, force=True)
+    item = result.signal_weights["item"]
+    assert not result.head_kept and item["color_hist"] > item["efficientnet_lite0"]
+    assert current_head(synthetic, "by_colour").projection is None
+
+
+def test_a_photo_query_is_ranked_by_the_deep_image_signals_only(synthetic):
+    add_text_base(synthetic)
+    tuning.tune(synthetic, "photo_rank", [*BASES, "minilm"], ["category", "colour"], options=FAST, progress=False)
+    head = current_head(synthetic, "photo_rank")
+    ids, parts = load_matrix(synthetic, BASES[0])[0], {b: load_matrix(synthetic, b)[1] for b in BASES}
+    catalog = unit(head.vectors({**parts, "minilm": np.zeros((len(ids), 16))}))
+    photo = np.random.default_rng(3).normal(size=(1, 48))
+    query = head.vectors({BASES[0]: photo, BASES[1]: np.random.default_rng(4).normal(size=(1, 24))}, photo=True)
+    by_method = np.argsort(-(catalog @ query[0]))[:10]
+    by_shape = np.argsort(-(unit(parts[BASES[0]]) @ unit(photo)[0]))[:10]
+    assert by_method.tolist() == by_shape.tolist()

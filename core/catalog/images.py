@@ -63,9 +63,11 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def decode(data: bytes) -> Image.Image:
+def decode(data: bytes, draft: int | None = None) -> Image.Image:
     """Decode photo bytes (JPEG, PNG, WebP or AVIF by content) to an RGB image; raise ImageError.
 
+    draft: a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (in the DCT, several times faster)
+    as long as both sides stay at least `draft` pixels; other formats decode at full size.
     Any failure while decoding or normalising the photo (a decompression bomb, a truncated file,
     malformed EXIF that makes Pillow raise TypeError or struct.error) is this photo's ImageError.
     """
@@ -76,6 +78,8 @@ def decode(data: bytes) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             warnings.simplefilter("ignore", UserWarning)  # Pillow's "Corrupt EXIF data" noise
             img = Image.open(io.BytesIO(data), formats=FORMATS)
+            if draft and img.format == "JPEG":
+                img.draft(None, (draft, draft))  # mode unchanged: to_rgb converts
             img.load()
             return to_rgb(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -139,11 +143,11 @@ def read_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     return data
 
 
-def load_rgb(source: str | Path | bytes) -> Image.Image:
-    """Open a path or bytes as an RGB image; raise ImageError with a one-line reason."""
+def load_rgb(source: str | Path | bytes, draft: int | None = None) -> Image.Image:
+    """Open a path or bytes as an RGB image (a JPEG reduced to `draft`, see decode); raise ImageError."""
     if isinstance(source, (bytes, bytearray)):
-        return decode(bytes(source))
-    return decode(read_file(source))
+        return decode(bytes(source), draft)
+    return decode(read_file(source), draft)
 
 
 def load_upload(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> Image.Image:

@@ -137,11 +137,18 @@ def forget_failures(db: Catalog, method: str, reasons: tuple[str, ...] = ()) -> 
     return cursor.rowcount
 
 
-def load_matrix(db: Catalog, method: str) -> tuple[list[str], np.ndarray]:
-    """All stored vectors of a method as (item ids, float32 matrix), ordered by item id."""
+def _of_version(version: str | None) -> tuple[str, list[str]]:
+    """SQL and parameters keeping only the vectors of `version` (every vector when None)."""
+    return (" AND version = ?", [version]) if version is not None else ("", [])
+
+
+def load_matrix(db: Catalog, method: str, version: str | None = None) -> tuple[list[str], np.ndarray]:
+    """The stored vectors of a method (of `version` only, when given: one vector space) as
+    (item ids, float32 matrix), ordered by item id."""
     ids, vectors = [], []
+    sql, params = _of_version(version)
     for item_id, blob in db.execute(
-        "SELECT item_id, vector FROM embeddings WHERE method = ? ORDER BY item_id", (method,)
+        f"SELECT item_id, vector FROM embeddings WHERE method = ?{sql} ORDER BY item_id", (method, *params)
     ):
         ids.append(item_id)
         vectors.append(unpack(blob))
@@ -150,29 +157,36 @@ def load_matrix(db: Catalog, method: str) -> tuple[list[str], np.ndarray]:
     return ids, np.vstack(vectors).astype(np.float32, copy=False)
 
 
-def get_vector(db: Catalog, method: str, item_id: str) -> np.ndarray | None:
-    """One item's stored vector of a method (None when it has none)."""
+def get_vector(db: Catalog, method: str, item_id: str, version: str | None = None) -> np.ndarray | None:
+    """One item's stored vector of a method (of `version` only, when given; None when it has none)."""
+    sql, params = _of_version(version)
     row = db.execute(
-        "SELECT vector FROM embeddings WHERE method = ? AND item_id = ?", (method, str(item_id))
+        f"SELECT vector FROM embeddings WHERE method = ? AND item_id = ?{sql}", (method, str(item_id), *params)
     ).fetchone()
     return unpack(row[0]).copy() if row else None
 
 
-def _stored(db: Catalog, method: str, item_ids: Iterable[str]) -> Iterator[tuple[str, bytes, str]]:
-    """(item id, vector blob, source hash) of the given items that have a vector of `method`."""
+def _stored(
+    db: Catalog, method: str, item_ids: Iterable[str], version: str | None = None
+) -> Iterator[tuple[str, bytes, str]]:
+    """(item id, vector blob, source hash) of the given items that have a vector of `method` (of `version`)."""
     wanted = sorted(set(item_ids))
+    sql, params = _of_version(version)
     for start in range(0, len(wanted), 900):
         chunk = wanted[start : start + 900]
         yield from db.execute(
             "SELECT item_id, vector, source_hash FROM embeddings WHERE method = ? "
-            f"AND item_id IN ({','.join('?' * len(chunk))})",
-            [method, *chunk],
+            f"AND item_id IN ({','.join('?' * len(chunk))}){sql}",
+            [method, *chunk, *params],
         )
 
 
-def vectors_of(db: Catalog, method: str, item_ids: Iterable[str]) -> tuple[list[str], np.ndarray]:
-    """The stored vectors of some items, as (ids in id order, float32 matrix); items without one are left out."""
-    rows = {i: unpack(blob) for i, blob, _ in _stored(db, method, item_ids)}
+def vectors_of(
+    db: Catalog, method: str, item_ids: Iterable[str], version: str | None = None
+) -> tuple[list[str], np.ndarray]:
+    """The stored vectors (of `version`) of some items, as (ids in id order, float32 matrix); items
+    without one are left out."""
+    rows = {i: unpack(blob) for i, blob, _ in _stored(db, method, item_ids, version)}
     found = sorted(rows)
     return found, np.vstack([rows[i] for i in found]) if found else np.zeros((0, 0), np.float32)
 
@@ -183,9 +197,23 @@ def current_vectors(db: Catalog, method: str, sources: dict[str, str]) -> dict[s
     return {i: unpack(blob) for i, blob, source in _stored(db, method, sources) if source == sources[i]}
 
 
-def item_ids_with_vectors(db: Catalog, method: str) -> list[str]:
-    """Ids of the items that have a vector of `method`, in id order."""
-    return [r[0] for r in db.execute("SELECT item_id FROM embeddings WHERE method = ? ORDER BY item_id", (method,))]
+def item_ids_with_vectors(db: Catalog, method: str, version: str | None = None) -> list[str]:
+    """Ids of the items that have a vector of `method` (of `version`, when given), in id order."""
+    sql, params = _of_version(version)
+    query = f"SELECT item_id FROM embeddings WHERE method = ?{sql} ORDER BY item_id"
+    return [r[0] for r in db.execute(query, (method, *params))]
+
+
+def searched_version(db: Catalog, method: str, current: str) -> str:
+    """The one version of a method's vectors that searches and indices read: `current` (the method's
+    version now) when some vectors have it or none are stored; else, re-tuned or retrained and not
+    embedded since, the newest stored version. Vectors of two versions are never read together."""
+    if db.execute("SELECT 1 FROM embeddings WHERE method = ? AND version = ? LIMIT 1", (method, current)).fetchone():
+        return current
+    row = db.execute(
+        "SELECT version FROM embeddings WHERE method = ? ORDER BY created_at DESC, rowid DESC LIMIT 1", (method,)
+    ).fetchone()
+    return row[0] if row else current
 
 
 def stored_versions(db: Catalog, method: str) -> set[str]:
@@ -200,8 +228,9 @@ def generation(db: Catalog, method: str) -> int:
     return row[0] if row else 0
 
 
-def vector_count(db: Catalog, method: str) -> int:
-    return db.execute("SELECT count(*) FROM embeddings WHERE method = ?", (method,)).fetchone()[0]
+def vector_count(db: Catalog, method: str, version: str | None = None) -> int:
+    sql, params = _of_version(version)
+    return db.execute(f"SELECT count(*) FROM embeddings WHERE method = ?{sql}", (method, *params)).fetchone()[0]
 
 
 def checksum(ids: list[str], matrix: np.ndarray) -> str:

@@ -10,9 +10,24 @@ from core.catalog.filters import keys_help
 from core.cli.common import catalog, count, default_output, filter_argument, method_option, print_report
 
 
+def cmd_suggest(args: argparse.Namespace) -> int:
+    from core.curation.suggest import suggest_queries
+
+    found = suggest_queries(catalog(args, read_only=True, create=False), args.method, args.n)
+    if args.json:
+        print(json.dumps([s.as_dict() for s in found], indent=2))
+        return 0
+    print(f"label these queries next (their signals disagree most about their look-alikes; {args.method}):")
+    for s in found:
+        print(f"{s.item_id:24} disagreement {s.disagreement:.2f}")
+    return 0
+
+
 def cmd_labels(args: argparse.Namespace) -> int:
     from core.curation.labels import export_labels, import_labels
 
+    if args.action == "suggest":
+        return cmd_suggest(args)
     db = catalog(args, read_only=args.action == "export", create=False)
     if args.action == "export":
         out = default_output(db, args.file, "labels")
@@ -75,13 +90,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("labels", parents=[common], help="export or import relevance labels as CSV")
-    p.add_argument("action", choices=("export", "import"))
+    p = sub.add_parser(
+        "labels", parents=[common], help="export or import relevance labels as CSV; suggest queries to label"
+    )
+    p.add_argument("action", choices=("export", "import", "suggest"))
     p.add_argument(
         "file",
         type=Path,
         nargs="?",
         help="the labels CSV; export's default: a new dated file in the catalog's exports/ (data/catalog/exports/)",
+    )
+    p.add_argument("-n", type=count, default=10, help="suggest: how many queries (default 10)")
+    p.add_argument(
+        "--method", default="efficientnet_lite0", help="suggest: the (learnt) method the labels should teach"
     )
     p.add_argument("--force", action="store_true", help="export: replace a file that is not a labels CSV")
     p.set_defaults(func=cmd_labels)

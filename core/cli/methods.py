@@ -12,7 +12,7 @@ from core.settings import DEFAULT_METHOD
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    from core.methods import devices, list_methods
+    from core.methods import backends, devices, list_methods
     from core.methods.registry import method_states
 
     found = catalog(args, read_only=True) if args.db.exists() else None
@@ -32,13 +32,15 @@ def cmd_methods(args: argparse.Namespace) -> int:
     print(
         f"torch methods run on {devices.describe()}" if placement["device"] else f"torch methods: {placement['name']}"
     )
+    print(f"CPU backend: {backends.describe()} ($LOOKALIKE_BACKEND, embed --precision)")
     return 0
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from core.engines.embed import embed_catalog
-    from core.methods import devices
+    from core.methods import backends, devices
 
+    backends.select_precision(args.precision)
     if args.engine == "ray":  # the device is the actors' (on the cluster's nodes), not this machine's
         from core.engines.ray_engine import embed_with_ray
 
@@ -68,9 +70,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         why = "no current base vectors" if report.missing_parts else "unreadable"
+        runs = f" ({report.backend}, {report.precision})" if report.backend else ""
         print(
             f"{args.method}: {report.embedded} embedded, {report.failed} skipped ({why}), {report.rate:.1f} items/s"
             + (f" after {report.startup:.1f} s of start-up" if report.startup >= 0.05 else "")
+            + runs
         )
         if report.unavailable:
             print(
@@ -134,6 +138,11 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=count, help="default: 32 on the CPU, what fits in memory on a GPU")
     p.add_argument("--limit", type=count, help="at most this many items (for a quick look)")
     add_device_argument(p)
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32"),
+        help="auto (default): bfloat16 on CPUs that have it (OpenVINO backend); fp32: float32 everywhere",
+    )
     p.add_argument("--retry-failed", action="store_true", help="try again the photos recorded as undecodable")
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="ray: a Ray Data job (docs/scale.md)")
     p.add_argument(

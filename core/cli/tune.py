@@ -52,7 +52,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         devices.select(args.device)
     bases, weights = _bases(args.base)
     targets = [t.strip() for t in (args.target or "").split(",") if t.strip()]
-    knobs = tuning.Settings(**{k: v for k, v in (("epochs", args.epochs), ("dim", args.dim)) if v is not None})
+    knobs = tuning.TuneOptions(
+        **{k: v for k, v in (("epochs", args.epochs), ("dim", args.dim), ("head", args.head)) if v is not None}
+    )
     db = catalog(args, create=False)
     result = tuning.tune(db, args.name, bases, targets, args.labels, weights, args.force, knobs)
     if args.json:
@@ -64,6 +66,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         f"best epoch {result.best_epoch} of {result.epochs}, {result.seconds:.1f}s"
     )
     print("\n".join(_validation_table(result.metrics)))
+    for use, weights in result.signal_weights.items():
+        print(f"{use} queries weigh: " + ", ".join(f"{signal} {w:.2f}" for signal, w in weights.items()))
     print(
         f"saved as version {result.version}; next: python -m core embed --method {result.name}"
         if result.saved
@@ -87,12 +91,19 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
         "--base",
         required=True,
         metavar="M1[,M2,...]",
-        help="base image methods, already embedded; weights as efficientnet_lite0=0.8,color_hist=0.2",
+        help="base methods, already embedded: image methods and text ones (minilm); the base fusion's weights "
+        "as efficientnet_lite0=0.5,color_hist=0.2,minilm=0.3 (default equal)",
     )
     p.add_argument("--target", metavar="ATTR[,ATTR...]", help="catalog fields whose shared values make items alike")
     p.add_argument("--labels", action="store_true", help="learn from relevance labels too")
     p.add_argument("--force", action="store_true", help="save even when worse than its base on held-out items")
     p.add_argument("--epochs", type=count, help="at most this many epochs (default 60)")
-    p.add_argument("--dim", type=count, help="size of the tuned vectors (default 128)")
+    p.add_argument("--dim", type=count, help="size of the head's vectors (default 128)")
+    p.add_argument(
+        "--head",
+        choices=["auto", "always", "never", "only"],
+        help="the learnt head: kept where it helps (auto, the default), always, never (signal weights only), "
+        "or only (the head alone)",
+    )
     add_device_argument(p)
     p.set_defaults(func=cmd_tune)

@@ -114,7 +114,7 @@ def evaluate(
 ) -> dict:
     """Precision@k and mAP@k of a method's stored vectors against an attribute (or several, comma-separated:
     relevant only when all match; items missing any of them are left out)."""
-    ids, vectors = load_matrix(space.catalog, space.name)
+    ids, vectors = load_matrix(space.catalog, space.name, space.searched_version())
     return evaluate_vectors(space.catalog, space.name, ids, vectors, attribute, k, queries, seed, distance)
 
 

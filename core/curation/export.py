@@ -93,7 +93,7 @@ def export_similar(
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     check_output(out, db, COLUMNS, ENCODING, force)
-    with_vectors = set(item_ids_with_vectors(db, method))
+    with_vectors = set(item_ids_with_vectors(db, method, space.searched_version()))
     if not with_vectors:
         raise ValueError(f"no {method} vectors in the catalog; run `python -m core embed --method {method}` first")
     display = _display(db)

@@ -1,24 +1,32 @@
-"""Tuned methods: a small learnt head over frozen base methods' stored vectors.
+"""Learnt methods: how much each signal counts, and a small head where it helps, from fields and labels.
 
-The head sees each base vector L2-normalised and scaled by √weight, concatenated (as `hybrid`
-does), and maps it linearly to a smaller space (then L2-normalised). It learns from catalog
-fields (items sharing every target value are positives: supervised contrastive loss on the
-joint classes plus each target alone) and/or relevance labels (a logistic loss on the cosine
-of judged pairs). The map starts from the top principal directions of the training vectors
-(so it starts close to the base ranking) and is kept near that start by an L2 penalty.
+A learnt (tuned) method ranks items by a weighted sum of cosine similarities, one per signal: each
+base method (image methods such as efficientnet_lite0 and color_hist, text methods such as minilm)
+and, where it helps, a *head*: a linear map of the image bases' weighted concatenation to a
+smaller space. The head learns from catalog fields (items sharing every target value are
+positives: supervised contrastive loss on the joint classes plus each target alone) and/or
+relevance labels (a contrastive loss on judged pairs); it starts from the top principal
+directions of its input and is kept near that start by an L2 penalty. The signal weights are then
+fitted by a pairwise logistic loss (non-negative weights): on judged pairs plus random unjudged
+items as negatives (labels), and on each query's best candidates by every signal, relevant when
+every target matches (fields). The head is kept only when the weights with it rank the inner
+check's items better than the weights without it.
 
-Honest validation: items are split by a stable hash of their id; the head never sees the
-validation part (nor label pairs touching it). Early stopping uses an inner hash split of the
-training items. Base vs tuned P@10 on the validation part is reported per target, for the
-joint targets and for the held-back labels; a head worse than its base is not saved unless
-forced. Applying a head is pure NumPy (`apply_head`), so search does not need torch.
+An uploaded photo has no text and looks unlike the catalog's packshots: it is ranked by the deep
+image bases only (not colour histograms, which read a lifestyle photo's background, nor the
+head), with their learnt weights (docs/benchmarks.md measures it on shopper photos).
+
+Honest validation: items are split by a stable hash of their id; nothing learns from the
+validation part (nor label pairs touching it). Early stopping and the head-or-not choice use an
+inner hash split of the training items. Base (the bases fused with equal or given weights) vs
+learnt P@10 on the validation part is reported per target, for the joint targets and for the
+held-back labels; a method worse than its base is not saved unless forced. Storage and applying
+live in core/methods/heads.py (NumPy only), so search does not need torch.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import logging
 import re
 import time
@@ -28,10 +36,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import sqlite_utils
 
-from core.catalog.vectors import load_matrix, missing_vectors
 from core.curation import evaluate
 from core.curation.evaluate import joint_values
 from core.methods.distances import unit, weighted_concat
+from core.methods.heads import HEAD, Head, HeadError, save_head, stored_bases
 from core.search.neighbours import nearest_rows
 
 log = logging.getLogger(__name__)
@@ -45,7 +53,7 @@ class TuneError(ValueError):
 
 
 @dataclass(frozen=True)
-class Settings:
+class TuneOptions:
     """Head size and training knobs (the defaults are the ones benchmarks/tune_bench.py validated)."""
 
     dim: int = 128
@@ -62,64 +70,36 @@ class Settings:
     validation: float = 0.2
     inner: float = 0.1
     seed: int = 0
+    candidates: int = 20  # per signal: each fields query's best candidates that make weight-fitting pairs
+    pair_negatives: int = 20  # random unjudged items per query, as not relevant, when fitting weights
+    weight_decay: float = 1e-3  # L2 penalty of the pairwise weight fit
+    photo_floor: float = 0.02  # least item weight of a photo signal (so its block exists)
+    head: str = "auto"  # "auto": kept when the inner check says it helps; "always"; "never" (weights only);
+    # "only": the head alone (no other signal, photos through it too)
 
     def __post_init__(self) -> None:
         if self.dim < 1 or self.epochs < 1:
             raise TuneError("the head's size (dim) and its epochs must be at least 1")
-
-
-@dataclass
-class Head:
-    """A saved head: how to build its input from the bases, and the map."""
-
-    name: str
-    version: int
-    bases: list[str]
-    weights: list[float]
-    dims: list[int]
-    projection: np.ndarray  # (sum(dims), dim) float32
-
-    def project(self, x: np.ndarray) -> np.ndarray:
-        """Unit tuned vectors from the head's input (see `base_input`)."""
-        return unit_rows(x @ self.projection).astype(np.float32)
-
-    def to_bytes(self) -> bytes:
-        buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            projection=self.projection.astype(np.float32),
-            dims=np.asarray(self.dims, dtype=np.int64),
-            weights=np.asarray(self.weights, dtype=np.float64),
-        )
-        return buffer.getvalue()
-
-    @classmethod
-    def from_row(cls, row: dict) -> Head:
-        with np.load(io.BytesIO(row["head"]), allow_pickle=False) as arrays:
-            return cls(
-                row["name"],
-                row["version"],
-                json.loads(row["bases"]),
-                arrays["weights"].tolist(),
-                arrays["dims"].tolist(),
-                arrays["projection"].astype(np.float32),
-            )
+        if self.head not in ("auto", "always", "never", "only"):
+            raise TuneError(f"head must be auto, always, never or only, not {self.head!r}")
 
 
 @dataclass
 class TuneResult:
-    """What a tuning run did and how the head did on items it never saw."""
+    """What a tuning run did and how the learnt method did on items it never saw."""
 
     name: str
     bases: list[str]
-    weights: list[float]
+    weights: list[float]  # the base fusion's weights (what "base" means below)
     targets: list[str]
     uses_labels: bool
     items_trained: int = 0
     items_validated: int = 0
     label_pairs_trained: int = 0
     label_pairs_held_back: int = 0
-    metrics: dict = field(default_factory=dict)  # notion -> {"base": P@10, "tuned": P@10}
+    metrics: dict = field(default_factory=dict)  # notion -> {"base_held_out": P@10, "tuned_held_out": ...}
+    signal_weights: dict = field(default_factory=dict)  # {"item": {signal: w}, "photo": {...}}
+    head_kept: bool = False
     epochs: int = 0
     best_epoch: int = 0
     seconds: float = 0.0
@@ -135,7 +115,7 @@ class TuneResult:
         return data
 
 
-# --- names, split, storage -------------------------------------------------------------------
+# --- names, bases, split ---------------------------------------------------------------------
 
 
 def check_name(name: str) -> None:
@@ -148,116 +128,30 @@ def check_name(name: str) -> None:
         raise TuneError(f"{name!r} is a built-in method; choose another name for the tuned one")
 
 
-def check_bases(bases: list[str]) -> None:
-    """Bases are built-in image methods (not tuned ones: a head over a head would chain versions)."""
+def check_bases(bases: list[str]) -> tuple[list[str], list[str]]:
+    """Bases are built-in image or text methods, at least one of them an image method (tuned ones are
+    not bases: a learnt method over another would chain versions). Returns (kinds, metrics) per base."""
     from core.methods import UnknownMethod, get_spec
 
     if not bases:
         raise TuneError("name at least one base method")
+    if len(set(bases)) != len(bases):
+        raise TuneError("name each base method once")
+    specs = []
     for base in bases:
         try:
-            kind = get_spec(base).kind
+            specs.append(get_spec(base))
         except UnknownMethod:
             raise TuneError(f"base {base!r} is not a built-in method; `python -m core methods` lists them") from None
-        if kind != "image":
-            raise TuneError(f"base {base!r} is a {kind} method; a tuned method's bases are image methods")
+    if not any(spec.kind == "image" for spec in specs):
+        raise TuneError("name at least one image method among the bases (photos and items are searched by it)")
+    return [spec.kind for spec in specs], [spec.metric for spec in specs]
 
 
 def is_validation(item_id: str, fraction: float = 0.2, salt: str = "") -> bool:
     """Stable split: the first 32 bits of sha1(salt + id) below `fraction` of their range."""
     digest = hashlib.sha1((salt + str(item_id)).encode("utf-8")).digest()
     return int.from_bytes(digest[:4], "big") < fraction * 2**32
-
-
-def latest_rows(db: sqlite_utils.Database, name: str | None = None) -> list[dict]:
-    """The current (latest saved) version's row of every tuned method, or of just `name`, by name."""
-    return list(
-        db.query(
-            "SELECT * FROM tuned_methods t WHERE version = (SELECT max(version) FROM tuned_methods WHERE name = t.name)"
-            + (" AND name = ?" if name is not None else "")
-            + " ORDER BY name",
-            [] if name is None else [name],
-        )
-    )
-
-
-def current_head(db: sqlite_utils.Database, name: str) -> Head | None:
-    """The latest saved version of a tuned method, or None."""
-    rows = latest_rows(db, name)
-    return Head.from_row(rows[0]) if rows else None
-
-
-def tuned_names(db: sqlite_utils.Database) -> dict[str, int]:
-    """Tuned method name -> its current version."""
-    return dict(db.execute("SELECT name, max(version) FROM tuned_methods GROUP BY name").fetchall())
-
-
-def _save(db: sqlite_utils.Database, head: Head, targets: list[str], uses_labels: bool, record: dict) -> int:
-    with db.conn:
-        version = db.execute(
-            "SELECT coalesce(max(version), 0) + 1 FROM tuned_methods WHERE name = ?", [head.name]
-        ).fetchone()[0]
-        record = {**record, "version": version, "saved": True}
-        db.conn.execute(
-            "INSERT INTO tuned_methods (name, version, bases, base_weights, targets, uses_labels, dim, head, record) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                head.name,
-                version,
-                json.dumps(head.bases),
-                json.dumps(head.weights),
-                json.dumps(targets),
-                int(uses_labels),
-                int(head.projection.shape[1]),
-                head.to_bytes(),
-                json.dumps(record),
-            ),
-        )
-    return version
-
-
-# --- applying a head (NumPy only) ------------------------------------------------------------
-
-
-unit_rows = unit  # rows at unit length (core/methods/distances.py)
-base_input = weighted_concat  # the head's input: each base unit-length, scaled by √weight, side by side (as hybrid)
-
-
-def apply_head(head: Head, base_matrix: np.ndarray) -> np.ndarray:
-    """Tuned unit-length float32 vectors from the bases' raw vectors concatenated in `head.bases` order."""
-    edges = np.cumsum([0, *head.dims])
-    parts = [base_matrix[:, a:b] for a, b in zip(edges[:-1], edges[1:])]
-    return head.project(base_input(parts, head.weights))
-
-
-def aligned_bases(db: sqlite_utils.Database, bases: list[str]) -> tuple[list[str], list[np.ndarray]]:
-    """Items having a vector for every base, and each base's matrix in that item order."""
-    loaded = [load_matrix(db, base) for base in bases]
-    for base, (ids, _) in zip(bases, loaded):
-        if not ids:
-            raise TuneError(missing_vectors(base))
-    common = set(loaded[0][0]).intersection(*(set(ids) for ids, _ in loaded[1:]))
-    ids = sorted(common)
-    parts = []
-    for base_ids, matrix in loaded:
-        row = {item_id: n for n, item_id in enumerate(base_ids)}
-        parts.append(matrix[[row[i] for i in ids]])
-    return ids, parts
-
-
-def tuned_vectors(db: sqlite_utils.Database, name: str) -> tuple[list[str], np.ndarray, list[str]]:
-    """Every item's tuned vector from the stored base vectors: (ids, matrix, ids lacking a base vector)."""
-    head = current_head(db, name)
-    if head is None:
-        raise TuneError(f"no tuned method {name!r}; run `python -m core tune --name {name} --base ...` first")
-    ids, parts = aligned_bases(db, head.bases)
-    if any(p.shape[1] != d for p, d in zip(parts, head.dims)):
-        raise TuneError(
-            f"the stored vectors of {', '.join(head.bases)} changed size since {name} was tuned; tune it again"
-        )
-    have = set(ids)
-    missing = [i for (i,) in db.execute("SELECT id FROM items ORDER BY id") if i not in have]
-    return ids, apply_head(head, np.hstack(parts)), missing
 
 
 # --- training data ---------------------------------------------------------------------------
@@ -323,13 +217,30 @@ def label_scores(matrix: np.ndarray, pairs: np.ndarray, k: int = K) -> dict[str,
 @dataclass
 class _Data:
     ids: list[str]
+    bases: list[str]
+    kinds: list[str]
     dims: list[int]
-    x: np.ndarray  # the head's input (weighted concatenated bases)
+    parts: dict[str, np.ndarray]  # base -> raw vectors (zeros: an item without that text)
+    weights: list[float]  # the base fusion's weights, per base
+    x: np.ndarray  # the head's input (the image bases' weighted concatenation)
     notions: dict[str, np.ndarray]  # target(s) -> class per item (-1: value missing)
     joint: str | None  # the notion whose classes are the positives
     pairs: np.ndarray  # (query row, candidate row, relevant)
     validation: np.ndarray  # bool per item
-    inner: np.ndarray  # bool per item: training items kept for early stopping
+    inner: np.ndarray  # bool per item: training items kept for early stopping and choices
+
+    @property
+    def image_bases(self) -> list[str]:
+        return [b for b, k in zip(self.bases, self.kinds) if k == "image"]
+
+    @property
+    def head_input(self) -> list[float]:
+        image = [w for w, k in zip(self.weights, self.kinds) if k == "image"]
+        return [w / sum(image) for w in image] if sum(image) > 0 else [1 / len(image)] * len(image)
+
+    def base_space(self) -> np.ndarray:
+        """The untuned fusion: every base's unit vectors, weighted."""
+        return unit(weighted_concat([self.parts[b] for b in self.bases], self.weights))
 
 
 def _weights(bases: list[str], weights: list[float] | None) -> list[float]:
@@ -339,20 +250,34 @@ def _weights(bases: list[str], weights: list[float] | None) -> list[float]:
     return [w / sum(weights) for w in weights]
 
 
+def _label_rows(db: sqlite_utils.Database, ids: list[str], validation: np.ndarray) -> np.ndarray:
+    row = {item_id: n for n, item_id in enumerate(ids)}
+    pairs = np.array(
+        [(row[q], row[c], r) for q, c, r in judged_pairs(db) if q in row and c in row and q != c], dtype=np.int64
+    ).reshape(-1, 3)
+    if not (~validation[pairs[:, 0]] & ~validation[pairs[:, 1]]).any():
+        raise TuneError("no relevance labels between training items with vectors; label some results first")
+    return pairs
+
+
 def gather(
     db: sqlite_utils.Database,
     bases: list[str],
+    kinds: list[str],
     weights: list[float],
     targets: list[str],
     use_labels: bool,
-    settings: Settings,
+    options: TuneOptions,
 ) -> _Data:
     """Base vectors, target classes, label pairs and the hash splits, checked for usable input."""
     if not targets and not use_labels:
         raise TuneError("nothing to learn from: give targets (catalog fields) and/or use labels")
-    ids, parts = aligned_bases(db, bases)
-    validation = np.array([is_validation(i, settings.validation) for i in ids], dtype=bool)
-    inner = np.array([is_validation(i, settings.inner, salt="inner:") for i in ids], dtype=bool) & ~validation
+    try:
+        ids, parts = stored_bases(db, bases, kinds)
+    except HeadError as exc:
+        raise TuneError(str(exc)) from None
+    validation = np.array([is_validation(i, options.validation) for i in ids], dtype=bool)
+    inner = np.array([is_validation(i, options.inner, salt="inner:") for i in ids], dtype=bool) & ~validation
     notions = {}
     for target in targets:
         notions[target] = class_codes(joint_values(db, ids, [target]))
@@ -365,15 +290,11 @@ def gather(
     joint = ",".join(targets) if targets else None
     if len(targets) > 1:
         notions[joint] = class_codes(joint_values(db, ids, targets))
-    pairs = np.zeros((0, 3), dtype=np.int64)
-    if use_labels:
-        row = {item_id: n for n, item_id in enumerate(ids)}
-        pairs = np.array(
-            [(row[q], row[c], r) for q, c, r in judged_pairs(db) if q in row and c in row and q != c], dtype=np.int64
-        ).reshape(-1, 3)
-        if not (~validation[pairs[:, 0]] & ~validation[pairs[:, 1]]).any():
-            raise TuneError("no relevance labels between training items with vectors; label some results first")
-    return _Data(ids, [p.shape[1] for p in parts], base_input(parts, weights), notions, joint, pairs, validation, inner)
+    pairs = _label_rows(db, ids, validation) if use_labels else np.zeros((0, 3), dtype=np.int64)
+    dims = [parts[b].shape[1] for b in bases]
+    data = _Data(ids, bases, kinds, dims, parts, weights, np.zeros(0), notions, joint, pairs, validation, inner)
+    data.x = weighted_concat([parts[b] for b in data.image_bases], data.head_input)
+    return data
 
 
 def _supcon(z, classes, temperature: float):
@@ -428,8 +349,53 @@ def _label_loss(project, x, pairs: np.ndarray, queries: np.ndarray, extra: np.nd
     return _positives_loss(sims.masked_fill(itself, -1e9).log_softmax(dim=1), positive.to(x.device))
 
 
+@dataclass
+class _Plan:
+    """Which rows and pairs the head trains on, and which the inner check keeps."""
+
+    train_rows: np.ndarray
+    inner_rows: np.ndarray
+    fit_rows: np.ndarray
+    item_rows: np.ndarray  # fit rows with every target value
+    fit_pairs: np.ndarray
+    inner_pairs: np.ndarray
+    label_queries: np.ndarray
+    used: np.ndarray  # rows the head learnt from or was checked on
+
+
+def _plan(data: _Data) -> _Plan:
+    train = ~data.validation
+    fit = train & ~data.inner
+    item_rows = np.where(fit & (data.notions[data.joint] >= 0))[0] if data.notions else np.zeros(0, np.int64)
+    usable = train[data.pairs[:, 0]] & train[data.pairs[:, 1]]
+    fit_pairs = data.pairs[usable & ~data.inner[data.pairs[:, 0]]]
+    inner_pairs = data.pairs[usable & data.inner[data.pairs[:, 0]]]
+    inner_rows = np.where(data.inner)[0]
+    used = np.union1d(np.union1d(item_rows, fit_pairs[:, :2].ravel()), inner_rows)
+    label_queries = np.unique(fit_pairs[fit_pairs[:, 2] == 1, 0])
+    return _Plan(
+        np.where(train)[0], inner_rows, np.where(fit)[0], item_rows, fit_pairs, inner_pairs, label_queries, used
+    )
+
+
+def _step_loss(project, x, weight, start, plan: _Plan, tasks, batches, rng, options: TuneOptions):
+    """One optimisation step's loss: the anchor, the targets' contrastive terms, the labels' term."""
+    item_batch, query_batch = batches
+    anchor = options.label_anchor if len(plan.fit_pairs) else options.anchor
+    loss = (weight - start).pow(2).sum() * anchor
+    if item_batch is not None:
+        rows = item_batch
+        z = project(x[rows])
+        for classes, task_weight in tasks:
+            loss = loss + task_weight * _supcon(z, classes[rows], options.temperature)
+    if query_batch is not None:
+        extra = rng.choice(plan.fit_rows, min(options.random_negatives, len(plan.fit_rows)), replace=False)
+        loss = loss + _label_loss(project, x, plan.fit_pairs, query_batch, extra, options.temperature)
+    return loss
+
+
 def train_head(
-    data: _Data, settings: Settings, progress: bool = True, on_progress: Callable[[int, int], None] | None = None
+    data: _Data, options: TuneOptions, progress: bool = True, on_progress: Callable[[int, int], None] | None = None
 ) -> tuple[np.ndarray, int, int, list[int]]:
     """Fit the map on the training part: (projection, epochs run, best epoch, training rows used).
 
@@ -445,61 +411,44 @@ def train_head(
 
     set_threads()
     device = devices.resolve()
-
-    def on_device(array: np.ndarray):
-        return torch.from_numpy(array).to(device)
-
-    torch.manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
-    train = ~data.validation
-    train_rows, inner_rows = np.where(train)[0], np.where(data.inner)[0]
-    fit = train & ~data.inner
-    fit_rows = np.where(fit)[0]
-    tasks, item_rows = [], np.zeros(0, dtype=np.int64)
+    torch.manual_seed(options.seed)
+    rng = np.random.default_rng(options.seed)
+    plan = _plan(data)
+    tasks = []
     if data.notions:
         singles = [t for t in data.notions if t != data.joint]
-        tasks = [(on_device(data.notions[data.joint]), 1.0)] + [
-            (on_device(data.notions[t]), settings.target_decay ** (n + 1)) for n, t in enumerate(singles)
+        tasks = [(torch.from_numpy(data.notions[data.joint]).to(device), 1.0)] + [
+            (torch.from_numpy(data.notions[t]).to(device), options.target_decay ** (n + 1))
+            for n, t in enumerate(singles)
         ]
-        item_rows = np.where(fit & (data.notions[data.joint] >= 0))[0]
-    usable = train[data.pairs[:, 0]] & train[data.pairs[:, 1]]
-    fit_pairs = data.pairs[usable & ~data.inner[data.pairs[:, 0]]]
-    inner_pairs = data.pairs[usable & data.inner[data.pairs[:, 0]]]
-    label_queries = np.unique(fit_pairs[fit_pairs[:, 2] == 1, 0])
-    used = np.union1d(np.union1d(item_rows, fit_pairs[:, :2].ravel()), inner_rows)
-    anchor = settings.label_anchor if len(fit_pairs) else settings.anchor
-
-    x = on_device(np.ascontiguousarray(data.x, dtype=np.float32))
-    dim = min(settings.dim, x.shape[1])
-    _, _, directions = torch.svd_lowrank(x[on_device(train_rows)], q=dim, niter=4)
+    x = torch.from_numpy(np.ascontiguousarray(data.x, dtype=np.float32)).to(device)
+    dim = min(options.dim, x.shape[1])
+    _, _, directions = torch.svd_lowrank(x[torch.from_numpy(plan.train_rows).to(device)], q=dim, niter=4)
     start = directions[:, :dim].contiguous()
     weight = torch.nn.Parameter(start.clone())
-    optimiser = torch.optim.AdamW([weight], lr=settings.learning_rate, weight_decay=0.0)
+    optimiser = torch.optim.AdamW([weight], lr=options.learning_rate, weight_decay=0.0)
 
     def project(v):
         return F.normalize(v @ weight, dim=1)
 
     def score() -> float:
         with torch.no_grad():
-            return _inner_score(project(x).cpu().numpy(), data, train_rows, inner_rows, inner_pairs)
+            z = project(x).cpu().numpy()
+        return _inner_score(z, data, plan.train_rows, plan.inner_rows, plan.inner_pairs)
 
     best_score, best_weight, best_epoch, stale, epoch = score(), start.clone(), 0, 0, 0
-    steps = max(-(-len(item_rows) // settings.batch_size), -(-len(label_queries) // settings.query_batch), 1)
-    bar = tqdm(total=settings.epochs, desc="tune", unit=" epoch", disable=not progress)
+    steps = max(-(-len(plan.item_rows) // options.batch_size), -(-len(plan.label_queries) // options.query_batch), 1)
+    bar = tqdm(total=options.epochs, desc="tune", unit=" epoch", disable=not progress)
     try:
-        for epoch in range(1, settings.epochs + 1):
-            item_batches = _batches(item_rows, settings.batch_size, steps, rng) if len(item_rows) else []
-            query_batches = _batches(label_queries, settings.query_batch, steps, rng) if len(label_queries) else []
+        for epoch in range(1, options.epochs + 1):
+            items = _batches(plan.item_rows, options.batch_size, steps, rng) if len(plan.item_rows) else []
+            queries = _batches(plan.label_queries, options.query_batch, steps, rng) if len(plan.label_queries) else []
             for step in range(steps):
-                loss = (weight - start).pow(2).sum() * anchor
-                if item_batches:
-                    rows = on_device(item_batches[step])
-                    z = project(x[rows])
-                    for classes, task_weight in tasks:
-                        loss = loss + task_weight * _supcon(z, classes[rows], settings.temperature)
-                if query_batches:
-                    extra = rng.choice(fit_rows, min(settings.random_negatives, len(fit_rows)), replace=False)
-                    loss = loss + _label_loss(project, x, fit_pairs, query_batches[step], extra, settings.temperature)
+                batch = (
+                    torch.from_numpy(items[step]).to(device) if items else None,
+                    queries[step] if queries else None,
+                )
+                loss = _step_loss(project, x, weight, start, plan, tasks, batch, rng, options)
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
@@ -511,12 +460,114 @@ def train_head(
             bar.update()
             bar.set_postfix(inner=f"{current:.3f}", best=f"{best_score:.3f}")
             if on_progress:
-                on_progress(epoch, settings.epochs)
-            if stale >= settings.patience:
+                on_progress(epoch, options.epochs)
+            if stale >= options.patience:
                 break
     finally:
         bar.close()
-    return best_weight.cpu().numpy().astype(np.float32), epoch, best_epoch, used.tolist()
+    return best_weight.cpu().numpy().astype(np.float32), epoch, best_epoch, plan.used.tolist()
+
+
+# --- signal weights --------------------------------------------------------------------------
+
+
+def signal_blocks(data: _Data, projection: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Each signal's unit vectors for every item: the bases, and the head when there is one."""
+    blocks = {b: unit(data.parts[b]) for b in data.bases}
+    if projection is not None:
+        blocks[HEAD] = unit(data.x @ projection)
+    return blocks
+
+
+def _field_pairs(data: _Data, blocks: dict[str, np.ndarray], queries: np.ndarray, gallery: np.ndarray, options) -> list:
+    """Each query's best `candidates` by every signal among `gallery`, plus random ones: relevant when
+    every target matches."""
+    classes = data.notions[data.joint]
+    queries, gallery = queries[classes[queries] >= 0], gallery[classes[gallery] >= 0]
+    rng = np.random.default_rng(options.seed)
+    found = [nearest_rows(b[gallery], np.searchsorted(gallery, queries), options.candidates) for b in blocks.values()]
+    pairs = []
+    for n, q in enumerate(queries):
+        mine = set(gallery[np.concatenate([f[n] for f in found])].tolist())
+        mine |= set(rng.choice(gallery, min(options.pair_negatives, len(gallery)), replace=False).tolist()) - {q}
+        pairs += [(q, c, int(classes[q] == classes[c])) for c in sorted(mine)]
+    return pairs
+
+
+def _label_pairs(data: _Data, pairs: np.ndarray, gallery: np.ndarray, options: TuneOptions) -> list:
+    """Judged pairs plus, per judged query, random unjudged items of `gallery` as not relevant."""
+    rng = np.random.default_rng(options.seed + 1)
+    out = [tuple(p) for p in pairs.tolist()]
+    for q in np.unique(pairs[:, 0]):
+        judged = set(pairs[pairs[:, 0] == q, 1].tolist()) | {q}
+        extra = rng.choice(gallery, min(options.pair_negatives + len(judged), len(gallery)), replace=False)
+        out += [(q, c, 0) for c in extra.tolist() if c not in judged][: options.pair_negatives]
+    return out
+
+
+def fit_weights(features: np.ndarray, pairs: np.ndarray, decay: float, most: int = 50_000) -> np.ndarray:
+    """Non-negative weights (sum 1) of the signals whose weighted sum ranks each query's relevant
+    candidates above its other ones: a pairwise logistic loss on feature differences (at most `most`
+    of them, sampled), L2 penalty, solved with bounds by L-BFGS-B."""
+    from scipy.optimize import minimize
+
+    differences = []
+    for q in np.unique(pairs[:, 0]):
+        mine = pairs[:, 0] == q
+        good, bad = features[mine & (pairs[:, 2] == 1)], features[mine & (pairs[:, 2] == 0)]
+        if len(good) and len(bad):
+            differences.append((good[:, None, :] - bad[None, :, :]).reshape(-1, features.shape[1]))
+    even = np.full(features.shape[1], 1 / features.shape[1])
+    if not differences:
+        return even
+    d = np.vstack(differences).astype(np.float64)
+    if len(d) > most:
+        d = d[np.random.default_rng(0).choice(len(d), most, replace=False)]
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = d @ w
+        value = np.logaddexp(0, -z).mean() + decay * (w @ w) / 2
+        gradient = -(d * (1 / (1 + np.exp(np.clip(z, -30, 30))))[:, None]).mean(0) + decay * w
+        return float(value), gradient
+
+    w = minimize(loss, even, jac=True, method="L-BFGS-B", bounds=[(0, None)] * len(even)).x
+    return w / w.sum() if w.sum() > 0 else even
+
+
+def _fused(blocks: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    names = [s for s, w in weights.items() if w > 0]
+    return unit(weighted_concat([blocks[s] for s in names], [weights[s] for s in names]))
+
+
+def learn_weights(data: _Data, blocks: dict[str, np.ndarray], options: TuneOptions) -> tuple[dict[str, float], float]:
+    """Signal weights from the training part (the inner items for fields when a head learnt from the
+    others), with their inner check's score."""
+    plan = _plan(data)
+    pairs = []
+    if data.notions:
+        queries = plan.inner_rows if HEAD in blocks else plan.train_rows[:: max(1, len(plan.train_rows) // 400)]
+        pairs += _field_pairs(data, blocks, queries, plan.train_rows, options)
+    if len(plan.fit_pairs):
+        pairs += _label_pairs(data, plan.fit_pairs, plan.fit_rows, options)
+    pairs = np.array(pairs, dtype=np.int64).reshape(-1, 3)
+    features = np.stack([(b[pairs[:, 0]] * b[pairs[:, 1]]).sum(1) for b in blocks.values()], axis=1)
+    weights = dict(zip(blocks, fit_weights(features, pairs, options.weight_decay).tolist()))
+    return weights, _inner_score(_fused(blocks, weights), data, plan.train_rows, plan.inner_rows, plan.inner_pairs)
+
+
+def photo_weights(data: _Data, metrics: list[str], item: dict[str, float], options: TuneOptions) -> tuple[dict, dict]:
+    """(item weights, photo weights): photos use the deep image bases (not colour histograms, nor the
+    head), weighted as for items; each gets at least `photo_floor` of the item weight so it has a block."""
+    deep = [
+        b
+        for b, m in zip(data.image_bases, [m for m, k in zip(metrics, data.kinds) if k == "image"])
+        if m != "hellinger"
+    ]
+    chosen = deep or data.image_bases
+    item = {s: max(w, options.photo_floor) if s in chosen else w for s, w in item.items()}
+    item = {s: w / sum(item.values()) for s, w in item.items()}
+    total = sum(item[s] for s in chosen)
+    return item, {s: item[s] / total for s in chosen}
 
 
 def _rounded(value: float) -> float | None:
@@ -525,15 +576,19 @@ def _rounded(value: float) -> float | None:
 
 def validate(data: _Data, tuned: np.ndarray) -> dict:
     """Base vs tuned on the validation part: P@10 per notion with the held-out items as the only
-    gallery (`held_out`) and with the whole catalog as gallery (`catalog`), and held-back labels."""
+    gallery (`held_out`) and with the whole catalog as gallery (`catalog`), each base alone on the
+    held-out items (`bases`), and held-back labels."""
     val_rows, all_rows = np.where(data.validation)[0], np.arange(len(data.ids))
-    spaces = {"base": unit_rows(data.x), "tuned": tuned}
+    spaces = {"base": data.base_space(), "tuned": tuned}
     metrics = {}
     for notion, classes in data.notions.items():
         metrics[notion] = {
             f"{space}_{gallery_name}": _rounded(precision_at_k(matrix, classes, val_rows, gallery))
             for space, matrix in spaces.items()
             for gallery_name, gallery in (("held_out", val_rows), ("catalog", all_rows))
+        }
+        metrics[notion]["bases"] = {
+            b: _rounded(precision_at_k(unit(data.parts[b]), classes, val_rows, val_rows)) for b in data.bases
         }
     held = data.pairs[data.validation[data.pairs[:, 0]]]
     if len(held):
@@ -561,6 +616,26 @@ def _worse(metrics: dict, joint: str | None) -> list[str]:
     ]
 
 
+def _learn(data: _Data, metrics: list[str], options: TuneOptions, progress: bool, on_progress) -> tuple:
+    """Train the head, fit the signal weights with and without it, keep the better on the inner check:
+    (Head without name/version, epochs, best epoch, rows used, head kept)."""
+    without, without_score = learn_weights(data, signal_blocks(data, None), options)
+    if options.head == "never":
+        item, photo = photo_weights(data, metrics, without, options)
+        head = Head("", 0, data.bases, data.head_input, data.dims, None, data.kinds, item, photo)
+        return head, 0, 0, _plan(data).used.tolist(), False
+    projection, epochs, best_epoch, used = train_head(data, options, progress, on_progress)
+    with_head, with_score = learn_weights(data, signal_blocks(data, projection), options)
+    if options.head == "only":
+        head = Head("", 0, data.bases, data.head_input, data.dims, projection, data.kinds, {HEAD: 1.0}, {HEAD: 1.0})
+        return head, epochs, best_epoch, used, True
+    kept = options.head == "always" or (with_score > without_score and with_head.get(HEAD, 0) > 0)
+    item, photo = photo_weights(data, metrics, with_head if kept else without, options)
+    head = Head("", 0, data.bases, data.head_input, data.dims, projection if kept else None, data.kinds, item, photo)
+    log.info("tune: inner check %.4f with the head, %.4f without", with_score, without_score)
+    return head, epochs, best_epoch, used, kept
+
+
 def tune(
     db: sqlite_utils.Database,
     name: str,
@@ -569,28 +644,31 @@ def tune(
     use_labels: bool = False,
     weights: list[float] | None = None,
     force: bool = False,
-    settings: Settings = Settings(),
+    options: TuneOptions = TuneOptions(),
     progress: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> TuneResult:
-    """Learn a head for `name` over `bases`, validate it on held-out items, save it as a new version
-    unless it is worse than its base there (or `force`)."""
+    """Learn `name` over `bases` (signal weights, and a head where it helps), validate it on held-out
+    items, save it as a new version unless it is worse than its base there (or `force`)."""
     check_name(name)
-    check_bases(bases)
+    kinds, metrics = check_bases(bases)
     targets = list(targets or [])
     weights = _weights(bases, weights)
     started = time.perf_counter()
-    data = gather(db, bases, weights, targets, use_labels, settings)
+    data = gather(db, bases, kinds, weights, targets, use_labels, options)
     result = TuneResult(name, list(bases), weights, targets, use_labels)
-    projection, result.epochs, result.best_epoch, used = train_head(data, settings, progress, on_progress)
+    head, result.epochs, result.best_epoch, used, result.head_kept = _learn(
+        data, metrics, options, progress, on_progress
+    )
+    head.name = name
+    result.signal_weights = {"item": head.item, "photo": head.photo}
     result.trained_ids = [data.ids[r] for r in used]
     result.items_trained = len(used)
     result.items_validated = int(data.validation.sum())
     train = ~data.validation
     result.label_pairs_trained = int((train[data.pairs[:, 0]] & train[data.pairs[:, 1]]).sum())
     result.label_pairs_held_back = int(data.validation[data.pairs[:, 0]].sum())
-    head = Head(name, 0, list(bases), weights, data.dims, projection)
-    result.metrics = validate(data, head.project(data.x))
+    result.metrics = validate(data, unit(head.vectors(data.parts)))
     worse = _worse(result.metrics, data.joint)
     result.seconds = time.perf_counter() - started
     if worse and not force:
@@ -598,6 +676,6 @@ def tune(
     else:
         result.saved = True
         result.reason = "saved" + (" (forced) although " + "; ".join(worse) if worse else "")
-        result.version = _save(db, head, targets, use_labels, result.as_dict())
+        result.version = save_head(db, head, targets, use_labels, result.as_dict())
     log.info("tune %s: %s", name, result.reason)
     return result

@@ -22,10 +22,11 @@ from tqdm import tqdm
 
 from core.catalog.db import Catalog
 from core.catalog.vectors import primary_images_sql
-from core.engines.decode import decoded_batches, to_uint8
+from core.engines.decode import decoded_batches
 from core.files.atomic import atomic_path
 from core.methods import devices
 from core.methods.autoencoder import DEFAULT_EPOCHS, SIZE, ConvAutoencoder, checkpoint_path
+from core.methods.preprocess import to_uint8
 from core.methods.torch_utils import set_threads
 
 log = logging.getLogger(__name__)

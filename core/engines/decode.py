@@ -5,8 +5,12 @@ small chunks ahead (at most `2 x workers` chunks, and one whole batch, in flight
 stays bounded however long the catalog. Threads suit the CPU path, where the model needs the
 same cores; processes (as many as cores) are what feeds a GPU, since one interpreter's threads
 cannot decode thousands of JPEGs a second. Work sent to a process must be picklable: the
-preprocessing is a plain function such as `functools.partial(to_array, size=224, mean=..., std=...)`
-(core/methods/preprocess.py).
+preprocessing is a plain function or a `core.methods.preprocess.Pixels`.
+
+With `Pixels`, the fast path most models take, a JPEG is decoded at reduced size straight away
+(`PIL.Image.draft`: the decoder scales by 1/2, 1/4 or 1/8 in the DCT, never below the model's
+input size), resized, and shipped as uint8 NHWC, a quarter of float32's bytes through a process
+pipe; the model's side normalises it (`Pixels.normalise`, or inside the compiled model).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from core.catalog.images import ImageError, load_rgb
+from core.methods.preprocess import Pixels
 from core.settings import available_cores
 
 log = logging.getLogger(__name__)
@@ -37,17 +42,15 @@ THREAD_WORKERS = 2  # the CPU path's decode threads (docs/benchmarks.md)
 Preprocess = Callable[[list[Image.Image]], object] | None
 
 
-def to_uint8(images: list[Image.Image], size: int, resample: int = Image.BILINEAR) -> np.ndarray:
-    """Resize each image to size x size (whole garment kept): NHWC uint8, a quarter of float32's bytes."""
-    return np.stack([np.asarray(img.convert("RGB").resize((size, size), resample)) for img in images])
+def read_photo(path: str | None, url: str | None = None, draft: int | None = None) -> Image.Image:
+    """A photo from a path this worker sees, else fetched from its URL (cluster workers).
 
-
-def read_photo(path: str | None, url: str | None = None) -> Image.Image:
-    """A photo from a path this worker sees, else fetched from its URL (cluster workers)."""
+    draft: a JPEG may be decoded reduced, to no less than draft x draft pixels.
+    """
     try:
         if path is None:
             raise ImageError("no photo file")
-        return load_rgb(path)
+        return load_rgb(path, draft)
     except ImageError as missing:
         if not url or (path and Path(path).exists()):
             raise
@@ -55,7 +58,7 @@ def read_photo(path: str | None, url: str | None = None) -> Image.Image:
 
         with tempfile.TemporaryDirectory() as folder:
             try:
-                return load_rgb(fetch(url, Path(folder) / "photo", session()))
+                return load_rgb(fetch(url, Path(folder) / "photo", session()), draft)
             except DownloadError as exc:
                 raise ImageError(f"{missing}; {exc}") from None
 
@@ -65,9 +68,10 @@ def decode_chunk(
 ) -> tuple[list[int], object, list[tuple[int, str]]]:
     """Decode (path, url) sources: (indices decoded, preprocessed batch or images, (index, reason) failures)."""
     good, images, failures = [], [], []
+    draft = preprocess.size if isinstance(preprocess, Pixels) else None
     for n, (path, url) in enumerate(sources):
         try:
-            images.append(read_photo(path, url))
+            images.append(read_photo(path, url, draft))
             good.append(n)
         except ImageError as exc:
             failures.append((n, str(exc)))

@@ -43,6 +43,8 @@ class EmbedReport:
     seconds: float = 0.0  # from the first decoded batch to the end: what `rate` divides by
     startup: float = 0.0  # before it: batch-size probe, decode workers' start, the first batch's decode
     missing_parts: dict[str, int] = field(default_factory=dict)  # derived: part -> items lacking a current vector
+    backend: str | None = None  # the runtime that ran the model (openvino, onnx, torch)
+    precision: str | None = None
 
     @property
     def rate(self) -> float:
@@ -79,6 +81,8 @@ def embed_catalog(
     version = extractor.spec.version
     todo = pending(db, method, version, spec.kind, limit, retry_failed)
     report = EmbedReport(method, version, pending=len(todo))
+    report.backend = getattr(extractor, "backend", None)
+    report.precision = getattr(extractor, "precision", None)
     start = time.perf_counter()
     # a method that runs no torch model (colour histograms) needs no device: LOOKALIKE_DEVICE is not asked
     placement = devices.current() if spec.runs_model else devices.Placement()
@@ -181,9 +185,8 @@ def _embed_derived(
                     if len(found) < len(batch):
                         report.missing_parts[part] = report.missing_parts.get(part, 0) + len(batch) - len(found)
             if ready:
-                matrix = extractor.derive(
-                    {part: np.stack([found[item.item_id] for item in ready]) for part, found in stored.items()}
-                )
+                parts = {part: np.stack([found[item.item_id] for item in ready]) for part, found in stored.items()}
+                matrix = extractor.derive(parts | extractor.item_inputs([item.item_id for item in ready]))
                 report.embedded += vectors.store(
                     db, spec.name, spec.version, ((item.item_id, v, item.source_hash) for item, v in zip(ready, matrix))
                 )

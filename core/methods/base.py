@@ -86,6 +86,14 @@ class DerivedExtractor(ImageExtractor):
     def combine(self, part_vectors: dict[str, np.ndarray]) -> np.ndarray:
         """Raw features from each part's unit vectors (rows aligned)."""
 
+    def combine_photo(self, part_vectors: dict[str, np.ndarray]) -> np.ndarray:
+        """Raw features of photos that are not in the catalog (by default as `combine`)."""
+        return self.combine(part_vectors)
+
+    def item_inputs(self, item_ids: list[str]) -> dict[str, np.ndarray]:
+        """Inputs of catalog items besides the parts' vectors (rows aligned with `item_ids`); none by default."""
+        return {}
+
     def derive(self, part_vectors: dict[str, np.ndarray]) -> np.ndarray:
         return unit(self.combine(part_vectors))
 
@@ -95,4 +103,4 @@ class DerivedExtractor(ImageExtractor):
             if self.load_part is None:
                 raise RuntimeError(f"{self.spec.name}: build it with core.methods.create_extractor to embed photos")
             self._parts = {name: self.load_part(name) for name in self.spec.parts}
-        return self.combine({name: part.embed_images(batch) for name, part in self._parts.items()})
+        return self.combine_photo({name: part.embed_images(batch) for name, part in self._parts.items()})

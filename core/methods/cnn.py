@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 import timm
@@ -10,7 +9,7 @@ import torch
 
 from core.catalog.db import Catalog
 from core.methods import weights
-from core.methods.preprocess import to_array
+from core.methods.preprocess import Pixels
 from core.methods.specs import ARCHS
 from core.methods.torch_utils import TorchImageExtractor
 
@@ -31,9 +30,8 @@ class TimmCNN(TorchImageExtractor):
     def load_model(self, catalog: Catalog | None) -> torch.nn.Module:
         model = load(self.spec.name, catalog)
         cfg = model.pretrained_cfg
-        self.preprocess = partial(
-            to_array,
-            size=int(cfg.get("input_size", (3, 224, 224))[-1]),  # picklable
+        self.preprocess = Pixels(
+            size=int(cfg.get("input_size", (3, 224, 224))[-1]),
             mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
             std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
         )

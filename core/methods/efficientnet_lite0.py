@@ -1,14 +1,12 @@
 """EfficientNet-Lite0 as every backend runs it: input size, normalisation, half precision, preprocessing.
 
-The backends (ONNX Runtime in efficientnet.py, PyTorch in efficientnet_torch.py) import these, so
+The backends (OpenVINO and ONNX Runtime in efficientnet.py, PyTorch in efficientnet_torch.py) import these, so
 they agree by construction and neither imports the other's module for them.
 """
 
 from __future__ import annotations
 
-from functools import partial
-
-from core.methods.preprocess import to_array
+from core.methods.preprocess import Pixels
 
 MEAN = STD = (0.5, 0.5, 0.5)
 SIZE = 224
@@ -16,4 +14,4 @@ SIZE = 224
 # 0.99998; ReLU6 keeps every activation far inside float16's range.
 HALF = "float16"
 
-to_batch = partial(to_array, size=SIZE, mean=MEAN, std=STD)  # picklable: decode processes
+PIXELS = Pixels(SIZE, MEAN, STD)  # uint8 from the decoders; normalised on the model's side

@@ -9,7 +9,7 @@ import torch
 
 from core.catalog.db import Catalog
 from core.methods import weights
-from core.methods.efficientnet_lite0 import HALF, SIZE, to_batch
+from core.methods.efficientnet_lite0 import HALF, PIXELS, SIZE
 from core.methods.torch_utils import TorchImageExtractor
 
 
@@ -45,10 +45,9 @@ def export_onnx(path: Path) -> None:
 
 
 class EfficientNetLite0Torch(TorchImageExtractor):
-    backend = "torch"
     channels_last = True
     half = HALF
-    preprocess = to_batch
+    preprocess = PIXELS
 
     def load_model(self, catalog: Catalog | None) -> torch.nn.Module:
         return load_model()

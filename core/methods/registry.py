@@ -115,25 +115,33 @@ def list_methods(catalog: Catalog | None = None) -> list[dict]:
             "weights": spec.weights,
         }
         if spec.training is not None:
-            row |= {"bases": list(spec.parts), "training": spec.training}
+            row |= {"bases": spec.training.get("bases", list(spec.parts)), "training": spec.training}
         rows.append(row)
     return rows
 
 
 def method_states(catalog: Catalog | None = None) -> list[dict]:
     """Every method as scripts see it (`methods --json`, the API's /methods): name, kind, whether it
-    can run here and why not, the device it would run on, and a tuned method's bases and training."""
-    from core.methods import devices
+    can run here and why not, the device, runtime (backend) and precision it would run with, and a
+    tuned method's bases and training. A bad LOOKALIKE_BACKEND shows as backend None."""
+    from core.methods import backends, devices
 
     try:
         device = devices.resolve()
     except ValueError:  # LOOKALIKE_DEVICE unusable here: torch methods get no device, the rest are listed
         device = None
-    return [
-        {
-            **{k: m[k] for k in ("name", "kind", "available", "reason", "state", "todo", "vectors")},
-            "device": device if m["runs_model"] else "cpu",
-            **{k: m[k] for k in ("bases", "training") if k in m},
-        }
-        for m in list_methods(catalog)
-    ]
+    usable = backends.summary()["backend"] is not None
+    rows = []
+    for m in list_methods(catalog):
+        where = device if m["runs_model"] else "cpu"
+        backend = backends.for_method(m["name"], m["runs_model"], m["kind"], where) if usable and where else None
+        rows.append(
+            {
+                **{k: m[k] for k in ("name", "kind", "available", "reason", "state", "todo", "vectors")},
+                "device": where,
+                "backend": backend,
+                "precision": backends.method_precision(m["name"], backend, where),
+                **{k: m[k] for k in ("bases", "training") if k in m},
+            }
+        )
+    return rows

@@ -1,9 +1,10 @@
-"""Tuned methods as methods: a spec for each head saved in a catalog, and the extractor applying it.
+"""Tuned (learnt) methods as methods: a spec for each one saved in a catalog, and the extractor applying it.
 
-A tuned method (core/curation/tuning.py) is derived from its bases' vectors: the catalog's tuned vectors
-are computed from the stored base vectors (no photo decoded), an uploaded photo's by running the
-bases and then the head. Its version names the head's saved version, a digest of the head and
-its bases' versions, so re-tuning makes its vectors and index stale the usual way.
+A tuned method (learnt by core/curation/tuning.py, stored and applied by core/methods/heads.py) is
+derived from its bases' vectors: the catalog's vectors are computed from the stored base vectors
+(image and text; no photo decoded, no text encoded), an uploaded photo's by running the image bases
+and applying the photo weights. Its version names the saved version, a digest of the head, the
+weights and its bases' versions, so re-tuning makes its vectors and index stale the usual way.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import json
 import numpy as np
 
 from core.catalog.db import Catalog
+from core.catalog.vectors import vectors_of
 from core.methods.base import DerivedExtractor
+from core.methods.heads import Head, latest_rows
 from core.methods.registry import get_spec, register_catalog_specs
 from core.methods.spec import MethodSpec
 from core.methods.specs import parts_available
@@ -22,8 +25,11 @@ from core.methods.specs import parts_available
 
 def spec_of(row: dict) -> MethodSpec:
     """The spec of a saved head (a `tuned_methods` row)."""
-    bases = tuple(json.loads(row["bases"]))
+    head = Head.from_row(row)
+    bases = tuple(head.bases)
     digest = hashlib.sha1(row["head"])
+    if row["base_weights"].startswith("{"):  # signal weights (rows from before them hold a list)
+        digest.update(row["base_weights"].encode("utf-8"))
     digest.update("|".join(get_spec(base).version for base in bases).encode("utf-8"))
     targets = json.loads(row["targets"])
     learnt = " + ".join(
@@ -36,11 +42,11 @@ def spec_of(row: dict) -> MethodSpec:
         dim=int(row["dim"]),
         metric="angular",
         family="tuned",
-        description=f"Tuned head over {' + '.join(bases)}, learnt from {learnt} (version {row['version']})",
+        description=f"Learnt over {' + '.join(bases)}, from {learnt} (version {row['version']})",
         weights="learnt on this catalog",
         factory="core.methods.tuned:TunedExtractor",
-        availability=parts_available(row["name"], bases),
-        parts=bases,
+        availability=parts_available(row["name"], tuple(head.image_bases)),
+        parts=tuple(head.image_bases),
         runs_model=False,
         training={**json.loads(row["record"]), "created_at": row["created_at"]},
     )
@@ -49,31 +55,39 @@ def spec_of(row: dict) -> MethodSpec:
 @register_catalog_specs
 def tuned_specs(catalog: Catalog, name: str | None = None) -> list[MethodSpec]:
     """The specs of the catalog's tuned methods (or of just `name`), at their current versions."""
-    from core.curation.tuning import latest_rows
-
     return [spec_of(row) for row in latest_rows(catalog, name)]
 
 
 class TunedExtractor(DerivedExtractor):
-    """The current head of a tuned method applied to its bases' unit vectors.
+    """The current version of a learnt method applied to its bases' vectors.
 
-    It never embeds its bases for the catalog (`embeds_parts`): their stored vectors are used,
-    and items lacking them are reported, so embedding it decodes no photo.
+    It never embeds its bases for the catalog (`embeds_parts`): their stored vectors are used
+    (image bases by `spec.parts`, text bases by `item_inputs`), and items lacking an image base's
+    vector are reported, so embedding it decodes no photo. A photo runs the image bases only.
     """
 
     embeds_parts = False
 
     def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
-        from core.curation.tuning import Head, latest_rows
-
         super().__init__(spec, catalog)
         rows = latest_rows(catalog, spec.name) if catalog is not None else []
         if not rows:
             raise ValueError(f"no tuned method {spec.name!r} in this catalog")
         self.head = Head.from_row(rows[0])
-        self.spec = spec_of(rows[0])  # the version of the head actually loaded
+        self.spec = spec_of(rows[0])  # the version actually loaded
+
+    def item_inputs(self, item_ids: list[str]) -> dict[str, np.ndarray]:
+        """The text bases' stored vectors of these items (zeros for an item without one)."""
+        inputs = {}
+        for base, kind, dim in zip(self.head.bases, self.head.kinds, self.head.dims):
+            if kind != "image":
+                found, matrix = vectors_of(self.catalog, base, item_ids)
+                rows = {i: n for n, i in enumerate(found)}
+                inputs[base] = np.stack([matrix[rows[i]] if i in rows else np.zeros(dim, np.float32) for i in item_ids])
+        return inputs
 
     def combine(self, part_vectors: dict[str, np.ndarray]) -> np.ndarray:
-        from core.curation.tuning import base_input
+        return self.head.vectors(part_vectors)
 
-        return self.head.project(base_input([part_vectors[b] for b in self.head.bases], self.head.weights))
+    def combine_photo(self, part_vectors: dict[str, np.ndarray]) -> np.ndarray:
+        return self.head.vectors(part_vectors, photo=True)

@@ -5,6 +5,7 @@ method's space, core/search/space.py).
 |---|---|---|---|
 | `MATRICES` | (catalog file, method) | the method's unit vectors as an exact neighbour index | the vector generation is unchanged |
 | `COUNTS` | (catalog file, method) | how many vectors the method has | the vector generation is unchanged |
+| `SEARCHED` | (catalog file, method, its real version) | the one version of its vectors that searches read | the vector generation is unchanged |
 | `VERSIONS` | (catalog file, method) | the method versions that made its vectors | the vector generation is unchanged |
 | `EXTRACTORS` | (catalog file, method, real version, device) | a loaded feature extractor (a model) | the process lives (a retrained or re-tuned method has a new version) |
 | `INDICES` | (index file, build) | a memory-mapped Annoy index | no newer build of that file is loaded |
@@ -26,6 +27,7 @@ LOCK = threading.RLock()
 MATRICES: dict[tuple[str, str], tuple[int, Any]] = {}
 COUNTS: dict[tuple[str, str], tuple[int, int]] = {}
 VERSIONS: dict[tuple[str, str], tuple[int, set[str]]] = {}
+SEARCHED: dict[tuple[str, str, str], tuple[int, str]] = {}
 EXTRACTORS: dict[tuple[str, str, str], Any] = {}
 INDICES: dict[tuple[str, str], Any] = {}
 FIELDS: dict[tuple[str], tuple[Any, list[str]]] = {}
@@ -53,5 +55,5 @@ def once(cache: dict, key: tuple, load: Callable[[], T]) -> T:
 def clear(*caches: dict) -> None:
     """Forget the given caches (every one when none is named): tests, or files replaced by hand."""
     with LOCK:
-        for cache in caches or (MATRICES, COUNTS, VERSIONS, EXTRACTORS, INDICES, FIELDS):
+        for cache in caches or (MATRICES, COUNTS, VERSIONS, SEARCHED, EXTRACTORS, INDICES, FIELDS):
             cache.clear()

@@ -132,17 +132,19 @@ def make_annoy(matrix: np.ndarray, trees: int, progress: bool = False, desc: str
     return annoy
 
 
-def build_index(db: Catalog, method: str, metric: str, trees: int | None = None, progress: bool = True) -> IndexInfo:
+def build_index(
+    db: Catalog, method: str, metric: str, trees: int | None = None, progress: bool = True, version: str | None = None
+) -> IndexInfo:
     """Build (or rebuild) a method's Annoy index from its stored vectors; return its manifest.
     `metric`: the method's (recorded in the manifest). A method's space calls this (`MethodSpace.build_index`)."""
     trees = DEFAULT_TREES if trees is None else trees
     if trees < 1:
         raise ValueError("trees must be at least 1")
     gen = generation(db, method)
-    ids, matrix = load_matrix(db, method)
+    ids, matrix = load_matrix(db, method, version)  # one version's vectors only, when given
     if not ids:
         raise IndexUnavailable(missing_vectors(method))
-    versions = sorted(stored_versions(db, method))
+    versions = [version] if version is not None else sorted(stored_versions(db, method))
     start = time.perf_counter()
     annoy = make_annoy(matrix, trees, progress, desc=method)
     ann_path, ids_path, manifest_path = _paths(db, method)
@@ -200,14 +202,17 @@ def _expected_build(db: Catalog, method: str) -> tuple[str, str] | None:
         return None
 
 
-def problem(db: Catalog, method: str) -> str | None:
-    """Why a method's index cannot be served as it is (None when it is fresh and whole)."""
+def problem(db: Catalog, method: str, version: str | None = None) -> str | None:
+    """Why a method's index cannot be served as it is (None when it is fresh and whole); with
+    `version`, an index of another version's vectors is stale too."""
     info = read_manifest(db, method)
     ann_path, ids_path, _ = _paths(db, method)
     if info is None:
         return "no index built yet"
     if info.generation != generation(db, method):
         return "vectors changed since the index was built"
+    if version is not None and info.versions != [version]:
+        return "the method changed since the index was built"
     if _expected_build(db, method) != (info.checksum, info.built_at):
         return "index files are not this catalog's latest build"
     if not ann_path.exists() or ann_path.stat().st_size != info.ann_bytes:
@@ -242,7 +247,9 @@ def _held_build(db: Catalog, method: str) -> LoadedIndex | None:
     return next((v for k, v in caches.INDICES.items() if k[0] == path and v.info.generation == current), None)
 
 
-def load_index(db: Catalog, method: str, metric: str, rebuild: bool = True, progress: bool = False) -> LoadedIndex:
+def load_index(
+    db: Catalog, method: str, metric: str, rebuild: bool = True, progress: bool = False, version: str | None = None
+) -> LoadedIndex:
     """The method's index, memory-mapped and cached per process; rebuilt first if stale or damaged.
 
     With `rebuild=False`, or on a catalog opened read-only (the API server), an unusable index raises
@@ -252,7 +259,7 @@ def load_index(db: Catalog, method: str, metric: str, rebuild: bool = True, prog
     hint = f"run `python -m core index --method {method}`"
     rebuild = rebuild and not getattr(db, "read_only", False)  # a read-only reader never writes an index
     with caches.LOCK:
-        reason = problem(db, method)
+        reason = problem(db, method, version)
         if reason:
             held = None if rebuild else _held_build(db, method)
             if held is not None:  # a rebuild from the same vectors is under way: serve the build we hold
@@ -260,7 +267,7 @@ def load_index(db: Catalog, method: str, metric: str, rebuild: bool = True, prog
             if not rebuild:
                 raise IndexUnavailable(f"{method} index unusable: {reason}; {hint}")
             log.warning("rebuilding %s index: %s", method, reason)
-            build_index(db, method, metric, progress=progress)
+            build_index(db, method, metric, progress=progress, version=version)
         info = read_manifest(db, method)
         key = (str(_paths(db, method)[0]), f"{info.checksum}:{info.built_at}")
         if key in caches.INDICES:
@@ -271,7 +278,7 @@ def load_index(db: Catalog, method: str, metric: str, rebuild: bool = True, prog
             if not rebuild:
                 raise IndexUnavailable(f"{method} {exc}; {hint}") from None
             log.warning("rebuilding %s index: %s", method, exc)
-            build_index(db, method, metric, progress=progress)
+            build_index(db, method, metric, progress=progress, version=version)
             info = read_manifest(db, method)
             key = (key[0], f"{info.checksum}:{info.built_at}")
             loaded = _open(db, method, info)

@@ -38,7 +38,7 @@ def find_duplicates(space: MethodSpace, threshold: float = 0.95, progress: bool 
     if not 0 < threshold <= 1:
         raise ValueError("threshold is a cosine similarity between 0 and 1, e.g. 0.95")
     db, method = space.catalog, space.name
-    todo = item_ids_with_vectors(db, method)
+    todo = item_ids_with_vectors(db, method, space.searched_version())
     if not todo:
         raise ValueError(missing_vectors(method))
     pairs: dict[tuple[str, str], float] = {}

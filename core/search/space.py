@@ -103,9 +103,23 @@ class MethodSpace:
     def _cached(self, cache: dict, load):
         return caches.current(cache, (str(self.catalog.path), self.name), self.generation(), load)
 
+    def searched_version(self) -> str:
+        """The one version of its vectors that searches and its index read: its real version once
+        embedded with it, else (re-tuned, retrained, not embedded since) the old one. Two versions'
+        vectors are never read together."""
+        current = self.version
+        return caches.current(
+            caches.SEARCHED,
+            (str(self.catalog.path), self.name, current),
+            self.generation(),
+            lambda: vectors.searched_version(self.catalog, self.name, current),
+        )
+
     def vector_count(self) -> int:
-        """How many vectors it has, cached per process until they change."""
-        return self._cached(caches.COUNTS, lambda: vectors.vector_count(self.catalog, self.name))
+        """How many vectors of the searched version it has, cached per process until they change."""
+        return self._cached(
+            caches.COUNTS, lambda: vectors.vector_count(self.catalog, self.name, self.searched_version())
+        )
 
     def stored_versions(self) -> set[str]:
         """The versions that made its stored vectors, cached per process until they change."""
@@ -115,7 +129,7 @@ class MethodSpace:
         """Every vector, unit length, as an exact index; cached per process until they change."""
 
         def load() -> ExactNeighbours:
-            ids, matrix = vectors.load_matrix(self.catalog, self.name)
+            ids, matrix = vectors.load_matrix(self.catalog, self.name, self.searched_version())
             if not ids:
                 raise SearchError(vectors.missing_vectors(self.name))
             return ExactNeighbours(ids, matrix)
@@ -124,7 +138,7 @@ class MethodSpace:
 
     def vectors_of(self, item_ids: Iterable[str]) -> tuple[list[str], np.ndarray]:
         """The stored (raw) vectors of some items, read now: (ids in id order, matrix)."""
-        return vectors.vectors_of(self.catalog, self.name, item_ids)
+        return vectors.vectors_of(self.catalog, self.name, item_ids, self.searched_version())
 
     def stored_vectors(self, item_ids: Iterable[str]) -> tuple[list[str], np.ndarray]:
         """Unit vectors of some items (id order; those without one left out): from the cached matrix
@@ -138,7 +152,7 @@ class MethodSpace:
 
     def item_vector(self, item_id: str) -> np.ndarray:
         """A catalog item's stored vector (SearchError saying why it has none)."""
-        vector = vectors.get_vector(self.catalog, self.name, str(item_id))
+        vector = vectors.get_vector(self.catalog, self.name, str(item_id), self.searched_version())
         if vector is None:
             if not item_cards(self.catalog, [item_id]):
                 raise SearchError(f"no catalog item {item_id!r}")
@@ -148,7 +162,7 @@ class MethodSpace:
     def check_current(self, version: str) -> None:
         """A new vector is comparable with the catalog's only when the same version made them all
         (a re-tuned or retrained method's old vectors live in another space)."""
-        if self.stored_versions() - {version}:
+        if self.searched_version() != version:
             raise SearchError(
                 f"{self.name} changed since its catalog vectors were made; "
                 f"run `python -m core embed --method {self.name}` first"
@@ -157,11 +171,15 @@ class MethodSpace:
     def stale_note(self) -> str | None:
         """'typecol changed: run embed' when some of its stored vectors were made by another version of
         it (re-tuned, retrained): searches use them until it is embedded again."""
-        if not self.stored_versions() - {self.version}:
+        searched = self.searched_version()
+        if searched == self.version and not self.stored_versions() - {searched}:
             return None
+        how = f"(`python -m core embed --method {self.name}`, or Embed + index on the Methods page)"
+        if searched != self.version:
+            return f"{self.name} changed since its vectors were made: searches use the old ones until it is embedded again {how}"
         return (
-            f"{self.name} changed since its vectors were made: searches use the old ones until it is embedded "
-            f"again (`python -m core embed --method {self.name}`, or Embed + index on the Methods page)"
+            f"{self.name} changed since some of its vectors were made: only the items embedded since are "
+            f"searched until it is embedded again {how}"
         )
 
     # --- neighbours and the index ------------------------------------------------------------------
@@ -176,11 +194,11 @@ class MethodSpace:
 
     def build_index(self, trees: int | None = None, progress: bool = True) -> IndexInfo:
         """Build (or rebuild) its Annoy index from its stored vectors."""
-        return build_index(self.catalog, self.name, self.registered.metric, trees, progress)
+        return build_index(self.catalog, self.name, self.registered.metric, trees, progress, self.searched_version())
 
     def loaded_index(self, rebuild: bool = True, progress: bool = False) -> LoadedIndex:
         """Its Annoy index, memory-mapped and cached per process; rebuilt first if stale (unless not `rebuild`)."""
-        return load_index(self.catalog, self.name, self.registered.metric, rebuild, progress)
+        return load_index(self.catalog, self.name, self.registered.metric, rebuild, progress, self.searched_version())
 
 
 def open_space(catalog: Catalog, name: str, backend: str | None = None) -> MethodSpace:

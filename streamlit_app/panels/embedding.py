@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.catalog.db import open_catalog
 from core.engines.prepare import prepare_method
-from core.methods import devices
+from core.methods import backends, devices
 
 import ui
 
@@ -21,6 +21,10 @@ def device_choice() -> str:
     try:
         devices.resolve(device)
         st.caption(f"Torch models run on {devices.describe(device)}.")
+        st.caption(
+            f"On the CPU, image models run on {backends.describe()} "
+            "(`LOOKALIKE_BACKEND=openvino|onnx|torch`, `embed --precision auto|fp32`)."
+        )
         return device
     except ValueError as exc:
         st.error(f"{exc}. Using {devices.describe('auto')} instead.")

@@ -5,16 +5,19 @@ import streamlit as st
 
 from core.catalog.db import open_catalog
 from core.curation.evaluate import grouping_fields
-from core.curation.tuning import TuneError, TuneResult, check_name, tune, tuned_names
+from core.curation.tuning import TuneError, TuneResult, check_name, tune
 from core.methods import devices
+from core.methods.heads import tuned_names
 
 import ui
 
 INTRO = (
-    "A tuned method learns a small map over the stored vectors of image methods (its bases) so that "
-    "items sharing the chosen catalog fields (targets), and results your team judged relevant, come "
-    "closer. It is checked on about a fifth of the items, which it never sees while learning, and saved "
-    "only if it does at least as well as its bases there (or with Force)."
+    "A tuned method learns how much each of its bases counts (image methods, and text methods that read "
+    "titles and descriptions) and, where it helps, a small map over the image vectors, so that items "
+    "sharing the chosen catalog fields (targets), and results your team judged relevant, come closer. "
+    "An uploaded photo is searched by its deep image bases only. It is checked on about a fifth of the "
+    "items, which it never sees while learning, and saved only if it does at least as well as its bases "
+    "there (or with Force)."
 )
 
 
@@ -44,11 +47,17 @@ def show(database, methods: list[dict], counts: dict[str, int], device: str) -> 
     st.caption(INTRO)
     tuned = tuned_names(database)
     bases_offered = ui.default_first(
-        [m["name"] for m in methods if m["kind"] == "image" and counts.get(m["name"]) and m["name"] not in tuned]
+        [
+            m["name"]
+            for m in methods
+            if m["kind"] in ("image", "text") and counts.get(m["name"]) and m["name"] not in tuned
+        ]
     )
     c = st.columns(2)
     # select_all=False: typing "category" and Enter picks category, not every field whose name holds it
-    bases = c[0].multiselect("Bases (image methods with vectors)", bases_offered, key="tune_bases", select_all=False)
+    bases = c[0].multiselect(
+        "Bases (image and text methods with vectors)", bases_offered, key="tune_bases", select_all=False
+    )
     fields = grouping_fields(database)
     targets = c[1].multiselect(
         "Targets (catalog fields look-alikes share)", fields, key="tune_targets", select_all=False
@@ -97,11 +106,25 @@ def tune_table(metrics: dict) -> pd.DataFrame:
     return table.assign(change=table["tuned"] - table["base"])
 
 
+def weights_table(result: TuneResult) -> pd.DataFrame:
+    """What was learnt: each signal's weight for item queries and for photo queries."""
+    item, photo = result.signal_weights.get("item", {}), result.signal_weights.get("photo", {})
+    return pd.DataFrame(
+        {
+            "signal": list(item),
+            "weight (item queries)": list(item.values()),
+            "weight (photo queries)": [photo.get(s, 0.0) for s in item],
+        }
+    )
+
+
 def show_result(job) -> None:
-    """A finished tuning job's base-against-tuned table and what to do next."""
+    """A finished tuning job's learnt weights, base-against-tuned table and what to do next."""
     result = job.result
     if not isinstance(result, TuneResult):
         return
+    if result.signal_weights:
+        st.dataframe(weights_table(result), hide_index=True, width="stretch")
     st.dataframe(
         tune_table(result.metrics),
         hide_index=True,

@@ -1,12 +1,14 @@
 """Precision: which method finds what your team calls relevant, from the labels, with intervals."""
 
+from pathlib import Path
+
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from core.catalog.vectors import methods_with_vectors
 from core.curation.metrics import precision_from_labels
-from core.curation.tuning import current_head, tuned_names
+from core.methods.heads import current_head, tuned_names
 
 import ui
 
@@ -117,3 +119,13 @@ st.dataframe(
     width="stretch",
     column_config={f"P@{k}": st.column_config.NumberColumn(format=ui.PRECISION_FORMAT)},
 )
+
+CURVE = Path(__file__).resolve().parents[2] / "docs" / "label_curve.png"
+if CURVE.exists():
+    with st.expander("How much do more labels buy? (benchmark)"):
+        st.image(str(CURVE))
+        st.caption(
+            "Measured on 4,000 labelled photos with simulated judges (same type and colour): the held-out "
+            "type+colour P@10 of learnt signal weights after N judged pairs, for queries proposed by "
+            "`labels suggest` and for random ones (benchmarks/suggest_bench.py, docs/benchmarks.md)."
+        )

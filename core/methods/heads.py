@@ -1,0 +1,218 @@
+"""Learnt methods' storage and application: weighted signals plus an optional learnt head (NumPy only).
+
+A learnt (tuned) method scores a pair of items by a weighted sum of cosine similarities, one per
+*signal*: each base method's vectors (image methods, and text methods such as `minilm`) and, when
+one was learnt and it helps, a *head* (a linear map of the image bases' weighted concatenation,
+L2-normalised). Its catalog vector is the concatenation of each signal's unit vector scaled by
+√weight, so one cosine (one Annoy index) gives the weighted sum; a signal an item lacks (no title)
+is a zero block. An uploaded photo has only image signals: its vector fills the image blocks with
+the *photo weights* (divided by √item weight, so the dot product is the photo-weighted sum) and
+leaves the others zero.
+
+Training lives in core/curation/tuning.py; this module only stores, reads and applies what it
+learnt, so the methods registry never reaches up into curation. Rows of `tuned_methods`:
+`base_weights` holds the signal weights as JSON `{"item": {...}, "photo": {...}, "kinds": [...],
+"head_input": [...]}` (rows written before signals existed hold a JSON list: the head's input
+weights, and the head is their only signal).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import sqlite_utils
+
+from core.catalog.vectors import load_matrix, missing_vectors
+from core.methods.distances import unit, weighted_concat
+
+HEAD = "head"  # the signal name of the learnt head
+
+
+class HeadError(ValueError):
+    """A learnt method that cannot be read or applied, in one line."""
+
+
+@dataclass
+class Head:
+    """A saved learnt method: its bases, the weight of each signal, and the head's map (if any)."""
+
+    name: str
+    version: int
+    bases: list[str]
+    head_input: list[float]  # weights of the image bases in the head's input
+    dims: list[int]
+    projection: np.ndarray | None  # (sum of image bases' dims, head dim) float32, or None: no head
+    kinds: list[str] = field(default_factory=list)  # "image" / "text" per base
+    item: dict[str, float] = field(default_factory=dict)  # signal -> weight for item queries (sum 1)
+    photo: dict[str, float] = field(default_factory=dict)  # signal -> weight for photo queries
+
+    def __post_init__(self) -> None:
+        self.kinds = self.kinds or ["image"] * len(self.bases)
+        if not self.item:
+            self.item = {HEAD: 1.0} if self.projection is not None else {b: 1 / len(self.bases) for b in self.bases}
+        if not self.photo:
+            self.photo = {s: w for s, w in self.item.items() if s == HEAD or self.kind(s) == "image"}
+
+    @property
+    def image_bases(self) -> list[str]:
+        return [b for b, k in zip(self.bases, self.kinds) if k == "image"]
+
+    def kind(self, signal: str) -> str:
+        return "image" if signal == HEAD else self.kinds[self.bases.index(signal)]
+
+    @property
+    def signals(self) -> list[str]:
+        """The signals that make the vector, in block order (those with a positive item weight)."""
+        return [s for s in [*self.bases, HEAD] if self.item.get(s, 0) > 0]
+
+    def project(self, head_input: np.ndarray) -> np.ndarray:
+        """Unit head vectors from the head's input (see `weighted_concat`)."""
+        return unit(head_input @ self.projection)
+
+    def blocks(self, parts: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+        """Each signal's unit vectors from the bases' vectors (a base absent from `parts`: zeros)."""
+        found = {b: unit(np.atleast_2d(np.asarray(parts[b], dtype=np.float32))) for b in self.bases if b in parts}
+        if HEAD in self.signals:
+            if any(b not in found for b in self.image_bases):
+                raise HeadError(f"{self.name}: its head needs {', '.join(self.image_bases)}")
+            found[HEAD] = self.project(weighted_concat([found[b] for b in self.image_bases], self.head_input))
+        sizes = {**dict(zip(self.bases, self.dims)), HEAD: 0 if self.projection is None else self.projection.shape[1]}
+        return {s: found.get(s, np.zeros((rows, sizes[s]), np.float32)) for s in self.signals}
+
+    def vectors(self, parts: dict[str, np.ndarray], photo: bool = False) -> np.ndarray:
+        """Item vectors (every signal the items have) or photo query vectors (image signals, photo weights)."""
+        rows = len(np.atleast_2d(next(iter(parts.values()))))
+        blocks = self.blocks(parts, rows)
+        if not photo:
+            return np.hstack([np.sqrt(self.item[s]) * blocks[s] for s in self.signals]).astype(np.float32)
+        return np.hstack([self.photo.get(s, 0.0) / np.sqrt(self.item[s]) * blocks[s] for s in self.signals]).astype(
+            np.float32
+        )
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors({b: np.ones((1, d), np.float32) for b, d in zip(self.bases, self.dims)}).shape[1])
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        arrays = {"dims": np.asarray(self.dims, dtype=np.int64), "weights": np.asarray(self.head_input, np.float64)}
+        if self.projection is not None:
+            arrays["projection"] = self.projection.astype(np.float32)
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+
+    def weights_json(self) -> str:
+        return json.dumps({"item": self.item, "photo": self.photo, "kinds": self.kinds, "head_input": self.head_input})
+
+    @classmethod
+    def from_row(cls, row: dict) -> Head:
+        with np.load(io.BytesIO(row["head"]), allow_pickle=False) as arrays:
+            projection = arrays["projection"].astype(np.float32) if "projection" in arrays else None
+            head_input, dims = arrays["weights"].tolist(), arrays["dims"].tolist()
+        signals = json.loads(row["base_weights"]) if row.get("base_weights") else []
+        if isinstance(signals, list):  # a row from before signals: the head is the only signal
+            signals = {}
+        return cls(
+            row["name"],
+            row["version"],
+            json.loads(row["bases"]),
+            head_input,
+            dims,
+            projection,
+            signals.get("kinds", []),
+            signals.get("item", {}),
+            signals.get("photo", {}),
+        )
+
+
+# --- storage ---------------------------------------------------------------------------------
+
+
+def latest_rows(db: sqlite_utils.Database, name: str | None = None) -> list[dict]:
+    """The current (latest saved) version's row of every tuned method, or of just `name`, by name."""
+    return list(
+        db.query(
+            "SELECT * FROM tuned_methods t WHERE version = (SELECT max(version) FROM tuned_methods WHERE name = t.name)"
+            + (" AND name = ?" if name is not None else "")
+            + " ORDER BY name",
+            [] if name is None else [name],
+        )
+    )
+
+
+def current_head(db: sqlite_utils.Database, name: str) -> Head | None:
+    """The latest saved version of a tuned method, or None."""
+    rows = latest_rows(db, name)
+    return Head.from_row(rows[0]) if rows else None
+
+
+def tuned_names(db: sqlite_utils.Database) -> dict[str, int]:
+    """Tuned method name -> its current version."""
+    return dict(db.execute("SELECT name, max(version) FROM tuned_methods GROUP BY name").fetchall())
+
+
+def save_head(db: sqlite_utils.Database, head: Head, targets: list[str], uses_labels: bool, record: dict) -> int:
+    """Store `head` as the next version of its name (with its training record); return that version."""
+    with db.conn:
+        version = db.execute(
+            "SELECT coalesce(max(version), 0) + 1 FROM tuned_methods WHERE name = ?", [head.name]
+        ).fetchone()[0]
+        record = {**record, "version": version, "saved": True}
+        db.conn.execute(
+            "INSERT INTO tuned_methods (name, version, bases, base_weights, targets, uses_labels, dim, head, record) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                head.name,
+                version,
+                json.dumps(head.bases),
+                head.weights_json(),
+                json.dumps(targets),
+                int(uses_labels),
+                head.dim,
+                head.to_bytes(),
+                json.dumps(record),
+            ),
+        )
+    return version
+
+
+# --- a catalog's learnt vectors from its stored base vectors ------------------------------------
+
+
+def stored_bases(
+    db: sqlite_utils.Database, bases: list[str], kinds: list[str]
+) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Items having a vector of every image base, and each base's matrix in that item order
+    (a text base's rows are zeros for items without text)."""
+    loaded = {base: load_matrix(db, base) for base in bases}
+    for base, (ids, _) in loaded.items():
+        if not ids:
+            raise HeadError(missing_vectors(base))
+    image = [b for b, k in zip(bases, kinds) if k == "image"] or bases
+    ids = sorted(set(loaded[image[0]][0]).intersection(*(set(loaded[b][0]) for b in image[1:])))
+    parts = {}
+    for base, (base_ids, matrix) in loaded.items():
+        row = {item_id: n for n, item_id in enumerate(base_ids)}
+        part = np.zeros((len(ids), matrix.shape[1]), np.float32)
+        have = [n for n, i in enumerate(ids) if i in row]
+        part[have] = matrix[[row[ids[n]] for n in have]]
+        parts[base] = part
+    return ids, parts
+
+
+def head_vectors(db: sqlite_utils.Database, name: str) -> tuple[list[str], np.ndarray, list[str]]:
+    """Every item's learnt vector from the stored base vectors: (ids, matrix, ids lacking an image base)."""
+    head = current_head(db, name)
+    if head is None:
+        raise HeadError(f"no tuned method {name!r}; run `python -m core tune --name {name} --base ...` first")
+    ids, parts = stored_bases(db, head.bases, head.kinds)
+    if any(parts[b].shape[1] != d for b, d in zip(head.bases, head.dims)):
+        raise HeadError(
+            f"the stored vectors of {', '.join(head.bases)} changed size since {name} was tuned; tune it again"
+        )
+    have = set(ids)
+    missing = [i for (i,) in db.execute("SELECT id FROM items ORDER BY id") if i not in have]
+    return ids, unit(head.vectors(parts)), missing

@@ -1,0 +1,165 @@
+"""OpenVINO on the CPU: convert a model once, keep it, compile it for throughput at the CPU's best precision.
+
+- Conversion: from the default's ONNX export, or straight from a torch module
+  (`openvino.convert_model`), once. The converted model is saved in the method's models folder,
+  `<models>/<method>/openvino-<OpenVINO version>/<method>-<weights digest>.xml`: new weights or a
+  new OpenVINO mean a new file, so it is never stale. OpenVINO's own compiled-blob cache
+  (`CACHE_DIR`) sits beside it, which makes the next start-up a file read.
+- Input: a `Pixels` model takes the decoders' uint8 NHWC photos; the conversion to float, the
+  normalisation and the layout change are compiled into the model (no NumPy pass). Other models
+  take their processor's float NCHW batch.
+- Precision: bfloat16 where the CPU has it (`BF16` in OpenVINO's CPU capabilities: AMX or
+  AVX-512 BF16) and `--precision auto`, except for the methods in FP32_ONLY; float32 elsewhere.
+- Throughput: `PERFORMANCE_HINT=THROUGHPUT` (one stream per core on this machine) and an
+  `AsyncInferQueue` with one image per request, so every core runs while photos decode.
+
+Only extractors import this module (it imports openvino): light commands never do.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+from openvino.preprocess import PrePostProcessor
+
+from core.catalog.db import Catalog
+from core.methods import backends, weights
+from core.methods.base import ImageExtractor
+from core.methods.preprocess import Pixels
+from core.methods.spec import MethodSpec
+from core.settings import settings
+
+log = logging.getLogger(__name__)
+
+# Methods whose bfloat16 vectors miss cosine 0.99 (min) / 0.999 (mean) to float32 on the 4,000
+# shared photos; they run float32 whatever the CPU (docs/methods.md). None so far.
+FP32_ONLY: frozenset[str] = frozenset()
+
+
+@cache
+def runtime() -> ov.Core:
+    return ov.Core()
+
+
+def version() -> str:
+    """OpenVINO's release, e.g. 2026.4.1."""
+    return ov.get_version().split("-")[0]
+
+
+def capabilities() -> list[str]:
+    """What the CPU plugin can do here, e.g. ['BF16', 'FP32', 'INT8', ...]."""
+    return list(runtime().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def cpu() -> dict:
+    """The CPU's name and whether OpenVINO runs bfloat16 on it."""
+    return {"cpu": runtime().get_property("CPU", "FULL_DEVICE_NAME"), "bf16": "BF16" in capabilities()}
+
+
+def precision(method: str, requested: str | None = None) -> str:
+    """`bf16` or `fp32` for `method` on this CPU (`requested`: auto|fp32, default the selected one)."""
+    requested = requested or backends.precision()
+    if requested == "auto" and method not in FP32_ONLY and "BF16" in capabilities():
+        return "bf16"
+    return "fp32"
+
+
+def folder(method: str, catalog: Catalog | None) -> Path:
+    return weights.local_dir(method, catalog) / f"openvino-{version()}"
+
+
+def converted(path: Path, convert: Callable[[], ov.Model]) -> ov.Model:
+    """The model saved at `path` (.xml + .bin), converted and saved first if it is not there yet.
+
+    A new conversion replaces whatever the method's OpenVINO folders held (older weights, older
+    OpenVINO releases, their compiled blobs): nothing stale stays on disk.
+    """
+    if path.exists() and path.with_suffix(".bin").exists():
+        return runtime().read_model(path)
+    log.info("converting %s for OpenVINO (once)", path.stem)
+    model = convert()
+    for old in path.parent.parent.glob("openvino-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        staged = Path(tmp) / path.name
+        ov.save_model(model, staged, compress_to_fp16=False)
+        shutil.move(staged.with_suffix(".bin"), path.with_suffix(".bin"))
+        shutil.move(staged, path)  # the .xml last: its presence means both are whole
+    return runtime().read_model(path)
+
+
+def with_input(model: ov.Model, pixels: Pixels | None, shape: tuple[int, ...]) -> ov.Model:
+    """One image per request (static shape); a Pixels model takes uint8 NHWC and normalises inside."""
+    model.reshape({model.inputs[0].any_name: [1, *shape[1:]]})
+    if pixels is None:
+        return model
+    ppp = PrePostProcessor(model)
+    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    ppp.input().model().set_layout(ov.Layout("NCHW"))
+    steps = ppp.input().preprocess().convert_element_type(ov.Type.f32)
+    steps.mean([255 * m for m in pixels.mean]).scale([255 * s for s in pixels.std])
+    return ppp.build()
+
+
+def compile_model(model: ov.Model, method: str, cache_dir: Path) -> ov.CompiledModel:
+    config = {
+        "PERFORMANCE_HINT": "THROUGHPUT",
+        "INFERENCE_PRECISION_HINT": "bf16" if precision(method) == "bf16" else "f32",
+        "INFERENCE_NUM_THREADS": settings().threads,
+        "CACHE_DIR": str(cache_dir),
+    }
+    return runtime().compile_model(model, "CPU", config)
+
+
+class OpenVinoImageExtractor(ImageExtractor):
+    """A compiled model fed one image per request, as many requests in flight as OpenVINO wants."""
+
+    backend = "openvino"
+
+    def __init__(self, spec: MethodSpec, catalog: Catalog | None, compiled: ov.CompiledModel, preprocess):
+        super().__init__(spec, catalog)
+        self.preprocess = preprocess
+        self.compiled = compiled
+        self.precision = "bf16" if compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16 else "fp32"
+        self.queue = ov.AsyncInferQueue(compiled)
+        self.queue.set_callback(self._collect)
+        self.lock = threading.Lock()  # one batch at a time (the app's sessions share an extractor)
+        self.out: np.ndarray | None = None
+
+    def _collect(self, request: ov.InferRequest, index: int) -> None:
+        self.out[index] = request.get_output_tensor(0).data.reshape(-1)
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        with self.lock:
+            self.out = np.empty((len(batch), self.compiled.outputs[0].get_partial_shape()[-1].get_length()), np.float32)
+            for index in range(len(batch)):
+                self.queue.start_async({0: batch[index : index + 1]}, index)
+            self.queue.wait_all()
+            return self.out
+
+
+def from_torch(
+    spec: MethodSpec, catalog: Catalog | None, module, example, digest: str, preprocess
+) -> OpenVinoImageExtractor:
+    """A torch module (`example`: an input tensor; `digest`: its weights') compiled by OpenVINO."""
+    pixels = preprocess if isinstance(preprocess, Pixels) else None
+    shape = tuple(example.shape)
+    path = folder(spec.name, catalog) / f"{spec.name}-{digest}-{'x'.join(map(str, shape[1:]))}.xml"
+    model = with_input(converted(path, lambda: ov.convert_model(module, example_input=example)), pixels, shape)
+    return OpenVinoImageExtractor(spec, catalog, compile_model(model, spec.name, path.parent), preprocess)
+
+
+def from_onnx(spec: MethodSpec, catalog: Catalog | None, onnx: Path, pixels: Pixels) -> OpenVinoImageExtractor:
+    """An ONNX export (its file name carries the weights' digest) compiled by OpenVINO."""
+    path = folder(spec.name, catalog) / onnx.with_suffix(".xml").name
+    model = with_input(converted(path, lambda: ov.convert_model(onnx)), pixels, (1, 3, pixels.size, pixels.size))
+    return OpenVinoImageExtractor(spec, catalog, compile_model(model, spec.name, path.parent), pixels)
