@@ -48,10 +48,10 @@ def cpu() -> str:
             name = value.strip()
         elif key.strip() == "flags":
             flags = set(value.split())
-    from core.methods import openvino_model
+    from core.methods import openvino_cpu
 
     found = ", ".join(f for f in FLAGS if f in flags) or "none of " + ", ".join(FLAGS)
-    return f"{name}; flags: {found}; OpenVINO {openvino_model.version()} capabilities: {', '.join(openvino_model.capabilities())}"
+    return f"{name}; flags: {found}; OpenVINO {openvino_cpu.version()} capabilities: {', '.join(openvino_cpu.capabilities())}"
 
 
 def photos(n: int) -> list[Path]:

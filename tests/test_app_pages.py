@@ -293,7 +293,12 @@ def tune_on_methods_page(at, name: str, targets=("category", "colour")):
 def test_methods_page_tunes_in_background_and_shows_base_against_tuned(app_db):
     at = page("methods")
     assert {"category", "colour", "usage"} <= set(at.multiselect(key="tune_targets").options)
-    assert at.multiselect(key="tune_bases").options == ["efficientnet_lite0", "color_hist", "hybrid"]  # image, vectors
+    assert at.multiselect(key="tune_bases").options == [
+        "efficientnet_lite0",
+        "color_hist",
+        "hybrid",
+        "minilm",
+    ]  # with vectors; text too
     tune_on_methods_page(at, "shape_colour")
     job = finished_job("tune shape_colour", timeout=180)
     at.run()

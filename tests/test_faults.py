@@ -144,12 +144,16 @@ def test_2_the_app_shows_only_photos_the_catalog_records(catalog, tmp_path, monk
 
 
 def test_2_pages_show_images_only_through_the_catalog_check():
-    """st.image only in ui.photo (catalog photos) and for an upload (Search, Label) once load_upload has checked it;
+    """st.image only in ui.photo (catalog photos), for an upload (Search, Label) once load_upload has checked it,
+    and the docs' label curve on the Precision page;
     no page reads query parameters."""
     app = ROOT / "streamlit_app"
     sources = {path.relative_to(app).as_posix(): path.read_text(encoding="utf-8") for path in app.rglob("*.py")}
     shows = {name: source.count(".image(") for name, source in sources.items() if ".image(" in source}
-    assert shows == {"ui.py": 1, "views/search.py": 1, "views/label.py": 1}
+    assert shows == {"ui.py": 1, "views/search.py": 1, "views/label.py": 1, "views/precision.py": 1}
+    # the Precision page's one image is the project's own label curve, a fixed file under docs/
+    assert "st.image(str(CURVE))" in sources["views/precision.py"]
+    assert 'CURVE = Path(__file__).resolve().parents[2] / "docs" / "label_curve.png"' in sources["views/precision.py"]
     assert "where.image(image" in sources["ui.py"].split("def photo(")[1].split("def ")[0]
     assert "load_upload(" in sources["ui.py"].split("def upload_photo(")[1].split("def ")[0]
     for name in ("views/search.py", "views/label.py"):  # an upload is shown only after that check

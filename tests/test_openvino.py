@@ -18,6 +18,7 @@ from core.methods import backends, create_extractor
 from helpers import DEMO, SHARED, needs_shared
 
 openvino_model = pytest.importorskip("core.methods.openvino_model")
+openvino_cpu = pytest.importorskip("core.methods.openvino_cpu")
 DEFAULT = "efficientnet_lite0"
 
 
@@ -50,7 +51,7 @@ def test_openvino_is_the_default_and_agrees_with_float32(models, monkeypatch):
     batch = demo_pixels(48)
     reference, _ = vectors("onnx", batch, monkeypatch)
     fast, extractor = vectors("openvino", batch, monkeypatch)
-    expected = "bf16" if "BF16" in openvino_model.capabilities() else "fp32"
+    expected = "bf16" if "BF16" in openvino_cpu.capabilities() else "fp32"
     assert extractor.precision == expected
     cosine = cosines(fast, reference)
     assert cosine.min() >= 0.99 and cosine.mean() >= 0.999
@@ -61,7 +62,7 @@ def test_openvino_is_the_default_and_agrees_with_float32(models, monkeypatch):
 
 def test_a_cpu_without_bfloat16_runs_float32(models, monkeypatch):
     """The no-AMX machine: OpenVINO reports no BF16, so auto means float32 (not an error, not slower code)."""
-    monkeypatch.setattr(openvino_model, "capabilities", lambda: ["WINOGRAD", "FP32", "FP16", "INT8", "BIN"])
+    monkeypatch.setattr(openvino_cpu, "capabilities", lambda: ["WINOGRAD", "FP32", "FP16", "INT8", "BIN"])
     assert openvino_model.precision(DEFAULT, "auto") == "fp32"
     batch = demo_pixels(8)
     fast, extractor = vectors("openvino", batch, monkeypatch)
@@ -76,7 +77,7 @@ def test_the_conversion_is_kept_per_weights_and_release(models, monkeypatch):
     monkeypatch.setenv("LOOKALIKE_BACKEND", "openvino")
     create_extractor(DEFAULT)
     [xml] = (models / DEFAULT).glob("openvino-*/*.xml")
-    assert xml.parent.name == f"openvino-{openvino_model.version()}"
+    assert xml.parent.name == f"openvino-{openvino_cpu.version()}"
     assert xml.stem.startswith(f"{DEFAULT}-") and len(xml.stem.split("-")[-1]) == 12  # the weights' digest
 
     def never(*args, **kwargs):
@@ -87,7 +88,7 @@ def test_the_conversion_is_kept_per_weights_and_release(models, monkeypatch):
     monkeypatch.undo()
     monkeypatch.setenv("LOOKALIKE_MODELS", str(models))
     monkeypatch.setenv("LOOKALIKE_BACKEND", "openvino")
-    monkeypatch.setattr(openvino_model, "version", lambda: "9999.1.0")  # a new release: converted anew
+    monkeypatch.setattr(openvino_cpu, "version", lambda: "9999.1.0")  # a new release: converted anew
     create_extractor(DEFAULT)
     assert [p.parent.name for p in (models / DEFAULT).glob("openvino-*/*.xml")] == ["openvino-9999.1.0"]
 
@@ -179,7 +180,7 @@ def test_bfloat16_keeps_the_answers_on_the_4000_real_photos(models, monkeypatch)
 
     from core.methods.efficientnet_lite0 import PIXELS
 
-    if "BF16" not in openvino_model.capabilities():
+    if "BF16" not in openvino_cpu.capabilities():
         pytest.skip("this CPU has no bfloat16: OpenVINO runs float32 here (the fallback test covers it)")
     folder = SHARED / "fashion-products"
     types = {row["id"]: row["articleType"] for row in csv.DictReader(open(folder / "styles.csv", encoding="utf-8"))}

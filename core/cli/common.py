@@ -92,6 +92,20 @@ def filter_argument(text: str) -> str:
     return text
 
 
+def filter_option(p: argparse.ArgumentParser, what: str) -> None:
+    """--filter KEY=VALUE, repeatable, checked at the edge; `what` says what a match keeps."""
+    from core.catalog.filters import keys_help
+
+    p.add_argument(
+        "--filter",
+        action="append",
+        type=filter_argument,
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"{what}; repeat for several. Keys: {keys_help()}",
+    )
+
+
 def global_options(parser: argparse.ArgumentParser, given_only: bool = False) -> None:
     """--db, --json and -v. Accepted before the command (with defaults) and after it (`given_only`:
     an option not given after the command leaves the value from before it alone)."""

@@ -6,8 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from core.catalog.filters import keys_help
-from core.cli.common import catalog, count, default_output, filter_argument, method_option, print_report
+from core.cli.common import catalog, count, default_output, filter_option, method_option, print_report
 
 
 def cmd_suggest(args: argparse.Namespace) -> int:
@@ -118,14 +117,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", type=Path, help="the CSV to write (default: a new dated file in the catalog's exports/ folder)"
     )
-    p.add_argument(
-        "--filter",
-        action="append",
-        type=filter_argument,
-        default=[],
-        metavar="KEY=VALUE",
-        help=f"export only items (and neighbours) that match; repeat for several. Keys: {keys_help()}",
-    )
+    filter_option(p, "export only items (and neighbours) that match")
     p.add_argument("--only-relevant", action="store_true", help="keep only pairs marked relevant")
     p.add_argument("--force", action="store_true", help="replace an existing file that is not an export CSV")
     p.set_defaults(func=cmd_export)

@@ -7,8 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from core.catalog.filters import keys_help
-from core.cli.common import catalog, count, filter_argument, known_methods, method_option, similarity
+from core.cli.common import catalog, count, filter_option, known_methods, method_option, similarity
 from core.files.invisible import visible
 from core.settings import DEFAULT_METHOD
 
@@ -88,14 +87,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     group.add_argument("--image", type=Path, help="a photo file")
     group.add_argument("--text", help="words (minilm, clip, fashion_clip)")
     p.add_argument("-k", type=count, default=10, help="how many look-alikes to print (default 10)")
-    p.add_argument(
-        "--filter",
-        action="append",
-        type=filter_argument,
-        default=[],
-        metavar="KEY=VALUE",
-        help=f"keep only results that match; repeat for several. Keys: {keys_help()}",
-    )
+    filter_option(p, "keep only results that match")
     p.add_argument(
         "--distance",
         choices=("cosine", "chi2"),

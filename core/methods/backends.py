@@ -6,7 +6,7 @@
   model runs in PyTorch. A bad value stops only the commands that run a model, in one line.
 - `--precision auto|fp32` (`embed`; `select_precision`): `auto` lets OpenVINO use bfloat16
   where the CPU has it (AMX or AVX-512 BF16), except for the models listed in
-  openvino_model.FP32_ONLY; `fp32` keeps float32 everywhere. ONNX Runtime and PyTorch on the CPU
+  openvino_cpu.FP32_ONLY; `fp32` keeps float32 everywhere. ONNX Runtime and PyTorch on the CPU
   always run float32.
 """
 
@@ -79,9 +79,9 @@ def method_precision(name: str, backend: str | None, device: str) -> str | None:
 
         return short(devices.current().precision)
     if backend == "openvino":
-        from core.methods import openvino_model
+        from core.methods import openvino_cpu
 
-        return openvino_model.precision(name)
+        return openvino_cpu.precision(name, precision())
     return "fp32"
 
 
@@ -98,9 +98,9 @@ def summary() -> dict:
         backend, problem = None, str(exc)
     info = {"backend": backend, "problem": problem, "precision": precision(), "cpu": None, "bf16": None}
     if installed("openvino"):
-        from core.methods import openvino_model
+        from core.methods import openvino_cpu
 
-        info |= openvino_model.cpu()
+        info |= openvino_cpu.cpu()
     return info
 
 

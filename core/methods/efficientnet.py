@@ -25,7 +25,7 @@ from core.methods import backends, devices, weights
 from core.methods.base import ImageExtractor
 from core.methods.efficientnet_lite0 import HALF, PIXELS
 from core.methods.spec import MethodSpec
-from core.settings import settings
+from core.settings import SettingError, settings
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +89,16 @@ def create(spec: MethodSpec, catalog: Catalog | None = None) -> ImageExtractor:
             from core.methods import openvino_model
 
             return openvino_model.from_onnx(spec, catalog, exported(onnx_path(catalog)), PIXELS)
+        except SettingError:  # a bad setting is the user's to fix, not a reason to fall back
+            raise
         except Exception as exc:  # conversion or runtime trouble: the others still work
             log.warning("OpenVINO unavailable for %s, using ONNX Runtime: %s", spec.name, exc)
             backend = "onnx"
     if backend == "onnx":
         try:
             session = onnx_session(onnx_path(catalog))
+        except SettingError:  # a bad setting is the user's to fix, not a reason to fall back
+            raise
         except Exception as exc:  # export or runtime trouble: PyTorch still works
             log.warning("ONNX Runtime unavailable for %s, using PyTorch: %s", spec.name, exc)
             session = None

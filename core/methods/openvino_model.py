@@ -23,7 +23,6 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ import openvino as ov
 from openvino.preprocess import PrePostProcessor
 
 from core.catalog.db import Catalog
-from core.methods import backends, weights
+from core.methods import backends, openvino_cpu, weights
 from core.methods.base import ImageExtractor
 from core.methods.preprocess import Pixels
 from core.methods.spec import MethodSpec
@@ -39,41 +38,14 @@ from core.settings import settings
 
 log = logging.getLogger(__name__)
 
-# Methods whose bfloat16 vectors miss cosine 0.99 (min) / 0.999 (mean) to float32 on the 4,000
-# shared photos; they run float32 whatever the CPU (docs/methods.md). None so far.
-FP32_ONLY: frozenset[str] = frozenset()
-
-
-@cache
-def runtime() -> ov.Core:
-    return ov.Core()
-
-
-def version() -> str:
-    """OpenVINO's release, e.g. 2026.4.1."""
-    return ov.get_version().split("-")[0]
-
-
-def capabilities() -> list[str]:
-    """What the CPU plugin can do here, e.g. ['BF16', 'FP32', 'INT8', ...]."""
-    return list(runtime().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-
-
-def cpu() -> dict:
-    """The CPU's name and whether OpenVINO runs bfloat16 on it."""
-    return {"cpu": runtime().get_property("CPU", "FULL_DEVICE_NAME"), "bf16": "BF16" in capabilities()}
-
 
 def precision(method: str, requested: str | None = None) -> str:
     """`bf16` or `fp32` for `method` on this CPU (`requested`: auto|fp32, default the selected one)."""
-    requested = requested or backends.precision()
-    if requested == "auto" and method not in FP32_ONLY and "BF16" in capabilities():
-        return "bf16"
-    return "fp32"
+    return openvino_cpu.precision(method, requested or backends.precision())
 
 
 def folder(method: str, catalog: Catalog | None) -> Path:
-    return weights.local_dir(method, catalog) / f"openvino-{version()}"
+    return weights.local_dir(method, catalog) / f"openvino-{openvino_cpu.version()}"
 
 
 def converted(path: Path, convert: Callable[[], ov.Model]) -> ov.Model:
@@ -83,7 +55,7 @@ def converted(path: Path, convert: Callable[[], ov.Model]) -> ov.Model:
     OpenVINO releases, their compiled blobs): nothing stale stays on disk.
     """
     if path.exists() and path.with_suffix(".bin").exists():
-        return runtime().read_model(path)
+        return openvino_cpu.runtime().read_model(path)
     log.info("converting %s for OpenVINO (once)", path.stem)
     model = convert()
     for old in path.parent.parent.glob("openvino-*"):
@@ -94,7 +66,7 @@ def converted(path: Path, convert: Callable[[], ov.Model]) -> ov.Model:
         ov.save_model(model, staged, compress_to_fp16=False)
         shutil.move(staged.with_suffix(".bin"), path.with_suffix(".bin"))
         shutil.move(staged, path)  # the .xml last: its presence means both are whole
-    return runtime().read_model(path)
+    return openvino_cpu.runtime().read_model(path)
 
 
 def with_input(model: ov.Model, pixels: Pixels | None, shape: tuple[int, ...]) -> ov.Model:
@@ -117,7 +89,7 @@ def compile_model(model: ov.Model, method: str, cache_dir: Path) -> ov.CompiledM
         "INFERENCE_NUM_THREADS": settings().threads,
         "CACHE_DIR": str(cache_dir),
     }
-    return runtime().compile_model(model, "CPU", config)
+    return openvino_cpu.runtime().compile_model(model, "CPU", config)
 
 
 class OpenVinoImageExtractor(ImageExtractor):

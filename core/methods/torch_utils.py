@@ -21,7 +21,7 @@ from core.methods import backends, devices
 from core.methods.base import ImageExtractor
 from core.methods.preprocess import Pixels
 from core.methods.spec import MethodSpec
-from core.settings import settings
+from core.settings import SettingError, settings
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,8 @@ class TorchImageExtractor(ImageExtractor):
             example = torch.zeros(1, 3, size, size) if size else torch.from_numpy(sample)
             digest = weights_digest(self.model)
             return openvino_model.from_torch(self.spec, catalog, Features(self), example, digest, self.preprocess)
+        except SettingError:  # a bad setting is the user's to fix, not a reason to fall back
+            raise
         except Exception as exc:  # conversion trouble: PyTorch still works
             log.warning("OpenVINO cannot run %s, using PyTorch: %s", self.spec.name, exc)
             return None
