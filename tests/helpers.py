@@ -65,3 +65,15 @@ def moved_photo(db, folder: Path) -> tuple[str, Path]:
     db.execute("UPDATE images SET path = ? WHERE item_id = ? AND path = ?", (str(copy), item_id, path))
     db.conn.commit()
     return item_id, copy
+
+
+def small_styles(tmp_path: Path, n: int = 6) -> tuple[Path, Path]:
+    """The first `n` demo rows as a CSV, with their photos copied into a folder of their own."""
+    lines = (DEMO / "styles.csv").read_text(encoding="utf-8").splitlines()[: n + 1]
+    csv_path = tmp_path / "t.csv"
+    csv_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for line in lines[1:]:
+        shutil.copy(DEMO / "images" / f"{line.split(',')[0]}.jpg", folder)
+    return csv_path, folder

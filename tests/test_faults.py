@@ -27,7 +27,7 @@ from core.curation.labels import Query, add_label, current_labels, export_labels
 from core.engines.embed import embed_catalog
 from core.search.space import open_space
 
-from helpers import DEMO, FIXTURES, ROOT, page, texts
+from helpers import DEMO, FIXTURES, ROOT, page, small_styles, texts
 
 PHOTO = (DEMO / "images" / "10129.jpg").read_bytes()
 STYLES_HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName"
@@ -41,19 +41,6 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def small_styles(tmp_path: Path, n: int = 6) -> tuple[Path, Path]:
-    """The first `n` demo rows as a CSV, with their photos copied into a folder of their own."""
-    lines = (DEMO / "styles.csv").read_text(encoding="utf-8").splitlines()[: n + 1]
-    csv_path = tmp_path / "t.csv"
-    csv_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for line in lines[1:]:
-        item_id = line.split(",")[0]
-        shutil.copy(DEMO / "images" / f"{item_id}.jpg", folder)
-    return csv_path, folder
 
 
 def read_rows(path: Path, encoding: str = "utf-8-sig") -> list[dict]:

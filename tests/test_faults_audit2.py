@@ -18,22 +18,10 @@ from core.catalog.importers import Columns, import_csv
 from core.engines.embed import embed_catalog
 from core.search.space import open_space
 
-from helpers import DEMO, run_cli
+from helpers import DEMO, run_cli, small_styles
 
 STYLES_HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName"
 EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\nshowpage\n"
-
-
-def small_styles(tmp_path: Path, n: int = 6) -> tuple[Path, Path]:
-    """The first `n` demo rows as a CSV, with their photos copied into a folder of their own."""
-    lines = (DEMO / "styles.csv").read_text(encoding="utf-8").splitlines()[: n + 1]
-    csv_path = tmp_path / "t.csv"
-    csv_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for line in lines[1:]:
-        shutil.copy(DEMO / "images" / f"{line.split(',')[0]}.jpg", folder)
-    return csv_path, folder
 
 
 def one_line_error(done) -> str:
