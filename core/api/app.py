@@ -18,7 +18,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -129,8 +129,9 @@ def _filters(pairs: list[str]) -> dict:
         raise ApiError(422, str(exc)) from None
 
 
-def _results(method: str, version: str, hits, labels: dict[str, bool]) -> Results:
-    return Results(
+def _results(method: str, version: str, hits, labels: dict[str, bool]) -> Response:
+    """The answer as JSON, serialised once here (FastAPI would validate the model again, then serialise it)."""
+    results = Results(
         method=method,
         version=version,
         results=[
@@ -144,6 +145,7 @@ def _results(method: str, version: str, hits, labels: dict[str, bool]) -> Result
             for h in hits
         ],
     )
+    return Response(results.model_dump_json(), media_type="application/json")
 
 
 def _item_exists(db: Catalog, item_id: str) -> bool:
@@ -169,14 +171,17 @@ def _routes(reader: Reader) -> APIRouter:
     router = APIRouter(responses=ERRORS)
 
     @router.get("/items/{item_id}/similar", response_model=Results)
-    def similar_items(
+    async def similar_items(
         item_id: str,
         k: Count = 10,
         method: str = DEFAULT_METHOD,
         filters: Filters = [],  # noqa: B006 - FastAPI copies defaults
         only_relevant: bool = False,
-    ) -> Results:
-        """The k catalog items most like a catalog item (itself excluded), as `search --item` ranks them."""
+    ) -> Response:
+        """The k catalog items most like a catalog item (itself excluded), as `search --item` ranks them.
+
+        Runs on the event loop: about 2 ms of work that holds the GIL or one BLAS core, where a hop to a
+        worker thread and back costs as much again under load (the load benchmark, docs/benchmarks.md)."""
         parsed = _filters(filters)
         with reader.snapshot() as db:
             item_id = catalog_id(db, item_id)  # as typed when an item has it, else as imports spell ids
@@ -192,7 +197,7 @@ def _routes(reader: Reader) -> APIRouter:
         q: Annotated[str, Query(min_length=1, max_length=1000, description="the words to search for")],
         k: Count = 10,
         method: str = TEXT_METHOD,
-    ) -> Results:
+    ) -> Response:
         """Catalog items whose titles and descriptions (minilm) or photos (clip, fashion_clip) match the words."""
         with reader.snapshot() as db:
             space, version = _checked_method(db, method)
@@ -216,12 +221,12 @@ def _routes(reader: Reader) -> APIRouter:
             }
         },
     )
-    async def search_image(request: Request, k: Count = 10, method: str = DEFAULT_METHOD) -> Results:
+    async def search_image(request: Request, k: Count = 10, method: str = DEFAULT_METHOD) -> Response:
         """Catalog items most like an uploaded photo (JPEG, PNG, WebP or AVIF, at most 20 MB, field `file`)."""
         data = await uploads.read_photo(request)
         uploads.check_photo(data)
 
-        def run() -> Results:
+        def run() -> Response:
             with reader.snapshot() as db:
                 space, version = _checked_method(db, method)
                 hits = _search(space, image=data, k=k)
