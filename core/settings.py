@@ -6,6 +6,7 @@
 | `LOOKALIKE_MODELS` | `<catalog folder>/models` | downloaded or exported model weights |
 | `LOOKALIKE_THREADS` | every core this process may use (affinity, container quota) | threads a model may use |
 | `LOOKALIKE_BACKEND` | first installed | `openvino`, `onnx` or `torch`: the CPU runtime (core/methods/backends.py) |
+| `LOOKALIKE_PRECISION` | `auto` | `auto` or `fp32`: OpenVINO's precision on the CPU (`embed --precision` overrides it; Ray workers get the driver's) |
 | `LOOKALIKE_HYBRID` | `efficientnet_lite0=0.8,color_hist=0.2` | the parts and weights of `hybrid` |
 | `LOOKALIKE_DEVICE` | `auto` | `auto`, `cpu`, `cuda` or `mps`: where torch methods run |
 | `LOOKALIKE_API_KEY` | none | a key the API (`serve`) asks for as `Authorization: Bearer KEY`; none and no keys file: no key asked |
@@ -46,6 +47,7 @@ class Settings:
     hybrid: str
     device: str
     offline: bool
+    precision: str = "auto"  # LOOKALIKE_PRECISION as given; core.methods.backends.precision() checks it
     api_key: str | None = None
     api_keys_file: Path | None = None
     autoencoder: Path | None = None
@@ -98,6 +100,7 @@ def settings() -> Settings:
         backend=env.get("LOOKALIKE_BACKEND", "").strip().lower(),
         hybrid=env.get("LOOKALIKE_HYBRID") or DEFAULT_HYBRID,
         device=(env.get("LOOKALIKE_DEVICE") or "auto").strip().lower(),
+        precision=(env.get("LOOKALIKE_PRECISION") or "auto").strip().lower(),
         offline=env.get("HF_HUB_OFFLINE", "0").strip().lower() not in _FALSE,
         api_key=env.get("LOOKALIKE_API_KEY", "").strip() or None,
         api_keys_file=Path(env["LOOKALIKE_API_KEYS_FILE"]) if env.get("LOOKALIKE_API_KEYS_FILE") else None,

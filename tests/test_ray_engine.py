@@ -134,9 +134,33 @@ def test_workers_get_settings_and_reserved_threads_but_no_paths_or_tokens(monkey
         "TRANSFORMERS_OFFLINE": "1",
         "LOOKALIKE_THREADS": "2",
         "OMP_NUM_THREADS": "2",
+        "LOOKALIKE_PRECISION": "auto",
     }
     asked = worker_env(["HF_TOKEN", "LOOKALIKE_MODELS=/mnt/models"], threads=1)
     assert asked["HF_TOKEN"] == "hf_secret" and asked["LOOKALIKE_MODELS"] == "/mnt/models"
     assert worker_env([], 1, models=tmp_path)["LOOKALIKE_MODELS"] == str(tmp_path)  # a Ray on this machine
     with pytest.raises(ValueError, match="NOT_SET is not set here"):
         worker_env(["NOT_SET"], threads=1)
+
+
+def test_workers_run_at_the_drivers_precision(monkeypatch):
+    """`embed --engine ray --precision fp32`: every worker runs float32, as the driver was told."""
+    from core.methods import backends
+    from core.settings import reload
+
+    monkeypatch.setattr(backends, "_precision", None)
+    monkeypatch.delenv("LOOKALIKE_PRECISION", raising=False)
+    reload()
+    backends.select_precision("fp32")
+    sent = worker_env([], threads=1)["LOOKALIKE_PRECISION"]
+    assert sent == "fp32"
+    monkeypatch.setattr(backends, "_precision", None)  # a worker process: no --precision, the driver's setting
+    monkeypatch.setenv("LOOKALIKE_PRECISION", sent)
+    reload()
+    assert backends.precision() == "fp32"
+    monkeypatch.setenv("LOOKALIKE_PRECISION", "half")
+    reload()
+    with pytest.raises(backends.BackendError, match="LOOKALIKE_PRECISION must be auto or fp32"):
+        backends.precision()
+    monkeypatch.delenv("LOOKALIKE_PRECISION")
+    reload()

@@ -26,7 +26,7 @@ from core.catalog import vectors
 from core.catalog.db import Catalog
 from core.engines.decode import Preprocess, decode_chunk
 from core.engines.embed import EmbedReport, note_failure, pending
-from core.methods import create_extractor, devices, get_spec
+from core.methods import backends, create_extractor, devices, get_spec
 from core.methods.weights import autoencoder_checkpoint
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ FORWARDED = ("LOOKALIKE_BACKEND", "LOOKALIKE_HYBRID", "HF_HUB_OFFLINE", "TRANSFO
 
 def worker_env(asked: Sequence[str], threads: int, models: Path | None = None) -> dict[str, str]:
     """The environment of every Ray worker: the settings of FORWARDED, the threads each actor
-    reserved, `models` (a Ray started on this machine shares its paths) and what `asked` names:
+    reserved, this process's precision (`--precision`), `models` (a Ray started on this machine shares its paths) and what `asked` names:
     `NAME` (the driver's value) or `NAME=VALUE`."""
     env = {name: os.environ[name] for name in FORWARDED if name in os.environ}
     if models is not None:
@@ -171,7 +171,7 @@ def worker_env(asked: Sequence[str], threads: int, models: Path | None = None) -
         if not sep and name not in os.environ:
             raise ValueError(f"--worker-env {name}: {name} is not set here; give it a value with {name}=VALUE")
         env[name.strip()] = value if sep else os.environ[name]
-    env.update(LOOKALIKE_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    env.update(LOOKALIKE_THREADS=str(threads), OMP_NUM_THREADS=str(threads), LOOKALIKE_PRECISION=backends.precision())
     return env
 
 

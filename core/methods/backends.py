@@ -4,7 +4,7 @@
   runs the default and every torch image method (openvino_model.py); ONNX Runtime runs the default
   only (torch methods then run in PyTorch); `torch` runs everything in PyTorch. On a GPU every
   model runs in PyTorch. A bad value stops only the commands that run a model, in one line.
-- `--precision auto|fp32` (`embed`; `select_precision`): `auto` lets OpenVINO use bfloat16
+- `--precision auto|fp32` (`embed`; `select_precision`), else `LOOKALIKE_PRECISION`: `auto` lets OpenVINO use bfloat16
   where the CPU has it (AMX or AVX-512 BF16), except for the models listed in
   openvino_cpu.FP32_ONLY; `fp32` keeps float32 everywhere. ONNX Runtime and PyTorch on the CPU
   always run float32.
@@ -41,7 +41,7 @@ def chosen() -> str:
     return value
 
 
-_precision = "auto"
+_precision: str | None = None  # `--precision` in this process; None: LOOKALIKE_PRECISION
 
 
 def select_precision(value: str | None) -> str:
@@ -51,11 +51,15 @@ def select_precision(value: str | None) -> str:
         if value not in PRECISIONS:
             raise BackendError(f"--precision must be auto or fp32, not {value!r}")
         _precision = value
-    return _precision
+    return precision()
 
 
 def precision() -> str:
-    return _precision
+    """`--precision` when given in this process, else LOOKALIKE_PRECISION (how Ray workers get the driver's)."""
+    value = _precision or settings().precision
+    if value not in PRECISIONS:
+        raise BackendError(f"LOOKALIKE_PRECISION must be auto or fp32, not {value!r}")
+    return value
 
 
 def for_method(name: str, runs_model: bool, kind: str, device: str) -> str | None:
