@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-from helpers import DEMO
+from helpers import DEMO, link_tree
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -42,6 +43,54 @@ def fresh_caches(monkeypatch):
     sys.modules["__main__"] = main
 
 
+DEFAULT_MODEL = "efficientnet_lite0"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test, so a fixture can tell whether its test passed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture(scope="session")
+def models_cache(tmp_path_factory) -> Path:
+    """The default model's ONNX export, OpenVINO conversion and compiled blobs, made once per session."""
+    return tmp_path_factory.mktemp("models-cache")
+
+
+@pytest.fixture(autouse=True)
+def models_folder(models_cache, tmp_path_factory, request, monkeypatch) -> Path:
+    """Each test's own models folder (LOOKALIKE_MODELS), holding hard links to the default model's
+    conversions that earlier tests made; what a passing test converts for the default is kept for the
+    next ones. So the default converts once per session, and no test sees another's other weights."""
+    from core import settings
+
+    folder = tmp_path_factory.mktemp("models")
+    link_tree(models_cache, folder)
+    monkeypatch.setenv("LOOKALIKE_MODELS", str(folder))
+    settings.reload()
+    yield folder
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.passed and (folder / DEFAULT_MODEL).is_dir():
+        keep(folder / DEFAULT_MODEL, models_cache / DEFAULT_MODEL)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def keep(made: Path, cache: Path) -> None:
+    """Add the default's export and the installed OpenVINO release's files in `made` to the cache."""
+    for onnx in made.glob(f"{DEFAULT_MODEL}-*.onnx"):
+        if not (cache / onnx.name).exists():
+            cache.mkdir(parents=True, exist_ok=True)
+            os.link(onnx, cache / onnx.name)
+    for release in made.glob("openvino-*"):
+        from core.methods import openvino_cpu  # only where OpenVINO ran
+
+        if release.name == f"openvino-{openvino_cpu.version()}":
+            link_tree(release, cache / release.name)
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "catalog.db"
@@ -56,32 +105,64 @@ def catalog(db_path: Path):
     db.conn.close()
 
 
-@pytest.fixture
-def demo_catalog(catalog):
-    """A catalog holding the committed demo slice (a few hundred real product photos)."""
+@pytest.fixture(scope="session")
+def imported_demo_path(tmp_path_factory) -> Path:
+    """The committed demo slice (300 real product photos) imported once per session, no vectors."""
+    from core.catalog.db import open_catalog
     from core.catalog.importers import import_csv
 
-    report = import_csv(catalog, DEMO / "styles.csv", DEMO / "images", progress=False)
-    assert report.items > 0
+    path = tmp_path_factory.mktemp("imported") / "demo.db"
+    db = open_catalog(path)
+    report = import_csv(db, DEMO / "styles.csv", DEMO / "images", progress=False)
+    assert report.items == report.images_ok == 300, report.summary()
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.conn.close()
+    return path
+
+
+@pytest.fixture
+def demo_catalog(imported_demo_path, db_path):
+    """A catalog holding the demo slice: a private copy of the imported one (at `db_path`)."""
+    from core.catalog.db import open_catalog
+
+    assert not db_path.exists(), "demo_catalog is its test's catalog: do not ask for `catalog` too"
+    shutil.copy(imported_demo_path, db_path)
+    db = open_catalog(db_path)
+    yield db
+    db.conn.close()
+
+
+@pytest.fixture
+def small_demo(catalog, tmp_path):
+    """A catalog of the first 64 demo items, for tests that train or embed and need no more photos."""
+    from core.catalog.importers import import_csv
+
+    from helpers import small_styles
+
+    assert import_csv(catalog, *small_styles(tmp_path, 64), progress=False).items == 64
     return catalog
 
 
 @pytest.fixture(scope="session")
-def embedded_demo_path(tmp_path_factory) -> Path:
+def embedded_demo_path(imported_demo_path, tmp_path_factory, models_cache) -> Path:
     """The demo slice embedded once per session as `make app` does: the default, colour, hybrid
-    (computed from those two) and text methods."""
+    (computed from those two) and text methods (the default's conversion lands in `models_cache`)."""
+    from core import settings
     from core.catalog.db import open_catalog
-    from core.catalog.importers import import_csv
     from core.demo import DEMO_METHODS
     from core.engines.embed import embed_catalog
 
     path = tmp_path_factory.mktemp("embedded") / "demo.db"
-    db = open_catalog(path)
-    import_csv(db, DEMO / "styles.csv", DEMO / "images", progress=False)
-    for method in DEMO_METHODS:
-        embed_catalog(db, method, progress=False)
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.conn.close()
+    shutil.copy(imported_demo_path, path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LOOKALIKE_MODELS", str(models_cache))
+        settings.reload()
+        db = open_catalog(path)
+        for method in DEMO_METHODS:
+            embed_catalog(db, method, progress=False)
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.conn.close()
+    settings.reload()
     return path
 
 

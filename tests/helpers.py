@@ -77,3 +77,16 @@ def small_styles(tmp_path: Path, n: int = 6) -> tuple[Path, Path]:
     for line in lines[1:]:
         shutil.copy(DEMO / "images" / f"{line.split(',')[0]}.jpg", folder)
     return csv_path, folder
+
+
+def link_tree(source: Path, target: Path) -> None:
+    """Hard-link every file of `source` missing from `target` into it (same layout): a copy that costs
+    nothing. The files become read-only, so a writer that changed one in place instead of replacing it
+    (as every writer here does, atomically) would fail rather than change every copy."""
+    for path in source.rglob("*"):
+        if path.is_file():
+            path.chmod(0o444)
+            copy = target / path.relative_to(source)
+            if not copy.exists():
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                os.link(path, copy)

@@ -97,14 +97,15 @@ PROBE = (
 )
 
 
-def model_libraries_loaded(*args: str, env: dict) -> list[str]:
-    """Run a command as `python -m core` would and name the model libraries it imported."""
+def model_libraries_loaded(*args: str) -> list[str]:
+    """Run a command as `python -m core` would and name the model libraries it imported (LOOKALIKE_MODELS,
+    set by conftest.py, holds the default's conversion)."""
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={**os.environ, **env},
+        env=os.environ,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
@@ -117,7 +118,6 @@ def test_commands_that_need_no_model_import_no_model_library(embedded_demo_path,
 
     db = tmp_path / "demo.db"
     shutil.copy(embedded_demo_path, db)
-    env = {"LOOKALIKE_MODELS": str(embedded_demo_path.parent / "models")}  # the default's conversion is there
     with sqlite3.connect(db) as conn:
         item = conn.execute("SELECT min(item_id) FROM embeddings").fetchone()[0]
         conn.execute(
@@ -136,9 +136,9 @@ def test_commands_that_need_no_model_import_no_model_library(embedded_demo_path,
         ("evaluate", "--method", "color_hist", "--queries", "20"),
         ("duplicates", "--method", "color_hist", "--threshold", "0.99"),
     ):
-        assert model_libraries_loaded(*args, "--db", str(db), env=env) == [], args
+        assert model_libraries_loaded(*args, "--db", str(db)) == [], args
     for args in (("methods", "--json"), ("embed", "--json")):  # the default on OpenVINO, once converted: no torch
-        assert model_libraries_loaded(*args, "--db", str(db), env=env) == runtime, args
+        assert model_libraries_loaded(*args, "--db", str(db)) == runtime, args
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM embeddings WHERE method = 'efficientnet_lite0'").fetchone()[0] == 300
 
