@@ -23,7 +23,15 @@ DEFAULT = "efficientnet_lite0"
 
 
 @pytest.fixture
-def models(tmp_path, monkeypatch):
+def models(models_folder, monkeypatch):
+    """This test's models folder (conftest.py: the default already converted when an earlier test did it)."""
+    monkeypatch.setattr(backends, "_precision", "auto")
+    return models_folder
+
+
+@pytest.fixture
+def empty_models(tmp_path, monkeypatch):
+    """A models folder where nothing is converted yet."""
     monkeypatch.setenv("LOOKALIKE_MODELS", str(tmp_path / "models"))
     monkeypatch.setattr(backends, "_precision", "auto")
     return tmp_path / "models"
@@ -73,7 +81,8 @@ def test_a_cpu_without_bfloat16_runs_float32(models, monkeypatch):
     assert "no bf16 on this CPU" in backends.describe()
 
 
-def test_the_conversion_is_kept_per_weights_and_release(models, monkeypatch):
+def test_the_conversion_is_kept_per_weights_and_release(empty_models, monkeypatch):
+    models = empty_models
     monkeypatch.setenv("LOOKALIKE_BACKEND", "openvino")
     create_extractor(DEFAULT)
     [xml] = (models / DEFAULT).glob("openvino-*/*.xml")
@@ -173,9 +182,11 @@ def test_an_uploaded_photo_gets_the_stored_vectors_backend(embedded_demo, monkey
 
 
 @needs_shared
-@pytest.mark.timeout(1800)  # about a minute on a quiet 2-core machine: 4,000 photos, twice
-def test_bfloat16_keeps_the_answers_on_the_4000_real_photos(models, monkeypatch):
-    """Per-photo cosine to float32 >= 0.99 (min) and >= 0.999 (mean); type P@10 within 0.005."""
+@pytest.mark.timeout(600)  # about 15 s on a quiet 2-core machine: 1,000 photos, twice
+def test_bfloat16_keeps_the_answers_on_real_photos(models, monkeypatch):
+    """On every 4th of the 4,000 labelled photos (all the types; the whole set is benchmarks/' job,
+    docs/benchmarks.md): per-photo cosine to float32 >= 0.99 (min) and >= 0.999 (mean); type P@10
+    within 0.005."""
     import csv
 
     from core.methods.efficientnet_lite0 import PIXELS
@@ -184,7 +195,7 @@ def test_bfloat16_keeps_the_answers_on_the_4000_real_photos(models, monkeypatch)
         pytest.skip("this CPU has no bfloat16: OpenVINO runs float32 here (the fallback test covers it)")
     folder = SHARED / "fashion-products"
     types = {row["id"]: row["articleType"] for row in csv.DictReader(open(folder / "styles.csv", encoding="utf-8"))}
-    paths = sorted(p for p in (folder / "images").glob("*.jpg") if p.stem in types)
+    paths = sorted(p for p in (folder / "images").glob("*.jpg") if p.stem in types)[::4]
     labels = np.array([types[p.stem] for p in paths])
     monkeypatch.setenv("LOOKALIKE_BACKEND", "openvino")
     fast = create_extractor(DEFAULT)
