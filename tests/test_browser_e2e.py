@@ -37,14 +37,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(embedded_demo, tmp_path):
+@pytest.fixture(scope="module")
+def server(embedded_demo_path, models_cache, tmp_path_factory):
+    """One Streamlit server for this file's tests, on a copy of the embedded demo catalog (indexed)."""
+    from core.catalog.db import open_catalog
     from core.search.space import open_space
 
-    open_space(embedded_demo, "efficientnet_lite0").build_index(progress=False)
-    db = str(embedded_demo.path)
+    from helpers import link_tree
+
+    folder = tmp_path_factory.mktemp("e2e")
+    shutil.copy(embedded_demo_path, folder / "demo.db")
+    link_tree(models_cache, folder / "models")  # the default, converted once per session
+    db = open_catalog(folder / "demo.db")
+    open_space(db, "efficientnet_lite0").build_index(progress=False)
     port = free_port()
-    log = open(tmp_path / "streamlit.log", "w")
+    log = open(folder / "streamlit.log", "w")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -60,7 +67,7 @@ def server(embedded_demo, tmp_path):
             "true",
         ],
         cwd=ROOT,
-        env={**os.environ, "LOOKALIKE_DB": db},
+        env={**os.environ, "LOOKALIKE_DB": str(db.path), "LOOKALIKE_MODELS": str(folder / "models")},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -74,18 +81,20 @@ def server(embedded_demo, tmp_path):
             time.sleep(0.5)
     else:
         proc.kill()
-        pytest.fail("streamlit did not start: " + (tmp_path / "streamlit.log").read_text()[-2000:])
-    yield url, embedded_demo
+        pytest.fail("streamlit did not start: " + (folder / "streamlit.log").read_text()[-2000:])
+    yield url, db
     proc.terminate()
     try:
         proc.wait(30)
     except subprocess.TimeoutExpired:  # a busy machine: a background job may still be winding down
         proc.kill()
         proc.wait(10)
+    db.conn.close()
 
 
-@pytest.fixture
-def browser(tmp_path):
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """One Chromium for this file's tests (each test opens its pages anew: a new Streamlit session)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -102,7 +111,7 @@ def browser(tmp_path):
         "--disable-sync",
         "--disable-dev-shm-usage",
         f"--window-size={WIDTH},{HEIGHT}",
-        f"--user-data-dir={tmp_path / 'chrome'}",
+        f"--user-data-dir={tmp_path_factory.mktemp('chrome')}",
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
@@ -203,18 +212,18 @@ def test_search_label_precision_export_in_chromium(server, browser, tmp_path):
     shot(browser, "1_catalog_item", top="//div[@data-testid='stSelectbox'][.//label[contains(., 'Open an item')]]")
 
     browser.get(f"{url}/Label")
-    name = wait_for(browser, "//input[@aria-label='Your name']")
-    name.send_keys("e2e tester\n")
-    settle(browser)
+    type_name(browser, "e2e tester")
     wait_for(browser, "(//button[normalize-space(.)='✓ Yes'])[1][not(@disabled)]").click()  # result 1: a click
     settle(browser)
     wait_for(browser, "//button[contains(., 'No to #2')][not(@disabled)]")
     ActionChains(browser).send_keys("n").perform()  # result 2: key N
     settle(browser)
     deadline = time.time() + 30
-    while db.execute("SELECT count(*) FROM labels").fetchone()[0] < 2 and time.time() < deadline:
+    while (
+        db.execute("SELECT count(*) FROM labels WHERE query_kind = 'item'").fetchone()[0] < 2 and time.time() < deadline
+    ):
         time.sleep(0.5)
-    assert db.execute("SELECT labeler, relevant FROM labels ORDER BY id").fetchall() == [
+    assert db.execute("SELECT labeler, relevant FROM labels WHERE query_kind = 'item' ORDER BY id").fetchall() == [
         ("e2e tester", 1),
         ("e2e tester", 0),
     ]
@@ -251,6 +260,16 @@ def test_search_label_precision_export_in_chromium(server, browser, tmp_path):
     wait_for(browser, "//h1[contains(., 'Lookalike')]")
     settle(browser)
     shot(browser, "1_home")
+
+
+def type_name(driver, name: str) -> None:
+    """Type `name` as the labeller's (replacing a remembered one: the server is shared) and press Enter."""
+    from selenium.webdriver.common.keys import Keys
+
+    box = wait_for(driver, "//input[@aria-label='Your name']")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(name + "\n")
+    settle(driver)
 
 
 def choose_one(driver, label: str, option: str) -> None:
@@ -311,8 +330,7 @@ def test_tune_on_methods_page_and_label_an_uploaded_photo_in_chromium(server, br
     photo = query_photo(tmp_path)
     browser.get(f"{url}/Label")
     wait_for(browser, "//label[contains(., 'Uploaded photo')]").click()
-    wait_for(browser, "//input[@aria-label='Your name']").send_keys("e2e tester\n")
-    settle(browser)
+    type_name(browser, "e2e tester")
     wait_for(browser, "//input[@type='file']").send_keys(str(photo))
     wait_for(browser, "(//button[normalize-space(.)='✓ Yes'])[10][not(@disabled)]")
     settle(browser)
@@ -320,9 +338,8 @@ def test_tune_on_methods_page_and_label_an_uploaded_photo_in_chromium(server, br
     wait_for(browser, "//*[contains(., '1 of 10 judged')]")
     from core.catalog.images import sha256_bytes
 
-    assert db.execute("SELECT query_kind, query_key, rank, relevant, labeler FROM labels").fetchall() == [
-        ("upload", sha256_bytes(photo.read_bytes()), 1, 1, "e2e tester")
-    ]
+    uploads = "SELECT query_kind, query_key, rank, relevant, labeler FROM labels WHERE query_kind = 'upload'"
+    assert db.execute(uploads).fetchall() == [("upload", sha256_bytes(photo.read_bytes()), 1, 1, "e2e tester")]
     shot(browser, "3_label_upload")
 
     browser.get(f"{url}/Label")  # a new page load: the name is remembered
