@@ -152,34 +152,32 @@ def test_minilm_puts_matching_titles_first():
     assert int(np.argmax(vectors @ query)) == 0
 
 
-def test_autoencoder_trains_resumes_and_embeds(demo_catalog, db_path):
+def test_autoencoder_trains_resumes_and_embeds(small_demo, db_path):
     from core.engines.autoencoder_training import train
     from core.engines.embed import embed_catalog
     from core.methods.autoencoder import checkpoint_path
 
-    assert not {m["name"]: m for m in list_methods(demo_catalog)}["autoencoder"]["available"]
+    assert not {m["name"]: m for m in list_methods(small_demo)}["autoencoder"]["available"]
     seen = []
     losses = train(
-        demo_catalog,
+        small_demo,
         epochs=1,
-        batch_size=64,
+        batch_size=16,
         progress=False,
         on_epoch=lambda epoch, total, loss: seen.append((epoch, total)),
     )
-    assert len(losses) == 1 and seen == [(1, 1)] and checkpoint_path(demo_catalog).exists()
-    first_version = create_extractor("autoencoder", demo_catalog).spec.version
-    losses = train(demo_catalog, epochs=2, batch_size=64, progress=False)  # resumes at epoch 2
+    assert len(losses) == 1 and seen == [(1, 1)] and checkpoint_path(small_demo).exists()
+    first_version = create_extractor("autoencoder", small_demo).spec.version
+    losses = train(small_demo, epochs=2, batch_size=16, progress=False)  # resumes at epoch 2
     assert len(losses) == 2 and losses[1] < losses[0]
-    extractor = create_extractor("autoencoder", demo_catalog)
+    extractor = create_extractor("autoencoder", small_demo)
     assert extractor.spec.version != first_version  # retraining outdates old vectors
-    report = embed_catalog(demo_catalog, "autoencoder", progress=False, limit=20)
+    report = embed_catalog(small_demo, "autoencoder", progress=False, limit=20)
     assert report.embedded == 20
-    assert (
-        demo_catalog.execute("SELECT DISTINCT dim FROM embeddings WHERE method = 'autoencoder'").fetchone()[0] == 2048
-    )
+    assert small_demo.execute("SELECT DISTINCT dim FROM embeddings WHERE method = 'autoencoder'").fetchone()[0] == 2048
 
 
-def test_autoencoder_training_streams_a_catalog_too_large_to_keep(demo_catalog, monkeypatch):
+def test_autoencoder_training_streams_a_catalog_too_large_to_keep(small_demo, monkeypatch):
     """Over `keep_bytes` every epoch decodes the photos again through the decode pool, batch by batch,
     and the loss is read once an epoch, not after every step."""
     from core.engines import autoencoder_training
@@ -198,6 +196,6 @@ def test_autoencoder_training_streams_a_catalog_too_large_to_keep(demo_catalog, 
 
     monkeypatch.setattr(autoencoder_training, "decoded_batches", spy)
     monkeypatch.setattr(torch.Tensor, "item", counted_item)
-    losses = autoencoder_training.train(demo_catalog, epochs=2, batch_size=64, progress=False, keep_bytes=0)
-    assert decoded == [300, 300]  # one pass of the decode pool per epoch, nothing kept
+    losses = autoencoder_training.train(small_demo, epochs=2, batch_size=16, progress=False, keep_bytes=0)
+    assert decoded == [64, 64]  # one pass of the decode pool per epoch, nothing kept
     assert len(reads) == 2 and len(losses) == 2 and losses[1] < losses[0]
