@@ -40,27 +40,24 @@ def saved(db) -> int:
 
 
 @pytest.fixture(scope="module")
-def tuned_path(embedded_demo_path, tmp_path_factory):
-    """The embedded demo slice with NAME tuned once (forced) on type and colour."""
+def first_tune(embedded_demo_path, tmp_path_factory):
+    """The embedded demo slice with NAME tuned once (forced) on type and colour, and that command's run."""
     path = tmp_path_factory.mktemp("tuned") / "demo.db"
     shutil.copy(embedded_demo_path, path)
     done = tune_cli(path, "--target", "category,colour", "--force")
     assert done.returncode == 0, done.stderr
-    return path
+    return path, done
 
 
 @pytest.fixture
-def tuned(tuned_path, tmp_path):
+def tuned(first_tune, tmp_path):
     path = tmp_path / "demo.db"
-    shutil.copy(tuned_path, path)
+    shutil.copy(first_tune[0], path)
     return path
 
 
-def test_tune_prints_base_and_tuned_per_target_and_jointly_and_saves(embedded_demo_path, tmp_path):
-    db = tmp_path / "demo.db"
-    shutil.copy(embedded_demo_path, db)
-    done = tune_cli(db, "--target", "category,colour", "--force")
-    assert done.returncode == 0, done.stderr
+def test_tune_prints_base_and_tuned_per_target_and_jointly_and_saves(first_tune):
+    db, done = first_tune
     lines = done.stdout.splitlines()
     assert lines[0].startswith(f"{NAME} over efficientnet_lite0 + color_hist: ") and "held out" in lines[0]
     assert "base" in lines[1] and "tuned" in lines[1]
