@@ -1,4 +1,5 @@
-"""`embed --engine ray` on a local Ray (2 CPUs): the local run's vectors, failures recorded, resumable."""
+"""`embed --engine ray` on a local Ray (2 CPUs): the local run's vectors, failures recorded, resumable
+(on the first 64 demo items: a few batches are all these need)."""
 
 from __future__ import annotations
 
@@ -30,55 +31,53 @@ def stored(db) -> int:
     return db.execute("SELECT count(*) FROM embeddings WHERE method = ?", (METHOD,)).fetchone()[0]
 
 
-def test_ray_gives_the_local_vectors_and_records_failures(local_ray, demo_catalog, db_path, tmp_path):
-    item_id = demo_catalog.execute("SELECT min(item_id) FROM images").fetchone()[0]
+def test_ray_gives_the_local_vectors_and_records_failures(local_ray, small_demo, db_path, tmp_path):
+    item_id = small_demo.execute("SELECT min(item_id) FROM images").fetchone()[0]
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff not a jpeg")
-    demo_catalog.execute("UPDATE images SET path = ?, sha256 = 'broken' WHERE item_id = ?", (str(broken), item_id))
-    demo_catalog.conn.commit()
-    demo_catalog.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    small_demo.execute("UPDATE images SET path = ?, sha256 = 'broken' WHERE item_id = ?", (str(broken), item_id))
+    small_demo.conn.commit()
+    small_demo.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     ray_path = tmp_path / "ray.db"
     shutil.copy(db_path, ray_path)
-    local = embed_catalog(demo_catalog, METHOD, limit=60, progress=False)
-    assert main(["embed", "--db", str(ray_path), "--engine", "ray", "--limit", "60", "--batch-size", "16"]) == 0
+    local = embed_catalog(small_demo, METHOD, limit=24, progress=False)
+    assert main(["embed", "--db", str(ray_path), "--engine", "ray", "--limit", "24", "--batch-size", "16"]) == 0
     ray_db = open_catalog(ray_path)
     ids, by_ray = vectors.load_matrix(ray_db, METHOD)
-    local_ids, by_local = vectors.load_matrix(demo_catalog, METHOD)
-    assert ids == local_ids and len(ids) == local.embedded == 59
+    local_ids, by_local = vectors.load_matrix(small_demo, METHOD)
+    assert ids == local_ids and len(ids) == local.embedded == 23
     assert (by_ray * by_local).sum(axis=1).min() >= 0.9999
     reason = ray_db.execute("SELECT reason FROM embedding_failures WHERE item_id = ?", (item_id,)).fetchone()[0]
-    assert reason == demo_catalog.execute("SELECT reason FROM embedding_failures").fetchone()[0]
+    assert reason == small_demo.execute("SELECT reason FROM embedding_failures").fetchone()[0]
     ray_db.conn.close()
 
 
-def test_an_interrupted_ray_run_resumes_like_a_local_one(local_ray, demo_catalog):
+def test_an_interrupted_ray_run_resumes_like_a_local_one(local_ray, small_demo):
     def stop_after_two_batches(done: int, total: int) -> None:
         if done >= 32:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        embed_with_ray(
-            demo_catalog, METHOD, batch_size=16, limit=80, progress=False, on_progress=stop_after_two_batches
-        )
-    kept = stored(demo_catalog)
+        embed_with_ray(small_demo, METHOD, batch_size=16, limit=48, progress=False, on_progress=stop_after_two_batches)
+    kept = stored(small_demo)
     assert kept == 32  # the batches written before the stop are kept
-    rest = embed_with_ray(demo_catalog, METHOD, batch_size=16, progress=False)
-    assert rest.pending == rest.embedded == 300 - kept  # only the rest is computed
-    assert stored(demo_catalog) == 300
-    assert embed_catalog(demo_catalog, METHOD, progress=False).pending == 0
+    rest = embed_with_ray(small_demo, METHOD, batch_size=16, progress=False)
+    assert rest.pending == rest.embedded == 64 - kept  # only the rest is computed
+    assert stored(small_demo) == 64
+    assert embed_catalog(small_demo, METHOD, progress=False).pending == 0
 
 
-def test_a_photo_missing_on_a_run_is_tried_again_on_the_next(local_ray, demo_catalog, tmp_path):
+def test_a_photo_missing_on_a_run_is_tried_again_on_the_next(local_ray, small_demo, tmp_path):
     """A node without the photo mount (or an NFS hiccup) must not mark photos failed for good."""
-    item_id, path = moved_photo(demo_catalog, tmp_path)
+    item_id, path = moved_photo(small_demo, tmp_path)
     away = tmp_path / "away.jpg"
     path.rename(away)
-    report = embed_with_ray(demo_catalog, METHOD, batch_size=16, limit=20, progress=False)
+    report = embed_with_ray(small_demo, METHOD, batch_size=16, limit=20, progress=False)
     assert (report.embedded, report.unavailable, report.failed) == (19, 1, 0)
-    assert demo_catalog.execute("SELECT count(*) FROM embedding_failures").fetchone()[0] == 0
+    assert small_demo.execute("SELECT count(*) FROM embedding_failures").fetchone()[0] == 0
     away.rename(path)  # the mount is back
-    again = embed_with_ray(demo_catalog, METHOD, batch_size=16, limit=1, progress=False)
-    assert again.embedded == 1 and vectors.get_vector(demo_catalog, METHOD, item_id) is not None
+    again = embed_with_ray(small_demo, METHOD, batch_size=16, limit=1, progress=False)
+    assert again.embedded == 1 and vectors.get_vector(small_demo, METHOD, item_id) is not None
 
 
 def test_ray_client_addresses_and_a_missing_ray_get_one_line(db_path, catalog, capsys, monkeypatch):
@@ -109,7 +108,7 @@ def test_device_and_gpus_per_worker_follow_one_rule():
         plan_actors("cpu", 1, None, gpus, node)
 
 
-def test_cuda_actors_on_a_cluster_without_gpus_are_refused_at_once(local_ray, demo_catalog, db_path, capsys):
+def test_cuda_actors_on_a_cluster_without_gpus_are_refused_at_once(local_ray, small_demo, db_path, capsys):
     assert main(["embed", "--db", str(db_path), "--engine", "ray", "--device", "cuda", "--limit", "4"]) == 2
     assert capsys.readouterr().err.strip() == (
         "error: --device cuda: the Ray cluster has no GPUs now; add GPU nodes or use --device cpu"
