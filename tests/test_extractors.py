@@ -13,7 +13,7 @@ from PIL import Image
 from core.methods import UnknownMethod, WeightsMissing, create_extractor, get_spec, list_methods
 from core.methods.distances import chi2_distances
 
-from helpers import DEMO, ROOT
+from helpers import DEMO, ROOT, small_styles
 
 OFFLINE_METHODS = ("efficientnet_lite0", "color_hist", "minilm", "hybrid")  # need no download
 HUB_METHODS = (
@@ -59,18 +59,9 @@ def test_missing_weights_is_one_actionable_line(empty_models, tmp_path):
     with pytest.raises(WeightsMissing, match="download-weights vit"):
         create_extractor("vit")
     db = tmp_path / "c.db"
+    csv_path, photos = small_styles(tmp_path)
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "core",
-            "import-csv",
-            str(DEMO / "styles.csv"),
-            "--images",
-            str(DEMO / "images"),
-            "--db",
-            str(db),
-        ],
+        [sys.executable, "-m", "core", "import-csv", str(csv_path), "--images", str(photos), "--db", str(db)],
         cwd=ROOT,
         capture_output=True,
         check=True,

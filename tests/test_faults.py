@@ -170,7 +170,7 @@ def test_3_export_neutralises_formula_titles_and_keeps_numbers(embedded_demo, tm
         float(row["score"])  # numbers stay numbers
 
 
-def test_3_label_notes_are_neutralised_and_round_trip(demo_catalog, tmp_path):
+def test_3_label_notes_are_neutralised_and_round_trip(demo_catalog, imported_demo_path, tmp_path):
     q, *candidates = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 7")]
     for candidate, note in zip(candidates, FORMULAS):
         add_label(demo_catalog, Query.item(q), candidate, "color_hist", 1, True, "-ana", note=note)
@@ -179,8 +179,8 @@ def test_3_label_notes_are_neutralised_and_round_trip(demo_catalog, tmp_path):
     raw = read_rows(out, "utf-8")
     assert [r["note"] for r in raw] == ["'=1+1", "'+", "'-", "'@SUM(1)", "'\tx", "''=already quoted"]
     assert {r["labeler"] for r in raw} == {"'-ana"} and {r["rank"] for r in raw} == {"1"}
+    shutil.copy(imported_demo_path, tmp_path / "other.db")  # another catalog of the same items
     fresh = open_catalog(tmp_path / "other.db")
-    import_csv(fresh, DEMO / "styles.csv", DEMO / "images", progress=False)
     assert import_labels(fresh, out).items == 6
     notes = {r[0]: r[1] for r in fresh.execute("SELECT note, labeler FROM labels")}
     assert sorted(notes) == sorted(FORMULAS) and set(notes.values()) == {"-ana"}
