@@ -94,7 +94,7 @@ def test_the_conversion_is_kept_per_weights_and_release(models, monkeypatch):
 
 
 def test_torch_methods_run_on_openvino_with_their_own_preprocessing(models, monkeypatch):
-    """A transformer (float input from its processor) and a timm CNN (uint8 Pixels, normalised in the model)."""
+    """A transformer and a timm CNN: both take uint8 Pixels, normalised inside the compiled model."""
     from transformers import ViTConfig, ViTImageProcessor, ViTModel
 
     ViTModel(

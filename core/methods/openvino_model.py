@@ -5,9 +5,10 @@
   `<models>/<method>/openvino-<OpenVINO version>/<method>-<weights digest>.xml`: new weights or a
   new OpenVINO mean a new file, so it is never stale. OpenVINO's own compiled-blob cache
   (`CACHE_DIR`) sits beside it, which makes the next start-up a file read.
-- Input: a `Pixels` model takes the decoders' uint8 NHWC photos; the conversion to float, the
-  normalisation and the layout change are compiled into the model (no NumPy pass). Other models
-  take their processor's float NCHW batch.
+- Input: a `Pixels` model (the default, the timm CNNs, the transformers) takes the decoders' uint8
+  NHWC photos; the conversion to float, the normalisation and the layout change are compiled into
+  the model (no NumPy pass). Other models (the autoencoder, a transformer whose processor runs
+  whole) take a float NCHW batch.
 - Precision: bfloat16 where the CPU has it (`BF16` in OpenVINO's CPU capabilities: AMX or
   AVX-512 BF16) and `--precision auto`, except for the methods in FP32_ONLY; float32 elsewhere.
 - Throughput: `PERFORMANCE_HINT=THROUGHPUT` (one stream per core on this machine) and an
