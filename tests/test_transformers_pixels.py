@@ -9,6 +9,8 @@ bytes) and the model side its rescale and normalisation.
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ from core.catalog.images import load_rgb
 from core.methods import backends, create_extractor
 from core.methods.preprocess import Pixels
 
-from helpers import DEMO, SHARED
+from helpers import DEMO, ROOT, SHARED
 
 DEMO_PHOTOS = sorted((DEMO / "images").glob("*.jpg"))
 
@@ -104,6 +106,19 @@ def test_decoders_ship_uint8_and_the_vectors_are_the_processors(models, kind):
     assert np.abs(extractor.preprocess.normalise(shipped) - old).max() < 1.01 / 255 / min(processor.image_std)
     cosine = cosines(extractor.embed_batch(shipped), extractor.embed_batch(old))
     assert cosine.min() >= 0.9999, cosine
+
+
+def test_a_decode_worker_prepares_transformer_photos_without_torch_or_transformers(models):
+    """What a worker process unpickles is a `Pixels`: no 8-second torch + transformers import per worker."""
+    save_tiny_vit(models / "vit", clip_like())
+    shipped = pickle.dumps(create_extractor("vit").preprocess)
+    worker = (
+        "import pickle, sys; from PIL import Image; from core.engines.decode import decode_chunk; "
+        "preprocess = pickle.loads(sys.stdin.buffer.read()); preprocess([Image.new('RGB', (300, 200))]); "
+        "print(sorted(m for m in ('torch', 'torchvision', 'transformers') if m in sys.modules))"
+    )
+    answer = subprocess.run([sys.executable, "-c", worker], input=shipped, capture_output=True, check=True, cwd=ROOT)
+    assert answer.stdout.decode().strip() == "[]"
 
 
 def test_openvino_normalises_the_uint8_photos_inside_the_model(models, monkeypatch):
