@@ -4,7 +4,8 @@
   (`openvino.convert_model`), once. The converted model is saved in the method's models folder,
   `<models>/<method>/openvino-<OpenVINO version>/<method>-<weights digest>.xml`: new weights or a
   new OpenVINO mean a new file, so it is never stale. OpenVINO's own compiled-blob cache
-  (`CACHE_DIR`) sits beside it, which makes the next start-up a file read.
+  (`CACHE_DIR`) sits beside it, one folder per precision (`compiled-bf16`, `compiled-fp32`: its
+  key ignores the precision), which makes the next start-up a file read.
 - Input: a `Pixels` model (the default, the timm CNNs, the transformers) takes the decoders' uint8
   NHWC photos; the conversion to float, the normalisation and the layout change are compiled into
   the model (no NumPy pass). Other models (the autoencoder, a transformer whose processor runs
@@ -84,11 +85,15 @@ def with_input(model: ov.Model, pixels: Pixels | None, shape: tuple[int, ...]) -
 
 
 def compile_model(model: ov.Model, method: str, cache_dir: Path) -> ov.CompiledModel:
+    """Compiled at the method's precision, with a blob cache of that precision only: OpenVINO's cache
+    key (2026.4) ignores the precision hint, and a transformer compiled for bfloat16 that reads the
+    float32 blob answers NaN."""
+    chosen = precision(method)
     config = {
         "PERFORMANCE_HINT": "THROUGHPUT",
-        "INFERENCE_PRECISION_HINT": "bf16" if precision(method) == "bf16" else "f32",
+        "INFERENCE_PRECISION_HINT": "bf16" if chosen == "bf16" else "f32",
         "INFERENCE_NUM_THREADS": settings().threads,
-        "CACHE_DIR": str(cache_dir),
+        "CACHE_DIR": str(cache_dir / f"compiled-{chosen}"),
     }
     return openvino_cpu.runtime().compile_model(model, "CPU", config)
 
