@@ -99,6 +99,8 @@ def model_rows(args: argparse.Namespace, run_child: Callable, folder: Path) -> l
     """Model only and end to end, every architecture x backend; ratios to PyTorch fp32 in the same run."""
     rows = []
     for method, label in ARCHITECTURES.items():
+        if args.methods and method not in args.methods.split(","):
+            continue
         few = method != DEFAULT
         images, e2e_images = (16, args.hub_images) if few else (64, args.images)
         reference, torch_rate, torch_e2e = None, None, None
@@ -201,6 +203,8 @@ def backend_runs(args: argparse.Namespace, run_child: Callable) -> None:
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         models = model_rows(args, run_child, Path(tmp))
+    if args.methods:  # some models only (rows printed above): the section keeps its whole run
+        return
     commands = whole_commands(args.db, args.commands_images, args.repeats)
     decoding = decode_rows(args.images)
     body = "\n".join(
@@ -208,8 +212,8 @@ def backend_runs(args: argparse.Namespace, run_child: Callable) -> None:
             "## CPU backends: OpenVINO, ONNX Runtime, PyTorch",
             "",
             f"`python benchmarks/embed_bench.py --backends` on {machine()}: {cpu()}.",
-            f"Load average {load:.1f} before the runs: the machine was shared with other jobs, so read the",
-            "ratios (same run, same photos), not the absolute figures.",
+            f"Load average {load:.1f} before the runs ({'a quiet machine' if load < 1.5 else 'the machine was shared with other jobs'});",
+            "the ratios come from the same run and the same photos.",
             "",
             f"Whole command, start-up included: `python -m core embed --limit {args.commands_images}` of the default,",
             f"one process per run, wall clock, median of {args.repeats} alternating runs (conversion done before).",

@@ -4,7 +4,7 @@
     python benchmarks/embed_bench.py --commands-only [--images 1000] [--write]
     python benchmarks/embed_bench.py --engine ray [--images 1000] [--write]
     python benchmarks/embed_bench.py --gpu [--images 5000] [--write]        # on a GPU machine
-    python benchmarks/embed_bench.py --backends [--images 512] [--hub-images 48] [--commands-images 1000] [--write]
+    python benchmarks/embed_bench.py --backends [--methods vit,clip] [--images 512] [--hub-images 48] [--commands-images 1000] [--write]
 
 Each run embeds the first N photos of the 4,000-photo set through `core.engines.embed.embed_catalog`
 (the code path of `python -m core embed`) in a fresh child process, so its peak resident

@@ -282,3 +282,22 @@ def test_a_wsl2_gpu_is_not_ruled_out_before_torch_is_asked(monkeypatch):
             devices, "Path", lambda p, present=present: real_path("/") if p in present else real_path("/nonexistent/x")
         )
         assert devices._no_nvidia_driver() is ruled_out
+
+
+def test_batches_go_to_a_gpu_through_pinned_memory_and_stay_in_place_on_the_cpu(monkeypatch):
+    """A `non_blocking` copy from pageable memory blocks: to CUDA a batch is pinned first."""
+    assert devices.pinned_copy("cuda") and devices.pinned_copy("cuda:1")
+    assert not devices.pinned_copy("cpu") and not devices.pinned_copy("mps")
+    batch = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+    on_cpu = devices.to_device(batch, "cpu")
+    assert np.array_equal(on_cpu.numpy(), batch) and np.shares_memory(on_cpu.numpy(), batch)  # no copy
+    copies = []
+
+    class Pinned:
+        def to(self, device, non_blocking=False):
+            copies.append((device, non_blocking))
+            return "on the gpu"
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda tensor: Pinned())  # no CUDA here to pin with
+    assert devices.to_device(batch, "cuda:0") == "on the gpu" and copies == [("cuda:0", True)]
+    assert devices.to_device(batch, "cpu") is not None and copies == [("cuda:0", True)]  # the CPU never pins

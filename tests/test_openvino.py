@@ -103,7 +103,7 @@ def test_the_conversion_is_kept_per_weights_and_release(empty_models, monkeypatc
 
 
 def test_torch_methods_run_on_openvino_with_their_own_preprocessing(models, monkeypatch):
-    """A transformer (float input from its processor) and a timm CNN (uint8 Pixels, normalised in the model)."""
+    """A transformer and a timm CNN: both take uint8 Pixels, normalised inside the compiled model."""
     from transformers import ViTConfig, ViTImageProcessor, ViTModel
 
     ViTModel(
@@ -133,6 +133,27 @@ def test_torch_methods_run_on_openvino_with_their_own_preprocessing(models, monk
         assert fast.backend == "openvino" and fast.precision in ("bf16", "fp32")
         cosine = cosines(fast.embed_batch(batch), reference)
         assert cosine.min() >= 0.99, method
+
+
+def test_each_precision_compiles_and_caches_apart(models, monkeypatch):
+    """OpenVINO's compiled-blob cache does not key on the precision: a bfloat16 compile once read the
+    float32 blob of a transformer and answered NaN. Float32, then auto, then float32 again, in one
+    models folder: every answer finite and close to PyTorch's."""
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    config = ViTConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
+    ViTModel(config).save_pretrained(models / "vit")
+    ViTImageProcessor().save_pretrained(models / "vit")
+    photos = [load_rgb(p) for p in sorted((DEMO / "images").glob("*.jpg"))[:4]]
+    monkeypatch.setenv("LOOKALIKE_BACKEND", "torch")
+    slow = create_extractor("vit")
+    batch = slow.preprocess(photos)
+    reference = slow.embed_batch(batch)
+    for precision in ("fp32", "auto", "fp32"):
+        backends.select_precision(precision)
+        fast, extractor = vectors("openvino", batch, monkeypatch, "vit")
+        assert np.isfinite(fast).all(), (precision, extractor.precision)
+        assert cosines(fast, reference).min() >= 0.99, (precision, extractor.precision)
 
 
 def test_a_bad_backend_is_one_line_and_only_for_commands_that_run_a_model(embedded_demo, monkeypatch, capsys):

@@ -12,7 +12,7 @@ from core.catalog import vectors
 from core.catalog.db import open_catalog
 from core.cli import main
 from core.engines.embed import embed_catalog
-from core.engines.ray_engine import ActorPlan, embed_with_ray, plan_actors, start_ray, worker_env
+from core.engines.ray_engine import ActorPlan, driver_side, embed_with_ray, plan_actors, start_ray, worker_env
 
 from helpers import moved_photo
 
@@ -163,3 +163,37 @@ def test_workers_run_at_the_drivers_precision(monkeypatch):
         backends.precision()
     monkeypatch.delenv("LOOKALIKE_PRECISION")
     reload()
+
+
+def test_the_driver_finds_version_and_preprocessing_without_loading_a_model(catalog, monkeypatch):
+    """The driver only needs the version and what decode tasks run: from the spec and, for a transformer,
+    its processor's config. Weights that cannot load as a model (here: not a model at all) never matter."""
+    from transformers import CLIPImageProcessor
+
+    from core.methods import create_extractor, get_spec, preprocessing
+    from core.methods.efficientnet_lite0 import PIXELS
+    from core.methods.preprocess import Pixels
+    from core.methods.registry import _REGISTRY
+    from core.methods.transformers_models import processor_pixels
+
+    processor = CLIPImageProcessor(size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224})
+    for method in ("clip", "resnet50"):
+        folder = catalog.models_dir / method
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+        (folder / "model.safetensors").write_bytes(b"not a model")
+    processor.save_pretrained(catalog.models_dir / "clip")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(Exception):  # noqa: B017 - any failure: the point is that the driver never tries
+        create_extractor("clip", catalog)
+    assert driver_side("clip", catalog) == ("1", processor_pixels(processor))
+    assert driver_side("clip", catalog)[1] == Pixels(
+        224, (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711), 3, 256
+    )
+    assert driver_side("resnet50", catalog) == ("1", Pixels(224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
+    assert driver_side(METHOD, catalog) == ("1", PIXELS)
+    models = [s for s in _REGISTRY.values() if s.kind == "image" and s.runs_model and not s.derived]
+    assert models and all(spec.preprocessing for spec in models)  # every method Ray can run says how
+    from core.methods.colour import histograms
+
+    assert preprocessing(get_spec("color_hist")) is histograms  # others: their extractor's, built (cheap)

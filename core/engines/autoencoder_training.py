@@ -46,11 +46,8 @@ def _decoded(paths: list[str], batch_size: int, processes: bool) -> Iterator[np.
 
 
 def _as_tensor(pixels: np.ndarray, device: str) -> torch.Tensor:
-    """NHWC uint8 NumPy -> NCHW uint8 tensor on `device` (pinned first, so the copy can overlap)."""
-    tensor = torch.from_numpy(pixels).permute(0, 3, 1, 2)
-    if device == "cuda":
-        tensor = tensor.pin_memory()
-    return tensor.to(device, non_blocking=True)
+    """NHWC uint8 NumPy -> NCHW uint8 tensor on `device` (pinned first on a GPU, so the copy can overlap)."""
+    return devices.to_device(pixels, device).permute(0, 3, 1, 2)
 
 
 class Photos:

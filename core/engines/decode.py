@@ -68,7 +68,7 @@ def decode_chunk(
 ) -> tuple[list[int], object, list[tuple[int, str]]]:
     """Decode (path, url) sources: (indices decoded, preprocessed batch or images, (index, reason) failures)."""
     good, images, failures = [], [], []
-    draft = preprocess.size if isinstance(preprocess, Pixels) else None
+    draft = preprocess.draft if isinstance(preprocess, Pixels) else None
     for n, (path, url) in enumerate(sources):
         try:
             images.append(read_photo(path, url, draft))

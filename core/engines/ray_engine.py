@@ -26,7 +26,7 @@ from core.catalog import vectors
 from core.catalog.db import Catalog
 from core.engines.decode import Preprocess, decode_chunk
 from core.engines.embed import EmbedReport, note_failure, pending
-from core.methods import backends, create_extractor, devices, get_spec
+from core.methods import backends, create_extractor, devices, get_spec, preprocessing
 from core.methods.weights import autoencoder_checkpoint
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,13 @@ def worker_env(asked: Sequence[str], threads: int, models: Path | None = None) -
     return env
 
 
+def driver_side(method: str, db: Catalog) -> tuple[str, Preprocess]:
+    """What the driver needs of a method: its real version and its decode tasks' preprocessing,
+    both from the spec (for a transformer, its processor's config): no model is loaded here."""
+    spec = get_spec(method, db).resolved(db)
+    return spec.version, preprocessing(spec, db)
+
+
 def _urls(db: Catalog) -> dict[tuple[str, str], str]:
     rows = db.execute("SELECT item_id, path, url FROM images WHERE status = 'ok' AND url IS NOT NULL")
     return {(item_id, path): url for item_id, path, url in rows}
@@ -207,9 +214,7 @@ def embed_with_ray(
     if not spec.runs_model:
         raise ValueError(f"{method} has no model to distribute; embed it without --engine ray (it is fast locally)")
     ray = import_ray()
-    with devices.placed("cpu"):  # the driver's copy: version and preprocessing only
-        extractor = create_extractor(method, db)
-    version = extractor.spec.version
+    version, preprocess = driver_side(method, db)
     todo = pending(db, method, version, "image", limit, retry_failed)
     report = EmbedReport(method, version, pending=len(todo))
     if not todo:
@@ -223,7 +228,7 @@ def embed_with_ray(
         runtime_env = {"env_vars": worker_env(env, plan.cpus, db.models_dir if address is None else None)}
         if address is None and method == "autoencoder":  # this catalog's own checkpoint (a path this machine shares)
             runtime_env["env_vars"]["LOOKALIKE_AUTOENCODER"] = str(autoencoder_checkpoint(db))
-        dataset = _dataset(ray, db, todo, extractor, method, plan, runtime_env, batch_size)
+        dataset = _dataset(ray, db, todo, preprocess, method, plan, runtime_env, batch_size)
         _stream(db, dataset, report, progress, on_progress, batch_size or _batch(plan))
     finally:
         if started:
@@ -235,7 +240,9 @@ def _batch(plan: ActorPlan) -> int:
     return GPU_BATCH if plan.device == "cuda" else devices.CPU_BATCH
 
 
-def _dataset(ray, db: Catalog, todo: list, extractor, method: str, plan: ActorPlan, runtime_env: dict, batch_size):
+def _dataset(
+    ray, db: Catalog, todo: list, preprocess: Preprocess, method: str, plan: ActorPlan, runtime_env: dict, batch_size
+):
     """The Ray Data pipeline: decode tasks on CPUs, then the actor pool of the plan."""
     batch = batch_size or _batch(plan)
     urls = _urls(db)
@@ -247,7 +254,7 @@ def _dataset(ray, db: Catalog, todo: list, extractor, method: str, plan: ActorPl
         ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // batch)))
         .map_batches(
             _decode_rows,
-            fn_kwargs={"preprocess": extractor.preprocess},
+            fn_kwargs={"preprocess": preprocess},
             batch_size=batch,
             batch_format="numpy",
             num_cpus=1,

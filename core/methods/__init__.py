@@ -11,6 +11,7 @@ from core.methods.registry import (
     create_extractor,
     get_spec,
     list_methods,
+    preprocessing,
 )
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "create_extractor",
     "get_spec",
     "list_methods",
+    "preprocessing",
 ]
 
 from core.methods import specs, tuned  # noqa: E402, F401 - importing them registers the methods

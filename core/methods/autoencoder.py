@@ -16,6 +16,7 @@ from torch import nn
 
 from core.catalog.db import Catalog
 from core.methods.preprocess import to_array
+from core.methods.spec import MethodSpec
 from core.methods.torch_utils import TorchImageExtractor
 from core.methods.weights import autoencoder_checkpoint as checkpoint_path
 from core.methods.weights import autoencoder_version
@@ -61,6 +62,11 @@ class ConvAutoencoder(nn.Module):
 
 # 128x128 RGB in [0, 1], NCHW float32 NumPy: a picklable function, so decode processes can run it.
 to_batch = partial(to_array, size=SIZE, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+
+
+def preprocessing(spec: MethodSpec, catalog: Catalog | None = None) -> partial:
+    """The registry's way to `to_batch`, with no checkpoint loaded."""
+    return to_batch
 
 
 class AutoencoderExtractor(TorchImageExtractor):

@@ -10,6 +10,7 @@ import torch
 from core.catalog.db import Catalog
 from core.methods import weights
 from core.methods.preprocess import Pixels
+from core.methods.spec import MethodSpec
 from core.methods.specs import ARCHS
 from core.methods.torch_utils import TorchImageExtractor
 
@@ -24,18 +25,22 @@ def load(method: str, catalog: Catalog | None) -> torch.nn.Module:
     return timm.create_model(name, pretrained=True, num_classes=0)
 
 
+def preprocessing(spec: MethodSpec, catalog: Catalog | None = None) -> Pixels:
+    """The model's input size and normalisation, from timm's pretrained config (no weights loaded)."""
+    cfg = timm.get_pretrained_cfg(ARCHS[spec.name][0]).to_dict()
+    return Pixels(
+        size=int(cfg.get("input_size", (3, 224, 224))[-1]),
+        mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
+        std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
+    )
+
+
 class TimmCNN(TorchImageExtractor):
     channels_last = True
 
     def load_model(self, catalog: Catalog | None) -> torch.nn.Module:
-        model = load(self.spec.name, catalog)
-        cfg = model.pretrained_cfg
-        self.preprocess = Pixels(
-            size=int(cfg.get("input_size", (3, 224, 224))[-1]),
-            mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
-            std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
-        )
-        return model
+        self.preprocess = preprocessing(self.spec, catalog)
+        return load(self.spec.name, catalog)
 
 
 def download(method: str, catalog: Catalog | None) -> Path:

@@ -74,7 +74,7 @@ class Placement:
         """
         import torch
 
-        tensor = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device, non_blocking=True)
+        tensor = to_device(np.ascontiguousarray(batch, dtype=np.float32), self.device)
         return tensor.contiguous(memory_format=torch.channels_last) if channels_last else tensor
 
     def autocast(self):
@@ -84,6 +84,23 @@ class Placement:
         import torch
 
         return torch.autocast(device_type=self.device, dtype=getattr(torch, self.dtype))
+
+
+def pinned_copy(device: str) -> bool:
+    """Whether a host batch goes to `device` through pinned (page-locked) memory: to a CUDA GPU yes,
+    since only from pinned memory is a `non_blocking` copy asynchronous (from pageable memory it blocks)."""
+    return device.split(":")[0] == "cuda"
+
+
+def to_device(batch: np.ndarray, device: str):
+    """A NumPy batch as a torch tensor on `device`: on the CPU the array's own memory (no copy); to a
+    CUDA GPU pinned first, then copied without blocking the model's thread (`pinned_copy`)."""
+    import torch
+
+    tensor = torch.from_numpy(batch)
+    if not pinned_copy(device):
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 def _no_nvidia_driver() -> bool:

@@ -6,7 +6,9 @@ they agree by construction and neither imports the other's module for them.
 
 from __future__ import annotations
 
+from core.catalog.db import Catalog
 from core.methods.preprocess import Pixels
+from core.methods.spec import MethodSpec
 
 MEAN = STD = (0.5, 0.5, 0.5)
 SIZE = 224
@@ -15,3 +17,8 @@ SIZE = 224
 HALF = "float16"
 
 PIXELS = Pixels(SIZE, MEAN, STD)  # uint8 from the decoders; normalised on the model's side
+
+
+def preprocessing(spec: MethodSpec, catalog: Catalog | None = None) -> Pixels:
+    """The registry's way to PIXELS (every backend's preprocessing), with no model loaded."""
+    return PIXELS

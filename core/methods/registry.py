@@ -14,7 +14,15 @@ from core.methods.spec import MethodSpec, UnknownMethod, WeightsMissing, resolve
 if TYPE_CHECKING:
     from core.methods.base import Extractor
 
-__all__ = ["MethodSpec", "UnknownMethod", "WeightsMissing", "build_extractor", "create_extractor", "get_spec"]
+__all__ = [
+    "MethodSpec",
+    "UnknownMethod",
+    "WeightsMissing",
+    "build_extractor",
+    "create_extractor",
+    "get_spec",
+    "preprocessing",
+]
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
@@ -65,6 +73,17 @@ def build_extractor(spec: MethodSpec, catalog: Catalog | None = None) -> Extract
     if reason:
         raise WeightsMissing(reason)
     return _with_parts(resolve_path(spec.factory)(spec, catalog), spec, catalog)
+
+
+def preprocessing(spec: MethodSpec, catalog: Catalog | None = None) -> Callable:
+    """What a method's decode workers run on photos (its extractor's `preprocess`), without loading
+    its model when the spec says how (`spec.preprocessing`); WeightsMissing when it cannot run here."""
+    reason = spec.availability(catalog)
+    if reason:
+        raise WeightsMissing(reason)
+    if spec.preprocessing is None:
+        return build_extractor(spec, catalog).preprocess
+    return resolve_path(spec.preprocessing)(spec, catalog)
 
 
 def _with_parts(extractor: Extractor, spec: MethodSpec, catalog: Catalog | None) -> Extractor:

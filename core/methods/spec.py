@@ -44,6 +44,8 @@ class MethodSpec:
     NumPy/OpenCV methods and for methods derived from stored vectors.
     version_of: for a method whose real version depends on this machine or catalog (the autoencoder's
     checkpoint digest), "module:callable(catalog) -> str"; `resolved` applies it.
+    preprocessing: for a model method, "module:callable(spec, catalog) -> preprocess": what its decode
+    workers run on photos, found without loading the model (a Ray driver needs only that).
     parts: for a derived method, the methods whose stored vectors its own are computed from.
     training: a tuned method's training record (core/curation/tuning.py), for people; None otherwise.
     """
@@ -66,6 +68,7 @@ class MethodSpec:
     training: dict | None = field(default=None, repr=False, compare=False)
     runs_model: bool = True
     version_of: str | None = field(default=None, repr=False, compare=False)
+    preprocessing: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def derived(self) -> bool:

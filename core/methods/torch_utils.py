@@ -121,7 +121,7 @@ class TorchImageExtractor(ImageExtractor):
         """The model's input tensor: a float batch as it is, a `Pixels` uint8 batch normalised."""
         if batch.dtype != np.uint8 or not isinstance(self.preprocess, Pixels):
             return self.placement.tensor(batch, channels_last=self.channels_last)
-        nhwc = torch.from_numpy(batch).to(self.device, non_blocking=True)
+        nhwc = devices.to_device(batch, self.device)
         mean = torch.tensor(self.preprocess.mean, device=self.device) * 255
         std = torch.tensor(self.preprocess.std, device=self.device) * 255
         nchw = ((nhwc.float() - mean) / std).permute(0, 3, 1, 2)  # a channels-last view, no copy

@@ -11,6 +11,7 @@ from core.catalog.images import sha256_bytes
 from core.catalog.items import item_detail
 from core.catalog.vectors import methods_with_vectors
 from core.curation.labels import LabelError, Query, add_label, current_labels, label_counts, next_query
+from core.curation.suggest import SuggestError, suggest_queries
 from core.search.queries import SearchError, search
 
 import ui
@@ -30,7 +31,12 @@ if not embedded:
     st.stop()
 
 MODES = ["Catalog item", "Uploaded photo"]
-ORDERS = {"unlabelled first": "unlabelled", "random": "random", "by category": "category"}
+ORDERS = {
+    "suggested: teaches most": "suggested",
+    "unlabelled first": "unlabelled",
+    "random": "random",
+    "by category": "category",
+}
 VERDICTS = (("✓ Yes", "yes", True), ("✗ No", "no", False))  # button text, key prefix, relevant
 mode = st.radio("Query", MODES, horizontal=True, **ui.remembered(ui.Keys.LABEL_MODE, MODES))
 c = st.columns([2, 2, 2, 1])
@@ -41,21 +47,49 @@ method = c[1].selectbox("Method", embedded, **ui.remembered(ui.Keys.LABEL_METHOD
 k = int(c[3].number_input("Results", 1, 20, 10, help="How many of the query's look-alikes to judge."))
 
 
+SUGGESTIONS = 20  # worked out at once and kept for the session: one pass over the catalog serves 20 queries
+
+
+def suggested() -> str | None:
+    """The unjudged item whose judgements would teach the chosen method most (`labels suggest`);
+    None, with a note, when the method has nothing to compare its signals with."""
+    chosen = st.session_state.get(ui.Keys.LABEL_METHOD) or embedded[0]
+    kept = st.session_state.get("label_suggestions", {})
+    queue = [i for i in kept.get(chosen, []) if not current_labels(database, Query.item(i))]
+    if not queue:
+        try:
+            queue = [s.item_id for s in suggest_queries(database, chosen, n=SUGGESTIONS)]
+        except SuggestError as exc:
+            st.session_state["label_note"] = f"No suggestion ({exc}): showing unlabelled items instead."
+            return None
+    st.session_state["label_suggestions"] = {chosen: queue[1:]}
+    return queue[0] if queue else None
+
+
 def pick_next() -> None:
     """Choose the next query item (read from the state: callbacks run before the page does)."""
-    order = ORDERS[st.session_state.get(ui.Keys.LABEL_ORDER, "unlabelled first")]
+    order = ORDERS[st.session_state.get(ui.Keys.LABEL_ORDER, next(iter(ORDERS)))]
     category = st.session_state.get(ui.Keys.LABEL_CATEGORY) if order == "category" else None
-    st.session_state[ui.Keys.LABEL_QUERY] = next_query(database, order, category)
+    chosen = suggested() if order == "suggested" else None
+    st.session_state[ui.Keys.LABEL_QUERY] = chosen or next_query(database, order, category)
 
 
 if mode == "Catalog item":
-    order = c[2].selectbox("Next query", list(ORDERS), **ui.remembered(ui.Keys.LABEL_ORDER, list(ORDERS)))
+    order = c[2].selectbox(
+        "Next query",
+        list(ORDERS),
+        **ui.remembered(ui.Keys.LABEL_ORDER, list(ORDERS)),
+        help="Suggested: the item whose results the method's signals (image, colour, title) disagree on "
+        "most, so judging it teaches a learnt method most (as `python -m core labels suggest`).",
+    )
     if order == "by category":
         from core.catalog.filters import distinct_values
 
         st.selectbox("Category", distinct_values(database, "category"), key=ui.Keys.LABEL_CATEGORY, on_change=pick_next)
     if st.session_state.get(ui.Keys.LABEL_QUERY) is None:
         pick_next()
+    if note := st.session_state.pop("label_note", None):
+        st.caption(note)
     st.button(
         "Next query ▶",
         on_click=pick_next,
