@@ -1,7 +1,7 @@
 """Learnt methods vs their bases on the 4,000 labelled photos, measured on items they never saw,
 and through them the 21 shopper photos.
 
-    python benchmarks/tune_bench.py [--db data/bench/tune.db] [--queries 400]
+    python benchmarks/tune_bench.py [--db data/bench/tune.db] [--queries 400] [--learnt words]
 
 Items are split by a stable hash of their id (80% training, 20% validation). Every validation
 item is a query; P@10 by same type (articleType) and same type and colour, with only the
@@ -36,7 +36,17 @@ from common import ROOT, SHARED, fashion_catalog, machine, write_section
 
 IMAGE = ["efficientnet_lite0", "color_hist"]
 WITH_TEXT = [*IMAGE, "minilm"]
-KINDS = {"efficientnet_lite0": "image", "color_hist": "image", "minilm": "text"}
+WITH_WORDS = [*IMAGE, "words"]
+ALL = [*WITH_TEXT, "words"]
+KINDS = {"efficientnet_lite0": "image", "color_hist": "image", "minilm": "text", "words": "text"}
+LEARNT = (  # label, bases, targets, from labels
+    ("labels: image+colour", IMAGE, [], True),
+    ("labels: image+colour+title", WITH_TEXT, [], True),
+    ("labels: image+colour+words", WITH_WORDS, [], True),
+    ("category,colour: image+colour", IMAGE, ["category", "colour"], False),
+    ("category,colour: image+colour+title", WITH_TEXT, ["category", "colour"], False),
+    ("category,colour: image+colour+words", WITH_WORDS, ["category", "colour"], False),
+)
 NOTIONS = {"type": "category", "type+colour": "category,colour"}
 LABELER = "tune-bench"
 PHOTO_TYPES = Path(__file__).with_name("query_photo_types.csv")
@@ -94,29 +104,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, default=ROOT / "data" / "bench" / "tune.db")
     parser.add_argument("--queries", type=int, default=400)
+    parser.add_argument("--learnt", help="only the learnt rows whose label holds this text (printed, docs kept)")
     args = parser.parse_args()
     db = fashion_catalog(args.db)
-    for method in WITH_TEXT:
+    for method in ALL:
         embed_catalog(db, method, batch_size=64, progress=False)
-    ids, parts = stored_bases(db, WITH_TEXT, [KINDS[b] for b in WITH_TEXT])
+    ids, parts = stored_bases(db, ALL, [KINDS[b] for b in ALL])
     classes = {n: tuning.class_codes(joint_values(db, ids, a)) for n, a in NOTIONS.items()}
     validation = np.array([n for n, i in enumerate(ids) if tuning.is_validation(i)])
     train = [n for n, i in enumerate(ids) if not tuning.is_validation(i)]
     rows = []
-    for base in WITH_TEXT:
+    for base in ALL:
         photo = photo_p10(db, base) if KINDS[base] == "image" else float("nan")
         rows.append((base, "frozen base", "", scores(unit(parts[base]), classes, validation) + [photo]))
-    for label, bases, w in (("concat 0.7/0.3", IMAGE, [0.7, 0.3]), ("equal thirds", WITH_TEXT, [1 / 3] * 3)):
+    fusions = (
+        ("concat 0.7/0.3", IMAGE, [0.7, 0.3]),
+        ("equal thirds", WITH_TEXT, [1 / 3] * 3),
+        ("equal thirds, words", WITH_WORDS, [1 / 3] * 3),
+    )
+    for label, bases, w in fusions:
         fused = unit(weighted_concat([parts[b] for b in bases], w))
         rows.append((label, "fixed fusion", "", scores(fused, classes, validation) + [float("nan")]))
     judged, held_back = simulate_labels(db, ids, parts, train, validation, args.queries)
     notes = []
-    for label, bases, targets, labels in (
-        ("labels: image+colour", IMAGE, [], True),
-        ("labels: image+colour+title", WITH_TEXT, [], True),
-        ("category,colour: image+colour", IMAGE, ["category", "colour"], False),
-        ("category,colour: image+colour+title", WITH_TEXT, ["category", "colour"], False),
-    ):
+    for label, bases, targets, labels in LEARNT:
+        if args.learnt and args.learnt not in label:
+            continue
         row, result = learnt_row(db, label, bases, targets, labels, classes, validation, ids)
         rows.append(row)
         if "labels" in result.metrics:
@@ -126,7 +139,10 @@ def main() -> None:
                 f"{held['base_auc']:.3f} -> {held['tuned_auc']:.3f}, judged P@10 "
                 f"{held['base_judged_p10']:.3f} -> {held['tuned_judged_p10']:.3f} (equal-weight bases -> learnt)"
             )
-    write_section("tune", report(rows, notes, ids, validation, judged, held_back, args.queries))
+    text = report(rows, notes, ids, validation, judged, held_back, args.queries)
+    print(text)
+    if not args.learnt:
+        write_section("tune", text)
 
 
 def report(rows, notes, ids, validation, judged, held_back, queries) -> str:
@@ -140,7 +156,7 @@ def report(rows, notes, ids, validation, judged, held_back, queries) -> str:
     lines = [f"| {s} | {n} | {t} | " + " | ".join(cell(v) for v in cells) + " |" for s, n, t, cells in rows]
     return "\n".join(
         [
-            "## Learnt methods: signal weights and heads over efficientnet_lite0, color_hist and minilm",
+            "## Learnt methods: signal weights and heads over efficientnet_lite0, color_hist, minilm and words",
             "",
             f"`python benchmarks/tune_bench.py` on {machine()} (shared with other jobs: seconds are noisy).",
             f"The 4,000 labelled photos are split by a stable hash of their id: {len(ids) - len(validation)} training",

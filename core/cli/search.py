@@ -85,7 +85,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--item", help="catalog item id")
     group.add_argument("--image", type=Path, help="a photo file")
-    group.add_argument("--text", help="words (minilm, clip, fashion_clip)")
+    group.add_argument("--text", help="words (minilm, words, clip, fashion_clip)")
     p.add_argument("-k", type=count, default=10, help="how many look-alikes to print (default 10)")
     filter_option(p, "keep only results that match")
     p.add_argument(

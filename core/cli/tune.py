@@ -91,7 +91,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
         "--base",
         required=True,
         metavar="M1[,M2,...]",
-        help="base methods, already embedded: image methods and text ones (minilm); the base fusion's weights "
+        help="base methods, already embedded: image methods and text ones (minilm, words); the base fusion's weights "
         "as efficientnet_lite0=0.5,color_hist=0.2,minilm=0.3 (default equal)",
     )
     p.add_argument("--target", metavar="ATTR[,ATTR...]", help="catalog fields whose shared values make items alike")

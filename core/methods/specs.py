@@ -230,6 +230,22 @@ def _hybrid_spec() -> MethodSpec:
 register(_hybrid_spec())
 register(
     MethodSpec(
+        name="words",
+        version="1",
+        kind="text",
+        dim=512,  # at most: a catalog with fewer texts gets fewer (core/methods/words.py)
+        metric="angular",
+        family="text",
+        description="TF-IDF of the words and word pairs of title + description, fitted on this catalog",
+        weights="none: fitted on this catalog's texts on first embed",
+        factory="core.methods.words:Words",
+        version_of="core.methods.words:version",
+        text_query=True,
+        runs_model=False,
+    )
+)
+register(
+    MethodSpec(
         name="minilm",
         version="1",
         kind="text",

@@ -77,7 +77,7 @@ def query_vector(
         if not text.strip():
             raise SearchError("the text query is empty")
         if space.kind != "text" and not space.registered.text_query:
-            raise SearchError(f"{space.name} cannot read text; use minilm (titles) or clip / fashion_clip")
+            raise SearchError(f"{space.name} cannot read text; use minilm or words (titles) or clip / fashion_clip")
         return space.extractor().embed_texts([text.strip()])[0]
     raise SearchError("give an item id, a photo or a text to search with")
 
