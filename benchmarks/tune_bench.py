@@ -31,6 +31,7 @@ from core.engines.embed import embed_catalog
 from core.methods.distances import unit
 from core.methods.heads import head_vectors, stored_bases, weighted_concat
 from core.search.queries import search
+from core.search.space import open_space
 
 from common import ROOT, SHARED, fashion_catalog, machine, write_section
 
@@ -46,6 +47,8 @@ LEARNT = (  # label, bases, targets, from labels
     ("category,colour: image+colour", IMAGE, ["category", "colour"], False),
     ("category,colour: image+colour+title", WITH_TEXT, ["category", "colour"], False),
     ("category,colour: image+colour+words", WITH_WORDS, ["category", "colour"], False),
+    ("labels: image+colour+title+words", ALL, [], True),
+    ("category,colour: image+colour+title+words", ALL, ["category", "colour"], False),
 )
 NOTIONS = {"type": "category", "type+colour": "category,colour"}
 LABELER = "tune-bench"
@@ -65,9 +68,9 @@ def photo_p10(db, method: str) -> float:
     """Mean type P@10 of the shopper photos searched through `method` (whole catalog)."""
     types = {r["photo"]: r["type"] for r in csv.DictReader(PHOTO_TYPES.open(encoding="utf-8"))}
     category = item_column(db, "category")
-    found = []
+    found, space = [], open_space(db, method)
     for photo, kind in sorted(types.items()):
-        hits = search(db, method, image=(SHARED / "query-photos" / photo).read_bytes(), k=10).results
+        hits = search(space, image=(SHARED / "query-photos" / photo).read_bytes(), k=10).results
         found.append(np.mean([category.get(h.item_id) == kind for h in hits]))
     return float(np.mean(found))
 
@@ -87,7 +90,7 @@ def simulate_labels(db, ids, parts, train, validation, queries: int) -> tuple[in
 
 
 def learnt_row(db, label: str, bases: list[str], targets: list[str], labels: bool, classes, validation, order):
-    name = "bench_" + re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+    name = ("b_" + re.sub(r"[^a-z0-9]+", "_", label.lower().replace("category,colour", "fields")).strip("_"))[:40]
     started = time.perf_counter()
     result = tuning.tune(db, name, bases, targets, labels, force=True, progress=False)
     seconds = time.perf_counter() - started
