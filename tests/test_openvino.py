@@ -203,11 +203,10 @@ def test_an_uploaded_photo_gets_the_stored_vectors_backend(embedded_demo, monkey
 
 
 @needs_shared
-@pytest.mark.timeout(600)  # about 15 s on a quiet 2-core machine: 1,000 photos, twice
+@pytest.mark.timeout(900)  # about a minute on a quiet 2-core machine: 4,000 photos, twice
 def test_bfloat16_keeps_the_answers_on_real_photos(models, monkeypatch):
-    """On every 4th of the 4,000 labelled photos (all the types; the whole set is benchmarks/' job,
-    docs/benchmarks.md): per-photo cosine to float32 >= 0.99 (min) and >= 0.999 (mean); type P@10
-    within 0.005."""
+    """On the 4,000 labelled photos (what the issue asked CI to check): per-photo cosine to float32
+    >= 0.99 (min) and >= 0.999 (mean); type P@10 within 0.005."""
     import csv
 
     from core.methods.efficientnet_lite0 import PIXELS
@@ -216,7 +215,7 @@ def test_bfloat16_keeps_the_answers_on_real_photos(models, monkeypatch):
         pytest.skip("this CPU has no bfloat16: OpenVINO runs float32 here (the fallback test covers it)")
     folder = SHARED / "fashion-products"
     types = {row["id"]: row["articleType"] for row in csv.DictReader(open(folder / "styles.csv", encoding="utf-8"))}
-    paths = sorted(p for p in (folder / "images").glob("*.jpg") if p.stem in types)[::4]
+    paths = sorted(p for p in (folder / "images").glob("*.jpg") if p.stem in types)
     labels = np.array([types[p.stem] for p in paths])
     monkeypatch.setenv("LOOKALIKE_BACKEND", "openvino")
     fast = create_extractor(DEFAULT)
