@@ -37,6 +37,9 @@ def test_suggestions_are_the_items_whose_signals_disagree_unjudged_and_distinct(
     assert [s.disagreement for s in found] == sorted((s.disagreement for s in found), reverse=True)
     add_label(catalog, Query.item(found[0].item_id), ids[40], "efficientnet_lite0", 1, True, "ann")
     assert found[0].item_id not in {s.item_id for s in suggest_queries(catalog, "efficientnet_lite0", 5)}
+    pooled = suggest_queries(catalog, "efficientnet_lite0", 5, pool=40)  # a large catalog's way: a sample
+    assert len(pooled) == 5 and found[0].item_id not in {s.item_id for s in pooled}
+    assert pooled == suggest_queries(catalog, "efficientnet_lite0", 5, pool=40)  # seeded: the same sample
 
 
 def test_labels_suggest_on_the_demo_slice(embedded_demo_path, tmp_path):

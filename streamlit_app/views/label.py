@@ -48,6 +48,7 @@ k = int(c[3].number_input("Results", 1, 20, 10, help="How many of the query's lo
 
 
 SUGGESTIONS = 20  # worked out at once and kept for the session: one pass over the catalog serves 20 queries
+POOL = 2000  # unjudged items they are chosen among (a second or two, whatever the catalog's size)
 
 
 def suggested() -> str | None:
@@ -58,7 +59,7 @@ def suggested() -> str | None:
     queue = [i for i in kept.get(chosen, []) if not current_labels(database, Query.item(i))]
     if not queue:
         try:
-            queue = [s.item_id for s in suggest_queries(database, chosen, n=SUGGESTIONS)]
+            queue = [s.item_id for s in suggest_queries(database, chosen, n=SUGGESTIONS, pool=POOL)]
         except SuggestError as exc:
             st.session_state["label_note"] = f"No suggestion ({exc}): showing unlabelled items instead."
             return None
