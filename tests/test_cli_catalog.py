@@ -92,14 +92,15 @@ def test_unknown_method_is_one_line_and_exit_2_for_every_command(tmp_path):
 
 PROBE = (
     "import sys; from core.cli import main; rc = main(sys.argv[1:]); "
-    "print('loaded:', sorted({'torch', 'timm', 'transformers', 'openvino', 'onnxruntime'} & set(sys.modules)), "
+    "print('loaded:', sorted({'torch', 'timm', 'transformers', 'openvino', 'onnxruntime', 'pandas'} & set(sys.modules)), "
     "file=sys.stderr); sys.exit(rc)"
 )
 
 
 def model_libraries_loaded(*args: str) -> list[str]:
-    """Run a command as `python -m core` would and name the model libraries it imported (LOOKALIKE_MODELS,
-    set by conftest.py, holds the default's conversion)."""
+    """Run a command as `python -m core` would and name the model libraries it imported, and pandas
+    (half a second of start-up that sqlite-utils would pull in; LOOKALIKE_MODELS, set by conftest.py,
+    holds the default's conversion)."""
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
         cwd=ROOT,

@@ -12,10 +12,28 @@ import re
 import sqlite3
 from pathlib import Path
 
-import sqlite_utils
-
 from core.files.failures import damaged, recovery
 from core.settings import settings
+
+
+def _import_sqlite_utils():
+    """sqlite-utils, imported with pandas hidden: it imports pandas (installed for Streamlit) only to
+    map `pandas.Timestamp` columns, which nothing here inserts, and that is half a second of every
+    command's start-up. A process that already has pandas (the app) imports it as it is."""
+    import sys
+
+    if "pandas" in sys.modules:
+        import sqlite_utils
+    else:
+        sys.modules["pandas"] = None  # an import of pandas raises ImportError while this is here
+        try:
+            import sqlite_utils
+        finally:
+            del sys.modules["pandas"]  # later imports of pandas work as usual
+    return sqlite_utils
+
+
+sqlite_utils = _import_sqlite_utils()
 
 log = logging.getLogger(__name__)
 
