@@ -113,7 +113,6 @@ class OpenVinoImageExtractor(ImageExtractor):
     def __init__(self, spec: MethodSpec, catalog: Catalog | None, single: ov.CompiledModel, bulk, preprocess):
         super().__init__(spec, catalog)
         self.preprocess = preprocess
-        self.compiled = single
         self.precision = "bf16" if single.get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16 else "fp32"
         self.width = single.outputs[0].get_partial_shape()[-1].get_length()
         self.queues = {1: ov.AsyncInferQueue(single), PER_REQUEST: ov.AsyncInferQueue(bulk)}

@@ -13,7 +13,6 @@ does not know are ignored. Delete the folder and embed again to fit anew.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from core.catalog.vectors import item_text
 from core.files.atomic import atomic_path
 from core.methods.base import TextExtractor
 from core.methods.spec import MethodSpec
+from core.methods.weights import checkpoint_version
 
 DIM = 512
 NGRAMS = (1, 2)
@@ -35,11 +35,11 @@ def fit_path(catalog: Catalog) -> Path:
 
 
 def version(catalog: Catalog | None) -> str:
-    """ "1-" and the digest of this catalog's fit ("1" before the first fit)."""
+    """The fit's digest as a version, as the autoencoder's checkpoint's ("1" before the first fit)."""
     path = fit_path(catalog) if catalog is not None else None
     if path is None or not path.exists():
         return "1"
-    return f"1-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+    return checkpoint_version(path.read_bytes())
 
 
 def _vectorizer(vocabulary=None) -> TfidfVectorizer:
