@@ -90,3 +90,18 @@ def link_tree(source: Path, target: Path) -> None:
             if not copy.exists():
                 copy.parent.mkdir(parents=True, exist_ok=True)
                 os.link(path, copy)
+
+
+def save_tiny_vit(folder: Path, processor=None, **config) -> None:
+    """A tiny random ViT (the `vit` method's model class: 2 layers of 2 heads, 32-px photos unless
+    `config` says otherwise) saved in `folder` with `processor` (default: a plain ViT processor at
+    the model's size). The product never makes one; tests load it through the real loading code."""
+    import torch
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    torch.manual_seed(0)
+    sizes = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    model_config = ViTConfig(**{**sizes, "image_size": 32, "patch_size": 8, **config})
+    ViTModel(model_config).save_pretrained(folder)
+    side = model_config.image_size
+    (processor or ViTImageProcessor(size={"height": side, "width": side})).save_pretrained(folder)

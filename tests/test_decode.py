@@ -16,7 +16,7 @@ from core.engines.embed import embed_catalog
 from core.methods import create_extractor
 from core.methods.preprocess import Pixels, to_array
 
-from helpers import DEMO
+from helpers import DEMO, save_tiny_vit
 
 PREPROCESS = partial(to_array, size=64, mean=(0.5,) * 3, std=(0.5,) * 3)
 
@@ -74,13 +74,8 @@ def test_work_ahead_is_bounded():
 
 
 def tiny_vit(catalog) -> None:
-    """A 2-layer ViT with random weights saved where `vit` looks first (the product never does this)."""
-    from transformers import ViTConfig, ViTImageProcessor, ViTModel
-
-    folder = catalog.models_dir / "vit"
-    config = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=32)
-    ViTModel(config).save_pretrained(folder)
-    ViTImageProcessor().save_pretrained(folder)
+    """A ViT with random weights (224-px photos, 32-px patches) saved where `vit` looks first."""
+    save_tiny_vit(catalog.models_dir / "vit", image_size=224, patch_size=32)
 
 
 def test_image_models_preprocess_with_picklable_functions(demo_catalog):

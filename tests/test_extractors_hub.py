@@ -17,7 +17,7 @@ from PIL import Image
 from core.methods import create_extractor, list_methods
 from core.search.space import open_space
 
-from helpers import DEMO
+from helpers import DEMO, save_tiny_vit
 
 PHOTOS = [Image.open(p).convert("RGB") for p in sorted((DEMO / "images").iterdir())[:3]]
 
@@ -58,24 +58,9 @@ def test_timm_cnn_loads_local_weights_file(models, method):
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
 
 
-def _tiny_vit_config(cls):
-    return cls(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
-    )
-
-
-def _save_image_processor(folder, size: int = 32) -> None:
-    from transformers import ViTImageProcessor
-
-    ViTImageProcessor(size={"height": size, "width": size}).save_pretrained(folder)
-
-
 @pytest.mark.parametrize("method", ["vit", "dino"])
 def test_vit_family_loads_from_local_folder(models, method):
-    from transformers import ViTConfig, ViTModel
-
-    ViTModel(_tiny_vit_config(ViTConfig)).save_pretrained(models / method)
-    _save_image_processor(models / method)
+    save_tiny_vit(models / method)
     assert available(method)
     vectors = create_extractor(method).embed_images(PHOTOS)
     assert vectors.shape == (3, 32) and np.isfinite(vectors).all()

@@ -15,7 +15,7 @@ from core.catalog.images import load_rgb
 from core.cli import main
 from core.methods import backends, create_extractor
 
-from helpers import DEMO, SHARED, needs_shared
+from helpers import DEMO, SHARED, needs_shared, save_tiny_vit
 
 openvino_model = pytest.importorskip("core.methods.openvino_model")
 openvino_cpu = pytest.importorskip("core.methods.openvino_cpu")
@@ -104,19 +104,7 @@ def test_the_conversion_is_kept_per_weights_and_release(empty_models, monkeypatc
 
 def test_torch_methods_run_on_openvino_with_their_own_preprocessing(models, monkeypatch):
     """A transformer and a timm CNN: both take uint8 Pixels, normalised inside the compiled model."""
-    from transformers import ViTConfig, ViTImageProcessor, ViTModel
-
-    ViTModel(
-        ViTConfig(
-            hidden_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=128,
-            image_size=32,
-            patch_size=8,
-        )
-    ).save_pretrained(models / "vit")
-    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(models / "vit")
+    save_tiny_vit(models / "vit", hidden_size=64, intermediate_size=128)
     photos = [load_rgb(p) for p in sorted((DEMO / "images").glob("*.jpg"))[:6]]
     for method in ("vit", DEFAULT):
         monkeypatch.setenv("LOOKALIKE_BACKEND", "torch")
@@ -139,11 +127,7 @@ def test_each_precision_compiles_and_caches_apart(models, monkeypatch):
     """OpenVINO's compiled-blob cache does not key on the precision: a bfloat16 compile once read the
     float32 blob of a transformer and answered NaN. Float32, then auto, then float32 again, in one
     models folder: every answer finite and close to PyTorch's."""
-    from transformers import ViTConfig, ViTImageProcessor, ViTModel
-
-    config = ViTConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
-    ViTModel(config).save_pretrained(models / "vit")
-    ViTImageProcessor().save_pretrained(models / "vit")
+    save_tiny_vit(models / "vit", hidden_size=64, intermediate_size=128, image_size=224, patch_size=16)
     photos = [load_rgb(p) for p in sorted((DEMO / "images").glob("*.jpg"))[:4]]
     monkeypatch.setenv("LOOKALIKE_BACKEND", "torch")
     slow = create_extractor("vit")

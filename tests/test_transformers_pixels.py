@@ -20,7 +20,7 @@ from core.catalog.images import load_rgb
 from core.methods import backends, create_extractor
 from core.methods.preprocess import Pixels
 
-from helpers import DEMO, ROOT, SHARED
+from helpers import DEMO, ROOT, SHARED, save_tiny_vit
 
 DEMO_PHOTOS = sorted((DEMO / "images").glob("*.jpg"))
 
@@ -72,19 +72,6 @@ def models(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setattr(backends, "_precision", "auto")
     return tmp_path / "models"
-
-
-def save_tiny_vit(folder, processor) -> None:
-    """A tiny random ViT (the `vit` method's model class) with `processor` beside it."""
-    import torch
-    from transformers import ViTConfig, ViTModel
-
-    torch.manual_seed(0)
-    config = ViTConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
-    )
-    ViTModel(config).save_pretrained(folder)
-    processor.save_pretrained(folder)
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
