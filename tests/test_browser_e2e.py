@@ -128,15 +128,24 @@ def wait_for(driver, xpath: str, timeout: float = 60):
     return WebDriverWait(driver, timeout).until(ec.presence_of_element_located((By.XPATH, xpath)))
 
 
+IDLE = "//*[@data-testid='stApp'][@data-test-connection-state='CONNECTED'][@data-test-script-state='notRunning']"
+
+
 def settle(driver, timeout: float = 60) -> None:
-    """Wait until Streamlit has finished running the page script."""
+    """Wait until Streamlit has finished running the page script: the app's own script-run state
+    (set at once when a widget asks for a rerun; the status widget only shows after a delay), seen
+    idle twice in a row, then a moment for the browser to draw what the run sent."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    time.sleep(0.5)
-    WebDriverWait(driver, timeout).until(
-        lambda d: not d.find_elements("xpath", "//*[@data-testid='stStatusWidget']//*[contains(., 'Running')]")
-    )
-    time.sleep(0.5)
+    def idle(d) -> bool:
+        if not d.find_elements("xpath", IDLE):
+            return False
+        time.sleep(0.1)
+        return bool(d.find_elements("xpath", IDLE))
+
+    time.sleep(0.25)  # the server's word that a rerun started takes a moment on a busy machine
+    WebDriverWait(driver, timeout, poll_frequency=0.1).until(idle)
+    time.sleep(0.2)
 
 
 def shot(driver, name: str, top: str | None = None) -> None:
@@ -145,7 +154,7 @@ def shot(driver, name: str, top: str | None = None) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     if top:
         driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", wait_for(driver, top))
-        time.sleep(0.5)
+        time.sleep(0.2)
     driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
 
 
