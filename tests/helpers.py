@@ -32,6 +32,44 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )
 
 
+def run_here(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m core ARGS` run in this process (`core.cli.main`), answered as `run_cli` answers: for
+    tests of what a command does, not of how it starts (that costs a new Python and its imports each
+    time). Like a new process it starts with no cached index or vectors and reads `env` into its
+    settings; its warnings go to its stderr as the command line's logging would send them."""
+    import io
+    import logging
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from core import settings
+    from core.cli import main
+    from core.methods import backends, devices
+    from core.search import caches
+
+    out, err = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(err)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    with pytest.MonkeyPatch.context() as patch, redirect_stdout(out), redirect_stderr(err):
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
+        patch.setattr(sys, "argv", [str(ROOT / "core" / "__main__.py"), *args])  # as `python -m core` names itself
+        patch.setattr(backends, "_precision", None)
+        for name, fresh in (("_selected", None), ("_precision", None), ("_warned", False)):
+            patch.setattr(devices, name, fresh)
+        settings.reload()
+        caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS, caches.FIELDS)
+        root.addHandler(handler)
+        try:
+            code = main(list(args))
+        finally:
+            root.removeHandler(handler)
+            caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS, caches.FIELDS)
+    settings.reload()
+    return subprocess.CompletedProcess(["python", "-m", "core", *args], code, out.getvalue(), err.getvalue())
+
+
 def page(name: str):
     """The app opened at its entry point (Home.py) and switched to views/<name>.py, as a person would."""
     from streamlit.testing.v1 import AppTest

@@ -1,4 +1,7 @@
-"""`python -m core tune` on the real demo slice, and the tuned method used like any other method."""
+"""`python -m core tune` on the real demo slice, and the tuned method used like any other method.
+
+The first tune runs as a real process, as a user runs it; the other commands run in this process
+(helpers.run_here: the same command line, without a new Python's imports each time)."""
 
 from __future__ import annotations
 
@@ -19,19 +22,19 @@ from core.methods.heads import head_vectors
 from core.search.index import problem, read_manifest
 from core.search.space import open_space
 
-from helpers import DEMO, run_cli
+from helpers import DEMO, run_cli, run_here
 
 NAME = "typecol"
 BASES = "efficientnet_lite0,color_hist"
 FAST = ("--epochs", "15", "--dim", "16")  # a few seconds on the 300 demo items
 
 
-def tune_cli(db, *extra: str, name: str = NAME, base: str = BASES):
-    return run_cli("tune", "--db", str(db), "--name", name, "--base", base, *FAST, *extra)
+def tune_cli(db, *extra: str, name: str = NAME, base: str = BASES, run=run_here):
+    return run("tune", "--db", str(db), "--name", name, "--base", base, *FAST, *extra)
 
 
 def cli(db, *args: str):
-    return run_cli(*args, "--db", str(db))
+    return run_here(*args, "--db", str(db))
 
 
 def saved(db) -> int:
@@ -44,7 +47,7 @@ def first_tune(embedded_demo_path, tmp_path_factory):
     """The embedded demo slice with NAME tuned once (forced) on type and colour, and that command's run."""
     path = tmp_path_factory.mktemp("tuned") / "demo.db"
     shutil.copy(embedded_demo_path, path)
-    done = tune_cli(path, "--target", "category,colour", "--force")
+    done = tune_cli(path, "--target", "category,colour", "--force", run=run_cli)
     assert done.returncode == 0, done.stderr
     return path, done
 
@@ -85,7 +88,7 @@ def test_tune_json_is_the_result_and_a_worse_head_is_not_saved(tuned):
     }
     assert set(result["signal_weights"]) == {"item", "photo"}
     assert result["items_trained"] + result["items_validated"] <= 300 and result["items_validated"] > 30
-    worse = run_cli(
+    worse = run_here(
         "tune",
         "--db",
         str(tuned),
@@ -118,7 +121,7 @@ def test_methods_lists_the_tuned_method_with_its_bases_and_training(tuned):
     assert row["training"]["created_at"]
     assert "bases" not in rows["efficientnet_lite0"]
     assert NAME not in {
-        m["name"] for m in json.loads(run_cli("methods", "--json", "--db", str(tuned.parent / "other.db")).stdout)
+        m["name"] for m in json.loads(run_here("methods", "--json", "--db", str(tuned.parent / "other.db")).stdout)
     }
 
 
@@ -235,14 +238,14 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(embedded_demo_path, tmp
     shutil.copy(embedded_demo_path, db)
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE items SET colour = 'Black'")  # one colour: nothing to learn from it
-    done = run_cli("tune", "--db", str(db), "--name", name, "--base", base, "--epochs", "2", *extra)
+    done = run_here("tune", "--db", str(db), "--name", name, "--base", base, "--epochs", "2", *extra)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().count("\n") == 0 and message in done.stderr, done.stderr
     assert saved(db) == 0
 
 
 def test_a_missing_catalog_is_not_created(tmp_path):
-    done = run_cli("tune", "--db", str(tmp_path / "none.db"), "--name", NAME, "--base", BASES, "--target", "category")
+    done = run_here("tune", "--db", str(tmp_path / "none.db"), "--name", NAME, "--base", BASES, "--target", "category")
     assert done.returncode == 2 and "no catalog at" in done.stderr
     assert not (tmp_path / "none.db").exists()
 
