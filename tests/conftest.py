@@ -143,6 +143,18 @@ def small_demo(catalog, tmp_path):
     return catalog
 
 
+@pytest.fixture
+def tiny_demo(catalog, tmp_path):
+    """A catalog of the first 32 demo items: two batches of 16, for tests that train the autoencoder
+    (each step costs a second on two cores) and ask only that it learns, resumes and embeds."""
+    from core.catalog.importers import import_csv
+
+    from helpers import small_styles
+
+    assert import_csv(catalog, *small_styles(tmp_path, 32), progress=False).items == 32
+    return catalog
+
+
 @pytest.fixture(scope="session")
 def embedded_demo_path(imported_demo_path, tmp_path_factory, models_cache) -> Path:
     """The demo slice embedded once per session as `make app` does: the default, colour, hybrid

@@ -143,32 +143,32 @@ def test_minilm_puts_matching_titles_first():
     assert int(np.argmax(vectors @ query)) == 0
 
 
-def test_autoencoder_trains_resumes_and_embeds(small_demo, db_path):
+def test_autoencoder_trains_resumes_and_embeds(tiny_demo, db_path):
     from core.engines.autoencoder_training import train
     from core.engines.embed import embed_catalog
     from core.methods.autoencoder import checkpoint_path
 
-    assert not {m["name"]: m for m in list_methods(small_demo)}["autoencoder"]["available"]
+    assert not {m["name"]: m for m in list_methods(tiny_demo)}["autoencoder"]["available"]
     seen = []
     losses = train(
-        small_demo,
+        tiny_demo,
         epochs=1,
         batch_size=16,
         progress=False,
         on_epoch=lambda epoch, total, loss: seen.append((epoch, total)),
     )
-    assert len(losses) == 1 and seen == [(1, 1)] and checkpoint_path(small_demo).exists()
-    first_version = create_extractor("autoencoder", small_demo).spec.version
-    losses = train(small_demo, epochs=2, batch_size=16, progress=False)  # resumes at epoch 2
+    assert len(losses) == 1 and seen == [(1, 1)] and checkpoint_path(tiny_demo).exists()
+    first_version = create_extractor("autoencoder", tiny_demo).spec.version
+    losses = train(tiny_demo, epochs=2, batch_size=16, progress=False)  # resumes at epoch 2
     assert len(losses) == 2 and losses[1] < losses[0]
-    extractor = create_extractor("autoencoder", small_demo)
+    extractor = create_extractor("autoencoder", tiny_demo)
     assert extractor.spec.version != first_version  # retraining outdates old vectors
-    report = embed_catalog(small_demo, "autoencoder", progress=False, limit=20)
+    report = embed_catalog(tiny_demo, "autoencoder", progress=False, limit=20)
     assert report.embedded == 20
-    assert small_demo.execute("SELECT DISTINCT dim FROM embeddings WHERE method = 'autoencoder'").fetchone()[0] == 2048
+    assert tiny_demo.execute("SELECT DISTINCT dim FROM embeddings WHERE method = 'autoencoder'").fetchone()[0] == 2048
 
 
-def test_autoencoder_training_streams_a_catalog_too_large_to_keep(small_demo, monkeypatch):
+def test_autoencoder_training_streams_a_catalog_too_large_to_keep(tiny_demo, monkeypatch):
     """Over `keep_bytes` every epoch decodes the photos again through the decode pool, batch by batch,
     and the loss is read once an epoch, not after every step."""
     from core.engines import autoencoder_training
@@ -187,6 +187,6 @@ def test_autoencoder_training_streams_a_catalog_too_large_to_keep(small_demo, mo
 
     monkeypatch.setattr(autoencoder_training, "decoded_batches", spy)
     monkeypatch.setattr(torch.Tensor, "item", counted_item)
-    losses = autoencoder_training.train(small_demo, epochs=2, batch_size=16, progress=False, keep_bytes=0)
-    assert decoded == [64, 64]  # one pass of the decode pool per epoch, nothing kept
+    losses = autoencoder_training.train(tiny_demo, epochs=2, batch_size=16, progress=False, keep_bytes=0)
+    assert decoded == [32, 32]  # one pass of the decode pool per epoch, nothing kept
     assert len(reads) == 2 and len(losses) == 2 and losses[1] < losses[0]

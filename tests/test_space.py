@@ -15,19 +15,19 @@ from core.search.space import SearchError, open_space
 from helpers import DEMO
 
 
-def test_a_retrained_autoencoder_searches_by_photo_without_a_restart(small_demo):
+def test_a_retrained_autoencoder_searches_by_photo_without_a_restart(tiny_demo):
     """Train, embed, search by photo, retrain, re-embed, search by photo: all in one process (the app
     trains in-process), so the second search must load the retrained model, not the cached first one."""
     photo = sorted((DEMO / "images").glob("*.jpg"))[0].read_bytes()
-    train(small_demo, epochs=1, batch_size=16, progress=False)
-    embed_catalog(small_demo, "autoencoder", limit=20, progress=False)
-    first = open_space(small_demo, "autoencoder")
+    train(tiny_demo, epochs=1, batch_size=16, progress=False)
+    embed_catalog(tiny_demo, "autoencoder", limit=20, progress=False)
+    first = open_space(tiny_demo, "autoencoder")
     assert len(search(first, image=photo, k=3).results) == 3
-    train(small_demo, epochs=2, batch_size=16, progress=False)
+    train(tiny_demo, epochs=2, batch_size=16, progress=False)
     with pytest.raises(SearchError, match="autoencoder changed"):
-        search(open_space(small_demo, "autoencoder"), image=photo, k=3)  # its vectors are the old model's
-    embed_catalog(small_demo, "autoencoder", limit=20, progress=False)
-    again = open_space(small_demo, "autoencoder")
+        search(open_space(tiny_demo, "autoencoder"), image=photo, k=3)  # its vectors are the old model's
+    embed_catalog(tiny_demo, "autoencoder", limit=20, progress=False)
+    again = open_space(tiny_demo, "autoencoder")
     assert again.version != first.version and again.stored_versions() == {again.version}
     assert len(search(again, image=photo, k=3).results) == 3
     assert again.extractor().spec.version == again.version
