@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from helpers import DEMO, link_tree
 
@@ -54,27 +56,57 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+def run_folder(tmp_path_factory) -> Path:
+    """This test run's own temporary folder: the one all pytest-xdist workers share (each worker's
+    basetemp lies inside it), or the session's basetemp when the tests run in one process."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def locked(folder: Path) -> FileLock:
+    """The run-wide lock of `folder`: workers take turns making or changing it."""
+    return FileLock(f"{folder}.lock")
+
+
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:
+    """The run's folder `name`, filled by `make(folder)` once per test run: by the first worker to
+    ask while the others wait for it (a folder left half made by a failure is made anew)."""
+    folder = run_folder(tmp_path_factory) / name
+    with locked(folder):
+        if not (folder / ".made").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            (folder / ".made").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def models_cache(tmp_path_factory) -> Path:
-    """The default model's ONNX export, OpenVINO conversion and compiled blobs, made once per session."""
-    return tmp_path_factory.mktemp("models-cache")
+    """The default model's ONNX export, OpenVINO conversion and compiled blobs, made once per test
+    run; read and added to under its lock (`locked`), never written into in place."""
+    folder = run_folder(tmp_path_factory) / "models-cache"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture(autouse=True)
 def models_folder(models_cache, tmp_path_factory, request, monkeypatch) -> Path:
     """Each test's own models folder (LOOKALIKE_MODELS), holding hard links to the default model's
     conversions that earlier tests made; what a passing test converts for the default is kept for the
-    next ones. So the default converts once per session, and no test sees another's other weights."""
+    next ones. So the default converts once per run, and no test sees another's other weights."""
     from core import settings
 
     folder = tmp_path_factory.mktemp("models")
-    link_tree(models_cache, folder)
+    with locked(models_cache):
+        link_tree(models_cache, folder)
     monkeypatch.setenv("LOOKALIKE_MODELS", str(folder))
     settings.reload()
     yield folder
     report = getattr(request.node, "report_call", None)
     if report is not None and report.passed and (folder / DEFAULT_MODEL).is_dir():
-        keep(folder / DEFAULT_MODEL, models_cache / DEFAULT_MODEL)
+        with locked(models_cache):
+            keep(folder / DEFAULT_MODEL, models_cache / DEFAULT_MODEL)
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -107,17 +139,19 @@ def catalog(db_path: Path):
 
 @pytest.fixture(scope="session")
 def imported_demo_path(tmp_path_factory) -> Path:
-    """The committed demo slice (300 real product photos) imported once per session, no vectors."""
-    from core.catalog.db import open_catalog
-    from core.catalog.importers import import_csv
+    """The committed demo slice (300 real product photos) imported once per test run, no vectors."""
 
-    path = tmp_path_factory.mktemp("imported") / "demo.db"
-    db = open_catalog(path)
-    report = import_csv(db, DEMO / "styles.csv", DEMO / "images", progress=False)
-    assert report.items == report.images_ok == 300, report.summary()
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.conn.close()
-    return path
+    def make(folder: Path) -> None:
+        from core.catalog.db import open_catalog
+        from core.catalog.importers import import_csv
+
+        db = open_catalog(folder / "demo.db")
+        report = import_csv(db, DEMO / "styles.csv", DEMO / "images", progress=False)
+        assert report.items == report.images_ok == 300, report.summary()
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.conn.close()
+
+    return made_once(tmp_path_factory, "imported", make) / "demo.db"
 
 
 @pytest.fixture
@@ -157,25 +191,32 @@ def tiny_demo(catalog, tmp_path):
 
 @pytest.fixture(scope="session")
 def embedded_demo_path(imported_demo_path, tmp_path_factory, models_cache) -> Path:
-    """The demo slice embedded once per session as `make app` does: the default, colour, hybrid
-    (computed from those two) and text methods (the default's conversion lands in `models_cache`)."""
-    from core import settings
-    from core.catalog.db import open_catalog
-    from core.demo import DEMO_METHODS
-    from core.engines.embed import embed_catalog
+    """The demo slice embedded once per test run as `make app` does: the default, colour, hybrid
+    (computed from those two) and text methods (the default's conversion is kept in `models_cache`)."""
 
-    path = tmp_path_factory.mktemp("embedded") / "demo.db"
-    shutil.copy(imported_demo_path, path)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LOOKALIKE_MODELS", str(models_cache))
+    def make(folder: Path) -> None:
+        from core import settings
+        from core.catalog.db import open_catalog
+        from core.demo import DEMO_METHODS
+        from core.engines.embed import embed_catalog
+
+        shutil.copy(imported_demo_path, folder / "demo.db")
+        models = folder / "models"
+        with locked(models_cache):
+            link_tree(models_cache, models)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("LOOKALIKE_MODELS", str(models))
+            settings.reload()
+            db = open_catalog(folder / "demo.db")
+            for method in DEMO_METHODS:
+                embed_catalog(db, method, progress=False)
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.conn.close()
         settings.reload()
-        db = open_catalog(path)
-        for method in DEMO_METHODS:
-            embed_catalog(db, method, progress=False)
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        db.conn.close()
-    settings.reload()
-    return path
+        with locked(models_cache):
+            keep(models / DEFAULT_MODEL, models_cache / DEFAULT_MODEL)
+
+    return made_once(tmp_path_factory, "embedded", make) / "demo.db"
 
 
 @pytest.fixture
