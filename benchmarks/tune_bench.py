@@ -1,9 +1,10 @@
 """Learnt methods vs their bases on the 4,000 labelled photos, measured on items they never saw,
 and through them the 21 shopper photos.
 
-    python benchmarks/tune_bench.py [--db data/bench/tune.db] [--queries 400] [--learnt words]
+    python benchmarks/tune_bench.py [--db data/bench/tune.db] [--queries 400] [--validation 0.5] [--learnt words]
 
-Items are split by a stable hash of their id (80% training, 20% validation). Every validation
+Items are split by a stable hash of their id (by default half training, half validation: with 20%
+held out, too few items share a type and colour to fill a top 10, see the ceiling row). Every validation
 item is a query; P@10 by same type (articleType) and same type and colour, with only the
 validation items as gallery (held-out only: items the method never saw, searched among
 themselves) and with the whole catalog as gallery. The label-learnt methods learn from judged
@@ -89,10 +90,10 @@ def simulate_labels(db, ids, parts, train, validation, queries: int) -> tuple[in
     return judged, held_back
 
 
-def learnt_row(db, label: str, bases: list[str], targets: list[str], labels: bool, classes, validation, order):
+def learnt_row(db, label: str, bases: list[str], targets: list[str], labels: bool, classes, validation, order, options):
     name = ("b_" + re.sub(r"[^a-z0-9]+", "_", label.lower().replace("category,colour", "fields")).strip("_"))[:40]
     started = time.perf_counter()
-    result = tuning.tune(db, name, bases, targets, labels, force=True, progress=False)
+    result = tuning.tune(db, name, bases, targets, labels, force=True, progress=False, options=options)
     seconds = time.perf_counter() - started
     ids, matrix, _ = head_vectors(db, name)
     assert ids == order
@@ -107,6 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, default=ROOT / "data" / "bench" / "tune.db")
     parser.add_argument("--queries", type=int, default=400)
+    parser.add_argument("--validation", type=float, default=0.5, help="share of items held out (default 0.5)")
     parser.add_argument("--learnt", help="only the learnt rows whose label holds this text (printed, docs kept)")
     args = parser.parse_args()
     db = fashion_catalog(args.db)
@@ -114,8 +116,9 @@ def main() -> None:
         embed_catalog(db, method, batch_size=64, progress=False)
     ids, parts = stored_bases(db, ALL, [KINDS[b] for b in ALL])
     classes = {n: tuning.class_codes(joint_values(db, ids, a)) for n, a in NOTIONS.items()}
-    validation = np.array([n for n, i in enumerate(ids) if tuning.is_validation(i)])
-    train = [n for n, i in enumerate(ids) if not tuning.is_validation(i)]
+    options = tuning.TuneOptions(validation=args.validation)
+    validation = np.array([n for n, i in enumerate(ids) if tuning.is_validation(i, args.validation)])
+    train = [n for n, i in enumerate(ids) if not tuning.is_validation(i, args.validation)]
     rows = []
     for base in ALL:
         photo = photo_p10(db, base) if KINDS[base] == "image" else float("nan")
@@ -133,7 +136,7 @@ def main() -> None:
     for label, bases, targets, labels in LEARNT:
         if args.learnt and args.learnt not in label:
             continue
-        row, result = learnt_row(db, label, bases, targets, labels, classes, validation, ids)
+        row, result = learnt_row(db, label, bases, targets, labels, classes, validation, ids, options)
         rows.append(row)
         if "labels" in result.metrics:
             held = result.metrics["labels"]

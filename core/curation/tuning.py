@@ -2,8 +2,8 @@
 
 A learnt (tuned) method ranks items by a weighted sum of cosine similarities, one per signal: each
 base method (image methods such as efficientnet_lite0 and color_hist, text methods such as minilm)
-and, where it helps, a *head*: a linear map of the image bases' weighted concatenation to a
-smaller space. The head learns from catalog fields (items sharing every target value are
+and, where it helps, a *head*: a linear map of every base's weighted concatenation (titles' text
+included: the words that name a type or a colour are what photos blur) to a smaller space. The head learns from catalog fields (items sharing every target value are
 positives: supervised contrastive loss on the joint classes plus each target alone) and/or
 relevance labels (a contrastive loss on judged pairs); it starts from the top principal
 directions of its input and is kept near that start by an L2 penalty. The signal weights are then
@@ -222,7 +222,7 @@ class _Data:
     dims: list[int]
     parts: dict[str, np.ndarray]  # base -> raw vectors (zeros: an item without that text)
     weights: list[float]  # the base fusion's weights, per base
-    x: np.ndarray  # the head's input (the image bases' weighted concatenation)
+    x: np.ndarray  # the head's input (every base's weighted concatenation)
     notions: dict[str, np.ndarray]  # target(s) -> class per item (-1: value missing)
     joint: str | None  # the notion whose classes are the positives
     pairs: np.ndarray  # (query row, candidate row, relevant)
@@ -235,8 +235,8 @@ class _Data:
 
     @property
     def head_input(self) -> list[float]:
-        image = [w for w, k in zip(self.weights, self.kinds) if k == "image"]
-        return [w / sum(image) for w in image] if sum(image) > 0 else [1 / len(image)] * len(image)
+        """The head's input weights: the bases' (every base takes part, text bases too)."""
+        return list(self.weights)
 
     def base_space(self) -> np.ndarray:
         """The untuned fusion: every base's unit vectors, weighted."""
@@ -293,7 +293,7 @@ def gather(
     pairs = _label_rows(db, ids, validation) if use_labels else np.zeros((0, 3), dtype=np.int64)
     dims = [parts[b].shape[1] for b in bases]
     data = _Data(ids, bases, kinds, dims, parts, weights, np.zeros(0), notions, joint, pairs, validation, inner)
-    data.x = weighted_concat([parts[b] for b in data.image_bases], data.head_input)
+    data.x = weighted_concat([parts[b] for b in bases], data.head_input)
     return data
 
 
@@ -622,16 +622,19 @@ def _learn(data: _Data, metrics: list[str], options: TuneOptions, progress: bool
     without, without_score = learn_weights(data, signal_blocks(data, None), options)
     if options.head == "never":
         item, photo = photo_weights(data, metrics, without, options)
-        head = Head("", 0, data.bases, data.head_input, data.dims, None, data.kinds, item, photo)
+        head = Head("", 0, data.bases, data.head_input, data.dims, None, data.kinds, item, photo, data.bases)
         return head, 0, 0, _plan(data).used.tolist(), False
     projection, epochs, best_epoch, used = train_head(data, options, progress, on_progress)
     with_head, with_score = learn_weights(data, signal_blocks(data, projection), options)
     if options.head == "only":
-        head = Head("", 0, data.bases, data.head_input, data.dims, projection, data.kinds, {HEAD: 1.0}, {HEAD: 1.0})
+        head = Head(
+            "", 0, data.bases, data.head_input, data.dims, projection, data.kinds, {HEAD: 1.0}, {HEAD: 1.0}, data.bases
+        )
         return head, epochs, best_epoch, used, True
     kept = options.head == "always" or (with_score > without_score and with_head.get(HEAD, 0) > 0)
     item, photo = photo_weights(data, metrics, with_head if kept else without, options)
-    head = Head("", 0, data.bases, data.head_input, data.dims, projection if kept else None, data.kinds, item, photo)
+    projection = projection if kept else None
+    head = Head("", 0, data.bases, data.head_input, data.dims, projection, data.kinds, item, photo, data.bases)
     log.info("tune: inner check %.4f with the head, %.4f without", with_score, without_score)
     return head, epochs, best_epoch, used, kept
 

@@ -2,8 +2,9 @@
 
 A learnt (tuned) method scores a pair of items by a weighted sum of cosine similarities, one per
 *signal*: each base method's vectors (image methods, and text methods such as `minilm`) and, when
-one was learnt and it helps, a *head* (a linear map of the image bases' weighted concatenation,
-L2-normalised). Its catalog vector is the concatenation of each signal's unit vector scaled by
+one was learnt and it helps, a *head* (a linear map of its bases' weighted concatenation,
+L2-normalised: every base, titles' text included, in methods learnt since text bases took part;
+the image bases alone in older ones). Its catalog vector is the concatenation of each signal's unit vector scaled by
 √weight, so one cosine (one Annoy index) gives the weighted sum; a signal an item lacks (no title)
 is a zero block. An uploaded photo has only image signals: its vector fills the image blocks with
 the *photo weights* (divided by √item weight, so the dot product is the photo-weighted sum) and
@@ -12,7 +13,7 @@ leaves the others zero.
 Training lives in core/curation/tuning.py; this module only stores, reads and applies what it
 learnt, so the methods registry never reaches up into curation. Rows of `tuned_methods`:
 `base_weights` holds the signal weights as JSON `{"item": {...}, "photo": {...}, "kinds": [...],
-"head_input": [...]}` (rows written before signals existed hold a JSON list: the head's input
+"head_input": [...], "head_bases": [...]}` (without "head_bases": the image bases; rows written before signals existed hold a JSON list: the head's input
 weights, and the head is their only signal).
 """
 
@@ -42,15 +43,17 @@ class Head:
     name: str
     version: int
     bases: list[str]
-    head_input: list[float]  # weights of the image bases in the head's input
+    head_input: list[float]  # weights of the head's bases in its input
     dims: list[int]
     projection: np.ndarray | None  # (sum of image bases' dims, head dim) float32, or None: no head
     kinds: list[str] = field(default_factory=list)  # "image" / "text" per base
     item: dict[str, float] = field(default_factory=dict)  # signal -> weight for item queries (sum 1)
     photo: dict[str, float] = field(default_factory=dict)  # signal -> weight for photo queries
+    head_bases: list[str] = field(default_factory=list)  # the bases in the head's input (default: image bases)
 
     def __post_init__(self) -> None:
         self.kinds = self.kinds or ["image"] * len(self.bases)
+        self.head_bases = self.head_bases or self.image_bases
         if not self.item:
             self.item = {HEAD: 1.0} if self.projection is not None else {b: 1 / len(self.bases) for b in self.bases}
         if not self.photo:
@@ -75,11 +78,12 @@ class Head:
     def blocks(self, parts: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
         """Each signal's unit vectors from the bases' vectors (a base absent from `parts`: zeros)."""
         found = {b: unit(np.atleast_2d(np.asarray(parts[b], dtype=np.float32))) for b in self.bases if b in parts}
+        sizes = {**dict(zip(self.bases, self.dims)), HEAD: 0 if self.projection is None else self.projection.shape[1]}
         if HEAD in self.signals:
             if any(b not in found for b in self.image_bases):
                 raise HeadError(f"{self.name}: its head needs {', '.join(self.image_bases)}")
-            found[HEAD] = self.project(weighted_concat([found[b] for b in self.image_bases], self.head_input))
-        sizes = {**dict(zip(self.bases, self.dims)), HEAD: 0 if self.projection is None else self.projection.shape[1]}
+            inputs = [found.get(b, np.zeros((rows, sizes[b]), np.float32)) for b in self.head_bases]
+            found[HEAD] = self.project(weighted_concat(inputs, self.head_input))
         return {s: found.get(s, np.zeros((rows, sizes[s]), np.float32)) for s in self.signals}
 
     def vectors(self, parts: dict[str, np.ndarray], photo: bool = False) -> np.ndarray:
@@ -105,7 +109,15 @@ class Head:
         return buffer.getvalue()
 
     def weights_json(self) -> str:
-        return json.dumps({"item": self.item, "photo": self.photo, "kinds": self.kinds, "head_input": self.head_input})
+        return json.dumps(
+            {
+                "item": self.item,
+                "photo": self.photo,
+                "kinds": self.kinds,
+                "head_input": self.head_input,
+                "head_bases": self.head_bases,
+            }
+        )
 
     @classmethod
     def from_row(cls, row: dict) -> Head:
@@ -125,6 +137,7 @@ class Head:
             signals.get("kinds", []),
             signals.get("item", {}),
             signals.get("photo", {}),
+            signals.get("head_bases", []),
         )
 
 
