@@ -207,13 +207,13 @@ def test_label_name_survives_page_switch_and_keyboard_buttons_judge_in_order(app
 
 
 def test_label_page_offers_the_queries_that_teach_most_first(app_db):
-    """The default order is `labels suggest`'s: the item whose signals disagree most, then the next
-    suggestion once that one is judged, never one already judged."""
+    """The default order is `labels suggest`'s (20 at a time, among up to 2,000 items): the most typical
+    item of the biggest look-alike group, then the next suggestion once that one is judged."""
     from core.curation.suggest import suggest_queries
 
     at = page("label")
     assert at.selectbox(key="label_order").value == "suggested: teaches most"
-    first, second = (s.item_id for s in suggest_queries(app_db, "efficientnet_lite0", n=2))
+    first, second = (s.item_id for s in suggest_queries(app_db, "efficientnet_lite0", n=20, pool=2000)[:2])
     assert at.session_state["label_query"] == first
     at.text_input(key="labeler").set_value("ana").run()
     [b for b in at.button if b.key and b.key.startswith("yes_label")][0].click().run()

@@ -13,7 +13,7 @@ import ui
 
 INTRO = (
     "A tuned method learns how much each of its bases counts (image methods, and text methods that read "
-    "titles and descriptions) and, where it helps, a small map over the image vectors, so that items "
+    "titles and descriptions) and, where it helps, a small map over all their vectors, so that items "
     "sharing the chosen catalog fields (targets), and results your team judged relevant, come closer. "
     "An uploaded photo is searched by its deep image bases only. It is checked on about a fifth of the "
     "items, which it never sees while learning, and saved only if it does at least as well as its bases "

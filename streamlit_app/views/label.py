@@ -53,7 +53,7 @@ POOL = 2000  # unjudged items they are chosen among (a second or two, whatever t
 
 def suggested() -> str | None:
     """The unjudged item whose judgements would teach the chosen method most (`labels suggest`);
-    None, with a note, when the method has nothing to compare its signals with."""
+    None, with a note, when there is nothing to suggest."""
     chosen = st.session_state.get(ui.Keys.LABEL_METHOD) or embedded[0]
     kept = st.session_state.get("label_suggestions", {})
     queue = [i for i in kept.get(chosen, []) if not current_labels(database, Query.item(i))]
@@ -80,8 +80,8 @@ if mode == "Catalog item":
         "Next query",
         list(ORDERS),
         **ui.remembered(ui.Keys.LABEL_ORDER, list(ORDERS)),
-        help="Suggested: the item whose results the method's signals (image, colour, title) disagree on "
-        "most, so judging it teaches a learnt method most (as `python -m core labels suggest`).",
+        help="Suggested: the most typical item of the biggest group of look-alikes that none of your queries "
+        "covers yet, so judging it teaches a learnt method most (as `python -m core labels suggest`).",
     )
     if order == "by category":
         from core.catalog.filters import distinct_values
