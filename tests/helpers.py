@@ -32,11 +32,13 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )
 
 
-def run_here(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_here(*args: str) -> subprocess.CompletedProcess:
     """`python -m core ARGS` run in this process (`core.cli.main`), answered as `run_cli` answers: for
     tests of what a command does, not of how it starts (that costs a new Python and its imports each
-    time). Like a new process it starts with no cached index or vectors and reads `env` into its
-    settings; its warnings go to its stderr as the command line's logging would send them."""
+    time). Like a new process it starts with no cached index or vectors and no device or precision
+    chosen; its warnings go to its stderr as the command line's logging sends them, and what it chose
+    is undone after it. Not for a test that changes settings between commands (the library may keep
+    what it derived from them for the process): run_cli there."""
     import io
     import logging
     from contextlib import redirect_stderr, redirect_stdout
@@ -52,8 +54,6 @@ def run_here(*args: str, env: dict | None = None) -> subprocess.CompletedProcess
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     with pytest.MonkeyPatch.context() as patch, redirect_stdout(out), redirect_stderr(err):
-        for name, value in (env or {}).items():
-            patch.setenv(name, value)
         patch.setattr(sys, "argv", [str(ROOT / "core" / "__main__.py"), *args])  # as `python -m core` names itself
         patch.setattr(backends, "_precision", None)
         for name, fresh in (("_selected", None), ("_precision", None), ("_warned", False)):
