@@ -57,7 +57,7 @@ class TuneOptions:
     """Head size and training knobs (the defaults are the ones benchmarks/tune_bench.py validated)."""
 
     dim: int = 128
-    temperature: float = 0.1
+    temperature: float = 0.2
     target_decay: float = 0.5  # each target alone is a task too, weighted 0.5, 0.25, ... in order
     anchor: float = 1e-3  # L2 pull of the map towards its start (targets)
     label_anchor: float = 1e-2  # ... when labels are used: they only speak about near neighbours
