@@ -4,8 +4,9 @@
 
 Simulated judges on the 4,000 labelled photos: a query's top 10 among the training items (by the
 equal-weight fusion of efficientnet_lite0, color_hist and minilm) is judged relevant when type and
-colour both match. For N queries chosen by `labels suggest` (core/curation/suggest.py: the most
-typical item of each of N look-alike groups) or at random (three draws, averaged), a method is
+colour both match. For N queries chosen by `labels suggest` (core/curation/suggest.py: the items
+whose titles agree with their current look-alikes about as little as the lower quartile) or at
+random (three draws, averaged), a method is
 learnt from those labels alone (`tune --labels`, as the app does it) and measured on the validation
 items (half the catalog, never learnt from), searched among themselves (type+colour P@10). The
 curve is written to docs/label_curve.png and the table to docs/benchmarks.md.
@@ -93,7 +94,7 @@ def main() -> None:
     start = tuning.precision_at_k(unit(base), classes, validation, validation)
     curves: dict[str, list[tuple[int, float]]] = {"suggested": [], "random": []}
     for size in SIZES:
-        suggested = [r for r, _ in pick([parts[b][train] for b in BASES], size, [False] * len(train))]
+        suggested = [r for r, _ in pick(base[train], [parts["minilm"][train]], size, [False] * len(train))]
         pairs, score = run(db, ids, base, train, suggested, classes, validation, "curve_suggested")
         curves["suggested"].append((pairs, score))
         draws = [
@@ -116,8 +117,9 @@ def main() -> None:
             "efficientnet_lite0, color_hist and minilm; a method is learnt from those labels alone (`tune --labels`,",
             f"head where it helps) and measured on the {len(validation):,} validation items, searched among "
             f"themselves (type+colour P@10; the equal-weight fusion scores {start:.3f}).",
-            "Suggested: `labels suggest -n N` (the most typical item of each of N look-alike groups, k-means on the",
-            f"bases' fused vectors). Random: the mean of {DRAWS} random draws of N training items.",
+            "Suggested: `labels suggest -n N` (the items whose titles (`minilm`) agree with their current top 10",
+            "about as little as the lower quartile of the catalog: unsure, not odd). "
+            f"Random: the mean of {DRAWS} random draws of N training items.",
             "",
             f"| queries | suggested: pairs | P@10 | gain | random: pairs | P@10 (mean of {DRAWS}) | gain |",
             "|---:|---:|---:|---:|---:|---:|---:|",

@@ -207,8 +207,8 @@ def test_label_name_survives_page_switch_and_keyboard_buttons_judge_in_order(app
 
 
 def test_label_page_offers_the_queries_that_teach_most_first(app_db):
-    """The default order is `labels suggest`'s (20 at a time, among up to 2,000 items): the most typical
-    item of the biggest look-alike group, then the next suggestion once that one is judged."""
+    """The default order is `labels suggest`'s (20 at a time, among up to 2,000 items): the first
+    suggestion, then the next once that one is judged, never one already judged."""
     from core.curation.suggest import suggest_queries
 
     at = page("label")

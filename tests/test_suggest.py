@@ -1,4 +1,4 @@
-"""`labels suggest`: the queries whose judgements teach most (the most typical items of look-alike groups)."""
+"""`labels suggest`: the queries whose judgements teach most (where the titles half-agree with the look-alikes)."""
 
 from __future__ import annotations
 
@@ -10,37 +10,43 @@ import numpy as np
 from core.catalog.db import open_catalog
 from core.catalog.vectors import store
 from core.curation.labels import Query, add_label
-from core.curation.suggest import suggest_queries
-from core.methods.distances import unit
+from core.curation.suggest import agreement, suggest_queries
 
 from helpers import run_cli
 
 
-def blobs(catalog, sizes=(40, 25, 10, 5)) -> tuple[list[list[str]], dict[str, np.ndarray]]:
-    """Items in look-alike groups of the given sizes: the ids per group, and each item's unit vector."""
+def test_agreement_is_one_when_the_judge_sees_the_ranking_and_falls_with_noise():
+    rng = np.random.default_rng(0)
+    look = rng.normal(size=(60, 8))
+    assert np.allclose(agreement(look, [look]), agreement(look, [look * 3]))
+    noisy = agreement(look, [look + rng.normal(size=(60, 8)) * 5])
+    assert noisy.mean() < agreement(look, [look]).mean() - 0.2
+
+
+def test_suggestions_are_unsure_items_not_the_surest_nor_the_oddest(catalog):
+    """80 items in 4 look-alike groups; their titles (minilm) agree with the group less and less, item by
+    item: the suggestions come from the lower quartile of agreement, neither end, distinct and unjudged."""
     rng = np.random.default_rng(1)
-    centres = rng.normal(size=(len(sizes), 8)) * 10
-    groups = [[f"g{g}i{n:02d}" for n in range(size)] for g, size in enumerate(sizes)]
-    shape = np.vstack([centres[g] + rng.normal(size=(size, 8)) for g, size in enumerate(sizes)])
-    ids = sum(groups, [])
+    groups, n = rng.integers(0, 4, 80), 80
+    shape = rng.normal(size=(4, 8))[groups] * 4 + rng.normal(size=(n, 8))
+    noise = np.linspace(0, 6, n)  # item i's title drifts from its group's by noise[i]
+    text = rng.normal(size=(4, 16))[groups] + noise[:, None] * rng.normal(size=(n, 16))
+    ids = [f"i{r:03d}" for r in range(n)]
     catalog["items"].insert_all([{"id": i, "source": "test"} for i in ids])
     store(catalog, "efficientnet_lite0", "1", ((i, v, "h") for i, v in zip(ids, shape)))
-    return groups, dict(zip(ids, unit(shape)))
-
-
-def test_suggestions_stand_for_the_biggest_unjudged_look_alike_groups(catalog):
-    groups, vectors = blobs(catalog)
-    found = suggest_queries(catalog, "efficientnet_lite0", 4)
-    assert [s.group_size for s in found] == [40, 25, 10, 5]  # one per group, biggest first
-    for s, group in zip(found, groups):  # its most typical member: nearest the group's mean
-        mean = np.mean([vectors[i] for i in group], axis=0)
-        assert s.item_id == min(group, key=lambda i: np.linalg.norm(vectors[i] - mean))
-    add_label(catalog, Query.item(groups[0][5]), groups[1][0], "efficientnet_lite0", 1, True, "ann")
-    after = suggest_queries(catalog, "efficientnet_lite0", 3)
-    assert [s.item_id[:2] for s in after] == ["g1", "g2", "g3"]  # the judged query's group is covered
-    pooled = suggest_queries(catalog, "efficientnet_lite0", 3, pool=30)  # a large catalog's way: a sample
-    assert len(pooled) == 3 and groups[0][5] not in {s.item_id for s in pooled}
-    assert pooled == suggest_queries(catalog, "efficientnet_lite0", 3, pool=30)  # seeded: the same sample
+    store(catalog, "minilm", "1", ((i, v, "t") for i, v in zip(ids, text)))
+    found = suggest_queries(catalog, "efficientnet_lite0", 8)
+    rows = [ids.index(s.item_id) for s in found]
+    scores = agreement(shape, [text])
+    assert len(set(rows)) == 8 and np.allclose([s.agreement for s in found], scores[rows], atol=1e-4)
+    low, high = np.quantile(scores, [0.1, 0.45])  # about the lower quartile: not the surest, not the oddest
+    assert all(low <= s.agreement <= high for s in found)
+    assert noise[rows].mean() > noise.mean()  # unsure items: their titles drifted from their look-alikes'
+    add_label(catalog, Query.item(found[0].item_id), ids[0], "efficientnet_lite0", 1, True, "ann")
+    assert found[0].item_id not in {s.item_id for s in suggest_queries(catalog, "efficientnet_lite0", 8)}
+    pooled = suggest_queries(catalog, "efficientnet_lite0", 4, pool=40)  # a large catalog's way: a sample
+    assert len(pooled) == 4 and found[0].item_id not in {s.item_id for s in pooled}
+    assert pooled == suggest_queries(catalog, "efficientnet_lite0", 4, pool=40)  # seeded: the same sample
 
 
 def test_labels_suggest_on_the_demo_slice(embedded_demo_path, tmp_path):
@@ -52,6 +58,6 @@ def test_labels_suggest_on_the_demo_slice(embedded_demo_path, tmp_path):
     catalog = open_catalog(db)
     known = {i for (i,) in catalog.execute("SELECT id FROM items")}
     assert len(found) == 4 and {s["item_id"] for s in found} <= known
-    assert all(1 <= s["group_size"] <= len(known) for s in found)
+    assert all(-1 <= s["agreement"] <= 1 for s in found)
     text = run_cli("labels", "suggest", "-n", "2", "--db", str(db))
     assert text.returncode == 0 and found[0]["item_id"] in text.stdout

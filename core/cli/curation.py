@@ -16,9 +16,9 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([s.as_dict() for s in found], indent=2))
         return 0
-    print(f"label these queries next (each the most typical of a group of look-alikes none judged yet; {args.method}):")
+    print(f"label these queries next (where {args.method} is least sure of its look-alikes):")
     for s in found:
-        print(f"{s.item_id:24} stands for {s.group_size} items")
+        print(f"{s.item_id:24} agreement {s.agreement:.2f}")
     return 0
 
 

@@ -1,14 +1,15 @@
 """Which queries to label next: the catalog items whose judgements would teach a learnt method most.
 
-A learnt method generalises from its judged queries to the items that look like them, so the
-labels teach most when the judged queries stand for as much of the catalog as possible. The items
-are grouped into look-alike groups (k-means on the method's vectors, or on its bases' fused
-vectors for a learnt method, reduced to at most `DIMS` principal directions); a group that already
-holds a judged query is covered, and each other group proposes its most typical unjudged item (the
-one nearest its centre), biggest groups first. Measured with simulated judges on items the method
-never saw (docs/benchmarks.md, "Which queries to label"): N such queries teach more than N random
-ones, and more than the queries whose signals disagree most about their look-alikes (which tend
-to be odd items that stand for few others).
+A judgement teaches most where the method is unsure of an item's look-alikes, but the item is
+not an odd one out. For each unjudged item, its current top k by the method's signals (fused with
+equal weights) is compared with the item by the *judging* signals: the titles' text (the text
+methods among the signals, else any text method embedded in the catalog, else the signals
+themselves). Their mean cosine is the item's *agreement*: high when the titles confirm the
+look-alikes (its judgements would mostly say yes: little to learn), lowest for odd items whose
+titles match nothing near them (their judgements say little about other items). Suggestions are
+the items whose agreement is nearest the lower quartile (`QUANTILE`), skipping any whose vector is
+almost the same as one already suggested (cosine >= `DIVERSITY`). Measured with simulated judges
+on items the method never saw (docs/benchmarks.md, "Which queries to label").
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import sqlite_utils
 
-from core.catalog.vectors import load_matrix
+from core.catalog.vectors import load_matrix, methods_with_vectors
 from core.methods import get_spec
 from core.methods.distances import unit, weighted_concat
 from core.methods.heads import current_head
 
-DIMS = 64
+QUANTILE = 0.25
+DIVERSITY = 0.95
+_BLOCK = 512
 
 
 class SuggestError(ValueError):
@@ -33,69 +36,84 @@ class SuggestError(ValueError):
 @dataclass
 class Suggestion:
     item_id: str
-    group_size: int  # the unjudged items of its look-alike group, itself included
+    agreement: float  # mean cosine, by the judging signals, between the item and its current top k
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def signals_of(db: sqlite_utils.Database, method: str) -> list[str]:
-    """The methods whose vectors group the items: a learnt method's bases, else the method itself."""
+def signals_of(db: sqlite_utils.Database, method: str) -> tuple[list[str], list[str]]:
+    """(ranking signals, judging signals): a learnt method's bases, else the method itself; the text
+    methods among them, else any embedded text method, else the ranking signals."""
     head = current_head(db, method)
-    if head is not None:
-        return list(head.bases)
-    get_spec(method, db)  # an unknown method is one clear error
-    return [method]
+    ranking = list(head.bases) if head is not None else [method]
+    kinds = {name: get_spec(name, db).kind for name in ranking}  # an unknown method is one clear error
+    text = [name for name in ranking if kinds[name] == "text"]
+    if not text:
+        text = sorted(m for m in methods_with_vectors(db) if m not in ranking and _is_text(db, m))
+    return ranking, text or ranking
 
 
-def _reduced(matrix: np.ndarray) -> np.ndarray:
-    """At most DIMS principal directions of the rows (seeded), for a quick k-means."""
-    from sklearn.decomposition import PCA
+def _is_text(db: sqlite_utils.Database, name: str) -> bool:
+    try:
+        return get_spec(name, db).kind == "text"
+    except ValueError:
+        return False
 
-    dims = min(DIMS, *matrix.shape)
-    return PCA(dims, random_state=0).fit_transform(matrix) if dims < matrix.shape[1] else matrix
+
+def agreement(ranking: np.ndarray, judges: list[np.ndarray], k: int = 10) -> np.ndarray:
+    """Per row: the mean cosine, by each judging matrix (averaged), between the row and its k nearest
+    other rows by `ranking` (rows aligned across matrices)."""
+    look, judges = unit(ranking), [unit(j) for j in judges]
+    scores = np.empty(len(look))
+    for start in range(0, len(look), _BLOCK):
+        sims = look[start : start + _BLOCK] @ look.T
+        sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf
+        top = np.argpartition(-sims, k, axis=1)[:, :k]
+        rows = slice(start, start + len(sims))
+        scores[rows] = np.mean([np.einsum("id,ikd->i", j[rows], j[top]) / k for j in judges], axis=0)
+    return scores
 
 
-def pick(matrices: list[np.ndarray], n: int, judged: list[bool]) -> list[tuple[int, int]]:
-    """Up to n unjudged rows standing for the most items: (row, size of its group), biggest first.
-
-    The rows (aligned across matrices, fused with equal weights) are cut into n + (judged rows)
-    k-means groups; groups holding a judged row are skipped, each other gives its row nearest the
-    group's centre."""
-    from sklearn.cluster import KMeans
-
+def pick(ranking: np.ndarray, judges: list[np.ndarray], n: int, judged: list[bool], k: int = 10) -> list:
+    """The n unjudged rows whose agreement is nearest the lower quartile, none almost the same look as
+    one picked before: (row, agreement), nearest first."""
     judged = np.asarray(judged, dtype=bool)
-    look = _reduced(weighted_concat([unit(m) for m in matrices], [1 / len(matrices)] * len(matrices)))
-    groups = KMeans(min(n + int(judged.sum()), len(look)), n_init=1, random_state=0).fit(look)
-    found = []
-    for group in range(groups.n_clusters):
-        members = np.flatnonzero(groups.labels_ == group)
-        if judged[members].any():
+    scores = agreement(ranking, judges, k)
+    target = np.quantile(scores[~judged], QUANTILE)
+    look = unit(ranking)
+    chosen: list[int] = []
+    for row in np.argsort(np.abs(scores - target), kind="stable"):
+        if judged[row] or (chosen and (look[chosen] @ look[row]).max() >= DIVERSITY):
             continue
-        spread = np.linalg.norm(look[members] - groups.cluster_centers_[group], axis=1)
-        found.append((int(members[np.argmin(spread)]), len(members)))
-    return sorted(found, key=lambda pair: (-pair[1], pair[0]))[:n]
+        chosen.append(int(row))
+        if len(chosen) == n:
+            break
+    return [(r, float(scores[r])) for r in chosen]
 
 
-def suggest_queries(db: sqlite_utils.Database, method: str, n: int = 10, pool: int | None = None) -> list[Suggestion]:
+def suggest_queries(
+    db: sqlite_utils.Database, method: str, n: int = 10, k: int = 10, pool: int | None = None
+) -> list[Suggestion]:
     """The n unjudged catalog items whose judgements would teach `method` most, most useful first.
 
-    pool: group that many items drawn at random (seeded; judged queries always among them):
+    pool: look among that many unjudged items drawn at random (seeded), neighbours found among them:
     seconds instead of minutes on a large catalog."""
     if n < 1:
         raise SuggestError("ask for at least one suggestion")
-    signals = signals_of(db, method)
-    loaded = {s: load_matrix(db, s) for s in signals}
+    ranking, judging = signals_of(db, method)
+    loaded = {s: load_matrix(db, s) for s in dict.fromkeys(ranking + judging)}
     common = sorted(set.intersection(*(set(ids) for ids, _ in loaded.values())))
     judged = {q for (q,) in db.execute("SELECT DISTINCT query_key FROM labels WHERE query_kind = 'item'")}
-    if not set(common) - judged:
-        raise SuggestError(f"no unjudged item has vectors of {', '.join(signals)}; embed them first")
     if pool is not None and len(common) > pool:
-        unjudged = sorted(set(common) - judged)
-        drawn = np.random.default_rng(0).choice(unjudged, min(pool, len(unjudged)), replace=False).tolist()
-        common = sorted(set(drawn) | (judged & set(common)))
-    matrices = []
-    for ids, matrix in loaded.values():
+        unjudged = [i for i in common if i not in judged]
+        common = sorted(np.random.default_rng(0).choice(unjudged, min(pool, len(unjudged)), replace=False).tolist())
+    if len(common) <= k or not set(common) - judged:
+        raise SuggestError(f"too few unjudged items with vectors of {', '.join(loaded)}; embed them first")
+    matrices = {}
+    for name, (ids, matrix) in loaded.items():
         position = {item_id: r for r, item_id in enumerate(ids)}
-        matrices.append(matrix[[position[i] for i in common]])
-    return [Suggestion(common[r], size) for r, size in pick(matrices, n, [i in judged for i in common])]
+        matrices[name] = matrix[[position[i] for i in common]]
+    fused = weighted_concat([matrices[s] for s in ranking], [1 / len(ranking)] * len(ranking))
+    found = pick(fused, [matrices[s] for s in judging], n, [i in judged for i in common], k)
+    return [Suggestion(common[r], round(score, 4)) for r, score in found]

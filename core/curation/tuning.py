@@ -64,6 +64,7 @@ class TuneOptions:
     random_negatives: int = 256  # unjudged training items added to each label batch as negatives
     query_batch: int = 64
     epochs: int = 60
+    label_epochs: int = 30  # labels alone (no targets): the head trains min(epochs, label_epochs), no early stop
     patience: int = 6
     batch_size: int = 256
     learning_rate: float = 1e-3
@@ -74,7 +75,8 @@ class TuneOptions:
     pair_negatives: int = 20  # random unjudged items per query, as not relevant, when fitting weights
     weight_decay: float = 1e-3  # L2 penalty of the pairwise weight fit
     photo_floor: float = 0.02  # least item weight of a photo signal (so its block exists)
-    head: str = "auto"  # "auto": kept when the inner check says it helps; "always"; "never" (weights only);
+    head: str = "auto"  # "auto": kept when the inner check says it helps (labels alone: when the weights
+    # give it a share); "always"; "never" (weights only);
     # "only": the head alone (no other signal, photos through it too)
 
     def __post_init__(self) -> None:
@@ -436,11 +438,15 @@ def train_head(
             z = project(x).cpu().numpy()
         return _inner_score(z, data, plan.train_rows, plan.inner_rows, plan.inner_pairs)
 
+    # Labels alone: the inner check holds a tenth of the judged queries, too few to stop early by
+    # (docs/benchmarks.md, "Which queries to label"): train a fixed number of epochs and keep the last.
+    stop_early = bool(data.notions)
+    total = options.epochs if stop_early else min(options.epochs, options.label_epochs)
     best_score, best_weight, best_epoch, stale, epoch = score(), start.clone(), 0, 0, 0
     steps = max(-(-len(plan.item_rows) // options.batch_size), -(-len(plan.label_queries) // options.query_batch), 1)
-    bar = tqdm(total=options.epochs, desc="tune", unit=" epoch", disable=not progress)
+    bar = tqdm(total=total, desc="tune", unit=" epoch", disable=not progress)
     try:
-        for epoch in range(1, options.epochs + 1):
+        for epoch in range(1, total + 1):
             items = _batches(plan.item_rows, options.batch_size, steps, rng) if len(plan.item_rows) else []
             queries = _batches(plan.label_queries, options.query_batch, steps, rng) if len(plan.label_queries) else []
             for step in range(steps):
@@ -452,15 +458,14 @@ def train_head(
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
-            current = score()
-            if current > best_score:
+            current = score() if stop_early else best_score
+            if current > best_score or not stop_early:
                 best_score, best_weight, best_epoch, stale = current, weight.detach().clone(), epoch, 0
             else:
                 stale += 1
             bar.update()
-            bar.set_postfix(inner=f"{current:.3f}", best=f"{best_score:.3f}")
             if on_progress:
-                on_progress(epoch, options.epochs)
+                on_progress(epoch, total)
             if stale >= options.patience:
                 break
     finally:
@@ -631,7 +636,9 @@ def _learn(data: _Data, metrics: list[str], options: TuneOptions, progress: bool
             "", 0, data.bases, data.head_input, data.dims, projection, data.kinds, {HEAD: 1.0}, {HEAD: 1.0}, data.bases
         )
         return head, epochs, best_epoch, used, True
-    kept = options.head == "always" or (with_score > without_score and with_head.get(HEAD, 0) > 0)
+    # labels alone: the inner check is too small to choose by (see train_head); the held-back labels still gate saving
+    chosen = with_score > without_score or not data.notions
+    kept = options.head == "always" or (chosen and with_head.get(HEAD, 0) > 0)
     item, photo = photo_weights(data, metrics, with_head if kept else without, options)
     projection = projection if kept else None
     head = Head("", 0, data.bases, data.head_input, data.dims, projection, data.kinds, item, photo, data.bases)

@@ -80,8 +80,9 @@ if mode == "Catalog item":
         "Next query",
         list(ORDERS),
         **ui.remembered(ui.Keys.LABEL_ORDER, list(ORDERS)),
-        help="Suggested: the most typical item of the biggest group of look-alikes that none of your queries "
-        "covers yet, so judging it teaches a learnt method most (as `python -m core labels suggest`).",
+        help="Suggested: an item whose titles agree only partly with its current look-alikes (the method is "
+        "unsure there, and the item is not an odd one out), so judging it teaches a learnt method most "
+        "(as `python -m core labels suggest`).",
     )
     if order == "by category":
         from core.catalog.filters import distinct_values
