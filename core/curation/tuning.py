@@ -3,14 +3,16 @@
 A learnt (tuned) method ranks items by a weighted sum of cosine similarities, one per signal: each
 base method (image methods such as efficientnet_lite0 and color_hist, text methods such as minilm)
 and, where it helps, a *head*: a linear map of every base's weighted concatenation (titles' text
-included: the words that name a type or a colour are what photos blur) to a smaller space. The head learns from catalog fields (items sharing every target value are
-positives: supervised contrastive loss on the joint classes plus each target alone) and/or
-relevance labels (a contrastive loss on judged pairs); it starts from the top principal
-directions of its input and is kept near that start by an L2 penalty. The signal weights are then
-fitted by a pairwise logistic loss (non-negative weights): on judged pairs plus random unjudged
-items as negatives (labels), and on each query's best candidates by every signal, relevant when
-every target matches (fields). The head is kept only when the weights with it rank the inner
-check's items better than the weights without it.
+included: the words that name a type or a colour are what photos blur) to a smaller space. The
+head learns from catalog fields (items sharing every target value are positives: supervised
+contrastive loss on the joint classes plus each target alone) and/or relevance labels (a
+contrastive loss on judged pairs); it starts from the top principal directions of its input and
+is kept near that start by an L2 penalty. The signal weights are then fitted by a pairwise
+logistic loss (non-negative weights): on judged pairs plus random unjudged items as negatives
+(labels), and on each query's best candidates by every signal, relevant when every target matches
+(fields). The head is kept only when the weights with it rank the inner check's items better than
+the weights without it; from labels alone, whose inner check holds too few judged queries to
+choose or stop by, it trains a fixed number of epochs and is kept whenever it is weighted.
 
 An uploaded photo has no text and looks unlike the catalog's packshots: it is ranked by the deep
 image bases only (not colour histograms, which read a lifestyle photo's background, nor the
@@ -464,6 +466,8 @@ def train_head(
             else:
                 stale += 1
             bar.update()
+            if stop_early:
+                bar.set_postfix(inner=f"{current:.3f}", best=f"{best_score:.3f}")
             if on_progress:
                 on_progress(epoch, total)
             if stale >= options.patience:
