@@ -237,11 +237,6 @@ class _Data:
     def image_bases(self) -> list[str]:
         return [b for b, k in zip(self.bases, self.kinds) if k == "image"]
 
-    @property
-    def head_input(self) -> list[float]:
-        """The head's input weights: the bases' (every base takes part, text bases too)."""
-        return list(self.weights)
-
     def base_space(self) -> np.ndarray:
         """The untuned fusion: every base's unit vectors, weighted."""
         return unit(weighted_concat([self.parts[b] for b in self.bases], self.weights))
@@ -297,7 +292,7 @@ def gather(
     pairs = _label_rows(db, ids, validation) if use_labels else np.zeros((0, 3), dtype=np.int64)
     dims = [parts[b].shape[1] for b in bases]
     data = _Data(ids, bases, kinds, dims, parts, weights, np.zeros(0), notions, joint, pairs, validation, inner)
-    data.x = weighted_concat([parts[b] for b in bases], data.head_input)
+    data.x = weighted_concat([parts[b] for b in bases], weights)  # every base feeds the head, text too
     return data
 
 
@@ -444,7 +439,7 @@ def train_head(
     # (docs/benchmarks.md, "Which queries to label"): train a fixed number of epochs and keep the last.
     stop_early = bool(data.notions)
     total = options.epochs if stop_early else min(options.epochs, options.label_epochs)
-    best_score, best_weight, best_epoch, stale, epoch = score(), start.clone(), 0, 0, 0
+    best_score, best_weight, best_epoch, stale, epoch = (score() if stop_early else 0.0), start.clone(), 0, 0, 0
     steps = max(-(-len(plan.item_rows) // options.batch_size), -(-len(plan.label_queries) // options.query_batch), 1)
     bar = tqdm(total=total, desc="tune", unit=" epoch", disable=not progress)
     try:
@@ -460,20 +455,23 @@ def train_head(
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
-            current = score() if stop_early else best_score
-            if current > best_score or not stop_early:
+            bar.update()
+            if on_progress:
+                on_progress(epoch, total)
+            if not stop_early:
+                continue
+            current = score()
+            if current > best_score:
                 best_score, best_weight, best_epoch, stale = current, weight.detach().clone(), epoch, 0
             else:
                 stale += 1
-            bar.update()
-            if stop_early:
-                bar.set_postfix(inner=f"{current:.3f}", best=f"{best_score:.3f}")
-            if on_progress:
-                on_progress(epoch, total)
+            bar.set_postfix(inner=f"{current:.3f}", best=f"{best_score:.3f}")
             if stale >= options.patience:
                 break
     finally:
         bar.close()
+    if not stop_early:
+        best_weight, best_epoch = weight.detach(), epoch
     return best_weight.cpu().numpy().astype(np.float32), epoch, best_epoch, plan.used.tolist()
 
 
@@ -625,27 +623,27 @@ def _worse(metrics: dict, joint: str | None) -> list[str]:
     ]
 
 
+def _head(data: _Data, projection: np.ndarray | None, item: dict, photo: dict) -> Head:
+    """A learnt method over `data`'s bases, every one of them in the head's input, with these signal weights."""
+    return Head("", 0, data.bases, data.weights, data.dims, projection, data.kinds, item, photo, data.bases)
+
+
 def _learn(data: _Data, metrics: list[str], options: TuneOptions, progress: bool, on_progress) -> tuple:
     """Train the head, fit the signal weights with and without it, keep the better on the inner check:
     (Head without name/version, epochs, best epoch, rows used, head kept)."""
     without, without_score = learn_weights(data, signal_blocks(data, None), options)
     if options.head == "never":
         item, photo = photo_weights(data, metrics, without, options)
-        head = Head("", 0, data.bases, data.head_input, data.dims, None, data.kinds, item, photo, data.bases)
-        return head, 0, 0, _plan(data).used.tolist(), False
+        return _head(data, None, item, photo), 0, 0, _plan(data).used.tolist(), False
     projection, epochs, best_epoch, used = train_head(data, options, progress, on_progress)
     with_head, with_score = learn_weights(data, signal_blocks(data, projection), options)
     if options.head == "only":
-        head = Head(
-            "", 0, data.bases, data.head_input, data.dims, projection, data.kinds, {HEAD: 1.0}, {HEAD: 1.0}, data.bases
-        )
-        return head, epochs, best_epoch, used, True
+        return _head(data, projection, {HEAD: 1.0}, {HEAD: 1.0}), epochs, best_epoch, used, True
     # labels alone: the inner check is too small to choose by (see train_head); the held-back labels still gate saving
     chosen = with_score > without_score or not data.notions
     kept = options.head == "always" or (chosen and with_head.get(HEAD, 0) > 0)
     item, photo = photo_weights(data, metrics, with_head if kept else without, options)
-    projection = projection if kept else None
-    head = Head("", 0, data.bases, data.head_input, data.dims, projection, data.kinds, item, photo, data.bases)
+    head = _head(data, projection if kept else None, item, photo)
     log.info("tune: inner check %.4f with the head, %.4f without", with_score, without_score)
     return head, epochs, best_epoch, used, kept
 

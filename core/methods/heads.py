@@ -4,17 +4,18 @@ A learnt (tuned) method scores a pair of items by a weighted sum of cosine simil
 *signal*: each base method's vectors (image methods, and text methods such as `minilm`) and, when
 one was learnt and it helps, a *head* (a linear map of its bases' weighted concatenation,
 L2-normalised: every base, titles' text included, in methods learnt since text bases took part;
-the image bases alone in older ones). Its catalog vector is the concatenation of each signal's unit vector scaled by
-√weight, so one cosine (one Annoy index) gives the weighted sum; a signal an item lacks (no title)
-is a zero block. An uploaded photo has only image signals: its vector fills the image blocks with
-the *photo weights* (divided by √item weight, so the dot product is the photo-weighted sum) and
-leaves the others zero.
+the image bases alone in older ones). Its catalog vector is the concatenation of each signal's
+unit vector scaled by √weight, so one cosine (one Annoy index) gives the weighted sum; a signal an
+item lacks (no title) is a zero block. An uploaded photo has only image signals: its vector fills
+the image blocks with the *photo weights* (divided by √item weight, so the dot product is the
+photo-weighted sum) and leaves the others zero.
 
 Training lives in core/curation/tuning.py; this module only stores, reads and applies what it
 learnt, so the methods registry never reaches up into curation. Rows of `tuned_methods`:
 `base_weights` holds the signal weights as JSON `{"item": {...}, "photo": {...}, "kinds": [...],
-"head_input": [...], "head_bases": [...]}` (without "head_bases": the image bases; rows written before signals existed hold a JSON list: the head's input
-weights, and the head is their only signal).
+"head_input": [...], "head_bases": [...]}` (without "head_bases": the image bases; rows written
+before signals existed hold a JSON list: the head's input weights, and the head is their only
+signal).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Head:
     bases: list[str]
     head_input: list[float]  # weights of the head's bases in its input
     dims: list[int]
-    projection: np.ndarray | None  # (sum of image bases' dims, head dim) float32, or None: no head
+    projection: np.ndarray | None  # (sum of the head bases' dims, head dim) float32, or None: no head
     kinds: list[str] = field(default_factory=list)  # "image" / "text" per base
     item: dict[str, float] = field(default_factory=dict)  # signal -> weight for item queries (sum 1)
     photo: dict[str, float] = field(default_factory=dict)  # signal -> weight for photo queries
