@@ -23,6 +23,7 @@ from core.catalog.vectors import load_matrix, methods_with_vectors
 from core.methods import get_spec
 from core.methods.distances import unit, weighted_concat
 from core.methods.heads import current_head
+from core.search.neighbours import nearest_rows
 
 QUANTILE = 0.25
 DIVERSITY = 0.95
@@ -64,15 +65,13 @@ def _is_text(db: sqlite_utils.Database, name: str) -> bool:
 def agreement(ranking: np.ndarray, judges: list[np.ndarray], k: int = 10) -> np.ndarray:
     """Per row: the mean cosine, by each judging matrix (averaged), between the row and its k nearest
     other rows by `ranking` (rows aligned across matrices)."""
-    look, judges = unit(ranking), [unit(j) for j in judges]
-    scores = np.empty(len(look))
-    for start in range(0, len(look), _BLOCK):
-        sims = look[start : start + _BLOCK] @ look.T
-        sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf
-        top = np.argpartition(-sims, k, axis=1)[:, :k]
-        rows = slice(start, start + len(sims))
-        scores[rows] = np.mean([np.einsum("id,ikd->i", j[rows], j[top]) / k for j in judges], axis=0)
-    return scores
+    top = nearest_rows(ranking, np.arange(len(ranking)), k)
+    scores = np.zeros(len(top))
+    for judge in map(unit, judges):
+        for start in range(0, len(top), _BLOCK):  # a block of rows at a time: rows x k x dims stays small
+            rows = slice(start, start + _BLOCK)
+            scores[rows] += np.einsum("id,ikd->i", judge[rows], judge[top[rows]]) / k
+    return scores / len(judges)
 
 
 def pick(ranking: np.ndarray, judges: list[np.ndarray], n: int, judged: list[bool], k: int = 10) -> list:
