@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from helpers import DEMO, link_tree
+from helpers import DEMO, link_tree, opened_copy
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -157,35 +157,30 @@ def imported_demo_path(tmp_path_factory) -> Path:
 @pytest.fixture
 def demo_catalog(imported_demo_path, db_path):
     """A catalog holding the demo slice: a private copy of the imported one (at `db_path`)."""
-    from core.catalog.db import open_catalog
-
     assert not db_path.exists(), "demo_catalog is its test's catalog: do not ask for `catalog` too"
-    shutil.copy(imported_demo_path, db_path)
-    db = open_catalog(db_path)
-    yield db
-    db.conn.close()
+    yield from opened_copy(imported_demo_path, db_path)
 
 
 @pytest.fixture
 def small_demo(catalog, tmp_path):
     """A catalog of the first 64 demo items, for tests that train or embed and need no more photos."""
-    from core.catalog.importers import import_csv
-
-    from helpers import small_styles
-
-    assert import_csv(catalog, *small_styles(tmp_path, 64), progress=False).items == 64
-    return catalog
+    return first_demo_items(catalog, tmp_path, 64)
 
 
 @pytest.fixture
 def tiny_demo(catalog, tmp_path):
     """A catalog of the first 32 demo items: two batches of 16, for tests that train the autoencoder
     (each step costs a second on two cores) and ask only that it learns, resumes and embeds."""
+    return first_demo_items(catalog, tmp_path, 32)
+
+
+def first_demo_items(catalog, folder: Path, n: int):
+    """`catalog` with the first n demo items imported (their CSV and photos written under `folder`)."""
     from core.catalog.importers import import_csv
 
     from helpers import small_styles
 
-    assert import_csv(catalog, *small_styles(tmp_path, 32), progress=False).items == 32
+    assert import_csv(catalog, *small_styles(folder, n), progress=False).items == n
     return catalog
 
 
@@ -222,15 +217,7 @@ def embedded_demo_path(imported_demo_path, tmp_path_factory, models_cache) -> Pa
 @pytest.fixture
 def embedded_demo(embedded_demo_path, tmp_path):
     """A private copy of the embedded demo catalog (tests may change it)."""
-    import shutil
-
-    from core.catalog.db import open_catalog
-
-    path = tmp_path / "demo.db"
-    shutil.copy(embedded_demo_path, path)
-    db = open_catalog(path)
-    yield db
-    db.conn.close()
+    yield from opened_copy(embedded_demo_path, tmp_path / "demo.db")
 
 
 @pytest.fixture

@@ -92,6 +92,16 @@ def texts(at) -> str:
     return "\n".join(str(p) for p in parts)
 
 
+def opened_copy(source: Path, path: Path):
+    """A fixture's catalog: `source` copied to `path` and opened, closed after the test (`yield from` it)."""
+    from core.catalog.db import open_catalog
+
+    shutil.copy(source, path)
+    db = open_catalog(path)
+    yield db
+    db.conn.close()
+
+
 def moved_photo(db, folder: Path) -> tuple[str, Path]:
     """(item id, path) of the first item's photo, copied into `folder` and the catalog pointed at the
     copy, so a test may delete or move it without touching the demo photos."""

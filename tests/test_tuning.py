@@ -15,7 +15,7 @@ from core.curation.labels import judge_by_attributes
 from core.methods.distances import unit
 from core.methods.heads import Head, current_head, head_vectors, stored_bases, tuned_names, weighted_concat
 
-from helpers import SHARED, needs_shared
+from helpers import SHARED, needs_shared, opened_copy
 
 BASES = ["efficientnet_lite0", "color_hist"]
 FAST = tuning.TuneOptions(dim=16, epochs=15, patience=4, batch_size=64)
@@ -264,14 +264,7 @@ def fashion_slice_path(tmp_path_factory):
 
 @pytest.fixture
 def fashion_slice(fashion_slice_path, tmp_path):
-    import shutil
-
-    from core.catalog.db import open_catalog
-
-    shutil.copy(fashion_slice_path, tmp_path / "fashion.db")
-    db = open_catalog(tmp_path / "fashion.db")
-    yield db
-    db.conn.close()
+    yield from opened_copy(fashion_slice_path, tmp_path / "fashion.db")
 
 
 @needs_shared
