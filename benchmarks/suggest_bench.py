@@ -6,10 +6,10 @@ Simulated judges on the 4,000 labelled photos: a query's top 10 among the traini
 equal-weight fusion of efficientnet_lite0, color_hist and minilm) is judged relevant when type and
 colour both match. For N queries chosen by `labels suggest` (core/curation/suggest.py: the items
 whose titles agree with their current look-alikes about as little as the lower quartile) or at
-random (three draws, averaged), a method is
-learnt from those labels alone (`tune --labels`, as the app does it) and measured on the validation
-items (half the catalog, never learnt from), searched among themselves (type+colour P@10). The
-curve is written to docs/label_curve.png and the table to docs/benchmarks.md.
+random (three draws, averaged), a method is learnt from those labels alone (`tune --labels`, as
+the app does it) and measured on the validation items (half the catalog, never learnt from),
+searched among themselves (type+colour P@10). The curve is written to docs/label_curve.png and the
+table to docs/benchmarks.md.
 """
 
 from __future__ import annotations

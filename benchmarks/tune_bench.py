@@ -4,8 +4,8 @@ and through them the 21 shopper photos.
     python benchmarks/tune_bench.py [--db data/bench/tune.db] [--queries 400] [--validation 0.5] [--learnt words]
 
 Items are split by a stable hash of their id (by default half training, half validation: with 20%
-held out, too few items share a type and colour to fill a top 10, see the ceiling row). Every validation
-item is a query; P@10 by same type (articleType) and same type and colour, with only the
+held out, too few items share a type and colour to fill a top 10; see the "best possible" row).
+Every validation item is a query; P@10 by same type (articleType) and same type and colour, with only the
 validation items as gallery (held-out only: items the method never saw, searched among
 themselves) and with the whole catalog as gallery. The label-learnt methods learn from judged
 pairs: `--queries` training items x their top 10 training neighbours by `concat 0.5/0.5`, judged
