@@ -41,7 +41,7 @@ import sqlite_utils
 from core.curation import evaluate
 from core.curation.evaluate import joint_values
 from core.methods.distances import unit, weighted_concat
-from core.methods.heads import HEAD, Head, HeadError, save_head, stored_bases
+from core.methods.heads import HEAD, VOTES, Head, HeadError, Votes, save_head, stored_bases
 from core.search.neighbours import nearest_rows
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,9 @@ class TuneOptions:
     pair_negatives: int = 20  # random unjudged items per query, as not relevant, when fitting weights
     weight_decay: float = 1e-3  # L2 penalty of the pairwise weight fit
     photo_floor: float = 0.02  # least item weight of a photo signal (so its block exists)
+    votes: int = 20  # fields: each item's nearest labelled training items whose fields vote (0: no votes signal)
+    vote_temperature: float = 0.05
+    voters: int = 20_000  # at most this many labelled training items vote (a random draw beyond)
     head: str = "auto"  # "auto": kept when the inner check says it helps (labels alone: when the weights
     # give it a share); "always"; "never" (weights only);
     # "only": the head alone (no other signal, photos through it too)
@@ -478,12 +481,37 @@ def train_head(
 # --- signal weights --------------------------------------------------------------------------
 
 
-def signal_blocks(data: _Data, projection: np.ndarray | None) -> dict[str, np.ndarray]:
-    """Each signal's unit vectors for every item: the bases, and the head when there is one."""
+def signal_blocks(data: _Data, projection: np.ndarray | None, votes: Votes | None = None) -> dict[str, np.ndarray]:
+    """Each signal's unit vectors for every item: the bases, the head when there is one, its votes."""
     blocks = {b: unit(data.parts[b]) for b in data.bases}
     if projection is not None:
         blocks[HEAD] = unit(data.x @ projection)
+        if votes is not None:
+            blocks[VOTES] = votes(blocks[HEAD])
     return blocks
+
+
+def voters(data: _Data, projection: np.ndarray, rows: np.ndarray, options: TuneOptions) -> Votes | None:
+    """The fields of `rows` that have every target value, in the head's space (None: learnt without
+    targets, or votes turned off). Notions: the joint targets, then each target, weighted as the head's
+    tasks."""
+    if not data.notions or options.votes < 1:
+        return None
+    rows = rows[data.notions[data.joint][rows] >= 0]
+    if len(rows) > options.voters:
+        rows = np.sort(np.random.default_rng(options.seed).choice(rows, options.voters, replace=False))
+    singles = [t for t in data.notions if t != data.joint]
+    notions = [data.joint, *singles]
+    weights = [1.0] + [options.target_decay ** (n + 1) for n in range(len(singles))]
+    codes = [class_codes(data.notions[n][rows].tolist()) for n in notions]  # among the voters only
+    return Votes(
+        unit(data.x[rows] @ projection),
+        np.stack(codes, axis=1),
+        [int(c.max()) + 1 for c in codes],
+        [w / sum(weights) for w in weights],
+        options.votes,
+        options.vote_temperature,
+    )
 
 
 def _field_pairs(data: _Data, blocks: dict[str, np.ndarray], queries: np.ndarray, gallery: np.ndarray, options) -> list:
@@ -623,9 +651,9 @@ def _worse(metrics: dict, joint: str | None) -> list[str]:
     ]
 
 
-def _head(data: _Data, projection: np.ndarray | None, item: dict, photo: dict) -> Head:
+def _head(data: _Data, projection: np.ndarray | None, item: dict, photo: dict, votes: Votes | None = None) -> Head:
     """A learnt method over `data`'s bases, every one of them in the head's input, with these signal weights."""
-    return Head("", 0, data.bases, data.weights, data.dims, projection, data.kinds, item, photo, data.bases)
+    return Head("", 0, data.bases, data.weights, data.dims, projection, data.kinds, item, photo, data.bases, votes)
 
 
 def _learn(data: _Data, metrics: list[str], options: TuneOptions, progress: bool, on_progress) -> tuple:
@@ -636,14 +664,23 @@ def _learn(data: _Data, metrics: list[str], options: TuneOptions, progress: bool
         item, photo = photo_weights(data, metrics, without, options)
         return _head(data, None, item, photo), 0, 0, _plan(data).used.tolist(), False
     projection, epochs, best_epoch, used = train_head(data, options, progress, on_progress)
-    with_head, with_score = learn_weights(data, signal_blocks(data, projection), options)
     if options.head == "only":
         return _head(data, projection, {HEAD: 1.0}, {HEAD: 1.0}), epochs, best_epoch, used, True
+    # the weights are fitted on the inner items, so only the items the head learnt from vote there
+    plan = _plan(data)
+    fit_votes = voters(data, projection, plan.fit_rows, options)
+    with_head, with_score = learn_weights(data, signal_blocks(data, projection, fit_votes), options)
     # labels alone: the inner check is too small to choose by (see train_head); the held-back labels still gate saving
     chosen = with_score > without_score or not data.notions
-    kept = options.head == "always" or (chosen and with_head.get(HEAD, 0) > 0)
+    kept = options.head == "always" or (chosen and (with_head.get(HEAD, 0) > 0 or with_head.get(VOTES, 0) > 0))
     item, photo = photo_weights(data, metrics, with_head if kept else without, options)
-    head = _head(data, projection if kept else None, item, photo)
+    head = _head(
+        data,
+        projection if kept else None,
+        item,
+        photo,
+        voters(data, projection, plan.train_rows, options) if kept else None,
+    )
     log.info("tune: inner check %.4f with the head, %.4f without", with_score, without_score)
     return head, epochs, best_epoch, used, kept
 

@@ -31,10 +31,49 @@ from core.catalog.vectors import load_matrix, missing_vectors
 from core.methods.distances import unit, weighted_concat
 
 HEAD = "head"  # the signal name of the learnt head
+VOTES = "votes"  # the signal name of the labelled neighbours' fields (see Votes)
 
 
 class HeadError(ValueError):
     """A learnt method that cannot be read or applied, in one line."""
+
+
+@dataclass
+class Votes:
+    """The catalog items a head learnt from, in its space, with their field values (class codes): an
+    item's votes are the values of its `k` nearest of them, weighted by softmax(cosine / temperature),
+    one distribution per notion (joint targets, then each target), square-rooted and weighted, so two
+    items' votes agree as much as their neighbourhoods' fields do. Items whose own fields are blank
+    (new listings, other shops' items) are matched by what their labelled look-alikes are."""
+
+    vectors: np.ndarray  # (voters, head dim) unit float32
+    classes: np.ndarray  # (voters, notions) int64 class codes
+    sizes: list[int]  # classes per notion
+    weights: list[float]  # each notion's weight
+    k: int = 20
+    temperature: float = 0.05
+
+    @property
+    def dim(self) -> int:
+        return int(sum(self.sizes))
+
+    def __call__(self, heads: np.ndarray, chunk: int = 2048) -> np.ndarray:
+        """Unit vote vectors of these unit head vectors (`chunk` rows at a time)."""
+        if len(heads) > chunk:
+            return np.vstack([self(heads[n : n + chunk]) for n in range(0, len(heads), chunk)])
+        sims = heads @ self.vectors.T
+        k = min(self.k, sims.shape[1])
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        near = np.take_along_axis(sims, top, axis=1)
+        share = np.exp((near - near.max(axis=1, keepdims=True)) / self.temperature)
+        share /= share.sum(axis=1, keepdims=True)
+        rows = np.repeat(np.arange(len(heads)), k)
+        blocks = []
+        for notion, size in enumerate(self.sizes):
+            votes = np.zeros((len(heads), size), np.float32)
+            np.add.at(votes, (rows, self.classes[top, notion].ravel()), share.ravel())
+            blocks.append(np.sqrt(votes))
+        return unit(weighted_concat(blocks, self.weights))
 
 
 @dataclass
@@ -51,6 +90,7 @@ class Head:
     item: dict[str, float] = field(default_factory=dict)  # signal -> weight for item queries (sum 1)
     photo: dict[str, float] = field(default_factory=dict)  # signal -> weight for photo queries
     head_bases: list[str] = field(default_factory=list)  # the bases in the head's input (default: image bases)
+    votes: Votes | None = None  # the labelled items the head learnt from (methods learnt from fields)
 
     def __post_init__(self) -> None:
         self.kinds = self.kinds or ["image"] * len(self.bases)
@@ -70,7 +110,7 @@ class Head:
     @property
     def signals(self) -> list[str]:
         """The signals that make the vector, in block order (those with a positive item weight)."""
-        return [s for s in [*self.bases, HEAD] if self.item.get(s, 0) > 0]
+        return [s for s in [*self.bases, HEAD, VOTES] if self.item.get(s, 0) > 0]
 
     def project(self, head_input: np.ndarray) -> np.ndarray:
         """Unit head vectors from the head's input (see `weighted_concat`)."""
@@ -79,12 +119,18 @@ class Head:
     def blocks(self, parts: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
         """Each signal's unit vectors from the bases' vectors (a base absent from `parts`: zeros)."""
         found = {b: unit(np.atleast_2d(np.asarray(parts[b], dtype=np.float32))) for b in self.bases if b in parts}
-        sizes = {**dict(zip(self.bases, self.dims)), HEAD: 0 if self.projection is None else self.projection.shape[1]}
-        if HEAD in self.signals:
+        sizes = {
+            **dict(zip(self.bases, self.dims)),
+            HEAD: 0 if self.projection is None else self.projection.shape[1],
+            VOTES: 0 if self.votes is None else self.votes.dim,
+        }
+        if {HEAD, VOTES} & set(self.signals):
             if any(b not in found for b in self.image_bases):
                 raise HeadError(f"{self.name}: its head needs {', '.join(self.image_bases)}")
             inputs = [found.get(b, np.zeros((rows, sizes[b]), np.float32)) for b in self.head_bases]
             found[HEAD] = self.project(weighted_concat(inputs, self.head_input))
+            if VOTES in self.signals:
+                found[VOTES] = self.votes(found[HEAD])
         return {s: found.get(s, np.zeros((rows, sizes[s]), np.float32)) for s in self.signals}
 
     def vectors(self, parts: dict[str, np.ndarray], photo: bool = False) -> np.ndarray:
@@ -106,6 +152,9 @@ class Head:
         arrays = {"dims": np.asarray(self.dims, dtype=np.int64), "weights": np.asarray(self.head_input, np.float64)}
         if self.projection is not None:
             arrays["projection"] = self.projection.astype(np.float32)
+        if self.votes is not None:
+            arrays["voters"] = self.votes.vectors.astype(np.float32)
+            arrays["voter_classes"] = self.votes.classes.astype(np.int64)
         np.savez(buffer, **arrays)
         return buffer.getvalue()
 
@@ -117,17 +166,25 @@ class Head:
                 "kinds": self.kinds,
                 "head_input": self.head_input,
                 "head_bases": self.head_bases,
+                **({"votes": self._votes_json()} if self.votes is not None else {}),
             }
         )
 
+    def _votes_json(self) -> dict:
+        votes = self.votes
+        return {"sizes": votes.sizes, "weights": votes.weights, "k": votes.k, "temperature": votes.temperature}
+
     @classmethod
     def from_row(cls, row: dict) -> Head:
-        with np.load(io.BytesIO(row["head"]), allow_pickle=False) as arrays:
-            projection = arrays["projection"].astype(np.float32) if "projection" in arrays else None
-            head_input, dims = arrays["weights"].tolist(), arrays["dims"].tolist()
         signals = json.loads(row["base_weights"]) if row.get("base_weights") else []
         if isinstance(signals, list):  # a row from before signals: the head is the only signal
             signals = {}
+        votes = None
+        with np.load(io.BytesIO(row["head"]), allow_pickle=False) as arrays:
+            projection = arrays["projection"].astype(np.float32) if "projection" in arrays else None
+            head_input, dims = arrays["weights"].tolist(), arrays["dims"].tolist()
+            if "votes" in signals:
+                votes = Votes(arrays["voters"], arrays["voter_classes"], **signals["votes"])
         return cls(
             row["name"],
             row["version"],
@@ -139,6 +196,7 @@ class Head:
             signals.get("item", {}),
             signals.get("photo", {}),
             signals.get("head_bases", []),
+            votes,
         )
 
 
