@@ -41,6 +41,7 @@ import sqlite_utils
 from core.curation import evaluate
 from core.curation.evaluate import joint_values
 from core.methods.distances import unit, weighted_concat
+from core.methods.field_signals import field_parts, field_values, vocabularies
 from core.methods.heads import HEAD, VOTES, Head, HeadError, Votes, save_head, stored_bases
 from core.search.neighbours import nearest_rows
 
@@ -77,6 +78,7 @@ class TuneOptions:
     pair_negatives: int = 20  # random unjudged items per query, as not relevant, when fitting weights
     weight_decay: float = 1e-3  # L2 penalty of the pairwise weight fit
     photo_floor: float = 0.02  # least item weight of a photo signal (so its block exists)
+    catalog_fields: bool = True  # same brand, same gender, price ratio signals, where the catalog has them
     votes: int = 20  # fields: each item's nearest labelled training items whose fields vote (0: no votes signal)
     vote_temperature: float = 0.05
     voters: int = 20_000  # at most this many labelled training items vote (a random draw beyond)
@@ -235,6 +237,7 @@ class _Data:
     pairs: np.ndarray  # (query row, candidate row, relevant)
     validation: np.ndarray  # bool per item
     inner: np.ndarray  # bool per item: training items kept for early stopping and choices
+    fields: dict[str, list[str]] = field(default_factory=dict)  # catalog-field signal -> known values (parts too)
 
     @property
     def image_bases(self) -> list[str]:
@@ -296,6 +299,10 @@ def gather(
     dims = [parts[b].shape[1] for b in bases]
     data = _Data(ids, bases, kinds, dims, parts, weights, np.zeros(0), notions, joint, pairs, validation, inner)
     data.x = weighted_concat([parts[b] for b in bases], weights)  # every base feeds the head, text too
+    if options.catalog_fields:
+        values = field_values(db, ids)
+        data.fields = vocabularies(values, np.where(~validation)[0])
+        data.parts |= field_parts(values, data.fields)
     return data
 
 
@@ -483,7 +490,7 @@ def train_head(
 
 def signal_blocks(data: _Data, projection: np.ndarray | None, votes: Votes | None = None) -> dict[str, np.ndarray]:
     """Each signal's unit vectors for every item: the bases, the head when there is one, its votes."""
-    blocks = {b: unit(data.parts[b]) for b in data.bases}
+    blocks = {s: unit(data.parts[s]) for s in [*data.bases, *data.fields]}
     if projection is not None:
         blocks[HEAD] = unit(data.x @ projection)
         if votes is not None:
@@ -652,8 +659,12 @@ def _worse(metrics: dict, joint: str | None) -> list[str]:
 
 
 def _head(data: _Data, projection: np.ndarray | None, item: dict, photo: dict, votes: Votes | None = None) -> Head:
-    """A learnt method over `data`'s bases, every one of them in the head's input, with these signal weights."""
-    return Head("", 0, data.bases, data.weights, data.dims, projection, data.kinds, item, photo, data.bases, votes)
+    """A learnt method over `data`'s bases, every one of them in the head's input, with these signal weights
+    (and the known values of the field signals that count)."""
+    fields = {s: known for s, known in data.fields.items() if item.get(s, 0) > 0}
+    return Head(
+        "", 0, data.bases, data.weights, data.dims, projection, data.kinds, item, photo, data.bases, votes, fields
+    )
 
 
 def _learn(data: _Data, metrics: list[str], options: TuneOptions, progress: bool, on_progress) -> tuple:

@@ -28,6 +28,7 @@ import numpy as np
 import sqlite_utils
 
 from core.catalog.vectors import load_matrix, missing_vectors
+from core.methods import field_signals
 from core.methods.distances import unit, weighted_concat
 
 HEAD = "head"  # the signal name of the learnt head
@@ -91,6 +92,7 @@ class Head:
     photo: dict[str, float] = field(default_factory=dict)  # signal -> weight for photo queries
     head_bases: list[str] = field(default_factory=list)  # the bases in the head's input (default: image bases)
     votes: Votes | None = None  # the labelled items the head learnt from (methods learnt from fields)
+    fields: dict[str, list[str]] = field(default_factory=dict)  # catalog-field signal -> its known values
 
     def __post_init__(self) -> None:
         self.kinds = self.kinds or ["image"] * len(self.bases)
@@ -105,22 +107,26 @@ class Head:
         return [b for b, k in zip(self.bases, self.kinds) if k == "image"]
 
     def kind(self, signal: str) -> str:
+        if signal in self.fields:
+            return "field"
         return "image" if signal == HEAD else self.kinds[self.bases.index(signal)]
 
     @property
     def signals(self) -> list[str]:
         """The signals that make the vector, in block order (those with a positive item weight)."""
-        return [s for s in [*self.bases, HEAD, VOTES] if self.item.get(s, 0) > 0]
+        return [s for s in [*self.bases, *self.fields, HEAD, VOTES] if self.item.get(s, 0) > 0]
 
     def project(self, head_input: np.ndarray) -> np.ndarray:
         """Unit head vectors from the head's input (see `weighted_concat`)."""
         return unit(head_input @ self.projection)
 
     def blocks(self, parts: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
-        """Each signal's unit vectors from the bases' vectors (a base absent from `parts`: zeros)."""
-        found = {b: unit(np.atleast_2d(np.asarray(parts[b], dtype=np.float32))) for b in self.bases if b in parts}
+        """Each signal's unit vectors from the bases' vectors and field signals (one absent from `parts`: zeros)."""
+        known = [*self.bases, *self.fields]
+        found = {s: unit(np.atleast_2d(np.asarray(parts[s], dtype=np.float32))) for s in known if s in parts}
         sizes = {
             **dict(zip(self.bases, self.dims)),
+            **{s: field_signals.size(s, self.fields) for s in self.fields},
             HEAD: 0 if self.projection is None else self.projection.shape[1],
             VOTES: 0 if self.votes is None else self.votes.dim,
         }
@@ -167,6 +173,7 @@ class Head:
                 "head_input": self.head_input,
                 "head_bases": self.head_bases,
                 **({"votes": self._votes_json()} if self.votes is not None else {}),
+                **({"fields": self.fields} if self.fields else {}),
             }
         )
 
@@ -197,6 +204,7 @@ class Head:
             signals.get("photo", {}),
             signals.get("head_bases", []),
             votes,
+            signals.get("fields", {}),
         )
 
 
@@ -281,6 +289,7 @@ def head_vectors(db: sqlite_utils.Database, name: str) -> tuple[list[str], np.nd
     if head is None:
         raise HeadError(f"no tuned method {name!r}; run `python -m core tune --name {name} --base ...` first")
     ids, parts = stored_bases(db, head.bases, head.kinds)
+    parts |= field_signals.field_parts(field_signals.field_values(db, ids), head.fields)
     if any(parts[b].shape[1] != d for b, d in zip(head.bases, head.dims)):
         raise HeadError(
             f"the stored vectors of {', '.join(head.bases)} changed size since {name} was tuned; tune it again"

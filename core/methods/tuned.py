@@ -16,6 +16,7 @@ import numpy as np
 
 from core.catalog.db import Catalog
 from core.catalog.vectors import vectors_of
+from core.methods import field_signals
 from core.methods.base import DerivedExtractor
 from core.methods.heads import Head, latest_rows
 from core.methods.registry import get_spec, register_catalog_specs
@@ -77,8 +78,8 @@ class TunedExtractor(DerivedExtractor):
         self.spec = spec_of(rows[0])  # the version actually loaded
 
     def item_inputs(self, item_ids: list[str]) -> dict[str, np.ndarray]:
-        """The text bases' stored vectors of these items (zeros for an item without one)."""
-        inputs = {}
+        """The text bases' stored vectors of these items (zeros for an item without one), and their field signals."""
+        inputs = field_signals.field_parts(field_signals.field_values(self.catalog, item_ids), self.head.fields)
         for base, kind, dim in zip(self.head.bases, self.head.kinds, self.head.dims):
             if kind != "image":
                 found, matrix = vectors_of(self.catalog, base, item_ids)
