@@ -1,9 +1,13 @@
 """Learnt methods: how much each signal counts, and a small head where it helps, from fields and labels.
 
 A learnt (tuned) method ranks items by a weighted sum of cosine similarities, one per signal: each
-base method (image methods such as efficientnet_lite0 and color_hist, text methods such as minilm)
-and, where it helps, a *head*: a linear map of every base's weighted concatenation (titles' text
-included: the words that name a type or a colour are what photos blur) to a smaller space. The
+base method (image methods such as efficientnet_lite0 and color_hist, text methods such as minilm),
+the catalog's own fields where it has them (same brand, same gender, price ratio:
+core/methods/field_signals.py) and, where it helps, a *head*: a linear map of every base's weighted
+concatenation (titles' text included: the words that name a type or a colour are what photos blur)
+to a smaller space, with its *votes* when learnt from fields (the target values of each item's
+nearest training items in the head's space, core/methods/heads.Votes: an item with blank fields is
+matched by what its labelled look-alikes are; validation items never vote). The
 head learns from catalog fields (items sharing every target value are positives: supervised
 contrastive loss on the joint classes plus each target alone) and/or relevance labels (a
 contrastive loss on judged pairs); it starts from the top principal directions of its input and

@@ -1,19 +1,21 @@
 """Learnt methods' storage and application: weighted signals plus an optional learnt head (NumPy only).
 
 A learnt (tuned) method scores a pair of items by a weighted sum of cosine similarities, one per
-*signal*: each base method's vectors (image methods, and text methods such as `minilm`) and, when
-one was learnt and it helps, a *head* (a linear map of its bases' weighted concatenation,
-L2-normalised: every base, titles' text included, in methods learnt since text bases took part;
-the image bases alone in older ones). Its catalog vector is the concatenation of each signal's
-unit vector scaled by √weight, so one cosine (one Annoy index) gives the weighted sum; a signal an
-item lacks (no title) is a zero block. An uploaded photo has only image signals: its vector fills
+*signal*: each base method's vectors (image methods, and text methods such as `minilm`), the
+catalog-field signals (core/methods/field_signals.py) and, when one was learnt and it helps, a
+*head* (a linear map of its bases' weighted concatenation, L2-normalised: every base, titles' text
+included, in methods learnt since text bases took part; the image bases alone in older ones) and
+its *votes* (`Votes`: the field values of the nearest items it learnt from). Its catalog vector
+is the concatenation of each signal's unit vector scaled by √weight, so one cosine (one Annoy
+index) gives the weighted sum; a signal an item lacks (no title, no brand) is a zero block. An uploaded photo has only image signals: its vector fills
 the image blocks with the *photo weights* (divided by √item weight, so the dot product is the
 photo-weighted sum) and leaves the others zero.
 
 Training lives in core/curation/tuning.py; this module only stores, reads and applies what it
 learnt, so the methods registry never reaches up into curation. Rows of `tuned_methods`:
 `base_weights` holds the signal weights as JSON `{"item": {...}, "photo": {...}, "kinds": [...],
-"head_input": [...], "head_bases": [...]}` (without "head_bases": the image bases; rows written
+"head_input": [...], "head_bases": [...], "votes": {...}, "fields": {...}}` (the voters' vectors and
+values are arrays in the `head` bytes; without "head_bases": the image bases; rows written
 before signals existed hold a JSON list: the head's input weights, and the head is their only
 signal).
 """
