@@ -68,8 +68,9 @@ def field_parts(values: dict[str, list], vocabulary: dict[str, list[str]]) -> di
         if signal == "price_ratio":
             part = np.zeros((len(column), 2), np.float32)
             priced = [n for n, v in enumerate(column) if _usable(v)]
-            angles = math.pi * np.log([float(column[n]) for n in priced]) / math.log(SPAN)
-            part[priced] = np.stack([np.cos(angles), np.sin(angles)], axis=1) if priced else part[priced]
+            if priced:
+                angles = math.pi * np.log([float(column[n]) for n in priced]) / math.log(SPAN)
+                part[priced] = np.stack([np.cos(angles), np.sin(angles)], axis=1)
         else:
             where = {v: n for n, v in enumerate(known)}
             part = np.zeros((len(column), len(known)), np.float32)

@@ -7,9 +7,9 @@ catalog-field signals (core/methods/field_signals.py) and, when one was learnt a
 included, in methods learnt since text bases took part; the image bases alone in older ones) and
 its *votes* (`Votes`: the field values of the nearest items it learnt from). Its catalog vector
 is the concatenation of each signal's unit vector scaled by √weight, so one cosine (one Annoy
-index) gives the weighted sum; a signal an item lacks (no title, no brand) is a zero block. An uploaded photo has only image signals: its vector fills
-the image blocks with the *photo weights* (divided by √item weight, so the dot product is the
-photo-weighted sum) and leaves the others zero.
+index) gives the weighted sum; a signal an item lacks (no title, no brand) is a zero block. An
+uploaded photo has only image signals: its vector fills the image blocks with the *photo weights*
+(divided by √item weight, so the dot product is the photo-weighted sum) and leaves the others zero.
 
 Training lives in core/curation/tuning.py; this module only stores, reads and applies what it
 learnt, so the methods registry never reaches up into curation. Rows of `tuned_methods`:
@@ -59,6 +59,10 @@ class Votes:
     @property
     def dim(self) -> int:
         return int(sum(self.sizes))
+
+    def settings(self) -> dict:
+        """What a row stores as JSON (the vectors and classes go with the head's arrays)."""
+        return {"sizes": self.sizes, "weights": self.weights, "k": self.k, "temperature": self.temperature}
 
     def __call__(self, heads: np.ndarray, chunk: int = 2048) -> np.ndarray:
         """Unit vote vectors of these unit head vectors (`chunk` rows at a time)."""
@@ -111,7 +115,7 @@ class Head:
     def kind(self, signal: str) -> str:
         if signal in self.fields:
             return "field"
-        return "image" if signal == HEAD else self.kinds[self.bases.index(signal)]
+        return "image" if signal in (HEAD, VOTES) else self.kinds[self.bases.index(signal)]
 
     @property
     def signals(self) -> list[str]:
@@ -174,14 +178,10 @@ class Head:
                 "kinds": self.kinds,
                 "head_input": self.head_input,
                 "head_bases": self.head_bases,
-                **({"votes": self._votes_json()} if self.votes is not None else {}),
+                **({"votes": self.votes.settings()} if self.votes is not None else {}),
                 **({"fields": self.fields} if self.fields else {}),
             }
         )
-
-    def _votes_json(self) -> dict:
-        votes = self.votes
-        return {"sizes": votes.sizes, "weights": votes.weights, "k": votes.k, "temperature": votes.temperature}
 
     @classmethod
     def from_row(cls, row: dict) -> Head:
