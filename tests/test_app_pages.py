@@ -319,6 +319,13 @@ def test_methods_page_tunes_in_background_and_shows_base_against_tuned(app_db):
     tune_on_methods_page(at, "shape_colour")
     job = finished_job("tune shape_colour", timeout=180)
     at.run()
+    [weights] = [d.value for d in at.dataframe if "signal" in d.value.columns]
+    learnt = job.result.signal_weights["item"]
+    assert dict(zip(weights["signal"], weights["weight (item queries)"])) == pytest.approx(learnt)
+    described = dict(zip(weights["signal"], weights["what it is"]))
+    assert described["efficientnet_lite0"] == "the efficientnet_lite0 method's vectors"
+    assert learnt["votes"] > 0 and described["votes"].startswith("the target values of the 20 items it learnt from")
+    assert described["same_gender"] == "both items have the same gender"  # the demo listings have a gender
     [table] = [d.value for d in at.dataframe if "tuned" in d.value.columns]
     joint = table[table["measure"] == "same category + colour P@10"].set_index("over")
     record = job.result.metrics["category,colour"]

@@ -13,8 +13,10 @@ import ui
 
 INTRO = (
     "A tuned method learns how much each of its bases counts (image methods, and text methods that read "
-    "titles and descriptions) and, where it helps, a small map over all their vectors, so that items "
-    "sharing the chosen catalog fields (targets), and results your team judged relevant, come closer. "
+    "titles and descriptions), and the catalog's brand, gender and price where it has them, and, where it "
+    "helps, a small map over all their vectors, so that items sharing the chosen catalog fields (targets), "
+    "and results your team judged relevant, come closer. Learnt from fields, it also asks what the items it "
+    "learnt from that look most like an item are (votes), so items whose fields are blank find their peers. "
     "An uploaded photo is searched by its deep image bases only. It is checked on about a fifth of the "
     "items, which it never sees while learning, and saved only if it does at least as well as its bases "
     "there (or with Force)."
@@ -106,14 +108,24 @@ def tune_table(metrics: dict) -> pd.DataFrame:
     return table.assign(change=table["tuned"] - table["base"])
 
 
+SIGNALS = {
+    "head": "the learnt map over all the bases' vectors",
+    "votes": "the target values of the 20 items it learnt from that the map finds nearest",
+    "same_brand": "both items have the same brand",
+    "same_gender": "both items have the same gender",
+    "price_ratio": "how close the two prices are (1 when equal, 0 at about 32 times)",
+}
+
+
 def weights_table(result: TuneResult) -> pd.DataFrame:
-    """What was learnt: each signal's weight for item queries and for photo queries."""
+    """What was learnt: each signal's weight for item queries and for photo queries, and what it is."""
     item, photo = result.signal_weights.get("item", {}), result.signal_weights.get("photo", {})
     return pd.DataFrame(
         {
             "signal": list(item),
             "weight (item queries)": list(item.values()),
             "weight (photo queries)": [photo.get(s, 0.0) for s in item],
+            "what it is": [SIGNALS.get(s, f"the {s} method's vectors") for s in item],
         }
     )
 
