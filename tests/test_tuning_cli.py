@@ -110,6 +110,16 @@ def test_tune_json_is_the_result_and_a_worse_head_is_not_saved(tuned):
     assert saved(tuned) == 2
 
 
+def test_votes_and_catalog_fields_are_signals_unless_turned_off(tuned):
+    default = json.loads(tune_cli(tuned, "--target", "category,colour", "--json", "--force").stdout)
+    assert {"votes", "same_gender"} <= set(default["signal_weights"]["item"])  # the demo listings have a gender
+    off = tune_cli(tuned, "--target", "category,colour", "--json", "--force", "--votes", "0", "--no-fields")
+    signals = set(json.loads(off.stdout)["signal_weights"]["item"])
+    assert signals <= {"efficientnet_lite0", "color_hist", "head"}
+    refused = tune_cli(tuned, "--target", "category", "--votes", "-1")
+    assert refused.returncode == 2 and "needs a whole number of at least 0, got -1" in refused.stderr
+
+
 def test_methods_lists_the_tuned_method_with_its_bases_and_training(tuned):
     rows = {m["name"]: m for m in json.loads(cli(tuned, "methods", "--json").stdout)}
     row = rows[NAME]

@@ -46,15 +46,24 @@ def default_output(opened: Catalog, given: Path | None, stem: str) -> Path:
     return opened.exports_dir / f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}.csv"
 
 
-def count(text: str) -> int:
-    """argparse type: a whole number of at least 1 (k, trees, batch size, limit, ...)."""
+def _whole(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"needs a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"needs a whole number of at least 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"needs a whole number of at least {least}, got {value}")
     return value
+
+
+def count(text: str) -> int:
+    """argparse type: a whole number of at least 1 (k, trees, batch size, limit, ...)."""
+    return _whole(text, 1)
+
+
+def count_or_none(text: str) -> int:
+    """argparse type: a whole number of at least 0 (0: none of it)."""
+    return _whole(text, 0)
 
 
 def number(text: str, low: float, high: float = math.inf, low_included: bool = True) -> float:

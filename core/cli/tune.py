@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from core.cli.common import catalog, count
+from core.cli.common import catalog, count, count_or_none
 from core.methods.devices import add_device_argument
 
 
@@ -52,9 +52,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         devices.select(args.device)
     bases, weights = _bases(args.base)
     targets = [t.strip() for t in (args.target or "").split(",") if t.strip()]
-    knobs = tuning.TuneOptions(
-        **{k: v for k, v in (("epochs", args.epochs), ("dim", args.dim), ("head", args.head)) if v is not None}
-    )
+    given = (("epochs", args.epochs), ("dim", args.dim), ("head", args.head), ("votes", args.votes))
+    knobs = tuning.TuneOptions(**{k: v for k, v in given if v is not None}, catalog_fields=not args.no_fields)
     db = catalog(args, create=False)
     result = tuning.tune(db, args.name, bases, targets, args.labels, weights, args.force, knobs)
     if args.json:
@@ -104,6 +103,16 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
         choices=["auto", "always", "never", "only"],
         help="the learnt head: kept where it helps (auto, the default), always, never (signal weights only), "
         "or only (the head alone)",
+    )
+    p.add_argument(
+        "--votes",
+        type=count_or_none,
+        metavar="K",
+        help="with --target: each item also matched by the target values of its K nearest trained items "
+        "(default 20; 0: no votes)",
+    )
+    p.add_argument(
+        "--no-fields", action="store_true", help="leave out the catalog's brand, gender and price as signals"
     )
     add_device_argument(p)
     p.set_defaults(func=cmd_tune)
