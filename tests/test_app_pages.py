@@ -326,6 +326,8 @@ def test_methods_page_tunes_in_background_and_shows_base_against_tuned(app_db):
     assert described["efficientnet_lite0"] == "the efficientnet_lite0 method's vectors"
     assert learnt["votes"] > 0 and described["votes"].startswith("the target values of the 20 items it learnt from")
     assert described["same_gender"] == "both items have the same gender"  # the demo listings have a gender
+    for signal in [s for s in described if s.startswith("votes_")]:  # votes found by an image base's look
+        assert described[signal].endswith(f"that look nearest by {signal.removeprefix('votes_')}")
     [table] = [d.value for d in at.dataframe if "tuned" in d.value.columns]
     joint = table[table["measure"] == "same category + colour P@10"].set_index("over")
     record = job.result.metrics["category,colour"]

@@ -101,8 +101,9 @@ def test_the_head_is_the_same_whatever_the_validation_items_hold(synthetic, tmp_
     heads = [Head.from_row(r) for r in synthetic.query("SELECT * FROM tuned_methods ORDER BY version")]
     assert [h.version for h in heads] == [1, 2] and first.version == 1 and second.version == 2
     assert np.array_equal(heads[0].projection, heads[1].projection) and heads[0].item == heads[1].item
-    assert np.array_equal(heads[0].votes.classes, heads[1].votes.classes)  # validation items never vote
-    assert np.array_equal(heads[0].votes.vectors, heads[1].votes.vectors)
+    assert [v.source for v in heads[0].votes] == ["head", "efficientnet_lite0"]  # the head's and the image's
+    for before, after in zip(heads[0].votes, heads[1].votes):  # validation items never vote
+        assert np.array_equal(before.classes, after.classes) and np.array_equal(before.vectors, after.vectors)
     assert first.metrics != second.metrics  # only the validation changed
 
 
@@ -121,6 +122,12 @@ def test_votes_match_items_by_their_labelled_neighbours_fields():
     assert v[0] @ v[2] < 0.01  # classes 0 and 1 differ in both notions
     assert 0.3 < v[0] @ v[3] < 0.4  # classes 0 and 2 share the coarse notion (weight 1/3)
     assert np.allclose(votes(np.repeat(items, 700, axis=0))[::700], v, atol=1e-6)  # in chunks, the same
+    wide = np.hstack([items, rng.normal(size=(4, 8))])  # an image base's space, reduced by a projection
+    reduce = np.vstack([np.eye(8), np.zeros((8, 8))]).astype(np.float32)
+    seen = Votes(voters, both, [3, 2], [2 / 3, 1 / 3], 5, 0.05, "efficientnet_lite0", reduce)
+    assert np.allclose(seen(unit(wide)), v, atol=1e-5)  # the projection keeps the first 8 dimensions
+    kept = Votes.stored(seen.arrays(), seen.settings())  # as a saved row holds it
+    assert kept.source == "efficientnet_lite0" and np.allclose(kept(unit(wide)), v, atol=1e-5)
 
 
 def test_a_head_worse_than_its_base_is_kept_out_unless_forced(synthetic):
@@ -381,7 +388,7 @@ def test_text_bases_feed_the_head_and_beat_the_images_alone(synthetic):
     result = tuning.tune(synthetic, "with_text", bases, ["category", "colour"], options=FAST, progress=False)
     images = tuning.tune(synthetic, "images_only", BASES, ["category", "colour"], options=FAST, progress=False)
     item = result.signal_weights["item"]
-    assert result.saved and set(item) <= {*bases, "head", "votes"}
+    assert result.saved and set(item) <= {*bases, "head", "votes", "votes_efficientnet_lite0"}
     assert set(result.signal_weights["photo"]) == {"efficientnet_lite0"}  # photos: no text, no colour
     head = current_head(synthetic, "with_text")
     assert head.kinds == ["image", "image", "text"] and head.head_bases == bases  # the head reads the text too

@@ -9,26 +9,40 @@ import numpy as np
 from core.curation.tune_scores import inner_score
 from core.curation.tune_setup import TuneData, TuneOptions, class_codes, training_plan
 from core.methods.distances import unit, weighted_concat
-from core.methods.heads import HEAD, VOTES, Votes
+from core.methods.heads import HEAD, Votes, votes_signal
 from core.search.neighbours import nearest_rows
 
 
-def signal_blocks(data: TuneData, projection: np.ndarray | None, votes: Votes | None = None) -> dict[str, np.ndarray]:
-    """Each signal's unit vectors for every item: the bases, the head when there is one, its votes."""
+def signal_blocks(data: TuneData, projection: np.ndarray | None, votes: list[Votes] = ()) -> dict[str, np.ndarray]:
+    """Each signal's unit vectors for every item: the bases, the head when there is one, the votes."""
     blocks = {s: unit(data.parts[s]) for s in [*data.bases, *data.fields]}
     if projection is not None:
         blocks[HEAD] = unit(data.x @ projection)
-        if votes is not None:
-            blocks[VOTES] = votes(blocks[HEAD])
+    for found in votes:
+        blocks[votes_signal(found.source)] = found(blocks[found.source])
     return blocks
 
 
-def voters(data: TuneData, projection: np.ndarray, rows: np.ndarray, options: TuneOptions) -> Votes | None:
-    """The fields of `rows` that have every target value, in the head's space (None: learnt without
-    targets, or votes turned off). Notions: the joint targets, then each target, weighted as the head's
-    tasks."""
+def deep_bases(data: TuneData, metrics: list[str]) -> list[str]:
+    """The image bases that are not colour histograms (what photos are ranked by)."""
+    return [b for b, k, m in zip(data.bases, data.kinds, metrics) if k == "image" and m != "hellinger"]
+
+
+def _directions(vectors: np.ndarray, dim: int) -> np.ndarray:
+    """The top `dim` principal directions of these rows (uncentred), as a (columns, dim) map."""
+    values, vectors_ = np.linalg.eigh((vectors.T @ vectors).astype(np.float64))
+    return vectors_[:, ::-1][:, : min(dim, vectors.shape[1])].astype(np.float32)
+
+
+def voters(
+    data: TuneData, projection: np.ndarray, rows: np.ndarray, metrics: list[str], options: TuneOptions
+) -> list[Votes]:
+    """The fields of `rows` that have every target value, in the head's space and in each deep image
+    base's (reduced to its top `vote_dim` principal directions among them); none when learnt without
+    targets or with votes turned off. Notions: the joint targets, then each target, weighted as the
+    head's tasks."""
     if not data.notions or options.votes < 1:
-        return None
+        return []
     rows = rows[data.notions[data.joint][rows] >= 0]
     if len(rows) > options.voters:
         rows = np.sort(np.random.default_rng(options.seed).choice(rows, options.voters, replace=False))
@@ -36,14 +50,14 @@ def voters(data: TuneData, projection: np.ndarray, rows: np.ndarray, options: Tu
     notions = [data.joint, *singles]
     weights = [1.0] + [options.target_decay ** (n + 1) for n in range(len(singles))]
     codes = [class_codes(data.notions[n][rows].tolist()) for n in notions]  # among the voters only
-    return Votes(
-        unit(data.x[rows] @ projection),
-        np.stack(codes, axis=1),
-        [int(c.max()) + 1 for c in codes],
-        [w / sum(weights) for w in weights],
-        options.votes,
-        options.vote_temperature,
-    )
+    shared = (np.stack(codes, axis=1), [int(c.max()) + 1 for c in codes], [w / sum(weights) for w in weights])
+    found = [Votes(unit(data.x[rows] @ projection), *shared, options.votes, options.vote_temperature)]
+    for base in deep_bases(data, metrics):
+        vectors = unit(data.parts[base][rows])
+        reduce = _directions(vectors, options.vote_dim)
+        space = unit(vectors @ reduce)
+        found.append(Votes(space, *shared, options.votes, options.vote_temperature, base, reduce))
+    return found
 
 
 def _field_pairs(
@@ -131,12 +145,7 @@ def photo_weights(
 ) -> tuple[dict, dict]:
     """(item weights, photo weights): photos use the deep image bases (not colour histograms, nor the
     head), weighted as for items; each gets at least `photo_floor` of the item weight so it has a block."""
-    deep = [
-        b
-        for b, m in zip(data.image_bases, [m for m, k in zip(metrics, data.kinds) if k == "image"])
-        if m != "hellinger"
-    ]
-    chosen = deep or data.image_bases
+    chosen = deep_bases(data, metrics) or data.image_bases
     item = {s: max(w, options.photo_floor) if s in chosen else w for s, w in item.items()}
     item = {s: w / sum(item.values()) for s, w in item.items()}
     total = sum(item[s] for s in chosen)

@@ -49,6 +49,7 @@ class TuneOptions:
     catalog_fields: bool = True  # same brand, same gender, price ratio signals, where the catalog has them
     votes: int = 20  # fields: each item's nearest labelled training items whose fields vote (0: no votes signal)
     vote_temperature: float = 0.05
+    vote_dim: int = 128  # an image base's votes are found among its top principal directions
     voters: int = 20_000  # at most this many labelled training items vote (a random draw beyond)
     head: str = "auto"  # "auto": kept when the inner check says it helps (labels alone: when the weights
     # give it a share); "always"; "never" (weights only);

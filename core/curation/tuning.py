@@ -5,9 +5,9 @@ base method (image methods such as efficientnet_lite0 and color_hist, text metho
 the catalog's own fields where it has them (same brand, same gender, price ratio:
 core/methods/field_signals.py) and, where it helps, a *head*: a linear map of every base's weighted
 concatenation (titles' text included: the words that name a type or a colour are what photos blur)
-to a smaller space, with its *votes* when learnt from fields (the target values of each item's
-nearest training items in the head's space, core/methods/heads.Votes: an item with blank fields is
-matched by what its labelled look-alikes are; validation items never vote). The
+to a smaller space, with *votes* when learnt from fields (the target values of each item's nearest
+training items in the head's space and in each deep image base's, core/methods/heads.Votes: an item
+with blank fields is matched by what its labelled look-alikes are; validation items never vote). The
 head learns from catalog fields (items sharing every target value are positives: supervised
 contrastive loss on the joint classes plus each target alone) and/or relevance labels (a
 contrastive loss on judged pairs); it starts from the top principal directions of its input and
@@ -61,7 +61,7 @@ from core.curation.tune_setup import (
     training_plan,
 )
 from core.methods.distances import unit
-from core.methods.heads import HEAD, VOTES, Head, Votes, save_head
+from core.methods.heads import HEAD, Head, Votes, save_head, votes_signal
 
 __all__ = [
     "K",
@@ -111,12 +111,23 @@ class TuneResult:
         return data
 
 
-def _head(data: TuneData, projection: np.ndarray | None, item: dict, photo: dict, votes: Votes | None = None) -> Head:
+def _head(data: TuneData, projection: np.ndarray | None, item: dict, photo: dict, votes: list[Votes] = ()) -> Head:
     """A learnt method over `data`'s bases, every one of them in the head's input, with these signal weights
     (and the known values of the field signals that count)."""
     fields = {s: known for s, known in data.fields.items() if item.get(s, 0) > 0}
     return Head(
-        "", 0, data.bases, data.weights, data.dims, projection, data.kinds, item, photo, data.bases, votes, fields
+        "",
+        0,
+        data.bases,
+        data.weights,
+        data.dims,
+        projection,
+        data.kinds,
+        item,
+        photo,
+        data.bases,
+        [v for v in votes if item.get(votes_signal(v.source), 0) > 0],
+        fields,
     )
 
 
@@ -132,18 +143,19 @@ def _learn(data: TuneData, metrics: list[str], options: TuneOptions, progress: b
         return _head(data, projection, {HEAD: 1.0}, {HEAD: 1.0}), epochs, best_epoch, used, True
     # the weights are fitted on the inner items, so only the items the head learnt from vote there
     plan = training_plan(data)
-    fit_votes = voters(data, projection, plan.fit_rows, options)
+    fit_votes = voters(data, projection, plan.fit_rows, metrics, options)
     with_head, with_score = learn_weights(data, signal_blocks(data, projection, fit_votes), options)
     # labels alone: the inner check is too small to choose by (see train_head); the held-back labels still gate saving
     chosen = with_score > without_score or not data.notions
-    kept = options.head == "always" or (chosen and (with_head.get(HEAD, 0) > 0 or with_head.get(VOTES, 0) > 0))
+    learnt = [HEAD, *(votes_signal(v.source) for v in fit_votes)]
+    kept = options.head == "always" or (chosen and any(with_head.get(s, 0) > 0 for s in learnt))
     item, photo = photo_weights(data, metrics, with_head if kept else without, options)
     head = _head(
         data,
         projection if kept else None,
         item,
         photo,
-        voters(data, projection, plan.train_rows, options) if kept else None,
+        voters(data, projection, plan.train_rows, metrics, options) if kept else [],
     )
     log.info("tune: inner check %.4f with the head, %.4f without", with_score, without_score)
     return head, epochs, best_epoch, used, kept

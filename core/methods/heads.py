@@ -14,7 +14,7 @@ uploaded photo has only image signals: its vector fills the image blocks with th
 Training lives in core/curation/tuning.py; this module only stores, reads and applies what it
 learnt, so the methods registry never reaches up into curation. Rows of `tuned_methods`:
 `base_weights` holds the signal weights as JSON `{"item": {...}, "photo": {...}, "kinds": [...],
-"head_input": [...], "head_bases": [...], "votes": {...}, "fields": {...}}` (the voters' vectors and
+"head_input": [...], "head_bases": [...], "votes": [...], "fields": {...}}` (the voters' vectors and
 values are arrays in the `head` bytes; without "head_bases": the image bases; rows written
 before signals existed hold a JSON list: the head's input weights, and the head is their only
 signal).
@@ -34,7 +34,12 @@ from core.methods import field_signals
 from core.methods.distances import unit, weighted_concat
 
 HEAD = "head"  # the signal name of the learnt head
-VOTES = "votes"  # the signal name of the labelled neighbours' fields (see Votes)
+VOTES = "votes"  # the signal name of the labelled neighbours' fields in the head's space (see Votes)
+
+
+def votes_signal(source: str) -> str:
+    """The signal name of the votes found in `source`'s space: the head's, or an image base's."""
+    return VOTES if source == HEAD else f"{VOTES}_{source}"
 
 
 class HeadError(ValueError):
@@ -43,31 +48,56 @@ class HeadError(ValueError):
 
 @dataclass
 class Votes:
-    """The catalog items a head learnt from, in its space, with their field values (class codes): an
+    """The catalog items a method learnt from, in one space, with their field values (class codes): an
     item's votes are the values of its `k` nearest of them, weighted by softmax(cosine / temperature),
     one distribution per notion (joint targets, then each target), square-rooted and weighted, so two
     items' votes agree as much as their neighbourhoods' fields do. Items whose own fields are blank
-    (new listings, other shops' items) are matched by what their labelled look-alikes are."""
+    (new listings, other shops' items) are matched by what their labelled look-alikes are. The space
+    is the head's, or an image base's reduced by `projection` (its top principal directions)."""
 
-    vectors: np.ndarray  # (voters, head dim) unit float32
+    vectors: np.ndarray  # (voters, space dim) unit float32
     classes: np.ndarray  # (voters, notions) int64 class codes
     sizes: list[int]  # classes per notion
     weights: list[float]  # each notion's weight
     k: int = 20
     temperature: float = 0.05
+    source: str = HEAD  # the signal whose unit vectors are looked up: the head, or an image base
+    projection: np.ndarray | None = None  # (source dim, space dim): from the source to the space
 
     @property
     def dim(self) -> int:
         return int(sum(self.sizes))
 
     def settings(self) -> dict:
-        """What a row stores as JSON (the vectors and classes go with the head's arrays)."""
-        return {"sizes": self.sizes, "weights": self.weights, "k": self.k, "temperature": self.temperature}
+        """What a row stores as JSON (the arrays go with the head's)."""
+        return {
+            "sizes": self.sizes,
+            "weights": self.weights,
+            "k": self.k,
+            "temperature": self.temperature,
+            "source": self.source,
+        }
 
-    def __call__(self, heads: np.ndarray, chunk: int = 2048) -> np.ndarray:
-        """Unit vote vectors of these unit head vectors (`chunk` rows at a time)."""
-        if len(heads) > chunk:
-            return np.vstack([self(heads[n : n + chunk]) for n in range(0, len(heads), chunk)])
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What a row stores with the head's arrays, by name."""
+        name = votes_signal(self.source)
+        found = {f"{name}.voters": self.vectors.astype(np.float32), f"{name}.classes": self.classes.astype(np.int64)}
+        if self.projection is not None:
+            found[f"{name}.projection"] = self.projection.astype(np.float32)
+        return found
+
+    @classmethod
+    def stored(cls, arrays, settings: dict) -> Votes:
+        """The votes a row stored (see `settings` and `arrays`)."""
+        name = votes_signal(settings["source"])
+        projection = arrays[f"{name}.projection"] if f"{name}.projection" in arrays else None
+        return cls(arrays[f"{name}.voters"], arrays[f"{name}.classes"], **settings, projection=projection)
+
+    def __call__(self, sources: np.ndarray, chunk: int = 2048) -> np.ndarray:
+        """Unit vote vectors of these unit source vectors (`chunk` rows at a time)."""
+        if len(sources) > chunk:
+            return np.vstack([self(sources[n : n + chunk]) for n in range(0, len(sources), chunk)])
+        heads = sources if self.projection is None else unit(sources @ self.projection)
         sims = heads @ self.vectors.T
         k = min(self.k, sims.shape[1])
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
@@ -97,7 +127,7 @@ class Head:
     item: dict[str, float] = field(default_factory=dict)  # signal -> weight for item queries (sum 1)
     photo: dict[str, float] = field(default_factory=dict)  # signal -> weight for photo queries
     head_bases: list[str] = field(default_factory=list)  # the bases in the head's input (default: image bases)
-    votes: Votes | None = None  # the labelled items the head learnt from (methods learnt from fields)
+    votes: list[Votes] = field(default_factory=list)  # the items it learnt from, per space (learnt from fields)
     fields: dict[str, list[str]] = field(default_factory=dict)  # catalog-field signal -> its known values
 
     def __post_init__(self) -> None:
@@ -115,12 +145,17 @@ class Head:
     def kind(self, signal: str) -> str:
         if signal in self.fields:
             return "field"
-        return "image" if signal in (HEAD, VOTES) else self.kinds[self.bases.index(signal)]
+        return "image" if signal in (HEAD, *self.voting) else self.kinds[self.bases.index(signal)]
+
+    @property
+    def voting(self) -> dict[str, Votes]:
+        """Each votes signal's votes."""
+        return {votes_signal(v.source): v for v in self.votes}
 
     @property
     def signals(self) -> list[str]:
         """The signals that make the vector, in block order (those with a positive item weight)."""
-        return [s for s in [*self.bases, *self.fields, HEAD, VOTES] if self.item.get(s, 0) > 0]
+        return [s for s in [*self.bases, *self.fields, HEAD, *self.voting] if self.item.get(s, 0) > 0]
 
     def project(self, head_input: np.ndarray) -> np.ndarray:
         """Unit head vectors from the head's input (see `weighted_concat`)."""
@@ -134,15 +169,17 @@ class Head:
             **dict(zip(self.bases, self.dims)),
             **{s: field_signals.size(s, self.fields) for s in self.fields},
             HEAD: 0 if self.projection is None else self.projection.shape[1],
-            VOTES: 0 if self.votes is None else self.votes.dim,
+            **{name: votes.dim for name, votes in self.voting.items()},
         }
-        if {HEAD, VOTES} & set(self.signals):
+        voting = {name: votes for name, votes in self.voting.items() if name in self.signals}
+        if HEAD in self.signals or any(votes.source == HEAD for votes in voting.values()):
             if any(b not in found for b in self.image_bases):
                 raise HeadError(f"{self.name}: its head needs {', '.join(self.image_bases)}")
             inputs = [found.get(b, np.zeros((rows, sizes[b]), np.float32)) for b in self.head_bases]
             found[HEAD] = self.project(weighted_concat(inputs, self.head_input))
-            if VOTES in self.signals:
-                found[VOTES] = self.votes(found[HEAD])
+        for name, votes in voting.items():
+            if votes.source in found:
+                found[name] = votes(found[votes.source])
         return {s: found.get(s, np.zeros((rows, sizes[s]), np.float32)) for s in self.signals}
 
     def vectors(self, parts: dict[str, np.ndarray], photo: bool = False) -> np.ndarray:
@@ -164,9 +201,8 @@ class Head:
         arrays = {"dims": np.asarray(self.dims, dtype=np.int64), "weights": np.asarray(self.head_input, np.float64)}
         if self.projection is not None:
             arrays["projection"] = self.projection.astype(np.float32)
-        if self.votes is not None:
-            arrays["voters"] = self.votes.vectors.astype(np.float32)
-            arrays["voter_classes"] = self.votes.classes.astype(np.int64)
+        for votes in self.votes:
+            arrays |= votes.arrays()
         np.savez(buffer, **arrays)
         return buffer.getvalue()
 
@@ -178,7 +214,7 @@ class Head:
                 "kinds": self.kinds,
                 "head_input": self.head_input,
                 "head_bases": self.head_bases,
-                **({"votes": self.votes.settings()} if self.votes is not None else {}),
+                **({"votes": [votes.settings() for votes in self.votes]} if self.votes else {}),
                 **({"fields": self.fields} if self.fields else {}),
             }
         )
@@ -188,12 +224,11 @@ class Head:
         signals = json.loads(row["base_weights"]) if row.get("base_weights") else []
         if isinstance(signals, list):  # a row from before signals: the head is the only signal
             signals = {}
-        votes = None
+        votes = []
         with np.load(io.BytesIO(row["head"]), allow_pickle=False) as arrays:
             projection = arrays["projection"].astype(np.float32) if "projection" in arrays else None
             head_input, dims = arrays["weights"].tolist(), arrays["dims"].tolist()
-            if "votes" in signals:
-                votes = Votes(arrays["voters"], arrays["voter_classes"], **signals["votes"])
+            votes = [Votes.stored(arrays, settings) for settings in signals.get("votes", [])]
         return cls(
             row["name"],
             row["version"],

@@ -117,6 +117,12 @@ SIGNALS = {
 }
 
 
+def _described(signal: str) -> str:
+    if signal.startswith("votes_"):
+        return f"the target values of the 20 items it learnt from that look nearest by {signal[len('votes_') :]}"
+    return f"the {signal} method's vectors"
+
+
 def weights_table(result: TuneResult) -> pd.DataFrame:
     """What was learnt: each signal's weight for item queries and for photo queries, and what it is."""
     item, photo = result.signal_weights.get("item", {}), result.signal_weights.get("photo", {})
@@ -125,7 +131,7 @@ def weights_table(result: TuneResult) -> pd.DataFrame:
             "signal": list(item),
             "weight (item queries)": list(item.values()),
             "weight (photo queries)": [photo.get(s, 0.0) for s in item],
-            "what it is": [SIGNALS.get(s, f"the {s} method's vectors") for s in item],
+            "what it is": [SIGNALS.get(s) or _described(s) for s in item],
         }
     )
 
