@@ -30,8 +30,8 @@ def deep_bases(data: TuneData, metrics: list[str]) -> list[str]:
 
 def _directions(vectors: np.ndarray, dim: int) -> np.ndarray:
     """The top `dim` principal directions of these rows (uncentred), as a (columns, dim) map."""
-    values, vectors_ = np.linalg.eigh((vectors.T @ vectors).astype(np.float64))
-    return vectors_[:, ::-1][:, : min(dim, vectors.shape[1])].astype(np.float32)
+    _, directions = np.linalg.eigh((vectors.T @ vectors).astype(np.float64))  # ascending eigenvalues
+    return directions[:, ::-1][:, : min(dim, vectors.shape[1])].astype(np.float32)
 
 
 def voters(
