@@ -31,12 +31,13 @@ def field_values(db: sqlite_utils.Database, ids: list[str]) -> dict[str, list]:
     """Each signal's field value per item of `ids`, in that order (None: blank)."""
     found = {
         row[0]: row[1:]
-        for row in db.execute(
-            "SELECT id, brand, gender, price FROM items WHERE id IN (SELECT value FROM json_each(?))", [json.dumps(ids)]
+        for row in db.execute(  # columns from a fixed set
+            f"SELECT id, {', '.join(FIELDS.values())} FROM items WHERE id IN (SELECT value FROM json_each(?))",
+            [json.dumps(ids)],
         )
     }
-    columns = list(FIELDS)
-    return {signal: [found.get(i, (None,) * len(columns))[n] for i in ids] for n, signal in enumerate(columns)}
+    blank = (None,) * len(FIELDS)
+    return {signal: [found.get(i, blank)[n] for i in ids] for n, signal in enumerate(FIELDS)}
 
 
 def _usable(value) -> bool:
@@ -79,6 +80,11 @@ def field_parts(values: dict[str, list], vocabulary: dict[str, list[str]]) -> di
                 part[tuple(np.array(hits).T)] = 1.0
         parts[signal] = part
     return parts
+
+
+def catalog_parts(db: sqlite_utils.Database, ids: list[str], vocabulary: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    """The field signals' unit vectors of these catalog items (nothing read when a method has none)."""
+    return field_parts(field_values(db, ids), vocabulary) if vocabulary else {}
 
 
 def size(signal: str, vocabulary: dict[str, list[str]]) -> int:

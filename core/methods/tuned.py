@@ -79,7 +79,7 @@ class TunedExtractor(DerivedExtractor):
 
     def item_inputs(self, item_ids: list[str]) -> dict[str, np.ndarray]:
         """The text bases' stored vectors of these items (zeros for an item without one), and their field signals."""
-        inputs = field_signals.field_parts(field_signals.field_values(self.catalog, item_ids), self.head.fields)
+        inputs = field_signals.catalog_parts(self.catalog, item_ids, self.head.fields)
         for base, kind, dim in zip(self.head.bases, self.head.kinds, self.head.dims):
             if kind != "image":
                 found, matrix = vectors_of(self.catalog, base, item_ids)
