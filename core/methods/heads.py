@@ -97,17 +97,17 @@ class Votes:
         """Unit vote vectors of these unit source vectors (`chunk` rows at a time)."""
         if len(sources) > chunk:
             return np.vstack([self(sources[n : n + chunk]) for n in range(0, len(sources), chunk)])
-        heads = sources if self.projection is None else unit(sources @ self.projection)
-        sims = heads @ self.vectors.T
+        points = sources if self.projection is None else unit(sources @ self.projection)
+        sims = points @ self.vectors.T
         k = min(self.k, sims.shape[1])
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         near = np.take_along_axis(sims, top, axis=1)
         share = np.exp((near - near.max(axis=1, keepdims=True)) / self.temperature)
         share /= share.sum(axis=1, keepdims=True)
-        rows = np.repeat(np.arange(len(heads)), k)
+        rows = np.repeat(np.arange(len(points)), k)
         blocks = []
         for notion, size in enumerate(self.sizes):
-            votes = np.zeros((len(heads), size), np.float32)
+            votes = np.zeros((len(points), size), np.float32)
             np.add.at(votes, (rows, self.classes[top, notion].ravel()), share.ravel())
             blocks.append(np.sqrt(votes))
         return unit(weighted_concat(blocks, self.weights))
@@ -224,7 +224,6 @@ class Head:
         signals = json.loads(row["base_weights"]) if row.get("base_weights") else []
         if isinstance(signals, list):  # a row from before signals: the head is the only signal
             signals = {}
-        votes = []
         with np.load(io.BytesIO(row["head"]), allow_pickle=False) as arrays:
             projection = arrays["projection"].astype(np.float32) if "projection" in arrays else None
             head_input, dims = arrays["weights"].tolist(), arrays["dims"].tolist()
@@ -326,7 +325,7 @@ def head_vectors(db: sqlite_utils.Database, name: str) -> tuple[list[str], np.nd
     if head is None:
         raise HeadError(f"no tuned method {name!r}; run `python -m core tune --name {name} --base ...` first")
     ids, parts = stored_bases(db, head.bases, head.kinds)
-    parts |= field_signals.field_parts(field_signals.field_values(db, ids), head.fields)
+    parts |= field_signals.catalog_parts(db, ids, head.fields)
     if any(parts[b].shape[1] != d for b, d in zip(head.bases, head.dims)):
         raise HeadError(
             f"the stored vectors of {', '.join(head.bases)} changed size since {name} was tuned; tune it again"
