@@ -74,12 +74,21 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
     return wheel, fresh_venv(wheel, out / "venv")
 
 
-def run(bin_dir: Path, folder: Path, *args: str, **how) -> subprocess.CompletedProcess:
-    """`lookalike ARGS` from `folder`, with nothing of the checkout on the import path."""
+def clean_env() -> dict[str, str]:
+    """This environment without the checkout on the import path or a catalog chosen, offline."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LOOKALIKE_DB")}
-    env |= {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return env | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def run(bin_dir: Path, folder: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`lookalike ARGS` from `folder`, with nothing of the checkout on the import path."""
     return subprocess.run(
-        [str(bin_dir / "lookalike"), *args], cwd=folder, env=env, capture_output=True, text=True, timeout=120, **how
+        [str(bin_dir / "lookalike"), *args],
+        cwd=folder,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -87,8 +96,9 @@ def first_answer(command: list[str], folder: Path, url: str, wait_s: float = 60.
     """Start a server, return (status, body) of its first answer to `url`, then stop it."""
     import httpx2 as httpx
 
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LOOKALIKE_DB")}
-    server = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        command, cwd=folder, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
