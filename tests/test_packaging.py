@@ -129,8 +129,6 @@ def test_the_installed_package_imports_searches_and_serves_from_an_empty_folder(
     bin_dir = installed[1]
     here = tmp_path / "empty"
     here.mkdir()
-    where = run(bin_dir, here, "-v", "methods", "--json")  # any command: it must not import the checkout's core
-    assert where.returncode == 0, where.stderr
     probe = subprocess.run(
         [bin_dir / "python", "-c", "import core; print(core.__file__)"], cwd=here, capture_output=True, text=True
     )
@@ -167,7 +165,7 @@ def test_the_installed_package_imports_searches_and_serves_from_an_empty_folder(
     assert [r["item_id"] for r in json.loads(body)["results"]] == [r["item_id"] for r in answer["results"]]
 
 
-def test_the_installed_app_starts_from_an_empty_folder_and_stays_on_this_computer(installed, tmp_path):
+def test_the_installed_app_starts_and_renders_from_an_empty_folder_and_stays_on_this_computer(installed, tmp_path):
     bin_dir = installed[1]
     refused = run(bin_dir, tmp_path, "app", "--host", "0.0.0.0")
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "sign-in is not available" in refused.stderr
@@ -178,3 +176,19 @@ def test_the_installed_app_starts_from_an_empty_folder_and_stays_on_this_compute
         f"http://127.0.0.1:{port}/_stcore/health",
     )
     assert (status, body) == (200, "ok")
+    page = (  # the installed Home.py renders, with the installed app's own modules
+        "import json; from streamlit.testing.v1 import AppTest; from core.cli.app import app_folder; "
+        "at = AppTest.from_file(str(app_folder() / 'Home.py'), default_timeout=60).run(); import ui; "
+        "print(json.dumps([ui.__file__, [t.value for t in at.title], [e.value for e in at.exception]]))"
+    )
+    rendered = subprocess.run(
+        [bin_dir / "python", "-c", page],
+        cwd=tmp_path,
+        env=clean_env() | {"LOOKALIKE_DB": "shop.db"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    ui_file, titles, errors = json.loads(rendered.stdout.splitlines()[-1])
+    assert Path(ui_file).is_relative_to(bin_dir.parent) and titles == ["Lookalike"] and errors == []
