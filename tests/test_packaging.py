@@ -125,6 +125,31 @@ def test_the_wheel_holds_every_migration_the_app_and_the_demo_slice(installed):
     assert not {n for n in names if n.startswith(("tests/", "benchmarks/", "docs/"))}
 
 
+def test_every_declared_dependency_is_pinned_in_the_lock_at_a_version_it_accepts():
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            pinned = Requirement(line)
+            pins[canonicalize_name(pinned.name)] = next(iter(pinned.specifier)).version
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    declared = [
+        *project["project"]["dependencies"],
+        *(r for extra in project["project"]["optional-dependencies"].values() for r in extra),
+        *project["dependency-groups"]["dev"],
+    ]
+    assert len(declared) > 30
+    for text in declared:
+        wanted = Requirement(text)
+        name = canonicalize_name(wanted.name)
+        assert name in pins, f"{wanted.name} is declared in pyproject.toml but not pinned in requirements.txt"
+        assert wanted.specifier.contains(pins[name]), f"{text} refuses the lock's {pins[name]}"
+
+
 def test_the_installed_package_imports_searches_and_serves_from_an_empty_folder(installed, tmp_path):
     bin_dir = installed[1]
     here = tmp_path / "empty"
