@@ -19,7 +19,7 @@ demo: venv
 	LOOKALIKE_DB=$(DEMO_DB) $(BIN)/lookalike demo
 
 app: demo
-	LOOKALIKE_DB=$(DEMO_DB) $(BIN)/streamlit run streamlit_app/Home.py
+	$(BIN)/lookalike --db $(DEMO_DB) app
 
 lint: venv
 	$(BIN)/ruff check .

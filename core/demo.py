@@ -11,7 +11,7 @@ from core.engines.prepare import prepare_method
 from core.files.report import ImportReport
 from core.settings import DEFAULT_METHOD
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
+DEMO_DIR = Path(__file__).resolve().parent / "demo_data"  # the repository's demo/ (a link), shipped in the wheel
 DEMO_METHODS = (DEFAULT_METHOD, "color_hist", "hybrid", "minilm")  # none needs a download; hybrid after its parts
 
 

@@ -12,6 +12,7 @@
 | `LOOKALIKE_API_KEY` | none | a key the API (`serve`) asks for as `Authorization: Bearer KEY`; none and no keys file: no key asked |
 | `LOOKALIKE_API_KEYS_FILE` | none | a file of API keys, one a line (blank lines and `#` comments skipped), besides `LOOKALIKE_API_KEY` |
 | `LOOKALIKE_AUTOENCODER` | none | the autoencoder checkpoint a process without a catalog uses (a Ray worker; the driver sets it) |
+| `LOOKALIKE_MODEL_CACHE` | `4` | loaded models a process keeps; one more loaded drops the least recently used (core/search/caches.py) |
 | `HF_HUB_OFFLINE` | off | never ask the Hugging Face hub; load from local folders and the cache only |
 
 `settings()` reads them once per process; `reload()` reads them again (tests that change them).
@@ -51,6 +52,7 @@ class Settings:
     api_key: str | None = None
     api_keys_file: Path | None = None
     autoencoder: Path | None = None
+    model_cache_text: str | None = None  # LOOKALIKE_MODEL_CACHE as given; `model_cache` checks it
 
     @property
     def threads(self) -> int:
@@ -66,6 +68,17 @@ class Settings:
         if value < 1:
             raise SettingError(f"LOOKALIKE_THREADS must be a whole number of at least 1, not {text!r}")
         return value
+
+    @property
+    def model_cache(self) -> int:
+        """How many loaded models a process keeps: LOOKALIKE_MODEL_CACHE, else 4; SettingError
+        (naming the variable) when it is not a whole number of at least 1."""
+        text = (self.model_cache_text or "").strip()
+        if not text:
+            return 4
+        if not text.isdigit() or int(text) < 1:
+            raise SettingError(f"LOOKALIKE_MODEL_CACHE must be a whole number of at least 1, not {text!r}")
+        return int(text)
 
 
 def _cgroup_quota(root: Path) -> float | None:
@@ -105,6 +118,7 @@ def settings() -> Settings:
         api_key=env.get("LOOKALIKE_API_KEY", "").strip() or None,
         api_keys_file=Path(env["LOOKALIKE_API_KEYS_FILE"]) if env.get("LOOKALIKE_API_KEYS_FILE") else None,
         autoencoder=Path(env["LOOKALIKE_AUTOENCODER"]) if env.get("LOOKALIKE_AUTOENCODER") else None,
+        model_cache_text=env.get("LOOKALIKE_MODEL_CACHE"),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from dataclasses import asdict
 
 import numpy as np
@@ -158,6 +159,40 @@ def test_two_catalogs_in_one_folder_never_serve_each_others_index(embedded_demo,
         assert mine.ids[positions[0]] == item and sims[0] == pytest.approx(1.0, abs=1e-5)
     finally:
         other.conn.close()
+
+
+def test_one_methods_index_build_never_stalls_another_methods_index(embedded_demo, monkeypatch):
+    started, release = threading.Event(), threading.Event()
+    real_build = index_mod.build_index
+
+    def slow_build(db, method, *args, **kwargs):  # the default method's build lasts until released
+        if method == METHOD:
+            started.set()
+            assert release.wait(60)
+        return real_build(db, method, *args, **kwargs)
+
+    monkeypatch.setattr(index_mod, "build_index", slow_build)
+    path = embedded_demo.path
+
+    def load(method: str):
+        db = open_catalog(path)  # a connection per thread, as a server's requests have
+        try:
+            return open_space(db, method).loaded_index().info.method
+        finally:
+            db.conn.close()
+
+    got: dict[str, str] = {}
+    slow = threading.Thread(target=lambda: got.update(slow=load(METHOD)), daemon=True)
+    slow.start()
+    assert started.wait(30)
+    other = threading.Thread(target=lambda: got.update(other=load("color_hist")), daemon=True)
+    other.start()
+    other.join(timeout=60)  # built from scratch: 300 histograms take well under a second
+    finished_first = not other.is_alive() and slow.is_alive()
+    release.set()
+    slow.join(timeout=60)
+    assert finished_first, "color_hist's index waited for another method's build"
+    assert got == {"slow": METHOD, "other": "color_hist"}
 
 
 def test_no_vectors_says_what_to_run(catalog):

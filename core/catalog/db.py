@@ -10,6 +10,8 @@ import logging
 import os
 import re
 import sqlite3
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from core.files.failures import damaged, recovery
@@ -37,7 +39,7 @@ sqlite_utils = _import_sqlite_utils()
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_DIR: Traversable = resources.files(__package__) / "migrations"  # package data: shipped in the wheel
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
 BUSY_TIMEOUT_S = 30.0
 
@@ -109,10 +111,10 @@ def busy(path: str | Path, wait_s: float = 1.0) -> bool:
         conn.close()
 
 
-def migrations() -> list[tuple[int, Path]]:
+def migrations() -> list[tuple[int, Traversable]]:
     """The numbered migration files, in order."""
     found = []
-    for path in sorted(MIGRATIONS_DIR.iterdir()):
+    for path in sorted(MIGRATIONS_DIR.iterdir(), key=lambda p: p.name):
         match = _MIGRATION_NAME.match(path.name)
         if match:
             found.append((int(match.group(1)), path))

@@ -258,7 +258,7 @@ def load_index(
     """
     hint = f"run `python -m core index --method {method}`"
     rebuild = rebuild and not getattr(db, "read_only", False)  # a read-only reader never writes an index
-    with caches.LOCK:
+    with caches.key_lock(caches.INDICES, (str(_paths(db, method)[0]),)):  # this file's index only
         reason = problem(db, method, version)
         if reason:
             held = None if rebuild else _held_build(db, method)

@@ -34,6 +34,7 @@ from core.methods.spec import MethodSpec
 from core.search import backends, caches
 from core.search.index import IndexInfo, LoadedIndex, build_index, load_index
 from core.search.neighbours import ExactNeighbours, NeighbourIndex
+from core.settings import settings
 
 
 class SearchError(ValueError):
@@ -90,9 +91,12 @@ class MethodSpace:
     # --- the model ---------------------------------------------------------------------------------
 
     def extractor(self) -> Extractor:
-        """Its extractor, loaded once per process per real version and device."""
+        """Its extractor, loaded once per process per real version and device; the `LOOKALIKE_MODEL_CACHE`
+        most recently used stay loaded (core/search/caches.py)."""
         key = (str(self.catalog.path), self.name, self.version, self.device())
-        return caches.once(caches.EXTRACTORS, key, lambda: build_extractor(self.spec, self.catalog))
+        return caches.once(
+            caches.EXTRACTORS, key, lambda: build_extractor(self.spec, self.catalog), keep=settings().model_cache
+        )
 
     # --- its vectors -------------------------------------------------------------------------------
 
