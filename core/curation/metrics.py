@@ -221,7 +221,7 @@ def evaluate_labels(
     figures = [_method_figures(name, k, lists[name], known, meta, chosen) for name in names]
     figures = [f for f in figures if f.figures.queries]
     ranking = _rank(figures, {f.method: lists[f.method] for f in figures}, known, k, chosen)
-    evaluation = Evaluation(k, chosen, verdicts.rule(), figures, ranking, gap=_gap(lists, known))
+    evaluation = Evaluation(k, chosen, verdicts.rule(), figures, ranking, gap=pooled_gap(lists, known))
     if raters:
         evaluation.raters = _rater_figures(verdicts, lists, figures, k, chosen)
         evaluation.agreement = agreement(verdicts)
@@ -358,7 +358,7 @@ def _rank(
     )
 
 
-def _gap(lists: dict[str, list[RankedList]], known: dict) -> list[GapPair]:
+def pooled_gap(lists: dict[str, list[RankedList]], known: dict) -> list[GapPair]:
     """The unjudged results of every compared method's catalog-item lists, pooled (each pair once),
     query by query, best ranks first."""
     seen: set[tuple[str, str]] = set()

@@ -24,6 +24,7 @@ class Verdicts:
     counting: dict[Pair, str] = field(default_factory=dict)
     by_rater: dict[str, dict[Pair, str]] = field(default_factory=dict)
     curator: str | None = None
+    counted_from: dict[Pair, str] = field(default_factory=dict)  # whose verdict counts, per pair
 
     def rule(self) -> str:
         """The rule in words, as the pages and commands state it."""
@@ -54,7 +55,9 @@ def read_verdicts(db: Catalog, curator: str | None = None) -> Verdicts:
         verdicts.by_rater.setdefault(labeler, {})[pair] = graded
         verdicts.counting.pop(pair, None)  # re-inserted last: the dict keeps the order of latest verdicts
         verdicts.counting[pair] = graded
+        verdicts.counted_from[pair] = labeler
         if curator and labeler == curator:
             curated[pair] = graded
     verdicts.counting.update(curated)
+    verdicts.counted_from.update(dict.fromkeys(curated, curator))
     return verdicts
