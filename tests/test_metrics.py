@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from scipy.stats import binomtest
 
+from core.curation.grades import Scoring, scoring
 from core.curation.labels import Query, add_label
+from core.curation.measures import ListScore, precision_estimate, score_list
 from core.curation.metrics import precision_from_labels, wilson_interval
+from core.curation.verdicts import read_verdicts
 from core.search.space import open_space
+from core.settings import SettingError
 
 
 @pytest.mark.parametrize("successes,trials", [(0, 5), (3, 10), (7, 7), (45, 60)])
@@ -63,3 +69,51 @@ def test_item_queries_are_searched_again_and_unknowns_reported(embedded_demo):
     assert deep["by_category"][category]["labels"] == deep["labels"]
     same = sum(h.category == category for h in shown) / 10
     assert deep["metadata_precision"]["category"] == pytest.approx(same)
+
+
+def test_ndcg_mrr_and_graded_precision_match_a_hand_computation():
+    chosen = Scoring(gains={"good": 3, "close": 1, "wrong": 0})
+    grades = ["good", None, "close", "wrong", "good"]  # rank 2 was not judged
+    known = ["good", "good", "close", "wrong", "good"]  # every verdict on this query (one found by another method)
+    score = score_list(grades, known, 5, chosen)
+    # judged results in their order, the unjudged one left out: gains 3, 1, 0, 3 at positions 1-4
+    dcg = 3 / 1 + 1 / math.log2(3) + 0 / 2 + 3 / math.log2(5)
+    ideal = 3 / 1 + 3 / math.log2(3) + 3 / 2 + 1 / math.log2(5) + 0 / math.log2(6)
+    assert score.ndcg == pytest.approx(dcg / ideal) and score.ndcg == pytest.approx(0.72147, abs=1e-5)
+    assert (score.judged, score.hits, score.reciprocal_rank) == (4, 2.5, 1.0)  # close counts half
+    assert score_list(["wrong", None, "good"], ["wrong", "good"], 3, chosen).reciprocal_rank == pytest.approx(1 / 3)
+    assert score_list(["wrong", "close"], ["wrong", "close"], 2, chosen).reciprocal_rank == 0.0  # no good result
+    assert score_list([None, None], ["good"], 2, chosen) == ListScore(0, 0.0, None, None)  # unknown, not wrong
+    assert score_list(["wrong"], ["wrong"], 1, chosen).ndcg is None  # nothing good known: nDCG undefined
+    # an unjudged result never counts as wrong: the same judged results with gaps score the same
+    assert score_list(["good", None, None, "close"], known, 5, chosen).ndcg == pytest.approx(
+        score_list(["good", "close"], known, 5, chosen).ndcg
+    )
+    half = precision_estimate([score])
+    assert half.value == pytest.approx(2.5 / 4) and half.low < half.value < half.high
+
+
+def test_scoring_comes_from_the_settings_and_bad_values_name_their_variable(monkeypatch):
+    assert scoring() == Scoring(gains={"good": 3.0, "close": 1.0, "wrong": 0.0}, close_share=0.5, min_judged=0.8)
+    monkeypatch.setenv("LOOKALIKE_GAINS", "good=2, close=2")
+    monkeypatch.setenv("LOOKALIKE_CLOSE_SHARE", "0")
+    monkeypatch.setenv("LOOKALIKE_MIN_JUDGED", "0.5")
+    chosen = scoring()
+    assert chosen.gains == {"good": 2.0, "close": 2.0, "wrong": 0.0} and chosen.hit("close") == 0.0
+    assert chosen.min_judged == 0.5
+    for name, value in (("LOOKALIKE_GAINS", "good=1,close=2"), ("LOOKALIKE_CLOSE_SHARE", "half")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(SettingError, match=name):
+            scoring()
+        monkeypatch.delenv(name)
+
+
+def test_a_curators_verdict_counts_over_a_later_one(demo_catalog, monkeypatch):
+    q, a = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 2")]
+    add_label(demo_catalog, Query.item(q), a, "m", 1, True, "cur", grade="close")
+    add_label(demo_catalog, Query.item(q), a, "m", 1, True, "ana", grade="good")
+    assert read_verdicts(demo_catalog).counting == {("item", q, a): "good"}  # the latest
+    monkeypatch.setenv("LOOKALIKE_CURATOR", "cur")
+    found = read_verdicts(demo_catalog)
+    assert found.counting == {("item", q, a): "close"} and "curator cur" in found.rule()
+    assert found.by_rater == {"cur": {("item", q, a): "close"}, "ana": {("item", q, a): "good"}}
