@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -10,10 +11,13 @@ from scipy.stats import binomtest
 from core.curation.grades import Scoring, scoring
 from core.curation.labels import Query, add_label
 from core.curation.measures import ListScore, precision_estimate, score_list
-from core.curation.metrics import precision_from_labels, wilson_interval
+from core.curation.metrics import evaluate_labels, precision_from_labels, wilson_interval
+from core.curation.queues import gap_queue
 from core.curation.verdicts import read_verdicts
 from core.search.space import open_space
 from core.settings import SettingError
+
+from helpers import judge_top_k, needs_shared, page, run_here, texts, true_grade
 
 
 @pytest.mark.parametrize("successes,trials", [(0, 5), (3, 10), (7, 7), (45, 60)])
@@ -117,3 +121,67 @@ def test_a_curators_verdict_counts_over_a_later_one(demo_catalog, monkeypatch):
     found = read_verdicts(demo_catalog)
     assert found.counting == {("item", q, a): "close"} and "curator cur" in found.rule()
     assert found.by_rater == {"cur": {("item", q, a): "close"}, "ana": {("item", q, a): "good"}}
+
+
+def type_and_colour(db, method: str, queries: list[str], k: int = 10) -> float:
+    """The share of a method's top k (every result, judged or not) with the query's type and colour."""
+    from core.search.queries import search_many
+
+    found = [
+        true_grade(db, q, h.item_id) == "good"
+        for q, hits in search_many(open_space(db, method), queries, k)
+        for h in hits
+    ]
+    return sum(found) / len(found)
+
+
+@needs_shared
+def test_a_barely_judged_method_is_not_ranked_above_a_better_one(fashion_photos, monkeypatch):
+    """The issue's case: verdicts on one method's lists only make a barely judged method look best by
+    judged-only precision; the page and `precision --json` must not rank it above the better method."""
+    db = fashion_photos
+    items = [r[0] for r in db.execute("SELECT id FROM items ORDER BY id")]
+    queries = items[::4][:100]
+    judge_top_k(db, "hybrid", queries, "sim")  # relevant = same articleType and baseColour
+    truth = {m: type_and_colour(db, m, queries) for m in ("hybrid", "color_hist", "efficientnet_lite0")}
+    assert truth["hybrid"] > truth["color_hist"]  # on every result, judged or not, hybrid is better
+    found = {f["method"]: f for f in precision_from_labels(db, k=10)}
+    # the trap: judged-only precision puts the barely judged colour method first
+    assert found["color_hist"]["precision_at_k"] > found["hybrid"]["precision_at_k"]
+    assert found["color_hist"]["judged_share"] < 0.5 and found["hybrid"]["judged_share"] == 1.0
+    assert not found["color_hist"]["comparable"] and found["color_hist"]["rank"] is None
+    assert found["hybrid"]["rank"] == 1
+
+    done = run_here("precision", "--json", "--db", str(db.path))
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    order = answer["ranking"]["order"]
+    assert order[0] == "hybrid" and "color_hist" not in order
+    assert "color_hist" in answer["ranking"]["not_comparable"] and answer["gap"] > 0
+    methods = {m["method"]: m for m in answer["methods"]}
+    assert methods["hybrid"]["ndcg_at_k"]["value"] is not None and methods["hybrid"]["mrr"]["value"] is not None
+    assert methods["color_hist"]["judged_share"] == pytest.approx(found["color_hist"]["judged_share"])
+
+    monkeypatch.setenv("LOOKALIKE_DB", str(db.path))
+    at = page("precision")
+    table = at.dataframe[0].value
+    assert table.iloc[0]["method"] == "hybrid" and table.iloc[0]["rank"] == 1
+    colour = table[table["method"] == "color_hist"].iloc[0]
+    assert colour["comparable"] == "not comparable" and math.isnan(colour["rank"])
+    assert "Not comparable: color_hist" in texts(at)
+
+    at.button(key="judge_gap").click().run()  # to the Label page's pooled gap queue
+    assert not at.exception
+    assert at.session_state["label_mode"] == "Pairs to judge" and at.session_state["label_queue"].startswith(
+        "judge the gap"
+    )
+    pairs, total = gap_queue(db, ["hybrid", "color_hist", "efficientnet_lite0"], 10, limit=10_000)
+    assert total == answer["gap"] == len(pairs)
+    for p in pairs:  # the gap judged, the methods are compared on the same results
+        verdict = "good" if true_grade(db, p.query_key, p.candidate_id) == "good" else "wrong"
+        add_label(
+            db, Query.item(p.query_key), p.candidate_id, p.method, p.rank, verdict == "good", "sim", grade=verdict
+        )
+    after = evaluate_labels(db, k=10)
+    assert after.ranking.not_comparable == [] and after.ranking.queries == len(queries)
+    assert after.ranking.order == sorted(truth, key=lambda m: -truth[m])  # the order of the true figures
