@@ -27,6 +27,13 @@ if not figures:
     st.stop()
 
 heads = {name: current_head(database, name) for name in tuned_names(database)}
+
+
+def interval(estimate: dict) -> str:
+    """A bootstrap interval as the table shows it ("" when there is no figure)."""
+    return "" if estimate["value"] is None else f"{estimate['ci_low']:.3f}–{estimate['ci_high']:.3f}"
+
+
 table = pd.DataFrame(
     [
         {
@@ -35,7 +42,9 @@ table = pd.DataFrame(
             f"P@{k}": f["precision_at_k"],
             "95% interval": f"{f['ci_low']:.3f}–{f['ci_high']:.3f}",
             f"nDCG@{k}": f["ndcg_at_k"]["value"],
+            "nDCG 95%": interval(f["ndcg_at_k"]),
             "MRR": f["mrr"]["value"],
+            "MRR 95%": interval(f["mrr"]),
             "judged": f["judged_share"],
             "comparable": "yes" if f["comparable"] else "not comparable",
             "queries": f["queries"],
