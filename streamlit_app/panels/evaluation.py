@@ -16,8 +16,34 @@ def _judge_the_gap() -> None:
     ui.choose(ui.Keys.LABEL_QUEUE, GAP)
 
 
+def _interval(value: float | None, low: float | None, high: float | None) -> str:
+    return "" if value is None else f"{value:.3f} ({low:.3f}–{high:.3f})"
+
+
 def fairness(found: Evaluation) -> None:
-    """Say how the methods are ranked, and offer to judge the gap when some cannot be."""
+    """Say how the methods are ranked, give nDCG's and MRR's intervals, and offer to judge the gap
+    when some methods cannot be ranked."""
+    with st.expander(f"nDCG@{found.k} and MRR with their 95% intervals, and the common ground"):
+        st.table(
+            pd.DataFrame(
+                [
+                    {
+                        "method": m.method,
+                        f"nDCG@{found.k} (95%)": _interval(
+                            m.figures.ndcg.value, m.figures.ndcg.low, m.figures.ndcg.high
+                        ),
+                        "MRR (95%)": _interval(m.figures.mrr.value, m.figures.mrr.low, m.figures.mrr.high),
+                        f"P@{found.k} on common ground": ""
+                        if not m.common
+                        else _interval(m.common.precision.value, m.common.precision.low, m.common.precision.high),
+                        f"nDCG@{found.k} on common ground": ""
+                        if not m.common
+                        else _interval(m.common.ndcg.value, m.common.ndcg.low, m.common.ndcg.high),
+                    }
+                    for m in found.methods
+                ]
+            ).set_index("method")
+        )
     st.caption(
         f"*rank*: {found.ranking.rule()}. *judged*: the share of the method's top {found.k} that your team "
         f"judged. A *close* match counts {found.scoring.close_share:g} of a hit in P@{found.k}; nDCG@{found.k} "

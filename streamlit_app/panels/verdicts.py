@@ -40,11 +40,15 @@ def judge(database, about: Query, candidate: str, method: str, rank: int, grade:
         st.session_state["label_error"] = str(exc)
 
 
-def buttons(database, about: Query, candidate: str, method: str, rank: int, labeler: str, current, key: str) -> None:
-    """Good / close / wrong for one result, side by side; the current verdict's button is highlighted."""
+def buttons(
+    database, about: Query, candidate: str, method: str, rank: int, labeler: str, current, key: str, compact=False
+) -> None:
+    """Good / close / wrong for one result, side by side (`compact`: their signs only, the word in the
+    tooltip, for a narrow grid column); the current verdict's button is highlighted."""
     for column, (text, prefix, grade, _) in zip(st.columns(3), VERDICTS):
         column.button(
-            text,
+            text.split()[0] if compact else text,
+            help=grade if compact else None,
             key=f"{prefix}_{key}",
             on_click=judge,
             args=(database, about, candidate, method, rank, grade, labeler),

@@ -153,7 +153,9 @@ elif not (labeler or "").strip():
 
 
 def actions(hit: dict, key: str) -> None:  # one click each: good / close / wrong
-    verdicts.buttons(database, query, hit["item_id"], method, hit["rank"], labeler, judged.get(hit["item_id"]), key)
+    verdicts.buttons(
+        database, query, hit["item_id"], method, hit["rank"], labeler, judged.get(hit["item_id"]), key, compact=True
+    )
 
 
 pending = [h for h in hits if h["item_id"] not in judged]

@@ -29,24 +29,16 @@ if not figures:
 heads = {name: current_head(database, name) for name in tuned_names(database)}
 
 
-def interval(estimate: dict) -> str:
-    """A bootstrap interval as the table shows it ("" when there is no figure)."""
-    return "" if estimate["value"] is None else f"{estimate['ci_low']:.3f}–{estimate['ci_high']:.3f}"
-
-
 table = pd.DataFrame(
     [
         {
-            "rank": f["rank"],
+            "rank": str(f["rank"]) if f["rank"] else "–",  # not comparable, or no common ground
             "method": f["method"],
             f"P@{k}": f["precision_at_k"],
             "95% interval": f"{f['ci_low']:.3f}–{f['ci_high']:.3f}",
             f"nDCG@{k}": f["ndcg_at_k"]["value"],
-            "nDCG 95%": interval(f["ndcg_at_k"]),
             "MRR": f["mrr"]["value"],
-            "MRR 95%": interval(f["mrr"]),
             "judged": f["judged_share"],
-            "comparable": "yes" if f["comparable"] else "not comparable",
             "queries": f["queries"],
             "labels": f["labels"],
             "unknown": f["unknown"],
@@ -72,7 +64,7 @@ st.dataframe(
 )
 evaluation.fairness(found)
 st.caption(
-    f"P@{k}: the share of judged results in the top {k} that your team marked relevant; unjudged ones are "
+    f"P@{k}: the share of judged results in the top {k} that your team judged good; unjudged ones are "
     "'unknown', not wrong. Two methods differ clearly when their 95% intervals do not overlap. *same "
     "category* / *same colour*: the research's automatic figure over the same queries, the share of results "
     "with the query's category or colour (none for uploaded photos)."
