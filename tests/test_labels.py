@@ -164,3 +164,33 @@ def test_an_old_labels_file_without_grades_still_imports(demo_catalog, tmp_path)
         writer.writerow(["item", q, a, "m", "1", "no", "ana"])
     assert import_labels(demo_catalog, old).items == 1
     assert current_grades(demo_catalog, Query.item(q)) == {a: "wrong"}
+
+
+def test_yes_no_labels_of_an_older_catalog_read_as_good_and_wrong_after_the_upgrade(db_path, tmp_path, monkeypatch):
+    from core.catalog import db as catalog_db
+
+    before = tmp_path / "migrations"  # a catalog made before graded verdicts (migration 9)
+    before.mkdir()
+    for version, path in catalog_db.migrations():
+        if version < 9:
+            (before / path.name).write_text(path.read_text())
+    monkeypatch.setattr(catalog_db, "MIGRATIONS_DIR", before)
+    old = open_catalog(db_path)
+    old.conn.executemany("INSERT INTO items (id, source) VALUES (?, 'csv')", [("q",), ("a",), ("b",)])
+    old.conn.commit()
+    old.conn.executemany(  # as that version's add_label wrote them
+        "INSERT INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, labeler) "
+        "VALUES ('item', 'q', ?, 'm', ?, ?, 'ana')",
+        [("a", 1, 1), ("b", 2, 0)],
+    )
+    old.conn.commit()
+    old.conn.close()
+    monkeypatch.undo()
+    db = open_catalog(db_path)
+    assert db.execute("SELECT candidate_id, relevant, grade FROM current_labels ORDER BY candidate_id").fetchall() == [
+        ("a", 1, None),
+        ("b", 0, None),
+    ]
+    assert current_grades(db, Query.item("q")) == {"a": "good", "b": "wrong"}
+    assert db.execute("SELECT count(*) FROM snapshots").fetchone() == (0,)
+    db.conn.close()

@@ -10,8 +10,8 @@ from scipy.stats import binomtest
 
 from core.curation.grades import Scoring, scoring
 from core.curation.labels import Query, add_label
-from core.curation.measures import ListScore, precision_estimate, score_list
-from core.curation.metrics import evaluate_labels, precision_from_labels, wilson_interval
+from core.curation.measures import ListScore, precision_estimate, score_list, wilson_interval
+from core.curation.metrics import evaluate_labels, precision_from_labels
 from core.curation.queues import gap_queue
 from core.curation.verdicts import read_verdicts
 from core.search.space import open_space

@@ -20,7 +20,6 @@ from core.catalog.vectors import methods_with_vectors
 from core.curation.agreement import Agreement, agreement
 from core.curation.grades import GRADES, Scoring, scoring
 from core.curation.measures import Estimate, ListScore, mean_with_interval, precision_estimate, score_list
-from core.curation.measures import wilson_interval as wilson_interval
 from core.curation.verdicts import Verdicts, read_verdicts
 from core.search.queries import search_many
 from core.search.space import MethodSpace, open_space
