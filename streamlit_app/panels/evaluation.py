@@ -8,7 +8,7 @@ from core.curation.metrics import Evaluation
 from core.curation.snapshots import SnapshotError, diff_snapshots, load_snapshot, snapshot_figures, snapshot_names
 
 import ui
-from panels.verdicts import GAP, PAIRS_MODE
+from panels.verdicts import GAP, PAIRS_MODE, as_text
 
 
 def _judge_the_gap() -> None:
@@ -49,7 +49,7 @@ def fairness(found: Evaluation) -> None:
         f"judged. A *close* match counts {found.scoring.close_share:g} of a hit in P@{found.k}; nDCG@{found.k} "
         f"gains good {found.scoring.gains['good']:g}, close {found.scoring.gains['close']:g}, wrong "
         f"{found.scoring.gains['wrong']:g}, over the judged results (unjudged ones are unknown, never wrong); MRR: "
-        "one over the rank of the first good result. The verdict that counts: " + found.verdict_rule + "."
+        "one over the rank of the first good result. The verdict that counts: " + as_text(found.verdict_rule) + "."
     )
     if found.ranking.not_comparable:
         st.warning(

@@ -1,6 +1,8 @@
 """Graded verdict buttons (good / close / wrong, one click or key each) and the Label page's pair queues:
 a second opinion, disagreements, the gap that keeps methods from being compared, a snapshot's new results."""
 
+import re
+
 import streamlit as st
 
 from core.catalog.items import item_detail
@@ -58,10 +60,15 @@ def buttons(
         )
 
 
+def as_text(text: str) -> str:
+    """Text for a markdown element, every markdown sign escaped (a curator's name shows as typed)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~<>$:&])", r"\\\1", text)
+
+
 def verdict_rule(database) -> None:
     """State which verdict counts when people disagree."""
     st.caption(
-        f"The verdict that counts: {read_verdicts(database).rule()} (`LOOKALIKE_CURATOR` names a curator whose "
+        f"The verdict that counts: {as_text(read_verdicts(database).rule())} (`LOOKALIKE_CURATOR` names a curator whose "
         "verdict wins). Every verdict is kept, with who gave it."
     )
 
