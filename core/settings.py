@@ -13,6 +13,10 @@
 | `LOOKALIKE_API_KEYS_FILE` | none | a file of API keys, one a line (blank lines and `#` comments skipped), besides `LOOKALIKE_API_KEY` |
 | `LOOKALIKE_AUTOENCODER` | none | the autoencoder checkpoint a process without a catalog uses (a Ray worker; the driver sets it) |
 | `LOOKALIKE_MODEL_CACHE` | `4` | loaded models a process keeps; one more loaded drops the least recently used (core/search/caches.py) |
+| `LOOKALIKE_GAINS` | `good=3,close=1,wrong=0` | the gain of each graded verdict in nDCG (core/curation/grades.py) |
+| `LOOKALIKE_CLOSE_SHARE` | `0.5` | how much of a hit a *close* verdict counts for in precision@k (0: none, 1: a full hit) |
+| `LOOKALIKE_MIN_JUDGED` | `0.8` | the judged share of a method's top k below which its figures are marked not comparable |
+| `LOOKALIKE_CURATOR` | none | a labeller whose latest verdict on a pair counts over everyone else's (else the latest verdict counts) |
 | `HF_HUB_OFFLINE` | off | never ask the Hugging Face hub; load from local folders and the cache only |
 
 `settings()` reads them once per process; `reload()` reads them again (tests that change them).
@@ -53,6 +57,10 @@ class Settings:
     api_keys_file: Path | None = None
     autoencoder: Path | None = None
     model_cache_text: str | None = None  # LOOKALIKE_MODEL_CACHE as given; `model_cache` checks it
+    gains: str | None = None  # LOOKALIKE_GAINS as given; core.curation.grades checks these three
+    close_share: str | None = None
+    min_judged: str | None = None
+    curator: str | None = None
 
     @property
     def threads(self) -> int:
@@ -119,6 +127,10 @@ def settings() -> Settings:
         api_keys_file=Path(env["LOOKALIKE_API_KEYS_FILE"]) if env.get("LOOKALIKE_API_KEYS_FILE") else None,
         autoencoder=Path(env["LOOKALIKE_AUTOENCODER"]) if env.get("LOOKALIKE_AUTOENCODER") else None,
         model_cache_text=env.get("LOOKALIKE_MODEL_CACHE"),
+        gains=env.get("LOOKALIKE_GAINS"),
+        close_share=env.get("LOOKALIKE_CLOSE_SHARE"),
+        min_judged=env.get("LOOKALIKE_MIN_JUDGED"),
+        curator=env.get("LOOKALIKE_CURATOR", "").strip() or None,
     )
 
 

@@ -31,6 +31,7 @@ class Keys:
     LABEL_CATEGORY = "label_category"
     LABEL_MODE = "label_mode"
     LABEL_UPLOAD = "label_upload"
+    LABEL_QUEUE = "label_queue"
     UPLOAD_TIMES = "upload_times"  # photo sha256 -> when this session first saw it uploaded
     SEARCH_RESULTS = "search_results"
     BROWSE_PAGE = "browse_page"
@@ -64,6 +65,12 @@ def remembered(key: str, options: list | None = None, persist: bool = False) -> 
                 st.toast(f"Kept for this session only: cannot write beside the catalog ({exc.strerror or exc}).")
 
     return {"key": key, "on_change": save}
+
+
+def choose(key: str, value) -> None:
+    """Set a `remembered` widget's value before its page shows it (another page's button: "judge the gap")."""
+    st.session_state[f"saved::{key}"] = value
+    st.session_state.pop(key, None)
 
 
 def db_path() -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from helpers import DEMO, link_tree, opened_copy
+from helpers import DEMO, SHARED, link_tree, opened_copy
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -228,3 +229,45 @@ def app_db(embedded_demo, monkeypatch):
 
     open_space(embedded_demo, "efficientnet_lite0").build_index(progress=False)
     return embedded_demo
+
+
+FASHION_PHOTOS = 400  # enough for methods to differ on type and colour, embedded in about half a minute
+
+
+@pytest.fixture(scope="session")
+def fashion_photos_path(tmp_path_factory, models_cache) -> Path:
+    """The first 400 of the shared labelled photos, embedded once per run with the cheap methods
+    (efficientnet_lite0, color_hist and hybrid from those two)."""
+
+    def make(folder: Path) -> None:
+        from core import settings
+        from core.catalog.db import open_catalog
+        from core.catalog.importers import import_csv
+        from core.engines.embed import embed_catalog
+
+        source = SHARED / "fashion-products"
+        with open(source / "styles.csv", newline="", encoding="utf-8") as handle:
+            lines = list(csv.reader(handle))[: FASHION_PHOTOS + 1]
+        with open(folder / "styles.csv", "w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(lines)
+        models = folder / "models"
+        with locked(models_cache):
+            link_tree(models_cache, models)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("LOOKALIKE_MODELS", str(models))
+            settings.reload()
+            db = open_catalog(folder / "fashion.db")
+            import_csv(db, folder / "styles.csv", source / "images", progress=False)
+            for method in ("efficientnet_lite0", "color_hist", "hybrid"):
+                embed_catalog(db, method, batch_size=64, progress=False)
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.conn.close()
+        settings.reload()
+
+    return made_once(tmp_path_factory, "fashion_photos", make) / "fashion.db"
+
+
+@pytest.fixture
+def fashion_photos(fashion_photos_path, tmp_path):
+    """A private copy of the 400 embedded shared photos (tests may label them)."""
+    yield from opened_copy(fashion_photos_path, tmp_path / "fashion.db")

@@ -153,3 +153,32 @@ def save_tiny_vit(folder: Path, processor=None, **config) -> None:
     ViTModel(model_config).save_pretrained(folder)
     side = model_config.image_size
     (processor or ViTImageProcessor(size={"height": side, "width": side})).save_pretrained(folder)
+
+
+def true_grade(db, query: str, candidate: str) -> str:
+    """A simulated rater's verdict from the shared photos' fields: good for the same article type and
+    colour, close for the same type in another colour, wrong otherwise."""
+    (qc, qk), (cc, ck) = (
+        db.execute("SELECT category, colour FROM items WHERE id = ?", (i,)).fetchone() for i in (query, candidate)
+    )
+    return "good" if (qc, qk) == (cc, ck) else "close" if qc == cc else "wrong"
+
+
+def judge_top_k(db, method: str, queries: list[str], rater: str, k: int = 10, grade=None) -> int:
+    """Judge `method`'s top k of each query as `grade(db, query, candidate)` says (type + colour by
+    default: good or wrong); return how many verdicts were stored."""
+    from core.curation.labels import Query, add_label
+    from core.search.queries import search_many
+    from core.search.space import open_space
+
+    count = 0
+    for query, hits in search_many(open_space(db, method), queries, k):
+        for hit in hits:
+            verdict = (
+                grade(db, query, hit.item_id)
+                if grade
+                else ("good" if true_grade(db, query, hit.item_id) == "good" else "wrong")
+            )
+            add_label(db, Query.item(query), hit.item_id, method, hit.rank, verdict == "good", rater, grade=verdict)
+            count += 1
+    return count

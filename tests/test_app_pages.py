@@ -98,6 +98,33 @@ def test_label_two_results_then_precision_and_export(app_db):
     assert "1 rows ready: similar_efficientnet_lite0_top10_" in shown and str(app_db.data_dir) not in shown
 
 
+def test_label_grades_close_and_queues_a_second_opinion_and_the_disagreement(app_db):
+    at = page("label")
+    at.text_input(key="labeler").set_value("ana").run()
+    [b for b in at.button if b.key and b.key.startswith("close_label")][0].click().run()
+    at.button(key="no_next").click().run()  # N: wrong to the next result not judged
+    assert not at.exception
+    stored = app_db.execute("SELECT rank, relevant, grade, labeler FROM labels ORDER BY id").fetchall()
+    assert stored == [(1, 0, "close", "ana"), (2, 0, "wrong", "ana")]
+    assert "The verdict that counts: the latest verdict on each pair" in texts(at)
+
+    at.text_input(key="labeler").set_value("bo").run()
+    at.radio(key="label_mode").set_value("Pairs to judge").run()
+    assert at.selectbox(key="label_queue").value.startswith("second opinion")
+    offered = [b.key for b in at.button if b.key and b.key.startswith("yes_queue_")]
+    assert len(offered) == 2 and not any("close" in t.value for t in at.text)  # ana's verdicts are not shown
+    at.button(key=offered[0]).click().run()  # bo: good, where ana said close
+    assert app_db.execute("SELECT grade, labeler FROM labels ORDER BY id DESC LIMIT 1").fetchone() == ("good", "bo")
+    at.selectbox(key="label_queue").set_value("disagreements to settle").run()
+    assert not at.exception and "Nothing to judge here." in texts(at)  # bo's verdict is the latest: settled for bo
+    at.text_input(key="labeler").set_value("cy").run()
+    ana = app_db.execute(
+        "SELECT a.grade FROM labels a JOIN labels b USING (query_key, candidate_id) WHERE a.labeler = 'ana' "
+        "AND b.labeler = 'bo'"
+    ).fetchone()[0]
+    assert [t.value for t in at.text][-1] == f"ana: {ana} · bo: good · counts: good"
+
+
 def test_methods_page_lists_every_method_with_its_remedy(app_db):
     at = page("methods")
     table = at.table[0].value  # a static table: every row and column on the page

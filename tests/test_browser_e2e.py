@@ -222,9 +222,9 @@ def test_search_label_precision_export_in_chromium(server, browser, tmp_path):
 
     browser.get(f"{url}/Label")
     type_name(browser, "e2e tester")
-    wait_for(browser, "(//button[normalize-space(.)='✓ Yes'])[1][not(@disabled)]").click()  # result 1: a click
+    wait_for(browser, "(//button[normalize-space(.)='✓'])[1][not(@disabled)]").click()  # result 1: a click
     settle(browser)
-    wait_for(browser, "//button[contains(., 'No to #2')][not(@disabled)]")
+    wait_for(browser, "//button[contains(., 'Wrong to #2')][not(@disabled)]")
     ActionChains(browser).send_keys("n").perform()  # result 2: key N
     settle(browser)
     deadline = time.time() + 30
@@ -341,9 +341,9 @@ def test_tune_on_methods_page_and_label_an_uploaded_photo_in_chromium(server, br
     wait_for(browser, "//label[contains(., 'Uploaded photo')]").click()
     type_name(browser, "e2e tester")
     wait_for(browser, "//input[@type='file']").send_keys(str(photo))
-    wait_for(browser, "(//button[normalize-space(.)='✓ Yes'])[10][not(@disabled)]")
+    wait_for(browser, "(//button[normalize-space(.)='✓'])[10][not(@disabled)]")
     settle(browser)
-    wait_for(browser, "(//button[normalize-space(.)='✓ Yes'])[1][not(@disabled)]").click()
+    wait_for(browser, "(//button[normalize-space(.)='✓'])[1][not(@disabled)]").click()
     wait_for(browser, "//*[contains(., '1 of 10 judged')]")
     from core.catalog.images import sha256_bytes
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import multiprocessing
+import sqlite3
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from core.curation.labels import (
     LabelError,
     Query,
     add_label,
+    current_grades,
     current_labels,
     export_labels,
     history,
@@ -102,3 +104,93 @@ def test_next_query_prefers_unlabelled_and_honours_category(demo_catalog):
     assert q not in seen
     picked = next_query(demo_catalog, "category", category="watches", seed=3)
     assert demo_catalog["items"].get(picked)["category"] == "Watches"
+
+
+def test_graded_verdicts_are_stored_exported_and_imported_beside_yes_no(demo_catalog, tmp_path):
+    q, a, b, c = ids(demo_catalog, 4)
+    add_label(demo_catalog, Query.item(q), a, "m", 1, True, "ana")  # yes/no: grade NULL, reads as good
+    add_label(demo_catalog, Query.item(q), b, "m", 2, True, "ana", grade="close")  # relevant follows the grade
+    add_label(demo_catalog, Query.item(q), c, "m", 3, False, "ana", grade="wrong")
+    stored = demo_catalog.execute("SELECT candidate_id, relevant, grade FROM labels ORDER BY id").fetchall()
+    assert stored == [(a, 1, None), (b, 0, "close"), (c, 0, "wrong")]
+    assert current_grades(demo_catalog, Query.item(q)) == {a: "good", b: "close", c: "wrong"}
+    assert current_labels(demo_catalog, Query.item(q)) == {a: True, b: False, c: False}  # binary readers
+    with pytest.raises(LabelError, match="good/close/wrong"):
+        add_label(demo_catalog, Query.item(q), a, "m", 1, True, "ana", grade="great")
+    with pytest.raises(sqlite3.IntegrityError):  # the schema refuses a close verdict marked relevant
+        demo_catalog.execute(
+            "INSERT INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, labeler, grade) "
+            "VALUES ('item', ?, ?, 'm', 1, 1, 'x', 'close')",
+            (q, a),
+        )
+
+    out = tmp_path / "labels.csv"
+    assert export_labels(demo_catalog, out) == 3
+    rows = list(csv.DictReader(open(out, newline="", encoding="utf-8")))
+    assert [r["grade"] for r in rows] == ["", "close", "wrong"]
+    with demo_catalog.conn:
+        demo_catalog.conn.execute("DELETE FROM labels")  # as a catalog that has never seen them
+    fresh = demo_catalog
+    assert import_labels(fresh, out).items == 3
+    assert current_grades(fresh, Query.item(q)) == {a: "good", b: "close", c: "wrong"}
+
+    graded = tmp_path / "graded.csv"  # a grade column alone, a grade beside relevant, and conflicts
+    with open(graded, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["query_key", "candidate_id", "method", "labeler", "relevant", "grade"])
+        writer.writerows(
+            [
+                [q, a, "m", "bo", "", "close"],
+                [q, b, "m", "bo", "yes", "Good"],
+                [q, c, "m", "bo", "yes", "close"],  # close is not relevant
+                [q, c, "m", "bo", "", ""],
+                [q, c, "m", "bo", "", "meh"],
+            ]
+        )
+    report = import_labels(fresh, graded)
+    assert report.items == 2 and [p.where for p in report.problems] == ["row 4", "row 5", "row 6"]
+    assert "disagrees" in report.problems[0].reason and "grade" in report.problems[1].reason
+    assert "good/close/wrong" in report.problems[2].reason
+    assert current_grades(fresh, Query.item(q)) == {a: "close", b: "good", c: "wrong"}
+    assert import_labels(fresh, graded).items == 0  # idempotent, grades included
+
+
+def test_an_old_labels_file_without_grades_still_imports(demo_catalog, tmp_path):
+    q, a = ids(demo_catalog, 2)
+    old = tmp_path / "old.csv"
+    with open(old, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["query_kind", "query_key", "candidate_id", "method", "rank", "relevant", "labeler"])
+        writer.writerow(["item", q, a, "m", "1", "no", "ana"])
+    assert import_labels(demo_catalog, old).items == 1
+    assert current_grades(demo_catalog, Query.item(q)) == {a: "wrong"}
+
+
+def test_yes_no_labels_of_an_older_catalog_read_as_good_and_wrong_after_the_upgrade(db_path, tmp_path, monkeypatch):
+    from core.catalog import db as catalog_db
+
+    before = tmp_path / "migrations"  # a catalog made before graded verdicts (migration 9)
+    before.mkdir()
+    for version, path in catalog_db.migrations():
+        if version < 9:
+            (before / path.name).write_text(path.read_text())
+    monkeypatch.setattr(catalog_db, "MIGRATIONS_DIR", before)
+    old = open_catalog(db_path)
+    old.conn.executemany("INSERT INTO items (id, source) VALUES (?, 'csv')", [("q",), ("a",), ("b",)])
+    old.conn.commit()
+    old.conn.executemany(  # as that version's add_label wrote them
+        "INSERT INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, labeler) "
+        "VALUES ('item', 'q', ?, 'm', ?, ?, 'ana')",
+        [("a", 1, 1), ("b", 2, 0)],
+    )
+    old.conn.commit()
+    old.conn.close()
+    monkeypatch.undo()
+    db = open_catalog(db_path)
+    assert db.execute("SELECT candidate_id, relevant, grade FROM current_labels ORDER BY candidate_id").fetchall() == [
+        ("a", 1, None),
+        ("b", 0, None),
+    ]
+    assert current_grades(db, Query.item("q")) == {"a": "good", "b": "wrong"}
+    assert db.execute("SELECT count(*) FROM snapshots").fetchone() == (0,)
+    db.conn.close()

@@ -52,6 +52,7 @@ def test_the_readme_has_examples_to_run_and_says_why_others_are_not():
     assert sorted(reason for reason, _ in blocks if reason) == [
         "needs a GPU",
         "needs a Ray cluster",
+        "needs your team's labels",
         "these need your own files",
     ]
 

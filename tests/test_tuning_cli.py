@@ -175,7 +175,7 @@ def test_the_tuned_method_embeds_indexes_searches_evaluates_and_exports(tuned, t
 
     count = judge_by_attributes(db, ids, stored, list(range(0, 300, 10)), "category,colour", "sim", NAME)
     db.conn.close()
-    precision = json.loads(cli(tuned, "precision", "--method", NAME, "--json").stdout)
+    precision = json.loads(cli(tuned, "precision", "--method", NAME, "--json").stdout)["methods"]
     assert precision[0]["method"] == NAME and precision[0]["labels"] == count == 300
 
 

@@ -46,25 +46,43 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 
 def cmd_precision(args: argparse.Namespace) -> int:
-    from core.curation.metrics import precision_from_labels
+    from core.curation.metrics import evaluate_labels
     from core.search.space import open_space
 
     db = catalog(args, read_only=True)
-    figures = precision_from_labels(db, open_space(db, args.method) if args.method else None, args.k)
+    found = evaluate_labels(db, open_space(db, args.method) if args.method else None, args.k)
     if args.json:
-        print(json.dumps(figures, indent=2))
+        print(json.dumps(found.as_dict(), indent=2))
         return 0
-    if not figures:
+    if not found.methods:
         print("no labels yet: label some search results first (Label page)")
         return 0
-    print(f"{'method':24} {'P@k':>6} {'95% CI':>13} {'queries':>8} {'labels':>7} {'unknown':>8} {'meta cat':>9}")
-    for f in figures:
-        p = "-" if f["precision_at_k"] is None else f"{f['precision_at_k']:.3f}"
-        meta = f["metadata_precision"]["category"]
+    print(
+        f"{'rank':>4} {'method':24} {'P@k':>6} {'95% CI':>11} {'nDCG@k':>7} {'MRR':>6} "
+        f"{'judged':>7} {'queries':>8} {'labels':>7} {'unknown':>8}"
+    )
+    for f in sorted(found.methods, key=lambda m: (m.rank is None, m.rank or 0, m.method)):
+        p, ndcg, mrr = (
+            "-" if v is None else f"{v:.3f}"
+            for v in (f.figures.precision.value, f.figures.ndcg.value, f.figures.mrr.value)
+        )
+        interval = f"{f.figures.precision.low:.2f}-{f.figures.precision.high:.2f}"
+        place = str(f.rank) if f.rank else "-"
         print(
-            f"{f['method']:24} {p:>6} {f['ci_low']:.2f}-{f['ci_high']:.2f}".ljust(45)
-            + f"{f['queries']:>8} {f['labels']:>7} {f['unknown']:>8} "
-            + ("-" if meta is None else f"{meta:.3f}").rjust(9)
+            f"{place:>4} {f.method:24} {p:>6} {interval:>11} {ndcg:>7} {mrr:>6} {f.judged_share:>7.0%} "
+            f"{f.figures.queries:>8} {f.figures.judged:>7} {f.figures.unknown:>8}"
+            + ("" if f.comparable else "  not comparable")
+        )
+    print(f"rank: {found.ranking.rule()}")
+    if found.ranking.not_comparable:
+        print(f"{len(found.gap)} unjudged results would make them comparable: judge the gap on the Label page")
+    print(f"verdict that counts: {found.verdict_rule}; a close match counts {found.scoring.close_share:g} of a hit")
+    if found.agreement and found.agreement.statistic:
+        a = found.agreement
+        kappa = "-" if a.kappa is None else f"{a.kappa:.3f}"
+        print(
+            f"agreement ({'Cohen' if a.statistic == 'cohen' else 'Fleiss'}'s kappa) of {', '.join(a.raters)}: "
+            f"{kappa} on {a.shared_pairs} shared pairs, {len(a.disagreements)} disagreements"
         )
     return 0
 
@@ -106,7 +124,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="export: replace a file that is not a labels CSV")
     p.set_defaults(func=cmd_labels)
 
-    p = sub.add_parser("precision", parents=[common], help="precision@k per method from labels")
+    p = sub.add_parser("precision", parents=[common], help="P@k, nDCG@k and MRR per method from labels, ranked fairly")
     method_option(p, help="just this method (default: every method with vectors or labels)")
     p.add_argument("-k", type=count, default=10)
     p.set_defaults(func=cmd_precision)

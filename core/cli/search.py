@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from core.cli import snapshots
 from core.cli.common import catalog, count, filter_option, known_methods, method_option, similarity
 from core.files.invisible import visible
 from core.settings import DEFAULT_METHOD
@@ -67,6 +68,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.curation.evaluate import evaluate
     from core.search.space import open_space
 
+    if args.method is None:
+        raise ValueError("evaluate needs --method (or a subcommand: snapshot, diff, check)")
     space = open_space(catalog(args, read_only=True), args.method)
     result = evaluate(space, args.attribute, args.k, args.queries, distance=args.distance)
     if args.json:
@@ -100,10 +103,15 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=similarity, default=0.95, help="cosine similarity above 0, at most 1; e.g. 0.95")
     p.set_defaults(func=cmd_duplicates)
 
-    p = sub.add_parser("evaluate", parents=[common], help="precision@k of a method against an attribute")
-    method_option(p, required=True)
+    p = sub.add_parser(
+        "evaluate",
+        parents=[common],
+        help="precision@k of a method against an attribute; snapshots of its results: snapshot, diff, check",
+    )
+    method_option(p, help="the method to measure (required without a snapshot subcommand)")
     p.add_argument("--attribute", default="articleType")
     p.add_argument("-k", type=count, default=10)
     p.add_argument("--queries", type=count, help="a seeded sample of N queries (default: every item)")
     p.add_argument("--distance", choices=("cosine", "chi2"), default="cosine")
     p.set_defaults(func=cmd_evaluate)
+    snapshots.add_commands(p, common)

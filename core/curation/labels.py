@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from core.catalog.db import Catalog
+from core.curation.grades import GOOD, grade_of, parse_grade
 from core.files.atomic import atomic_text_writer
 from core.files.csv_header import header_problem
 from core.files.csv_injection import neutralise, restore
@@ -19,7 +20,18 @@ from core.files.output_path import check_output
 from core.files.report import ImportReport
 from core.files.yes_no import NO, YES, yes_no
 
-CSV_COLUMNS = ("query_kind", "query_key", "candidate_id", "method", "rank", "relevant", "labeler", "note", "created_at")
+CSV_COLUMNS = (
+    "query_kind",
+    "query_key",
+    "candidate_id",
+    "method",
+    "rank",
+    "relevant",
+    "labeler",
+    "note",
+    "created_at",
+    "grade",
+)
 NUMERIC_COLUMNS = {"rank", "relevant"}
 FUTURE_SLACK = timedelta(days=1)  # clocks differ; a label from further ahead is refused
 MAX_RANK = 1_000_000  # a result position; anything larger is a typo (and overflows SQLite)
@@ -58,8 +70,13 @@ def add_label(
     relevant: bool,
     labeler: str,
     note: str | None = None,
+    *,
+    grade: str | None = None,
 ) -> int:
-    """Store one judgement immediately (its own transaction); return its id."""
+    """Store one judgement immediately (its own transaction); return its id.
+
+    A `grade` (good, close, wrong) makes it a graded verdict; `relevant` then follows from it
+    (only good is relevant)."""
     labeler = (labeler or "").strip()
     if not labeler:
         raise LabelError("a labeler name is needed")
@@ -71,11 +88,17 @@ def add_label(
         raise LabelError(f"no catalog item {query.key!r}")
     if not _item_exists(db, candidate_id):
         raise LabelError(f"no catalog item {candidate_id!r}")
+    try:
+        grade = parse_grade(grade)
+    except ValueError as exc:
+        raise LabelError(str(exc)) from None
+    if grade is not None:
+        relevant = grade == GOOD
     with db.conn:
         cursor = db.conn.execute(
-            "INSERT INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, labeler, note) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (query.kind, query.key, str(candidate_id), method, int(rank), int(bool(relevant)), labeler, note),
+            "INSERT INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, labeler, note, grade) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (query.kind, query.key, str(candidate_id), method, int(rank), int(bool(relevant)), labeler, note, grade),
         )
     return cursor.lastrowid
 
@@ -91,6 +114,15 @@ def current_labels(db: Catalog, query: Query) -> dict[str, bool]:
         (query.kind, query.key),
     )
     return {candidate: bool(relevant) for candidate, relevant in rows}
+
+
+def current_grades(db: Catalog, query: Query) -> dict[str, str]:
+    """Candidate id -> latest verdict as a grade (good, close, wrong) for one query."""
+    rows = db.execute(
+        "SELECT candidate_id, relevant, grade FROM current_labels WHERE query_kind = ? AND query_key = ?",
+        (query.kind, query.key),
+    )
+    return {candidate: grade_of(relevant, grade) for candidate, relevant, grade in rows}
 
 
 def history(db: Catalog, query: Query, candidate_id: str) -> list[dict]:
@@ -150,7 +182,8 @@ def export_labels(db: Catalog, path: str | Path, force: bool = False) -> int:
 def import_labels(db: Catalog, path: str | Path) -> ImportReport:
     """Merge a labels CSV; its rows, in file order, are history appended after what is stored.
 
-    Bad rows are reported by row number. `created_at` must be ISO-8601 (stored as UTC
+    A verdict is `relevant` (yes/no) or `grade` (good, close, wrong; yes = good, no = wrong), or both
+    when they agree; files without a grade column (older exports) read as before. Bad rows are reported by row number. `created_at` must be ISO-8601 (stored as UTC
     milliseconds); an empty one gets the import time, and equal times keep file order. The
     merge is idempotent: a row is new only if the file holds more copies of it (same pair,
     labeller, judgement, method, rank, note and time; any stored time when the file gives
@@ -170,11 +203,10 @@ def import_labels(db: Catalog, path: str | Path) -> ImportReport:
                 if problem:
                     report.problem(Path(path).name, f"{problem}; nothing imported")
                     return report
-                missing = [
-                    c
-                    for c in ("query_key", "candidate_id", "method", "relevant", "labeler")
-                    if c not in (reader.fieldnames or [])
-                ]
+                columns = reader.fieldnames or []
+                missing = [c for c in ("query_key", "candidate_id", "method", "labeler") if c not in columns]
+                if "relevant" not in columns and "grade" not in columns:
+                    missing.append("relevant (or grade)")
                 if missing:
                     report.problem(Path(path).name, f"missing column(s): {', '.join(missing)}")
                     return report
@@ -198,7 +230,7 @@ def import_labels(db: Catalog, path: str | Path) -> ImportReport:
                 new.append(row[:-1] + (row[-1] or stamp,))
         db.conn.executemany(
             "INSERT INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, labeler, note, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "grade, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             new,
         )
     report.items = len(new)
@@ -220,7 +252,7 @@ def _stored_copies(db: Catalog, row: tuple) -> int:
     """How many stored labels equal an imported row (any time when the row gives none)."""
     where = (
         "query_kind = ? AND query_key = ? AND candidate_id = ? AND method = ? AND rank = ? "
-        "AND relevant = ? AND labeler = ? AND note IS ?"
+        "AND relevant = ? AND labeler = ? AND note IS ? AND grade IS ?"
     )
     if row[-1] is None:
         return db.execute(f"SELECT count(*) FROM labels WHERE {where}", row[:-1]).fetchone()[0]
@@ -271,9 +303,17 @@ def _label_row(db: Catalog, row: dict[str, str], now: datetime) -> tuple:
     try:
         verdict = yes_no(relevant, RELEVANT, NOT_RELEVANT)
     except ValueError:
-        verdict = None
-    if verdict is None:
-        raise LabelError(f"relevant {row.get('relevant')!r} is not yes/no")
+        raise LabelError(f"relevant {_shown(row.get('relevant'))} is not yes/no") from None
+    try:
+        grade = parse_grade(row.get("grade"))
+    except ValueError:
+        raise LabelError(f"grade {_shown(row.get('grade'))} is not good/close/wrong") from None
+    if verdict is None and grade is None:
+        raise LabelError("relevant (yes/no) or grade (good/close/wrong) is needed")
+    if grade is not None and verdict is not None and verdict != (grade == GOOD):
+        raise LabelError(f"grade {grade!r} disagrees with relevant {_shown(row.get('relevant'))}")
+    if grade is not None:
+        verdict = grade == GOOD
     try:
         rank = int(row.get("rank") or 1)
     except ValueError:
@@ -295,6 +335,7 @@ def _label_row(db: Catalog, row: dict[str, str], now: datetime) -> tuple:
         int(verdict),
         labeler,
         (row.get("note") or None),
+        grade,
         parse_time(created, now) if created else None,
     )
 

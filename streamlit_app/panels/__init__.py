@@ -1,1 +1,2 @@
-"""The Methods page's panels, one feature each: the method table, embed + index, the autoencoder, tuning."""
+"""Page panels, one feature each: the Methods page's (method table, embed + index, the autoencoder, tuning), the Label
+page's verdict buttons and pair queues (verdicts.py) and the Precision page's workbench (evaluation.py)."""

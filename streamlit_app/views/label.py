@@ -1,6 +1,8 @@
-"""Label: judge each of a query's top-k results relevant or not, one click each, saved at once.
+"""Label: judge each of a query's top-k results good, close or wrong, one click each, saved at once.
 
-The query is a catalog item or an uploaded photo (its labels are keyed by the photo's sha256).
+The query is a catalog item or an uploaded photo (its labels are keyed by the photo's sha256); or
+pairs from a queue (a second opinion, disagreements, the gap between compared methods, a snapshot's
+new results: panels/verdicts.py).
 """
 
 from datetime import datetime
@@ -10,11 +12,12 @@ import streamlit as st
 from core.catalog.images import sha256_bytes
 from core.catalog.items import item_detail
 from core.catalog.vectors import methods_with_vectors
-from core.curation.labels import LabelError, Query, add_label, current_labels, label_counts, next_query
+from core.curation.labels import Query, current_grades, current_labels, label_counts, next_query
 from core.curation.suggest import SuggestError, suggest_queries
 from core.search.queries import SearchError, search
 
 import ui
+from panels import verdicts
 
 database = ui.db()
 st.title("Label matches")
@@ -30,14 +33,13 @@ if not embedded:
     st.info("Embed the catalog with an image method on the **Methods** page first.")
     st.stop()
 
-MODES = ["Catalog item", "Uploaded photo"]
+MODES = ["Catalog item", "Uploaded photo", verdicts.PAIRS_MODE]
 ORDERS = {
     "suggested: teaches most": "suggested",
     "unlabelled first": "unlabelled",
     "random": "random",
     "by category": "category",
 }
-VERDICTS = (("✓ Yes", "yes", True), ("✗ No", "no", False))  # button text, key prefix, relevant
 mode = st.radio("Query", MODES, horizontal=True, **ui.remembered(ui.Keys.LABEL_MODE, MODES))
 c = st.columns([2, 2, 2, 1])
 labeler = c[0].text_input(
@@ -75,7 +77,15 @@ def pick_next() -> None:
     st.session_state[ui.Keys.LABEL_QUERY] = chosen or next_query(database, order, category)
 
 
-if mode == "Catalog item":
+if mode == verdicts.PAIRS_MODE:
+    if not (labeler or "").strip():
+        st.warning("Type your name above: every label records who made it.")
+    if error := st.session_state.pop("label_error", None):
+        st.error(error)
+    verdicts.queue(database, labeler, k)
+    verdicts.verdict_rule(database)
+    st.stop()
+elif mode == "Catalog item":
     order = c[2].selectbox(
         "Next query",
         list(ORDERS),
@@ -96,7 +106,7 @@ if mode == "Catalog item":
         "Next query ▶",
         on_click=pick_next,
         shortcut="Right",
-        help="Keyboard: → next query; Y / N judge the first result not judged yet",
+        help=f"Keyboard: → next query; {verdicts.KEYS_HELP}",
     )
     query_id = st.session_state[ui.Keys.LABEL_QUERY]
     if query_id is None:
@@ -112,7 +122,7 @@ else:
     if photo is None:
         st.caption(
             "Its results are labelled against the photo's content: the same photo uploaded again "
-            "shows its labels. Keyboard: Y / N judge the first result not judged yet."
+            f"shows its labels. {verdicts.KEYS_HELP}."
         )
         st.stop()
     shown, data = photo
@@ -126,20 +136,13 @@ try:
 except SearchError as exc:
     right.error(str(exc))
     st.stop()
-judged = current_labels(database, query)
+judged = current_grades(database, query)
 done = sum(1 for h in hits if h["item_id"] in judged)
 right.progress(
     done / max(1, len(hits)),
     text=f"{done} of {len(hits)} judged for this query · {ui.plural(label_counts(database)['labels'], 'label')} "
     "in the catalog",
 )
-
-
-def judge(about: Query, hit: dict, relevant: bool) -> None:
-    try:
-        add_label(database, about, hit["item_id"], method, hit["rank"], relevant, labeler)
-    except LabelError as exc:
-        st.session_state["label_error"] = str(exc)
 
 
 error = st.session_state.pop("label_error", None)
@@ -149,32 +152,24 @@ elif not (labeler or "").strip():
     right.warning("Type your name above: every label records who made it.")
 
 
-def actions(hit: dict, key: str) -> None:
-    verdict = judged.get(hit["item_id"])
-    columns = st.columns(2)  # one click each: relevant / not relevant
-    for column, (text, name, relevant) in zip(columns, VERDICTS):
-        column.button(
-            text,
-            key=f"{name}_{key}",
-            on_click=judge,
-            args=(query, hit, relevant),
-            disabled=not labeler,
-            type="primary" if verdict is relevant else "secondary",
-            width="stretch",
-        )
+def actions(hit: dict, key: str) -> None:  # one click each: good / close / wrong
+    verdicts.buttons(
+        database, query, hit["item_id"], method, hit["rank"], labeler, judged.get(hit["item_id"]), key, compact=True
+    )
 
 
 pending = [h for h in hits if h["item_id"] not in judged]
-if pending:  # keyboard: Y / N judge the first result not judged yet
-    columns = right.columns([1, 1, 3])
-    for column, (text, name, relevant) in zip(columns, VERDICTS):
+if pending:  # keyboard: Y / M / N judge the first result not judged yet
+    columns = right.columns([1, 1, 1, 2])
+    for column, (text, name, grade, shortcut) in zip(columns, verdicts.VERDICTS):
         column.button(
             f"{text} to #{pending[0]['rank']}",
-            shortcut=name[0].upper(),
-            on_click=judge,
-            args=(query, pending[0], relevant),
+            shortcut=shortcut,
+            on_click=verdicts.judge,
+            args=(database, query, pending[0]["item_id"], method, pending[0]["rank"], grade, labeler),
             disabled=not labeler,
             key=f"{name}_next",
         )
 with right:
     ui.grid(hits, columns=5, caption=ui.caption_with_score, key_prefix="label", actions=actions)
+    verdicts.verdict_rule(database)

@@ -1,4 +1,5 @@
-"""Precision: which method finds what your team calls relevant, from the labels, with intervals."""
+"""Precision: which method finds what your team calls relevant, from the verdicts: P@k, nDCG@k and MRR
+with intervals, ranked only where the methods were judged enough to compare (panels/evaluation.py)."""
 
 from pathlib import Path
 
@@ -7,27 +8,37 @@ import pandas as pd
 import streamlit as st
 
 from core.catalog.vectors import methods_with_vectors
-from core.curation.metrics import precision_from_labels
+from core.curation.metrics import evaluate_labels
 from core.methods.heads import current_head, tuned_names
 
 import ui
+from panels import evaluation
 
 database = ui.db()
 st.title("Precision by method")
 k = int(st.columns([1, 4])[0].number_input("k: results per query", 1, 50, 10))
 
-figures = precision_from_labels(database, k=k)
+found = evaluate_labels(database, k=k)
+figures = [
+    m.as_dict() for m in sorted(found.methods, key=lambda m: (m.rank is None, m.rank or 0, not m.comparable, m.method))
+]
 if not figures:
     st.info("No labels yet: judge some matches on the **Label** page.")
     st.stop()
 
 heads = {name: current_head(database, name) for name in tuned_names(database)}
+
+
 table = pd.DataFrame(
     [
         {
+            "rank": str(f["rank"]) if f["rank"] else "–",  # not comparable, or no common ground
             "method": f["method"],
             f"P@{k}": f["precision_at_k"],
             "95% interval": f"{f['ci_low']:.3f}–{f['ci_high']:.3f}",
+            f"nDCG@{k}": f["ndcg_at_k"]["value"],
+            "MRR": f["mrr"]["value"],
+            "judged": f["judged_share"],
             "queries": f["queries"],
             "labels": f["labels"],
             "unknown": f["unknown"],
@@ -44,11 +55,16 @@ st.dataframe(
     width="stretch",
     height="content",
     column_config={
-        c: st.column_config.NumberColumn(format=ui.PRECISION_FORMAT) for c in (f"P@{k}", "same category", "same colour")
+        "judged": st.column_config.NumberColumn(format="percent"),
+        **{
+            c: st.column_config.NumberColumn(format=ui.PRECISION_FORMAT)
+            for c in (f"P@{k}", f"nDCG@{k}", "MRR", "same category", "same colour")
+        },
     },
 )
+evaluation.fairness(found)
 st.caption(
-    f"P@{k}: the share of judged results in the top {k} that your team marked relevant; unjudged ones are "
+    f"P@{k}: the share of judged results in the top {k} that your team judged good; unjudged ones are "
     "'unknown', not wrong. Two methods differ clearly when their 95% intervals do not overlap. *same "
     "category* / *same colour*: the research's automatic figure over the same queries, the share of results "
     "with the query's category or colour (none for uploaded photos)."
@@ -66,10 +82,16 @@ if unjudged:
         "**Label** page to see them here."
     )
 
+
+def shown_as(f: dict) -> str:
+    """A method's name on the chart: ranked ones in their order, then the ones not comparable, said so."""
+    return f["method"] if f["comparable"] else f"{f['method']} (not comparable)"
+
+
 bars = pd.DataFrame(
     [
         {
-            "method": f["method"],
+            "method": shown_as(f),
             "figure": f"P@{k} from labels",
             "precision": f["precision_at_k"],
             "low": f["ci_low"],
@@ -79,7 +101,7 @@ bars = pd.DataFrame(
     ]
     + [
         {
-            "method": f["method"],
+            "method": shown_as(f),
             "figure": "same category (metadata)",
             "precision": f["metadata_precision"]["category"],
             "low": None,
@@ -88,7 +110,10 @@ bars = pd.DataFrame(
         for f in figures
     ]
 )
-base = alt.Chart(bars).encode(x=alt.X("method:N", title=None, axis=alt.Axis(labelAngle=0)), xOffset="figure:N")
+order = [shown_as(f) for f in figures]  # the table's order: by rank, the ones not comparable last
+base = alt.Chart(bars).encode(
+    x=alt.X("method:N", title=None, sort=order, axis=alt.Axis(labelAngle=0)), xOffset="figure:N"
+)
 chart = base.mark_bar().encode(
     y=alt.Y("precision:Q", scale=alt.Scale(domain=[0, 1]), title=f"precision@{k}"),
     color=alt.Color("figure:N", title=None, legend=alt.Legend(orient="bottom")),
@@ -110,6 +135,8 @@ st.dataframe(
                 "queries": v["queries"],
                 "labels": v["labels"],
                 f"P@{k}": v["precision_at_k"],
+                f"nDCG@{k}": v["ndcg_at_k"]["value"],
+                "MRR": v["mrr"]["value"],
             }
             for f in figures
             for c, v in f["by_category"].items()
@@ -117,8 +144,12 @@ st.dataframe(
     ),
     hide_index=True,
     width="stretch",
-    column_config={f"P@{k}": st.column_config.NumberColumn(format=ui.PRECISION_FORMAT)},
+    column_config={
+        c: st.column_config.NumberColumn(format=ui.PRECISION_FORMAT) for c in (f"P@{k}", f"nDCG@{k}", "MRR")
+    },
 )
+evaluation.raters(found)
+evaluation.snapshots(database)
 
 CURVE = Path(__file__).resolve().parents[2] / "docs" / "label_curve.png"
 if CURVE.exists():

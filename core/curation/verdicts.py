@@ -1,0 +1,63 @@
+"""Which verdict counts for a pair: everyone's latest, or a curator's, or one rater's own.
+
+A pair is (query kind, query key, candidate). Each labeller's latest verdict on a pair is their
+verdict; the pair's counting verdict is the latest of anyone's, unless the curator
+(`LOOKALIKE_CURATOR`) judged it: then the curator's latest counts.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from core.catalog.db import Catalog
+from core.curation.grades import grade_of
+from core.settings import settings
+
+Pair = tuple[str, str, str]  # query_kind, query_key, candidate_id
+
+
+@dataclass
+class Verdicts:
+    """Every labeller's latest grade per pair, and the grade that counts per pair."""
+
+    counting: dict[Pair, str] = field(default_factory=dict)
+    by_rater: dict[str, dict[Pair, str]] = field(default_factory=dict)
+    curator: str | None = None
+    counted_from: dict[Pair, str] = field(default_factory=dict)  # whose verdict counts, per pair
+
+    def rule(self) -> str:
+        """The rule in words, as the pages and commands state it."""
+        if self.curator:
+            return f"the curator {self.curator}'s latest verdict where they judged the pair, else the latest verdict"
+        return "the latest verdict on each pair, whoever gave it"
+
+    def per_query(self, pairs: dict[Pair, str] | None = None) -> dict[tuple[str, str], dict[str, str]]:
+        """(query kind, key) -> {candidate: grade}, from `pairs` (the counting verdicts by default)."""
+        found: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+        for (kind, key, candidate), grade in (self.counting if pairs is None else pairs).items():
+            found[(kind, key)][candidate] = grade
+        return dict(found)
+
+    def raters(self) -> list[str]:
+        return sorted(self.by_rater)
+
+
+def read_verdicts(db: Catalog, curator: str | None = None) -> Verdicts:
+    """Read the label history once (oldest first) into latest verdicts per labeller and per pair."""
+    curator = curator if curator is not None else settings().curator
+    verdicts = Verdicts(curator=curator)
+    curated: dict[Pair, str] = {}
+    for kind, key, candidate, relevant, grade, labeler in db.execute(
+        "SELECT query_kind, query_key, candidate_id, relevant, grade, labeler FROM labels ORDER BY created_at, id"
+    ):
+        pair, graded = (kind, key, candidate), grade_of(relevant, grade)
+        verdicts.by_rater.setdefault(labeler, {})[pair] = graded
+        verdicts.counting.pop(pair, None)  # re-inserted last: the dict keeps the order of latest verdicts
+        verdicts.counting[pair] = graded
+        verdicts.counted_from[pair] = labeler
+        if curator and labeler == curator:
+            curated[pair] = graded
+    verdicts.counting.update(curated)
+    verdicts.counted_from.update(dict.fromkeys(curated, curator))
+    return verdicts
