@@ -12,6 +12,7 @@ from core.catalog.db import CatalogError, open_catalog
 from core.catalog.images import ImageError, load_upload
 from core.catalog.thumbnails import catalog_thumbnail
 from core.curation.preferences import load_preferences, remember
+from core.files import hidden_paths
 from core.jobs import JobRunner
 from core.search.space import MethodSpace, open_space
 from core.settings import DEFAULT_METHOD, settings
@@ -222,9 +223,7 @@ def caption_with_score(hit: dict) -> str:
 def without_paths(text: str, *paths: Path) -> str:
     """A message fit for the browser: the server's folders cut from `paths` and from the catalog's
     own path (each file named by its name only)."""
-    for path in (*paths, db_path()):
-        text = text.replace(str(Path(path).resolve()), Path(path).name).replace(str(path), Path(path).name)
-    return text
+    return hidden_paths.without_paths(text, *paths, db_path())
 
 
 def plural(count: int, word: str) -> str:
