@@ -200,16 +200,18 @@ def filter_widgets(database, key: str) -> dict:
     from core.catalog.items import price_range
 
     filters: dict = {}
-    cols = st.columns(5)
-    for col, column in zip(cols, ("category", "brand", "gender", "colour")):
-        values = distinct_values(database, column)
-        if values:
-            chosen = col.multiselect(column.capitalize(), values, key=f"{key}_{column}")
-            if chosen:
-                filters[column] = chosen
+    offered = {c: values for c in ("category", "brand", "gender", "colour") if (values := distinct_values(database, c))}
     prices = price_range(database)
-    if prices and prices[1] > prices[0]:
-        low, high = cols[4].slider("Price", prices[0], prices[1], prices, key=f"{key}_price")
+    priced = bool(prices and prices[1] > prices[0])
+    if not offered and not priced:
+        return filters
+    cols = iter(st.columns(len(offered) + priced))  # one slot per filter the catalog has values for
+    for column, values in offered.items():
+        chosen = next(cols).multiselect(column.capitalize(), values, key=f"{key}_{column}")
+        if chosen:
+            filters[column] = chosen
+    if priced:
+        low, high = next(cols).slider("Price", prices[0], prices[1], prices, key=f"{key}_price")
         if (low, high) != prices:
             filters["price_min"], filters["price_max"] = low, high
     return filters

@@ -42,7 +42,7 @@ else:
 if not names:
     st.warning("No embedded method can take this kind of query yet.")
     st.stop()
-c = st.columns([2, 2, 1])
+c = st.columns([3, 3, 1, 1])  # the query's photo in the last slot: the results start within the first screen
 method = c[0].selectbox("Method", names)
 compare = c[1].selectbox("Compare with", ["(none)"] + [n for n in names if n != method])
 k = c[2].number_input("Results", 1, 50, 10, help="How many look-alikes to show.")
@@ -57,9 +57,9 @@ if others:
     )
 
 if mode == "Catalog item" and query.get("item_id"):
-    ui.photo(item_cards(database, [query["item_id"]]).get(query["item_id"], {}).get("image_path"), "Query", 180)
+    ui.photo(item_cards(database, [query["item_id"]]).get(query["item_id"], {}).get("image_path"), "Query", 90, c[3])
 elif mode == "Photo" and "image" in query:
-    st.image(shown, caption="Query", width=180)
+    c[3].image(shown, caption="Query", width=90)
 
 if not any(v is not None for v in query.values()):
     st.stop()
@@ -78,5 +78,5 @@ for pane, name in zip(panes, columns):
         hits = [h.as_dict() for h in result.results]
         st.session_state[ui.Keys.SEARCH_RESULTS] = {"method": name, "query": query.get("item_id"), "hits": hits}
         for note in result.notes:  # stale vectors, or filters that leave (almost) nothing
-            st.info(note[0].upper() + note[1:])
+            st.info(note)  # as written: a method's name keeps its spelling
         ui.grid(hits, columns=5 if len(columns) == 1 else 3, caption=ui.caption_with_score, key_prefix=name)
