@@ -347,7 +347,9 @@ def test_methods_page_tunes_in_background_and_shows_base_against_tuned(app_db):
     }
     for signal in learnt:
         if signal.startswith("votes_"):
-            named[signal] = f"what similar labelled items are, by the look of {signal.removeprefix('votes_')}"
+            named[signal] = (
+                f"what similar labelled items are, by the look of the photo ({signal.removeprefix('votes_')})"
+            )
     assert dict(zip(weights["signal"], weights["weight (item queries)"])) == pytest.approx(
         {named[s]: w for s, w in learnt.items()}
     )

@@ -129,7 +129,7 @@ def signal_name(signal: str, families: dict[str, str]) -> str:
     if signal in NAMES:
         return NAMES[signal]
     if signal.startswith("votes_"):
-        return f"what similar labelled items are, by the look of {signal.removeprefix('votes_')}"
+        return f"what similar labelled items are, by the look of the photo ({signal.removeprefix('votes_')})"
     return f"{READS.get(families.get(signal, ''), 'look of the photo')} ({signal})"
 
 
