@@ -116,6 +116,8 @@ def browser(tmp_path_factory):
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    driver.set_window_size(2 * WIDTH - inner[0], 2 * HEIGHT - inner[1])  # the page itself gets 1440 x 900
     driver.set_page_load_timeout(60)
     yield driver
     driver.quit()
@@ -202,7 +204,8 @@ def test_search_label_precision_export_in_chromium(server, browser, tmp_path):
     wait_for(browser, "(//*[contains(text(), 'score ')])[10]")  # all ten results, each with its score
     settle(browser)
     first = wait_for(browser, "(//*[contains(text(), 'score ')])[1]")
-    assert in_view(browser, first)["bottom"] <= HEIGHT  # the first results on the first screen, unscrolled
+    box = in_view(browser, first)
+    assert (box["width"], box["height"]) == (WIDTH, HEIGHT) and box["bottom"] <= HEIGHT  # on the first screen
     assert "Efficientnet_lite0" not in browser.page_source  # method names as they are spelt
     shot(browser, "2_search")
 
