@@ -84,6 +84,10 @@ def embed_catalog(
     if not todo:  # nothing to do: no model is loaded, no progress bar drawn
         return report
     extractor = extractor or create_extractor(method, db)
+    if extractor.spec.version != version:  # a method fitted on first use (words) has its version once fitted
+        version = extractor.spec.version
+        todo = pending(db, method, version, spec.kind, limit, retry_failed)
+        report = EmbedReport(method, version, pending=len(todo))
     report.backend = getattr(extractor, "backend", None)
     report.precision = getattr(extractor, "precision", None)
     start = time.perf_counter()
