@@ -50,7 +50,8 @@ def run(db, ids, base, train, queries, classes, validation, name: str) -> tuple[
 
 
 def plot(curves: dict[str, list[tuple[int, float]]], start: float) -> None:
-    """A small line chart (PIL): judged pairs -> held-out type+colour P@10, one line per way of choosing."""
+    """A small line chart (PIL): judged pairs -> held-out type+colour P@10, one line per way of choosing,
+    named in a legend in the empty top-left corner (a label at a line's end is crossed by the other line)."""
     width, height, pad = 640, 400, 60
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
@@ -64,15 +65,18 @@ def plot(curves: dict[str, list[tuple[int, float]]], start: float) -> None:
     draw.line([at(0, low), at(max(xs), low)], fill="black")
     draw.line([at(0, low), at(0, high)], fill="black")
     for tick in np.linspace(low, high, 5):
-        draw.text((5, at(0, tick)[1] - 6), f"{tick:.3f}", fill="black")
+        draw.text((5, at(0, tick)[1] - 6), f"{tick:.2f}", fill="black")
     for tick in sorted({x for x in xs}):
         draw.text((at(tick, low)[0] - 10, height - pad + 8), str(tick), fill="black")
-    draw.text((width / 2 - 60, height - 25), "judged pairs (queries x 10)", fill="black")
-    draw.text((pad, 10), "held-out type+colour P@10 of the method learnt from the labels", fill="black")
-    for (label, points), colour in zip(curves.items(), ("#d62728", "#1f77b4")):
-        line = [at(0, start)] + [at(x, y) for x, y in points]
-        draw.line(line, fill=colour, width=3)
-        draw.text((line[-1][0] - 80, line[-1][1] - 18), label, fill=colour)
+    draw.text((width / 2 - 90, height - 25), "pairs judged (10 per query)", fill="black")
+    draw.text((pad, 10), "of the 10 nearest, the share with the same type and colour", fill="black")
+    draw.text((pad, 24), "(items the method did not learn from)", fill="black")
+    names = {"suggested": "queries the Label page proposes", "random": "queries picked at random"}
+    for n, ((label, points), colour) in enumerate(zip(curves.items(), ("#d62728", "#1f77b4"))):
+        draw.line([at(0, start)] + [at(x, y) for x, y in points], fill=colour, width=3)
+        key_y = pad + 4 + 18 * n
+        draw.line([(pad + 12, key_y + 6), (pad + 36, key_y + 6)], fill=colour, width=3)
+        draw.text((pad + 42, key_y), names.get(label, label), fill=colour)
     image.save(PLOT)
 
 

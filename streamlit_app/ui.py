@@ -12,6 +12,7 @@ from core.catalog.db import CatalogError, open_catalog
 from core.catalog.images import ImageError, load_upload
 from core.catalog.thumbnails import catalog_thumbnail
 from core.curation.preferences import load_preferences, remember
+from core.files import hidden_paths
 from core.jobs import JobRunner
 from core.search.space import MethodSpace, open_space
 from core.settings import DEFAULT_METHOD, settings
@@ -206,16 +207,18 @@ def filter_widgets(database, key: str) -> dict:
     from core.catalog.items import price_range
 
     filters: dict = {}
-    cols = st.columns(5)
-    for col, column in zip(cols, ("category", "brand", "gender", "colour")):
-        values = distinct_values(database, column)
-        if values:
-            chosen = col.multiselect(column.capitalize(), values, key=f"{key}_{column}")
-            if chosen:
-                filters[column] = chosen
+    offered = {c: values for c in ("category", "brand", "gender", "colour") if (values := distinct_values(database, c))}
     prices = price_range(database)
-    if prices and prices[1] > prices[0]:
-        low, high = cols[4].slider("Price", prices[0], prices[1], prices, key=f"{key}_price")
+    priced = bool(prices and prices[1] > prices[0])
+    if not offered and not priced:
+        return filters
+    cols = iter(st.columns(len(offered) + priced))  # one slot per filter the catalog has values for
+    for column, values in offered.items():
+        chosen = next(cols).multiselect(column.capitalize(), values, key=f"{key}_{column}")
+        if chosen:
+            filters[column] = chosen
+    if priced:
+        low, high = next(cols).slider("Price", prices[0], prices[1], prices, key=f"{key}_price")
         if (low, high) != prices:
             filters["price_min"], filters["price_max"] = low, high
     return filters
@@ -229,9 +232,7 @@ def caption_with_score(hit: dict) -> str:
 def without_paths(text: str, *paths: Path) -> str:
     """A message fit for the browser: the server's folders cut from `paths` and from the catalog's
     own path (each file named by its name only)."""
-    for path in (*paths, db_path()):
-        text = text.replace(str(Path(path).resolve()), Path(path).name).replace(str(path), Path(path).name)
-    return text
+    return hidden_paths.without_paths(text, *paths, db_path())
 
 
 def plural(count: int, word: str) -> str:

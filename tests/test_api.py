@@ -4,6 +4,7 @@ demo catalog, results equal to `search`, keys, uploads, a catalog changed while 
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import subprocess
@@ -199,7 +200,91 @@ def test_text_search_and_methods(embedded_demo, client):
     assert "cannot read text" in error_of(client.get("/search/text?q=bag&method=color_hist"), 422)
     assert error_of(client.get("/search/text?q="), 422)
     assert error_of(client.get("/search/text"), 422)
-    assert client.get("/methods").json() == method_states(embedded_demo)
+    assert {r["name"]: r["state"] for r in client.get("/methods").json()} == {
+        r["name"]: r["state"] for r in method_states(embedded_demo)
+    }
+
+
+def test_a_filter_that_leaves_too_few_says_which_in_a_note_as_the_cli_does(embedded_demo, client):
+    query = first_items(embedded_demo, 1)[0]
+    emptied = client.get(f"/items/{query}/similar", params={"filter": "price_max=500", "k": 5})
+    assert emptied.status_code == 200, emptied.text
+    cli = search(open_space(embedded_demo, METHOD), item_id=query, k=5, filters={"price_max": 500.0})
+    assert emptied.json()["results"] == [] and cli.results == []
+    assert emptied.json()["note"] == "; ".join(cli.notes)
+    assert "price_max=500 leaves 0 (no item has a price)" in emptied.json()["note"]
+    assert client.get(f"/items/{query}/similar", params={"k": 5}).json()["note"] is None
+
+
+def test_fused_methods_answer_as_the_cli_fuses_them(embedded_demo, client, capsys):
+    from core.cli import main
+
+    query = first_items(embedded_demo, 1)[0]
+    fused = "efficientnet_lite0=0.7,color_hist=0.3"
+    reply = client.get(f"/items/{query}/similar", params={"k": 6, "method": fused})
+    assert reply.status_code == 200, reply.text
+    assert (
+        main(["search", "--item", query, "--method", fused, "-k", "6", "--json", "--db", str(embedded_demo.path)]) == 0
+    )
+    cli = json.loads(capsys.readouterr().out)["results"]
+    assert [(r["item_id"], r["score"]) for r in reply.json()["results"]] == [(h["item_id"], h["score"]) for h in cli]
+    assert reply.json()["method"] == fused and reply.json()["version"].startswith("efficientnet_lite0=")
+    photo = client.post(
+        "/search/image", params={"k": 3, "method": fused}, files={"file": photo_of(embedded_demo, query)}
+    )
+    assert photo.status_code == 200 and photo.json()["results"][0]["item_id"] == query
+    for bad in ("efficientnet_lite0=x", "efficientnet_lite0=0,color_hist=0"):
+        assert main(["search", "--item", query, "--method", bad, "--db", str(embedded_demo.path)]) == 2
+        said = error_of(client.get(f"/items/{query}/similar", params={"method": bad}), 422)
+        assert said.removeprefix("method: ") in capsys.readouterr().err
+    assert "GET /methods" in error_of(
+        client.get(f"/items/{query}/similar", params={"method": "typo=1,color_hist=1"}), 404
+    )
+
+
+def test_no_answer_names_a_server_folder(embedded_demo, tmp_path, monkeypatch):
+    """Every route, answering or refusing, and /methods with its missing methods' remedies: neither the
+    catalog's folder nor the models folder appears; a missing method's reason is not repeated as todo."""
+    folders = [str(embedded_demo.data_dir), str(embedded_demo.models_dir)]
+    query = first_items(embedded_demo, 1)[0]
+    with TestClient(create_app(embedded_demo.path, keys=())) as client:
+        rows = client.get("/methods").json()
+        missing = [r for r in rows if r["state"] == "missing"]
+        assert missing and all(r["reason"] and r["todo"] is None for r in missing)
+        assert any(f"{embedded_demo.models_dir.name}/vgg16" in r["reason"] for r in missing)
+        assert all(r["todo"] is None or r["todo"] != r["reason"] for r in rows)
+        replies = [
+            client.get("/methods"),
+            client.get("/healthz"),
+            client.get(f"/items/{query}/similar?k=3"),
+            client.get(f"/items/{query}/similar?method=vgg16"),
+            client.get(f"/items/{query}/similar?method=autoencoder"),
+            client.get("/search/text?q=bag"),
+            client.post("/search/image?method=vgg16", files={"file": photo_of(embedded_demo, query)}),
+            client.get("/openapi.json"),
+        ]
+    called = {"/items/{item_id}/similar", "/search/text", "/search/image", "/methods", "/healthz"}
+    assert set(client.app.openapi()["paths"]) == called  # a new route joins this test
+    with TestClient(create_app(tmp_path / "none.db", keys=())) as broken:
+        replies += [broken.get("/healthz"), broken.get("/methods")]
+    for reply in replies:
+        assert not [f for f in folders if f in reply.text], (reply.request.url, reply.text[:300])
+
+
+def test_docs_load_offline_from_the_package(client):
+    """/docs and /redoc name only this server's own files, and each of them loads."""
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200 and "http://" not in html.text and "https://" not in html.text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+        assert len(assets) >= 2 and all(a.startswith("/") and not a.startswith("//") for a in assets), assets
+        for asset in assets:
+            loaded = client.get(asset)
+            assert loaded.status_code == 200 and len(loaded.content) > 1000, asset
+            if asset.endswith(".css"):
+                assert not re.search(r"url\(['\"]?(https?:)?//|@import", loaded.text)
 
 
 def test_a_half_done_re_embed_is_503_until_it_finishes(embedded_demo, client):
@@ -304,6 +389,11 @@ def test_a_real_server_answers_on_loopback_and_refuses_to_open_without_a_key(emb
         assert reply.status_code == 200 and len(reply.json()["results"]) == 3
         assert httpx.get(f"{base}/items/{query}/similar").status_code == 401
         assert httpx.get(f"{base}/docs").status_code == 200
+        said = [server.stdout.readline().decode() for _ in range(4)]
+        assert said[0].startswith(f"Lookalike API listening on {base}") and "Ctrl+C" in said[0]
+        assert said[1] == f"catalog: {embedded_demo.path}, 300 items\n"
+        assert said[2].startswith("API keys: required (1 key")
+        assert said[3] == f"docs: {base}/docs\n"
     finally:
         server.terminate()
         server.wait(timeout=30)

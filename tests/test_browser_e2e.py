@@ -1,9 +1,10 @@
 """End to end in a real browser: `streamlit run` on 127.0.0.1 driven by headless Debian Chromium.
 
 search -> label -> precision -> export -> methods, then tuning and labelling an uploaded photo, in a
-window 1440 px wide (a laptop screen), with a screenshot of every page in test-artifacts/ (the
-docs/screenshots/ are copies of these). The Methods feedback and the Precision and Methods tables
-must lie inside the window: nothing cut off on the right, nothing scrolling inside a table.
+window of 1440 x 900 px (a laptop screen), with a screenshot of every page in test-artifacts/ (the
+docs/screenshots/ are copies of these: `cp test-artifacts/*.png docs/screenshots/` after a run). A
+search's first results show on the first screen; the Methods feedback and the Precision and Methods
+tables lie inside the window: nothing cut off on the right, nothing scrolling inside a table.
 Skips when chromium or chromedriver is absent (`.ci/run` installs them).
 """
 
@@ -28,7 +29,7 @@ pytestmark = [
     pytest.mark.timeout(600),  # a real browser and server on a shared machine; about 2 minutes when quiet
 ]
 ARTIFACTS = ROOT / "test-artifacts"
-WIDTH, HEIGHT = 1440, 1000
+WIDTH, HEIGHT = 1440, 900
 
 
 def free_port() -> int:
@@ -115,6 +116,8 @@ def browser(tmp_path_factory):
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    driver.set_window_size(2 * WIDTH - inner[0], 2 * HEIGHT - inner[1])  # the page itself gets 1440 x 900
     driver.set_page_load_timeout(60)
     yield driver
     driver.quit()
@@ -200,13 +203,17 @@ def test_search_label_precision_export_in_chromium(server, browser, tmp_path):
     wait_for(browser, "//h3[contains(., 'efficientnet_lite0')]")
     wait_for(browser, "(//*[contains(text(), 'score ')])[10]")  # all ten results, each with its score
     settle(browser)
-    shot(browser, "2_search", top="//*[@data-testid='stPageLink']")
+    first = wait_for(browser, "(//*[contains(text(), 'score ')])[1]")
+    box = in_view(browser, first)
+    assert (box["width"], box["height"]) == (WIDTH, HEIGHT) and box["bottom"] <= HEIGHT  # on the first screen
+    assert "Efficientnet_lite0" not in browser.page_source  # method names as they are spelt
+    shot(browser, "2_search")
 
     wait_for(browser, "//label[contains(., 'Photo')]").click()  # upload through the browser
     wait_for(browser, "//input[@type='file']").send_keys(str(query_photo(tmp_path)))
     wait_for(browser, "(//*[contains(text(), 'score ')])[10]", timeout=180)  # once the photo is in
     settle(browser)
-    shot(browser, "2_search_photo", top="//*[@data-testid='stPageLink']")
+    shot(browser, "2_search_photo")
 
     browser.get(f"{url}/Catalog")
     wait_for(browser, "//*[contains(., '300 items')]")
@@ -254,6 +261,11 @@ def test_search_label_precision_export_in_chromium(server, browser, tmp_path):
     assert len(exports) == 1 and exports[0].read_text(encoding="utf-8-sig").count("\n") == 1 + 300 * 10
 
     browser.get(f"{url}/Methods")
+    wait_for(browser, "//*[@data-testid='stExpander']//summary[contains(., 'For your administrator')]")
+    settle(browser)
+    shot(browser, "6_methods")  # what a merchandiser does first; the administrator's part folded
+    assert not browser.find_element("xpath", "//*[@data-testid='stTable']").is_displayed()
+    wait_for(browser, "//*[@data-testid='stExpander']//summary[contains(., 'For your administrator')]").click()
     table = wait_for(browser, "//*[@data-testid='stTable']")
     settle(browser)
     assert_fits(browser, table, whole_height=False)  # all rows and columns on the page, none scrolled away
@@ -263,7 +275,7 @@ def test_search_label_precision_export_in_chromium(server, browser, tmp_path):
     done = wait_for(browser, "//*[@data-testid='stAlert'][contains(., 'embed hybrid: done')]", timeout=120)
     settle(browser)
     assert_fits(browser, done)  # the feedback shows where the button was clicked
-    shot(browser, "6_methods")
+    shot(browser, "6_methods_embedded")
 
     browser.get(url)
     wait_for(browser, "//h1[contains(., 'Lookalike')]")

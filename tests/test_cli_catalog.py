@@ -151,3 +151,34 @@ def test_help_names_the_program_the_way_it_was_started(monkeypatch, capsys):
     assert main(["--help"]) == 0
     assert capsys.readouterr().out.startswith("usage: lookalike ")
     assert run_cli("--help").stdout.startswith("usage: python -m core ")
+
+
+def test_every_command_and_option_explains_itself_with_its_default(capsys):
+    """`COMMAND --help` opens with a one-line description; every option has help, naming its default."""
+    import argparse
+
+    from core.cli import build_parser, main
+
+    commands = next(a for a in build_parser("lookalike")._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in commands.choices.items():
+        assert command.description and command.description.endswith("."), name
+        for option in command._actions:
+            if option.dest == "help":
+                continue
+            assert option.help, (name, option.dest)
+            if option.default not in (None, False, [], argparse.SUPPRESS):
+                assert "default" in option.help, (name, option.dest, option.help)
+    assert main(["serve", "--help"]) == 0
+    said = capsys.readouterr().out
+    assert "LOOKALIKE_API_KEY" in said and "default 8000" in said
+    assert main(["import-csv", "--help"]) == 0
+    assert "--title-col COLUMN" in capsys.readouterr().out.replace("\n", " ")
+
+
+def test_outside_the_virtualenv_one_line_says_to_activate_it():
+    """A Python without the project's packages (here: without site-packages) gets one line, no traceback."""
+    done = subprocess.run(
+        [sys.executable, "-S", "-m", "core", "stats"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "source .venv/bin/activate" in done.stderr and ".venv/bin/lookalike" in done.stderr

@@ -196,3 +196,21 @@ def test_start_up_is_timed_apart_from_the_rate(demo_catalog, monkeypatch):
     wall = time.perf_counter() - start
     assert report.startup >= 0.5 and 0 < report.seconds <= wall - report.startup
     assert report.as_dict()["startup"] == report.startup
+
+
+def test_nothing_to_do_loads_no_model_draws_no_bar_and_keeps_a_current_index(embedded_demo, capsys, monkeypatch):
+    """A second `make demo` (the demo set-up again) is quiet: no embed bar, no model, no index rebuilt."""
+    from core.demo import DEMO_METHODS, setup_demo
+    from core.search.index import read_manifest
+
+    setup_demo(embedded_demo, progress=False)  # the indices the fixture lacks
+    built = {m: read_manifest(embedded_demo, m).built_at for m in DEMO_METHODS}
+    capsys.readouterr()
+    loaded = []
+    real = create_extractor
+    monkeypatch.setattr("core.engines.embed.create_extractor", lambda name, db: loaded.append(name) or real(name, db))
+    setup_demo(embedded_demo, progress=True)
+    err = capsys.readouterr().err
+    assert "embed " not in err and "adding" not in err, err
+    assert loaded == ["hybrid"]  # a derived method's combiner, no model
+    assert {m: read_manifest(embedded_demo, m).built_at for m in DEMO_METHODS} == built

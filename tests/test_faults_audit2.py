@@ -291,7 +291,7 @@ def test_8_a_bad_hybrid_setting_is_one_line_naming_the_variable(embedded_demo, v
     listed = run_cli("methods", "--db", db, env=env)
     assert listed.returncode == 0 and "LOOKALIKE_HYBRID" in listed.stdout and reason in listed.stdout
     found = run_cli("search", "--item", "10129", "--method", "color_hist", "-k", "3", "--db", db, env=env)
-    assert found.returncode == 0 and len(found.stdout.splitlines()) == 3, found.stderr
+    assert found.returncode == 0 and len(found.stdout.splitlines()) == 1 + 3, found.stderr  # the header, 3 rows
     stored = "SELECT item_id, version, vector FROM embeddings WHERE method = 'hybrid' ORDER BY item_id"
     before = embedded_demo.execute(stored).fetchall()
     assert before, "the demo fixture embeds hybrid: a bad setting must leave those vectors as they are"
@@ -463,7 +463,7 @@ def test_19_a_fifo_or_device_as_csv_is_one_line_and_never_hangs(demo_catalog, tm
     fifo = tmp_path / "labels.csv"
     os.mkfifo(fifo)
     done = run_cli("labels", "import", str(fifo), "--db", str(demo_catalog.path))
-    assert done.returncode == 1 and "not a regular file" in done.stderr, done.stderr
+    assert done.returncode == 2 and "not a regular file" in done.stderr, done.stderr  # nothing usable: one line
     done = run_cli("import-csv", "/dev/urandom", "--db", str(tmp_path / "c.db"))
     assert done.returncode == 1 and "not a regular file" in done.stderr and "not found" not in done.stderr
 

@@ -23,6 +23,8 @@ from core.curation.labels import (
     next_query,
 )
 
+from helpers import run_here
+
 
 def ids(db, n: int) -> list[str]:
     return [r[0] for r in db.execute("SELECT id FROM items ORDER BY id LIMIT ?", (n,))]
@@ -94,6 +96,13 @@ def test_csv_round_trip_merges_idempotently_and_reports_bad_rows(demo_catalog, t
     assert [p.where for p in report.problems] == ["row 5", "row 6", "row 7"]
     assert "ghost" in report.problems[0].reason and "yes/no" in report.problems[1].reason
     assert history(demo_catalog, Query.item(q), a)[0]["note"] == 'said "yes", twice'
+    with open(out, "w", newline="", encoding="utf-8") as handle:  # a file with no usable row at all
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows[3:5])
+    done = run_here("labels", "import", str(out), "--db", str(demo_catalog.path))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and not done.stdout, done
+    assert done.stderr.startswith("error: no label imported from labels.csv: row 2:") and "(and 1 more)" in done.stderr
 
 
 def test_next_query_prefers_unlabelled_and_honours_category(demo_catalog):

@@ -85,8 +85,8 @@ def test_every_readme_example_runs_on_the_demo_catalog(embedded_demo_path, tmp_p
     assert "300 items imported from 300 rows: 0 new, 0 updated, 300 unchanged" in output("python -m core import-csv")
     ready = {line.split()[0] for line in output("python -m core methods").splitlines() if " ready " in line}
     assert {"efficientnet_lite0", "color_hist", "hybrid", "minilm"} <= ready  # searchable now, as `make app` leaves it
-    heels = output("python -m core search --item 10129 --filter").splitlines()
-    assert len(heels) == 10 and all(" Heels " in hit for hit in heels)
+    header, *heels = output("python -m core search --item 10129 --filter").splitlines()
+    assert "category" in header and len(heels) == 10 and all(" Heels " in hit for hit in heels)
     exports = sorted(p.name for p in (tmp_path / "data" / "demo" / "exports").iterdir())
     assert [name.split("_2")[0] for name in exports] == ["labels", "similar_efficientnet_lite0_top10"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "demo"]  # nothing written beside the commands

@@ -340,3 +340,7 @@ def test_cli_index_and_search_json(embedded_demo, tmp_path):
     code, out = run_cli("search", "--db", db, "--image", str(photo), "--json", "-k", "1")
     assert code == 0 and json.loads(out)["results"][0]["item_id"] == photo.stem
     assert run_cli("search", "--db", db, "--item", q, "--filter", "size=M")[0] == 2
+    code, out = run_cli("search", "--db", db, "--item", q, "-k", "3")
+    header, *rows = out.splitlines()
+    assert code == 0 and header.split() == ["#", "score", "item", "category", "title"] and len(rows) == 3
+    assert rows[0].split()[0] == "1"

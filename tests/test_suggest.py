@@ -59,5 +59,9 @@ def test_labels_suggest_on_the_demo_slice(embedded_demo_path, tmp_path):
     known = {i for (i,) in catalog.execute("SELECT id FROM items")}
     assert len(found) == 4 and {s["item_id"] for s in found} <= known
     assert all(-1 <= s["agreement"] <= 1 for s in found)
+    titles = dict(catalog.execute("SELECT id, title FROM items"))
+    assert all(s["title"] == titles[s["item_id"]] for s in found)
     text = run_cli("labels", "suggest", "-n", "2", "--db", str(db))
     assert text.returncode == 0 and found[0]["item_id"] in text.stdout
+    first = next(line for line in text.stdout.splitlines() if line.startswith(found[0]["item_id"]))
+    assert first.endswith(titles[found[0]["item_id"]])  # the title beside each id

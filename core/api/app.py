@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -20,24 +20,27 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from core.api import uploads
 from core.api.keys import key_matches, load_keys
-from core.catalog.db import Catalog, CatalogError, open_catalog
+from core.catalog.db import Catalog, CatalogError, files_dir, open_catalog
 from core.catalog.filters import parse_filters
 from core.catalog.images import sha256_bytes
 from core.catalog.items import catalog_id
 from core.catalog.vectors import missing_vectors
 from core.curation.labels import Query as LabelQuery
 from core.curation.labels import current_labels
+from core.files.hidden_paths import without_paths
 from core.files.urls import strip_credentials
 from core.methods import UnknownMethod, WeightsMissing, get_spec
 from core.methods.registry import method_states
+from core.search.fusion import parse_methods
 from core.search.index import IndexUnavailable
-from core.search.queries import SearchError, search
+from core.search.queries import SearchError, SearchResult, Spaces, search
 from core.search.space import MethodSpace
 from core.settings import DEFAULT_METHOD, settings
 
@@ -66,8 +69,26 @@ class Result(BaseModel):
 
 class Results(BaseModel):
     method: str
-    version: str
+    version: str  # a fusion's: "a=1,b=2", each method's vector version
     results: list[Result]
+    note: str | None = None  # why there are fewer than k results (which filter removed them), stale vectors
+
+
+class MethodRow(BaseModel):
+    """A method as `methods --json` lists it, without the server's folders."""
+
+    name: str
+    kind: str
+    available: bool
+    reason: str | None  # why it cannot run here, with the remedy
+    state: str  # ready, changed, not embedded, missing
+    vectors: int
+    todo: str | None  # the next step, when `reason` does not already say it
+    device: str | None
+    backend: str | None
+    precision: str | None
+    bases: list[str] | None = None
+    training: dict | None = None
 
 
 class Error(BaseModel):
@@ -75,6 +96,9 @@ class Error(BaseModel):
 
 
 Count = Annotated[int, Query(ge=1, le=MAX_K, description="how many results")]
+Method = Annotated[
+    str, Query(description="a method, or several fused with weights: efficientnet_lite0=0.7,color_hist=0.3")
+]
 Filters = Annotated[
     list[str],
     Query(alias="filter", description="KEY=VALUE (category, gender, brand, colour, price_max, ...), repeatable"),
@@ -94,6 +118,11 @@ class Reader:
         if db is None:
             db = self._local.db = open_catalog(self.path, read_only=True)
         return db
+
+    def server_paths(self) -> tuple[Path, ...]:
+        """The server's folders that no answer names: the catalog, its files, its folder, the models folder."""
+        path = self.path.resolve()
+        return tuple(p for p in (path, files_dir(path), path.parent, settings().models) if p is not None)
 
     @contextmanager
     def snapshot(self) -> Iterator[Catalog]:
@@ -122,6 +151,20 @@ def _checked_method(db: Catalog, method: str) -> tuple[MethodSpace, str]:
     return space, next(iter(versions))
 
 
+def _checked_spaces(db: Catalog, method: str) -> tuple[Spaces, str]:
+    """`_checked_method` for a method as the CLI's --method reads it: one name, or several fused with
+    weights ('a=0.7,b=0.3': each part checked, the version 'a=v1,b=v2'); 422 for unusable weights."""
+    try:
+        named = parse_methods(method)
+    except ValueError as exc:
+        raise ApiError(422, f"method: {exc}") from None
+    if isinstance(named, str):
+        return _checked_method(db, named)
+    checked = {name: _checked_method(db, name) for name in named}
+    spaces = {space: named[name] for name, (space, _) in checked.items()}
+    return spaces, ",".join(f"{name}={version}" for name, (_, version) in checked.items())
+
+
 def _filters(pairs: list[str]) -> dict:
     try:
         return parse_filters(pairs)
@@ -129,7 +172,7 @@ def _filters(pairs: list[str]) -> dict:
         raise ApiError(422, str(exc)) from None
 
 
-def _results(method: str, version: str, hits, labels: dict[str, bool]) -> Response:
+def _results(method: str, version: str, hits, labels: dict[str, bool], notes: Sequence[str] = ()) -> Response:
     """The answer as JSON, serialised once here (FastAPI would validate the model again, then serialise it)."""
     results = Results(
         method=method,
@@ -144,6 +187,7 @@ def _results(method: str, version: str, hits, labels: dict[str, bool]) -> Respon
             )
             for h in hits
         ],
+        note="; ".join(notes) or None,
     )
     return Response(results.model_dump_json(), media_type="application/json")
 
@@ -152,13 +196,14 @@ def _item_exists(db: Catalog, item_id: str) -> bool:
     return db.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone() is not None
 
 
-def _search(space: MethodSpace, **query):
+def _search(spaces: Spaces, **query) -> SearchResult:
     """`search`, its one-line refusals as 422 (an unknown item as 404), an unusable index as 503."""
     try:
-        return search(space, **query).results
+        return search(spaces, **query)
     except SearchError as exc:
+        db = next(iter(spaces)).catalog if isinstance(spaces, dict) else spaces.catalog
         item = query.get("item_id")
-        missing = item is not None and not _item_exists(space.catalog, catalog_id(space.catalog, item))
+        missing = item is not None and not _item_exists(db, catalog_id(db, item))
         raise ApiError(404 if missing else 422, str(exc)) from None
     except WeightsMissing as exc:
         raise ApiError(422, str(exc)) from None
@@ -174,7 +219,7 @@ def _routes(reader: Reader) -> APIRouter:
     async def similar_items(
         item_id: str,
         k: Count = 10,
-        method: str = DEFAULT_METHOD,
+        method: Method = DEFAULT_METHOD,
         filters: Filters = [],  # noqa: B006 - FastAPI copies defaults
         only_relevant: bool = False,
     ) -> Response:
@@ -185,23 +230,25 @@ def _routes(reader: Reader) -> APIRouter:
         parsed = _filters(filters)
         with reader.snapshot() as db:
             item_id = catalog_id(db, item_id)  # as typed when an item has it, else as imports spell ids
-            space, version = _checked_method(db, method)
-            hits = _search(space, item_id=item_id, k=k, filters=parsed)
+            space, version = _checked_spaces(db, method)
+            found = _search(space, item_id=item_id, k=k, filters=parsed)
+            hits = found.results
             labels = current_labels(db, LabelQuery.item(item_id))
         if only_relevant:
             hits = [h for h in hits if labels.get(h.item_id)]
-        return _results(method, version, hits, labels)
+        return _results(method, version, hits, labels, found.notes)
 
     @router.get("/search/text", response_model=Results)
     def search_text(
         q: Annotated[str, Query(min_length=1, max_length=1000, description="the words to search for")],
         k: Count = 10,
-        method: str = TEXT_METHOD,
+        method: Method = TEXT_METHOD,
     ) -> Response:
         """Catalog items whose titles and descriptions (minilm) or photos (clip, fashion_clip) match the words."""
         with reader.snapshot() as db:
-            space, version = _checked_method(db, method)
-            return _results(method, version, _search(space, text=q, k=k), {})
+            space, version = _checked_spaces(db, method)
+            found = _search(space, text=q, k=k)
+            return _results(method, version, found.results, {}, found.notes)
 
     @router.post(
         "/search/image",
@@ -221,25 +268,31 @@ def _routes(reader: Reader) -> APIRouter:
             }
         },
     )
-    async def search_image(request: Request, k: Count = 10, method: str = DEFAULT_METHOD) -> Response:
+    async def search_image(request: Request, k: Count = 10, method: Method = DEFAULT_METHOD) -> Response:
         """Catalog items most like an uploaded photo (JPEG, PNG, WebP or AVIF, at most 20 MB, field `file`)."""
         data = await uploads.read_photo(request)
         uploads.check_photo(data)
 
         def run() -> Response:
             with reader.snapshot() as db:
-                space, version = _checked_method(db, method)
-                hits = _search(space, image=data, k=k)
+                space, version = _checked_spaces(db, method)
+                found = _search(space, image=data, k=k)
                 labels = current_labels(db, LabelQuery.upload(sha256_bytes(data)))
-                return _results(method, version, hits, labels)
+                return _results(method, version, found.results, labels, found.notes)
 
         return await run_in_threadpool(run)
 
     @router.get("/methods")
-    def methods() -> list[dict]:
-        """Every method, whether it can run here (and if not, why), as `python -m core methods --json`."""
+    def methods() -> list[MethodRow]:
+        """Every method, whether it can run here (and if not, why), as `python -m core methods --json`
+        says it, the server's folders named by their last part only."""
         with reader.snapshot() as db:
-            return method_states(db)
+            rows = method_states(db)
+        hidden = reader.server_paths()
+        return [
+            MethodRow(**{**row, **{key: without_paths(row[key], *hidden) for key in ("reason", "todo") if row[key]}})
+            for row in rows
+        ]
 
     return router
 
@@ -256,7 +309,8 @@ async def require_key(
         raise ApiError(401, "a valid API key is needed: send Authorization: Bearer KEY")
 
 
-def _error(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
+def _error(status: int, message: str, retry_after: int | None = None, hidden: tuple[Path, ...] = ()) -> JSONResponse:
+    message = without_paths(message, *hidden)
     headers = {"Retry-After": str(retry_after)} if retry_after else {}
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
@@ -269,8 +323,9 @@ def _one_line(exc: RequestValidationError) -> str:
     return f"{where}: {first.get('msg', 'invalid request')}" if where else first.get("msg", "invalid request")
 
 
-def _install_errors(app: FastAPI) -> None:
-    """Every error as JSON with one line; the unexpected ones logged with their traceback."""
+def _install_errors(app: FastAPI, hidden: tuple[Path, ...]) -> None:
+    """Every error as JSON with one line (the server's folders, `hidden`, cut out); the unexpected ones
+    logged with their traceback."""
     statuses = {
         uploads.UploadTooLarge: 413,
         uploads.NotAPhoto: 415,
@@ -278,11 +333,11 @@ def _install_errors(app: FastAPI) -> None:
         CatalogError: 503,
         sqlite3.DatabaseError: 503,  # locked past the busy timeout, or damaged
     }
-    app.add_exception_handler(ApiError, lambda _, exc: _error(exc.status, exc.message, exc.retry_after))
-    app.add_exception_handler(RequestValidationError, lambda _, exc: _error(422, _one_line(exc)))
-    app.add_exception_handler(HTTPException, lambda _, exc: _error(exc.status_code, str(exc.detail)))
+    app.add_exception_handler(ApiError, lambda _, exc: _error(exc.status, exc.message, exc.retry_after, hidden))
+    app.add_exception_handler(RequestValidationError, lambda _, exc: _error(422, _one_line(exc), hidden=hidden))
+    app.add_exception_handler(HTTPException, lambda _, exc: _error(exc.status_code, str(exc.detail), hidden=hidden))
     for kind, status in statuses.items():
-        app.add_exception_handler(kind, lambda _, exc, status=status: _logged(status, exc))
+        app.add_exception_handler(kind, lambda _, exc, status=status: _logged(status, exc, hidden))
 
     def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
@@ -291,11 +346,11 @@ def _install_errors(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unexpected)
 
 
-def _logged(status: int, exc: Exception) -> JSONResponse:
+def _logged(status: int, exc: Exception, hidden: tuple[Path, ...]) -> JSONResponse:
     if status >= 500:
         log.warning("answered %d: %s", status, exc)
     return _error(
-        status, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, RETRY_S if status == 503 else None
+        status, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, RETRY_S if status == 503 else None, hidden
     )
 
 
@@ -304,12 +359,13 @@ def create_app(db: str | Path | None = None, keys: tuple[str, ...] | None = None
     (default: the settings' keys; none: no key asked)."""
     reader = Reader(Path(db or settings().db))
     keys = load_keys() if keys is None else keys
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc from files in the package: they work offline and behind a proxy
         title="Lookalike API",
         summary="Look-alike products from the curated catalog: by item, photo or text.",
         version="1",
+        swagger_ui_parameters={"validatorUrl": None},  # Swagger UI would ask validator.swagger.io otherwise
     )
-    _install_errors(app)
+    _install_errors(app, reader.server_paths())
 
     @app.get("/healthz", responses={503: {"model": Error}})
     def healthz() -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from core.api.keys import load_keys
@@ -48,13 +49,41 @@ def one_blas_thread() -> None:
     threadpool_limits(1, user_api="blas")  # this process: NumPy is already loaded
 
 
-def serve(db: Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "info") -> None:
-    """Check the keys, the address and the catalog, then serve until stopped (Ctrl+C)."""
+def banner(db: Path, items: int, host: str, port: int, keys: tuple[str, ...]) -> list[str]:
+    """What a starting server says: where it listens, which catalog and how many items, whether keys
+    are required, where the docs are."""
+    base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    asked = (
+        f"required ({len(keys)} key{'' if len(keys) == 1 else 's'}: send Authorization: Bearer KEY)"
+        if keys
+        else "none required (set LOOKALIKE_API_KEY to require one; needed to listen beyond this machine)"
+    )
+    return [
+        f"Lookalike API listening on {base} (Ctrl+C stops it)",
+        f"catalog: {Path(db).resolve()}, {items:,} item{'' if items == 1 else 's'}",
+        f"API keys: {asked}",
+        f"docs: {base}/docs",
+    ]
+
+
+def serve(
+    db: Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    log_level: str = "info",
+    announce: Callable[[list[str]], None] | None = None,
+) -> None:
+    """Check the keys, the address and the catalog, hand `announce` the banner, then serve until stopped (Ctrl+C)."""
     import uvicorn
 
     keys = load_keys()
     check_bind(host, keys)
-    open_catalog(db, read_only=True).conn.close()  # a missing or unreadable catalog: one line, before binding
+    opened = open_catalog(db, read_only=True)  # a missing or unreadable catalog: one line, before binding
+    items = opened.execute("SELECT count(*) FROM items").fetchone()[0]
+    opened.conn.close()
+    if announce is not None:
+        announce(banner(db, items, host, port, keys))
     os.environ["LOOKALIKE_DB"] = str(Path(db).resolve())  # the app (in each worker process) is built from it
     reload()
     one_blas_thread()

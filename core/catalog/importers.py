@@ -14,6 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from core.catalog import ids, images
+from core.catalog.columns import Columns
 from core.catalog.db import Catalog
 from core.files.csv_header import header_problem, repeats_header
 from core.files.encoding import EncodingError, csv_field_limit, detect, file_problem, open_as, open_text
@@ -172,21 +173,6 @@ def farfetch_row(row: dict[str, str], folder: ImageFolder) -> tuple[dict, list[I
         if url:
             refs.append(ImageRef(role, folder.find(url_basename(url)), url))
     return item, refs
-
-
-@dataclass
-class Columns:
-    """Column mapping for the generic product-CSV importer (defaults fit styles.csv)."""
-
-    id: str = "id"
-    title: str = "productDisplayName"
-    category: str = "articleType"
-    colour: str = "baseColour"
-    brand: str | None = None
-    gender: str = "gender"
-    image: str | None = None
-    description: str | None = None
-    price: str | None = None
 
 
 def csv_row(row: dict[str, str], columns: Columns, folder: ImageFolder, base: Path) -> tuple[dict, list[ImageRef]]:

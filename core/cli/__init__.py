@@ -15,7 +15,7 @@ from pathlib import Path
 
 from core.catalog.db import CatalogError
 from core.cli import app, catalog, curation, methods, search, serve, tune
-from core.cli.common import Parser, global_options
+from core.cli.common import Commands, Parser, global_options
 from core.files import failures
 
 log = logging.getLogger("core")
@@ -33,7 +33,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     global_options(parser)
     common = argparse.ArgumentParser(add_help=False)
     global_options(common, given_only=True)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, action=Commands)
     for group in GROUPS:
         group.add_commands(sub, common)
     return parser

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from core.catalog.columns import Columns
 from core.cli.common import catalog, print_report
 
 
@@ -22,7 +23,7 @@ COLUMN_FLAGS = ("id", "title", "category", "colour", "brand", "gender", "image",
 
 
 def cmd_import_csv(args: argparse.Namespace) -> int:
-    from core.catalog.importers import Columns, import_csv
+    from core.catalog.importers import import_csv
 
     given = {flag: getattr(args, f"{flag}_col") for flag in COLUMN_FLAGS}
     columns = Columns(**{k: v for k, v in given.items() if v is not None})
@@ -58,7 +59,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("import-farfetch", parents=[common], help="import a Farfetch listings CSV")
-    p.add_argument("csv", type=Path)
+    p.add_argument("csv", type=Path, help="the Farfetch listings CSV")
     p.add_argument(
         "--images", type=Path, help="folder of photos named by URL basename (default: images/ beside the CSV)"
     )
@@ -71,10 +72,17 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_import_farfetch)
 
     p = sub.add_parser("import-csv", parents=[common], help="import a generic product CSV")
-    p.add_argument("csv", type=Path)
+    p.add_argument("csv", type=Path, help="the product CSV (one row per item)")
     p.add_argument("--images", type=Path, help="folder holding <id>.jpg/.png/.webp")
+    defaults = Columns()
     for flag in COLUMN_FLAGS:
-        p.add_argument(f"--{flag}-col", dest=f"{flag}_col", metavar="COLUMN")
+        default = getattr(defaults, flag)
+        p.add_argument(
+            f"--{flag}-col",
+            dest=f"{flag}_col",
+            metavar="COLUMN",
+            help=f"the column of the item's {flag} (default: {default or 'none'})",
+        )
     p.set_defaults(func=cmd_import_csv)
 
     p = sub.add_parser("stats", parents=[common], help="catalog counts")

@@ -22,6 +22,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
+class Commands(argparse._SubParsersAction):
+    """Subcommands whose own `--help` opens with their one-line summary (the `help` the list shows)."""
+
+    def add_parser(self, name, **kwargs):
+        summary = kwargs.get("help")
+        if summary and "description" not in kwargs:
+            kwargs["description"] = f"{summary[0].upper()}{summary[1:]}."
+        return super().add_parser(name, **kwargs)
+
+
 def catalog(args: argparse.Namespace, **how) -> Catalog:
     """The catalog a command works on (`--db`), opened as `how` says (read_only, create)."""
     return open_catalog(args.db, **how)
@@ -152,11 +162,11 @@ def known_method(name: str, db_path: Path) -> str:
 
 def known_methods(text: str, db_path: Path) -> str | dict[str, float]:
     """'dino', or 'dino=0.7,color_hist=0.3' (fusion weights), every method known."""
-    if "=" not in text:
-        return known_method(text, db_path)
-    from core.methods.hybrid import parse_weights
+    from core.search.fusion import parse_methods
 
-    weights = parse_weights(text)
+    weights = parse_methods(text)
+    if isinstance(weights, str):
+        return known_method(weights, db_path)
     for name in weights:
         known_method(name, db_path)
     return weights

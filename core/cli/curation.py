@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from core.cli.common import catalog, count, default_output, filter_option, method_option, print_report
+from core.files.invisible import visible
 
 
 def cmd_suggest(args: argparse.Namespace) -> int:
@@ -17,8 +18,9 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         print(json.dumps([s.as_dict() for s in found], indent=2))
         return 0
     print(f"label these queries next (where {args.method} is least sure of its look-alikes):")
+    print(f"{'item':24} {'agreement':>9}  title")
     for s in found:
-        print(f"{s.item_id:24} agreement {s.agreement:.2f}")
+        print(f"{visible(s.item_id):24} {s.agreement:9.2f}  {visible(s.title or '')}")
     return 0
 
 
@@ -36,6 +38,11 @@ def cmd_labels(args: argparse.Namespace) -> int:
     if args.file is None:
         raise ValueError("name the labels CSV to import: python -m core labels import FILE")
     report = import_labels(db, args.file)
+    if not report.items and not report.duplicates and report.problems:  # nothing usable: an error, in one line
+        first = report.problems[0]
+        more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
+        where = "" if first.where == args.file.name else f"{first.where}: "
+        raise ValueError(f"no label imported from {args.file.name}: {where}{first.reason}{more}")
     print_report(
         report,
         args.json,
@@ -110,7 +117,11 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "labels", parents=[common], help="export or import relevance labels as CSV; suggest queries to label"
     )
-    p.add_argument("action", choices=("export", "import", "suggest"))
+    p.add_argument(
+        "action",
+        choices=("export", "import", "suggest"),
+        help="export: write every label to a CSV; import: merge a labels CSV; suggest: queries worth labelling next",
+    )
     p.add_argument(
         "file",
         type=Path,
@@ -119,19 +130,21 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-n", type=count, default=10, help="suggest: how many queries (default 10)")
     p.add_argument(
-        "--method", default="efficientnet_lite0", help="suggest: the (learnt) method the labels should teach"
+        "--method",
+        default="efficientnet_lite0",
+        help="suggest: the (learnt) method the labels should teach (default efficientnet_lite0)",
     )
     p.add_argument("--force", action="store_true", help="export: replace a file that is not a labels CSV")
     p.set_defaults(func=cmd_labels)
 
     p = sub.add_parser("precision", parents=[common], help="P@k, nDCG@k and MRR per method from labels, ranked fairly")
     method_option(p, help="just this method (default: every method with vectors or labels)")
-    p.add_argument("-k", type=count, default=10)
+    p.add_argument("-k", type=count, default=10, help="precision at this many results (default 10)")
     p.set_defaults(func=cmd_precision)
 
     p = sub.add_parser("export", parents=[common], help="similar-item CSV: every item and its top-k")
-    method_option(p, required=True)
-    p.add_argument("-k", type=count, default=10)
+    method_option(p, required=True, help="the method whose look-alikes to export")
+    p.add_argument("-k", type=count, default=10, help="look-alikes per item (default 10)")
     p.add_argument(
         "--out", type=Path, help="the CSV to write (default: a new dated file in the catalog's exports/ folder)"
     )

@@ -134,7 +134,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_methods)
 
     p = sub.add_parser("embed", parents=[common], help="compute missing or outdated vectors of a method")
-    method_option(p, default=DEFAULT_METHOD)
+    method_option(p, default=DEFAULT_METHOD, help=f"the method to embed (default {DEFAULT_METHOD})")
     p.add_argument("--batch-size", type=count, help="default: 32 on the CPU, what fits in memory on a GPU")
     p.add_argument("--limit", type=count, help="at most this many items (for a quick look)")
     add_device_argument(p)
@@ -144,7 +144,12 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
         help="auto (default): bfloat16 on CPUs that have it (OpenVINO backend); fp32: float32 everywhere",
     )
     p.add_argument("--retry-failed", action="store_true", help="try again the photos recorded as undecodable")
-    p.add_argument("--engine", choices=("local", "ray"), default="local", help="ray: a Ray Data job (docs/scale.md)")
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local (default): batches on this machine; ray: a Ray Data job (docs/scale.md)",
+    )
     p.add_argument(
         "--address",
         help="Ray: auto = the cluster of this node (run on the head, or via `ray job submit`); "
@@ -167,16 +172,16 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("train-autoencoder", parents=[common], help="train (or resume) the catalog autoencoder")
-    p.add_argument("--epochs", type=count, default=10)
-    p.add_argument("--batch-size", type=count, default=64)
+    p.add_argument("--epochs", type=count, default=10, help="passes over the catalog's photos (default 10)")
+    p.add_argument("--batch-size", type=count, default=64, help="photos per training step (default 64)")
     add_device_argument(p)
     p.set_defaults(func=cmd_train_autoencoder)
 
     p = sub.add_parser("download-weights", parents=[common], help="fetch a hub model's weights (online)")
-    p.add_argument("method")
+    p.add_argument("method", help="a hub method (vgg16, clip, dino, ...: `methods` lists them)")
     p.set_defaults(func=cmd_download_weights)
 
     p = sub.add_parser("index", parents=[common], help="build a method's Annoy index")
-    method_option(p, required=True)
+    method_option(p, required=True, help="the method whose vectors to index")
     p.add_argument("--trees", type=count, help="default: 30")
     p.set_defaults(func=cmd_index)

@@ -41,6 +41,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
         return 0
+    if result.results:
+        print(f"{'#':>3} {'score':>8}  {'item':12} {'category':16} title")
     for hit in result.results:
         shown = [visible(text or "") for text in (hit.item_id, hit.category, hit.title)]
         print(f"{hit.rank:3} {hit.score:8.4f}  {shown[0]:12} {shown[1]:16} {shown[2]}")
@@ -84,7 +86,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("search", parents=[common], help="items most like an item, a photo or a text")
-    method_option(p, known_methods, default=DEFAULT_METHOD, help="a method, or weights: dino=0.7,color_hist=0.3")
+    method_option(
+        p,
+        known_methods,
+        default=DEFAULT_METHOD,
+        help=f"a method (default {DEFAULT_METHOD}), or several fused with weights: dino=0.7,color_hist=0.3",
+    )
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--item", help="catalog item id")
     group.add_argument("--image", type=Path, help="a photo file")
@@ -99,8 +106,10 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("duplicates", parents=[common], help="near-duplicate listings")
-    method_option(p, default=DEFAULT_METHOD)
-    p.add_argument("--threshold", type=similarity, default=0.95, help="cosine similarity above 0, at most 1; e.g. 0.95")
+    method_option(p, default=DEFAULT_METHOD, help=f"the method whose vectors to compare (default {DEFAULT_METHOD})")
+    p.add_argument(
+        "--threshold", type=similarity, default=0.95, help="cosine similarity above 0, at most 1 (default 0.95)"
+    )
     p.set_defaults(func=cmd_duplicates)
 
     p = sub.add_parser(
@@ -109,9 +118,11 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
         help="precision@k of a method against an attribute; snapshots of its results: snapshot, diff, check",
     )
     method_option(p, help="the method to measure (required without a snapshot subcommand)")
-    p.add_argument("--attribute", default="articleType")
-    p.add_argument("-k", type=count, default=10)
+    p.add_argument(
+        "--attribute", default="articleType", help="a result is right when it shares this field (default articleType)"
+    )
+    p.add_argument("-k", type=count, default=10, help="results per query (default 10)")
     p.add_argument("--queries", type=count, help="a seeded sample of N queries (default: every item)")
-    p.add_argument("--distance", choices=("cosine", "chi2"), default="cosine")
+    p.add_argument("--distance", choices=("cosine", "chi2"), default="cosine", help="rank by (default cosine)")
     p.set_defaults(func=cmd_evaluate)
     snapshots.add_commands(p, common)

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import sqlite_utils
 
+from core.catalog.items import item_cards
 from core.catalog.vectors import load_matrix, methods_with_vectors
 from core.methods import get_spec
 from core.methods.distances import unit, weighted_concat
@@ -38,6 +39,7 @@ class SuggestError(ValueError):
 class Suggestion:
     item_id: str
     agreement: float  # mean cosine, by the judging signals, between the item and its current top k
+    title: str | None = None  # what a person recognises the item by
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -115,4 +117,5 @@ def suggest_queries(
         matrices[name] = matrix[[position[i] for i in common]]
     fused = weighted_concat([matrices[s] for s in ranking], [1 / len(ranking)] * len(ranking))
     found = pick(fused, [matrices[s] for s in judging], n, [i in judged for i in common], k)
-    return [Suggestion(common[r], round(score, 4)) for r, score in found]
+    titles = item_cards(db, [common[r] for r, _ in found])
+    return [Suggestion(common[r], round(score, 4), titles.get(common[r], {}).get("title")) for r, score in found]

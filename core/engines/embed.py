@@ -75,12 +75,19 @@ def embed_catalog(
         if value is not None and value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
     spec = get_spec(method, db)
-    extractor = extractor or create_extractor(method, db)
     if spec.derived:
+        extractor = extractor or create_extractor(method, db)
         return _embed_derived(db, extractor, batch_size, limit, progress, on_progress, retry_failed)
-    version = extractor.spec.version
+    version = extractor.spec.version if extractor else spec.resolved(db).version
     todo = pending(db, method, version, spec.kind, limit, retry_failed)
     report = EmbedReport(method, version, pending=len(todo))
+    if not todo:  # nothing to do: no model is loaded, no progress bar drawn
+        return report
+    extractor = extractor or create_extractor(method, db)
+    if extractor.spec.version != version:  # a method fitted on first use (words) has its version once fitted
+        version = extractor.spec.version
+        todo = pending(db, method, version, spec.kind, limit, retry_failed)
+        report = EmbedReport(method, version, pending=len(todo))
     report.backend = getattr(extractor, "backend", None)
     report.precision = getattr(extractor, "precision", None)
     start = time.perf_counter()
@@ -93,7 +100,10 @@ def embed_catalog(
         batch_size = devices.batch_size(extractor, batch_size, placement)
         run = devices.FittingForward(extractor.embed_batch) if placement.is_gpu else extractor.embed_batch
     bar = tqdm(
-        total=len(todo), desc=f"embed {method}", unit=" img" if spec.kind == "image" else " items", disable=not progress
+        total=len(todo),
+        desc=f"embed {method}",
+        unit=" img" if spec.kind == "image" else " items",
+        disable=not (progress and todo),
     )
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     stream = (
@@ -174,7 +184,9 @@ def _embed_derived(
     report = EmbedReport(spec.name, spec.version, pending=len(todo))
     start = time.perf_counter()
     with how_far(lambda: _done(report)):
-        for offset in tqdm(range(0, len(todo), DERIVED_BATCH), desc=f"embed {spec.name}", disable=not progress):
+        for offset in tqdm(
+            range(0, len(todo), DERIVED_BATCH), desc=f"embed {spec.name}", disable=not (progress and todo)
+        ):
             batch = todo[offset : offset + DERIVED_BATCH]
             sources = {item.item_id: item.source_hash for item in batch}
             stored = {part: vectors.current_vectors(db, part, sources) for part in spec.parts}

@@ -142,7 +142,8 @@ def list_methods(catalog: Catalog | None = None) -> list[dict]:
 def method_states(catalog: Catalog | None = None) -> list[dict]:
     """Every method as scripts see it (`methods --json`, the API's /methods): name, kind, whether it
     can run here and why not, the device, runtime (backend) and precision it would run with, and a
-    tuned method's bases and training. A bad LOOKALIKE_BACKEND shows as backend None."""
+    tuned method's bases and training. A bad LOOKALIKE_BACKEND shows as backend None; `todo` is the next
+    step when `reason` does not already say it (a missing method's reason is its remedy)."""
     from core.methods import backends, devices
 
     try:
@@ -156,7 +157,8 @@ def method_states(catalog: Catalog | None = None) -> list[dict]:
         backend = backends.for_method(m["name"], m["runs_model"], m["kind"], where) if usable and where else None
         rows.append(
             {
-                **{k: m[k] for k in ("name", "kind", "available", "reason", "state", "todo", "vectors")},
+                **{k: m[k] for k in ("name", "kind", "available", "reason", "state", "vectors")},
+                "todo": None if m["todo"] == m["reason"] else m["todo"],
                 "device": where,
                 "backend": backend,
                 "precision": backends.method_precision(m["name"], backend, where),

@@ -53,6 +53,14 @@ def spec_of(row: dict) -> MethodSpec:
     )
 
 
+def saved_version(vector_version: str) -> int | None:
+    """The saved version (1, 2, ...) a tuned method's vector version ('tuned-2-<digest>') was made by;
+    None for any other method's."""
+    kind, _, rest = vector_version.partition("-")
+    number = rest.partition("-")[0]
+    return int(number) if kind == "tuned" and number.isdigit() else None
+
+
 @register_catalog_specs
 def tuned_specs(catalog: Catalog, name: str | None = None) -> list[MethodSpec]:
     """The specs of the catalog's tuned methods (or of just `name`), at their current versions."""

@@ -9,6 +9,17 @@ from core.methods import backends, devices
 import ui
 
 
+def session_device() -> str:
+    """The device this session picked in `device_choice` (which may come later on the page), else the
+    configured one; "auto" when the pick cannot be used here (`device_choice` says why)."""
+    chosen = st.session_state.get(ui.Keys.DEVICE) or st.session_state.get(f"saved::{ui.Keys.DEVICE}")
+    try:
+        devices.resolve(chosen or devices.configured())
+    except ValueError:
+        return "auto"
+    return chosen or devices.configured()
+
+
 def device_choice() -> str:
     """This session's device (other sessions keep theirs); a missing GPU says so and falls back."""
     device = st.selectbox(
@@ -20,10 +31,9 @@ def device_choice() -> str:
     )
     try:
         devices.resolve(device)
-        st.caption(f"Torch models run on {devices.describe(device)}.")
         st.caption(
-            f"On the CPU, image models run on {backends.describe()} "
-            "(`LOOKALIKE_BACKEND=openvino|onnx|torch`, `embed --precision auto|fp32`)."
+            f"Torch models run on {devices.describe(device)}; when that is the CPU, image models run there on "
+            f"{backends.describe()} (`LOOKALIKE_BACKEND=openvino|onnx|torch`, `embed --precision auto|fp32`)."
         )
         return device
     except ValueError as exc:
@@ -43,10 +53,9 @@ def embed_and_index(path, method: str, device: str):
     return work
 
 
-def show(methods: list[dict], counts: dict[str, int], target: dict[str, int]) -> str:
-    """The panel; returns the session's device for the other jobs of the page."""
+def show(methods: list[dict], counts: dict[str, int], target: dict[str, int], device: str) -> None:
+    """The panel: pick a method, embed and index it on `device` in the background."""
     st.subheader("Embed and index")
-    device = device_choice()
     ready = [m["name"] for m in methods if m["available"]]
     running = {j.name for j in ui.jobs().running()}
     kinds = {m["name"]: m["kind"] for m in methods}
@@ -66,4 +75,3 @@ def show(methods: list[dict], counts: dict[str, int], target: dict[str, int]) ->
     if c[1].button("Embed + index", type="primary"):
         ui.jobs().start(f"embed {chosen}", embed_and_index(ui.db_path(), chosen, device))
         st.rerun()  # show the progress bar at once
-    return device

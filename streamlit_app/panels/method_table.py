@@ -1,13 +1,29 @@
-"""Every method: kind, whether it is usable now, vectors per embeddable item, index state, next step.
+"""The methods: in a line, which a merchandiser can search with now; for the administrator, every
+method's kind, state, vectors per embeddable item, index state, what it is and its next step.
 
 A static table (st.table): every row and column shows on the page, long remedies wrap, nothing
-scrolls inside it.
+scrolls inside it. No server folder is shown (a remedy names the models folder by its name).
 """
 
 import pandas as pd
 import streamlit as st
 
 from core.search.index import index_status
+
+import ui
+
+READS = {"image": "photos", "text": "titles and descriptions"}
+
+
+def searchable(methods: list[dict]) -> None:
+    """One line: the methods ready to search, by what they read, and how many more wait."""
+    ready = [m for m in methods if m["state"] in ("ready", "changed")]
+    shown = ", ".join(f"**{m['name']}** ({READS[m['kind']]})" for m in ready) or "none yet: embed one above"
+    waiting = len(methods) - len(ready)
+    st.caption(
+        f"Searchable now: {shown}."
+        + (f" {waiting} more need embedding, weights or training (see For your administrator)." if waiting else "")
+    )
 
 
 def show(database, methods: list[dict], counts: dict[str, int], target: dict[str, int]) -> None:
@@ -26,7 +42,7 @@ def show(database, methods: list[dict], counts: dict[str, int], target: dict[str
             "vectors": f"{counts.get(m['name'], 0)}/{target[m['kind']]}",
             "index": index_state(m["name"]),
             "what it is": m["description"],
-            "next step": m["todo"] or "",
+            "next step": ui.without_paths(m["todo"] or "", database.models_dir, database.data_dir),
         }
         for m in methods
     ]

@@ -70,7 +70,9 @@ def show(database, methods: list[dict], counts: dict[str, int], device: str) -> 
         "Use labels", key="tune_labels", help="Learn from the relevance labels of catalog-item queries too."
     )
     force = c[2].checkbox(
-        "Force", key="tune_force", help="Save it even if it does worse than its bases on held-out items."
+        "Force",
+        key="tune_force",
+        help="Save it even if it does worse than its bases on the items it did not learn from.",
     )
     if c[3].button("Tune", type="primary", disabled=not (bases and (targets or use_labels) and name)):
         try:
@@ -88,24 +90,47 @@ def tune_table(metrics: dict) -> pd.DataFrame:
         if notion == "labels":
             rows += [
                 {
-                    "measure": f"held-back labels {what}",
-                    "over": f"{m['queries']} queries, {m['pairs']} pairs",
+                    "measure": what,
+                    "over": f"labels it did not learn from: {m['queries']} queries, {m['pairs']} pairs",
                     "base": m[f"base_{metric}"],
                     "tuned": m[f"tuned_{metric}"],
                 }
-                for metric, what in (("auc", "AUC"), ("judged_p10", "judged P@10"))
+                for metric, what in (
+                    ("auc", "how often a relevant result ranks above one that is not"),
+                    ("judged_p10", "of the 10 nearest judged, the share relevant"),
+                )
             ]
         else:
-            measure = f"same {' + '.join(notion.split(','))} P@10"
+            measure = f"of the 10 nearest, the share with the same {' and '.join(notion.split(','))}"
             rows += [
                 {"measure": measure, "over": over, "base": m[f"base_{gallery}"], "tuned": m[f"tuned_{gallery}"]}
                 for gallery, over in (
-                    ("held_out", "held-out items, among themselves"),
-                    ("catalog", "held-out items, in the whole catalog"),
+                    ("held_out", "items it did not learn from, among themselves"),
+                    ("catalog", "items it did not learn from, in the whole catalog"),
                 )
             ]
     table = pd.DataFrame(rows, columns=["measure", "over", "base", "tuned"]).astype({"base": float, "tuned": float})
     return table.assign(change=table["tuned"] - table["base"])
+
+
+NAMES = {  # what a merchandiser calls each signal
+    "head": "all of them, blended as it learnt",
+    "votes": "what similar labelled items are",
+    "same_brand": "same brand",
+    "same_gender": "same gender",
+    "price_ratio": "similar price",
+}
+READS = {"colour": "colours of the photo", "text": "title and description words", "hybrid": "look and colours"}
+
+
+def signal_name(signal: str, families: dict[str, str]) -> str:
+    """A signal in a merchandiser's words: 'look of the photo (efficientnet_lite0)', 'colours of the
+    photo (color_hist)', 'title and description words (minilm)', 'same brand', ...; `families`: method -> family."""
+    if signal in NAMES:
+        return NAMES[signal]
+    if signal.startswith("votes_"):
+        return f"what similar labelled items are, by the look of the photo ({signal.removeprefix('votes_')})"
+    return f"{READS.get(families.get(signal, ''), 'look of the photo')} ({signal})"
 
 
 SIGNALS = {
@@ -123,12 +148,13 @@ def _described(signal: str) -> str:
     return f"the {signal} method's vectors"
 
 
-def weights_table(result: TuneResult) -> pd.DataFrame:
-    """What was learnt: each signal's weight for item queries and for photo queries, and what it is."""
+def weights_table(result: TuneResult, families: dict[str, str]) -> pd.DataFrame:
+    """What was learnt: each signal (in people's words) with its weight for item queries and for photo
+    queries, and what it is."""
     item, photo = result.signal_weights.get("item", {}), result.signal_weights.get("photo", {})
     return pd.DataFrame(
         {
-            "signal": list(item),
+            "signal": [signal_name(s, families) for s in item],
             "weight (item queries)": list(item.values()),
             "weight (photo queries)": [photo.get(s, 0.0) for s in item],
             "what it is": [SIGNALS.get(s) or _described(s) for s in item],
@@ -142,7 +168,8 @@ def show_result(job) -> None:
     if not isinstance(result, TuneResult):
         return
     if result.signal_weights:
-        st.dataframe(weights_table(result), hide_index=True, width="stretch")
+        families = {m["name"]: m["family"] for m in ui.methods()}
+        st.dataframe(weights_table(result, families), hide_index=True, width="stretch")
     st.dataframe(
         tune_table(result.metrics),
         hide_index=True,
@@ -153,10 +180,10 @@ def show_result(job) -> None:
         },
     )
     st.caption(
-        f"{result.name} over {' + '.join(result.bases)}: {result.items_validated} held-out items, "
-        f"{result.items_trained} trained on, {result.label_pairs_trained} label pairs learnt from and "
-        f"{result.label_pairs_held_back} held back; {result.epochs} epochs (best {result.best_epoch}), "
-        f"{result.seconds:.1f} s. P@10: the share of the 10 nearest that share the query's values."
+        f"{result.name} over {' + '.join(result.bases)}: learnt from {result.items_trained} items and "
+        f"{result.label_pairs_trained} label pairs, checked on {result.items_validated} other items and "
+        f"{result.label_pairs_held_back} other label pairs; {result.epochs} epochs (best {result.best_epoch}), "
+        f"{result.seconds:.1f} s."
     )
     if not result.saved:
         st.warning(f"{result.name} was {result.reason}. Tick Force to keep it anyway, or try other bases or targets.")

@@ -106,15 +106,15 @@ text = st.text_input("Search titles, descriptions and brands", key="browse_text"
 per_page = 20
 rows, total = browse(database, filters, text, 0, 0)
 pages = max(1, -(-total // per_page))
-page = st.number_input(f"Page (of {pages})", 1, pages, 1, key=ui.Keys.BROWSE_PAGE)
+c = st.columns([1, 6], vertical_alignment="bottom")  # a compact picker, the count beside it
+page = c[0].number_input(f"Page (of {pages})", 1, pages, 1, key=ui.Keys.BROWSE_PAGE)
 rows, total = browse(database, filters, text, (page - 1) * per_page, per_page)
-st.caption(f"{total:,} items")
+c[1].caption(f"{total:,} items")
 
 
-def facts_table(facts: dict):
-    """Name -> value as a two-column table without a header row (values as text)."""
-    frame = pd.DataFrame({"": [str(v) for v in facts.values()]}, index=list(facts))
-    return frame.style.hide(axis="columns")
+def facts_table(facts: dict) -> pd.DataFrame:
+    """Name -> value as a two-column table (values as text), shown without a header row."""
+    return pd.DataFrame({"": [str(v) for v in facts.values()]}, index=list(facts))
 
 
 def caption(row: dict) -> str:
@@ -149,11 +149,11 @@ if chosen:
         "In stock": None if item["stock"] is None else f"{item['stock']:,}",
         "Id": item["id"],
     }
-    right.table(facts_table({k: v for k, v in facts.items() if v not in (None, "")}))
+    right.table(facts_table({k: v for k, v in facts.items() if v not in (None, "")}), hide_header=True)
     attributes = {k: v for k, v in item["attributes"].items() if str(v).strip()}
     if attributes:
         right.markdown("**Attributes**")
-        right.table(facts_table(attributes))
+        right.table(facts_table(attributes), hide_header=True)
     if item["description"] and item["description"] != item["title"]:
         right.caption(item["description"])
     right.caption(

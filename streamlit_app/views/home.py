@@ -22,12 +22,20 @@ cols[3].metric("Methods embedded", len(figures["vectors"]))
 
 st.subheader("Methods")
 status = index_status(database)
+states = {m["name"]: m["state"] for m in ui.methods()}
 rows = [
-    {"method": m, "vectors": n, "index": "ready" if not status.get(m, {}).get("problem") else status[m]["problem"]}
+    {
+        "method": m,
+        "state": states.get(m, ""),
+        "vectors": n,
+        "index": "ready" if not status.get(m, {}).get("problem") else status[m]["problem"],
+    }
     for m, n in sorted(figures["vectors"].items())
 ]
 if rows:
     st.dataframe(rows, hide_index=True, width="stretch")
+for name in [m for m in figures["vectors"] if states.get(m) == "changed"]:
+    st.info(ui.space(name).stale_note())  # re-tuned or retrained: searched with the old vectors until embedded
 
 st.subheader("Next step")
 if figures["items"] == 0:

@@ -10,6 +10,7 @@ import streamlit as st
 from core.catalog.vectors import methods_with_vectors
 from core.curation.metrics import evaluate_labels
 from core.methods.heads import current_head, tuned_names
+from core.methods.tuned import saved_version
 
 import ui
 from panels import evaluation
@@ -27,6 +28,14 @@ if not figures:
     st.stop()
 
 heads = {name: current_head(database, name) for name in tuned_names(database)}
+# the version whose vectors the figures come from: a re-tuned method is searched with its old vectors until embedded
+measured = {name: saved_version(ui.space(name).searched_version()) or head.version for name, head in heads.items()}
+
+
+def tuned_version(name: str) -> str:
+    """'v2', or 'v1 (v2 not embedded yet)' when the figures come from an earlier version's vectors."""
+    latest = heads[name].version
+    return f"v{measured[name]}" + (f" (v{latest} not embedded yet)" if measured[name] != latest else "")
 
 
 table = pd.DataFrame(
@@ -44,7 +53,7 @@ table = pd.DataFrame(
             "unknown": f["unknown"],
             "same category": f["metadata_precision"]["category"],
             "same colour": f["metadata_precision"]["colour"],
-            "tuned": f"v{heads[f['method']].version}" if f["method"] in heads else "",
+            "tuned": tuned_version(f["method"]) if f["method"] in heads else "",
         }
         for f in figures
     ]
@@ -71,8 +80,9 @@ st.caption(
 )
 if heads:
     st.caption(
-        "*tuned*: learnt on the Methods page, over its bases: compare it with them. "
-        + "; ".join(f"{name} v{head.version} over {' + '.join(head.bases)}" for name, head in heads.items())
+        "*tuned*: learnt on the Methods page, over its bases: compare it with them. The figures are for the "
+        "version named, whose vectors the searches use. "
+        + "; ".join(f"{name} {tuned_version(name)} over {' + '.join(head.bases)}" for name, head in heads.items())
         + "."
     )
 unjudged = sorted((set(methods_with_vectors(database)) | set(heads)) - {f["method"] for f in figures})
@@ -156,7 +166,8 @@ if CURVE.exists():
     with st.expander("How much do more labels buy? (benchmark)"):
         st.image(str(CURVE))
         st.caption(
-            "Measured on 4,000 labelled photos with simulated judges (same type and colour): the held-out "
-            "type+colour P@10 of learnt signal weights after N judged pairs, for queries proposed by "
-            "`labels suggest` and for random ones (benchmarks/suggest_bench.py, docs/benchmarks.md)."
+            "How much a tuned method gains as your team judges more results: on 4,000 labelled photos, the share "
+            "of its 10 nearest look-alikes with the same type and colour, on items it did not learn from, after "
+            "each number of judged pairs; judging the queries the Label page proposes teaches more than judging "
+            "random ones (details: docs/benchmarks.md)."
         )

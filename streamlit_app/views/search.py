@@ -39,10 +39,22 @@ else:
     query["text"] = st.text_input("Describe what you look for", placeholder="e.g. black leather handbag") or None
     names = [m["name"] for m in ready if m["kind"] == "text" or m["text_query"]]
 
+
+def more_methods() -> None:
+    """A link to the Methods page, under the results, when other methods wait there."""
+    if others:
+        st.page_link(
+            "views/methods.py",
+            label=f"{others} more methods need weights, training or embedding: see Methods",
+            icon="⚙️",
+        )
+
+
 if not names:
     st.warning("No embedded method can take this kind of query yet.")
+    more_methods()
     st.stop()
-c = st.columns([2, 2, 1])
+c = st.columns([3, 3, 1, 1])  # the query's photo in the last slot: the results start within the first screen
 method = c[0].selectbox("Method", names)
 compare = c[1].selectbox("Compare with", ["(none)"] + [n for n in names if n != method])
 k = c[2].number_input("Results", 1, 50, 10, help="How many look-alikes to show.")
@@ -51,17 +63,13 @@ with st.expander("Filters"):
     exclude_brand = st.checkbox("Exclude the query's brand")
     if exclude_brand:
         filters["exclude_same_brand"] = True
-if others:
-    st.page_link(
-        "views/methods.py", label=f"{others} more methods need weights, training or embedding: see Methods", icon="⚙️"
-    )
-
 if mode == "Catalog item" and query.get("item_id"):
-    ui.photo(item_cards(database, [query["item_id"]]).get(query["item_id"], {}).get("image_path"), "Query", 180)
+    ui.photo(item_cards(database, [query["item_id"]]).get(query["item_id"], {}).get("image_path"), "Query", 90, c[3])
 elif mode == "Photo" and "image" in query:
-    st.image(shown, caption="Query", width=180)
+    c[3].image(shown, caption="Query", width=90)
 
 if not any(v is not None for v in query.values()):
+    more_methods()
     st.stop()
 
 columns = [method] + ([compare] if compare != "(none)" else [])
@@ -78,5 +86,6 @@ for pane, name in zip(panes, columns):
         hits = [h.as_dict() for h in result.results]
         st.session_state[ui.Keys.SEARCH_RESULTS] = {"method": name, "query": query.get("item_id"), "hits": hits}
         for note in result.notes:  # stale vectors, or filters that leave (almost) nothing
-            st.info(note[0].upper() + note[1:])
+            st.info(note)  # as written: a method's name keeps its spelling
         ui.grid(hits, columns=5 if len(columns) == 1 else 3, caption=ui.caption_with_score, key_prefix=name)
+more_methods()
