@@ -159,15 +159,22 @@ def test_every_command_and_option_explains_itself_with_its_default(capsys):
 
     from core.cli import build_parser, main
 
-    commands = next(a for a in build_parser("lookalike")._actions if isinstance(a, argparse._SubParsersAction))
-    for name, command in commands.choices.items():
-        assert command.description and command.description.endswith("."), name
-        for option in command._actions:
+    def explained(parser: argparse.ArgumentParser, name: str) -> None:
+        for option in parser._actions:
             if option.dest == "help":
                 continue
             assert option.help, (name, option.dest)
             if option.default not in (None, False, [], argparse.SUPPRESS):
                 assert "default" in option.help, (name, option.dest, option.help)
+            if isinstance(option, argparse._SubParsersAction):  # subcommands (evaluate snapshot, curate pin, ...)
+                for sub, command in option.choices.items():
+                    assert command.description and command.description.endswith("."), (name, sub)
+                    explained(command, f"{name} {sub}")
+
+    commands = next(a for a in build_parser("lookalike")._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in commands.choices.items():
+        assert command.description and command.description.endswith("."), name
+        explained(command, name)
     assert main(["serve", "--help"]) == 0
     said = capsys.readouterr().out
     assert "LOOKALIKE_API_KEY" in said and "default 8000" in said

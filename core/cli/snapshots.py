@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from core.cli.common import catalog, count, method_option, number
+from core.cli.common import Commands, catalog, count, method_option, number
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
@@ -61,23 +61,30 @@ def drop(text: str) -> float:
 
 def add_commands(evaluate: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     """The snapshot subcommands of `evaluate` (which alone still measures a method by an attribute)."""
-    sub = evaluate.add_subparsers(dest="evaluate_action", metavar="{snapshot,diff,check}")
+    sub = evaluate.add_subparsers(
+        action=Commands,
+        dest="evaluate_action",
+        metavar="{snapshot,diff,check}",
+        help="snapshots of a method's results (optional)",
+    )
     p = sub.add_parser("snapshot", parents=[common], help="freeze a method's top k for every judged query")
-    method_option(p, required=True)
+    method_option(p, required=True, help="the method whose results to freeze")
     p.add_argument("--name", required=True, help="the snapshot's name")
-    p.add_argument("-k", type=count, default=10)
+    p.add_argument("-k", type=count, default=10, help="results kept per query (default 10)")
     p.add_argument("--replace", action="store_true", help="replace a snapshot of that name")
     p.set_defaults(func=cmd_snapshot)
 
     p = sub.add_parser("diff", parents=[common], help="queries better or worse (nDCG@k) from one snapshot to another")
-    p.add_argument("first")
-    p.add_argument("second")
+    p.add_argument("first", help="the earlier snapshot's name")
+    p.add_argument("second", help="the later snapshot's name")
     p.add_argument("--limit", type=count, default=20, help="queries listed per direction (default 20)")
     p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("check", parents=[common], help="exit 1 when a method is worse than a snapshot")
-    method_option(p, required=True)
+    method_option(p, required=True, help="the method to compare with the snapshot")
     p.add_argument("--baseline", required=True, help="the snapshot to compare with")
     p.add_argument("--max-drop", type=drop, default=0.02, help="the drop allowed (default 0.02)")
-    p.add_argument("--measure", choices=("ndcg", "precision", "mrr"), default="ndcg")
+    p.add_argument(
+        "--measure", choices=("ndcg", "precision", "mrr"), default="ndcg", help="the measure compared (default ndcg)"
+    )
     p.set_defaults(func=cmd_check)
