@@ -47,7 +47,8 @@ from core.search.space import MethodSpace
 
 REASONS = ("pinned", "accepted", "steered", "model")
 POOL_FACTOR = 5  # a steered or ruled list re-ranks the model's top POOL_FACTOR x k candidates,
-POOL_MIN = 50  # and at least this many
+POOL_MIN = 50  # and at least this many;
+RULED_FACTOR = 2  # a list only the rules change starts from the model's top RULED_FACTOR x k
 _BLOCK = 256  # queries per neighbours call
 
 
@@ -126,28 +127,44 @@ class Curator:
 
     # --- lists --------------------------------------------------------------------------------------
 
+    def many(self, item_ids: list[str], k: int) -> Iterator[tuple[str, list[CuratedHit]]]:
+        """(item id, its curated list) for catalog items with a vector that are not hidden (no display fields)."""
+        hidden = self.snapshot.hidden
+        for start in range(0, len(item_ids), _BLOCK):
+            block = [i for i in item_ids[start : start + _BLOCK] if i not in hidden]
+            found, matrix = self.space.stored_vectors(block)
+            row = {item_id: n for n, item_id in enumerate(found)}
+            queries = [i for i in block if i in row]
+            yield from zip(queries, self.lists([_Ask(i, matrix[row[i]]) for i in queries], k))
+
     def lists(self, asks: list[_Ask], k: int) -> list[list[CuratedHit]]:
         """The curated list of each ask, in order."""
         self._verdicts_of([a.item_id for a in asks])
-        plan = [self._plan(ask) for ask in asks]
-        pools: list[list[tuple[str, float]]] = [[] for _ in asks]
-        for deep in (False, True):
-            rows = [n for n, p in enumerate(plan) if p.deep == deep]
-            depth = max(POOL_MIN, POOL_FACTOR * k) if deep else k
-            for start in range(0, len(rows), _BLOCK):
-                block = rows[start : start + _BLOCK]
-                found = self.index.neighbours(
-                    np.vstack([asks[n].vector for n in block]),
-                    depth,
-                    self.allowed,
-                    [plan[n].exclude for n in block],
-                    self.distance,
-                )
-                for n, ranked in zip(block, found):
-                    pools[n] = self._widened(asks[n], plan[n], ranked, depth, k)
-        return [self._arrange(ask, p, pool, k) for ask, p, pool in zip(asks, plan, pools)]
+        plans = [self._plan(ask, k) for ask in asks]
+        pools: list[tuple[list[tuple[str, float]], list[str]]] = [([], []) for _ in asks]
+        todo = {n: p.depth for n, p in enumerate(plans)}
+        while todo:  # ask in blocks of one depth; ask again 4x deeper where the rules leave fewer than k
+            again = {}
+            for depth in sorted(set(todo.values())):
+                rows = [n for n, d in todo.items() if d == depth]
+                for start in range(0, len(rows), _BLOCK):
+                    block = rows[start : start + _BLOCK]
+                    found = self.index.neighbours(
+                        np.vstack([asks[n].vector for n in block]),
+                        depth,
+                        self.allowed,
+                        [plans[n].exclude for n in block],
+                        self.distance,
+                    )
+                    for n, ranked in zip(block, found):
+                        passing = self._passing(asks[n], [i for i, _ in ranked])
+                        pools[n] = ranked, passing
+                        if len(ranked) == depth and len(self._capped(passing, [])) < k:
+                            again[n] = depth * 4
+            todo = again
+        return [self._arrange(ask, p, *pool, k) for ask, p, pool in zip(asks, plans, pools)]
 
-    def _plan(self, ask: _Ask) -> _Plan:
+    def _plan(self, ask: _Ask, k: int) -> _Plan:
         verdicts = self._verdicts.get(ask.item_id, Verdicts()) if ask.item_id else Verdicts()
         rejected = verdicts.rejected | ask.unlike
         accepted = {a for a in verdicts.accepted - rejected if self._usable(a, ask)}
@@ -156,28 +173,43 @@ class Curator:
         if ask.item_id:
             exclude |= self.same_brand.get(ask.item_id, {ask.item_id}) if self.same_brand else {ask.item_id}
         steer = bool(accepted or ask.like or rejected)
-        return _Plan(pins, accepted, rejected, exclude, steer, deep=steer or self.rules.any())
+        depth = max(POOL_MIN, POOL_FACTOR * k) if steer else RULED_FACTOR * k if self.rules.any() else k
+        return _Plan(pins, accepted, rejected, exclude, steer, depth)
 
-    def _widened(self, ask: _Ask, plan: _Plan, ranked, depth: int, k: int) -> list[tuple[str, float]]:
-        """The pool, asked again deeper while the rules leave fewer than k and the model has more."""
-        while self.rules.filters():
-            fields = self._fields_of({i for i, _ in ranked} | ({ask.item_id} if ask.item_id else set()))
-            query = fields.get(ask.item_id) if ask.item_id else None
-            if sum(passes(self.rules, fields.get(i), query) for i, _ in ranked) >= k or len(ranked) < depth:
-                break
-            depth *= 4
-            ranked = self.index.neighbours(ask.vector, depth, self.allowed, plan.exclude, self.distance)[0]
-        return ranked
+    def _passing(self, ask: _Ask, ids: list[str]) -> list[str]:
+        """Those of `ids` that pass the filtering rules, in order."""
+        if not self.rules.filters():
+            return ids
+        fields = self._fields_of({*ids, *([ask.item_id] if ask.item_id else [])})
+        query = fields.get(ask.item_id) if ask.item_id else None
+        return [i for i in ids if passes(self.rules, fields.get(i), query)]
 
-    def _arrange(self, ask: _Ask, plan: _Plan, pool: list[tuple[str, float]], k: int) -> list[CuratedHit]:
+    def _capped(self, ids: list[str], pins: list[str]) -> list[str]:
+        """`ids` in order, without those whose brand already has max_per_brand items (pins count, and stay)."""
+        cap = self.rules.max_per_brand
+        if not cap:
+            return ids
+        fields = self._fields_of({*ids, *pins})
+        counts: dict[str, int] = {}
+        for c in pins:
+            if brand := (fields[c].brand if c in fields else None):
+                counts[brand] = counts.get(brand, 0) + 1
+        kept = []
+        for item_id in ids:
+            brand = fields[item_id].brand if item_id in fields else None
+            if brand and counts.get(brand, 0) >= cap:
+                continue
+            if brand:
+                counts[brand] = counts.get(brand, 0) + 1
+            kept.append(item_id)
+        return kept
+
+    def _arrange(
+        self, ask: _Ask, plan: _Plan, pool: list[tuple[str, float]], candidates: list[str], k: int
+    ) -> list[CuratedHit]:
         rules = self.rules
         scores = dict(pool)
-        fields: dict[str, Fields] = {}
-        if rules.filters() or rules.max_per_brand:
-            fields = self._fields_of({i for i, _ in pool} | plan.accepted | {c for _, c in plan.pins} | {ask.item_id})
-        query_fields = fields.get(ask.item_id) if ask.item_id else None
-        candidates = [i for i, _ in pool if passes(rules, fields.get(i), query_fields)]
-        accepted = [a for a in plan.accepted if passes(rules, fields.get(a), query_fields)]
+        accepted = self._passing(ask, sorted(plan.accepted))
         needs_vectors = plan.steer or accepted or plan.pins or rules.diversity
         vectors: dict[str, np.ndarray] = {}
         if needs_vectors:
@@ -201,12 +233,13 @@ class Curator:
                 order = list(range(len(candidates)))
             if rules.diversity:
                 chosen = _rows([vectors[i] for i in [*accepted, *(c for _, c in plan.pins)] if i in vectors], matrix)
-                picked = diverse_order(steered[order], matrix[order], chosen, rules.diversity)
+                limit = None if rules.max_per_brand else k  # the brand cap may pass over some
+                picked = diverse_order(steered[order], matrix[order], chosen, rules.diversity, limit)
                 order = [order[n] for n in picked]
             candidates = [candidates[n] for n in order]
-        body = [(a, "accepted") for a in accepted] + [(c, reason) for c in candidates]
-        if rules.max_per_brand:
-            body = self._brand_capped(body, plan, fields, rules.max_per_brand)
+        reasons = dict.fromkeys(candidates, reason) | dict.fromkeys(accepted, "accepted")
+        kept = self._capped([*accepted, *candidates], [c for _, c in plan.pins])
+        body = [(i, reasons[i]) for i in kept]
         pins = [(pos, c) for pos, c in plan.pins if pos <= k]
         placed = body[: k - len(pins)]
         for pos, c in pins:
@@ -216,24 +249,6 @@ class Curator:
             for rank, (i, why) in enumerate(placed[:k], start=1)
         ]
 
-    @staticmethod
-    def _brand_capped(body, plan: _Plan, fields: dict[str, Fields], cap: int) -> list[tuple[str, str]]:
-        """Entries in order, dropping those whose brand already has `cap` items (pins count, and stay)."""
-        counts: dict[str, int] = {}
-        for _, c in plan.pins:
-            brand = fields[c].brand if c in fields else None
-            if brand:
-                counts[brand] = counts.get(brand, 0) + 1
-        kept = []
-        for item_id, why in body:
-            brand = fields[item_id].brand if item_id in fields else None
-            if brand and counts.get(brand, 0) >= cap:
-                continue
-            if brand:
-                counts[brand] = counts.get(brand, 0) + 1
-            kept.append((item_id, why))
-        return kept
-
 
 @dataclass
 class _Plan:
@@ -242,7 +257,7 @@ class _Plan:
     rejected: set[str]
     exclude: set[str]
     steer: bool
-    deep: bool
+    depth: int  # how many of the model's candidates to ask for first
 
 
 def _rows(vectors: list[np.ndarray], like: np.ndarray) -> np.ndarray:
@@ -319,13 +334,6 @@ def search_query(space: MethodSpace, item_id, image, text, k: int, filters: dict
 def curated_many(
     space: MethodSpace, item_ids: list[str], k: int, filters: dict | None = None
 ) -> Iterator[tuple[str, list[CuratedHit]]]:
-    """The curated lists of many catalog items (export), each as `curated_search` makes it, with every
-    decision, verdict and rule field read once. Items without a vector, and hidden items, are skipped."""
-    curator = Curator(space, filters, every_item=True)
-    hidden = curator.snapshot.hidden
-    for start in range(0, len(item_ids), _BLOCK):
-        found, matrix = space.stored_vectors([i for i in item_ids[start : start + _BLOCK] if i not in hidden])
-        row = {item_id: n for n, item_id in enumerate(found)}
-        queries = [i for i in item_ids[start : start + _BLOCK] if i in row]
-        asks = [_Ask(i, matrix[row[i]]) for i in queries]
-        yield from zip(queries, curator.lists(asks, k))
+    """The curated lists of many catalog items, each as `curated_search` makes it, with every decision,
+    verdict and rule field read once. Items without a vector, and hidden items, are skipped."""
+    return Curator(space, filters, every_item=True).many(item_ids, k)

@@ -42,18 +42,21 @@ def steered_scores(
     return scores
 
 
-def diverse_order(scores: np.ndarray, candidates: np.ndarray, chosen: np.ndarray, diversity: float) -> list[int]:
+def diverse_order(
+    scores: np.ndarray, candidates: np.ndarray, chosen: np.ndarray, diversity: float, limit: int | None = None
+) -> list[int]:
     """Candidate rows in maximal-marginal-relevance order: each next one maximises
     (1 - diversity) x its score - diversity x its cosine to the closest row already chosen
-    (`chosen`: rows that are in the list before these, such as pins and accepted items)."""
+    (`chosen`: rows that are in the list before these, such as pins and accepted items). After
+    `limit` picks the rest follow in their given order."""
     n = len(candidates)
     closest = (candidates @ chosen.T).max(axis=1) if len(chosen) else np.full(n, -np.inf, np.float32)
     left, order = np.ones(n, bool), []
-    for _ in range(n):
+    for _ in range(min(n, limit or n)):
         penalty = np.where(np.isfinite(closest), closest, 0.0)
         value = np.where(left, (1 - diversity) * scores - diversity * penalty, -np.inf)
         best = int(np.argmax(value))
         order.append(best)
         left[best] = False
         closest = np.maximum(closest, candidates @ candidates[best])
-    return order
+    return order + [n for n in range(len(candidates)) if left[n]]
