@@ -1,6 +1,8 @@
 """Label: judge each of a query's top-k results relevant or not, one click each, saved at once.
 
-The query is a catalog item or an uploaded photo (its labels are keyed by the photo's sha256).
+The query is a catalog item or an uploaded photo (its labels are keyed by the photo's sha256). For an
+item, the model's list is followed by the steered refill: the items the curated list
+(core/curation/curated.py) puts in the places the rejected ones left, so judging goes on where it helps.
 """
 
 from datetime import datetime
@@ -10,6 +12,7 @@ import streamlit as st
 from core.catalog.images import sha256_bytes
 from core.catalog.items import item_detail
 from core.catalog.vectors import methods_with_vectors
+from core.curation.curated import curated_search
 from core.curation.labels import LabelError, Query, add_label, current_labels, label_counts, next_query
 from core.curation.suggest import SuggestError, suggest_queries
 from core.search.queries import SearchError, search
@@ -123,6 +126,16 @@ else:
 
 try:
     hits = [h.as_dict() for h in search(ui.space(method), k=k, **request).results]
+    shown_ids = {h["item_id"] for h in hits}
+    refill = (
+        [
+            h.as_dict()
+            for h in curated_search(ui.space(method), k=k, **request).results
+            if h.reason == "steered" and h.item_id not in shown_ids
+        ]
+        if query.kind == "item"
+        else []
+    )
 except SearchError as exc:
     right.error(str(exc))
     st.stop()
@@ -164,7 +177,7 @@ def actions(hit: dict, key: str) -> None:
         )
 
 
-pending = [h for h in hits if h["item_id"] not in judged]
+pending = [h for h in hits + refill if h["item_id"] not in judged]
 if pending:  # keyboard: Y / N judge the first result not judged yet
     columns = right.columns([1, 1, 3])
     for column, (text, name, relevant) in zip(columns, VERDICTS):
@@ -178,3 +191,10 @@ if pending:  # keyboard: Y / N judge the first result not judged yet
         )
 with right:
     ui.grid(hits, columns=5, caption=ui.caption_with_score, key_prefix="label", actions=actions)
+    if refill:
+        st.subheader("Steered refill")
+        st.caption(
+            "What the shop now shows in the places of the rejected look-alikes: re-ranked toward the accepted "
+            "ones and away from the rejected (their number is their place in the curated list)."
+        )
+        ui.grid(refill, columns=5, caption=ui.caption_with_score, key_prefix="refill", actions=actions)
