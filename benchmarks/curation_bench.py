@@ -43,7 +43,7 @@ K = 10
 METHODS = ("efficientnet_lite0", "hybrid")
 LEARNT = "curation_learnt"
 LEARNT_BASES = ["efficientnet_lite0", "color_hist"]
-GRID = [Steering(t, a) for t, a in ((0.5, 0.5), (1.0, 0.5), (1.0, 1.0), (2.0, 1.0), (1.0, 2.0), (2.0, 2.0))]
+GRID = [Steering(t, a) for t, a in ((1.0, 1.0), (2.0, 1.0), (2.0, 2.0), (3.0, 2.0), (4.0, 4.0))]
 
 
 def prepared(path: Path) -> list[str]:

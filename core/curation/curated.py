@@ -46,8 +46,8 @@ from core.search.queries import (
 from core.search.space import MethodSpace
 
 REASONS = ("pinned", "accepted", "steered", "model")
-POOL_FACTOR = 5  # a steered or ruled list re-ranks the model's top POOL_FACTOR x k candidates,
-POOL_MIN = 50  # and at least this many;
+POOL_FACTOR = 10  # a steered or ruled list re-ranks the model's top POOL_FACTOR x k candidates,
+POOL_MIN = 100  # and at least this many;
 RULED_FACTOR = 2  # a list only the rules change starts from the model's top RULED_FACTOR x k
 _BLOCK = 256  # queries per neighbours call
 

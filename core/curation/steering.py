@@ -18,8 +18,8 @@ import numpy as np
 class Steering:
     """How far a list moves: score = cos(query, c) + toward x mean cos(accepted, c) - away x mean cos(rejected, c)."""
 
-    toward: float = 1.0
-    away: float = 1.0
+    toward: float = 2.0
+    away: float = 2.0
 
 
 STEERING = Steering()
