@@ -63,7 +63,7 @@ def test_rejected_never_shipped_accepted_first_whichever_method_showed_them(embe
 
 def test_the_steered_refill_moves_toward_the_accepted(embedded_demo):
     query = first_item(embedded_demo)
-    top = model(embedded_demo, query, 50)
+    top = model(embedded_demo, query, 150)
     liked = top[30]
     space = open_space(embedded_demo, METHOD)
     ids, matrix = space.stored_vectors(top)

@@ -21,7 +21,7 @@ items included, no rule applied, every reason `model`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -30,7 +30,7 @@ from core.catalog.db import Catalog
 from core.catalog.images import sha256_bytes
 from core.catalog.items import catalog_id
 from core.curation.decisions import Snapshot, curation_snapshot
-from core.curation.rules import Fields, item_fields, passes
+from core.curation.rules import Fields, item_fields, out_of_stock, passes
 from core.curation.steering import diverse_order, steered_scores
 from core.curation.verdicts import Verdicts, item_verdicts
 from core.methods.distances import unit
@@ -50,6 +50,7 @@ POOL_FACTOR = 10  # a steered or ruled list re-ranks the model's top POOL_FACTOR
 POOL_MIN = 100  # and at least this many;
 RULED_FACTOR = 2  # a list only the rules change starts from the model's top RULED_FACTOR x k
 _BLOCK = 256  # queries per neighbours call
+_MANY = 2048  # items curated together: their queries are grouped by pool depth into blocks
 
 
 @dataclass
@@ -100,7 +101,9 @@ class Curator:
         self.rules = self.snapshot.rules
         self._verdicts: dict[str, Verdicts] = item_verdicts(self.db) if every_item else {}
         self._every_item = every_item
-        needs_fields = self.rules.filters() or bool(self.rules.max_per_brand)
+        self._hidden = frozenset(self.snapshot.hidden)  # one object: the neighbour backend reads it once per block
+        self._out_of_stock = out_of_stock(self.db) if self.rules.in_stock else frozenset()
+        needs_fields = self.rules.relative() or bool(self.rules.max_per_brand)
         self._fields: dict[str, Fields] = item_fields(self.db) if every_item and needs_fields else {}
 
     # --- reads --------------------------------------------------------------------------------------
@@ -130,8 +133,8 @@ class Curator:
     def many(self, item_ids: list[str], k: int) -> Iterator[tuple[str, list[CuratedHit]]]:
         """(item id, its curated list) for catalog items with a vector that are not hidden (no display fields)."""
         hidden = self.snapshot.hidden
-        for start in range(0, len(item_ids), _BLOCK):
-            block = [i for i in item_ids[start : start + _BLOCK] if i not in hidden]
+        for start in range(0, len(item_ids), _MANY):
+            block = [i for i in item_ids[start : start + _MANY] if i not in hidden]
             found, matrix = self.space.stored_vectors(block)
             row = {item_id: n for n, item_id in enumerate(found)}
             queries = [i for i in block if i in row]
@@ -142,7 +145,7 @@ class Curator:
         self._verdicts_of([a.item_id for a in asks])
         plans = [self._plan(ask, k) for ask in asks]
         pools: list[tuple[list[tuple[str, float]], list[str]]] = [([], []) for _ in asks]
-        todo = {n: p.depth for n, p in enumerate(plans)}
+        todo = {n: p.depth + (a.item_id is not None) for n, (a, p) in enumerate(zip(asks, plans))}
         while todo:  # ask in blocks of one depth; ask again 4x deeper where the rules leave fewer than k
             again = {}
             for depth in sorted(set(todo.values())):
@@ -157,9 +160,12 @@ class Curator:
                         self.distance,
                     )
                     for n, ranked in zip(block, found):
+                        full = len(ranked) == depth
+                        if asks[n].item_id is not None:  # asked for one more: the query item may be among them
+                            ranked = [pair for pair in ranked if pair[0] != asks[n].item_id][: depth - 1]
                         passing = self._passing(asks[n], [i for i, _ in ranked])
                         pools[n] = ranked, passing
-                        if len(ranked) == depth and len(self._capped(passing, [])) < k:
+                        if full and len(self._capped(passing, [])) < k:
                             again[n] = depth * 4
             todo = again
         return [self._arrange(ask, p, *pool, k) for ask, p, pool in zip(asks, plans, pools)]
@@ -169,17 +175,21 @@ class Curator:
         rejected = verdicts.rejected | ask.unlike
         accepted = {a for a in verdicts.accepted - rejected if self._usable(a, ask)}
         pins = [(pos, c) for pos, c in self.snapshot.pins.get(ask.item_id or "", []) if self._usable(c, ask)]
-        exclude = {c for _, c in pins} | accepted | rejected | self.snapshot.hidden
-        if ask.item_id:
-            exclude |= self.same_brand.get(ask.item_id, {ask.item_id}) if self.same_brand else {ask.item_id}
         steer = bool(accepted or ask.like or rejected)
         depth = max(POOL_MIN, POOL_FACTOR * k) if steer else RULED_FACTOR * k if self.rules.any() else k
+        if not (pins or accepted or rejected or self.same_brand):  # most items: share the hidden set
+            return _Plan(pins, accepted, rejected, self._hidden, steer, depth)
+        exclude = {c for _, c in pins} | accepted | rejected | self._hidden
+        if ask.item_id:
+            exclude |= self.same_brand.get(ask.item_id, {ask.item_id}) if self.same_brand else {ask.item_id}
         return _Plan(pins, accepted, rejected, exclude, steer, depth)
 
     def _passing(self, ask: _Ask, ids: list[str]) -> list[str]:
         """Those of `ids` that pass the filtering rules, in order."""
         if not self.rules.filters():
             return ids
+        if not self.rules.relative():
+            return [i for i in ids if i not in self._out_of_stock]
         fields = self._fields_of({*ids, *([ask.item_id] if ask.item_id else [])})
         query = fields.get(ask.item_id) if ask.item_id else None
         return [i for i in ids if passes(self.rules, fields.get(i), query)]
@@ -208,6 +218,11 @@ class Curator:
         self, ask: _Ask, plan: _Plan, pool: list[tuple[str, float]], candidates: list[str], k: int
     ) -> list[CuratedHit]:
         rules = self.rules
+        if not (plan.steer or plan.pins or rules.diversity or rules.max_per_brand):  # the model's order, filtered
+            scores = dict(pool)
+            return [
+                CuratedHit(i, rank, round(scores[i], 6), self.space.name) for rank, i in enumerate(candidates[:k], 1)
+            ]
         scores = dict(pool)
         accepted = self._passing(ask, sorted(plan.accepted))
         needs_vectors = plan.steer or accepted or plan.pins or rules.diversity
@@ -255,7 +270,7 @@ class _Plan:
     pins: list[tuple[int, str]]
     accepted: set[str]
     rejected: set[str]
-    exclude: set[str]
+    exclude: Set[str]
     steer: bool
     depth: int  # how many of the model's candidates to ask for first
 

@@ -115,30 +115,32 @@ def export_similar(
     ):
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
-        for start in range(0, len(items), CHUNK):
-            chunk = items[start : start + CHUNK]
-            found = curator.many(chunk, k) if curator else search_many(space, chunk, k, filters=filters)
-            for item_id, hits in found:
-                title, url, file = display.get(item_id, ("", "", ""))
-                for hit in hits:
-                    if approved is not None and (item_id, hit.item_id) not in approved:
-                        continue
-                    n_title, n_url, n_file = display.get(hit.item_id, ("", "", ""))
-                    writer.writerow(
-                        (
-                            neutralise(visible(item_id)),  # ids stored before the id rules: escaped
-                            neutralise(visible(hit.item_id)),
-                            hit.rank,
-                            f"{hit.score:.6f}",
-                            *(
-                                neutralise(visible(text or "", keep="\t\n\r"))
-                                for text in (method, title, n_title, url, n_url, file, n_file)
-                            ),
-                            hit.reason if isinstance(hit, CuratedHit) else "model",
-                        )
+        lists = curator.many(items, k) if curator else search_many(space, items, k, filters=filters)
+        for done, (item_id, hits) in enumerate(lists, start=1):
+            title, url, file = display.get(item_id, ("", "", ""))
+            for hit in hits:
+                if approved is not None and (item_id, hit.item_id) not in approved:
+                    continue
+                n_title, n_url, n_file = display.get(hit.item_id, ("", "", ""))
+                writer.writerow(
+                    (
+                        neutralise(visible(item_id)),  # ids stored before the id rules: escaped
+                        neutralise(visible(hit.item_id)),
+                        hit.rank,
+                        f"{hit.score:.6f}",
+                        *(
+                            neutralise(visible(text or "", keep="\t\n\r"))
+                            for text in (method, title, n_title, url, n_url, file, n_file)
+                        ),
+                        hit.reason if isinstance(hit, CuratedHit) else "model",
                     )
-                    rows += 1
-            bar.update(len(chunk))
-            if on_progress:
-                on_progress(min(start + CHUNK, len(items)), len(items))
+                )
+                rows += 1
+            if done % CHUNK == 0:
+                bar.update(CHUNK)
+                if on_progress:
+                    on_progress(done, len(items))
+        bar.update(len(items) - bar.n)
+        if on_progress:
+            on_progress(len(items), len(items))
     return rows

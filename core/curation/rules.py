@@ -126,6 +126,10 @@ class Rules:
         """Whether any rule drops candidates (so candidates' fields must be read)."""
         return self.same_gender or self.same_category or self.in_stock or bool(self.price_ratio)
 
+    def relative(self) -> bool:
+        """Whether a rule compares a candidate with the query item."""
+        return self.same_gender or self.same_category or bool(self.price_ratio)
+
     def any(self) -> bool:
         return self.filters() or bool(self.max_per_brand) or bool(self.diversity)
 
@@ -139,6 +143,11 @@ class Fields:
     brand: str | None
     price: float | None
     stock: int | None
+
+
+def out_of_stock(db: Catalog) -> frozenset[str]:
+    """The items marked out of stock (stock 0 or less; unknown stock is not out)."""
+    return frozenset(i for (i,) in db.execute("SELECT id FROM items WHERE stock <= 0"))
 
 
 def item_fields(db: Catalog, item_ids: Iterable[str] | None = None) -> dict[str, Fields]:
