@@ -102,8 +102,8 @@ class Curator:
         self._verdicts: dict[str, Verdicts] = item_verdicts(self.db) if every_item else {}
         self._every_item = every_item
         self._hidden = frozenset(self.snapshot.hidden)  # one object: the neighbour backend reads it once per block
-        self._out_of_stock = out_of_stock(self.db) if self.rules.in_stock else frozenset()
-        needs_fields = self.rules.relative() or bool(self.rules.max_per_brand)
+        self._out_of_stock = out_of_stock(self.db) if self.rules.in_stock and every_item else None
+        needs_fields = self.rules.relative() or bool(self.rules.max_per_brand)  # in_stock alone: a set
         self._fields: dict[str, Fields] = item_fields(self.db) if every_item and needs_fields else {}
 
     # --- reads --------------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ class Curator:
         """Those of `ids` that pass the filtering rules, in order."""
         if not self.rules.filters():
             return ids
-        if not self.rules.relative():
+        if not self.rules.relative() and self._out_of_stock is not None:
             return [i for i in ids if i not in self._out_of_stock]
         fields = self._fields_of({*ids, *([ask.item_id] if ask.item_id else [])})
         query = fields.get(ask.item_id) if ask.item_id else None

@@ -22,6 +22,7 @@ from core.files.csv_injection import neutralise, restore
 from core.files.encoding import EncodingError, open_text
 from core.files.output_path import check_output
 from core.files.report import ImportReport
+from core.search import caches
 
 KINDS = ("pin", "hide", "rule")
 MAX_POSITION = 1000  # a pinned place; the API answers at most 1,000 results
@@ -183,8 +184,17 @@ def undo(db: Catalog, change_id: int | None = None, author: str = "") -> Change:
     return _append(db, target.kind, before[0] if before else None, author, undoes=target.id, **subject)
 
 
+_SNAPSHOTS: dict[tuple[str], tuple[tuple, Snapshot]] = {}  # catalog file -> (its history's size, snapshot)
+
+
 def curation_snapshot(db: Catalog) -> Snapshot:
-    """The decisions in force, read in one query."""
+    """The decisions in force (do not change it), cached per process until the history grows (it is
+    append-only: every change, undo and import adds rows)."""
+    size = tuple(db.execute("SELECT max(id), count(*) FROM curation").fetchone())
+    return caches.current(_SNAPSHOTS, (str(db.path),), size, lambda: _read_snapshot(db))
+
+
+def _read_snapshot(db: Catalog) -> Snapshot:
     snapshot, rules = Snapshot(), {}
     for kind, item_id, candidate_id, rule, value in db.execute(
         "SELECT kind, item_id, candidate_id, rule, value FROM current_curation"
