@@ -479,3 +479,24 @@ def test_label_page_adds_the_steered_refill_under_the_models_list(app_db):
     refill = [h.item_id for h in curated if h.item_id not in model]
     yes = [b.key for b in at.button if b.label == "✓ Yes"]
     assert refill and yes == [f"yes_label{i}" for i in model] + [f"yes_refill{i}" for i in refill]
+
+
+def test_search_pins_hides_and_undoes_in_the_typed_name(app_db):
+    from core.curation import decisions
+
+    at = page("search")
+    query = at.selectbox[0].value
+    hits = [h["item_id"] for h in at.session_state["search_results"]["hits"]]
+    at.text_input(key="labeler").set_value("ana").run()
+    at.selectbox(key="curate_item").set_value(hits[6]).run()
+    at.number_input(key="curate_place").set_value(1).run()
+    next(b for b in at.button if b.label == "Pin at this place").click().run()
+    assert not at.exception and at.session_state["search_results"]["hits"][0]["item_id"] == hits[6]
+    at.selectbox(key="curate_item").set_value(hits[2]).run()
+    next(b for b in at.button if b.label == "Hide everywhere").click().run()
+    assert hits[2] not in {h["item_id"] for h in at.session_state["search_results"]["hits"]}
+    assert [(c.kind, c.author) for c in decisions.history(app_db)] == [("pin", "ana"), ("hide", "ana")]
+    assert decisions.curation_snapshot(app_db).pins == {query: [(1, hits[6])]}
+    next(b for b in at.button if b.label == "Undo the last change").click().run()
+    assert hits[2] in {h["item_id"] for h in at.session_state["search_results"]["hits"]}
+    assert f"hide {hits[2]} undone" in texts(at)

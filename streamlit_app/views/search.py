@@ -10,6 +10,7 @@ import streamlit as st
 from core.catalog.images import sha256_bytes
 from core.catalog.items import item_cards, item_column
 from core.catalog.vectors import item_ids_with_vectors, methods_with_vectors
+from core.curation import decisions
 from core.curation.curated import curated_search
 from core.methods import WeightsMissing
 from core.search.queries import SearchError
@@ -147,3 +148,46 @@ for pane, name in zip(panes, columns):
             key_prefix=name,
             actions=actions,
         )
+
+
+def change(make) -> None:
+    """Make a pin, hide or undo in the name typed (callbacks run before the page does)."""
+    try:
+        done = make((st.session_state.get(ui.Keys.LABELER) or "").strip())
+    except ValueError as exc:  # CurationError, RuleError: one line
+        st.session_state["curate_note"] = f"error: {exc}"
+        return
+    st.session_state["curate_note"] = f"#{done.id} {done.subject()}" + (" undone" if done.undoes else "")
+
+
+if mode == "Catalog item" and curated:
+    with st.expander("Curate this list: pin, hide, undo"):
+        st.caption("Every change is kept with your name and the time (`python -m core curate list` shows them).")
+        a = st.columns([2, 2, 1, 1])
+        who = a[0].text_input("Your name", **ui.remembered(ui.Keys.LABELER, persist=True))
+        shown = [h["item_id"] for h in st.session_state[ui.Keys.SEARCH_RESULTS]["hits"]]
+        chosen = a[1].selectbox("Result", shown, key="curate_item")
+        place = a[2].number_input("Place", 1, 1000, 1, key="curate_place")
+        item = query["item_id"]
+        b = st.columns(3)
+        b[0].button(
+            "Pin at this place",
+            disabled=not who or not chosen,
+            on_click=change,
+            args=(lambda by: decisions.pin(database, item, chosen, int(place), by),),
+        )
+        b[1].button(
+            "Hide everywhere",
+            disabled=not who or not chosen,
+            help="Keeps the item out of every list (discontinued, recalled, a bad photo).",
+            on_click=change,
+            args=(lambda by: decisions.hide(database, chosen, by),),
+        )
+        b[2].button(
+            "Undo the last change",
+            disabled=not who,
+            on_click=change,
+            args=(lambda by: decisions.undo(database, author=by),),
+        )
+        if note := st.session_state.pop("curate_note", None):
+            (st.error if note.startswith("error: ") else st.success)(note.removeprefix("error: "))
