@@ -250,7 +250,7 @@ def test_a_half_done_re_embed_is_503_until_it_finishes(embedded_demo, client):
 
 
 def test_an_unexpected_failure_is_a_json_500(embedded_demo, monkeypatch):
-    monkeypatch.setattr("core.api.app.search", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr("core.api.app.curated_search", lambda *a, **k: 1 / 0)
     query = first_items(embedded_demo, 1)[0]
     with TestClient(create_app(embedded_demo.path, keys=()), raise_server_exceptions=False) as client:
         assert "server log" in error_of(client.get(f"/items/{query}/similar"), 500)
