@@ -217,13 +217,11 @@ class Curator:
     def _arrange(
         self, ask: _Ask, plan: _Plan, pool: list[tuple[str, float]], candidates: list[str], k: int
     ) -> list[CuratedHit]:
-        rules = self.rules
+        rules, scores = self.rules, dict(pool)
         if not (plan.steer or plan.pins or rules.diversity or rules.max_per_brand):  # the model's order, filtered
-            scores = dict(pool)
             return [
                 CuratedHit(i, rank, round(scores[i], 6), self.space.name) for rank, i in enumerate(candidates[:k], 1)
             ]
-        scores = dict(pool)
         accepted = self._passing(ask, sorted(plan.accepted))
         needs_vectors = plan.steer or accepted or plan.pins or rules.diversity
         vectors: dict[str, np.ndarray] = {}
