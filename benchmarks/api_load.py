@@ -1,6 +1,7 @@
 """API load: concurrent similar-item requests against a real `python -m core serve`, quiet and while `index` rebuilds.
 
     python benchmarks/api_load.py [--items 5000] [--clients 16] [--requests 100] [--workers 2] [--write-docs]
+    python benchmarks/api_load.py --curation [--write-docs]
 
 Builds a catalog of `--items` items with synthetic unit vectors stored for efficientnet_lite0
 (1280-d, as benchmarks/search_bench.py's end-to-end case does), starts the server on a free
@@ -10,6 +11,10 @@ the method's index in a loop beside it. Every phase is bounded (the request coun
 server and rebuild loop are stopped at the end. Prints one JSON line per phase; `--write-docs`
 adds the run to data/bench/api_load.json and renders every recorded run into the "api" section of
 docs/benchmarks.md (each with its time and the machine's load average: the machine is shared).
+
+`--curation`: the curated list against the model's (`raw=true`) instead, in alternating phases on one
+server, over a catalog with a team's decisions: every 10th item has its top 10 judged (a third of them
+rejected), 200 pins, 100 hidden items and the rule in_stock (written to the "api-curation" section).
 """
 
 from __future__ import annotations
@@ -85,12 +90,40 @@ def start_server(db: Path, port: int, workers: int) -> subprocess.Popen:
     raise SystemExit("the server did not start")
 
 
-async def client(port: int, ids: list[str], requests: int, seed: int, out: list) -> None:
+def add_curation(path: Path, ids: list[str]) -> None:
+    """A team's decisions: every 10th item's top 10 judged (every third rejected), pins, hides, in_stock."""
+    from core.catalog.db import open_catalog
+    from core.curation import decisions
+    from core.search.queries import search_many
+    from core.search.space import open_space
+
+    db = open_catalog(path)
+    rows = []
+    for item_id, hits in search_many(open_space(db, METHOD), ids[::10], 10):
+        rows += [("item", item_id, h.item_id, METHOD, h.rank, int(h.rank % 3 != 0), "bench") for h in hits]
+    with db.conn:
+        db.conn.executemany(
+            "INSERT INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, labeler) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    rng = np.random.default_rng(3)
+    for n in range(200):
+        a, b = rng.choice(len(ids), 2, replace=False)
+        decisions.pin(db, ids[a], ids[b], int(n % 10) + 1, "bench")
+    for n in rng.choice(len(ids), 100, replace=False):
+        decisions.hide(db, ids[n], "bench")
+    decisions.set_rule(db, "in_stock", "on", "bench")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.conn.close()
+
+
+async def client(port: int, ids: list[str], requests: int, seed: int, out: list, query: str = "") -> None:
     """One keep-alive connection sending `requests` similar-item requests; (seconds, ok) each."""
     rng = np.random.default_rng(seed)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     for j in rng.integers(0, len(ids), requests):
-        request = f"GET /items/{ids[j]}/similar?k=10 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\n\r\n"
+        request = f"GET /items/{ids[j]}/similar?k=10{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\n\r\n"
         start = time.perf_counter()
         try:
             writer.write(request.encode())
@@ -119,12 +152,12 @@ def cpu_seconds(root: int) -> float:
     return total
 
 
-def load(port: int, ids: list[str], clients: int, requests: int, seed: int, server: int) -> dict:
+def load(port: int, ids: list[str], clients: int, requests: int, seed: int, server: int, query: str = "") -> dict:
     """`clients` concurrent clients x `requests` requests: throughput, latency percentiles, errors."""
     results: list[tuple[float, bool]] = []
 
     async def run_all() -> None:
-        await asyncio.gather(*(client(port, ids, requests, seed + n, results) for n in range(clients)))
+        await asyncio.gather(*(client(port, ids, requests, seed + n, results, query) for n in range(clients)))
 
     start, cpu = time.perf_counter(), cpu_seconds(server)
     asyncio.run(run_all())
@@ -202,8 +235,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2, help="server processes (2: one per core here)")
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--curation", action="store_true", help="the curated list against the model's (raw=true)")
     args = parser.parse_args()
     (ROOT / "data" / "bench").mkdir(parents=True, exist_ok=True)
+    if args.curation:
+        return compare_curation(args)
     with tempfile.TemporaryDirectory(dir=ROOT / "data" / "bench") as tmp:
         db = Path(tmp) / "api.db"
         ids = make_catalog(db, args.items)
@@ -237,6 +273,52 @@ def main() -> None:
     RESULTS.write_text(json.dumps(runs, indent=1))
     if args.write_docs:
         write_section("api", render(runs, args))
+
+
+def compare_curation(args: argparse.Namespace) -> None:
+    """Curated and raw lists from one server, in alternating phases (the machine is shared: its load moves)."""
+    with tempfile.TemporaryDirectory(dir=ROOT / "data" / "bench") as tmp:
+        db = Path(tmp) / "api.db"
+        ids = make_catalog(db, args.items)
+        add_curation(db, ids)
+        port = free_port()
+        server = start_server(db, port, args.workers)
+        rows = []
+        try:
+            for query in ("", "&raw=true"):  # warm-up
+                load(port, ids, args.clients, 10, seed=99, server=server.pid, query=query)
+            for n in range(3):
+                for phase, query in (("curated", ""), ("raw", "&raw=true")):
+                    row = load(port, ids, args.clients, args.requests, seed=n, server=server.pid, query=query)
+                    rows.append({"phase": phase, **row})
+                    print(json.dumps(rows[-1]), flush=True)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    p99 = {phase: float(np.median([r["p99_ms"] for r in rows if r["phase"] == phase])) for phase in ("curated", "raw")}
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "## API load: curated against raw similar items",
+        "",
+        f"`python benchmarks/api_load.py --curation` on {machine()}, {stamp}: the server and catalog of the API",
+        f"load benchmark ({args.items:,} items, {args.workers} workers, {args.clients} clients x {args.requests} "
+        "requests a phase) with a team's decisions: every 10th item's top 10 judged (a third rejected), 200 pins,",
+        "100 hidden items and the rule `in_stock on`; curated (the default) and `raw=true` phases alternate.",
+        "",
+        "| phase | requests | errors | req/s | p50 ms | p99 ms | server CPU ms/request | load average |",
+        "|---|---|---|---|---|---|---|---|",
+        *(
+            f"| {r['phase']} | {r['requests']:,} | {r['errors']} | {r['req_per_s']:.0f} | {r['p50_ms']} | "
+            f"{r['p99_ms']} | {r['server_cpu_ms']} | {r['load_average']} |"
+            for r in rows
+        ),
+        "",
+        f"Median p99: curated {p99['curated']:.1f} ms, raw {p99['raw']:.1f} ms: "
+        f"**{p99['curated'] / p99['raw']:.2f}x** (goal: at most 1.2x).",
+    ]
+    if args.write_docs:
+        write_section("api-curation", "\n".join(lines))
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

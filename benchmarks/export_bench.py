@@ -4,6 +4,11 @@
 
 Vectors are the demo catalog's real efficientnet_lite0 vectors when a catalog with them is given
 (--from-db), else unit-norm random vectors; items are synthetic rows. Goal: 10,000 x top-10 <= 20 s.
+
+`--curation`: the curated export against `raw` on the same catalog, with a team's decisions (as
+benchmarks/api_load.py --curation makes them: every 10th item's top 10 judged, a third rejected;
+200 pins, 100 hidden items, the rule in_stock), alternating runs; written to "export-curation".
+Goal: the curated export within 1.5x of the raw one.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ def main() -> None:
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--dim", type=int, default=1280)
     parser.add_argument("--from-db", type=Path, help="catalog whose efficientnet_lite0 vectors to tile")
+    parser.add_argument("--curation", action="store_true", help="curated against raw, with a team's decisions")
     args = parser.parse_args()
     base = base_vectors(args.from_db, args.dim)
     rng = np.random.default_rng(1)
@@ -57,6 +63,8 @@ def main() -> None:
         start = time.perf_counter()
         open_space(db, METHOD).build_index(progress=False)
         built = time.perf_counter() - start
+        if args.curation:
+            return compare_curation(db, ids, args, Path(tmp))
         start = time.perf_counter()
         rows = export_similar(open_space(db, METHOD), args.k, Path(tmp) / "similar.csv", progress=False)
         seconds = time.perf_counter() - start
@@ -89,6 +97,50 @@ def main() -> None:
             ]
         ),
     )
+
+
+def compare_curation(db, ids: list[str], args: argparse.Namespace, folder: Path) -> None:
+    """Raw and curated exports of the same catalog with a team's decisions, alternating."""
+    from api_load import add_curation
+
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    add_curation(db.path, ids)
+    space = open_space(db, METHOD)
+    export_similar(space, args.k, folder / "warm.csv", progress=False, raw=True)
+    times: dict[str, list[float]] = {"raw": [], "curated": []}
+    for _ in range(2):
+        for phase in times:
+            start = time.perf_counter()
+            rows = export_similar(space, args.k, folder / f"{phase}.csv", progress=False, raw=phase == "raw")
+            times[phase].append(time.perf_counter() - start)
+            print(f"{phase}: {rows:,} rows in {times[phase][-1]:.1f} s", flush=True)
+    best = {phase: min(t) for phase, t in times.items()}
+    table = "\n".join(
+        [
+            "| export | runs s | best s | rows |",
+            "|---|---|---:|---:|",
+            *(
+                f"| {phase} | {', '.join(f'{t:.1f}' for t in runs)} | {best[phase]:.1f} | "
+                f"{sum(1 for _ in open(folder / f'{phase}.csv', encoding='utf-8-sig')) - 1:,} |"
+                for phase, runs in times.items()
+            ),
+        ]
+    )
+    body = "\n".join(
+        [
+            "## Similar-item export: curated against raw",
+            "",
+            f"`python benchmarks/export_bench.py --curation` on {machine()}: {args.items:,} items x top-{args.k}, "
+            "random vectors, with a team's decisions (every 10th item's top 10 judged, a third rejected; 200 pins,",
+            "100 hidden items, the rule `in_stock on`); raw and curated runs alternate (the machine is shared).",
+            "",
+            table,
+            "",
+            f"Curated / raw (best runs): **{best['curated'] / best['raw']:.2f}x** (goal: at most 1.5x).",
+        ]
+    )
+    write_section("export-curation", body)
+    print(body)
 
 
 if __name__ == "__main__":

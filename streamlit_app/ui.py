@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import streamlit as st
@@ -35,9 +36,20 @@ class Keys:
     LABEL_QUEUE = "label_queue"
     UPLOAD_TIMES = "upload_times"  # photo sha256 -> when this session first saw it uploaded
     SEARCH_RESULTS = "search_results"
+    SEARCH_CURATED = "search_curated"  # the curated list (True) or the model's
+    SEARCH_STEERS = "search_steers"  # the query it is for, and the items to show more / less like
     BROWSE_PAGE = "browse_page"
     EXPORT_FILE = "export_file"
     DEVICE = "device"
+
+
+@dataclass
+class Steers:
+    """The Search page's "more / less like this" clicks for one query (item id, text, photo sha256)."""
+
+    query: tuple
+    like: list[str] = field(default_factory=list)
+    unlike: list[str] = field(default_factory=list)
 
 
 def remembered(key: str, options: list | None = None, persist: bool = False) -> dict:

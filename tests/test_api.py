@@ -59,12 +59,12 @@ def error_of(reply, status: int) -> str:
     return message
 
 
-def test_similar_items_are_search_by_item_with_labels(embedded_demo, client):
+def test_similar_items_raw_are_search_by_item_with_labels(embedded_demo, client):
     query, *_ = first_items(embedded_demo, 1)
     expected = search(open_space(embedded_demo, METHOD), item_id=query, k=7).results
     add_label(embedded_demo, Query.item(query), expected[0].item_id, METHOD, 1, True, "ana")
     add_label(embedded_demo, Query.item(query), expected[1].item_id, METHOD, 2, False, "ana")
-    reply = client.get(f"/items/{query}/similar", params={"k": 7})
+    reply = client.get(f"/items/{query}/similar", params={"k": 7, "raw": "true"})
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["method"] == METHOD
@@ -77,8 +77,39 @@ def test_similar_items_are_search_by_item_with_labels(embedded_demo, client):
     ]
     assert query not in {r["item_id"] for r in body["results"]}
     assert [r["relevant"] for r in body["results"][:3]] == [True, False, None]
+    assert {r["reason"] for r in body["results"]} == {"model"}
     only = client.get(f"/items/{query}/similar", params={"k": 7, "only_relevant": "true"}).json()["results"]
     assert [r["item_id"] for r in only] == [expected[0].item_id]
+
+
+def test_similar_items_are_the_curated_list_with_reasons_and_steers(embedded_demo, client):
+    from core.curation import decisions
+    from core.curation.curated import curated_search
+
+    query, *_ = first_items(embedded_demo, 1)
+    model = [h.item_id for h in search(open_space(embedded_demo, METHOD), item_id=query, k=40).results]
+    add_label(embedded_demo, Query.item(query), model[0], METHOD, 1, False, "ana")
+    add_label(embedded_demo, Query.item(query), model[4], METHOD, 5, True, "ana")
+    decisions.pin(embedded_demo, query, model[30], 2, "ana")
+    decisions.hide(embedded_demo, model[1], "ana")
+    body = client.get(f"/items/{query}/similar", params={"k": 7}).json()["results"]
+    expected = curated_search(open_space(embedded_demo, METHOD), item_id=query, k=7).results
+    assert [(r["item_id"], r["reason"]) for r in body] == [(h.item_id, h.reason) for h in expected]
+    assert [(r["item_id"], r["reason"], r["relevant"]) for r in body[:2]] == [
+        (model[4], "accepted", True),
+        (model[30], "pinned", None),
+    ]
+    assert {r["reason"] for r in body[2:]} == {"steered"} and not {model[0], model[1]} & {r["item_id"] for r in body}
+    steered = client.get(
+        f"/items/{query}/similar", params={"k": 7, "like": [model[20]], "unlike": [model[2], model[3]]}
+    ).json()["results"]
+    assert model[20] in {r["item_id"] for r in steered} and not {model[2], model[3]} & {r["item_id"] for r in steered}
+    assert "not a catalog item" in error_of(client.get(f"/items/{query}/similar", params={"like": "nope"}), 422)
+    assert "leave out raw" in error_of(
+        client.get(f"/items/{query}/similar", params={"like": model[5], "raw": "true"}), 422
+    )
+    raw = client.get(f"/items/{query}/similar", params={"k": 7, "raw": "true"}).json()["results"]
+    assert [r["item_id"] for r in raw] == model[:7]
 
 
 def test_filters_select_results_and_bad_ones_are_422(embedded_demo, client):
@@ -304,7 +335,7 @@ def test_a_half_done_re_embed_is_503_until_it_finishes(embedded_demo, client):
 
 
 def test_an_unexpected_failure_is_a_json_500(embedded_demo, monkeypatch):
-    monkeypatch.setattr("core.api.app.search", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr("core.api.app.curated_search", lambda *a, **k: 1 / 0)
     query = first_items(embedded_demo, 1)[0]
     with TestClient(create_app(embedded_demo.path, keys=()), raise_server_exceptions=False) as client:
         assert "server log" in error_of(client.get(f"/items/{query}/similar"), 500)

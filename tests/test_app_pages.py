@@ -507,3 +507,75 @@ def test_precision_page_marks_a_tuned_method_beside_its_bases(app_db):
     methods = home.dataframe[0].value.set_index("method")
     assert methods.loc["shape_colour", "state"] == "changed" and methods.loc["efficientnet_lite0", "state"] == "ready"
     assert "shape_colour changed since its vectors were made: searches use the old ones" in texts(home)
+
+
+def test_search_shows_the_curated_list_with_badges_a_raw_toggle_and_steering_buttons(app_db):
+    from core.curation import decisions
+    from core.curation.labels import Query, add_label
+
+    at = page("search")
+    query = at.selectbox[0].value
+    model = [h["item_id"] for h in at.session_state["search_results"]["hits"]]
+    add_label(app_db, Query.item(query), model[0], "efficientnet_lite0", 1, False, "ana")
+    decisions.pin(app_db, query, model[9], 1, "ana")
+    at.run()
+    hits = at.session_state["search_results"]["hits"]
+    assert (
+        hits[0]["item_id"] == model[9]
+        and hits[0]["reason"] == "pinned"
+        and model[0] not in {h["item_id"] for h in hits}
+    )
+    badges = [m.value for m in at.markdown if "badge[" in m.value]
+    assert badges[0] == ":violet-badge[pinned]" and ":blue-badge[steered]" in badges
+    less = [b for b in at.button if b.label == "Less like this"]
+    assert len(less) == 10
+    unliked = hits[1]["item_id"]
+    less[1].click().run()
+    assert unliked not in {h["item_id"] for h in at.session_state["search_results"]["hits"]}
+    assert f"less like {unliked}" in texts(at)
+    at.toggle(key="search_curated").set_value(False).run()
+    raw = at.session_state["search_results"]
+    assert not raw["curated"] and [h["item_id"] for h in raw["hits"]] == model
+    assert {h["reason"] for h in raw["hits"]} == {"model"} and not [b for b in at.button if b.label == "Less like this"]
+
+
+def test_label_page_adds_the_steered_refill_under_the_models_list(app_db):
+    from core.curation.curated import curated_search
+    from core.curation.labels import Query, add_label
+    from core.search.queries import search
+    from core.search.space import open_space
+
+    at = page("label")
+    at.text_input(key="labeler").set_value("ana").run()
+    query = at.session_state["label_query"]
+    model = [h.item_id for h in search(open_space(app_db, "efficientnet_lite0"), item_id=query, k=10).results]
+    assert "Steered refill" not in [s.value for s in at.subheader]
+    for rank in (1, 2, 3):
+        add_label(app_db, Query.item(query), model[rank - 1], "efficientnet_lite0", rank, False, "ana")
+    at.run()
+    assert "Steered refill" in [s.value for s in at.subheader]
+    curated = curated_search(open_space(app_db, "efficientnet_lite0"), item_id=query, k=10).results
+    refill = [h.item_id for h in curated if h.item_id not in model]
+    yes = [b.key for b in at.button if b.label == "✓ Yes"]
+    assert refill and yes == [f"yes_label{i}" for i in model] + [f"yes_refill{i}" for i in refill]
+
+
+def test_search_pins_hides_and_undoes_in_the_typed_name(app_db):
+    from core.curation import decisions
+
+    at = page("search")
+    query = at.selectbox[0].value
+    hits = [h["item_id"] for h in at.session_state["search_results"]["hits"]]
+    at.text_input(key="labeler").set_value("ana").run()
+    at.selectbox(key="curate_item").set_value(hits[6]).run()
+    at.number_input(key="curate_place").set_value(1).run()
+    next(b for b in at.button if b.label == "Pin at this place").click().run()
+    assert not at.exception and at.session_state["search_results"]["hits"][0]["item_id"] == hits[6]
+    at.selectbox(key="curate_item").set_value(hits[2]).run()
+    next(b for b in at.button if b.label == "Hide everywhere").click().run()
+    assert hits[2] not in {h["item_id"] for h in at.session_state["search_results"]["hits"]}
+    assert [(c.kind, c.author) for c in decisions.history(app_db)] == [("pin", "ana"), ("hide", "ana")]
+    assert decisions.curation_snapshot(app_db).pins == {query: [(1, hits[6])]}
+    next(b for b in at.button if b.label == "Undo the last change").click().run()
+    assert hits[2] in {h["item_id"] for h in at.session_state["search_results"]["hits"]}
+    assert f"hide {hits[2]} undone" in texts(at)

@@ -62,7 +62,7 @@ def test_interrupted_export_leaves_the_old_file(embedded_demo, tmp_path, monkeyp
         yield "x", []
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("core.curation.export.search_many", interrupted)
+    monkeypatch.setattr("core.curation.export.Curator.many", interrupted)
     with pytest.raises(KeyboardInterrupt):
         export_similar(open_space(embedded_demo, "efficientnet_lite0"), 5, out, progress=False)
     assert out.read_bytes() == previous
@@ -85,3 +85,29 @@ def test_cli_export_and_precision_json(embedded_demo, tmp_path):
     women = embedded_demo.execute("SELECT count(*) FROM items WHERE gender = 'Women'").fetchone()[0]
     assert json.loads(done.stdout)["rows"] == 2 * women == len(read(out))
     assert json.loads(run("precision", "--json").stdout)["methods"] == []
+
+
+def test_curated_rows_say_why_and_raw_rows_are_the_models(embedded_demo, tmp_path):
+    space = open_space(embedded_demo, "efficientnet_lite0")
+    out = tmp_path / "raw.csv"
+    export_similar(space, 4, out, progress=False, raw=True)
+    raw = read(out)
+    assert {r["reason"] for r in raw} == {"model"}
+    query = raw[0]["item_id"]
+    first = [r["neighbour_id"] for r in raw if r["item_id"] == query]
+    add_label(embedded_demo, Query.item(query), first[0], "efficientnet_lite0", 1, False, "ana")
+    add_label(embedded_demo, Query.item(query), first[3], "efficientnet_lite0", 4, True, "ana")
+    export_similar(space, 4, tmp_path / "curated.csv", progress=False)
+    curated = [(r["neighbour_id"], r["reason"]) for r in read(tmp_path / "curated.csv") if r["item_id"] == query]
+    assert curated[0] == (first[3], "accepted") and first[0] not in dict(curated)
+    assert [why for _, why in curated[1:]] == ["steered"] * 3
+    done = subprocess.run(
+        [sys.executable, "-m", "core", "export", "--method", "efficientnet_lite0", "-k", "4", "--raw"]
+        + ["--out", str(tmp_path / "cli.csv"), "--db", str(embedded_demo.path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert read(tmp_path / "cli.csv") == raw

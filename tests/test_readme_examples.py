@@ -88,10 +88,10 @@ def test_every_readme_example_runs_on_the_demo_catalog(embedded_demo_path, tmp_p
     header, *heels = output("python -m core search --item 10129 --filter").splitlines()
     assert "category" in header and len(heels) == 10 and all(" Heels " in hit for hit in heels)
     exports = sorted(p.name for p in (tmp_path / "data" / "demo" / "exports").iterdir())
-    assert [name.split("_2")[0] for name in exports] == ["labels", "similar_efficientnet_lite0_top10"]
+    assert [name.split("_2")[0] for name in exports] == ["curation", "labels", "similar_efficientnet_lite0_top10"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "demo"]  # nothing written beside the commands
     assert (
-        Path(tmp_path / "data" / "demo" / "exports" / exports[1]).read_text(encoding="utf-8-sig").count("\n")
+        Path(tmp_path / "data" / "demo" / "exports" / exports[2]).read_text(encoding="utf-8-sig").count("\n")
         == 1 + 3000
     )
 

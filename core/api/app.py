@@ -32,6 +32,7 @@ from core.catalog.filters import parse_filters
 from core.catalog.images import sha256_bytes
 from core.catalog.items import catalog_id
 from core.catalog.vectors import missing_vectors
+from core.curation.curated import CuratedResult, curated_search
 from core.curation.labels import Query as LabelQuery
 from core.curation.labels import current_labels
 from core.files.hidden_paths import without_paths
@@ -40,7 +41,7 @@ from core.methods import UnknownMethod, WeightsMissing, get_spec
 from core.methods.registry import method_states
 from core.search.fusion import parse_methods
 from core.search.index import IndexUnavailable
-from core.search.queries import SearchError, SearchResult, Spaces, search
+from core.search.queries import SearchError, Spaces
 from core.search.space import MethodSpace
 from core.settings import DEFAULT_METHOD, settings
 
@@ -65,6 +66,7 @@ class Result(BaseModel):
     title: str | None
     image_url: str | None
     relevant: bool | None  # the team's latest label for this query and item; null when unlabelled
+    reason: str  # why it is in the list: pinned, accepted, steered or model
 
 
 class Results(BaseModel):
@@ -184,6 +186,7 @@ def _results(method: str, version: str, hits, labels: dict[str, bool], notes: Se
                 title=h.title,
                 image_url=strip_credentials(h.image_url) if h.image_url else None,
                 relevant=labels.get(h.item_id),
+                reason=h.reason,
             )
             for h in hits
         ],
@@ -196,10 +199,11 @@ def _item_exists(db: Catalog, item_id: str) -> bool:
     return db.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone() is not None
 
 
-def _search(spaces: Spaces, **query) -> SearchResult:
-    """`search`, its one-line refusals as 422 (an unknown item as 404), an unusable index as 503."""
+def _search(spaces: Spaces, **query) -> CuratedResult:
+    """The curated list (`curated_search`; the model's with raw=True or for a fusion of methods), its
+    one-line refusals as 422 (an unknown item as 404), an unusable index as 503."""
     try:
-        return search(spaces, **query)
+        return curated_search(spaces, **query)
     except SearchError as exc:
         db = next(iter(spaces)).catalog if isinstance(spaces, dict) else spaces.catalog
         item = query.get("item_id")
@@ -222,8 +226,15 @@ def _routes(reader: Reader) -> APIRouter:
         method: Method = DEFAULT_METHOD,
         filters: Filters = [],  # noqa: B006 - FastAPI copies defaults
         only_relevant: bool = False,
+        like: Annotated[list[str], Query(description="an item id to steer toward, repeatable")] = [],  # noqa: B006
+        unlike: Annotated[list[str], Query(description="an item id to steer away from and leave out")] = [],  # noqa: B006
+        raw: Annotated[
+            bool, Query(description="the model's list untouched: no pins, verdicts, hides or rules")
+        ] = False,
     ) -> Response:
-        """The k catalog items most like a catalog item (itself excluded), as `search --item` ranks them.
+        """The curated list of the k catalog items most like a catalog item (itself excluded), as
+        `search --item` gives it: pins, the team's verdicts, steered refill, hides and rules; each
+        result says why it is there (`reason`: pinned, accepted, steered or model). `raw=true`: the model's list.
 
         Runs on the event loop: about 2 ms of work that holds the GIL or one BLAS core, where a hop to a
         worker thread and back costs as much again under load (the load benchmark, docs/benchmarks.md)."""
@@ -231,7 +242,9 @@ def _routes(reader: Reader) -> APIRouter:
         with reader.snapshot() as db:
             item_id = catalog_id(db, item_id)  # as typed when an item has it, else as imports spell ids
             space, version = _checked_spaces(db, method)
-            found = _search(space, item_id=item_id, k=k, filters=parsed)
+            if len(like) + len(unlike) > MAX_K:
+                raise ApiError(422, f"at most {MAX_K} like and unlike items")
+            found = _search(space, item_id=item_id, k=k, filters=parsed, like=like, unlike=unlike, raw=raw)
             hits = found.results
             labels = current_labels(db, LabelQuery.item(item_id))
         if only_relevant:

@@ -1,6 +1,6 @@
 """The command line (`lookalike`, or `python -m core`): a thin layer over the library.
 
-Each command group (catalog.py, methods.py, tune.py, search.py, curation.py, serve.py, app.py) parses its arguments,
+Each command group (catalog.py, methods.py, tune.py, search.py, curation.py, curate.py, serve.py, app.py) parses its arguments,
 calls one library function and prints (a table for people, `--json` for scripts); common.py holds
 what they share. Errors become one line on stderr and exit 2; details go to the log (`-v`).
 """
@@ -14,13 +14,13 @@ import sys
 from pathlib import Path
 
 from core.catalog.db import CatalogError
-from core.cli import app, catalog, curation, methods, search, serve, tune
+from core.cli import app, catalog, curate, curation, methods, search, serve, tune
 from core.cli.common import Commands, Parser, global_options
 from core.files import failures
 
 log = logging.getLogger("core")
 
-GROUPS = (catalog, methods, tune, search, curation, serve, app)  # the order `--help` lists their commands in
+GROUPS = (catalog, methods, tune, search, curation, curate, serve, app)  # the order `--help` lists their commands in
 
 
 def program_name() -> str:

@@ -108,6 +108,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         filters=parse_filters(args.filter),
         only_relevant=args.only_relevant,
         force=args.force,
+        raw=args.raw,
     )
     print(json.dumps({"rows": rows, "file": str(out)}) if args.json else f"{rows} rows written to {out}")
     return 0
@@ -142,7 +143,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("-k", type=count, default=10, help="precision at this many results (default 10)")
     p.set_defaults(func=cmd_precision)
 
-    p = sub.add_parser("export", parents=[common], help="similar-item CSV: every item and its top-k")
+    p = sub.add_parser("export", parents=[common], help="similar-item CSV: every item and its curated top-k")
     method_option(p, required=True, help="the method whose look-alikes to export")
     p.add_argument("-k", type=count, default=10, help="look-alikes per item (default 10)")
     p.add_argument(
@@ -151,4 +152,5 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     filter_option(p, "export only items (and neighbours) that match")
     p.add_argument("--only-relevant", action="store_true", help="keep only pairs marked relevant")
     p.add_argument("--force", action="store_true", help="replace an existing file that is not an export CSV")
+    p.add_argument("--raw", action="store_true", help="the model's lists untouched (default: the curated lists)")
     p.set_defaults(func=cmd_export)

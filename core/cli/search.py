@@ -15,6 +15,7 @@ from core.settings import DEFAULT_METHOD
 
 def cmd_search(args: argparse.Namespace) -> int:
     from core.catalog.filters import parse_filters
+    from core.curation.curated import curated_search
     from core.search.queries import search
     from core.search.space import open_space
 
@@ -24,20 +25,25 @@ def cmd_search(args: argparse.Namespace) -> int:
 
         image = read_file(args.image, MAX_UPLOAD_BYTES)
     db = catalog(args, create=False)
-    spaces = (
-        {open_space(db, name): w for name, w in args.method.items()}
-        if isinstance(args.method, dict)
-        else open_space(db, args.method)
-    )
-    result = search(
-        spaces,
-        item_id=args.item,
-        image=image,
-        text=args.text,
-        k=args.k,
-        filters=parse_filters(args.filter),
-        distance=args.distance,
-    )
+    query = {
+        "item_id": args.item,
+        "image": image,
+        "text": args.text,
+        "k": args.k,
+        "filters": parse_filters(args.filter),
+    }
+    if isinstance(args.method, dict):  # a fusion of methods: the models' list (curation works in one method's space)
+        spaces = {open_space(db, name): w for name, w in args.method.items()}
+        if args.distance:
+            result = search(spaces, distance=args.distance, **query)
+        else:
+            result = curated_search(spaces, like=args.like, unlike=args.unlike, raw=args.raw, **query)
+    elif args.distance:
+        if args.like or args.unlike or not args.raw:
+            raise ValueError("--distance ranks the model's list: add --raw (and leave out --like / --unlike)")
+        result = search(open_space(db, args.method), distance=args.distance, **query)
+    else:
+        result = curated_search(open_space(db, args.method), like=args.like, unlike=args.unlike, raw=args.raw, **query)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
         return 0
@@ -45,7 +51,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"{'#':>3} {'score':>8}  {'item':12} {'category':16} title")
     for hit in result.results:
         shown = [visible(text or "") for text in (hit.item_id, hit.category, hit.title)]
-        print(f"{hit.rank:3} {hit.score:8.4f}  {shown[0]:12} {shown[1]:16} {shown[2]}")
+        reason = getattr(hit, "reason", "model")
+        print(f"{hit.rank:3} {hit.score:8.4f} {reason:8}  {shown[0]:12} {shown[1]:16} {shown[2]}")
     for note in result.notes:  # stale vectors, filters that leave (almost) nothing
         print(f"note: {note}", file=sys.stderr)
     return 0
@@ -101,8 +108,13 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--distance",
         choices=("cosine", "chi2"),
-        help="rank by this instead of the method's own distance (chi2: colour histograms)",
+        help="rank by this instead of the method's own distance (chi2: colour histograms; with --raw)",
     )
+    p.add_argument("--like", action="append", default=[], metavar="ID", help="steer toward this item (repeatable)")
+    p.add_argument(
+        "--unlike", action="append", default=[], metavar="ID", help="steer away from this item, and leave it out"
+    )
+    p.add_argument("--raw", action="store_true", help="the model's list untouched: no pins, verdicts, hides or rules")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("duplicates", parents=[common], help="near-duplicate listings")

@@ -1,4 +1,5 @@
-"""Similar-item CSV export: every item and its top-k lookalikes, streamed and written atomically."""
+"""Similar-item CSV export: every item and its curated top-k look-alikes (or the model's, `raw`), streamed and
+written atomically."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from core.catalog.db import Catalog
 from core.catalog.filters import matching_item_ids
 from core.catalog.items import item_cards
 from core.catalog.vectors import item_ids_with_vectors
+from core.curation.curated import CuratedHit, Curator
 from core.files.atomic import atomic_text_writer
 from core.files.csv_injection import neutralise
 from core.files.invisible import visible
@@ -35,6 +37,7 @@ COLUMNS = (
     "neighbour_image_url",
     "item_image_file",
     "neighbour_image_file",
+    "reason",
 )
 CHUNK = 512
 ENCODING = "utf-8-sig"
@@ -79,8 +82,13 @@ def export_similar(
     progress: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
     force: bool = False,
+    raw: bool = False,
 ) -> int:
     """Write one row per (item, rank) for items with vectors; return the number of rows written.
+
+    Each item's list is its curated list (core/curation/curated.py: pins, verdicts, steered refill,
+    hides and rules; hidden items get no rows), its `reason` column saying why each neighbour is there;
+    `raw` writes the model's lists untouched (reason `model`).
 
     Filters select both the exported items and their neighbours. With `only_relevant`, only
     pairs a person marked relevant (latest judgement) are kept. The file appears only when
@@ -99,6 +107,7 @@ def export_similar(
     display = _display(db)
     items = [i for i in matching_item_ids(db, filters or {}) if i in with_vectors]
     approved = _approved(db) if only_relevant else None
+    curator = None if raw else Curator(space, filters, every_item=True)
     rows = 0
     with (
         atomic_text_writer(out, encoding=ENCODING) as handle,
@@ -106,28 +115,32 @@ def export_similar(
     ):
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
-        for start in range(0, len(items), CHUNK):
-            chunk = items[start : start + CHUNK]
-            for item_id, hits in search_many(space, chunk, k, filters=filters):
-                title, url, file = display.get(item_id, ("", "", ""))
-                for hit in hits:
-                    if approved is not None and (item_id, hit.item_id) not in approved:
-                        continue
-                    n_title, n_url, n_file = display.get(hit.item_id, ("", "", ""))
-                    writer.writerow(
-                        (
-                            neutralise(visible(item_id)),  # ids stored before the id rules: escaped
-                            neutralise(visible(hit.item_id)),
-                            hit.rank,
-                            f"{hit.score:.6f}",
-                            *(
-                                neutralise(visible(text or "", keep="\t\n\r"))
-                                for text in (method, title, n_title, url, n_url, file, n_file)
-                            ),
-                        )
+        lists = curator.many(items, k) if curator else search_many(space, items, k, filters=filters)
+        for done, (item_id, hits) in enumerate(lists, start=1):
+            title, url, file = display.get(item_id, ("", "", ""))
+            for hit in hits:
+                if approved is not None and (item_id, hit.item_id) not in approved:
+                    continue
+                n_title, n_url, n_file = display.get(hit.item_id, ("", "", ""))
+                writer.writerow(
+                    (
+                        neutralise(visible(item_id)),  # ids stored before the id rules: escaped
+                        neutralise(visible(hit.item_id)),
+                        hit.rank,
+                        f"{hit.score:.6f}",
+                        *(
+                            neutralise(visible(text or "", keep="\t\n\r"))
+                            for text in (method, title, n_title, url, n_url, file, n_file)
+                        ),
+                        hit.reason if isinstance(hit, CuratedHit) else "model",
                     )
-                    rows += 1
-            bar.update(len(chunk))
-            if on_progress:
-                on_progress(min(start + CHUNK, len(items)), len(items))
+                )
+                rows += 1
+            if done % CHUNK == 0:
+                bar.update(CHUNK)
+                if on_progress:
+                    on_progress(done, len(items))
+        bar.update(len(items) - bar.n)
+        if on_progress:
+            on_progress(len(items), len(items))
     return rows

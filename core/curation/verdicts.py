@@ -1,20 +1,25 @@
-"""Which verdict counts for a pair: everyone's latest, or a curator's, or one rater's own.
+"""Which verdict counts for a pair: everyone's latest, or a curator's, or one rater's own; and what
+the counting verdicts say about an item's look-alikes in the shop (accepted or rejected).
 
 A pair is (query kind, query key, candidate). Each labeller's latest verdict on a pair is their
 verdict; the pair's counting verdict is the latest of anyone's, unless the curator
-(`LOOKALIKE_CURATOR`) judged it: then the curator's latest counts.
+(`LOOKALIKE_CURATOR`) judged it: then the curator's latest counts. It counts whichever method's
+list showed the pair. For the shop (`item_verdicts`), a counting *good* accepts the candidate, a
+*wrong* rejects it, and a *close* does neither: the candidate stays where the model ranks it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from core.catalog.db import Catalog
-from core.curation.grades import grade_of
+from core.curation.grades import GOOD, WRONG, grade_of
 from core.settings import settings
 
 Pair = tuple[str, str, str]  # query_kind, query_key, candidate_id
+_CHUNK = 900  # ids per IN (...) list: under SQLite's parameter limit
 
 
 @dataclass
@@ -61,3 +66,40 @@ def read_verdicts(db: Catalog, curator: str | None = None) -> Verdicts:
     verdicts.counting.update(curated)
     verdicts.counted_from.update(dict.fromkeys(curated, curator))
     return verdicts
+
+
+@dataclass
+class ItemVerdicts:
+    """One query item's candidates that the counting verdicts accept (good) or reject (wrong)."""
+
+    accepted: set[str] = field(default_factory=set)
+    rejected: set[str] = field(default_factory=set)
+
+
+def item_verdicts(db: Catalog, item_ids: Iterable[str] | None = None) -> dict[str, ItemVerdicts]:
+    """Query item id -> its accepted and rejected candidates under the counting rule (every judged item
+    when `item_ids` is None), read in a few batched queries."""
+    curator = settings().curator
+    sql = "SELECT query_key, candidate_id, relevant, grade, labeler FROM labels WHERE query_kind = 'item'"
+    order = " ORDER BY created_at, id"
+    if item_ids is None:
+        rows = list(db.execute(sql + order))
+    else:
+        wanted = sorted({str(i) for i in item_ids})
+        rows = []
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            rows += db.execute(f"{sql} AND query_key IN ({', '.join('?' * len(chunk))}){order}", chunk).fetchall()
+    counting: dict[tuple[str, str], str] = {}
+    curated: dict[tuple[str, str], str] = {}
+    for query, candidate, relevant, grade, labeler in rows:  # oldest first: the latest is kept
+        counting[(query, candidate)] = grade_of(relevant, grade)
+        if curator and labeler == curator:
+            curated[(query, candidate)] = counting[(query, candidate)]
+    counting.update(curated)
+    found: dict[str, ItemVerdicts] = {}
+    for (query, candidate), graded in counting.items():
+        if graded in (GOOD, WRONG):
+            entry = found.setdefault(query, ItemVerdicts())
+            (entry.accepted if graded == GOOD else entry.rejected).add(candidate)
+    return found

@@ -31,7 +31,19 @@ from core.search.space import MethodSpace, SearchError
 FUSION_DEPTH = 5  # each fused method contributes k * FUSION_DEPTH candidates
 _BLOCK = 256  # queries per neighbours call in search_many
 
-__all__ = ["FUSION_DEPTH", "Hit", "MethodSpace", "SearchError", "SearchResult", "query_vector", "search", "search_many"]
+__all__ = [
+    "FUSION_DEPTH",
+    "Hit",
+    "MethodSpace",
+    "SearchError",
+    "SearchResult",
+    "allowed_items",
+    "brand_groups",
+    "display_hits",
+    "query_vector",
+    "search",
+    "search_many",
+]
 
 
 @dataclass
@@ -96,13 +108,14 @@ def _photo_vector(space: MethodSpace, image: bytes) -> np.ndarray:
         raise SearchError(f"cannot read the photo: {exc}") from None
 
 
-def _allowed(db: Catalog, filters: dict | None, query_brand: str | None) -> set[str] | None:
+def allowed_items(db: Catalog, filters: dict | None, query_brand: str | None) -> set[str] | None:
+    """The items that pass the filters (None: every item)."""
     if not filtering.is_active(filters, query_brand):
         return None
     return set(filtering.matching_item_ids(db, filters, query_brand))
 
 
-def _display(db: Catalog, hits: list[Hit]) -> list[Hit]:
+def display_hits(db: Catalog, hits: list[Hit]) -> list[Hit]:
     """Fill the display fields of hits in one query."""
     cards = item_cards(db, [h.item_id for h in hits]) if hits else {}
     for hit in hits:
@@ -156,7 +169,7 @@ def search(
         "filters": filters or {},
     }
     brand = _query_brand(db, item_id) if (filters or {}).get("exclude_same_brand") else None
-    allowed = _allowed(db, filters, brand)
+    allowed = allowed_items(db, filters, brand)
     exclude = {str(item_id)} if item_id is not None else set()
     if len(weights) == 1:
         space = next(iter(weights))
@@ -202,10 +215,10 @@ def search_many(
     """
     db = space.catalog
     base = {key: v for key, v in (filters or {}).items() if key != "exclude_same_brand"}
-    allowed = _allowed(db, base, None)
+    allowed = allowed_items(db, base, None)
     index = space.neighbour_index(allowed)
     distance = space.distance()
-    same_brand = _brand_groups(db) if (filters or {}).get("exclude_same_brand") else None
+    same_brand = brand_groups(db) if (filters or {}).get("exclude_same_brand") else None
     for start in range(0, len(item_ids), _BLOCK):
         found, matrix = space.stored_vectors(item_ids[start : start + _BLOCK])
         row = {item_id: n for n, item_id in enumerate(found)}
@@ -218,7 +231,7 @@ def search_many(
             yield item_id, _hits(db, best, space.name, display)
 
 
-def _brand_groups(db: Catalog) -> dict[str, frozenset[str]]:
+def brand_groups(db: Catalog) -> dict[str, frozenset[str]]:
     """Item id -> the ids of every item of its brand (itself included), for items that have a brand."""
     members: dict[str, set[str]] = {}
     for item_id, brand in item_column(db, "brand").items():
@@ -230,4 +243,4 @@ def _brand_groups(db: Catalog) -> dict[str, frozenset[str]]:
 
 def _hits(db, ranked: list[tuple[str, float]], method: str, display: bool) -> list[Hit]:
     hits = [Hit(i, r, round(s, 6), method) for r, (i, s) in enumerate(ranked, start=1)]
-    return _display(db, hits) if display else hits
+    return display_hits(db, hits) if display else hits

@@ -2,7 +2,9 @@
 
 The query is a catalog item or an uploaded photo (its labels are keyed by the photo's sha256); or
 pairs from a queue (a second opinion, disagreements, the gap between compared methods, a snapshot's
-new results: panels/verdicts.py).
+new results: panels/verdicts.py). For an
+item, the model's list is followed by the steered refill: the items the curated list
+(core/curation/curated.py) puts in the places the rejected ones left, so judging goes on where it helps.
 """
 
 from datetime import datetime
@@ -12,6 +14,7 @@ import streamlit as st
 from core.catalog.images import sha256_bytes
 from core.catalog.items import item_detail
 from core.catalog.vectors import methods_with_vectors
+from core.curation.curated import curated_search
 from core.curation.labels import Query, current_grades, current_labels, label_counts, next_query
 from core.curation.suggest import SuggestError, suggest_queries
 from core.search.queries import SearchError, search
@@ -133,6 +136,16 @@ else:
 
 try:
     hits = [h.as_dict() for h in search(ui.space(method), k=k, **request).results]
+    shown_ids = {h["item_id"] for h in hits}
+    refill = (
+        [
+            h.as_dict()
+            for h in curated_search(ui.space(method), k=k, **request).results
+            if h.reason == "steered" and h.item_id not in shown_ids
+        ]
+        if query.kind == "item"
+        else []
+    )
 except SearchError as exc:
     right.error(str(exc))
     st.stop()
@@ -158,7 +171,7 @@ def actions(hit: dict, key: str) -> None:  # one click each: good / close / wron
     )
 
 
-pending = [h for h in hits if h["item_id"] not in judged]
+pending = [h for h in hits + refill if h["item_id"] not in judged]
 if pending:  # keyboard: Y / M / N judge the first result not judged yet
     columns = right.columns([1, 1, 1, 2])
     for column, (text, name, grade, shortcut) in zip(columns, verdicts.VERDICTS):
@@ -173,3 +186,10 @@ if pending:  # keyboard: Y / M / N judge the first result not judged yet
 with right:
     ui.grid(hits, columns=5, caption=ui.caption_with_score, key_prefix="label", actions=actions)
     verdicts.verdict_rule(database)
+    if refill:
+        st.subheader("Steered refill")
+        st.caption(
+            "What the shop now shows in the places of the rejected look-alikes: re-ranked toward the accepted "
+            "ones and away from the rejected (their number is their place in the curated list)."
+        )
+        ui.grid(refill, columns=5, caption=ui.caption_with_score, key_prefix="refill", actions=actions)

@@ -1,11 +1,19 @@
-"""Search: look-alikes of a catalog item, an uploaded photo or a text; compare two methods."""
+"""Search: look-alikes of a catalog item, an uploaded photo or a text; compare two methods.
+
+Shows the curated list (core/curation/curated.py: what export and the API give), each result with a
+badge saying why it is there; a toggle shows the model's list untouched, and "more / less like this"
+steer the list (as `search --like / --unlike`).
+"""
 
 import streamlit as st
 
+from core.catalog.images import sha256_bytes
 from core.catalog.items import item_cards, item_column
 from core.catalog.vectors import item_ids_with_vectors, methods_with_vectors
+from core.curation import decisions
+from core.curation.curated import curated_search
 from core.methods import WeightsMissing
-from core.search.queries import SearchError, search
+from core.search.queries import SearchError
 
 import ui
 
@@ -54,23 +62,64 @@ if not names:
     st.warning("No embedded method can take this kind of query yet.")
     more_methods()
     st.stop()
-c = st.columns([3, 3, 1, 1])  # the query's photo in the last slot: the results start within the first screen
+c = st.columns([3, 3, 1, 1, 1])  # the query's photo in the last slot: the results start within the first screen
 method = c[0].selectbox("Method", names)
 compare = c[1].selectbox("Compare with", ["(none)"] + [n for n in names if n != method])
 k = c[2].number_input("Results", 1, 50, 10, help="How many look-alikes to show.")
+curated = c[3].toggle(
+    "Curated",
+    value=True,
+    key=ui.Keys.SEARCH_CURATED,
+    help="On: the list the shop gets (pins, the team's verdicts, steered refill, hides, rules). "
+    "Off: the model's list untouched.",
+)
 with st.expander("Filters"):
     filters = ui.filter_widgets(database, "search")
     exclude_brand = st.checkbox("Exclude the query's brand")
     if exclude_brand:
         filters["exclude_same_brand"] = True
 if mode == "Catalog item" and query.get("item_id"):
-    ui.photo(item_cards(database, [query["item_id"]]).get(query["item_id"], {}).get("image_path"), "Query", 90, c[3])
+    ui.photo(item_cards(database, [query["item_id"]]).get(query["item_id"], {}).get("image_path"), "Query", 90, c[4])
 elif mode == "Photo" and "image" in query:
-    c[3].image(shown, caption="Query", width=90)
+    c[4].image(shown, caption="Query", width=90)
 
 if not any(v is not None for v in query.values()):
     more_methods()
     st.stop()
+
+asked = (query.get("item_id"), query.get("text"), sha256_bytes(query["image"]) if "image" in query else None)
+steers = st.session_state.get(ui.Keys.SEARCH_STEERS)
+if steers is None or steers.query != asked:  # a new query starts unsteered
+    steers = st.session_state[ui.Keys.SEARCH_STEERS] = ui.Steers(asked)
+
+
+def steer(item_id: str, toward: bool) -> None:
+    """More (or less) like this: the item joins one list of steers and leaves the other."""
+    chosen, other = (steers.like, steers.unlike) if toward else (steers.unlike, steers.like)
+    if item_id in other:
+        other.remove(item_id)
+    if item_id not in chosen:
+        chosen.append(item_id)
+
+
+BADGES = {"pinned": "violet", "accepted": "green", "steered": "blue", "model": "gray"}
+
+
+def actions(hit: dict, key: str) -> None:
+    st.badge(hit["reason"], color=BADGES.get(hit["reason"], "gray"))
+    if curated:
+        more, less = st.columns(2)
+        more.button("More like this", key=f"more_{key}", on_click=steer, args=(hit["item_id"], True), width="stretch")
+        less.button("Less like this", key=f"less_{key}", on_click=steer, args=(hit["item_id"], False), width="stretch")
+
+
+if curated and (steers.like or steers.unlike):
+    told = [f"{how} like {', '.join(ids)}" for how, ids in (("more", steers.like), ("less", steers.unlike)) if ids]
+    st.caption("Steered: " + "; ".join(told))
+    if st.button("Clear steering"):
+        steers.like.clear()
+        steers.unlike.clear()
+        st.rerun()
 
 columns = [method] + ([compare] if compare != "(none)" else [])
 panes = st.columns(len(columns))
@@ -79,13 +128,77 @@ for pane, name in zip(panes, columns):
         st.subheader(name)
         try:
             with st.spinner(f"Searching with {name}…"):
-                result = search(ui.space(name), k=int(k), filters=filters, **query)
+                result = curated_search(
+                    ui.space(name),
+                    k=int(k),
+                    filters=filters,
+                    like=steers.like if curated else (),
+                    unlike=steers.unlike if curated else (),
+                    raw=not curated,
+                    **query,
+                )
         except (SearchError, WeightsMissing, ValueError) as exc:
             st.error(str(exc))
             continue
         hits = [h.as_dict() for h in result.results]
-        st.session_state[ui.Keys.SEARCH_RESULTS] = {"method": name, "query": query.get("item_id"), "hits": hits}
+        st.session_state[ui.Keys.SEARCH_RESULTS] = {
+            "method": name,
+            "query": query.get("item_id"),
+            "hits": hits,
+            "curated": curated,
+        }
         for note in result.notes:  # stale vectors, or filters that leave (almost) nothing
             st.info(note)  # as written: a method's name keeps its spelling
-        ui.grid(hits, columns=5 if len(columns) == 1 else 3, caption=ui.caption_with_score, key_prefix=name)
+        ui.grid(
+            hits,
+            columns=5 if len(columns) == 1 else 3,
+            caption=ui.caption_with_score,
+            key_prefix=name,
+            actions=actions,
+        )
+
+
+def change(make) -> None:
+    """Make a pin, hide or undo in the name typed (callbacks run before the page does)."""
+    try:
+        done = make((st.session_state.get(ui.Keys.LABELER) or "").strip())
+    except ValueError as exc:  # CurationError, RuleError: one line
+        st.session_state["curate_note"] = f"error: {exc}"
+        return
+    st.session_state["curate_note"] = f"#{done.id} {done.subject()}" + (" undone" if done.undoes else "")
+
+
+if mode == "Catalog item" and curated:
+    with st.expander("Curate this list: pin, hide, undo"):
+        st.caption("Every change is kept with your name and the time (`python -m core curate list` shows them).")
+        a = st.columns([2, 2, 1, 1])
+        who = a[0].text_input("Your name", **ui.remembered(ui.Keys.LABELER, persist=True))
+        shown = [h["item_id"] for h in st.session_state[ui.Keys.SEARCH_RESULTS]["hits"]]
+        chosen = a[1].selectbox("Result", shown, key="curate_item")
+        place = a[2].number_input("Place", 1, 1000, 1, key="curate_place")
+        item = query["item_id"]
+        b = st.columns(3)
+        b[0].button(
+            "Pin at this place",
+            disabled=not who or not chosen,
+            on_click=change,
+            args=(lambda by: decisions.pin(database, item, chosen, int(place), by),),
+        )
+        b[1].button(
+            "Hide everywhere",
+            disabled=not who or not chosen,
+            help="Keeps the item out of every list (discontinued, recalled, a bad photo).",
+            on_click=change,
+            args=(lambda by: decisions.hide(database, chosen, by),),
+        )
+        b[2].button(
+            "Undo the last change",
+            disabled=not who,
+            on_click=change,
+            args=(lambda by: decisions.undo(database, author=by),),
+        )
+        if note := st.session_state.pop("curate_note", None):
+            (st.error if note.startswith("error: ") else st.success)(note.removeprefix("error: "))
+
+
 more_methods()
