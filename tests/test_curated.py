@@ -61,6 +61,40 @@ def test_rejected_never_shipped_accepted_first_whichever_method_showed_them(embe
     assert raw == top[:10]  # raw: the model's list untouched, rejected included
 
 
+def test_a_close_verdict_neither_accepts_nor_rejects_and_a_curators_verdict_counts(embedded_demo, monkeypatch):
+    from core.settings import reload
+
+    query = first_item(embedded_demo)
+    top = model(embedded_demo, query, 30)
+    add_label(embedded_demo, Query.item(query), top[1], METHOD, 2, False, "ana", grade="close")
+    add_label(embedded_demo, Query.item(query), top[8], METHOD, 9, False, "ana", grade="close")
+    hits = curated(embedded_demo, query)
+    assert [h.item_id for h in hits] == top[:10] and {h.reason for h in hits} == {"model"}  # close: as the model
+    add_label(embedded_demo, Query.item(query), top[4], METHOD, 5, True, "cy")  # the curator: good
+    add_label(embedded_demo, Query.item(query), top[4], METHOD, 5, False, "bo")  # later, but not the curator
+    assert top[4] not in [h.item_id for h in curated(embedded_demo, query)]  # no curator named: bo's wrong counts
+    monkeypatch.setenv("LOOKALIKE_CURATOR", "cy")
+    reload()
+    try:
+        hits = curated(embedded_demo, query)
+    finally:
+        monkeypatch.delenv("LOOKALIKE_CURATOR")
+        reload()
+    ids = [h.item_id for h in hits]
+    assert ids[0] == top[4] and hits[0].reason == "accepted"  # the curator's good counts over bo's later wrong
+    assert {top[1], top[8]} <= set(ids)  # close: kept where the model puts them, never dropped
+
+
+def test_a_fusion_of_methods_is_the_models_list_and_cannot_be_steered(embedded_demo):
+    query = first_item(embedded_demo)
+    fused = {open_space(embedded_demo, METHOD): 0.7, open_space(embedded_demo, "color_hist"): 0.3}
+    result = curated_search(fused, item_id=query, k=5)
+    assert [h.item_id for h in result.results] == [h.item_id for h in search(fused, item_id=query, k=5).results]
+    assert {h.reason for h in result.results} == {"model"} and any("fusion" in n for n in result.notes)
+    with pytest.raises(SearchError, match="one method"):
+        curated_search(fused, item_id=query, k=5, like=[result.results[0].item_id])
+
+
 def test_the_steered_refill_moves_toward_the_accepted(embedded_demo):
     query = first_item(embedded_demo)
     top = model(embedded_demo, query, 150)
