@@ -153,3 +153,10 @@ def save_tiny_vit(folder: Path, processor=None, **config) -> None:
     ViTModel(model_config).save_pretrained(folder)
     side = model_config.image_size
     (processor or ViTImageProcessor(size={"height": side, "width": side})).save_pretrained(folder)
+
+
+def one_line(done: subprocess.CompletedProcess) -> str:
+    """The command failed (exit 2) with exactly one line on stderr and no traceback; that line."""
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    return lines[0]

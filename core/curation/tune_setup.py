@@ -12,7 +12,7 @@ import numpy as np
 import sqlite_utils
 
 from core.curation.evaluate import joint_values
-from core.methods.distances import unit, weighted_concat
+from core.methods.distances import normalised_weights, unit, weighted_concat
 from core.methods.field_signals import field_parts, field_values, vocabularies
 from core.methods.heads import HeadError, stored_bases
 
@@ -144,9 +144,12 @@ class TuneData:
 
 def fusion_weights(bases: list[str], weights: list[float] | None) -> list[float]:
     weights = list(weights) if weights else [1.0] * len(bases)
-    if len(weights) != len(bases) or any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise TuneError("base weights must be one non-negative number per base, not all zero")
-    return [w / sum(weights) for w in weights]
+    if len(weights) != len(bases):
+        raise TuneError("base weights must be one number per base")
+    try:
+        return list(normalised_weights(dict(zip(bases, weights))).values())
+    except ValueError as exc:
+        raise TuneError(f"base weights: {exc}") from None
 
 
 def _label_rows(db: sqlite_utils.Database, ids: list[str], validation: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from core.catalog import filters as filtering
 from core.catalog.db import Catalog
 from core.catalog.images import MAX_UPLOAD_BYTES, ImageError, load_rgb, sha256_bytes
 from core.catalog.items import catalog_id, item_cards, item_column
-from core.methods.distances import unit
+from core.methods.distances import normalised_weights, unit
 from core.search.neighbours import best_first
 from core.search.space import MethodSpace, SearchError
 
@@ -140,10 +140,7 @@ def search(
         raise SearchError("k must be at least 1")
     if sum(q is not None for q in (item_id, image, text)) != 1:
         raise SearchError("give exactly one of an item id, a photo or a text to search with")
-    weights = spaces if isinstance(spaces, dict) else {spaces: 1.0}
-    weights = {space: float(w) for space, w in weights.items() if float(w) > 0}
-    if not weights:
-        raise SearchError("give at least one method a positive weight")
+    weights = _weights(spaces)
     db = next(iter(weights)).catalog
     if item_id is not None:
         item_id = catalog_id(db, str(item_id))
@@ -171,6 +168,16 @@ def search(
     if allowed is not None and len(ranked) < k:
         notes.append(f"{len(ranked)} of {k} results: " + filtering.explain_empty(db, filters or {}, brand))
     return SearchResult(query, _hits(db, ranked, label, display=True), notes)
+
+
+def _weights(spaces: Spaces) -> dict[MethodSpace, float]:
+    """Each space's share of a fused score (those above 0); SearchError for weights that cannot be used."""
+    given = spaces if isinstance(spaces, dict) else {spaces: 1.0}
+    try:
+        shares = normalised_weights({space.name: w for space, w in given.items()})
+    except ValueError as exc:
+        raise SearchError(str(exc)) from None
+    return {space: shares[space.name] for space in given if shares[space.name] > 0}
 
 
 def _fuse(weights: dict[MethodSpace, float], k: int, allowed, exclude, **query) -> list[tuple[str, float]]:
