@@ -4,7 +4,7 @@
 |---|---|---|
 | `LOOKALIKE_DB` | `data/catalog.db` | the catalog file (`--db` overrides it on the command line) |
 | `LOOKALIKE_MODELS` | `<catalog folder>/models` | downloaded or exported model weights |
-| `LOOKALIKE_THREADS` | every core this process may use (affinity, container quota) | threads a model may use |
+| `LOOKALIKE_THREADS` | every core this process may use (affinity, container quota) | threads a model may use, 1 to 4,096 |
 | `LOOKALIKE_BACKEND` | first installed | `openvino`, `onnx` or `torch`: the CPU runtime (core/methods/backends.py) |
 | `LOOKALIKE_PRECISION` | `auto` | `auto` or `fp32`: OpenVINO's precision on the CPU (`embed --precision` overrides it; Ray workers get the driver's) |
 | `LOOKALIKE_HYBRID` | `efficientnet_lite0=0.8,color_hist=0.2` | the parts and weights of `hybrid` |
@@ -32,6 +32,7 @@ from pathlib import Path
 DEFAULT_METHOD = "efficientnet_lite0"
 DEFAULT_HYBRID = "efficientnet_lite0=0.8,color_hist=0.2"
 _FALSE = ("", "0", "false", "no", "off")
+MAX_THREADS = 4096  # LOOKALIKE_THREADS' bound: more than any CPU has, and what every runtime accepts
 
 
 class SettingError(ValueError):
@@ -62,9 +63,9 @@ class Settings:
         try:
             value = int(text)
         except ValueError:
-            raise SettingError(f"LOOKALIKE_THREADS must be a whole number of at least 1, not {text!r}") from None
-        if value < 1:
-            raise SettingError(f"LOOKALIKE_THREADS must be a whole number of at least 1, not {text!r}")
+            raise SettingError(f"LOOKALIKE_THREADS must be a whole number of at least 1, not {text[:40]!r}") from None
+        if not 1 <= value <= MAX_THREADS:
+            raise SettingError(f"LOOKALIKE_THREADS must be a whole number from 1 to {MAX_THREADS:,}, not {text[:40]!r}")
         return value
 
 

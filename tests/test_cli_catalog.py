@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from helpers import DEMO, FIXTURES, ROOT, run_cli
 
 
@@ -151,3 +153,46 @@ def test_help_names_the_program_the_way_it_was_started(monkeypatch, capsys):
     assert main(["--help"]) == 0
     assert capsys.readouterr().out.startswith("usage: lookalike ")
     assert run_cli("--help").stdout.startswith("usage: python -m core ")
+
+
+def numeric_options() -> list[tuple[str, str]]:
+    """(command, option) of every option whose value is a number, found by walking the parser."""
+    import argparse
+    from pathlib import Path
+
+    from core.cli import build_parser
+
+    found = []
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, parser in action.choices.items():
+                for option in parser._actions:
+                    if option.option_strings and option.type not in (None, str, Path):
+                        found.append((command, option.option_strings[-1]))
+    return found
+
+
+def test_every_numeric_option_is_bounded_and_checked_before_anything_runs(tmp_path, capsys):
+    """Too large for any runtime (2^31 overflows a C int), not finite, or below its floor: one line, no catalog."""
+    from core.cli import main
+
+    options = numeric_options()
+    assert ("index", "--trees") in options and ("search", "-k") in options and ("embed", "--batch-size") in options
+    db = tmp_path / "never.db"
+    for command, option in options:
+        for value in ("2147483648", "99999999999999999999999", "1e400", "nan", "-1"):
+            assert main([command, option, value, "--db", str(db)]) == 2, (command, option, value)
+            err = capsys.readouterr().err.strip()
+            assert err.count("\n") == 0 and f"argument {option}" in err, (command, option, value, err)
+    assert not db.exists()
+
+
+def test_threads_setting_is_bounded(monkeypatch):
+    from core.settings import SettingError, settings
+
+    for value in ("99999999999999999999", "4097", "0"):
+        monkeypatch.setenv("LOOKALIKE_THREADS", value)
+        with pytest.raises(SettingError, match="LOOKALIKE_THREADS must be a whole number"):
+            assert settings().threads
+    monkeypatch.setenv("LOOKALIKE_THREADS", "3")
+    assert settings().threads == 3

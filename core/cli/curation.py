@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from core.cli.common import catalog, count, default_output, filter_option, method_option, print_report
+from core.cli.common import catalog, default_output, filter_option, k_count, method_option, print_report
 
 
 def cmd_suggest(args: argparse.Namespace) -> int:
@@ -99,7 +99,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
         nargs="?",
         help="the labels CSV; export's default: a new dated file in the catalog's exports/ (data/catalog/exports/)",
     )
-    p.add_argument("-n", type=count, default=10, help="suggest: how many queries (default 10)")
+    p.add_argument("-n", type=k_count, default=10, help="suggest: how many queries (default 10)")
     p.add_argument(
         "--method", default="efficientnet_lite0", help="suggest: the (learnt) method the labels should teach"
     )
@@ -108,12 +108,12 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("precision", parents=[common], help="precision@k per method from labels")
     method_option(p, help="just this method (default: every method with vectors or labels)")
-    p.add_argument("-k", type=count, default=10)
+    p.add_argument("-k", type=k_count, default=10)
     p.set_defaults(func=cmd_precision)
 
     p = sub.add_parser("export", parents=[common], help="similar-item CSV: every item and its top-k")
     method_option(p, required=True)
-    p.add_argument("-k", type=count, default=10)
+    p.add_argument("-k", type=k_count, default=10)
     p.add_argument(
         "--out", type=Path, help="the CSV to write (default: a new dated file in the catalog's exports/ folder)"
     )

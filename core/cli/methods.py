@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from core.cli.common import catalog, count, gpus, method_option
+from core.cli.common import batch_size, catalog, count, epochs, gpus, method_option, trees, workers
 from core.methods.devices import add_device_argument
 from core.settings import DEFAULT_METHOD
 
@@ -135,7 +135,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("embed", parents=[common], help="compute missing or outdated vectors of a method")
     method_option(p, default=DEFAULT_METHOD)
-    p.add_argument("--batch-size", type=count, help="default: 32 on the CPU, what fits in memory on a GPU")
+    p.add_argument("--batch-size", type=batch_size, help="default: 32 on the CPU, what fits in memory on a GPU")
     p.add_argument("--limit", type=count, help="at most this many items (for a quick look)")
     add_device_argument(p)
     p.add_argument(
@@ -150,7 +150,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
         help="Ray: auto = the cluster of this node (run on the head, or via `ray job submit`); "
         "default: a Ray on this machine. Ray Client (ray://) is not supported",
     )
-    p.add_argument("--workers", type=count, help="Ray: model actors (default: one per GPU, or cores / 4)")
+    p.add_argument("--workers", type=workers, help="Ray: model actors (default: one per GPU, or cores / 4)")
     p.add_argument(
         "--gpus-per-worker",
         type=gpus,
@@ -167,8 +167,8 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("train-autoencoder", parents=[common], help="train (or resume) the catalog autoencoder")
-    p.add_argument("--epochs", type=count, default=10)
-    p.add_argument("--batch-size", type=count, default=64)
+    p.add_argument("--epochs", type=epochs, default=10)
+    p.add_argument("--batch-size", type=batch_size, default=64)
     add_device_argument(p)
     p.set_defaults(func=cmd_train_autoencoder)
 
@@ -178,5 +178,5 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("index", parents=[common], help="build a method's Annoy index")
     method_option(p, required=True)
-    p.add_argument("--trees", type=count, help="default: 30")
+    p.add_argument("--trees", type=trees, help="default: 30, at most 1,000")
     p.set_defaults(func=cmd_index)
