@@ -91,3 +91,52 @@ def test_foreign_keys_cascade_images_with_items(catalog):
     assert catalog.execute("SELECT count(*) FROM images").fetchone()[0] == 0
     with pytest.raises(sqlite3.IntegrityError):
         catalog.execute("INSERT INTO images (item_id, role, status) VALUES ('ghost', 'primary', 'ok')")
+
+
+def test_catalogs_with_the_same_stem_share_no_derived_files(tmp_path):
+    """shop.db and shop.sqlite (and shop) in one folder: each its own indices, trained models, exports."""
+    opened = [open_catalog(tmp_path / name) for name in ("shop.db", "shop.sqlite", "shop")]
+    folders = [db.files_dir for db in opened]
+    assert folders[0] == tmp_path / "shop" and len(set(folders)) == 3
+    assert len({db.index_dir for db in opened}) == len({db.trained_dir for db in opened}) == 3
+    for db in opened:
+        db.conn.close()
+
+
+def test_a_catalog_takes_over_the_folder_an_older_version_gave_it(tmp_path):
+    """Alone with its stem, shop.sqlite's old shop/ becomes its own (read in place when read-only); beside
+    shop.db, shop/ stays shop.db's and shop.sqlite takes only the autoencoder checkpoint its vectors came from."""
+    from core.methods.weights import autoencoder_checkpoint, checkpoint_version
+
+    open_catalog(tmp_path / "shop.sqlite").conn.close()
+    new = tmp_path / "shop.sqlite-files"
+    new.rename(tmp_path / "shop") if new.exists() else (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "trained").mkdir()
+    (tmp_path / "shop" / "trained" / "kept.bin").write_bytes(b"trained")
+    read = open_catalog(tmp_path / "shop.sqlite", read_only=True)
+    assert read.trained_dir == tmp_path / "shop" / "trained" and not new.exists()
+    read.conn.close()
+    db = open_catalog(tmp_path / "shop.sqlite")
+    assert (db.trained_dir / "kept.bin").read_bytes() == b"trained" and db.files_dir == new
+    assert not (tmp_path / "shop").exists()
+    db.conn.close()
+
+    checkpoint = tmp_path / "shop" / "trained" / "autoencoder" / "checkpoint.pt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"weights of shop.lite's autoencoder")
+    open_catalog(tmp_path / "shop.db").conn.close()
+    for name, version in (("shop.lite", checkpoint_version(checkpoint.read_bytes())), ("shop.other", "1-another")):
+        sibling = open_catalog(tmp_path / name)
+        sibling.execute("INSERT INTO items (id, source) VALUES ('a', 'csv')")
+        sibling.execute(
+            "INSERT INTO embeddings (item_id, method, version, dim, vector, source_hash) "
+            "VALUES ('a', 'autoencoder', ?, 1, x'00', 'h')",
+            [version],
+        )
+        sibling.conn.commit()
+        assert sibling.files_dir == tmp_path / f"{name}-files"
+        found = autoencoder_checkpoint(sibling)
+        assert found == sibling.trained_dir / "autoencoder" / "checkpoint.pt"
+        assert found.exists() == (name == "shop.lite")
+        sibling.conn.close()
+    assert checkpoint.exists() and (tmp_path / "shop" / "trained").is_dir()

@@ -46,11 +46,54 @@ class CatalogError(Exception):
     """A catalog problem worth one clear line to the user."""
 
 
+CATALOG_SUFFIX = ".db"  # the documented catalog name: `data/shop.db` keeps its files in `data/shop/`
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
 def files_dir(catalog: str | Path) -> Path:
-    """The folder of a catalog file's derived files: its name without the suffix, beside it
-    (`data/shop.db` -> `data/shop/`; a file without a suffix, `data/shop` -> `data/shop-files/`)."""
+    """The folder of a catalog file's derived files, beside it and named after the whole file name, so
+    two catalogs never share one: `data/shop.db` -> `data/shop/`, any other name gets `-files` added
+    (`data/shop.sqlite` -> `data/shop.sqlite-files/`, `data/shop` -> `data/shop-files/`)."""
     path = Path(catalog).resolve()
-    return path.with_name(path.stem if path.suffix else f"{path.name}-files")
+    return path.with_name(path.stem if path.suffix == CATALOG_SUFFIX else f"{path.name}-files")
+
+
+def legacy_files_dir(catalog: str | Path) -> Path | None:
+    """The folder older versions gave a catalog not named `*.db` (its stem: `data/shop.sqlite` ->
+    `data/shop/`, shared with `data/shop.db`); None when that is the folder it has now."""
+    path = Path(catalog).resolve()
+    old = path.with_name(path.stem) if path.suffix else None
+    return None if old is None or old == files_dir(path) else old
+
+
+def sole_owner(path: Path, folder: Path) -> bool:
+    """Whether `path` is the only catalog file beside it whose older folder was `folder` (no `shop.db`,
+    no other `shop.*`), so that folder's files are this catalog's alone."""
+    for other in path.parent.glob(f"{glob_escape(folder.name)}.*"):
+        if other != path and other.is_file() and not other.name.endswith(_SIDE_FILES) and other.stem == folder.name:
+            return False
+    return True
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _own_files_dir(path: Path, writable: bool) -> Path:
+    """This catalog's folder: `files_dir`, after taking over the folder an older version gave it when
+    the folder was this catalog's alone (renamed on a writable open, read in place otherwise)."""
+    new, old = files_dir(path), legacy_files_dir(path)
+    if old is None or new.exists() or not old.is_dir() or not sole_owner(path, old):
+        return new
+    if not writable:
+        return old
+    try:
+        old.rename(new)
+        log.info("moved %s to %s (each catalog's files are its own)", old, new)
+        return new
+    except OSError as exc:
+        log.warning("could not move %s to %s, reading it in place: %s", old, new, exc)
+        return old
 
 
 class Catalog(sqlite_utils.Database):
@@ -60,6 +103,7 @@ class Catalog(sqlite_utils.Database):
         super().__init__(conn)
         self.path = path.resolve()
         self.read_only = read_only  # opened for reading only: nothing may be written, not even an index
+        self._files_dir = _own_files_dir(self.path, writable=not read_only)
 
     @property
     def data_dir(self) -> Path:
@@ -69,8 +113,8 @@ class Catalog(sqlite_utils.Database):
     @property
     def files_dir(self) -> Path:
         """This catalog's own derived files, beside it: `data/shop.db` -> `data/shop/` holding
-        indices/, thumbnails/, exports/ and autoencoder/ (two catalogs in one folder share none)."""
-        return files_dir(self.path)
+        indices/, thumbnails/, exports/ and trained/ (two catalogs in one folder share none; see files_dir)."""
+        return self._files_dir
 
     @property
     def index_dir(self) -> Path:
