@@ -10,6 +10,7 @@
 | `LOOKALIKE_HYBRID` | `efficientnet_lite0=0.8,color_hist=0.2` | the parts and weights of `hybrid` |
 | `LOOKALIKE_DEVICE` | `auto` | `auto`, `cpu`, `cuda` or `mps`: where torch methods run |
 | `LOOKALIKE_API_KEY` | none | a key the API (`serve`) asks for as `Authorization: Bearer KEY`; none and no keys file: no key asked |
+| `LOOKALIKE_API_PHOTOS` | half the cores, at least 1 | uploaded photos the API decodes and searches at once, 1 to 64 (the others wait their turn) |
 | `LOOKALIKE_API_KEYS_FILE` | none | a file of API keys, one a line (blank lines and `#` comments skipped), besides `LOOKALIKE_API_KEY` |
 | `LOOKALIKE_AUTOENCODER` | none | the autoencoder checkpoint a process without a catalog uses (a Ray worker; the driver sets it) |
 | `HF_HUB_OFFLINE` | off | never ask the Hugging Face hub; load from local folders and the cache only |
@@ -32,6 +33,7 @@ from pathlib import Path
 DEFAULT_METHOD = "efficientnet_lite0"
 DEFAULT_HYBRID = "efficientnet_lite0=0.8,color_hist=0.2"
 _FALSE = ("", "0", "false", "no", "off")
+MAX_API_PHOTOS = 64
 MAX_THREADS = 4096  # LOOKALIKE_THREADS' bound: more than any CPU has, and what every runtime accepts
 
 
@@ -52,6 +54,16 @@ class Settings:
     api_key: str | None = None
     api_keys_file: Path | None = None
     autoencoder: Path | None = None
+    api_photos_text: str | None = None  # LOOKALIKE_API_PHOTOS as given; `api_photos` checks it
+
+    @property
+    def api_photos(self) -> int:
+        """Photos the API decodes at once: LOOKALIKE_API_PHOTOS, else half the cores (at least 1);
+        SettingError (naming the variable) unless a whole number from 1 to MAX_API_PHOTOS."""
+        text = (self.api_photos_text or "").strip()
+        if not text:
+            return max(1, available_cores() // 2)
+        return _whole("LOOKALIKE_API_PHOTOS", text, MAX_API_PHOTOS)
 
     @property
     def threads(self) -> int:
@@ -60,13 +72,18 @@ class Settings:
         text = (self.threads_text or "").strip()
         if not text:
             return available_cores()
-        try:
-            value = int(text)
-        except ValueError:
-            raise SettingError(f"LOOKALIKE_THREADS must be a whole number of at least 1, not {text[:40]!r}") from None
-        if not 1 <= value <= MAX_THREADS:
-            raise SettingError(f"LOOKALIKE_THREADS must be a whole number from 1 to {MAX_THREADS:,}, not {text[:40]!r}")
-        return value
+        return _whole("LOOKALIKE_THREADS", text, MAX_THREADS)
+
+
+def _whole(variable: str, text: str, most: int) -> int:
+    """A whole number from 1 to `most` set by `variable`; SettingError naming it otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= most:
+        raise SettingError(f"{variable} must be a whole number from 1 to {most:,}, not {text[:40]!r}")
+    return value
 
 
 def _cgroup_quota(root: Path) -> float | None:
@@ -106,6 +123,7 @@ def settings() -> Settings:
         api_key=env.get("LOOKALIKE_API_KEY", "").strip() or None,
         api_keys_file=Path(env["LOOKALIKE_API_KEYS_FILE"]) if env.get("LOOKALIKE_API_KEYS_FILE") else None,
         autoencoder=Path(env["LOOKALIKE_AUTOENCODER"]) if env.get("LOOKALIKE_AUTOENCODER") else None,
+        api_photos_text=env.get("LOOKALIKE_API_PHOTOS"),
     )
 
 

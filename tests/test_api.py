@@ -370,3 +370,68 @@ def test_a_keys_file_that_is_missing_or_empty_stops_the_server(tmp_path, monkeyp
     monkeypatch.setenv("LOOKALIKE_API_KEYS_FILE", str(tmp_path / "empty.txt"))
     with pytest.raises(KeysError, match="holds no key"):
         load_keys()
+
+
+def test_photos_are_decoded_once_off_the_event_loop_a_few_at_a_time(embedded_demo, monkeypatch):
+    """Three slow uploads at once: an item query still answers at once, each photo is decoded once,
+    and no more than LOOKALIKE_API_PHOTOS (here 1) are decoded together."""
+    import json
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    import uvicorn
+
+    from core.catalog import images
+
+    real, lock, state = images.decode, threading.Lock(), {"calls": 0, "now": 0, "most": 0}
+
+    def slow_decode(data, draft=None):
+        with lock:
+            state["calls"] += 1
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(1.0)
+        try:
+            return real(data, draft)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    monkeypatch.setattr(images, "decode", slow_decode)
+    monkeypatch.setenv("LOOKALIKE_API_PHOTOS", "1")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(embedded_demo.path, keys=()), port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    item = first_items(embedded_demo, 1)[0]
+    photo = photo_of(embedded_demo, item)
+
+    def upload() -> int:
+        body = HEAD + photo + b"\r\n--b--\r\n"
+        request = urllib.request.Request(
+            f"{base}/search/image?k=3", body, {"content-type": "multipart/form-data; boundary=b"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return json.load(reply)["results"][0]["item_id"]
+
+    def similar() -> float:
+        started = time.perf_counter()
+        with urllib.request.urlopen(f"{base}/items/{item}/similar?k=3", timeout=60) as reply:
+            assert reply.status == 200
+        return time.perf_counter() - started
+
+    try:
+        similar()  # warm
+        with ThreadPoolExecutor(4) as pool:
+            found = [pool.submit(upload) for _ in range(3)]
+            time.sleep(0.3)
+            waited = similar()
+            assert [f.result() for f in found] == [item] * 3
+    finally:
+        server.should_exit = True
+    assert waited < 0.8, f"an item query waited {waited:.2f} s behind photo decodes"
+    assert state["calls"] == 3 and state["most"] == 1, state

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.api.keys import load_keys
 from core.catalog.db import open_catalog
-from core.settings import reload
+from core.settings import reload, settings
 
 # How long a worker process may take to answer uvicorn's liveness ping before it is killed and
 # replaced (uvicorn's default, 5 s, kills busy workers of a loaded machine, failing their requests).
@@ -54,6 +54,7 @@ def serve(db: Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
 
     keys = load_keys()
     check_bind(host, keys)
+    settings().api_photos  # noqa: B018 - a bad LOOKALIKE_API_PHOTOS is one line, before binding
     open_catalog(db, read_only=True).conn.close()  # a missing or unreadable catalog: one line, before binding
     os.environ["LOOKALIKE_DB"] = str(Path(db).resolve())  # the app (in each worker process) is built from it
     reload()

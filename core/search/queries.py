@@ -22,7 +22,7 @@ import numpy as np
 
 from core.catalog import filters as filtering
 from core.catalog.db import Catalog
-from core.catalog.images import MAX_UPLOAD_BYTES, ImageError, load_rgb, sha256_bytes
+from core.catalog.images import MAX_UPLOAD_BYTES, ImageError, Photo, load_rgb, sha256_bytes
 from core.catalog.items import catalog_id, item_cards, item_column
 from core.methods.distances import normalised_weights, unit
 from core.search.neighbours import best_first
@@ -66,7 +66,7 @@ class SearchResult:
 
 
 def query_vector(
-    space: MethodSpace, *, item_id: str | None = None, image: bytes | None = None, text: str | None = None
+    space: MethodSpace, *, item_id: str | None = None, image: bytes | Photo | None = None, text: str | None = None
 ) -> np.ndarray:
     """The query as a vector of the space."""
     if item_id is not None:
@@ -82,16 +82,22 @@ def query_vector(
     raise SearchError("give an item id, a photo or a text to search with")
 
 
-def _photo_vector(space: MethodSpace, image: bytes) -> np.ndarray:
-    """An uploaded photo's vector, preprocessed as the catalog's were, by the version that made them."""
+def _photo_sha256(image: bytes | Photo | None) -> str | None:
+    return image.sha256 if isinstance(image, Photo) else sha256_bytes(image) if image is not None else None
+
+
+def _photo_vector(space: MethodSpace, image: bytes | Photo) -> np.ndarray:
+    """An uploaded photo's vector, preprocessed as the catalog's were, by the version that made them
+    (a Photo is searched as decoded, bytes are decoded here)."""
     if space.kind != "image":
         raise SearchError(f"{space.name} searches text; pick an image method for a photo")
-    if len(image) > MAX_UPLOAD_BYTES:
-        raise SearchError(f"photo too large ({len(image) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB)")
+    size = len(image.data if isinstance(image, Photo) else image)
+    if size > MAX_UPLOAD_BYTES:
+        raise SearchError(f"photo too large ({size / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB)")
     model = space.extractor()
     space.check_current(model.spec.version)
     try:
-        return model.embed_images([load_rgb(image)])[0]
+        return model.embed_images([image.image if isinstance(image, Photo) else load_rgb(image)])[0]
     except ImageError as exc:
         raise SearchError(f"cannot read the photo: {exc}") from None
 
@@ -124,14 +130,14 @@ def search(
     spaces: Spaces,
     *,
     item_id: str | None = None,
-    image: bytes | None = None,
+    image: bytes | Photo | None = None,
     text: str | None = None,
     k: int = 10,
     filters: dict | None = None,
     distance: str | None = None,
     search_k: int | None = None,
 ) -> SearchResult:
-    """The k items most like the query (an item id, photo bytes or text) in a method's space, or in
+    """The k items most like the query (an item id, photo bytes or an already decoded Photo, or text) in a method's space, or in
     several fused (a dict of space -> weight), best first.
 
     `filters` as from `core.catalog.filters.parse_filters`; "exclude_same_brand" applies to item queries.
@@ -147,7 +153,7 @@ def search(
     query = {
         "item_id": item_id,
         "text": text,
-        "image_sha256": sha256_bytes(image) if image is not None else None,
+        "image_sha256": _photo_sha256(image),
         "method": {sp.name: w for sp, w in spaces.items()} if isinstance(spaces, dict) else spaces.name,
         "k": k,
         "filters": filters or {},
