@@ -9,6 +9,8 @@ import streamlit as st
 
 from core.search.index import index_status
 
+import ui
+
 
 def show(database, methods: list[dict], counts: dict[str, int], target: dict[str, int]) -> None:
     status = index_status(database)
@@ -20,13 +22,13 @@ def show(database, methods: list[dict], counts: dict[str, int], target: dict[str
 
     rows = [
         {
-            "method": m["name"],
+            "method": ui.plain(m["name"]),
             "kind": m["kind"],
             "state": m["state"],
             "vectors": f"{counts.get(m['name'], 0)}/{target[m['kind']]}",
-            "index": index_state(m["name"]),
+            "index": ui.plain(index_state(m["name"])),
             "what it is": m["description"],
-            "next step": m["todo"] or "",
+            "next step": ui.plain(m["todo"] or ""),
         }
         for m in methods
     ]

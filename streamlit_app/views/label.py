@@ -91,7 +91,7 @@ if mode == "Catalog item":
     if st.session_state.get(ui.Keys.LABEL_QUERY) is None:
         pick_next()
     if note := st.session_state.pop("label_note", None):
-        st.caption(note)
+        st.caption(ui.plain(note))
     st.button(
         "Next query ▶",
         on_click=pick_next,
@@ -105,7 +105,7 @@ if mode == "Catalog item":
     item = item_detail(database, query_id)
     left, right = st.columns([1, 4])
     ui.photo(item["image_path"], "Query", where=left)
-    left.caption(f"{item['title']} · {item['category'] or ''}")
+    left.caption(f"{ui.plain(item['title'])} · {ui.plain(item['category'] or '')}")
     query, request = Query.item(query_id), {"item_id": query_id}
 else:
     photo = ui.uploaded_photo("A shopper's photo (JPEG, PNG, WebP or AVIF)", key=ui.Keys.LABEL_UPLOAD)
@@ -124,7 +124,7 @@ else:
 try:
     hits = [h.as_dict() for h in search(ui.space(method), k=k, **request).results]
 except SearchError as exc:
-    right.error(str(exc))
+    right.error(ui.plain(exc))
     st.stop()
 judged = current_labels(database, query)
 done = sum(1 for h in hits if h["item_id"] in judged)
@@ -144,7 +144,7 @@ def judge(about: Query, hit: dict, relevant: bool) -> None:
 
 error = st.session_state.pop("label_error", None)
 if error:
-    right.error(error)
+    right.error(ui.plain(error))
 elif not (labeler or "").strip():
     right.warning("Type your name above: every label records who made it.")
 

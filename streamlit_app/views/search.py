@@ -68,15 +68,15 @@ columns = [method] + ([compare] if compare != "(none)" else [])
 panes = st.columns(len(columns))
 for pane, name in zip(panes, columns):
     with pane:
-        st.subheader(name)
+        st.subheader(ui.plain(name))
         try:
-            with st.spinner(f"Searching with {name}…"):
+            with st.spinner(f"Searching with {ui.plain(name)}…"):
                 result = search(ui.space(name), k=int(k), filters=filters, **query)
         except (SearchError, WeightsMissing, ValueError) as exc:
-            st.error(str(exc))
+            st.error(ui.plain(exc))
             continue
         hits = [h.as_dict() for h in result.results]
         st.session_state[ui.Keys.SEARCH_RESULTS] = {"method": name, "query": query.get("item_id"), "hits": hits}
         for note in result.notes:  # stale vectors, or filters that leave (almost) nothing
-            st.info(note[0].upper() + note[1:])
+            st.info(ui.plain(note[0].upper() + note[1:]))
         ui.grid(hits, columns=5 if len(columns) == 1 else 3, caption=ui.caption_with_score, key_prefix=name)
