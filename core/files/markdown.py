@@ -17,7 +17,9 @@ _UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")  # emphasis; not
 _BARE_LINK = re.compile(r"(?i)(?<=[a-z])(:)(?=//)|(?<=\bwww)(\.)")  # http://..., www.... (GFM autolinks)
 _SHORTCODE = re.compile(r":(?=[\w+-]+:)")  # :smile:, :material/icon:
 _ENTITY = re.compile(r"&(?=#?\w+;)")  # &lt; &#60;
-_LINE_START = re.compile(r"^(\s*)([#>+=-]|\d+(?=[.)]))")  # a heading, quote, list or rule at the start
+_LINE_START = re.compile(  # a heading, quote, list item or rule at the start ("--device" is none of them)
+    r"^(\s*)(#{1,6}(?=\s|$)|>|[-+](?=\s|$)|-{3,}(?=\s*$)|\d{1,9}(?=[.)](?:\s|$)))"
+)
 
 
 def plain(text: object) -> str:
