@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from core.cli.common import catalog, default_output, filter_option, k_count, method_option, print_report
@@ -31,7 +32,10 @@ def cmd_labels(args: argparse.Namespace) -> int:
     if args.action == "export":
         out = default_output(db, args.file, "labels")
         written = export_labels(db, out, force=args.force)
-        print(json.dumps({"labels": written, "file": str(out)}) if args.json else f"{written} labels written to {out}")
+        summary = (
+            json.dumps({"labels": written, "file": str(out)}) if args.json else f"{written} labels written to {out}"
+        )
+        print(summary, file=_beside(out))
         return 0
     if args.file is None:
         raise ValueError("name the labels CSV to import: python -m core labels import FILE")
@@ -84,8 +88,18 @@ def cmd_export(args: argparse.Namespace) -> int:
         only_relevant=args.only_relevant,
         force=args.force,
     )
-    print(json.dumps({"rows": rows, "file": str(out)}) if args.json else f"{rows} rows written to {out}")
+    print(
+        json.dumps({"rows": rows, "file": str(out)}) if args.json else f"{rows} rows written to {out}",
+        file=_beside(out),
+    )
     return 0
+
+
+def _beside(out: Path):
+    """Where a command's summary goes: stdout, or stderr when the file itself went to stdout."""
+    from core.files.atomic import descriptor_of
+
+    return sys.stderr if descriptor_of(out) == 1 else sys.stdout
 
 
 def add_commands(sub, common: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ from core.catalog.db import Catalog
 from core.catalog.filters import matching_item_ids
 from core.catalog.items import item_cards
 from core.catalog.vectors import item_ids_with_vectors
-from core.files.atomic import atomic_text_writer
+from core.files.atomic import output_text_writer
 from core.files.csv_injection import neutralise
 from core.files.invisible import visible
 from core.files.output_path import check_output
@@ -101,7 +101,7 @@ def export_similar(
     approved = _approved(db) if only_relevant else None
     rows = 0
     with (
-        atomic_text_writer(out, encoding=ENCODING) as handle,
+        output_text_writer(out, encoding=ENCODING) as handle,
         tqdm(total=len(items), desc=f"export {method}", unit=" items", disable=not progress) as bar,
     ):
         writer = csv.writer(handle)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from core.catalog.db import Catalog
-from core.files.atomic import atomic_text_writer
+from core.files.atomic import output_text_writer
 from core.files.csv_header import header_problem
 from core.files.csv_injection import neutralise, restore
 from core.files.encoding import EncodingError, csv_field_limit, open_text
@@ -136,7 +136,7 @@ def export_labels(db: Catalog, path: str | Path, force: bool = False) -> int:
     """
     check_output(path, db, CSV_COLUMNS, "utf-8", force)
     count = 0
-    with atomic_text_writer(path) as handle:
+    with output_text_writer(path) as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for row in db.execute(f"SELECT {', '.join(CSV_COLUMNS)} FROM labels ORDER BY created_at, id"):
