@@ -107,12 +107,25 @@ def available_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
     return max(1, min(cores, math.ceil(quota))) if quota else max(1, cores)
 
 
+_chosen_db: Path | None = None  # the catalog this process was told to work on (`--db`)
+
+
+def use_db(path: str | Path) -> Settings:
+    """Work on the catalog at `path` in this process (the command line's `--db`): everything that finds
+    a catalog's folders without opening it (the models folder of `download-weights` or `methods` before
+    the catalog exists) then finds this one's, not `LOOKALIKE_DB`'s."""
+    global _chosen_db
+    _chosen_db = Path(path)
+    settings.cache_clear()
+    return settings()
+
+
 @cache
 def settings() -> Settings:
     """The settings of this process, read from the environment on first use."""
     env = os.environ
     return Settings(
-        db=Path(env.get("LOOKALIKE_DB") or Path("data") / "catalog.db"),
+        db=_chosen_db or Path(env.get("LOOKALIKE_DB") or Path("data") / "catalog.db"),
         models=Path(env["LOOKALIKE_MODELS"]) if env.get("LOOKALIKE_MODELS") else None,
         threads_text=env.get("LOOKALIKE_THREADS"),
         backend=env.get("LOOKALIKE_BACKEND", "").strip().lower(),
@@ -128,6 +141,8 @@ def settings() -> Settings:
 
 
 def reload() -> Settings:
-    """Read the environment again (after a test or the app changed it)."""
+    """Read the environment again (after a test or the app changed it), forgetting `use_db`."""
+    global _chosen_db
+    _chosen_db = None
     settings.cache_clear()
     return settings()

@@ -196,3 +196,18 @@ def test_threads_setting_is_bounded(monkeypatch):
             assert settings().threads
     monkeypatch.setenv("LOOKALIKE_THREADS", "3")
     assert settings().threads == 3
+
+
+def test_the_models_folder_is_the_given_catalogs_before_the_catalog_exists(tmp_path, monkeypatch):
+    """`download-weights clip --db new/c.db` names (and would fill) new/models/clip, the folder that catalog
+    reads, not the one beside $LOOKALIKE_DB; `methods --db` says the same; no catalog is made."""
+    from helpers import one_line, run_here
+
+    monkeypatch.delenv("LOOKALIKE_MODELS", raising=False)
+    monkeypatch.setenv("LOOKALIKE_DB", str(tmp_path / "elsewhere" / "catalog.db"))
+    db = tmp_path / "new" / "c.db"
+    line = one_line(run_here("download-weights", "clip", "--db", str(db)))
+    assert f"copy the model's files into {tmp_path / 'new' / 'models' / 'clip'}" in line
+    listed = run_here("methods", "--db", str(db))
+    assert listed.returncode == 0 and str(tmp_path / "new" / "models" / "clip") in listed.stdout
+    assert "elsewhere" not in listed.stdout + line and not db.exists()

@@ -17,6 +17,7 @@ from core.catalog.db import CatalogError
 from core.cli import catalog, curation, methods, search, serve, tune
 from core.cli.common import Parser, global_options
 from core.files import failures
+from core.settings import use_db
 
 log = logging.getLogger("core")
 
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    use_db(args.db)  # the catalog of this command, for whatever finds its folders without opening it
     try:
         if getattr(args, "check_method", None) and args.method is not None:
             args.method = args.check_method(args.method, args.db)
