@@ -372,6 +372,57 @@ def test_a_keys_file_that_is_missing_or_empty_stops_the_server(tmp_path, monkeyp
         load_keys()
 
 
+def test_keys_are_compared_as_utf_8_and_a_keys_file_is_read_as_text(embedded_demo, tmp_path, monkeypatch):
+    """A non-ASCII key sent as UTF-8 opens the API (as Latin-1 bytes it does not); a keys file saved with a
+    byte-order mark gives its first key without it."""
+    import anyio
+
+    from core.api.keys import load_keys
+
+    app = create_app(embedded_demo.path, keys=("clé-secrète",))
+
+    async def status_of(header: bytes) -> int:  # the raw bytes on the wire (TestClient would re-encode them)
+        scope = {"type": "http", "method": "GET", "path": "/methods", "raw_path": b"/methods", "query_string": b""}
+        scope |= {"headers": [(b"authorization", header)], "http_version": "1.1", "scheme": "http", "root_path": ""}
+        started = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                started.append(message["status"])
+
+        await app(scope | {"server": ("test", 80), "client": ("test", 1)}, receive, send)
+        return started[0]
+
+    for encoding, status in (("utf-8", 200), ("latin-1", 401)):
+        assert anyio.run(status_of, b"Bearer " + "clé-secrète".encode(encoding)) == status, encoding
+    keys = tmp_path / "keys.txt"
+    keys.write_bytes("\ufeffclé-une\r\n# comment\r\nkey-two\r\n".encode())
+    monkeypatch.setenv("LOOKALIKE_API_KEYS_FILE", str(keys))
+    assert load_keys() == ("clé-une", "key-two")
+
+
+def test_a_keys_file_that_is_a_fifo_or_device_is_refused_at_once(tmp_path, monkeypatch):
+    from core.api.keys import KeysError, load_keys
+
+    fifo = tmp_path / "keys.fifo"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero", tmp_path):
+        monkeypatch.setenv("LOOKALIKE_API_KEYS_FILE", str(path))
+        outcome = []
+        reader = threading.Thread(
+            target=lambda got=outcome: got.append(pytest.raises(KeysError, load_keys)), daemon=True
+        )
+        reader.start()
+        reader.join(10)
+        if reader.is_alive():  # it hangs on the FIFO: let it go, then fail
+            with open(fifo, "w"):
+                pass
+        assert not reader.is_alive() and "not a regular file" in str(outcome[0].value), path
+
+
 def test_photos_are_decoded_once_off_the_event_loop_a_few_at_a_time(embedded_demo, monkeypatch):
     """Three slow uploads at once: an item query still answers at once, each photo is decoded once,
     and no more than LOOKALIKE_API_PHOTOS (here 1) are decoded together."""
