@@ -180,6 +180,7 @@ def gather(
         raise TuneError(str(exc)) from None
     validation = np.array([is_validation(i, options.validation) for i in ids], dtype=bool)
     inner = np.array([is_validation(i, options.inner, salt="inner:") for i in ids], dtype=bool) & ~validation
+    _check_enough(len(ids), int(validation.sum()), int(inner.sum()))
     notions = {}
     for target in targets:
         notions[target] = class_codes(joint_values(db, ids, [target]))
@@ -201,6 +202,20 @@ def gather(
         data.fields = vocabularies(values, np.where(~validation)[0])
         data.parts |= field_parts(values, data.fields)
     return data
+
+
+MIN_PART_ITEMS = 2  # items each part of the split (held out, inner check, learnt from) needs at least
+
+
+def _check_enough(items: int, held_out: int, inner: int) -> None:
+    """TuneError, before any work, when the catalog is too small to split into its three parts."""
+    learnt = items - held_out - inner
+    if min(held_out, inner, learnt) < MIN_PART_ITEMS:
+        raise TuneError(
+            f"too few items to tune on: {items} with vectors of every base, split by id into {held_out} held out "
+            f"for validation, {inner} for the inner check and {learnt} to learn from; each part needs at least "
+            f"{MIN_PART_ITEMS} (a catalog of about 50 items or more)"
+        )
 
 
 @dataclass
