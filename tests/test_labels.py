@@ -102,3 +102,30 @@ def test_next_query_prefers_unlabelled_and_honours_category(demo_catalog):
     assert q not in seen
     picked = next_query(demo_catalog, "category", category="watches", seed=3)
     assert demo_catalog["items"].get(picked)["category"] == "Watches"
+
+
+def test_an_import_refuses_unknown_methods_and_upload_keys_that_are_no_photo_hash(demo_catalog, tmp_path):
+    """Labels of a method this catalog does not have, or of an upload whose key is no SHA-256, are reported
+    by row and never stored, so `precision` never lists a method that does not exist."""
+    from core.curation.metrics import precision_from_labels
+
+    q, a = ids(demo_catalog, 2)
+    photo = "AB" * 32
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "query_kind,query_key,candidate_id,method,rank,relevant,labeler\n"
+        f"item,{q},{a},nonexistent_method,1,yes,ana\n"
+        f"item,{q},{a},,1,yes,ana\n"
+        f"upload,not-a-hash,{a},color_hist,1,yes,ana\n"
+        f"upload,../../etc/passwd,{a},color_hist,1,yes,ana\n"
+        f"upload,{photo},{a},color_hist,1,yes,ana\n"
+        f"item,{q},{a},color_hist,1,no,ana\n",
+        encoding="utf-8",
+    )
+    report = import_labels(demo_catalog, path)
+    assert report.items == 2 and [p.where for p in report.problems] == ["row 2", "row 3", "row 4", "row 5"]
+    assert "nonexistent_method" in report.problems[0].reason and "method is empty" in report.problems[1].reason
+    assert all("SHA-256" in p.reason for p in report.problems[2:])
+    stored = demo_catalog.execute("SELECT query_kind, query_key, method FROM labels ORDER BY id").fetchall()
+    assert stored == [("upload", photo.lower(), "color_hist"), ("item", q, "color_hist")]
+    assert {f["method"] for f in precision_from_labels(demo_catalog)} == {"color_hist"}
