@@ -140,3 +140,51 @@ def test_a_catalog_takes_over_the_folder_an_older_version_gave_it(tmp_path):
         assert found.exists() == (name == "shop.lite")
         sibling.conn.close()
     assert checkpoint.exists() and (tmp_path / "shop" / "trained").is_dir()
+
+
+@pytest.fixture
+def read_only_copy(embedded_demo_path, tmp_path):
+    """The demo catalog in a folder this process cannot write: a read-only bind mount (as root, where
+    permissions do not hold), else a folder and file without write permission."""
+    import os
+    import shutil
+    import subprocess
+
+    folder, mount = tmp_path / "shop", tmp_path / "mounted"
+    folder.mkdir()
+    shutil.copy(embedded_demo_path, folder / "shop.db")
+    if os.geteuid() != 0:
+        (folder / "shop.db").chmod(0o444)
+        folder.chmod(0o555)
+        yield folder / "shop.db"
+        folder.chmod(0o755)
+        return
+    mount.mkdir()
+    if subprocess.run(["mount", "--bind", "-o", "ro", str(folder), str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot make a read-only mount here (root without the mount capability)")
+    try:
+        yield mount / "shop.db"
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_read_only_catalog_is_read_by_reading_commands_and_named_by_writing_ones(read_only_copy):
+    from helpers import one_line, run_here
+
+    db = str(read_only_copy)
+    assert "items" in run_here("stats", "--db", db).stdout
+    for reading in (
+        ("search", "--item", "10129", "--method", "color_hist"),
+        ("methods",),
+        ("labels", "export", "/dev/null"),
+    ):
+        done = run_here(*reading, "--db", db)
+        assert done.returncode == 0 and "damaged" not in done.stderr, (reading, done.stderr)
+    for writing in (("embed", "--method", "color_hist"), ("index", "--method", "color_hist"), ("demo",)):
+        line = one_line(run_here(*writing, "--db", db))
+        assert f"the catalog {read_only_copy} is read-only" in line and "damaged" not in line, writing
+    opened = open_catalog(read_only_copy)
+    assert opened.read_only and opened.execute("SELECT count(*) FROM items").fetchone()[0] == 300
+    opened.conn.close()
+    with pytest.raises(CatalogError, match="is read-only"):
+        open_catalog(read_only_copy, needs_write=True)

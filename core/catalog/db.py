@@ -12,7 +12,7 @@ import re
 import sqlite3
 from pathlib import Path
 
-from core.files.failures import damaged, recovery
+from core.files.failures import damaged, read_only_line, recovery
 from core.settings import settings
 
 
@@ -171,14 +171,37 @@ def schema_version(db: sqlite_utils.Database) -> int:
     return row[0] or 0
 
 
+def writable(path: Path) -> bool:
+    """Whether this process may write the catalog file and its folder (SQLite writes -wal/-shm beside it)."""
+    return os.access(path, os.W_OK) and os.access(path.resolve().parent, os.W_OK)
+
+
+def _read_only_uri(path: Path) -> str:
+    """SQLite's read-only URI: `mode=ro`, or `immutable=1` where the folder cannot be written (a
+    read-only mount: SQLite could not make the -shm file `mode=ro` needs) and no WAL holds changes."""
+    uri = path.resolve().as_uri()
+    wal = path.with_name(path.name + "-wal")
+    folder_writable = os.access(path.resolve().parent, os.W_OK)
+    if not folder_writable and not (wal.exists() and wal.stat().st_size > 0):
+        return f"{uri}?immutable=1"
+    return f"{uri}?mode=ro"
+
+
 def open_catalog(
-    path: str | Path | None = None, *, create: bool = True, read_only: bool = False, migrate: bool = True
+    path: str | Path | None = None,
+    *,
+    create: bool = True,
+    read_only: bool = False,
+    migrate: bool = True,
+    needs_write: bool = False,
 ) -> Catalog:
     """Open the catalog at `path` (default: the settings'), upgraded to the latest schema.
 
     A new catalog is made only in a missing or empty file, and only with `create`. An SQLite file
     that another application made is refused before anything is written to it. `read_only` (or
-    a file this process may not write) opens it for reading only: nothing is created or migrated.
+    a catalog this process may not write: its file or folder, e.g. on a read-only mount) opens it for
+    reading only: nothing is created or migrated. `needs_write` (a command that writes: imports,
+    embedding, indexing, tuning, label imports) refuses such a catalog in one line saying it is read-only.
     """
     path = Path(path or settings().db)
     if path.is_dir():
@@ -188,12 +211,13 @@ def open_catalog(
         raise CatalogError(
             f"no catalog at {path}; make one with `python -m core import-csv` (or import-farfetch, or demo)"
         )
-    read_only = read_only or (exists and not os.access(path, os.W_OK))
+    if exists and not writable(path):
+        if needs_write:
+            raise CatalogError(read_only_line(path))
+        read_only = True
     try:
         if read_only:
-            conn = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False
-            )
+            conn = sqlite3.connect(_read_only_uri(path), uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)

@@ -45,7 +45,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         from core.engines.ray_engine import embed_with_ray
 
         report = embed_with_ray(
-            catalog(args, create=False),
+            catalog(args, create=False, needs_write=True),
             args.method,
             address=args.address,
             workers=args.workers,
@@ -60,7 +60,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         if args.device:  # checked now; LOOKALIKE_DEVICE only when a model is placed
             devices.select(args.device)
         report = embed_catalog(
-            catalog(args, create=False),
+            catalog(args, create=False, needs_write=True),
             args.method,
             batch_size=args.batch_size,
             limit=args.limit,
@@ -98,7 +98,7 @@ def cmd_train_autoencoder(args: argparse.Namespace) -> int:
 
     if args.device:  # checked now; LOOKALIKE_DEVICE only when a model is placed
         devices.select(args.device)
-    losses = train(catalog(args, create=False), epochs=args.epochs, batch_size=args.batch_size)
+    losses = train(catalog(args, create=False, needs_write=True), epochs=args.epochs, batch_size=args.batch_size)
     print(
         json.dumps({"epochs": len(losses), "losses": losses})
         if args.json
@@ -120,7 +120,7 @@ def cmd_download_weights(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     from core.search.space import open_space
 
-    info = open_space(catalog(args, create=False), args.method).build_index(trees=args.trees)
+    info = open_space(catalog(args, create=False, needs_write=True), args.method).build_index(trees=args.trees)
     print(
         json.dumps(vars(info), indent=2)
         if args.json

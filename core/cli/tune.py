@@ -54,7 +54,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     targets = [t.strip() for t in (args.target or "").split(",") if t.strip()]
     given = (("epochs", args.epochs), ("dim", args.dim), ("head", args.head), ("votes", args.votes))
     knobs = tuning.TuneOptions(**{k: v for k, v in given if v is not None}, catalog_fields=not args.no_fields)
-    db = catalog(args, create=False)
+    db = catalog(args, create=False, needs_write=True)
     result = tuning.tune(db, args.name, bases, targets, args.labels, weights, args.force, knobs)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
