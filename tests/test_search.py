@@ -370,3 +370,24 @@ def test_weights_that_overflow_or_vanish_are_refused_everywhere(embedded_demo, w
         search(spaces, item_id="10129", k=3)
     with pytest.raises(TuneError, match=reason):
         fusion_weights(list(parts), [float(w) for w in parts.values()])
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(embedded_demo):
+    """`search --json | head`: no Broken pipe error, no traceback, exit 141 like any program a pipe stops."""
+    import os
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    command = [sys.executable, "-m", "core", "search", "--item", "10129", "-k", "200", "--json"]
+    piped = subprocess.Popen(
+        [*command, "--db", str(embedded_demo.path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+    )
+    assert piped.stdout.readline().strip() == b"{"
+    piped.stdout.close()
+    assert piped.wait(120) == 141 and piped.stderr.read() == b""

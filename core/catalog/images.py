@@ -191,6 +191,6 @@ def inspect(path: str | Path) -> ImageInfo:
         return ImageInfo("unreadable", str(exc))
     try:
         img = decode(data)
-    except ImageError as exc:
-        return ImageInfo("unreadable", str(exc), sha256=sha256_bytes(data) if data else None)
+    except ImageError as exc:  # no photo: nothing of it is recorded as if it were one (no hash)
+        return ImageInfo("unreadable", str(exc))
     return ImageInfo("ok", None, img.width, img.height, sha256_bytes(data))
