@@ -140,6 +140,11 @@ def test_a_catalog_takes_over_the_folder_an_older_version_gave_it(tmp_path):
         assert found.exists() == (name == "shop.lite")
         sibling.conn.close()
     assert checkpoint.exists() and (tmp_path / "shop" / "trained").is_dir()
+    (tmp_path / "pictures").mkdir()  # a user's own folder that happens to share a catalog's stem
+    (tmp_path / "pictures" / "a.jpg").write_bytes(b"mine")
+    pictures = open_catalog(tmp_path / "pictures.sqlite")
+    assert pictures.files_dir == tmp_path / "pictures.sqlite-files" and (tmp_path / "pictures" / "a.jpg").exists()
+    pictures.conn.close()
 
 
 @pytest.fixture

@@ -79,11 +79,23 @@ def glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
+DERIVED = {"indices", "thumbnails", "exports", "trained", "autoencoder", "photos"}  # what such a folder holds
+
+
+def _ours(folder: Path) -> bool:
+    """Whether `folder` holds only what Lookalike writes there (never a user's own folder of the same name)."""
+    try:
+        return folder.is_dir() and not folder.is_symlink() and all(e.name in DERIVED for e in folder.iterdir())
+    except OSError:
+        return False
+
+
 def _own_files_dir(path: Path, writable: bool) -> Path:
     """This catalog's folder: `files_dir`, after taking over the folder an older version gave it when
-    the folder was this catalog's alone (renamed on a writable open, read in place otherwise)."""
+    the folder was this catalog's alone and holds only Lookalike's files (renamed on a writable open,
+    read in place otherwise)."""
     new, old = files_dir(path), legacy_files_dir(path)
-    if old is None or new.exists() or not old.is_dir() or not sole_owner(path, old):
+    if old is None or new.exists() or not _ours(old) or not sole_owner(path, old):
         return new
     if not writable:
         return old
@@ -103,7 +115,7 @@ class Catalog(sqlite_utils.Database):
         super().__init__(conn)
         self.path = path.resolve()
         self.read_only = read_only  # opened for reading only: nothing may be written, not even an index
-        self._files_dir = _own_files_dir(self.path, writable=not read_only)
+        self._files_dir = files_dir(self.path)  # open_catalog takes over an older folder once the file is ours
 
     @property
     def data_dir(self) -> Path:
@@ -244,6 +256,7 @@ def open_catalog(
     except CatalogError:
         conn.close()
         raise
+    db._files_dir = _own_files_dir(db.path, writable=not read_only)
     return db
 
 
