@@ -28,7 +28,7 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
     if args.action == "suggest":
         return cmd_suggest(args)
-    db = catalog(args, read_only=args.action == "export", needs_write=args.action == "import", create=False)
+    db = catalog(args, create=False, **({"read_only": True} if args.action == "export" else {"needs_write": True}))
     if args.action == "export":
         out = default_output(db, args.file, "labels")
         written = export_labels(db, out, force=args.force)

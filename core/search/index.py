@@ -139,8 +139,10 @@ def build_index(
     """Build (or rebuild) a method's Annoy index from its stored vectors; return its manifest.
     `metric`: the method's (recorded in the manifest). A method's space calls this (`MethodSpace.build_index`)."""
     trees = DEFAULT_TREES if trees is None else trees
-    if not 1 <= trees <= MAX_TREES:
-        raise ValueError(f"trees must be from 1 to {MAX_TREES:,}, got {trees}")
+    if trees < 1:
+        raise ValueError("trees must be at least 1")
+    if trees > MAX_TREES:
+        raise ValueError(f"trees must be at most {MAX_TREES:,}, got {trees}")
     gen = generation(db, method)
     ids, matrix = load_matrix(db, method, version)  # one version's vectors only, when given
     if not ids:
