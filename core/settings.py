@@ -4,12 +4,13 @@
 |---|---|---|
 | `LOOKALIKE_DB` | `data/catalog.db` | the catalog file (`--db` overrides it on the command line) |
 | `LOOKALIKE_MODELS` | `<catalog folder>/models` | downloaded or exported model weights |
-| `LOOKALIKE_THREADS` | every core this process may use (affinity, container quota) | threads a model may use |
+| `LOOKALIKE_THREADS` | every core this process may use (affinity, container quota) | threads a model may use, 1 to 4,096 |
 | `LOOKALIKE_BACKEND` | first installed | `openvino`, `onnx` or `torch`: the CPU runtime (core/methods/backends.py) |
 | `LOOKALIKE_PRECISION` | `auto` | `auto` or `fp32`: OpenVINO's precision on the CPU (`embed --precision` overrides it; Ray workers get the driver's) |
 | `LOOKALIKE_HYBRID` | `efficientnet_lite0=0.8,color_hist=0.2` | the parts and weights of `hybrid` |
 | `LOOKALIKE_DEVICE` | `auto` | `auto`, `cpu`, `cuda` or `mps`: where torch methods run |
 | `LOOKALIKE_API_KEY` | none | a key the API (`serve`) asks for as `Authorization: Bearer KEY`; none and no keys file: no key asked |
+| `LOOKALIKE_API_PHOTOS` | half the cores, at least 1 | uploaded photos the API decodes and searches at once, 1 to 64 (the others wait their turn) |
 | `LOOKALIKE_API_KEYS_FILE` | none | a file of API keys, one a line (blank lines and `#` comments skipped), besides `LOOKALIKE_API_KEY` |
 | `LOOKALIKE_AUTOENCODER` | none | the autoencoder checkpoint a process without a catalog uses (a Ray worker; the driver sets it) |
 | `LOOKALIKE_MODEL_CACHE` | `4` | loaded models a process keeps; one more loaded drops the least recently used (core/search/caches.py) |
@@ -37,6 +38,9 @@ from pathlib import Path
 DEFAULT_METHOD = "efficientnet_lite0"
 DEFAULT_HYBRID = "efficientnet_lite0=0.8,color_hist=0.2"
 _FALSE = ("", "0", "false", "no", "off")
+MAX_MODEL_CACHE = 64  # loaded models a process may keep
+MAX_API_PHOTOS = 64
+MAX_THREADS = 4096  # LOOKALIKE_THREADS' bound: more than any CPU has, and what every runtime accepts
 
 
 class SettingError(ValueError):
@@ -61,6 +65,16 @@ class Settings:
     close_share: str | None = None
     min_judged: str | None = None
     curator: str | None = None
+    api_photos_text: str | None = None  # LOOKALIKE_API_PHOTOS as given; `api_photos` checks it
+
+    @property
+    def api_photos(self) -> int:
+        """Photos the API decodes at once: LOOKALIKE_API_PHOTOS, else half the cores (at least 1);
+        SettingError (naming the variable) unless a whole number from 1 to MAX_API_PHOTOS."""
+        text = (self.api_photos_text or "").strip()
+        if not text:
+            return max(1, available_cores() // 2)
+        return _whole("LOOKALIKE_API_PHOTOS", text, MAX_API_PHOTOS)
 
     @property
     def threads(self) -> int:
@@ -69,24 +83,27 @@ class Settings:
         text = (self.threads_text or "").strip()
         if not text:
             return available_cores()
-        try:
-            value = int(text)
-        except ValueError:
-            raise SettingError(f"LOOKALIKE_THREADS must be a whole number of at least 1, not {text!r}") from None
-        if value < 1:
-            raise SettingError(f"LOOKALIKE_THREADS must be a whole number of at least 1, not {text!r}")
-        return value
+        return _whole("LOOKALIKE_THREADS", text, MAX_THREADS)
 
     @property
     def model_cache(self) -> int:
         """How many loaded models a process keeps: LOOKALIKE_MODEL_CACHE, else 4; SettingError
-        (naming the variable) when it is not a whole number of at least 1."""
+        (naming the variable) unless a whole number from 1 to MAX_MODEL_CACHE."""
         text = (self.model_cache_text or "").strip()
         if not text:
             return 4
-        if not text.isdigit() or int(text) < 1:
-            raise SettingError(f"LOOKALIKE_MODEL_CACHE must be a whole number of at least 1, not {text!r}")
-        return int(text)
+        return _whole("LOOKALIKE_MODEL_CACHE", text, MAX_MODEL_CACHE)
+
+
+def _whole(variable: str, text: str, most: int) -> int:
+    """A whole number from 1 to `most` set by `variable`; SettingError naming it otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= most:
+        raise SettingError(f"{variable} must be a whole number from 1 to {most:,}, not {text[:40]!r}")
+    return value
 
 
 def _cgroup_quota(root: Path) -> float | None:
@@ -110,12 +127,25 @@ def available_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
     return max(1, min(cores, math.ceil(quota))) if quota else max(1, cores)
 
 
+_chosen_db: Path | None = None  # the catalog this process was told to work on (`--db`)
+
+
+def use_db(path: str | Path) -> Settings:
+    """Work on the catalog at `path` in this process (the command line's `--db`): everything that finds
+    a catalog's folders without opening it (the models folder of `download-weights` or `methods` before
+    the catalog exists) then finds this one's, not `LOOKALIKE_DB`'s."""
+    global _chosen_db
+    _chosen_db = Path(path)
+    settings.cache_clear()
+    return settings()
+
+
 @cache
 def settings() -> Settings:
     """The settings of this process, read from the environment on first use."""
     env = os.environ
     return Settings(
-        db=Path(env.get("LOOKALIKE_DB") or Path("data") / "catalog.db"),
+        db=_chosen_db or Path(env.get("LOOKALIKE_DB") or Path("data") / "catalog.db"),
         models=Path(env["LOOKALIKE_MODELS"]) if env.get("LOOKALIKE_MODELS") else None,
         threads_text=env.get("LOOKALIKE_THREADS"),
         backend=env.get("LOOKALIKE_BACKEND", "").strip().lower(),
@@ -131,10 +161,13 @@ def settings() -> Settings:
         close_share=env.get("LOOKALIKE_CLOSE_SHARE"),
         min_judged=env.get("LOOKALIKE_MIN_JUDGED"),
         curator=env.get("LOOKALIKE_CURATOR", "").strip() or None,
+        api_photos_text=env.get("LOOKALIKE_API_PHOTOS"),
     )
 
 
 def reload() -> Settings:
-    """Read the environment again (after a test or the app changed it)."""
+    """Read the environment again (after a test or the app changed it), forgetting `use_db`."""
+    global _chosen_db
+    _chosen_db = None
     settings.cache_clear()
     return settings()

@@ -14,6 +14,7 @@ from core.catalog.images import ImageError, load_upload
 from core.catalog.thumbnails import catalog_thumbnail
 from core.curation.preferences import load_preferences, remember
 from core.files import hidden_paths
+from core.files.markdown import plain
 from core.jobs import JobRunner
 from core.search.space import MethodSpace, open_space
 from core.settings import DEFAULT_METHOD, settings
@@ -141,9 +142,11 @@ def photo(path: str | None, caption: str | None = None, width: int | str = "cont
     """Show a catalog photo (pages show catalog photos through this only), or a line saying why none shows."""
     image = thumb(path)
     if image:
-        where.image(image, caption=caption, width=width)
+        where.image(image, caption=plain(caption) if caption else None, width=width)
     else:
-        where.caption(" · ".join(filter(None, [caption, "photo missing" if path else "no photo"])))
+        where.caption(
+            " · ".join(filter(None, [plain(caption) if caption else None, "photo missing" if path else "no photo"]))
+        )
 
 
 def upload_photo(upload) -> Image.Image | None:
@@ -151,7 +154,7 @@ def upload_photo(upload) -> Image.Image | None:
     try:
         return load_upload(upload.getvalue())
     except ImageError as exc:
-        st.error(f"That photo cannot be used: {exc}.")
+        st.error(f"That photo cannot be used: {plain(exc)}.")
         return None
 
 
@@ -163,14 +166,14 @@ def uploaded_photo(label: str = "A photo (JPEG, PNG, WebP or AVIF)", key: str | 
 
 
 def grid(items: list[dict], columns: int = 5, caption=None, key_prefix: str = "", actions=None) -> None:
-    """Thumbnails in rows; `caption(item)` gives the text under each; `actions(item, key)` adds widgets,
+    """Thumbnails in rows; `caption(item)` gives the Markdown under each (catalog text through `plain`); `actions(item, key)` adds widgets,
     in a row of their own so that they line up whatever the captions' lengths."""
     for start in range(0, len(items), columns):
         row = items[start : start + columns]
         for col, item in zip(st.columns(columns), row):
             with col:
                 photo(item.get("image_path"), width="stretch")
-                st.caption(caption(item) if caption else (item.get("title") or item.get("id")))
+                st.caption(caption(item) if caption else plain(item.get("title") or item.get("id")))
         if actions:
             for col, item in zip(st.columns(columns), row):
                 with col:
@@ -183,11 +186,11 @@ def job_progress(name: str) -> None:
     if job is None:
         return
     if job.status == "running":
-        st.progress(job.fraction, text=f"{job.name}: {job.done}/{job.total} {job.message}")
+        st.progress(job.fraction, text=f"{plain(job.name)}: {job.done}/{job.total} {plain(job.message)}")
     elif job.status == "done":
-        st.success(f"{job.name}: done. {job.message}")
+        st.success(f"{plain(job.name)}: done. {plain(job.message)}")
     else:
-        st.error(f"{job.name} stopped: {job.error}")
+        st.error(f"{plain(job.name)} stopped: {plain(job.error)}")
 
 
 def live_jobs(prefix: str, extra=None) -> None:
@@ -238,7 +241,7 @@ def filter_widgets(database, key: str) -> dict:
 
 def caption_with_score(hit: dict) -> str:
     """'3. Puma Men Black Shoes · 10129 · score 0.812': the id tells apart items with the same title."""
-    return f"{hit['rank']}. {hit.get('title') or ''} · {hit['item_id']} · score {hit['score']:.3f}"
+    return f"{hit['rank']}. {plain(hit.get('title') or '')} · {plain(hit['item_id'])} · score {hit['score']:.3f}"
 
 
 def without_paths(text: str, *paths: Path) -> str:

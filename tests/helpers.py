@@ -182,3 +182,10 @@ def judge_top_k(db, method: str, queries: list[str], rater: str, k: int = 10, gr
             add_label(db, Query.item(query), hit.item_id, method, hit.rank, verdict == "good", rater, grade=verdict)
             count += 1
     return count
+
+
+def one_line(done: subprocess.CompletedProcess) -> str:
+    """The command failed (exit 2) with exactly one line on stderr and no traceback; that line."""
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    return lines[0]

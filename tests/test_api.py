@@ -491,3 +491,119 @@ def test_a_keys_file_that_is_missing_or_empty_stops_the_server(tmp_path, monkeyp
     monkeypatch.setenv("LOOKALIKE_API_KEYS_FILE", str(tmp_path / "empty.txt"))
     with pytest.raises(KeysError, match="holds no key"):
         load_keys()
+
+
+def test_keys_are_compared_as_utf_8_and_a_keys_file_is_read_as_text(embedded_demo, tmp_path, monkeypatch):
+    """A non-ASCII key sent as UTF-8 opens the API (as Latin-1 bytes it does not); a keys file saved with a
+    byte-order mark gives its first key without it."""
+    import anyio
+
+    from core.api.keys import load_keys
+
+    app = create_app(embedded_demo.path, keys=("clé-secrète",))
+
+    async def status_of(header: bytes) -> int:  # the raw bytes on the wire (TestClient would re-encode them)
+        scope = {"type": "http", "method": "GET", "path": "/methods", "raw_path": b"/methods", "query_string": b""}
+        scope |= {"headers": [(b"authorization", header)], "http_version": "1.1", "scheme": "http", "root_path": ""}
+        started = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                started.append(message["status"])
+
+        await app(scope | {"server": ("test", 80), "client": ("test", 1)}, receive, send)
+        return started[0]
+
+    for encoding, status in (("utf-8", 200), ("latin-1", 401)):
+        assert anyio.run(status_of, b"Bearer " + "clé-secrète".encode(encoding)) == status, encoding
+    keys = tmp_path / "keys.txt"
+    keys.write_bytes("\ufeffclé-une\r\n# comment\r\nkey-two\r\n".encode())
+    monkeypatch.setenv("LOOKALIKE_API_KEYS_FILE", str(keys))
+    assert load_keys() == ("clé-une", "key-two")
+
+
+def test_a_keys_file_that_is_a_fifo_or_device_is_refused_at_once(tmp_path, monkeypatch):
+    from core.api.keys import KeysError, load_keys
+
+    fifo = tmp_path / "keys.fifo"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero", tmp_path):
+        monkeypatch.setenv("LOOKALIKE_API_KEYS_FILE", str(path))
+        outcome = []
+        reader = threading.Thread(
+            target=lambda got=outcome: got.append(pytest.raises(KeysError, load_keys)), daemon=True
+        )
+        reader.start()
+        reader.join(10)
+        if reader.is_alive():  # it hangs on the FIFO: let it go, then fail
+            with open(fifo, "w"):
+                pass
+        assert not reader.is_alive() and "not a regular file" in str(outcome[0].value), path
+
+
+def test_photos_are_decoded_once_off_the_event_loop_a_few_at_a_time(embedded_demo, monkeypatch):
+    """Three slow uploads at once: an item query still answers at once, each photo is decoded once,
+    and no more than LOOKALIKE_API_PHOTOS (here 1) are decoded together."""
+    import json
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    import uvicorn
+
+    from core.catalog import images
+
+    real, lock, state = images.decode, threading.Lock(), {"calls": 0, "now": 0, "most": 0}
+
+    def slow_decode(data, draft=None):
+        with lock:
+            state["calls"] += 1
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(1.0)
+        try:
+            return real(data, draft)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    monkeypatch.setattr(images, "decode", slow_decode)
+    monkeypatch.setenv("LOOKALIKE_API_PHOTOS", "1")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(embedded_demo.path, keys=()), port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    item = first_items(embedded_demo, 1)[0]
+    photo = photo_of(embedded_demo, item)
+
+    def upload() -> int:
+        body = HEAD + photo + b"\r\n--b--\r\n"
+        request = urllib.request.Request(
+            f"{base}/search/image?k=3", body, {"content-type": "multipart/form-data; boundary=b"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return json.load(reply)["results"][0]["item_id"]
+
+    def similar() -> float:
+        started = time.perf_counter()
+        with urllib.request.urlopen(f"{base}/items/{item}/similar?k=3", timeout=60) as reply:
+            assert reply.status == 200
+        return time.perf_counter() - started
+
+    try:
+        similar()  # warm
+        with ThreadPoolExecutor(4) as pool:
+            found = [pool.submit(upload) for _ in range(3)]
+            time.sleep(0.3)
+            waited = similar()
+            assert [f.result() for f in found] == [item] * 3
+    finally:
+        server.should_exit = True
+    assert waited < 0.8, f"an item query waited {waited:.2f} s behind photo decodes"
+    assert state["calls"] == 3 and state["most"] == 1, state

@@ -7,6 +7,8 @@ switches to the page under test, as a person clicking in the sidebar would.
 from __future__ import annotations
 
 import csv
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -579,3 +581,37 @@ def test_search_pins_hides_and_undoes_in_the_typed_name(app_db):
     next(b for b in at.button if b.label == "Undo the last change").click().run()
     assert hits[2] in {h["item_id"] for h in at.session_state["search_results"]["hits"]}
     assert f"hide {hits[2]} undone" in texts(at)
+
+
+HOSTILE = " ![p](http://host/t.png) [click](http://evil.example) $x^2$ <img src=x> :red[red]"
+UNESCAPED = re.compile(r"(?<!\\)(\]\(|!\[|<img|\$|:red\[)")  # a link, an image, HTML, LaTeX, a colour
+
+
+def markdown_shown(at) -> list[str]:
+    """Every Markdown source the page sends: texts, headers, messages, captions and st.table cells."""
+    kinds = ("markdown", "caption", "info", "success", "error", "warning", "title", "subheader", "header")
+    shown = [str(e.value) for kind in kinds for e in getattr(at, kind)]
+    for table in at.table:
+        frame = table.value
+        shown += [str(v) for v in frame.to_numpy().ravel()] + [str(i) for i in frame.index]
+    return shown
+
+
+def test_catalog_text_is_shown_as_text_on_every_page(app_db):
+    """Hostile titles, brands, categories, descriptions and attribute names: no page renders their links or
+    images (a browser would fetch http://host/t.png), LaTeX or colours; they show as the text they are."""
+    app_db.execute(
+        "UPDATE items SET title = title || ?, brand = 'Maker' || ?, description = 'About' || ?", [HOSTILE] * 3
+    )
+    attributes = json.dumps({"[k](http://evil.example)": "v" + HOSTILE})
+    app_db.execute("UPDATE items SET category = category || ?, attributes = ?", [HOSTILE, attributes])
+    app_db.conn.commit()
+    at = page("catalog")
+    at.selectbox[0].set_value(at.selectbox[0].options[1]).run()
+    search = page("search")
+    label = page("label")
+    for at_page in (at, search, label):
+        assert not at_page.exception
+        shown = markdown_shown(at_page)
+        assert any("http\\://host/t.png" in text for text in shown)  # the hostile text is shown, escaped
+        assert not [text for text in shown if UNESCAPED.search(text)]

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from helpers import DEMO, FIXTURES, ROOT, run_cli
 
 
@@ -189,3 +191,61 @@ def test_outside_the_virtualenv_one_line_says_to_activate_it():
     )
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "source .venv/bin/activate" in done.stderr and ".venv/bin/lookalike" in done.stderr
+
+
+def numeric_options() -> list[tuple[str, str]]:
+    """(command, option) of every option whose value is a number, found by walking the parser."""
+    import argparse
+    from pathlib import Path
+
+    from core.cli import build_parser
+
+    found = []
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, parser in action.choices.items():
+                for option in parser._actions:
+                    if option.option_strings and option.type not in (None, str, Path):
+                        found.append((command, option.option_strings[-1]))
+    return found
+
+
+def test_every_numeric_option_is_bounded_and_checked_before_anything_runs(tmp_path, capsys):
+    """Too large for any runtime (2^31 overflows a C int), not finite, or below its floor: one line, no catalog."""
+    from core.cli import main
+
+    options = numeric_options()
+    assert ("index", "--trees") in options and ("search", "-k") in options and ("embed", "--batch-size") in options
+    db = tmp_path / "never.db"
+    for command, option in options:
+        for value in ("2147483648", "99999999999999999999999", "1e400", "nan", "-1"):
+            assert main([command, option, value, "--db", str(db)]) == 2, (command, option, value)
+            err = capsys.readouterr().err.strip()
+            assert err.count("\n") == 0 and f"argument {option}" in err, (command, option, value, err)
+    assert not db.exists()
+
+
+def test_threads_setting_is_bounded(monkeypatch):
+    from core.settings import SettingError, settings
+
+    for value in ("99999999999999999999", "4097", "0"):
+        monkeypatch.setenv("LOOKALIKE_THREADS", value)
+        with pytest.raises(SettingError, match="LOOKALIKE_THREADS must be a whole number"):
+            assert settings().threads
+    monkeypatch.setenv("LOOKALIKE_THREADS", "3")
+    assert settings().threads == 3
+
+
+def test_the_models_folder_is_the_given_catalogs_before_the_catalog_exists(tmp_path, monkeypatch):
+    """`download-weights clip --db new/c.db` names (and would fill) new/models/clip, the folder that catalog
+    reads, not the one beside $LOOKALIKE_DB; `methods --db` says the same; no catalog is made."""
+    from helpers import one_line, run_here
+
+    monkeypatch.delenv("LOOKALIKE_MODELS", raising=False)
+    monkeypatch.setenv("LOOKALIKE_DB", str(tmp_path / "elsewhere" / "catalog.db"))
+    db = tmp_path / "new" / "c.db"
+    line = one_line(run_here("download-weights", "clip", "--db", str(db)))
+    assert f"copy the model's files into {tmp_path / 'new' / 'models' / 'clip'}" in line
+    listed = run_here("methods", "--db", str(db))
+    assert listed.returncode == 0 and str(tmp_path / "new" / "models" / "clip") in listed.stdout
+    assert "elsewhere" not in listed.stdout + line and not db.exists()

@@ -91,3 +91,105 @@ def test_foreign_keys_cascade_images_with_items(catalog):
     assert catalog.execute("SELECT count(*) FROM images").fetchone()[0] == 0
     with pytest.raises(sqlite3.IntegrityError):
         catalog.execute("INSERT INTO images (item_id, role, status) VALUES ('ghost', 'primary', 'ok')")
+
+
+def test_catalogs_with_the_same_stem_share_no_derived_files(tmp_path):
+    """shop.db and shop.sqlite (and shop) in one folder: each its own indices, trained models, exports."""
+    opened = [open_catalog(tmp_path / name) for name in ("shop.db", "shop.sqlite", "shop")]
+    folders = [db.files_dir for db in opened]
+    assert folders[0] == tmp_path / "shop" and len(set(folders)) == 3
+    assert len({db.index_dir for db in opened}) == len({db.trained_dir for db in opened}) == 3
+    for db in opened:
+        db.conn.close()
+
+
+def test_a_catalog_takes_over_the_folder_an_older_version_gave_it(tmp_path):
+    """Alone with its stem, shop.sqlite's old shop/ becomes its own (read in place when read-only); beside
+    shop.db, shop/ stays shop.db's and shop.sqlite takes only the autoencoder checkpoint its vectors came from."""
+    from core.methods.weights import autoencoder_checkpoint, checkpoint_version
+
+    open_catalog(tmp_path / "shop.sqlite").conn.close()
+    new = tmp_path / "shop.sqlite-files"
+    new.rename(tmp_path / "shop") if new.exists() else (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "trained").mkdir()
+    (tmp_path / "shop" / "trained" / "kept.bin").write_bytes(b"trained")
+    read = open_catalog(tmp_path / "shop.sqlite", read_only=True)
+    assert read.trained_dir == tmp_path / "shop" / "trained" and not new.exists()
+    read.conn.close()
+    db = open_catalog(tmp_path / "shop.sqlite")
+    assert (db.trained_dir / "kept.bin").read_bytes() == b"trained" and db.files_dir == new
+    assert not (tmp_path / "shop").exists()
+    db.conn.close()
+
+    checkpoint = tmp_path / "shop" / "trained" / "autoencoder" / "checkpoint.pt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"weights of shop.lite's autoencoder")
+    open_catalog(tmp_path / "shop.db").conn.close()
+    for name, version in (("shop.lite", checkpoint_version(checkpoint.read_bytes())), ("shop.other", "1-another")):
+        sibling = open_catalog(tmp_path / name)
+        sibling.execute("INSERT INTO items (id, source) VALUES ('a', 'csv')")
+        sibling.execute(
+            "INSERT INTO embeddings (item_id, method, version, dim, vector, source_hash) "
+            "VALUES ('a', 'autoencoder', ?, 1, x'00', 'h')",
+            [version],
+        )
+        sibling.conn.commit()
+        assert sibling.files_dir == tmp_path / f"{name}-files"
+        found = autoencoder_checkpoint(sibling)
+        assert found == sibling.trained_dir / "autoencoder" / "checkpoint.pt"
+        assert found.exists() == (name == "shop.lite")
+        sibling.conn.close()
+    assert checkpoint.exists() and (tmp_path / "shop" / "trained").is_dir()
+    (tmp_path / "pictures").mkdir()  # a user's own folder that happens to share a catalog's stem
+    (tmp_path / "pictures" / "a.jpg").write_bytes(b"mine")
+    pictures = open_catalog(tmp_path / "pictures.sqlite")
+    assert pictures.files_dir == tmp_path / "pictures.sqlite-files" and (tmp_path / "pictures" / "a.jpg").exists()
+    pictures.conn.close()
+
+
+@pytest.fixture
+def read_only_copy(embedded_demo_path, tmp_path):
+    """The demo catalog in a folder this process cannot write: a read-only bind mount (as root, where
+    permissions do not hold), else a folder and file without write permission."""
+    import os
+    import shutil
+    import subprocess
+
+    folder, mount = tmp_path / "shop", tmp_path / "mounted"
+    folder.mkdir()
+    shutil.copy(embedded_demo_path, folder / "shop.db")
+    if os.geteuid() != 0:
+        (folder / "shop.db").chmod(0o444)
+        folder.chmod(0o555)
+        yield folder / "shop.db"
+        folder.chmod(0o755)
+        return
+    mount.mkdir()
+    if subprocess.run(["mount", "--bind", "-o", "ro", str(folder), str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot make a read-only mount here (root without the mount capability)")
+    try:
+        yield mount / "shop.db"
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_read_only_catalog_is_read_by_reading_commands_and_named_by_writing_ones(read_only_copy):
+    from helpers import one_line, run_here
+
+    db = str(read_only_copy)
+    assert "items" in run_here("stats", "--db", db).stdout
+    for reading in (
+        ("search", "--item", "10129", "--method", "color_hist"),
+        ("methods",),
+        ("labels", "export", "/dev/null"),
+    ):
+        done = run_here(*reading, "--db", db)
+        assert done.returncode == 0 and "damaged" not in done.stderr, (reading, done.stderr)
+    for writing in (("embed", "--method", "color_hist"), ("index", "--method", "color_hist"), ("demo",)):
+        line = one_line(run_here(*writing, "--db", db))
+        assert f"the catalog {read_only_copy} is read-only" in line and "damaged" not in line, writing
+    opened = open_catalog(read_only_copy)
+    assert opened.read_only and opened.execute("SELECT count(*) FROM items").fetchone()[0] == 300
+    opened.conn.close()
+    with pytest.raises(CatalogError, match="is read-only"):
+        open_catalog(read_only_copy, needs_write=True)

@@ -135,3 +135,13 @@ def test_grouping_fields_need_two_distinct_values(demo_catalog):
     assert fields[:4] == ["category", "colour", "brand", "gender"] and "fit" in fields
     assert fields.count("colour") == 1  # a key that a column shadows is left out
     assert joint_values(demo_catalog, ids, ["fit", "brand"]) == [("slim", "Acme"), ("loose", "Other")]
+
+
+def test_evaluate_says_which_input_is_short(embedded_demo):
+    """An unknown attribute is named (with the ones that exist), a k beyond the catalog says so; neither
+    is told to embed a catalog that is embedded."""
+    space = open_space(embedded_demo, "color_hist")
+    with pytest.raises(ValueError, match="has a value for 'nosuch'; attributes that group items here: category"):
+        evaluate(space, "nosuch")
+    with pytest.raises(ValueError, match="-k 5000 needs more than 5000 items .* there are 300: choose a smaller -k"):
+        evaluate(space, "articleType", k=5000)

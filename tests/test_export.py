@@ -111,3 +111,33 @@ def test_curated_rows_say_why_and_raw_rows_are_the_models(embedded_demo, tmp_pat
     )
     assert done.returncode == 0, done.stderr
     assert read(tmp_path / "cli.csv") == raw
+
+
+def test_exports_stream_to_pipes_and_redirections(embedded_demo, tmp_path):
+    """`export --out /dev/stdout | head` ends quietly, `>> log` appends (even with --force), and a FIFO or
+    character device is written to, not replaced: exports and labels alike."""
+    import os
+
+    db = str(embedded_demo.path)
+    command = [sys.executable, "-m", "core", "--db", db]
+    export = [*command, "export", "--method", "efficientnet_lite0", "-k", "3", "--out", "/dev/stdout"]
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    piped = subprocess.Popen(export, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert piped.stdout.readline().decode("utf-8-sig").startswith("item_id,neighbour_id")
+    piped.stdout.close()  # the reader stops, as `head` does
+    assert piped.wait(120) == 141
+    said = piped.stderr.read().decode()  # the progress bar at most: no error, no Broken pipe
+    assert not any(word in said.lower() for word in ("error", "traceback", "pipe")), said
+    log = tmp_path / "log.txt"
+    log.write_text("kept line\n")
+    with open(log, "a") as appended:
+        done = subprocess.run([*export, "--force"], cwd=ROOT, stdout=appended, stderr=subprocess.PIPE, env=env)
+    assert done.returncode == 0 and "900 rows written to /dev/stdout" in done.stderr.decode()
+    lines = log.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "kept line" and len(lines) == 2 + 900
+    assert subprocess.run([*command, "labels", "export", "/dev/null"], cwd=ROOT, env=env).returncode == 0
+    fifo = tmp_path / "labels.fifo"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    assert subprocess.run([*command, "labels", "export", str(fifo)], cwd=ROOT, env=env).returncode == 0
+    assert reader.communicate(timeout=60)[0].decode("utf-8").startswith("query_kind,query_key") and fifo.exists()

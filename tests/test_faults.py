@@ -255,10 +255,10 @@ def test_5_a_change_of_mind_in_a_file_ends_current(demo_catalog, tmp_path):
     q, a, b = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 3")]
     stamp = "2024-05-01T09:30:00.000Z"
     rows = [
-        dict(query_key=q, candidate_id=a, method="m", relevant="no", labeler="ana", created_at=stamp),
-        dict(query_key=q, candidate_id=a, method="m", relevant="yes", labeler="ana", created_at=stamp),
-        dict(query_key=q, candidate_id=b, method="m", relevant="yes", labeler="ana"),
-        dict(query_key=q, candidate_id=b, method="m", relevant="no", labeler="ana"),
+        dict(query_key=q, candidate_id=a, method="color_hist", relevant="no", labeler="ana", created_at=stamp),
+        dict(query_key=q, candidate_id=a, method="color_hist", relevant="yes", labeler="ana", created_at=stamp),
+        dict(query_key=q, candidate_id=b, method="color_hist", relevant="yes", labeler="ana"),
+        dict(query_key=q, candidate_id=b, method="color_hist", relevant="no", labeler="ana"),
     ]
     path = write_labels(tmp_path / "labels.csv", rows)
     report = import_labels(demo_catalog, path)
@@ -272,12 +272,12 @@ def test_5_a_change_of_mind_in_a_file_ends_current(demo_catalog, tmp_path):
 def test_5_times_are_validated_and_normalised(demo_catalog, tmp_path):
     q, a, b, c = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 4")]
     rows = [
-        dict(query_key=q, candidate_id=a, method="m", relevant="yes", labeler="ana", created_at="zzz"),
-        dict(query_key=q, candidate_id=b, method="m", relevant="yes", labeler="ana", created_at="9999-01-01"),
+        dict(query_key=q, candidate_id=a, method="color_hist", relevant="yes", labeler="ana", created_at="zzz"),
+        dict(query_key=q, candidate_id=b, method="color_hist", relevant="yes", labeler="ana", created_at="9999-01-01"),
         dict(
             query_key=q,
             candidate_id=c,
-            method="m",
+            method="color_hist",
             relevant="yes",
             labeler="ana",
             created_at="2024-05-01T11:30:00+02:00",
@@ -356,7 +356,7 @@ def test_6_latin1_farfetch_and_labels_files(catalog, tmp_path):
     labels = tmp_path / "labels.csv"
     labels.write_bytes(
         f"query_key,candidate_id,method,relevant,labeler,note\n"
-        f"{rows[0]['id']},{rows[1]['id']},m,yes,Zoë,très proche\n".encode("latin-1")
+        f"{rows[0]['id']},{rows[1]['id']},color_hist,yes,Zoë,très proche\n".encode("latin-1")
     )
     report = import_labels(catalog, labels)
     assert report.items == 1 and "not UTF-8" in report.problems[0].reason
@@ -665,7 +665,7 @@ def test_12_labels_csv_that_is_not_text_or_has_huge_ranks_is_reported(app_db):
     a, b = [r[0] for r in app_db.execute("SELECT id FROM items ORDER BY id LIMIT 2")]
     header = "query_key,candidate_id,method,rank,relevant,labeler\n"
     bad = {
-        "utf-16 without a byte-order mark": f"{header}{a},{b},m,1,yes,ana\n".encode("utf-16-le"),
+        "utf-16 without a byte-order mark": f"{header}{a},{b},color_hist,1,yes,ana\n".encode("utf-16-le"),
         "a spreadsheet saved as .csv": b"PK\x03\x04\x14\x00\x06\x00" + b"\0" * 64 + b"[Content_Types].xml",
         "a NUL in the header": b"query_key,candidate_id\0,method,rank,relevant,labeler\n",
         "a header cell over the reader's limit": (header[:-1] + "," + "h" * 2_000_000 + "\n").encode(),
@@ -675,9 +675,9 @@ def test_12_labels_csv_that_is_not_text_or_has_huge_ranks_is_reported(app_db):
         assert not at.exception, (what, at.exception)
         assert "0 new labels" in texts(at) and len(at.dataframe[0].value) == 1, what
     rows = [
-        f"{a},{b},m,{'9' * 5000},yes,Zoë,",
-        f"{a},{b},m,1,yes,Zoë,0001-01-01T00:00:00+01:00",
-        f"{a},{b},m,2,no,Zoë,2024-05-01T09:30:00Z",
+        f"{a},{b},color_hist,{'9' * 5000},yes,Zoë,",
+        f"{a},{b},color_hist,1,yes,Zoë,0001-01-01T00:00:00+01:00",
+        f"{a},{b},color_hist,2,no,Zoë,2024-05-01T09:30:00Z",
     ]
     at = labels_upload(app_db, (header.replace("labeler", "labeler,created_at") + "\n".join(rows)).encode("cp1252"))
     assert not at.exception, at.exception
@@ -783,9 +783,9 @@ def test_10_huge_ranks_and_notes_are_reported_not_raised(demo_catalog, tmp_path)
     path = tmp_path / "labels.csv"
     path.write_text(
         "query_key,candidate_id,method,rank,relevant,labeler,note\n"
-        f"{a},{b},m,100000000000000000000,yes,ana,\n"
-        f"{a},{b},m,1,yes,ana,{'x' * 200_000}\n"
-        f"{a},{b},m,2,no,ana,fine\n",
+        f"{a},{b},color_hist,100000000000000000000,yes,ana,\n"
+        f"{a},{b},color_hist,1,yes,ana,{'x' * 200_000}\n"
+        f"{a},{b},color_hist,2,no,ana,fine\n",
         encoding="utf-8",
     )
     report = import_labels(demo_catalog, path)
@@ -801,7 +801,7 @@ def test_10_a_cell_over_the_reader_limit_rejects_the_file_in_one_line(demo_catal
     path = tmp_path / "labels.csv"
     path.write_text(
         "query_key,candidate_id,method,rank,relevant,labeler,note\n"
-        f"{a},{b},m,1,yes,ana,ok\n{a},{b},m,1,yes,ana,{'y' * 2_000_000}\n",
+        f"{a},{b},color_hist,1,yes,ana,ok\n{a},{b},color_hist,1,yes,ana,{'y' * 2_000_000}\n",
         encoding="utf-8",
     )
     report = import_labels(demo_catalog, path)

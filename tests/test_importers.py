@@ -246,3 +246,24 @@ def test_fashion_products_import_gives_every_readable_image(catalog):
     assert report.items == 4000
     figures = stats(catalog)
     assert figures["items"] == 4000 and figures["images_ok"] == 4000 and figures["images_bad"] == 0
+
+
+def test_an_import_without_a_photo_folder_says_so_once_not_once_a_row(catalog):
+    """No --images: one line saying the photos were not looked for, not 300 problems; the items land."""
+    report = import_csv(catalog, DEMO / "styles.csv", progress=False)
+    assert report.items == 300 and len(report.problems) == 1
+    assert report.problems[0].where == "--images" and "the photos of 300 rows were not looked for" in str(
+        report.problems[0]
+    )
+
+
+def test_a_file_that_is_no_photo_leaves_no_hash_behind(catalog, tmp_path):
+    """Only a usable photo has its SHA-256 recorded: a refused file (garbage, truncated, a bomb) has none."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    cases = _broken_images(folder)
+    csv_path = tmp_path / "products.csv"
+    csv_path.write_text("id,productDisplayName\n" + "".join(f"{i},Item {i}\n" for i in cases))
+    import_csv(catalog, csv_path, folder, progress=False)
+    hashed = dict(catalog.execute("SELECT item_id, sha256 IS NOT NULL FROM images").fetchall())
+    assert hashed == {item_id: status == "ok" for item_id, status in cases.items()}

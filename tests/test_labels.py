@@ -117,19 +117,19 @@ def test_next_query_prefers_unlabelled_and_honours_category(demo_catalog):
 
 def test_graded_verdicts_are_stored_exported_and_imported_beside_yes_no(demo_catalog, tmp_path):
     q, a, b, c = ids(demo_catalog, 4)
-    add_label(demo_catalog, Query.item(q), a, "m", 1, True, "ana")  # yes/no: grade NULL, reads as good
-    add_label(demo_catalog, Query.item(q), b, "m", 2, True, "ana", grade="close")  # relevant follows the grade
-    add_label(demo_catalog, Query.item(q), c, "m", 3, False, "ana", grade="wrong")
+    add_label(demo_catalog, Query.item(q), a, "color_hist", 1, True, "ana")  # yes/no: grade NULL, reads as good
+    add_label(demo_catalog, Query.item(q), b, "color_hist", 2, True, "ana", grade="close")  # relevant follows the grade
+    add_label(demo_catalog, Query.item(q), c, "color_hist", 3, False, "ana", grade="wrong")
     stored = demo_catalog.execute("SELECT candidate_id, relevant, grade FROM labels ORDER BY id").fetchall()
     assert stored == [(a, 1, None), (b, 0, "close"), (c, 0, "wrong")]
     assert current_grades(demo_catalog, Query.item(q)) == {a: "good", b: "close", c: "wrong"}
     assert current_labels(demo_catalog, Query.item(q)) == {a: True, b: False, c: False}  # binary readers
     with pytest.raises(LabelError, match="good/close/wrong"):
-        add_label(demo_catalog, Query.item(q), a, "m", 1, True, "ana", grade="great")
+        add_label(demo_catalog, Query.item(q), a, "color_hist", 1, True, "ana", grade="great")
     with pytest.raises(sqlite3.IntegrityError):  # the schema refuses a close verdict marked relevant
         demo_catalog.execute(
             "INSERT INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, labeler, grade) "
-            "VALUES ('item', ?, ?, 'm', 1, 1, 'x', 'close')",
+            "VALUES ('item', ?, ?, 'color_hist', 1, 1, 'x', 'close')",
             (q, a),
         )
 
@@ -149,11 +149,11 @@ def test_graded_verdicts_are_stored_exported_and_imported_beside_yes_no(demo_cat
         writer.writerow(["query_key", "candidate_id", "method", "labeler", "relevant", "grade"])
         writer.writerows(
             [
-                [q, a, "m", "bo", "", "close"],
-                [q, b, "m", "bo", "yes", "Good"],
-                [q, c, "m", "bo", "yes", "close"],  # close is not relevant
-                [q, c, "m", "bo", "", ""],
-                [q, c, "m", "bo", "", "meh"],
+                [q, a, "color_hist", "bo", "", "close"],
+                [q, b, "color_hist", "bo", "yes", "Good"],
+                [q, c, "color_hist", "bo", "yes", "close"],  # close is not relevant
+                [q, c, "color_hist", "bo", "", ""],
+                [q, c, "color_hist", "bo", "", "meh"],
             ]
         )
     report = import_labels(fresh, graded)
@@ -170,7 +170,7 @@ def test_an_old_labels_file_without_grades_still_imports(demo_catalog, tmp_path)
     with open(old, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["query_kind", "query_key", "candidate_id", "method", "rank", "relevant", "labeler"])
-        writer.writerow(["item", q, a, "m", "1", "no", "ana"])
+        writer.writerow(["item", q, a, "color_hist", "1", "no", "ana"])
     assert import_labels(demo_catalog, old).items == 1
     assert current_grades(demo_catalog, Query.item(q)) == {a: "wrong"}
 
@@ -203,3 +203,30 @@ def test_yes_no_labels_of_an_older_catalog_read_as_good_and_wrong_after_the_upgr
     assert current_grades(db, Query.item("q")) == {"a": "good", "b": "wrong"}
     assert db.execute("SELECT count(*) FROM snapshots").fetchone() == (0,)
     db.conn.close()
+
+
+def test_an_import_refuses_unknown_methods_and_upload_keys_that_are_no_photo_hash(demo_catalog, tmp_path):
+    """Labels of a method this catalog does not have, or of an upload whose key is no SHA-256, are reported
+    by row and never stored, so `precision` never lists a method that does not exist."""
+    from core.curation.metrics import precision_from_labels
+
+    q, a = ids(demo_catalog, 2)
+    photo = "AB" * 32
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "query_kind,query_key,candidate_id,method,rank,relevant,labeler\n"
+        f"item,{q},{a},nonexistent_method,1,yes,ana\n"
+        f"item,{q},{a},,1,yes,ana\n"
+        f"upload,not-a-hash,{a},color_hist,1,yes,ana\n"
+        f"upload,../../etc/passwd,{a},color_hist,1,yes,ana\n"
+        f"upload,{photo},{a},color_hist,1,yes,ana\n"
+        f"item,{q},{a},color_hist,1,no,ana\n",
+        encoding="utf-8",
+    )
+    report = import_labels(demo_catalog, path)
+    assert report.items == 2 and [p.where for p in report.problems] == ["row 2", "row 3", "row 4", "row 5"]
+    assert "nonexistent_method" in report.problems[0].reason and "method is empty" in report.problems[1].reason
+    assert all("SHA-256" in p.reason for p in report.problems[2:])
+    stored = demo_catalog.execute("SELECT query_kind, query_key, method FROM labels ORDER BY id").fetchall()
+    assert stored == [("upload", photo.lower(), "color_hist"), ("item", q, "color_hist")]
+    assert {f["method"] for f in precision_from_labels(demo_catalog)} == {"color_hist"}

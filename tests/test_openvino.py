@@ -161,6 +161,28 @@ def test_a_bad_backend_is_one_line_and_only_for_commands_that_run_a_model(embedd
     assert "LOOKALIKE_BACKEND must be" in capsys.readouterr().out
 
 
+def test_a_bad_precision_is_one_line_everywhere_like_a_bad_backend(embedded_demo, monkeypatch, capsys):
+    from fastapi.testclient import TestClient
+
+    from core.api.app import create_app
+
+    from helpers import one_line, run_cli
+
+    db = str(embedded_demo.path)
+    photo = str(DEMO / "images" / "10129.jpg")
+    line = one_line(run_cli("search", "--image", photo, "--db", db, env={"LOOKALIKE_PRECISION": "fp8"}))
+    assert "LOOKALIKE_PRECISION must be auto or fp32, not 'fp8'" in line
+    monkeypatch.setenv("LOOKALIKE_PRECISION", "fp8")
+    assert main(["methods", "--db", db, "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows[DEFAULT]["available"] and rows[DEFAULT]["backend"] is None
+    with TestClient(create_app(embedded_demo.path, keys=())) as client:
+        reply = client.get("/methods")
+    assert reply.status_code == 200 and {row["name"] for row in reply.json()} == set(rows)
+    assert main(["embed", "--db", db, "--method", DEFAULT, "--retry-failed"]) == 2
+    assert "LOOKALIKE_PRECISION must be" in capsys.readouterr().err
+
+
 def test_methods_json_and_embed_say_which_backend_and_precision(embedded_demo, models, monkeypatch, capsys):
     monkeypatch.setenv("LOOKALIKE_BACKEND", "openvino")
     db = str(embedded_demo.path)

@@ -197,3 +197,20 @@ def test_the_driver_finds_version_and_preprocessing_without_loading_a_model(cata
     from core.methods.colour import histograms
 
     assert preprocessing(get_spec("color_hist")) is histograms  # others: their extractor's, built (cheap)
+
+
+def test_an_address_where_nothing_listens_is_one_line_after_a_short_wait(small_demo, capsys):
+    """`--address 127.0.0.1:PORT` with no cluster there: one line within seconds (Ray would retry for minutes)."""
+    import socket
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free again once closed: nothing listens there
+    started = time.monotonic()
+    assert main(["embed", "--db", str(small_demo.path), "--engine", "ray", "--address", f"127.0.0.1:{port}"]) == 2
+    assert time.monotonic() - started < 30
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"--address 127.0.0.1:{port}: no Ray cluster answers there" in err
+    assert main(["embed", "--db", str(small_demo.path), "--engine", "ray", "--address", "head-without-port"]) == 2
+    assert "HOST:PORT" in capsys.readouterr().err

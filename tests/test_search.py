@@ -344,3 +344,54 @@ def test_cli_index_and_search_json(embedded_demo, tmp_path):
     header, *rows = out.splitlines()
     assert code == 0 and header.split() == ["#", "score", "item", "category", "title"] and len(rows) == 3
     assert rows[0].split()[0] == "1"
+
+
+@pytest.mark.parametrize(
+    "weights, reason",
+    [
+        ("efficientnet_lite0=1e308,color_hist=1e308", "sum overflows"),
+        ("efficientnet_lite0=1e300,color_hist=1e-300", "too small beside the others"),
+        ("efficientnet_lite0=1,color_hist=-0.5", "at least 0"),
+    ],
+)
+def test_weights_that_overflow_or_vanish_are_refused_everywhere(embedded_demo, weights, reason):
+    """LOOKALIKE_HYBRID, fusion (command line and library) and tune's base weights: one line, nothing stored."""
+    from core.curation.tune_setup import TuneError, fusion_weights
+
+    from helpers import one_line, run_cli, run_here
+
+    db = str(embedded_demo.path)
+    stored = "SELECT item_id, version, vector FROM embeddings WHERE method = 'hybrid' ORDER BY item_id"
+    before = embedded_demo.execute(stored).fetchall()
+    line = one_line(run_cli("embed", "--method", "hybrid", "--db", db, env={"LOOKALIKE_HYBRID": weights}))
+    assert "LOOKALIKE_HYBRID" in line and reason in line
+    assert embedded_demo.execute(stored).fetchall() == before
+    assert reason in one_line(run_here("search", "--item", "10129", "--method", weights, "--db", db))
+    assert reason in one_line(run_here("tune", "--name", "t", "--base", weights, "--target", "category", "--db", db))
+    parts = dict(pair.split("=") for pair in weights.split(","))
+    spaces = {open_space(embedded_demo, name): float(w) for name, w in parts.items()}
+    with pytest.raises(SearchError, match=reason):
+        search(spaces, item_id="10129", k=3)
+    with pytest.raises(TuneError, match=reason):
+        fusion_weights(list(parts), [float(w) for w in parts.values()])
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(embedded_demo):
+    """`search --json | head`: no Broken pipe error, no traceback, exit 141 like any program a pipe stops."""
+    import os
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    command = [sys.executable, "-m", "core", "search", "--item", "10129", "-k", "200", "--json"]
+    piped = subprocess.Popen(
+        [*command, "--db", str(embedded_demo.path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+    )
+    assert piped.stdout.readline().strip() == b"{"
+    piped.stdout.close()
+    assert piped.wait(120) == 141 and piped.stderr.read() == b""

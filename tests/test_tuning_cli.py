@@ -278,3 +278,17 @@ def test_text_bases_learn_with_the_images_and_a_photo_is_ranked_by_the_image_sig
     assert [h["item_id"] for h in through["results"]] == [h["item_id"] for h in plain["results"]]
     item = json.loads(cli(db, "search", "--method", "worded", "--item", "10129", "-k", "8", "--json").stdout)
     assert [h["item_id"] for h in item["results"]] != [h["item_id"] for h in plain["results"][1:]]
+
+
+@pytest.mark.parametrize("items", [3, 20])
+def test_a_catalog_too_small_to_split_says_so_before_any_work(catalog, tmp_path, items):
+    from core.catalog.importers import import_csv
+    from core.engines.embed import embed_catalog
+
+    from helpers import one_line, small_styles
+
+    import_csv(catalog, *small_styles(tmp_path, items), progress=False)
+    embed_catalog(catalog, "color_hist", progress=False)
+    line = one_line(tune_cli(catalog.path, "--target", "category", base="color_hist"))
+    assert line.startswith(f"error: too few items to tune on: {items} with vectors") and "at least 2" in line
+    assert catalog.execute("SELECT count(*) FROM tuned_methods").fetchone()[0] == 0

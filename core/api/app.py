@@ -8,6 +8,7 @@ Errors are JSON `{"error": "one line"}` with a 4xx status for anything the calle
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import threading
@@ -29,7 +30,6 @@ from core.api import uploads
 from core.api.keys import key_matches, load_keys
 from core.catalog.db import Catalog, CatalogError, files_dir, open_catalog
 from core.catalog.filters import parse_filters
-from core.catalog.images import sha256_bytes
 from core.catalog.items import catalog_id
 from core.catalog.vectors import missing_vectors
 from core.curation.curated import CuratedResult, curated_search
@@ -284,16 +284,17 @@ def _routes(reader: Reader) -> APIRouter:
     async def search_image(request: Request, k: Count = 10, method: Method = DEFAULT_METHOD) -> Response:
         """Catalog items most like an uploaded photo (JPEG, PNG, WebP or AVIF, at most 20 MB, field `file`)."""
         data = await uploads.read_photo(request)
-        uploads.check_photo(data)
 
         def run() -> Response:
+            photo = uploads.check_photo(data)  # decoded once, here, off the event loop
             with reader.snapshot() as db:
                 space, version = _checked_spaces(db, method)
-                found = _search(space, image=data, k=k)
-                labels = current_labels(db, LabelQuery.upload(sha256_bytes(data)))
+                found = _search(space, image=photo, k=k)
+                labels = current_labels(db, LabelQuery.upload(photo.sha256))
                 return _results(method, version, found.results, labels, found.notes)
 
-        return await run_in_threadpool(run)
+        async with request.app.state.photo_slots:  # at most LOOKALIKE_API_PHOTOS photos decoded at once
+            return await run_in_threadpool(run)
 
     @router.get("/methods")
     def methods() -> list[MethodRow]:
@@ -388,5 +389,6 @@ def create_app(db: str | Path | None = None, keys: tuple[str, ...] | None = None
         return {"status": "ok", "items": items}
 
     app.state.keys = keys
+    app.state.photo_slots = asyncio.Semaphore(settings().api_photos)
     app.include_router(_routes(reader), dependencies=[Depends(require_key)])
     return app

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from core.api.keys import load_keys
 from core.catalog.db import open_catalog
-from core.settings import reload
+from core.settings import reload, settings
 
 # How long a worker process may take to answer uvicorn's liveness ping before it is killed and
 # replaced (uvicorn's default, 5 s, kills busy workers of a loaded machine, failing their requests).
@@ -79,6 +79,7 @@ def serve(
 
     keys = load_keys()
     check_bind(host, keys)
+    settings().api_photos  # noqa: B018 - a bad LOOKALIKE_API_PHOTOS is one line, before binding
     opened = open_catalog(db, read_only=True)  # a missing or unreadable catalog: one line, before binding
     items = opened.execute("SELECT count(*) FROM items").fetchone()[0]
     opened.conn.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from core.catalog.images import MAX_UPLOAD_BYTES, ImageError, load_upload
+from core.catalog.images import MAX_UPLOAD_BYTES, ImageError, Photo, decode_upload
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers around the photo
 
@@ -58,9 +58,10 @@ async def read_photo(request: Request, field: str = "file", limit: int = MAX_UPL
     return data
 
 
-def check_photo(data: bytes) -> None:
-    """NotAPhoto unless `data` is a whole JPEG, PNG, WebP or AVIF photo (decoded, as the app checks uploads)."""
+def check_photo(data: bytes) -> Photo:
+    """The photo, decoded once (as the app checks uploads); NotAPhoto unless `data` is a whole JPEG, PNG,
+    WebP or AVIF photo within the pixel cap (checked from its header, before decoding)."""
     try:
-        load_upload(data)
+        return decode_upload(data)
     except ImageError as exc:
         raise NotAPhoto(f"the upload is not a usable photo: {exc}") from None

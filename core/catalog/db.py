@@ -14,7 +14,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from core.files.failures import damaged, recovery
+from core.files.failures import damaged, read_only_line, recovery
 from core.settings import settings
 
 
@@ -48,11 +48,66 @@ class CatalogError(Exception):
     """A catalog problem worth one clear line to the user."""
 
 
+CATALOG_SUFFIX = ".db"  # the documented catalog name: `data/shop.db` keeps its files in `data/shop/`
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
 def files_dir(catalog: str | Path) -> Path:
-    """The folder of a catalog file's derived files: its name without the suffix, beside it
-    (`data/shop.db` -> `data/shop/`; a file without a suffix, `data/shop` -> `data/shop-files/`)."""
+    """The folder of a catalog file's derived files, beside it and named after the whole file name, so
+    two catalogs never share one: `data/shop.db` -> `data/shop/`, any other name gets `-files` added
+    (`data/shop.sqlite` -> `data/shop.sqlite-files/`, `data/shop` -> `data/shop-files/`)."""
     path = Path(catalog).resolve()
-    return path.with_name(path.stem if path.suffix else f"{path.name}-files")
+    return path.with_name(path.stem if path.suffix == CATALOG_SUFFIX else f"{path.name}-files")
+
+
+def legacy_files_dir(catalog: str | Path) -> Path | None:
+    """The folder older versions gave a catalog not named `*.db` (its stem: `data/shop.sqlite` ->
+    `data/shop/`, shared with `data/shop.db`); None when that is the folder it has now."""
+    path = Path(catalog).resolve()
+    old = path.with_name(path.stem) if path.suffix else None
+    return None if old is None or old == files_dir(path) else old
+
+
+def sole_owner(path: Path, folder: Path) -> bool:
+    """Whether `path` is the only catalog file beside it whose older folder was `folder` (no `shop.db`,
+    no other `shop.*`), so that folder's files are this catalog's alone."""
+    for other in path.parent.glob(f"{glob_escape(folder.name)}.*"):
+        if other != path and other.is_file() and not other.name.endswith(_SIDE_FILES) and other.stem == folder.name:
+            return False
+    return True
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+DERIVED = {"indices", "thumbnails", "exports", "trained", "autoencoder", "photos"}  # what such a folder holds
+
+
+def _ours(folder: Path) -> bool:
+    """Whether `folder` holds only what Lookalike writes there (never a user's own folder of the same name)."""
+    try:
+        return folder.is_dir() and not folder.is_symlink() and all(e.name in DERIVED for e in folder.iterdir())
+    except OSError:
+        return False
+
+
+def _own_files_dir(path: Path, writable: bool) -> Path:
+    """This catalog's folder: `files_dir`, after taking over the folder an older version gave it when
+    the folder was this catalog's alone and holds only Lookalike's files (renamed on a writable open,
+    read in place otherwise)."""
+    new, old = files_dir(path), legacy_files_dir(path)
+    if old is None or new.exists() or not _ours(old) or not sole_owner(path, old):
+        return new
+    if not writable:
+        return old
+    try:
+        old.rename(new)
+        log.info("moved %s to %s (each catalog's files are its own)", old, new)
+        return new
+    except OSError as exc:
+        log.warning("could not move %s to %s, reading it in place: %s", old, new, exc)
+        return old
 
 
 class Catalog(sqlite_utils.Database):
@@ -62,6 +117,7 @@ class Catalog(sqlite_utils.Database):
         super().__init__(conn)
         self.path = path.resolve()
         self.read_only = read_only  # opened for reading only: nothing may be written, not even an index
+        self._files_dir = files_dir(self.path)  # open_catalog takes over an older folder once the file is ours
 
     @property
     def data_dir(self) -> Path:
@@ -71,8 +127,8 @@ class Catalog(sqlite_utils.Database):
     @property
     def files_dir(self) -> Path:
         """This catalog's own derived files, beside it: `data/shop.db` -> `data/shop/` holding
-        indices/, thumbnails/, exports/ and autoencoder/ (two catalogs in one folder share none)."""
-        return files_dir(self.path)
+        indices/, thumbnails/, exports/ and trained/ (two catalogs in one folder share none; see files_dir)."""
+        return self._files_dir
 
     @property
     def index_dir(self) -> Path:
@@ -129,14 +185,37 @@ def schema_version(db: sqlite_utils.Database) -> int:
     return row[0] or 0
 
 
+def writable(path: Path) -> bool:
+    """Whether this process may write the catalog file and its folder (SQLite writes -wal/-shm beside it)."""
+    return os.access(path, os.W_OK) and os.access(path.resolve().parent, os.W_OK)
+
+
+def _read_only_uri(path: Path) -> str:
+    """SQLite's read-only URI: `mode=ro`, or `immutable=1` where the folder cannot be written (a
+    read-only mount: SQLite could not make the -shm file `mode=ro` needs) and no WAL holds changes."""
+    uri = path.resolve().as_uri()
+    wal = path.with_name(path.name + "-wal")
+    folder_writable = os.access(path.resolve().parent, os.W_OK)
+    if not folder_writable and not (wal.exists() and wal.stat().st_size > 0):
+        return f"{uri}?immutable=1"
+    return f"{uri}?mode=ro"
+
+
 def open_catalog(
-    path: str | Path | None = None, *, create: bool = True, read_only: bool = False, migrate: bool = True
+    path: str | Path | None = None,
+    *,
+    create: bool = True,
+    read_only: bool = False,
+    migrate: bool = True,
+    needs_write: bool = False,
 ) -> Catalog:
     """Open the catalog at `path` (default: the settings'), upgraded to the latest schema.
 
     A new catalog is made only in a missing or empty file, and only with `create`. An SQLite file
     that another application made is refused before anything is written to it. `read_only` (or
-    a file this process may not write) opens it for reading only: nothing is created or migrated.
+    a catalog this process may not write: its file or folder, e.g. on a read-only mount) opens it for
+    reading only: nothing is created or migrated. `needs_write` (a command that writes: imports,
+    embedding, indexing, tuning, label imports) refuses such a catalog in one line saying it is read-only.
     """
     path = Path(path or settings().db)
     if path.is_dir():
@@ -146,12 +225,13 @@ def open_catalog(
         raise CatalogError(
             f"no catalog at {path}; make one with `python -m core import-csv` (or import-farfetch, or demo)"
         )
-    read_only = read_only or (exists and not os.access(path, os.W_OK))
+    if exists and not writable(path):
+        if needs_write:
+            raise CatalogError(read_only_line(path))
+        read_only = True
     try:
         if read_only:
-            conn = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False
-            )
+            conn = sqlite3.connect(_read_only_uri(path), uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
@@ -178,6 +258,7 @@ def open_catalog(
     except CatalogError:
         conn.close()
         raise
+    db._files_dir = _own_files_dir(db.path, writable=not read_only)
     return db
 
 

@@ -77,7 +77,9 @@ def decode(data: bytes, draft: int | None = None) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             warnings.simplefilter("ignore", UserWarning)  # Pillow's "Corrupt EXIF data" noise
-            img = Image.open(io.BytesIO(data), formats=FORMATS)
+            img = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
+            if img.width * img.height > MAX_PIXELS:  # before a single pixel is decoded
+                raise Image.DecompressionBombError(f"{img.width} x {img.height}")
             if draft and img.format == "JPEG":
                 img.draft(None, (draft, draft))  # mode unchanged: to_rgb converts
             img.load()
@@ -161,6 +163,23 @@ def load_upload(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> Image.Image:
     return decode(data)
 
 
+@dataclass(frozen=True)
+class Photo:
+    """An uploaded photo, decoded once: its bytes (what labels and the query's hash name) and its pixels."""
+
+    data: bytes
+    image: Image.Image
+
+    @property
+    def sha256(self) -> str:
+        return sha256_bytes(self.data)
+
+
+def decode_upload(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> Photo:
+    """`load_upload`, kept with its bytes, so checking a photo and searching with it decode it once."""
+    return Photo(data, load_upload(data, max_bytes))
+
+
 def inspect(path: str | Path) -> ImageInfo:
     """Check one image file fully (decode it) and return its size and content hash."""
     path = Path(path)
@@ -172,6 +191,6 @@ def inspect(path: str | Path) -> ImageInfo:
         return ImageInfo("unreadable", str(exc))
     try:
         img = decode(data)
-    except ImageError as exc:
-        return ImageInfo("unreadable", str(exc), sha256=sha256_bytes(data) if data else None)
+    except ImageError as exc:  # no photo: nothing of it is recorded as if it were one (no hash)
+        return ImageInfo("unreadable", str(exc))
     return ImageInfo("ok", None, img.width, img.height, sha256_bytes(data))

@@ -345,7 +345,7 @@ def _image_row(item_id: str, ref: ImageRef, check: bool) -> dict:
         "reason": None,
     }
     if ref.path is None:
-        row["reason"] = f"no local file for the {ref.role} photo" + (" (use --download to fetch it)" if ref.url else "")
+        row["reason"] = f"{NO_LOCAL_FILE}{ref.role} photo" + (" (use --download to fetch it)" if ref.url else "")
         return row
     row["path"] = str(Path(ref.path).resolve())
     info = images.inspect(ref.path) if check else images.ImageInfo("ok")
@@ -480,7 +480,24 @@ def import_csv(
     if images_dir and not Path(images_dir).is_dir():
         return _no_folder(images_dir)
     folder = ImageFolder(images_dir)
-    return import_rows(db, csv_path, lambda row: csv_row(row, columns, folder, csv_path.parent), progress=progress)
+    report = import_rows(db, csv_path, lambda row: csv_row(row, columns, folder, csv_path.parent), progress=progress)
+    return _no_folder_given(report) if images_dir is None and not columns.image else report
+
+
+NO_LOCAL_FILE = "no local file for the "
+
+
+def _no_folder_given(report: ImportReport) -> ImportReport:
+    """Without a photo folder no row's photo is looked for: one line says so, not one problem a row."""
+    unlooked = [p for p in report.problems if p.reason.startswith(NO_LOCAL_FILE) and "usable before" not in p.reason]
+    if unlooked:
+        report.problems = [p for p in report.problems if p not in unlooked]
+        report.problem(
+            "--images",
+            f"no photo folder given: the photos of {len(unlooked):,} rows were not looked for; import again "
+            "with --images FOLDER to add them",
+        )
+    return report
 
 
 def _no_folder(images_dir: str | Path) -> ImportReport:

@@ -17,6 +17,7 @@ from core.catalog.db import CatalogError
 from core.cli import app, catalog, curate, curation, methods, search, serve, tune
 from core.cli.common import Commands, Parser, global_options
 from core.files import failures
+from core.settings import use_db
 
 log = logging.getLogger("core")
 
@@ -39,6 +40,18 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _reader_gone() -> int:
+    """The reader of our output stopped (`search --json | head`): end quietly, as a program stopped by
+    SIGPIPE does (exit 141), with nothing more to write to the closed pipe."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -47,10 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    use_db(args.db)  # the catalog of this command, for whatever finds its folders without opening it
     try:
         if getattr(args, "check_method", None) and args.method is not None:
             args.method = args.check_method(args.method, args.db)
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a reader that stopped early (`| head`) is found here, not at exit
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except (CatalogError, OSError, ValueError, RuntimeError, sqlite3.Error, MemoryError) as exc:
         log.info("command failed", exc_info=True)  # the details, shown with -v
         print(f"error: {failures.one_line(exc, args.db)}", file=sys.stderr)

@@ -14,7 +14,11 @@ def cmd_import_farfetch(args: argparse.Namespace) -> int:
     from core.catalog.importers import import_farfetch
 
     report = import_farfetch(
-        catalog(args), args.csv, args.images, download=args.download, allow_private_hosts=args.allow_private_hosts
+        catalog(args, needs_write=True),
+        args.csv,
+        args.images,
+        download=args.download,
+        allow_private_hosts=args.allow_private_hosts,
     )
     return print_report(report, args.json)
 
@@ -27,7 +31,7 @@ def cmd_import_csv(args: argparse.Namespace) -> int:
 
     given = {flag: getattr(args, f"{flag}_col") for flag in COLUMN_FLAGS}
     columns = Columns(**{k: v for k, v in given.items() if v is not None})
-    report = import_csv(catalog(args), args.csv, args.images, columns)
+    report = import_csv(catalog(args, needs_write=True), args.csv, args.images, columns)
     return print_report(report, args.json)
 
 
@@ -52,7 +56,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from core.demo import DEMO_METHODS, setup_demo
 
-    report = setup_demo(catalog(args))
+    report = setup_demo(catalog(args, needs_write=True))
     print(f"demo catalog ready at {args.db}: {report.items} items, embedded and indexed with {', '.join(DEMO_METHODS)}")
     return 0 if report.ok else 1
 

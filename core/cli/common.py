@@ -56,24 +56,53 @@ def default_output(opened: Catalog, given: Path | None, stem: str) -> Path:
     return opened.exports_dir / f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}.csv"
 
 
-def _whole(text: str, least: int) -> int:
+MOST = 1_000_000_000  # the most any whole-number option takes, unless it names its own bound
+MOST_K = 10_000  # results per query (-k, suggest -n)
+MOST_TREES = 1_000  # Annoy trees (the default is 30; more only costs time and disk)
+MOST_BATCH = 65_536  # photos per batch
+MOST_EPOCHS = 100_000
+MOST_DIM = 8_192  # a tuned head's vectors
+MOST_WORKERS = 1_024  # Ray actors, server processes
+MOST_VOTES = 1_000  # tune --votes
+
+
+def _whole(text: str, least: int, most: int = MOST) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"needs a whole number, got {text!r}") from None
     if value < least:
         raise argparse.ArgumentTypeError(f"needs a whole number of at least {least}, got {value}")
+    if value > most:
+        raise argparse.ArgumentTypeError(f"needs a whole number of at most {most:,}, got {value}")
     return value
 
 
+def whole(least: int, most: int):
+    """argparse type: a whole number from `least` to `most` (checked before anything runs)."""
+
+    def check(text: str) -> int:
+        return _whole(text, least, most)
+
+    check.__name__ = f"whole number from {least} to {most:,}"
+    return check
+
+
 def count(text: str) -> int:
-    """argparse type: a whole number of at least 1 (k, trees, batch size, limit, ...)."""
+    """argparse type: a whole number from 1 to MOST (limit, queries, ...)."""
     return _whole(text, 1)
 
 
 def count_or_none(text: str) -> int:
-    """argparse type: a whole number of at least 0 (0: none of it)."""
+    """argparse type: a whole number from 0 to MOST (0: none of it)."""
     return _whole(text, 0)
+
+
+k_count = whole(1, MOST_K)
+trees = whole(1, MOST_TREES)
+batch_size = whole(1, MOST_BATCH)
+epochs = whole(1, MOST_EPOCHS)
+workers = whole(1, MOST_WORKERS)
 
 
 def number(text: str, low: float, high: float = math.inf, low_included: bool = True) -> float:
@@ -96,8 +125,8 @@ def similarity(text: str) -> float:
 
 
 def gpus(text: str) -> float:
-    """argparse type: GPUs per Ray worker, 0 or more."""
-    return number(text, 0)
+    """argparse type: GPUs per Ray worker, 0 to 64."""
+    return number(text, 0, 64)
 
 
 def filter_argument(text: str) -> str:

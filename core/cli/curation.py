@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from core.cli.common import catalog, count, default_output, filter_option, method_option, print_report
+from core.cli.common import catalog, default_output, filter_option, k_count, method_option, print_report
 from core.files.invisible import visible
 
 
@@ -29,11 +30,14 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
     if args.action == "suggest":
         return cmd_suggest(args)
-    db = catalog(args, read_only=args.action == "export", create=False)
+    db = catalog(args, create=False, **({"read_only": True} if args.action == "export" else {"needs_write": True}))
     if args.action == "export":
         out = default_output(db, args.file, "labels")
         written = export_labels(db, out, force=args.force)
-        print(json.dumps({"labels": written, "file": str(out)}) if args.json else f"{written} labels written to {out}")
+        summary = (
+            json.dumps({"labels": written, "file": str(out)}) if args.json else f"{written} labels written to {out}"
+        )
+        print(summary, file=_beside(out))
         return 0
     if args.file is None:
         raise ValueError("name the labels CSV to import: python -m core labels import FILE")
@@ -110,8 +114,18 @@ def cmd_export(args: argparse.Namespace) -> int:
         force=args.force,
         raw=args.raw,
     )
-    print(json.dumps({"rows": rows, "file": str(out)}) if args.json else f"{rows} rows written to {out}")
+    print(
+        json.dumps({"rows": rows, "file": str(out)}) if args.json else f"{rows} rows written to {out}",
+        file=_beside(out),
+    )
     return 0
+
+
+def _beside(out: Path):
+    """Where a command's summary goes: stdout, or stderr when the file itself went to stdout."""
+    from core.files.atomic import descriptor_of
+
+    return sys.stderr if descriptor_of(out) == 1 else sys.stdout
 
 
 def add_commands(sub, common: argparse.ArgumentParser) -> None:
@@ -129,7 +143,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
         nargs="?",
         help="the labels CSV; export's default: a new dated file in the catalog's exports/ (data/catalog/exports/)",
     )
-    p.add_argument("-n", type=count, default=10, help="suggest: how many queries (default 10)")
+    p.add_argument("-n", type=k_count, default=10, help="suggest: how many queries (default 10)")
     p.add_argument(
         "--method",
         default="efficientnet_lite0",
@@ -140,12 +154,12 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("precision", parents=[common], help="P@k, nDCG@k and MRR per method from labels, ranked fairly")
     method_option(p, help="just this method (default: every method with vectors or labels)")
-    p.add_argument("-k", type=count, default=10, help="precision at this many results (default 10)")
+    p.add_argument("-k", type=k_count, default=10, help="precision at this many results (default 10)")
     p.set_defaults(func=cmd_precision)
 
     p = sub.add_parser("export", parents=[common], help="similar-item CSV: every item and its curated top-k")
     method_option(p, required=True, help="the method whose look-alikes to export")
-    p.add_argument("-k", type=count, default=10, help="look-alikes per item (default 10)")
+    p.add_argument("-k", type=k_count, default=10, help="look-alikes per item (default 10)")
     p.add_argument(
         "--out", type=Path, help="the CSV to write (default: a new dated file in the catalog's exports/ folder)"
     )

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from core.cli.common import catalog, count, gpus, method_option
+from core.cli.common import batch_size, catalog, count, epochs, gpus, method_option, trees, workers
 from core.methods.devices import add_device_argument
 from core.settings import DEFAULT_METHOD
 
@@ -45,7 +45,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         from core.engines.ray_engine import embed_with_ray
 
         report = embed_with_ray(
-            catalog(args, create=False),
+            catalog(args, create=False, needs_write=True),
             args.method,
             address=args.address,
             workers=args.workers,
@@ -60,7 +60,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         if args.device:  # checked now; LOOKALIKE_DEVICE only when a model is placed
             devices.select(args.device)
         report = embed_catalog(
-            catalog(args, create=False),
+            catalog(args, create=False, needs_write=True),
             args.method,
             batch_size=args.batch_size,
             limit=args.limit,
@@ -98,7 +98,7 @@ def cmd_train_autoencoder(args: argparse.Namespace) -> int:
 
     if args.device:  # checked now; LOOKALIKE_DEVICE only when a model is placed
         devices.select(args.device)
-    losses = train(catalog(args, create=False), epochs=args.epochs, batch_size=args.batch_size)
+    losses = train(catalog(args, create=False, needs_write=True), epochs=args.epochs, batch_size=args.batch_size)
     print(
         json.dumps({"epochs": len(losses), "losses": losses})
         if args.json
@@ -120,7 +120,7 @@ def cmd_download_weights(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     from core.search.space import open_space
 
-    info = open_space(catalog(args, create=False), args.method).build_index(trees=args.trees)
+    info = open_space(catalog(args, create=False, needs_write=True), args.method).build_index(trees=args.trees)
     print(
         json.dumps(vars(info), indent=2)
         if args.json
@@ -135,7 +135,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("embed", parents=[common], help="compute missing or outdated vectors of a method")
     method_option(p, default=DEFAULT_METHOD, help=f"the method to embed (default {DEFAULT_METHOD})")
-    p.add_argument("--batch-size", type=count, help="default: 32 on the CPU, what fits in memory on a GPU")
+    p.add_argument("--batch-size", type=batch_size, help="default: 32 on the CPU, what fits in memory on a GPU")
     p.add_argument("--limit", type=count, help="at most this many items (for a quick look)")
     add_device_argument(p)
     p.add_argument(
@@ -155,7 +155,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
         help="Ray: auto = the cluster of this node (run on the head, or via `ray job submit`); "
         "default: a Ray on this machine. Ray Client (ray://) is not supported",
     )
-    p.add_argument("--workers", type=count, help="Ray: model actors (default: one per GPU, or cores / 4)")
+    p.add_argument("--workers", type=workers, help="Ray: model actors (default: one per GPU, or cores / 4)")
     p.add_argument(
         "--gpus-per-worker",
         type=gpus,
@@ -172,8 +172,8 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("train-autoencoder", parents=[common], help="train (or resume) the catalog autoencoder")
-    p.add_argument("--epochs", type=count, default=10, help="passes over the catalog's photos (default 10)")
-    p.add_argument("--batch-size", type=count, default=64, help="photos per training step (default 64)")
+    p.add_argument("--epochs", type=epochs, default=10, help="passes over the catalog's photos (default 10)")
+    p.add_argument("--batch-size", type=batch_size, default=64, help="photos per training step (default 64)")
     add_device_argument(p)
     p.set_defaults(func=cmd_train_autoencoder)
 
@@ -183,5 +183,5 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("index", parents=[common], help="build a method's Annoy index")
     method_option(p, required=True, help="the method whose vectors to index")
-    p.add_argument("--trees", type=count, help="default: 30")
+    p.add_argument("--trees", type=trees, help="default: 30, at most 1,000")
     p.set_defaults(func=cmd_index)

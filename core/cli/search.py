@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from core.cli import snapshots
-from core.cli.common import catalog, count, filter_option, known_methods, method_option, similarity
+from core.cli.common import catalog, count, filter_option, k_count, known_methods, method_option, similarity
 from core.files.invisible import visible
 from core.settings import DEFAULT_METHOD
 
@@ -103,7 +103,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     group.add_argument("--item", help="catalog item id")
     group.add_argument("--image", type=Path, help="a photo file")
     group.add_argument("--text", help="words (minilm, words, clip, fashion_clip)")
-    p.add_argument("-k", type=count, default=10, help="how many look-alikes to print (default 10)")
+    p.add_argument("-k", type=k_count, default=10, help="how many look-alikes to print (default 10)")
     filter_option(p, "keep only results that match")
     p.add_argument(
         "--distance",
@@ -133,7 +133,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--attribute", default="articleType", help="a result is right when it shares this field (default articleType)"
     )
-    p.add_argument("-k", type=count, default=10, help="results per query (default 10)")
+    p.add_argument("-k", type=k_count, default=10, help="results per query (default 10)")
     p.add_argument("--queries", type=count, help="a seeded sample of N queries (default: every item)")
     p.add_argument("--distance", choices=("cosine", "chi2"), default="cosine", help="rank by (default cosine)")
     p.set_defaults(func=cmd_evaluate)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from core.cli.common import count
+from core.cli.common import count, workers
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -40,5 +40,5 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need a key)")
     p.add_argument("--port", type=port, default=8000, help="TCP port to listen on (default 8000)")
-    p.add_argument("--workers", type=count, default=1, help="server processes (default 1)")
+    p.add_argument("--workers", type=workers, default=1, help="server processes (default 1)")
     p.set_defaults(func=cmd_serve)

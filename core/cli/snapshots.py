@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from core.cli.common import Commands, catalog, count, method_option, number
+from core.cli.common import Commands, catalog, count, k_count, method_option, number
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
@@ -70,7 +70,7 @@ def add_commands(evaluate: argparse.ArgumentParser, common: argparse.ArgumentPar
     p = sub.add_parser("snapshot", parents=[common], help="freeze a method's top k for every judged query")
     method_option(p, required=True, help="the method whose results to freeze")
     p.add_argument("--name", required=True, help="the snapshot's name")
-    p.add_argument("-k", type=count, default=10, help="results kept per query (default 10)")
+    p.add_argument("-k", type=k_count, default=10, help="results kept per query (default 10)")
     p.add_argument("--replace", action="store_true", help="replace a snapshot of that name")
     p.set_defaults(func=cmd_snapshot)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from core.cli.common import catalog, count, count_or_none
+from core.cli.common import MOST_DIM, MOST_VOTES, catalog, epochs, whole
 from core.methods.devices import add_device_argument
 
 
@@ -54,7 +54,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     targets = [t.strip() for t in (args.target or "").split(",") if t.strip()]
     given = (("epochs", args.epochs), ("dim", args.dim), ("head", args.head), ("votes", args.votes))
     knobs = tuning.TuneOptions(**{k: v for k, v in given if v is not None}, catalog_fields=not args.no_fields)
-    db = catalog(args, create=False)
+    db = catalog(args, create=False, needs_write=True)
     result = tuning.tune(db, args.name, bases, targets, args.labels, weights, args.force, knobs)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
@@ -96,8 +96,8 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--target", metavar="ATTR[,ATTR...]", help="catalog fields whose shared values make items alike")
     p.add_argument("--labels", action="store_true", help="learn from relevance labels too")
     p.add_argument("--force", action="store_true", help="save even when worse than its base on held-out items")
-    p.add_argument("--epochs", type=count, help="at most this many epochs (default 60)")
-    p.add_argument("--dim", type=count, help="size of the head's vectors (default 128)")
+    p.add_argument("--epochs", type=epochs, help="at most this many epochs (default 60)")
+    p.add_argument("--dim", type=whole(1, MOST_DIM), help="size of the head's vectors (default 128)")
     p.add_argument(
         "--head",
         choices=["auto", "always", "never", "only"],
@@ -106,7 +106,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--votes",
-        type=count_or_none,
+        type=whole(0, MOST_VOTES),
         metavar="K",
         help="with --target: each item also matched by the target values of its K nearest trained items "
         "(default 20; 0: no votes)",

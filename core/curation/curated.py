@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from core.catalog.db import Catalog
-from core.catalog.images import sha256_bytes
+from core.catalog.images import Photo
 from core.catalog.items import catalog_id
 from core.curation.decisions import Snapshot, curation_snapshot
 from core.curation.rules import Fields, item_fields, out_of_stock, passes
@@ -43,6 +43,7 @@ from core.search.queries import (
     allowed_items,
     brand_groups,
     display_hits,
+    photo_sha256,
     query_vector,
     search,
 )
@@ -294,7 +295,7 @@ def curated_search(
     space: Spaces,
     *,
     item_id: str | None = None,
-    image: bytes | None = None,
+    image: bytes | Photo | None = None,
     text: str | None = None,
     k: int = 10,
     filters: dict | None = None,
@@ -345,7 +346,7 @@ def search_query(space: MethodSpace, item_id, image, text, k: int, filters: dict
     return {
         "item_id": item_id,
         "text": text,
-        "image_sha256": sha256_bytes(image) if image is not None else None,
+        "image_sha256": photo_sha256(image),
         "method": space.name,
         "k": k,
         "filters": filters or {},

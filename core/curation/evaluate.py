@@ -37,6 +37,19 @@ def attribute_values(db: Catalog, ids: list[str], attribute: str) -> list[str | 
     return [found.get(i) for i in ids]
 
 
+def _too_few(db: Catalog, method: str, attribute: str, embedded: int, valued: int, k: int) -> str:
+    """Why there are not more than k items to evaluate on, naming what is missing: vectors, the attribute, or items."""
+    if embedded == 0:
+        return f"no {method} vectors in the catalog; embed the catalog first (`python -m core embed --method {method}`)"
+    if valued == 0:
+        known = ", ".join(grouping_fields(db)) or "none with two values or more"
+        return f"no item with {method} vectors has a value for {attribute!r}; attributes that group items here: {known}"
+    return (
+        f"-k {k} needs more than {k} items with {method} vectors and a value for {attribute}; "
+        f"there are {valued}: choose a smaller -k"
+    )
+
+
 def grouping_fields(db: Catalog) -> list[str]:
     """Fields that can group items (for tuning targets or metadata precision): the columns category,
     colour, brand and gender, then the keys of the attributes JSON, each when it has at least two
@@ -135,10 +148,7 @@ def evaluate_vectors(
     labels = joint_values(db, ids, attribute)
     keep = np.array([v is not None for v in labels], dtype=bool)
     if keep.sum() <= k:
-        raise ValueError(
-            f"too few items with vectors for {method} and a value for {attribute} "
-            f"({int(keep.sum())}); embed the catalog first"
-        )
+        raise ValueError(_too_few(db, method, attribute, len(ids), int(keep.sum()), k))
     ids = [i for i, kept in zip(ids, keep) if kept]
     vectors = vectors[keep]
     codes: dict[tuple, int] = {}

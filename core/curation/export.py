@@ -15,7 +15,7 @@ from core.catalog.filters import matching_item_ids
 from core.catalog.items import item_cards
 from core.catalog.vectors import item_ids_with_vectors
 from core.curation.curated import CuratedHit, Curator
-from core.files.atomic import atomic_text_writer
+from core.files.atomic import output_text_writer
 from core.files.csv_injection import neutralise
 from core.files.invisible import visible
 from core.files.output_path import check_output
@@ -110,7 +110,7 @@ def export_similar(
     curator = None if raw else Curator(space, filters, every_item=True)
     rows = 0
     with (
-        atomic_text_writer(out, encoding=ENCODING) as handle,
+        output_text_writer(out, encoding=ENCODING) as handle,
         tqdm(total=len(items), desc=f"export {method}", unit=" items", disable=not progress) as bar,
     ):
         writer = csv.writer(handle)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import random
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,13 +13,14 @@ from pathlib import Path
 
 from core.catalog.db import Catalog
 from core.curation.grades import GOOD, grade_of, parse_grade
-from core.files.atomic import atomic_text_writer
+from core.files.atomic import output_text_writer
 from core.files.csv_header import header_problem
 from core.files.csv_injection import neutralise, restore
 from core.files.encoding import EncodingError, csv_field_limit, open_text
 from core.files.output_path import check_output
 from core.files.report import ImportReport
 from core.files.yes_no import NO, YES, yes_no
+from core.methods import UnknownMethod, get_spec
 
 CSV_COLUMNS = (
     "query_kind",
@@ -39,6 +41,7 @@ MAX_NOTE = 10_000  # characters in a label's note
 CSV_FIELD_LIMIT = 1024 * 1024  # a longer cell is refused by the reader with the row number
 RELEVANT = YES | {"relevant"}
 NOT_RELEVANT = NO | {"not relevant"}
+SHA256 = re.compile(r"[0-9a-f]{64}")  # an uploaded photo's key
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,7 @@ def export_labels(db: Catalog, path: str | Path, force: bool = False) -> int:
     """
     check_output(path, db, CSV_COLUMNS, "utf-8", force)
     count = 0
-    with atomic_text_writer(path) as handle:
+    with output_text_writer(path) as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for row in db.execute(f"SELECT {', '.join(CSV_COLUMNS)} FROM labels ORDER BY created_at, id"):
@@ -286,6 +289,16 @@ def _shown(value: str | None, limit: int = 40) -> str:
     return repr(value if len(value) <= limit else value[:limit] + "…")
 
 
+def _known_method(db: Catalog, name: str) -> str:
+    """`name`, when it is a built-in method or one tuned in this catalog; LabelError otherwise."""
+    if not name:
+        raise LabelError("method is empty")
+    try:
+        return get_spec(name, db).name
+    except UnknownMethod:
+        raise LabelError(f"method {_shown(name)} is neither built in nor tuned in this catalog") from None
+
+
 def _label_row(db: Catalog, row: dict[str, str], now: datetime) -> tuple:
     row = {k: restore(v) for k, v in row.items()}  # undo the export's formula quoting
     kind = (row.get("query_kind") or "item").strip() or "item"
@@ -298,6 +311,10 @@ def _label_row(db: Catalog, row: dict[str, str], now: datetime) -> tuple:
         raise LabelError("query_key and candidate_id are required")
     if kind == "item" and not _item_exists(db, key):
         raise LabelError(f"query item {key!r} is not in the catalog")
+    if kind == "upload" and not SHA256.fullmatch(key.lower()):
+        raise LabelError(f"query_key {_shown(key)} of an upload is not a photo's SHA-256 (64 hexadecimal digits)")
+    key = key.lower() if kind == "upload" else key
+    method = _known_method(db, (row.get("method") or "").strip())
     if not _item_exists(db, candidate):
         raise LabelError(f"candidate item {candidate!r} is not in the catalog")
     try:
@@ -330,7 +347,7 @@ def _label_row(db: Catalog, row: dict[str, str], now: datetime) -> tuple:
         kind,
         key,
         candidate,
-        (row.get("method") or "").strip(),
+        method,
         rank,
         int(verdict),
         labeler,

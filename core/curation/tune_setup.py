@@ -12,7 +12,7 @@ import numpy as np
 import sqlite_utils
 
 from core.curation.evaluate import joint_values
-from core.methods.distances import unit, weighted_concat
+from core.methods.distances import normalised_weights, unit, weighted_concat
 from core.methods.field_signals import field_parts, field_values, vocabularies
 from core.methods.heads import HeadError, stored_bases
 
@@ -144,9 +144,12 @@ class TuneData:
 
 def fusion_weights(bases: list[str], weights: list[float] | None) -> list[float]:
     weights = list(weights) if weights else [1.0] * len(bases)
-    if len(weights) != len(bases) or any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise TuneError("base weights must be one non-negative number per base, not all zero")
-    return [w / sum(weights) for w in weights]
+    if len(weights) != len(bases):
+        raise TuneError("base weights must be one number per base")
+    try:
+        return list(normalised_weights(dict(zip(bases, weights))).values())
+    except ValueError as exc:
+        raise TuneError(f"base weights: {exc}") from None
 
 
 def _label_rows(db: sqlite_utils.Database, ids: list[str], validation: np.ndarray) -> np.ndarray:
@@ -177,6 +180,7 @@ def gather(
         raise TuneError(str(exc)) from None
     validation = np.array([is_validation(i, options.validation) for i in ids], dtype=bool)
     inner = np.array([is_validation(i, options.inner, salt="inner:") for i in ids], dtype=bool) & ~validation
+    _check_enough(len(ids), int(validation.sum()), int(inner.sum()))
     notions = {}
     for target in targets:
         notions[target] = class_codes(joint_values(db, ids, [target]))
@@ -198,6 +202,20 @@ def gather(
         data.fields = vocabularies(values, np.where(~validation)[0])
         data.parts |= field_parts(values, data.fields)
     return data
+
+
+MIN_PART_ITEMS = 2  # items each part of the split (held out, inner check, learnt from) needs at least
+
+
+def _check_enough(items: int, held_out: int, inner: int) -> None:
+    """TuneError, before any work, when the catalog is too small to split into its three parts."""
+    learnt = items - held_out - inner
+    if min(held_out, inner, learnt) < MIN_PART_ITEMS:
+        raise TuneError(
+            f"too few items to tune on: {items} with vectors of every base, split by id into {held_out} held out "
+            f"for validation, {inner} for the inner check and {learnt} to learn from; each part needs at least "
+            f"{MIN_PART_ITEMS} (a catalog of about 50 items or more)"
+        )
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -69,10 +70,30 @@ CLIENT_ADDRESS = (
 NO_RAY = "--engine ray needs Ray on this machine and every node: pip install 'ray[data]==2.60.0' (docs/scale.md)"
 
 
+CONNECT_WAIT_S = 5.0  # how long a cluster address may take to accept a connection
+
+
 def check_address(address: str | None) -> None:
     """Refuse a Ray Client address in one line, saying what to do instead."""
     if address and address.strip().lower().startswith("ray://"):
         raise ValueError(CLIENT_ADDRESS.format(address=address))
+
+
+def check_reachable(address: str | None, wait_s: float = CONNECT_WAIT_S) -> None:
+    """One line, after at most `wait_s`, when nothing answers at a `HOST:PORT` address (Ray itself would
+    retry for minutes); None and `local` (a Ray on this machine) and `auto` are Ray's to find."""
+    if not address or address.strip().lower() in ("auto", "local"):
+        return
+    host, sep, port = address.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--address {address}: give the head node's HOST:PORT (e.g. 10.0.0.5:6379), or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=wait_s).close()
+    except OSError as exc:
+        raise ValueError(
+            f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); start its head node "
+            "(`ray start --head`) or check the address, or run on the head node with --address auto"
+        ) from None
 
 
 def import_ray():
@@ -208,6 +229,7 @@ def embed_with_ray(
     see `plan_actors`. env: `NAME` or `NAME=VALUE` entries for the workers (`worker_env`).
     """
     check_address(address)
+    check_reachable(address)
     spec = get_spec(method, db)
     if spec.kind != "image" or spec.derived:
         raise ValueError(f"--engine ray runs image models; embed {method} without it")

@@ -6,6 +6,8 @@ import contextlib
 import errno
 import glob
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,6 +74,54 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+_DESCRIPTOR = re.compile(r"^/(?:dev/fd|proc/(?:self|thread-self|\d+)/fd)/(\d+)$")
+_STANDARD = {"/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def descriptor_of(path: str | Path) -> int | None:
+    """The open file descriptor of this process that `path` names (`/dev/stdout`, `/dev/fd/3`,
+    `/proc/self/fd/1`, or a link to one of them), else None."""
+    text = os.path.abspath(str(path))
+    for _ in range(8):  # a few links deep: /dev/stdout -> /proc/self/fd/1
+        if text in _STANDARD:
+            return _STANDARD[text]
+        match = _DESCRIPTOR.match(text)
+        if match and (text.startswith(("/dev/", "/proc/self", "/proc/thread-self")) or f"/{os.getpid()}/" in text):
+            return int(match.group(1))
+        try:
+            text = os.path.join(os.path.dirname(text), os.readlink(text))
+        except OSError:
+            return None
+    return None
+
+
+def is_stream(path: str | Path) -> bool:
+    """Whether writing to `path` streams rather than replaces a file: one of this process's open
+    descriptors (the shell's `>`, `>>` or `|`), a pipe (FIFO) or a character device (/dev/null, a terminal)."""
+    if descriptor_of(path) is not None:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+@contextlib.contextmanager
+def output_text_writer(path: str | Path, encoding: str = "utf-8") -> Iterator[TextIO]:
+    """`atomic_text_writer`, except for a stream (`is_stream`), which is written as it goes: an open
+    descriptor through a copy of it (so `>> log` appends and `| head` reads along), a FIFO or a
+    character device opened for writing without truncating anything."""
+    fd = descriptor_of(path)
+    if fd is None and not is_stream(path):
+        with atomic_text_writer(path, encoding) as handle:
+            yield handle
+        return
+    raw = os.dup(fd) if fd is not None else os.open(path, os.O_WRONLY)
+    with open(raw, "w", newline="", encoding=encoding, closefd=True) as handle:
+        yield handle
 
 
 @contextlib.contextmanager

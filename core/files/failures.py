@@ -58,6 +58,14 @@ def busy_line(catalog: Path, detail: str = "database is locked") -> str:
     return f"the catalog {catalog} is busy ({detail}): another program is writing to it; try again when it is done"
 
 
+def read_only_line(catalog: Path) -> str:
+    """The line for a command that must write to a catalog it may only read."""
+    return (
+        f"the catalog {catalog} is read-only (its file or folder cannot be written, e.g. a read-only mount): "
+        "this command writes to it; commands that only read it work, or copy it somewhere writable"
+    )
+
+
 def one_line(exc: BaseException, catalog: Path) -> str:
     """The user's line for a catalog, I/O or memory failure (the full traceback belongs in the log)."""
     if isinstance(exc, PartialWork) and exc.__cause__:
@@ -73,6 +81,8 @@ def one_line(exc: BaseException, catalog: Path) -> str:
         )
     if isinstance(exc, sqlite3.OperationalError) and _sqlite_code(exc) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return busy_line(catalog, str(exc))
+    if isinstance(exc, sqlite3.Error) and _sqlite_code(exc) == sqlite3.SQLITE_READONLY:
+        return read_only_line(catalog)
     if isinstance(exc, sqlite3.Error):
         return f"catalog {catalog}: {exc}"
     return str(exc)

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from core.files.atomic import is_stream
+
 CATALOG_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
@@ -35,8 +37,11 @@ def check_output(out: str | Path, db: CatalogFiles, columns: Sequence[str], enco
 
     Never: the catalog or its WAL/SHM/journal files, anything under the catalog's indices/,
     trained/ or models/ folders, a directory or other non-regular file. An existing file is replaced only if
-    it starts with the same header (a CSV written by us) or with `force`.
+    it starts with the same header (a CSV written by us) or with `force`. A stream (`/dev/stdout`, a pipe,
+    a character device) is always accepted: it is written to as it goes, not replaced.
     """
+    if is_stream(out):  # `>` / `>>` / `|` or a device: streamed to, never replaced (core.files.atomic)
+        return
     target = Path(out).expanduser().resolve()
     catalog = db.path
     if any(target == catalog.with_name(catalog.name + suffix) for suffix in CATALOG_SUFFIXES):

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import importlib.util
 
-from core.settings import settings
+from core.settings import SettingError, settings
 
 BACKENDS = ("openvino", "onnx", "torch")
 PRECISIONS = ("auto", "fp32")
 PACKAGES = {"openvino": "openvino", "onnx": "onnxruntime", "torch": "torch"}
 
 
-class BackendError(ValueError):
+class BackendError(SettingError):
     """A backend or precision setting that cannot be used (one line for the user)."""
 
 
@@ -30,7 +30,9 @@ def installed(backend: str) -> bool:
 
 
 def chosen() -> str:
-    """The CPU backend: `LOOKALIKE_BACKEND`, else the first installed; BackendError when unusable."""
+    """The CPU backend: `LOOKALIKE_BACKEND`, else the first installed; BackendError when unusable, or
+    when the precision asked for (`--precision`, LOOKALIKE_PRECISION) is not one it knows."""
+    precision()
     value = settings().backend
     if not value:
         return next((b for b in BACKENDS if installed(b)), "torch")
@@ -100,7 +102,13 @@ def summary() -> dict:
         backend, problem = chosen(), None
     except BackendError as exc:
         backend, problem = None, str(exc)
-    info = {"backend": backend, "problem": problem, "precision": precision(), "cpu": None, "bf16": None}
+    info = {
+        "backend": backend,
+        "problem": problem,
+        "precision": None if problem else precision(),
+        "cpu": None,
+        "bf16": None,
+    }
     if installed("openvino"):
         from core.methods import openvino_cpu
 

@@ -8,11 +8,15 @@ the Hellinger affinity, and squaring them gives the histograms back for chi-squa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
+K = TypeVar("K")
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (query, candidate rows) -> score per row, higher closer
 
 
@@ -78,6 +82,27 @@ def unit(matrix: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length, float32 (zero rows stay zero)."""
     matrix = np.asarray(matrix, dtype=np.float32)
     return (matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)).astype(np.float32, copy=False)
+
+
+def normalised_weights(weights: Mapping[K, float]) -> dict[K, float]:
+    """The weights scaled to sum to 1; ValueError (one line) unless each is a finite number of at least 0,
+    one is above 0, their sum is finite and every weight above 0 stays a normal positive number once scaled.
+    Every weighting goes through here (LOOKALIKE_HYBRID, fusion, tune's base weights, stored heads)."""
+    for name, weight in weights.items():
+        if not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"the weight of {name} must be a finite number of at least 0, not {weight!r}")
+    total = sum(weights.values())
+    if total <= 0:
+        raise ValueError("at least one weight must be above 0: give a method a positive weight")
+    if not math.isfinite(total):
+        raise ValueError("the weights are too large: their sum overflows (give weights such as 0.8 and 0.2)")
+    scaled = {name: weight / total for name, weight in weights.items()}
+    for name, weight in weights.items():
+        if weight > 0 and not scaled[name] >= sys.float_info.min:
+            raise ValueError(
+                f"the weight of {name} is too small beside the others to count (give weights such as 0.8 and 0.2)"
+            )
+    return scaled
 
 
 def weighted_concat(parts: list[np.ndarray], weights: list[float]) -> np.ndarray:

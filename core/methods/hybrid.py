@@ -15,7 +15,7 @@ import numpy as np
 
 from core.catalog.db import Catalog
 from core.methods.base import DerivedExtractor
-from core.methods.distances import weighted_concat
+from core.methods.distances import normalised_weights, weighted_concat
 from core.methods.spec import MethodSpec
 from core.settings import DEFAULT_HYBRID, settings
 
@@ -36,10 +36,9 @@ def parse_weights(text: str) -> dict[str, float]:
         if name in weights:
             raise ValueError(f"{name} is given two weights")
         weights[name] = weight
-    total = sum(weights.values())
-    if total <= 0:
+    if sum(weights.values()) <= 0:
         raise ValueError(f"at least one weight must be above 0 in {text!r}")
-    return {name: w / total for name, w in weights.items()}
+    return normalised_weights(weights)
 
 
 def configured() -> tuple[dict[str, float], str | None]:

@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from core.catalog.db import Catalog, files_dir
+from core.catalog.db import Catalog, files_dir, legacy_files_dir
 from core.files.atomic import atomic_path
 from core.settings import settings
 
@@ -115,9 +115,7 @@ def autoencoder_checkpoint(catalog: Catalog | None) -> Path:
             return settings().autoencoder
         return files_dir(settings().db) / "trained" / "autoencoder" / "checkpoint.pt"
     own = catalog.trained_dir / "autoencoder" / "checkpoint.pt"
-    if not own.exists():
-        _adopt_legacy_checkpoint(catalog, own)
-    return own
+    return own if own.exists() else _adopt_legacy_checkpoint(catalog, own)
 
 
 def autoencoder_version(catalog: Catalog | None) -> str:
@@ -131,19 +129,29 @@ def checkpoint_version(data: bytes) -> str:
     return f"1-{hashlib.sha256(data).hexdigest()[:12]}"
 
 
-def _adopt_legacy_checkpoint(catalog: Catalog, own: Path) -> None:
-    """Copy `<models>/autoencoder/checkpoint.pt` to `own` when this catalog's autoencoder vectors are its."""
-    legacy = catalog.models_dir / "autoencoder" / "checkpoint.pt"
-    if not legacy.is_file():
-        return
-    try:
-        data = legacy.read_bytes()
-        version = checkpoint_version(data)
-        mine = catalog.execute(
-            "SELECT 1 FROM embeddings WHERE method = 'autoencoder' AND version = ? LIMIT 1", [version]
-        ).fetchone()
-        if mine:
+def _adopt_legacy_checkpoint(catalog: Catalog, own: Path) -> Path:
+    """The checkpoint an older version kept for this catalog, when this catalog's autoencoder vectors are
+    its: `<models>/autoencoder/checkpoint.pt`, or the one in the folder `shop.sqlite` shared with `shop.db`
+    (`data/shop/trained/`). Copied to `own` (read in place by a read-only catalog); `own` when none is."""
+    places = [catalog.models_dir / "autoencoder" / "checkpoint.pt"]
+    if (old := legacy_files_dir(catalog.path)) is not None and old != catalog.files_dir:
+        places.append(old / "trained" / "autoencoder" / "checkpoint.pt")
+    for legacy in places:
+        if not legacy.is_file():
+            continue
+        try:
+            data = legacy.read_bytes()
+            mine = catalog.execute(
+                "SELECT 1 FROM embeddings WHERE method = 'autoencoder' AND version = ? LIMIT 1",
+                [checkpoint_version(data)],
+            ).fetchone()
+            if not mine:
+                continue
+            if catalog.read_only:
+                return legacy
             with atomic_path(own) as tmp:
                 tmp.write_bytes(data)
-    except (OSError, sqlite3.Error) as exc:
-        log.warning("could not take over %s: %s", legacy, exc)
+            return own
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("could not take over %s: %s", legacy, exc)
+    return own

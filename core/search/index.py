@@ -42,6 +42,7 @@ from core.search import caches
 log = logging.getLogger(__name__)
 
 DEFAULT_TREES = 30
+MAX_TREES = 1_000  # more only costs time and disk; `index --trees` takes the same bound
 SEARCH_K_PER_RESULT = 200  # Annoy search_k = n * this (2,000 nodes for k=10): see docs/benchmarks.md
 FULL_DIGEST_LIMIT = 256 * 2**20  # files up to this size are fingerprinted whole; larger ones by samples
 _SAMPLES, _SAMPLE_BYTES = 64, 1 << 16
@@ -140,6 +141,8 @@ def build_index(
     trees = DEFAULT_TREES if trees is None else trees
     if trees < 1:
         raise ValueError("trees must be at least 1")
+    if trees > MAX_TREES:
+        raise ValueError(f"trees must be at most {MAX_TREES:,}, got {trees}")
     gen = generation(db, method)
     ids, matrix = load_matrix(db, method, version)  # one version's vectors only, when given
     if not ids:

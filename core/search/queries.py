@@ -22,9 +22,9 @@ import numpy as np
 
 from core.catalog import filters as filtering
 from core.catalog.db import Catalog
-from core.catalog.images import MAX_UPLOAD_BYTES, ImageError, load_rgb, sha256_bytes
+from core.catalog.images import MAX_UPLOAD_BYTES, ImageError, Photo, load_rgb, sha256_bytes
 from core.catalog.items import catalog_id, item_cards, item_column
-from core.methods.distances import unit
+from core.methods.distances import normalised_weights, unit
 from core.search.neighbours import best_first
 from core.search.space import MethodSpace, SearchError
 
@@ -78,7 +78,7 @@ class SearchResult:
 
 
 def query_vector(
-    space: MethodSpace, *, item_id: str | None = None, image: bytes | None = None, text: str | None = None
+    space: MethodSpace, *, item_id: str | None = None, image: bytes | Photo | None = None, text: str | None = None
 ) -> np.ndarray:
     """The query as a vector of the space."""
     if item_id is not None:
@@ -94,16 +94,22 @@ def query_vector(
     raise SearchError("give an item id, a photo or a text to search with")
 
 
-def _photo_vector(space: MethodSpace, image: bytes) -> np.ndarray:
-    """An uploaded photo's vector, preprocessed as the catalog's were, by the version that made them."""
+def photo_sha256(image: bytes | Photo | None) -> str | None:
+    return image.sha256 if isinstance(image, Photo) else sha256_bytes(image) if image is not None else None
+
+
+def _photo_vector(space: MethodSpace, image: bytes | Photo) -> np.ndarray:
+    """An uploaded photo's vector, preprocessed as the catalog's were, by the version that made them
+    (a Photo is searched as decoded, bytes are decoded here)."""
     if space.kind != "image":
         raise SearchError(f"{space.name} searches text; pick an image method for a photo")
-    if len(image) > MAX_UPLOAD_BYTES:
-        raise SearchError(f"photo too large ({len(image) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB)")
+    size = len(image.data if isinstance(image, Photo) else image)
+    if size > MAX_UPLOAD_BYTES:
+        raise SearchError(f"photo too large ({size / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB)")
     model = space.extractor()
     space.check_current(model.spec.version)
     try:
-        return model.embed_images([load_rgb(image)])[0]
+        return model.embed_images([image.image if isinstance(image, Photo) else load_rgb(image)])[0]
     except ImageError as exc:
         raise SearchError(f"cannot read the photo: {exc}") from None
 
@@ -137,14 +143,14 @@ def search(
     spaces: Spaces,
     *,
     item_id: str | None = None,
-    image: bytes | None = None,
+    image: bytes | Photo | None = None,
     text: str | None = None,
     k: int = 10,
     filters: dict | None = None,
     distance: str | None = None,
     search_k: int | None = None,
 ) -> SearchResult:
-    """The k items most like the query (an item id, photo bytes or text) in a method's space, or in
+    """The k items most like the query (an item id, photo bytes or an already decoded Photo, or text) in a method's space, or in
     several fused (a dict of space -> weight), best first.
 
     `filters` as from `core.catalog.filters.parse_filters`; "exclude_same_brand" applies to item queries.
@@ -153,17 +159,14 @@ def search(
         raise SearchError("k must be at least 1")
     if sum(q is not None for q in (item_id, image, text)) != 1:
         raise SearchError("give exactly one of an item id, a photo or a text to search with")
-    weights = spaces if isinstance(spaces, dict) else {spaces: 1.0}
-    weights = {space: float(w) for space, w in weights.items() if float(w) > 0}
-    if not weights:
-        raise SearchError("give at least one method a positive weight")
+    weights = _weights(spaces)
     db = next(iter(weights)).catalog
     if item_id is not None:
         item_id = catalog_id(db, str(item_id))
     query = {
         "item_id": item_id,
         "text": text,
-        "image_sha256": sha256_bytes(image) if image is not None else None,
+        "image_sha256": photo_sha256(image),
         "method": {sp.name: w for sp, w in spaces.items()} if isinstance(spaces, dict) else spaces.name,
         "k": k,
         "filters": filters or {},
@@ -184,6 +187,16 @@ def search(
     if allowed is not None and len(ranked) < k:
         notes.append(f"{len(ranked)} of {k} results: " + filtering.explain_empty(db, filters or {}, brand))
     return SearchResult(query, _hits(db, ranked, label, display=True), notes)
+
+
+def _weights(spaces: Spaces) -> dict[MethodSpace, float]:
+    """Each space's share of a fused score (those above 0); SearchError for weights that cannot be used."""
+    given = spaces if isinstance(spaces, dict) else {spaces: 1.0}
+    try:
+        shares = normalised_weights({space.name: w for space, w in given.items()})
+    except ValueError as exc:
+        raise SearchError(str(exc)) from None
+    return {space: shares[space.name] for space in given if shares[space.name] > 0}
 
 
 def _fuse(weights: dict[MethodSpace, float], k: int, allowed, exclude, **query) -> list[tuple[str, float]]:

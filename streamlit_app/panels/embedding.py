@@ -37,7 +37,7 @@ def device_choice() -> str:
         )
         return device
     except ValueError as exc:
-        st.error(f"{exc}. Using {devices.describe('auto')} instead.")
+        st.error(f"{ui.plain(exc)}. Using {ui.plain(devices.describe('auto'))} instead.")
         return "auto"
 
 

@@ -18,7 +18,7 @@ READS = {"image": "photos", "text": "titles and descriptions"}
 def searchable(methods: list[dict]) -> None:
     """One line: the methods ready to search, by what they read, and how many more wait."""
     ready = [m for m in methods if m["state"] in ("ready", "changed")]
-    shown = ", ".join(f"**{m['name']}** ({READS[m['kind']]})" for m in ready) or "none yet: embed one above"
+    shown = ", ".join(f"**{ui.plain(m['name'])}** ({READS[m['kind']]})" for m in ready) or "none yet: embed one above"
     waiting = len(methods) - len(ready)
     st.caption(
         f"Searchable now: {shown}."
@@ -36,13 +36,13 @@ def show(database, methods: list[dict], counts: dict[str, int], target: dict[str
 
     rows = [
         {
-            "method": m["name"],
+            "method": ui.plain(m["name"]),
             "kind": m["kind"],
             "state": m["state"],
             "vectors": f"{counts.get(m['name'], 0)}/{target[m['kind']]}",
-            "index": index_state(m["name"]),
+            "index": ui.plain(index_state(m["name"])),
             "what it is": m["description"],
-            "next step": ui.without_paths(m["todo"] or "", database.models_dir, database.data_dir),
+            "next step": ui.plain(ui.without_paths(m["todo"] or "", database.models_dir, database.data_dir)),
         }
         for m in methods
     ]

@@ -80,7 +80,7 @@ def show(database, methods: list[dict], counts: dict[str, int], device: str) -> 
             ui.jobs().start(f"tune {name}", tune_job(ui.db_path(), device, name, bases, targets, use_labels, force))
             st.rerun()
         except TuneError as exc:
-            st.error(str(exc))
+            st.error(ui.plain(exc))
 
 
 def tune_table(metrics: dict) -> pd.DataFrame:
@@ -186,7 +186,9 @@ def show_result(job) -> None:
         f"{result.seconds:.1f} s."
     )
     if not result.saved:
-        st.warning(f"{result.name} was {result.reason}. Tick Force to keep it anyway, or try other bases or targets.")
+        st.warning(
+            f"{ui.plain(result.name)} was {ui.plain(result.reason)}. Tick Force to keep it anyway, or try other bases or targets."
+        )
         return
     st.info(
         f"Saved {result.name} version {result.version}. Next: **Embed + index** {result.name} above, then "

@@ -32,7 +32,7 @@ def photos_from_zip(data: bytes):
     except (ArchiveRefused, OSError) as exc:
         log.info("zip of photos refused", exc_info=True)
         shutil.rmtree(folder, ignore_errors=True)
-        st.error(f"The zip of photos cannot be used: {ui.without_paths(str(exc), folder)}.")
+        st.error(f"The zip of photos cannot be used: {ui.plain(ui.without_paths(str(exc), folder))}.")
         return None, None
 
 
@@ -48,7 +48,7 @@ def run_import(kind: str, upload, images: Path | None, columns: Columns):
                 return import_csv(database, csv_path, images, columns, progress=False)
             except failures.FAILURES + (ValueError, RuntimeError) as exc:  # the CLI's one line
                 log.info("import failed", exc_info=True)
-                st.error(f"Import stopped: {failures.one_line(exc, database.path)}")
+                st.error(f"Import stopped: {ui.plain(failures.one_line(exc, database.path))}")
                 return None
 
 
@@ -93,7 +93,7 @@ with st.expander("Import a catalog", expanded=stats(database)["items"] == 0):
             if photos_zip is None or images is not None:
                 report = run_import(kind, upload, images, columns)
         if report is not None:
-            (st.success if report.ok else st.error)(report.summary() + ".")
+            (st.success if report.ok else st.error)(ui.plain(report.summary()) + ".")
             problems = (unpacked.problems if unpacked else []) + report.problems
             if problems:
                 st.dataframe(
@@ -113,15 +113,15 @@ c[1].caption(f"{total:,} items")
 
 
 def facts_table(facts: dict) -> pd.DataFrame:
-    """Name -> value as a two-column table (values as text), shown without a header row."""
-    return pd.DataFrame({"": [str(v) for v in facts.values()]}, index=list(facts))
+    """Name -> value as a two-column table (values as text: st.table renders Markdown), shown without a header row."""
+    return pd.DataFrame({"": [ui.plain(v) for v in facts.values()]}, index=[ui.plain(k) for k in facts])
 
 
 def caption(row: dict) -> str:
     """'Leather tote · 10129', with the category only when the title does not already say it."""
     title, category = row["title"] or "", row["category"] or ""
     extra = [category] if category and category.casefold() not in title.casefold() else []
-    return " · ".join([title or row["id"], *extra, row["id"]] if title else [row["id"], *extra])
+    return " · ".join(ui.plain(part) for part in ([title, *extra, row["id"]] if title else [row["id"], *extra]))
 
 
 ui.grid(rows, caption=caption)
@@ -137,7 +137,7 @@ if chosen:
     photos = [image["path"] for image in item["images"] if image["status"] == "ok"] or [item["image_path"]]
     for path in photos:
         ui.photo(path, where=left, width="stretch")
-    right.subheader(item["title"] or item["id"])
+    right.subheader(ui.plain(item["title"] or item["id"]))
     price = f"{item['price']:,.2f} {item['currency'] or ''}".strip() if item["price"] is not None else None
     facts = {
         "Brand": item["brand"],
@@ -155,7 +155,9 @@ if chosen:
         right.markdown("**Attributes**")
         right.table(facts_table(attributes), hide_header=True)
     if item["description"] and item["description"] != item["title"]:
-        right.caption(item["description"])
+        right.caption(ui.plain(item["description"]))
     right.caption(
-        "Look-alikes by " + ", ".join(item["methods"]) + " (Search page)." if item["methods"] else "Not embedded yet."
+        "Look-alikes by " + ", ".join(map(ui.plain, item["methods"])) + " (Search page)."
+        if item["methods"]
+        else "Not embedded yet."
     )

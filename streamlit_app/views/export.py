@@ -48,14 +48,16 @@ else:
         except (OSError, OutputRefused, sqlite3.Error) as exc:
             log.exception("export to %s failed", out)  # the server's path: in the log only
             bar.empty()
-            st.error(f"The export could not be written: {ui.without_paths(one_line(exc, database.path), out)}.")
+            st.error(
+                f"The export could not be written: {ui.plain(ui.without_paths(one_line(exc, database.path), out))}."
+            )
         else:
             bar.progress(1.0, text=f"{rows:,} rows ready: {out.name}")
             st.session_state[ui.Keys.EXPORT_FILE] = str(out)
             gone = missing_photos(database)
             if gone:
                 st.warning(
-                    f"{len(gone):,} items' photos were deleted or moved since import (e.g. item {gone[0]}): their "
+                    f"{len(gone):,} items' photos were deleted or moved since import (e.g. item {ui.plain(gone[0])}): their "
                     "image_file cells are empty. Import the catalog again to refresh."
                 )
     exported = st.session_state.get(ui.Keys.EXPORT_FILE)
@@ -82,7 +84,7 @@ with right:
                 report = import_labels(database, path)
         except (OSError, sqlite3.Error) as exc:
             log.exception("labels import failed")
-            st.error(f"The labels could not be imported: {ui.without_paths(one_line(exc, database.path))}.")
+            st.error(f"The labels could not be imported: {ui.plain(ui.without_paths(one_line(exc, database.path)))}.")
         else:
             st.success(
                 f"{report.items} new labels ({report.duplicates} already present, {len(report.problems)} rejected)"

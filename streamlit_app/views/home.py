@@ -47,5 +47,5 @@ elif label_counts(database)["labels"] == 0:
 else:
     st.info("Compare methods on the **Precision** page and export the winner's matches on the **Export** page.")
 
-st.caption(f"Models run on **{devices.describe()}** (change it on the Methods page).")
-st.caption(f"Catalog: `{ui.db_path().resolve()}` · indices, thumbnails and model weights live beside it.")
+st.caption(f"Models run on **{ui.plain(devices.describe())}** (change it on the Methods page).")
+st.caption(f"Catalog: {ui.plain(ui.db_path().resolve())} · indices, thumbnails and model weights live beside it.")

@@ -104,7 +104,7 @@ elif mode == "Catalog item":
     if st.session_state.get(ui.Keys.LABEL_QUERY) is None:
         pick_next()
     if note := st.session_state.pop("label_note", None):
-        st.caption(note)
+        st.caption(ui.plain(note))
     st.button(
         "Next query ▶",
         on_click=pick_next,
@@ -118,7 +118,7 @@ elif mode == "Catalog item":
     item = item_detail(database, query_id)
     left, right = st.columns([1, 4])
     ui.photo(item["image_path"], "Query", where=left)
-    left.caption(f"{item['title']} · {item['category'] or ''}")
+    left.caption(f"{ui.plain(item['title'])} · {ui.plain(item['category'] or '')}")
     query, request = Query.item(query_id), {"item_id": query_id}
 else:
     photo = ui.uploaded_photo("A shopper's photo (JPEG, PNG, WebP or AVIF)", key=ui.Keys.LABEL_UPLOAD)
@@ -147,7 +147,7 @@ try:
         else []
     )
 except SearchError as exc:
-    right.error(str(exc))
+    right.error(ui.plain(exc))
     st.stop()
 judged = current_grades(database, query)
 done = sum(1 for h in hits if h["item_id"] in judged)
@@ -160,7 +160,7 @@ right.progress(
 
 error = st.session_state.pop("label_error", None)
 if error:
-    right.error(error)
+    right.error(ui.plain(error))
 elif not (labeler or "").strip():
     right.warning("Type your name above: every label records who made it.")
 

@@ -82,13 +82,15 @@ if heads:
     st.caption(
         "*tuned*: learnt on the Methods page, over its bases: compare it with them. The figures are for the "
         "version named, whose vectors the searches use. "
-        + "; ".join(f"{name} {tuned_version(name)} over {' + '.join(head.bases)}" for name, head in heads.items())
+        + "; ".join(
+            ui.plain(f"{name} {tuned_version(name)} over {' + '.join(head.bases)}") for name, head in heads.items()
+        )
         + "."
     )
 unjudged = sorted((set(methods_with_vectors(database)) | set(heads)) - {f["method"] for f in figures})
 if unjudged:
     st.caption(
-        f"No judged result in the top {k} of: {', '.join(unjudged)}. Label their results on the "
+        f"No judged result in the top {k} of: {', '.join(map(ui.plain, unjudged))}. Label their results on the "
         "**Label** page to see them here."
     )
 

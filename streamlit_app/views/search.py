@@ -115,7 +115,7 @@ def actions(hit: dict, key: str) -> None:
 
 if curated and (steers.like or steers.unlike):
     told = [f"{how} like {', '.join(ids)}" for how, ids in (("more", steers.like), ("less", steers.unlike)) if ids]
-    st.caption("Steered: " + "; ".join(told))
+    st.caption(ui.plain("Steered: " + "; ".join(told)))
     if st.button("Clear steering"):
         steers.like.clear()
         steers.unlike.clear()
@@ -125,9 +125,9 @@ columns = [method] + ([compare] if compare != "(none)" else [])
 panes = st.columns(len(columns))
 for pane, name in zip(panes, columns):
     with pane:
-        st.subheader(name)
+        st.subheader(ui.plain(name))
         try:
-            with st.spinner(f"Searching with {name}…"):
+            with st.spinner(f"Searching with {ui.plain(name)}…"):
                 result = curated_search(
                     ui.space(name),
                     k=int(k),
@@ -138,7 +138,7 @@ for pane, name in zip(panes, columns):
                     **query,
                 )
         except (SearchError, WeightsMissing, ValueError) as exc:
-            st.error(str(exc))
+            st.error(ui.plain(exc))
             continue
         hits = [h.as_dict() for h in result.results]
         st.session_state[ui.Keys.SEARCH_RESULTS] = {
@@ -148,7 +148,7 @@ for pane, name in zip(panes, columns):
             "curated": curated,
         }
         for note in result.notes:  # stale vectors, or filters that leave (almost) nothing
-            st.info(note)  # as written: a method's name keeps its spelling
+            st.info(ui.plain(note))  # as written: a method's name keeps its spelling
         ui.grid(
             hits,
             columns=5 if len(columns) == 1 else 3,
@@ -198,7 +198,7 @@ if mode == "Catalog item" and curated:
             args=(lambda by: decisions.undo(database, author=by),),
         )
         if note := st.session_state.pop("curate_note", None):
-            (st.error if note.startswith("error: ") else st.success)(note.removeprefix("error: "))
+            (st.error if note.startswith("error: ") else st.success)(ui.plain(note.removeprefix("error: ")))
 
 
 more_methods()
