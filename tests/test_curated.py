@@ -270,7 +270,7 @@ def test_cli_search_like_unlike_and_raw(embedded_demo):
     shown = [r["item_id"] for r in __import__("json").loads(curated_run.stdout)["results"]]
     assert curated_run.returncode == 0 and top[0] not in shown
     raw = run_here("--db", db, "search", "--item", query, "-k", "5", "--raw")
-    assert raw.returncode == 0 and raw.stdout.split()[3] == top[0] and " model " in raw.stdout
+    assert raw.returncode == 0 and raw.stdout.splitlines()[1].split()[3] == top[0] and " model " in raw.stdout
     steered = run_here("--db", db, "search", "--item", query, "-k", "5", "--like", top[20], "--unlike", top[1])
     assert steered.returncode == 0 and top[1] not in steered.stdout and top[20] in steered.stdout
     assert "steered" in steered.stdout

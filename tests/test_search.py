@@ -342,7 +342,7 @@ def test_cli_index_and_search_json(embedded_demo, tmp_path):
     assert run_cli("search", "--db", db, "--item", q, "--filter", "size=M")[0] == 2
     code, out = run_cli("search", "--db", db, "--item", q, "-k", "3")
     header, *rows = out.splitlines()
-    assert code == 0 and header.split() == ["#", "score", "item", "category", "title"] and len(rows) == 3
+    assert code == 0 and header.split() == ["#", "score", "why", "item", "category", "title"] and len(rows) == 3
     assert rows[0].split()[0] == "1"
 
 

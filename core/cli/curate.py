@@ -7,7 +7,7 @@ import getpass
 import json
 from pathlib import Path
 
-from core.cli.common import catalog, count, default_output, print_report
+from core.cli.common import Commands, catalog, count, default_output, print_report
 
 
 def default_author() -> str:
@@ -69,29 +69,29 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "curate", parents=[common], help="pins, hides and rules that shape every look-alike list the shop gets"
     )
-    actions = p.add_subparsers(dest="action", required=True)
+    actions = p.add_subparsers(dest="action", required=True, action=Commands, help="what to change or show")
     by = argparse.ArgumentParser(add_help=False)
     by.add_argument("--by", default=default_author(), help="who makes the change (default: your user name)")
 
     a = actions.add_parser("pin", parents=[common, by], help="put CANDIDATE at place N of ITEM's list")
-    a.add_argument("item")
-    a.add_argument("candidate")
+    a.add_argument("item", help="the catalog item whose list it is")
+    a.add_argument("candidate", help="the item to put in that list")
     a.add_argument("--position", type=count, default=1, help="its place, 1 = first (default 1)")
     a = actions.add_parser("unpin", parents=[common, by], help="take a pin away")
-    a.add_argument("item")
-    a.add_argument("candidate")
+    a.add_argument("item", help="the catalog item whose list it is")
+    a.add_argument("candidate", help="the pinned item")
     a = actions.add_parser("hide", parents=[common, by], help="keep ITEM out of every list")
-    a.add_argument("item")
+    a.add_argument("item", help="the catalog item to hide")
     a = actions.add_parser("unhide", parents=[common, by], help="let a hidden item back into lists")
-    a.add_argument("item")
+    a.add_argument("item", help="the hidden catalog item")
     a = actions.add_parser(
         "rule",
         parents=[common, by],
         help="set a catalog-wide rule: same_gender on, same_category on, in_stock on, price_ratio R, "
         "max_per_brand N, diversity L (0-1); VALUE off removes it",
     )
-    a.add_argument("name")
-    a.add_argument("value")
+    a.add_argument("name", help="same_gender, same_category, in_stock, price_ratio, max_per_brand or diversity")
+    a.add_argument("value", help="on, a number, or off to remove the rule")
     actions.add_parser("list", parents=[common], help="every pin, hide and rule in force, with who and when")
     actions.add_parser("history", parents=[common], help="every change, oldest first")
     a = actions.add_parser("undo", parents=[common, by], help="reverse a change (default: the latest)")
@@ -100,5 +100,5 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     a.add_argument("file", type=Path, nargs="?", help="default: a new dated file in the catalog's exports/")
     a.add_argument("--force", action="store_true", help="replace a file that is not a curation CSV")
     a = actions.add_parser("import", parents=[common], help="merge a curation CSV's history")
-    a.add_argument("file", type=Path)
+    a.add_argument("file", type=Path, help="a CSV that `curate export` wrote")
     p.set_defaults(func=cmd_curate)

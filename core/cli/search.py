@@ -48,7 +48,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(json.dumps(result.as_dict(), indent=2))
         return 0
     if result.results:
-        print(f"{'#':>3} {'score':>8}  {'item':12} {'category':16} title")
+        print(f"{'#':>3} {'score':>8} {'why':8}  {'item':12} {'category':16} title")
     for hit in result.results:
         shown = [visible(text or "") for text in (hit.item_id, hit.category, hit.title)]
         reason = getattr(hit, "reason", "model")

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from core.catalog import filters as filtering
 from core.catalog.db import Catalog
 from core.catalog.images import Photo
 from core.catalog.items import catalog_id
@@ -44,6 +45,7 @@ from core.search.queries import (
     brand_groups,
     display_hits,
     photo_sha256,
+    query_brand,
     query_vector,
     search,
 )
@@ -336,8 +338,11 @@ def curated_search(
     notes = [note for note in [space.stale_note()] if note]
     if item_id in curator.snapshot.hidden:
         notes.append(f"{item_id} is hidden: it appears in no list (`curate unhide {item_id}`)")
-    if len(hits) < k:
-        notes.append(f"{len(hits)} of {k} results: the filters, hides and rules leave no more")
+    if len(hits) < k:  # which filter empties the list, as `search` says it; else the hides and rules did
+        brand = query_brand(db, item_id)
+        active = filtering.is_active(filters, brand)
+        left = filtering.explain_empty(db, filters or {}, brand) if active else "the hides and rules leave no more"
+        notes.append(f"{len(hits)} of {k} results: {left}")
     return CuratedResult(query, display_hits(db, hits), notes)
 
 

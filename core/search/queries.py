@@ -132,7 +132,7 @@ def display_hits(db: Catalog, hits: list[Hit]) -> list[Hit]:
     return hits
 
 
-def _query_brand(db: Catalog, item_id: str | None) -> str | None:
+def query_brand(db: Catalog, item_id: str | None) -> str | None:
     return item_cards(db, [item_id]).get(str(item_id), {}).get("brand") if item_id is not None else None
 
 
@@ -171,7 +171,7 @@ def search(
         "k": k,
         "filters": filters or {},
     }
-    brand = _query_brand(db, item_id) if (filters or {}).get("exclude_same_brand") else None
+    brand = query_brand(db, item_id) if (filters or {}).get("exclude_same_brand") else None
     allowed = allowed_items(db, filters, brand)
     exclude = {str(item_id)} if item_id is not None else set()
     if len(weights) == 1:
