@@ -4,9 +4,10 @@
 |---|---|---|
 | `LOOKALIKE_DB` | `data/catalog.db` | the catalog file (`--db` overrides it on the command line) |
 | `LOOKALIKE_MODELS` | `<catalog folder>/models` | downloaded or exported model weights |
+| `LOOKALIKE_CACHE` | `$XDG_CACHE_HOME/lookalike`, else `~/.cache/lookalike` | converted and compiled models, shared by every catalog of this user (core/methods/model_cache.py); safe to delete |
 | `LOOKALIKE_THREADS` | every core this process may use (affinity, container quota) | threads a model may use |
 | `LOOKALIKE_BACKEND` | first installed | `openvino`, `onnx` or `torch`: the CPU runtime (core/methods/backends.py) |
-| `LOOKALIKE_PRECISION` | `auto` | `auto` or `fp32`: OpenVINO's precision on the CPU (`embed --precision` overrides it; Ray workers get the driver's) |
+| `LOOKALIKE_PRECISION` | `auto` | `auto`, `int8` or `fp32`: OpenVINO's precision on the CPU (`embed --precision` overrides it; Ray workers get the driver's) |
 | `LOOKALIKE_HYBRID` | `efficientnet_lite0=0.8,color_hist=0.2` | the parts and weights of `hybrid` |
 | `LOOKALIKE_DEVICE` | `auto` | `auto`, `cpu`, `cuda` or `mps`: where torch methods run |
 | `LOOKALIKE_API_KEY` | none | a key the API (`serve`) asks for as `Authorization: Bearer KEY`; none and no keys file: no key asked |
@@ -51,6 +52,7 @@ class Settings:
     api_key: str | None = None
     api_keys_file: Path | None = None
     autoencoder: Path | None = None
+    cache: Path = Path.home() / ".cache" / "lookalike"  # LOOKALIKE_CACHE
 
     @property
     def threads(self) -> int:
@@ -105,7 +107,15 @@ def settings() -> Settings:
         api_key=env.get("LOOKALIKE_API_KEY", "").strip() or None,
         api_keys_file=Path(env["LOOKALIKE_API_KEYS_FILE"]) if env.get("LOOKALIKE_API_KEYS_FILE") else None,
         autoencoder=Path(env["LOOKALIKE_AUTOENCODER"]) if env.get("LOOKALIKE_AUTOENCODER") else None,
+        cache=_cache_folder(env),
     )
+
+
+def _cache_folder(env) -> Path:
+    """LOOKALIKE_CACHE, else the user's cache folder (XDG_CACHE_HOME or ~/.cache) / lookalike."""
+    if env.get("LOOKALIKE_CACHE"):
+        return Path(env["LOOKALIKE_CACHE"]).expanduser()
+    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "lookalike"
 
 
 def reload() -> Settings:
