@@ -326,5 +326,71 @@ def type_precision(matrix: np.ndarray, labels: np.ndarray, k: int = 10) -> float
 
 
 def test_precision_flag_values_are_checked():
-    with pytest.raises(backends.BackendError, match="auto or fp32"):
-        backends.select_precision("int8")
+    with pytest.raises(backends.BackendError, match="auto, int8 or fp32"):
+        backends.select_precision("fp8")
+
+
+@pytest.fixture
+def int8_catalog(demo_catalog, models, tmp_path, monkeypatch):
+    """The demo catalog (300 photos, with categories) and a tiny random ViT, on a CPU said to have VNNI,
+    with a user-wide cache of this test's own (`tmp_path / "cache"`)."""
+    from core.methods import openvino_int8
+
+    save_tiny_vit(models / "vit", hidden_size=64, intermediate_size=128)
+    monkeypatch.setenv("LOOKALIKE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LOOKALIKE_BACKEND", "openvino")
+    monkeypatch.setattr(openvino_int8, "int8_units", lambda: "VNNI")
+    return demo_catalog
+
+
+def int8_verdict(cache: Path):
+    from core.methods import openvino_int8
+
+    [record] = [json.loads(p.read_text()) for p in cache.glob("vit-*/*/entry.json") if "verdict" in p.read_text()]
+    return openvino_int8.Verdict(**record["notes"]["verdict"])
+
+
+def test_an_int8_model_that_fails_its_check_is_not_used(int8_catalog, tmp_path, monkeypatch):
+    """A really degraded int8 model (calibrated on black photos, so real photos overflow its ranges):
+    the check sees its cosines, it is not used (float instead, and why in one line), not by `auto`
+    either, and the check is not run again."""
+    from core.methods import openvino_int8
+
+    real = openvino_int8.quantise
+    monkeypatch.setattr(
+        openvino_int8, "quantise", lambda model, pixels, shape, photos: real(model, pixels, shape, 0 * photos)
+    )
+    backends.select_precision("int8")
+    extractor = create_extractor("vit", int8_catalog)
+    batch = extractor.preprocess([load_rgb(p) for p in sorted((DEMO / "images").glob("*.jpg"))[:4]])
+    verdict = int8_verdict(tmp_path / "cache")
+    assert not verdict.passed and verdict.min_cosine < openvino_int8.MIN_COSINE
+    assert extractor.precision in ("bf16", "fp32") and "int8 not used" in extractor.precision_note
+    assert "\n" not in extractor.precision_note and f"min {verdict.min_cosine:.3f}" in extractor.precision_note
+    backends.select_precision("auto")
+    monkeypatch.setattr(openvino_int8, "verdict", never)  # recorded: not checked again
+    again = create_extractor("vit", int8_catalog)
+    assert again.precision != "int8" and again.precision_note == extractor.precision_note
+    assert cosines(again.embed_batch(batch), extractor.embed_batch(batch)).min() >= 0.999
+
+
+def test_int8_that_keeps_the_answers_is_used_and_auto_takes_it(int8_catalog, tmp_path, monkeypatch):
+    """The tiny ViT quantised on the catalog's photos, with the bar lowered to what a random 2-layer
+    model can keep: int8 is used (its vectors differ from float's, yet close), and `auto` then runs it
+    on this catalog (this CPU said to have VNNI), not on one it was not checked on."""
+    from core.methods import openvino_int8
+
+    monkeypatch.setattr(openvino_int8, "MIN_COSINE", 0.9)
+    monkeypatch.setattr(openvino_int8, "MAX_P10_DROP", 0.1)
+    photos = [load_rgb(p) for p in sorted((DEMO / "images").glob("*.jpg"))[:8]]
+    backends.select_precision("fp32")
+    exact = create_extractor("vit", int8_catalog)
+    backends.select_precision("int8")
+    int8 = create_extractor("vit", int8_catalog)
+    assert int8.precision == "int8" and int8.precision_note is None and int8_verdict(tmp_path / "cache").passed
+    batch = int8.preprocess(photos)
+    cosine = cosines(int8.embed_batch(batch), exact.embed_batch(batch))
+    assert cosine.min() >= 0.9 and cosine.max() < 0.99999
+    backends.select_precision("auto")
+    assert create_extractor("vit", int8_catalog).precision == "int8"
+    assert create_extractor("vit").precision != "int8"  # no catalog: nothing to check on

@@ -30,7 +30,7 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from importlib import metadata
 from pathlib import Path
@@ -40,8 +40,9 @@ import openvino as ov
 from openvino.preprocess import PrePostProcessor
 
 from core.catalog.db import Catalog
-from core.methods import backends, model_cache, openvino_cpu
+from core.methods import backends, model_cache, openvino_cpu, openvino_int8
 from core.methods.base import ImageExtractor
+from core.methods.distances import unit
 from core.methods.preprocess import Pixels
 from core.methods.spec import MethodSpec
 from core.settings import settings
@@ -180,6 +181,7 @@ class OpenVinoImageExtractor(ImageExtractor):
     OpenVINO wants."""
 
     backend = "openvino"
+    precision_note: str | None = None  # why the precision is not the one asked (int8), in one line
 
     def __init__(self, spec: MethodSpec, catalog: Catalog | None, compiled: Compiled, preprocess):
         super().__init__(spec, catalog)
@@ -219,11 +221,68 @@ def libraries(*names: str) -> dict[str, str]:
     return versions
 
 
+def with_int8(
+    spec: MethodSpec, catalog: Catalog | None, base: model_cache.Entry, compiled: Compiled, preprocess, shape
+) -> tuple[Compiled, str | None]:
+    """The int8 model of `base` for this catalog where the precision asks for it and it passed its check
+    (openvino_int8.py), else `compiled`; and why not, in one line (None when nothing was asked)."""
+    requested = backends.precision()
+    units = openvino_int8.int8_units()
+    if requested == "fp32" or (requested == "auto" and units is None):
+        return compiled, None
+    nncf = openvino_int8.nncf_version()
+    if catalog is None or nncf is None:
+        return compiled, "int8 needs a catalog's photos and the nncf package" if requested == "int8" else None
+    sample = openvino_int8.sample(catalog)
+    if isinstance(sample, str):
+        return compiled, sample if requested == "int8" else None
+    entry = model_cache.entry(base.folder.parent.name, "int8", sample.digest, base=base.folder.name, nncf=nncf)
+    if requested == "auto" and entry.record() is None:
+        return compiled, "int8 not checked on this catalog yet (embed --precision int8 checks it)"
+    pixels = preprocess if isinstance(preprocess, Pixels) else None
+
+    def quantised() -> ov.Model:
+        float_model = openvino_cpu.runtime().read_model(base.xml)
+        calibration = openvino_int8.photos(sample.calibration, preprocess)
+        return openvino_int8.quantise(float_model, pixels, shape, calibration)
+
+    try:
+        int8 = replace(load(entry, quantised, pixels, shape, compiled.precision), precision="int8")
+        with entry.locked():
+            record = entry.record()
+            if record is not None and "verdict" not in record.notes:
+                check = openvino_int8.photos(sample.check, preprocess)
+                found = openvino_int8.verdict(
+                    unit(OpenVinoImageExtractor(spec, catalog, int8, preprocess).forward(check)),
+                    unit(OpenVinoImageExtractor(spec, catalog, compiled, preprocess).forward(check)),
+                    sample.categories,
+                )
+                record.notes["verdict"] = asdict(found)
+                entry.save_notes(record)
+                log.warning("%s: %s", spec.name, found.why)
+        found = openvino_int8.Verdict(**record.notes["verdict"])
+    except Exception as exc:  # quantisation or a photo went wrong: the float model still answers
+        log.warning("%s: int8 failed, using %s: %s", spec.name, compiled.precision, exc)
+        return compiled, f"int8 failed: {exc}"
+    if found.passed:
+        return int8, None
+    return compiled, found.why
+
+
+def extractor(spec, catalog, entry, convert, preprocess, shape) -> OpenVinoImageExtractor:
+    """The extractor of `entry` (converted by `convert()` when needed), int8 where asked and kept."""
+    pixels = preprocess if isinstance(preprocess, Pixels) else None
+    compiled = load(entry, convert, pixels, shape, precision(spec.name))
+    compiled, note = with_int8(spec, catalog, entry, compiled, preprocess, shape)
+    made = OpenVinoImageExtractor(spec, catalog, compiled, preprocess)
+    made.precision_note = note
+    return made
+
+
 def from_torch(
     spec: MethodSpec, catalog: Catalog | None, module, example, digest: str, preprocess
 ) -> OpenVinoImageExtractor:
     """A torch module (`example`: an input tensor; `digest`: its weights') compiled by OpenVINO."""
-    pixels = preprocess if isinstance(preprocess, Pixels) else None
     shape = tuple(example.shape)
     entry = model_cache.entry(
         spec.name,
@@ -233,8 +292,7 @@ def from_torch(
         version=spec.version,
         **libraries("torch", "transformers", "timm"),
     )
-    compiled = load(entry, lambda: ov.convert_model(module, example_input=example), pixels, shape, precision(spec.name))
-    return OpenVinoImageExtractor(spec, catalog, compiled, preprocess)
+    return extractor(spec, catalog, entry, lambda: ov.convert_model(module, example_input=example), preprocess, shape)
 
 
 def from_onnx(
@@ -245,5 +303,4 @@ def from_onnx(
     entry = model_cache.entry(
         spec.name, digest, f"{pixels.size}", source="onnx", version=spec.version, **libraries("torch", "timm")
     )
-    compiled = load(entry, lambda: ov.convert_model(export()), pixels, shape, precision(spec.name))
-    return OpenVinoImageExtractor(spec, catalog, compiled, pixels)
+    return extractor(spec, catalog, entry, lambda: ov.convert_model(export()), pixels, shape)
