@@ -103,6 +103,7 @@ class Entry:
     def build(self, write: Callable[[Path], None]) -> Record:
         """Make the entry anew: `write(staging_xml)` saves model.xml + model.bin into a staging
         folder of this process, whose digests are recorded; it then replaces the entry. Call it locked."""
+        self.clear_leftovers()
         staging = self.folder.with_name(f"{self.folder.name}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         staging.mkdir(parents=True)
         try:
@@ -117,6 +118,23 @@ class Entry:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return record
+
+    def clear_leftovers(self) -> None:
+        """Remove staging and replaced folders of this entry whose process died (kill -9, power cut)."""
+        for old in self.folder.parent.glob(f"{self.folder.name}.*-*-*"):
+            pid = old.name.split(".")[-1].split("-")[1]
+            if old.is_dir() and pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def entry(*parts: str, **identity: str) -> Entry:
