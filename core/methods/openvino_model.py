@@ -237,8 +237,12 @@ def with_int8(
     if isinstance(sample, str):
         return compiled, sample if requested == "int8" else None
     entry = model_cache.entry(base.folder.parent.name, "int8", sample.digest, base=base.folder.name, nncf=nncf)
-    if requested == "auto" and entry.record() is None:
+    recorded = entry.record()
+    checked_before = recorded.notes.get("verdict") if recorded is not None else None
+    if requested == "auto" and checked_before is None:
         return compiled, "int8 not checked on this catalog yet (embed --precision int8 checks it)"
+    if checked_before is not None and not checked_before["passed"]:  # refused before: not loaded again
+        return compiled, openvino_int8.Verdict(**checked_before).why
     pixels = preprocess if isinstance(preprocess, Pixels) else None
 
     def quantised() -> ov.Model:
