@@ -180,4 +180,4 @@ def product_verdict(db_path: Path) -> str:
     drop_vectors(db_path)
     command = [sys.executable, "-m", "core", "embed", "--db", str(db_path), "--limit", "8", "--precision", "int8"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
-    return done.stdout.strip() or done.stderr.strip()[-500:]
+    return (done.stdout.strip() or done.stderr.strip()).splitlines()[-1]  # the result line, not progress bars
