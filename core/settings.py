@@ -4,9 +4,10 @@
 |---|---|---|
 | `LOOKALIKE_DB` | `data/catalog.db` | the catalog file (`--db` overrides it on the command line) |
 | `LOOKALIKE_MODELS` | `<catalog folder>/models` | downloaded or exported model weights |
+| `LOOKALIKE_CACHE` | `$XDG_CACHE_HOME/lookalike`, else `~/.cache/lookalike` | converted and compiled models, shared by every catalog of this user (core/methods/model_cache.py); safe to delete |
 | `LOOKALIKE_THREADS` | every core this process may use (affinity, container quota) | threads a model may use, 1 to 4,096 |
 | `LOOKALIKE_BACKEND` | first installed | `openvino`, `onnx` or `torch`: the CPU runtime (core/methods/backends.py) |
-| `LOOKALIKE_PRECISION` | `auto` | `auto` or `fp32`: OpenVINO's precision on the CPU (`embed --precision` overrides it; Ray workers get the driver's) |
+| `LOOKALIKE_PRECISION` | `auto` | `auto`, `int8` or `fp32`: OpenVINO's precision on the CPU (`embed --precision` overrides it; Ray workers get the driver's) |
 | `LOOKALIKE_HYBRID` | `efficientnet_lite0=0.8,color_hist=0.2` | the parts and weights of `hybrid` |
 | `LOOKALIKE_DEVICE` | `auto` | `auto`, `cpu`, `cuda` or `mps`: where torch methods run |
 | `LOOKALIKE_API_KEY` | none | a key the API (`serve`) asks for as `Authorization: Bearer KEY`; none and no keys file: no key asked |
@@ -66,6 +67,7 @@ class Settings:
     min_judged: str | None = None
     curator: str | None = None
     api_photos_text: str | None = None  # LOOKALIKE_API_PHOTOS as given; `api_photos` checks it
+    cache: Path = Path.home() / ".cache" / "lookalike"  # LOOKALIKE_CACHE
 
     @property
     def api_photos(self) -> int:
@@ -162,7 +164,15 @@ def settings() -> Settings:
         min_judged=env.get("LOOKALIKE_MIN_JUDGED"),
         curator=env.get("LOOKALIKE_CURATOR", "").strip() or None,
         api_photos_text=env.get("LOOKALIKE_API_PHOTOS"),
+        cache=_cache_folder(env),
     )
+
+
+def _cache_folder(env) -> Path:
+    """LOOKALIKE_CACHE, else the user's cache folder (XDG_CACHE_HOME or ~/.cache) / lookalike."""
+    if env.get("LOOKALIKE_CACHE"):
+        return Path(env["LOOKALIKE_CACHE"]).expanduser()
+    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "lookalike"
 
 
 def reload() -> Settings:

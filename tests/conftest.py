@@ -82,10 +82,20 @@ def made_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory) -> Path:
+    """The run's LOOKALIKE_CACHE (converted and compiled models), shared by its tests and the processes
+    they start: never the user's own ~/.cache; each model converts once per run."""
+    folder = run_folder(tmp_path_factory) / "lookalike-cache"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LOOKALIKE_CACHE", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def models_cache(tmp_path_factory) -> Path:
-    """The default model's ONNX export, OpenVINO conversion and compiled blobs, made once per test
-    run; read and added to under its lock (`locked`), never written into in place."""
+    """The default model's ONNX export, made once per test run; read and added to under its lock
+    (`locked`), never written into in place."""
     folder = run_folder(tmp_path_factory) / "models-cache"
     folder.mkdir(exist_ok=True)
     return folder
@@ -112,16 +122,11 @@ def models_folder(models_cache, tmp_path_factory, request, monkeypatch) -> Path:
 
 
 def keep(made: Path, cache: Path) -> None:
-    """Add the default's export and the installed OpenVINO release's files in `made` to the cache."""
+    """Add the default's export in `made` to the cache."""
     for onnx in made.glob(f"{DEFAULT_MODEL}-*.onnx"):
         if not (cache / onnx.name).exists():
             cache.mkdir(parents=True, exist_ok=True)
             os.link(onnx, cache / onnx.name)
-    for release in made.glob("openvino-*"):
-        from core.methods import openvino_cpu  # only where OpenVINO ran
-
-        if release.name == f"openvino-{openvino_cpu.version()}":
-            link_tree(release, cache / release.name)
 
 
 @pytest.fixture

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,11 +19,12 @@ from core.catalog.images import load_rgb
 from core.cli import main
 from core.methods import backends, create_extractor
 
-from helpers import DEMO, SHARED, needs_shared, save_tiny_vit
+from helpers import DEMO, ROOT, SHARED, needs_shared, save_tiny_vit
 
 openvino_model = pytest.importorskip("core.methods.openvino_model")
 openvino_cpu = pytest.importorskip("core.methods.openvino_cpu")
 DEFAULT = "efficientnet_lite0"
+TESTS = Path(__file__).parent
 
 
 @pytest.fixture
@@ -32,16 +36,26 @@ def models(models_folder, monkeypatch):
 
 @pytest.fixture
 def empty_models(tmp_path, models_cache, monkeypatch):
-    """A models folder where nothing is converted for OpenVINO yet. It holds the default's ONNX
-    export when an earlier test made it (conftest.py): the export is not what is tested here, the
-    OpenVINO conversion is."""
+    """A models folder, and an empty user-wide cache (LOOKALIKE_CACHE): nothing converted for OpenVINO
+    yet. The folder holds the default's ONNX export when an earlier test made it (conftest.py): the
+    export is not what is tested here, the OpenVINO conversion is."""
     folder = tmp_path / "models"
     for onnx in (models_cache / DEFAULT).glob(f"{DEFAULT}-*.onnx"):
         (folder / DEFAULT).mkdir(parents=True, exist_ok=True)
         os.link(onnx, folder / DEFAULT / onnx.name)
     monkeypatch.setenv("LOOKALIKE_MODELS", str(folder))
+    monkeypatch.setenv("LOOKALIKE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(backends, "_precision", "auto")
     return folder
+
+
+def entries(cache: Path) -> list[Path]:
+    """The converted models in a user-wide cache."""
+    return sorted(xml.parent for xml in cache.glob("*/*/model.xml"))
+
+
+def never(*args, **kwargs):
+    raise AssertionError("converted again")
 
 
 def demo_pixels(n: int) -> np.ndarray:
@@ -88,25 +102,104 @@ def test_a_cpu_without_bfloat16_runs_float32(models, monkeypatch):
     assert "no bf16 on this CPU" in backends.describe()
 
 
-def test_the_conversion_is_kept_per_weights_and_release(empty_models, monkeypatch):
-    models = empty_models
+def test_the_conversion_is_kept_per_weights_and_release(empty_models, tmp_path, monkeypatch):
     monkeypatch.setenv("LOOKALIKE_BACKEND", "openvino")
     create_extractor(DEFAULT)
-    [xml] = (models / DEFAULT).glob("openvino-*/*.xml")
-    assert xml.parent.name == f"openvino-{openvino_cpu.version()}"
-    assert xml.stem.startswith(f"{DEFAULT}-") and len(xml.stem.split("-")[-1]) == 12  # the weights' digest
-
-    def never(*args, **kwargs):
-        raise AssertionError("converted again")
-
+    [entry] = entries(tmp_path / "cache")
+    name, digest, side = entry.parent.name.rsplit("-", 2)
+    assert (name, len(digest), side) == (DEFAULT, 12, "224")  # the weights' digest, the input size
     monkeypatch.setattr(openvino_model.ov, "convert_model", never)
     create_extractor(DEFAULT)  # read back, not converted
     monkeypatch.undo()
-    monkeypatch.setenv("LOOKALIKE_MODELS", str(models))
+    monkeypatch.setenv("LOOKALIKE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LOOKALIKE_MODELS", str(empty_models))
     monkeypatch.setenv("LOOKALIKE_BACKEND", "openvino")
-    monkeypatch.setattr(openvino_cpu, "version", lambda: "9999.1.0")  # a new release: converted anew
+    monkeypatch.setattr(openvino_cpu, "version", lambda: "9999.1.0")  # a new release: converted anew, beside
     create_extractor(DEFAULT)
-    assert [p.parent.name for p in (models / DEFAULT).glob("openvino-*/*.xml")] == ["openvino-9999.1.0"]
+    assert len(entries(tmp_path / "cache")) == 2
+
+
+def test_two_catalogs_share_one_conversion(empty_models, tmp_path, monkeypatch):
+    """A second catalog (its own, empty models folder) reads the user-wide conversion: nothing is
+    converted or exported again, and both give the same vectors."""
+    from core import settings
+    from core.catalog.db import open_catalog
+
+    monkeypatch.setenv("LOOKALIKE_BACKEND", "openvino")
+    monkeypatch.delenv("LOOKALIKE_MODELS")
+    settings.reload()
+    first, second = (open_catalog(tmp_path / name / "shop.db") for name in ("a", "b"))
+    batch = demo_pixels(8)
+    for source in (empty_models / DEFAULT).glob("*.onnx"):  # the export made earlier in this run
+        (first.models_dir / DEFAULT).mkdir(parents=True, exist_ok=True)
+        os.link(source, first.models_dir / DEFAULT / source.name)
+    before = create_extractor(DEFAULT, first).embed_batch(batch)
+    monkeypatch.setattr(openvino_model.ov, "convert_model", never)
+    monkeypatch.setattr("core.methods.efficientnet_torch.export_onnx", never)
+    after = create_extractor(DEFAULT, second).embed_batch(batch)
+    assert len(entries(tmp_path / "cache")) == 1 and not (second.models_dir / DEFAULT).exists()
+    assert cosines(before, after).min() >= 0.9999
+
+
+@pytest.mark.parametrize("damaged", ["compiled-*/*.blob", "model.bin", "model.xml"])
+def test_a_damaged_conversion_is_detected_and_rebuilt(embedded_demo, empty_models, tmp_path, monkeypatch, damaged):
+    """Random bytes written into the compiled blobs, the converted weights or the graph: the next start
+    notices (digest or reference answer), rebuilds what is damaged once, and a catalog photo
+    uploaded finds its own stored vector again; the run after that finds nothing to rebuild."""
+    from core.catalog.vectors import load_matrix
+    from core.engines.embed import embed_image
+
+    monkeypatch.setenv("LOOKALIKE_BACKEND", "openvino")
+    create_extractor(DEFAULT)
+    [entry] = entries(tmp_path / "cache")
+    rng = np.random.default_rng(7)
+    for path in entry.glob(damaged):
+        data = bytearray(path.read_bytes())
+        for start in rng.integers(len(data) // 8, len(data) - 1024, size=3):
+            data[start : start + 1024] = rng.bytes(1024)
+        path.write_bytes(bytes(data))
+    ids, stored = load_matrix(embedded_demo, DEFAULT)
+    path = embedded_demo.execute("SELECT path FROM images WHERE item_id = ?", (ids[0],)).fetchone()[0]
+    vector = embed_image(open(path, "rb").read(), DEFAULT, embedded_demo)
+    assert float(vector @ stored[0]) >= 0.999
+    assert (stored @ vector).argmax() == 0
+    assert entries(tmp_path / "cache") == [entry]
+    monkeypatch.setattr(openvino_model.ov, "convert_model", never)
+    monkeypatch.setattr(openvino_model, "compiled_pair", counted(openvino_model.compiled_pair, calls := []))
+    create_extractor(DEFAULT)  # whole again: read, compiled once, nothing rebuilt
+    assert len(calls) == 1
+
+
+def counted(function, calls: list):
+    def wrapper(*args, **kwargs):
+        calls.append(args)
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
+def test_processes_converting_at_once_share_one_entry(empty_models, tmp_path):
+    """Three processes start on an empty cache at once: one converts, the others wait for it and read
+    its entry; all answer the same, and no staging folder is lost or left behind."""
+    script = (
+        "import logging, sys; from core.methods import create_extractor; from test_openvino import demo_pixels;"
+        "logging.basicConfig(level=logging.INFO);"
+        "import numpy as np; np.save(sys.argv[1], create_extractor('efficientnet_lite0').embed_batch(demo_pixels(4)))"
+    )
+    env = {**os.environ, "LOOKALIKE_BACKEND": "openvino", "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path / f"{n}.npy")], env=env, cwd=ROOT, stderr=subprocess.PIPE
+        )
+        for n in range(3)
+    ]
+    errors = [run.communicate(timeout=300)[1].decode() for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], errors
+    assert sum("converting" in error for error in errors) == 1
+    [entry] = entries(tmp_path / "cache")
+    assert sorted(p.name for p in entry.parent.iterdir()) == [entry.name, f"{entry.name}.lock"]
+    answers = [np.load(tmp_path / f"{n}.npy") for n in range(3)]
+    assert all(np.array_equal(answer, answers[0]) for answer in answers)
 
 
 def test_torch_methods_run_on_openvino_with_their_own_preprocessing(models, monkeypatch):
@@ -255,5 +348,71 @@ def type_precision(matrix: np.ndarray, labels: np.ndarray, k: int = 10) -> float
 
 
 def test_precision_flag_values_are_checked():
-    with pytest.raises(backends.BackendError, match="auto or fp32"):
-        backends.select_precision("int8")
+    with pytest.raises(backends.BackendError, match="auto, int8 or fp32"):
+        backends.select_precision("fp8")
+
+
+@pytest.fixture
+def int8_catalog(demo_catalog, models, tmp_path, monkeypatch):
+    """The demo catalog (300 photos, with categories) and a tiny random ViT, on a CPU said to have VNNI,
+    with a user-wide cache of this test's own (`tmp_path / "cache"`)."""
+    from core.methods import openvino_int8
+
+    save_tiny_vit(models / "vit", hidden_size=64, intermediate_size=128)
+    monkeypatch.setenv("LOOKALIKE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LOOKALIKE_BACKEND", "openvino")
+    monkeypatch.setattr(openvino_int8, "int8_units", lambda: "VNNI")
+    return demo_catalog
+
+
+def int8_verdict(cache: Path):
+    from core.methods import openvino_int8
+
+    [record] = [json.loads(p.read_text()) for p in cache.glob("vit-*/*/entry.json") if "verdict" in p.read_text()]
+    return openvino_int8.Verdict(**record["notes"]["verdict"])
+
+
+def test_an_int8_model_that_fails_its_check_is_not_used(int8_catalog, tmp_path, monkeypatch):
+    """A really degraded int8 model (calibrated on black photos, so real photos overflow its ranges):
+    the check sees its cosines, it is not used (float instead, and why in one line), not by `auto`
+    either, and the check is not run again."""
+    from core.methods import openvino_int8
+
+    real = openvino_int8.quantise
+    monkeypatch.setattr(
+        openvino_int8, "quantise", lambda model, pixels, shape, photos: real(model, pixels, shape, 0 * photos)
+    )
+    backends.select_precision("int8")
+    extractor = create_extractor("vit", int8_catalog)
+    batch = extractor.preprocess([load_rgb(p) for p in sorted((DEMO / "images").glob("*.jpg"))[:4]])
+    verdict = int8_verdict(tmp_path / "cache")
+    assert not verdict.passed and verdict.min_cosine < openvino_int8.MIN_COSINE
+    assert extractor.precision in ("bf16", "fp32") and "int8 not used" in extractor.precision_note
+    assert "\n" not in extractor.precision_note and f"min {verdict.min_cosine:.3f}" in extractor.precision_note
+    backends.select_precision("auto")
+    monkeypatch.setattr(openvino_int8, "verdict", never)  # recorded: not checked again
+    again = create_extractor("vit", int8_catalog)
+    assert again.precision != "int8" and again.precision_note == extractor.precision_note
+    assert cosines(again.embed_batch(batch), extractor.embed_batch(batch)).min() >= 0.999
+
+
+def test_int8_that_keeps_the_answers_is_used_and_auto_takes_it(int8_catalog, tmp_path, monkeypatch):
+    """The tiny ViT quantised on the catalog's photos, with the bar lowered to what a random 2-layer
+    model can keep: int8 is used (its vectors differ from float's, yet close), and `auto` then runs it
+    on this catalog (this CPU said to have VNNI), not on one it was not checked on."""
+    from core.methods import openvino_int8
+
+    monkeypatch.setattr(openvino_int8, "MIN_COSINE", 0.9)
+    monkeypatch.setattr(openvino_int8, "MAX_P10_DROP", 0.1)
+    photos = [load_rgb(p) for p in sorted((DEMO / "images").glob("*.jpg"))[:8]]
+    backends.select_precision("fp32")
+    exact = create_extractor("vit", int8_catalog)
+    backends.select_precision("int8")
+    int8 = create_extractor("vit", int8_catalog)
+    assert int8.precision == "int8" and int8.precision_note is None and int8_verdict(tmp_path / "cache").passed
+    batch = int8.preprocess(photos)
+    cosine = cosines(int8.embed_batch(batch), exact.embed_batch(batch))
+    assert cosine.min() >= 0.9 and cosine.max() < 0.99999
+    backends.select_precision("auto")
+    assert create_extractor("vit", int8_catalog).precision == "int8"
+    assert create_extractor("vit").precision != "int8"  # no catalog: nothing to check on

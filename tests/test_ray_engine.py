@@ -159,7 +159,7 @@ def test_workers_run_at_the_drivers_precision(monkeypatch):
     assert backends.precision() == "fp32"
     monkeypatch.setenv("LOOKALIKE_PRECISION", "half")
     reload()
-    with pytest.raises(backends.BackendError, match="LOOKALIKE_PRECISION must be auto or fp32"):
+    with pytest.raises(backends.BackendError, match="LOOKALIKE_PRECISION must be auto, int8 or fp32"):
         backends.precision()
     monkeypatch.delenv("LOOKALIKE_PRECISION")
     reload()

@@ -70,7 +70,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         why = "no current base vectors" if report.missing_parts else "unreadable"
-        runs = f" ({report.backend}, {report.precision})" if report.backend else ""
+        note = f"; {report.precision_note}" if report.precision_note else ""
+        runs = f" ({report.backend}, {report.precision}{note})" if report.backend else ""
         print(
             f"{args.method}: {report.embedded} embedded, {report.failed} skipped ({why}), {report.rate:.1f} items/s"
             + (f" after {report.startup:.1f} s of start-up" if report.startup >= 0.05 else "")
@@ -140,8 +141,9 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     add_device_argument(p)
     p.add_argument(
         "--precision",
-        choices=("auto", "fp32"),
-        help="auto (default): bfloat16 on CPUs that have it (OpenVINO backend); fp32: float32 everywhere",
+        choices=("auto", "int8", "fp32"),
+        help="auto (default): bfloat16 on CPUs that have it, int8 where checked (OpenVINO backend); "
+        "int8: quantise on this catalog's photos, used only if it keeps the answers; fp32: float32 everywhere",
     )
     p.add_argument("--retry-failed", action="store_true", help="try again the photos recorded as undecodable")
     p.add_argument(

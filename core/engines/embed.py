@@ -45,6 +45,7 @@ class EmbedReport:
     missing_parts: dict[str, int] = field(default_factory=dict)  # derived: part -> items lacking a current vector
     backend: str | None = None  # the runtime that ran the model (openvino, onnx, torch)
     precision: str | None = None
+    precision_note: str | None = None  # why the precision is not the one asked for (int8), one line
 
     @property
     def rate(self) -> float:
@@ -90,6 +91,7 @@ def embed_catalog(
         report = EmbedReport(method, version, pending=len(todo))
     report.backend = getattr(extractor, "backend", None)
     report.precision = getattr(extractor, "precision", None)
+    report.precision_note = getattr(extractor, "precision_note", None)
     start = time.perf_counter()
     # a method that runs no torch model (colour histograms) needs no device: LOOKALIKE_DEVICE is not asked
     placement = devices.current() if spec.runs_model else devices.Placement()

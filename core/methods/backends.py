@@ -4,9 +4,11 @@
   runs the default and every torch image method (openvino_model.py); ONNX Runtime runs the default
   only (torch methods then run in PyTorch); `torch` runs everything in PyTorch. On a GPU every
   model runs in PyTorch. A bad value stops only the commands that run a model, in one line.
-- `--precision auto|fp32` (`embed`; `select_precision`), else `LOOKALIKE_PRECISION`: `auto` lets OpenVINO use bfloat16
+- `--precision auto|int8|fp32` (`embed`; `select_precision`), else `LOOKALIKE_PRECISION`: `auto` lets OpenVINO use bfloat16
   where the CPU has it (AMX or AVX-512 BF16), except for the models listed in
-  openvino_cpu.FP32_ONLY; `fp32` keeps float32 everywhere. ONNX Runtime and PyTorch on the CPU
+  openvino_cpu.FP32_ONLY, and int8 where the CPU has AMX-INT8 or VNNI and the catalog's int8 model
+  passed its check; `int8` quantises on the catalog's photos and checks (openvino_int8.py), using
+  the int8 model only when it keeps the answers; `fp32` keeps float32 everywhere. ONNX Runtime and PyTorch on the CPU
   always run float32.
 """
 
@@ -17,7 +19,7 @@ import importlib.util
 from core.settings import SettingError, settings
 
 BACKENDS = ("openvino", "onnx", "torch")
-PRECISIONS = ("auto", "fp32")
+PRECISIONS = ("auto", "int8", "fp32")
 PACKAGES = {"openvino": "openvino", "onnx": "onnxruntime", "torch": "torch"}
 
 
@@ -51,7 +53,7 @@ def select_precision(value: str | None) -> str:
     global _precision
     if value is not None:
         if value not in PRECISIONS:
-            raise BackendError(f"--precision must be auto or fp32, not {value!r}")
+            raise BackendError(f"--precision must be auto, int8 or fp32, not {value!r}")
         _precision = value
     return precision()
 
@@ -60,7 +62,7 @@ def precision() -> str:
     """`--precision` when given in this process, else LOOKALIKE_PRECISION (how Ray workers get the driver's)."""
     value = _precision or settings().precision
     if value not in PRECISIONS:
-        raise BackendError(f"LOOKALIKE_PRECISION must be auto or fp32, not {value!r}")
+        raise BackendError(f"LOOKALIKE_PRECISION must be auto, int8 or fp32, not {value!r}")
     return value
 
 

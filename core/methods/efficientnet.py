@@ -2,8 +2,9 @@
 
 On the CPU the model is exported once to ONNX in `<models>/efficientnet_lite0/` (which needs
 PyTorch, that one time); after that, embedding imports neither torch nor timm. OpenVINO (the
-default backend when installed, core/methods/openvino_model.py) converts that export once and
-runs it in bfloat16 where the CPU has it. ONNX Runtime (`LOOKALIKE_BACKEND=onnx`; same features
+default backend when installed, core/methods/openvino_model.py) converts that export once per
+user (a new catalog reads the conversion from the user-wide cache and needs no export) and runs it
+in bfloat16 where the CPU has it. ONNX Runtime (`LOOKALIKE_BACKEND=onnx`; same features
 as PyTorch to 1e-5) runs a batch one image per call, the images side by side on one
 single-threaded call per core: one image's activations stay in cache, which measured about 2x
 the images/s of whole batches split over both cores' threads (docs/benchmarks.md).
@@ -30,10 +31,14 @@ from core.settings import SettingError, settings
 log = logging.getLogger(__name__)
 
 
+def weights_digest() -> str:
+    """sha256 (first 12 hex digits) of the packaged weights file."""
+    return hashlib.sha256(weights.efficientnet_lite0_file().read_bytes()).hexdigest()[:12]
+
+
 def onnx_path(catalog: Catalog | None) -> Path:
     """Where the exported model lives: named by the weights' digest, so new weights mean a new export."""
-    digest = hashlib.sha256(weights.efficientnet_lite0_file().read_bytes()).hexdigest()[:12]
-    return weights.local_dir("efficientnet_lite0", catalog) / f"efficientnet_lite0-{digest}.onnx"
+    return weights.local_dir("efficientnet_lite0", catalog) / f"efficientnet_lite0-{weights_digest()}.onnx"
 
 
 def exported(path: Path) -> Path:
@@ -88,7 +93,9 @@ def create(spec: MethodSpec, catalog: Catalog | None = None) -> ImageExtractor:
         try:
             from core.methods import openvino_model
 
-            return openvino_model.from_onnx(spec, catalog, exported(onnx_path(catalog)), PIXELS)
+            return openvino_model.from_onnx(
+                spec, catalog, weights_digest(), lambda: exported(onnx_path(catalog)), PIXELS
+            )
         except SettingError:  # a bad setting is the user's to fix, not a reason to fall back
             raise
         except Exception as exc:  # conversion or runtime trouble: the others still work

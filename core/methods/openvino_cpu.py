@@ -33,7 +33,8 @@ def cpu() -> dict:
 
 
 def precision(method: str, requested: str) -> str:
-    """`bf16` or `fp32` for `method` on this CPU (`requested`: auto|fp32)."""
-    if requested == "auto" and method not in FP32_ONLY and "BF16" in capabilities():
+    """`bf16` or `fp32` for `method` on this CPU (`requested`: auto|int8|fp32; int8 models compute
+    what is not quantised at this precision too)."""
+    if requested in ("auto", "int8") and method not in FP32_ONLY and "BF16" in capabilities():
         return "bf16"
     return "fp32"

@@ -1,11 +1,16 @@
 """OpenVINO on the CPU: convert a model once, keep it, compile it for throughput at the CPU's best precision.
 
-- Conversion: from the default's ONNX export, or straight from a torch module
-  (`openvino.convert_model`), once. The converted model is saved in the method's models folder,
-  `<models>/<method>/openvino-<OpenVINO version>/<method>-<weights digest>.xml`: new weights or a
-  new OpenVINO mean a new file, so it is never stale. OpenVINO's own compiled-blob cache
-  (`CACHE_DIR`) sits beside it, one folder per precision (`compiled-bf16`, `compiled-fp32`: its
-  key ignores the precision), which makes the next start-up a file read.
+- Conversion: from the default's ONNX export (made only when a conversion is needed), or straight
+  from a torch module (`openvino.convert_model`), once per user: the converted model is an entry of
+  the user-wide cache (core/methods/model_cache.py, `LOOKALIKE_CACHE`), keyed by the method, its
+  weights' digest, the input shape and the converters' versions, shared by every catalog and
+  process. OpenVINO's compiled-blob cache (`CACHE_DIR`) sits in the entry, one folder per
+  precision (`compiled-bf16`, `compiled-fp32`: its key ignores the precision), which makes the next
+  start-up a file read.
+- Verified when loaded: the entry's files against the digests recorded when they were written (a
+  mismatch converts anew), and the compiled model's answer to a fixed reference input against the
+  one recorded when it was first compiled (a mismatch drops the blobs and compiles anew; if that
+  still differs, converts anew). A damaged file is replaced once, not reported on every run.
 - Input: a `Pixels` model (the default, the timm CNNs, the transformers) takes the decoders' uint8
   NHWC photos; the conversion to float, the normalisation and the layout change are compiled into
   the model (no NumPy pass). Other models (the autoencoder, a transformer whose processor runs
@@ -23,10 +28,11 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from functools import partial
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +40,9 @@ import openvino as ov
 from openvino.preprocess import PrePostProcessor
 
 from core.catalog.db import Catalog
-from core.methods import backends, openvino_cpu, weights
+from core.methods import backends, model_cache, openvino_cpu, openvino_int8
 from core.methods.base import ImageExtractor
+from core.methods.distances import unit
 from core.methods.preprocess import Pixels
 from core.methods.spec import MethodSpec
 from core.settings import settings
@@ -43,6 +50,7 @@ from core.settings import settings
 log = logging.getLogger(__name__)
 
 PER_REQUEST = 8  # photos in one inference request when a batch has that many (OpenVinoImageExtractor)
+REFERENCE_COSINE = 0.999  # a compiled model's answer to the reference input against the recorded one
 
 
 def precision(method: str, requested: str | None = None) -> str:
@@ -50,29 +58,32 @@ def precision(method: str, requested: str | None = None) -> str:
     return openvino_cpu.precision(method, requested or backends.precision())
 
 
-def folder(method: str, catalog: Catalog | None) -> Path:
-    return weights.local_dir(method, catalog) / f"openvino-{openvino_cpu.version()}"
+def reference_input(pixels: Pixels | None, shape: tuple[int, ...], photos: int) -> np.ndarray:
+    """A fixed photo-like input (gradients and stripes), `photos` times: what a compiled model's
+    answer is recorded and checked on. uint8 NHWC for a Pixels model, else a float batch."""
+    side = shape[-1]
+    ramp = np.linspace(0.0, 1.0, side, dtype=np.float32)
+    x, y = np.meshgrid(ramp, ramp)
+    image = np.stack([x, y, 0.5 + 0.5 * np.sin(12 * (x + y))], axis=-1)  # H x W x 3 in [0, 1]
+    if pixels is not None:
+        one = (image * 255).round().astype(np.uint8)[None]
+    else:
+        one = np.resize(image.transpose(2, 0, 1) * 2 - 1, shape[1:]).astype(np.float32)[None]
+    return np.repeat(one, photos, axis=0)
 
 
-def converted(path: Path, convert: Callable[[], ov.Model]) -> ov.Model:
-    """The model saved at `path` (.xml + .bin), converted and saved first if it is not there yet.
-
-    A new conversion replaces whatever the method's OpenVINO folders held (older weights, older
-    OpenVINO releases, their compiled blobs): nothing stale stays on disk.
-    """
-    if path.exists() and path.with_suffix(".bin").exists():
-        return openvino_cpu.runtime().read_model(path)
-    log.info("converting %s for OpenVINO (once)", path.stem)
-    model = convert()
-    for old in path.parent.parent.glob("openvino-*"):
-        shutil.rmtree(old, ignore_errors=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        staged = Path(tmp) / path.name
-        ov.save_model(model, staged, compress_to_fp16=False)
-        shutil.move(staged.with_suffix(".bin"), path.with_suffix(".bin"))
-        shutil.move(staged, path)  # the .xml last: its presence means both are whole
-    return openvino_cpu.runtime().read_model(path)
+def converted(entry: model_cache.Entry, convert: Callable[[], ov.Model], anew: bool = False):
+    """The entry's model and record (call with the entry locked): read when its files match their
+    recorded digests, else (or `anew`) converted and saved in their place first."""
+    record = None if anew else entry.record()
+    if record is not None:
+        try:
+            return openvino_cpu.runtime().read_model(entry.xml), record
+        except RuntimeError as exc:  # digests match, yet OpenVINO cannot read it: made anew
+            log.warning("cannot read %s, converting it anew: %s", entry.xml, exc)
+    log.info("converting %s for OpenVINO (once for this user: %s)", entry.folder.parent.name, entry.folder)
+    record = entry.build(lambda xml: ov.save_model(convert(), xml, compress_to_fp16=False))
+    return openvino_cpu.runtime().read_model(entry.xml), record
 
 
 def with_input(model: ov.Model, pixels: Pixels | None, shape: tuple[int, ...], photos: int = 1) -> ov.Model:
@@ -88,18 +99,79 @@ def with_input(model: ov.Model, pixels: Pixels | None, shape: tuple[int, ...], p
     return ppp.build()
 
 
-def compile_model(model: ov.Model, method: str, cache_dir: Path) -> ov.CompiledModel:
-    """Compiled at the method's precision, with a blob cache of that precision only: OpenVINO's cache
-    key (2026.4) ignores the precision hint, and a transformer compiled for bfloat16 that reads the
-    float32 blob answers NaN."""
-    chosen = precision(method)
+def compile_model(model: ov.Model, chosen: str, blobs: Path) -> ov.CompiledModel:
+    """Compiled at `chosen` (bf16|fp32), with a blob cache (`blobs`) of that precision only: OpenVINO's
+    cache key (2026.4) ignores the precision hint, and a transformer compiled for bfloat16 that reads
+    the float32 blob answers NaN."""
     config = {
         "PERFORMANCE_HINT": "THROUGHPUT",
         "INFERENCE_PRECISION_HINT": "bf16" if chosen == "bf16" else "f32",
         "INFERENCE_NUM_THREADS": settings().threads,
-        "CACHE_DIR": str(cache_dir / f"compiled-{chosen}"),
+        "CACHE_DIR": str(blobs),
     }
     return openvino_cpu.runtime().compile_model(model, "CPU", config)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """One network compiled for one photo a request and for PER_REQUEST photos a request."""
+
+    single: ov.CompiledModel
+    bulk: ov.CompiledModel
+    precision: str  # bf16 | fp32 (what OpenVINO computes in)
+
+
+def compiled_pair(model: ov.Model, pixels: Pixels | None, shape: tuple, chosen: str, blobs: Path) -> Compiled:
+    one = compile_model(with_input(model.clone(), pixels, shape), chosen, blobs)
+    return Compiled(one, compile_model(with_input(model.clone(), pixels, shape, PER_REQUEST), chosen, blobs), chosen)
+
+
+def answers(compiled: Compiled, pixels: Pixels | None, shape: tuple) -> np.ndarray:
+    """Unit vectors of the reference input: one photo a request, then PER_REQUEST photos a request."""
+    one = compiled.single.create_infer_request().infer({0: reference_input(pixels, shape, 1)})[0]
+    many = compiled.bulk.create_infer_request().infer({0: reference_input(pixels, shape, PER_REQUEST)})[0]
+    vectors = np.concatenate([one.reshape(1, -1), many.reshape(PER_REQUEST, -1)]).astype(np.float32)
+    with np.errstate(all="ignore"):  # a damaged model may answer zeros or NaN: the check fails on them
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def checked(entry: model_cache.Entry, record, model: ov.Model, pixels, shape, chosen: str) -> Compiled | None:
+    """The entry's model compiled at `chosen`, its answer to the reference input checked against the
+    one recorded when it was first compiled (recorded now if none was): a damaged compiled blob is
+    dropped and compiled anew; None when even that answers differently (then the entry is converted anew)."""
+    key, blobs = f"reference-{chosen}", entry.folder / f"compiled-{chosen}"
+    if key not in record.notes:
+        shutil.rmtree(blobs, ignore_errors=True)  # no answer to check a kept blob against
+    for _ in range(2):
+        compiled = compiled_pair(model, pixels, shape, chosen, blobs)
+        got = answers(compiled, pixels, shape)
+        if not np.isfinite(got).all():
+            cosine = float("nan")
+        elif key not in record.notes:
+            record.notes[key] = got[0].tolist()
+            entry.save_notes(record)
+            return compiled
+        else:
+            cosine = float((got @ np.asarray(record.notes[key], np.float32)).min())
+            if cosine >= REFERENCE_COSINE:
+                return compiled
+        log.warning(
+            "%s (%s) answers differently than when made (cosine %.4f): compiling it anew", entry.folder, chosen, cosine
+        )
+        shutil.rmtree(blobs, ignore_errors=True)
+    return None
+
+
+def load(entry: model_cache.Entry, convert: Callable[[], ov.Model], pixels, shape, chosen: str) -> Compiled:
+    """The entry's model, converted if needed, compiled and checked, with the entry locked (see model_cache)."""
+    with entry.locked():
+        for anew in (False, True):
+            model, record = converted(entry, convert, anew)
+            compiled = checked(entry, record, model, pixels, shape, chosen)
+            if compiled is not None:
+                return compiled
+            log.warning("%s: converting it anew", entry.folder)
+    raise RuntimeError(f"OpenVINO's model in {entry.folder} does not give its recorded answer, even converted anew")
 
 
 class OpenVinoImageExtractor(ImageExtractor):
@@ -109,13 +181,14 @@ class OpenVinoImageExtractor(ImageExtractor):
     OpenVINO wants."""
 
     backend = "openvino"
+    precision_note: str | None = None  # why the precision is not the one asked (int8), in one line
 
-    def __init__(self, spec: MethodSpec, catalog: Catalog | None, single: ov.CompiledModel, bulk, preprocess):
+    def __init__(self, spec: MethodSpec, catalog: Catalog | None, compiled: Compiled, preprocess):
         super().__init__(spec, catalog)
         self.preprocess = preprocess
-        self.precision = "bf16" if single.get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16 else "fp32"
-        self.width = single.outputs[0].get_partial_shape()[-1].get_length()
-        self.queues = {1: ov.AsyncInferQueue(single), PER_REQUEST: ov.AsyncInferQueue(bulk)}
+        self.precision = compiled.precision
+        self.width = compiled.single.outputs[0].get_partial_shape()[-1].get_length()
+        self.queues = {1: ov.AsyncInferQueue(compiled.single), PER_REQUEST: ov.AsyncInferQueue(compiled.bulk)}
         for photos, queue in self.queues.items():
             queue.set_callback(partial(self._collect, photos))
         self.lock = threading.Lock()  # one batch at a time (the app's sessions share an extractor)
@@ -137,28 +210,101 @@ class OpenVinoImageExtractor(ImageExtractor):
             return self.out
 
 
-def compiled_pair(model: ov.Model, pixels: Pixels | None, shape: tuple, method: str, cache: Path):
-    """The network compiled for one photo a request and for PER_REQUEST photos a request."""
-    one = compile_model(with_input(model.clone(), pixels, shape), method, cache)
-    return one, compile_model(with_input(model, pixels, shape, PER_REQUEST), method, cache)
+def libraries(*names: str) -> dict[str, str]:
+    """OpenVINO's release and the installed versions of `names` (what made the model): part of an entry's key."""
+    versions = {"openvino": openvino_cpu.version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "none"
+    return versions
+
+
+def with_int8(
+    spec: MethodSpec, catalog: Catalog | None, base: model_cache.Entry, compiled: Compiled, preprocess, shape
+) -> tuple[Compiled, str | None]:
+    """The int8 model of `base` for this catalog where the precision asks for it and it passed its check
+    (openvino_int8.py), else `compiled`; and why not, in one line (None when nothing was asked)."""
+    requested = backends.precision()
+    units = openvino_int8.int8_units()
+    if requested == "fp32" or (requested == "auto" and units is None):
+        return compiled, None
+    nncf = openvino_int8.nncf_version()
+    if catalog is None or nncf is None:
+        return compiled, "int8 needs a catalog's photos and the nncf package" if requested == "int8" else None
+    sample = openvino_int8.sample(catalog)
+    if isinstance(sample, str):
+        return compiled, sample if requested == "int8" else None
+    entry = model_cache.entry(base.folder.parent.name, "int8", sample.digest, base=base.folder.name, nncf=nncf)
+    recorded = entry.record()
+    checked_before = recorded.notes.get("verdict") if recorded is not None else None
+    if requested == "auto" and checked_before is None:
+        return compiled, "int8 not checked on this catalog yet (embed --precision int8 checks it)"
+    if checked_before is not None and not checked_before["passed"]:  # refused before: not loaded again
+        return compiled, openvino_int8.Verdict(**checked_before).why
+    pixels = preprocess if isinstance(preprocess, Pixels) else None
+
+    def quantised() -> ov.Model:
+        float_model = openvino_cpu.runtime().read_model(base.xml)
+        calibration = openvino_int8.photos(sample.calibration, preprocess)
+        return openvino_int8.quantise(float_model, pixels, shape, calibration)
+
+    try:
+        int8 = replace(load(entry, quantised, pixels, shape, compiled.precision), precision="int8")
+        with entry.locked():
+            record = entry.record()
+            if record is not None and "verdict" not in record.notes:
+                check = openvino_int8.photos(sample.check, preprocess)
+                found = openvino_int8.verdict(
+                    unit(OpenVinoImageExtractor(spec, catalog, int8, preprocess).forward(check)),
+                    unit(OpenVinoImageExtractor(spec, catalog, compiled, preprocess).forward(check)),
+                    sample.categories,
+                )
+                record.notes["verdict"] = asdict(found)
+                entry.save_notes(record)
+                log.warning("%s: %s", spec.name, found.why)
+        found = openvino_int8.Verdict(**record.notes["verdict"])
+    except Exception as exc:  # quantisation or a photo went wrong: the float model still answers
+        log.warning("%s: int8 failed, using %s: %s", spec.name, compiled.precision, exc)
+        return compiled, f"int8 failed: {exc}"
+    if found.passed:
+        return int8, None
+    return compiled, found.why
+
+
+def extractor(spec, catalog, entry, convert, preprocess, shape) -> OpenVinoImageExtractor:
+    """The extractor of `entry` (converted by `convert()` when needed), int8 where asked and kept."""
+    pixels = preprocess if isinstance(preprocess, Pixels) else None
+    compiled = load(entry, convert, pixels, shape, precision(spec.name))
+    compiled, note = with_int8(spec, catalog, entry, compiled, preprocess, shape)
+    made = OpenVinoImageExtractor(spec, catalog, compiled, preprocess)
+    made.precision_note = note
+    return made
 
 
 def from_torch(
     spec: MethodSpec, catalog: Catalog | None, module, example, digest: str, preprocess
 ) -> OpenVinoImageExtractor:
     """A torch module (`example`: an input tensor; `digest`: its weights') compiled by OpenVINO."""
-    pixels = preprocess if isinstance(preprocess, Pixels) else None
     shape = tuple(example.shape)
-    path = folder(spec.name, catalog) / f"{spec.name}-{digest}-{'x'.join(map(str, shape[1:]))}.xml"
-    model = converted(path, lambda: ov.convert_model(module, example_input=example))
-    return OpenVinoImageExtractor(
-        spec, catalog, *compiled_pair(model, pixels, shape, spec.name, path.parent), preprocess
+    entry = model_cache.entry(
+        spec.name,
+        digest,
+        "x".join(map(str, shape[1:])),
+        source="torch",
+        version=spec.version,
+        **libraries("torch", "transformers", "timm"),
     )
+    return extractor(spec, catalog, entry, lambda: ov.convert_model(module, example_input=example), preprocess, shape)
 
 
-def from_onnx(spec: MethodSpec, catalog: Catalog | None, onnx: Path, pixels: Pixels) -> OpenVinoImageExtractor:
-    """An ONNX export (its file name carries the weights' digest) compiled by OpenVINO."""
-    path = folder(spec.name, catalog) / onnx.with_suffix(".xml").name
-    model = converted(path, lambda: ov.convert_model(onnx))
+def from_onnx(
+    spec: MethodSpec, catalog: Catalog | None, digest: str, export: Callable[[], Path], pixels: Pixels
+) -> OpenVinoImageExtractor:
+    """An ONNX export of weights with `digest`, made by `export()` only when it must be converted."""
     shape = (1, 3, pixels.size, pixels.size)
-    return OpenVinoImageExtractor(spec, catalog, *compiled_pair(model, pixels, shape, spec.name, path.parent), pixels)
+    entry = model_cache.entry(
+        spec.name, digest, f"{pixels.size}", source="onnx", version=spec.version, **libraries("torch", "timm")
+    )
+    return extractor(spec, catalog, entry, lambda: ov.convert_model(export()), pixels, shape)

@@ -81,6 +81,11 @@ class TorchImageExtractor(ImageExtractor):
     def precision(self) -> str:
         return self.compiled.precision if self.compiled else backends.short(self.placement.precision)
 
+    @property
+    def precision_note(self) -> str | None:
+        """Why OpenVINO does not run the precision asked for (int8), in one line."""
+        return self.compiled.precision_note if self.compiled else None
+
     def openvino_twin(self, catalog: Catalog | None):
         """The model compiled by OpenVINO when that is the backend (None: PyTorch runs it)."""
         if backends.chosen() != "openvino":
