@@ -264,7 +264,7 @@ def test_a_bad_precision_is_one_line_everywhere_like_a_bad_backend(embedded_demo
     db = str(embedded_demo.path)
     photo = str(DEMO / "images" / "10129.jpg")
     line = one_line(run_cli("search", "--image", photo, "--db", db, env={"LOOKALIKE_PRECISION": "fp8"}))
-    assert "LOOKALIKE_PRECISION must be auto or fp32, not 'fp8'" in line
+    assert "LOOKALIKE_PRECISION must be auto, int8 or fp32, not 'fp8'" in line
     monkeypatch.setenv("LOOKALIKE_PRECISION", "fp8")
     assert main(["methods", "--db", db, "--json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}

@@ -38,14 +38,19 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from core.engines.embed import embed_catalog
-    from core.methods import backends, devices
+    from core.methods import backends, devices, get_spec
 
     backends.select_precision(args.precision)
+    db = catalog(args, create=False, needs_write=True)
+    spec = get_spec(args.method, db)
+    if spec.runs_model and spec.kind == "image":  # a bad LOOKALIKE_BACKEND / _PRECISION: one line, work or not
+        backends.chosen()
+        backends.precision()
     if args.engine == "ray":  # the device is the actors' (on the cluster's nodes), not this machine's
         from core.engines.ray_engine import embed_with_ray
 
         report = embed_with_ray(
-            catalog(args, create=False, needs_write=True),
+            db,
             args.method,
             address=args.address,
             workers=args.workers,
@@ -60,7 +65,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         if args.device:  # checked now; LOOKALIKE_DEVICE only when a model is placed
             devices.select(args.device)
         report = embed_catalog(
-            catalog(args, create=False, needs_write=True),
+            db,
             args.method,
             batch_size=args.batch_size,
             limit=args.limit,
