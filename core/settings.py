@@ -12,6 +12,7 @@
 | `LOOKALIKE_API_KEY` | none | a key the API (`serve`) asks for as `Authorization: Bearer KEY`; none and no keys file: no key asked |
 | `LOOKALIKE_API_KEYS_FILE` | none | a file of API keys, one a line (blank lines and `#` comments skipped), besides `LOOKALIKE_API_KEY` |
 | `LOOKALIKE_AUTOENCODER` | none | the autoencoder checkpoint a process without a catalog uses (a Ray worker; the driver sets it) |
+| `LOOKALIKE_COMPACT_SHARE` | `0.05` | the share of a method's vectors changed since its Annoy index was built past which the index is rebuilt (compacted) in the background (core/search/delta.py) |
 | `HF_HUB_OFFLINE` | off | never ask the Hugging Face hub; load from local folders and the cache only |
 
 `settings()` reads them once per process; `reload()` reads them again (tests that change them).
@@ -51,6 +52,7 @@ class Settings:
     api_key: str | None = None
     api_keys_file: Path | None = None
     autoencoder: Path | None = None
+    compact_share_text: str | None = None  # LOOKALIKE_COMPACT_SHARE as given; `compact_share` checks it
 
     @property
     def threads(self) -> int:
@@ -65,6 +67,20 @@ class Settings:
             raise SettingError(f"LOOKALIKE_THREADS must be a whole number of at least 1, not {text!r}") from None
         if value < 1:
             raise SettingError(f"LOOKALIKE_THREADS must be a whole number of at least 1, not {text!r}")
+        return value
+
+    @property
+    def compact_share(self) -> float:
+        """LOOKALIKE_COMPACT_SHARE (default 0.05); SettingError unless a number above 0 and at most 1."""
+        text = (self.compact_share_text or "").strip()
+        try:
+            value = float(text) if text else 0.05
+        except ValueError:
+            value = math.nan
+        if not 0 < value <= 1:
+            raise SettingError(
+                f"LOOKALIKE_COMPACT_SHARE must be a share above 0 and at most 1 (0.05 = 5%), not {text!r}"
+            )
         return value
 
 
@@ -105,6 +121,7 @@ def settings() -> Settings:
         api_key=env.get("LOOKALIKE_API_KEY", "").strip() or None,
         api_keys_file=Path(env["LOOKALIKE_API_KEYS_FILE"]) if env.get("LOOKALIKE_API_KEYS_FILE") else None,
         autoencoder=Path(env["LOOKALIKE_AUTOENCODER"]) if env.get("LOOKALIKE_AUTOENCODER") else None,
+        compact_share_text=env.get("LOOKALIKE_COMPACT_SHARE"),
     )
 
 

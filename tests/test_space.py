@@ -26,9 +26,14 @@ def test_a_retrained_autoencoder_searches_by_photo_without_a_restart(tiny_demo):
     train(tiny_demo, epochs=2, batch_size=16, progress=False)
     with pytest.raises(SearchError, match="autoencoder changed"):
         search(open_space(tiny_demo, "autoencoder"), image=photo, k=3)  # its vectors are the old model's
-    embed_catalog(tiny_demo, "autoencoder", limit=20, progress=False)
+    embed_catalog(tiny_demo, "autoencoder", limit=5, progress=False)  # the new version, partly
+    partial = open_space(tiny_demo, "autoencoder")
+    assert partial.searched_version() == first.version and partial.vector_count() == 20  # the old one, whole
+    assert "new version being embedded: 5/" in partial.stale_note()
+    embed_catalog(tiny_demo, "autoencoder", progress=False)  # complete: it replaces the old one
     again = open_space(tiny_demo, "autoencoder")
     assert again.version != first.version and again.stored_versions() == {again.version}
+    assert again.next_version() is None and again.stale_note() is None
     assert len(search(again, image=photo, k=3).results) == 3
     assert again.extractor().spec.version == again.version
 
