@@ -54,7 +54,7 @@ def browse(
     total = db.execute(f"SELECT count(*) FROM items WHERE {where}", params).fetchone()[0]
     rows = list(
         db.query(
-            "SELECT id, title, brand, category, colour, gender, price, currency, stock, "
+            "SELECT id, title, brand, category, colour, gender, price, currency, stock, gone_at, "
             f"{_PHOTO_PATH} AS image_path FROM items i WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )

@@ -47,6 +47,10 @@ class SearchError(ValueError):
     """A search that cannot run, with what to do about it."""
 
 
+class ItemGone(SearchError):
+    """A query item that left the catalog (missing from the last synced feed)."""
+
+
 class MethodSpace:
     """One method in one catalog; see the module docstring."""
 
@@ -164,7 +168,7 @@ class MethodSpace:
             if not item_cards(self.catalog, [item_id]):
                 raise SearchError(f"no catalog item {item_id!r}")
             if str(item_id) in vectors.gone_ids(self.catalog):
-                raise SearchError(f"item {item_id} has left the catalog (missing from the last synced feed)")
+                raise ItemGone(f"item {item_id} has left the catalog (missing from the last synced feed)")
             raise SearchError(f"item {item_id} has no {self.name} vector (no usable photo, or not embedded yet)")
         return vector
 
