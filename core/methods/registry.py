@@ -101,10 +101,10 @@ def _state(spec: MethodSpec, catalog: Catalog | None, reason: str | None, count:
         return "missing", reason
     if not count:
         return "not embedded", f"no vectors yet: {embed}"
+    upcoming = next_version(catalog, spec.name, spec.kind)
+    if upcoming is not None:
+        return "changed", f"{upcoming.note()}; the complete previous version answers until it is done: {embed}"
     if stored_versions(catalog, spec.name) - {spec.resolved(catalog).version}:
-        upcoming = next_version(catalog, spec.name, spec.kind)
-        if upcoming is not None:
-            return "changed", f"{upcoming.note()}; the complete previous version answers until it is done: {embed}"
         return "changed", f"{spec.name} changed since its vectors were made: {embed}"
     return "ready", None
 
