@@ -88,7 +88,7 @@ def _photo_vector(space: MethodSpace, image: bytes) -> np.ndarray:
         raise SearchError(f"{space.name} searches text; pick an image method for a photo")
     if len(image) > MAX_UPLOAD_BYTES:
         raise SearchError(f"photo too large ({len(image) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB)")
-    model = space.extractor()
+    model = space.served_extractor()
     space.check_current(model.spec.version)
     try:
         return model.embed_images([load_rgb(image)])[0]

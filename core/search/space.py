@@ -32,7 +32,7 @@ import numpy as np
 from core.catalog import vectors
 from core.catalog.db import Catalog
 from core.catalog.items import item_cards
-from core.methods import UnknownMethod, build_extractor, devices, get_spec
+from core.methods import UnknownMethod, build_extractor, devices, get_spec, tuned
 from core.methods.base import Extractor
 from core.methods.distances import Metric, metric, unit
 from core.methods.spec import MethodSpec
@@ -104,6 +104,22 @@ class MethodSpace:
         """Its extractor, loaded once per process per real version and device."""
         key = (str(self.catalog.path), self.name, self.version, self.device())
         return caches.once(caches.EXTRACTORS, key, lambda: build_extractor(self.spec, self.catalog))
+
+    def served_extractor(self) -> Extractor:
+        """The extractor of the version its searches serve, for a query photo: its own, or, while a
+        re-tuned method's new version is not yet embedded, its previous saved head (one rule for every
+        face: the complete served version answers). SearchError when that version cannot be loaded."""
+        served = self.searched_version()
+        if served == self.version:
+            return self.extractor()
+        earlier = tuned.spec_at(self.catalog, self.name, served) if self.registered.family == "tuned" else None
+        if earlier is None:
+            raise SearchError(
+                f"{self.name} changed since its catalog vectors were made and the version that made them cannot "
+                f"read a photo any more; run `python -m core embed --method {self.name}` first"
+            )
+        key = (str(self.catalog.path), self.name, served, self.device())
+        return caches.once(caches.EXTRACTORS, key, lambda: build_extractor(earlier, self.catalog))
 
     # --- its vectors -------------------------------------------------------------------------------
 
