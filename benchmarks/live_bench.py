@@ -13,12 +13,14 @@ A catalog of `--items` items whose efficientnet_lite0 vectors are real vectors t
    live items.
 3. A `--clients`-client API load (benchmarks/api_load.py) while a sync stores changed vectors and marks
    items gone, then while the index is compacted: errors and p99.
-Prints one table; `--write-docs` renders it into the "live" section of docs/benchmarks.md.
+Background compaction is switched off for this process (LOOKALIKE_COMPACT_SHARE=1), so the merged
+search is timed alone. Prints one table; `--write-docs` renders it into the "live" section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,6 +32,7 @@ import numpy as np
 from api_load import free_port, load, start_server
 from search_bench import real_vectors, tiled
 
+from core import settings
 from core.catalog.db import open_catalog
 from core.catalog.vectors import store
 from core.search import caches
@@ -46,7 +49,7 @@ def make(path: Path, matrix: np.ndarray) -> list[str]:
     ids = [f"L{n:07d}" for n in range(len(matrix))]
     with db.conn:
         db.conn.executemany("INSERT INTO items (id, source, title) VALUES (?, 'csv', ?)", [(i, i) for i in ids])
-    store(db, METHOD, "bench", ((i, v, "x") for i, v in zip(ids, matrix)))
+    store(db, METHOD, open_space(db, METHOD).version, ((i, v, "x") for i, v in zip(ids, matrix)))
     open_space(db, METHOD).build_index(progress=False)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.conn.close()
@@ -54,7 +57,7 @@ def make(path: Path, matrix: np.ndarray) -> list[str]:
 
 
 def change(db, ids: list[str], rows: np.ndarray, fresh: np.ndarray, gone: list[str]) -> None:
-    store(db, METHOD, "bench", ((ids[r], v, "y") for r, v in zip(rows, fresh)))
+    store(db, METHOD, open_space(db, METHOD).version, ((ids[r], v, "y") for r, v in zip(rows, fresh)))
     with db.conn:
         db.conn.executemany("UPDATE items SET gone_at = datetime('now') WHERE id = ?", [(i,) for i in gone])
 
@@ -83,6 +86,8 @@ def main() -> None:
     parser.add_argument("--from-db", type=Path)
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
+    os.environ["LOOKALIKE_COMPACT_SHARE"] = "1"
+    settings.reload()
     base, source = real_vectors(args.from_db)
     matrix = tiled(base, args.items, 0.3, 1)
     rng = np.random.default_rng(2)
@@ -137,7 +142,7 @@ def main() -> None:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         # API load during a sync (changes stored, items gone) and a compaction
         port = free_port()
-        server = start_server(path, port, 1)
+        server = start_server(path, port, 2)
         gone_now = set(gone)
         live_ids = [i for i in ids[: len(ids) // 2] if i not in gone_now][:20_000]  # what clients ask for
         leaving = [i for i in ids[len(ids) // 2 :] if i not in gone_now][: args.changes // 5]  # gone in the sync

@@ -6,6 +6,9 @@
 ALTER TABLE items ADD COLUMN gone_at TEXT;
 CREATE INDEX items_gone ON items(gone_at) WHERE gone_at IS NOT NULL;
 
+-- Which version a method's vectors are of, and how many live ones it has, read from an index alone.
+CREATE INDEX embeddings_version ON embeddings(method, version, item_id);
+
 -- Per method and item, the vector generation of its last change (a vector stored, replaced or deleted,
 -- or the item gone or back). An index built at generation G is brought up to date by the items
 -- changed at G or later: searched exactly beside it, their old entries in it ignored.
@@ -16,8 +19,8 @@ CREATE TABLE vector_changes (
     PRIMARY KEY (method, item_id)
 );
 CREATE INDEX vector_changes_generation ON vector_changes(method, generation);
-INSERT INTO vector_changes (method, item_id, generation)
-    SELECT e.method, e.item_id, g.generation FROM embeddings e JOIN vector_generations g ON g.method = e.method;
+INSERT INTO vector_changes (method, item_id, generation)  -- older than any index built before this
+    SELECT method, item_id, 0 FROM embeddings;
 
 CREATE TRIGGER embeddings_changed_inserted AFTER INSERT ON embeddings BEGIN
     INSERT INTO vector_changes (method, item_id, generation)

@@ -288,11 +288,13 @@ def item_ids_with_vectors(db: Catalog, method: str, version: str | None = None) 
 def searched_version(db: Catalog, method: str, current: str) -> str:
     """The one version of a method's vectors that searches and indices read: `current` (the method's
     version now) when some vectors have it or none are stored; else, re-tuned or retrained and not
-    embedded since, the newest stored version. Vectors of two versions are never read together."""
+    embedded since, the version most of its vectors have (a catalog from before `embeddings_next`
+    may hold a half-made one beside it). Vectors of two versions are never read together."""
     if db.execute("SELECT 1 FROM embeddings WHERE method = ? AND version = ? LIMIT 1", (method, current)).fetchone():
         return current
     row = db.execute(
-        "SELECT version FROM embeddings WHERE method = ? ORDER BY created_at DESC, rowid DESC LIMIT 1", (method,)
+        "SELECT version FROM embeddings WHERE method = ? GROUP BY version ORDER BY count(*) DESC, version LIMIT 1",
+        (method,),
     ).fetchone()
     return row[0] if row else current
 

@@ -72,7 +72,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
-        print(f"items       {figures['items']}")
+        print(f"items       {figures['items']}" + (f" ({figures['gone']} gone)" if figures["gone"] else ""))
         print(f"images ok   {figures['images_ok']}")
         print(
             f"images bad  {figures['images_bad']} (missing {figures['images_missing']}, "

@@ -19,7 +19,7 @@ from core.catalog.importers import Columns
 from core.catalog.sync import FeedSync, sync_feed
 from core.catalog.vectors import changed_since, methods_with_vectors
 from core.engines.embed import embed_catalog
-from core.methods import UnknownMethod, get_spec
+from core.methods import UnknownMethod, WeightsMissing, get_spec
 from core.search.index import read_manifest
 from core.search.space import open_space
 from core.settings import settings
@@ -34,6 +34,7 @@ class SyncReport:
     feed: FeedSync
     embedded: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)  # per method: photos that could not be embedded
+    not_embedded: dict[str, str] = field(default_factory=dict)  # method -> why it could not run here
     compacted: list[str] = field(default_factory=list)
 
     @property
@@ -50,6 +51,7 @@ class SyncReport:
     def summary(self) -> str:
         lines = [self.feed.summary()]
         lines += [f"{m}: {n} embedded, {self.skipped.get(m, 0)} skipped" for m, n in self.embedded.items()]
+        lines += [f"{m}: not embedded ({why})" for m, why in self.not_embedded.items()]
         if self.compacted:
             lines.append(f"indices rebuilt (compacted): {', '.join(self.compacted)}")
         return "\n".join(lines)
@@ -96,7 +98,11 @@ def sync_catalog(
     if not changes.ok or not embed:
         return report
     for method in methods if methods is not None else ready_methods(db):
-        done = embed_catalog(db, method, progress=progress)
+        try:
+            done = embed_catalog(db, method, progress=progress)
+        except WeightsMissing as exc:  # the other methods are still embedded; `embed` does this one later
+            report.not_embedded[method] = str(exc)
+            continue
         report.embedded[method], report.skipped[method] = done.embedded, done.failed + done.unavailable
         if _due(db, method):
             open_space(db, method).compact(progress=progress)
