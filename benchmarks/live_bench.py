@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from api_load import free_port, load, start_server
 from search_bench import real_vectors, tiled
+from threadpoolctl import threadpool_limits
 
 from core import settings
 from core.catalog.db import open_catalog
@@ -84,14 +85,16 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--from-db", type=Path)
+    parser.add_argument("--no-api", action="store_true", help="skip the API load (parts 1 and 2 only)")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     os.environ["LOOKALIKE_COMPACT_SHARE"] = "1"
     settings.reload()
+    threadpool_limits(1, user_api="blas")  # as `serve` does: small products on a busy machine stay fast
     base, source = real_vectors(args.from_db)
     matrix = tiled(base, args.items, 0.3, 1)
     rng = np.random.default_rng(2)
-    rows = []
+    rows = [("vectors", f"{source}, tiled with noise (search_bench)")]
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "live.db"
         ids = make(path, matrix)
@@ -140,6 +143,9 @@ def main() -> None:
             )
         )
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if args.no_api:
+            rows.append(("API load", "not run (--no-api)"))
+            return print(render(rows, args))
         # API load during a sync (changes stored, items gone) and a compaction
         port = free_port()
         server = start_server(path, port, 2)
@@ -181,15 +187,16 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(30)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
-    table = "\n".join(
-        [f"| measure ({args.items:,} items, {source}) | result |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)]
-    )
+    table = render(rows, args)
     print(table)
     if args.write_docs:
-        write_section(
-            "live", f"## A live catalog: delta index, compaction, API under sync\n\n{cpu}; {machine()}\n\n{table}\n"
-        )
+        write_section("live", f"## A live catalog: delta index, compaction, API under sync\n\n{table}\n")
+
+
+def render(rows: list[tuple[str, str]], args: argparse.Namespace) -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
+    head = f"{cpu}; {machine()}; load average {os.getloadavg()[0]:.1f}\n\n| measure ({args.items:,} items) | result |"
+    return "\n".join([head, "|---|---|", *(f"| {a} | {b} |" for a, b in rows)])
 
 
 if __name__ == "__main__":
