@@ -19,6 +19,7 @@
 | `LOOKALIKE_CLOSE_SHARE` | `0.5` | how much of a hit a *close* verdict counts for in precision@k (0: none, 1: a full hit) |
 | `LOOKALIKE_MIN_JUDGED` | `0.8` | the judged share of a method's top k below which its figures are marked not comparable |
 | `LOOKALIKE_CURATOR` | none | a labeller whose latest verdict on a pair counts over everyone else's (else the latest verdict counts) |
+| `LOOKALIKE_COMPACT_SHARE` | `0.05` | the share of a method's vectors changed since its Annoy index was built past which the index is rebuilt (compacted) in the background (core/search/delta.py) |
 | `HF_HUB_OFFLINE` | off | never ask the Hugging Face hub; load from local folders and the cache only |
 
 `settings()` reads them once per process; `reload()` reads them again (tests that change them).
@@ -67,6 +68,7 @@ class Settings:
     min_judged: str | None = None
     curator: str | None = None
     api_photos_text: str | None = None  # LOOKALIKE_API_PHOTOS as given; `api_photos` checks it
+    compact_share_text: str | None = None  # LOOKALIKE_COMPACT_SHARE as given; `compact_share` checks it
     cache: Path = Path.home() / ".cache" / "lookalike"  # LOOKALIKE_CACHE
 
     @property
@@ -106,6 +108,20 @@ def _whole(variable: str, text: str, most: int) -> int:
     if not 1 <= value <= most:
         raise SettingError(f"{variable} must be a whole number from 1 to {most:,}, not {text[:40]!r}")
     return value
+
+    @property
+    def compact_share(self) -> float:
+        """LOOKALIKE_COMPACT_SHARE (default 0.05); SettingError unless a number above 0 and at most 1."""
+        text = (self.compact_share_text or "").strip()
+        try:
+            value = float(text) if text else 0.05
+        except ValueError:
+            value = math.nan
+        if not 0 < value <= 1:
+            raise SettingError(
+                f"LOOKALIKE_COMPACT_SHARE must be a share above 0 and at most 1 (0.05 = 5%), not {text!r}"
+            )
+        return value
 
 
 def _cgroup_quota(root: Path) -> float | None:
@@ -165,6 +181,7 @@ def settings() -> Settings:
         curator=env.get("LOOKALIKE_CURATOR", "").strip() or None,
         api_photos_text=env.get("LOOKALIKE_API_PHOTOS"),
         cache=_cache_folder(env),
+        compact_share_text=env.get("LOOKALIKE_COMPACT_SHARE"),
     )
 
 

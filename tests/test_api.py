@@ -19,7 +19,7 @@ from PIL import Image
 
 from core.api.app import create_app
 from core.catalog.images import MAX_UPLOAD_BYTES
-from core.catalog.vectors import load_matrix, store
+from core.catalog.vectors import load_matrix, promote, store
 from core.curation.labels import Query, add_label
 from core.methods.registry import method_states
 from core.search import backends
@@ -318,19 +318,16 @@ def test_docs_load_offline_from_the_package(client):
                 assert not re.search(r"url\(['\"]?(https?:)?//|@import", loaded.text)
 
 
-def test_a_half_done_re_embed_is_503_until_it_finishes(embedded_demo, client):
+def test_a_half_done_re_embed_serves_the_complete_old_version_not_503(embedded_demo, client):
     query = first_items(embedded_demo, 1)[0]
-    assert client.get(f"/items/{query}/similar").status_code == 200
-    embedded_demo.execute(
-        "UPDATE embeddings SET version = 'next' WHERE method = ? AND item_id IN "
-        "(SELECT item_id FROM embeddings WHERE method = ? ORDER BY item_id LIMIT 50)",
-        (METHOD, METHOD),
-    )
-    embedded_demo.conn.commit()
-    busy = client.get(f"/items/{query}/similar")
-    assert "being re-embedded" in error_of(busy, 503) and int(busy.headers["retry-after"]) > 0
-    embedded_demo.execute("UPDATE embeddings SET version = 'next' WHERE method = ?", (METHOD,))
-    embedded_demo.conn.commit()
+    before = client.get(f"/items/{query}/similar").json()
+    ids, matrix = load_matrix(embedded_demo, METHOD)
+    store(embedded_demo, METHOD, "next", [(i, -v, "x") for i, v in zip(ids[:50], matrix[:50])])  # 50 of 300
+    during = client.get(f"/items/{query}/similar")
+    assert during.status_code == 200 and during.json() == before  # the old version, whole
+    state = next(m for m in client.get("/methods").json() if m["name"] == METHOD)
+    assert "new version being embedded: 50/300" in state["todo"]
+    promote(embedded_demo, METHOD, "next")
     assert client.get(f"/items/{query}/similar").json()["version"] == "next"
 
 

@@ -26,9 +26,14 @@ def test_a_retrained_autoencoder_searches_by_photo_without_a_restart(tiny_demo):
     train(tiny_demo, epochs=2, batch_size=16, progress=False)
     with pytest.raises(SearchError, match="autoencoder changed"):
         search(open_space(tiny_demo, "autoencoder"), image=photo, k=3)  # its vectors are the old model's
-    embed_catalog(tiny_demo, "autoencoder", limit=20, progress=False)
+    embed_catalog(tiny_demo, "autoencoder", limit=5, progress=False)  # the new version, partly
+    partial = open_space(tiny_demo, "autoencoder")
+    assert partial.searched_version() == first.version and partial.vector_count() == 20  # the old one, whole
+    assert "new version being embedded: 5/" in partial.stale_note()
+    embed_catalog(tiny_demo, "autoencoder", progress=False)  # complete: it replaces the old one
     again = open_space(tiny_demo, "autoencoder")
     assert again.version != first.version and again.stored_versions() == {again.version}
+    assert again.next_version() is None and again.stale_note() is None
     assert len(search(again, image=photo, k=3).results) == 3
     assert again.extractor().spec.version == again.version
 
@@ -72,3 +77,34 @@ def test_the_backend_is_chosen_by_registered_name(embedded_demo, monkeypatch):
     )
     with pytest.raises(ValueError, match="unknown neighbour backend 'faiss'; known: exact, exact-subset, annoy"):
         open_space(embedded_demo, "color_hist", backend="faiss")
+
+
+def test_a_re_tuned_method_answers_item_and_photo_searches_from_its_complete_old_version(embedded_demo):
+    """Issue 31 point 5: after a re-tune, `similar?method=typecol` and a photo search with it follow one
+    rule: the complete served version answers both (the photo read by the previous head), until the
+    new version is embedded whole."""
+    from fastapi.testclient import TestClient
+
+    from core.api.app import create_app
+
+    fast = tuning.TuneOptions(dim=16, epochs=2, patience=2, batch_size=64)
+    bases = ["efficientnet_lite0", "color_hist"]
+    tuning.tune(embedded_demo, "typecol", bases, ["category"], options=fast, force=True, progress=False)
+    embed_catalog(embedded_demo, "typecol", progress=False)
+    first = open_space(embedded_demo, "typecol")
+    photo = sorted((DEMO / "images").glob("*.jpg"))[0].read_bytes()
+    before = [h.item_id for h in search(first, image=photo, k=5).results]
+    tuning.tune(embedded_demo, "typecol", bases, ["colour"], options=fast, force=True, progress=False)
+    embed_catalog(embedded_demo, "typecol", limit=10, progress=False)  # the new version, partly
+    space = open_space(embedded_demo, "typecol")
+    assert space.version != first.version and space.searched_version() == first.version
+    assert [h.item_id for h in search(space, image=photo, k=5).results] == before
+    assert "new version being embedded: 10/300" in space.stale_note()
+    with TestClient(create_app(embedded_demo.path, keys=())) as client:
+        item = client.get("/items/10129/similar", params={"method": "typecol"})
+        upload = client.post("/search/image", params={"method": "typecol", "k": 5}, files={"file": ("p.jpg", photo)})
+        assert item.status_code == upload.status_code == 200
+        assert item.json()["version"] == upload.json()["version"] == first.version
+    embed_catalog(embedded_demo, "typecol", progress=False)  # complete: the new version answers
+    done = open_space(embedded_demo, "typecol")
+    assert done.searched_version() == done.version and len(search(done, image=photo, k=5).results) == 5

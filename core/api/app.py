@@ -42,7 +42,7 @@ from core.methods.registry import method_states
 from core.search.fusion import parse_methods
 from core.search.index import IndexUnavailable
 from core.search.queries import SearchError, Spaces
-from core.search.space import MethodSpace
+from core.search.space import ItemGone, MethodSpace
 from core.settings import DEFAULT_METHOD, settings
 
 log = logging.getLogger(__name__)
@@ -139,18 +139,15 @@ class Reader:
 
 
 def _checked_method(db: Catalog, method: str) -> tuple[MethodSpace, str]:
-    """The method's space and the version of its stored vectors: 404 for an unknown method, 422 when it
-    has none, 503 while a re-embed is half done (vectors of two versions must never answer together)."""
+    """The method's space and the version of its vectors that answers: 404 for an unknown method, 422
+    when it has none. While a new version is embedded the complete old one answers (one version only)."""
     try:
         space = MethodSpace(db, get_spec(method, db))
     except UnknownMethod as exc:
         raise ApiError(404, f"{exc}; GET /methods lists them") from None
     if space.vector_count() == 0:
         raise ApiError(422, missing_vectors(method))
-    versions = space.stored_versions()
-    if len(versions) > 1:
-        raise ApiError(503, f"{method} is being re-embedded; its results return when that finishes", RETRY_S)
-    return space, next(iter(versions))
+    return space, space.searched_version()
 
 
 def _checked_spaces(db: Catalog, method: str) -> tuple[Spaces, str]:
@@ -208,6 +205,7 @@ def _search(spaces: Spaces, **query) -> CuratedResult:
         db = next(iter(spaces)).catalog if isinstance(spaces, dict) else spaces.catalog
         item = query.get("item_id")
         missing = item is not None and not _item_exists(db, catalog_id(db, item))
+        missing = missing or isinstance(exc, ItemGone)  # not in the shop any more
         raise ApiError(404 if missing else 422, str(exc)) from None
     except WeightsMissing as exc:
         raise ApiError(422, str(exc)) from None

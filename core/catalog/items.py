@@ -22,11 +22,12 @@ _CARD_SQL = (
 
 
 def stats(db: Catalog) -> dict:
-    """Catalog counts: items, images ok/bad, vectors per method."""
-    items = db.execute("SELECT count(*) FROM items").fetchone()[0]
+    """Catalog counts: items (and how many of them are gone), images ok/bad, vectors per method."""
+    items, gone = db.execute("SELECT count(*), count(gone_at) FROM items").fetchone()
     by_status = dict(db.execute("SELECT status, count(*) FROM images GROUP BY status").fetchall())
     return {
         "items": items,
+        "gone": gone,  # missing from the last synced feed (counted in items, never returned)
         "images_ok": by_status.get("ok", 0),
         "images_bad": by_status.get("missing", 0) + by_status.get("unreadable", 0),
         "images_missing": by_status.get("missing", 0),
@@ -54,7 +55,7 @@ def browse(
     total = db.execute(f"SELECT count(*) FROM items WHERE {where}", params).fetchone()[0]
     rows = list(
         db.query(
-            "SELECT id, title, brand, category, colour, gender, price, currency, stock, "
+            "SELECT id, title, brand, category, colour, gender, price, currency, stock, gone_at, "
             f"{_PHOTO_PATH} AS image_path FROM items i WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )

@@ -1,4 +1,10 @@
-"""Embedding vectors in the catalog: which items need one, storing them, reading them back."""
+"""Embedding vectors in the catalog: which items need one, storing them, reading them back.
+
+Reads leave out gone items (items that left the shop's feed, core/catalog/sync.py) unless asked not to.
+A method's vectors are one version at a time: vectors of another version (re-tuned, retrained) are
+stored in `embeddings_next` and replace the served ones only when the new version is complete
+(`promote`), so searches, exports and the API never read a half-made version.
+"""
 
 from __future__ import annotations
 
@@ -61,47 +67,54 @@ def primary_images_sql() -> str:
 
 
 def embeddable_count(db: Catalog, kind: str) -> int:
-    """How many items a method of this kind can embed: those with a photo (image), or all (text)."""
-    source = primary_images_sql() if kind == "image" else "SELECT id FROM items"
-    return db.execute(f"SELECT count(*) FROM ({source})").fetchone()[0]
+    """How many live items a method of this kind can embed: those with a photo (image), or all (text)."""
+    source = primary_images_sql() if kind == "image" else "SELECT id AS item_id FROM items"
+    return db.execute(f"SELECT count(*) FROM ({source}) WHERE item_id NOT IN ({GONE_SQL})").fetchone()[0]
 
 
 def pending(db: Catalog, method: str, version: str, kind: str = "image", limit: int | None = None) -> list[Pending]:
-    """Items lacking an up-to-date vector for `method` (skipping known failures of this version)."""
+    """Live items lacking an up-to-date vector for `method` (served, or of the next version being
+    embedded), skipping known failures of this version."""
     if kind == "image":
         source = primary_images_sql()
         rows = db.execute(
             f"SELECT s.item_id, s.path, s.sha256 FROM ({source}) s "
             "LEFT JOIN embeddings e ON e.method = ? AND e.item_id = s.item_id "
+            "LEFT JOIN embeddings_next n ON n.method = ? AND n.item_id = s.item_id "
             "LEFT JOIN embedding_failures f ON f.method = ? AND f.item_id = s.item_id "
             "  AND f.version = ? AND f.source_hash IS s.sha256 "
             "WHERE (e.item_id IS NULL OR e.version != ? OR e.source_hash != s.sha256) "
-            "  AND f.item_id IS NULL ORDER BY s.item_id",
-            (method, method, version, version),
+            "  AND (n.item_id IS NULL OR n.version != ? OR n.source_hash != s.sha256) "
+            f"  AND f.item_id IS NULL AND s.item_id NOT IN ({GONE_SQL}) ORDER BY s.item_id",
+            (method, method, method, version, version, version),
         ).fetchall()
         found = [Pending(r[0], r[1], None, r[2]) for r in rows]
     else:
         found = []
         for row in db.execute(
-            "SELECT i.id, i.title, i.description, e.version, e.source_hash FROM items i "
-            "LEFT JOIN embeddings e ON e.method = ? AND e.item_id = i.id ORDER BY i.id",
-            (method,),
+            "SELECT i.id, i.title, i.description, e.version, e.source_hash, n.version, n.source_hash FROM items i "
+            "LEFT JOIN embeddings e ON e.method = ? AND e.item_id = i.id "
+            "LEFT JOIN embeddings_next n ON n.method = ? AND n.item_id = i.id "
+            "WHERE i.gone_at IS NULL ORDER BY i.id",
+            (method, method),
         ):
             text = item_text(row[1], row[2])
             digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-            if row[3] != version or row[4] != digest:
+            if (row[3], row[4]) != (version, digest) and (row[5], row[6]) != (version, digest):
                 found.append(Pending(row[0], None, text, digest))
     return found[:limit] if limit else found
 
 
 def store(db: Catalog, method: str, version: str, rows: Iterable[tuple[str, np.ndarray, str]]) -> int:
-    """Upsert vectors `(item_id, vector, source_hash)` in one transaction; return the count."""
+    """Upsert vectors `(item_id, vector, source_hash)` in one transaction; return the count. Vectors of
+    a version other than the one served wait in `embeddings_next` until `promote`."""
     payload = [
         (method, item_id, version, int(np.asarray(vec).size), pack(vec), digest) for item_id, vec, digest in rows
     ]
+    table = "embeddings_next" if _other_version_served(db, method, version) else "embeddings"
     with db.conn:
         db.conn.executemany(
-            "INSERT INTO embeddings (method, item_id, version, dim, vector, source_hash) "
+            f"INSERT INTO {table} (method, item_id, version, dim, vector, source_hash) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (method, item_id) DO UPDATE SET "
             "version = excluded.version, dim = excluded.dim, vector = excluded.vector, "
             "source_hash = excluded.source_hash, created_at = datetime('now')",
@@ -112,6 +125,53 @@ def store(db: Catalog, method: str, version: str, rows: Iterable[tuple[str, np.n
             [(p[0], p[1]) for p in payload],
         )
     return len(payload)
+
+
+def _other_version_served(db: Catalog, method: str, version: str) -> bool:
+    """Whether the method's served vectors are of another version than `version`."""
+    return bool(
+        db.execute("SELECT 1 FROM embeddings WHERE method = ? AND version != ? LIMIT 1", (method, version)).fetchone()
+    )
+
+
+@dataclass(frozen=True)
+class NextVersion:
+    """A method's next version being embedded beside the served one: `done` of `total` live items."""
+
+    version: str
+    done: int
+    total: int
+
+    def note(self) -> str:
+        return f"new version being embedded: {self.done}/{self.total}"
+
+
+def next_version(db: Catalog, method: str, kind: str) -> NextVersion | None:
+    """The version waiting in `embeddings_next` (None when none is), and how far it is."""
+    row = db.execute(
+        f"SELECT version, count(*) FROM embeddings_next WHERE method = ? AND item_id NOT IN ({GONE_SQL}) "
+        "GROUP BY version ORDER BY max(created_at) DESC LIMIT 1",
+        (method,),
+    ).fetchone()
+    return NextVersion(row[0], row[1], embeddable_count(db, kind)) if row else None
+
+
+def promote(db: Catalog, method: str, version: str) -> int:
+    """Serve `version`: its vectors waiting in `embeddings_next` replace every served vector of the
+    method in one transaction (items it has no vector for lose theirs: two versions are never served
+    together). Call it when the version is complete; return how many vectors it serves."""
+    with db.conn:
+        db.conn.execute(
+            "INSERT INTO embeddings (method, item_id, version, dim, vector, source_hash, created_at) "
+            "SELECT method, item_id, version, dim, vector, source_hash, created_at FROM embeddings_next "
+            "WHERE method = ? AND version = ? ON CONFLICT (method, item_id) DO UPDATE SET "
+            "version = excluded.version, dim = excluded.dim, vector = excluded.vector, "
+            "source_hash = excluded.source_hash, created_at = excluded.created_at",
+            (method, version),
+        )
+        db.conn.execute("DELETE FROM embeddings WHERE method = ? AND version != ?", (method, version))
+        db.conn.execute("DELETE FROM embeddings_next WHERE method = ?", (method,))
+    return vector_count(db, method, version, live=False)
 
 
 def record_failure(db: Catalog, method: str, version: str, item_id: str, source_hash: str | None, reason: str) -> None:
@@ -137,16 +197,28 @@ def forget_failures(db: Catalog, method: str, reasons: tuple[str, ...] = ()) -> 
     return cursor.rowcount
 
 
-def _of_version(version: str | None) -> tuple[str, list[str]]:
-    """SQL and parameters keeping only the vectors of `version` (every vector when None)."""
-    return (" AND version = ?", [version]) if version is not None else ("", [])
+GONE_SQL = "SELECT id FROM items WHERE gone_at IS NOT NULL"  # items that left the feed
 
 
-def load_matrix(db: Catalog, method: str, version: str | None = None) -> tuple[list[str], np.ndarray]:
-    """The stored vectors of a method (of `version` only, when given: one vector space) as
-    (item ids, float32 matrix), ordered by item id."""
+def _of_version(version: str | None, live: bool = True) -> tuple[str, list[str]]:
+    """SQL and parameters keeping only the vectors of `version` (every vector when None) and, when
+    `live`, of items that have not left the feed."""
+    sql, params = (" AND version = ?", [version]) if version is not None else ("", [])
+    return (sql + f" AND item_id NOT IN ({GONE_SQL})", params) if live else (sql, params)
+
+
+def gone_ids(db: Catalog) -> set[str]:
+    """The ids of the items that left the feed."""
+    return {r[0] for r in db.execute(GONE_SQL)}
+
+
+def load_matrix(
+    db: Catalog, method: str, version: str | None = None, live: bool = True
+) -> tuple[list[str], np.ndarray]:
+    """The stored vectors of a method (of `version` only, when given: one vector space; of live items
+    only unless not `live`) as (item ids, float32 matrix), ordered by item id."""
     ids, vectors = [], []
-    sql, params = _of_version(version)
+    sql, params = _of_version(version, live)
     for item_id, blob in db.execute(
         f"SELECT item_id, vector FROM embeddings WHERE method = ?{sql} ORDER BY item_id", (method, *params)
     ):
@@ -192,9 +264,18 @@ def vectors_of(
 
 
 def current_vectors(db: Catalog, method: str, sources: dict[str, str]) -> dict[str, np.ndarray]:
-    """Item id -> stored vector of `method`, for the items of `sources` (item id -> source hash) whose
+    """Item id -> served vector of `method`, for the items of `sources` (item id -> source hash) whose
     vector was made from that source (a vector of an older photo is left out)."""
     return {i: unpack(blob) for i, blob, source in _stored(db, method, sources) if source == sources[i]}
+
+
+def changed_since(db: Catalog, method: str, since: int) -> list[str]:
+    """Ids of the items whose vector of `method` changed (stored, replaced, deleted, gone or back) at
+    vector generation `since` or later: what an index built at `since` does not know."""
+    return [
+        r[0]
+        for r in db.execute("SELECT item_id FROM vector_changes WHERE method = ? AND generation >= ?", (method, since))
+    ]
 
 
 def item_ids_with_vectors(db: Catalog, method: str, version: str | None = None) -> list[str]:
@@ -207,11 +288,13 @@ def item_ids_with_vectors(db: Catalog, method: str, version: str | None = None) 
 def searched_version(db: Catalog, method: str, current: str) -> str:
     """The one version of a method's vectors that searches and indices read: `current` (the method's
     version now) when some vectors have it or none are stored; else, re-tuned or retrained and not
-    embedded since, the newest stored version. Vectors of two versions are never read together."""
+    embedded since, the version most of its vectors have (a catalog from before `embeddings_next`
+    may hold a half-made one beside it). Vectors of two versions are never read together."""
     if db.execute("SELECT 1 FROM embeddings WHERE method = ? AND version = ? LIMIT 1", (method, current)).fetchone():
         return current
     row = db.execute(
-        "SELECT version FROM embeddings WHERE method = ? ORDER BY created_at DESC, rowid DESC LIMIT 1", (method,)
+        "SELECT version FROM embeddings WHERE method = ? GROUP BY version ORDER BY count(*) DESC, version LIMIT 1",
+        (method,),
     ).fetchone()
     return row[0] if row else current
 
@@ -228,8 +311,8 @@ def generation(db: Catalog, method: str) -> int:
     return row[0] if row else 0
 
 
-def vector_count(db: Catalog, method: str, version: str | None = None) -> int:
-    sql, params = _of_version(version)
+def vector_count(db: Catalog, method: str, version: str | None = None, live: bool = True) -> int:
+    sql, params = _of_version(version, live)
     return db.execute(f"SELECT count(*) FROM embeddings WHERE method = ?{sql}", (method, *params)).fetchone()[0]
 
 

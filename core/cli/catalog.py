@@ -1,4 +1,4 @@
-"""Catalog commands: import-farfetch, import-csv, stats, demo."""
+"""Catalog commands: import-farfetch, import-csv, sync, stats, demo."""
 
 from __future__ import annotations
 
@@ -35,6 +35,41 @@ def cmd_import_csv(args: argparse.Namespace) -> int:
     return print_report(report, args.json)
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    from core.catalog.importers import Columns
+    from core.engines.sync import sync_catalog
+
+    given = {flag: getattr(args, f"{flag}_col") for flag in COLUMN_FLAGS}
+    report = sync_catalog(
+        catalog(args),
+        args.csv,
+        args.images,
+        columns=Columns(**{k: v for k, v in given.items() if v is not None}),
+        download=args.download,
+        allow_private_hosts=args.allow_private_hosts,
+        allow_mass_removal=args.allow_mass_removal,
+        max_removal=args.max_removal,
+        embed=not args.no_embed,
+        methods=args.methods,
+        progress=not args.json,
+    )
+    return print_report(report, args.json)
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"needs a share between 0 and 1 (0.2 = 20%), got {text!r}")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     from core.catalog.items import stats
 
@@ -42,7 +77,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
-        print(f"items       {figures['items']}")
+        print(f"items       {figures['items']}" + (f" ({figures['gone']} gone)" if figures["gone"] else ""))
         print(f"images ok   {figures['images_ok']}")
         print(
             f"images bad  {figures['images_bad']} (missing {figures['images_missing']}, "
@@ -88,6 +123,37 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
             help=f"the column of the item's {flag} (default: {default or 'none'})",
         )
     p.set_defaults(func=cmd_import_csv)
+
+    p = sub.add_parser(
+        "sync",
+        parents=[common],
+        help="sync a shop's feed: add and update its items, mark the ones it no longer lists gone, embed what changed",
+        description="Import a feed (a Farfetch listings file or a product CSV, found from its header); items of "
+        "its kind that it no longer lists are marked gone (kept with their labels, never returned), items it "
+        "lists again are back. New and changed items are embedded with every method the catalog has vectors of "
+        "and are searchable at once, without `index`. Exit 0: synced; 1: nothing in the feed could be "
+        "imported; 2: refused (e.g. a mass removal) or failed. docs/scale.md#a-live-catalog shows a nightly timer.",
+    )
+    p.add_argument("csv", type=Path, help="the feed (CSV)")
+    p.add_argument("--images", type=Path, help="folder of the feed's photos (as import-farfetch / import-csv)")
+    p.add_argument("--download", action="store_true", help="Farfetch feeds: fetch missing photos first (online)")
+    p.add_argument("--allow-private-hosts", action="store_true", help="let --download fetch from private addresses")
+    p.add_argument(
+        "--allow-mass-removal", action="store_true", help="apply a feed that removes more than --max-removal"
+    )
+    p.add_argument(
+        "--max-removal",
+        type=_share,
+        default=0.2,
+        help="the largest share of the catalog's items of the feed's kind it may remove (default: 0.2 = 20%%)",
+    )
+    p.add_argument("--no-embed", action="store_true", help="only sync the items; embed later (`embed`)")
+    p.add_argument(
+        "--methods", type=_names, metavar="A,B", help="embed with these methods (default: every one with vectors)"
+    )
+    for flag in COLUMN_FLAGS:
+        p.add_argument(f"--{flag}-col", dest=f"{flag}_col", metavar="COLUMN", help="product CSVs: as import-csv")
+    p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("stats", parents=[common], help="catalog counts")
     p.set_defaults(func=cmd_stats)

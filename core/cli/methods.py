@@ -126,7 +126,8 @@ def cmd_download_weights(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     from core.search.space import open_space
 
-    info = open_space(catalog(args, create=False, needs_write=True), args.method).build_index(trees=args.trees)
+    space = open_space(catalog(args, create=False, needs_write=True), args.method)
+    info = space.compact(trees=args.trees) if args.compact else space.build_index(trees=args.trees)
     print(
         json.dumps(vars(info), indent=2)
         if args.json
@@ -191,4 +192,10 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("index", parents=[common], help="build a method's Annoy index")
     method_option(p, required=True, help="the method whose vectors to index")
     p.add_argument("--trees", type=trees, help="default: 30, at most 1,000")
+    p.add_argument(
+        "--compact",
+        action="store_true",
+        help="fold what changed since the last build into a new one now (searches find changes without it; "
+        "it happens by itself past LOOKALIKE_COMPACT_SHARE)",
+    )
     p.set_defaults(func=cmd_index)

@@ -32,6 +32,7 @@ from core.catalog import filters as filtering
 from core.catalog.db import Catalog
 from core.catalog.images import Photo
 from core.catalog.items import catalog_id
+from core.catalog.vectors import gone_ids
 from core.curation.decisions import Snapshot, curation_snapshot
 from core.curation.rules import Fields, item_fields, out_of_stock, passes
 from core.curation.steering import diverse_order, steered_scores
@@ -107,7 +108,8 @@ class Curator:
         self.rules = self.snapshot.rules
         self._verdicts: dict[str, ItemVerdicts] = item_verdicts(self.db) if every_item else {}
         self._every_item = every_item
-        self._hidden = frozenset(self.snapshot.hidden)  # one object: the neighbour backend reads it once per block
+        # hidden and gone (left the feed) items: one object, that the neighbour backend reads once per block
+        self._hidden = frozenset(self.snapshot.hidden | gone_ids(self.db))
         self._out_of_stock = out_of_stock(self.db) if self.rules.in_stock and every_item else None
         needs_fields = self.rules.relative() or bool(self.rules.max_per_brand)  # in_stock alone: a set
         self._fields: dict[str, Fields] = item_fields(self.db) if every_item and needs_fields else {}
@@ -128,7 +130,7 @@ class Curator:
 
     def _usable(self, item_id: str, ask: _Ask) -> bool:
         """Whether a candidate may be in this query's list at all (filters, hides, itself, its brand)."""
-        if item_id == ask.item_id or item_id in self.snapshot.hidden:
+        if item_id == ask.item_id or item_id in self._hidden:  # a pin or an accepted item that is hidden or gone
             return False
         if self.allowed is not None and item_id not in self.allowed:
             return False

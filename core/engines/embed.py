@@ -128,7 +128,18 @@ def embed_catalog(
     finally:
         bar.close()
         report.seconds = time.perf_counter() - start - report.startup
+    serve_when_complete(db, report, limit)
     return report
+
+
+def serve_when_complete(db: Catalog, report: EmbedReport, limit: int | None) -> None:
+    """After a run that covered everything pending (not cut short by `limit`), a new version embedded
+    beside the served one replaces it (core/catalog/vectors.py: promote)."""
+    covered = limit is None or report.pending < limit
+    staged = vectors.next_version(db, report.method, "image")
+    if covered and staged is not None and staged.version == report.version:
+        served = vectors.promote(db, report.method, report.version)
+        log.info("%s: version %s complete, now served (%d vectors)", report.method, report.version, served)
 
 
 def _clocked(stream: Iterator, report: EmbedReport, start: float) -> Iterator:
@@ -207,6 +218,7 @@ def _embed_derived(
             if on_progress:
                 on_progress(report.embedded + report.failed, report.pending)
     report.seconds = time.perf_counter() - start
+    serve_when_complete(db, report, limit)
     return report
 
 

@@ -26,7 +26,7 @@ import core
 from core.catalog import vectors
 from core.catalog.db import Catalog
 from core.engines.decode import Preprocess, decode_chunk
-from core.engines.embed import EmbedReport, note_failure, pending
+from core.engines.embed import EmbedReport, note_failure, pending, serve_when_complete
 from core.methods import backends, create_extractor, devices, get_spec, preprocessing
 from core.methods.weights import autoencoder_checkpoint
 
@@ -255,6 +255,7 @@ def embed_with_ray(
     finally:
         if started:
             ray.shutdown()
+    serve_when_complete(db, report, limit)
     return report
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from core.catalog.db import Catalog
-from core.catalog.vectors import methods_with_vectors, stored_versions
+from core.catalog.vectors import methods_with_vectors, next_version, stored_versions
 from core.methods.spec import MethodSpec, UnknownMethod, WeightsMissing, resolve_path
 
 if TYPE_CHECKING:
@@ -101,6 +101,9 @@ def _state(spec: MethodSpec, catalog: Catalog | None, reason: str | None, count:
         return "missing", reason
     if not count:
         return "not embedded", f"no vectors yet: {embed}"
+    upcoming = next_version(catalog, spec.name, spec.kind)
+    if upcoming is not None:
+        return "changed", f"{upcoming.note()}; the complete previous version answers until it is done: {embed}"
     if stored_versions(catalog, spec.name) - {spec.resolved(catalog).version}:
         return "changed", f"{spec.name} changed since its vectors were made: {embed}"
     return "ready", None

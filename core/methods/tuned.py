@@ -67,6 +67,17 @@ def tuned_specs(catalog: Catalog, name: str | None = None) -> list[MethodSpec]:
     return [spec_of(row) for row in latest_rows(catalog, name)]
 
 
+def _saved_rows(catalog: Catalog, name: str) -> list[dict]:
+    """Every saved version's row of a tuned method, newest first."""
+    return list(catalog.query("SELECT * FROM tuned_methods WHERE name = ? ORDER BY version DESC", [name]))
+
+
+def spec_at(catalog: Catalog, name: str, version: str) -> MethodSpec | None:
+    """The spec of the saved version of tuned method `name` whose vectors are of `version` (None when
+    none is): a re-tuned method's previous head, still served until the new one is embedded."""
+    return next((spec for row in _saved_rows(catalog, name) if (spec := spec_of(row)).version == version), None)
+
+
 class TunedExtractor(DerivedExtractor):
     """The current version of a learnt method applied to its bases' vectors.
 
@@ -82,6 +93,8 @@ class TunedExtractor(DerivedExtractor):
         rows = latest_rows(catalog, spec.name) if catalog is not None else []
         if not rows:
             raise ValueError(f"no tuned method {spec.name!r} in this catalog")
+        if spec_of(rows[0]).version != spec.version:  # an earlier saved version, still served
+            rows = [r for r in _saved_rows(catalog, spec.name) if spec_of(r).version == spec.version] or rows
         self.head = Head.from_row(rows[0])
         self.spec = spec_of(rows[0])  # the version actually loaded
 

@@ -9,7 +9,7 @@ and uses the first that serves, unless it was opened with a backend's name. Buil
 |---|---|---|
 | `exact` | up to EXACT_LIMIT vectors | every vector in a NumPy matrix, cached per process |
 | `exact-subset` | filters passing up to SUBSET_EXACT_LIMIT items | just those items' vectors, read for this search |
-| `annoy` | anything | the method's memory-mapped Annoy index (core/search/index.py) |
+| `annoy` | anything | the method's memory-mapped Annoy index (core/search/index.py), merged with an exact index of what changed since it was built (core/search/delta.py) |
 
 A new backend: a `NeighbourIndex` subclass and one `register_backend` call, placed before the
 backends it should be preferred to.
@@ -23,8 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from core.search.index import LoadedIndex
-from core.search.neighbours import AnnoyNeighbours, ExactNeighbours, NeighbourIndex
+from core.search.neighbours import ExactNeighbours, NeighbourIndex
 
 EXACT_LIMIT = 20_000  # catalogs up to this many vectors are searched exactly
 SUBSET_EXACT_LIMIT = 2_000  # on larger ones, filters passing up to this many items are searched exactly
@@ -37,7 +36,7 @@ class Vectors(Protocol):
 
     def vectors_of(self, item_ids: Iterable[str]) -> tuple[list[str], np.ndarray]: ...
 
-    def loaded_index(self) -> LoadedIndex: ...
+    def annoy_neighbours(self, search_k: int | None) -> NeighbourIndex: ...
 
 
 Factory = Callable[[Vectors, "Set[str] | None", "int | None"], NeighbourIndex]
@@ -87,4 +86,4 @@ def _exact_subset(space: Vectors, allowed: Set[str] | None, search_k: int | None
 
 @register_backend("annoy", lambda total, allowed: True)
 def _annoy(space: Vectors, allowed: Set[str] | None, search_k: int | None) -> NeighbourIndex:
-    return AnnoyNeighbours(space.loaded_index(), search_k)
+    return space.annoy_neighbours(search_k)

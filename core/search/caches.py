@@ -7,6 +7,7 @@ method's space, core/search/space.py).
 | `COUNTS` | (catalog file, method) | how many vectors the method has | the vector generation is unchanged |
 | `SEARCHED` | (catalog file, method, its real version) | the one version of its vectors that searches read | the vector generation is unchanged |
 | `VERSIONS` | (catalog file, method) | the method versions that made its vectors | the vector generation is unchanged |
+| `DELTAS` | (catalog file, method) | what changed since its Annoy build, as an exact index (core/search/delta.py) | the vector generation and the build are unchanged |
 | `EXTRACTORS` | (catalog file, method, real version, device) | a loaded feature extractor (a model) | it is among the `LOOKALIKE_MODEL_CACHE` (4) most recently used (a retrained or re-tuned method has a new version) |
 | `INDICES` | (index file, build) | a memory-mapped Annoy index | no newer build of that file is loaded |
 | `FIELDS` | (catalog file,) | the fields that can group items (`grouping_fields`) | the items' count, newest row and last update are unchanged |
@@ -49,6 +50,7 @@ MATRICES: dict[tuple[str, str], tuple[int, Any]] = {}
 COUNTS: dict[tuple[str, str], tuple[int, int]] = {}
 VERSIONS: dict[tuple[str, str], tuple[int, set[str]]] = {}
 SEARCHED: dict[tuple[str, str, str], tuple[int, str]] = {}
+DELTAS: dict[tuple[str, str], tuple[Any, Any]] = {}
 EXTRACTORS: dict[tuple[str, str, str, str], Extractor] = {}  # oldest use first
 INDICES: dict[tuple[str, str], Any] = SnapshotDict()  # index files load and build side by side
 FIELDS: dict[tuple[str], tuple[Any, list[str]]] = {}
@@ -110,5 +112,5 @@ def once(cache: dict, key: tuple, load: Callable[[], T], keep: int | None = None
 def clear(*caches: dict) -> None:
     """Forget the given caches (every one when none is named): tests, or files replaced by hand."""
     with LOCK:
-        for cache in caches or (MATRICES, COUNTS, VERSIONS, SEARCHED, EXTRACTORS, INDICES, FIELDS):
+        for cache in caches or (MATRICES, COUNTS, VERSIONS, SEARCHED, DELTAS, EXTRACTORS, INDICES, FIELDS):
             cache.clear()

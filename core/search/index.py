@@ -7,10 +7,12 @@ sizes and fingerprints). Every file is written to a temporary name and renamed, 
 the catalog's `indices` table records which build it expects.
 
 Before an index is served, `problem()` checks (cheaply, on every query) that the manifest is
-readable, that the catalog's vectors have not changed since the build (the per-method
-generation counter, moved by triggers on every change), that the files are this catalog's latest build and
-that they have the recorded sizes. On the first load in a process the file fingerprints are
-checked too. Anything wrong means a rebuild, never a silently wrong answer.
+readable, that it was built from the version of the vectors searched, that the files are this
+catalog's latest build and that they have the recorded sizes. On the first load in a process the
+file fingerprints are checked too. Anything wrong means a rebuild, never a silently wrong answer.
+Vectors changed since the build (the per-method generation counter, moved by triggers on every
+change) do not make it stale: they are searched exactly beside it (core/search/delta.py) until the
+index is rebuilt (compacted), in the background, the old build serving meanwhile.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class IndexInfo:
     annoy_metric: str = "angular"
     ann_digest: str = ""
     ids_digest: str = ""
+    ann_stamp: str = ""  # the files' inode and modification time: a file replaced since is seen at once
+    ids_stamp: str = ""
 
 
 class IndexUnavailable(RuntimeError):
@@ -105,6 +109,12 @@ class LoadedIndex:
 def _paths(db: Catalog, method: str) -> tuple[Path, Path, Path]:
     base = db.index_dir / method
     return base.with_suffix(".ann"), base.with_suffix(".ids"), base.with_suffix(".json")
+
+
+def stamp(path: Path) -> str:
+    """A file's inode and modification time (a rename keeps both): which write a file is."""
+    found = path.stat()
+    return f"{found.st_ino}:{found.st_mtime_ns}"
 
 
 def file_digest(path: Path) -> str:
@@ -154,10 +164,10 @@ def build_index(
     with atomic_path(ann_path) as tmp:
         annoy.save(str(tmp))
         annoy.unload()
-        size, ann_digest = tmp.stat().st_size, file_digest(tmp)
+        size, ann_digest, ann_stamp = tmp.stat().st_size, file_digest(tmp), stamp(tmp)
     with atomic_path(ids_path) as tmp:
         tmp.write_text(json.dumps(ids, ensure_ascii=True), encoding="ascii")  # any id round-trips
-        ids_digest = file_digest(tmp)
+        ids_digest, ids_stamp = file_digest(tmp), stamp(tmp)
     info = IndexInfo(
         method=method,
         versions=versions,
@@ -173,6 +183,8 @@ def build_index(
         annoy_metric="angular",
         ann_digest=ann_digest,
         ids_digest=ids_digest,
+        ann_stamp=ann_stamp,
+        ids_stamp=ids_stamp,
     )
     manifest = json.dumps(asdict(info), indent=2)
     with atomic_path(manifest_path) as tmp:
@@ -212,8 +224,6 @@ def problem(db: Catalog, method: str, version: str | None = None) -> str | None:
     ann_path, ids_path, _ = _paths(db, method)
     if info is None:
         return "no index built yet"
-    if info.generation != generation(db, method):
-        return "vectors changed since the index was built"
     if version is not None and info.versions != [version]:
         return "the method changed since the index was built"
     if _expected_build(db, method) != (info.checksum, info.built_at):
@@ -222,6 +232,8 @@ def problem(db: Catalog, method: str, version: str | None = None) -> str | None:
         return "index file missing or damaged"
     if not ids_path.exists():
         return "index id list missing"
+    if (info.ann_stamp and stamp(ann_path) != info.ann_stamp) or (info.ids_stamp and stamp(ids_path) != info.ids_stamp):
+        return "index files replaced since its manifest was written (a build under way, or one that died)"
     return None
 
 
@@ -244,10 +256,25 @@ def _open(db: Catalog, method: str, info: IndexInfo) -> LoadedIndex:
     return LoadedIndex(info, ids, annoy)
 
 
-def _held_build(db: Catalog, method: str) -> LoadedIndex | None:
-    """A build of the method's index this process has loaded that was made from its current vectors."""
-    path, current = str(_paths(db, method)[0]), generation(db, method)
-    return next((v for k, v in caches.INDICES.items() if k[0] == path and v.info.generation == current), None)
+def _held_build(db: Catalog, method: str, version: str | None) -> LoadedIndex | None:
+    """A build of the method's index this process has loaded, made from the version searched (what
+    changed since is searched beside it: core/search/delta.py)."""
+    path = str(_paths(db, method)[0])
+    return next((v for k, v in caches.INDICES.items() if k[0] == path and version in (None, *v.info.versions)), None)
+
+
+def hold(db: Catalog, method: str, loaded: LoadedIndex) -> None:
+    """Make a build just opened the one this process serves (older builds go when no search holds them)."""
+    path = str(_paths(db, method)[0])
+    with caches.LOCK:
+        for old in [k for k in caches.INDICES if k[0] == path]:
+            del caches.INDICES[old]
+        caches.INDICES[(path, f"{loaded.info.checksum}:{loaded.info.built_at}")] = loaded
+
+
+def open_built(db: Catalog, method: str, info: IndexInfo) -> LoadedIndex:
+    """Open (verify and memory-map) a build just written."""
+    return _open(db, method, info)
 
 
 def load_index(
@@ -256,16 +283,17 @@ def load_index(
     """The method's index, memory-mapped and cached per process; rebuilt first if stale or damaged.
 
     With `rebuild=False`, or on a catalog opened read-only (the API server), an unusable index raises
-    IndexUnavailable (with the command to fix it), except while another process rebuilds it from
-    the same vectors: the build already loaded is served until the new one is complete.
+    IndexUnavailable (with the command to fix it), except while the index is rebuilt (by another
+    process, or compacted in the background by this one): the build already loaded is served
+    until the new one is complete.
     """
     hint = f"run `python -m core index --method {method}`"
     rebuild = rebuild and not getattr(db, "read_only", False)  # a read-only reader never writes an index
     with caches.key_lock(caches.INDICES, (str(_paths(db, method)[0]),)):  # this file's index only
         reason = problem(db, method, version)
         if reason:
-            held = None if rebuild else _held_build(db, method)
-            if held is not None:  # a rebuild from the same vectors is under way: serve the build we hold
+            held = None if rebuild and not compacting(db, method) else _held_build(db, method, version)
+            if held is not None:  # a rebuild of the same version is under way: serve the build we hold
                 return held
             if not rebuild:
                 raise IndexUnavailable(f"{method} index unusable: {reason}; {hint}")
@@ -289,6 +317,13 @@ def load_index(
             del caches.INDICES[old]  # older builds: their mappings go when no search holds them
         caches.INDICES[key] = loaded
         return loaded
+
+
+COMPACTING: set[str] = set()  # index files this process is rebuilding in the background (core/search/delta.py)
+
+
+def compacting(db: Catalog, method: str) -> bool:
+    return str(_paths(db, method)[0]) in COMPACTING
 
 
 def index_status(db: Catalog) -> dict[str, dict]:

@@ -12,6 +12,9 @@ method's space (core/search/space.py) picks one by its registered name (core/sea
   is exact over every allowed item, or, with `rerank`, a re-ranking of the best cosine candidates.
 - `AnnoyNeighbours` asks a memory-mapped Annoy index for candidates, widening the request until k
   of them pass the filters (or every item was seen); another distance re-ranks the best cosine ones.
+  Items in its `removed` set (changed or gone since the index was built) are never returned.
+- `MergedNeighbours` answers from an Annoy index and a small exact index of what changed since it
+  was built (the delta), best of both: a live catalog's changes are found at once, without a rebuild.
 """
 
 from __future__ import annotations
@@ -162,10 +165,11 @@ class ExactNeighbours(NeighbourIndex):
 class AnnoyNeighbours(NeighbourIndex):
     """Candidates from a memory-mapped Annoy index, widened until enough pass the filters."""
 
-    def __init__(self, index: LoadedIndex, search_k: int | None = None):
+    def __init__(self, index: LoadedIndex, search_k: int | None = None, removed: Set[str] = frozenset()):
         self.index = index
         self.ids = index.ids
         self.search_k = search_k
+        self.removed = removed  # ids whose entries in the index are out of date (changed or gone since)
 
     def vectors(self, ids: list[str]) -> np.ndarray:
         return unit(np.vstack([self.index.vector(self.index.position[i]) for i in ids]))
@@ -181,9 +185,9 @@ class AnnoyNeighbours(NeighbourIndex):
         try ask for depth / f x 2 neighbours; the node budget stays that of an unfiltered search
         of `depth` items, or one node per neighbour asked for per tree when that is more.
         """
-        index, total = self.index, len(self.ids)
+        index, total, removed = self.index, len(self.ids), self.removed
         few = len(exclude) <= depth
-        passing = (total if allowed is None else len(allowed)) - (0 if few else len(exclude))
+        passing = (total if allowed is None else len(allowed)) - (0 if few else len(exclude)) - len(removed)
         extra = len(exclude) if few else 0
         n = depth + extra if passing >= total else int(depth * total / max(passing, 1) * 2) + extra
         budget = self.search_k or index.search_k(depth)
@@ -193,8 +197,28 @@ class AnnoyNeighbours(NeighbourIndex):
             found = [
                 (self.ids[p], s)
                 for p, s in zip(positions, sims)
-                if self.ids[p] not in exclude and (allowed is None or self.ids[p] in allowed)
+                if self.ids[p] not in exclude
+                and self.ids[p] not in removed
+                and (allowed is None or self.ids[p] in allowed)
             ]
             if len(found) >= depth or n >= total:
                 return best_first(found)[:depth]
             n *= 4
+
+
+class MergedNeighbours(NeighbourIndex):
+    """An Annoy index (its out-of-date entries removed) merged with an exact index of the delta."""
+
+    def __init__(self, bulk: AnnoyNeighbours, delta: ExactNeighbours):
+        self.bulk, self.delta = bulk, delta
+        self.ids = [*bulk.ids, *delta.ids] if delta.ids else bulk.ids
+
+    def vectors(self, ids: list[str]) -> np.ndarray:
+        return np.vstack([self.delta.vectors([i]) if i in self.delta.position else self.bulk.vectors([i]) for i in ids])
+
+    def _kneighbors(self, queries, k, allowed, excludes) -> list[Ranked]:
+        found = self.bulk._kneighbors(queries, k, allowed, excludes)
+        if not self.delta.ids:
+            return found
+        changed = self.delta._kneighbors(queries, k, allowed, excludes)
+        return [best_first([*old, *new])[:k] for old, new in zip(found, changed)]

@@ -106,7 +106,7 @@ def _photo_vector(space: MethodSpace, image: bytes | Photo) -> np.ndarray:
     size = len(image.data if isinstance(image, Photo) else image)
     if size > MAX_UPLOAD_BYTES:
         raise SearchError(f"photo too large ({size / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB)")
-    model = space.extractor()
+    model = space.served_extractor()
     space.check_current(model.spec.version)
     try:
         return model.embed_images([image.image if isinstance(image, Photo) else load_rgb(image)])[0]

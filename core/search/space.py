@@ -10,7 +10,12 @@ methods) and returns a `MethodSpace` that owns:
 - its vectors: count, matrix, versions, each item's vector, and the change counter (`generation()`)
   that makes every cached read stale the moment a vector changes (core/search/caches.py);
 - its neighbour backend (`neighbour_index()`), chosen by registered name (core/search/backends.py);
-- its Annoy index (`build_index()`, `loaded_index()`).
+- its Annoy index (`build_index()`, `loaded_index()`, `compact()`), searched with what changed since
+  it was built (`annoy_neighbours()`, core/search/delta.py).
+
+Its vectors are those of live items (gone items, which left the shop's feed, are never searched nor
+returned) and of one version: the version served until a new one is completely embedded
+(core/catalog/vectors.py: `promote`); `stale_note()` says when a new one is being embedded.
 
 Search, search_many, export, evaluation, near-duplicates and precision take a space, not a name.
 A space is cheap: open one per request; what is costly (models, matrices, indices) is cached
@@ -27,18 +32,23 @@ import numpy as np
 from core.catalog import vectors
 from core.catalog.db import Catalog
 from core.catalog.items import item_cards
-from core.methods import UnknownMethod, build_extractor, devices, get_spec
+from core.methods import UnknownMethod, build_extractor, devices, get_spec, tuned
 from core.methods.base import Extractor
 from core.methods.distances import Metric, metric, unit
 from core.methods.spec import MethodSpec
 from core.search import backends, caches
-from core.search.index import IndexInfo, LoadedIndex, build_index, load_index
-from core.search.neighbours import ExactNeighbours, NeighbourIndex
+from core.search.delta import Delta, compact, compact_in_background, load_delta
+from core.search.index import IndexInfo, IndexUnavailable, LoadedIndex, build_index, compacting, load_index
+from core.search.neighbours import AnnoyNeighbours, ExactNeighbours, MergedNeighbours, NeighbourIndex
 from core.settings import settings
 
 
 class SearchError(ValueError):
     """A search that cannot run, with what to do about it."""
+
+
+class ItemGone(SearchError):
+    """A query item that left the catalog (missing from the last synced feed)."""
 
 
 class MethodSpace:
@@ -97,6 +107,22 @@ class MethodSpace:
         return caches.once(
             caches.EXTRACTORS, key, lambda: build_extractor(self.spec, self.catalog), keep=settings().model_cache
         )
+
+    def served_extractor(self) -> Extractor:
+        """The extractor of the version its searches serve, for a query photo: its own, or, while a
+        re-tuned method's new version is not yet embedded, its previous saved head (one rule for every
+        face: the complete served version answers). SearchError when that version cannot be loaded."""
+        served = self.searched_version()
+        if served == self.version:
+            return self.extractor()
+        earlier = tuned.spec_at(self.catalog, self.name, served) if self.registered.family == "tuned" else None
+        if earlier is None:
+            raise SearchError(
+                f"{self.name} changed since its catalog vectors were made and the version that made them cannot "
+                f"read a photo any more; run `python -m core embed --method {self.name}` first"
+            )
+        key = (str(self.catalog.path), self.name, served, self.device())
+        return caches.once(caches.EXTRACTORS, key, lambda: build_extractor(earlier, self.catalog))
 
     # --- its vectors -------------------------------------------------------------------------------
 
@@ -160,6 +186,8 @@ class MethodSpace:
         if vector is None:
             if not item_cards(self.catalog, [item_id]):
                 raise SearchError(f"no catalog item {item_id!r}")
+            if str(item_id) in vectors.gone_ids(self.catalog):
+                raise ItemGone(f"item {item_id} has left the catalog (missing from the last synced feed)")
             raise SearchError(f"item {item_id} has no {self.name} vector (no usable photo, or not embedded yet)")
         return vector
 
@@ -172,19 +200,27 @@ class MethodSpace:
                 f"run `python -m core embed --method {self.name}` first"
             )
 
+    def next_version(self) -> vectors.NextVersion | None:
+        """A new version of it being embedded beside the one served (None when none is); read each time,
+        as storing it moves no generation (the vectors served do not change)."""
+        return vectors.next_version(self.catalog, self.name, self.kind)
+
     def stale_note(self) -> str | None:
-        """'typecol changed: run embed' when some of its stored vectors were made by another version of
-        it (re-tuned, retrained): searches use them until it is embedded again."""
-        searched = self.searched_version()
-        if searched == self.version and not self.stored_versions() - {searched}:
-            return None
+        """What a face says when the vectors searched are not the method's current version: a new
+        version being embedded (n/N; searches use the complete old one until it is done), or a
+        method changed and not embedded again since."""
         how = f"(`python -m core embed --method {self.name}`, or Embed + index on the Methods page)"
-        if searched != self.version:
+        upcoming = self.next_version()
+        if upcoming is not None:
+            return f"{self.name}: {upcoming.note()}; searches use the complete previous version until it is done {how}"
+        if self.searched_version() != self.version:
             return f"{self.name} changed since its vectors were made: searches use the old ones until it is embedded again {how}"
-        return (
-            f"{self.name} changed since some of its vectors were made: only the items embedded since are "
-            f"searched until it is embedded again {how}"
-        )
+        if self.stored_versions() - {self.searched_version()}:
+            return (
+                f"{self.name} changed since some of its vectors were made: only the items embedded since are "
+                f"searched until it is embedded again {how}"
+            )
+        return None
 
     # --- neighbours and the index ------------------------------------------------------------------
 
@@ -199,6 +235,40 @@ class MethodSpace:
     def build_index(self, trees: int | None = None, progress: bool = True) -> IndexInfo:
         """Build (or rebuild) its Annoy index from its stored vectors."""
         return build_index(self.catalog, self.name, self.registered.metric, trees, progress, self.searched_version())
+
+    def compact(self, trees: int | None = None, progress: bool = True) -> IndexInfo:
+        """Rebuild its Annoy index now, this process serving the old build and its delta meanwhile."""
+        return compact(self.catalog, self.name, self.registered.metric, self.searched_version(), trees, progress)
+
+    def delta(self, loaded: LoadedIndex) -> Delta:
+        """What changed since `loaded` was built, cached per process until its vectors change."""
+        return caches.current(
+            caches.DELTAS,
+            (str(self.catalog.path), self.name),
+            (self.generation(), loaded.info.checksum, loaded.info.built_at),
+            lambda: load_delta(self.catalog, self.name, self.searched_version(), loaded),
+        )
+
+    def annoy_neighbours(self, search_k: int | None = None) -> NeighbourIndex:
+        """Its Annoy index merged with what changed since it was built; compacted in the background
+        once the delta passes LOOKALIKE_COMPACT_SHARE of its vectors (where this process may write it).
+        A reader that may not rebuild an unusable index searches exactly meanwhile."""
+        writable = not getattr(self.catalog, "read_only", False)
+        try:
+            loaded = self.loaded_index()
+        except IndexUnavailable:
+            if writable:
+                raise
+            return self.exact_index()
+        delta = self.delta(loaded)
+        if not delta.changed:
+            return AnnoyNeighbours(loaded, search_k)
+        share = len(delta.changed) / max(self.vector_count(), 1)
+        if writable and share > settings().compact_share and not compacting(self.catalog, self.name):
+            compact_in_background(
+                self.catalog, self.name, self.registered.metric, self.searched_version(), loaded.info.trees
+            )
+        return MergedNeighbours(AnnoyNeighbours(loaded, search_k, delta.changed), delta.exact)
 
     def loaded_index(self, rebuild: bool = True, progress: bool = False) -> LoadedIndex:
         """Its Annoy index, memory-mapped and cached per process; rebuilt first if stale (unless not `rebuild`)."""

@@ -121,7 +121,8 @@ def caption(row: dict) -> str:
     """'Leather tote · 10129', with the category only when the title does not already say it."""
     title, category = row["title"] or "", row["category"] or ""
     extra = [category] if category and category.casefold() not in title.casefold() else []
-    return " · ".join(ui.plain(part) for part in ([title, *extra, row["id"]] if title else [row["id"], *extra]))
+    text = " · ".join(ui.plain(part) for part in ([title, *extra, row["id"]] if title else [row["id"], *extra]))
+    return f"gone · {text}" if row.get("gone_at") else text
 
 
 ui.grid(rows, caption=caption)
@@ -138,6 +139,12 @@ if chosen:
     for path in photos:
         ui.photo(path, where=left, width="stretch")
     right.subheader(ui.plain(item["title"] or item["id"]))
+    if item["gone_at"]:
+        right.warning(
+            f"Gone since {item['gone_at']} UTC: missing from the last synced feed. Its labels are kept; searches, "
+            "exports and the API leave it out until a feed lists it again.",
+            icon="🚫",
+        )
     price = f"{item['price']:,.2f} {item['currency'] or ''}".strip() if item["price"] is not None else None
     facts = {
         "Brand": item["brand"],

@@ -1,0 +1,88 @@
+"""A live catalog's index: the Annoy bulk, plus what changed since it was built, plus compaction.
+
+Annoy cannot add items to a built index. A method's Annoy index (core/search/index.py) is built at a
+vector generation G; every item whose vector changed at G or later (stored, replaced, deleted, gone
+or back: the `vector_changes` table, kept by triggers) is the *delta*. A search asks the Annoy index
+with the delta's ids removed and an exact index of the delta's live vectors, and merges the two
+(core/search/neighbours.py: `MergedNeighbours`), so a synced item is found at once, without a rebuild.
+
+When the delta passes a share of the method's vectors (`LOOKALIKE_COMPACT_SHARE`, default 5%), a
+process that may write the index rebuilds it (compacts) in a background thread: the old build and
+its delta serve every search meanwhile, and the new build is verified and memory-mapped before it
+replaces the old one in one step, so no reader ever sees a half-built index. `index --compact` and
+`sync` compact in the foreground.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from core.catalog.db import Catalog, open_catalog
+from core.catalog.vectors import changed_since, vectors_of
+from core.search import caches
+from core.search.index import COMPACTING, IndexInfo, LoadedIndex, build_index, hold, open_built
+from core.search.neighbours import ExactNeighbours
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What changed since a build: the ids whose entries in it are out of date, and the live vectors
+    of those of them that have one, as an exact index."""
+
+    changed: frozenset[str]
+    exact: ExactNeighbours
+
+
+def load_delta(db: Catalog, method: str, version: str | None, loaded: LoadedIndex) -> Delta:
+    """The delta of a loaded build (vectors of `version` only)."""
+    changed = changed_since(db, method, loaded.info.generation)
+    ids, matrix = vectors_of(db, method, changed, version) if changed else ([], None)
+    return Delta(frozenset(changed), ExactNeighbours(ids, matrix) if ids else ExactNeighbours([], None))
+
+
+def compact(
+    db: Catalog, method: str, metric: str, version: str | None, trees: int | None = None, progress: bool = False
+) -> IndexInfo:
+    """Rebuild a method's index from its vectors now; the new build serves this process's next searches."""
+    key = str(db.index_dir / f"{method}.ann")
+    with caches.LOCK:
+        COMPACTING.add(key)
+    try:
+        info = build_index(db, method, metric, trees, progress, version)
+        hold(db, method, open_built(db, method, info))
+        return info
+    finally:
+        with caches.LOCK:
+            COMPACTING.discard(key)
+
+
+def compact_in_background(
+    db: Catalog, method: str, metric: str, version: str | None, trees: int | None = None
+) -> threading.Thread | None:
+    """Start compacting a method's index (with `trees`) in a thread of its own, with its own catalog
+    connection (None when one is already running for it)."""
+    key, path = str(db.index_dir / f"{method}.ann"), db.path
+    with caches.LOCK:
+        if key in COMPACTING:
+            return None
+        COMPACTING.add(key)
+
+    def run() -> None:
+        try:
+            own = open_catalog(path, create=False, migrate=False)
+            info = build_index(own, method, metric, trees, False, version)
+            hold(own, method, open_built(own, method, info))
+            log.info("compacted %s index: %d items", method, info.items)
+        except Exception:  # a background thread has no one to tell but the log; the old build keeps serving
+            log.warning("compacting the %s index failed", method, exc_info=True)
+        finally:
+            with caches.LOCK:
+                COMPACTING.discard(key)
+
+    thread = threading.Thread(target=run, name=f"compact-{method}", daemon=True)
+    thread.start()
+    return thread
