@@ -170,7 +170,7 @@ def read_only_copy(embedded_demo_path, tmp_path):
     try:
         yield mount / "shop.db"
     finally:
-        subprocess.run(["umount", str(mount)], check=True)
+        subprocess.run(["umount", "--lazy", str(mount)], check=True)  # lazy: a cached connection may hold it
 
 
 def test_a_read_only_catalog_is_read_by_reading_commands_and_named_by_writing_ones(read_only_copy):
