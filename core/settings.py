@@ -98,17 +98,6 @@ class Settings:
             return 4
         return _whole("LOOKALIKE_MODEL_CACHE", text, MAX_MODEL_CACHE)
 
-
-def _whole(variable: str, text: str, most: int) -> int:
-    """A whole number from 1 to `most` set by `variable`; SettingError naming it otherwise."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= most:
-        raise SettingError(f"{variable} must be a whole number from 1 to {most:,}, not {text[:40]!r}")
-    return value
-
     @property
     def compact_share(self) -> float:
         """LOOKALIKE_COMPACT_SHARE (default 0.05); SettingError unless a number above 0 and at most 1."""
@@ -122,6 +111,17 @@ def _whole(variable: str, text: str, most: int) -> int:
                 f"LOOKALIKE_COMPACT_SHARE must be a share above 0 and at most 1 (0.05 = 5%), not {text!r}"
             )
         return value
+
+
+def _whole(variable: str, text: str, most: int) -> int:
+    """A whole number from 1 to `most` set by `variable`; SettingError naming it otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= most:
+        raise SettingError(f"{variable} must be a whole number from 1 to {most:,}, not {text[:40]!r}")
+    return value
 
 
 def _cgroup_quota(root: Path) -> float | None:

@@ -200,12 +200,18 @@ def numeric_options() -> list[tuple[str, str]]:
 
     from core.cli import build_parser
 
+    def numeric(kind) -> bool:  # its value is a number (not, say, a list of method names)
+        try:
+            return isinstance(kind("1"), int | float)
+        except (ValueError, TypeError, argparse.ArgumentTypeError):
+            return True
+
     found = []
     for action in build_parser()._actions:
         if isinstance(action, argparse._SubParsersAction):
             for command, parser in action.choices.items():
                 for option in parser._actions:
-                    if option.option_strings and option.type not in (None, str, Path):
+                    if option.option_strings and option.type not in (None, str, Path) and numeric(option.type):
                         found.append((command, option.option_strings[-1]))
     return found
 
