@@ -62,7 +62,7 @@ if not names:
     st.warning("No embedded method can take this kind of query yet.")
     more_methods()
     st.stop()
-c = st.columns([3, 3, 1, 1, 1])  # the query's photo in the last slot: the results start within the first screen
+c = st.columns([3, 3, 1.2, 1.5, 1])  # the query's photo in the last slot: the results start within the first screen
 method = c[0].selectbox("Method", names)
 compare = c[1].selectbox("Compare with", ["(none)"] + [n for n in names if n != method])
 k = c[2].number_input("Results", 1, 50, 10, help="How many look-alikes to show.")
