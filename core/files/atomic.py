@@ -17,7 +17,8 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` still runs on this machine (a dead writer's leftovers may go)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -35,7 +36,7 @@ def clear_leftovers(path: Path, suffix: str = ".part") -> list[Path]:
     removed = []
     for old in path.parent.glob(f".{glob.escape(path.name)}.*{suffix}"):
         pid = old.name[len(path.name) + 2 :].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             old.unlink(missing_ok=True)
             removed.append(old)
     return removed

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from core.files.atomic import atomic_path
+from core.files.atomic import atomic_path, process_alive
 from core.settings import settings
 
 log = logging.getLogger(__name__)
@@ -123,18 +123,8 @@ class Entry:
         """Remove staging and replaced folders of this entry whose process died (kill -9, power cut)."""
         for old in self.folder.parent.glob(f"{self.folder.name}.*-*-*"):
             pid = old.name.split(".")[-1].split("-")[1]
-            if old.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            if old.is_dir() and pid.isdigit() and not process_alive(int(pid)):
                 shutil.rmtree(old, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
 
 
 def entry(*parts: str, **identity: str) -> Entry:
