@@ -20,6 +20,7 @@ from core.settings import settings
 
 Pair = tuple[str, str, str]  # query_kind, query_key, candidate_id
 _CHUNK = 900  # ids per IN (...) list: under SQLite's parameter limit
+_COLUMNS = "query_kind, query_key, candidate_id, relevant, grade, labeler"
 
 
 @dataclass
@@ -50,12 +51,15 @@ class Verdicts:
 
 def read_verdicts(db: Catalog, curator: str | None = None) -> Verdicts:
     """Read the label history once (oldest first) into latest verdicts per labeller and per pair."""
-    curator = curator if curator is not None else settings().curator
+    rows = db.execute(f"SELECT {_COLUMNS} FROM labels ORDER BY created_at, id")
+    return _folded(rows, curator if curator is not None else settings().curator)
+
+
+def _folded(rows: Iterable[tuple], curator: str | None) -> Verdicts:
+    """Label rows (`_COLUMNS`, each pair's oldest first) folded into the latest verdicts and the counting ones."""
     verdicts = Verdicts(curator=curator)
     curated: dict[Pair, str] = {}
-    for kind, key, candidate, relevant, grade, labeler in db.execute(
-        "SELECT query_kind, query_key, candidate_id, relevant, grade, labeler FROM labels ORDER BY created_at, id"
-    ):
+    for kind, key, candidate, relevant, grade, labeler in rows:
         pair, graded = (kind, key, candidate), grade_of(relevant, grade)
         verdicts.by_rater.setdefault(labeler, {})[pair] = graded
         verdicts.counting.pop(pair, None)  # re-inserted last: the dict keeps the order of latest verdicts
@@ -79,26 +83,19 @@ class ItemVerdicts:
 def item_verdicts(db: Catalog, item_ids: Iterable[str] | None = None) -> dict[str, ItemVerdicts]:
     """Query item id -> its accepted and rejected candidates under the counting rule (every judged item
     when `item_ids` is None), read in a few batched queries."""
-    curator = settings().curator
-    sql = "SELECT query_key, candidate_id, relevant, grade, labeler FROM labels WHERE query_kind = 'item'"
+    sql = f"SELECT {_COLUMNS} FROM labels WHERE query_kind = 'item'"
     order = " ORDER BY created_at, id"
     if item_ids is None:
         rows = list(db.execute(sql + order))
-    else:
+    else:  # each query item's labels fall in one chunk, oldest first
         wanted = sorted({str(i) for i in item_ids})
         rows = []
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start : start + _CHUNK]
             rows += db.execute(f"{sql} AND query_key IN ({', '.join('?' * len(chunk))}){order}", chunk).fetchall()
-    counting: dict[tuple[str, str], str] = {}
-    curated: dict[tuple[str, str], str] = {}
-    for query, candidate, relevant, grade, labeler in rows:  # oldest first: the latest is kept
-        counting[(query, candidate)] = grade_of(relevant, grade)
-        if curator and labeler == curator:
-            curated[(query, candidate)] = counting[(query, candidate)]
-    counting.update(curated)
+    counting = _folded(rows, settings().curator).counting
     found: dict[str, ItemVerdicts] = {}
-    for (query, candidate), graded in counting.items():
+    for (_, query, candidate), graded in counting.items():
         if graded in (GOOD, WRONG):
             entry = found.setdefault(query, ItemVerdicts())
             (entry.accepted if graded == GOOD else entry.rejected).add(candidate)
