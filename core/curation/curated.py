@@ -45,10 +45,10 @@ from core.search.queries import (
     allowed_items,
     brand_groups,
     display_hits,
-    photo_sha256,
     query_brand,
     query_vector,
     search,
+    search_query,
 )
 from core.search.space import MethodSpace
 
@@ -346,18 +346,6 @@ def curated_search(
         left = filtering.explain_empty(db, filters or {}, brand) if active else "the hides and rules leave no more"
         notes.append(f"{len(hits)} of {k} results: {left}")
     return CuratedResult(query, display_hits(db, hits), notes)
-
-
-def search_query(space: MethodSpace, item_id, image, text, k: int, filters: dict | None) -> dict:
-    """The query as `search` reports it."""
-    return {
-        "item_id": item_id,
-        "text": text,
-        "image_sha256": photo_sha256(image),
-        "method": space.name,
-        "k": k,
-        "filters": filters or {},
-    }
 
 
 def curated_many(

@@ -94,7 +94,7 @@ def query_vector(
     raise SearchError("give an item id, a photo or a text to search with")
 
 
-def photo_sha256(image: bytes | Photo | None) -> str | None:
+def _photo_sha256(image: bytes | Photo | None) -> str | None:
     return image.sha256 if isinstance(image, Photo) else sha256_bytes(image) if image is not None else None
 
 
@@ -139,6 +139,18 @@ def query_brand(db: Catalog, item_id: str | None) -> str | None:
 Spaces = MethodSpace | dict[MethodSpace, float]
 
 
+def search_query(spaces: Spaces, item_id, image, text, k: int, filters: dict | None) -> dict:
+    """The query as a search reports it (the photo by its SHA-256; a fusion's methods with their weights)."""
+    return {
+        "item_id": item_id,
+        "text": text,
+        "image_sha256": _photo_sha256(image),
+        "method": {sp.name: w for sp, w in spaces.items()} if isinstance(spaces, dict) else spaces.name,
+        "k": k,
+        "filters": filters or {},
+    }
+
+
 def search(
     spaces: Spaces,
     *,
@@ -163,14 +175,7 @@ def search(
     db = next(iter(weights)).catalog
     if item_id is not None:
         item_id = catalog_id(db, str(item_id))
-    query = {
-        "item_id": item_id,
-        "text": text,
-        "image_sha256": photo_sha256(image),
-        "method": {sp.name: w for sp, w in spaces.items()} if isinstance(spaces, dict) else spaces.name,
-        "k": k,
-        "filters": filters or {},
-    }
+    query = search_query(spaces, item_id, image, text, k, filters)
     brand = query_brand(db, item_id) if (filters or {}).get("exclude_same_brand") else None
     allowed = allowed_items(db, filters, brand)
     exclude = {str(item_id)} if item_id is not None else set()
