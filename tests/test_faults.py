@@ -484,6 +484,7 @@ class Server(BaseHTTPRequestHandler):
     lock = threading.Lock()
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.counted_out = False
         with Server.lock:
             Server.hits[self.path] = Server.hits.get(self.path, 0) + 1
             Server.busy += 1
@@ -493,6 +494,12 @@ class Server(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up: stop
         finally:
+            self._done()
+
+    def _done(self) -> None:
+        """This request no longer counts as busy (once only; called before its body is sent)."""
+        if not self.counted_out:
+            self.counted_out = True
             with Server.lock:
                 Server.busy -= 1
 
@@ -518,6 +525,7 @@ class Server(BaseHTTPRequestHandler):
             return
         if "slow" in self.path:
             time.sleep(0.3)
+        self._done()  # before the body: once the client has it, it may start its next photo at once
         self.wfile.write(PHOTO)
 
     def log_message(self, *args) -> None:
