@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import threading
 
@@ -193,3 +194,114 @@ def test_a_read_only_catalog_is_read_by_reading_commands_and_named_by_writing_on
     opened.conn.close()
     with pytest.raises(CatalogError, match="is read-only"):
         open_catalog(read_only_copy, needs_write=True)
+
+
+def test_writing_holds_the_lock_from_its_start_and_waits_for_another_writer(db_path):
+    from core.catalog.db import writing
+
+    db, other = open_catalog(db_path), open_catalog(db_path)
+    db.conn.execute("PRAGMA busy_timeout = 0")  # SQLite answers busy at once: writing itself must wait
+    other.conn.execute("BEGIN IMMEDIATE")
+    other.conn.execute("INSERT INTO items (id, source) VALUES ('a', 'csv')")
+    threading.Timer(0.5, other.conn.commit).start()
+    with writing(db) as conn:  # waits for the commit, then reads what it will build on
+        seen = conn.execute("SELECT count(*) FROM items").fetchone()[0]
+        with pytest.raises(sqlite3.OperationalError, match="locked"):  # the lock is held from the start
+            other.conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO items (id, source) VALUES ('b', 'csv')")
+    assert seen == 1 and other.execute("SELECT count(*) FROM items").fetchone()[0] == 2
+    other.conn.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):  # and gives up after wait_s
+        with writing(db, wait_s=0.2):
+            pass
+    other.conn.rollback()
+    with pytest.raises(ValueError), writing(db) as conn:  # an exception rolls back
+        conn.execute("INSERT INTO items (id, source) VALUES ('c', 'csv')")
+        raise ValueError
+    assert db.execute("SELECT group_concat(id) FROM items").fetchone()[0] == "a,b"
+    db.conn.close()
+    other.conn.close()
+
+
+LABELLERS, OWN_PAIRS, SHARED_PAIRS = 5, 30, 10  # each labeller: own pairs (each sent twice) and shared ones
+
+
+def _team_member(role: str, index: int, path: str, items: list[str], start, labelled, results) -> None:
+    """One person of the team in a process of their own: a labeller, the curator or the embedder. Puts
+    (role, index, what it saw or an error) in `results`."""
+    from core.curation import decisions
+    from core.curation.labels import Query, add_label
+    from core.engines.embed import embed_catalog
+
+    try:
+        db = open_catalog(path)  # one connection for the whole session, as the app keeps one per session
+        start.wait(60)
+        if role == "labeller":
+            name, grades = f"labeller {index}", ("good", "close", "wrong")
+            own = items[10 + index * OWN_PAIRS : 10 + (index + 1) * OWN_PAIRS]
+            for n, candidate in enumerate(own):
+                for _ in range(2):  # a double click, or a rerun sending it again
+                    add_label(
+                        db, Query.item(items[0]), candidate, "color_hist", n % 10 + 1, False, name, grade=grades[n % 3]
+                    )
+            for n, candidate in enumerate(items[1 : 1 + SHARED_PAIRS]):  # everyone judges these too
+                add_label(
+                    db,
+                    Query.item(items[1 + SHARED_PAIRS]),
+                    candidate,
+                    "color_hist",
+                    n + 1,
+                    False,
+                    name,
+                    grade=grades[index % 3],
+                )
+            labelled.wait(120)  # every labeller is done: each sees the others' verdicts on its next read
+            seen = db.execute("SELECT count(*) FROM labels WHERE labeler != ?", (name,)).fetchone()[0]
+            results.put((role, index, seen))
+        elif role == "curator":
+            for n, candidate in enumerate(items[200:230]):
+                for _ in range(2):
+                    decisions.pin(db, items[n], candidate, n % 5 + 1, "curator")
+                if n % 3 == 0:
+                    decisions.hide(db, candidate, "curator")
+                    decisions.set_rule(db, "in_stock", "yes" if n % 2 == 0 else "off", "curator")
+            decisions.undo(db, author="curator")
+            results.put((role, index, len(decisions.history(db))))
+        else:
+            report = embed_catalog(db, "color_hist", batch_size=8, progress=False)
+            results.put((role, index, report.embedded))
+        db.conn.close()
+    except BaseException as exc:  # reported to the test, which shows it
+        results.put((role, index, f"{type(exc).__name__}: {exc}"))
+
+
+def test_five_labellers_a_curator_and_an_embedding_at_once_lose_nothing(demo_catalog, db_path):
+    items = [i for (i,) in demo_catalog.execute("SELECT id FROM items ORDER BY id")]
+    ctx = multiprocessing.get_context("spawn")
+    team = [("labeller", i) for i in range(LABELLERS)] + [("curator", 0), ("embedder", 0)]
+    start, labelled, results = ctx.Barrier(len(team)), ctx.Barrier(LABELLERS), ctx.Queue()
+    workers = [
+        ctx.Process(target=_team_member, args=(role, i, str(db_path), items, start, labelled, results))
+        for role, i in team
+    ]
+    for w in workers:
+        w.start()
+    reports = sorted(results.get(timeout=300) for _ in workers)
+    for w in workers:
+        w.join(60)
+    assert [w.exitcode for w in workers] == [0] * len(team)
+    verdicts = LABELLERS * (OWN_PAIRS + SHARED_PAIRS)
+    assert reports == [
+        ("curator", 0, 30 + 10 + 10 + 1),  # 30 pins stored once each, 10 hides, 10 rule changes, the undo
+        ("embedder", 0, 300),
+        *[("labeller", i, verdicts - OWN_PAIRS - SHARED_PAIRS) for i in range(LABELLERS)],  # all the others'
+    ], reports
+    rows = demo_catalog.execute("SELECT labeler, query_key, candidate_id, count(*) FROM labels GROUP BY 1, 2, 3")
+    assert [n for *_, n in rows] == [1] * verdicts  # every verdict exactly once: none lost, none doubled
+    shared = demo_catalog.execute(  # each shared pair's counting verdict is the last one written
+        "SELECT c.labeler = (SELECT l.labeler FROM labels l WHERE l.query_key = c.query_key "
+        "AND l.candidate_id = c.candidate_id ORDER BY l.id DESC LIMIT 1) FROM current_labels c WHERE query_key = ?",
+        (items[1 + SHARED_PAIRS],),
+    ).fetchall()
+    assert shared == [(1,)] * SHARED_PAIRS
+    assert demo_catalog.execute("SELECT count(*) FROM embeddings WHERE method = 'color_hist'").fetchone()[0] == 300

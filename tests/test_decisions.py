@@ -45,6 +45,24 @@ def test_every_change_is_kept_with_its_author_and_time(demo_catalog):
         decisions.hide(demo_catalog, "nope", "ana")
 
 
+def test_the_same_change_twice_is_stored_once(demo_catalog):
+    a, b, c = items(demo_catalog, 3)
+    pinned = decisions.pin(demo_catalog, a, b, 2, "ana")
+    assert decisions.pin(demo_catalog, a, b, 2, "ana") == pinned  # a double click
+    hidden = decisions.hide(demo_catalog, c, "ana")
+    assert decisions.hide(demo_catalog, c, "ana") == hidden
+    decisions.pin(demo_catalog, a, b, 2, "bo")  # someone else saying the same is theirs to record
+    decisions.unhide(demo_catalog, c, "ana")
+    decisions.hide(demo_catalog, c, "ana")  # hidden again after the unhide: a change
+    assert [(h.kind, h.value, h.author) for h in decisions.history(demo_catalog)] == [
+        ("pin", "2", "ana"),
+        ("hide", "1", "ana"),
+        ("pin", "2", "bo"),
+        ("hide", None, "ana"),
+        ("hide", "1", "ana"),
+    ]
+
+
 def test_undo_restores_the_previous_value_as_a_change_of_its_own(demo_catalog):
     a, b, c = items(demo_catalog, 3)
     first = decisions.pin(demo_catalog, a, b, 2, "ana")

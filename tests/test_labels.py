@@ -75,6 +75,26 @@ def test_two_processes_labelling_at_once_lose_nothing(demo_catalog, db_path):
     assert len(current_labels(demo_catalog, Query.item(items[0]))) == 40
 
 
+def test_the_same_verdict_twice_is_stored_once_and_a_change_of_mind_is_kept(demo_catalog):
+    q, a = ids(demo_catalog, 2)
+    first = add_label(demo_catalog, Query.item(q), a, "efficientnet_lite0", 1, False, "ana", grade="close")
+    again = add_label(demo_catalog, Query.item(q), a, "efficientnet_lite0", 1, False, "ana", grade="close")
+    assert again == first and len(history(demo_catalog, Query.item(q), a)) == 1  # a double click: one verdict
+    add_label(demo_catalog, Query.item(q), a, "color_hist", 3, False, "ana", grade="close")  # seen in another list
+    add_label(demo_catalog, Query.item(q), a, "color_hist", 3, True, "ben", grade="good")
+    back = add_label(
+        demo_catalog, Query.item(q), a, "color_hist", 3, False, "ana", grade="close"
+    )  # ana again, after ben
+    assert [(h["labeler"], h["method"], h["grade"]) for h in history(demo_catalog, Query.item(q), a)] == [
+        ("ana", "efficientnet_lite0", "close"),
+        ("ana", "color_hist", "close"),
+        ("ben", "color_hist", "good"),
+        ("ana", "color_hist", "close"),
+    ]
+    assert history(demo_catalog, Query.item(q), a)[-1]["id"] == back
+    assert current_grades(demo_catalog, Query.item(q)) == {a: "close"}  # her repeat counts again: it is the latest
+
+
 def test_csv_round_trip_merges_idempotently_and_reports_bad_rows(demo_catalog, tmp_path):
     q, a, b = ids(demo_catalog, 3)
     add_label(demo_catalog, Query.item(q), a, "efficientnet_lite0", 1, True, "ana", note='said "yes", twice')

@@ -10,6 +10,9 @@ import logging
 import os
 import re
 import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -167,6 +170,41 @@ def busy(path: str | Path, wait_s: float = 1.0) -> bool:
         conn.close()
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(
+        exc
+    )
+
+
+@contextmanager
+def writing(db: sqlite_utils.Database, wait_s: float = BUSY_TIMEOUT_S) -> Iterator[sqlite3.Connection]:
+    """One short write transaction that holds the write lock from its start (BEGIN IMMEDIATE), so what
+    it reads cannot change before it writes: read-then-write under one lock. Waits for another
+    writer up to `wait_s`, also where SQLite answers busy without waiting; commits at the end, rolls
+    back on an exception. Inside a transaction already open on this connection it joins that one."""
+    conn = db.conn
+    if conn.in_transaction:
+        yield conn
+        return
+    deadline, pause = time.monotonic() + wait_s, 0.01
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            break
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() >= deadline:
+                raise
+            log.debug("catalog busy at BEGIN, retrying: %s", exc)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+    try:
+        yield conn
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+
+
 def migrations() -> list[tuple[int, Traversable]]:
     """The numbered migration files, in order."""
     found = []
@@ -240,7 +278,7 @@ def open_catalog(
     db = Catalog(conn, path, read_only)
     try:
         if exists:
-            _check_ours(db, path)
+            check_ours(db, path)
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
         if read_only:
@@ -262,7 +300,7 @@ def open_catalog(
     return db
 
 
-def _check_ours(db: sqlite_utils.Database, path: Path) -> None:
+def check_ours(db: sqlite_utils.Database, path: Path) -> None:
     """Refuse an SQLite file with tables that Lookalike's first migration did not make."""
     tables = db.table_names()
     if not tables:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from core.catalog.db import Catalog
+from core.catalog.db import Catalog, writing
 from core.curation.labels import LabelError, parse_time
 from core.curation.rules import Rules, parse_rule
 from core.files.atomic import atomic_text_writer
@@ -84,11 +84,21 @@ def _check_item(db: Catalog, item_id: str) -> str:
 
 
 def _append(db: Catalog, kind: str, value: str | None, author: str, undoes: int | None = None, **subject) -> Change:
+    """Append one change; the subject's latest change read under the same lock, so the same change by
+    the same person again (a double click) is not stored twice: the latest is returned."""
     row = {"item_id": "", "candidate_id": "", "rule": "", **subject}
-    with db.conn:
-        cursor = db.conn.execute(
+    author = _author(author)
+    with writing(db) as conn:
+        latest = conn.execute(
+            "SELECT id, value, author, undoes FROM curation WHERE kind = ? AND item_id = ? AND candidate_id = ? "
+            "AND rule = ? ORDER BY created_at DESC, id DESC LIMIT 1",
+            (kind, row["item_id"], row["candidate_id"], row["rule"]),
+        ).fetchone()
+        if latest is not None and undoes is None and latest[1:] == (value, author, None):
+            return change(db, latest[0])
+        cursor = conn.execute(
             "INSERT INTO curation (kind, item_id, candidate_id, rule, value, author, undoes) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (kind, row["item_id"], row["candidate_id"], row["rule"], value, _author(author), undoes),
+            (kind, row["item_id"], row["candidate_id"], row["rule"], value, author, undoes),
         )
     return change(db, cursor.lastrowid)
 
@@ -161,7 +171,13 @@ def history(db: Catalog) -> list[Change]:
 
 def undo(db: Catalog, change_id: int | None = None, author: str = "") -> Change:
     """Reverse a change (default: the latest) by restoring its subject's previous value; the undo is a
-    change of its own. A change that a later one of the same subject replaced cannot be undone."""
+    change of its own. A change that a later one of the same subject replaced cannot be undone (checked
+    under the write lock: two people undoing the same change at once undo it once)."""
+    with writing(db):
+        return _undo(db, change_id, author)
+
+
+def _undo(db: Catalog, change_id: int | None, author: str) -> Change:
     if change_id is None:
         row = db.execute("SELECT id FROM curation ORDER BY created_at DESC, id DESC LIMIT 1").fetchone()
         if row is None:

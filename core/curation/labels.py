@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from core.catalog.db import Catalog
+from core.catalog.db import Catalog, writing
 from core.curation.grades import GOOD, grade_of, parse_grade
 from core.files.atomic import output_text_writer
 from core.files.csv_header import header_problem
@@ -79,7 +79,8 @@ def add_label(
     """Store one judgement immediately (its own transaction); return its id.
 
     A `grade` (good, close, wrong) makes it a graded verdict; `relevant` then follows from it
-    (only good is relevant)."""
+    (only good is relevant). The same verdict as the pair's latest (same person, grade, note, list
+    and place: a double click, a rerun that sends it again) is not stored twice: its id is returned."""
     labeler = (labeler or "").strip()
     if not labeler:
         raise LabelError("a labeler name is needed")
@@ -97,11 +98,19 @@ def add_label(
         raise LabelError(str(exc)) from None
     if grade is not None:
         relevant = grade == GOOD
-    with db.conn:
-        cursor = db.conn.execute(
+    row = (query.kind, query.key, str(candidate_id), method, int(rank), int(bool(relevant)), labeler, note, grade)
+    with writing(db) as conn:  # the pair's latest verdict read and the new one appended under one lock
+        latest = conn.execute(
+            "SELECT id, method, rank, relevant, labeler, note, grade FROM labels "
+            "WHERE query_kind = ? AND query_key = ? AND candidate_id = ? ORDER BY created_at DESC, id DESC LIMIT 1",
+            row[:3],
+        ).fetchone()
+        if latest is not None and latest[1:] == row[3:]:
+            return latest[0]  # the same verdict again (a double click, a resent request): stored once
+        cursor = conn.execute(
             "INSERT INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, labeler, note, grade) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (query.kind, query.key, str(candidate_id), method, int(rank), int(bool(relevant)), labeler, note, grade),
+            row,
         )
     return cursor.lastrowid
 

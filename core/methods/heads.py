@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sqlite_utils
 
+from core.catalog.db import writing
 from core.catalog.vectors import load_matrix, missing_vectors
 from core.methods import field_signals
 from core.methods.distances import unit, weighted_concat
@@ -272,12 +273,12 @@ def tuned_names(db: sqlite_utils.Database) -> dict[str, int]:
 
 def save_head(db: sqlite_utils.Database, head: Head, targets: list[str], uses_labels: bool, record: dict) -> int:
     """Store `head` as the next version of its name (with its training record); return that version."""
-    with db.conn:
-        version = db.execute(
+    with writing(db) as conn:  # the next version read and taken under one lock: two tunings never share one
+        version = conn.execute(
             "SELECT coalesce(max(version), 0) + 1 FROM tuned_methods WHERE name = ?", [head.name]
         ).fetchone()[0]
         record = {**record, "version": version, "saved": True}
-        db.conn.execute(
+        conn.execute(
             "INSERT INTO tuned_methods (name, version, bases, base_weights, targets, uses_labels, dim, head, record) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
