@@ -1,4 +1,4 @@
-"""Catalog commands: import-farfetch, import-csv, sync, stats, demo."""
+"""Catalog commands: import-farfetch, import-csv, sync, stats, demo, backup."""
 
 from __future__ import annotations
 
@@ -96,6 +96,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from core.catalog.backup import backup_catalog
+
+    done = backup_catalog(args.db, args.dest, force=args.force, keep=args.keep)
+    if args.json:
+        print(json.dumps({"path": str(done.path), "bytes": done.bytes, "schema_version": done.schema_version}))
+    else:
+        print(done.summary())
+    return 0
+
+
 def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("import-farfetch", parents=[common], help="import a Farfetch listings CSV")
     p.add_argument("csv", type=Path, help="the Farfetch listings CSV")
@@ -160,3 +171,16 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("demo", parents=[common], help="import, embed and index the demo catalog")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "backup",
+        parents=[common],
+        help="copy the catalog while the app and API keep using it (SQLite online backup, checked)",
+        description="Copy the catalog (--db) to DEST while others read and write it: one consistent state, "
+        "checked with PRAGMA integrity_check, then moved into place (the previous file stays whole until then). "
+        "The catalog is not migrated: take one before an upgrade. docs/deploy.md#backups shows a nightly timer.",
+    )
+    p.add_argument("dest", help="the backup file, or a folder (ending in /) for <catalog>-<UTC time>.db")
+    p.add_argument("--force", action="store_true", help="replace DEST when it exists")
+    p.add_argument("--keep", type=int, metavar="N", help="in a folder, keep only the N newest backups of this catalog")
+    p.set_defaults(func=cmd_backup)
