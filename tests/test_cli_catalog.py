@@ -255,3 +255,28 @@ def test_the_models_folder_is_the_given_catalogs_before_the_catalog_exists(tmp_p
     listed = run_here("methods", "--db", str(db))
     assert listed.returncode == 0 and str(tmp_path / "new" / "models" / "clip") in listed.stdout
     assert "elsewhere" not in listed.stdout + line and not db.exists()
+
+
+def test_migrate_upgrades_an_older_catalog_once_and_says_so(tmp_path, monkeypatch):
+    from core.catalog import db as catalog_db
+    from core.catalog.db import migrations, open_catalog, schema_version
+
+    from helpers import one_line, run_here
+
+    only_first = tmp_path / "migrations"
+    only_first.mkdir()
+    first = migrations()[0][1]
+    (only_first / first.name).write_text(first.read_text())
+    newest = migrations()[-1][0]
+    with monkeypatch.context() as patch:
+        patch.setattr(catalog_db, "MIGRATIONS_DIR", only_first)
+        open_catalog(tmp_path / "old.db").conn.close()  # a catalog of the first release
+    db = str(tmp_path / "old.db")
+    done = run_here("migrate", "--db", db)
+    assert done.returncode == 0 and done.stdout == (
+        f"upgraded {db} to schema version {newest} (applied {', '.join(str(v) for v in range(2, newest + 1))})\n"
+    ), done
+    assert run_here("migrate", "--db", db, "--json").stdout == f'{{"schema_version": {newest}, "applied": []}}\n'
+    assert schema_version(open_catalog(db, read_only=True)) == newest
+    assert "no catalog at" in one_line(run_here("migrate", "--db", str(tmp_path / "none.db")))
+    assert not (tmp_path / "none.db").exists()

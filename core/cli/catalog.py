@@ -1,4 +1,4 @@
-"""Catalog commands: import-farfetch, import-csv, sync, stats, demo, backup."""
+"""Catalog commands: import-farfetch, import-csv, sync, stats, demo, backup, migrate."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from core.catalog.columns import Columns
-from core.cli.common import catalog, print_report
+from core.cli.common import catalog, count, print_report
 
 
 def cmd_import_farfetch(args: argparse.Namespace) -> int:
@@ -107,6 +107,21 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from core.catalog.db import apply_migrations, schema_version
+
+    db = catalog(args, create=False, needs_write=True, migrate=False)
+    applied = apply_migrations(db)
+    version = schema_version(db)
+    if args.json:
+        print(json.dumps({"schema_version": version, "applied": applied}))
+    elif applied:
+        print(f"upgraded {args.db} to schema version {version} (applied {', '.join(map(str, applied))})")
+    else:
+        print(f"{args.db} is at schema version {version}: nothing to do")
+    return 0
+
+
 def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("import-farfetch", parents=[common], help="import a Farfetch listings CSV")
     p.add_argument("csv", type=Path, help="the Farfetch listings CSV")
@@ -182,5 +197,21 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("dest", help="the backup file, or a folder (ending in /) for <catalog>-<UTC time>.db")
     p.add_argument("--force", action="store_true", help="replace DEST when it exists")
-    p.add_argument("--keep", type=int, metavar="N", help="in a folder, keep only the N newest backups of this catalog")
+    p.add_argument(
+        "--keep",
+        type=count,
+        metavar="N",
+        help="in a folder, keep only the N newest backups of this catalog (default: keep all)",
+    )
     p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser(
+        "migrate",
+        parents=[common],
+        help="upgrade the catalog's schema to this version's (what any writing command does on open)",
+        description="Apply the schema steps this Lookalike has and the catalog lacks, each in one transaction, "
+        "safe beside running readers and writers; says what it applied. The API opens catalogs read-only and "
+        "refuses one that is not upgraded: run this after installing a new version (the systemd units do, "
+        "docs/deploy.md#upgrading). Back up first: `backup`.",
+    )
+    p.set_defaults(func=cmd_migrate)
