@@ -77,7 +77,5 @@ def require(action: Action) -> Person:
     if person is None:
         raise NotAllowed(f"sign in to {action.words}")
     if not may(person, action):
-        raise NotAllowed(
-            f"{person.email} is a {person.role.word}: to {action.words} takes a {action.role.word} or above"
-        )
+        raise NotAllowed(f"{person.email} is {person.role.a}: to {action.words} takes {action.role.a} or above")
     return person

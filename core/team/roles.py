@@ -20,6 +20,11 @@ class Role(IntEnum):
     def word(self) -> str:
         return self.name.lower()
 
+    @property
+    def a(self) -> str:
+        """'a viewer', 'an admin'."""
+        return f"{'an' if self.word[0] in 'aeiou' else 'a'} {self.word}"
+
 
 class RolesError(ValueError):
     """A roles file that cannot be used, in one line (naming the file and line)."""
