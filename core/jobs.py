@@ -6,6 +6,7 @@ as one line (details in the log). Starting a job that is already running returns
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -51,7 +52,8 @@ class JobRunner:
             if current and current.status == "running":
                 return current
             job = self._jobs[name] = Job(name)
-        threading.Thread(target=self._run, args=(job, work), name=f"job-{name}", daemon=True).start()
+        context = contextvars.copy_context()  # the job acts as the person who started it (core.team.access)
+        threading.Thread(target=context.run, args=(self._run, job, work), name=f"job-{name}", daemon=True).start()
         return job
 
     @staticmethod

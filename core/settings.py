@@ -20,6 +20,10 @@
 | `LOOKALIKE_MIN_JUDGED` | `0.8` | the judged share of a method's top k below which its figures are marked not comparable |
 | `LOOKALIKE_CURATOR` | none | a labeller whose latest verdict on a pair counts over everyone else's (else the latest verdict counts) |
 | `LOOKALIKE_COMPACT_SHARE` | `0.05` | the share of a method's vectors changed since its Annoy index was built past which the index is rebuilt (compacted) in the background (core/search/delta.py) |
+| `LOOKALIKE_AUTH` | none | `oidc` (Streamlit's sign-in with an OpenID Connect provider, set in `.streamlit/secrets.toml`) or `proxy` (a signing-in reverse proxy's `X-Forwarded-Email`); none: one user, on this computer only (docs/team.md) |
+| `LOOKALIKE_ROLES_FILE` | none | who may do what with sign-in on: one `email,role` or `*@domain,role` a line (roles: viewer, labeller, curator, admin); nobody else gets in |
+| `LOOKALIKE_TRUSTED_PROXIES` | none | addresses or networks (`10.0.0.5`, `10.0.0.0/24`) whose `X-Forwarded-Email` the app believes when it listens beyond this computer |
+| `LOOKALIKE_ADMIN_CONTACT` | the admins of the roles file | whom the app tells a person without access to ask (an email, or a line of text) |
 | `HF_HUB_OFFLINE` | off | never ask the Hugging Face hub; load from local folders and the cache only |
 
 `settings()` reads them once per process; `reload()` reads them again (tests that change them).
@@ -42,6 +46,7 @@ DEFAULT_HYBRID = "efficientnet_lite0=0.8,color_hist=0.2"
 _FALSE = ("", "0", "false", "no", "off")
 MAX_MODEL_CACHE = 64  # loaded models a process may keep
 MAX_API_PHOTOS = 64
+AUTH_MODES = ("oidc", "proxy")
 MAX_THREADS = 4096  # LOOKALIKE_THREADS' bound: more than any CPU has, and what every runtime accepts
 
 
@@ -70,6 +75,21 @@ class Settings:
     api_photos_text: str | None = None  # LOOKALIKE_API_PHOTOS as given; `api_photos` checks it
     compact_share_text: str | None = None  # LOOKALIKE_COMPACT_SHARE as given; `compact_share` checks it
     cache: Path = Path.home() / ".cache" / "lookalike"  # LOOKALIKE_CACHE
+    auth_text: str | None = None  # LOOKALIKE_AUTH as given; `auth` checks it
+    roles_file: Path | None = None
+    trusted_proxies_text: str | None = None  # core.team.proxy.trusted_proxies checks it
+    admin_contact: str | None = None
+
+    @property
+    def auth(self) -> str | None:
+        """How people sign in: "oidc", "proxy", or None (one user, on this computer only);
+        SettingError naming LOOKALIKE_AUTH for anything else."""
+        text = (self.auth_text or "").strip().lower()
+        if text in ("", "none", "off"):
+            return None
+        if text not in AUTH_MODES:
+            raise SettingError(f"LOOKALIKE_AUTH must be oidc or proxy (or unset), not {text[:40]!r}")
+        return text
 
     @property
     def api_photos(self) -> int:
@@ -182,6 +202,10 @@ def settings() -> Settings:
         api_photos_text=env.get("LOOKALIKE_API_PHOTOS"),
         cache=_cache_folder(env),
         compact_share_text=env.get("LOOKALIKE_COMPACT_SHARE"),
+        auth_text=env.get("LOOKALIKE_AUTH"),
+        roles_file=Path(env["LOOKALIKE_ROLES_FILE"]) if env.get("LOOKALIKE_ROLES_FILE") else None,
+        trusted_proxies_text=env.get("LOOKALIKE_TRUSTED_PROXIES"),
+        admin_contact=env.get("LOOKALIKE_ADMIN_CONTACT", "").strip() or None,
     )
 
 

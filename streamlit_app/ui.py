@@ -18,6 +18,9 @@ from core.files.markdown import plain
 from core.jobs import JobRunner
 from core.search.space import MethodSpace, open_space
 from core.settings import DEFAULT_METHOD, settings
+from core.team.access import Action, acting, acting_as
+from core.team.access import may as access_may
+from core.team.roles import Person
 
 log = logging.getLogger(__name__)
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "avif"]
@@ -42,6 +45,7 @@ class Keys:
     BROWSE_PAGE = "browse_page"
     EXPORT_FILE = "export_file"
     DEVICE = "device"
+    PERSON = "person"  # who uses this session (Home.py sets it on every run, from the sign-in)
 
 
 @dataclass
@@ -85,6 +89,21 @@ def choose(key: str, value) -> None:
     """Set a `remembered` widget's value before its page shows it (another page's button: "judge the gap")."""
     st.session_state[f"saved::{key}"] = value
     st.session_state.pop(key, None)
+
+
+def person() -> Person | None:
+    """Who uses this session: the signed-in person (the local user without sign-in); None: nobody."""
+    return st.session_state.get(Keys.PERSON) or acting()
+
+
+def may(action: Action) -> bool:
+    """Whether this session's person may take `action` (a page shows only the buttons they may use)."""
+    return access_may(person(), action)
+
+
+def acting_here():
+    """Act as this session's person: for widget callbacks, which Streamlit runs before Home.py does."""
+    return acting_as(person())
 
 
 def db_path() -> Path:

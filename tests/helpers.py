@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -189,3 +191,135 @@ def one_line(done: subprocess.CompletedProcess) -> str:
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     return lines[0]
+
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+needs_chromium = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER), reason="Debian chromium / chromium-driver not installed"
+)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def streamlit_app(db_path: Path, folder: Path, host: str = "127.0.0.1", env: dict | None = None) -> Iterator[str]:
+    """`streamlit run streamlit_app/Home.py` on `host` and a free port, on the catalog at `db_path`, with
+    `env` added (`LOOKALIKE_AUTH=proxy`, ...); yields its loopback URL once it answers, and stops it after.
+    Its log is `folder`/streamlit.log."""
+    import time
+    import urllib.request
+
+    port = free_port()
+    log = open(folder / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(APP / "Home.py"),
+            f"--server.address={host}",
+            f"--server.port={port}",
+            "--server.headless=true",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "LOOKALIKE_DB": str(db_path), **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("streamlit did not start: " + (folder / "streamlit.log").read_text()[-2000:])
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:  # a busy machine: a background job may still be winding down
+            proc.kill()
+            proc.wait(10)
+        log.close()
+
+
+def chromium(user_dir: Path, width: int = 1440, height: int = 900, headers: dict[str, str] | None = None):
+    """A headless Chromium (selenium) whose page is `width` x `height` px; with `headers`, every request
+    it makes (the app's WebSocket too) carries them, as a signing-in proxy adds them (`send_headers`).
+    The caller quits it."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--window-size={width},{height}",
+        f"--user-data-dir={user_dir}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    driver.set_window_size(2 * width - inner[0], 2 * height - inner[1])  # the page itself gets width x height
+    driver.set_page_load_timeout(60)
+    if headers:
+        send_headers(driver, headers)
+    return driver
+
+
+def send_headers(driver, headers: dict[str, str]) -> None:
+    """From now on every request of `driver` carries `headers` (the DevTools protocol's
+    Network.setExtraHTTPHeaders): the person a signing-in proxy would name."""
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": headers})
+
+
+APP_IDLE = "//*[@data-testid='stApp'][@data-test-connection-state='CONNECTED'][@data-test-script-state='notRunning']"
+
+
+def wait_for(driver, xpath: str, timeout: float = 60):
+    """The element at `xpath`, once it is there."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(ec.presence_of_element_located((By.XPATH, xpath)))
+
+
+def settle(driver, timeout: float = 60) -> None:
+    """Wait until Streamlit has finished running the page script: the app's own script-run state
+    (set at once when a widget asks for a rerun; the status widget only shows after a delay), seen
+    idle twice in a row, then a moment for the browser to draw what the run sent."""
+    import time
+
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def idle(d) -> bool:
+        if not d.find_elements("xpath", APP_IDLE):
+            return False
+        time.sleep(0.1)
+        return bool(d.find_elements("xpath", APP_IDLE))
+
+    time.sleep(0.25)  # the server's word that a rerun started takes a moment on a busy machine
+    WebDriverWait(driver, timeout, poll_frequency=0.1).until(idle)
+    time.sleep(0.2)

@@ -10,32 +10,20 @@ Skips when chromium or chromedriver is absent (`.ci/run` installs them).
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, SHARED
+from helpers import ROOT, SHARED, chromium, needs_chromium, settle, streamlit_app, wait_for
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = [
-    pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="Debian chromium / chromium-driver not installed"),
+    needs_chromium,
     pytest.mark.timeout(600),  # a real browser and server on a shared machine; about 2 minutes when quiet
 ]
 ARTIFACTS = ROOT / "test-artifacts"
 WIDTH, HEIGHT = 1440, 900
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -51,104 +39,17 @@ def server(embedded_demo_path, models_cache, tmp_path_factory):
     link_tree(models_cache, folder / "models")  # the default, converted once per session
     db = open_catalog(folder / "demo.db")
     open_space(db, "efficientnet_lite0").build_index(progress=False)
-    port = free_port()
-    log = open(folder / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "streamlit_app" / "Home.py"),
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "LOOKALIKE_DB": str(db.path), "LOOKALIKE_MODELS": str(folder / "models")},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + (folder / "streamlit.log").read_text()[-2000:])
-    yield url, db
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:  # a busy machine: a background job may still be winding down
-        proc.kill()
-        proc.wait(10)
+    with streamlit_app(db.path, folder, env={"LOOKALIKE_MODELS": str(folder / "models")}) as url:
+        yield url, db
     db.conn.close()
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     """One Chromium for this file's tests (each test opens its pages anew: a new Streamlit session)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--window-size={WIDTH},{HEIGHT}",
-        f"--user-data-dir={tmp_path_factory.mktemp('chrome')}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
-    driver.set_window_size(2 * WIDTH - inner[0], 2 * HEIGHT - inner[1])  # the page itself gets 1440 x 900
-    driver.set_page_load_timeout(60)
+    driver = chromium(tmp_path_factory.mktemp("chrome"), WIDTH, HEIGHT)
     yield driver
     driver.quit()
-
-
-def wait_for(driver, xpath: str, timeout: float = 60):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout).until(ec.presence_of_element_located((By.XPATH, xpath)))
-
-
-IDLE = "//*[@data-testid='stApp'][@data-test-connection-state='CONNECTED'][@data-test-script-state='notRunning']"
-
-
-def settle(driver, timeout: float = 60) -> None:
-    """Wait until Streamlit has finished running the page script: the app's own script-run state
-    (set at once when a widget asks for a rerun; the status widget only shows after a delay), seen
-    idle twice in a row, then a moment for the browser to draw what the run sent."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    def idle(d) -> bool:
-        if not d.find_elements("xpath", IDLE):
-            return False
-        time.sleep(0.1)
-        return bool(d.find_elements("xpath", IDLE))
-
-    time.sleep(0.25)  # the server's word that a rerun started takes a moment on a busy machine
-    WebDriverWait(driver, timeout, poll_frequency=0.1).until(idle)
-    time.sleep(0.2)
 
 
 def shot(driver, name: str, top: str | None = None) -> None:

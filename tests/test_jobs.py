@@ -46,3 +46,15 @@ def test_starting_a_running_job_again_returns_the_running_one():
     rerun = runner.start("embed x", work)  # once finished, the same name starts a new job
     wait(rerun)
     assert rerun is not first and rerun.result == 2
+
+
+def test_a_job_acts_as_the_person_who_started_it():
+    from core.team.access import acting, acting_as
+    from core.team.roles import Person, Role
+
+    runner = JobRunner()
+    nina = Person("nina@shop.com", Role.ADMIN)
+    with acting_as(nina):
+        job = runner.start("who", lambda job: acting())
+    wait(job)
+    assert job.result == nina and acting() != nina  # the library's checks in the job see her, nobody else does

@@ -193,7 +193,7 @@ def test_the_installed_package_imports_searches_and_serves_from_an_empty_folder(
 def test_the_installed_app_starts_and_renders_from_an_empty_folder_and_stays_on_this_computer(installed, tmp_path):
     bin_dir = installed[1]
     refused = run(bin_dir, tmp_path, "app", "--host", "0.0.0.0")
-    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "sign-in is not available" in refused.stderr
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "without sign-in" in refused.stderr
     port = free_port()
     status, body = first_answer(
         [str(bin_dir / "lookalike"), "--db", "shop.db", "app", "--port", str(port)],

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from core.catalog import ids, images
+from core.catalog import activity, ids, images
 from core.catalog.columns import Columns
 from core.catalog.db import Catalog
 from core.files.csv_header import header_problem, repeats_header
@@ -22,6 +22,7 @@ from core.files.failures import how_far
 from core.files.report import ImportReport
 from core.files.urls import strip_credentials, url_basename
 from core.files.yes_no import yes_no
+from core.team.access import Action, require
 
 log = logging.getLogger(__name__)
 
@@ -278,8 +279,9 @@ def import_rows(
     """Upsert every good row in batches; bad rows and images are reported, never fatal.
 
     A catalog, disk or memory failure raises core.files.failures.PartialWork saying how many items were
-    committed before it (those are kept).
+    committed before it (those are kept). Admins only (NotAllowed otherwise).
     """
+    require(Action.IMPORT)
     csv_path = Path(csv_path)
     report = ImportReport()
     problem = file_problem(csv_path)
@@ -291,6 +293,7 @@ def import_rows(
         how_far(lambda: f"{report.items} items imported and committed"),
     ):
         _import(db, csv_path, mapper, check_images, report, bar)
+    activity.record(db, Action.IMPORT, f"{csv_path.name}: {report.items:,} items")
     return report
 
 
@@ -434,6 +437,7 @@ def import_farfetch(
 
     A named `images_dir` that does not exist is an error unless `download` will create it.
     """
+    require(Action.IMPORT)  # before any download
     csv_path = Path(csv_path)
     problem = file_problem(csv_path)
     header, problem = ([], problem) if problem else _read_header(csv_path)

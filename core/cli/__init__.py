@@ -18,6 +18,8 @@ from core.cli import app, catalog, curate, curation, methods, search, serve, tun
 from core.cli.common import Commands, Parser, global_options
 from core.files import failures
 from core.settings import use_db
+from core.team.access import acting_as
+from core.team.roles import LOCAL
 
 log = logging.getLogger("core")
 
@@ -64,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "check_method", None) and args.method is not None:
             args.method = args.check_method(args.method, args.db)
-        code = args.func(args)
+        with acting_as(LOCAL):  # whoever runs a command on the server is its local admin (docs/team.md)
+            code = args.func(args)
         sys.stdout.flush()  # a reader that stopped early (`| head`) is found here, not at exit
         return code
     except BrokenPipeError:

@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from core.cli.serve import port
+from core.settings import settings
 
 DEFAULT_PORT = 8501  # Streamlit's own
 
@@ -47,13 +48,13 @@ def streamlit_command(host: str, listen_port: int) -> list[str]:
 
 
 def check_host(host: str) -> None:
-    """Refuse an address beyond this machine: the app has no sign-in yet (docs/safety.md)."""
+    """Refuse an address beyond this machine unless people sign in (LOOKALIKE_AUTH, docs/team.md)."""
     from core.api.serve import is_loopback  # the API's own test of an address
 
-    if not is_loopback(host):
+    if not is_loopback(host) and settings().auth is None:
         raise AppError(
-            f"refusing to open the app on {host}: sign-in is not available yet, so the app listens on "
-            "this computer only (--host 127.0.0.1, ::1 or localhost); docs/safety.md says how to share it"
+            f"refusing to open the app on {host} without sign-in: set LOOKALIKE_AUTH=oidc or proxy and "
+            "LOOKALIKE_ROLES_FILE (docs/team.md), or listen on this computer only (--host 127.0.0.1)"
         )
 
 
@@ -67,6 +68,10 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("app", parents=[common], help="the Streamlit app on this computer (docs/app.md)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; this computer only)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1, this computer only; any other needs LOOKALIKE_AUTH)",
+    )
     p.add_argument("--port", type=port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.set_defaults(func=cmd_app)

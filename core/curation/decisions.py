@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from core.catalog import activity
 from core.catalog.db import Catalog, writing
 from core.curation.labels import LabelError, parse_time
 from core.curation.rules import Rules, parse_rule
@@ -23,6 +24,7 @@ from core.files.encoding import EncodingError, open_text
 from core.files.output_path import check_output
 from core.files.report import ImportReport
 from core.search import caches
+from core.team.access import Action, require
 
 KINDS = ("pin", "hide", "rule")
 MAX_POSITION = 1000  # a pinned place; the API answers at most 1,000 results
@@ -84,10 +86,11 @@ def _check_item(db: Catalog, item_id: str) -> str:
 
 
 def _append(db: Catalog, kind: str, value: str | None, author: str, undoes: int | None = None, **subject) -> Change:
-    """Append one change; the subject's latest change read under the same lock, so the same change by
-    the same person again (a double click) is not stored twice: the latest is returned."""
+    """Store one change, by the signed-in person when sign-in is on (else by `author`); NotAllowed for
+    someone who may not curate. The subject's latest change is read under the same lock, so the same
+    change by the same person again (a double click) is not stored twice: the latest is returned."""
+    author = _author(require(Action.CURATE).named(author))
     row = {"item_id": "", "candidate_id": "", "rule": "", **subject}
-    author = _author(author)
     with writing(db) as conn:
         latest = conn.execute(
             "SELECT id, value, author, undoes FROM curation WHERE kind = ? AND item_id = ? AND candidate_id = ? "
@@ -99,6 +102,11 @@ def _append(db: Catalog, kind: str, value: str | None, author: str, undoes: int 
         cursor = conn.execute(
             "INSERT INTO curation (kind, item_id, candidate_id, rule, value, author, undoes) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (kind, row["item_id"], row["candidate_id"], row["rule"], value, author, undoes),
+        )
+        subject_text = " ".join(f"{k}={v}" for k, v in subject.items())
+        what = f"undo #{undoes}: " if undoes else ""
+        activity.note(
+            db, Action.CURATE, f"{what}{kind} {subject_text} = {value if value is not None else 'off'}", author
         )
     return change(db, cursor.lastrowid)
 
@@ -229,6 +237,7 @@ def _read_snapshot(db: Catalog) -> Snapshot:
 
 def export_curation(db: Catalog, path: str | Path, force: bool = False) -> int:
     """Write the whole curation history as CSV (atomically), oldest first; return the row count."""
+    require(Action.EXPORT)
     check_output(path, db, CSV_COLUMNS, "utf-8", force)
     changes = history(db)
     with atomic_text_writer(path) as handle:
@@ -241,13 +250,15 @@ def export_curation(db: Catalog, path: str | Path, force: bool = False) -> int:
                     for v in (c.kind, c.item_id, c.candidate_id, c.rule, c.value, c.author, c.created_at, c.undoes)
                 ]
             )
+    activity.record(db, Action.EXPORT, f"curation: {len(changes):,} changes to {Path(path).name}")
     return len(changes)
 
 
 def import_curation(db: Catalog, path: str | Path) -> ImportReport:
     """Append a curation CSV's rows (in file order) to the history; rows already stored (same subject,
     value, author and time) are skipped, so importing a file twice adds nothing. Bad rows are reported by
-    row number. `undoes` is kept as a note of the source catalog's change number only."""
+    row number. `undoes` is kept as a note of the source catalog's change number only. Admins only."""
+    require(Action.IMPORT)
     report, good, now = ImportReport(), [], datetime.now(UTC)
     try:
         with open_text(path) as (handle, note):
@@ -285,6 +296,7 @@ def import_curation(db: Catalog, path: str | Path) -> ImportReport:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             new,
         )
+        activity.note(db, Action.IMPORT, f"curation: {len(new):,} new changes from {Path(path).name}")
     report.items, report.new, report.duplicates = len(new), len(new), len(good) - len(new)
     return report
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from core.catalog import activity
 from core.catalog.db import Catalog
 from core.catalog.filters import matching_item_ids
 from core.catalog.items import item_cards
@@ -22,6 +23,7 @@ from core.files.output_path import check_output
 from core.files.urls import strip_credentials
 from core.search.queries import search_many
 from core.search.space import MethodSpace
+from core.team.access import Action, require
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,7 @@ def export_similar(
     without vectors is a ValueError and writes nothing.
     """
     db, method = space.catalog, space.name
+    require(Action.EXPORT)
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     check_output(out, db, COLUMNS, ENCODING, force)
@@ -143,4 +146,5 @@ def export_similar(
         bar.update(len(items) - bar.n)
         if on_progress:
             on_progress(len(items), len(items))
+    activity.record(db, Action.EXPORT, f"similar items by {method}: {rows:,} rows to {Path(out).name}")
     return rows

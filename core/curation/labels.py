@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from core.catalog import activity
 from core.catalog.db import Catalog, writing
 from core.curation.grades import GOOD, grade_of, parse_grade
 from core.files.atomic import output_text_writer
@@ -21,6 +22,7 @@ from core.files.output_path import check_output
 from core.files.report import ImportReport
 from core.files.yes_no import NO, YES, yes_no
 from core.methods import UnknownMethod, get_spec
+from core.team.access import Action, require
 
 CSV_COLUMNS = (
     "query_kind",
@@ -79,9 +81,11 @@ def add_label(
     """Store one judgement immediately (its own transaction); return its id.
 
     A `grade` (good, close, wrong) makes it a graded verdict; `relevant` then follows from it
-    (only good is relevant). The same verdict as the pair's latest (same person, grade, note, list
-    and place: a double click, a rerun that sends it again) is not stored twice: its id is returned."""
-    labeler = (labeler or "").strip()
+    (only good is relevant). With sign-in on, the labeller is the signed-in person, whatever
+    `labeler` says; NotAllowed for someone who may not label. The same verdict as the pair's latest
+    (same person, grade, note, list and place: a double click, a rerun that sends it again) is not
+    stored twice: its id is returned."""
+    labeler = require(Action.LABEL).named(labeler)
     if not labeler:
         raise LabelError("a labeler name is needed")
     if not 1 <= int(rank) <= MAX_RANK:
@@ -112,6 +116,7 @@ def add_label(
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             row,
         )
+        activity.note(db, Action.LABEL, f"{query.kind} {query.key} → {candidate_id}: {grade or relevant}", labeler)
     return cursor.lastrowid
 
 
@@ -135,6 +140,15 @@ def current_grades(db: Catalog, query: Query) -> dict[str, str]:
         (query.kind, query.key),
     )
     return {candidate: grade_of(relevant, grade) for candidate, relevant, grade in rows}
+
+
+def current_judges(db: Catalog, query: Query) -> dict[str, str]:
+    """Candidate id -> who gave the latest verdict, for one query."""
+    rows = db.execute(
+        "SELECT candidate_id, labeler FROM current_labels WHERE query_kind = ? AND query_key = ?",
+        (query.kind, query.key),
+    )
+    return dict(rows.fetchall())
 
 
 def history(db: Catalog, query: Query, candidate_id: str) -> list[dict]:
@@ -178,6 +192,7 @@ def export_labels(db: Catalog, path: str | Path, force: bool = False) -> int:
     Text cells a spreadsheet would run as formulas get a leading quote, which import removes.
     An existing file at `path` that is not a labels CSV is replaced only with `force`.
     """
+    require(Action.EXPORT)
     check_output(path, db, CSV_COLUMNS, "utf-8", force)
     count = 0
     with output_text_writer(path) as handle:
@@ -188,6 +203,7 @@ def export_labels(db: Catalog, path: str | Path, force: bool = False) -> int:
                 [value if column in NUMERIC_COLUMNS else neutralise(value) for column, value in zip(CSV_COLUMNS, row)]
             )
             count += 1
+    activity.record(db, Action.EXPORT, f"labels: {count:,} rows to {Path(path).name}")
     return count
 
 
@@ -200,8 +216,9 @@ def import_labels(db: Catalog, path: str | Path) -> ImportReport:
     merge is idempotent: a row is new only if the file holds more copies of it (same pair,
     labeller, judgement, method, rank, note and time; any stored time when the file gives
     none) than the catalog does, so importing a file twice, or an export into its own
-    catalog, adds nothing.
+    catalog, adds nothing. Admins only (the rows keep the labellers the file names).
     """
+    require(Action.IMPORT)
     report = ImportReport()
     good: list[tuple] = []
     now = datetime.now(UTC)
@@ -245,6 +262,7 @@ def import_labels(db: Catalog, path: str | Path) -> ImportReport:
             "grade, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             new,
         )
+        activity.note(db, Action.IMPORT, f"labels: {len(new):,} new from {Path(path).name}")
     report.items = len(new)
     report.duplicates = len(good) - len(new)
     return report

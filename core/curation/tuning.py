@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import sqlite_utils
 
+from core.catalog import activity
 from core.curation.head_training import train_head
 from core.curation.signal_weights import learn_weights, photo_weights, signal_blocks, voters
 from core.curation.tune_scores import K, label_scores, precision_at_k, validate, worse_than_base
@@ -62,6 +63,7 @@ from core.curation.tune_setup import (
 )
 from core.methods.distances import unit
 from core.methods.heads import HEAD, Head, Votes, save_head, votes_signal
+from core.team.access import Action, require
 
 __all__ = [
     "K",
@@ -174,7 +176,8 @@ def tune(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> TuneResult:
     """Learn `name` over `bases` (signal weights, and a head where it helps), validate it on held-out
-    items, save it as a new version unless it is worse than its base there (or `force`)."""
+    items, save it as a new version unless it is worse than its base there (or `force`). Admins only."""
+    require(Action.TUNE)
     check_name(name)
     kinds, metrics = check_bases(bases)
     targets = list(targets or [])
@@ -203,4 +206,5 @@ def tune(
         result.reason = "saved" + (" (forced) although " + "; ".join(worse) if worse else "")
         result.version = save_head(db, head, targets, use_labels, result.as_dict())
     log.info("tune %s: %s", name, result.reason)
+    activity.record(db, Action.TUNE, f"{name} over {', '.join(bases)}: {result.reason}")
     return result

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from core.catalog import activity
 from core.catalog.db import Catalog
 from core.catalog.vectors import primary_images_sql
 from core.engines.decode import decoded_batches
@@ -28,6 +29,7 @@ from core.methods import devices
 from core.methods.autoencoder import DEFAULT_EPOCHS, SIZE, ConvAutoencoder, checkpoint_path
 from core.methods.preprocess import to_uint8
 from core.methods.torch_utils import set_threads
+from core.team.access import Action, require
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,8 @@ def train(
     on_epoch: Callable[[int, int, float], None] | None = None,
     keep_bytes: int = KEEP_BYTES,
 ) -> list[float]:
-    """Train (or resume training) up to `epochs`; return the mean loss of every epoch so far."""
+    """Train (or resume training) up to `epochs`; return the mean loss of every epoch so far (admins only)."""
+    require(Action.TRAIN)
     set_threads()
     torch.manual_seed(seed)
     placement = devices.current()
@@ -139,4 +142,5 @@ def train(
             torch.save({"model": model.state_dict(), "optimizer": optimiser.state_dict(), "losses": losses}, tmp)
         if on_epoch:
             on_epoch(epoch + 1, epochs, losses[-1])
+    activity.record(db, Action.TRAIN, f"autoencoder: {len(losses)} epochs, loss {losses[-1]:.4f}")
     return losses

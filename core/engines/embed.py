@@ -19,12 +19,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from core.catalog import vectors
+from core.catalog import activity, vectors
 from core.catalog.db import Catalog
 from core.catalog.images import UNAVAILABLE, load_rgb, unavailable
 from core.engines.decode import decoded_batches
 from core.files.failures import how_far
 from core.methods import DerivedExtractor, Extractor, ImageExtractor, create_extractor, devices, get_spec
+from core.team.access import Action, require
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,9 @@ def embed_catalog(
     retry_failed: try again the photos recorded as undecodable (they are skipped otherwise).
     batch_size None: 32 on the CPU, what fits in memory on a GPU (core.methods.devices). processes: decode
     in worker processes (default on a GPU) rather than threads (default on the CPU, faster there).
+    Admins only (NotAllowed otherwise).
     """
+    require(Action.EMBED)
     for name, value in (("batch_size", batch_size), ("limit", limit)):
         if value is not None and value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
@@ -134,7 +137,8 @@ def embed_catalog(
 
 def serve_when_complete(db: Catalog, report: EmbedReport, limit: int | None) -> None:
     """After a run that covered everything pending (not cut short by `limit`), a new version embedded
-    beside the served one replaces it (core/catalog/vectors.py: promote)."""
+    beside the served one replaces it (core/catalog/vectors.py: promote); the run goes in the activity."""
+    activity.record(db, Action.EMBED, f"{report.method}: {report.embedded:,} embedded, {report.failed:,} failed")
     covered = limit is None or report.pending < limit
     staged = vectors.next_version(db, report.method, "image")
     if covered and staged is not None and staged.version == report.version:

@@ -29,6 +29,7 @@ from core.engines.decode import Preprocess, decode_chunk
 from core.engines.embed import EmbedReport, note_failure, pending, serve_when_complete
 from core.methods import backends, create_extractor, devices, get_spec, preprocessing
 from core.methods.weights import autoencoder_checkpoint
+from core.team.access import Action, require
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,7 @@ def embed_with_ray(
     belongs to (run it on the head node, or through `ray job submit`). device and gpus_per_worker:
     see `plan_actors`. env: `NAME` or `NAME=VALUE` entries for the workers (`worker_env`).
     """
+    require(Action.EMBED)
     check_address(address)
     check_reachable(address)
     spec = get_spec(method, db)

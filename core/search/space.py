@@ -29,7 +29,7 @@ from functools import cached_property
 
 import numpy as np
 
-from core.catalog import vectors
+from core.catalog import activity, vectors
 from core.catalog.db import Catalog
 from core.catalog.items import item_cards
 from core.methods import UnknownMethod, build_extractor, devices, get_spec, tuned
@@ -41,6 +41,7 @@ from core.search.delta import Delta, compact, compact_in_background, load_delta
 from core.search.index import IndexInfo, IndexUnavailable, LoadedIndex, build_index, compacting, load_index
 from core.search.neighbours import AnnoyNeighbours, ExactNeighbours, MergedNeighbours, NeighbourIndex
 from core.settings import settings
+from core.team.access import Action, require
 
 
 class SearchError(ValueError):
@@ -233,11 +234,15 @@ class MethodSpace:
         return chosen.make(self, allowed, search_k)
 
     def build_index(self, trees: int | None = None, progress: bool = True) -> IndexInfo:
-        """Build (or rebuild) its Annoy index from its stored vectors."""
-        return build_index(self.catalog, self.name, self.registered.metric, trees, progress, self.searched_version())
+        """Build (or rebuild) its Annoy index from its stored vectors (admins only)."""
+        require(Action.INDEX)
+        info = build_index(self.catalog, self.name, self.registered.metric, trees, progress, self.searched_version())
+        activity.record(self.catalog, Action.INDEX, f"{self.name}: {info.items:,} items")
+        return info
 
     def compact(self, trees: int | None = None, progress: bool = True) -> IndexInfo:
-        """Rebuild its Annoy index now, this process serving the old build and its delta meanwhile."""
+        """Rebuild its Annoy index now, this process serving the old build and its delta meanwhile (admins only)."""
+        require(Action.INDEX)
         return compact(self.catalog, self.name, self.registered.metric, self.searched_version(), trees, progress)
 
     def delta(self, loaded: LoadedIndex) -> Delta:

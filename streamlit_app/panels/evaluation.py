@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.curation.metrics import Evaluation
 from core.curation.snapshots import SnapshotError, diff_snapshots, load_snapshot, snapshot_figures, snapshot_names
+from core.team.access import Action
 
 import ui
 from panels.verdicts import GAP, PAIRS_MODE, as_text
@@ -58,7 +59,7 @@ def fairness(found: Evaluation) -> None:
             f"the few results that were judged. {ui.plural(len(found.gap), 'unjudged result')} of the compared "
             "methods would settle it."
         )
-        if st.button("Judge the gap ▶", on_click=_judge_the_gap, key="judge_gap"):
+        if ui.may(Action.LABEL) and st.button("Judge the gap ▶", on_click=_judge_the_gap, key="judge_gap"):
             st.switch_page("views/label.py")
 
 

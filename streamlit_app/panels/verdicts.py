@@ -17,6 +17,7 @@ from core.curation.queues import (
 )
 from core.curation.snapshots import SnapshotError, snapshot_names
 from core.curation.verdicts import read_verdicts
+from core.team.access import NotAllowed
 
 import ui
 
@@ -35,10 +36,11 @@ PER_PAGE = 8
 
 
 def judge(database, about: Query, candidate: str, method: str, rank: int, grade: str, labeler: str) -> None:
-    """Store one graded verdict (a click's callback); an error is shown on the next run."""
+    """Store one graded verdict (a click's callback) as this session's person; an error is shown on the next run."""
     try:
-        add_label(database, about, candidate, method, rank, grade == "good", labeler, grade=grade)
-    except LabelError as exc:
+        with ui.acting_here():
+            add_label(database, about, candidate, method, rank, grade == "good", labeler, grade=grade)
+    except (LabelError, NotAllowed) as exc:
         st.session_state["label_error"] = str(exc)
 
 

@@ -14,6 +14,7 @@ from core.catalog.importers import IMAGE_EXTENSIONS, Columns, import_csv, import
 from core.catalog.items import browse, item_detail, stats
 from core.files import failures
 from core.files.archive import MAX_FILES, ArchiveRefused, unpack_photos
+from core.team.access import Action
 
 import ui
 
@@ -52,53 +53,55 @@ def run_import(kind: str, upload, images: Path | None, columns: Columns):
                 return None
 
 
-with st.expander("Import a catalog", expanded=stats(database)["items"] == 0):
-    kind = st.radio("Layout", ["Farfetch listings", "Product CSV"], horizontal=True, key="import_kind")
-    with st.form("import"):
-        upload = st.file_uploader("CSV file", type=["csv"])
-        c = st.columns(2)
-        photos_zip = c[0].file_uploader(
-            f"Photos: a .zip (up to {ZIP_MB} MB)",
-            type=["zip"],
-            max_upload_size=ZIP_MB,
-            help=f"Unpacked into the catalog's own folder; up to {MAX_FILES:,} photos. "
-            + ("Photos named by their URL's file name." if kind == "Farfetch listings" else "<id>.jpg/.png/.webp"),
-        )
-        folder = c[1].text_input(
-            "…or the photo folder on this computer",
-            help="A folder the app's computer can read: "
-            + ("photos named by their URL's file name" if kind == "Farfetch listings" else "<id>.jpg/.png/.webp"),
-        )
-        columns = Columns()
-        if kind == "Product CSV":
-            st.caption("Column names (the defaults fit the Fashion Product Images styles.csv):")
-            c = st.columns(4)
-            columns = Columns(
-                id=c[0].text_input("id column", "id"),
-                title=c[1].text_input("title column", "productDisplayName"),
-                category=c[2].text_input("category column", "articleType"),
-                colour=c[3].text_input("colour column", "baseColour"),
+if ui.may(Action.IMPORT):  # admins only: the library refuses anyone else too
+    with st.expander("Import a catalog", expanded=stats(database)["items"] == 0):
+        kind = st.radio("Layout", ["Farfetch listings", "Product CSV"], horizontal=True, key="import_kind")
+        with st.form("import"):
+            upload = st.file_uploader("CSV file", type=["csv"])
+            c = st.columns(2)
+            photos_zip = c[0].file_uploader(
+                f"Photos: a .zip (up to {ZIP_MB} MB)",
+                type=["zip"],
+                max_upload_size=ZIP_MB,
+                help=f"Unpacked into the catalog's own folder; up to {MAX_FILES:,} photos. "
+                + ("Photos named by their URL's file name." if kind == "Farfetch listings" else "<id>.jpg/.png/.webp"),
             )
-        submitted = st.form_submit_button("Import")
-    if submitted:
-        report, unpacked = None, None
-        if upload is None:
-            st.warning("Choose a CSV file first.")
-        elif busy(database.path):
-            st.error(failures.busy_line(database.path))
-        else:
-            images = Path(folder).expanduser() if folder.strip() else None
-            if photos_zip is not None:
-                images, unpacked = photos_from_zip(photos_zip.getvalue())
-            if photos_zip is None or images is not None:
-                report = run_import(kind, upload, images, columns)
-        if report is not None:
-            (st.success if report.ok else st.error)(ui.plain(report.summary()) + ".")
-            problems = (unpacked.problems if unpacked else []) + report.problems
-            if problems:
-                st.dataframe(
-                    [{"where": p.where, "problem": p.reason} for p in problems], hide_index=True, width="stretch"
+            folder = c[1].text_input(
+                "…or the photo folder on this computer",
+                help="A folder the app's computer can read: "
+                + ("photos named by their URL's file name" if kind == "Farfetch listings" else "<id>.jpg/.png/.webp"),
+            )
+            columns = Columns()
+            if kind == "Product CSV":
+                st.caption("Column names (the defaults fit the Fashion Product Images styles.csv):")
+                c = st.columns(4)
+                columns = Columns(
+                    id=c[0].text_input("id column", "id"),
+                    title=c[1].text_input("title column", "productDisplayName"),
+                    category=c[2].text_input("category column", "articleType"),
+                    colour=c[3].text_input("colour column", "baseColour"),
                 )
+            submitted = st.form_submit_button("Import")
+        if submitted:
+            report, unpacked = None, None
+            if upload is None:
+                st.warning("Choose a CSV file first.")
+            elif busy(database.path):
+                st.error(failures.busy_line(database.path))
+            else:
+                images = Path(folder).expanduser() if folder.strip() else None
+                if photos_zip is not None:
+                    images, unpacked = photos_from_zip(photos_zip.getvalue())
+                if photos_zip is None or images is not None:
+                    report = run_import(kind, upload, images, columns)
+            if report is not None:
+                (st.success if report.ok else st.error)(ui.plain(report.summary()) + ".")
+                problems = (unpacked.problems if unpacked else []) + report.problems
+                if problems:
+                    st.dataframe(
+                        [{"where": p.where, "problem": p.reason} for p in problems], hide_index=True, width="stretch"
+                    )
+
 
 st.subheader("Browse")
 filters = ui.filter_widgets(database, "browse")

@@ -14,6 +14,7 @@ from core.curation.export import export_similar
 from core.curation.labels import export_labels, import_labels
 from core.files.failures import one_line
 from core.files.output_path import OutputRefused
+from core.team.access import Action
 
 import ui
 
@@ -75,7 +76,7 @@ with left:
             f"Download all {count} labels (CSV)", (Path(tmp) / "labels.csv").read_bytes(), "labels.csv", "text/csv"
         )
 with right:
-    upload = st.file_uploader("Merge a labels CSV from a colleague", type=["csv"])
+    upload = st.file_uploader("Merge a labels CSV from a colleague", type=["csv"]) if ui.may(Action.IMPORT) else None
     if upload is not None and st.button("Import labels"):
         try:
             with tempfile.TemporaryDirectory() as tmp:

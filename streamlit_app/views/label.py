@@ -15,7 +15,7 @@ from core.catalog.images import sha256_bytes
 from core.catalog.items import item_detail
 from core.catalog.vectors import methods_with_vectors
 from core.curation.curated import curated_search
-from core.curation.labels import Query, current_grades, current_labels, label_counts, next_query
+from core.curation.labels import Query, current_grades, current_judges, current_labels, label_counts, next_query
 from core.curation.suggest import SuggestError, suggest_queries
 from core.search.queries import SearchError, search
 
@@ -45,9 +45,16 @@ ORDERS = {
 }
 mode = st.radio("Query", MODES, horizontal=True, **ui.remembered(ui.Keys.LABEL_MODE, MODES))
 c = st.columns([2, 2, 2, 1])
-labeler = c[0].text_input(
-    "Your name", **ui.remembered(ui.Keys.LABELER, persist=True), help="Remembered on this computer, beside the catalog."
-)
+person = ui.person()
+if person.signed_in:  # every verdict is recorded under the signed-in email, never a typed name
+    labeler = person.email
+    c[0].caption(f"Judging as **{ui.plain(person.email)}**")
+else:
+    labeler = c[0].text_input(
+        "Your name",
+        **ui.remembered(ui.Keys.LABELER, persist=True),
+        help="Remembered on this computer, beside the catalog.",
+    )
 method = c[1].selectbox("Method", embedded, **ui.remembered(ui.Keys.LABEL_METHOD, embedded))
 k = int(c[3].number_input("Results", 1, 20, 10, help="How many of the query's look-alikes to judge."))
 
@@ -150,6 +157,7 @@ except SearchError as exc:
     right.error(ui.plain(exc))
     st.stop()
 judged = current_grades(database, query)
+judges = current_judges(database, query)
 done = sum(1 for h in hits if h["item_id"] in judged)
 right.progress(
     done / max(1, len(hits)),
@@ -169,6 +177,8 @@ def actions(hit: dict, key: str) -> None:  # one click each: good / close / wron
     verdicts.buttons(
         database, query, hit["item_id"], method, hit["rank"], labeler, judged.get(hit["item_id"]), key, compact=True
     )
+    if hit["item_id"] in judges:  # who judged what
+        st.caption(f"{judged[hit['item_id']]} · {ui.plain(judges[hit['item_id']])}")
 
 
 pending = [h for h in hits + refill if h["item_id"] not in judged]

@@ -14,6 +14,7 @@ from core.curation import decisions
 from core.curation.curated import curated_search
 from core.methods import WeightsMissing
 from core.search.queries import SearchError
+from core.team.access import Action, NotAllowed
 
 import ui
 
@@ -159,20 +160,26 @@ for pane, name in zip(panes, columns):
 
 
 def change(make) -> None:
-    """Make a pin, hide or undo in the name typed (callbacks run before the page does)."""
+    """Make a pin, hide or undo as this session's person, in the name typed without sign-in (callbacks
+    run before the page does)."""
     try:
-        done = make((st.session_state.get(ui.Keys.LABELER) or "").strip())
-    except ValueError as exc:  # CurationError, RuleError: one line
+        with ui.acting_here():
+            done = make((st.session_state.get(ui.Keys.LABELER) or "").strip())
+    except (ValueError, NotAllowed) as exc:  # CurationError, RuleError, a role that may not: one line
         st.session_state["curate_note"] = f"error: {exc}"
         return
     st.session_state["curate_note"] = f"#{done.id} {done.subject()}" + (" undone" if done.undoes else "")
 
 
-if mode == "Catalog item" and curated:
+if mode == "Catalog item" and curated and ui.may(Action.CURATE):
     with st.expander("Curate this list: pin, hide, undo"):
         st.caption("Every change is kept with your name and the time (`python -m core curate list` shows them).")
         a = st.columns([2, 2, 1, 1])
-        who = a[0].text_input("Your name", **ui.remembered(ui.Keys.LABELER, persist=True))
+        if ui.person().signed_in:  # recorded under the signed-in email
+            who = ui.person().email
+            a[0].caption(f"Changing as **{ui.plain(who)}**")
+        else:
+            who = a[0].text_input("Your name", **ui.remembered(ui.Keys.LABELER, persist=True))
         shown = [h["item_id"] for h in st.session_state[ui.Keys.SEARCH_RESULTS]["hits"]]
         chosen = a[1].selectbox("Result", shown, key="curate_item")
         place = a[2].number_input("Place", 1, 1000, 1, key="curate_place")
