@@ -268,3 +268,67 @@ def test_tune_on_methods_page_and_label_an_uploaded_photo_in_chromium(server, br
     name = wait_for(browser, "//input[@aria-label='Your name']")
     settle(browser)
     assert name.get_attribute("value") == "e2e tester"
+
+
+TEAM = 5  # people labelling at once, each in a browser of their own, signed in by the proxy's header
+
+
+def good_buttons(driver) -> list:
+    """The Label page's ✓ (good) button of each result shown, in rank order."""
+    return [b for b in driver.find_elements("xpath", "//button[normalize-space(.)='✓']") if b.is_displayed()]
+
+
+def test_five_signed_in_people_label_side_by_side_and_each_sees_the_others_verdicts(imported_demo_path, tmp_path):
+    """Five labellers on one app (proxy mode: each browser carries its X-Forwarded-Email), all on the same
+    query, judging at the same moment, one of them with a double click: every verdict is stored once
+    under its person, and each session's next run shows everyone's."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    from core.catalog.db import open_catalog
+    from core.engines.embed import embed_catalog
+
+    shutil.copy(imported_demo_path, tmp_path / "demo.db")
+    db = open_catalog(tmp_path / "demo.db")
+    embed_catalog(db, "color_hist", progress=False)
+    (tmp_path / "roles.csv").write_text("*@shop.com,labeller\n", encoding="utf-8")
+    env = {"LOOKALIKE_AUTH": "proxy", "LOOKALIKE_ROLES_FILE": str(tmp_path / "roles.csv")}
+    people = [f"labeller{n}@shop.com" for n in range(TEAM)]
+    browsers = []
+    try:
+        with streamlit_app(db.path, tmp_path, env=env) as url:
+            for person in people:
+                browsers.append(chromium(tmp_path / person, 1280, 800, headers={"X-Forwarded-Email": person}))
+                browsers[-1].get(f"{url}/Label")
+            queries = []
+            for driver, person in zip(browsers, people):
+                wait_for(driver, f"//*[contains(., 'Judging as')][contains(., '{person}')]")
+                wait_for(driver, "(//button[normalize-space(.)='✓'])[10][not(@disabled)]")
+                settle(driver)
+                queries.append(driver.find_element("xpath", "//*[@data-testid='stImage']//img").get_attribute("src"))
+            assert len(set(queries)) == 1, queries  # the same suggested query for everyone
+            for n, driver in enumerate(browsers):  # everyone clicks at once: result n+1 for person n
+                button = good_buttons(driver)[n]
+                driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+                if n == 0:
+                    ActionChains(driver).double_click(button).perform()  # a double click
+                else:
+                    button.click()
+            deadline = time.time() + 60
+            while db.execute("SELECT count(DISTINCT labeler) FROM labels").fetchone()[0] < TEAM:
+                assert time.time() < deadline, db.execute("SELECT labeler FROM labels").fetchall()
+                time.sleep(0.5)
+            for n, driver in enumerate(browsers):  # each one's next run (here: its next click) shows them all
+                settle(driver)
+                again = good_buttons(driver)[n]
+                driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", again)
+                again.click()  # the same verdict again: a rerun that changes nothing stored
+                wait_for(driver, f"//*[contains(., '{TEAM} of 10 judged for this query')]")
+                settle(driver)
+                shown = driver.find_element("tag name", "body").text
+                assert all(f"good · {person}" in shown for person in people), (people[n], shown)
+    finally:
+        for driver in browsers:
+            driver.quit()
+    rows = db.execute("SELECT labeler, rank, grade FROM labels ORDER BY rank").fetchall()
+    assert rows == [(person, n + 1, "good") for n, person in enumerate(people)]  # once each, double click and all
+    db.conn.close()
