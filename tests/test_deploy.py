@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from helpers import ROOT
+from helpers import CHROMEDRIVER, CHROMIUM, ROOT, chromium, settle, wait_for
 
 DEPLOY = ROOT / "deploy"
 LOOKALIKE = "/opt/lookalike/.venv/bin/lookalike"  # where the units run the installed command
@@ -345,6 +345,9 @@ def test_caddy_signs_people_in_names_them_to_the_app_and_passes_the_api_and_webs
 
 @needs_nginx
 def test_the_real_app_and_api_answer_through_nginx(imported_demo_path, certificate, tmp_path):
+    """`lookalike app` in proxy mode and `lookalike serve` with a key, as the units start them, behind the
+    shipped nginx config; in Chromium (when installed) the app names the signed-in person, not the one a
+    forged header names."""
     from core.catalog.db import open_catalog
     from core.engines.embed import embed_catalog
 
@@ -357,7 +360,14 @@ def test_the_real_app_and_api_answer_through_nginx(imported_demo_path, certifica
     ports = {"app": free_port(), "api": free_port()}
     signin = ThreadingHTTPServer(("127.0.0.1", 0), SignIn)
     threading.Thread(target=signin.serve_forever, daemon=True).start()
-    env = {**os.environ, "LOOKALIKE_DB": str(catalog), "LOOKALIKE_API_KEY": "k3y-for-the-shop"}
+    (tmp_path / "roles.csv").write_text("*@shop.com,labeller\nboss@shop.com,admin\n", encoding="utf-8")
+    env = {
+        **os.environ,
+        "LOOKALIKE_DB": str(catalog),
+        "LOOKALIKE_API_KEY": "k3y-for-the-shop",
+        "LOOKALIKE_AUTH": "proxy",
+        "LOOKALIKE_ROLES_FILE": str(tmp_path / "roles.csv"),
+    }
     cli = [sys.executable, "-m", "core", "--db", str(catalog)]
     app = started([*cli, "app", "--host", "127.0.0.1", "--port", str(ports["app"])], tmp_path, ports["app"], env, ROOT)
     api = started(
@@ -379,8 +389,28 @@ def test_the_real_app_and_api_answer_through_nginx(imported_demo_path, certifica
                 {"Authorization": "Bearer k3y-for-the-shop"},
             )
             assert status == 200 and len(json.loads(body)["results"]) == 3
+            if CHROMIUM and CHROMEDRIVER:
+                signed_in_in_chromium(https, tmp_path)
     finally:
         stop(app)
         stop(api)
         signin.shutdown()
         signin.server_close()
+
+
+def signed_in_in_chromium(port: int, folder: Path) -> None:
+    """A browser through nginx: signed out it lands on the sign-in page; signed in as ana it is ana on
+    every page, though it sends boss's email itself."""
+    driver = chromium(folder / "chrome", headers={"X-Forwarded-Email": "boss@shop.com"})
+    try:
+        driver.execute_cdp_cmd("Security.setIgnoreCertificateErrors", {"ignore": True})  # the test's own certificate
+        driver.get(f"https://127.0.0.1:{port}/Label")
+        wait_for(driver, "//*[contains(., 'oauth2-proxy sign-in page')]")
+        assert driver.current_url == f"https://127.0.0.1:{port}/oauth2/sign_in?rd=https://127.0.0.1:{port}/Label"
+        driver.add_cookie({"name": "_oauth2_proxy", "value": SIGNED_IN, "path": "/", "secure": True})  # signed in
+        driver.get(f"https://127.0.0.1:{port}/Label")
+        wait_for(driver, f"//*[contains(., 'Judging as')][contains(., '{SIGNED_IN}')]")
+        settle(driver)
+        assert "boss@shop.com" not in driver.find_element("tag name", "body").text
+    finally:
+        driver.quit()
