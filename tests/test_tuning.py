@@ -429,3 +429,33 @@ def test_a_photo_query_is_ranked_by_the_deep_image_signals_only(synthetic):
     by_method = np.argsort(-(catalog @ query[0]))[:10]
     by_shape = np.argsort(-(unit(parts[BASES[0]]) @ unit(photo)[0]))[:10]
     assert by_method.tolist() == by_shape.tolist()
+
+
+def test_two_tunings_saving_one_name_at_once_each_get_a_version_of_their_own(catalog):
+    """The next version is read under the write lock: a save waiting for another's commit takes the
+    version after it (it used to read the same one first and fail on the primary key)."""
+    import threading
+    import time
+
+    from core.catalog.db import open_catalog
+    from core.methods.heads import Head, save_head
+
+    head = Head(name="typecol", version=0, bases=["color_hist"], head_input=[1.0], dims=[8], projection=None)
+    other, saved = open_catalog(catalog.path), {}
+
+    def late() -> None:
+        try:
+            saved["late"] = save_head(catalog, head, ["category"], False, {})
+        except Exception as exc:  # reported by the assertion
+            saved["late"] = exc
+
+    other.conn.execute("BEGIN IMMEDIATE")  # another tuning is saving right now
+    thread = threading.Thread(target=late)
+    thread.start()
+    time.sleep(0.5)  # the late save is under way, waiting for the lock
+    saved["first"] = save_head(other, head, ["category"], False, {})
+    other.conn.commit()
+    thread.join(60)
+    assert saved == {"first": 1, "late": 2}
+    assert catalog.execute("SELECT version FROM tuned_methods ORDER BY version").fetchall() == [(1,), (2,)]
+    other.conn.close()
