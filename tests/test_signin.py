@@ -36,7 +36,7 @@ def outward_address() -> str | None:
 @pytest.fixture(scope="module")
 def proxied_app(imported_demo_path, tmp_path_factory):
     """The app in proxy mode on every address, believing the header from 127.0.0.1 only, on a copy of
-    the demo catalog embedded with color_hist; yields (its loopback URL, its port, the catalog)."""
+    the demo catalog embedded with color_hist; yields (its loopback URL, its port, the catalog, the roles file)."""
     from core.catalog.db import open_catalog
     from core.engines.embed import embed_catalog
 
@@ -52,7 +52,7 @@ def proxied_app(imported_demo_path, tmp_path_factory):
         "LOOKALIKE_MODELS": str(folder / "models"),
     }
     with streamlit_app(db.path, folder, host="0.0.0.0", env=env) as url:
-        yield url, int(url.rsplit(":", 1)[1]), db
+        yield url, int(url.rsplit(":", 1)[1]), db, folder / "roles.csv"
     db.conn.close()
 
 
@@ -69,7 +69,7 @@ def shown_text(driver) -> str:
 @needs_chromium
 @pytest.mark.timeout(600)
 def test_proxy_viewer_and_labeller_side_by_side_and_a_forged_header_ignored(proxied_app, tmp_path):
-    url, port, db = proxied_app
+    url, port, db, roles = proxied_app
     viewer = chromium(tmp_path / "viewer", headers={"X-Forwarded-Email": "vera@shop.com"})
     labeller = chromium(tmp_path / "labeller", headers={"X-Forwarded-Email": "Nina@Shop.com"})
     try:
@@ -95,6 +95,16 @@ def test_proxy_viewer_and_labeller_side_by_side_and_a_forged_header_ignored(prox
         assert db.execute("SELECT labeler, grade FROM labels").fetchall() == [("nina@shop.com", "good")]
         wait_for(labeller, "//*[@data-testid='stCaptionContainer'][contains(., 'good · nina@shop.com')]")  # who judged
         assert db.execute("SELECT person FROM activity WHERE action = 'label'").fetchall() == [("nina@shop.com",)]
+
+        roles.write_text(ROLES + "nina@shop.com,viewer\n")  # her role taken away while her Label page is open
+        try:
+            wait_for(labeller, "//button[contains(., 'Good to #')][not(@disabled)]").click()
+            wait_for(labeller, "//*[contains(., 'Signed in as nina@shop.com (viewer)')]")
+            settle(labeller)
+            assert "Label" not in pages(labeller)
+            assert db.execute("SELECT count(*) FROM labels").fetchone()[0] == 1  # the click counted for nothing
+        finally:
+            roles.write_text(ROLES)
 
         viewer.get(url)  # the viewer's next run sees the labeller's verdict in the catalog's count
         wait_for(viewer, "//*[contains(., 'Signed in as vera@shop.com')]")
