@@ -23,14 +23,45 @@ def person() -> Person:
         if mode is None:
             return LOCAL
         rules = _roles(settings().roles_file)
-        name = _oidc_name() if mode == "oidc" else _proxy_name()
     except (SettingError, RolesError) as exc:
         st.error(f"Sign-in is not set up right: {exc}")
         st.stop()
+    if mode == "oidc" and not st.user.is_logged_in:
+        _sign_in_page()
+    if mode == "oidc":
+        st.sidebar.button("Sign out", on_click=st.logout)
+    name = _name(mode)
     role = role_of(name, rules) if name else None
     if role is None:
         _no_access(name, rules)
     return Person(name, role)
+
+
+def identify() -> Person | None:
+    """This session's person, worked out again without showing anything (for widget callbacks, which
+    run before Home.py: a role taken away counts at once); None for nobody or sign-in set up wrong."""
+    try:
+        mode = settings().auth
+        if mode is None:
+            return LOCAL
+        name = _name(mode)
+        role = role_of(name, _roles(settings().roles_file)) if name else None
+    except (SettingError, RolesError):
+        return None
+    return Person(name, role) if role else None
+
+
+def _name(mode: str) -> str | None:
+    """Whom the sign-in names: OIDC's verified email, or a trusted proxy's header; None for nobody."""
+    if mode == "oidc":
+        if not st.user.is_logged_in or st.user.get("email_verified") is False:
+            return None
+        return str(st.user.get("email") or "").strip().lower() or None
+    listening = st.get_option("server.address")
+    peer = st.context.ip_address or "127.0.0.1"  # Streamlit gives None for a loopback peer
+    if not proxy.trusted(peer, listening, proxy.trusted_proxies(settings().trusted_proxies_text)):
+        return None
+    return proxy.named_person(st.context.headers)
 
 
 def _roles(path: Path | None) -> list[Rule]:
@@ -49,25 +80,13 @@ def _read(path: str, stamp: int) -> list[Rule]:
     return read_roles(Path(path))
 
 
-def _oidc_name() -> str:
-    """The signed-in email (Streamlit's st.user); the sign-in page, and a stop, before sign-in."""
-    if not st.user.is_logged_in:
-        st.set_page_config(page_title="Lookalike · sign in", page_icon="👗")
-        st.title("Lookalike")
-        st.write("Sign in to work on this catalog.")
-        st.button("Sign in", type="primary", on_click=st.login)
-        st.stop()
-    st.sidebar.button("Sign out", on_click=st.logout)
-    return str(st.user.get("email") or "").strip().lower()
-
-
-def _proxy_name() -> str | None:
-    """The person the proxy's header names, believed only from a trusted address (else nobody)."""
-    listening = st.get_option("server.address")
-    peer = st.context.ip_address or "127.0.0.1"  # Streamlit gives None for a loopback peer
-    if not proxy.trusted(peer, listening, proxy.trusted_proxies(settings().trusted_proxies_text)):
-        return None
-    return proxy.named_person(st.context.headers)
+def _sign_in_page() -> None:
+    """Before OIDC sign-in: a Sign in button (to the provider), and nothing else."""
+    st.set_page_config(page_title="Lookalike · sign in", page_icon="👗")
+    st.title("Lookalike")
+    st.write("Sign in to work on this catalog.")
+    st.button("Sign in", type="primary", on_click=st.login)
+    st.stop()
 
 
 def _no_access(name: str | None, rules: list[Rule]) -> None:

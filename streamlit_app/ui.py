@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import signin
 import streamlit as st
 from PIL import Image
 
@@ -102,8 +103,9 @@ def may(action: Action) -> bool:
 
 
 def acting_here():
-    """Act as this session's person: for widget callbacks, which Streamlit runs before Home.py does."""
-    return acting_as(person())
+    """Act as this session's person, worked out again from the sign-in and the roles file: for widget
+    callbacks, which Streamlit runs before Home.py does."""
+    return acting_as(signin.identify())
 
 
 def db_path() -> Path:

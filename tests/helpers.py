@@ -208,14 +208,22 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_app(db_path: Path, folder: Path, host: str = "127.0.0.1", env: dict | None = None) -> Iterator[str]:
-    """`streamlit run streamlit_app/Home.py` on `host` and a free port, on the catalog at `db_path`, with
-    `env` added (`LOOKALIKE_AUTH=proxy`, ...); yields its loopback URL once it answers, and stops it after.
-    Its log is `folder`/streamlit.log."""
+def streamlit_app(
+    db_path: Path,
+    folder: Path,
+    host: str = "127.0.0.1",
+    env: dict | None = None,
+    port: int | None = None,
+    secrets: Path | None = None,
+) -> Iterator[str]:
+    """`streamlit run streamlit_app/Home.py` on `host` and `port` (default: a free one), on the catalog at
+    `db_path`, with `env` added (`LOOKALIKE_AUTH=proxy`, ...) and Streamlit's secrets from `secrets` (a
+    secrets.toml: the OIDC settings); yields its loopback URL once it answers, and stops it after. Its
+    log is `folder`/streamlit.log."""
     import time
     import urllib.request
 
-    port = free_port()
+    port = port or free_port()
     log = open(folder / "streamlit.log", "w")
     proc = subprocess.Popen(
         [
@@ -227,6 +235,7 @@ def streamlit_app(db_path: Path, folder: Path, host: str = "127.0.0.1", env: dic
             f"--server.address={host}",
             f"--server.port={port}",
             "--server.headless=true",
+            *([f"--secrets.files={secrets}"] if secrets else []),
         ],
         cwd=ROOT,
         env={**os.environ, "LOOKALIKE_DB": str(db_path), **(env or {})},

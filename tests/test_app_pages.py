@@ -615,3 +615,28 @@ def test_catalog_text_is_shown_as_text_on_every_page(app_db):
         shown = markdown_shown(at_page)
         assert any("http\\://host/t.png" in text for text in shown)  # the hostile text is shown, escaped
         assert not [text for text in shown if UNESCAPED.search(text)]
+
+
+def test_activity_page_lists_who_did_what_newest_first_and_by_person(app_db):
+    from core.curation import decisions
+    from core.curation.labels import Query, add_label
+
+    a, b, c = (i for (i,) in app_db.execute("SELECT id FROM items ORDER BY id LIMIT 3"))
+    add_label(app_db, Query.item(a), b, "efficientnet_lite0", 1, True, "ana")
+    decisions.hide(app_db, c, "bo")
+    at = page("activity")
+    rows = at.dataframe[0].value
+    assert list(rows["who"][:2]) == ["bo", "ana"] and list(rows["did"][:2]) == ["curate", "label"]
+    at.selectbox(key="activity_person").set_value("ana").run()
+    assert list(at.dataframe[0].value["who"]) == ["ana"]
+
+
+def test_with_sign_in_on_nobody_gets_only_the_page_saying_whom_to_ask(app_db, monkeypatch, tmp_path):
+    (tmp_path / "roles.csv").write_text("*@shop.com,viewer\nboss@shop.com,admin\n")
+    monkeypatch.setenv("LOOKALIKE_AUTH", "proxy")
+    monkeypatch.setenv("LOOKALIKE_ROLES_FILE", str(tmp_path / "roles.csv"))
+    at = AppTest.from_file(str(APP / "Home.py"), default_timeout=120).run()  # no proxy header: nobody
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["No access"]
+    assert "Nobody is signed in" in texts(at) and "ask boss@shop.com" in texts(at).replace("\\", "")
+    assert "Search" not in texts(at)

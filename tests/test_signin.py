@@ -4,6 +4,7 @@ computer without sign-in."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import time
@@ -15,6 +16,7 @@ from helpers import chromium, needs_chromium, one_line, run_cli, send_headers, s
 ROLES = """# the shop's team
 *@shop.com,labeller
 vera@shop.com,viewer
+cy@shop.com,curator
 boss@shop.com,admin
 """
 
@@ -34,7 +36,7 @@ def outward_address() -> str | None:
 @pytest.fixture(scope="module")
 def proxied_app(imported_demo_path, tmp_path_factory):
     """The app in proxy mode on every address, believing the header from 127.0.0.1 only, on a copy of
-    the demo catalog embedded with color_hist; yields (its loopback URL, its port, the catalog)."""
+    the demo catalog embedded with color_hist; yields (its loopback URL, its port, the catalog, the roles file)."""
     from core.catalog.db import open_catalog
     from core.engines.embed import embed_catalog
 
@@ -50,7 +52,7 @@ def proxied_app(imported_demo_path, tmp_path_factory):
         "LOOKALIKE_MODELS": str(folder / "models"),
     }
     with streamlit_app(db.path, folder, host="0.0.0.0", env=env) as url:
-        yield url, int(url.rsplit(":", 1)[1]), db
+        yield url, int(url.rsplit(":", 1)[1]), db, folder / "roles.csv"
     db.conn.close()
 
 
@@ -67,7 +69,7 @@ def shown_text(driver) -> str:
 @needs_chromium
 @pytest.mark.timeout(600)
 def test_proxy_viewer_and_labeller_side_by_side_and_a_forged_header_ignored(proxied_app, tmp_path):
-    url, port, db = proxied_app
+    url, port, db, roles = proxied_app
     viewer = chromium(tmp_path / "viewer", headers={"X-Forwarded-Email": "vera@shop.com"})
     labeller = chromium(tmp_path / "labeller", headers={"X-Forwarded-Email": "Nina@Shop.com"})
     try:
@@ -93,6 +95,16 @@ def test_proxy_viewer_and_labeller_side_by_side_and_a_forged_header_ignored(prox
         assert db.execute("SELECT labeler, grade FROM labels").fetchall() == [("nina@shop.com", "good")]
         wait_for(labeller, "//*[@data-testid='stCaptionContainer'][contains(., 'good · nina@shop.com')]")  # who judged
         assert db.execute("SELECT person FROM activity WHERE action = 'label'").fetchall() == [("nina@shop.com",)]
+
+        roles.write_text(ROLES + "nina@shop.com,viewer\n")  # her role taken away while her Label page is open
+        try:
+            wait_for(labeller, "//button[contains(., 'Good to #')][not(@disabled)]").click()
+            wait_for(labeller, "//*[contains(., 'Signed in as nina@shop.com (viewer)')]")
+            settle(labeller)
+            assert "Label" not in pages(labeller)
+            assert db.execute("SELECT count(*) FROM labels").fetchone()[0] == 1  # the click counted for nothing
+        finally:
+            roles.write_text(ROLES)
 
         viewer.get(url)  # the viewer's next run sees the labeller's verdict in the catalog's count
         wait_for(viewer, "//*[contains(., 'Signed in as vera@shop.com')]")
@@ -120,7 +132,91 @@ def test_proxy_viewer_and_labeller_side_by_side_and_a_forged_header_ignored(prox
 
 
 def test_app_beyond_this_computer_needs_sign_in(tmp_path):
-    refused = run_cli("app", "--host", "0.0.0.0", "--db", str(tmp_path / "c.db"), env={"LOOKALIKE_AUTH": ""})
+    db, home = str(tmp_path / "c.db"), {"HOME": str(tmp_path)}  # no ~/.streamlit/secrets.toml
+    refused = run_cli("app", "--host", "0.0.0.0", "--db", db, env={"LOOKALIKE_AUTH": ""})
     assert "without sign-in" in one_line(refused)
-    bad = run_cli("app", "--host", "0.0.0.0", "--db", str(tmp_path / "c.db"), env={"LOOKALIKE_AUTH": "ldap"})
+    bad = run_cli("app", "--host", "0.0.0.0", "--db", db, env={"LOOKALIKE_AUTH": "ldap"})
     assert "LOOKALIKE_AUTH must be oidc or proxy" in one_line(bad)
+    no_roles = run_cli(
+        "app", "--host", "0.0.0.0", "--db", db, env={"LOOKALIKE_AUTH": "proxy", "LOOKALIKE_ROLES_FILE": ""}
+    )
+    assert "LOOKALIKE_ROLES_FILE names no roles file" in one_line(no_roles)
+    (tmp_path / "roles.csv").write_text("ana@shop.com,admin\nbo@shop.com,boss\n")
+    roles = {"LOOKALIKE_ROLES_FILE": str(tmp_path / "roles.csv")}
+    wrong_role = run_cli("app", "--host", "0.0.0.0", "--db", db, env={"LOOKALIKE_AUTH": "proxy", **roles})
+    assert "roles.csv line 2: unknown role 'boss'" in one_line(wrong_role)
+    (tmp_path / "roles.csv").write_text("ana@shop.com,admin\n")
+    no_secrets = run_cli("app", "--host", "0.0.0.0", "--db", db, env={"LOOKALIKE_AUTH": "oidc", **roles, **home})
+    assert "needs an [auth] section" in one_line(no_secrets)
+
+
+def test_app_with_sign_in_listens_beyond_this_computer(demo_catalog, tmp_path):
+    import subprocess
+    import sys
+    import urllib.request
+
+    from helpers import ROOT, free_port
+
+    (tmp_path / "roles.csv").write_text("ana@shop.com,admin\n")
+    port = free_port()
+    env = {**os.environ, "LOOKALIKE_AUTH": "proxy", "LOOKALIKE_ROLES_FILE": str(tmp_path / "roles.csv")}
+    command = [sys.executable, "-m", "core", "--db", str(demo_catalog.path), "app", "--host", "0.0.0.0"]
+    app = subprocess.Popen([*command, "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as answer:
+                    assert answer.status == 200
+                    break
+            except OSError:
+                assert app.poll() is None, "the app stopped"
+                time.sleep(0.5)
+        else:
+            pytest.fail("the app did not answer")
+    finally:
+        app.terminate()
+        app.wait(30)
+
+
+@needs_chromium
+@pytest.mark.timeout(300)
+def test_oidc_sign_in_through_a_real_provider_in_chromium(imported_demo_path, tmp_path):
+    """Streamlit's st.login against oidc-provider-mock (a real OpenID Connect provider on loopback):
+    Chromium signs in on the provider's own form and comes back as that email, with its role."""
+    from oidc_provider_mock import run_server_in_thread
+
+    from helpers import free_port
+
+    shutil.copy(imported_demo_path, tmp_path / "demo.db")
+    (tmp_path / "roles.csv").write_text(ROLES)
+    port = free_port()
+    with run_server_in_thread(port=0) as provider:
+        secrets = tmp_path / "secrets.toml"
+        secrets.write_text(
+            "[auth]\n"
+            f'redirect_uri = "http://localhost:{port}/oauth2callback"\n'
+            'cookie_secret = "a long random string only this app knows"\n'
+            'client_id = "lookalike"\n'
+            'client_secret = "lookalike-secret"\n'
+            f'server_metadata_url = "http://localhost:{provider.server_port}/.well-known/openid-configuration"\n'
+        )
+        env = {"LOOKALIKE_AUTH": "oidc", "LOOKALIKE_ROLES_FILE": str(tmp_path / "roles.csv")}
+        with streamlit_app(tmp_path / "demo.db", tmp_path, env=env, port=port, secrets=secrets) as url:
+            driver = chromium(tmp_path / "chrome")
+            try:
+                app = url.replace("127.0.0.1", "localhost")  # the host the provider sends the browser back to
+                driver.get(app)
+                wait_for(driver, "//button[normalize-space(.)='Sign in']").click()
+                wait_for(driver, "//input[@name='sub']").send_keys("cy@shop.com")  # the provider's form
+                driver.find_element("xpath", "//button[normalize-space(.)='Authorize']").click()
+                wait_for(driver, "//*[contains(., 'Signed in as cy@shop.com (curator)')]")
+                settle(driver)
+                assert {"Export", "Search"} <= set(pages(driver)) and "Methods" not in pages(driver)
+                wait_for(driver, "//button[normalize-space(.)='Sign out']").click()
+                wait_for(driver, "//button[normalize-space(.)='End session']").click()  # the provider's side
+                driver.get(app)
+                wait_for(driver, "//button[normalize-space(.)='Sign in']")  # signed out of the app too
+                assert "Signed in as" not in shown_text(driver)
+            finally:
+                driver.quit()

@@ -9,7 +9,6 @@ import re
 
 import pytest
 
-from core import settings
 from core.catalog.activity import people, read_activity
 from core.curation import decisions
 from core.curation.labels import Query, add_label, export_labels, import_labels
@@ -32,12 +31,8 @@ CURATOR, ADMIN = Person("cy@shop.com", Role.CURATOR), Person("boss@shop.com", Ro
 
 @pytest.fixture
 def sign_in_on(monkeypatch):
-    """Sign-in on (proxy mode) for this test's library calls."""
+    """Sign-in on (proxy mode) for this test's library calls (conftest reads the settings again)."""
     monkeypatch.setenv("LOOKALIKE_AUTH", "proxy")
-    settings.reload()
-    yield
-    monkeypatch.delenv("LOOKALIKE_AUTH")
-    settings.reload()
 
 
 def test_roles_file_gives_an_email_its_own_line_before_its_domain():

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core.cli.serve import port
 from core.settings import settings
+from core.team.roles import read_roles
 
 DEFAULT_PORT = 8501  # Streamlit's own
 
@@ -58,8 +59,35 @@ def check_host(host: str) -> None:
         )
 
 
+SECRETS = (Path(".streamlit") / "secrets.toml", Path.home() / ".streamlit" / "secrets.toml")  # where Streamlit looks
+
+
+def check_sign_in(secrets: tuple[Path, ...] = SECRETS) -> None:
+    """With sign-in on, refuse to start without a roles file that can be used (nobody would get in), or,
+    for `oidc`, without the `[auth]` section of Streamlit's secrets.toml (docs/team.md)."""
+    mode = settings().auth
+    if mode is None:
+        return
+    if settings().roles_file is None:
+        raise AppError("LOOKALIKE_AUTH is on but LOOKALIKE_ROLES_FILE names no roles file: nobody could get in")
+    read_roles(settings().roles_file)  # RolesError (one line) naming the line that cannot be used
+    if mode == "oidc" and not any(_has_auth(path) for path in secrets):
+        raise AppError(
+            "LOOKALIKE_AUTH=oidc needs an [auth] section (your provider's client_id, client_secret, "
+            "server_metadata_url, redirect_uri, cookie_secret) in .streamlit/secrets.toml here; see docs/team.md"
+        )
+
+
+def _has_auth(path: Path) -> bool:
+    try:
+        return "auth" in tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+
+
 def cmd_app(args: argparse.Namespace) -> int:
     check_host(args.host)
+    check_sign_in()
     command = streamlit_command(args.host, args.port)
     env = {**os.environ, "LOOKALIKE_DB": str(args.db)}  # the app opens the catalog `--db` names
     os.execve(sys.executable, command, env)  # the process becomes Streamlit: Ctrl+C stops it directly
