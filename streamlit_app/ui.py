@@ -45,6 +45,7 @@ class Keys:
     SEARCH_STEERS = "search_steers"  # the query it is for, and the items to show more / less like
     BROWSE_PAGE = "browse_page"
     EXPORT_FILE = "export_file"
+    LABELS_FILE = "labels_file"  # the labels CSV this session exported: (rows, bytes)
     DEVICE = "device"
     PERSON = "person"  # who uses this session (Home.py sets it on every run, from the sign-in)
 

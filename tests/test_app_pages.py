@@ -640,3 +640,16 @@ def test_with_sign_in_on_nobody_gets_only_the_page_saying_whom_to_ask(app_db, mo
     assert [t.value for t in at.title] == ["No access"]
     assert "Nobody is signed in" in texts(at) and "ask boss@shop.com" in texts(at).replace("\\", "")
     assert "Search" not in texts(at)
+
+
+def test_export_page_exports_labels_on_a_click_only(app_db):
+    from core.curation.labels import Query, add_label
+
+    a, b = (i for (i,) in app_db.execute("SELECT id FROM items ORDER BY id LIMIT 2"))
+    add_label(app_db, Query.item(a), b, "efficientnet_lite0", 1, True, "ana")
+    exports = "SELECT count(*) FROM activity WHERE action = 'export'"
+    at = page("export")
+    assert app_db.execute(exports).fetchone()[0] == 0  # a visit exports nothing (nor fills the activity)
+    next(b for b in at.button if b.label == "Export labels (CSV)").click().run()
+    assert app_db.execute(exports).fetchone()[0] == 1
+    assert "Download all 1 labels (CSV)" in [b.label for b in at.get("download_button")]

@@ -121,6 +121,7 @@ def test_with_sign_in_nobody_and_a_viewer_are_refused_by_the_library(demo_catalo
             "tune": lambda: tune(demo_catalog, "mine", ["color_hist"], ["category"], progress=False),
             "train": lambda: train(demo_catalog, epochs=1, progress=False),
             "activity": lambda: read_activity(demo_catalog),
+            "people": lambda: people(demo_catalog),
         }
         for call in refused.values():
             with pytest.raises(NotAllowed, match="^vera@shop.com is a viewer: to "):

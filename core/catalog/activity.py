@@ -54,5 +54,6 @@ def read_activity(db: Catalog, person: str | None = None, limit: int = 500) -> l
 
 
 def people(db: Catalog) -> list[str]:
-    """Everyone who did something, alphabetically."""
+    """Everyone who did something, alphabetically (admins only)."""
+    require(Action.ACTIVITY)
     return [row[0] for row in db.execute("SELECT DISTINCT person FROM activity ORDER BY person")]

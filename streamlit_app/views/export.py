@@ -70,11 +70,12 @@ else:
 st.subheader("Labels")
 left, right = st.columns(2)
 with left:
-    with tempfile.TemporaryDirectory() as tmp:
-        count = export_labels(database, Path(tmp) / "labels.csv")
-        st.download_button(
-            f"Download all {count} labels (CSV)", (Path(tmp) / "labels.csv").read_bytes(), "labels.csv", "text/csv"
-        )
+    if st.button("Export labels (CSV)", help="Every verdict with who gave it and when, as `labels export` writes it."):
+        with tempfile.TemporaryDirectory() as tmp:  # an export, so it goes in the activity: on a click only
+            count = export_labels(database, Path(tmp) / "labels.csv")
+            st.session_state[ui.Keys.LABELS_FILE] = (count, (Path(tmp) / "labels.csv").read_bytes())
+    if exported := st.session_state.get(ui.Keys.LABELS_FILE):
+        st.download_button(f"Download all {exported[0]} labels (CSV)", exported[1], "labels.csv", "text/csv")
 with right:
     upload = st.file_uploader("Merge a labels CSV from a colleague", type=["csv"]) if ui.may(Action.IMPORT) else None
     if upload is not None and st.button("Import labels"):
