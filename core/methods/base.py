@@ -66,9 +66,6 @@ class TextExtractor(Extractor, ABC):
         return unit(self.encode(list(texts)))
 
 
-PartLoader = Callable[[str], ImageExtractor]  # a derived method's part, by name -> its extractor
-
-
 class DerivedExtractor(ImageExtractor):
     """Vectors computed from the vectors of other methods (`spec.parts`), not from pixels.
 
@@ -106,3 +103,6 @@ class DerivedExtractor(ImageExtractor):
         if load is None:
             raise RuntimeError(f"{self.spec.name}: build it with core.methods.build_extractor to embed photos")
         return self.combine_photo({name: load(name).embed_images(batch) for name in self.spec.parts})
+
+
+PartLoader = Callable[[str], ImageExtractor]  # a derived method's part, by name -> its extractor
