@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import shutil
 
 import numpy as np
@@ -183,26 +184,45 @@ def test_any_derived_spec_is_embedded_from_stored_vectors(embedded_demo, monkeyp
     assert np.allclose(projected, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
 
 
-def test_embed_and_index_look_the_method_up_once(embedded_demo, monkeypatch):
-    """Embed + index (the Methods page, the demo, `sync`) carries the space it is given to the embedding,
-    the model, the parts and the index: a catalog's own method (as a tuned one) is looked up in the
-    catalog once, not once per step (it was three times), and its extractor is built once."""
-    from core.engines.prepare import prepare_method
+@pytest.fixture
+def catalog_method(monkeypatch) -> list[str]:
+    """`projected` as one of the catalog's own methods (as tuned.py registers its heads): each time the
+    catalog is asked for it is noted in the list returned."""
     from core.methods import registry
 
-    looked_up, built = [], []
+    looked_up: list[str] = []
 
-    def catalog_specs(catalog, name):  # the catalog's own methods, as tuned.py registers its heads
+    def catalog_specs(catalog, name):
         looked_up.extend([name] if name == "projected" else [])
         return [PROJECTED] if name in (None, "projected") else []
 
     monkeypatch.setattr(registry, "_CATALOG_SPECS", [*registry._CATALOG_SPECS, catalog_specs])
+    return looked_up
+
+
+def test_embed_and_index_look_the_method_up_once(embedded_demo, catalog_method, monkeypatch):
+    """Embed + index (the Methods page, the demo, `sync`) carries the space it is given to the embedding,
+    the model, the parts and the index: a catalog's own method (as a tuned one) is looked up in the
+    catalog once, not once per step (it was three times), and its extractor is built once."""
+    from core.engines.prepare import prepare_method
+
+    built = []
     monkeypatch.setattr(
         Projection, "__init__", lambda self, *args: built.append(1) or DerivedExtractor.__init__(self, *args)
     )
     report = prepare_method(open_space(embedded_demo, "projected"))
-    assert report.embedded == 300 and looked_up == ["projected"] and len(built) == 1
+    assert report.embedded == 300 and catalog_method == ["projected"] and len(built) == 1
     assert open_space(embedded_demo, "projected").loaded_index(rebuild=False).info.items == 300
+
+
+def test_the_embed_command_opens_the_method_once(embedded_demo, catalog_method, capsys):
+    """`embed`: the argument is checked when it is parsed, then the command opens the method's space
+    once and hands it to the engine (it was looked up four times)."""
+    from core.cli import main
+
+    assert main(["embed", "--db", str(embedded_demo.path), "--method", "projected", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["embedded"] == 300
+    assert catalog_method == ["projected", "projected"]  # the argument's check, then the command's space
 
 
 def test_start_up_is_timed_apart_from_the_rate(demo_catalog, monkeypatch):
