@@ -64,6 +64,7 @@ def bench_ray(db_path: Path, method: str, images: int, batch_size: int | None, s
     """`embed --engine ray` on a local Ray; `started`: Ray is up before the clock starts."""
     from core.catalog.db import open_catalog
     from core.engines.ray_engine import embed_with_ray, start_ray
+    from core.search.space import open_space
 
     db = open_catalog(db_path)
     db.execute("DELETE FROM embeddings WHERE method = ?", (method,))
@@ -71,7 +72,7 @@ def bench_ray(db_path: Path, method: str, images: int, batch_size: int | None, s
     if started:
         start_ray()
     start = time.perf_counter()
-    report = embed_with_ray(db, method, batch_size=batch_size, limit=images, progress=False)
+    report = embed_with_ray(open_space(db, method), batch_size=batch_size, limit=images, progress=False)
     return {"images": report.embedded, "seconds": time.perf_counter() - start, "load_s": 0.0}
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import shutil
 
 import numpy as np
 import pytest
 
 from core.catalog import vectors
-from core.engines.embed import embed_catalog, embed_image
-from core.methods import DerivedExtractor, create_extractor
+from core.engines.embed import embed_catalog
+from core.methods import DerivedExtractor, MethodSpec, build_extractor, create_extractor
+from core.search.queries import photo_vector
+from core.search.space import open_space
 
 from helpers import moved_photo
 
@@ -118,7 +121,7 @@ def test_uploaded_photo_matches_catalog_vector(embedded_demo):
     item_id, path = embedded_demo.execute("SELECT item_id, path FROM images ORDER BY item_id LIMIT 1").fetchone()
     data = open(path, "rb").read()
     stored = vectors.get_vector(embedded_demo, "efficientnet_lite0", item_id)
-    uploaded = embed_image(data, "efficientnet_lite0")
+    uploaded = photo_vector(open_space(embedded_demo, "efficientnet_lite0"), data)
     assert np.allclose(stored, uploaded, atol=1e-5)
 
 
@@ -143,7 +146,7 @@ def test_hybrid_is_combined_from_its_parts_stored_vectors(embedded_demo):
 def test_uploaded_photo_through_a_derived_method_runs_its_parts(embedded_demo):
     embed_catalog(embedded_demo, "hybrid", progress=False, limit=3)
     item_id, path = embedded_demo.execute("SELECT item_id, path FROM images ORDER BY item_id LIMIT 1").fetchone()
-    uploaded = embed_image(open(path, "rb").read(), "hybrid", embedded_demo)
+    uploaded = photo_vector(open_space(embedded_demo, "hybrid"), open(path, "rb").read())
     assert np.allclose(uploaded, vectors.get_vector(embedded_demo, "hybrid", item_id), atol=1e-5)
 
 
@@ -156,27 +159,70 @@ class Projection(DerivedExtractor):
         return part_vectors["efficientnet_lite0"] @ self.matrix
 
 
+PROJECTED = MethodSpec(
+    name="projected",
+    version="1",
+    kind="image",
+    dim=16,
+    metric="angular",
+    family="test",
+    description="a projection",
+    weights="its part's",
+    factory="test_embed:Projection",
+    parts=("efficientnet_lite0",),
+)
+
+
 def test_any_derived_spec_is_embedded_from_stored_vectors(embedded_demo, monkeypatch):
     from core.methods import registry
 
-    spec = registry.MethodSpec(
-        name="projected",
-        version="1",
-        kind="image",
-        dim=16,
-        metric="angular",
-        family="test",
-        description="a projection",
-        weights="its part's",
-        factory="test_embed:Projection",
-        parts=("efficientnet_lite0",),
-    )
-    monkeypatch.setitem(registry._REGISTRY, "projected", spec)
+    monkeypatch.setitem(registry._REGISTRY, "projected", PROJECTED)
     assert embed_catalog(embedded_demo, "projected", progress=False).embedded == 300
     ids, projected = vectors.load_matrix(embedded_demo, "projected")
     _, base = vectors.load_matrix(embedded_demo, "efficientnet_lite0")
     expected = base @ Projection.matrix
     assert np.allclose(projected, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
+
+
+@pytest.fixture
+def catalog_method(monkeypatch) -> list[str]:
+    """`projected` as one of the catalog's own methods (as tuned.py registers its heads): each time the
+    catalog is asked for it is noted in the list returned."""
+    from core.methods import registry
+
+    looked_up: list[str] = []
+
+    def catalog_specs(catalog, name):
+        looked_up.extend([name] if name == "projected" else [])
+        return [PROJECTED] if name in (None, "projected") else []
+
+    monkeypatch.setattr(registry, "_CATALOG_SPECS", [*registry._CATALOG_SPECS, catalog_specs])
+    return looked_up
+
+
+def test_embed_and_index_look_the_method_up_once(embedded_demo, catalog_method, monkeypatch):
+    """Embed + index (the Methods page, the demo, `sync`) carries the space it is given to the embedding,
+    the model, the parts and the index: a catalog's own method (as a tuned one) is looked up in the
+    catalog once, not once per step (it was three times), and its extractor is built once."""
+    from core.engines.prepare import prepare_method
+
+    built = []
+    monkeypatch.setattr(
+        Projection, "__init__", lambda self, *args: built.append(1) or DerivedExtractor.__init__(self, *args)
+    )
+    report = prepare_method(open_space(embedded_demo, "projected"))
+    assert report.embedded == 300 and catalog_method == ["projected"] and len(built) == 1
+    assert open_space(embedded_demo, "projected").loaded_index(rebuild=False).info.items == 300
+
+
+def test_the_embed_command_opens_the_method_once(embedded_demo, catalog_method, capsys):
+    """`embed`: the argument is checked when it is parsed, then the command opens the method's space
+    once and hands it to the engine (it was looked up four times)."""
+    from core.cli import main
+
+    assert main(["embed", "--db", str(embedded_demo.path), "--method", "projected", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["embedded"] == 300
+    assert catalog_method == ["projected", "projected"]  # the argument's check, then the command's space
 
 
 def test_start_up_is_timed_apart_from_the_rate(demo_catalog, monkeypatch):
@@ -207,10 +253,12 @@ def test_nothing_to_do_loads_no_model_draws_no_bar_and_keeps_a_current_index(emb
     built = {m: read_manifest(embedded_demo, m).built_at for m in DEMO_METHODS}
     capsys.readouterr()
     loaded = []
-    real = create_extractor
-    monkeypatch.setattr("core.engines.embed.create_extractor", lambda name, db: loaded.append(name) or real(name, db))
+    real = build_extractor
+    monkeypatch.setattr(
+        "core.search.space.build_extractor", lambda spec, *a, **kw: loaded.append(spec.name) or real(spec, *a, **kw)
+    )
     setup_demo(embedded_demo, progress=True)
     err = capsys.readouterr().err
     assert "embed " not in err and "adding" not in err, err
-    assert loaded == ["hybrid"]  # a derived method's combiner, no model
+    assert loaded == []  # not even the hybrid's combiner: the first set-up's is still loaded
     assert {m: read_manifest(embedded_demo, m).built_at for m in DEMO_METHODS} == built

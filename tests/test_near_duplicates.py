@@ -11,9 +11,9 @@ from PIL import Image
 
 from core.catalog.vectors import get_vector, store
 from core.cli import main
-from core.engines.embed import embed_image
 from core.search import backends
 from core.search.near_duplicates import NEIGHBOURS, find_duplicates
+from core.search.queries import photo_vector
 from core.search.space import open_space
 
 METHOD = "efficientnet_lite0"
@@ -42,7 +42,7 @@ def test_a_relisted_photo_is_found(embedded_demo):
     item, path = demo_item(embedded_demo, 42)
     buffer = io.BytesIO()  # the merchant's copy: smaller, re-encoded
     Image.open(path).convert("RGB").resize((180, 240)).save(buffer, "JPEG", quality=80)
-    relist(embedded_demo, item, "copy-1", embed_image(buffer.getvalue(), METHOD))
+    relist(embedded_demo, item, "copy-1", photo_vector(open_space(embedded_demo, METHOD), buffer.getvalue()))
     pairs = find_duplicates(open_space(embedded_demo, METHOD), 0.95, progress=False)
     new = [p for p in pairs if (p.a, p.b) not in baseline]
     assert [(p.a, p.b) for p in new] == [tuple(sorted((item, "copy-1")))]

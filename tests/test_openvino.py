@@ -147,7 +147,8 @@ def test_a_damaged_conversion_is_detected_and_rebuilt(embedded_demo, empty_model
     notices (digest or reference answer), rebuilds what is damaged once, and a catalog photo
     uploaded finds its own stored vector again; the run after that finds nothing to rebuild."""
     from core.catalog.vectors import load_matrix
-    from core.engines.embed import embed_image
+    from core.search.queries import photo_vector
+    from core.search.space import open_space
 
     monkeypatch.setenv("LOOKALIKE_BACKEND", "openvino")
     create_extractor(DEFAULT)
@@ -160,7 +161,7 @@ def test_a_damaged_conversion_is_detected_and_rebuilt(embedded_demo, empty_model
         path.write_bytes(bytes(data))
     ids, stored = load_matrix(embedded_demo, DEFAULT)
     path = embedded_demo.execute("SELECT path FROM images WHERE item_id = ?", (ids[0],)).fetchone()[0]
-    vector = embed_image(open(path, "rb").read(), DEFAULT, embedded_demo)
+    vector = photo_vector(open_space(embedded_demo, DEFAULT), open(path, "rb").read())
     assert float(vector @ stored[0]) >= 0.999
     assert (stored @ vector).argmax() == 0
     assert entries(tmp_path / "cache") == [entry]
@@ -299,12 +300,13 @@ def test_an_uploaded_photo_gets_the_stored_vectors_backend(embedded_demo, monkey
     """Upload search builds the same extractor as `embed` (the same backend settings): a catalog photo
     uploaded finds its own stored vector. (Other backends' vectors agree to the cosines tested above.)"""
     from core.catalog.vectors import load_matrix
-    from core.engines.embed import embed_image
+    from core.search.queries import photo_vector
+    from core.search.space import open_space
 
     ids, stored = load_matrix(embedded_demo, DEFAULT)
     path = embedded_demo.execute("SELECT path FROM images WHERE item_id = ?", (ids[0],)).fetchone()[0]
     monkeypatch.setenv("LOOKALIKE_BACKEND", "openvino")
-    vector = embed_image(open(path, "rb").read(), DEFAULT, embedded_demo)
+    vector = photo_vector(open_space(embedded_demo, DEFAULT), open(path, "rb").read())
     assert float(vector @ stored[0]) >= 0.9999
 
 

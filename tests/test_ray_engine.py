@@ -13,6 +13,7 @@ from core.catalog.db import open_catalog
 from core.cli import main
 from core.engines.embed import embed_catalog
 from core.engines.ray_engine import ActorPlan, driver_side, embed_with_ray, plan_actors, start_ray, worker_env
+from core.search.space import open_space
 
 from helpers import moved_photo
 
@@ -58,10 +59,12 @@ def test_an_interrupted_ray_run_resumes_like_a_local_one(local_ray, small_demo):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        embed_with_ray(small_demo, METHOD, batch_size=16, limit=48, progress=False, on_progress=stop_after_two_batches)
+        embed_with_ray(
+            open_space(small_demo, METHOD), batch_size=16, limit=48, progress=False, on_progress=stop_after_two_batches
+        )
     kept = stored(small_demo)
     assert kept == 32  # the batches written before the stop are kept
-    rest = embed_with_ray(small_demo, METHOD, batch_size=16, progress=False)
+    rest = embed_with_ray(open_space(small_demo, METHOD), batch_size=16, progress=False)
     assert rest.pending == rest.embedded == 64 - kept  # only the rest is computed
     assert stored(small_demo) == 64
     assert embed_catalog(small_demo, METHOD, progress=False).pending == 0
@@ -72,11 +75,11 @@ def test_a_photo_missing_on_a_run_is_tried_again_on_the_next(local_ray, small_de
     item_id, path = moved_photo(small_demo, tmp_path)
     away = tmp_path / "away.jpg"
     path.rename(away)
-    report = embed_with_ray(small_demo, METHOD, batch_size=16, limit=20, progress=False)
+    report = embed_with_ray(open_space(small_demo, METHOD), batch_size=16, limit=20, progress=False)
     assert (report.embedded, report.unavailable, report.failed) == (19, 1, 0)
     assert small_demo.execute("SELECT count(*) FROM embedding_failures").fetchone()[0] == 0
     away.rename(path)  # the mount is back
-    again = embed_with_ray(small_demo, METHOD, batch_size=16, limit=1, progress=False)
+    again = embed_with_ray(open_space(small_demo, METHOD), batch_size=16, limit=1, progress=False)
     assert again.embedded == 1 and vectors.get_vector(small_demo, METHOD, item_id) is not None
 
 
@@ -186,12 +189,15 @@ def test_the_driver_finds_version_and_preprocessing_without_loading_a_model(cata
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(Exception):  # noqa: B017 - any failure: the point is that the driver never tries
         create_extractor("clip", catalog)
-    assert driver_side("clip", catalog) == ("1", processor_pixels(processor))
-    assert driver_side("clip", catalog)[1] == Pixels(
+    assert driver_side(open_space(catalog, "clip")) == ("1", processor_pixels(processor))
+    assert driver_side(open_space(catalog, "clip"))[1] == Pixels(
         224, (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711), 3, 256
     )
-    assert driver_side("resnet50", catalog) == ("1", Pixels(224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
-    assert driver_side(METHOD, catalog) == ("1", PIXELS)
+    assert driver_side(open_space(catalog, "resnet50")) == (
+        "1",
+        Pixels(224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    )
+    assert driver_side(open_space(catalog, METHOD)) == ("1", PIXELS)
     models = [s for s in _REGISTRY.values() if s.kind == "image" and s.runs_model and not s.derived]
     assert models and all(spec.preprocessing for spec in models)  # every method Ray can run says how
     from core.methods.colour import histograms

@@ -108,3 +108,30 @@ def test_a_re_tuned_method_answers_item_and_photo_searches_from_its_complete_old
     embed_catalog(embedded_demo, "typecol", progress=False)  # complete: the new version answers
     done = open_space(embedded_demo, "typecol")
     assert done.searched_version() == done.version and len(search(done, image=photo, k=5).results) == 5
+
+
+def test_a_derived_method_runs_its_parts_shared_models(embedded_demo, monkeypatch):
+    """Embedding hybrid (its parts first, in their own spaces), then photo searches with hybrid and with
+    its deep part, build that part's model once in the process: hybrid reads photos with its parts'
+    shared extractors, never a second copy of their models."""
+    import importlib
+
+    from core.methods import get_spec
+
+    module, _, name = get_spec("efficientnet_lite0").factory.partition(":")
+    family, built = importlib.import_module(module), []
+    real = getattr(family, name)
+    monkeypatch.setattr(family, name, lambda spec, catalog: built.append(spec.name) or real(spec, catalog))
+    item_id, path = embedded_demo.execute("SELECT item_id, path FROM images ORDER BY item_id LIMIT 1").fetchone()
+    with embedded_demo.conn:  # three items lose their deep and hybrid vectors: embedding hybrid embeds them again
+        embedded_demo.conn.execute(
+            "DELETE FROM embeddings WHERE method IN ('efficientnet_lite0', 'hybrid') "
+            "AND item_id IN (SELECT item_id FROM images ORDER BY item_id LIMIT 3)"
+        )
+    hybrid = open_space(embedded_demo, "hybrid")
+    assert embed_catalog(embedded_demo, "hybrid", progress=False).embedded == 3
+    photo = open(path, "rb").read()
+    for space in (hybrid, open_space(embedded_demo, "efficientnet_lite0")):
+        assert search(space, image=photo, k=1).results[0].item_id == item_id
+    assert built == ["efficientnet_lite0"]
+    assert hybrid.part("efficientnet_lite0").extractor() is open_space(embedded_demo, "efficientnet_lite0").extractor()

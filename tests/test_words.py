@@ -41,3 +41,22 @@ def test_words_vectors_do_not_depend_on_the_batch(demo_catalog):
     alone = np.vstack([extractor.embed_texts([t]) for t in texts])
     assert np.allclose(together, alone, atol=1e-6)
     assert not together[2].any()  # no known word: a zero vector, never NaN
+
+
+def test_a_space_that_fits_words_serves_the_fits_version(demo_catalog):
+    """Embed + index with a space opened before the first fit: the space takes the fit's version, so its
+    index and searches are of that version with no stale note; deleting the fit (to fit anew) then
+    fits again rather than serving the model kept in the process."""
+    from core.engines.prepare import prepare_method
+
+    space = open_space(demo_catalog, "words")
+    assert space.version == "1"  # nothing fitted yet
+    report = prepare_method(space)
+    assert report.embedded == 300 and space.version == report.version != "1"
+    assert space.searched_version() == report.version and space.stale_note() is None
+    assert space.loaded_index(rebuild=False).info.items == 300
+    assert search(space, text="black watch", k=3).notes == []
+    fit_path(demo_catalog).unlink()
+    again = open_space(demo_catalog, "words")
+    assert again.version == "1" and again.extractor().spec.version == report.version  # fitted again, same texts
+    assert fit_path(demo_catalog).exists() and again.version == report.version

@@ -214,8 +214,15 @@ def _search(spaces: Spaces, **query) -> CuratedResult:
 
 
 def _routes(reader: Reader) -> APIRouter:
-    """The endpoints that need a key (when keys are set)."""
+    """The endpoints that need a key (when keys are set), one group per concern."""
     router = APIRouter(responses=ERRORS)
+    for add in (_item_routes, _search_routes, _method_routes):
+        add(router, reader)
+    return router
+
+
+def _item_routes(router: APIRouter, reader: Reader) -> None:
+    """Look-alikes of a catalog item: its curated list."""
 
     @router.get("/items/{item_id}/similar", response_model=Results)
     async def similar_items(
@@ -248,6 +255,10 @@ def _routes(reader: Reader) -> APIRouter:
         if only_relevant:
             hits = [h for h in hits if labels.get(h.item_id)]
         return _results(method, version, hits, labels, found.notes)
+
+
+def _search_routes(router: APIRouter, reader: Reader) -> None:
+    """Catalog items found by words or by an uploaded photo."""
 
     @router.get("/search/text", response_model=Results)
     def search_text(
@@ -294,6 +305,10 @@ def _routes(reader: Reader) -> APIRouter:
         async with request.app.state.photo_slots:  # at most LOOKALIKE_API_PHOTOS photos decoded at once
             return await run_in_threadpool(run)
 
+
+def _method_routes(router: APIRouter, reader: Reader) -> None:
+    """The methods and their state."""
+
     @router.get("/methods")
     def methods() -> list[MethodRow]:
         """Every method, whether it can run here (and if not, why), as `python -m core methods --json`
@@ -305,8 +320,6 @@ def _routes(reader: Reader) -> APIRouter:
             MethodRow(**{**row, **{key: without_paths(row[key], *hidden) for key in ("reason", "todo") if row[key]}})
             for row in rows
         ]
-
-    return router
 
 
 _BEARER = HTTPBearer(auto_error=False, description="an API key (LOOKALIKE_API_KEY or the keys file)")

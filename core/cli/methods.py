@@ -37,21 +37,20 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from core.engines.embed import embed_catalog
-    from core.methods import backends, devices, get_spec
+    from core.engines.embed import embed_space
+    from core.methods import backends, devices
+    from core.search.space import open_space
 
     backends.select_precision(args.precision)
-    db = catalog(args, create=False, needs_write=True)
-    spec = get_spec(args.method, db)
-    if spec.runs_model and spec.kind == "image":  # a bad LOOKALIKE_BACKEND / _PRECISION: one line, work or not
+    space = open_space(catalog(args, create=False, needs_write=True), args.method)
+    if space.runs_model and space.kind == "image":  # a bad LOOKALIKE_BACKEND / _PRECISION: one line, work or not
         backends.chosen()
         backends.precision()
     if args.engine == "ray":  # the device is the actors' (on the cluster's nodes), not this machine's
         from core.engines.ray_engine import embed_with_ray
 
         report = embed_with_ray(
-            db,
-            args.method,
+            space,
             address=args.address,
             workers=args.workers,
             gpus_per_worker=args.gpus_per_worker,
@@ -64,9 +63,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     else:
         if args.device:  # checked now; LOOKALIKE_DEVICE only when a model is placed
             devices.select(args.device)
-        report = embed_catalog(
-            db,
-            args.method,
+        report = embed_space(
+            space,
             batch_size=args.batch_size,
             limit=args.limit,
             retry_failed=args.retry_failed,

@@ -1,4 +1,4 @@
-"""Batch embedding of the catalog (resumable) and single-photo embedding for uploads.
+"""Batch embedding of the catalog (resumable), in a method's space (core/search/space.py).
 
 Only items whose vector is missing or outdated (method version or photo changed) are computed.
 Each batch is committed as soon as it is done, so an interrupted run loses at most one batch
@@ -15,16 +15,18 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from core.catalog import activity, vectors
 from core.catalog.db import Catalog
-from core.catalog.images import UNAVAILABLE, load_rgb, unavailable
+from core.catalog.images import UNAVAILABLE, unavailable
 from core.engines.decode import decoded_batches
 from core.files.failures import how_far
-from core.methods import DerivedExtractor, Extractor, ImageExtractor, create_extractor, devices, get_spec
+from core.methods import DerivedExtractor, Extractor, ImageExtractor, TextExtractor, devices
+from core.search.space import MethodSpace, open_space
 from core.team.access import Action, require
 
 log = logging.getLogger(__name__)
@@ -67,54 +69,60 @@ def embed_catalog(
     processes: bool | None = None,
     retry_failed: bool = False,
 ) -> EmbedReport:
-    """Compute and store every missing or outdated vector of `method`.
+    """`embed_space` in the space of method `method`, looked up once here: for scripts and tests (the
+    faces open the space themselves and pass it on)."""
+    space = open_space(db, method)
+    return embed_space(space, batch_size, limit, progress, extractor, on_progress, processes, retry_failed)
+
+
+def embed_space(
+    space: MethodSpace,
+    batch_size: int | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    extractor: Extractor | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    processes: bool | None = None,
+    retry_failed: bool = False,
+) -> EmbedReport:
+    """Compute and store every missing or outdated vector of the space's method, with the space's own
+    extractor (the model its searches use; a derived method's parts are embedded in their spaces).
 
     retry_failed: try again the photos recorded as undecodable (they are skipped otherwise).
     batch_size None: 32 on the CPU, what fits in memory on a GPU (core.methods.devices). processes: decode
     in worker processes (default on a GPU) rather than threads (default on the CPU, faster there).
+    extractor: another extractor of the method to run instead (benchmarks, tests).
     Admins only (NotAllowed otherwise).
     """
     require(Action.EMBED)
     for name, value in (("batch_size", batch_size), ("limit", limit)):
         if value is not None and value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
-    spec = get_spec(method, db)
-    if spec.derived:
-        extractor = extractor or create_extractor(method, db)
-        return _embed_derived(db, extractor, batch_size, limit, progress, on_progress, retry_failed)
-    version = extractor.spec.version if extractor else spec.resolved(db).version
-    todo = pending(db, method, version, spec.kind, limit, retry_failed)
+    db, method = space.catalog, space.name
+    if space.registered.derived:
+        return _embed_derived(
+            space, extractor or space.extractor(), batch_size, limit, progress, on_progress, retry_failed
+        )
+    version = extractor.spec.version if extractor else space.version
+    todo = pending(db, method, version, space.kind, limit, retry_failed)
     report = EmbedReport(method, version, pending=len(todo))
     if not todo:  # nothing to do: no model is loaded, no progress bar drawn
         return report
-    extractor = extractor or create_extractor(method, db)
+    extractor = extractor or space.extractor()
     if extractor.spec.version != version:  # a method fitted on first use (words) has its version once fitted
         version = extractor.spec.version
-        todo = pending(db, method, version, spec.kind, limit, retry_failed)
+        todo = pending(db, method, version, space.kind, limit, retry_failed)
         report = EmbedReport(method, version, pending=len(todo))
     report.backend = getattr(extractor, "backend", None)
     report.precision = getattr(extractor, "precision", None)
     report.precision_note = getattr(extractor, "precision_note", None)
     start = time.perf_counter()
-    # a method that runs no torch model (colour histograms) needs no device: LOOKALIKE_DEVICE is not asked
-    placement = devices.current() if spec.runs_model else devices.Placement()
-    if spec.kind == "text":
-        batch_size = batch_size or DEFAULT_BATCH
-        run = extractor.embed_texts
-    else:
-        batch_size = devices.batch_size(extractor, batch_size, placement)
-        run = devices.FittingForward(extractor.embed_batch) if placement.is_gpu else extractor.embed_batch
+    run, stream = _runner(space, extractor, todo, batch_size, processes)
     bar = tqdm(
         total=len(todo),
         desc=f"embed {method}",
-        unit=" img" if spec.kind == "image" else " items",
+        unit=" img" if space.kind == "image" else " items",
         disable=not (progress and todo),
-    )
-    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-    stream = (
-        _text_batches(batches)
-        if spec.kind == "text"
-        else decoded_batches(batches, extractor.preprocess, placement.is_gpu if processes is None else processes)
     )
     try:
         with how_far(lambda: _done(report)):
@@ -133,6 +141,29 @@ def embed_catalog(
         report.seconds = time.perf_counter() - start - report.startup
     serve_when_complete(db, report, limit)
     return report
+
+
+Batches = Iterator[tuple[list, Any, list]]  # (items, the model's inputs, (item, reason) of those that failed)
+
+
+def _runner(
+    space: MethodSpace, extractor: Extractor, todo: list, batch_size: int | None, processes: bool | None
+) -> tuple[Callable[[Any], np.ndarray], Batches]:
+    """The model's call and its input batches: texts as they are, photos decoded off the model's thread."""
+    # a method that runs no torch model (colour histograms) needs no device: LOOKALIKE_DEVICE is not asked
+    placement = devices.current() if space.runs_model else devices.Placement()
+    if space.kind == "text" and isinstance(extractor, TextExtractor):
+        return extractor.embed_texts, _text_batches(_batches(todo, batch_size or DEFAULT_BATCH))
+    if space.kind == "image" and isinstance(extractor, ImageExtractor):
+        size = devices.batch_size(extractor, batch_size, placement)
+        run = devices.FittingForward(extractor.embed_batch) if placement.is_gpu else extractor.embed_batch
+        in_processes = placement.is_gpu if processes is None else processes
+        return run, decoded_batches(_batches(todo, size), extractor.preprocess, in_processes)
+    raise TypeError(f"{space.name} embeds {space.kind}s, which its {type(extractor).__name__} cannot read")
+
+
+def _batches(todo: list, size: int) -> list[list]:
+    return [todo[i : i + size] for i in range(0, len(todo), size)]
 
 
 def serve_when_complete(db: Catalog, report: EmbedReport, limit: int | None) -> None:
@@ -182,8 +213,8 @@ def _text_batches(batches) -> Iterator[tuple[list, list[str], list]]:
 
 
 def _embed_derived(
-    db: Catalog,
-    extractor: DerivedExtractor,
+    space: MethodSpace,
+    extractor: Extractor,
     batch_size: int | None,
     limit: int | None,
     progress: bool,
@@ -191,12 +222,16 @@ def _embed_derived(
     retry_failed: bool = False,
 ) -> EmbedReport:
     """A derived method's vectors, combined from its parts' stored vectors made from the item's
-    current photo. The parts are embedded first when the extractor `embeds_parts`; otherwise items
-    lacking a current part vector are skipped and counted per part in `missing_parts`."""
-    spec = extractor.spec
+    current photo. The parts are embedded first (in their spaces) when the extractor `embeds_parts`;
+    otherwise items lacking a current part vector are skipped and counted per part in `missing_parts`."""
+    if not isinstance(extractor, DerivedExtractor):
+        raise TypeError(
+            f"{space.name} is derived from {', '.join(space.registered.parts)}, not {type(extractor).__name__}"
+        )
+    db, spec = space.catalog, extractor.spec
     if extractor.embeds_parts:
         for part in spec.parts:
-            embed_catalog(db, part, batch_size, limit, progress, retry_failed=retry_failed)
+            embed_space(space.part(part), batch_size, limit, progress, retry_failed=retry_failed)
     todo = vectors.pending(db, spec.name, spec.version, spec.kind, limit)
     report = EmbedReport(spec.name, spec.version, pending=len(todo))
     start = time.perf_counter()
@@ -224,12 +259,3 @@ def _embed_derived(
     report.seconds = time.perf_counter() - start
     serve_when_complete(db, report, limit)
     return report
-
-
-def embed_image(
-    data: bytes, method: str, catalog: Catalog | None = None, extractor: ImageExtractor | None = None
-) -> np.ndarray:
-    """One uploaded photo's vector, with the same preprocessing as catalog vectors."""
-    image = load_rgb(data)
-    extractor = extractor or create_extractor(method, catalog)
-    return extractor.embed_images([image])[0]

@@ -27,8 +27,9 @@ from core.catalog import vectors
 from core.catalog.db import Catalog
 from core.engines.decode import Preprocess, decode_chunk
 from core.engines.embed import EmbedReport, note_failure, pending, serve_when_complete
-from core.methods import backends, create_extractor, devices, get_spec, preprocessing
+from core.methods import backends, create_extractor, devices, preprocessing
 from core.methods.weights import autoencoder_checkpoint
+from core.search.space import MethodSpace
 from core.team.access import Action, require
 
 log = logging.getLogger(__name__)
@@ -197,11 +198,10 @@ def worker_env(asked: Sequence[str], threads: int, models: Path | None = None) -
     return env
 
 
-def driver_side(method: str, db: Catalog) -> tuple[str, Preprocess]:
+def driver_side(space: MethodSpace) -> tuple[str, Preprocess]:
     """What the driver needs of a method: its real version and its decode tasks' preprocessing,
-    both from the spec (for a transformer, its processor's config): no model is loaded here."""
-    spec = get_spec(method, db).resolved(db)
-    return spec.version, preprocessing(spec, db)
+    both from the space's spec (for a transformer, its processor's config): no model is loaded here."""
+    return space.version, preprocessing(space.spec, space.catalog)
 
 
 def _urls(db: Catalog) -> dict[tuple[str, str], str]:
@@ -210,8 +210,7 @@ def _urls(db: Catalog) -> dict[tuple[str, str], str]:
 
 
 def embed_with_ray(
-    db: Catalog,
-    method: str,
+    space: MethodSpace,
     address: str | None = None,
     workers: int | None = None,
     gpus_per_worker: float | None = None,
@@ -223,7 +222,8 @@ def embed_with_ray(
     retry_failed: bool = False,
     env: Sequence[str] = (),
 ) -> EmbedReport:
-    """Compute and store every missing or outdated vector of `method` on a Ray cluster.
+    """Compute and store every missing or outdated vector of the space's method on a Ray cluster (each
+    actor loads the model by the method's name in its own process).
 
     address: None starts (or reuses) a Ray on this machine; `auto` joins the cluster this machine
     belongs to (run it on the head node, or through `ray job submit`). device and gpus_per_worker:
@@ -232,13 +232,13 @@ def embed_with_ray(
     require(Action.EMBED)
     check_address(address)
     check_reachable(address)
-    spec = get_spec(method, db)
-    if spec.kind != "image" or spec.derived:
+    db, method = space.catalog, space.name
+    if space.kind != "image" or space.registered.derived:
         raise ValueError(f"--engine ray runs image models; embed {method} without it")
-    if not spec.runs_model:
+    if not space.runs_model:
         raise ValueError(f"{method} has no model to distribute; embed it without --engine ray (it is fast locally)")
     ray = import_ray()
-    version, preprocess = driver_side(method, db)
+    version, preprocess = driver_side(space)
     todo = pending(db, method, version, "image", limit, retry_failed)
     report = EmbedReport(method, version, pending=len(todo))
     if not todo:

@@ -18,10 +18,10 @@ from core.catalog.db import Catalog
 from core.catalog.importers import Columns
 from core.catalog.sync import FeedSync, sync_feed
 from core.catalog.vectors import changed_since, methods_with_vectors
-from core.engines.embed import embed_catalog
-from core.methods import UnknownMethod, WeightsMissing, get_spec
+from core.engines.embed import embed_space
+from core.methods import WeightsMissing
 from core.search.index import read_manifest
-from core.search.space import open_space
+from core.search.space import MethodSpace, SearchError, open_space
 from core.settings import settings
 
 log = logging.getLogger(__name__)
@@ -57,15 +57,15 @@ class SyncReport:
         return "\n".join(lines)
 
 
-def ready_methods(db: Catalog) -> list[str]:
-    """The methods this catalog has vectors of and still knows, derived ones after their bases."""
+def ready_spaces(db: Catalog) -> list[MethodSpace]:
+    """The spaces of the methods this catalog has vectors of and still knows, derived ones after their bases."""
     found = []
     for name in sorted(methods_with_vectors(db)):
         try:
-            found.append(get_spec(name, db))
-        except UnknownMethod:
+            found.append(open_space(db, name))
+        except SearchError:
             log.info("sync: %s has vectors but is no longer a method; skipped", name)
-    return [spec.name for spec in sorted(found, key=lambda spec: spec.derived)]
+    return sorted(found, key=lambda space: space.registered.derived)
 
 
 def sync_catalog(
@@ -97,23 +97,24 @@ def sync_catalog(
     report = SyncReport(changes)
     if not changes.ok or not embed:
         return report
-    for method in methods if methods is not None else ready_methods(db):
+    for space in (open_space(db, m) for m in methods) if methods is not None else ready_spaces(db):
+        method = space.name
         try:
-            done = embed_catalog(db, method, progress=progress)
+            done = embed_space(space, progress=progress)
         except WeightsMissing as exc:  # the other methods are still embedded; `embed` does this one later
             report.not_embedded[method] = str(exc)
             continue
         report.embedded[method], report.skipped[method] = done.embedded, done.failed + done.unavailable
-        if _due(db, method):
-            open_space(db, method).compact(progress=progress)
+        if _due(space):
+            space.compact(progress=progress)
             report.compacted.append(method)
     return report
 
 
-def _due(db: Catalog, method: str) -> bool:
+def _due(space: MethodSpace) -> bool:
     """Whether the method's built index has a delta past LOOKALIKE_COMPACT_SHARE of its vectors."""
-    built = read_manifest(db, method)
+    built = read_manifest(space.catalog, space.name)
     if built is None:
         return False
-    space = open_space(db, method)
-    return len(changed_since(db, method, built.generation)) > settings().compact_share * max(space.vector_count(), 1)
+    changed = changed_since(space.catalog, space.name, built.generation)
+    return len(changed) > settings().compact_share * max(space.vector_count(), 1)

@@ -78,9 +78,9 @@ class DerivedExtractor(ImageExtractor):
     def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
         super().__init__(spec, catalog)
         self.catalog = catalog
-        self._parts: dict[str, ImageExtractor] | None = None
-        # how to load a part by name: set by the registry that built this extractor
-        self.load_part: Callable[[str], ImageExtractor] | None = None
+        # how to get a part's extractor by name: set by the registry that built this one (a method space
+        # gives its parts' shared extractors, so a photo never loads a second copy of a part's model)
+        self.load_part: PartLoader | None = None
 
     @abstractmethod
     def combine(self, part_vectors: dict[str, np.ndarray]) -> np.ndarray:
@@ -98,9 +98,11 @@ class DerivedExtractor(ImageExtractor):
         return unit(self.combine(part_vectors))
 
     def forward(self, batch: list[Image.Image]) -> np.ndarray:
-        """Photos that are not in the catalog: run the parts (loaded on first use), then combine."""
-        if self._parts is None:
-            if self.load_part is None:
-                raise RuntimeError(f"{self.spec.name}: build it with core.methods.create_extractor to embed photos")
-            self._parts = {name: self.load_part(name) for name in self.spec.parts}
-        return self.combine_photo({name: part.embed_images(batch) for name, part in self._parts.items()})
+        """Photos that are not in the catalog: run the parts (as `load_part` gives them), then combine."""
+        load = self.load_part
+        if load is None:
+            raise RuntimeError(f"{self.spec.name}: build it with core.methods.build_extractor to embed photos")
+        return self.combine_photo({name: load(name).embed_images(batch) for name in self.spec.parts})
+
+
+PartLoader = Callable[[str], ImageExtractor]  # a derived method's part, by name -> its extractor

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from core.catalog.db import Catalog
 from core.catalog.vectors import methods_with_vectors, next_version, stored_versions
+from core.methods.base import DerivedExtractor, ImageExtractor, PartLoader
 from core.methods.spec import MethodSpec, UnknownMethod, WeightsMissing, resolve_path
 
 if TYPE_CHECKING:
@@ -63,16 +64,22 @@ def get_spec(name: str, catalog: Catalog | None = None) -> MethodSpec:
 
 
 def create_extractor(name: str, catalog: Catalog | None = None) -> Extractor:
-    """Build a method's extractor; raise WeightsMissing (one-line remedy) when it cannot load."""
+    """Build a method's extractor, on its own (a method space's `extractor()` shares one per process);
+    raise WeightsMissing (one-line remedy) when it cannot load."""
     return build_extractor(get_spec(name, catalog), catalog)
 
 
-def build_extractor(spec: MethodSpec, catalog: Catalog | None = None) -> Extractor:
-    """Build the extractor of a spec already looked up; WeightsMissing (one-line remedy) when it cannot load."""
+def build_extractor(spec: MethodSpec, catalog: Catalog | None = None, load_part: PartLoader | None = None) -> Extractor:
+    """Build the extractor of a spec already looked up; WeightsMissing (one-line remedy) when it cannot load.
+    A derived method gets its parts' extractors (for photos) from `load_part`: a method space passes its
+    parts' shared ones; by default each part is built once, for this extractor only."""
     reason = spec.availability(catalog)
     if reason:
         raise WeightsMissing(reason)
-    return _with_parts(resolve_path(spec.factory)(spec, catalog), spec, catalog)
+    extractor = resolve_path(spec.factory)(spec, catalog)
+    if isinstance(extractor, DerivedExtractor):
+        extractor.load_part = load_part or _built_once(catalog)
+    return extractor
 
 
 def preprocessing(spec: MethodSpec, catalog: Catalog | None = None) -> Callable:
@@ -86,11 +93,19 @@ def preprocessing(spec: MethodSpec, catalog: Catalog | None = None) -> Callable:
     return resolve_path(spec.preprocessing)(spec, catalog)
 
 
-def _with_parts(extractor: Extractor, spec: MethodSpec, catalog: Catalog | None) -> Extractor:
-    """A derived method's extractor learns how to load its parts (for photos not in the catalog)."""
-    if spec.parts:
-        extractor.load_part = lambda name: create_extractor(name, catalog)
-    return extractor
+def _built_once(catalog: Catalog | None) -> PartLoader:
+    """A part loader that builds each part the first time it is asked for, then gives the same one."""
+    built: dict[str, ImageExtractor] = {}
+
+    def load(name: str) -> ImageExtractor:
+        if name not in built:
+            part = create_extractor(name, catalog)
+            if not isinstance(part, ImageExtractor):
+                raise TypeError(f"{name} is not an image method: it cannot be a part of a photo's vector")
+            built[name] = part
+        return built[name]
+
+    return load
 
 
 def _state(spec: MethodSpec, catalog: Catalog | None, reason: str | None, count: int) -> tuple[str, str | None]:

@@ -8,7 +8,7 @@ method's space, core/search/space.py).
 | `SEARCHED` | (catalog file, method, its real version) | the one version of its vectors that searches read | the vector generation is unchanged |
 | `VERSIONS` | (catalog file, method) | the method versions that made its vectors | the vector generation is unchanged |
 | `DELTAS` | (catalog file, method) | what changed since its Annoy build, as an exact index (core/search/delta.py) | the vector generation and the build are unchanged |
-| `EXTRACTORS` | (catalog file, method, real version, device) | a loaded feature extractor (a model) | it is among the `LOOKALIKE_MODEL_CACHE` (4) most recently used (a retrained or re-tuned method has a new version) |
+| `EXTRACTORS` | (catalog file, method, real version, device) | a loaded feature extractor (a model: what embeds, and reads query photos and texts; a derived method's photos run its parts' own) | it is among the `LOOKALIKE_MODEL_CACHE` (4) most recently used (a retrained or re-tuned method has a new version) |
 | `INDICES` | (index file, build) | a memory-mapped Annoy index | no newer build of that file is loaded |
 | `FIELDS` | (catalog file,) | the fields that can group items (`grouping_fields`) | the items' count, newest row and last update are unchanged |
 
@@ -107,6 +107,12 @@ def once(cache: dict, key: tuple, load: Callable[[], T], keep: int | None = None
             while keep is not None and len(cache) > keep:
                 del cache[next(iter(cache))]  # the least recently used
         return value
+
+
+def forget(cache: dict, key: tuple) -> None:
+    """Drop one entry (a model that turned out to be of another version than the one it was asked for)."""
+    with LOCK:
+        cache.pop(key, None)
 
 
 def clear(*caches: dict) -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "allowed_items",
     "brand_groups",
     "display_hits",
+    "photo_vector",
     "query_vector",
     "search",
     "search_many",
@@ -84,7 +85,7 @@ def query_vector(
     if item_id is not None:
         return space.item_vector(item_id)
     if image is not None:
-        return _photo_vector(space, image)
+        return photo_vector(space, image)
     if text is not None:
         if not text.strip():
             raise SearchError("the text query is empty")
@@ -98,9 +99,10 @@ def _photo_sha256(image: bytes | Photo | None) -> str | None:
     return image.sha256 if isinstance(image, Photo) else sha256_bytes(image) if image is not None else None
 
 
-def _photo_vector(space: MethodSpace, image: bytes | Photo) -> np.ndarray:
-    """An uploaded photo's vector, preprocessed as the catalog's were, by the version that made them
-    (a Photo is searched as decoded, bytes are decoded here)."""
+def photo_vector(space: MethodSpace, image: bytes | Photo) -> np.ndarray:
+    """A photo's vector in the space (the one way every face and test embeds a photo that is not in the
+    catalog): preprocessed as the catalog's were, by the version that made them, with the space's shared
+    model (a Photo is searched as decoded, bytes are decoded here). SearchError saying why it cannot be."""
     if space.kind != "image":
         raise SearchError(f"{space.name} searches text; pick an image method for a photo")
     size = len(image.data if isinstance(image, Photo) else image)

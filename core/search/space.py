@@ -6,7 +6,10 @@ methods) and returns a `MethodSpace` that owns:
 - the spec at its real version (`spec`, resolved on first use: the autoencoder's checkpoint digest,
   a tuned head's version), its metric (core/methods/distances.py) and whether it runs a model;
 - its extractor (`extractor()`), loaded lazily and cached per process by that real version (and the
-  device), so a retrained or re-tuned method loads its new model while the process lives;
+  device), so a retrained or re-tuned method loads its new model while the process lives; the same
+  one embeds the catalog (core/engines/embed.py) and reads a query photo or text;
+- a derived method's parts' spaces (`part()`): embedding it embeds them there, and a photo runs their
+  shared extractors (no second copy of a part's model);
 - its vectors: count, matrix, versions, each item's vector, and the change counter (`generation()`)
   that makes every cached read stale the moment a vector changes (core/search/caches.py);
 - its neighbour backend (`neighbour_index()`), chosen by registered name (core/search/backends.py);
@@ -17,7 +20,7 @@ Its vectors are those of live items (gone items, which left the shop's feed, are
 returned) and of one version: the version served until a new one is completely embedded
 (core/catalog/vectors.py: `promote`); `stale_note()` says when a new one is being embedded.
 
-Search, search_many, export, evaluation, near-duplicates and precision take a space, not a name.
+Embedding, search, search_many, export, evaluation, near-duplicates and precision take a space, not a name.
 A space is cheap: open one per request; what is costly (models, matrices, indices) is cached
 behind it, keyed so that nothing stale is ever served.
 """
@@ -33,7 +36,7 @@ from core.catalog import activity, vectors
 from core.catalog.db import Catalog
 from core.catalog.items import item_cards
 from core.methods import UnknownMethod, build_extractor, devices, get_spec, tuned
-from core.methods.base import Extractor
+from core.methods.base import Extractor, ImageExtractor
 from core.methods.distances import Metric, metric, unit
 from core.methods.spec import MethodSpec
 from core.search import backends, caches
@@ -59,6 +62,7 @@ class MethodSpace:
         self.catalog = catalog
         self.registered = registered  # as looked up: the registry's version may not be the real one
         self.backend = backends.backend(backend).name if backend else None  # None: the first that serves
+        self._parts: dict[str, MethodSpace] = {}
 
     def __repr__(self) -> str:
         return f"MethodSpace({self.name!r}, {self.catalog.path})"
@@ -101,13 +105,39 @@ class MethodSpace:
 
     # --- the model ---------------------------------------------------------------------------------
 
+    def _model_key(self, version: str) -> tuple[str, str, str, str]:
+        return (str(self.catalog.path), self.name, version, self.device())
+
     def extractor(self) -> Extractor:
-        """Its extractor, loaded once per process per real version and device; the `LOOKALIKE_MODEL_CACHE`
-        most recently used stay loaded (core/search/caches.py)."""
-        key = (str(self.catalog.path), self.name, self.version, self.device())
-        return caches.once(
-            caches.EXTRACTORS, key, lambda: build_extractor(self.spec, self.catalog), keep=settings().model_cache
-        )
+        """Its extractor, loaded once per process per real version and device (what embeds the catalog and
+        reads a query photo or text); the `LOOKALIKE_MODEL_CACHE` most recently used stay loaded
+        (core/search/caches.py). A derived method's photos run its parts' own shared extractors.
+        A method fitted on its first load (words) takes the fit's version from then on."""
+        key = self._model_key(self.version)
+        model = caches.once(caches.EXTRACTORS, key, lambda: self._build(self.spec), keep=settings().model_cache)
+        if model.spec.version != self.version:  # fitted (or retrained) while it loaded: kept under its real version
+            caches.forget(caches.EXTRACTORS, key)
+            self.spec = model.spec
+            model = caches.once(
+                caches.EXTRACTORS, self._model_key(model.spec.version), lambda: model, keep=settings().model_cache
+            )
+        return model
+
+    def _build(self, spec: MethodSpec) -> Extractor:
+        return build_extractor(spec, self.catalog, load_part=self._part_extractor)
+
+    def _part_extractor(self, name: str) -> ImageExtractor:
+        model = self.part(name).extractor()
+        if not isinstance(model, ImageExtractor):
+            raise SearchError(f"{self.name}: its part {name} is not an image method")
+        return model
+
+    def part(self, name: str) -> MethodSpace:
+        """The space of one of a derived method's parts (hybrid's, a tuned head's image bases), opened once
+        per space: embedding the method embeds its parts there, and a photo runs their shared models."""
+        if name not in self._parts:
+            self._parts[name] = MethodSpace(self.catalog, get_spec(name, self.catalog))
+        return self._parts[name]
 
     def served_extractor(self) -> Extractor:
         """The extractor of the version its searches serve, for a query photo: its own, or, while a
@@ -122,8 +152,7 @@ class MethodSpace:
                 f"{self.name} changed since its catalog vectors were made and the version that made them cannot "
                 f"read a photo any more; run `python -m core embed --method {self.name}` first"
             )
-        key = (str(self.catalog.path), self.name, served, self.device())
-        return caches.once(caches.EXTRACTORS, key, lambda: build_extractor(earlier, self.catalog))
+        return caches.once(caches.EXTRACTORS, self._model_key(served), lambda: self._build(earlier))
 
     # --- its vectors -------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ import streamlit as st
 from core.catalog.db import open_catalog
 from core.engines.prepare import prepare_method
 from core.methods import backends, devices
+from core.search.space import open_space
 
 import ui
 
@@ -43,10 +44,10 @@ def device_choice() -> str:
 
 def embed_and_index(path, method: str, device: str):
     def work(job):
-        own = open_catalog(path)  # a job thread gets its own connection
+        space = open_space(open_catalog(path), method)  # a job thread gets its own connection
         job.message = "embedding, then indexing"
         with devices.placed(device):
-            report = prepare_method(own, method, on_progress=job.progress)
+            report = prepare_method(space, on_progress=job.progress)
         job.message = f"{report.embedded} embedded, {report.failed} skipped"
         return report
 

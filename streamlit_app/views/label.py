@@ -142,12 +142,13 @@ else:
     left.image(shown, caption=f"Your photo, uploaded at {uploaded_at:%H:%M} on {uploaded_at:%d %b %Y}", width="stretch")
 
 try:
-    hits = [h.as_dict() for h in search(ui.space(method), k=k, **request).results]
+    space = ui.space(method)  # looked up once: both lists below share its model and vectors
+    hits = [h.as_dict() for h in search(space, k=k, **request).results]
     shown_ids = {h["item_id"] for h in hits}
     refill = (
         [
             h.as_dict()
-            for h in curated_search(ui.space(method), k=k, **request).results
+            for h in curated_search(space, k=k, **request).results
             if h.reason == "steered" and h.item_id not in shown_ids
         ]
         if query.kind == "item"
