@@ -180,7 +180,11 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     for flag in COLUMN_FLAGS:
         p.add_argument(f"--{flag}-col", dest=f"{flag}_col", metavar="COLUMN", help="product CSVs: as import-csv")
     p.set_defaults(func=cmd_sync)
+    _add_upkeep_commands(sub, common)
 
+
+def _add_upkeep_commands(sub, common: argparse.ArgumentParser) -> None:
+    """stats, demo, backup, migrate: keeping a catalog rather than filling it."""
     p = sub.add_parser("stats", parents=[common], help="catalog counts")
     p.set_defaults(func=cmd_stats)
 
