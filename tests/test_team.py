@@ -98,6 +98,7 @@ def test_with_sign_in_nobody_and_a_viewer_are_refused_by_the_library(demo_catalo
     from core.curation.tuning import tune
     from core.engines.autoencoder_training import train
     from core.engines.embed import embed_catalog
+    from core.methods import devices
     from core.search.space import open_space
 
     from helpers import small_styles
@@ -122,6 +123,8 @@ def test_with_sign_in_nobody_and_a_viewer_are_refused_by_the_library(demo_catalo
             "train": lambda: train(demo_catalog, epochs=1, progress=False),
             "activity": lambda: read_activity(demo_catalog),
             "people": lambda: people(demo_catalog),
+            "choose the device": lambda: devices.select("cpu"),
+            "place on a device": lambda: devices.placed("cpu").__enter__(),
         }
         for call in refused.values():
             with pytest.raises(NotAllowed, match="^vera@shop.com is a viewer: to "):

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from core.settings import settings
+from core.team.access import Action, require
 
 log = logging.getLogger(__name__)
 
@@ -255,9 +256,10 @@ def select(requested: str | None, precision: str | None = None) -> str:
     """Choose the device for this process (CLI flag, app setting); return the resolved device.
 
     `precision` overrides the automatic choice (e.g. "bfloat16" on the CPU); None keeps it.
-    The choice is checked first, so a missing GPU fails here, in one line.
+    The choice is checked first, so a missing GPU fails here, in one line. Admins only (NotAllowed).
     """
     global _selected, _precision
+    require(Action.DEVICE)
     device = resolve(requested)
     _selected, _precision = requested, precision
     return device
@@ -266,7 +268,8 @@ def select(requested: str | None, precision: str | None = None) -> str:
 @contextlib.contextmanager
 def placed(requested: str | None, precision: str | None = None) -> Iterator[str]:
     """Use a device for the duration of a block, in this thread only (an app session's job, a Ray
-    driver's CPU copy of a model, tests); checked first, like `select`."""
+    driver's CPU copy of a model, tests); checked first, like `select`. Admins only (NotAllowed)."""
+    require(Action.DEVICE)
     device = resolve(requested)
     token = _placed.set((requested, precision))
     try:
