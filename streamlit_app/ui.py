@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
 from PIL import Image
@@ -18,6 +19,9 @@ from core.files.markdown import plain
 from core.jobs import JobRunner
 from core.search.space import MethodSpace, open_space
 from core.settings import DEFAULT_METHOD, settings
+
+if TYPE_CHECKING:
+    from core.methods.registry import MethodInfo
 
 log = logging.getLogger(__name__)
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "avif"]
@@ -114,14 +118,14 @@ def jobs() -> JobRunner:
     return JobRunner()
 
 
-def methods() -> list[dict]:
+def methods() -> list[MethodInfo]:
     """Every method and whether it can run here; looked up again when a job of this app ends."""
     last_job_end = max((job.finished or 0.0 for job in jobs().all()), default=0.0)
     return _methods(db(), str(db_path()), last_job_end)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def _methods(_catalog, path: str, last_job_end: float) -> list[dict]:
+def _methods(_catalog, path: str, last_job_end: float) -> list[MethodInfo]:
     from core.methods import list_methods
 
     return list_methods(_catalog)

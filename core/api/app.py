@@ -302,7 +302,12 @@ def _routes(reader: Reader) -> APIRouter:
             rows = method_states(db)
         hidden = reader.server_paths()
         return [
-            MethodRow(**{**row, **{key: without_paths(row[key], *hidden) for key in ("reason", "todo") if row[key]}})
+            MethodRow.model_validate(row, from_attributes=True).model_copy(
+                update={
+                    "reason": row.reason and without_paths(row.reason, *hidden),
+                    "todo": row.todo and without_paths(row.todo, *hidden),
+                }
+            )
             for row in rows
         ]
 

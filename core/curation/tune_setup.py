@@ -68,7 +68,7 @@ def check_name(name: str) -> None:
 
     if not NAME_PATTERN.match(name or ""):
         raise TuneError(f"tuned method name {name!r} must be 2-40 characters: a-z first, then a-z, 0-9 or _")
-    if name in {m["name"] for m in list_methods()}:
+    if name in {m.name for m in list_methods()}:
         raise TuneError(f"{name!r} is a built-in method; choose another name for the tuned one")
 
 

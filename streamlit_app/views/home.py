@@ -22,7 +22,7 @@ cols[3].metric("Methods embedded", len(figures["vectors"]))
 
 st.subheader("Methods")
 status = index_status(database)
-states = {m["name"]: m["state"] for m in ui.methods()}
+states = {m.name: m.state for m in ui.methods()}
 rows = [
     {
         "method": m,

@@ -29,7 +29,7 @@ embedded = ui.default_first(
     [
         m
         for m in methods_with_vectors(database)
-        if any(x["name"] == m and x["available"] and x["kind"] == "image" for x in ui.methods())
+        if any(x.name == m and x.available and x.kind == "image" for x in ui.methods())
     ]
 )
 if not embedded:
