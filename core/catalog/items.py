@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from core.catalog.db import Catalog
 from core.catalog.filters import where_clause
@@ -21,19 +22,32 @@ _CARD_SQL = (
 )
 
 
-def stats(db: Catalog) -> dict:
+@dataclass(frozen=True)
+class CatalogStats:
+    """Catalog counts (`stats`, the Home page): items, photos by state, vectors per method."""
+
+    items: int
+    gone: int  # missing from the last synced feed (counted in items, never returned)
+    images_ok: int
+    images_bad: int  # missing or unreadable
+    images_missing: int
+    images_unreadable: int
+    vectors: dict[str, int]  # per method
+
+
+def stats(db: Catalog) -> CatalogStats:
     """Catalog counts: items (and how many of them are gone), images ok/bad, vectors per method."""
     items, gone = db.execute("SELECT count(*), count(gone_at) FROM items").fetchone()
     by_status = dict(db.execute("SELECT status, count(*) FROM images GROUP BY status").fetchall())
-    return {
-        "items": items,
-        "gone": gone,  # missing from the last synced feed (counted in items, never returned)
-        "images_ok": by_status.get("ok", 0),
-        "images_bad": by_status.get("missing", 0) + by_status.get("unreadable", 0),
-        "images_missing": by_status.get("missing", 0),
-        "images_unreadable": by_status.get("unreadable", 0),
-        "vectors": methods_with_vectors(db),
-    }
+    return CatalogStats(
+        items=items,
+        gone=gone,
+        images_ok=by_status.get("ok", 0),
+        images_bad=by_status.get("missing", 0) + by_status.get("unreadable", 0),
+        images_missing=by_status.get("missing", 0),
+        images_unreadable=by_status.get("unreadable", 0),
+        vectors=methods_with_vectors(db),
+    )
 
 
 def like_pattern(text: str) -> str:

@@ -138,13 +138,22 @@ def history(db: Catalog, query: Query, candidate_id: str) -> list[dict]:
     )
 
 
-def label_counts(db: Catalog) -> dict:
+@dataclass(frozen=True)
+class LabelCounts:
+    """How much has been judged: queries, current labels, relevant ones."""
+
+    queries: int
+    labels: int
+    relevant: int
+
+
+def label_counts(db: Catalog) -> LabelCounts:
     """How much has been judged: queries, current labels, relevant ones."""
     row = db.execute(
         "SELECT count(DISTINCT query_kind || ':' || query_key), count(*), coalesce(sum(relevant), 0) "
         "FROM current_labels"
     ).fetchone()
-    return {"queries": row[0], "labels": row[1], "relevant": row[2]}
+    return LabelCounts(queries=row[0], labels=row[1], relevant=row[2])
 
 
 def next_query(

@@ -326,9 +326,14 @@ def compacting(db: Catalog, method: str) -> bool:
     return str(_paths(db, method)[0]) in COMPACTING
 
 
-def index_status(db: Catalog) -> dict[str, dict]:
+@dataclass(frozen=True)
+class IndexState:
+    """A method's index: its manifest (None when it has none) and what, if anything, is wrong with it."""
+
+    manifest: IndexInfo | None
+    problem: str | None
+
+
+def index_status(db: Catalog) -> dict[str, IndexState]:
     """Per method with vectors: its manifest (if any) and what, if anything, is wrong with it."""
-    return {
-        m: {"manifest": (asdict(i) if (i := read_manifest(db, m)) else None), "problem": problem(db, m)}
-        for m in sorted(methods_with_vectors(db))
-    }
+    return {m: IndexState(read_manifest(db, m), problem(db, m)) for m in sorted(methods_with_vectors(db))}

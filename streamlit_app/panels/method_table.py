@@ -33,7 +33,7 @@ def show(database, methods: list[MethodInfo], counts: dict[str, int], target: di
     def index_state(name: str) -> str:
         if name not in status:
             return "—"
-        return status[name]["problem"] or "ready"
+        return status[name].problem or "ready"
 
     rows = [
         {

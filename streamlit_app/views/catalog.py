@@ -52,7 +52,7 @@ def run_import(kind: str, upload, images: Path | None, columns: Columns):
                 return None
 
 
-with st.expander("Import a catalog", expanded=stats(database)["items"] == 0):
+with st.expander("Import a catalog", expanded=stats(database).items == 0):
     kind = st.radio("Layout", ["Farfetch listings", "Product CSV"], horizontal=True, key="import_kind")
     with st.form("import"):
         upload = st.file_uploader("CSV file", type=["csv"])

@@ -153,7 +153,7 @@ judged = current_grades(database, query)
 done = sum(1 for h in hits if h["item_id"] in judged)
 right.progress(
     done / max(1, len(hits)),
-    text=f"{done} of {len(hits)} judged for this query · {ui.plural(label_counts(database)['labels'], 'label')} "
+    text=f"{done} of {len(hits)} judged for this query · {ui.plural(label_counts(database).labels, 'label')} "
     "in the catalog",
 )
 
