@@ -31,8 +31,8 @@ def row(db, method: str, matrix=None, distance: str = "cosine") -> list[float]:
     for attribute in ATTRIBUTES:
         at1 = evaluate_vectors(db, method, ids, vectors, attribute, 1, distance=distance)
         at10 = evaluate_vectors(db, method, ids, vectors, attribute, 10, distance=distance)
-        cells += [at1["precision_at_k"], at10["precision_at_k"], at10["map_at_k"]]
-    return cells + [evaluate_vectors(db, method, ids, vectors, BOTH, 10, distance=distance)["precision_at_k"]]
+        cells += [at1.precision_at_k, at10.precision_at_k, at10.map_at_k]
+    return cells + [evaluate_vectors(db, method, ids, vectors, BOTH, 10, distance=distance).precision_at_k]
 
 
 def main() -> None:

@@ -230,4 +230,4 @@ def test_an_import_refuses_unknown_methods_and_upload_keys_that_are_no_photo_has
     assert all("SHA-256" in p.reason for p in report.problems[2:])
     stored = demo_catalog.execute("SELECT query_kind, query_key, method FROM labels ORDER BY id").fetchall()
     assert stored == [("upload", photo.lower(), "color_hist"), ("item", q, "color_hist")]
-    assert {f["method"] for f in precision_from_labels(demo_catalog)} == {"color_hist"}
+    assert {f.method for f in precision_from_labels(demo_catalog)} == {"color_hist"}

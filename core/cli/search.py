@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from core.cli import snapshots
@@ -82,11 +83,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     space = open_space(catalog(args, read_only=True), args.method)
     result = evaluate(space, args.attribute, args.k, args.queries, distance=args.distance)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(asdict(result), indent=2))
     else:
         print(
-            f"{args.method}: P@{args.k} {result['precision_at_k']:.4f}, mAP@{args.k} {result['map_at_k']:.4f} "
-            f"by {args.attribute} over {result['queries']} queries"
+            f"{args.method}: P@{args.k} {result.precision_at_k:.4f}, mAP@{args.k} {result.map_at_k:.4f} "
+            f"by {args.attribute} over {result.queries} queries"
         )
     return 0
 

@@ -184,9 +184,9 @@ class Evaluation:
         }
 
 
-def precision_from_labels(db: Catalog, space: MethodSpace | None = None, k: int = 10) -> list[dict]:
-    """Per method (or for one method's space): its measures over labelled queries, as dicts."""
-    return [m.as_dict() for m in evaluate_labels(db, space, k, raters=False).methods]
+def precision_from_labels(db: Catalog, space: MethodSpace | None = None, k: int = 10) -> list[MethodFigures]:
+    """Per method (or for one method's space): its measures over labelled queries."""
+    return evaluate_labels(db, space, k, raters=False).methods
 
 
 def evaluate_labels(
