@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -105,7 +105,7 @@ Filters = Annotated[
     list[str],
     Query(alias="filter", description="KEY=VALUE (category, gender, brand, colour, price_max, ...), repeatable"),
 ]
-ERRORS = {code: {"model": Error} for code in (401, 404, 413, 415, 422, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Error} for code in (401, 404, 413, 415, 422, 503)}
 
 
 class Reader:

@@ -16,8 +16,8 @@ from core.settings import DEFAULT_METHOD
 
 def cmd_search(args: argparse.Namespace) -> int:
     from core.catalog.filters import parse_filters
-    from core.curation.curated import curated_search
-    from core.search.queries import search
+    from core.curation.curated import CuratedResult, curated_search
+    from core.search.queries import SearchResult, search
     from core.search.space import open_space
 
     image = None
@@ -33,6 +33,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         "k": args.k,
         "filters": parse_filters(args.filter),
     }
+    result: SearchResult | CuratedResult
     if isinstance(args.method, dict):  # a fusion of methods: the models' list (curation works in one method's space)
         spaces = {open_space(db, name): w for name, w in args.method.items()}
         if args.distance:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from core.catalog.db import Catalog
+from core.catalog.db import Catalog, inserted_id
 from core.curation.labels import LabelError, parse_time
 from core.curation.rules import Rules, parse_rule
 from core.files.atomic import atomic_text_writer
@@ -90,7 +90,7 @@ def _append(db: Catalog, kind: str, value: str | None, author: str, undoes: int 
             "INSERT INTO curation (kind, item_id, candidate_id, rule, value, author, undoes) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (kind, row["item_id"], row["candidate_id"], row["rule"], value, _author(author), undoes),
         )
-    return change(db, cursor.lastrowid)
+    return change(db, inserted_id(cursor))
 
 
 def pin(db: Catalog, item_id: str, candidate_id: str, position: int = 1, author: str = "") -> Change:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from core.catalog.db import Catalog
+from core.catalog.db import Catalog, inserted_id
 from core.curation.grades import GOOD, grade_of, parse_grade
 from core.files.atomic import output_text_writer
 from core.files.csv_header import header_problem
@@ -103,7 +103,7 @@ def add_label(
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (query.kind, query.key, str(candidate_id), method, int(rank), int(bool(relevant)), labeler, note, grade),
         )
-    return cursor.lastrowid
+    return inserted_id(cursor)
 
 
 def _item_exists(db: Catalog, item_id: str) -> bool:
@@ -236,10 +236,10 @@ def import_labels(db: Catalog, path: str | Path) -> ImportReport:
         db.conn.execute("BEGIN IMMEDIATE")  # count what is stored and append under one lock
         seen: dict[tuple, int] = {}
         new = []
-        for row in good:
-            seen[row] = seen.get(row, 0) + 1
-            if seen[row] > _stored_copies(db, row):
-                new.append(row[:-1] + (row[-1] or stamp,))
+        for label in good:
+            seen[label] = seen.get(label, 0) + 1
+            if seen[label] > _stored_copies(db, label):
+                new.append(label[:-1] + (label[-1] or stamp,))
         db.conn.executemany(
             "INSERT INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, labeler, note, "
             "grade, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -308,7 +308,7 @@ def _known_method(db: Catalog, name: str) -> str:
         raise LabelError(f"method {_shown(name)} is neither built in nor tuned in this catalog") from None
 
 
-def _label_row(db: Catalog, row: dict[str, str], now: datetime) -> tuple:
+def _label_row(db: Catalog, row: dict[str, str | None], now: datetime) -> tuple:
     row = {k: restore(v) for k, v in row.items()}  # undo the export's formula quoting
     kind = (row.get("query_kind") or "item").strip() or "item"
     key = (row.get("query_key") or "").strip()
@@ -338,8 +338,7 @@ def _label_row(db: Catalog, row: dict[str, str], now: datetime) -> tuple:
         raise LabelError("relevant (yes/no) or grade (good/close/wrong) is needed")
     if grade is not None and verdict is not None and verdict != (grade == GOOD):
         raise LabelError(f"grade {grade!r} disagrees with relevant {_shown(row.get('relevant'))}")
-    if grade is not None:
-        verdict = grade == GOOD
+    good = grade == GOOD if grade is not None else bool(verdict)  # one of them is given (checked above)
     try:
         rank = int(row.get("rank") or 1)
     except ValueError:
@@ -358,7 +357,7 @@ def _label_row(db: Catalog, row: dict[str, str], now: datetime) -> tuple:
         candidate,
         method,
         rank,
-        int(verdict),
+        int(good),
         labeler,
         (row.get("note") or None),
         grade,

@@ -25,6 +25,7 @@ from core.catalog.images import UNAVAILABLE, load_rgb, unavailable
 from core.engines.decode import decoded_batches
 from core.files.failures import how_far
 from core.methods import DerivedExtractor, Extractor, ImageExtractor, create_extractor, devices, get_spec
+from core.methods.base import photo_reader, text_reader
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,10 @@ def embed_catalog(
             raise ValueError(f"{name} must be at least 1, got {value}")
     spec = get_spec(method, db)
     if spec.derived:
-        extractor = extractor or create_extractor(method, db)
-        return _embed_derived(db, extractor, batch_size, limit, progress, on_progress, retry_failed)
+        derived = extractor or create_extractor(method, db)
+        if not isinstance(derived, DerivedExtractor):
+            raise TypeError(f"{method} is derived: its extractor combines its parts' vectors")
+        return _embed_derived(db, derived, batch_size, limit, progress, on_progress, retry_failed)
     version = extractor.spec.version if extractor else spec.resolved(db).version
     todo = pending(db, method, version, spec.kind, limit, retry_failed)
     report = EmbedReport(method, version, pending=len(todo))
@@ -95,12 +98,14 @@ def embed_catalog(
     start = time.perf_counter()
     # a method that runs no torch model (colour histograms) needs no device: LOOKALIKE_DEVICE is not asked
     placement = devices.current() if spec.runs_model else devices.Placement()
+    run: Callable[..., np.ndarray]  # a batch of texts or of preprocessed photos -> unit vectors
     if spec.kind == "text":
         batch_size = batch_size or DEFAULT_BATCH
-        run = extractor.embed_texts
+        run = text_reader(extractor).embed_texts
     else:
         batch_size = devices.batch_size(extractor, batch_size, placement)
-        run = devices.FittingForward(extractor.embed_batch) if placement.is_gpu else extractor.embed_batch
+        forward = photo_reader(extractor).embed_batch
+        run = devices.FittingForward(forward) if placement.is_gpu else forward
     bar = tqdm(
         total=len(todo),
         desc=f"embed {method}",
@@ -111,7 +116,9 @@ def embed_catalog(
     stream = (
         _text_batches(batches)
         if spec.kind == "text"
-        else decoded_batches(batches, extractor.preprocess, placement.is_gpu if processes is None else processes)
+        else decoded_batches(
+            batches, photo_reader(extractor).preprocess, placement.is_gpu if processes is None else processes
+        )
     )
     try:
         with how_far(lambda: _done(report)):
@@ -227,5 +234,5 @@ def embed_image(
 ) -> np.ndarray:
     """One uploaded photo's vector, with the same preprocessing as catalog vectors."""
     image = load_rgb(data)
-    extractor = extractor or create_extractor(method, catalog)
-    return extractor.embed_images([image])[0]
+    model = extractor or photo_reader(create_extractor(method, catalog))
+    return model.embed_images([image])[0]

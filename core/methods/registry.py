@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from core.catalog.db import Catalog
 from core.catalog.vectors import methods_with_vectors, next_version, stored_versions
+from core.methods.base import DerivedExtractor, photo_reader
 from core.methods.spec import MethodSpec, UnknownMethod, WeightsMissing, resolve_path
 
 if TYPE_CHECKING:
@@ -85,14 +86,14 @@ def preprocessing(spec: MethodSpec, catalog: Catalog | None = None) -> Callable:
     if reason:
         raise WeightsMissing(reason)
     if spec.preprocessing is None:
-        return build_extractor(spec, catalog).preprocess
+        return photo_reader(build_extractor(spec, catalog)).preprocess
     return resolve_path(spec.preprocessing)(spec, catalog)
 
 
 def _with_parts(extractor: Extractor, spec: MethodSpec, catalog: Catalog | None) -> Extractor:
     """A derived method's extractor learns how to load its parts (for photos not in the catalog)."""
-    if spec.parts:
-        extractor.load_part = lambda name: create_extractor(name, catalog)
+    if spec.parts and isinstance(extractor, DerivedExtractor):
+        extractor.load_part = lambda name: photo_reader(create_extractor(name, catalog))
     return extractor
 
 
@@ -102,7 +103,7 @@ def _state(spec: MethodSpec, catalog: Catalog | None, reason: str | None, count:
     embed = f"run `python -m core embed --method {spec.name}` (or Embed + index on the Methods page)"
     if reason:
         return "missing", reason
-    if not count:
+    if not count or catalog is None:  # no catalog: nothing embedded
         return "not embedded", f"no vectors yet: {embed}"
     upcoming = next_version(catalog, spec.name, spec.kind)
     if upcoming is not None:
