@@ -28,7 +28,7 @@ def _import_sqlite_utils():
     if "pandas" in sys.modules:
         import sqlite_utils
     else:
-        sys.modules["pandas"] = None  # an import of pandas raises ImportError while this is here
+        sys.modules["pandas"] = None  # type: ignore[assignment]  # typeshed: None in sys.modules blocks an import
         try:
             import sqlite_utils
         finally:
