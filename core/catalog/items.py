@@ -85,25 +85,72 @@ def catalog_id(db: Catalog, item_id: str) -> str:
     return normalise(item_id)
 
 
-def item_detail(db: Catalog, item_id: str) -> dict | None:
+@dataclass(frozen=True)
+class ItemPhoto:
+    """One of an item's photos: its role, where it is, and whether it could be read (`status` ok)."""
+
+    role: str
+    path: str | None
+    url: str | None
+    width: int | None
+    height: int | None
+    status: str  # ok, missing or unreadable
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class ItemDetail:
+    """Everything known about one item (the Catalog and Label pages): its fields, attributes, photos
+    (primary first), the first readable photo, and which methods have its vector."""
+
+    id: str
+    source: str
+    title: str | None
+    description: str | None
+    brand: str | None
+    gender: str | None
+    category: str | None
+    colour: str | None
+    price: float | None
+    currency: str | None
+    on_sale: int | None  # 1, 0, or unknown
+    stock: int | None
+    gone_at: str | None  # missing from the last synced feed since then (UTC)
+    updated_at: str
+    attributes: dict[str, object]
+    images: list[ItemPhoto]
+    image_path: str | None
+    methods: list[str]
+
+
+_DETAIL_COLUMNS = (
+    "id, source, title, description, brand, gender, category, colour, price, currency, on_sale, stock, gone_at, "
+    "updated_at, attributes"
+)
+
+
+def item_detail(db: Catalog, item_id: str) -> ItemDetail | None:
     """Everything known about one item: fields, attributes, photos and which methods have vectors."""
-    rows = list(db.query("SELECT * FROM items WHERE id = ?", [item_id]))
+    rows = list(db.query(f"SELECT {_DETAIL_COLUMNS} FROM items WHERE id = ?", [item_id]))
     if not rows:
         return None
-    item = rows[0]
-    item["attributes"] = json.loads(item["attributes"] or "{}")
-    item["images"] = list(
-        db.query(
+    fields = rows[0]
+    images = [
+        ItemPhoto(**row)
+        for row in db.query(
             "SELECT role, path, url, width, height, status, reason FROM images "
             f"WHERE item_id = ? ORDER BY {ROLE_ORDER_SQL}",
             [item_id],
         )
-    )
-    item["image_path"] = next((i["path"] for i in item["images"] if i["status"] == "ok"), None)
-    item["methods"] = [
-        r[0] for r in db.execute("SELECT method FROM embeddings WHERE item_id = ? ORDER BY method", [item_id])
     ]
-    return item
+    return ItemDetail(
+        **{**fields, "attributes": json.loads(fields["attributes"] or "{}")},
+        images=images,
+        image_path=next((i.path for i in images if i.status == "ok"), None),
+        methods=[
+            r[0] for r in db.execute("SELECT method FROM embeddings WHERE item_id = ? ORDER BY method", [item_id])
+        ],
+    )
 
 
 def item_cards(db: Catalog, item_ids: Iterable[str] | None = None) -> dict[str, dict]:

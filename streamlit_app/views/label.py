@@ -117,8 +117,8 @@ elif mode == "Catalog item":
         st.stop()
     item = item_detail(database, query_id)
     left, right = st.columns([1, 4])
-    ui.photo(item["image_path"], "Query", where=left)
-    left.caption(f"{ui.plain(item['title'])} · {ui.plain(item['category'] or '')}")
+    ui.photo(item.image_path, "Query", where=left)
+    left.caption(f"{ui.plain(item.title)} · {ui.plain(item.category or '')}")
     query, request = Query.item(query_id), {"item_id": query_id}
 else:
     photo = ui.uploaded_photo("A shopper's photo (JPEG, PNG, WebP or AVIF)", key=ui.Keys.LABEL_UPLOAD)
