@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DB := data/demo.db
 
-.PHONY: app test lint demo venv
+.PHONY: app test lint typecheck demo venv
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,13 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# mypy over core/ (settings in pyproject.toml): a type error fails `make test` before any test runs.
+typecheck: venv
+	$(BIN)/mypy
+
 # Two pytest-xdist workers, one test file each at a time (a file's module fixtures stay one);
 # `make test TEST_WORKERS=0` runs everything in one process.
 TEST_WORKERS ?= 2
 
-test: lint
+test: lint typecheck
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile

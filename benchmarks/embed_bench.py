@@ -482,11 +482,7 @@ def main() -> None:
     if args.methods:
         methods = args.methods.split(",")
     else:
-        methods = [
-            m["name"]
-            for m in list_methods(catalog)
-            if m["available"] and m["kind"] == "image" and m["name"] != "hybrid"
-        ]
+        methods = [m.name for m in list_methods(catalog) if m.available and m.kind == "image" and m.name != "hybrid"]
     if DEFAULT in methods:
         create_extractor(DEFAULT, catalog)  # the one-time ONNX export, before any run is timed
     catalog.conn.close()

@@ -107,16 +107,14 @@ def gpu_runs(args: argparse.Namespace, run_child: Callable) -> None:
 
     info = devices.summary(device)
     precision = (
-        f"{HALF} for the default (its own), {info['precision']} for the others"
-        if info["device"] != "cpu"
-        else "float32"
+        f"{HALF} for the default (its own), {info.precision} for the others" if info.device != "cpu" else "float32"
     )
     body = "\n".join(
         [
             "## Embedding on a GPU",
             "",
             f"`python benchmarks/embed_bench.py --gpu --images {args.images}` on {machine().replace(', no GPU', '')}, "
-            f"{info['device']} ({info['name']}), {precision}.",
+            f"{info.device} ({info.name}), {precision}.",
             "End to end from JPEG files: decoding in one process per core, the model in half precision",
             "with the batch size fitted to free GPU memory, vectors stored in SQLite. Random weights for",
             "the three transformers (speed does not depend on them).",

@@ -31,8 +31,8 @@ def row(db, method: str, matrix=None, distance: str = "cosine") -> list[float]:
     for attribute in ATTRIBUTES:
         at1 = evaluate_vectors(db, method, ids, vectors, attribute, 1, distance=distance)
         at10 = evaluate_vectors(db, method, ids, vectors, attribute, 10, distance=distance)
-        cells += [at1["precision_at_k"], at10["precision_at_k"], at10["map_at_k"]]
-    return cells + [evaluate_vectors(db, method, ids, vectors, BOTH, 10, distance=distance)["precision_at_k"]]
+        cells += [at1.precision_at_k, at10.precision_at_k, at10.map_at_k]
+    return cells + [evaluate_vectors(db, method, ids, vectors, BOTH, 10, distance=distance).precision_at_k]
 
 
 def main() -> None:
@@ -48,12 +48,12 @@ def main() -> None:
     train_minutes = (time.perf_counter() - start) / 60
     rows = []
     for method in list_methods(db):
-        if not method["available"] or method["kind"] != "image" or method["name"] == "hybrid":
+        if not method.available or method.kind != "image" or method.name == "hybrid":
             continue
-        embed_catalog(db, method["name"], batch_size=64)
-        rows.append((method["name"], "cosine", row(db, method["name"])))
-        if method["metric"] == "hellinger":
-            rows.append((method["name"], "chi-square", row(db, method["name"], distance="chi2")))
+        embed_catalog(db, method.name, batch_size=64)
+        rows.append((method.name, "cosine", row(db, method.name)))
+        if method.metric == "hellinger":
+            rows.append((method.name, "chi-square", row(db, method.name, distance="chi2")))
     header = (
         "| method | distance | type P@1 | type P@10 | type mAP@10 | colour P@1 | colour P@10 | colour mAP@10 "
         "| type+colour P@10 |\n|---|---|---:|---:|---:|---:|---:|---:|---:|"

@@ -152,8 +152,8 @@ def _cgroup_quota(root: Path) -> float | None:
     except (OSError, ValueError):
         pass
     try:
-        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
-        return None if quota <= 0 else quota / int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        v1_quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        return None if v1_quota <= 0 else v1_quota / int((root / "cpu" / "cpu.cfs_period_us").read_text())
     except (OSError, ValueError):
         return None
 

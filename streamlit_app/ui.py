@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import signin
 import streamlit as st
@@ -22,6 +23,9 @@ from core.settings import DEFAULT_METHOD, settings
 from core.team.access import Action, acting, acting_as
 from core.team.access import may as access_may
 from core.team.roles import Person
+
+if TYPE_CHECKING:
+    from core.methods.registry import MethodInfo
 
 log = logging.getLogger(__name__)
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "avif"]
@@ -136,14 +140,14 @@ def jobs() -> JobRunner:
     return JobRunner()
 
 
-def methods() -> list[dict]:
+def methods() -> list[MethodInfo]:
     """Every method and whether it can run here; looked up again when a job of this app ends."""
     last_job_end = max((job.finished or 0.0 for job in jobs().all()), default=0.0)
     return _methods(db(), str(db_path()), last_job_end)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def _methods(_catalog, path: str, last_job_end: float) -> list[dict]:
+def _methods(_catalog, path: str, last_job_end: float) -> list[MethodInfo]:
     from core.methods import list_methods
 
     return list_methods(_catalog)

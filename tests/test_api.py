@@ -232,7 +232,7 @@ def test_text_search_and_methods(embedded_demo, client):
     assert error_of(client.get("/search/text?q="), 422)
     assert error_of(client.get("/search/text"), 422)
     assert {r["name"]: r["state"] for r in client.get("/methods").json()} == {
-        r["name"]: r["state"] for r in method_states(embedded_demo)
+        r.name: r.state for r in method_states(embedded_demo)
     }
 
 

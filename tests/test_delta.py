@@ -114,9 +114,9 @@ def test_a_partial_re_embed_serves_the_complete_old_version_everywhere(indexed, 
     assert find_duplicates(space, threshold=0.99, progress=False) == find_duplicates(
         open_space(indexed, METHOD), threshold=0.99, progress=False
     )
-    assert evaluate(space, "category", k=5)["queries"] == 300
-    state = next(m for m in method_states(indexed) if m["name"] == METHOD)
-    assert "new version being embedded: 50/300" in (state["todo"] or "")
+    assert evaluate(space, "category", k=5).queries == 300
+    state = next(m for m in method_states(indexed) if m.name == METHOD)
+    assert "new version being embedded: 50/300" in (state.todo or "")
     report = embed_catalog(indexed, METHOD, progress=False)  # the real version: nothing pending
     serve_when_complete(indexed, report, None)
     assert vectors.next_version(indexed, METHOD, "image") is not None  # 'next' is not the version embedded

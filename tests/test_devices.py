@@ -112,7 +112,7 @@ def test_methods_json_says_where_each_method_runs(catalog, db_path, capsys, no_g
         *("device", "backend", "precision"),
     }
     assert {r["device"] for r in rows.values()} == {"cpu"}
-    assert devices.summary()["device"] == "cpu" and devices.describe().startswith("cpu (CPU, ")
+    assert devices.summary().device == "cpu" and devices.describe().startswith("cpu (CPU, ")
 
 
 def test_batch_size_fits_the_free_memory():

@@ -35,22 +35,22 @@ def test_default_method_beats_shuffled_vectors_by_type(embedded_demo):
     ids, matrix = load_matrix(embedded_demo, "efficientnet_lite0")
     shuffled = matrix[np.random.default_rng(0).permutation(len(ids))]
     chance = evaluate_vectors(embedded_demo, "efficientnet_lite0", ids, shuffled, "articleType", k=10)
-    assert result["queries"] == len(ids) == 300
-    assert result["precision_at_k"] > chance["precision_at_k"] + 0.3
-    assert 0 < result["map_at_k"] <= 1
+    assert result.queries == len(ids) == 300
+    assert result.precision_at_k > chance.precision_at_k + 0.3
+    assert 0 < result.map_at_k <= 1
 
 
 def test_colour_beats_the_default_on_base_colour(embedded_demo):
     colour = evaluate(open_space(embedded_demo, "color_hist"), "baseColour", k=10)
     deep = evaluate(open_space(embedded_demo, "efficientnet_lite0"), "baseColour", k=10)
-    assert colour["precision_at_k"] > deep["precision_at_k"]
+    assert colour.precision_at_k > deep.precision_at_k
 
 
 def test_chi_square_evaluation_reranks_and_never_counts_the_query(embedded_demo):
     cosine = evaluate(open_space(embedded_demo, "color_hist"), "baseColour", k=10)
     chi2 = evaluate(open_space(embedded_demo, "color_hist"), "baseColour", k=10, distance="chi2")
-    assert chi2["distance"] == "chi2" and chi2["queries"] == cosine["queries"] == 300
-    assert chi2["precision_at_k"] != cosine["precision_at_k"] and 0 < chi2["precision_at_k"] < 1
+    assert chi2.distance == "chi2" and chi2.queries == cosine.queries == 300
+    assert chi2.precision_at_k != cosine.precision_at_k and 0 < chi2.precision_at_k < 1
     # The same figure by hand: the 100 best cosine candidates (the query itself never among them),
     # re-ranked by chi-square on the histograms, top 10 compared by base colour.
     ids, matrix = load_matrix(embedded_demo, "color_hist")
@@ -66,13 +66,13 @@ def test_chi_square_evaluation_reranks_and_never_counts_the_query(embedded_demo)
         top = candidates[np.argsort(chi2_distances(hists[q], hists[candidates]), kind="stable")[:10]]
         assert q not in top
         precisions.append(np.mean([colours[t] == colours[q] for t in top]))
-    assert chi2["precision_at_k"] == pytest.approx(np.mean(precisions), abs=0.003)
+    assert chi2.precision_at_k == pytest.approx(np.mean(precisions), abs=0.003)
 
 
 def test_seeded_query_sample_is_reproducible(embedded_demo):
     first = evaluate(open_space(embedded_demo, "color_hist"), "articleType", k=5, queries=40, seed=3)
     again = evaluate(open_space(embedded_demo, "color_hist"), "articleType", k=5, queries=40, seed=3)
-    assert first == again and first["queries"] == 40
+    assert first == again and first.queries == 40
 
 
 def test_evaluate_without_vectors_says_what_to_do(demo_catalog):

@@ -43,16 +43,16 @@ def empty_models(tmp_path, monkeypatch):
 
 
 def test_registry_lists_every_research_method_with_a_state(empty_models):
-    methods = {m["name"]: m for m in list_methods()}
+    methods = {m.name: m for m in list_methods()}
     assert RESEARCH_METHODS <= set(methods)
     for name in OFFLINE_METHODS:
-        assert methods[name]["available"], methods[name]["reason"]
+        assert methods[name].available, methods[name].reason
     for name in HUB_METHODS:
-        reason = methods[name]["reason"]
-        assert not methods[name]["available"]
+        reason = methods[name].reason
+        assert not methods[name].available
         assert f"python -m core download-weights {name}" in reason and str(empty_models / name) in reason
-    assert "train-autoencoder" in methods["autoencoder"]["reason"]
-    assert methods["minilm"]["kind"] == "text" and methods["clip"]["text_query"]
+    assert "train-autoencoder" in methods["autoencoder"].reason
+    assert methods["minilm"].kind == "text" and methods["clip"].text_query
 
 
 def test_missing_weights_is_one_actionable_line(empty_models, tmp_path):
@@ -148,7 +148,7 @@ def test_autoencoder_trains_resumes_and_embeds(tiny_demo, db_path):
     from core.engines.embed import embed_catalog
     from core.methods.autoencoder import checkpoint_path
 
-    assert not {m["name"]: m for m in list_methods(tiny_demo)}["autoencoder"]["available"]
+    assert not {m.name: m for m in list_methods(tiny_demo)}["autoencoder"].available
     seen = []
     losses = train(
         tiny_demo,

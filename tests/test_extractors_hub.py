@@ -33,7 +33,7 @@ def models(tmp_path, monkeypatch):
 
 
 def available(name: str) -> bool:
-    return {m["name"]: m["available"] for m in list_methods()}[name]
+    return {m.name: m.available for m in list_methods()}[name]
 
 
 @pytest.mark.parametrize("method", ["resnet50", "efficientnet_b0", "xception", "vgg16"])

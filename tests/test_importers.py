@@ -48,7 +48,7 @@ def test_farfetch_fixture_maps_real_fields(catalog):
     urls = {r["role"]: r["url"] for r in catalog["images"].rows_where("item_id = ?", [first["id"]])}
     assert urls == {"cutout": first["images.cutOut"], "model": first["images.model"]}
     # No local photos: recorded as missing, with the remedy.
-    assert stats(catalog)["images_ok"] == 0
+    assert stats(catalog).images_ok == 0
     reason = catalog.execute("SELECT reason FROM images LIMIT 1").fetchone()[0]
     assert "--download" in reason
 
@@ -245,7 +245,7 @@ def test_fashion_products_import_gives_every_readable_image(catalog):
     report = import_csv(catalog, folder / "styles.csv", folder / "images", progress=False)
     assert report.items == 4000
     figures = stats(catalog)
-    assert figures["items"] == 4000 and figures["images_ok"] == 4000 and figures["images_bad"] == 0
+    assert figures.items == 4000 and figures.images_ok == 4000 and figures.images_bad == 0
 
 
 def test_an_import_without_a_photo_folder_says_so_once_not_once_a_row(catalog):

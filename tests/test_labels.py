@@ -11,6 +11,7 @@ import pytest
 
 from core.catalog.db import open_catalog
 from core.curation.labels import (
+    LabelCounts,
     LabelError,
     Query,
     add_label,
@@ -40,7 +41,7 @@ def test_relabelling_keeps_latest_and_history(demo_catalog):
     past = history(demo_catalog, Query.item(q), a)
     assert [(h["labeler"], h["relevant"]) for h in past] == [("ana", 1), ("ben", 0)]
     assert past[-1]["note"] == "wrong sleeve"
-    assert label_counts(demo_catalog) == {"queries": 1, "labels": 2, "relevant": 0}
+    assert label_counts(demo_catalog) == LabelCounts(queries=1, labels=2, relevant=0)
 
 
 def test_labels_are_validated(demo_catalog):
@@ -52,7 +53,7 @@ def test_labels_are_validated(demo_catalog):
     with pytest.raises(LabelError, match="no catalog item"):
         add_label(demo_catalog, Query.item("ghost"), a, "m", 1, True, "ana")
     add_label(demo_catalog, Query.upload("ab" * 32), a, "m", 1, True, "ana")  # uploads need no item
-    assert label_counts(demo_catalog)["labels"] == 1
+    assert label_counts(demo_catalog).labels == 1
 
 
 def _label_many(db_path: str, labeler: str, pairs: list[tuple[str, str]]) -> None:
@@ -249,4 +250,4 @@ def test_an_import_refuses_unknown_methods_and_upload_keys_that_are_no_photo_has
     assert all("SHA-256" in p.reason for p in report.problems[2:])
     stored = demo_catalog.execute("SELECT query_kind, query_key, method FROM labels ORDER BY id").fetchall()
     assert stored == [("upload", photo.lower(), "color_hist"), ("item", q, "color_hist")]
-    assert {f["method"] for f in precision_from_labels(demo_catalog)} == {"color_hist"}
+    assert {f.method for f in precision_from_labels(demo_catalog)} == {"color_hist"}

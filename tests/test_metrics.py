@@ -37,11 +37,11 @@ def test_uploaded_queries_use_results_as_shown(demo_catalog):
     upload = Query.upload("f" * 64)
     for rank, (candidate, relevant) in enumerate(zip(items, [1, 1, 0, 1, 0, 0]), start=1):
         add_label(demo_catalog, upload, candidate, "clip", rank, bool(relevant), "ana")
-    [figure] = precision_from_labels(demo_catalog, open_space(demo_catalog, "clip"), k=5)
+    [figure] = [f.as_dict() for f in precision_from_labels(demo_catalog, open_space(demo_catalog, "clip"), k=5)]
     assert figure["queries"] == 1 and figure["labels"] == 5 and figure["unknown"] == 0
     assert figure["precision_at_k"] == pytest.approx(3 / 5)
     assert figure["ci_low"] < 0.6 < figure["ci_high"]
-    [wide] = precision_from_labels(demo_catalog, open_space(demo_catalog, "clip"), k=10)
+    [wide] = [f.as_dict() for f in precision_from_labels(demo_catalog, open_space(demo_catalog, "clip"), k=10)]
     assert wide["labels"] == 6 and wide["unknown"] == 4
     assert wide["by_category"]["uploaded photos"]["queries"] == 1
 
@@ -61,7 +61,7 @@ def test_item_queries_are_searched_again_and_unknowns_reported(embedded_demo):
     extra = next(h for h in colour_shown if h.item_id not in verdicts)  # and one under the colour method
     add_label(embedded_demo, Query.item(query), extra.item_id, "color_hist", extra.rank, False, "ana")
     verdicts[extra.item_id] = False
-    figures = {f["method"]: f for f in precision_from_labels(embedded_demo, k=10)}
+    figures = {f.method: f.as_dict() for f in precision_from_labels(embedded_demo, k=10)}
     for method, results in (("efficientnet_lite0", shown), ("color_hist", colour_shown)):
         judged = [verdicts[h.item_id] for h in results if h.item_id in verdicts]
         figure = figures[method]  # a judgement counts for whichever method returns the pair
@@ -145,7 +145,7 @@ def test_a_barely_judged_method_is_not_ranked_above_a_better_one(fashion_photos,
     judge_top_k(db, "hybrid", queries, "sim")  # relevant = same articleType and baseColour
     truth = {m: type_and_colour(db, m, queries) for m in ("hybrid", "color_hist", "efficientnet_lite0")}
     assert truth["hybrid"] > truth["color_hist"]  # on every result, judged or not, hybrid is better
-    found = {f["method"]: f for f in precision_from_labels(db, k=10)}
+    found = {f.method: f.as_dict() for f in precision_from_labels(db, k=10)}
     # the trap: judged-only precision puts the barely judged colour method first
     assert found["color_hist"]["precision_at_k"] > found["hybrid"]["precision_at_k"]
     assert found["color_hist"]["judged_share"] < 0.5 and found["hybrid"]["judged_share"] == 1.0

@@ -79,7 +79,7 @@ def test_gone_items_keep_their_labels_and_come_back(live, tmp_path):
     add_label(live, Query.item(dropped[0]), "10129", METHOD, 1, True, "ana")
     add_label(live, Query.item("10129"), dropped[1], METHOD, 2, False, "ana")
     sync_feed(live, path, DEMO / "images", progress=False)
-    assert (stats(live)["items"], stats(live)["gone"]) == (300, 30)  # kept, counted as gone
+    assert (stats(live).items, stats(live).gone) == (300, 30)  # kept, counted as gone
     assert current_labels(live, Query.item(dropped[0])) == {"10129": True}
     assert current_labels(live, Query.item("10129")) == {dropped[1]: False}
     whole, _ = feed(tmp_path, 300, {"10129": "Rockport Men Jefford Brown Formal Shoes, new season"}, "whole.csv")

@@ -180,7 +180,7 @@ def test_labels_alone_learn_the_judged_notion(synthetic):
     assert result.label_pairs_trained == count and result.label_pairs_held_back == 0 and result.targets == []
     ids_t, tuned, _ = head_vectors(synthetic, "judged")
     joint = [
-        evaluate_vectors(synthetic, m, ids_t, v, "category,colour")["precision_at_k"]
+        evaluate_vectors(synthetic, m, ids_t, v, "category,colour").precision_at_k
         for m, v in (
             ("base", weighted_concat([load_matrix(synthetic, b)[1] for b in BASES], [0.5, 0.5])),
             ("tuned", tuned),
@@ -261,13 +261,11 @@ def test_evaluate_counts_relevant_only_when_every_attribute_matches(catalog):
     # nearest: a-b, b-a, c-d, d-e (d-c without e), e-d. By category 4 of 5 hit; by both none (e left out).
     joint = evaluate_vectors(catalog, "m", *load_matrix(catalog, "m"), "category,colour", k=1)
     single = evaluate_vectors(catalog, "m", *load_matrix(catalog, "m"), "category", k=1)
-    assert joint["queries"] == 4 and single["queries"] == 5
-    assert joint["precision_at_k"] == pytest.approx(0.0)
-    assert single["precision_at_k"] == pytest.approx(0.8)
+    assert joint.queries == 4 and single.queries == 5
+    assert joint.precision_at_k == pytest.approx(0.0)
+    assert single.precision_at_k == pytest.approx(0.8)
     three = evaluate_vectors(catalog, "m", *load_matrix(catalog, "m"), "category,colour", k=3)
-    assert three["precision_at_k"] == pytest.approx(
-        (1 / 3 + 0 + 1 / 3 + 0) / 4, abs=1e-4
-    )  # a<->c are the only joint pair
+    assert three.precision_at_k == pytest.approx((1 / 3 + 0 + 1 / 3 + 0) / 4, abs=1e-4)  # a<->c are the only joint pair
 
 
 # --- real photos -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import csv
 import json
 import shutil
 import sqlite3
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -165,7 +166,7 @@ def test_the_tuned_method_embeds_indexes_searches_evaluates_and_exports(tuned, t
     judged = evaluate(open_space(db, NAME), "category,colour")
     done = cli(tuned, "evaluate", "--method", NAME, "--attribute", "category,colour", "--json")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == judged and judged["queries"] == 300
+    assert json.loads(done.stdout) == asdict(judged) and judged.queries == 300
 
     out = tmp_path / "similar.csv"
     assert cli(tuned, "export", "--method", NAME, "-k", "3", "--out", str(out)).returncode == 0

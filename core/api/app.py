@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -105,7 +105,7 @@ Filters = Annotated[
     list[str],
     Query(alias="filter", description="KEY=VALUE (category, gender, brand, colour, price_max, ...), repeatable"),
 ]
-ERRORS = {code: {"model": Error} for code in (401, 404, 413, 415, 422, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Error} for code in (401, 404, 413, 415, 422, 503)}
 
 
 class Reader:
@@ -317,7 +317,12 @@ def _method_routes(router: APIRouter, reader: Reader) -> None:
             rows = method_states(db)
         hidden = reader.server_paths()
         return [
-            MethodRow(**{**row, **{key: without_paths(row[key], *hidden) for key in ("reason", "todo") if row[key]}})
+            MethodRow.model_validate(row, from_attributes=True).model_copy(
+                update={
+                    "reason": row.reason and without_paths(row.reason, *hidden),
+                    "todo": row.todo and without_paths(row.todo, *hidden),
+                }
+            )
             for row in rows
         ]
 

@@ -19,7 +19,7 @@ class KeysError(ValueError):
 def load_keys() -> tuple[str, ...]:
     """`LOOKALIKE_API_KEY` and the lines of `LOOKALIKE_API_KEYS_FILE` (blank lines and # comments
     skipped); empty when neither is set, which means the API asks for no key."""
-    found = [settings().api_key] if settings().api_key else []
+    found = [key] if (key := settings().api_key) else []
     path = settings().api_keys_file
     if path is not None:
         try:

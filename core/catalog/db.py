@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.files.failures import damaged, read_only_line, recovery
 from core.settings import settings
@@ -30,7 +31,7 @@ def _import_sqlite_utils():
     if "pandas" in sys.modules:
         import sqlite_utils
     else:
-        sys.modules["pandas"] = None  # an import of pandas raises ImportError while this is here
+        sys.modules["pandas"] = None  # type: ignore[assignment]  # typeshed: None in sys.modules blocks an import
         try:
             import sqlite_utils
         finally:
@@ -38,7 +39,10 @@ def _import_sqlite_utils():
     return sqlite_utils
 
 
-sqlite_utils = _import_sqlite_utils()
+if TYPE_CHECKING:
+    import sqlite_utils
+else:
+    sqlite_utils = _import_sqlite_utils()
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +158,13 @@ class Catalog(sqlite_utils.Database):
     def models_dir(self) -> Path:
         """Downloaded model weights, shared by the catalogs of a folder: `$LOOKALIKE_MODELS`, else `<data folder>/models`."""
         return settings().models or self.data_dir / "models"
+
+
+def inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The rowid an INSERT just gave its row."""
+    if cursor.lastrowid is None:
+        raise CatalogError("the row was not inserted")
+    return cursor.lastrowid
 
 
 def busy(path: str | Path, wait_s: float = 1.0) -> bool:

@@ -215,8 +215,7 @@ def csv_row(row: dict[str, str], columns: Columns, folder: ImageFolder, base: Pa
         "stock": None,
         "attributes": _attributes(row, mapped),
     }
-    if columns.image and col(columns.image):
-        value = col(columns.image)
+    if columns.image and (value := col(columns.image)):
         if value.startswith(("http://", "https://")):
             return item, [ImageRef("primary", folder.find(url_basename(value)), value)]
         path = Path(value)
@@ -336,7 +335,7 @@ def _import(
 
 
 def _image_row(item_id: str, ref: ImageRef, check: bool) -> dict:
-    row = {
+    row: dict[str, str | int | None] = {
         "item_id": item_id,
         "role": ref.role,
         "path": None,

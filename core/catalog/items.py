@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from core.catalog.db import Catalog
 from core.catalog.filters import where_clause
@@ -21,19 +22,32 @@ _CARD_SQL = (
 )
 
 
-def stats(db: Catalog) -> dict:
+@dataclass(frozen=True)
+class CatalogStats:
+    """Catalog counts (`stats`, the Home page): items, photos by state, vectors per method."""
+
+    items: int
+    gone: int  # missing from the last synced feed (counted in items, never returned)
+    images_ok: int
+    images_bad: int  # missing or unreadable
+    images_missing: int
+    images_unreadable: int
+    vectors: dict[str, int]  # per method
+
+
+def stats(db: Catalog) -> CatalogStats:
     """Catalog counts: items (and how many of them are gone), images ok/bad, vectors per method."""
     items, gone = db.execute("SELECT count(*), count(gone_at) FROM items").fetchone()
     by_status = dict(db.execute("SELECT status, count(*) FROM images GROUP BY status").fetchall())
-    return {
-        "items": items,
-        "gone": gone,  # missing from the last synced feed (counted in items, never returned)
-        "images_ok": by_status.get("ok", 0),
-        "images_bad": by_status.get("missing", 0) + by_status.get("unreadable", 0),
-        "images_missing": by_status.get("missing", 0),
-        "images_unreadable": by_status.get("unreadable", 0),
-        "vectors": methods_with_vectors(db),
-    }
+    return CatalogStats(
+        items=items,
+        gone=gone,
+        images_ok=by_status.get("ok", 0),
+        images_bad=by_status.get("missing", 0) + by_status.get("unreadable", 0),
+        images_missing=by_status.get("missing", 0),
+        images_unreadable=by_status.get("unreadable", 0),
+        vectors=methods_with_vectors(db),
+    )
 
 
 def like_pattern(text: str) -> str:
@@ -71,25 +85,72 @@ def catalog_id(db: Catalog, item_id: str) -> str:
     return normalise(item_id)
 
 
-def item_detail(db: Catalog, item_id: str) -> dict | None:
+@dataclass(frozen=True)
+class ItemPhoto:
+    """One of an item's photos: its role, where it is, and whether it could be read (`status` ok)."""
+
+    role: str
+    path: str | None
+    url: str | None
+    width: int | None
+    height: int | None
+    status: str  # ok, missing or unreadable
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class ItemDetail:
+    """Everything known about one item (the Catalog and Label pages): its fields, attributes, photos
+    (primary first), the first readable photo, and which methods have its vector."""
+
+    id: str
+    source: str
+    title: str | None
+    description: str | None
+    brand: str | None
+    gender: str | None
+    category: str | None
+    colour: str | None
+    price: float | None
+    currency: str | None
+    on_sale: int | None  # 1, 0, or unknown
+    stock: int | None
+    gone_at: str | None  # missing from the last synced feed since then (UTC)
+    updated_at: str
+    attributes: dict[str, object]
+    images: list[ItemPhoto]
+    image_path: str | None
+    methods: list[str]
+
+
+_DETAIL_COLUMNS = (
+    "id, source, title, description, brand, gender, category, colour, price, currency, on_sale, stock, gone_at, "
+    "updated_at, attributes"
+)
+
+
+def item_detail(db: Catalog, item_id: str) -> ItemDetail | None:
     """Everything known about one item: fields, attributes, photos and which methods have vectors."""
-    rows = list(db.query("SELECT * FROM items WHERE id = ?", [item_id]))
+    rows = list(db.query(f"SELECT {_DETAIL_COLUMNS} FROM items WHERE id = ?", [item_id]))
     if not rows:
         return None
-    item = rows[0]
-    item["attributes"] = json.loads(item["attributes"] or "{}")
-    item["images"] = list(
-        db.query(
+    fields = rows[0]
+    images = [
+        ItemPhoto(**row)
+        for row in db.query(
             "SELECT role, path, url, width, height, status, reason FROM images "
             f"WHERE item_id = ? ORDER BY {ROLE_ORDER_SQL}",
             [item_id],
         )
-    )
-    item["image_path"] = next((i["path"] for i in item["images"] if i["status"] == "ok"), None)
-    item["methods"] = [
-        r[0] for r in db.execute("SELECT method FROM embeddings WHERE item_id = ? ORDER BY method", [item_id])
     ]
-    return item
+    return ItemDetail(
+        **{**fields, "attributes": json.loads(fields["attributes"] or "{}")},
+        images=images,
+        image_path=next((i.path for i in images if i.status == "ok"), None),
+        methods=[
+            r[0] for r in db.execute("SELECT method FROM embeddings WHERE item_id = ? ORDER BY method", [item_id])
+        ],
+    )
 
 
 def item_cards(db: Catalog, item_ids: Iterable[str] | None = None) -> dict[str, dict]:

@@ -31,7 +31,7 @@ def thumbnail(path: str | Path | None, cache_dir: Path, size: int = SIZE) -> Pat
         image = load_rgb(path)
     except ImageError:
         return None
-    image.thumbnail((size, size), Image.LANCZOS)
+    image.thumbnail((size, size), Image.Resampling.LANCZOS)
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target, suffix=".jpg") as tmp:
         image.save(tmp, "JPEG", quality=85)

@@ -68,9 +68,10 @@ def check_sign_in(secrets: tuple[Path, ...] = SECRETS) -> None:
     mode = settings().auth
     if mode is None:
         return
-    if settings().roles_file is None:
+    roles_file = settings().roles_file
+    if roles_file is None:
         raise AppError("LOOKALIKE_AUTH is on but LOOKALIKE_ROLES_FILE names no roles file: nobody could get in")
-    read_roles(settings().roles_file)  # RolesError (one line) naming the line that cannot be used
+    read_roles(roles_file)  # RolesError (one line) naming the line that cannot be used
     if mode == "oidc" and not any(_has_auth(path) for path in secrets):
         raise AppError(
             "LOOKALIKE_AUTH=oidc needs an [auth] section (your provider's client_id, client_secret, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from core.catalog.columns import Columns
@@ -75,15 +76,15 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
     figures = stats(catalog(args, read_only=True))
     if args.json:
-        print(json.dumps(figures, indent=2))
+        print(json.dumps(asdict(figures), indent=2))
     else:
-        print(f"items       {figures['items']}" + (f" ({figures['gone']} gone)" if figures["gone"] else ""))
-        print(f"images ok   {figures['images_ok']}")
+        print(f"items       {figures.items}" + (f" ({figures.gone} gone)" if figures.gone else ""))
+        print(f"images ok   {figures.images_ok}")
         print(
-            f"images bad  {figures['images_bad']} (missing {figures['images_missing']}, "
-            f"unreadable {figures['images_unreadable']})"
+            f"images bad  {figures.images_bad} (missing {figures.images_missing}, "
+            f"unreadable {figures.images_unreadable})"
         )
-        for method, count in sorted(figures["vectors"].items()):
+        for method, count in sorted(figures.vectors.items()):
             print(f"vectors     {method}: {count}")
     return 0
 

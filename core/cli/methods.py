@@ -17,21 +17,19 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
     found = catalog(args, read_only=True) if args.db.exists() else None
     if args.json:
-        print(json.dumps(method_states(found), indent=2))
+        print(json.dumps([m.as_dict() for m in method_states(found)], indent=2))
         return 0
     methods = list_methods(found)
     for m in methods:
-        print(f"{m['name']:18} {m['kind']:5} {m['state']:12} {m['description']}")
-        if m["todo"]:
-            print(f"{'':37}-> {m['todo']}")
+        print(f"{m.name:18} {m.kind:5} {m.state:12} {m.description}")
+        if m.todo:
+            print(f"{'':37}-> {m.todo}")
     print(
         "ready: searchable now; changed: searchable with the old vectors until embedded again; "
         "not embedded: can run here, embed it first; missing: needs weights or training"
     )
     placement = devices.summary()
-    print(
-        f"torch methods run on {devices.describe()}" if placement["device"] else f"torch methods: {placement['name']}"
-    )
+    print(f"torch methods run on {devices.describe()}" if placement.device else f"torch methods: {placement.name}")
     print(f"CPU backend: {backends.describe()} ($LOOKALIKE_BACKEND, embed --precision)")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from core.cli import snapshots
@@ -15,8 +16,8 @@ from core.settings import DEFAULT_METHOD
 
 def cmd_search(args: argparse.Namespace) -> int:
     from core.catalog.filters import parse_filters
-    from core.curation.curated import curated_search
-    from core.search.queries import search
+    from core.curation.curated import CuratedResult, curated_search
+    from core.search.queries import SearchResult, search
     from core.search.space import open_space
 
     image = None
@@ -32,6 +33,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         "k": args.k,
         "filters": parse_filters(args.filter),
     }
+    result: SearchResult | CuratedResult
     if isinstance(args.method, dict):  # a fusion of methods: the models' list (curation works in one method's space)
         spaces = {open_space(db, name): w for name, w in args.method.items()}
         if args.distance:
@@ -82,11 +84,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     space = open_space(catalog(args, read_only=True), args.method)
     result = evaluate(space, args.attribute, args.k, args.queries, distance=args.distance)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(asdict(result), indent=2))
     else:
         print(
-            f"{args.method}: P@{args.k} {result['precision_at_k']:.4f}, mAP@{args.k} {result['map_at_k']:.4f} "
-            f"by {args.attribute} over {result['queries']} queries"
+            f"{args.method}: P@{args.k} {result.precision_at_k:.4f}, mAP@{args.k} {result.map_at_k:.4f} "
+            f"by {args.attribute} over {result.queries} queries"
         )
     return 0
 

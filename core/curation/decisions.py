@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from core.catalog import activity
-from core.catalog.db import Catalog, writing
+from core.catalog.db import Catalog, inserted_id, writing
 from core.curation.labels import LabelError, parse_time
 from core.curation.rules import Rules, parse_rule
 from core.files.atomic import atomic_text_writer
@@ -108,7 +108,7 @@ def _append(db: Catalog, kind: str, value: str | None, author: str, undoes: int 
         activity.note(
             db, Action.CURATE, f"{what}{kind} {subject_text} = {value if value is not None else 'off'}", author
         )
-    return change(db, cursor.lastrowid)
+    return change(db, inserted_id(cursor))
 
 
 def pin(db: Catalog, item_id: str, candidate_id: str, position: int = 1, author: str = "") -> Change:

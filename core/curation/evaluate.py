@@ -10,6 +10,7 @@ chi-square re-ranking of the best cosine candidates for colour histograms (`dist
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,6 +20,20 @@ from core.catalog.vectors import load_matrix
 from core.search import caches
 from core.search.neighbours import ExactNeighbours
 from core.search.space import MethodSpace
+
+
+@dataclass(frozen=True)
+class AttributePrecision:
+    """A method's metadata precision (`evaluate`): P@k and mAP@k by an attribute over `queries` items."""
+
+    method: str
+    attribute: str
+    k: int
+    queries: int
+    precision_at_k: float  # rounded to 4 places, as printed
+    map_at_k: float
+    distance: str
+
 
 ALIASES = {"articleType": "category", "baseColour": "colour"}  # styles.csv names of item columns
 GROUPING_COLUMNS = ("category", "colour", "brand", "gender")
@@ -124,7 +139,7 @@ def evaluate(
     queries: int | None = None,
     seed: int = 0,
     distance: str = "cosine",
-) -> dict:
+) -> AttributePrecision:
     """Precision@k and mAP@k of a method's stored vectors against an attribute (or several, comma-separated:
     relevant only when all match; items missing any of them are left out)."""
     ids, vectors = load_matrix(space.catalog, space.name, space.searched_version())
@@ -141,7 +156,7 @@ def evaluate_vectors(
     queries: int | None = None,
     seed: int = 0,
     distance: str = "cosine",
-) -> dict:
+) -> AttributePrecision:
     """`evaluate` of any vectors of the catalog's items (rows aligned with `ids`), named `method` in the result."""
     if k < 1 or (queries is not None and queries < 1):
         raise ValueError(f"k and queries must be at least 1, got k={k}, queries={queries}")
@@ -152,20 +167,20 @@ def evaluate_vectors(
     ids = [i for i, kept in zip(ids, keep) if kept]
     vectors = vectors[keep]
     codes: dict[tuple, int] = {}
-    labels = [codes.setdefault(v, len(codes)) for v in labels if v is not None]
+    classes = [codes.setdefault(v, len(codes)) for v in labels if v is not None]
     query_rows = np.arange(len(ids))
     if queries and queries < len(ids):
         query_rows = np.sort(np.random.default_rng(seed).choice(len(ids), queries, replace=False))
     index = ExactNeighbours(ids, vectors, rerank=True)
     ranked = index.neighbours(vectors[query_rows], k, exclude=[{ids[q]} for q in query_rows], distance=distance)
     found = np.array([[index.position[i] for i, _ in row] for row in ranked])
-    precision, mean_ap = precision_scores(labels, found, query_rows, k)
-    return {
-        "method": method,
-        "attribute": attribute,
-        "k": k,
-        "queries": int(len(query_rows)),
-        "precision_at_k": round(precision, 4),
-        "map_at_k": round(mean_ap, 4),
-        "distance": distance,
-    }
+    precision, mean_ap = precision_scores(classes, found, query_rows, k)
+    return AttributePrecision(
+        method=method,
+        attribute=attribute,
+        k=k,
+        queries=int(len(query_rows)),
+        precision_at_k=round(precision, 4),
+        map_at_k=round(mean_ap, 4),
+        distance=distance,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -21,7 +21,7 @@ from core.files.csv_injection import neutralise
 from core.files.invisible import visible
 from core.files.output_path import check_output
 from core.files.urls import strip_credentials
-from core.search.queries import search_many
+from core.search.queries import Hit, search_many
 from core.search.space import MethodSpace
 from core.team.access import Action, require
 
@@ -118,7 +118,9 @@ def export_similar(
     ):
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
-        lists = curator.many(items, k) if curator else search_many(space, items, k, filters=filters)
+        lists: Iterator[tuple[str, Sequence[Hit]]] = (
+            curator.many(items, k) if curator else search_many(space, items, k, filters=filters)
+        )
         for done, (item_id, hits) in enumerate(lists, start=1):
             title, url, file = display.get(item_id, ("", "", ""))
             for hit in hits:

@@ -93,7 +93,7 @@ def train_head(
     tasks = []
     if data.notions:
         singles = [t for t in data.notions if t != data.joint]
-        tasks = [(torch.from_numpy(data.notions[data.joint]).to(device), 1.0)] + [
+        tasks = [(torch.from_numpy(data.joint_classes).to(device), 1.0)] + [
             (torch.from_numpy(data.notions[t]).to(device), options.target_decay ** (n + 1))
             for n, t in enumerate(singles)
         ]

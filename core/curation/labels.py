@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from core.catalog import activity
-from core.catalog.db import Catalog, writing
+from core.catalog.db import Catalog, inserted_id, writing
 from core.curation.grades import GOOD, grade_of, parse_grade
 from core.files.atomic import output_text_writer
 from core.files.csv_header import header_problem
@@ -117,7 +117,7 @@ def add_label(
             row,
         )
         activity.note(db, Action.LABEL, f"{query.kind} {query.key} → {candidate_id}: {grade or relevant}", labeler)
-    return cursor.lastrowid
+    return inserted_id(cursor)
 
 
 def _item_exists(db: Catalog, item_id: str) -> bool:
@@ -161,13 +161,22 @@ def history(db: Catalog, query: Query, candidate_id: str) -> list[dict]:
     )
 
 
-def label_counts(db: Catalog) -> dict:
+@dataclass(frozen=True)
+class LabelCounts:
+    """How much has been judged: queries, current labels, relevant ones."""
+
+    queries: int
+    labels: int
+    relevant: int
+
+
+def label_counts(db: Catalog) -> LabelCounts:
     """How much has been judged: queries, current labels, relevant ones."""
     row = db.execute(
         "SELECT count(DISTINCT query_kind || ':' || query_key), count(*), coalesce(sum(relevant), 0) "
         "FROM current_labels"
     ).fetchone()
-    return {"queries": row[0], "labels": row[1], "relevant": row[2]}
+    return LabelCounts(queries=row[0], labels=row[1], relevant=row[2])
 
 
 def next_query(
@@ -253,10 +262,10 @@ def import_labels(db: Catalog, path: str | Path) -> ImportReport:
         db.conn.execute("BEGIN IMMEDIATE")  # count what is stored and append under one lock
         seen: dict[tuple, int] = {}
         new = []
-        for row in good:
-            seen[row] = seen.get(row, 0) + 1
-            if seen[row] > _stored_copies(db, row):
-                new.append(row[:-1] + (row[-1] or stamp,))
+        for label in good:
+            seen[label] = seen.get(label, 0) + 1
+            if seen[label] > _stored_copies(db, label):
+                new.append(label[:-1] + (label[-1] or stamp,))
         db.conn.executemany(
             "INSERT INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, labeler, note, "
             "grade, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -326,7 +335,7 @@ def _known_method(db: Catalog, name: str) -> str:
         raise LabelError(f"method {_shown(name)} is neither built in nor tuned in this catalog") from None
 
 
-def _label_row(db: Catalog, row: dict[str, str], now: datetime) -> tuple:
+def _label_row(db: Catalog, row: dict[str, str | None], now: datetime) -> tuple:
     row = {k: restore(v) for k, v in row.items()}  # undo the export's formula quoting
     kind = (row.get("query_kind") or "item").strip() or "item"
     key = (row.get("query_key") or "").strip()
@@ -356,8 +365,7 @@ def _label_row(db: Catalog, row: dict[str, str], now: datetime) -> tuple:
         raise LabelError("relevant (yes/no) or grade (good/close/wrong) is needed")
     if grade is not None and verdict is not None and verdict != (grade == GOOD):
         raise LabelError(f"grade {grade!r} disagrees with relevant {_shown(row.get('relevant'))}")
-    if grade is not None:
-        verdict = grade == GOOD
+    good = grade == GOOD if grade is not None else bool(verdict)  # one of them is given (checked above)
     try:
         rank = int(row.get("rank") or 1)
     except ValueError:
@@ -376,7 +384,7 @@ def _label_row(db: Catalog, row: dict[str, str], now: datetime) -> tuple:
         candidate,
         method,
         rank,
-        int(verdict),
+        int(good),
         labeler,
         (row.get("note") or None),
         grade,

@@ -73,8 +73,8 @@ class Estimate:
         return {"value": self.value, "ci_low": self.low, "ci_high": self.high, "queries": self.n}
 
 
-def mean_with_interval(values: Sequence[float], seed: int = 0) -> Estimate:
-    """The mean of per-query values with a percentile bootstrap 95% interval (seeded, so the same
+def mean_with_interval(values: Sequence[float | None], seed: int = 0) -> Estimate:
+    """The mean of per-query values (None: none for that query) with a percentile bootstrap 95% interval (seeded, so the same
     labels always give the same interval)."""
     data = np.asarray([v for v in values if v is not None], dtype=float)
     if data.size == 0:

@@ -184,9 +184,9 @@ class Evaluation:
         }
 
 
-def precision_from_labels(db: Catalog, space: MethodSpace | None = None, k: int = 10) -> list[dict]:
-    """Per method (or for one method's space): its measures over labelled queries, as dicts."""
-    return [m.as_dict() for m in evaluate_labels(db, space, k, raters=False).methods]
+def precision_from_labels(db: Catalog, space: MethodSpace | None = None, k: int = 10) -> list[MethodFigures]:
+    """Per method (or for one method's space): its measures over labelled queries."""
+    return evaluate_labels(db, space, k, raters=False).methods
 
 
 def evaluate_labels(
@@ -348,7 +348,7 @@ def _rank(
         f.common = score_lists([r for r in lists[f.method] if (r.kind, r.key) in common], known, k, chosen)
     ranked = sorted(
         (f for f in comparable if f.common and f.common.queries),
-        key=lambda f: (-(f.common.precision.value or 0), -(f.common.ndcg.value or 0), f.method),
+        key=_common_order,
     )
     for place, f in enumerate(ranked, start=1):
         f.rank = place
@@ -373,6 +373,12 @@ def pooled_gap(lists: dict[str, list[RankedList]], known: dict) -> list[GapPair]
                 seen.add((ranked.key, candidate))
                 found.append(GapPair(ranked.key, candidate, name, rank))
     return sorted(found, key=lambda p: (p.query_key, p.rank, p.method))
+
+
+def _common_order(f: MethodFigures) -> tuple[float, float, str]:
+    """Best first on the common ground: P@k, then nDCG@k, then the name."""
+    precision, ndcg = (f.common.precision.value, f.common.ndcg.value) if f.common else (None, None)
+    return -(precision or 0), -(ndcg or 0), f.method
 
 
 def _rater_figures(

@@ -4,6 +4,8 @@ on, the non-negative pairwise logistic fit, and the photo weights.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from core.curation.tune_scores import inner_score
@@ -13,7 +15,7 @@ from core.methods.heads import HEAD, Votes, votes_signal
 from core.search.neighbours import nearest_rows
 
 
-def signal_blocks(data: TuneData, projection: np.ndarray | None, votes: list[Votes] = ()) -> dict[str, np.ndarray]:
+def signal_blocks(data: TuneData, projection: np.ndarray | None, votes: Sequence[Votes] = ()) -> dict[str, np.ndarray]:
     """Each signal's unit vectors for every item: the bases, the head when there is one, the votes."""
     blocks = {s: unit(data.parts[s]) for s in [*data.bases, *data.fields]}
     if projection is not None:
@@ -43,13 +45,12 @@ def voters(
     head's tasks."""
     if not data.notions or options.votes < 1:
         return []
-    rows = rows[data.notions[data.joint][rows] >= 0]
+    rows = rows[data.joint_classes[rows] >= 0]
     if len(rows) > options.voters:
         rows = np.sort(np.random.default_rng(options.seed).choice(rows, options.voters, replace=False))
     singles = [t for t in data.notions if t != data.joint]
-    notions = [data.joint, *singles]
     weights = [1.0] + [options.target_decay ** (n + 1) for n in range(len(singles))]
-    codes = [class_codes(data.notions[n][rows].tolist()) for n in notions]  # among the voters only
+    codes = [class_codes(n[rows].tolist()) for n in [data.joint_classes, *(data.notions[t] for t in singles)]]  # voters
     shared = (np.stack(codes, axis=1), [int(c.max()) + 1 for c in codes], [w / sum(weights) for w in weights])
     found = [Votes(unit(data.x[rows] @ projection), *shared, options.votes, options.vote_temperature)]
     for base in deep_bases(data, metrics):
@@ -65,7 +66,7 @@ def _field_pairs(
 ) -> list:
     """Each query's best `candidates` by every signal among `gallery`, plus random ones: relevant when
     every target matches."""
-    classes = data.notions[data.joint]
+    classes = data.joint_classes
     queries, gallery = queries[classes[queries] >= 0], gallery[classes[gallery] >= 0]
     rng = np.random.default_rng(options.seed)
     found = [nearest_rows(b[gallery], np.searchsorted(gallery, queries), options.candidates) for b in blocks.values()]
@@ -128,13 +129,13 @@ def learn_weights(
     """Signal weights from the training part (the inner items for fields when a head learnt from the
     others), with their inner check's score."""
     plan = training_plan(data)
-    pairs = []
+    found = []
     if data.notions:
         queries = plan.inner_rows if HEAD in blocks else plan.train_rows[:: max(1, len(plan.train_rows) // 400)]
-        pairs += _field_pairs(data, blocks, queries, plan.train_rows, options)
+        found += _field_pairs(data, blocks, queries, plan.train_rows, options)
     if len(plan.fit_pairs):
-        pairs += _label_pairs(data, plan.fit_pairs, plan.fit_rows, options)
-    pairs = np.array(pairs, dtype=np.int64).reshape(-1, 3)
+        found += _label_pairs(data, plan.fit_pairs, plan.fit_rows, options)
+    pairs = np.array(found, dtype=np.int64).reshape(-1, 3)
     features = np.stack([(b[pairs[:, 0]] * b[pairs[:, 1]]).sum(1) for b in blocks.values()], axis=1)
     weights = dict(zip(blocks, fit_weights(features, pairs, options.weight_decay).tolist()))
     return weights, inner_score(fused(blocks, weights), data, plan.train_rows, plan.inner_rows, plan.inner_pairs)

@@ -84,7 +84,8 @@ def load_snapshot(db: Catalog, name: str) -> Snapshot:
         "SELECT query_key, candidate_id FROM snapshot_results WHERE snapshot = ? ORDER BY query_key, rank", (name,)
     ):
         lists.setdefault(key, []).append(candidate)
-    return Snapshot(*row, lists={key: tuple(found) for key, found in lists.items()})
+    name, method, version, k, created_at = row
+    return Snapshot(name, method, version, k, created_at, {key: tuple(found) for key, found in lists.items()})
 
 
 def snapshot_figures(db: Catalog, snapshot: Snapshot, chosen: Scoring | None = None) -> Figures:

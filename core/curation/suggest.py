@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import sqlite_utils
 
+from core.catalog.db import Catalog
 from core.catalog.items import item_cards
 from core.catalog.vectors import load_matrix, methods_with_vectors
 from core.methods import get_spec
@@ -45,7 +45,7 @@ class Suggestion:
         return asdict(self)
 
 
-def signals_of(db: sqlite_utils.Database, method: str) -> tuple[list[str], list[str]]:
+def signals_of(db: Catalog, method: str) -> tuple[list[str], list[str]]:
     """(ranking signals, judging signals): a learnt method's bases, else the method itself; the text
     methods among them, else any embedded text method, else the ranking signals."""
     head = current_head(db, method)
@@ -57,7 +57,7 @@ def signals_of(db: sqlite_utils.Database, method: str) -> tuple[list[str], list[
     return ranking, text or ranking
 
 
-def _is_text(db: sqlite_utils.Database, name: str) -> bool:
+def _is_text(db: Catalog, name: str) -> bool:
     try:
         return get_spec(name, db).kind == "text"
     except ValueError:
@@ -79,13 +79,13 @@ def agreement(ranking: np.ndarray, judges: list[np.ndarray], k: int = 10) -> np.
 def pick(ranking: np.ndarray, judges: list[np.ndarray], n: int, judged: list[bool], k: int = 10) -> list:
     """The n unjudged rows whose agreement is nearest the lower quartile, none almost the same look as
     one picked before: (row, agreement), nearest first."""
-    judged = np.asarray(judged, dtype=bool)
+    done = np.asarray(judged, dtype=bool)
     scores = agreement(ranking, judges, k)
-    target = np.quantile(scores[~judged], QUANTILE)
+    target = np.quantile(scores[~done], QUANTILE)
     look = unit(ranking)
     chosen: list[int] = []
     for row in np.argsort(np.abs(scores - target), kind="stable"):
-        if judged[row] or (chosen and (look[chosen] @ look[row]).max() >= DIVERSITY):
+        if done[row] or (chosen and (look[chosen] @ look[row]).max() >= DIVERSITY):
             continue
         chosen.append(int(row))
         if len(chosen) == n:
@@ -93,9 +93,7 @@ def pick(ranking: np.ndarray, judges: list[np.ndarray], n: int, judged: list[boo
     return [(r, float(scores[r])) for r in chosen]
 
 
-def suggest_queries(
-    db: sqlite_utils.Database, method: str, n: int = 10, k: int = 10, pool: int | None = None
-) -> list[Suggestion]:
+def suggest_queries(db: Catalog, method: str, n: int = 10, k: int = 10, pool: int | None = None) -> list[Suggestion]:
     """The n unjudged catalog items whose judgements would teach `method` most, most useful first.
 
     pool: look among that many unjudged items drawn at random (seeded), neighbours found among them:

@@ -72,7 +72,7 @@ def validate(data: TuneData, tuned: np.ndarray) -> dict:
     held-out items (`bases`), and held-back labels."""
     val_rows, all_rows = np.where(data.validation)[0], np.arange(len(data.ids))
     spaces = {"base": data.base_space(), "tuned": tuned}
-    metrics = {}
+    metrics: dict[str, dict] = {}  # per notion: P@10 per space and gallery, and per base
     for notion, classes in data.notions.items():
         metrics[notion] = {
             f"{space}_{gallery_name}": _rounded(precision_at_k(matrix, classes, val_rows, gallery))

@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
-import sqlite_utils
 
+from core.catalog.db import Catalog
 from core.curation.evaluate import joint_values
 from core.methods.distances import normalised_weights, unit, weighted_concat
 from core.methods.field_signals import field_parts, field_values, vocabularies
@@ -68,7 +68,7 @@ def check_name(name: str) -> None:
 
     if not NAME_PATTERN.match(name or ""):
         raise TuneError(f"tuned method name {name!r} must be 2-40 characters: a-z first, then a-z, 0-9 or _")
-    if name in {m["name"] for m in list_methods()}:
+    if name in {m.name for m in list_methods()}:
         raise TuneError(f"{name!r} is a built-in method; choose another name for the tuned one")
 
 
@@ -98,7 +98,7 @@ def is_validation(item_id: str, fraction: float = 0.2, salt: str = "") -> bool:
     return int.from_bytes(digest[:4], "big") < fraction * 2**32
 
 
-def judged_pairs(db: sqlite_utils.Database) -> list[tuple[str, str, int]]:
+def judged_pairs(db: Catalog) -> list[tuple[str, str, int]]:
     """(query item, candidate item, relevant) for the latest verdict of each labeller on each item pair."""
     return [
         tuple(r)
@@ -134,6 +134,13 @@ class TuneData:
     fields: dict[str, list[str]] = field(default_factory=dict)  # catalog-field signal -> known values (parts too)
 
     @property
+    def joint_classes(self) -> np.ndarray:
+        """The joint notion's class per item (-1: a value missing); only when learnt from targets."""
+        if self.joint is None:
+            raise TuneError("learnt without targets: no classes")
+        return self.notions[self.joint]
+
+    @property
     def image_bases(self) -> list[str]:
         return [b for b, k in zip(self.bases, self.kinds) if k == "image"]
 
@@ -152,7 +159,7 @@ def fusion_weights(bases: list[str], weights: list[float] | None) -> list[float]
         raise TuneError(f"base weights: {exc}") from None
 
 
-def _label_rows(db: sqlite_utils.Database, ids: list[str], validation: np.ndarray) -> np.ndarray:
+def _label_rows(db: Catalog, ids: list[str], validation: np.ndarray) -> np.ndarray:
     row = {item_id: n for n, item_id in enumerate(ids)}
     pairs = np.array(
         [(row[q], row[c], r) for q, c, r in judged_pairs(db) if q in row and c in row and q != c], dtype=np.int64
@@ -163,7 +170,7 @@ def _label_rows(db: sqlite_utils.Database, ids: list[str], validation: np.ndarra
 
 
 def gather(
-    db: sqlite_utils.Database,
+    db: Catalog,
     bases: list[str],
     kinds: list[str],
     weights: list[float],
@@ -181,17 +188,17 @@ def gather(
     validation = np.array([is_validation(i, options.validation) for i in ids], dtype=bool)
     inner = np.array([is_validation(i, options.inner, salt="inner:") for i in ids], dtype=bool) & ~validation
     _check_enough(len(ids), int(validation.sum()), int(inner.sum()))
-    notions = {}
+    notions: dict[str, np.ndarray] = {}
     for target in targets:
         notions[target] = class_codes(joint_values(db, ids, [target]))
-        values = len(set(notions[target][~validation]) - {-1})
-        if values < 2:
+        distinct = len(set(notions[target][~validation]) - {-1})
+        if distinct < 2:
             raise TuneError(
-                f"target {target!r} has {values} distinct value(s) among training items with vectors; "
+                f"target {target!r} has {distinct} distinct value(s) among training items with vectors; "
                 "it needs at least two"
             )
     joint = ",".join(targets) if targets else None
-    if len(targets) > 1:
+    if joint is not None and len(targets) > 1:
         notions[joint] = class_codes(joint_values(db, ids, targets))
     pairs = _label_rows(db, ids, validation) if use_labels else np.zeros((0, 3), dtype=np.int64)
     dims = [parts[b].shape[1] for b in bases]
@@ -235,7 +242,7 @@ class Plan:
 def training_plan(data: TuneData) -> Plan:
     train = ~data.validation
     fit = train & ~data.inner
-    item_rows = np.where(fit & (data.notions[data.joint] >= 0))[0] if data.notions else np.zeros(0, np.int64)
+    item_rows = np.where(fit & (data.joint_classes >= 0))[0] if data.notions else np.zeros(0, np.int64)
     usable = train[data.pairs[:, 0]] & train[data.pairs[:, 1]]
     fit_pairs = data.pairs[usable & ~data.inner[data.pairs[:, 0]]]
     inner_pairs = data.pairs[usable & data.inner[data.pairs[:, 0]]]

@@ -38,13 +38,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import sqlite_utils
 
 from core.catalog import activity
+from core.catalog.db import Catalog
 from core.curation.head_training import train_head
 from core.curation.signal_weights import learn_weights, photo_weights, signal_blocks, voters
 from core.curation.tune_scores import K, label_scores, precision_at_k, validate, worse_than_base
@@ -113,7 +113,7 @@ class TuneResult:
         return data
 
 
-def _head(data: TuneData, projection: np.ndarray | None, item: dict, photo: dict, votes: list[Votes] = ()) -> Head:
+def _head(data: TuneData, projection: np.ndarray | None, item: dict, photo: dict, votes: Sequence[Votes] = ()) -> Head:
     """A learnt method over `data`'s bases, every one of them in the head's input, with these signal weights
     (and the known values of the field signals that count)."""
     fields = {s: known for s, known in data.fields.items() if item.get(s, 0) > 0}
@@ -164,7 +164,7 @@ def _learn(data: TuneData, metrics: list[str], options: TuneOptions, progress: b
 
 
 def tune(
-    db: sqlite_utils.Database,
+    db: Catalog,
     name: str,
     bases: list[str],
     targets: list[str] | None = None,

@@ -67,8 +67,9 @@ def _folded(rows: Iterable[tuple], curator: str | None) -> Verdicts:
         verdicts.counted_from[pair] = labeler
         if curator and labeler == curator:
             curated[pair] = graded
-    verdicts.counting.update(curated)
-    verdicts.counted_from.update(dict.fromkeys(curated, curator))
+    if curator:  # the curator's latest verdicts count over everyone's
+        verdicts.counting.update(curated)
+        verdicts.counted_from.update(dict.fromkeys(curated, curator))
     return verdicts
 
 

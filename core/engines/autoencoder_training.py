@@ -44,7 +44,7 @@ def _decoded(paths: list[str], batch_size: int, processes: bool) -> Iterator[np.
         for path, reason in failures:
             log.warning("skipping %s: %s", path, reason)
         if pixels is not None:
-            yield pixels
+            yield np.asarray(pixels)  # PIXELS gives NumPy batches
 
 
 def _as_tensor(pixels: np.ndarray, device: str) -> torch.Tensor:
@@ -81,8 +81,8 @@ class Photos:
             for start in range(0, len(order), self.batch_size):
                 yield self.kept[order[start : start + self.batch_size]].to(self.device, non_blocking=True)
             return
-        order = torch.randperm(len(self.paths), generator=generator).tolist()
-        for pixels in _decoded([self.paths[i] for i in order], self.batch_size, self.processes):
+        shuffled = torch.randperm(len(self.paths), generator=generator).tolist()
+        for pixels in _decoded([self.paths[i] for i in shuffled], self.batch_size, self.processes):
             yield _as_tensor(pixels, self.device)
 
     def steps(self) -> int:

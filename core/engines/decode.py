@@ -117,12 +117,13 @@ def _main_script_hidden() -> Iterator[None]:
     try:
         yield
     finally:
-        if script is not None:
+        if main is not None and script is not None:
             main.__file__ = script
 
 
 def _merge(parts: list[tuple[list[int], object, list[tuple[int, str]]]], offsets: list[int]):
-    good, inputs, failures = [], [], []
+    good, failures = [], []
+    inputs: list = []  # NumPy batches, or lists of photos
     for (indices, batch, failed), offset in zip(parts, offsets):
         good += [offset + i for i in indices]
         failures += [(offset + i, reason) for i, reason in failed]
@@ -130,7 +131,9 @@ def _merge(parts: list[tuple[list[int], object, list[tuple[int, str]]]], offsets
             inputs.append(batch)
     if not inputs:
         return good, None, failures
-    merged = np.concatenate(inputs) if isinstance(inputs[0], np.ndarray) else [img for part in inputs for img in part]
+    merged: object = (
+        np.concatenate(inputs) if isinstance(inputs[0], np.ndarray) else [img for part in inputs for img in part]
+    )
     return good, merged, failures
 
 

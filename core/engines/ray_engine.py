@@ -28,6 +28,7 @@ from core.catalog.db import Catalog
 from core.engines.decode import Preprocess, decode_chunk
 from core.engines.embed import EmbedReport, note_failure, pending, serve_when_complete
 from core.methods import backends, create_extractor, devices, preprocessing
+from core.methods.base import photo_reader
 from core.methods.weights import autoencoder_checkpoint
 from core.search.space import MethodSpace
 from core.team.access import Action, require
@@ -37,7 +38,9 @@ log = logging.getLogger(__name__)
 GPU_BATCH = 256
 
 
-def _decode_rows(rows: dict[str, np.ndarray], preprocess: Preprocess) -> dict[str, np.ndarray]:
+def _decode_rows(
+    rows: dict[str, np.ndarray], preprocess: Callable[[list[Image.Image]], np.ndarray]
+) -> dict[str, np.ndarray]:
     """A Ray CPU task: photos -> preprocessed pixels; an unreadable photo gets a blank and its reason."""
     urls = [url if isinstance(url, str) and url else None for url in rows["url"]]  # Ray makes None columns NaN
     good, pixels, failures = decode_chunk(list(zip(rows["path"], urls)), preprocess)
@@ -56,7 +59,7 @@ class _Embedder:
 
     def __init__(self, method: str, device: str):
         devices.select(device)
-        self.extractor = create_extractor(method)
+        self.extractor = photo_reader(create_extractor(method))
         forward = self.extractor.embed_batch
         self.forward = devices.FittingForward(forward) if device != "cpu" else forward
 

@@ -9,6 +9,8 @@ more quote, so `restore` gives back exactly what was exported.
 
 from __future__ import annotations
 
+from typing import overload
+
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -19,6 +21,10 @@ def neutralise(text: str | None) -> str | None:
     return text
 
 
+@overload
+def restore(text: str) -> str: ...
+@overload
+def restore(text: str | None) -> str | None: ...
 def restore(text: str | None) -> str | None:
     """Undo `neutralise` on a cell read back from one of our CSVs."""
     if text and text.startswith("'") and text.lstrip("'").startswith(TRIGGERS):

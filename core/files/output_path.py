@@ -21,8 +21,15 @@ class CatalogFiles(Protocol):
     """What is checked of a catalog (core.catalog.db.Catalog is one): its file and its folders."""
 
     path: Path
-    index_dir: Path
-    models_dir: Path
+
+    @property
+    def index_dir(self) -> Path: ...
+
+    @property
+    def models_dir(self) -> Path: ...
+
+    @property
+    def trained_dir(self) -> Path: ...
 
 
 def header_bytes(columns: Sequence[str], encoding: str) -> bytes:

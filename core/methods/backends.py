@@ -78,9 +78,9 @@ def for_method(name: str, runs_model: bool, kind: str, device: str) -> str | Non
     return backend
 
 
-def method_precision(name: str, backend: str | None, device: str) -> str | None:
-    """`bf16` or `fp32` for a method's model here (None: no model)."""
-    if backend is None:
+def method_precision(name: str, backend: str | None, device: str | None) -> str | None:
+    """`bf16` or `fp32` for a method's model here (None: no model, or no backend or device for it)."""
+    if backend is None or device is None:
         return None
     if device != "cpu":
         from core.methods import devices

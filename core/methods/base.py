@@ -66,6 +66,20 @@ class TextExtractor(Extractor, ABC):
         return unit(self.encode(list(texts)))
 
 
+def photo_reader(extractor: Extractor) -> ImageExtractor:
+    """`extractor` as one that embeds photos; TypeError for a method that reads text only."""
+    if not isinstance(extractor, ImageExtractor):
+        raise TypeError(f"{extractor.spec.name} embeds no photos")
+    return extractor
+
+
+def text_reader(extractor: Extractor) -> TextExtractor:
+    """`extractor` as one that embeds texts; TypeError for a method that reads photos only."""
+    if not isinstance(extractor, TextExtractor):
+        raise TypeError(f"{extractor.spec.name} embeds no text")
+    return extractor
+
+
 class DerivedExtractor(ImageExtractor):
     """Vectors computed from the vectors of other methods (`spec.parts`), not from pixels.
 

@@ -27,7 +27,10 @@ def load(method: str, catalog: Catalog | None) -> torch.nn.Module:
 
 def preprocessing(spec: MethodSpec, catalog: Catalog | None = None) -> Pixels:
     """The model's input size and normalisation, from timm's pretrained config (no weights loaded)."""
-    cfg = timm.get_pretrained_cfg(ARCHS[spec.name][0]).to_dict()
+    found = timm.get_pretrained_cfg(ARCHS[spec.name][0])
+    if found is None:
+        raise ValueError(f"timm has no pretrained config for {ARCHS[spec.name][0]}")
+    cfg = found.to_dict()
     return Pixels(
         size=int(cfg.get("input_size", (3, 224, 224))[-1]),
         mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),

@@ -37,7 +37,7 @@ _MASKS = _masks(SIZE, SIZE)
 
 def histogram(image: Image.Image) -> np.ndarray:
     """The raw region histogram (5 regions x 8*12*3 bins), L1-normalised."""
-    rgb = np.asarray(image.convert("RGB").resize((SIZE, SIZE), Image.BILINEAR))
+    rgb = np.asarray(image.convert("RGB").resize((SIZE, SIZE), Image.Resampling.BILINEAR))
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
     parts = [cv2.calcHist([hsv], [0, 1, 2], mask, list(BINS), [0, 180, 0, 256, 0, 256]).ravel() for mask in _MASKS]
     hist = np.concatenate(parts).astype(np.float64)

@@ -291,16 +291,27 @@ def current(half: str | None = None) -> Placement:
     return Placement(device, (half or half_dtype(device)) if device != "cpu" else None)
 
 
-def summary(requested: str | None = None) -> dict:
-    """What the Home and Methods pages and `methods --json` show: the device that will be used."""
+@dataclass(frozen=True)
+class DeviceSummary:
+    """The device that will be used (`methods`, the Methods page): `device` None when it cannot be
+    used, `name` then saying why."""
+
+    requested: str
+    device: str | None
+    name: str  # e.g. "NVIDIA H200", "CPU, 2 threads", or why the requested device is unusable
+    precision: str | None
+
+
+def summary(requested: str | None = None) -> DeviceSummary:
+    """What the Home and Methods pages and `methods` show: the device that will be used."""
     try:
         return _summary(requested)
     except ValueError as exc:  # a device that is not here, or LOOKALIKE_THREADS unusable: say so, never raise
         shown = requested or _choice()[0] or settings().device
-        return {"requested": shown, "device": None, "name": str(exc), "precision": None}
+        return DeviceSummary(shown, None, str(exc), None)
 
 
-def _summary(requested: str | None) -> dict:
+def _summary(requested: str | None) -> DeviceSummary:
     if requested is None:
         placement = current()
     else:
@@ -314,20 +325,15 @@ def _summary(requested: str | None) -> dict:
         name = "Apple GPU (MPS)"
     else:
         name = f"CPU, {settings().threads} threads"
-    return {
-        "requested": requested or _choice()[0] or settings().device,
-        "device": placement.device,
-        "name": name,
-        "precision": placement.precision,
-    }
+    return DeviceSummary(requested or _choice()[0] or settings().device, placement.device, name, placement.precision)
 
 
 def describe(requested: str | None = None) -> str:
     """One line for people, e.g. `cuda (NVIDIA H200), bfloat16`."""
     info = summary(requested)
-    if info["device"] is None:
-        return f"no device: {info['name']}"
-    return f"{info['device']} ({info['name']}), {info['precision'] or 'float32'}"
+    if info.device is None:
+        return f"no device: {info.name}"
+    return f"{info.device} ({info.name}), {info.precision or 'float32'}"
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:

@@ -26,7 +26,7 @@ def load_model() -> torch.nn.Module:
             raise RuntimeError(f"shape mismatch: {source_key} {tuple(value.shape)} -> {key} {tuple(tensor.shape)}")
         mapped[key] = value
     model.load_state_dict(mapped)
-    model.reset_classifier(0)  # global-pooled 1280-d features
+    model.reset_classifier(0)  # type: ignore[operator]  # timm: create_model says nn.Module; EfficientNet has it
     return model.eval()
 
 
@@ -34,7 +34,7 @@ def export_onnx(path: Path) -> None:
     """Write the model as ONNX (dynamic batch) to `path`."""
     torch.onnx.export(
         load_model(),
-        torch.zeros(1, 3, SIZE, SIZE),
+        (torch.zeros(1, 3, SIZE, SIZE),),
         str(path),
         input_names=["pixels"],
         output_names=["features"],

@@ -19,7 +19,8 @@ import math
 from collections import Counter
 
 import numpy as np
-import sqlite_utils
+
+from core.catalog.db import Catalog
 
 FIELDS = {"same_brand": "brand", "same_gender": "gender", "price_ratio": "price"}  # signal -> items column
 SPAN = 1000.0  # the price ratio whose angle is π
@@ -27,7 +28,7 @@ MOST_VALUES = 2000  # a one-hot signal keeps at most this many values (the most 
 LEAST_SHARE = 0.1  # a field counts where at least this share of the training items have it
 
 
-def field_values(db: sqlite_utils.Database, ids: list[str]) -> dict[str, list]:
+def field_values(db: Catalog, ids: list[str]) -> dict[str, list]:
     """Each signal's field value per item of `ids`, in that order (None: blank)."""
     found = {
         row[0]: row[1:]
@@ -49,7 +50,7 @@ def _usable(value) -> bool:
 def vocabularies(values: dict[str, list], rows: np.ndarray) -> dict[str, list[str]]:
     """The signals a catalog has among its training `rows` (filled for LEAST_SHARE of them, with two
     values at least): the one-hot ones' values, most frequent first; [] for the price ratio."""
-    signals = {}
+    signals: dict[str, list[str]] = {}
     for signal, column in values.items():
         present = [column[r] for r in rows if _usable(column[r])]
         if len(present) < max(2, LEAST_SHARE * len(rows)) or len(set(present)) < 2:
@@ -82,7 +83,7 @@ def field_parts(values: dict[str, list], vocabulary: dict[str, list[str]]) -> di
     return parts
 
 
-def catalog_parts(db: sqlite_utils.Database, ids: list[str], vocabulary: dict[str, list[str]]) -> dict[str, np.ndarray]:
+def catalog_parts(db: Catalog, ids: list[str], vocabulary: dict[str, list[str]]) -> dict[str, np.ndarray]:
     """The field signals' unit vectors of these catalog items (nothing read when a method has none)."""
     return field_parts(field_values(db, ids), vocabulary) if vocabulary else {}
 

@@ -27,9 +27,8 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
-import sqlite_utils
 
-from core.catalog.db import writing
+from core.catalog.db import Catalog, writing
 from core.catalog.vectors import load_matrix, missing_vectors
 from core.methods import field_signals
 from core.methods.distances import unit, weighted_concat
@@ -82,7 +81,10 @@ class Votes:
     def arrays(self) -> dict[str, np.ndarray]:
         """What a row stores with the head's arrays, by name."""
         name = votes_signal(self.source)
-        found = {f"{name}.voters": self.vectors.astype(np.float32), f"{name}.classes": self.classes.astype(np.int64)}
+        found: dict[str, np.ndarray] = {
+            f"{name}.voters": self.vectors.astype(np.float32),
+            f"{name}.classes": self.classes.astype(np.int64),
+        }
         if self.projection is not None:
             found[f"{name}.projection"] = self.projection.astype(np.float32)
         return found
@@ -204,7 +206,7 @@ class Head:
             arrays["projection"] = self.projection.astype(np.float32)
         for votes in self.votes:
             arrays |= votes.arrays()
-        np.savez(buffer, **arrays)
+        np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy: **arrays might hold allow_pickle
         return buffer.getvalue()
 
     def weights_json(self) -> str:
@@ -248,7 +250,7 @@ class Head:
 # --- storage ---------------------------------------------------------------------------------
 
 
-def latest_rows(db: sqlite_utils.Database, name: str | None = None) -> list[dict]:
+def latest_rows(db: Catalog, name: str | None = None) -> list[dict]:
     """The current (latest saved) version's row of every tuned method, or of just `name`, by name."""
     return list(
         db.query(
@@ -260,18 +262,18 @@ def latest_rows(db: sqlite_utils.Database, name: str | None = None) -> list[dict
     )
 
 
-def current_head(db: sqlite_utils.Database, name: str) -> Head | None:
+def current_head(db: Catalog, name: str) -> Head | None:
     """The latest saved version of a tuned method, or None."""
     rows = latest_rows(db, name)
     return Head.from_row(rows[0]) if rows else None
 
 
-def tuned_names(db: sqlite_utils.Database) -> dict[str, int]:
+def tuned_names(db: Catalog) -> dict[str, int]:
     """Tuned method name -> its current version."""
     return dict(db.execute("SELECT name, max(version) FROM tuned_methods GROUP BY name").fetchall())
 
 
-def save_head(db: sqlite_utils.Database, head: Head, targets: list[str], uses_labels: bool, record: dict) -> int:
+def save_head(db: Catalog, head: Head, targets: list[str], uses_labels: bool, record: dict) -> int:
     """Store `head` as the next version of its name (with its training record); return that version."""
     with writing(db) as conn:  # the next version read and taken under one lock: two tunings never share one
         version = conn.execute(
@@ -299,9 +301,7 @@ def save_head(db: sqlite_utils.Database, head: Head, targets: list[str], uses_la
 # --- a catalog's learnt vectors from its stored base vectors ------------------------------------
 
 
-def stored_bases(
-    db: sqlite_utils.Database, bases: list[str], kinds: list[str]
-) -> tuple[list[str], dict[str, np.ndarray]]:
+def stored_bases(db: Catalog, bases: list[str], kinds: list[str]) -> tuple[list[str], dict[str, np.ndarray]]:
     """Items having a vector of every image base, and each base's matrix in that item order
     (a text base's rows are zeros for items without text)."""
     loaded = {base: load_matrix(db, base) for base in bases}
@@ -320,7 +320,7 @@ def stored_bases(
     return ids, parts
 
 
-def head_vectors(db: sqlite_utils.Database, name: str) -> tuple[list[str], np.ndarray, list[str]]:
+def head_vectors(db: Catalog, name: str) -> tuple[list[str], np.ndarray, list[str]]:
     """Every item's learnt vector from the stored base vectors: (ids, matrix, ids lacking an image base)."""
     head = current_head(db, name)
     if head is None:

@@ -143,6 +143,11 @@ def verdict(int8: np.ndarray, exact: np.ndarray, categories: list[str | None]) -
     cosine = (int8 * exact).sum(axis=1)
     labels = np.array([c or "" for c in categories])
     labelled = len(set(labels) - {""}) >= 2
-    p_int8, p_float = (p10(int8, labels), p10(exact, labels)) if labelled else (None, None)
-    passed = bool(cosine.min() >= MIN_COSINE) and (not labelled or p_int8 >= p_float - MAX_P10_DROP)
+    p_int8: float | None = None
+    p_float: float | None = None
+    kept = True  # without two categories, only the cosine is checked
+    if labelled:
+        p_int8, p_float = p10(int8, labels), p10(exact, labels)
+        kept = p_int8 >= p_float - MAX_P10_DROP
+    passed = bool(cosine.min() >= MIN_COSINE) and kept
     return Verdict(passed, float(cosine.min()), float(cosine.mean()), p_int8, p_float, len(cosine))

@@ -65,6 +65,7 @@ def reference_input(pixels: Pixels | None, shape: tuple[int, ...], photos: int) 
     ramp = np.linspace(0.0, 1.0, side, dtype=np.float32)
     x, y = np.meshgrid(ramp, ramp)
     image = np.stack([x, y, 0.5 + 0.5 * np.sin(12 * (x + y))], axis=-1)  # H x W x 3 in [0, 1]
+    one: np.ndarray
     if pixels is not None:
         one = (image * 255).round().astype(np.uint8)[None]
     else:
@@ -192,7 +193,7 @@ class OpenVinoImageExtractor(ImageExtractor):
         for photos, queue in self.queues.items():
             queue.set_callback(partial(self._collect, photos))
         self.lock = threading.Lock()  # one batch at a time (the app's sessions share an extractor)
-        self.out: np.ndarray | None = None
+        self.out = np.empty((0, self.width), np.float32)  # each batch's rows, filled by the queues' callbacks
 
     def _collect(self, photos: int, request: ov.InferRequest, start: int) -> None:
         self.out[start : start + photos] = request.get_output_tensor(0).data.reshape(photos, -1)
@@ -254,7 +255,9 @@ def with_int8(
         int8 = replace(load(entry, quantised, pixels, shape, compiled.precision), precision="int8")
         with entry.locked():
             record = entry.record()
-            if record is not None and "verdict" not in record.notes:
+            if record is None:  # load() records every entry it makes
+                raise RuntimeError(f"the int8 model of {spec.name} has no record in the model cache")
+            if "verdict" not in record.notes:
                 check = openvino_int8.photos(sample.check, preprocess)
                 found = openvino_int8.verdict(
                     unit(OpenVinoImageExtractor(spec, catalog, int8, preprocess).forward(check)),

@@ -26,9 +26,9 @@ class Pixels:
     """
 
     size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    resample: int = Image.BILINEAR
+    mean: tuple[float, ...]  # per channel (R, G, B)
+    std: tuple[float, ...]
+    resample: int = Image.Resampling.BILINEAR
     shortest_edge: int | None = None
 
     def __post_init__(self):
@@ -52,7 +52,7 @@ class Pixels:
         return np.ascontiguousarray((batch * scale - shift).transpose(0, 3, 1, 2), dtype=np.float32)
 
 
-def to_uint8(images: list[Image.Image], size: int, resample: int = Image.BILINEAR) -> np.ndarray:
+def to_uint8(images: list[Image.Image], size: int, resample: int = Image.Resampling.BILINEAR) -> np.ndarray:
     """Resize each image to size x size (whole garment kept): NHWC uint8, a quarter of float32's bytes."""
     side = (size, size)
     batch = np.empty((len(images), size, size, 3), np.uint8)
@@ -81,7 +81,7 @@ def centre_crops(images: list[Image.Image], shortest_edge: int, size: int, resam
 
 
 def to_array(
-    images: list[Image.Image], size: int, mean: tuple, std: tuple, resample: int = Image.BILINEAR
+    images: list[Image.Image], size: int, mean: tuple, std: tuple, resample: int = Image.Resampling.BILINEAR
 ) -> np.ndarray:
     """Resize each image to size x size and normalise: NCHW float32 NumPy (Pixels in one step)."""
     pixels = Pixels(size, mean, std, resample)

@@ -5,18 +5,21 @@ catalog's tuned heads); the rest of the code asks here: `get_spec`, `create_extr
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from core.catalog.db import Catalog
 from core.catalog.vectors import methods_with_vectors, next_version, stored_versions
-from core.methods.base import DerivedExtractor, ImageExtractor, PartLoader
+from core.methods.base import DerivedExtractor, ImageExtractor, PartLoader, photo_reader
 from core.methods.spec import MethodSpec, UnknownMethod, WeightsMissing, resolve_path
 
 if TYPE_CHECKING:
     from core.methods.base import Extractor
 
 __all__ = [
+    "MethodInfo",
     "MethodSpec",
+    "MethodState",
     "UnknownMethod",
     "WeightsMissing",
     "build_extractor",
@@ -89,7 +92,7 @@ def preprocessing(spec: MethodSpec, catalog: Catalog | None = None) -> Callable:
     if reason:
         raise WeightsMissing(reason)
     if spec.preprocessing is None:
-        return build_extractor(spec, catalog).preprocess
+        return photo_reader(build_extractor(spec, catalog)).preprocess
     return resolve_path(spec.preprocessing)(spec, catalog)
 
 
@@ -114,7 +117,7 @@ def _state(spec: MethodSpec, catalog: Catalog | None, reason: str | None, count:
     embed = f"run `python -m core embed --method {spec.name}` (or Embed + index on the Methods page)"
     if reason:
         return "missing", reason
-    if not count:
+    if not count or catalog is None:  # no catalog: nothing embedded
         return "not embedded", f"no vectors yet: {embed}"
     upcoming = next_version(catalog, spec.name, spec.kind)
     if upcoming is not None:
@@ -124,44 +127,91 @@ def _state(spec: MethodSpec, catalog: Catalog | None, reason: str | None, count:
     return "ready", None
 
 
-def list_methods(catalog: Catalog | None = None) -> list[dict]:
-    """Every method (the catalog's tuned ones last) with whether it can run here and, if not, the
-    exact remedy; `state` says whether it is usable now (core.methods.registry._state) and
-    `vectors` how many it has in the catalog. A tuned method's row also has its `bases` and
-    `training` record."""
+@dataclass(frozen=True)
+class MethodInfo:
+    """One method as people see it (`methods`, the app's method lists): whether it can run here
+    and, if not, the exact remedy (`reason`); `state` says whether it is usable now (`_state`),
+    `todo` the next step, `vectors` how many it has in the catalog. A tuned method also has its
+    `bases` and `training` record."""
+
+    name: str
+    kind: str
+    available: bool
+    reason: str | None
+    state: str  # ready, changed, not embedded, missing
+    todo: str | None
+    vectors: int
+    family: str
+    dim: int
+    metric: str
+    version: str
+    text_query: bool
+    runs_model: bool
+    description: str
+    weights: str
+    bases: list[str] | None = None
+    training: dict | None = None
+
+
+@dataclass(frozen=True)
+class MethodState:
+    """One method as scripts see it (`methods --json`, the API's /methods): whether it can run here
+    and why not, the device, runtime (backend) and precision it would run with; `todo` is the next
+    step when `reason` does not already say it (a missing method's reason is its remedy)."""
+
+    name: str
+    kind: str
+    available: bool
+    reason: str | None
+    state: str
+    vectors: int
+    todo: str | None
+    device: str | None
+    backend: str | None
+    precision: str | None
+    bases: list[str] | None = None  # a tuned method's
+    training: dict | None = None
+
+    def as_dict(self) -> dict:
+        """The JSON of `methods --json`: `bases` and `training` only for a tuned method."""
+        row = asdict(self)
+        return row if self.training is not None else {k: v for k, v in row.items() if k not in ("bases", "training")}
+
+
+def list_methods(catalog: Catalog | None = None) -> list[MethodInfo]:
+    """Every method (the catalog's tuned ones last) with whether it can run here and what to do next."""
     rows = []
     counts = methods_with_vectors(catalog) if catalog is not None else {}
     for spec in [*_REGISTRY.values(), *_catalog_specs(catalog)]:
         reason = spec.availability(catalog)
         state, todo = _state(spec, catalog, reason, counts.get(spec.name, 0))
-        row = {
-            "name": spec.name,
-            "kind": spec.kind,
-            "available": reason is None,
-            "reason": reason,
-            "state": state,
-            "todo": todo,
-            "vectors": counts.get(spec.name, 0),
-            "family": spec.family,
-            "dim": spec.dim,
-            "metric": spec.metric,
-            "version": spec.version,
-            "text_query": spec.text_query,
-            "runs_model": spec.runs_model,
-            "description": spec.description,
-            "weights": spec.weights,
-        }
-        if spec.training is not None:
-            row |= {"bases": spec.training.get("bases", list(spec.parts)), "training": spec.training}
-        rows.append(row)
+        rows.append(
+            MethodInfo(
+                name=spec.name,
+                kind=spec.kind,
+                available=reason is None,
+                reason=reason,
+                state=state,
+                todo=todo,
+                vectors=counts.get(spec.name, 0),
+                family=spec.family,
+                dim=spec.dim,
+                metric=spec.metric,
+                version=spec.version,
+                text_query=spec.text_query,
+                runs_model=spec.runs_model,
+                description=spec.description,
+                weights=spec.weights,
+                bases=spec.training.get("bases", list(spec.parts)) if spec.training is not None else None,
+                training=spec.training,
+            )
+        )
     return rows
 
 
-def method_states(catalog: Catalog | None = None) -> list[dict]:
-    """Every method as scripts see it (`methods --json`, the API's /methods): name, kind, whether it
-    can run here and why not, the device, runtime (backend) and precision it would run with, and a
-    tuned method's bases and training. A bad LOOKALIKE_BACKEND shows as backend None; `todo` is the next
-    step when `reason` does not already say it (a missing method's reason is its remedy)."""
+def method_states(catalog: Catalog | None = None) -> list[MethodState]:
+    """Every method as scripts see it (`methods --json`, the API's /methods); a bad LOOKALIKE_BACKEND
+    shows as backend None."""
     from core.methods import backends, devices
 
     try:
@@ -171,16 +221,22 @@ def method_states(catalog: Catalog | None = None) -> list[dict]:
     usable = backends.summary()["backend"] is not None
     rows = []
     for m in list_methods(catalog):
-        where = device if m["runs_model"] else "cpu"
-        backend = backends.for_method(m["name"], m["runs_model"], m["kind"], where) if usable and where else None
+        where = device if m.runs_model else "cpu"
+        backend = backends.for_method(m.name, m.runs_model, m.kind, where) if usable and where else None
         rows.append(
-            {
-                **{k: m[k] for k in ("name", "kind", "available", "reason", "state", "vectors")},
-                "todo": None if m["todo"] == m["reason"] else m["todo"],
-                "device": where,
-                "backend": backend,
-                "precision": backends.method_precision(m["name"], backend, where),
-                **{k: m[k] for k in ("bases", "training") if k in m},
-            }
+            MethodState(
+                name=m.name,
+                kind=m.kind,
+                available=m.available,
+                reason=m.reason,
+                state=m.state,
+                vectors=m.vectors,
+                todo=None if m.todo == m.reason else m.todo,
+                device=where,
+                backend=backend,
+                precision=backends.method_precision(m.name, backend, where),
+                bases=m.bases,
+                training=m.training,
+            )
         )
     return rows

@@ -129,7 +129,7 @@ def processor_pixels(processor) -> Pixels | None:
         size=side,
         mean=tuple(float(m) / factor for m in _three(mean)),
         std=tuple(float(s) / factor for s in _three(std)),
-        resample=Image.BILINEAR if processor.resample is None else int(processor.resample),  # None: bilinear
+        resample=Image.Resampling.BILINEAR if processor.resample is None else int(processor.resample),  # None: bilinear
         shortest_edge=shortest_edge,
     )
 

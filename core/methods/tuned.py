@@ -91,7 +91,7 @@ class TunedExtractor(DerivedExtractor):
     def __init__(self, spec: MethodSpec, catalog: Catalog | None = None):
         super().__init__(spec, catalog)
         rows = latest_rows(catalog, spec.name) if catalog is not None else []
-        if not rows:
+        if not rows or catalog is None:
             raise ValueError(f"no tuned method {spec.name!r} in this catalog")
         if spec_of(rows[0]).version != spec.version:  # an earlier saved version, still served
             rows = [r for r in _saved_rows(catalog, spec.name) if spec_of(r).version == spec.version] or rows
@@ -100,6 +100,8 @@ class TunedExtractor(DerivedExtractor):
 
     def item_inputs(self, item_ids: list[str]) -> dict[str, np.ndarray]:
         """The text bases' stored vectors of these items (zeros for an item without one), and their field signals."""
+        if self.catalog is None:  # never: a tuned method is built from its catalog
+            raise ValueError(f"{self.spec.name} reads its catalog's vectors: build it with its catalog")
         inputs = field_signals.catalog_parts(self.catalog, item_ids, self.head.fields)
         for base, kind, dim in zip(self.head.bases, self.head.kinds, self.head.dims):
             if kind != "image":

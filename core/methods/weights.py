@@ -111,8 +111,8 @@ def autoencoder_checkpoint(catalog: Catalog | None) -> Path:
     it) is taken over by the catalog whose stored autoencoder vectors it made, and by no other.
     """
     if catalog is None:
-        if settings().autoencoder:
-            return settings().autoencoder
+        if chosen := settings().autoencoder:
+            return chosen
         return files_dir(settings().db) / "trained" / "autoencoder" / "checkpoint.pt"
     own = catalog.trained_dir / "autoencoder" / "checkpoint.pt"
     return own if own.exists() else _adopt_legacy_checkpoint(catalog, own)

@@ -77,7 +77,7 @@ class Words(TextExtractor):
             if len(texts) < 3:
                 raise ValueError("words needs at least 3 items with a title or description to learn from")
             with atomic_path(path, ".npz") as staged:
-                np.savez(staged, **fit(texts))
+                np.savez(staged, **fit(texts))  # type: ignore[arg-type]  # numpy: **arrays might hold allow_pickle
         with np.load(path, allow_pickle=False) as saved:
             terms, idf, self.basis = saved["terms"], saved["idf"], saved["basis"]
         self.vectorizer = _vectorizer({term: n for n, term in enumerate(terms.tolist())})

@@ -24,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from annoy import AnnoyIndex
@@ -48,6 +49,7 @@ MAX_TREES = 1_000  # more only costs time and disk; `index --trees` takes the sa
 SEARCH_K_PER_RESULT = 200  # Annoy search_k = n * this (2,000 nodes for k=10): see docs/benchmarks.md
 FULL_DIGEST_LIMIT = 256 * 2**20  # files up to this size are fingerprinted whole; larger ones by samples
 _SAMPLES, _SAMPLE_BYTES = 64, 1 << 16
+AnnoyMetric = Literal["angular", "euclidean", "manhattan", "hamming", "dot"]  # what AnnoyIndex takes
 
 
 @dataclass
@@ -65,7 +67,7 @@ class IndexInfo:
     build_seconds: float
     ann_bytes: int
     built_at: str
-    annoy_metric: str = "angular"
+    annoy_metric: AnnoyMetric = "angular"
     ann_digest: str = ""
     ids_digest: str = ""
     ann_stamp: str = ""  # the files' inode and modification time: a file replaced since is seen at once
@@ -277,6 +279,14 @@ def open_built(db: Catalog, method: str, info: IndexInfo) -> LoadedIndex:
     return _open(db, method, info)
 
 
+def _manifest(db: Catalog, method: str) -> IndexInfo:
+    """The manifest of an index just checked or built; IndexUnavailable if it went missing meanwhile."""
+    info = read_manifest(db, method)
+    if info is None:
+        raise IndexUnavailable(f"{method} index has no manifest")
+    return info
+
+
 def load_index(
     db: Catalog, method: str, metric: str, rebuild: bool = True, progress: bool = False, version: str | None = None
 ) -> LoadedIndex:
@@ -299,7 +309,7 @@ def load_index(
                 raise IndexUnavailable(f"{method} index unusable: {reason}; {hint}")
             log.warning("rebuilding %s index: %s", method, reason)
             build_index(db, method, metric, progress=progress, version=version)
-        info = read_manifest(db, method)
+        info = _manifest(db, method)
         key = (str(_paths(db, method)[0]), f"{info.checksum}:{info.built_at}")
         if key in caches.INDICES:
             return caches.INDICES[key]
@@ -310,7 +320,7 @@ def load_index(
                 raise IndexUnavailable(f"{method} {exc}; {hint}") from None
             log.warning("rebuilding %s index: %s", method, exc)
             build_index(db, method, metric, progress=progress, version=version)
-            info = read_manifest(db, method)
+            info = _manifest(db, method)
             key = (key[0], f"{info.checksum}:{info.built_at}")
             loaded = _open(db, method, info)
         for old in [k for k in caches.INDICES if k[0] == key[0]]:
@@ -326,9 +336,14 @@ def compacting(db: Catalog, method: str) -> bool:
     return str(_paths(db, method)[0]) in COMPACTING
 
 
-def index_status(db: Catalog) -> dict[str, dict]:
+@dataclass(frozen=True)
+class IndexState:
+    """A method's index: its manifest (None when it has none) and what, if anything, is wrong with it."""
+
+    manifest: IndexInfo | None
+    problem: str | None
+
+
+def index_status(db: Catalog) -> dict[str, IndexState]:
     """Per method with vectors: its manifest (if any) and what, if anything, is wrong with it."""
-    return {
-        m: {"manifest": (asdict(i) if (i := read_manifest(db, m)) else None), "problem": problem(db, m)}
-        for m in sorted(methods_with_vectors(db))
-    }
+    return {m: IndexState(read_manifest(db, m), problem(db, m)) for m in sorted(methods_with_vectors(db))}

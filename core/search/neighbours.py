@@ -107,9 +107,9 @@ def _per_query(exclude: Exclude, n: int) -> list[Collection[str]]:
 class ExactNeighbours(NeighbourIndex):
     """Every item scored with NumPy."""
 
-    def __init__(self, ids: list[str], matrix: np.ndarray, rerank: bool = False):
+    def __init__(self, ids: list[str], matrix: np.ndarray | None, rerank: bool = False):
         self.ids = list(ids)
-        self.matrix = unit(matrix) if len(self.ids) else np.zeros((0, 0), np.float32)
+        self.matrix = unit(matrix) if matrix is not None and len(self.ids) else np.zeros((0, 0), np.float32)
         self.position = {item_id: n for n, item_id in enumerate(self.ids)}
         self.rerank = rerank
 
@@ -128,7 +128,7 @@ class ExactNeighbours(NeighbourIndex):
         return keep
 
     def _kneighbors(self, queries, k, allowed, excludes) -> list[Ranked]:
-        keep, memo = self._mask(allowed), {}
+        keep, memo = self._mask(allowed), dict[int, np.ndarray]()
         found = []
         for start in range(0, len(queries), BLOCK):
             scores = queries[start : start + BLOCK] @ self.matrix.T
@@ -138,7 +138,7 @@ class ExactNeighbours(NeighbourIndex):
     def _rescored(self, queries, k, allowed, excludes, score: Scorer) -> list[Ranked]:
         if self.rerank:
             return super()._rescored(queries, k, allowed, excludes, score)
-        keep, memo = self._mask(allowed), {}
+        keep, memo = self._mask(allowed), dict[int, np.ndarray]()
         return [self._top(score(q, self.matrix)[None, :], k, keep, [ex], memo)[0] for q, ex in zip(queries, excludes)]
 
     def _top(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from core.catalog import filters as filtering
 from core.catalog.db import Catalog
 from core.catalog.images import MAX_UPLOAD_BYTES, ImageError, Photo, load_rgb, sha256_bytes
 from core.catalog.items import catalog_id, item_cards, item_column
+from core.methods.base import photo_reader, text_reader
 from core.methods.distances import normalised_weights, unit
 from core.search.neighbours import best_first
 from core.search.space import MethodSpace, SearchError
@@ -91,7 +93,7 @@ def query_vector(
             raise SearchError("the text query is empty")
         if space.kind != "text" and not space.registered.text_query:
             raise SearchError(f"{space.name} cannot read text; use minilm or words (titles) or clip / fashion_clip")
-        return space.extractor().embed_texts([text.strip()])[0]
+        return text_reader(space.extractor()).embed_texts([text.strip()])[0]
     raise SearchError("give an item id, a photo or a text to search with")
 
 
@@ -108,7 +110,7 @@ def photo_vector(space: MethodSpace, image: bytes | Photo) -> np.ndarray:
     size = len(image.data if isinstance(image, Photo) else image)
     if size > MAX_UPLOAD_BYTES:
         raise SearchError(f"photo too large ({size / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB)")
-    model = space.served_extractor()
+    model = photo_reader(space.served_extractor())
     space.check_current(model.spec.version)
     try:
         return model.embed_images([image.image if isinstance(image, Photo) else load_rgb(image)])[0]
@@ -123,7 +125,10 @@ def allowed_items(db: Catalog, filters: dict | None, query_brand: str | None) ->
     return set(filtering.matching_item_ids(db, filters, query_brand))
 
 
-def display_hits(db: Catalog, hits: list[Hit]) -> list[Hit]:
+HitT = TypeVar("HitT", bound=Hit)  # a Hit, or a curated one
+
+
+def display_hits(db: Catalog, hits: list[HitT]) -> list[HitT]:
     """Fill the display fields of hits in one query."""
     cards = item_cards(db, [h.item_id for h in hits]) if hits else {}
     for hit in hits:

@@ -107,7 +107,8 @@ def role_of(email: str, rules: list[Rule]) -> Role | None:
     """The role of `email`: its own line's, else its domain's; None (no access) when neither is given."""
     exact = [r.role for r in rules if not r.pattern.startswith("*@") and r.matches(email)]
     domain = [r.role for r in rules if r.pattern.startswith("*@") and r.matches(email)]
-    return (exact or domain or [None])[0]
+    found = exact or domain
+    return found[0] if found else None
 
 
 def admins(rules: list[Rule]) -> list[str]:

@@ -5,6 +5,7 @@ import streamlit as st
 from core.catalog.db import open_catalog
 from core.engines.prepare import prepare_method
 from core.methods import backends, devices
+from core.methods.registry import MethodInfo
 from core.search.space import open_space
 
 import ui
@@ -54,12 +55,12 @@ def embed_and_index(path, method: str, device: str):
     return work
 
 
-def show(methods: list[dict], counts: dict[str, int], target: dict[str, int], device: str) -> None:
+def show(methods: list[MethodInfo], counts: dict[str, int], target: dict[str, int], device: str) -> None:
     """The panel: pick a method, embed and index it on `device` in the background."""
     st.subheader("Embed and index")
-    ready = [m["name"] for m in methods if m["available"]]
+    ready = [m.name for m in methods if m.available]
     running = {j.name for j in ui.jobs().running()}
-    kinds = {m["name"]: m["kind"] for m in methods}
+    kinds = {m.name: m.kind for m in methods}
     partial = [
         f"{n} ({counts[n]}/{target[kinds[n]]})"
         for n in ready

@@ -8,6 +8,7 @@ scrolls inside it. No server folder is shown (a remedy names the models folder b
 import pandas as pd
 import streamlit as st
 
+from core.methods.registry import MethodInfo
 from core.search.index import index_status
 
 import ui
@@ -15,10 +16,10 @@ import ui
 READS = {"image": "photos", "text": "titles and descriptions"}
 
 
-def searchable(methods: list[dict]) -> None:
+def searchable(methods: list[MethodInfo]) -> None:
     """One line: the methods ready to search, by what they read, and how many more wait."""
-    ready = [m for m in methods if m["state"] in ("ready", "changed")]
-    shown = ", ".join(f"**{ui.plain(m['name'])}** ({READS[m['kind']]})" for m in ready) or "none yet: embed one above"
+    ready = [m for m in methods if m.state in ("ready", "changed")]
+    shown = ", ".join(f"**{ui.plain(m.name)}** ({READS[m.kind]})" for m in ready) or "none yet: embed one above"
     waiting = len(methods) - len(ready)
     st.caption(
         f"Searchable now: {shown}."
@@ -26,23 +27,23 @@ def searchable(methods: list[dict]) -> None:
     )
 
 
-def show(database, methods: list[dict], counts: dict[str, int], target: dict[str, int]) -> None:
+def show(database, methods: list[MethodInfo], counts: dict[str, int], target: dict[str, int]) -> None:
     status = index_status(database)
 
     def index_state(name: str) -> str:
         if name not in status:
             return "—"
-        return status[name]["problem"] or "ready"
+        return status[name].problem or "ready"
 
     rows = [
         {
-            "method": ui.plain(m["name"]),
-            "kind": m["kind"],
-            "state": m["state"],
-            "vectors": f"{counts.get(m['name'], 0)}/{target[m['kind']]}",
-            "index": ui.plain(index_state(m["name"])),
-            "what it is": m["description"],
-            "next step": ui.plain(ui.without_paths(m["todo"] or "", database.models_dir, database.data_dir)),
+            "method": ui.plain(m.name),
+            "kind": m.kind,
+            "state": m.state,
+            "vectors": f"{counts.get(m.name, 0)}/{target[m.kind]}",
+            "index": ui.plain(index_state(m.name)),
+            "what it is": m.description,
+            "next step": ui.plain(ui.without_paths(m.todo or "", database.models_dir, database.data_dir)),
         }
         for m in methods
     ]

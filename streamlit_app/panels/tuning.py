@@ -8,6 +8,7 @@ from core.curation.evaluate import grouping_fields
 from core.curation.tuning import TuneError, TuneResult, check_name, tune
 from core.methods import devices
 from core.methods.heads import tuned_names
+from core.methods.registry import MethodInfo
 
 import ui
 
@@ -44,16 +45,12 @@ def tune_job(path, device: str, name: str, bases: list[str], targets: list[str],
     return work
 
 
-def show(database, methods: list[dict], counts: dict[str, int], device: str) -> None:
+def show(database, methods: list[MethodInfo], counts: dict[str, int], device: str) -> None:
     st.subheader("Tune a method")
     st.caption(INTRO)
     tuned = tuned_names(database)
     bases_offered = ui.default_first(
-        [
-            m["name"]
-            for m in methods
-            if m["kind"] in ("image", "text") and counts.get(m["name"]) and m["name"] not in tuned
-        ]
+        [m.name for m in methods if m.kind in ("image", "text") and counts.get(m.name) and m.name not in tuned]
     )
     c = st.columns(2)
     # select_all=False: typing "category" and Enter picks category, not every field whose name holds it
@@ -168,7 +165,7 @@ def show_result(job) -> None:
     if not isinstance(result, TuneResult):
         return
     if result.signal_weights:
-        families = {m["name"]: m["family"] for m in ui.methods()}
+        families = {m.name: m.family for m in ui.methods()}
         st.dataframe(weights_table(result, families), hide_index=True, width="stretch")
     st.dataframe(
         tune_table(result.metrics),

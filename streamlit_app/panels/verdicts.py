@@ -120,10 +120,10 @@ def _pair_row(database, pair: QueuedPair, labeler: str) -> None:
     if query is None or candidate is None:
         return
     left, middle, right = st.columns([1, 1, 3])
-    ui.photo(query["image_path"], "Query", where=left)
-    ui.photo(candidate["image_path"], f"#{pair.rank} in {pair.method}", where=middle)
+    ui.photo(query.image_path, "Query", where=left)
+    ui.photo(candidate.image_path, f"#{pair.rank} in {pair.method}", where=middle)
     with right:
-        st.text(f"{query['title'] or query['id']}\n→ {candidate['title'] or candidate['id']}")
+        st.text(f"{query.title or query.id}\n→ {candidate.title or candidate.id}")
         if pair.known:
             st.text(pair.known)
         key = f"queue_{pair.query_key}_{pair.candidate_id}"

@@ -54,7 +54,7 @@ def run_import(kind: str, upload, images: Path | None, columns: Columns):
 
 
 if ui.may(Action.IMPORT):  # admins only: the library refuses anyone else too
-    with st.expander("Import a catalog", expanded=stats(database)["items"] == 0):
+    with st.expander("Import a catalog", expanded=stats(database).items == 0):
         kind = st.radio("Layout", ["Farfetch listings", "Product CSV"], horizontal=True, key="import_kind")
         with st.form("import"):
             upload = st.file_uploader("CSV file", type=["csv"])
@@ -138,36 +138,36 @@ chosen = st.selectbox(
 if chosen:
     item = item_detail(database, chosen)
     left, right = st.columns([1, 2])
-    photos = [image["path"] for image in item["images"] if image["status"] == "ok"] or [item["image_path"]]
+    photos = [image.path for image in item.images if image.status == "ok"] or [item.image_path]
     for path in photos:
         ui.photo(path, where=left, width="stretch")
-    right.subheader(ui.plain(item["title"] or item["id"]))
-    if item["gone_at"]:
+    right.subheader(ui.plain(item.title or item.id))
+    if item.gone_at:
         right.warning(
-            f"Gone since {item['gone_at']} UTC: missing from the last synced feed. Its labels are kept; searches, "
+            f"Gone since {item.gone_at} UTC: missing from the last synced feed. Its labels are kept; searches, "
             "exports and the API leave it out until a feed lists it again.",
             icon="🚫",
         )
-    price = f"{item['price']:,.2f} {item['currency'] or ''}".strip() if item["price"] is not None else None
+    price = f"{item.price:,.2f} {item.currency or ''}".strip() if item.price is not None else None
     facts = {
-        "Brand": item["brand"],
-        "Category": item["category"],
-        "Colour": item["colour"],
-        "Gender": item["gender"],
+        "Brand": item.brand,
+        "Category": item.category,
+        "Colour": item.colour,
+        "Gender": item.gender,
         "Price": price,
-        "On sale": {1: "yes", 0: "no"}.get(item["on_sale"]),
-        "In stock": None if item["stock"] is None else f"{item['stock']:,}",
-        "Id": item["id"],
+        "On sale": {1: "yes", 0: "no"}.get(item.on_sale),
+        "In stock": None if item.stock is None else f"{item.stock:,}",
+        "Id": item.id,
     }
     right.table(facts_table({k: v for k, v in facts.items() if v not in (None, "")}), hide_header=True)
-    attributes = {k: v for k, v in item["attributes"].items() if str(v).strip()}
+    attributes = {k: v for k, v in item.attributes.items() if str(v).strip()}
     if attributes:
         right.markdown("**Attributes**")
         right.table(facts_table(attributes), hide_header=True)
-    if item["description"] and item["description"] != item["title"]:
-        right.caption(ui.plain(item["description"]))
+    if item.description and item.description != item.title:
+        right.caption(ui.plain(item.description))
     right.caption(
-        "Look-alikes by " + ", ".join(map(ui.plain, item["methods"])) + " (Search page)."
-        if item["methods"]
+        "Look-alikes by " + ", ".join(map(ui.plain, item.methods)) + " (Search page)."
+        if item.methods
         else "Not embedded yet."
     )

@@ -29,7 +29,7 @@ embedded = ui.default_first(
     [
         m
         for m in methods_with_vectors(database)
-        if any(x["name"] == m and x["available"] and x["kind"] == "image" for x in ui.methods())
+        if any(x.name == m and x.available and x.kind == "image" for x in ui.methods())
     ]
 )
 if not embedded:
@@ -124,8 +124,8 @@ elif mode == "Catalog item":
         st.stop()
     item = item_detail(database, query_id)
     left, right = st.columns([1, 4])
-    ui.photo(item["image_path"], "Query", where=left)
-    left.caption(f"{ui.plain(item['title'])} · {ui.plain(item['category'] or '')}")
+    ui.photo(item.image_path, "Query", where=left)
+    left.caption(f"{ui.plain(item.title)} · {ui.plain(item.category or '')}")
     query, request = Query.item(query_id), {"item_id": query_id}
 else:
     photo = ui.uploaded_photo("A shopper's photo (JPEG, PNG, WebP or AVIF)", key=ui.Keys.LABEL_UPLOAD)
@@ -162,7 +162,7 @@ judges = current_judges(database, query)
 done = sum(1 for h in hits if h["item_id"] in judged)
 right.progress(
     done / max(1, len(hits)),
-    text=f"{done} of {len(hits)} judged for this query · {ui.plural(label_counts(database)['labels'], 'label')} "
+    text=f"{done} of {len(hits)} judged for this query · {ui.plural(label_counts(database).labels, 'label')} "
     "in the catalog",
 )
 

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.catalog.vectors import methods_with_vectors
-from core.curation.metrics import evaluate_labels
+from core.curation.metrics import MethodFigures, evaluate_labels
 from core.methods.heads import current_head, tuned_names
 from core.methods.tuned import saved_version
 
@@ -20,9 +20,7 @@ st.title("Precision by method")
 k = int(st.columns([1, 4])[0].number_input("k: results per query", 1, 50, 10))
 
 found = evaluate_labels(database, k=k)
-figures = [
-    m.as_dict() for m in sorted(found.methods, key=lambda m: (m.rank is None, m.rank or 0, not m.comparable, m.method))
-]
+figures = sorted(found.methods, key=lambda m: (m.rank is None, m.rank or 0, not m.comparable, m.method))
 if not figures:
     st.info("No labels yet: judge some matches on the **Label** page.")
     st.stop()
@@ -41,19 +39,19 @@ def tuned_version(name: str) -> str:
 table = pd.DataFrame(
     [
         {
-            "rank": str(f["rank"]) if f["rank"] else "–",  # not comparable, or no common ground
-            "method": f["method"],
-            f"P@{k}": f["precision_at_k"],
-            "95% interval": f"{f['ci_low']:.3f}–{f['ci_high']:.3f}",
-            f"nDCG@{k}": f["ndcg_at_k"]["value"],
-            "MRR": f["mrr"]["value"],
-            "judged": f["judged_share"],
-            "queries": f["queries"],
-            "labels": f["labels"],
-            "unknown": f["unknown"],
-            "same category": f["metadata_precision"]["category"],
-            "same colour": f["metadata_precision"]["colour"],
-            "tuned": tuned_version(f["method"]) if f["method"] in heads else "",
+            "rank": str(f.rank) if f.rank else "–",  # not comparable, or no common ground
+            "method": f.method,
+            f"P@{k}": f.figures.precision.value,
+            "95% interval": f"{f.figures.precision.low:.3f}–{f.figures.precision.high:.3f}",
+            f"nDCG@{k}": f.figures.ndcg.value,
+            "MRR": f.figures.mrr.value,
+            "judged": f.judged_share,
+            "queries": f.figures.queries,
+            "labels": f.figures.judged,
+            "unknown": f.figures.unknown,
+            "same category": f.metadata[0],
+            "same colour": f.metadata[1],
+            "tuned": tuned_version(f.method) if f.method in heads else "",
         }
         for f in figures
     ]
@@ -87,7 +85,7 @@ if heads:
         )
         + "."
     )
-unjudged = sorted((set(methods_with_vectors(database)) | set(heads)) - {f["method"] for f in figures})
+unjudged = sorted((set(methods_with_vectors(database)) | set(heads)) - {f.method for f in figures})
 if unjudged:
     st.caption(
         f"No judged result in the top {k} of: {', '.join(map(ui.plain, unjudged))}. Label their results on the "
@@ -95,9 +93,9 @@ if unjudged:
     )
 
 
-def shown_as(f: dict) -> str:
+def shown_as(f: MethodFigures) -> str:
     """A method's name on the chart: ranked ones in their order, then the ones not comparable, said so."""
-    return f["method"] if f["comparable"] else f"{f['method']} (not comparable)"
+    return f.method if f.comparable else f"{f.method} (not comparable)"
 
 
 bars = pd.DataFrame(
@@ -105,9 +103,9 @@ bars = pd.DataFrame(
         {
             "method": shown_as(f),
             "figure": f"P@{k} from labels",
-            "precision": f["precision_at_k"],
-            "low": f["ci_low"],
-            "high": f["ci_high"],
+            "precision": f.figures.precision.value,
+            "low": f.figures.precision.low,
+            "high": f.figures.precision.high,
         }
         for f in figures
     ]
@@ -115,7 +113,7 @@ bars = pd.DataFrame(
         {
             "method": shown_as(f),
             "figure": "same category (metadata)",
-            "precision": f["metadata_precision"]["category"],
+            "precision": f.metadata[0],
             "low": None,
             "high": None,
         }
@@ -142,16 +140,16 @@ st.dataframe(
     pd.DataFrame(
         [
             {
-                "method": f["method"],
+                "method": f.method,
                 "category": c,
-                "queries": v["queries"],
-                "labels": v["labels"],
-                f"P@{k}": v["precision_at_k"],
-                f"nDCG@{k}": v["ndcg_at_k"]["value"],
-                "MRR": v["mrr"]["value"],
+                "queries": v.queries,
+                "labels": v.judged,
+                f"P@{k}": v.precision.value,
+                f"nDCG@{k}": v.ndcg.value,
+                "MRR": v.mrr.value,
             }
             for f in figures
-            for c, v in f["by_category"].items()
+            for c, v in sorted(f.by_category.items())
         ]
     ),
     hide_index=True,

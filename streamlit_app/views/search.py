@@ -24,8 +24,8 @@ st.title("Search")
 embedded = methods_with_vectors(database)
 methods = ui.methods()
 ready = sorted(  # every method whose vectors exist and that can run here, tuned ones and hybrid included
-    (m for m in methods if m["available"] and m["name"] in embedded),
-    key=lambda m: ui.default_first([x["name"] for x in methods]).index(m["name"]),
+    (m for m in methods if m.available and m.name in embedded),
+    key=lambda m: ui.default_first([x.name for x in methods]).index(m.name),
 )
 others = len(methods) - len(ready)
 if not ready:
@@ -35,7 +35,7 @@ if not ready:
 mode = st.radio("Query", ["Catalog item", "Photo", "Text"], horizontal=True)
 query: dict = {}
 if mode == "Catalog item":
-    names = [m["name"] for m in ready if m["kind"] == "image"] or [m["name"] for m in ready]
+    names = [m.name for m in ready if m.kind == "image"] or [m.name for m in ready]
     ids = item_ids_with_vectors(database, names[0])
     titles = item_column(database, "title")
     query["item_id"] = st.selectbox("Item", ids, format_func=lambda i: f"{i} · {titles.get(i) or ''}")
@@ -43,10 +43,10 @@ elif mode == "Photo":
     photo = ui.uploaded_photo()  # checked before it is shown or searched
     if photo is not None:
         shown, query["image"] = photo
-    names = [m["name"] for m in ready if m["kind"] == "image"]
+    names = [m.name for m in ready if m.kind == "image"]
 else:
     query["text"] = st.text_input("Describe what you look for", placeholder="e.g. black leather handbag") or None
-    names = [m["name"] for m in ready if m["kind"] == "text" or m["text_query"]]
+    names = [m.name for m in ready if m.kind == "text" or m.text_query]
 
 
 def more_methods() -> None:
