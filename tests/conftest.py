@@ -276,3 +276,20 @@ def fashion_photos_path(tmp_path_factory, models_cache) -> Path:
 def fashion_photos(fashion_photos_path, tmp_path):
     """A private copy of the 400 embedded shared photos (tests may label them)."""
     yield from opened_copy(fashion_photos_path, tmp_path / "fashion.db")
+
+
+@pytest.fixture
+def deleted_photos(catalog, tmp_path) -> list[str]:
+    """Six items embedded with color_hist, then the photos of the first two deleted; their ids."""
+    from core.catalog.importers import import_csv
+    from core.engines.embed import embed_catalog
+
+    from helpers import small_styles
+
+    csv_path, folder = small_styles(tmp_path)
+    import_csv(catalog, csv_path, folder, progress=False)
+    embed_catalog(catalog, "color_hist", progress=False)
+    gone = sorted(folder.iterdir())[:2]
+    for path in gone:
+        path.unlink()
+    return [path.stem for path in gone]

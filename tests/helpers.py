@@ -186,6 +186,65 @@ def judge_top_k(db, method: str, queries: list[str], rater: str, k: int = 10, gr
     return count
 
 
+# the header of the demo's product CSV (styles.csv), and a row of it with the id left to fill in
+STYLES_HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName"
+STYLES_ROW = "{},Men,Apparel,Topwear,Tshirts,Blue,Fall,2011,Casual,Blue tee"
+
+
+def sha(path: Path) -> str:
+    """The file's SHA-256: to show a command left it byte for byte as it was."""
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_rows(path: Path, encoding: str = "utf-8-sig") -> list[dict]:
+    """A CSV file's rows, by column name."""
+    import csv
+
+    with open(path, newline="", encoding=encoding) as handle:
+        return list(csv.DictReader(handle))
+
+
+# cells a spreadsheet would run as formulas (and one already quoted)
+FORMULAS = ["=1+1", "+", "-", "@SUM(1)", "\tx", "'=already quoted"]
+
+
+def disk_full_after(db, pages: int) -> None:
+    """Let the catalog grow by `pages` pages only: SQLite then fails with "database or disk is full"."""
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0] + pages}")
+
+
+def encoded(fmt: str, mode: str = "RGB", **options) -> bytes:
+    """A small red picture saved in the Pillow format `fmt`."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new(mode, (40, 30), "red").save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def malformed_exif_jpeg() -> bytes:
+    """A real JPEG whose EXIF says "rotate" and holds a tag of the wrong type: Pillow's
+    exif_transpose raises struct.error re-writing it."""
+    import struct
+
+    jpeg = encoded("JPEG")
+    entries = struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack(">HHI4s", 0x0203, 2, 4, b"abc\0")
+    tiff = b"MM\x00\x2a" + struct.pack(">I", 8) + struct.pack(">H", 2) + entries + struct.pack(">I", 0)
+    app1 = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+
+
+def styles_csv(tmp_path: Path, header: str, rows: list[str], name: str = "h.csv", encoding: str = "utf-8") -> Path:
+    """A product CSV of these lines, written under `tmp_path`."""
+    path = tmp_path / name
+    path.write_text(header + "\n" + "".join(r + "\n" for r in rows), encoding=encoding)
+    return path
+
+
 def one_line(done: subprocess.CompletedProcess) -> str:
     """The command failed (exit 2) with exactly one line on stderr and no traceback; that line."""
     lines = done.stderr.strip().splitlines()

@@ -653,3 +653,169 @@ def test_export_page_exports_labels_on_a_click_only(app_db):
     next(b for b in at.button if b.label == "Export labels (CSV)").click().run()
     assert app_db.execute(exports).fetchone()[0] == 1
     assert "Download all 1 labels (CSV)" in [b.label for b in at.get("download_button")]
+
+
+PHOTO = (ROOT / "demo" / "images" / "10129.jpg").read_bytes()
+
+
+def png_400_megapixels() -> bytes:
+    """A valid black-and-white PNG of 20,000 x 20,000 pixels (about 50 kB: its rows compress to nothing)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    side = 20_000
+    packer = zlib.compressobj(9)
+    row = b"\0" * (1 + side // 8)  # filter byte + one bit a pixel
+    data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", data)
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    "name, data, reason",
+    [
+        ("notes.png", b"%PDF-1.4 a document, not a photo", "not a readable image"),
+        ("cut.jpg", PHOTO[: len(PHOTO) // 2], "truncated"),
+        ("huge.png", png_400_megapixels(), "too large (over 40,000,000 pixels)"),
+    ],
+    ids=["not-an-image", "truncated-jpeg", "400-megapixels"],
+)
+def test_a_bad_photo_upload_is_one_line_and_search_stays_usable(app_db, name, data, reason):
+    at = page("search")
+    at.radio[0].set_value("Photo").run()
+    at.file_uploader[0].set_value((name, data, "image/png")).run()
+    assert not at.exception, at.exception
+    assert len(at.error) == 1 and reason in at.error[0].value
+    assert not at.subheader  # nothing was searched with it
+    at.file_uploader[0].set_value(("shopper.jpg", PHOTO, "image/jpeg")).run()  # the page still works
+    assert not at.exception and not at.error
+    assert len(at.session_state["search_results"]["hits"]) == 10
+
+
+def labels_upload(app_db, content: bytes):
+    """The Export page after merging an uploaded labels CSV."""
+    at = page("export")
+    at.file_uploader[0].set_value(("team.csv", content, "text/csv")).run()
+    [button] = [b for b in at.button if b.label == "Import labels"]
+    button.click().run()
+    return at
+
+
+def test_labels_csv_that_is_not_text_or_has_huge_ranks_is_reported(app_db):
+    a, b = [r[0] for r in app_db.execute("SELECT id FROM items ORDER BY id LIMIT 2")]
+    header = "query_key,candidate_id,method,rank,relevant,labeler\n"
+    bad = {
+        "utf-16 without a byte-order mark": f"{header}{a},{b},color_hist,1,yes,ana\n".encode("utf-16-le"),
+        "a spreadsheet saved as .csv": b"PK\x03\x04\x14\x00\x06\x00" + b"\0" * 64 + b"[Content_Types].xml",
+        "a NUL in the header": b"query_key,candidate_id\0,method,rank,relevant,labeler\n",
+        "a header cell over the reader's limit": (header[:-1] + "," + "h" * 2_000_000 + "\n").encode(),
+    }
+    for what, content in bad.items():
+        at = labels_upload(app_db, content)
+        assert not at.exception, (what, at.exception)
+        assert "0 new labels" in texts(at) and len(at.dataframe[0].value) == 1, what
+    rows = [
+        f"{a},{b},color_hist,{'9' * 5000},yes,Zoë,",
+        f"{a},{b},color_hist,1,yes,Zoë,0001-01-01T00:00:00+01:00",
+        f"{a},{b},color_hist,2,no,Zoë,2024-05-01T09:30:00Z",
+    ]
+    at = labels_upload(app_db, (header.replace("labeler", "labeler,created_at") + "\n".join(rows)).encode("cp1252"))
+    assert not at.exception, at.exception
+    assert "1 new labels (0 already present, 3 rejected)" in texts(at)  # the encoding note and two rows
+    problems = at.dataframe[0].value["problem"].tolist()
+    assert "not UTF-8" in problems[0] and "not a whole number" in problems[1] and "out of range" in problems[2]
+    assert all(len(problem) < 200 for problem in problems)
+    assert app_db.execute("SELECT rank, labeler FROM labels").fetchall() == [(2, "Zoë")]
+
+
+def test_an_export_that_cannot_be_written_is_one_line(app_db):
+    (app_db.exports_dir).write_text("a file where the exports folder should be")
+    at = page("export")
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert len(at.error) == 1 and "exports" in at.error[0].value
+    assert "export_file" not in at.session_state
+
+
+def test_the_app_says_photo_missing_instead_of_breaking(catalog, deleted_photos, monkeypatch):
+    monkeypatch.setenv("LOOKALIKE_DB", str(catalog.path))
+    at = page("search")
+    at.selectbox[0].set_value(deleted_photos[0]).run()  # the query's own photo is gone too
+    assert not at.exception, at.exception
+    assert "Query · photo missing" in texts(at)
+    assert [c.value for c in at.caption].count("photo missing") == 1  # the other deleted one, among the results
+    assert len(at.session_state["search_results"]["hits"]) == 5
+    export = page("export")
+    export.button[0].click().run()
+    assert not export.exception
+    assert "2 items' photos were deleted or moved since import" in texts(export)
+
+
+def test_an_infinite_price_stored_before_keeps_the_pages_working(app_db):
+    from helpers import page
+
+    with app_db.conn:
+        app_db.conn.execute("UPDATE items SET price = 9e999 WHERE id = '10129'")
+        app_db.conn.execute("UPDATE items SET price = 10 WHERE id = '10130'")
+        app_db.conn.execute("UPDATE items SET price = 99 WHERE id = '10131'")
+    for name in ("catalog", "search", "export"):
+        assert not page(name).exception
+
+
+def test_the_home_page_says_what_is_wrong_with_the_device(app_db, monkeypatch):
+    from helpers import page, texts
+
+    monkeypatch.setenv("LOOKALIKE_DEVICE", "tpu")
+    at = page("home")
+    assert not at.exception and "LOOKALIKE_DEVICE=tpu" in texts(at)
+
+
+def app_import(tmp_path: Path, csv_path: Path, folder: Path):
+    from helpers import page
+
+    at = page("catalog")
+    at.radio[0].set_value("Product CSV").run()  # the page redraws its form for that layout, as in a browser
+    at.file_uploader[0].set_value(("mine.csv", csv_path.read_bytes(), "text/csv"))
+    at.text_input[0].set_value(str(folder))
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_bad_photo_in_an_app_import_is_one_problem(catalog, tmp_path, monkeypatch):
+    from helpers import malformed_exif_jpeg, small_styles, texts
+
+    monkeypatch.setenv("LOOKALIKE_DB", str(catalog.path))
+    csv_path, folder = small_styles(tmp_path, 4)
+    first = csv_path.read_text().splitlines()[1].split(",")[0]
+    (folder / f"{first}.jpg").write_bytes(malformed_exif_jpeg())
+    at = app_import(tmp_path, csv_path, folder)
+    assert "4 items imported from 4 rows: 4 new, 0 updated, 0 unchanged; photos ok 3, not usable 1" in texts(at)
+
+
+def test_a_busy_catalog_is_one_line_at_once_in_the_app(catalog, tmp_path, monkeypatch):
+    import sqlite3
+    import time
+
+    from helpers import small_styles
+
+    monkeypatch.setenv("LOOKALIKE_DB", str(catalog.path))
+    csv_path, folder = small_styles(tmp_path, 2)
+    writer = sqlite3.connect(catalog.path)
+    writer.execute("BEGIN IMMEDIATE")  # another program writing
+    try:
+        start = time.perf_counter()
+        at = app_import(tmp_path, csv_path, folder)
+        assert time.perf_counter() - start < 20
+        assert len(at.error) == 1 and "is busy" in at.error[0].value
+    finally:
+        writer.rollback()
+        writer.close()
+    assert catalog.execute("SELECT count(*) FROM items").fetchone()[0] == 0

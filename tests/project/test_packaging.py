@@ -16,6 +16,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -217,3 +218,9 @@ def test_the_installed_app_starts_and_renders_from_an_empty_folder_and_stays_on_
     assert rendered.returncode == 0, rendered.stderr
     ui_file, titles, errors = json.loads(rendered.stdout.splitlines()[-1])
     assert Path(ui_file).is_relative_to(bin_dir.parent) and titles == ["Lookalike"] and errors == []
+
+
+def test_streamlit_binds_loopback_only():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["server"]["address"] == "127.0.0.1"
+    assert "server.address" in (ROOT / "docs" / "safety.md").read_text(encoding="utf-8")

@@ -148,6 +148,157 @@ def test_a_catalog_takes_over_the_folder_an_older_version_gave_it(tmp_path):
     pictures.conn.close()
 
 
+def test_a_folder_as_catalog_is_one_line(tmp_path):
+    from helpers import run_cli
+
+    done = run_cli("stats", "--db", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "is a folder" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def _corrupted_catalog(tmp_path) -> tuple:
+    """A small embedded catalog, closed and checkpointed, with garbage written over the first page of every
+    table and index but the schema's (so it opens, and fails when its data is read)."""
+    from core.catalog.importers import import_csv
+    from core.engines.embed import embed_catalog
+
+    from helpers import small_styles
+
+    csv_path, folder = small_styles(tmp_path, n=40)
+    db = open_catalog(tmp_path / "c.db")
+    import_csv(db, csv_path, folder, progress=False)
+    embed_catalog(db, "color_hist", progress=False)
+    item = db.execute("SELECT min(id) FROM items").fetchone()[0]
+    page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    roots = [
+        r[0]
+        for r in db.execute("SELECT rootpage FROM sqlite_master WHERE rootpage > 1 AND tbl_name != 'schema_migrations'")
+    ]
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.conn.close()
+    with open(db.path, "r+b") as handle:
+        for page in roots:
+            handle.seek((page - 1) * page_size)
+            handle.write(bytes(range(256)) * (page_size // 256))
+    return db.path, item
+
+
+@pytest.mark.parametrize("command", [["stats"], ["search", "--method", "color_hist", "--item", "ITEM"]])
+def test_a_damaged_catalog_is_one_line_saying_how_to_recover(tmp_path, command):
+    from helpers import run_cli
+
+    path, item = _corrupted_catalog(tmp_path)
+    done = run_cli(*[item if a == "ITEM" else a for a in command], "--db", str(path))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1 and "is damaged" in done.stderr and ".recover" in done.stderr, done.stderr
+
+
+def _foreign_sqlite(path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE items (sku TEXT PRIMARY KEY, qty INTEGER)")
+    conn.execute("INSERT INTO items VALUES ('a', 1)")
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("command", [["stats"], ["stats", "--json"], ["methods"]])
+def test_read_commands_leave_a_foreign_sqlite_file_untouched(tmp_path, command):
+    from helpers import run_cli, sha
+
+    foreign = tmp_path / "shop.db"
+    _foreign_sqlite(foreign)
+    before = sha(foreign)
+    done = run_cli(*command, "--db", str(foreign))
+    assert done.returncode == 2 and "another application" in done.stderr and "Traceback" not in done.stderr
+    assert sha(foreign) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shop.db"]  # no -wal / -shm left behind
+
+
+def test_import_refuses_a_foreign_sqlite_file(tmp_path):
+    from helpers import DEMO, run_cli, sha
+
+    foreign = tmp_path / "shop.db"
+    _foreign_sqlite(foreign)
+    before = sha(foreign)
+    done = run_cli("import-csv", str(DEMO / "styles.csv"), "--images", str(DEMO / "images"), "--db", str(foreign))
+    assert done.returncode == 2 and "another application" in done.stderr
+    assert sha(foreign) == before
+
+
+def test_an_empty_file_becomes_a_catalog(tmp_path):
+    empty = tmp_path / "new.db"
+    empty.touch()
+    assert open_catalog(empty).execute("SELECT count(*) FROM items").fetchone()[0] == 0
+
+
+def test_read_only_open_reads_without_writing(embedded_demo):
+    from helpers import sha
+
+    path = embedded_demo.path
+    embedded_demo.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    embedded_demo.conn.close()
+    before = sha(path)
+    db = open_catalog(path, read_only=True)
+    assert db.execute("SELECT count(*) FROM items").fetchone()[0] > 0
+    with pytest.raises(Exception, match="readonly"):
+        db.execute("DELETE FROM items")
+    db.conn.close()
+    assert sha(path) == before
+
+
+def test_two_catalogs_in_one_folder_share_no_derived_files(embedded_demo, tmp_path):
+    from core.catalog.importers import import_csv
+    from core.catalog.thumbnails import catalog_thumbnail
+    from core.engines.autoencoder_training import train
+    from core.engines.embed import embed_catalog
+    from core.methods import list_methods
+    from core.search.index import problem
+    from core.search.space import open_space
+
+    from helpers import small_styles
+
+    other = open_catalog(tmp_path / "other.db")
+    csv_path, folder = small_styles(tmp_path, 8)
+    import_csv(other, csv_path, folder, progress=False)
+    embed_catalog(other, "color_hist", progress=False)
+    train(other, epochs=1, batch_size=8, progress=False)
+    ready = {m.name: m.available for m in list_methods(embedded_demo)}
+    assert ready["autoencoder"] is False and {m.name: m.available for m in list_methods(other)}["autoencoder"]
+    open_space(embedded_demo, "color_hist").build_index(progress=False)
+    open_space(other, "color_hist").build_index(progress=False)
+    assert problem(embedded_demo, "color_hist") is None and problem(other, "color_hist") is None
+    path = other.execute("SELECT path FROM images LIMIT 1").fetchone()[0]
+    assert catalog_thumbnail(other, path).is_relative_to(tmp_path / "other")
+    owned = {other.index_dir, other.thumbnails_dir, other.exports_dir, other.trained_dir}
+    assert all(p.is_relative_to(tmp_path / "other") for p in owned)
+    assert not any(p.is_relative_to(tmp_path / "other") for p in (embedded_demo.index_dir, embedded_demo.trained_dir))
+
+
+def test_an_autoencoder_of_the_old_shared_layout_goes_to_the_catalog_that_made_its_vectors(tmp_path):
+    import shutil
+
+    from core.catalog.importers import import_csv
+    from core.engines.autoencoder_training import train
+    from core.engines.embed import embed_catalog
+    from core.methods.weights import autoencoder_checkpoint
+
+    from helpers import small_styles
+
+    first, second = open_catalog(tmp_path / "a.db"), open_catalog(tmp_path / "b.db")
+    csv_path, folder = small_styles(tmp_path, 8)
+    for db in (first, second):
+        import_csv(db, csv_path, folder, progress=False)
+    train(first, epochs=1, batch_size=8, progress=False)
+    embed_catalog(first, "autoencoder", progress=False)
+    legacy = first.models_dir / "autoencoder" / "checkpoint.pt"  # where older versions kept it
+    legacy.parent.mkdir(parents=True, exist_ok=True)  # the OpenVINO conversion may be cached beside it
+    shutil.move(autoencoder_checkpoint(first), legacy)
+    assert not autoencoder_checkpoint(second).exists()  # not its vectors: never taken
+    assert autoencoder_checkpoint(first).read_bytes() == legacy.read_bytes()
+    assert embed_catalog(first, "autoencoder", progress=False).pending == 0  # same version: nothing stale
+
+
 @pytest.fixture
 def read_only_copy(embedded_demo_path, tmp_path):
     """The demo catalog in a folder this process cannot write: a read-only bind mount (as root, where

@@ -199,3 +199,19 @@ def test_one_methods_index_build_never_stalls_another_methods_index(embedded_dem
 def test_no_vectors_says_what_to_run(catalog):
     with pytest.raises(IndexUnavailable, match="python -m core embed --method dino"):
         open_space(catalog, "dino").build_index(progress=False)
+
+
+def test_an_index_round_trips_any_id(embedded_demo):
+    from core.catalog.vectors import get_vector, store
+    from core.search.index import problem
+
+    odd = ["line\nbreak", "sep\u2028arator", "next\x85line", "cr\rlf", 'quote"\\back']
+    vector = get_vector(embedded_demo, "color_hist", "10129")
+    with embedded_demo.conn:
+        embedded_demo.conn.executemany("INSERT INTO items (id, source) VALUES (?, 'csv')", [(i,) for i in odd])
+    store(embedded_demo, "color_hist", "1", [(i, vector + n, "h") for n, i in enumerate(odd)])
+    open_space(embedded_demo, "color_hist").build_index(progress=False)
+    assert problem(embedded_demo, "color_hist") is None
+    loaded = open_space(embedded_demo, "color_hist").loaded_index(rebuild=False)
+    assert set(odd) <= set(loaded.ids) and len(loaded.ids) == 305
+    assert np.allclose(loaded.vector(loaded.position["next\x85line"]), vector + 2)

@@ -226,6 +226,155 @@ def test_yes_no_labels_of_an_older_catalog_read_as_good_and_wrong_after_the_upgr
     db.conn.close()
 
 
+def test_label_notes_are_neutralised_and_round_trip(demo_catalog, imported_demo_path, tmp_path):
+    import shutil
+
+    from helpers import FORMULAS, read_rows
+
+    q, *candidates = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 7")]
+    for candidate, note in zip(candidates, FORMULAS):
+        add_label(demo_catalog, Query.item(q), candidate, "color_hist", 1, True, "-ana", note=note)
+    out = tmp_path / "labels.csv"
+    export_labels(demo_catalog, out)
+    raw = read_rows(out, "utf-8")
+    assert [r["note"] for r in raw] == ["'=1+1", "'+", "'-", "'@SUM(1)", "'\tx", "''=already quoted"]
+    assert {r["labeler"] for r in raw} == {"'-ana"} and {r["rank"] for r in raw} == {"1"}
+    shutil.copy(imported_demo_path, tmp_path / "other.db")  # another catalog of the same items
+    fresh = open_catalog(tmp_path / "other.db")
+    assert import_labels(fresh, out).items == 6
+    notes = {r[0]: r[1] for r in fresh.execute("SELECT note, labeler FROM labels")}
+    assert sorted(notes) == sorted(FORMULAS) and set(notes.values()) == {"-ana"}
+
+
+def write_labels(path, rows: list[dict]):
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(
+            handle, fieldnames=["query_key", "candidate_id", "method", "relevant", "labeler", "note", "created_at"]
+        )
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_a_change_of_mind_in_a_file_ends_current(demo_catalog, tmp_path):
+    q, a, b = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 3")]
+    stamp = "2024-05-01T09:30:00.000Z"
+    rows = [
+        dict(query_key=q, candidate_id=a, method="color_hist", relevant="no", labeler="ana", created_at=stamp),
+        dict(query_key=q, candidate_id=a, method="color_hist", relevant="yes", labeler="ana", created_at=stamp),
+        dict(query_key=q, candidate_id=b, method="color_hist", relevant="yes", labeler="ana"),
+        dict(query_key=q, candidate_id=b, method="color_hist", relevant="no", labeler="ana"),
+    ]
+    path = write_labels(tmp_path / "labels.csv", rows)
+    report = import_labels(demo_catalog, path)
+    assert (report.items, report.duplicates, report.problems) == (4, 0, [])
+    assert current_labels(demo_catalog, Query.item(q)) == {a: True, b: False}
+    again = import_labels(demo_catalog, path)  # idempotent
+    assert (again.items, again.duplicates) == (0, 4)
+    assert len(history(demo_catalog, Query.item(q), a)) == 2
+
+
+def test_times_are_validated_and_normalised(demo_catalog, tmp_path):
+    q, a, b, c = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 4")]
+    rows = [
+        dict(query_key=q, candidate_id=a, method="color_hist", relevant="yes", labeler="ana", created_at="zzz"),
+        dict(query_key=q, candidate_id=b, method="color_hist", relevant="yes", labeler="ana", created_at="9999-01-01"),
+        dict(
+            query_key=q,
+            candidate_id=c,
+            method="color_hist",
+            relevant="yes",
+            labeler="ana",
+            created_at="2024-05-01T11:30:00+02:00",
+        ),
+    ]
+    report = import_labels(demo_catalog, write_labels(tmp_path / "l.csv", rows))
+    assert report.items == 1
+    assert [str(p) for p in report.problems] == [
+        "row 2: created_at 'zzz' is not an ISO-8601 time",
+        "row 3: created_at '9999-01-01' is in the future",
+    ]
+    assert demo_catalog.execute("SELECT created_at FROM labels").fetchone()[0] == "2024-05-01T09:30:00.000Z"
+    add_label(demo_catalog, Query.item(q), c, "m", 1, False, "ana")  # a click now outranks the import
+    assert current_labels(demo_catalog, Query.item(q)) == {c: False}
+
+
+def test_many_labels_in_the_same_millisecond_are_all_kept(demo_catalog):
+    q, a = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 2")]
+    for n in range(600):
+        add_label(demo_catalog, Query.item(q), a, "m", 1, n % 2 == 0, "ana")
+    assert demo_catalog.execute("SELECT count(*) FROM labels").fetchone()[0] == 600
+    assert current_labels(demo_catalog, Query.item(q)) == {a: False}  # the 600th click
+
+
+def test_migration_sinks_unreadable_times(tmp_path, monkeypatch):
+    import shutil
+
+    from core.catalog import db as catalog_db
+
+    old_dir = tmp_path / "migrations"
+    old_dir.mkdir()
+    for _, path in catalog_db.migrations()[:3]:
+        shutil.copy(path, old_dir)
+    monkeypatch.setattr(catalog_db, "MIGRATIONS_DIR", old_dir)
+    old = open_catalog(tmp_path / "old.db")
+    old.execute("INSERT INTO items (id, source) VALUES ('q', 'csv'), ('a', 'csv')")
+    old.execute(
+        "INSERT INTO labels (query_kind, query_key, candidate_id, method, rank, relevant, labeler, "
+        "created_at) VALUES ('item', 'q', 'a', 'm', 1, 1, 'ana', 'zzz')"
+    )
+    old.conn.commit()
+    old.conn.close()
+    monkeypatch.undo()
+    db = open_catalog(tmp_path / "old.db")
+    assert db.execute("SELECT created_at FROM labels").fetchone()[0] == "1970-01-01T00:00:00.000Z"
+    add_label(db, Query.item("q"), "a", "m", 1, False, "ana")
+    assert current_labels(db, Query.item("q")) == {"a": False}
+
+
+def test_huge_ranks_and_notes_are_reported_not_raised(demo_catalog, tmp_path):
+    a, b = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 2")]
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "query_key,candidate_id,method,rank,relevant,labeler,note\n"
+        f"{a},{b},color_hist,100000000000000000000,yes,ana,\n"
+        f"{a},{b},color_hist,1,yes,ana,{'x' * 200_000}\n"
+        f"{a},{b},color_hist,2,no,ana,fine\n",
+        encoding="utf-8",
+    )
+    report = import_labels(demo_catalog, path)
+    assert report.items == 1
+    assert [p.where for p in report.problems] == ["row 2", "row 3"]
+    assert "between 1 and" in report.problems[0].reason and "longer than" in report.problems[1].reason
+    with pytest.raises(ValueError, match="between 1 and"):
+        add_label(demo_catalog, Query.item(a), b, "m", 10**20, True, "ana")
+
+
+def test_a_cell_over_the_reader_limit_rejects_the_file_in_one_line(demo_catalog, tmp_path):
+    a, b = [r[0] for r in demo_catalog.execute("SELECT id FROM items ORDER BY id LIMIT 2")]
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "query_key,candidate_id,method,rank,relevant,labeler,note\n"
+        f"{a},{b},color_hist,1,yes,ana,ok\n{a},{b},color_hist,1,yes,ana,{'y' * 2_000_000}\n",
+        encoding="utf-8",
+    )
+    report = import_labels(demo_catalog, path)
+    assert report.items == 0 and len(report.problems) == 1
+    assert "nothing was imported" in report.problems[0].reason
+
+
+def test_a_labels_file_with_a_column_twice_is_refused(demo_catalog, tmp_path):
+    from core.curation.labels import import_labels
+
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "query_kind,query_key,candidate_id,method,rank,relevant,labeler,relevant\n"
+        "item,10129,10130,color_hist,1,yes,ann,no\n"
+    )
+    report = import_labels(demo_catalog, path)
+    assert report.items == 0 and "column 'relevant' appears twice" in report.problems[0].reason
+
+
 def test_an_import_refuses_unknown_methods_and_upload_keys_that_are_no_photo_hash(demo_catalog, tmp_path):
     """Labels of a method this catalog does not have, or of an upload whose key is no SHA-256, are reported
     by row and never stored, so `precision` never lists a method that does not exist."""

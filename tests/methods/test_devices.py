@@ -16,7 +16,7 @@ from core.engines.embed import embed_catalog
 from core.methods import create_extractor, devices
 from core.methods.preprocess import to_array
 
-from helpers import DEMO
+from helpers import DEMO, one_line, run_cli
 
 
 @pytest.fixture
@@ -301,3 +301,19 @@ def test_batches_go_to_a_gpu_through_pinned_memory_and_stay_in_place_on_the_cpu(
     monkeypatch.setattr(torch.Tensor, "pin_memory", lambda tensor: Pinned())  # no CUDA here to pin with
     assert devices.to_device(batch, "cuda:0") == "on the gpu" and copies == [("cuda:0", True)]
     assert devices.to_device(batch, "cpu") is not None and copies == [("cuda:0", True)]  # the CPU never pins
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda"])
+def test_a_device_that_is_not_here_breaks_only_what_needs_it(embedded_demo, tmp_path, device):
+    env = {"LOOKALIKE_DEVICE": device, "CUDA_VISIBLE_DEVICES": ""}
+    db = str(embedded_demo.path)
+    listed = run_cli("methods", "--db", db, env=env)
+    assert listed.returncode == 0 and f"LOOKALIKE_DEVICE={device}" in listed.stdout, listed.stderr
+    with embedded_demo.conn:
+        embedded_demo.conn.execute("DELETE FROM embeddings WHERE method = 'color_hist' AND item_id < '11'")
+    done = run_cli("embed", "--method", "color_hist", "--db", db, env=env)
+    assert done.returncode == 0 and "embedded" in done.stdout, done.stderr
+    found = run_cli("search", "--item", "10129", "-k", "2", "--db", db, env=env)
+    assert found.returncode == 0, found.stderr
+    line = one_line(run_cli("search", "--image", str(DEMO / "images" / "10129.jpg"), "--db", db, env=env))
+    assert f"LOOKALIKE_DEVICE={device}" in line and "--device" not in line

@@ -395,3 +395,69 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(embedded_demo):
     assert piped.stdout.readline().strip() == b"{"
     piped.stdout.close()
     assert piped.wait(120) == 141 and piped.stderr.read() == b""
+
+
+def test_search_keeps_an_item_whose_photo_was_deleted_and_marks_it(catalog, deleted_photos):
+    from pathlib import Path
+
+    from core.search.queries import search
+
+    query = catalog.execute("SELECT id FROM items ORDER BY id DESC").fetchone()[0]
+    hits = {h.item_id: h for h in search(open_space(catalog, "color_hist"), item_id=query, k=5).results}
+    assert len(hits) == 5 and set(deleted_photos) <= set(hits)
+    for item_id, hit in hits.items():
+        assert hit.photo_missing == (item_id in deleted_photos)
+        assert hit.image_path and Path(hit.image_path).name == f"{item_id}.jpg"  # kept: says what to restore
+        assert Path(hit.image_path).is_file() != hit.photo_missing
+
+
+@pytest.mark.parametrize(
+    "value, reason",
+    [
+        ("efficientnet_lite0=nan,color_hist=1", "finite number"),
+        ("efficientnet_lite0=inf,color_hist=1", "finite number"),
+        ("garbage", "is not METHOD=WEIGHT"),
+        ("efficientnet_lite0=0.5,nosuch=0.5", "nosuch is not an image method"),
+        ("efficientnet_lite0=1,minilm=1", "minilm is not an image method"),
+        ("color_hist=0,efficientnet_lite0=0", "above 0"),
+    ],
+)
+def test_a_bad_hybrid_setting_is_one_line_naming_the_variable(embedded_demo, value, reason):
+    from helpers import one_line, run_cli
+
+    env = {"LOOKALIKE_HYBRID": value}
+    db = str(embedded_demo.path)
+    listed = run_cli("methods", "--db", db, env=env)
+    assert listed.returncode == 0 and "LOOKALIKE_HYBRID" in listed.stdout and reason in listed.stdout
+    found = run_cli("search", "--item", "10129", "--method", "color_hist", "-k", "3", "--db", db, env=env)
+    assert found.returncode == 0 and len(found.stdout.splitlines()) == 1 + 3, found.stderr  # the header, 3 rows
+    stored = "SELECT item_id, version, vector FROM embeddings WHERE method = 'hybrid' ORDER BY item_id"
+    before = embedded_demo.execute(stored).fetchall()
+    assert before, "the demo fixture embeds hybrid: a bad setting must leave those vectors as they are"
+    line = one_line(run_cli("embed", "--method", "hybrid", "--db", db, env=env))
+    assert "LOOKALIKE_HYBRID" in line and reason in line
+    assert embedded_demo.execute(stored).fetchall() == before
+
+
+def test_fusion_weights_on_the_command_line_are_checked_too(embedded_demo):
+    from helpers import one_line, run_cli
+
+    line = one_line(
+        run_cli(
+            "search",
+            "--item",
+            "10129",
+            "--method",
+            "efficientnet_lite0=nan,color_hist=1",
+            "--db",
+            str(embedded_demo.path),
+        )
+    )
+    assert "finite number" in line
+
+
+def test_search_finds_an_item_by_another_spelling_of_its_id(embedded_demo):
+    from core.search.queries import search
+
+    hits = search(open_space(embedded_demo, "color_hist"), item_id="\u00a010129\u200b", k=3).results
+    assert len(hits) == 3 and "10129" not in [h.item_id for h in hits]

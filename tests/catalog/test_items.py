@@ -1,4 +1,4 @@
-"""Reading the catalog (core/catalog/items.py): one item's details, the catalog's counts."""
+"""Reading the catalog (core/catalog/items.py): one item's details, the catalog's counts, browsing."""
 
 from __future__ import annotations
 
@@ -33,3 +33,14 @@ def test_stats_counts_items_photos_and_vectors(demo_catalog):
     store(demo_catalog, "color_hist", "1", [("10129", np.ones(4, np.float32), "h")])
     demo_catalog.execute("UPDATE images SET status = 'unreadable' WHERE item_id = '10129'")
     assert stats(demo_catalog) == CatalogStats(300, 0, 299, 1, 0, 1, {"color_hist": 1})
+
+
+def test_browse_escapes_like_wildcards(demo_catalog):
+    from core.catalog.items import browse
+
+    with demo_catalog.conn:
+        demo_catalog.conn.execute("UPDATE items SET title = '100% cotton_tee' WHERE id = '10129'")
+    assert browse(demo_catalog, text="%")[1] == 1
+    assert browse(demo_catalog, text="_")[1] == 1
+    assert browse(demo_catalog, text="n_t")[1] == 1
+    assert browse(demo_catalog, text="0%")[1] == 1 and browse(demo_catalog, text="\\")[1] == 0

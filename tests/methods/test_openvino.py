@@ -187,7 +187,11 @@ def test_processes_converting_at_once_share_one_entry(empty_models, tmp_path):
         "logging.basicConfig(level=logging.INFO);"
         "import numpy as np; np.save(sys.argv[1], create_extractor('efficientnet_lite0').embed_batch(demo_pixels(4)))"
     )
-    env = {**os.environ, "LOOKALIKE_BACKEND": "openvino", "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
+    env = {
+        **os.environ,
+        "LOOKALIKE_BACKEND": "openvino",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS), str(TESTS.parent)]),
+    }
     runs = [
         subprocess.Popen(
             [sys.executable, "-c", script, str(tmp_path / f"{n}.npy")], env=env, cwd=ROOT, stderr=subprocess.PIPE

@@ -54,6 +54,60 @@ def test_newer_catalog_gives_one_line_error(tmp_path):
     assert done.stderr.strip().count("\n") == 0 and "newer than this Lookalike knows" in done.stderr
 
 
+def test_only_imports_and_demo_create_a_catalog(tmp_path, capsys):
+    from core.cli import main
+
+    missing = tmp_path / "nothing.db"
+    for args in (
+        ["stats"],
+        ["precision"],
+        ["labels", "export", str(tmp_path / "l.csv")],
+        ["labels", "import", str(tmp_path / "l.csv")],
+        ["evaluate", "--method", "color_hist"],
+        ["search", "--item", "1", "--method", "color_hist"],
+        ["index", "--method", "color_hist"],
+        ["export", "--method", "color_hist", "--out", str(tmp_path / "s.csv")],
+        ["duplicates", "--method", "color_hist"],
+        ["embed", "--method", "color_hist"],
+        ["train-autoencoder"],
+    ):
+        assert main([*args, "--db", str(missing)]) == 2, args
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"no catalog at {missing}" in err, (args, err)
+    assert main(["methods", "--db", str(missing)]) == 0  # the methods need no catalog
+    assert "color_hist" in capsys.readouterr().out
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_read_commands_open_the_catalog_read_only(embedded_demo, tmp_path, capsys, monkeypatch):
+    from core import cli
+    from core.cli import common
+
+    from helpers import sha
+
+    opened = []
+    real_open = common.open_catalog
+
+    def record(path, **how):
+        opened.append(how)
+        return real_open(path, **how)
+
+    monkeypatch.setattr(common, "open_catalog", record)
+    embedded_demo.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = sha(embedded_demo.path)
+    for args in (
+        ["stats"],
+        ["methods"],
+        ["precision"],
+        ["labels", "export", str(tmp_path / "l.csv")],
+        ["evaluate", "--method", "color_hist", "--queries", "20"],
+    ):
+        opened.clear()
+        assert cli.main([*args, "--db", str(embedded_demo.path)]) == 0, (args, capsys.readouterr().err)
+        assert opened == [{"read_only": True}] or opened == [{"read_only": True, "create": False}], (args, opened)
+    assert sha(embedded_demo.path) == before
+
+
 def test_global_options_work_before_and_after_the_command(tmp_path):
     db = str(tmp_path / "c.db")
     assert run_cli("import-farfetch", str(FIXTURES / "farfetch_40.csv"), "--db", db).returncode == 0

@@ -110,6 +110,47 @@ def test_an_older_catalogs_missing_file_failures_heal_and_retry_failed_retries_t
     assert embed_catalog(demo_catalog, "color_hist", progress=False, retry_failed=True).embedded == 1
 
 
+def test_a_full_disk_during_embedding_keeps_the_finished_batches(demo_catalog):
+    from core.files.failures import PartialWork
+
+    from helpers import disk_full_after
+
+    disk_full_after(demo_catalog, 150)
+    with pytest.raises(
+        PartialWork,
+        match=r"database or disk is full: (\d+) of 300 embedded before the error; "
+        "run the same command again to carry on",
+    ) as stopped:
+        embed_catalog(demo_catalog, "color_hist", batch_size=32, progress=False)
+    kept = int(stopped.value.progress.split()[0])
+    assert 0 < kept < 300 and kept % 32 == 0
+    stored = "SELECT count(*) FROM embeddings WHERE method = 'color_hist'"
+    assert demo_catalog.execute(stored).fetchone()[0] == kept
+    disk_full_after(demo_catalog, 10_000)
+    assert embed_catalog(demo_catalog, "color_hist", progress=False).embedded == 300 - kept
+    assert demo_catalog.execute(stored).fetchone()[0] == 300
+
+
+def test_a_photo_swapped_for_malformed_exif_after_import_is_recorded_and_embed_goes_on(tmp_path):
+    from core.catalog.db import open_catalog
+    from core.catalog.importers import import_csv
+
+    from helpers import malformed_exif_jpeg, small_styles
+
+    csv_path, folder = small_styles(tmp_path, 5)
+    db = open_catalog(tmp_path / "c.db")
+    import_csv(db, csv_path, folder, progress=False)
+    victim = sorted(folder.iterdir())[0]
+    victim.write_bytes(malformed_exif_jpeg())
+    db.execute("UPDATE images SET sha256 = 'swapped' WHERE path = ?", [str(victim.resolve())])
+    db.conn.commit()
+    for _ in range(2):
+        report = embed_catalog(db, "color_hist", progress=False)
+    assert db.execute("SELECT count(*) FROM embeddings WHERE method = 'color_hist'").fetchone()[0] == 4
+    reason = db.execute("SELECT reason FROM embedding_failures WHERE method = 'color_hist'").fetchone()[0]
+    assert "damaged photo" in reason and report.failed == 0
+
+
 def test_new_version_recomputes_everything(demo_catalog):
     embed_catalog(demo_catalog, "color_hist", limit=5, progress=False)
     demo_catalog.execute("UPDATE embeddings SET version = 'old' WHERE method = 'color_hist'")

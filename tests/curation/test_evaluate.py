@@ -9,12 +9,13 @@ import sys
 import numpy as np
 import pytest
 
+from core.catalog.importers import import_csv
 from core.catalog.vectors import load_matrix
 from core.curation.evaluate import evaluate, evaluate_vectors, grouping_fields, joint_values, precision_scores
 from core.methods.distances import chi2_distances
 from core.search.space import open_space
 
-from helpers import ROOT
+from helpers import ROOT, STYLES_HEADER, STYLES_ROW, styles_csv
 
 
 def test_precision_and_average_precision_follow_their_definitions():
@@ -145,3 +146,21 @@ def test_evaluate_says_which_input_is_short(embedded_demo):
         evaluate(space, "nosuch")
     with pytest.raises(ValueError, match="-k 5000 needs more than 5000 items .* there are 300: choose a smaller -k"):
         evaluate(space, "articleType", k=5000)
+
+
+def test_grouping_fields_are_cached_until_the_items_change(catalog, tmp_path):
+    from core.curation.evaluate import grouping_fields
+
+    header = STYLES_HEADER + "".join(f",extra{n}" for n in range(900))
+    rows = [STYLES_ROW.format(n) + "".join(f",v{n}{c}" for c in range(900)) for n in range(3)]
+    import_csv(catalog, styles_csv(tmp_path, header, rows), progress=False)
+    first = grouping_fields(catalog)
+    assert "extra899" in first and "category" not in first  # one category only
+    statements: list[str] = []
+    catalog.conn.set_trace_callback(statements.append)
+    assert grouping_fields(catalog) == first
+    catalog.conn.set_trace_callback(None)
+    assert len(statements) == 1 and "json_each" not in statements[0]
+    rows.append(STYLES_ROW.format(9).replace("Tshirts", "Shirts") + ",x" * 900)
+    import_csv(catalog, styles_csv(tmp_path, header, rows, "more.csv"), progress=False)
+    assert "category" in grouping_fields(catalog)

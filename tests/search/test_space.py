@@ -79,6 +79,72 @@ def test_the_backend_is_chosen_by_registered_name(embedded_demo, monkeypatch):
         open_space(embedded_demo, "color_hist", backend="faiss")
 
 
+def test_re_tuning_never_mixes_vector_spaces(embedded_demo, tmp_path):
+    from core.curation import tuning
+    from core.curation.evaluate import evaluate
+    from core.curation.export import export_similar
+    from core.search.index import problem
+    from core.search.near_duplicates import find_duplicates
+    from core.search.queries import search
+    from core.search.space import open_space
+
+    fast = tuning.TuneOptions(epochs=3, dim=64)
+    tuning.tune(embedded_demo, "t1", ["color_hist"], ["category"], options=fast, force=True, progress=False)
+    embed_catalog(embedded_demo, "t1", progress=False)
+    open_space(embedded_demo, "t1").build_index(progress=False)
+    narrower = tuning.TuneOptions(epochs=3, dim=16)
+    tuning.tune(embedded_demo, "t1", ["color_hist"], ["category"], options=narrower, force=True, progress=False)
+    old = search(open_space(embedded_demo, "t1"), item_id="10129", k=5)  # not embedded since: the old vectors, said so
+    assert len(old.results) == 5 and "searches use the old ones" in old.notes[0]
+    photo = search(open_space(embedded_demo, "t1"), image=(DEMO / "images" / "10129.jpg").read_bytes(), k=5)
+    assert len(photo.results) == 5  # read by the head that made the served vectors: one rule (issue 31.5)
+    embed_catalog(embedded_demo, "t1", progress=False, limit=40)  # a partial re-embed: 40 new beside 300 old
+    assert problem(embedded_demo, "t1") is None  # the served version, and its index, are unchanged
+    hits = search(
+        open_space(embedded_demo, "t1"),
+        item_id=sorted(r[0] for r in embedded_demo.execute("SELECT id FROM items"))[0],
+        k=50,
+    )
+    assert len(hits.results) == 50 and "new version being embedded: 40/300" in hits.notes[0]  # the complete old one
+    out = tmp_path / "t1.csv"
+    assert export_similar(open_space(embedded_demo, "t1"), 3, out, progress=False) == 300 * 3
+    assert evaluate(open_space(embedded_demo, "t1"), "category", k=3).queries == 300
+    find_duplicates(open_space(embedded_demo, "t1"), 0.99, progress=False)
+    embed_catalog(embedded_demo, "t1", progress=False)  # complete: the 16-d version replaces the old one
+    space = open_space(embedded_demo, "t1")
+    assert space.searched_version() == space.version and space.stored_versions() == {space.version}
+    assert space.build_index(progress=False).items == 300 and problem(embedded_demo, "t1") is None
+
+
+def test_a_retrained_autoencoder_searches_only_its_new_vectors(tmp_path):
+    from core.catalog.db import open_catalog
+    from core.catalog.importers import import_csv
+    from core.engines.autoencoder_training import train
+    from core.search.queries import SearchError, search
+    from core.search.space import open_space
+
+    from helpers import small_styles
+
+    db = open_catalog(tmp_path / "c.db")
+    csv_path, folder = small_styles(tmp_path, 8)
+    import_csv(db, csv_path, folder, progress=False)
+    train(db, epochs=1, batch_size=8, progress=False)
+    embed_catalog(db, "autoencoder", progress=False)
+    train(db, epochs=2, batch_size=8, progress=False)  # a new checkpoint: a new version
+    embed_catalog(db, "autoencoder", progress=False, limit=3)  # 3 of 8 with the new checkpoint
+    space = open_space(db, "autoencoder")
+    assert space.searched_version() != space.version and space.vector_count() == 8  # the old version, whole
+    item = sorted(r[0] for r in db.execute("SELECT id FROM items"))[0]
+    assert len(search(space, item_id=item, k=10).results) == 7
+    photo = (folder / f"{item}.jpg").read_bytes()
+    with pytest.raises(SearchError, match="cannot read a photo any more"):  # the old checkpoint is gone
+        search(space, image=photo, k=10)
+    embed_catalog(db, "autoencoder", progress=False)  # complete: only the new vectors are served
+    space = open_space(db, "autoencoder")
+    assert space.searched_version() == space.version and space.stored_versions() == {space.version}
+    assert len(search(space, image=photo, k=10).results) == 8
+
+
 def test_a_re_tuned_method_answers_item_and_photo_searches_from_its_complete_old_version(embedded_demo):
     """Issue 31 point 5: after a re-tune, `similar?method=typecol` and a photo search with it follow one
     rule: the complete served version answers both (the photo read by the previous head), until the

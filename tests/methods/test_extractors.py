@@ -13,7 +13,7 @@ from PIL import Image
 from core.methods import UnknownMethod, WeightsMissing, create_extractor, get_spec, list_methods
 from core.methods.distances import chi2_distances
 
-from helpers import DEMO, ROOT, small_styles
+from helpers import DEMO, ROOT, one_line, run_cli, small_styles
 
 OFFLINE_METHODS = ("efficientnet_lite0", "color_hist", "minilm", "hybrid")  # need no download
 HUB_METHODS = (
@@ -190,3 +190,14 @@ def test_autoencoder_training_streams_a_catalog_too_large_to_keep(tiny_demo, mon
     losses = autoencoder_training.train(tiny_demo, epochs=2, batch_size=16, progress=False, keep_bytes=0)
     assert decoded == [32, 32]  # one pass of the decode pool per epoch, nothing kept
     assert len(reads) == 2 and len(losses) == 2 and losses[1] < losses[0]
+
+
+@pytest.mark.parametrize("env", [{"HF_HUB_OFFLINE": "1"}, {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}])
+def test_download_weights_offline_is_one_line_and_makes_no_catalog(tmp_path, env):
+    import time
+
+    folder = tmp_path / "nowhere"
+    start = time.perf_counter()
+    line = one_line(run_cli("download-weights", "clip", "--db", str(folder / "c.db"), env=env))
+    assert time.perf_counter() - start < 30 and "clip" in line and "cannot download" in line
+    assert not folder.exists()
