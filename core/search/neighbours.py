@@ -35,7 +35,7 @@ Exclude = Set[str] | Sequence[Collection[str]] | None
 RERANK_DEPTH = 10  # another distance re-ranks the k x RERANK_DEPTH best cosine candidates,
 RERANK_MIN = 100  # and at least this many
 BLOCK = 256  # queries per matrix product
-SCREEN_RANK = 128  # ScreenedNeighbours: dimensions of the projection that bounds the scores,
+SCREEN_RANK = 64  # ScreenedNeighbours: dimensions of the projection that bounds the scores,
 SCREEN_OVERSAMPLE = 16  # and the extra directions its range finder probes,
 SCREEN_SAMPLE = 1_000  # in about this many of the items;
 SCREEN_DEPTH = 10  # the k x SCREEN_DEPTH items of the highest bounds are scored first (at least SCREEN_MIN),
@@ -209,29 +209,39 @@ class ScreenedNeighbours(ExactNeighbours):
     def _kneighbors(self, queries, k, allowed, excludes) -> list[Ranked]:
         keep, memo, found = self._mask(allowed), {}, []
         for start in range(0, len(queries), BLOCK):
-            block = queries[start : start + BLOCK]
+            block, excluded = queries[start : start + BLOCK], excludes[start : start + BLOCK]
             projected = block @ self.basis
             left = np.sqrt(np.maximum(1 - np.einsum("ij,ij->i", projected, projected), 0))  # unit queries
-            bounds = projected @ self.projected.T + left[:, None] * self.left_out + SCREEN_SLACK
-            self._filter(bounds, keep, excludes[start : start + BLOCK], memo)
-            found += [self._bounded(query, row, k) for query, row in zip(block, bounds)]
+            bounds = projected @ self.projected.T
+            bounds += left[:, None] * self.left_out
+            self._filter(bounds, keep, excluded, memo)
+            filtered = keep is not None or any(excluded)
+            found += [self._bounded(query, row, k, filtered) for query, row in zip(block, bounds)]
         return found
 
-    def _bounded(self, query: np.ndarray, bounds: np.ndarray, k: int) -> Ranked:
+    def _bounded(self, query: np.ndarray, bounds: np.ndarray, k: int, filtered: bool) -> Ranked:
         """One query's k best: the items of the highest bounds scored exactly, then every item whose
         bound reaches the k-th best of those (no other can beat it, nor tie with it)."""
-        finite = np.flatnonzero(np.isfinite(bounds))
+        candidates = np.flatnonzero(np.isfinite(bounds)) if filtered else None
+        total = len(bounds) if candidates is None else len(candidates)
         first = max(k * SCREEN_DEPTH, SCREEN_MIN)
-        chosen = finite[np.argpartition(-bounds[finite], first - 1)[:first]] if len(finite) > first else finite
+        if total <= first:
+            chosen = np.arange(total) if candidates is None else candidates
+        elif candidates is None:
+            chosen = np.argpartition(bounds, total - first)[total - first :]
+        else:
+            chosen = candidates[np.argpartition(bounds[candidates], total - first)[total - first :]]
         scores = self.matrix[chosen] @ query
-        if k <= len(chosen) < len(finite):
-            reach = bounds >= np.partition(scores, -k)[-k]
+        if k <= len(chosen) < total:
+            reach = bounds >= np.partition(scores, len(scores) - k)[len(scores) - k] - SCREEN_SLACK
             reach[chosen] = False
             more = np.flatnonzero(reach)
-            chosen, scores = np.concatenate([chosen, more]), np.concatenate([scores, self.matrix[more] @ query])
+            if len(more):
+                chosen, scores = np.concatenate([chosen, more]), np.concatenate([scores, self.matrix[more] @ query])
         if not len(chosen):
             return []
-        best = scores >= np.partition(scores, -min(k, len(scores)))[-min(k, len(scores))]
+        depth = min(k, len(scores))
+        best = scores >= np.partition(scores, len(scores) - depth)[len(scores) - depth]
         return best_first((self.ids[j], s) for j, s in zip(chosen[best], scores[best]))[:k]
 
 
