@@ -7,7 +7,7 @@ import pytest
 
 from core.methods.distances import chi2_distances
 from core.search.index import IndexInfo, LoadedIndex, make_annoy
-from core.search.neighbours import AnnoyNeighbours, ExactNeighbours, ScreenedNeighbours
+from core.search.neighbours import AnnoyNeighbours, ExactNeighbours, MergedNeighbours, ScreenedNeighbours
 
 
 def clustered(n: int, dim: int = 32, seed: int = 0) -> tuple[list[str], np.ndarray]:
@@ -106,6 +106,19 @@ def test_screened_search_equals_exact_search(make):
         for a, e in zip(found, expected):
             assert [s for _, s in a] == pytest.approx([s for _, s in e], abs=1e-5)
     assert [screened.neighbours(q, 10)[0] for q in queries[:10]] == screened.neighbours(queries[:10], 10)
+
+
+def test_a_merged_search_with_a_screened_delta_equals_exact_search_over_both():
+    """The delta scores only what can beat the bulk's k-th best: the union's answer is unchanged."""
+    ids, matrix = low_rank(3000)
+    queries = low_rank(100, seed=5)[1]
+    bulk = annoy(ids[:2400], matrix[:2400], search_k=100_000)  # every item seen: an exact bulk
+    merged = MergedNeighbours(bulk, ScreenedNeighbours(ids[2400:], matrix[2400:], rank=16))
+    exact = ExactNeighbours(ids, matrix)
+    for options in ({}, {"exclude": [{ids[2400 + j]} for j in range(100)]}, {"allowed": set(ids[::2])}):
+        found, expected = merged.neighbours(queries, 10, **options), exact.neighbours(queries, 10, **options)
+        assert [[i for i, _ in r] for r in found] == [[i for i, _ in r] for r in expected]
+        assert any(i in merged.delta.position for r in found for i, _ in r)  # the delta has its part in them
 
 
 @pytest.mark.parametrize("backend", ["exact", "screened", "annoy"])

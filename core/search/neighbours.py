@@ -135,7 +135,9 @@ class ExactNeighbours(NeighbourIndex):
         keep[self._positions(allowed)] = True
         return keep
 
-    def _kneighbors(self, queries, k, allowed, excludes) -> list[Ranked]:
+    def _kneighbors(self, queries, k, allowed, excludes, floors: np.ndarray | None = None) -> list[Ranked]:
+        """`floors`: a score each query already has k items at (MergedNeighbours' bulk): a subclass may
+        leave out what scores below it; this one scores every item."""
         keep, memo = self._mask(allowed), {}
         found = []
         for start in range(0, len(queries), BLOCK):
@@ -206,7 +208,9 @@ class ScreenedNeighbours(ExactNeighbours):
         left = np.einsum("ij,ij->i", self.matrix, self.matrix) - np.einsum("ij,ij->i", self.projected, self.projected)
         self.left_out = np.sqrt(np.maximum(left, 0)).astype(np.float32)  # |x - x'| of each item
 
-    def _kneighbors(self, queries, k, allowed, excludes) -> list[Ranked]:
+    def _kneighbors(self, queries, k, allowed, excludes, floors: np.ndarray | None = None) -> list[Ranked]:
+        """With `floors`, only items whose bound reaches the query's floor are scored: in a merged
+        search, a delta item below the bulk's k-th best cannot be among the k best."""
         keep, memo, found = self._mask(allowed), {}, []
         for start in range(0, len(queries), BLOCK):
             block, excluded = queries[start : start + BLOCK], excludes[start : start + BLOCK]
@@ -216,6 +220,9 @@ class ScreenedNeighbours(ExactNeighbours):
             bounds += left[:, None] * self.left_out
             self._filter(bounds, keep, excluded, memo)
             filtered = keep is not None or any(excluded)
+            if floors is not None:
+                bounds[bounds < floors[start : start + BLOCK, None] - SCREEN_SLACK] = -np.inf
+                filtered = True
             found += [self._bounded(query, row, k, filtered) for query, row in zip(block, bounds)]
         return found
 
@@ -303,5 +310,6 @@ class MergedNeighbours(NeighbourIndex):
         found = self.bulk._kneighbors(queries, k, allowed, excludes)
         if not self.delta.ids:
             return found
-        changed = self.delta._kneighbors(queries, k, allowed, excludes)
+        floors = np.array([old[k - 1][1] if len(old) >= k else -np.inf for old in found], np.float32)
+        changed = self.delta._kneighbors(queries, k, allowed, excludes, floors)
         return [best_first([*old, *new])[:k] for old, new in zip(found, changed)]
