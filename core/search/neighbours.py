@@ -197,7 +197,8 @@ class ScreenedNeighbours(ExactNeighbours):
 
     For a live catalog's delta of thousands of vectors searched a query at a time: the whole float32
     matrix would come from memory on each query (a memory-bound scan costing about as much as the
-    Annoy lookup beside it); the projection and the few hundred rows scored are a fraction of it.
+    Annoy lookup beside it); the projection and the rows scored are a fraction of it, the more so in
+    a merged search, where only items whose bound reaches the bulk's k-th best are scored.
     The answer is ExactNeighbours', up to float rounding; other distances score every item, as
     ExactNeighbours does."""
 
