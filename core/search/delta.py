@@ -6,8 +6,9 @@ or back: the `vector_changes` table, kept by triggers) is the *delta*. A search 
 with the delta's ids removed and an exact index of the delta's live vectors, and merges the two
 (core/search/neighbours.py: `MergedNeighbours`), so a synced item is found at once, without a rebuild.
 A delta of SCREEN_FROM vectors or more (of more than 2 x SCREEN_RANK dimensions) is searched through
-a projection on its own main directions, the best candidates re-scored exactly (`ScreenedNeighbours`):
-scanning thousands of whole vectors on each query would cost as much as the Annoy lookup itself.
+a projection on its own main directions that bounds each item's score, only the items that can reach
+the k-th best scored in full (`ScreenedNeighbours`: the same answer): scanning thousands of whole
+vectors on each query would cost as much as the Annoy lookup itself.
 
 When the delta passes a share of the method's vectors (`LOOKALIKE_COMPACT_SHARE`, default 5%), a
 process that may write the index rebuilds it (compacts) in a background thread: the old build and

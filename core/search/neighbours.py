@@ -40,7 +40,7 @@ SCREEN_OVERSAMPLE = 16  # and the extra directions its range finder probes,
 SCREEN_SAMPLE = 1_000  # in about this many of the items;
 SCREEN_DEPTH = 10  # the k x SCREEN_DEPTH items of the highest bounds are scored first (at least SCREEN_MIN),
 SCREEN_MIN = 100  # then those whose bound reaches the k-th best of them
-SCREEN_SLACK = 1e-4  # added to each bound, for float rounding
+SCREEN_SLACK = 1e-4  # the margin bounds are compared with, for float rounding
 
 
 def best_first(pairs) -> Ranked:
