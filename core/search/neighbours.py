@@ -210,8 +210,9 @@ class ScreenedNeighbours(ExactNeighbours):
         self.left_out = np.sqrt(np.maximum(left, 0)).astype(np.float32)  # |x - x'| of each item
 
     def _kneighbors(self, queries, k, allowed, excludes, floors: np.ndarray | None = None) -> list[Ranked]:
-        """With `floors`, only items whose bound reaches the query's floor are scored: in a merged
-        search, a delta item below the bulk's k-th best cannot be among the k best."""
+        """With `floors`, only items that may reach the query's floor are scored, and only those that
+        do are returned: in a merged search, a delta item below the bulk's k-th best cannot be among
+        the k best."""
         keep, memo, found = self._mask(allowed), {}, []
         for start in range(0, len(queries), BLOCK):
             block, excluded = queries[start : start + BLOCK], excludes[start : start + BLOCK]
@@ -221,15 +222,16 @@ class ScreenedNeighbours(ExactNeighbours):
             bounds += left[:, None] * self.left_out
             self._filter(bounds, keep, excluded, memo)
             filtered = keep is not None or any(excluded)
+            lows = np.full(len(block), -np.inf) if floors is None else floors[start : start + BLOCK] - SCREEN_SLACK
             if floors is not None:
-                bounds[bounds < floors[start : start + BLOCK, None] - SCREEN_SLACK] = -np.inf
+                bounds[bounds < lows[:, None]] = -np.inf
                 filtered = True
-            found += [self._bounded(query, row, k, filtered) for query, row in zip(block, bounds)]
+            found += [self._bounded(query, row, k, filtered, low) for query, row, low in zip(block, bounds, lows)]
         return found
 
-    def _bounded(self, query: np.ndarray, bounds: np.ndarray, k: int, filtered: bool) -> Ranked:
-        """One query's k best: the items of the highest bounds scored exactly, then every item whose
-        bound reaches the k-th best of those (no other can beat it, nor tie with it)."""
+    def _bounded(self, query: np.ndarray, bounds: np.ndarray, k: int, filtered: bool, low: float) -> Ranked:
+        """One query's k best scoring `low` or more: the items of the highest bounds scored exactly, then
+        every item whose bound reaches the k-th best of those (no other can beat it, nor tie with it)."""
         candidates = np.flatnonzero(np.isfinite(bounds)) if filtered else None
         total = len(bounds) if candidates is None else len(candidates)
         first = max(k * SCREEN_DEPTH, SCREEN_MIN)
@@ -249,7 +251,7 @@ class ScreenedNeighbours(ExactNeighbours):
         if not len(chosen):
             return []
         depth = min(k, len(scores))
-        best = scores >= np.partition(scores, len(scores) - depth)[len(scores) - depth]
+        best = (scores >= np.partition(scores, len(scores) - depth)[len(scores) - depth]) & (scores >= low)
         return best_first((self.ids[j], s) for j, s in zip(chosen[best], scores[best]))[:k]
 
 
@@ -313,4 +315,4 @@ class MergedNeighbours(NeighbourIndex):
             return found
         floors = np.array([old[k - 1][1] if len(old) >= k else -np.inf for old in found], np.float32)
         changed = self.delta._kneighbors(queries, k, allowed, excludes, floors)
-        return [best_first([*old, *new])[:k] for old, new in zip(found, changed)]
+        return [best_first([*old, *new])[:k] if new else old for old, new in zip(found, changed)]
