@@ -5,6 +5,10 @@ vector generation G; every item whose vector changed at G or later (stored, repl
 or back: the `vector_changes` table, kept by triggers) is the *delta*. A search asks the Annoy index
 with the delta's ids removed and an exact index of the delta's live vectors, and merges the two
 (core/search/neighbours.py: `MergedNeighbours`), so a synced item is found at once, without a rebuild.
+A delta of SCREEN_FROM vectors or more (of more than 2 x SCREEN_RANK dimensions) is searched through
+a projection on its own main directions that bounds each item's score, only the items that can reach
+the k-th best scored in full (`ScreenedNeighbours`: the same answer): scanning thousands of whole
+vectors on each query would cost as much as the Annoy lookup itself.
 
 When the delta passes a share of the method's vectors (`LOOKALIKE_COMPACT_SHARE`, default 5%), a
 process that may write the index rebuilds it (compacts) in a background thread: the old build and
@@ -23,15 +27,17 @@ from core.catalog.db import Catalog, open_catalog
 from core.catalog.vectors import changed_since, vectors_of
 from core.search import caches
 from core.search.index import COMPACTING, IndexInfo, LoadedIndex, build_index, hold, open_built
-from core.search.neighbours import ExactNeighbours
+from core.search.neighbours import SCREEN_RANK, ExactNeighbours, ScreenedNeighbours
 
 log = logging.getLogger(__name__)
+
+SCREEN_FROM = 1_000  # a delta of this many vectors finds its candidates in a projection (ScreenedNeighbours)
 
 
 @dataclass(frozen=True)
 class Delta:
     """What changed since a build: the ids whose entries in it are out of date, and the live vectors
-    of those of them that have one, as an exact index."""
+    of those of them that have one, as an exact (or screened) index."""
 
     changed: frozenset[str]
     exact: ExactNeighbours
@@ -41,7 +47,12 @@ def load_delta(db: Catalog, method: str, version: str | None, loaded: LoadedInde
     """The delta of a loaded build (vectors of `version` only)."""
     changed = changed_since(db, method, loaded.info.generation)
     ids, matrix = vectors_of(db, method, changed, version) if changed else ([], None)
-    return Delta(frozenset(changed), ExactNeighbours(ids, matrix) if ids else ExactNeighbours([], None))
+    if not ids or matrix is None:
+        return Delta(frozenset(changed), ExactNeighbours([], None))
+    screened = len(ids) >= SCREEN_FROM and matrix.shape[1] > 2 * SCREEN_RANK
+    return Delta(
+        frozenset(changed), ScreenedNeighbours(ids, matrix, SCREEN_RANK) if screened else ExactNeighbours(ids, matrix)
+    )
 
 
 def compact(

@@ -13,8 +13,10 @@ method's space (core/search/space.py) picks one by its registered name (core/sea
 - `AnnoyNeighbours` asks a memory-mapped Annoy index for candidates, widening the request until k
   of them pass the filters (or every item was seen); another distance re-ranks the best cosine ones.
   Items in its `removed` set (changed or gone since the index was built) are never returned.
-- `MergedNeighbours` answers from an Annoy index and a small exact index of what changed since it
-  was built (the delta), best of both: a live catalog's changes are found at once, without a rebuild.
+- `ScreenedNeighbours` gives ExactNeighbours' answer scoring only the items whose bound (from a
+  projection on the items' main directions) can beat the k-th best: for a delta of thousands of vectors.
+- `MergedNeighbours` answers from an Annoy index and a small exact (or screened) index of what changed
+  since it was built (the delta), best of both: a live catalog's changes are found at once, without a rebuild.
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ Exclude = Set[str] | Sequence[Collection[str]] | None
 RERANK_DEPTH = 10  # another distance re-ranks the k x RERANK_DEPTH best cosine candidates,
 RERANK_MIN = 100  # and at least this many
 BLOCK = 256  # queries per matrix product
+SCREEN_RANK = 64  # ScreenedNeighbours: dimensions of the projection that bounds the scores,
+SCREEN_OVERSAMPLE = 16  # and the extra directions its range finder probes,
+SCREEN_SAMPLE = 1_000  # in about this many of the items;
+SCREEN_DEPTH = 10  # the k x SCREEN_DEPTH items of the highest bounds are scored first (at least SCREEN_MIN),
+SCREEN_MIN = 100  # then those whose bound reaches the k-th best of them
+SCREEN_SLACK = 1e-4  # the margin bounds are compared with, for float rounding
 
 
 def best_first(pairs) -> Ranked:
@@ -127,7 +135,9 @@ class ExactNeighbours(NeighbourIndex):
         keep[self._positions(allowed)] = True
         return keep
 
-    def _kneighbors(self, queries, k, allowed, excludes) -> list[Ranked]:
+    def _kneighbors(self, queries, k, allowed, excludes, floors: np.ndarray | None = None) -> list[Ranked]:
+        """`floors`: a score each query already has k items at (MergedNeighbours' bulk): a subclass may
+        leave out what scores below it; this one scores every item."""
         keep, memo = self._mask(allowed), dict[int, np.ndarray]()
         found = []
         for start in range(0, len(queries), BLOCK):
@@ -141,10 +151,8 @@ class ExactNeighbours(NeighbourIndex):
         keep, memo = self._mask(allowed), dict[int, np.ndarray]()
         return [self._top(score(q, self.matrix)[None, :], k, keep, [ex], memo)[0] for q, ex in zip(queries, excludes)]
 
-    def _top(
-        self, scores: np.ndarray, k: int, keep: np.ndarray | None, excludes: list[Collection[str]], memo: dict
-    ) -> list[Ranked]:
-        """The k best finite scores of each row, every item tied with the k-th considered."""
+    def _filter(self, scores: np.ndarray, keep: np.ndarray | None, excludes: list[Collection[str]], memo: dict) -> None:
+        """Score -inf, in place, what each row may not return."""
         if keep is not None:
             scores[:, ~keep] = -np.inf
         for row, excluded in enumerate(excludes):
@@ -153,6 +161,12 @@ class ExactNeighbours(NeighbourIndex):
                 if key not in memo:
                     memo[key] = self._positions(excluded)
                 scores[row, memo[key]] = -np.inf
+
+    def _top(
+        self, scores: np.ndarray, k: int, keep: np.ndarray | None, excludes: list[Collection[str]], memo: dict
+    ) -> list[Ranked]:
+        """The k best finite scores of each row, every item tied with the k-th considered."""
+        self._filter(scores, keep, excludes, memo)
         depth = min(k, scores.shape[1])
         kth = -np.partition(-scores, depth - 1, axis=1)[:, depth - 1]
         ranked = []
@@ -160,6 +174,85 @@ class ExactNeighbours(NeighbourIndex):
             chosen = np.flatnonzero(row >= cut) if np.isfinite(cut) else np.flatnonzero(np.isfinite(row))
             ranked.append(best_first((self.ids[j], row[j]) for j in chosen)[:k])
         return ranked
+
+
+def principal_basis(matrix: np.ndarray, rank: int) -> np.ndarray:
+    """An orthonormal (dimensions x rank) basis of the rows' `rank` main directions (uncentred): a
+    randomized range finder with one power iteration, then the exact principal directions within that
+    range (Halko, Martinsson & Tropp 2011). Seeded: the same rows give the same basis."""
+    matrix = matrix[:: max(1, len(matrix) // SCREEN_SAMPLE)]  # a sample is enough to find the main directions
+    probe = np.random.default_rng(0).standard_normal((matrix.shape[1], rank + SCREEN_OVERSAMPLE), dtype=np.float32)
+    span = np.linalg.qr(matrix.T @ (matrix @ probe))[0]
+    span = np.linalg.qr(matrix.T @ (matrix @ span))[0]
+    reduced = matrix @ span
+    _, directions = np.linalg.eigh(reduced.T @ reduced)  # ascending
+    return np.ascontiguousarray((span @ directions[:, ::-1][:, :rank]).astype(np.float32))
+
+
+class ScreenedNeighbours(ExactNeighbours):
+    """Exact cosine neighbours that score only the items that might be among them: each item's score
+    is bounded from its projection on the items' main directions (`rank` floats) plus what the
+    projection leaves out of it and of the query (q.x <= q'.x' + |q - q'| |x - x'|); the items of
+    the highest bounds are scored exactly, then every item whose bound reaches the k-th best of those.
+
+    For a live catalog's delta of thousands of vectors searched a query at a time: the whole float32
+    matrix would come from memory on each query (a memory-bound scan costing about as much as the
+    Annoy lookup beside it); the projection and the rows scored are a fraction of it, the more so in
+    a merged search, where only items whose bound reaches the bulk's k-th best are scored.
+    The answer is ExactNeighbours', up to float rounding; other distances score every item, as
+    ExactNeighbours does."""
+
+    def __init__(self, ids: list[str], matrix: np.ndarray, rank: int = SCREEN_RANK):
+        super().__init__(ids, matrix)
+        self.basis = principal_basis(self.matrix, rank)
+        self.projected = np.ascontiguousarray(self.matrix @ self.basis)
+        left = np.einsum("ij,ij->i", self.matrix, self.matrix) - np.einsum("ij,ij->i", self.projected, self.projected)
+        self.left_out = np.sqrt(np.maximum(left, 0)).astype(np.float32)  # |x - x'| of each item
+
+    def _kneighbors(self, queries, k, allowed, excludes, floors: np.ndarray | None = None) -> list[Ranked]:
+        """With `floors`, only items that may reach the query's floor are scored, and only those that
+        do are returned: in a merged search, a delta item below the bulk's k-th best cannot be among
+        the k best."""
+        keep, memo, found = self._mask(allowed), dict[int, np.ndarray](), list[Ranked]()
+        for start in range(0, len(queries), BLOCK):
+            block, excluded = queries[start : start + BLOCK], excludes[start : start + BLOCK]
+            projected = block @ self.basis
+            left = np.sqrt(np.maximum(1 - np.einsum("ij,ij->i", projected, projected), 0))  # unit queries
+            bounds = projected @ self.projected.T
+            bounds += left[:, None] * self.left_out
+            self._filter(bounds, keep, excluded, memo)
+            filtered = keep is not None or any(excluded)
+            lows = np.full(len(block), -np.inf) if floors is None else floors[start : start + BLOCK] - SCREEN_SLACK
+            if floors is not None:
+                bounds[bounds < lows[:, None]] = -np.inf
+                filtered = True
+            found += [self._bounded(query, row, k, filtered, low) for query, row, low in zip(block, bounds, lows)]
+        return found
+
+    def _bounded(self, query: np.ndarray, bounds: np.ndarray, k: int, filtered: bool, low: float) -> Ranked:
+        """One query's k best scoring `low` or more: the items of the highest bounds scored exactly, then
+        every item whose bound reaches the k-th best of those (no other can beat it, nor tie with it)."""
+        candidates = np.flatnonzero(np.isfinite(bounds)) if filtered else None
+        total = len(bounds) if candidates is None else len(candidates)
+        first = max(k * SCREEN_DEPTH, SCREEN_MIN)
+        if total <= first:
+            chosen = np.arange(total) if candidates is None else candidates
+        elif candidates is None:
+            chosen = np.argpartition(bounds, total - first)[total - first :]
+        else:
+            chosen = candidates[np.argpartition(bounds[candidates], total - first)[total - first :]]
+        scores = self.matrix[chosen] @ query
+        if k <= len(chosen) < total:
+            reach = bounds >= np.partition(scores, len(scores) - k)[len(scores) - k] - SCREEN_SLACK
+            reach[chosen] = False
+            more = np.flatnonzero(reach)
+            if len(more):
+                chosen, scores = np.concatenate([chosen, more]), np.concatenate([scores, self.matrix[more] @ query])
+        if not len(chosen):
+            return []
+        depth = min(k, len(scores))
+        best = (scores >= np.partition(scores, len(scores) - depth)[len(scores) - depth]) & (scores >= low)
+        return best_first((self.ids[j], s) for j, s in zip(chosen[best], scores[best]))[:k]
 
 
 class AnnoyNeighbours(NeighbourIndex):
@@ -220,5 +313,6 @@ class MergedNeighbours(NeighbourIndex):
         found = self.bulk._kneighbors(queries, k, allowed, excludes)
         if not self.delta.ids:
             return found
-        changed = self.delta._kneighbors(queries, k, allowed, excludes)
-        return [best_first([*old, *new])[:k] for old, new in zip(found, changed)]
+        floors = np.array([old[k - 1][1] if len(old) >= k else -np.inf for old in found], np.float32)
+        changed = self.delta._kneighbors(queries, k, allowed, excludes, floors)
+        return [best_first([*old, *new])[:k] if new else old for old, new in zip(found, changed)]

@@ -15,10 +15,11 @@ from core.curation.evaluate import evaluate
 from core.curation.export import export_similar
 from core.engines.embed import embed_catalog, serve_when_complete
 from core.methods.registry import method_states
-from core.search import caches
+from core.search import caches, delta, neighbours
 from core.search.delta import compact_in_background
 from core.search.index import read_manifest
 from core.search.near_duplicates import find_duplicates
+from core.search.neighbours import ScreenedNeighbours
 from core.search.queries import search_many
 from core.search.space import open_space
 
@@ -60,6 +61,28 @@ def test_merged_search_equals_exact_search_over_the_live_items(indexed):
     assert recall >= 0.95 and not {i for r in annoy.values() for i in r} & set(gone)
     changed = sorted(merged.delta(first).changed - set(gone))
     assert all(exact[q] == annoy[q] for q in changed)  # the changed items find the same neighbours
+
+
+def test_a_screened_delta_finds_what_exact_search_over_the_live_items_finds(indexed, monkeypatch):
+    monkeypatch.setattr(delta, "SCREEN_FROM", 10)  # 20 changed vectors: found through their projection,
+    monkeypatch.setattr(neighbours, "SCREEN_DEPTH", 1)  # the 10 best candidates of 20 scored exactly
+    monkeypatch.setattr(neighbours, "SCREEN_MIN", 1)
+    first = open_space(indexed, METHOD, backend="annoy").loaded_index()
+    gone = set(_change(indexed, np.random.default_rng(3), 20))
+    merged = open_space(indexed, METHOD, backend="annoy").annoy_neighbours()
+    assert isinstance(merged.delta, ScreenedNeighbours) and merged.bulk.index is first  # no rebuild
+    exact = open_space(indexed, METHOD, backend="exact").exact_index()
+    assert len(exact.ids) == 280 and not set(exact.ids) & gone
+    truth, found = exact.neighbours(exact.matrix, 10), merged.neighbours(exact.matrix, 10)
+    changed = set(merged.delta.ids)
+    assert len(changed) == 20
+    for want, got in zip(truth, found):
+        assert not {i for i, _ in got} & gone
+        assert {i for i, _ in want} & changed <= {i for i, _ in got}  # every changed item exact search finds
+        scores = dict(want)
+        assert [s for i, s in got if i in scores] == pytest.approx([scores[i] for i, _ in got if i in scores], abs=1e-5)
+    assert np.mean([len({i for i, _ in w} & {i for i, _ in g}) / 10 for w, g in zip(truth, found)]) >= 0.95
+    assert [merged.neighbours(exact.vectors([i]), 1)[0][0][0] for i in sorted(changed)] == sorted(changed)
 
 
 def test_compaction_swaps_atomically_while_a_reader_searches(indexed, monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 
 from core.methods.distances import chi2_distances
 from core.search.index import IndexInfo, LoadedIndex, make_annoy
-from core.search.neighbours import AnnoyNeighbours, ExactNeighbours
+from core.search.neighbours import AnnoyNeighbours, ExactNeighbours, MergedNeighbours, ScreenedNeighbours
 
 
 def clustered(n: int, dim: int = 32, seed: int = 0) -> tuple[list[str], np.ndarray]:
@@ -33,6 +33,14 @@ def annoy(ids: list[str], matrix: np.ndarray, trees: int = 10, search_k: int | N
         built_at="",
     )
     return AnnoyNeighbours(LoadedIndex(info, ids, make_annoy(matrix, trees)), search_k)
+
+
+def backend_index(backend: str, ids: list[str], matrix: np.ndarray):
+    if backend == "exact":
+        return ExactNeighbours(ids, matrix)
+    if backend == "screened":  # a projection on 8 of 32 dimensions finds the candidates
+        return ScreenedNeighbours(ids, matrix, rank=8)
+    return annoy(ids, matrix)
 
 
 def brute_force(ids, matrix, query, k, keep=lambda i: True) -> list[tuple[str, float]]:
@@ -75,10 +83,48 @@ def test_annoy_recall_against_exact():
         assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
 
 
-@pytest.mark.parametrize("backend", ["exact", "annoy"])
+def low_rank(n: int, dim: int = 64, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """n vectors whose variance falls off over their dimensions, as learned embeddings' does."""
+    rng = np.random.default_rng(seed)
+    matrix = (
+        rng.normal(size=(n, dim)) * np.exp(-np.arange(dim) / 6)
+        + 0.3 * rng.normal(size=(40, dim))[rng.integers(0, 40, n)]
+    )
+    return [f"r{j:05d}" for j in range(n)], matrix.astype(np.float32)
+
+
+@pytest.mark.parametrize("make", [clustered, low_rank])
+def test_screened_search_equals_exact_search(make):
+    ids, matrix = make(3000, dim=64)
+    queries = make(100, dim=64, seed=5)[1]
+    screened, exact = ScreenedNeighbours(ids, matrix, rank=16), ExactNeighbours(ids, matrix)
+    assert screened.projected.shape == (3000, 16)
+    allowed, excluded = set(ids[::3]), [{ids[j]} for j in range(100)]
+    for options in ({}, {"allowed": allowed}, {"exclude": excluded}):
+        found, expected = screened.neighbours(queries, 10, **options), exact.neighbours(queries, 10, **options)
+        assert [[i for i, _ in r] for r in found] == [[i for i, _ in r] for r in expected]
+        for a, e in zip(found, expected):
+            assert [s for _, s in a] == pytest.approx([s for _, s in e], abs=1e-5)
+    assert [screened.neighbours(q, 10)[0] for q in queries[:10]] == screened.neighbours(queries[:10], 10)
+
+
+def test_a_merged_search_with_a_screened_delta_equals_exact_search_over_both():
+    """The delta scores only what can beat the bulk's k-th best: the union's answer is unchanged."""
+    ids, matrix = low_rank(3000)
+    queries = low_rank(100, seed=5)[1]
+    bulk = annoy(ids[:2400], matrix[:2400], search_k=100_000)  # every item seen: an exact bulk
+    merged = MergedNeighbours(bulk, ScreenedNeighbours(ids[2400:], matrix[2400:], rank=16))
+    exact = ExactNeighbours(ids, matrix)
+    for options in ({}, {"exclude": [{ids[2400 + j]} for j in range(100)]}, {"allowed": set(ids[::2])}):
+        found, expected = merged.neighbours(queries, 10, **options), exact.neighbours(queries, 10, **options)
+        assert [[i for i, _ in r] for r in found] == [[i for i, _ in r] for r in expected]
+        assert any(i in merged.delta.position for r in found for i, _ in r)  # the delta has its part in them
+
+
+@pytest.mark.parametrize("backend", ["exact", "screened", "annoy"])
 def test_filters_keep_k_allowed_items_even_when_few_pass(backend):
     ids, matrix = clustered(2000)
-    index = ExactNeighbours(ids, matrix) if backend == "exact" else annoy(ids, matrix)
+    index = backend_index(backend, ids, matrix)
     queries = clustered(20, seed=7)[1]
     for share in (0.5, 0.03):  # 3%: Annoy must widen its request
         allowed = set(ids[:: int(1 / share)])
@@ -86,16 +132,16 @@ def test_filters_keep_k_allowed_items_even_when_few_pass(backend):
             expected = brute_force(ids, matrix, query, 10, keep=allowed.__contains__)
             assert len(ranked) == 10 and {i for i, _ in ranked} <= allowed
             overlap = len({i for i, _ in ranked} & {i for i, _ in expected})
-            assert overlap == 10 if backend == "exact" else overlap >= 8
+            assert overlap == 10 if backend != "annoy" else overlap >= 8
     assert index.neighbours(queries, 10, allowed=set()) == [[] for _ in queries]
     few = set(ids[:7])
     assert {i for i, _ in index.neighbours(queries[0], 10, allowed=few)[0]} == few  # fewer than k pass: all of them
 
 
-@pytest.mark.parametrize("backend", ["exact", "annoy"])
+@pytest.mark.parametrize("backend", ["exact", "screened", "annoy"])
 def test_exclusion_shared_and_per_query(backend):
     ids, matrix = clustered(500)
-    index = ExactNeighbours(ids, matrix) if backend == "exact" else annoy(ids, matrix)
+    index = backend_index(backend, ids, matrix)
     queries = matrix[[3, 40, 41]]
     own = index.neighbours(queries, 5, exclude=[{"i00003"}, {"i00040"}, {"i00041"}])
     assert [r[0][0] for r in index.neighbours(queries, 5)] == ["i00003", "i00040", "i00041"]  # itself first
