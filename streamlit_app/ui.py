@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import signin
 import streamlit as st
@@ -26,6 +27,7 @@ from core.team.roles import Person
 
 if TYPE_CHECKING:
     from core.methods.registry import MethodInfo
+    from core.search.queries import Hit
 
 log = logging.getLogger(__name__)
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "avif"]
@@ -191,19 +193,41 @@ def uploaded_photo(label: str = "A photo (JPEG, PNG, WebP or AVIF)", key: str | 
     return None if shown is None else (shown, upload.getvalue())
 
 
-def grid(items: list[dict], columns: int = 5, caption=None, key_prefix: str = "", actions=None) -> None:
+class Thumbnail(Protocol):
+    """What the grid shows of an item: a search `Hit`, an `ItemCard` or a `browse` row."""
+
+    @property
+    def item_id(self) -> str: ...
+
+    @property
+    def title(self) -> str | None: ...
+
+    @property
+    def image_path(self) -> str | None: ...
+
+
+ThumbnailT = TypeVar("ThumbnailT", bound=Thumbnail)
+
+
+def grid(
+    items: Sequence[ThumbnailT],
+    columns: int = 5,
+    caption: Callable[[ThumbnailT], str] | None = None,
+    key_prefix: str = "",
+    actions: Callable[[ThumbnailT, str], None] | None = None,
+) -> None:
     """Thumbnails in rows; `caption(item)` gives the Markdown under each (catalog text through `plain`); `actions(item, key)` adds widgets,
     in a row of their own so that they line up whatever the captions' lengths."""
     for start in range(0, len(items), columns):
         row = items[start : start + columns]
         for col, item in zip(st.columns(columns), row):
             with col:
-                photo(item.get("image_path"), width="stretch")
-                st.caption(caption(item) if caption else plain(item.get("title") or item.get("id")))
+                photo(item.image_path, width="stretch")
+                st.caption(caption(item) if caption else plain(item.title or item.item_id))
         if actions:
             for col, item in zip(st.columns(columns), row):
                 with col:
-                    actions(item, f"{key_prefix}{item.get('id') or item.get('item_id')}")
+                    actions(item, f"{key_prefix}{item.item_id}")
 
 
 def job_progress(name: str) -> None:
@@ -265,9 +289,9 @@ def filter_widgets(database, key: str) -> dict:
     return filters
 
 
-def caption_with_score(hit: dict) -> str:
+def caption_with_score(hit: Hit) -> str:
     """'3. Puma Men Black Shoes · 10129 · score 0.812': the id tells apart items with the same title."""
-    return f"{hit['rank']}. {plain(hit.get('title') or '')} · {plain(hit['item_id'])} · score {hit['score']:.3f}"
+    return f"{hit.rank}. {plain(hit.title or '')} · {plain(hit.item_id)} · score {hit.score:.3f}"
 
 
 def without_paths(text: str, *paths: Path) -> str:

@@ -55,9 +55,26 @@ def like_pattern(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+@dataclass(frozen=True)
+class BrowseRow:
+    """One item on a page of `browse` (the Catalog page): its fields, stock, whether it is gone, its photo."""
+
+    item_id: str
+    title: str | None
+    brand: str | None
+    category: str | None
+    colour: str | None
+    gender: str | None
+    price: float | None
+    currency: str | None
+    stock: int | None
+    gone_at: str | None  # missing from the last synced feed since then (UTC)
+    image_path: str | None  # the photo that represents it
+
+
 def browse(
     db: Catalog, filters: dict | None = None, text: str | None = None, offset: int = 0, limit: int = 24
-) -> tuple[list[dict], int]:
+) -> tuple[list[BrowseRow], int]:
     """One page of items matching filters and a text (title, description or brand), with the total."""
     where, params = where_clause(filters or {})
     if text and text.strip():
@@ -67,13 +84,14 @@ def browse(
         like = f"%{like_pattern(text.strip())}%"
         params += [like, like, like, text.strip()]
     total = db.execute(f"SELECT count(*) FROM items WHERE {where}", params).fetchone()[0]
-    rows = list(
-        db.query(
-            "SELECT id, title, brand, category, colour, gender, price, currency, stock, gone_at, "
+    rows = [
+        BrowseRow(**row)
+        for row in db.query(
+            "SELECT id AS item_id, title, brand, category, colour, gender, price, currency, stock, gone_at, "
             f"{_PHOTO_PATH} AS image_path FROM items i WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
-    )
+    ]
     return rows, total
 
 
@@ -153,14 +171,26 @@ def item_detail(db: Catalog, item_id: str) -> ItemDetail | None:
     )
 
 
-def item_cards(db: Catalog, item_ids: Iterable[str] | None = None) -> dict[str, dict]:
-    """Item id -> what a result shows of it: id, title, brand, category, colour, gender, price,
-    currency, `image_path` (the photo that represents it), `photo_missing` (that photo was
-    deleted or moved since it was imported: the path is kept, to say what to restore) and
-    `image_url` (its first photo URL).
+@dataclass(frozen=True)
+class ItemCard:
+    """What a result shows of an item (the display fields of a search `Hit`, by the same names); only
+    `item_id` for an item the catalog does not have."""
 
-    Every item when `item_ids` is None; unknown ids are left out.
-    """
+    item_id: str
+    title: str | None = None
+    brand: str | None = None
+    category: str | None = None
+    colour: str | None = None
+    gender: str | None = None
+    price: float | None = None
+    currency: str | None = None
+    image_path: str | None = None  # the photo that represents it
+    image_url: str | None = None  # its first photo URL
+    photo_missing: bool = False  # image_path was deleted or moved since import (kept, to say what to restore)
+
+
+def item_cards(db: Catalog, item_ids: Iterable[str] | None = None) -> dict[str, ItemCard]:
+    """Item id -> its ItemCard. Every item when `item_ids` is None; unknown ids are left out."""
     if item_ids is None:
         rows = list(db.query(_CARD_SQL))
     else:
@@ -169,13 +199,18 @@ def item_cards(db: Catalog, item_ids: Iterable[str] | None = None) -> dict[str, 
             chunk = wanted[start : start + 900]
             rows += db.query(f"{_CARD_SQL} WHERE i.id IN ({','.join('?' * len(chunk))})", chunk)
     return {
-        r["id"]: {**r, "photo_missing": bool(r["image_path"]) and not os.path.isfile(r["image_path"])} for r in rows
+        r["id"]: ItemCard(
+            item_id=r["id"],
+            **{name: value for name, value in r.items() if name != "id"},
+            photo_missing=bool(r["image_path"]) and not os.path.isfile(r["image_path"]),
+        )
+        for r in rows
     }
 
 
 def missing_photos(db: Catalog) -> list[str]:
     """Ids of items whose photo was usable at import but is no longer on disk (deleted or moved)."""
-    return sorted(item_id for item_id, card in item_cards(db).items() if card["photo_missing"])
+    return sorted(item_id for item_id, card in item_cards(db).items() if card.photo_missing)
 
 
 ITEM_COLUMNS = ("title", "brand", "category", "colour", "gender", "source")  # an item's text columns

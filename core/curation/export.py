@@ -53,14 +53,14 @@ def _display(db: Catalog) -> dict[str, tuple[str, str, str]]:
     row stays, since its neighbours were found from the photo as it was embedded.
     """
     cards = item_cards(db)
-    gone = sum(bool(card["photo_missing"]) for card in cards.values())
+    gone = sum(card.photo_missing for card in cards.values())
     if gone:
         log.warning("%d items' photos were deleted or moved since import: their image_file cells are empty", gone)
     return {
         item_id: (
-            card["title"] or "",
-            strip_credentials(card["image_url"]) if card["image_url"] else "",
-            "" if card["photo_missing"] else card["image_path"] or "",
+            card.title or "",
+            strip_credentials(card.image_url) if card.image_url else "",
+            "" if card.photo_missing else card.image_path or "",
         )
         for item_id, card in cards.items()
     }

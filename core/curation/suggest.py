@@ -115,5 +115,5 @@ def suggest_queries(db: Catalog, method: str, n: int = 10, k: int = 10, pool: in
         matrices[name] = matrix[[position[i] for i in common]]
     fused = weighted_concat([matrices[s] for s in ranking], [1 / len(ranking)] * len(ranking))
     found = pick(fused, [matrices[s] for s in judging], n, [i in judged for i in common], k)
-    titles = item_cards(db, [common[r] for r, _ in found])
-    return [Suggestion(common[r], round(score, 4), titles.get(common[r], {}).get("title")) for r, score in found]
+    titles = {item_id: card.title for item_id, card in item_cards(db, [common[r] for r, _ in found]).items()}
+    return [Suggestion(common[r], round(score, 4), titles.get(common[r])) for r, score in found]

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 from tqdm import tqdm
 
-from core.catalog.items import item_cards
+from core.catalog.items import ItemCard, item_cards
 from core.catalog.vectors import item_ids_with_vectors, missing_vectors
 from core.search.queries import search_many
 from core.search.space import MethodSpace
@@ -58,16 +58,16 @@ def find_duplicates(space: MethodSpace, threshold: float = 0.95, progress: bool 
     cards = item_cards(db, {i for pair in pairs for i in pair})
     found = []
     for (a, b), score in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0])):
-        card_a, card_b = cards.get(a, {}), cards.get(b, {})
-        brand = (card_a.get("brand") or "").casefold()
+        card_a, card_b = cards.get(a) or ItemCard(a), cards.get(b) or ItemCard(b)
+        brand = (card_a.brand or "").casefold()
         found.append(
             DuplicatePair(
                 a,
                 b,
                 round(score, 6),
-                card_a.get("title"),
-                card_b.get("title"),
-                bool(brand) and brand == (card_b.get("brand") or "").casefold(),
+                card_a.title,
+                card_b.title,
+                bool(brand) and brand == (card_b.brand or "").casefold(),
             )
         )
     return found

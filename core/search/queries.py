@@ -24,7 +24,7 @@ import numpy as np
 from core.catalog import filters as filtering
 from core.catalog.db import Catalog
 from core.catalog.images import MAX_UPLOAD_BYTES, ImageError, Photo, load_rgb, sha256_bytes
-from core.catalog.items import catalog_id, item_cards, item_column
+from core.catalog.items import ItemCard, catalog_id, item_cards, item_column
 from core.methods.base import photo_reader, text_reader
 from core.methods.distances import normalised_weights, unit
 from core.search.neighbours import best_first
@@ -132,15 +132,16 @@ def display_hits(db: Catalog, hits: list[HitT]) -> list[HitT]:
     """Fill the display fields of hits in one query."""
     cards = item_cards(db, [h.item_id for h in hits]) if hits else {}
     for hit in hits:
-        card = cards.get(hit.item_id, {})
-        for name in ("title", "brand", "category", "colour", "gender", "price", "currency", "image_path", "image_url"):
-            setattr(hit, name, card.get(name))
-        hit.photo_missing = bool(card.get("photo_missing"))
+        card = cards.get(hit.item_id) or ItemCard(hit.item_id)
+        hit.title, hit.brand, hit.category, hit.colour = card.title, card.brand, card.category, card.colour
+        hit.gender, hit.price, hit.currency = card.gender, card.price, card.currency
+        hit.image_path, hit.image_url, hit.photo_missing = card.image_path, card.image_url, card.photo_missing
     return hits
 
 
 def query_brand(db: Catalog, item_id: str | None) -> str | None:
-    return item_cards(db, [item_id]).get(str(item_id), {}).get("brand") if item_id is not None else None
+    card = item_cards(db, [item_id]).get(str(item_id)) if item_id is not None else None
+    return card.brand if card else None
 
 
 Spaces = MethodSpace | dict[MethodSpace, float]

@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.catalog.db import busy
 from core.catalog.importers import IMAGE_EXTENSIONS, Columns, import_csv, import_farfetch
-from core.catalog.items import browse, item_detail, stats
+from core.catalog.items import BrowseRow, browse, item_detail, stats
 from core.files import failures
 from core.files.archive import MAX_FILES, ArchiveRefused, unpack_photos
 from core.team.access import Action
@@ -120,20 +120,20 @@ def facts_table(facts: dict) -> pd.DataFrame:
     return pd.DataFrame({"": [ui.plain(v) for v in facts.values()]}, index=[ui.plain(k) for k in facts])
 
 
-def caption(row: dict) -> str:
+def caption(row: BrowseRow) -> str:
     """'Leather tote · 10129', with the category only when the title does not already say it."""
-    title, category = row["title"] or "", row["category"] or ""
+    title, category = row.title or "", row.category or ""
     extra = [category] if category and category.casefold() not in title.casefold() else []
-    text = " · ".join(ui.plain(part) for part in ([title, *extra, row["id"]] if title else [row["id"], *extra]))
-    return f"gone · {text}" if row.get("gone_at") else text
+    text = " · ".join(ui.plain(part) for part in ([title, *extra, row.item_id] if title else [row.item_id, *extra]))
+    return f"gone · {text}" if row.gone_at else text
 
 
 ui.grid(rows, caption=caption)
 
 chosen = st.selectbox(
     "Open an item",
-    [""] + [r["id"] for r in rows],
-    format_func=lambda i: i and f"{i} · {next(r['title'] for r in rows if r['id'] == i)}",
+    [""] + [r.item_id for r in rows],
+    format_func=lambda i: i and f"{i} · {next(r.title for r in rows if r.item_id == i)}",
 )
 if chosen:
     item = item_detail(database, chosen)

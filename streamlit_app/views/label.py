@@ -17,7 +17,7 @@ from core.catalog.vectors import methods_with_vectors
 from core.curation.curated import curated_search
 from core.curation.labels import Query, current_grades, current_judges, current_labels, label_counts, next_query
 from core.curation.suggest import SuggestError, suggest_queries
-from core.search.queries import SearchError, search
+from core.search.queries import Hit, SearchError, search
 
 import ui
 from panels import verdicts
@@ -143,11 +143,11 @@ else:
 
 try:
     space = ui.space(method)  # looked up once: both lists below share its model and vectors
-    hits = [h.as_dict() for h in search(space, k=k, **request).results]
-    shown_ids = {h["item_id"] for h in hits}
+    hits = search(space, k=k, **request).results
+    shown_ids = {h.item_id for h in hits}
     refill = (
         [
-            h.as_dict()
+            h
             for h in curated_search(space, k=k, **request).results
             if h.reason == "steered" and h.item_id not in shown_ids
         ]
@@ -159,7 +159,7 @@ except SearchError as exc:
     st.stop()
 judged = current_grades(database, query)
 judges = current_judges(database, query)
-done = sum(1 for h in hits if h["item_id"] in judged)
+done = sum(1 for h in hits if h.item_id in judged)
 right.progress(
     done / max(1, len(hits)),
     text=f"{done} of {len(hits)} judged for this query · {ui.plural(label_counts(database).labels, 'label')} "
@@ -174,23 +174,23 @@ elif not (labeler or "").strip():
     right.warning("Type your name above: every label records who made it.")
 
 
-def actions(hit: dict, key: str) -> None:  # one click each: good / close / wrong
+def actions(hit: Hit, key: str) -> None:  # one click each: good / close / wrong
     verdicts.buttons(
-        database, query, hit["item_id"], method, hit["rank"], labeler, judged.get(hit["item_id"]), key, compact=True
+        database, query, hit.item_id, method, hit.rank, labeler, judged.get(hit.item_id), key, compact=True
     )
-    if hit["item_id"] in judges:  # who judged what
-        st.caption(f"{judged[hit['item_id']]} · {ui.plain(judges[hit['item_id']])}")
+    if hit.item_id in judges:  # who judged what
+        st.caption(f"{judged[hit.item_id]} · {ui.plain(judges[hit.item_id])}")
 
 
-pending = [h for h in hits + refill if h["item_id"] not in judged]
+pending: list[Hit] = [h for h in [*hits, *refill] if h.item_id not in judged]
 if pending:  # keyboard: Y / M / N judge the first result not judged yet
     columns = right.columns([1, 1, 1, 2])
     for column, (text, name, grade, shortcut) in zip(columns, verdicts.VERDICTS):
         column.button(
-            f"{text} to #{pending[0]['rank']}",
+            f"{text} to #{pending[0].rank}",
             shortcut=shortcut,
             on_click=verdicts.judge,
-            args=(database, query, pending[0]["item_id"], method, pending[0]["rank"], grade, labeler),
+            args=(database, query, pending[0].item_id, method, pending[0].rank, grade, labeler),
             disabled=not labeler,
             key=f"{name}_next",
         )

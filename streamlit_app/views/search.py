@@ -11,7 +11,7 @@ from core.catalog.images import sha256_bytes
 from core.catalog.items import item_cards, item_column
 from core.catalog.vectors import item_ids_with_vectors, methods_with_vectors
 from core.curation import decisions
-from core.curation.curated import curated_search
+from core.curation.curated import CuratedHit, curated_search
 from core.methods import WeightsMissing
 from core.search.queries import SearchError
 from core.team.access import Action, NotAllowed
@@ -80,7 +80,8 @@ with st.expander("Filters"):
     if exclude_brand:
         filters["exclude_same_brand"] = True
 if mode == "Catalog item" and query.get("item_id"):
-    ui.photo(item_cards(database, [query["item_id"]]).get(query["item_id"], {}).get("image_path"), "Query", 90, c[4])
+    card = item_cards(database, [query["item_id"]]).get(query["item_id"])
+    ui.photo(card.image_path if card else None, "Query", 90, c[4])
 elif mode == "Photo" and "image" in query:
     c[4].image(shown, caption="Query", width=90)
 
@@ -106,12 +107,12 @@ def steer(item_id: str, toward: bool) -> None:
 BADGES = {"pinned": "violet", "accepted": "green", "steered": "blue", "model": "gray"}
 
 
-def actions(hit: dict, key: str) -> None:
-    st.badge(hit["reason"], color=BADGES.get(hit["reason"], "gray"))
+def actions(hit: CuratedHit, key: str) -> None:
+    st.badge(hit.reason, color=BADGES.get(hit.reason, "gray"))
     if curated:
         more, less = st.columns(2)
-        more.button("More like this", key=f"more_{key}", on_click=steer, args=(hit["item_id"], True), width="stretch")
-        less.button("Less like this", key=f"less_{key}", on_click=steer, args=(hit["item_id"], False), width="stretch")
+        more.button("More like this", key=f"more_{key}", on_click=steer, args=(hit.item_id, True), width="stretch")
+        less.button("Less like this", key=f"less_{key}", on_click=steer, args=(hit.item_id, False), width="stretch")
 
 
 if curated and (steers.like or steers.unlike):
@@ -141,7 +142,7 @@ for pane, name in zip(panes, columns):
         except (SearchError, WeightsMissing, ValueError) as exc:
             st.error(ui.plain(exc))
             continue
-        hits = [h.as_dict() for h in result.results]
+        hits = result.results
         st.session_state[ui.Keys.SEARCH_RESULTS] = {
             "method": name,
             "query": query.get("item_id"),
@@ -180,7 +181,7 @@ if mode == "Catalog item" and curated and ui.may(Action.CURATE):
             a[0].caption(f"Changing as **{ui.plain(who)}**")
         else:
             who = a[0].text_input("Your name", **ui.remembered(ui.Keys.LABELER, persist=True))
-        shown = [h["item_id"] for h in st.session_state[ui.Keys.SEARCH_RESULTS]["hits"]]
+        shown = [h.item_id for h in st.session_state[ui.Keys.SEARCH_RESULTS]["hits"]]
         chosen = a[1].selectbox("Result", shown, key="curate_item")
         place = a[2].number_input("Place", 1, 1000, 1, key="curate_place")
         item = query["item_id"]

@@ -54,7 +54,7 @@ def test_search_by_item_shows_k_results_and_compares(app_db):
     results = at.session_state["search_results"]
     assert results["method"] == "efficientnet_lite0" and len(results["hits"]) == 6
     first = results["hits"][0]
-    assert f"1. {first['title']} · {first['item_id']} · score " in texts(at)  # the id tells same titles apart
+    assert f"1. {first.title} · {first.item_id} · score " in texts(at)  # the id tells same titles apart
     assert "more methods need weights, training or embedding: see Methods" in str(at.get("page_link")[0].proto)
     at.selectbox[2].set_value("color_hist").run()
     assert [s.value for s in at.subheader] == ["efficientnet_lite0", "color_hist"]
@@ -68,7 +68,7 @@ def test_text_search_uses_minilm(app_db):
     at.text_input[0].set_value("wrist watch").run()
     assert not at.exception
     hits = at.session_state["search_results"]["hits"]
-    assert sum(h["category"] == "Watches" for h in hits) >= 5
+    assert sum(h.category == "Watches" for h in hits) >= 5
 
 
 def test_label_two_results_then_precision_and_export(app_db):
@@ -227,7 +227,7 @@ def test_photo_search_takes_webp_upload_and_rejects_oversize(app_db):
     at.file_uploader[0].set_value(("shopper.webp", webp.getvalue(), "image/webp")).run()
     assert not at.exception
     hits = at.session_state["search_results"]["hits"]
-    assert len(hits) == 10 and hits[0]["item_id"] == item  # the same photo, re-encoded, comes first
+    assert len(hits) == 10 and hits[0].item_id == item  # the same photo, re-encoded, comes first
 
     from core.catalog.images import MAX_UPLOAD_BYTES
 
@@ -517,28 +517,24 @@ def test_search_shows_the_curated_list_with_badges_a_raw_toggle_and_steering_but
 
     at = page("search")
     query = at.selectbox[0].value
-    model = [h["item_id"] for h in at.session_state["search_results"]["hits"]]
+    model = [h.item_id for h in at.session_state["search_results"]["hits"]]
     add_label(app_db, Query.item(query), model[0], "efficientnet_lite0", 1, False, "ana")
     decisions.pin(app_db, query, model[9], 1, "ana")
     at.run()
     hits = at.session_state["search_results"]["hits"]
-    assert (
-        hits[0]["item_id"] == model[9]
-        and hits[0]["reason"] == "pinned"
-        and model[0] not in {h["item_id"] for h in hits}
-    )
+    assert hits[0].item_id == model[9] and hits[0].reason == "pinned" and model[0] not in {h.item_id for h in hits}
     badges = [m.value for m in at.markdown if "badge[" in m.value]
     assert badges[0] == ":violet-badge[pinned]" and ":blue-badge[steered]" in badges
     less = [b for b in at.button if b.label == "Less like this"]
     assert len(less) == 10
-    unliked = hits[1]["item_id"]
+    unliked = hits[1].item_id
     less[1].click().run()
-    assert unliked not in {h["item_id"] for h in at.session_state["search_results"]["hits"]}
+    assert unliked not in {h.item_id for h in at.session_state["search_results"]["hits"]}
     assert f"less like {unliked}" in texts(at)
     at.toggle(key="search_curated").set_value(False).run()
     raw = at.session_state["search_results"]
-    assert not raw["curated"] and [h["item_id"] for h in raw["hits"]] == model
-    assert {h["reason"] for h in raw["hits"]} == {"model"} and not [b for b in at.button if b.label == "Less like this"]
+    assert not raw["curated"] and [h.item_id for h in raw["hits"]] == model
+    assert {h.reason for h in raw["hits"]} == {"model"} and not [b for b in at.button if b.label == "Less like this"]
 
 
 def test_label_page_adds_the_steered_refill_under_the_models_list(app_db):
@@ -567,19 +563,19 @@ def test_search_pins_hides_and_undoes_in_the_typed_name(app_db):
 
     at = page("search")
     query = at.selectbox[0].value
-    hits = [h["item_id"] for h in at.session_state["search_results"]["hits"]]
+    hits = [h.item_id for h in at.session_state["search_results"]["hits"]]
     at.text_input(key="labeler").set_value("ana").run()
     at.selectbox(key="curate_item").set_value(hits[6]).run()
     at.number_input(key="curate_place").set_value(1).run()
     next(b for b in at.button if b.label == "Pin at this place").click().run()
-    assert not at.exception and at.session_state["search_results"]["hits"][0]["item_id"] == hits[6]
+    assert not at.exception and at.session_state["search_results"]["hits"][0].item_id == hits[6]
     at.selectbox(key="curate_item").set_value(hits[2]).run()
     next(b for b in at.button if b.label == "Hide everywhere").click().run()
-    assert hits[2] not in {h["item_id"] for h in at.session_state["search_results"]["hits"]}
+    assert hits[2] not in {h.item_id for h in at.session_state["search_results"]["hits"]}
     assert [(c.kind, c.author) for c in decisions.history(app_db)] == [("pin", "ana"), ("hide", "ana")]
     assert decisions.curation_snapshot(app_db).pins == {query: [(1, hits[6])]}
     next(b for b in at.button if b.label == "Undo the last change").click().run()
-    assert hits[2] in {h["item_id"] for h in at.session_state["search_results"]["hits"]}
+    assert hits[2] in {h.item_id for h in at.session_state["search_results"]["hits"]}
     assert f"hide {hits[2]} undone" in texts(at)
 
 

@@ -360,5 +360,5 @@ def test_real_photos_verdicts_from_type_and_colour_reach_export_api_and_search_a
     at = page("search")
     at.selectbox[0].set_value(queries[0]).run()
     shown = at.session_state["search_results"]["hits"]
-    assert [(h["item_id"], h["reason"]) for h in shown] == [(h.item_id, h.reason) for h in lists[queries[0]]]
+    assert [(h.item_id, h.reason) for h in shown] == [(h.item_id, h.reason) for h in lists[queries[0]]]
     db.conn.close()
