@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence, Set
+from functools import cached_property
 
 import numpy as np
 
@@ -72,13 +73,16 @@ class NeighbourIndex(ABC):
         """For each query vector (a row, or one vector), its k best (item id, similarity), best first."""
         queries = unit(np.atleast_2d(query_vectors))
         excludes = _per_query(exclude, len(queries))
-        if k < 1 or not self.ids or (allowed is not None and not allowed):
+        if k < 1 or self._empty() or (allowed is not None and not allowed):
             return [[] for _ in queries]
         if distance == "cosine":
             return self._kneighbors(queries, k, allowed, excludes)
         if distance in RESCORERS:
             return self._rescored(queries, k, allowed, excludes, RESCORERS[distance])
         raise ValueError(f"unknown distance {distance!r}; use cosine or {' or '.join(RESCORERS)}")
+
+    def _empty(self) -> bool:
+        return not self.ids
 
     @abstractmethod
     def _kneighbors(
@@ -202,9 +206,11 @@ class ScreenedNeighbours(ExactNeighbours):
     The answer is ExactNeighbours', up to float rounding; other distances score every item, as
     ExactNeighbours does."""
 
-    def __init__(self, ids: list[str], matrix: np.ndarray, rank: int = SCREEN_RANK):
+    def __init__(self, ids: list[str], matrix: np.ndarray, rank: int = SCREEN_RANK, basis: np.ndarray | None = None):
+        """`basis`: orthonormal columns to project on (another index's, of similar items: the bounds
+        hold for any; its own main directions, found from a sample, when None)."""
         super().__init__(ids, matrix)
-        self.basis = principal_basis(self.matrix, rank)
+        self.basis = principal_basis(self.matrix, rank) if basis is None else basis
         self.projected = np.ascontiguousarray(self.matrix @ self.basis)
         left = np.einsum("ij,ij->i", self.matrix, self.matrix) - np.einsum("ij,ij->i", self.projected, self.projected)
         self.left_out = np.sqrt(np.maximum(left, 0)).astype(np.float32)  # |x - x'| of each item
@@ -304,7 +310,14 @@ class MergedNeighbours(NeighbourIndex):
 
     def __init__(self, bulk: AnnoyNeighbours, delta: ExactNeighbours):
         self.bulk, self.delta = bulk, delta
-        self.ids = [*bulk.ids, *delta.ids] if delta.ids else bulk.ids
+
+    @cached_property
+    def ids(self) -> list[str]:
+        """Every id it holds, made when first asked for (a search does not: one made per request)."""
+        return [*self.bulk.ids, *self.delta.ids] if self.delta.ids else self.bulk.ids
+
+    def _empty(self) -> bool:
+        return not self.bulk.ids and not self.delta.ids
 
     def vectors(self, ids: list[str]) -> np.ndarray:
         return np.vstack([self.delta.vectors([i]) if i in self.delta.position else self.bulk.vectors([i]) for i in ids])
