@@ -36,6 +36,7 @@ Exclude = Set[str] | Sequence[Collection[str]] | None
 RERANK_DEPTH = 10  # another distance re-ranks the k x RERANK_DEPTH best cosine candidates,
 RERANK_MIN = 100  # and at least this many
 BLOCK = 256  # queries per matrix product
+EXCLUDED_KEPT = 100  # an exact index keeps the positions of the last frozen set of this many excluded ids or more
 SCREEN_RANK = 64  # ScreenedNeighbours: dimensions of the projection that bounds the scores,
 SCREEN_OVERSAMPLE = 16  # and the extra directions its range finder probes,
 SCREEN_SAMPLE = 1_000  # in about this many of the items;
@@ -124,6 +125,7 @@ class ExactNeighbours(NeighbourIndex):
         self.matrix = unit(matrix) if matrix is not None and len(self.ids) else np.zeros((0, 0), np.float32)
         self.position = {item_id: n for n, item_id in enumerate(self.ids)}
         self.rerank = rerank
+        self._last_excluded: tuple[frozenset[str], np.ndarray] | None = None
 
     def vectors(self, ids: list[str]) -> np.ndarray:
         return self.matrix[[self.position[i] for i in ids]]
@@ -163,8 +165,19 @@ class ExactNeighbours(NeighbourIndex):
             if excluded:  # a collection shared by many queries is looked up once
                 key = id(excluded)
                 if key not in memo:
-                    memo[key] = self._positions(excluded)
+                    memo[key] = self._excluded_positions(excluded)
                 scores[row, memo[key]] = -np.inf
+
+    def _excluded_positions(self, excluded: Collection[str]) -> np.ndarray:
+        """The positions of excluded items; those of the last large frozen set kept for the next search
+        that excludes an equal one (each request's hidden and gone items: a new set with the same ids)."""
+        last = self._last_excluded
+        if last is not None and isinstance(excluded, frozenset) and last[0] == excluded:
+            return last[1]
+        positions = self._positions(excluded)
+        if isinstance(excluded, frozenset) and len(excluded) >= EXCLUDED_KEPT:
+            self._last_excluded = (excluded, positions)
+        return positions
 
     def _top(
         self, scores: np.ndarray, k: int, keep: np.ndarray | None, excludes: list[Collection[str]], memo: dict
