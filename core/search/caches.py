@@ -7,7 +7,7 @@ method's space, core/search/space.py).
 | `COUNTS` | (catalog file, method) | how many vectors the method has | the vector generation is unchanged |
 | `SEARCHED` | (catalog file, method, its real version) | the one version of its vectors that searches read | the vector generation is unchanged |
 | `VERSIONS` | (catalog file, method) | the method versions that made its vectors | the vector generation is unchanged |
-| `DELTAS` | (catalog file, method) | what changed since its Annoy build, as an exact index (core/search/delta.py) | the vector generation and the build are unchanged |
+| `DELTAS` | (catalog file, method) | what changed since its Annoy build, as an exact index (core/search/delta.py) | the vector generation and the build are unchanged (then brought up to date from the entry by what changed since its generation, for the same build and version) |
 | `EXTRACTORS` | (catalog file, method, real version, device) | a loaded feature extractor (a model: what embeds, and reads query photos and texts; a derived method's photos run its parts' own) | it is among the `LOOKALIKE_MODEL_CACHE` (4) most recently used (a retrained or re-tuned method has a new version) |
 | `INDICES` | (index file, build) | a memory-mapped Annoy index | no newer build of that file is loaded |
 | `FIELDS` | (catalog file,) | the fields that can group items (`grouping_fields`) | the items' count, newest row and last update are unchanged |

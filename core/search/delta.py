@@ -23,6 +23,8 @@ import logging
 import threading
 from dataclasses import dataclass
 
+import numpy as np
+
 from core.catalog.db import Catalog, open_catalog
 from core.catalog.vectors import changed_since, vectors_of
 from core.search import caches
@@ -43,16 +45,34 @@ class Delta:
     exact: ExactNeighbours
 
 
-def load_delta(db: Catalog, method: str, version: str | None, loaded: LoadedIndex) -> Delta:
-    """The delta of a loaded build (vectors of `version` only)."""
-    changed = changed_since(db, method, loaded.info.generation)
-    ids, matrix = vectors_of(db, method, changed, version) if changed else ([], None)
+def load_delta(
+    db: Catalog, method: str, version: str | None, loaded: LoadedIndex, since: tuple[int, Delta] | None = None
+) -> Delta:
+    """The delta of a loaded build (vectors of `version` only). `since`: (generation, the delta of this
+    build and version loaded at that generation): only what changed since then is read, the rest taken
+    from it (a sync's batches: its projection kept too), instead of reading every changed vector again."""
+    if since is None:
+        changed = changed_since(db, method, loaded.info.generation)
+        ids, matrix = vectors_of(db, method, changed, version) if changed else ([], None)
+        return _indexed(frozenset(changed), ids, matrix, None)
+    generation, old = since
+    fresh = set(changed_since(db, method, generation))  # changed at that generation or later: a superset
+    new_ids, new_matrix = vectors_of(db, method, fresh, version) if fresh else ([], None)
+    kept = [i for i in old.exact.ids if i not in fresh]
+    rows = {i: v for i, v in zip(kept, old.exact.vectors(kept))} if kept else {}
+    rows.update(zip(new_ids, new_matrix if new_matrix is not None else []))
+    ids = sorted(rows)
+    matrix = np.vstack([rows[i] for i in ids]) if ids else None
+    basis = old.exact.basis if isinstance(old.exact, ScreenedNeighbours) else None
+    return _indexed(old.changed | fresh, ids, matrix, basis)
+
+
+def _indexed(changed: frozenset[str], ids: list[str], matrix: np.ndarray | None, basis: np.ndarray | None) -> Delta:
     if not ids or matrix is None:
-        return Delta(frozenset(changed), ExactNeighbours([], None))
-    screened = len(ids) >= SCREEN_FROM and matrix.shape[1] > 2 * SCREEN_RANK
-    return Delta(
-        frozenset(changed), ScreenedNeighbours(ids, matrix, SCREEN_RANK) if screened else ExactNeighbours(ids, matrix)
-    )
+        return Delta(changed, ExactNeighbours([], None))
+    if len(ids) >= SCREEN_FROM and matrix.shape[1] > 2 * SCREEN_RANK:
+        return Delta(changed, ScreenedNeighbours(ids, matrix, SCREEN_RANK, basis))
+    return Delta(changed, ExactNeighbours(ids, matrix))
 
 
 def compact(

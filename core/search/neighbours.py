@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence, Set
+from functools import cached_property
 
 import numpy as np
 
@@ -35,6 +36,7 @@ Exclude = Set[str] | Sequence[Collection[str]] | None
 RERANK_DEPTH = 10  # another distance re-ranks the k x RERANK_DEPTH best cosine candidates,
 RERANK_MIN = 100  # and at least this many
 BLOCK = 256  # queries per matrix product
+EXCLUDED_KEPT = 100  # an exact index keeps the positions of the last frozen set of this many excluded ids or more
 SCREEN_RANK = 64  # ScreenedNeighbours: dimensions of the projection that bounds the scores,
 SCREEN_OVERSAMPLE = 16  # and the extra directions its range finder probes,
 SCREEN_SAMPLE = 1_000  # in about this many of the items;
@@ -72,13 +74,16 @@ class NeighbourIndex(ABC):
         """For each query vector (a row, or one vector), its k best (item id, similarity), best first."""
         queries = unit(np.atleast_2d(query_vectors))
         excludes = _per_query(exclude, len(queries))
-        if k < 1 or not self.ids or (allowed is not None and not allowed):
+        if k < 1 or self._empty() or (allowed is not None and not allowed):
             return [[] for _ in queries]
         if distance == "cosine":
             return self._kneighbors(queries, k, allowed, excludes)
         if distance in RESCORERS:
             return self._rescored(queries, k, allowed, excludes, RESCORERS[distance])
         raise ValueError(f"unknown distance {distance!r}; use cosine or {' or '.join(RESCORERS)}")
+
+    def _empty(self) -> bool:
+        return not self.ids
 
     @abstractmethod
     def _kneighbors(
@@ -120,6 +125,7 @@ class ExactNeighbours(NeighbourIndex):
         self.matrix = unit(matrix) if matrix is not None and len(self.ids) else np.zeros((0, 0), np.float32)
         self.position = {item_id: n for n, item_id in enumerate(self.ids)}
         self.rerank = rerank
+        self._last_excluded: tuple[frozenset[str], np.ndarray] | None = None
 
     def vectors(self, ids: list[str]) -> np.ndarray:
         return self.matrix[[self.position[i] for i in ids]]
@@ -159,8 +165,19 @@ class ExactNeighbours(NeighbourIndex):
             if excluded:  # a collection shared by many queries is looked up once
                 key = id(excluded)
                 if key not in memo:
-                    memo[key] = self._positions(excluded)
+                    memo[key] = self._excluded_positions(excluded)
                 scores[row, memo[key]] = -np.inf
+
+    def _excluded_positions(self, excluded: Collection[str]) -> np.ndarray:
+        """The positions of excluded items; those of the last large frozen set kept for the next search
+        that excludes an equal one (each request's hidden and gone items: a new set with the same ids)."""
+        last = self._last_excluded
+        if last is not None and isinstance(excluded, frozenset) and last[0] == excluded:
+            return last[1]
+        positions = self._positions(excluded)
+        if isinstance(excluded, frozenset) and len(excluded) >= EXCLUDED_KEPT:
+            self._last_excluded = (excluded, positions)
+        return positions
 
     def _top(
         self, scores: np.ndarray, k: int, keep: np.ndarray | None, excludes: list[Collection[str]], memo: dict
@@ -202,9 +219,11 @@ class ScreenedNeighbours(ExactNeighbours):
     The answer is ExactNeighbours', up to float rounding; other distances score every item, as
     ExactNeighbours does."""
 
-    def __init__(self, ids: list[str], matrix: np.ndarray, rank: int = SCREEN_RANK):
+    def __init__(self, ids: list[str], matrix: np.ndarray, rank: int = SCREEN_RANK, basis: np.ndarray | None = None):
+        """`basis`: orthonormal columns to project on (another index's, of similar items: the bounds
+        hold for any; its own main directions, found from a sample, when None)."""
         super().__init__(ids, matrix)
-        self.basis = principal_basis(self.matrix, rank)
+        self.basis = principal_basis(self.matrix, rank) if basis is None else basis
         self.projected = np.ascontiguousarray(self.matrix @ self.basis)
         left = np.einsum("ij,ij->i", self.matrix, self.matrix) - np.einsum("ij,ij->i", self.projected, self.projected)
         self.left_out = np.sqrt(np.maximum(left, 0)).astype(np.float32)  # |x - x'| of each item
@@ -304,7 +323,14 @@ class MergedNeighbours(NeighbourIndex):
 
     def __init__(self, bulk: AnnoyNeighbours, delta: ExactNeighbours):
         self.bulk, self.delta = bulk, delta
-        self.ids = [*bulk.ids, *delta.ids] if delta.ids else bulk.ids
+
+    @cached_property
+    def ids(self) -> list[str]:
+        """Every id it holds, made when first asked for (a search does not: one made per request)."""
+        return [*self.bulk.ids, *self.delta.ids] if self.delta.ids else self.bulk.ids
+
+    def _empty(self) -> bool:
+        return not self.bulk.ids and not self.delta.ids
 
     def vectors(self, ids: list[str]) -> np.ndarray:
         return np.vstack([self.delta.vectors([i]) if i in self.delta.position else self.bulk.vectors([i]) for i in ids])

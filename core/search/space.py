@@ -275,12 +275,14 @@ class MethodSpace:
         return compact(self.catalog, self.name, self.registered.metric, self.searched_version(), trees, progress)
 
     def delta(self, loaded: LoadedIndex) -> Delta:
-        """What changed since `loaded` was built, cached per process until its vectors change."""
+        """What changed since `loaded` was built, cached per process until its vectors change; then
+        brought up to date from the cached one (of the same build and version) by what changed since."""
+        key, version = (str(self.catalog.path), self.name), self.searched_version()
+        stamp = (self.generation(), loaded.info.checksum, loaded.info.built_at, version)
+        cached = caches.DELTAS.get(key)
+        since = (cached[0][0], cached[1]) if cached and cached[0][1:] == stamp[1:] and cached[0][0] < stamp[0] else None
         return caches.current(
-            caches.DELTAS,
-            (str(self.catalog.path), self.name),
-            (self.generation(), loaded.info.checksum, loaded.info.built_at),
-            lambda: load_delta(self.catalog, self.name, self.searched_version(), loaded),
+            caches.DELTAS, key, stamp, lambda: load_delta(self.catalog, self.name, version, loaded, since)
         )
 
     def annoy_neighbours(self, search_k: int | None = None) -> NeighbourIndex:

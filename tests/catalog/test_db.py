@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from core.catalog import db as catalog_db
+from core.catalog import vectors
 from core.catalog.db import CatalogError, migrations, open_catalog, schema_version
 
 
@@ -27,6 +28,16 @@ def test_reopening_applies_nothing_twice(db_path):
     open_catalog(db_path).conn.close()
     db = open_catalog(db_path)
     assert catalog_db.apply_migrations(db) == []
+
+
+def test_gone_ids_are_read_from_an_index_alone(db_path):
+    """Every search reads the gone items' ids: from a covering index, not a row look-up per gone item."""
+    db = open_catalog(db_path)
+    with db.conn:
+        db.conn.executemany("INSERT INTO items (id, source, gone_at) VALUES (?, 'csv', ?)", [("a", None), ("b", "x")])
+    plan = " ".join(r[-1] for r in db.execute(f"EXPLAIN QUERY PLAN {vectors.GONE_SQL}"))
+    assert "COVERING INDEX items_gone" in plan
+    assert vectors.gone_ids(db) == {"b"}
 
 
 def test_older_database_is_upgraded(db_path, tmp_path, monkeypatch):

@@ -85,6 +85,32 @@ def test_a_screened_delta_finds_what_exact_search_over_the_live_items_finds(inde
     assert [merged.neighbours(exact.vectors([i]), 1)[0][0][0] for i in sorted(changed)] == sorted(changed)
 
 
+def test_a_delta_brought_up_to_date_equals_one_loaded_whole(indexed, monkeypatch):
+    """A sync's batches: each request after one reads only what it changed, keeping the projection,
+    and finds what a delta read whole finds (changed vectors replaced, gone items out)."""
+    monkeypatch.setattr(delta, "SCREEN_FROM", 10)
+    space = open_space(indexed, METHOD, backend="annoy")
+    first = space.loaded_index()
+    rng = np.random.default_rng(7)
+    _change(indexed, rng, 10)
+    before = space.delta(first)
+    reads = []
+    monkeypatch.setattr(delta, "vectors_of", lambda *a: reads.append(len(a[2])) or vectors.vectors_of(*a))
+    gone = set(_change(indexed, rng, 5))  # changed again: some of the first batch's items may be among them
+    after = space.delta(first)
+    assert len(reads) == 1 and reads[0] < len(after.changed) == 30  # the second batch's, not all 30 again
+    assert after.exact.basis is before.exact.basis  # the projection kept
+    caches.clear(caches.DELTAS)
+    whole = space.delta(first)
+    assert after.changed == whole.changed and after.exact.ids == whole.exact.ids
+    assert not set(after.exact.ids) & gone
+    np.testing.assert_allclose(after.exact.matrix, whole.exact.matrix, atol=1e-6)
+    queries = whole.exact.matrix
+    assert [[i for i, _ in r] for r in after.exact.neighbours(queries, 5)] == [
+        [i for i, _ in r] for r in whole.exact.neighbours(queries, 5)
+    ]
+
+
 def test_compaction_swaps_atomically_while_a_reader_searches(indexed, monkeypatch):
     monkeypatch.setenv("LOOKALIKE_COMPACT_SHARE", "0.05")
     _change(indexed, np.random.default_rng(5), 10)  # 20 of 300 changed: past 5%

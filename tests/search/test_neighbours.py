@@ -209,3 +209,16 @@ def test_unknown_distance():
     ids, matrix = clustered(20)
     with pytest.raises(ValueError, match="unknown distance"):
         ExactNeighbours(ids, matrix).neighbours(matrix[0], 3, distance="manhattan")
+
+
+@pytest.mark.parametrize("make", [ExactNeighbours, ScreenedNeighbours])
+def test_each_searchs_excluded_set_is_the_one_left_out(make):
+    """The positions of a large excluded set are kept for the next search excluding an equal set (each
+    request's hidden and gone items); a search excluding another set leaves out that one."""
+    ids, matrix = clustered(600, 160)
+    index = make(ids, matrix)
+    first, second = frozenset(ids[:300]), frozenset(ids[150:450])
+    for excluded in (first, frozenset(ids[:300]), second, frozenset(ids[150:450]), first):
+        found = index.neighbours(matrix[::50], 20, exclude=excluded)
+        truth = ExactNeighbours([i for i in ids if i not in excluded], matrix[[i not in excluded for i in ids]])
+        assert [[i for i, _ in r] for r in found] == [[i for i, _ in r] for r in truth.neighbours(matrix[::50], 20)]
