@@ -325,7 +325,7 @@ class MergedNeighbours(NeighbourIndex):
         self.bulk, self.delta = bulk, delta
 
     @cached_property
-    def ids(self) -> list[str]:
+    def ids(self) -> list[str]:  # type: ignore[override]  # an attribute made on first read, not read-only
         """Every id it holds, made when first asked for (a search does not: one made per request)."""
         return [*self.bulk.ids, *self.delta.ids] if self.delta.ids else self.bulk.ids
 
