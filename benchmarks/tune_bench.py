@@ -156,12 +156,11 @@ def main() -> None:
             continue
         row, result = learnt_row(db, label, bases, targets, labels, classes, validation, ids, options)
         rows.append(row)
-        if "labels" in result.metrics:
-            held = result.metrics["labels"]
+        if (held := result.labels) is not None:
             notes.append(
-                f"- {label}: held-back labels ({held['pairs']} pairs, {held['queries']} queries): AUC "
-                f"{held['base_auc']:.3f} -> {held['tuned_auc']:.3f}, judged P@10 "
-                f"{held['base_judged_p10']:.3f} -> {held['tuned_judged_p10']:.3f} (equal-weight bases -> learnt)"
+                f"- {label}: held-back labels ({held.pairs} pairs, {held.queries} queries): AUC "
+                f"{held.base_auc:.3f} -> {held.tuned_auc:.3f}, judged P@10 "
+                f"{held.base_judged_p10:.3f} -> {held.tuned_judged_p10:.3f} (equal-weight bases -> learnt)"
             )
     text = report(rows, notes, ids, validation, judged, held_back, args.queries)
     print(text)

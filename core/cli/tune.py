@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from core.cli.common import MOST_DIM, MOST_VOTES, catalog, epochs, whole
 from core.methods.devices import add_device_argument
+
+if TYPE_CHECKING:
+    from core.curation.tuning import TuneResult
 
 
 def _bases(text: str) -> tuple[list[str], list[float] | None]:
@@ -19,27 +23,25 @@ def _bases(text: str) -> tuple[list[str], list[float] | None]:
     return [name.strip() for name in text.split(",") if name.strip()], None
 
 
-def _validation_table(metrics: dict) -> list[str]:
+def _validation_table(result: TuneResult) -> list[str]:
     """Base vs tuned on the held-out items: P@10 per target (and jointly), then held-back labels."""
 
-    def cell(value) -> str:
+    def cell(value: float | None) -> str:
         return "-" if value is None else f"{value:.3f}"
 
     lines = [
         f"{'P@10 on held-out items':28} {'base':>7} {'tuned':>7}   {'whole catalog as gallery:':>26} "
         f"{'base':>7} {'tuned':>7}"
     ]
-    for notion, m in metrics.items():
-        if notion != "labels":
-            lines.append(
-                f"{notion:28} {cell(m['base_held_out']):>7} {cell(m['tuned_held_out']):>7}   {'':>26} "
-                f"{cell(m['base_catalog']):>7} {cell(m['tuned_catalog']):>7}"
-            )
-    if "labels" in metrics:
-        m = metrics["labels"]
+    for notion, m in result.metrics.items():
         lines.append(
-            f"held-back labels ({m['pairs']} pairs, {m['queries']} queries): AUC {cell(m['base_auc'])} -> "
-            f"{cell(m['tuned_auc'])}, judged P@10 {cell(m['base_judged_p10'])} -> {cell(m['tuned_judged_p10'])}"
+            f"{notion:28} {cell(m.base_held_out):>7} {cell(m.tuned_held_out):>7}   {'':>26} "
+            f"{cell(m.base_catalog):>7} {cell(m.tuned_catalog):>7}"
+        )
+    if (held := result.labels) is not None:
+        lines.append(
+            f"held-back labels ({held.pairs} pairs, {held.queries} queries): AUC {cell(held.base_auc)} -> "
+            f"{cell(held.tuned_auc)}, judged P@10 {cell(held.base_judged_p10)} -> {cell(held.tuned_judged_p10)}"
         )
     return lines
 
@@ -64,7 +66,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         f"{result.items_validated} held out, {result.label_pairs_trained} label pairs; "
         f"best epoch {result.best_epoch} of {result.epochs}, {result.seconds:.1f}s"
     )
-    print("\n".join(_validation_table(result.metrics)))
+    print("\n".join(_validation_table(result)))
     for use, weights in result.signal_weights.items():
         print(f"{use} queries weigh: " + ", ".join(f"{signal} {w:.2f}" for signal, w in weights.items()))
     print(

@@ -4,6 +4,8 @@ check, and base against learnt on the validation items.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from core.curation import evaluate
@@ -66,41 +68,85 @@ def _rounded(value: float) -> float | None:
     return None if np.isnan(value) else round(value, 4)
 
 
-def validate(data: TuneData, tuned: np.ndarray) -> dict:
-    """Base vs tuned on the validation part: P@10 per notion with the held-out items as the only
-    gallery (`held_out`) and with the whole catalog as gallery (`catalog`), each base alone on the
-    held-out items (`bases`), and held-back labels."""
+@dataclass(frozen=True)
+class NotionFigures:
+    """P@10 for one target notion on the validation items: base and tuned space, with the held-out items as
+    the only gallery (`held_out`) and with the whole catalog as gallery (`catalog`), and each base alone
+    (held-out gallery). None where it cannot be measured."""
+
+    base_held_out: float | None
+    base_catalog: float | None
+    tuned_held_out: float | None
+    tuned_catalog: float | None
+    bases: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class LabelFigures:
+    """The held-back labels (those whose query is a validation item): how many, and AUC and judged P@10
+    in the base and the tuned space."""
+
+    pairs: int
+    queries: int
+    base_auc: float | None
+    base_judged_p10: float | None
+    tuned_auc: float | None
+    tuned_judged_p10: float | None
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Base vs tuned on the validation part: per target notion, and on the held-back labels if any."""
+
+    notions: dict[str, NotionFigures]
+    labels: LabelFigures | None
+
+
+def validate(data: TuneData, tuned: np.ndarray) -> Validation:
+    """Base vs tuned on the validation part: P@10 per notion (held-out and whole-catalog galleries, each
+    base alone) and held-back labels."""
     val_rows, all_rows = np.where(data.validation)[0], np.arange(len(data.ids))
     spaces = {"base": data.base_space(), "tuned": tuned}
-    metrics: dict[str, dict] = {}  # per notion: P@10 per space and gallery, and per base
+    notions = {}
     for notion, classes in data.notions.items():
-        metrics[notion] = {
-            f"{space}_{gallery_name}": _rounded(precision_at_k(matrix, classes, val_rows, gallery))
+        p10 = {
+            (space, gallery_name): _rounded(precision_at_k(matrix, classes, val_rows, gallery))
             for space, matrix in spaces.items()
             for gallery_name, gallery in (("held_out", val_rows), ("catalog", all_rows))
         }
-        metrics[notion]["bases"] = {
-            b: _rounded(precision_at_k(unit(data.parts[b]), classes, val_rows, val_rows)) for b in data.bases
-        }
+        notions[notion] = NotionFigures(
+            base_held_out=p10["base", "held_out"],
+            base_catalog=p10["base", "catalog"],
+            tuned_held_out=p10["tuned", "held_out"],
+            tuned_catalog=p10["tuned", "catalog"],
+            bases={b: _rounded(precision_at_k(unit(data.parts[b]), classes, val_rows, val_rows)) for b in data.bases},
+        )
     held = data.pairs[data.validation[data.pairs[:, 0]]]
+    labels = None
     if len(held):
-        metrics["labels"] = {"pairs": int(len(held)), "queries": int(len(np.unique(held[:, 0])))}
-        for space, matrix in spaces.items():
-            for metric, value in label_scores(matrix, held).items():
-                metrics["labels"][f"{space}_{metric}"] = _rounded(value)
-    return metrics
+        base, tuned_scores = (label_scores(matrix, held) for matrix in spaces.values())
+        labels = LabelFigures(
+            pairs=int(len(held)),
+            queries=int(len(np.unique(held[:, 0]))),
+            base_auc=_rounded(base["auc"]),
+            base_judged_p10=_rounded(base["judged_p10"]),
+            tuned_auc=_rounded(tuned_scores["auc"]),
+            tuned_judged_p10=_rounded(tuned_scores["judged_p10"]),
+        )
+    return Validation(notions, labels)
 
 
-def worse_than_base(metrics: dict, joint: str | None) -> list[str]:
+def worse_than_base(validation: Validation, joint: str | None) -> list[str]:
     """The gated comparisons where the tuned space lost to its base on validation."""
     checks = []
     if joint:
+        figures = validation.notions[joint]
         checks += [
-            (f"{joint} P@10 ({g})", metrics[joint][f"base_{g}"], metrics[joint][f"tuned_{g}"])
-            for g in ("held_out", "catalog")
+            (f"{joint} P@10 (held_out)", figures.base_held_out, figures.tuned_held_out),
+            (f"{joint} P@10 (catalog)", figures.base_catalog, figures.tuned_catalog),
         ]
-    if "labels" in metrics:
-        checks.append(("held-back labels AUC", metrics["labels"]["base_auc"], metrics["labels"]["tuned_auc"]))
+    if validation.labels is not None:
+        checks.append(("held-back labels AUC", validation.labels.base_auc, validation.labels.tuned_auc))
     return [
         f"{what} {tuned:.3f} < base {base:.3f}"
         for what, base, tuned in checks

@@ -47,7 +47,15 @@ from core.catalog import activity
 from core.catalog.db import Catalog
 from core.curation.head_training import train_head
 from core.curation.signal_weights import learn_weights, photo_weights, signal_blocks, voters
-from core.curation.tune_scores import K, label_scores, precision_at_k, validate, worse_than_base
+from core.curation.tune_scores import (
+    K,
+    LabelFigures,
+    NotionFigures,
+    label_scores,
+    precision_at_k,
+    validate,
+    worse_than_base,
+)
 from core.curation.tune_setup import (
     TuneData,
     TuneError,
@@ -67,6 +75,8 @@ from core.team.access import Action, require
 
 __all__ = [
     "K",
+    "LabelFigures",
+    "NotionFigures",
     "TuneError",
     "TuneOptions",
     "TuneResult",
@@ -95,7 +105,8 @@ class TuneResult:
     items_validated: int = 0
     label_pairs_trained: int = 0
     label_pairs_held_back: int = 0
-    metrics: dict = field(default_factory=dict)  # notion -> {"base_held_out": P@10, "tuned_held_out": ...}
+    metrics: dict[str, NotionFigures] = field(default_factory=dict)  # per target notion, base vs tuned P@10
+    labels: LabelFigures | None = None  # the held-back labels, base vs tuned (none held back: None)
     signal_weights: dict = field(default_factory=dict)  # {"item": {signal: w}, "photo": {...}}
     head_kept: bool = False
     epochs: int = 0
@@ -109,6 +120,9 @@ class TuneResult:
     def as_dict(self) -> dict:
         data = asdict(self)
         data.pop("trained_ids")
+        labels = data.pop("labels")  # written inside `metrics`, as the "labels" entry
+        if labels is not None:
+            data["metrics"]["labels"] = labels
         data["seconds"] = round(self.seconds, 2)
         return data
 
@@ -196,8 +210,9 @@ def tune(
     train = ~data.validation
     result.label_pairs_trained = int((train[data.pairs[:, 0]] & train[data.pairs[:, 1]]).sum())
     result.label_pairs_held_back = int(data.validation[data.pairs[:, 0]].sum())
-    result.metrics = validate(data, unit(head.vectors(data.parts)))
-    worse = worse_than_base(result.metrics, data.joint)
+    validation = validate(data, unit(head.vectors(data.parts)))
+    result.metrics, result.labels = validation.notions, validation.labels
+    worse = worse_than_base(validation, data.joint)
     result.seconds = time.perf_counter() - started
     if worse and not force:
         result.reason = "not saved, worse than its base on held-out items: " + "; ".join(worse)

@@ -80,32 +80,27 @@ def show(database, methods: list[MethodInfo], counts: dict[str, int], device: st
             st.error(ui.plain(exc))
 
 
-def tune_table(metrics: dict) -> pd.DataFrame:
-    """Base vs tuned, one row per measure, from a TuneResult's validation metrics."""
+def tune_table(result: TuneResult) -> pd.DataFrame:
+    """Base vs tuned, one row per measure, from a TuneResult's validation figures."""
     rows = []
-    for notion, m in metrics.items():
-        if notion == "labels":
-            rows += [
-                {
-                    "measure": what,
-                    "over": f"labels it did not learn from: {m['queries']} queries, {m['pairs']} pairs",
-                    "base": m[f"base_{metric}"],
-                    "tuned": m[f"tuned_{metric}"],
-                }
-                for metric, what in (
-                    ("auc", "how often a relevant result ranks above one that is not"),
-                    ("judged_p10", "of the 10 nearest judged, the share relevant"),
-                )
-            ]
-        else:
-            measure = f"of the 10 nearest, the share with the same {' and '.join(notion.split(','))}"
-            rows += [
-                {"measure": measure, "over": over, "base": m[f"base_{gallery}"], "tuned": m[f"tuned_{gallery}"]}
-                for gallery, over in (
-                    ("held_out", "items it did not learn from, among themselves"),
-                    ("catalog", "items it did not learn from, in the whole catalog"),
-                )
-            ]
+    for notion, m in result.metrics.items():
+        measure = f"of the 10 nearest, the share with the same {' and '.join(notion.split(','))}"
+        rows += [
+            {"measure": measure, "over": over, "base": base, "tuned": tuned}
+            for base, tuned, over in (
+                (m.base_held_out, m.tuned_held_out, "items it did not learn from, among themselves"),
+                (m.base_catalog, m.tuned_catalog, "items it did not learn from, in the whole catalog"),
+            )
+        ]
+    if (held := result.labels) is not None:
+        over = f"labels it did not learn from: {held.queries} queries, {held.pairs} pairs"
+        rows += [
+            {"measure": what, "over": over, "base": base, "tuned": tuned}
+            for base, tuned, what in (
+                (held.base_auc, held.tuned_auc, "how often a relevant result ranks above one that is not"),
+                (held.base_judged_p10, held.tuned_judged_p10, "of the 10 nearest judged, the share relevant"),
+            )
+        ]
     table = pd.DataFrame(rows, columns=["measure", "over", "base", "tuned"]).astype({"base": float, "tuned": float})
     return table.assign(change=table["tuned"] - table["base"])
 
@@ -168,7 +163,7 @@ def show_result(job) -> None:
         families = {m.name: m.family for m in ui.methods()}
         st.dataframe(weights_table(result, families), hide_index=True, width="stretch")
     st.dataframe(
-        tune_table(result.metrics),
+        tune_table(result),
         hide_index=True,
         width="stretch",
         column_config={

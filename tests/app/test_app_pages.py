@@ -394,9 +394,9 @@ def test_methods_page_tunes_in_background_and_shows_base_against_tuned(app_db):
     record = job.result.metrics["category,colour"]
     among = "items it did not learn from, among themselves"
     whole = "items it did not learn from, in the whole catalog"
-    assert joint.loc[among, "base"] == pytest.approx(record["base_held_out"])
-    assert joint.loc[among, "tuned"] == pytest.approx(record["tuned_held_out"])
-    assert joint.loc[whole, "base"] == pytest.approx(record["base_catalog"])
+    assert joint.loc[among, "base"] == pytest.approx(record.base_held_out)
+    assert joint.loc[among, "tuned"] == pytest.approx(record.tuned_held_out)
+    assert joint.loc[whole, "base"] == pytest.approx(record.base_catalog)
     assert set(table["measure"]) == {
         f"of the 10 nearest, the share with the same {what}" for what in ("category", "colour", "category and colour")
     }

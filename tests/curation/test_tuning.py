@@ -77,13 +77,13 @@ def test_tuning_on_two_targets_beats_the_base_on_held_out_items(synthetic):
     result = tuning.tune(synthetic, "shape_colour", BASES, ["category", "colour"], options=FAST, progress=False)
     joint = result.metrics["category,colour"]
     assert result.saved and result.version == 1
-    assert joint["tuned_held_out"] > joint["base_held_out"] + 0.05
+    assert joint.tuned_held_out > joint.base_held_out + 0.05
     assert set(result.metrics) == {"category", "colour", "category,colour"}
     validation = {i for (i,) in synthetic.execute("SELECT id FROM items") if tuning.is_validation(i)}
     assert result.items_validated == len(validation) > 20
     assert result.trained_ids and not validation & set(result.trained_ids)
     record = json.loads(synthetic.execute("SELECT record FROM tuned_methods").fetchone()[0])
-    assert record["version"] == 1 and record["metrics"] == json.loads(json.dumps(result.metrics))
+    assert record["version"] == 1 and record["metrics"] == json.loads(json.dumps(result.as_dict()["metrics"]))
 
 
 def test_the_head_is_the_same_whatever_the_validation_items_hold(synthetic, tmp_path):
@@ -305,9 +305,9 @@ def test_real_photos_tuned_on_type_and_colour_beat_the_base_on_unseen_items(fash
     result = tuning.tune(fashion_slice, "type_colour", BASES, ["category", "colour"], progress=False)
     joint, kind = result.metrics["category,colour"], result.metrics["category"]
     assert result.saved and result.items_validated > 250
-    assert joint["tuned_catalog"] >= joint["base_catalog"] + 0.08
-    assert joint["tuned_held_out"] >= joint["base_held_out"] + 0.04
-    assert kind["tuned_catalog"] >= kind["base_catalog"]
+    assert joint.tuned_catalog >= joint.base_catalog + 0.08
+    assert joint.tuned_held_out >= joint.base_held_out + 0.04
+    assert kind.tuned_catalog >= kind.base_catalog
     assert result.seconds > 0  # how long it takes is benchmarks/tune_bench.py's business, not a test's
 
 
@@ -324,7 +324,7 @@ def test_real_photos_learnt_from_fields_gain_from_their_labelled_neighbours_vote
     assert with_votes.signal_weights["item"]["votes"] > 0.2
     assert not voting & set(with_votes.signal_weights["photo"])  # photos: the image base alone
     for notion in ("category", "category,colour"):  # measured: 0.712 -> 0.738 and 0.322 -> 0.330
-        voted, unvoted = (r.metrics[notion]["tuned_held_out"] for r in (with_votes, plain))
+        voted, unvoted = (r.metrics[notion].tuned_held_out for r in (with_votes, plain))
         assert voted >= unvoted + 0.005
 
 
@@ -392,10 +392,10 @@ def test_text_bases_feed_the_head_and_beat_the_images_alone(synthetic):
     assert set(result.signal_weights["photo"]) == {"efficientnet_lite0"}  # photos: no text, no colour
     head = current_head(synthetic, "with_text")
     assert head.kinds == ["image", "image", "text"] and head.head_bases == bases  # the head reads the text too
-    held_out = {n: (result.metrics[n]["tuned_held_out"], images.metrics[n]["tuned_held_out"]) for n in result.metrics}
+    held_out = {n: (result.metrics[n].tuned_held_out, images.metrics[n].tuned_held_out) for n in result.metrics}
     assert held_out["category"][0] > held_out["category"][1]  # the text carries the category
     assert held_out["category,colour"][0] >= held_out["category,colour"][1]
-    assert result.metrics["category"]["bases"]["minilm"] > result.metrics["category"]["bases"]["color_hist"]
+    assert result.metrics["category"].bases["minilm"] > result.metrics["category"].bases["color_hist"]
     ids, matrix, missing = head_vectors(synthetic, "with_text")
     assert len(ids) == 240 and not missing  # the item without text keeps its image signals
     assert np.allclose(np.linalg.norm(matrix, axis=1), 1, atol=1e-5)
@@ -414,6 +414,39 @@ def test_labels_teach_how_much_each_signal_counts(synthetic):
     item = result.signal_weights["item"]
     assert not result.head_kept and item["color_hist"] > item["efficientnet_lite0"]
     assert current_head(synthetic, "by_colour").projection is None
+
+
+def test_held_back_labels_are_measured_apart_and_written_inside_the_metrics_record(synthetic):
+    """Labels whose query is a validation item are held back: their figures are the result's `labels`, and the
+    written record (tune --json, the stored head's) keeps them as the metrics' last entry, keys in this order."""
+    ids = [i for (i,) in synthetic.execute("SELECT id FROM items ORDER BY id")]
+    _, shape = load_matrix(synthetic, BASES[0])
+    judge_by_attributes(synthetic, ids, shape, list(range(0, len(ids), 3)), "category,colour", "sim", BASES[0])
+    result = tuning.tune(
+        synthetic, "held", BASES, ["category", "colour"], use_labels=True, options=FAST, progress=False, force=True
+    )
+    held = result.labels
+    assert held is not None and held.pairs == result.label_pairs_held_back == 10 * held.queries > 0
+    assert held.tuned_auc is not None and held.base_auc is not None and held.tuned_auc >= held.base_auc
+    written = result.as_dict()
+    assert "labels" not in written and list(written["metrics"]) == ["category", "colour", "category,colour", "labels"]
+    assert list(written["metrics"]["labels"]) == [
+        "pairs",
+        "queries",
+        "base_auc",
+        "base_judged_p10",
+        "tuned_auc",
+        "tuned_judged_p10",
+    ]
+    assert list(written["metrics"]["category"]) == [
+        "base_held_out",
+        "base_catalog",
+        "tuned_held_out",
+        "tuned_catalog",
+        "bases",
+    ]
+    record = json.loads(synthetic.execute("SELECT record FROM tuned_methods").fetchone()[0])
+    assert json.dumps(record["metrics"]) == json.dumps(written["metrics"])
 
 
 def test_a_photo_query_is_ranked_by_the_deep_image_signals_only(synthetic):

@@ -66,7 +66,7 @@ def test_a_learnt_method_weighs_the_catalog_fields_it_has(catalog):
     plain = tuning.TuneOptions(head="never", catalog_fields=False)
     without = tuning.tune(catalog, "images_only", BASES, ["category"], options=plain, progress=False)
     assert "same_brand" not in without.signal_weights["item"]
-    assert result.metrics["category"]["tuned_held_out"] >= without.metrics["category"]["tuned_held_out"] + 0.1
+    assert result.metrics["category"].tuned_held_out >= without.metrics["category"].tuned_held_out + 0.1
     assert current_head(catalog, "by_brand").fields["same_brand"][0].startswith("brand")
     embed_catalog(catalog, "by_brand", progress=False)  # item vectors from stored bases and the items' fields
     ids, matrix, _ = head_vectors(catalog, "by_brand")
