@@ -109,7 +109,7 @@ def learnt_row(db, label: str, bases: list[str], targets: list[str], labels: boo
     ids, matrix, _ = head_vectors(db, name)
     assert ids == order
     embed_catalog(db, name, progress=False)
-    weights = ", ".join(f"{s} {w:.2f}" for s, w in result.signal_weights["item"].items())
+    weights = ", ".join(f"{s} {w:.2f}" for s, w in result.signal_weights.item.items())
     notes = f"weights {weights}; head {'kept' if result.head_kept else 'left out'}; {result.reason}"
     print(label, result.as_dict())
     return (label, notes, f"{seconds:.1f}", scores(matrix, classes, validation) + [photo_p10(db, name)]), result

@@ -85,7 +85,7 @@ def main() -> None:
         seconds = time.perf_counter() - started
         found, matrix, _ = head_vectors(db, name)
         assert found == ids
-        weights = ", ".join(f"{s} {w:.2f}" for s, w in result.signal_weights["item"].items())
+        weights = ", ".join(f"{s} {w:.2f}" for s, w in result.signal_weights.item.items())
         lines.append(f"| learnt: {label} | {weights}; {result.reason} | {seconds:.1f} | {scored(matrix)} |")
         print(lines[-1], flush=True)
     body = "\n".join(

@@ -67,8 +67,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         f"best epoch {result.best_epoch} of {result.epochs}, {result.seconds:.1f}s"
     )
     print("\n".join(_validation_table(result)))
-    for use, weights in result.signal_weights.items():
-        print(f"{use} queries weigh: " + ", ".join(f"{signal} {w:.2f}" for signal, w in weights.items()))
+    for use, weighs in (("item", result.signal_weights.item), ("photo", result.signal_weights.photo)):
+        print(f"{use} queries weigh: " + ", ".join(f"{signal} {w:.2f}" for signal, w in weighs.items()))
     print(
         f"saved as version {result.version}; next: python -m core embed --method {result.name}"
         if result.saved

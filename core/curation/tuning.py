@@ -77,6 +77,7 @@ __all__ = [
     "K",
     "LabelFigures",
     "NotionFigures",
+    "SignalWeights",
     "TuneError",
     "TuneOptions",
     "TuneResult",
@@ -90,6 +91,15 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SignalWeights:
+    """What a learnt method weighs each signal by: for item queries, and for photo queries (which have
+    no title or catalog fields)."""
+
+    item: dict[str, float]
+    photo: dict[str, float]
 
 
 @dataclass
@@ -107,7 +117,7 @@ class TuneResult:
     label_pairs_held_back: int = 0
     metrics: dict[str, NotionFigures] = field(default_factory=dict)  # per target notion, base vs tuned P@10
     labels: LabelFigures | None = None  # the held-back labels, base vs tuned (none held back: None)
-    signal_weights: dict = field(default_factory=dict)  # {"item": {signal: w}, "photo": {...}}
+    signal_weights: SignalWeights = field(default_factory=lambda: SignalWeights({}, {}))
     head_kept: bool = False
     epochs: int = 0
     best_epoch: int = 0
@@ -203,7 +213,7 @@ def tune(
         data, metrics, options, progress, on_progress
     )
     head.name = name
-    result.signal_weights = {"item": head.item, "photo": head.photo}
+    result.signal_weights = SignalWeights(head.item, head.photo)
     result.trained_ids = [data.ids[r] for r in used]
     result.items_trained = len(used)
     result.items_validated = int(data.validation.sum())

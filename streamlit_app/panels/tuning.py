@@ -143,7 +143,7 @@ def _described(signal: str) -> str:
 def weights_table(result: TuneResult, families: dict[str, str]) -> pd.DataFrame:
     """What was learnt: each signal (in people's words) with its weight for item queries and for photo
     queries, and what it is."""
-    item, photo = result.signal_weights.get("item", {}), result.signal_weights.get("photo", {})
+    item, photo = result.signal_weights.item, result.signal_weights.photo
     return pd.DataFrame(
         {
             "signal": [signal_name(s, families) for s in item],
@@ -159,7 +159,7 @@ def show_result(job) -> None:
     result = job.result
     if not isinstance(result, TuneResult):
         return
-    if result.signal_weights:
+    if result.signal_weights.item:
         families = {m.name: m.family for m in ui.methods()}
         st.dataframe(weights_table(result, families), hide_index=True, width="stretch")
     st.dataframe(

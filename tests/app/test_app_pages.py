@@ -366,7 +366,7 @@ def test_methods_page_tunes_in_background_and_shows_base_against_tuned(app_db):
     job = finished_job("tune shape_colour", timeout=180)
     at.run()
     [weights] = [d.value for d in at.dataframe if "signal" in d.value.columns]
-    learnt = job.result.signal_weights["item"]
+    learnt = job.result.signal_weights.item
     named = {  # signals in a merchandiser's words, each naming the method it reads where there is one
         "efficientnet_lite0": "look of the photo (efficientnet_lite0)",
         "color_hist": "colours of the photo (color_hist)",

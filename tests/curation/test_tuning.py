@@ -320,9 +320,9 @@ def test_real_photos_learnt_from_fields_gain_from_their_labelled_neighbours_vote
     without = dataclasses.replace(half, votes=0)
     plain = tuning.tune(fashion_slice, "unvoted", BASES, ["category", "colour"], options=without, progress=False)
     voting = {"votes", "votes_efficientnet_lite0"}  # in the head's space, and in the image method's look
-    assert voting <= set(with_votes.signal_weights["item"]) and not voting & set(plain.signal_weights["item"])
-    assert with_votes.signal_weights["item"]["votes"] > 0.2
-    assert not voting & set(with_votes.signal_weights["photo"])  # photos: the image base alone
+    assert voting <= set(with_votes.signal_weights.item) and not voting & set(plain.signal_weights.item)
+    assert with_votes.signal_weights.item["votes"] > 0.2
+    assert not voting & set(with_votes.signal_weights.photo)  # photos: the image base alone
     for notion in ("category", "category,colour"):  # measured: 0.712 -> 0.738 and 0.322 -> 0.330
         voted, unvoted = (r.metrics[notion].tuned_held_out for r in (with_votes, plain))
         assert voted >= unvoted + 0.005
@@ -387,9 +387,9 @@ def test_text_bases_feed_the_head_and_beat_the_images_alone(synthetic):
     bases = [*BASES, "minilm"]
     result = tuning.tune(synthetic, "with_text", bases, ["category", "colour"], options=FAST, progress=False)
     images = tuning.tune(synthetic, "images_only", BASES, ["category", "colour"], options=FAST, progress=False)
-    item = result.signal_weights["item"]
+    item = result.signal_weights.item
     assert result.saved and set(item) <= {*bases, "head", "votes", "votes_efficientnet_lite0"}
-    assert set(result.signal_weights["photo"]) == {"efficientnet_lite0"}  # photos: no text, no colour
+    assert set(result.signal_weights.photo) == {"efficientnet_lite0"}  # photos: no text, no colour
     head = current_head(synthetic, "with_text")
     assert head.kinds == ["image", "image", "text"] and head.head_bases == bases  # the head reads the text too
     held_out = {n: (result.metrics[n].tuned_held_out, images.metrics[n].tuned_held_out) for n in result.metrics}
@@ -411,7 +411,7 @@ def test_labels_teach_how_much_each_signal_counts(synthetic):
     )
     never = tuning.TuneOptions(dim=16, epochs=15, head="never")
     result = tuning.tune(synthetic, "by_colour", BASES, use_labels=True, options=never, progress=False, force=True)
-    item = result.signal_weights["item"]
+    item = result.signal_weights.item
     assert not result.head_kept and item["color_hist"] > item["efficientnet_lite0"]
     assert current_head(synthetic, "by_colour").projection is None
 

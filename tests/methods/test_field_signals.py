@@ -59,13 +59,13 @@ def brand_catalog(db, n: int = 300, seed: int = 0) -> None:
 def test_a_learnt_method_weighs_the_catalog_fields_it_has(catalog):
     brand_catalog(catalog)
     result = tuning.tune(catalog, "by_brand", BASES, ["category"], options=WEIGHTS_ONLY, progress=False)
-    item = result.signal_weights["item"]
+    item = result.signal_weights.item
     assert "same_gender" not in item  # the catalog has no gender
     assert item["same_brand"] > 0.2 and item["same_brand"] > item.get("price_ratio", 0)
-    assert set(result.signal_weights["photo"]) == {"efficientnet_lite0"}  # a photo has no fields
+    assert set(result.signal_weights.photo) == {"efficientnet_lite0"}  # a photo has no fields
     plain = tuning.TuneOptions(head="never", catalog_fields=False)
     without = tuning.tune(catalog, "images_only", BASES, ["category"], options=plain, progress=False)
-    assert "same_brand" not in without.signal_weights["item"]
+    assert "same_brand" not in without.signal_weights.item
     assert result.metrics["category"].tuned_held_out >= without.metrics["category"].tuned_held_out + 0.1
     assert current_head(catalog, "by_brand").fields["same_brand"][0].startswith("brand")
     embed_catalog(catalog, "by_brand", progress=False)  # item vectors from stored bases and the items' fields
