@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from core.api.keys import load_keys
 from core.catalog.db import open_catalog
 from core.settings import reload, settings
+from core.team.proxy import is_loopback
 
 # How long a worker process may take to answer uvicorn's liveness ping before it is killed and
 # replaced (uvicorn's default, 5 s, kills busy workers of a loaded machine, failing their requests).
@@ -18,16 +18,6 @@ WORKER_HEALTHCHECK_S = 60
 
 class ServeError(ValueError):
     """A server that must not start, in one line."""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` only listens on this machine (127.0.0.0/8, ::1, localhost)."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to an outside address
 
 
 def check_bind(host: str, keys: tuple[str, ...]) -> None:

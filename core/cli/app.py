@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core.cli.serve import port
 from core.settings import settings
+from core.team.proxy import is_loopback
 from core.team.roles import read_roles
 
 DEFAULT_PORT = 8501  # Streamlit's own
@@ -50,8 +51,6 @@ def streamlit_command(host: str, listen_port: int) -> list[str]:
 
 def check_host(host: str) -> None:
     """Refuse an address beyond this machine unless people sign in (LOOKALIKE_AUTH, docs/team.md)."""
-    from core.api.serve import is_loopback  # the API's own test of an address
-
     if not is_loopback(host) and settings().auth is None:
         raise AppError(
             f"refusing to open the app on {host} without sign-in: set LOOKALIKE_AUTH=oidc or proxy and "

@@ -27,7 +27,8 @@ def trusted_proxies(text: str | None) -> list[Network]:
 
 
 def is_loopback(host: str | None) -> bool:
-    """Whether a listening address is this computer only (127.0.0.1, ::1, localhost)."""
+    """Whether a listening address is this computer only (127.0.0.0/8, ::1, localhost); a host name
+    other than localhost may resolve to an outside address: False. The app's and the API's test."""
     if host is None or not host.strip():
         return False  # Streamlit's default: every address
     if host.strip().lower() == "localhost":
