@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from core.api.keys import load_keys
+from core.api.listeners import BALANCED, bind_reuse_port
 from core.catalog.db import open_catalog
 from core.settings import reload, settings
 from core.team.proxy import is_loopback
@@ -14,6 +17,9 @@ from core.team.proxy import is_loopback
 # How long a worker process may take to answer uvicorn's liveness ping before it is killed and
 # replaced (uvicorn's default, 5 s, kills busy workers of a loaded machine, failing their requests).
 WORKER_HEALTHCHECK_S = 60
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 class ServeError(ValueError):
@@ -78,8 +84,7 @@ def serve(
     os.environ["LOOKALIKE_DB"] = str(Path(db).resolve())  # the app (in each worker process) is built from it
     reload()
     one_blas_thread()
-    uvicorn.run(
-        "core.api.app:create_app",
+    options: dict[str, Any] = dict(
         factory=True,
         host=host,
         port=port,
@@ -89,3 +94,22 @@ def serve(
         server_header=False,
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
+    if workers > 1 and BALANCED:
+        _run_balanced(uvicorn.Config("core.api.app:create_app", **options))
+    else:
+        uvicorn.run("core.api.app:create_app", **options)
+
+
+def _run_balanced(config: uvicorn.Config) -> None:
+    """uvicorn's supervisor of `config.workers` processes, each with its own listener (core/api/listeners.py)."""
+    from uvicorn.supervisors import Multiprocess
+
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    try:
+        listener = bind_reuse_port(family, (config.host, config.port))
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
+    try:
+        Multiprocess(config, sockets=[listener]).run()
+    finally:
+        listener.close()
