@@ -36,10 +36,10 @@ def fresh_caches(monkeypatch):
         settings.reload()
 
     monkeypatch.setenv = setenv
-    caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS, caches.FIELDS)
+    caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS, caches.FIELDS, caches.GONE)
     settings.reload()
     yield
-    caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS, caches.FIELDS)
+    caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS, caches.FIELDS, caches.GONE)
     monkeypatch.undo()
     settings.reload()
     devices.select(None)  # a test's device choice does not outlive it

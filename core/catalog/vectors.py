@@ -200,16 +200,28 @@ def forget_failures(db: Catalog, method: str, reasons: tuple[str, ...] = ()) -> 
 GONE_SQL = "SELECT id FROM items WHERE gone_at IS NOT NULL"  # items that left the feed
 
 
-def _of_version(version: str | None, live: bool = True) -> tuple[str, list[str]]:
+# A few items' rows: each checked by its own look-up (NOT IN would list every gone item for each read).
+_LIVE_ROW_SQL = " AND NOT EXISTS (SELECT 1 FROM items g WHERE g.id = item_id AND g.gone_at IS NOT NULL)"
+
+
+def _of_version(version: str | None, live: bool = True, few: bool = False) -> tuple[str, list[str]]:
     """SQL and parameters keeping only the vectors of `version` (every vector when None) and, when
-    `live`, of items that have not left the feed."""
+    `live`, of items that have not left the feed (`few`: for reads of a few named items)."""
     sql, params = (" AND version = ?", [version]) if version is not None else ("", [])
-    return (sql + f" AND item_id NOT IN ({GONE_SQL})", params) if live else (sql, params)
+    if not live:
+        return sql, params
+    return sql + (_LIVE_ROW_SQL if few else f" AND item_id NOT IN ({GONE_SQL})"), params
 
 
 def gone_ids(db: Catalog) -> set[str]:
     """The ids of the items that left the feed."""
     return {r[0] for r in db.execute(GONE_SQL)}
+
+
+def gone_generation(db: Catalog) -> int:
+    """A counter that moves whenever an item goes, comes back, or a gone item is added or deleted
+    (triggers, migration 0012): a set of gone ids read at one value is current while it holds."""
+    return db.execute("SELECT generation FROM gone_generation").fetchone()[0]
 
 
 def load_matrix(
@@ -231,7 +243,7 @@ def load_matrix(
 
 def get_vector(db: Catalog, method: str, item_id: str, version: str | None = None) -> np.ndarray | None:
     """One item's stored vector of a method (of `version` only, when given; None when it has none)."""
-    sql, params = _of_version(version)
+    sql, params = _of_version(version, few=True)
     row = db.execute(
         f"SELECT vector FROM embeddings WHERE method = ? AND item_id = ?{sql}", (method, str(item_id), *params)
     ).fetchone()
@@ -243,7 +255,7 @@ def _stored(
 ) -> Iterator[tuple[str, bytes, str]]:
     """(item id, vector blob, source hash) of the given items that have a vector of `method` (of `version`)."""
     wanted = sorted(set(item_ids))
-    sql, params = _of_version(version)
+    sql, params = _of_version(version, few=True)
     for start in range(0, len(wanted), 900):
         chunk = wanted[start : start + 900]
         yield from db.execute(
@@ -299,9 +311,21 @@ def searched_version(db: Catalog, method: str, current: str) -> str:
     return row[0] if row else current
 
 
+# Each version found by one seek in the (method, version) index, the next after it by another: the
+# versions are one or two, the vectors many (DISTINCT would read every entry).
+_VERSIONS_SQL = """
+WITH RECURSIVE found(version) AS (
+    SELECT min(version) FROM embeddings WHERE method = ?1
+    UNION ALL
+    SELECT (SELECT min(version) FROM embeddings WHERE method = ?1 AND version > found.version)
+    FROM found WHERE found.version IS NOT NULL
+)
+SELECT version FROM found WHERE version IS NOT NULL"""
+
+
 def stored_versions(db: Catalog, method: str) -> set[str]:
     """The method versions that made its stored vectors (one, unless a re-embed is under way)."""
-    return {r[0] for r in db.execute("SELECT DISTINCT version FROM embeddings WHERE method = ?", (method,))}
+    return {r[0] for r in db.execute(_VERSIONS_SQL, (method,))}
 
 
 def generation(db: Catalog, method: str) -> int:
@@ -312,8 +336,18 @@ def generation(db: Catalog, method: str) -> int:
 
 
 def vector_count(db: Catalog, method: str, version: str | None = None, live: bool = True) -> int:
-    sql, params = _of_version(version, live)
-    return db.execute(f"SELECT count(*) FROM embeddings WHERE method = ?{sql}", (method, *params)).fetchone()[0]
+    """How many vectors of `method` are stored (of `version` only, when given; of live items only unless
+    not `live`): every one counted from the index, less those of gone items, found from the gone items."""
+    sql, params = (" AND version = ?", [version]) if version is not None else ("", [])
+    total = db.execute(f"SELECT count(*) FROM embeddings WHERE method = ?{sql}", (method, *params)).fetchone()[0]
+    if not live:
+        return total
+    gone = db.execute(
+        "SELECT count(*) FROM items g CROSS JOIN embeddings e ON e.method = ? AND e.item_id = g.id "  # gone items first
+        f"WHERE g.gone_at IS NOT NULL{sql.replace('version', 'e.version')}",
+        (method, *params),
+    ).fetchone()[0]
+    return total - gone
 
 
 def checksum(ids: list[str], matrix: np.ndarray) -> str:

@@ -32,7 +32,6 @@ from core.catalog import filters as filtering
 from core.catalog.db import Catalog
 from core.catalog.images import Photo
 from core.catalog.items import catalog_id
-from core.catalog.vectors import gone_ids
 from core.curation.decisions import Snapshot, curation_snapshot
 from core.curation.rules import Fields, item_fields, out_of_stock, passes
 from core.curation.steering import diverse_order, steered_scores
@@ -50,7 +49,7 @@ from core.search.queries import (
     search,
     search_query,
 )
-from core.search.space import MethodSpace
+from core.search.space import MethodSpace, gone_items
 
 REASONS = ("pinned", "accepted", "steered", "model")
 POOL_FACTOR = 10  # a steered or ruled list re-ranks the model's top POOL_FACTOR x k candidates,
@@ -109,7 +108,8 @@ class Curator:
         self._verdicts: dict[str, ItemVerdicts] = item_verdicts(self.db) if every_item else {}
         self._every_item = every_item
         # hidden and gone (left the feed) items: one object, that the neighbour backend reads once per block
-        self._hidden = frozenset(self.snapshot.hidden | gone_ids(self.db))
+        gone, hidden = gone_items(self.db), self.snapshot.hidden
+        self._hidden = gone | hidden if hidden else gone
         self._out_of_stock = out_of_stock(self.db) if self.rules.in_stock and every_item else None
         needs_fields = self.rules.relative() or bool(self.rules.max_per_brand)  # in_stock alone: a set
         self._fields: dict[str, Fields] = item_fields(self.db) if every_item and needs_fields else {}

@@ -10,6 +10,7 @@ method's space, core/search/space.py).
 | `DELTAS` | (catalog file, method) | what changed since its Annoy build, as an exact index (core/search/delta.py) | the vector generation and the build are unchanged (then brought up to date from the entry by what changed since its generation, for the same build and version) |
 | `EXTRACTORS` | (catalog file, method, real version, device) | a loaded feature extractor (a model: what embeds, and reads query photos and texts; a derived method's photos run its parts' own) | it is among the `LOOKALIKE_MODEL_CACHE` (4) most recently used (a retrained or re-tuned method has a new version) |
 | `INDICES` | (index file, build) | a memory-mapped Annoy index | no newer build of that file is loaded |
+| `GONE` | (catalog file,) | the ids of the items that left the feed | the catalog's gone counter is unchanged (`gone_items`, core/search/space.py) |
 | `FIELDS` | (catalog file,) | the fields that can group items (`grouping_fields`) | the items' count, newest row and last update are unchanged |
 
 The vector generation is the catalog's per-method change counter (moved by triggers on every
@@ -54,6 +55,7 @@ DELTAS: dict[tuple[str, str], tuple[Any, Any]] = {}
 EXTRACTORS: dict[tuple[str, str, str, str], Extractor] = {}  # oldest use first
 INDICES: dict[tuple[str, str], Any] = SnapshotDict()  # index files load and build side by side
 FIELDS: dict[tuple[str], tuple[Any, list[str]]] = {}
+GONE: dict[tuple[str], tuple[int, frozenset[str]]] = {}
 _KEY_LOCKS: dict[tuple[int, tuple], threading.RLock] = {}
 
 

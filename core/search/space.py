@@ -216,7 +216,7 @@ class MethodSpace:
         if vector is None:
             if not item_cards(self.catalog, [item_id]):
                 raise SearchError(f"no catalog item {item_id!r}")
-            if str(item_id) in vectors.gone_ids(self.catalog):
+            if str(item_id) in gone_items(self.catalog):
                 raise ItemGone(f"item {item_id} has left the catalog (missing from the last synced feed)")
             raise SearchError(f"item {item_id} has no {self.name} vector (no usable photo, or not embedded yet)")
         return vector
@@ -309,6 +309,15 @@ class MethodSpace:
     def loaded_index(self, rebuild: bool = True, progress: bool = False) -> LoadedIndex:
         """Its Annoy index, memory-mapped and cached per process; rebuilt first if stale (unless not `rebuild`)."""
         return load_index(self.catalog, self.name, self.registered.metric, rebuild, progress, self.searched_version())
+
+
+def gone_items(catalog: Catalog) -> frozenset[str]:
+    """The ids of the items that left the feed, read again only once one has gone or come back since
+    (every search leaves them out: one counter read per request instead of every gone id)."""
+    key = (str(catalog.path),)
+    return caches.current(
+        caches.GONE, key, vectors.gone_generation(catalog), lambda: frozenset(vectors.gone_ids(catalog))
+    )
 
 
 def open_space(catalog: Catalog, name: str, backend: str | None = None) -> MethodSpace:

@@ -6,6 +6,7 @@ import multiprocessing
 import sqlite3
 import threading
 
+import numpy as np
 import pytest
 
 from core.catalog import db as catalog_db
@@ -38,6 +39,38 @@ def test_gone_ids_are_read_from_an_index_alone(db_path):
     plan = " ".join(r[-1] for r in db.execute(f"EXPLAIN QUERY PLAN {vectors.GONE_SQL}"))
     assert "COVERING INDEX items_gone" in plan
     assert vectors.gone_ids(db) == {"b"}
+
+
+def test_the_gone_counter_moves_only_when_an_item_goes_or_comes_back(db_path):
+    """A process re-reads the gone ids only when this counter has moved: every way the set changes moves it."""
+    db = open_catalog(db_path)
+    moves = []
+
+    def after(sql: str, *params) -> None:
+        before = vectors.gone_generation(db)
+        with db.conn:
+            db.conn.execute(sql, params)
+        moves.append(vectors.gone_generation(db) - before)
+
+    after("INSERT INTO items (id, source) VALUES ('a', 'csv')")
+    after("INSERT INTO items (id, source, gone_at) VALUES ('b', 'csv', 'x')")  # added as gone
+    after("UPDATE items SET title = 'new' WHERE id = 'a'")
+    after("UPDATE items SET gone_at = 'y' WHERE id = 'a'")  # goes
+    after("UPDATE items SET gone_at = 'z' WHERE id = 'a'")  # still gone, another time
+    after("UPDATE items SET gone_at = NULL WHERE id = 'a'")  # back
+    after("DELETE FROM items WHERE id = 'b'")  # a gone item deleted
+    after("DELETE FROM items WHERE id = 'a'")  # a live one
+    assert moves == [0, 1, 0, 1, 0, 1, 1, 0]
+
+
+def test_reads_of_a_few_items_leave_gone_ones_out(db_path):
+    db = open_catalog(db_path)
+    with db.conn:
+        db.conn.executemany("INSERT INTO items (id, source, gone_at) VALUES (?, 'csv', ?)", [("a", None), ("b", "x")])
+    vectors.store(db, "m", "1", [("a", np.ones(4, np.float32), "s"), ("b", np.ones(4, np.float32), "s")])
+    assert vectors.vectors_of(db, "m", ["a", "b"])[0] == ["a"]
+    assert vectors.get_vector(db, "m", "a") is not None and vectors.get_vector(db, "m", "b") is None
+    assert vectors.load_matrix(db, "m")[0] == ["a"] and vectors.load_matrix(db, "m", live=False)[0] == ["a", "b"]
 
 
 def test_older_database_is_upgraded(db_path, tmp_path, monkeypatch):

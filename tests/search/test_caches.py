@@ -94,3 +94,26 @@ def test_a_model_cache_setting_that_cannot_be_used_names_the_variable(catalog, m
     monkeypatch.setenv("LOOKALIKE_MODEL_CACHE", "none")
     with pytest.raises(SettingError, match="LOOKALIKE_MODEL_CACHE must be a whole number"):
         open_space(catalog, "plain_a").extractor()
+
+
+def test_the_gone_items_are_read_again_only_once_one_has_gone_or_come_back(catalog):
+    """Every search leaves the gone items out: a process reads their ids once per change of the catalog's
+    gone counter, and a change made by another process counts at once."""
+    from core.catalog.db import open_catalog
+    from core.search.space import gone_items
+
+    with catalog.conn:
+        catalog.conn.executemany("INSERT INTO items (id, source) VALUES (?, 'csv')", [("a",), ("b",)])
+    other = open_catalog(catalog.path)  # another process's connection: the feed's sync
+    first = gone_items(catalog)
+    assert first == frozenset() and gone_items(catalog) is first  # not read again
+    with other.conn:
+        other.conn.execute("UPDATE items SET gone_at = datetime('now') WHERE id = 'b'")
+    gone = gone_items(catalog)
+    assert gone == {"b"} and gone_items(catalog) is gone
+    with other.conn:
+        other.conn.execute("UPDATE items SET title = 'renamed' WHERE id = 'b'")  # nothing gone or back
+    assert gone_items(catalog) is gone
+    with other.conn:
+        other.conn.execute("UPDATE items SET gone_at = NULL WHERE id = 'b'")
+    assert gone_items(catalog) == frozenset()
