@@ -20,6 +20,7 @@
 | `LOOKALIKE_MIN_JUDGED` | `0.8` | the judged share of a method's top k below which its figures are marked not comparable |
 | `LOOKALIKE_CURATOR` | none | a labeller whose latest verdict on a pair counts over everyone else's (else the latest verdict counts) |
 | `LOOKALIKE_COMPACT_SHARE` | `0.05` | the share of a method's vectors changed since its Annoy index was built past which the index is rebuilt (compacted) in the background (core/search/delta.py) |
+| `LOOKALIKE_BUILD_NICE` | `10` | how far an index build (`index`, a compaction, a sync's rebuild) gives way to searches on a busy machine: its nice value, 0 (not at all) to 19 (it waits for idle cores); Linux (core/priority.py) |
 | `LOOKALIKE_AUTH` | none | `oidc` (Streamlit's sign-in with an OpenID Connect provider, set in `.streamlit/secrets.toml`) or `proxy` (a signing-in reverse proxy's `X-Forwarded-Email`); none: one user, on this computer only (docs/team.md) |
 | `LOOKALIKE_ROLES_FILE` | none | who may do what with sign-in on: one `email,role` or `*@domain,role` a line (roles: viewer, labeller, curator, admin); nobody else gets in |
 | `LOOKALIKE_TRUSTED_PROXIES` | none | addresses or networks (`10.0.0.5`, `10.0.0.0/24`) whose `X-Forwarded-Email` the app believes when it listens beyond this computer |
@@ -47,6 +48,8 @@ _FALSE = ("", "0", "false", "no", "off")
 MAX_MODEL_CACHE = 64  # loaded models a process may keep
 MAX_API_PHOTOS = 64
 AUTH_MODES = ("oidc", "proxy")
+DEFAULT_BUILD_NICE = 10  # index builds give way to searches, without waiting for idle cores (docs/benchmarks.md)
+LOWEST_PRIORITY = 19  # the highest nice value
 MAX_THREADS = 4096  # LOOKALIKE_THREADS' bound: more than any CPU has, and what every runtime accepts
 
 
@@ -74,6 +77,7 @@ class Settings:
     curator: str | None = None
     api_photos_text: str | None = None  # LOOKALIKE_API_PHOTOS as given; `api_photos` checks it
     compact_share_text: str | None = None  # LOOKALIKE_COMPACT_SHARE as given; `compact_share` checks it
+    build_nice_text: str | None = None  # LOOKALIKE_BUILD_NICE as given; `build_nice` checks it
     cache: Path = Path.home() / ".cache" / "lookalike"  # LOOKALIKE_CACHE
     auth_text: str | None = None  # LOOKALIKE_AUTH as given; `auth` checks it
     roles_file: Path | None = None
@@ -132,15 +136,24 @@ class Settings:
             )
         return value
 
+    @property
+    def build_nice(self) -> int:
+        """The nice value index builds run at: LOOKALIKE_BUILD_NICE, else 10; SettingError (naming the
+        variable) unless a whole number from 0 to 19."""
+        text = (self.build_nice_text or "").strip()
+        if not text:
+            return DEFAULT_BUILD_NICE
+        return _whole("LOOKALIKE_BUILD_NICE", text, LOWEST_PRIORITY, least=0)
 
-def _whole(variable: str, text: str, most: int) -> int:
-    """A whole number from 1 to `most` set by `variable`; SettingError naming it otherwise."""
+
+def _whole(variable: str, text: str, most: int, least: int = 1) -> int:
+    """A whole number from `least` to `most` set by `variable`; SettingError naming it otherwise."""
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if not 1 <= value <= most:
-        raise SettingError(f"{variable} must be a whole number from 1 to {most:,}, not {text[:40]!r}")
+        value = least - 1
+    if not least <= value <= most:
+        raise SettingError(f"{variable} must be a whole number from {least} to {most:,}, not {text[:40]!r}")
     return value
 
 
@@ -202,6 +215,7 @@ def settings() -> Settings:
         api_photos_text=env.get("LOOKALIKE_API_PHOTOS"),
         cache=_cache_folder(env),
         compact_share_text=env.get("LOOKALIKE_COMPACT_SHARE"),
+        build_nice_text=env.get("LOOKALIKE_BUILD_NICE"),
         auth_text=env.get("LOOKALIKE_AUTH"),
         roles_file=Path(env["LOOKALIKE_ROLES_FILE"]) if env.get("LOOKALIKE_ROLES_FILE") else None,
         trusted_proxies_text=env.get("LOOKALIKE_TRUSTED_PROXIES"),

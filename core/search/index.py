@@ -40,6 +40,7 @@ from core.catalog.vectors import (
     stored_versions,
 )
 from core.files.atomic import atomic_path
+from core.priority import giving_way
 from core.search import caches
 
 log = logging.getLogger(__name__)
@@ -149,12 +150,17 @@ def build_index(
     db: Catalog, method: str, metric: str, trees: int | None = None, progress: bool = True, version: str | None = None
 ) -> IndexInfo:
     """Build (or rebuild) a method's Annoy index from its stored vectors; return its manifest.
-    `metric`: the method's (recorded in the manifest). A method's space calls this (`MethodSpace.build_index`)."""
+    `metric`: the method's (recorded in the manifest). A method's space calls this (`MethodSpace.build_index`).
+    The build gives way to searches: it runs at the lowest CPU priority (core/priority.py)."""
     trees = DEFAULT_TREES if trees is None else trees
     if trees < 1:
         raise ValueError("trees must be at least 1")
     if trees > MAX_TREES:
         raise ValueError(f"trees must be at most {MAX_TREES:,}, got {trees}")
+    return giving_way(lambda: _build(db, method, metric, trees, progress, version))
+
+
+def _build(db: Catalog, method: str, metric: str, trees: int, progress: bool, version: str | None) -> IndexInfo:
     gen = generation(db, method)
     ids, matrix = load_matrix(db, method, version)  # one version's vectors only, when given
     if not ids:

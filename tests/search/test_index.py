@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import threading
 from dataclasses import asdict
 
@@ -215,3 +216,53 @@ def test_an_index_round_trips_any_id(embedded_demo):
     loaded = open_space(embedded_demo, "color_hist").loaded_index(rebuild=False)
     assert set(odd) <= set(loaded.ids) and len(loaded.ids) == 305
     assert np.allclose(loaded.vector(loaded.position["next\x85line"]), vector + 2)
+
+
+def _priority() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a priority per thread is Linux's")
+def test_an_index_build_gives_way_to_searches(embedded_demo, monkeypatch):
+    """The build runs in a thread of its own at LOOKALIKE_BUILD_NICE, and the threads it starts (Annoy's)
+    inherit it; the caller's own priority is untouched."""
+    monkeypatch.setenv("LOOKALIKE_BUILD_NICE", "7")
+    seen = []
+    real = index_mod.make_annoy
+
+    def watched(*args, **kwargs):
+        inner = threading.Thread(target=lambda: seen.append(("started by the build", _priority())))
+        inner.start()
+        inner.join()
+        seen.append((threading.get_native_id(), _priority()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(index_mod, "make_annoy", watched)
+    mine = _priority()
+    info = open_space(embedded_demo, METHOD).build_index(progress=False)
+    assert info.items == 300 and problem(embedded_demo, METHOD) is None
+    assert seen[0] == ("started by the build", max(7, mine))
+    assert seen[1][0] != threading.get_native_id() and seen[1][1] == max(7, mine)
+    assert _priority() == mine
+
+
+def test_work_that_gives_way_hands_back_its_result_its_error_and_who_asked():
+    import contextvars
+
+    from core.priority import giving_way
+
+    person = contextvars.ContextVar("person")
+    person.set("ann@shop.example")
+    assert giving_way(person.get) == "ann@shop.example"
+    with pytest.raises(KeyError, match="nothing"):
+        giving_way(lambda: {}["nothing"])
+
+
+@pytest.mark.parametrize("value", ["20", "-1", "low"])
+def test_a_build_priority_that_cannot_be_used_names_the_variable(embedded_demo, monkeypatch, value):
+    from core.settings import SettingError
+
+    monkeypatch.setenv("LOOKALIKE_BUILD_NICE", value)
+    with pytest.raises(SettingError, match="LOOKALIKE_BUILD_NICE must be a whole number from 0 to 19"):
+        open_space(embedded_demo, METHOD).build_index(progress=False)
+    assert problem(embedded_demo, METHOD) == "no index built yet"
