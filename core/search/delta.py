@@ -27,6 +27,7 @@ import numpy as np
 
 from core.catalog.db import Catalog, open_catalog
 from core.catalog.vectors import changed_since, vectors_of
+from core.priority import lower_this_thread
 from core.search import caches
 from core.search.index import COMPACTING, IndexInfo, LoadedIndex, build_index, hold, open_built
 from core.search.neighbours import SCREEN_RANK, ExactNeighbours, ScreenedNeighbours
@@ -58,13 +59,10 @@ def load_delta(
     generation, old = since
     fresh = set(changed_since(db, method, generation))  # changed at that generation or later: a superset
     new_ids, new_matrix = vectors_of(db, method, fresh, version) if fresh else ([], None)
-    kept = [i for i in old.exact.ids if i not in fresh]
-    rows = {i: v for i, v in zip(kept, old.exact.vectors(kept))} if kept else {}
-    rows.update(zip(new_ids, new_matrix if new_matrix is not None else []))
-    ids = sorted(rows)
-    matrix = np.vstack([rows[i] for i in ids]) if ids else None
-    basis = old.exact.basis if isinstance(old.exact, ScreenedNeighbours) else None
-    return _indexed(old.changed | fresh, ids, matrix, basis)
+    exact = old.exact.updated(fresh, new_ids, new_matrix)  # the rows kept (and their projection) as they are
+    if len(exact.ids) >= SCREEN_FROM and not isinstance(exact, ScreenedNeighbours):
+        return _indexed(old.changed | fresh, exact.ids, exact.matrix, None)
+    return Delta(old.changed | fresh, exact)
 
 
 def _indexed(changed: frozenset[str], ids: list[str], matrix: np.ndarray | None, basis: np.ndarray | None) -> Delta:
@@ -103,7 +101,8 @@ def compact_in_background(
         COMPACTING.add(key)
 
     def run() -> None:
-        try:
+        try:  # this thread gives way to searches from the start: reading the vectors too (core/priority.py)
+            lower_this_thread()
             own = open_catalog(path, create=False, migrate=False)
             info = build_index(own, method, metric, trees, False, version)
             hold(own, method, open_built(own, method, info))

@@ -21,9 +21,11 @@ method's space (core/search/space.py) picks one by its registered name (core/sea
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence, Set
 from functools import cached_property
+from typing import Self
 
 import numpy as np
 
@@ -130,6 +132,41 @@ class ExactNeighbours(NeighbourIndex):
     def vectors(self, ids: list[str]) -> np.ndarray:
         return self.matrix[[self.position[i] for i in ids]]
 
+    def updated(self, dropped: Set[str], ids: list[str], matrix: np.ndarray | None) -> ExactNeighbours:
+        """A copy with the rows of `dropped` taken out and `ids` (the rows of `matrix`) added after the
+        rows it keeps, which are copied once and not redone (a sync's batch: a few rows new, thousands kept)."""
+        new = set(ids)
+        kept = np.fromiter((p for p, i in enumerate(self.ids) if i not in dropped and i not in new), np.int64)
+        if not len(kept):
+            return self._fresh(ids, matrix)
+        added = self._rows_of(unit(matrix)) if ids and matrix is not None else None
+        rows = []
+        for n, old in enumerate(self._per_row()):
+            out = np.empty((len(kept) + len(ids), *old.shape[1:]), old.dtype)
+            np.take(old, kept, axis=0, out=out[: len(kept)])
+            if added is not None:
+                out[len(kept) :] = added[n]
+            rows.append(out)
+        return self._assembled([self.ids[p] for p in kept] + list(ids), rows)
+
+    def _fresh(self, ids: list[str], matrix: np.ndarray | None) -> ExactNeighbours:
+        return ExactNeighbours(ids, matrix, self.rerank)
+
+    def _per_row(self) -> list[np.ndarray]:
+        """Its arrays with a row per item, in the order of its ids."""
+        return [self.matrix]
+
+    def _rows_of(self, matrix: np.ndarray) -> list[np.ndarray]:
+        """The `_per_row` arrays of new unit vectors."""
+        return [matrix]
+
+    def _assembled(self, ids: list[str], rows: list[np.ndarray]) -> Self:
+        made = copy.copy(self)  # its settings (rerank, basis), not its look-ups
+        made.ids, made.matrix = ids, rows[0]
+        made.position = {item_id: n for n, item_id in enumerate(ids)}
+        made._last_excluded = None
+        return made
+
     def _positions(self, ids: Collection[str]) -> np.ndarray:
         return np.fromiter((p for i in ids if (p := self.position.get(i)) is not None), np.int64)
 
@@ -224,9 +261,26 @@ class ScreenedNeighbours(ExactNeighbours):
         hold for any; its own main directions, found from a sample, when None)."""
         super().__init__(ids, matrix)
         self.basis = principal_basis(self.matrix, rank) if basis is None else basis
-        self.projected = np.ascontiguousarray(self.matrix @ self.basis)
-        left = np.einsum("ij,ij->i", self.matrix, self.matrix) - np.einsum("ij,ij->i", self.projected, self.projected)
-        self.left_out = np.sqrt(np.maximum(left, 0)).astype(np.float32)  # |x - x'| of each item
+        _, self.projected, self.left_out = self._rows_of(self.matrix)
+
+    def _fresh(self, ids: list[str], matrix: np.ndarray | None) -> ExactNeighbours:
+        if not ids or matrix is None:
+            return ExactNeighbours([], None)
+        return ScreenedNeighbours(ids, matrix, self.basis.shape[1], self.basis)
+
+    def _per_row(self) -> list[np.ndarray]:
+        return [self.matrix, self.projected, self.left_out]
+
+    def _rows_of(self, matrix: np.ndarray) -> list[np.ndarray]:
+        """Each unit vector, its projection on the basis, and |x - x'|: what the projection leaves out of it."""
+        projected = np.ascontiguousarray(matrix @ self.basis)
+        left = np.einsum("ij,ij->i", matrix, matrix) - np.einsum("ij,ij->i", projected, projected)
+        return [matrix, projected, np.sqrt(np.maximum(left, 0)).astype(np.float32)]
+
+    def _assembled(self, ids: list[str], rows: list[np.ndarray]) -> Self:
+        made = super()._assembled(ids, rows)
+        made.projected, made.left_out = rows[1], rows[2]
+        return made
 
     def _kneighbors(self, queries, k, allowed, excludes, floors: np.ndarray | None = None) -> list[Ranked]:
         """With `floors`, only items that may reach the query's floor are scored, and only those that

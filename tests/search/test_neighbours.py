@@ -108,6 +108,43 @@ def test_screened_search_equals_exact_search(make):
     assert [screened.neighbours(q, 10)[0] for q in queries[:10]] == screened.neighbours(queries[:10], 10)
 
 
+@pytest.mark.parametrize("kind", ["exact", "screened"])
+def test_an_updated_index_is_the_one_made_from_its_rows(kind):
+    """A sync's batch: some rows dropped, some replaced, some new; the rows kept are not redone, and the
+    result is the index made from scratch from the same rows (with the same projection): kept rows in
+    their order, then the new ones."""
+    ids, matrix = clustered(1200, dim=64)
+    old = (
+        ExactNeighbours(ids[:1000], matrix[:1000])
+        if kind == "exact"
+        else ScreenedNeighbours(ids[:1000], matrix[:1000], 16)
+    )
+    new_ids = [ids[5], ids[500], *ids[1000:1100]]  # two replaced, a hundred new
+    new_matrix = clustered(len(new_ids), dim=64, seed=9)[1]
+    dropped = {ids[7], ids[999], ids[5], ids[500]}
+    updated = old.updated(dropped | set(new_ids), new_ids, new_matrix)
+    rows = {i: v for i, v in zip(ids[:1000], matrix[:1000]) if i not in dropped} | dict(zip(new_ids, new_matrix))
+    want = [i for i in ids[:1000] if i not in dropped] + new_ids
+    made = (
+        ExactNeighbours(want, np.vstack([rows[i] for i in want]))
+        if kind == "exact"
+        else ScreenedNeighbours(want, np.vstack([rows[i] for i in want]), 16, old.basis)
+    )
+    assert type(updated) is type(old) and updated.ids == made.ids and updated.position == made.position
+    np.testing.assert_allclose(updated.matrix, made.matrix, atol=1e-6)
+    if kind == "screened":
+        assert updated.basis is old.basis
+        np.testing.assert_allclose(updated.projected, made.projected, atol=1e-5)
+        np.testing.assert_allclose(updated.left_out, made.left_out, atol=1e-4)
+    queries = clustered(50, dim=64, seed=3)[1]
+    assert [[i for i, _ in r] for r in updated.neighbours(queries, 10)] == [
+        [i for i, _ in r] for r in made.neighbours(queries, 10)
+    ]
+    assert old.ids == ids[:1000] and len(old.matrix) == 1000  # the old one is untouched: searches may hold it
+    emptied = old.updated(set(ids[:1000]), [], None)
+    assert emptied.ids == [] and emptied.neighbours(queries[:1], 5) == [[]]
+
+
 def test_a_merged_search_with_a_screened_delta_equals_exact_search_over_both():
     """The delta scores only what can beat the bulk's k-th best: the union's answer is unchanged."""
     ids, matrix = low_rank(3000)
