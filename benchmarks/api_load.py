@@ -118,11 +118,23 @@ def add_curation(path: Path, ids: list[str]) -> None:
     db.conn.close()
 
 
-async def client(port: int, ids: list[str], requests: int, seed: int, out: list, query: str = "") -> None:
-    """One keep-alive connection sending `requests` similar-item requests; (seconds, ok) each."""
+async def client(
+    port: int,
+    ids: list[str],
+    requests: int,
+    seed: int,
+    out: list,
+    query: str = "",
+    until: threading.Event | None = None,
+) -> None:
+    """One keep-alive connection sending `requests` similar-item requests (and then more, until `until`
+    is set, when given); (seconds, ok) each."""
     rng = np.random.default_rng(seed)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    for j in rng.integers(0, len(ids), requests):
+    sent = 0
+    while sent < requests or (until is not None and not until.is_set()):
+        j = int(rng.integers(0, len(ids)))
+        sent += 1
         request = f"GET /items/{ids[j]}/similar?k=10{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\n\r\n"
         start = time.perf_counter()
         try:
@@ -152,12 +164,22 @@ def cpu_seconds(root: int) -> float:
     return total
 
 
-def load(port: int, ids: list[str], clients: int, requests: int, seed: int, server: int, query: str = "") -> dict:
-    """`clients` concurrent clients x `requests` requests: throughput, latency percentiles, errors."""
+def load(
+    port: int,
+    ids: list[str],
+    clients: int,
+    requests: int,
+    seed: int,
+    server: int,
+    query: str = "",
+    until: threading.Event | None = None,
+) -> dict:
+    """`clients` concurrent clients x `requests` requests (each going on until `until` is set, when
+    given): throughput, latency percentiles, errors."""
     results: list[tuple[float, bool]] = []
 
     async def run_all() -> None:
-        await asyncio.gather(*(client(port, ids, requests, seed + n, results, query) for n in range(clients)))
+        await asyncio.gather(*(client(port, ids, requests, seed + n, results, query, until) for n in range(clients)))
 
     start, cpu = time.perf_counter(), cpu_seconds(server)
     asyncio.run(run_all())

@@ -1,7 +1,7 @@
 """A live catalog's index: changes findable without a rebuild, merged search speed and recall, API under sync.
 
     python benchmarks/live_bench.py [--items 100000] [--changes 1000] [--delta 0.05] [--queries 200]
-                                    [--rounds 5] [--clients 16] [--requests 50] [--from-db data/demo.db]
+                                    [--rounds 5] [--clients 16] [--requests 100] [--from-db data/demo.db]
                                     [--no-api] [--write-docs]
 
 A catalog of `--items` items whose efficientnet_lite0 vectors are real vectors tiled with noise
@@ -14,9 +14,12 @@ A catalog of `--items` items whose efficientnet_lite0 vectors are real vectors t
    freshly built index, the two asked alternately query by query so that the machine's noise hits
    both alike; then the same for the merged index scanning its whole delta; `--rounds` rounds of
    both pairs: the median ratio and its range; and recall@10 against exact search over the live items.
-3. A `--clients`-client API load (benchmarks/api_load.py) while a sync stores `--changes` changed
-   vectors in 10 batches spread over the load and marks items gone, then while the index is compacted
-   (`index --compact`, a full rebuild beside the server): errors, p50 and p99, and when the work ran.
+3. A `--clients`-client API load (benchmarks/api_load.py) on `serve` with 2 workers, the catalog first
+   put `--delta` behind its index again (as when a compaction is due): after a warm-up, quiet (`--requests`
+   per client); while a sync stores `--changes` changed vectors in 10 batches over 5 s and marks items
+   gone; while the index is compacted (`index --compact`, a full rebuild in another process). The last
+   two loads go on until the work is done and 1 s more, so that they meet the workers taking up its
+   result (the new build verified and mapped). Errors, throughput, p50, p99, max and server CPU per request.
 Background compaction is switched off for this process and the server (LOOKALIKE_COMPACT_SHARE=1),
 so the merged search is timed alone and the compaction is the one `index --compact` of part 3. Prints one table; `--write-docs` renders it into the "live" section of docs/benchmarks.md.
 """
@@ -48,7 +51,9 @@ from common import ROOT, machine, write_section
 
 METHOD = "efficientnet_lite0"
 K = 10
-SYNC_BATCHES = 10  # the API phase's sync stores its changes in this many batches, spread over the load
+SYNC_BATCHES = 10  # the API phase's sync stores its changes in this many batches,
+SYNC_SECONDS = 5.0  # spread over this long
+AFTER_S = 1.0  # a loaded phase goes on this long after its work is done
 
 
 def make(path: Path, matrix: np.ndarray) -> list[str]:
@@ -100,7 +105,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the merged and fresh search")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument(
+        "--requests", type=int, default=100, help="per client, in the quiet phase (and at least, in the others)"
+    )
     parser.add_argument("--from-db", type=Path)
     parser.add_argument("--no-api", action="store_true", help="skip the API load (parts 1 and 2 only)")
     parser.add_argument("--write-docs", action="store_true")
@@ -171,66 +178,80 @@ def main() -> None:
         if args.no_api:
             rows.append(("API load", "not run (--no-api)"))
             return print(render(rows, args))
-        # API load during a sync (changes stored, items gone) and a compaction
-        port = free_port()
-        server = start_server(path, port, 2)
-        gone_now = set(gone)
-        live_ids = [i for i in ids[: len(ids) // 2] if i not in gone_now][:20_000]  # what clients ask for
-        leaving = [i for i in ids[len(ids) // 2 :] if i not in gone_now][: args.changes // 5]  # gone in the sync
-        try:
-            quiet = load(port, live_ids, args.clients, args.requests, 8, server.pid)  # also warms the server up
-            rows.append(
-                (
-                    f"API, {args.clients} clients, quiet",
-                    f"{quiet['errors']} errors of {quiet['requests']}, p50 {quiet['p50_ms']} ms, p99 {quiet['p99_ms']} ms",
-                )
-            )
-            quiet_s = quiet["requests"] / quiet["req_per_s"]
-            for phase in ("sync", "compaction"):
-                span: list[float] = []
-
-                def work(phase: str = phase, span: list[float] = span) -> None:
-                    span.append(time.perf_counter())
-                    if phase == "sync":  # stored in batches spread over the load, as `sync` embeds and stores them
-                        more = rng.choice(len(ids), args.changes, replace=False)
-                        fresh = tiled(base, args.changes, 0.3, 6)
-                        for part in range(SYNC_BATCHES):
-                            if part:
-                                time.sleep(quiet_s / SYNC_BATCHES)
-                            last = part == SYNC_BATCHES - 1
-                            change(
-                                db, ids, more[part::SYNC_BATCHES], fresh[part::SYNC_BATCHES], leaving if last else []
-                            )
-                    else:
-                        subprocess.run(
-                            [sys.executable, "-m", "core", "index", "--compact", "--method", METHOD, "--db", str(path)],
-                            cwd=ROOT,
-                            check=True,
-                            capture_output=True,
-                        )
-                    span.append(time.perf_counter())
-
-                worker = threading.Thread(target=work)
-                begun = time.perf_counter()
-                worker.start()
-                figures = load(port, live_ids, args.clients, args.requests, 9, server.pid)
-                ended = time.perf_counter()
-                worker.join()
-                rows.append(
-                    (
-                        f"API, {args.clients} clients during a {phase}",
-                        f"{figures['errors']} errors of {figures['requests']}, p50 {figures['p50_ms']} ms, "
-                        f"p99 {figures['p99_ms']} ms; the {phase} ran {span[0] - begun:.1f}-{span[1] - begun:.1f} s "
-                        f"of the load's 0-{ended - begun:.1f} s",
-                    )
-                )
-        finally:
-            server.terminate()
-            server.wait(30)
+        rows += api_phases(path, ids, gone, base, rng, args)
     table = render(rows, args)
     print(table)
     if args.write_docs:
         write_section("live", f"## A live catalog: delta index, compaction, API under sync\n\n{table}\n")
+
+
+def api_phases(
+    path: Path, ids: list[str], gone: list[str], base: np.ndarray, rng: np.random.Generator, args: argparse.Namespace
+) -> list[tuple[str, str]]:
+    """A `--clients`-client load on `serve` (2 workers) over the catalog `--delta` behind its index (half
+    changed vectors, half gone items): warmed up, quiet, then during a sync and during a compaction, each
+    of those two loads going on until its work is done and the server has met its result."""
+    db = open_catalog(path)
+    half = int(
+        args.items * args.delta / 2
+    )  # the index just built is `--delta` behind again, as when a compaction is due
+    gone_now = set(gone)
+    picked = rng.choice([n for n, i in enumerate(ids) if i not in gone_now], 2 * half, replace=False)
+    change(db, ids, picked[:half], tiled(base, half, 0.3, 7), [ids[p] for p in picked[half:]])
+    gone_now |= {ids[p] for p in picked[half:]}
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    port = free_port()
+    server = start_server(path, port, 2)
+    live_ids = [i for i in ids[: len(ids) // 2] if i not in gone_now][:20_000]  # what clients ask for
+    leaving = [i for i in ids[len(ids) // 2 :] if i not in gone_now][: args.changes // 5]  # gone in the sync
+    rows = [("index builds (the compaction's)", f"nice {settings.settings().build_nice} (LOOKALIKE_BUILD_NICE)")]
+
+    def row(name: str, figures: dict, extra: str = "") -> tuple[str, str]:
+        return (
+            f"API, {args.clients} clients, {name}",
+            f"{figures['errors']} errors of {figures['requests']:,}, {figures['req_per_s']:.0f} req/s, p50 "
+            f"{figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, max {figures['max_ms']} ms; server CPU "
+            f"{figures['server_cpu_ms']} ms a request{extra}",
+        )
+
+    def sync(done: threading.Event) -> None:  # stored in batches spread over SYNC_SECONDS, as `sync` stores them
+        more = rng.choice(len(ids), args.changes, replace=False)
+        fresh = tiled(base, args.changes, 0.3, 6)
+        for part in range(SYNC_BATCHES):
+            time.sleep(SYNC_SECONDS / SYNC_BATCHES if part else 0)
+            last = part == SYNC_BATCHES - 1
+            change(db, ids, more[part::SYNC_BATCHES], fresh[part::SYNC_BATCHES], leaving if last else [])
+
+    def compaction(done: threading.Event) -> None:  # a full rebuild in a process of its own, as `index --compact`
+        command = [sys.executable, "-m", "core", "index", "--compact", "--method", METHOD, "--db", str(path)]
+        subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+
+    try:
+        load(port, live_ids, args.clients, args.requests // 2, 7, server.pid)  # warm-up: every worker's caches
+        rows.append(row("quiet", load(port, live_ids, args.clients, args.requests, 8, server.pid)))
+        for name, work in (("during a sync", sync), ("during a compaction", compaction)):
+            done, span = threading.Event(), []
+
+            def run(work=work, done=done, span=span) -> None:
+                span.append(time.perf_counter())
+                try:
+                    work(done)
+                finally:
+                    span.append(time.perf_counter())
+                    time.sleep(AFTER_S)  # the workers meet the work's last change at their next requests
+                    done.set()
+
+            worker = threading.Thread(target=run)
+            begun = time.perf_counter()
+            worker.start()
+            figures = load(port, live_ids, args.clients, args.requests, 9, server.pid, until=done)
+            worker.join()
+            extra = f"; the work ran {span[0] - begun:.1f}-{span[1] - begun:.1f} s, the load 0-{time.perf_counter() - begun:.1f} s"
+            rows.append(row(name, figures, extra))
+    finally:
+        server.terminate()
+        server.wait(30)
+    return rows
 
 
 def render(rows: list[tuple[str, str]], args: argparse.Namespace) -> str:
