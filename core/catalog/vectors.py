@@ -200,17 +200,17 @@ def forget_failures(db: Catalog, method: str, reasons: tuple[str, ...] = ()) -> 
 GONE_SQL = "SELECT id FROM items WHERE gone_at IS NOT NULL"  # items that left the feed
 
 
-# A few items' rows: each checked by its own look-up (NOT IN would list every gone item for each read).
+# Named items' rows: each checked by its own look-up (NOT IN would list every gone item for each read).
 _LIVE_ROW_SQL = " AND NOT EXISTS (SELECT 1 FROM items g WHERE g.id = item_id AND g.gone_at IS NOT NULL)"
 
 
-def _of_version(version: str | None, live: bool = True, few: bool = False) -> tuple[str, list[str]]:
+def _of_version(version: str | None, live: bool = True, named: bool = False) -> tuple[str, list[str]]:
     """SQL and parameters keeping only the vectors of `version` (every vector when None) and, when
-    `live`, of items that have not left the feed (`few`: for reads of a few named items)."""
+    `live`, of items that have not left the feed (`named`: for reads of named items, by key)."""
     sql, params = (" AND version = ?", [version]) if version is not None else ("", [])
     if not live:
         return sql, params
-    return sql + (_LIVE_ROW_SQL if few else f" AND item_id NOT IN ({GONE_SQL})"), params
+    return sql + (_LIVE_ROW_SQL if named else f" AND item_id NOT IN ({GONE_SQL})"), params
 
 
 def gone_ids(db: Catalog) -> set[str]:
@@ -243,7 +243,7 @@ def load_matrix(
 
 def get_vector(db: Catalog, method: str, item_id: str, version: str | None = None) -> np.ndarray | None:
     """One item's stored vector of a method (of `version` only, when given; None when it has none)."""
-    sql, params = _of_version(version, few=True)
+    sql, params = _of_version(version, named=True)
     row = db.execute(
         f"SELECT vector FROM embeddings WHERE method = ? AND item_id = ?{sql}", (method, str(item_id), *params)
     ).fetchone()
@@ -255,7 +255,7 @@ def _stored(
 ) -> Iterator[tuple[str, bytes, str]]:
     """(item id, vector blob, source hash) of the given items that have a vector of `method` (of `version`)."""
     wanted = sorted(set(item_ids))
-    sql, params = _of_version(version, few=True)
+    sql, params = _of_version(version, named=True)
     for start in range(0, len(wanted), 900):
         chunk = wanted[start : start + 900]
         yield from db.execute(
@@ -338,14 +338,15 @@ def generation(db: Catalog, method: str) -> int:
 def vector_count(db: Catalog, method: str, version: str | None = None, live: bool = True) -> int:
     """How many vectors of `method` are stored (of `version` only, when given; of live items only unless
     not `live`): every one counted from the index, less those of gone items, found from the gone items."""
-    sql, params = (" AND version = ?", [version]) if version is not None else ("", [])
-    total = db.execute(f"SELECT count(*) FROM embeddings WHERE method = ?{sql}", (method, *params)).fetchone()[0]
+    params = (method,) if version is None else (method, version)
+    of_version = "" if version is None else " AND version = ?"
+    total = db.execute(f"SELECT count(*) FROM embeddings WHERE method = ?{of_version}", params).fetchone()[0]
     if not live:
         return total
     gone = db.execute(
         "SELECT count(*) FROM items g CROSS JOIN embeddings e ON e.method = ? AND e.item_id = g.id "  # gone items first
-        f"WHERE g.gone_at IS NOT NULL{sql.replace('version', 'e.version')}",
-        (method, *params),
+        f"WHERE g.gone_at IS NOT NULL{'' if version is None else ' AND e.version = ?'}",
+        params,
     ).fetchone()[0]
     return total - gone
 

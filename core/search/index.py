@@ -151,7 +151,7 @@ def build_index(
 ) -> IndexInfo:
     """Build (or rebuild) a method's Annoy index from its stored vectors; return its manifest.
     `metric`: the method's (recorded in the manifest). A method's space calls this (`MethodSpace.build_index`).
-    The build gives way to searches: it runs at the lowest CPU priority (core/priority.py)."""
+    The build gives way to searches: it runs at LOOKALIKE_BUILD_NICE (core/priority.py)."""
     trees = DEFAULT_TREES if trees is None else trees
     if trees < 1:
         raise ValueError("trees must be at least 1")

@@ -395,7 +395,8 @@ def test_writing_holds_the_lock_from_its_start_and_waits_for_another_writer(db_p
     from core.catalog.db import writing
 
     db, other = open_catalog(db_path), open_catalog(db_path)
-    db.conn.execute("PRAGMA busy_timeout = 0")  # SQLite answers busy at once: writing itself must wait
+    for conn in (db.conn, other.conn):  # SQLite answers busy at once: writing itself must wait
+        conn.execute("PRAGMA busy_timeout = 0")
     other.conn.execute("BEGIN IMMEDIATE")
     other.conn.execute("INSERT INTO items (id, source) VALUES ('a', 'csv')")
     threading.Timer(0.5, other.conn.commit).start()
