@@ -214,7 +214,7 @@ def api_phases(
             f"{figures['server_cpu_ms']} ms a request{extra}",
         )
 
-    def sync(done: threading.Event) -> None:  # stored in batches spread over SYNC_SECONDS, as `sync` stores them
+    def sync() -> None:  # stored in batches spread over SYNC_SECONDS, as `sync` stores them
         more = rng.choice(len(ids), args.changes, replace=False)
         fresh = tiled(base, args.changes, 0.3, 6)
         for part in range(SYNC_BATCHES):
@@ -222,7 +222,7 @@ def api_phases(
             last = part == SYNC_BATCHES - 1
             change(db, ids, more[part::SYNC_BATCHES], fresh[part::SYNC_BATCHES], leaving if last else [])
 
-    def compaction(done: threading.Event) -> None:  # a full rebuild in a process of its own, as `index --compact`
+    def compaction() -> None:  # a full rebuild in a process of its own, as `index --compact`
         command = [sys.executable, "-m", "core", "index", "--compact", "--method", METHOD, "--db", str(path)]
         subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
 
@@ -235,7 +235,7 @@ def api_phases(
             def run(work=work, done=done, span=span) -> None:
                 span.append(time.perf_counter())
                 try:
-                    work(done)
+                    work()
                 finally:
                     span.append(time.perf_counter())
                     time.sleep(AFTER_S)  # the workers meet the work's last change at their next requests

@@ -27,19 +27,17 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def lower_this_thread() -> bool:
+def _lower_this_thread() -> None:
     """Give the calling thread, and the threads it starts from now on, an index build's priority
-    (LOOKALIKE_BUILD_NICE). False where that cannot be done for one thread alone (not Linux) or is refused."""
+    (LOOKALIKE_BUILD_NICE), where a thread can have one of its own (Linux) and the system allows it."""
     nice = settings().build_nice  # a bad value: SettingError, on every system
     if not sys.platform.startswith("linux"):
-        return False
+        return
     thread = threading.get_native_id()  # Linux: this thread alone; never raised above where it is
     try:
         os.setpriority(os.PRIO_PROCESS, thread, max(nice, os.getpriority(os.PRIO_PROCESS, thread)))
     except OSError:
         log.info("could not lower this thread's priority", exc_info=True)
-        return False
-    return True
 
 
 def giving_way(work: Callable[[], T]) -> T:
@@ -50,7 +48,7 @@ def giving_way(work: Callable[[], T]) -> T:
 
     def run() -> None:
         try:
-            lower_this_thread()
+            _lower_this_thread()
             done.set_result(context.run(work))
         except BaseException as exc:  # handed to the waiting thread, which raises it
             done.set_exception(exc)

@@ -27,7 +27,6 @@ import numpy as np
 
 from core.catalog.db import Catalog, open_catalog
 from core.catalog.vectors import changed_since, vectors_of
-from core.priority import lower_this_thread
 from core.search import caches
 from core.search.index import COMPACTING, IndexInfo, LoadedIndex, build_index, hold, open_built
 from core.search.neighbours import SCREEN_RANK, ExactNeighbours, ScreenedNeighbours
@@ -101,8 +100,7 @@ def compact_in_background(
         COMPACTING.add(key)
 
     def run() -> None:
-        try:  # this thread gives way to searches from the start: reading the vectors too (core/priority.py)
-            lower_this_thread()
+        try:  # build_index gives way to searches itself (core/priority.py)
             own = open_catalog(path, create=False, migrate=False)
             info = build_index(own, method, metric, trees, False, version)
             hold(own, method, open_built(own, method, info))
