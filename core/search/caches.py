@@ -56,6 +56,7 @@ EXTRACTORS: dict[tuple[str, str, str, str], Extractor] = {}  # oldest use first
 INDICES: dict[tuple[str, str], Any] = SnapshotDict()  # index files load and build side by side
 FIELDS: dict[tuple[str], tuple[Any, list[str]]] = {}
 GONE: dict[tuple[str], tuple[int, frozenset[str]]] = {}
+EVERY = (MATRICES, COUNTS, VERSIONS, SEARCHED, DELTAS, EXTRACTORS, INDICES, FIELDS, GONE)  # the table above
 _KEY_LOCKS: dict[tuple[int, tuple], threading.RLock] = {}
 
 
@@ -120,5 +121,5 @@ def forget(cache: dict, key: tuple) -> None:
 def clear(*caches: dict) -> None:
     """Forget the given caches (every one when none is named): tests, or files replaced by hand."""
     with LOCK:
-        for cache in caches or (MATRICES, COUNTS, VERSIONS, SEARCHED, DELTAS, EXTRACTORS, INDICES, FIELDS):
+        for cache in caches or EVERY:
             cache.clear()
