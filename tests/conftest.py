@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from helpers import DEMO, SHARED, link_tree, opened_copy
+from helpers import DEMO, SHARED, clear_caches, link_tree, opened_copy
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -26,7 +26,6 @@ def fresh_caches(monkeypatch):
 
     from core import settings
     from core.methods import devices
-    from core.search import caches
 
     main = sys.modules["__main__"]  # AppTest swaps it for the app script; spawned processes read it
     real_setenv = monkeypatch.setenv
@@ -36,10 +35,10 @@ def fresh_caches(monkeypatch):
         settings.reload()
 
     monkeypatch.setenv = setenv
-    caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS, caches.FIELDS, caches.GONE)
+    clear_caches()
     settings.reload()
     yield
-    caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS, caches.FIELDS, caches.GONE)
+    clear_caches()
     monkeypatch.undo()
     settings.reload()
     devices.select(None)  # a test's device choice does not outlive it

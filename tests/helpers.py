@@ -48,7 +48,6 @@ def run_here(*args: str) -> subprocess.CompletedProcess:
     from core import settings
     from core.cli import main
     from core.methods import backends, devices
-    from core.search import caches
 
     out, err = io.StringIO(), io.StringIO()
     handler = logging.StreamHandler(err)
@@ -61,15 +60,23 @@ def run_here(*args: str) -> subprocess.CompletedProcess:
         for name, fresh in (("_selected", None), ("_precision", None), ("_warned", False)):
             patch.setattr(devices, name, fresh)
         settings.reload()
-        caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS, caches.FIELDS)
+        clear_caches()
         root.addHandler(handler)
         try:
             code = main(list(args))
         finally:
             root.removeHandler(handler)
-            caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS, caches.FIELDS)
+            clear_caches()
     settings.reload()
     return subprocess.CompletedProcess(["python", "-m", "core", *args], code, out.getvalue(), err.getvalue())
+
+
+def clear_caches() -> None:
+    """Forget the indices, vectors, counts, fields and gone items cached by an earlier test or command
+    (loaded models stay)."""
+    from core.search import caches
+
+    caches.clear(caches.INDICES, caches.MATRICES, caches.COUNTS, caches.FIELDS, caches.GONE)
 
 
 def page(name: str):

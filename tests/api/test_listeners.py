@@ -17,7 +17,7 @@ import pytest
 
 from core.api.listeners import BALANCED, bind_reuse_port
 
-from helpers import ROOT, run_cli
+from helpers import ROOT, free_port, run_cli
 
 pytestmark = pytest.mark.skipif(not BALANCED, reason="the kernel shares connections out this way on Linux only")
 CONNECTIONS = 32
@@ -33,12 +33,6 @@ def test_a_listener_sent_to_a_worker_is_a_socket_of_its_own_on_the_same_port():
     finally:
         copy.close()
         first.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _listening_workers(server: subprocess.Popen, port: int, workers: int, timeout: float = 120) -> list[int]:
@@ -81,7 +75,7 @@ def _connections_per_worker(workers: list[int], port: int) -> dict[int, int]:
 
 
 def test_two_workers_share_the_connections_also_after_one_is_replaced(embedded_demo):
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "core", "serve", "--db", str(embedded_demo.path), "--port", str(port), "--workers", "2"],
         cwd=ROOT,
